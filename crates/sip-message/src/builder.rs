@@ -1,0 +1,171 @@
+//! Building new requests and responses (RFC 3261 §8.1.1, §8.2.6).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::header::HeaderName;
+use crate::message::Message;
+
+/// Writes the header lines and body shared by both builders.
+#[derive(Debug, Default)]
+struct Parts {
+    out: BytesMut,
+    body: Option<(String, Bytes)>,
+}
+
+impl Parts {
+    fn header(&mut self, name: &str, value: &str) {
+        self.out.reserve(name.len() + value.len() + 4);
+        self.out.put_slice(name.as_bytes());
+        self.out.put_slice(b": ");
+        self.out.put_slice(value.as_bytes());
+        self.out.put_slice(b"\r\n");
+    }
+
+    fn finish(mut self) -> Bytes {
+        let body = match self.body.take() {
+            Some((ct, body)) => {
+                self.header("Content-Type", &ct);
+                body
+            }
+            None => Bytes::new(),
+        };
+        self.header("Content-Length", &body.len().to_string());
+        self.out.put_slice(b"\r\n");
+        self.out.put_slice(&body);
+        self.out.freeze()
+    }
+}
+
+/// Builds a request line by line.
+#[derive(Debug)]
+pub struct RequestBuilder {
+    parts: Parts,
+}
+
+impl RequestBuilder {
+    /// Starts `METHOD uri SIP/2.0`.
+    pub fn new(method: &str, uri: &str) -> Self {
+        let mut parts = Parts::default();
+        parts
+            .out
+            .put_slice(format!("{method} {uri} SIP/2.0\r\n").as_bytes());
+        RequestBuilder { parts }
+    }
+
+    /// Adds a header field.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.parts.header(name, value);
+        self
+    }
+
+    /// Sets the body and its Content-Type.
+    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.parts.body = Some((content_type.to_owned(), body.into()));
+        self
+    }
+
+    /// Writes the request; Content-Length is added.
+    pub fn build(self) -> Bytes {
+        self.parts.finish()
+    }
+}
+
+/// Builds a response line by line.
+#[derive(Debug)]
+pub struct ResponseBuilder {
+    parts: Parts,
+}
+
+impl ResponseBuilder {
+    /// Starts `SIP/2.0 code reason`.
+    pub fn new(code: u16, reason: &str) -> Self {
+        let mut parts = Parts::default();
+        parts
+            .out
+            .put_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());
+        ResponseBuilder { parts }
+    }
+
+    /// Starts a response to `request` (RFC 3261 §8.2.6.2): copies every Via, From, To,
+    /// Call-ID, CSeq (and Timestamp on 100); adds `to_tag` to To when To has no tag.
+    pub fn for_request(request: &Message, code: u16, reason: &str, to_tag: Option<&str>) -> Self {
+        let mut b = ResponseBuilder::new(code, reason);
+        for h in request.headers() {
+            let copy = match h.name {
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => true,
+                HeaderName::Timestamp => code == 100,
+                HeaderName::To => {
+                    let value = h.value_unfolded();
+                    match to_tag {
+                        Some(tag) if request.to().is_ok_and(|t| t.tag().is_none()) => {
+                            b.parts.header("To", &format!("{value};tag={tag}"));
+                        }
+                        _ => b.parts.header("To", &value),
+                    }
+                    false
+                }
+                _ => false,
+            };
+            if copy {
+                b.parts.header(h.name.as_str(), &h.value_unfolded());
+            }
+        }
+        b
+    }
+
+    /// Adds a header field.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.parts.header(name, value);
+        self
+    }
+
+    /// Sets the body and its Content-Type.
+    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.parts.body = Some((content_type.to_owned(), body.into()));
+        self
+    }
+
+    /// Writes the response; Content-Length is added.
+    pub fn build(self) -> Bytes {
+        self.parts.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_and_response() {
+        let req = RequestBuilder::new("INVITE", "sip:bob@example.com")
+            .header("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKabc")
+            .header("From", "<sip:alice@example.com>;tag=a1")
+            .header("To", "<sip:bob@example.com>")
+            .header("Call-ID", "c1")
+            .header("CSeq", "1 INVITE")
+            .header("Max-Forwards", "70")
+            .header("Timestamp", "54")
+            .body("application/sdp", "v=0\r\n")
+            .build();
+        let req = Message::parse(req).unwrap();
+        req.validate().unwrap();
+        req.sanity_check().unwrap();
+        assert_eq!(req.body().as_ref(), b"v=0\r\n");
+        let resp = ResponseBuilder::for_request(&req, 180, "Ringing", Some("b2"))
+            .header("Contact", "<sip:bob@h>")
+            .build();
+        let resp = Message::parse(resp).unwrap();
+        resp.validate().unwrap();
+        assert_eq!(resp.status(), Some(180));
+        assert_eq!(resp.to().unwrap().tag(), Some("b2"));
+        assert_eq!(resp.from().unwrap().tag(), Some("a1"));
+        assert_eq!(resp.top_via().unwrap().branch(), Some("z9hG4bKabc"));
+        assert!(resp.header(HeaderName::Timestamp).is_none());
+        assert_eq!(resp.content_length(), Some(0));
+        let trying =
+            Message::parse(ResponseBuilder::for_request(&req, 100, "Trying", None).build())
+                .unwrap();
+        assert_eq!(trying.to().unwrap().tag(), None);
+        assert!(trying.header(HeaderName::Timestamp).is_some());
+    }
+}

@@ -1,0 +1,160 @@
+//! Framing of messages on a stream transport (TCP, TLS): Content-Length delimits each
+//! message (RFC 3261 §18.3); CRLF keep-alives (RFC 5626 §3.5.1) are recognised.
+
+use bytes::{Buf, BytesMut};
+
+use crate::error::{ErrorKind, ParseError};
+use crate::limits::Limits;
+use crate::message::{parse_head, ContentLength, Message};
+
+/// What the decoder found at the front of the stream buffer.
+#[derive(Debug)]
+pub enum Frame {
+    /// A complete message, removed from the buffer.
+    Message(Message),
+    /// A `CRLF CRLF` keep-alive ping, removed from the buffer; answer with one `CRLF`.
+    Ping,
+}
+
+/// Splits a byte stream into messages.
+#[derive(Debug, Clone, Default)]
+pub struct StreamDecoder {
+    limits: Limits,
+}
+
+impl StreamDecoder {
+    /// A decoder enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        StreamDecoder { limits }
+    }
+
+    /// Takes the next frame off the front of `buf`. `Ok(None)` means more bytes are needed.
+    /// After an error the stream cannot be resynchronised and should be closed.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ParseError> {
+        if buf.starts_with(b"\r\n\r\n") {
+            buf.advance(4);
+            return Ok(Some(Frame::Ping));
+        }
+        let blank = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        if blank == buf.len() && blank < 4 {
+            // Maybe the start of a ping: wait to see.
+            return Ok(None);
+        }
+        // A lone CRLF is a keep-alive pong, or noise before a start line: skip it.
+        buf.advance(blank);
+        let Some(head_end) = find_head_end(buf) else {
+            if buf.len() > self.limits.max_message_size {
+                return Err(ParseError::new(
+                    ErrorKind::TooLarge,
+                    self.limits.max_message_size,
+                ));
+            }
+            return Ok(None);
+        };
+        if head_end > self.limits.max_message_size {
+            return Err(ParseError::new(
+                ErrorKind::TooLarge,
+                self.limits.max_message_size,
+            ));
+        }
+        let head = parse_head(&buf[..head_end], 0, &self.limits)?;
+        let body_len = match head.content_length {
+            ContentLength::Value(n) => n,
+            ContentLength::Absent => {
+                return Err(ParseError::new(ErrorKind::MissingContentLength, 0))
+            }
+            ContentLength::Conflicting => {
+                return Err(ParseError::new(ErrorKind::ConflictingContentLength, 0))
+            }
+        };
+        let total = head_end
+            .checked_add(body_len)
+            .filter(|&t| t <= self.limits.max_message_size)
+            .ok_or(ParseError::new(ErrorKind::TooLarge, head_end))?;
+        if buf.len() < total {
+            buf.reserve(total - buf.len());
+            return Ok(None);
+        }
+        let bytes = buf.split_to(total).freeze();
+        Ok(Some(Frame::Message(Message::from_parts(
+            bytes, 0, head, body_len,
+        ))))
+    }
+}
+
+/// Offset just past the empty line that ends the header section (CRLF or bare LF line ends).
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    for lf in memchr::memchr_iter(b'\n', buf) {
+        match buf.get(lf + 1) {
+            Some(b'\n') => return Some(lf + 2),
+            Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQ: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 5\r\n\r\nhello";
+
+    fn decode_all(chunks: &[&[u8]]) -> Vec<String> {
+        let d = StreamDecoder::default();
+        let mut buf = BytesMut::new();
+        let mut out = vec![];
+        for c in chunks {
+            buf.extend_from_slice(c);
+            while let Some(f) = d.decode(&mut buf).unwrap() {
+                out.push(match f {
+                    Frame::Ping => "ping".to_string(),
+                    Frame::Message(m) => String::from_utf8(m.body().to_vec()).unwrap(),
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn byte_by_byte_and_pipelined() {
+        let mut all = REQ.to_vec();
+        all.extend_from_slice(b"\r\n\r\n");
+        all.extend_from_slice(REQ);
+        let bytes: Vec<&[u8]> = all.chunks(1).collect();
+        assert_eq!(decode_all(&bytes), ["hello", "ping", "hello"]);
+        assert_eq!(decode_all(&[&all]), ["hello", "ping", "hello"]);
+    }
+
+    #[test]
+    fn stream_errors() {
+        let d = StreamDecoder::default();
+        let mut buf = BytesMut::from(&b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n\r\n"[..]);
+        assert_eq!(
+            d.decode(&mut buf).unwrap_err().kind,
+            ErrorKind::MissingContentLength
+        );
+        let mut buf = BytesMut::from(&b"OPTIONS sip:a@b SIP/2.0\r\nl: 1\r\nl: 2\r\n\r\nab"[..]);
+        assert_eq!(
+            d.decode(&mut buf).unwrap_err().kind,
+            ErrorKind::ConflictingContentLength
+        );
+        let small = StreamDecoder::new(Limits {
+            max_message_size: 100,
+            ..Limits::default()
+        });
+        let mut buf = BytesMut::from(&[b'a'; 200][..]);
+        assert_eq!(
+            small.decode(&mut buf).unwrap_err().kind,
+            ErrorKind::TooLarge
+        );
+        let mut buf = BytesMut::from(&b"OPTIONS sip:a@b SIP/2.0\r\nl: 1000\r\n\r\n"[..]);
+        assert_eq!(
+            small.decode(&mut buf).unwrap_err().kind,
+            ErrorKind::TooLarge
+        );
+    }
+}
