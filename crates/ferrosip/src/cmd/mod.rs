@@ -1,0 +1,4 @@
+//! Subcommands.
+
+pub(crate) mod parse;
+mod parse_json;
