@@ -357,6 +357,11 @@ Content-Length: 4\r\n\r\nv=0\r";
         let m = parse("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n");
         let out = text(m.edit().finish());
         assert!(out.ends_with("Content-Length: 0\r\n\r\n"), "{out}");
+        let m = parse("OPTIONS sip:a@b SIP/2.0\r\n\r\nbody");
+        assert_eq!(
+            text(m.edit().finish()),
+            "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 4\r\n\r\nbody"
+        );
         let m = parse("OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r\ntrailing");
         assert_eq!(
             text(m.edit().finish()),

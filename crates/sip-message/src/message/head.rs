@@ -64,6 +64,8 @@ pub(crate) enum ContentLength {
 #[derive(Debug, Clone)]
 pub(crate) struct Head {
     pub(crate) start_line: StartLine,
+    /// Offset of the line after the start line.
+    pub(crate) start_line_next: usize,
     pub(crate) headers: HeaderIndex,
     /// Offset of the first body byte (just after the empty line).
     pub(crate) body_start: usize,
@@ -94,6 +96,7 @@ pub(crate) fn parse_head(buf: &[u8], start: usize, limits: &Limits) -> Result<He
         return Err(err(ErrorKind::LineTooLong, start));
     }
     let start_line = parse_start_line(buf, start, sl_end)?;
+    let start_line_next = at;
     let mut headers = HeaderIndex::new();
     let mut content_length = ContentLength::Absent;
     loop {
@@ -150,6 +153,7 @@ pub(crate) fn parse_head(buf: &[u8], start: usize, limits: &Limits) -> Result<He
     }
     Ok(Head {
         start_line,
+        start_line_next,
         headers,
         body_start: at,
         content_length,

@@ -171,10 +171,7 @@ impl Message {
     }
 
     pub(crate) fn start_line_end(&self) -> usize {
-        self.head
-            .headers
-            .first()
-            .map_or(self.head.body_start, |h| h.line.start as usize)
+        self.head.start_line_next
     }
 
     pub(crate) fn body_span(&self) -> Span {
