@@ -8,6 +8,8 @@ use crate::limits::Limits;
 use crate::message::{parse_head, ContentLength, Message};
 
 /// What the decoder found at the front of the stream buffer.
+// A frame is matched as soon as it is returned; boxing the message would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Frame {
     /// A complete message, removed from the buffer.

@@ -28,7 +28,7 @@ impl<'a> Host<'a> {
         if s.is_empty() {
             return Err(SyntaxError("empty host"));
         }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        if s.as_bytes()[0].is_ascii_digit() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             return s
                 .parse()
                 .map(Host::Ipv4)
@@ -63,7 +63,7 @@ impl<'a> Host<'a> {
                 ),
             }
         } else {
-            match s.split_once(':') {
+            match crate::syntax::split_byte(s, b':') {
                 Some((h, p)) => (h, Some(p)),
                 None => (s, None),
             }
@@ -130,20 +130,26 @@ fn parse_ipv6(s: &str) -> Result<Ipv6Addr, SyntaxError> {
 }
 
 /// `hostname = *( domainlabel "." ) toplabel [ "." ]`; labels are alphanumerics and hyphens
-/// (underscores tolerated, as deployed DNS names carry them).
+/// (underscores tolerated, as deployed DNS names carry them). One pass over the bytes.
 fn check_domain(s: &str) -> Result<(), SyntaxError> {
-    let s = s.strip_suffix('.').unwrap_or(s);
-    for label in s.split('.') {
-        let b = label.as_bytes();
-        let ok = !b.is_empty()
-            && b.len() <= 63
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_');
-        if !ok {
-            return Err(SyntaxError("invalid host name"));
+    let b = s.as_bytes();
+    let b = b.strip_suffix(b".").unwrap_or(b);
+    let bad = SyntaxError("invalid host name");
+    let mut label_start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'.' {
+            if i == label_start || b[i - 1] == b'-' || i - label_start > 63 {
+                return Err(bad);
+            }
+            label_start = i + 1;
+        } else if !crate::syntax::LABEL[c as usize]
+            || (i == label_start && !c.is_ascii_alphanumeric())
+        {
+            return Err(bad);
         }
+    }
+    if b.len() == label_start || b[b.len() - 1] == b'-' || b.len() - label_start > 63 {
+        return Err(bad);
     }
     Ok(())
 }

@@ -119,32 +119,25 @@ impl<'a> Iterator for ParamIter<'a> {
 
 /// Returns the text of the parameter whose `;` is at `at`, and where the next one starts.
 fn split_one(raw: &str, at: usize) -> Result<(&str, usize), SyntaxError> {
-    let mut s = Scanner::new(raw);
-    s.set_pos(at + 1);
-    let start = s.pos();
+    let b = raw.as_bytes();
+    let start = at + 1;
+    let mut i = start;
     loop {
-        match s.peek() {
-            None | Some(b';') => break,
-            Some(b'"') => {
+        match memchr::memchr2(b';', b'"', &b[i..]) {
+            None => return Ok((&raw[start..], raw.len())),
+            Some(off) if b[i + off] == b';' => return Ok((&raw[start..i + off], i + off)),
+            Some(off) => {
+                let mut s = Scanner::new(raw);
+                s.set_pos(i + off);
                 s.quoted_string()?;
+                i = s.pos();
             }
-            Some(_) => s.set_pos(s.pos() + utf8_len(raw.as_bytes()[s.pos()])),
         }
-    }
-    Ok((s.slice(start, s.pos()), s.pos()))
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xf0..=0xff => 4,
-        0xe0..=0xef => 3,
-        0xc0..=0xdf => 2,
-        _ => 1,
     }
 }
 
 fn name_value(text: &str) -> Param<'_> {
-    match text.split_once('=') {
+    match crate::syntax::split_byte(text, b'=') {
         Some((n, v)) => Param {
             name: trim_lws(n),
             value: Some(trim_lws(v)),

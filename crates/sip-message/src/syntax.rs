@@ -32,6 +32,8 @@ static PASSWORD: [bool; 256] = class(b"-_.!~*'()&=+$,", true);
 static PARAM: [bool; 256] = class(b"-_.!~*'()[]/:&+$", true);
 /// URI header `hname` / `hvalue` characters.
 static HNV: [bool; 256] = class(b"-_.!~*'()[]/?:+$", true);
+/// Characters of a domain label (`_` tolerated).
+pub(crate) static LABEL: [bool; 256] = class(b"-_", true);
 /// Header parameter values: `token` or `host` (IPv6 with or without brackets).
 static GEN_VALUE: [bool; 256] = class(b"-.!%*_+`'~:[]", true);
 
@@ -57,8 +59,18 @@ pub(crate) fn is_lws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+#[inline]
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let (mut start, mut end) = (0, b.len());
+    while start < end && is_lws(b[start]) {
+        start += 1;
+    }
+    while end > start && is_lws(b[end - 1]) {
+        end -= 1;
+    }
+    // Only ASCII white space was skipped, so both ends are character boundaries.
+    &s[start..end]
 }
 
 /// Which URI component a string is checked against.
@@ -271,4 +283,23 @@ pub(crate) fn parse_u64(s: &str) -> Option<u64> {
         v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
     }
     Some(v)
+}
+
+/// Splits at the first occurrence of the ASCII byte `b`.
+#[inline]
+pub(crate) fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    find_byte(s, b).map(|i| (&s[..i], &s[i + 1..]))
+}
+
+/// Position of the first occurrence of the ASCII byte `b`. The strings searched here are
+/// short URI and parameter pieces, where a plain loop beats a vectorised search's set-up.
+#[inline]
+pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// Position of the last occurrence of the ASCII byte `b`.
+#[inline]
+pub(crate) fn rfind_byte(s: &str, b: u8) -> Option<usize> {
+    s.bytes().rposition(|c| c == b)
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use crate::error::SyntaxError;
 use crate::host::Host;
 use crate::params::{ParamRules, Params};
-use crate::syntax::{check_uri_part, percent_decode, UriPart};
+use crate::syntax::{check_uri_part, find_byte, percent_decode, rfind_byte, split_byte, UriPart};
 
 /// A parsed URI borrowing from the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub struct OtherUri<'a> {
 impl<'a> Uri<'a> {
     /// Parses a URI; it must not contain white space.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, SyntaxError> {
-        let (scheme, rest) = s.split_once(':').ok_or(SyntaxError("URI without scheme"))?;
+        let (scheme, rest) = split_byte(s, b':').ok_or(SyntaxError("URI without scheme"))?;
         let sb = scheme.as_bytes();
         let scheme_ok = sb.first().is_some_and(u8::is_ascii_alphabetic)
             && sb
@@ -103,7 +103,7 @@ impl<'a> Uri<'a> {
     /// The scheme as written.
     pub fn scheme(&self) -> &'a str {
         let raw = self.as_str();
-        &raw[..raw.find(':').unwrap_or(0)]
+        &raw[..find_byte(raw, b':').unwrap_or(0)]
     }
 
     /// The SIP URI, if this is one.
@@ -131,7 +131,7 @@ impl<'a> SipUri<'a> {
         let (user, password) = match userinfo {
             None => (None, None),
             Some(ui) => {
-                let (u, p) = match ui.split_once(':') {
+                let (u, p) = match split_byte(ui, b':') {
                     Some((u, p)) => (u, Some(p)),
                     None => (ui, None),
                 };
@@ -145,17 +145,17 @@ impl<'a> SipUri<'a> {
                 (Some(u), p)
             }
         };
-        let (before_headers, headers) = match hostpart.split_once('?') {
+        let (before_headers, headers) = match split_byte(hostpart, b'?') {
             Some((b, h)) => (b, Some(h)),
             None => (hostpart, None),
         };
-        let (hostport, params) = match before_headers.find(';') {
+        let (hostport, params) = match find_byte(before_headers, b';') {
             Some(i) => before_headers.split_at(i),
             None => (before_headers, ""),
         };
         let (host, port) = Host::parse_with_port(hostport)?;
         let host_raw = match port {
-            Some(_) => &hostport[..hostport.rfind(':').unwrap_or(hostport.len())],
+            Some(_) => &hostport[..rfind_byte(hostport, b':').unwrap_or(hostport.len())],
             None => hostport,
         };
         let params = Params::parse(params, ParamRules::Uri)?;
@@ -207,7 +207,7 @@ fn check_uri_headers(h: &str) -> Result<(), SyntaxError> {
 
 impl<'a> TelUri<'a> {
     fn parse_rest(raw: &'a str, rest: &'a str) -> Result<TelUri<'a>, SyntaxError> {
-        let (number, params) = match rest.find(';') {
+        let (number, params) = match find_byte(rest, b';') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };

@@ -56,9 +56,8 @@ impl<'a> AuthHeader<'a> {
 }
 
 fn split_param(item: &str) -> Result<(&str, &str), SyntaxError> {
-    let (name, value) = item
-        .split_once('=')
-        .ok_or(SyntaxError("auth parameter without '='"))?;
+    let (name, value) =
+        crate::syntax::split_byte(item, b'=').ok_or(SyntaxError("auth parameter without '='"))?;
     let (name, value) = (trim_lws(name), trim_lws(value));
     if !is_token(name) {
         return Err(SyntaxError("invalid auth parameter name"));
@@ -69,8 +68,7 @@ fn split_param(item: &str) -> Result<(&str, &str), SyntaxError> {
         if !sc.at_end() {
             return Err(SyntaxError("junk after quoted auth parameter"));
         }
-    } else if !is_token(value) && !(value.len() > 1 && value.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
+    } else if !is_token(value) {
         return Err(SyntaxError("invalid auth parameter value"));
     }
     Ok((name, value))

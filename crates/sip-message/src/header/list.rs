@@ -1,5 +1,7 @@
 //! Splitting comma-separated header values (RFC 3261 §7.3.1).
 
+use crate::syntax::trim_lws;
+
 /// Iterates over the comma-separated elements of a header value, ignoring commas inside
 /// quoted strings and `<…>`. Elements are trimmed; empty elements are yielded as empty
 /// strings so that validation can reject them.
@@ -20,25 +22,39 @@ impl<'a> Iterator for ListIter<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let s = self.rest?;
         let b = s.as_bytes();
-        let (mut quoted, mut angle) = (false, false);
         let mut i = 0;
-        while i < b.len() {
+        while let Some(off) = memchr::memchr3(b',', b'"', b'<', &b[i..]) {
+            i += off;
             match b[i] {
-                b'\\' if quoted => i += 1,
-                b'"' => quoted = !quoted,
-                b'<' if !quoted => angle = true,
-                b'>' if !quoted => angle = false,
-                b',' if !quoted && !angle => {
+                b',' => {
                     self.rest = Some(&s[i + 1..]);
-                    return Some(crate::syntax::trim_lws(&s[..i]));
+                    return Some(trim_lws(&s[..i]));
                 }
-                _ => {}
+                b'"' => i = skip_quoted(b, i + 1),
+                _ => i = memchr::memchr(b'>', &b[i..]).map_or(b.len(), |o| i + o + 1),
             }
-            i += 1;
+            if i >= b.len() {
+                break;
+            }
         }
         self.rest = None;
-        Some(crate::syntax::trim_lws(s))
+        Some(trim_lws(s))
     }
+}
+
+/// Index just past the closing quote of a quoted string whose content starts at `i`.
+fn skip_quoted(b: &[u8], mut i: usize) -> usize {
+    while let Some(off) = memchr::memchr2(b'"', b'\\', &b[i..]) {
+        i += off;
+        if b[i] == b'"' {
+            return i + 1;
+        }
+        i += 2;
+        if i >= b.len() {
+            break;
+        }
+    }
+    b.len()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::syntax::{is_token, is_word, parse_u64, trim_lws, Scanner};
 /// Checks a Call-ID: `word [ "@" word ]`.
 pub fn parse_call_id(s: &str) -> Result<&str, SyntaxError> {
     let s = trim_lws(s);
-    let ok = match s.split_once('@') {
+    let ok = match crate::syntax::split_byte(s, b'@') {
         Some((a, b)) => is_word(a) && is_word(b),
         None => is_word(s),
     };

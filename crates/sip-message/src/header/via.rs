@@ -42,7 +42,9 @@ impl<'a> Via<'a> {
         let sent_by = sc.slice(start, sc.pos());
         let (host, port) = Host::parse_with_port(sent_by)?;
         let host_raw = match port {
-            Some(_) => &sent_by[..sent_by.rfind(':').unwrap_or(sent_by.len())],
+            Some(_) => {
+                &sent_by[..crate::syntax::rfind_byte(sent_by, b':').unwrap_or(sent_by.len())]
+            }
             None => sent_by,
         };
         let params = Params::parse(sc.rest(), ParamRules::Header)?;

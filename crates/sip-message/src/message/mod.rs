@@ -64,7 +64,7 @@ impl<'a> Header<'a> {
 
 /// Replaces `CRLF 1*WSP` (and any surrounding white space) with one space.
 pub(crate) fn unfold(s: &str) -> Cow<'_, str> {
-    if !s.contains('\n') {
+    if memchr::memchr(b'\n', s.as_bytes()).is_none() {
         return s.into();
     }
     let mut out = String::with_capacity(s.len());

@@ -9,8 +9,11 @@ use crate::header::{
 };
 use crate::syntax::is_token;
 
+/// Checks the syntax of one header value.
+type Check = fn(&str) -> Result<(), SyntaxError>;
+
 /// The checker for one value of a well-known header, and whether the header is a list.
-fn checker(name: HeaderName) -> Option<(fn(&str) -> Result<(), SyntaxError>, bool)> {
+fn checker(name: HeaderName) -> Option<(Check, bool)> {
     use HeaderName::*;
     fn ok<T>(r: Result<T, SyntaxError>) -> Result<(), SyntaxError> {
         r.map(drop)
