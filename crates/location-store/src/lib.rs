@@ -1,0 +1,1 @@
+//! Binding persistence (work in progress).

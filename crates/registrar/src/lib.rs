@@ -1,0 +1,1 @@
+//! SIP registrar (work in progress).
