@@ -131,6 +131,37 @@ impl ResponseBuilder {
     }
 }
 
+/// A response to a request too malformed to parse (RFC 3261 §21.4.1 400, or 505): copies the
+/// Via, From, To, Call-ID and CSeq lines found in the raw bytes, tags To, and sets
+/// Content-Length: 0. `None` for a response (never answered) or when no Via line is found.
+pub fn response_to_unparsable(raw: &[u8], code: u16, reason: &str) -> Option<Bytes> {
+    if raw.starts_with(b"SIP/") {
+        return None;
+    }
+    let head_end = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
+    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
+    let mut b = ResponseBuilder::new(code, reason);
+    let mut has_via = false;
+    let mut lines = head.split("\r\n").skip(1).peekable();
+    while let Some(line) = lines.next() {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let name = HeaderName::from_bytes(name.trim_end().as_bytes());
+        let mut value = value.trim().to_owned();
+        while let Some(cont) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+            value.push(' ');
+            value.push_str(cont.trim());
+        }
+        match name {
+            HeaderName::Via => has_via = true,
+            HeaderName::To if !value.contains("tag=") => value.push_str(";tag=e0"),
+            HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq => {}
+            _ => continue,
+        }
+        b = b.header(name.as_str(), &value);
+    }
+    has_via.then(|| b.build())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +198,24 @@ mod tests {
                 .unwrap();
         assert_eq!(trying.to().unwrap().tag(), None);
         assert!(trying.header(HeaderName::Timestamp).is_some());
+    }
+}
+
+#[cfg(test)]
+mod unparsable_tests {
+    use super::*;
+
+    #[test]
+    fn answers_broken_requests_from_their_raw_lines() {
+        let raw = b"INVITE <sip:user@example.com> SIP/2.0\r\nTo: sip:user@example.com\r\nFrom: sip:caller@example.net;tag=39291\r\n\
+Call-ID: ltgtruri.1@192.0.2.5\r\nCSeq: 1 INVITE\r\nVia: SIP/2.0/UDP 192.0.2.5\r\n  ;branch=z9hG4bK1\r\nContent-Length: 9999\r\n\r\nv=0";
+        let resp = Message::parse(response_to_unparsable(raw, 400, "Bad Request").unwrap()).unwrap();
+        resp.validate().unwrap();
+        assert_eq!(resp.status(), Some(400));
+        assert_eq!(resp.top_via().unwrap().branch(), Some("z9hG4bK1"));
+        assert_eq!(resp.to().unwrap().tag(), Some("e0"));
+        assert_eq!(resp.cseq().unwrap().seq, 1);
+        assert!(response_to_unparsable(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", 400, "x").is_none());
+        assert!(response_to_unparsable(b"garbage", 400, "x").is_none());
     }
 }

@@ -18,6 +18,9 @@ pub enum Frame {
     Ping,
 }
 
+/// The RFC 5626 keep-alive ping.
+const PING: &[u8] = b"\r\n\r\n";
+
 /// Splits a byte stream into messages.
 #[derive(Debug, Clone, Default)]
 pub struct StreamDecoder {
@@ -33,20 +36,21 @@ impl StreamDecoder {
     /// Takes the next frame off the front of `buf`. `Ok(None)` means more bytes are needed.
     /// After an error the stream cannot be resynchronised and should be closed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ParseError> {
-        if buf.starts_with(b"\r\n\r\n") {
-            buf.advance(4);
-            return Ok(Some(Frame::Ping));
+        // Line ends before a start line are skipped one byte at a time, except a CRLF CRLF
+        // ping; the decision never depends on how the bytes were split into reads.
+        loop {
+            if buf.starts_with(PING) {
+                buf.advance(PING.len());
+                return Ok(Some(Frame::Ping));
+            }
+            if PING.starts_with(buf) {
+                return Ok(None); // empty, or maybe the start of a ping
+            }
+            if !matches!(buf[0], b'\r' | b'\n') {
+                break;
+            }
+            buf.advance(1);
         }
-        let blank = buf
-            .iter()
-            .take_while(|&&b| b == b'\r' || b == b'\n')
-            .count();
-        if blank == buf.len() && blank < 4 {
-            // Maybe the start of a ping: wait to see.
-            return Ok(None);
-        }
-        // A lone CRLF is a keep-alive pong, or noise before a start line: skip it.
-        buf.advance(blank);
         let Some(head_end) = find_head_end(buf) else {
             if buf.len() > self.limits.max_message_size {
                 return Err(ParseError::new(
@@ -129,6 +133,19 @@ mod tests {
         let bytes: Vec<&[u8]> = all.chunks(1).collect();
         assert_eq!(decode_all(&bytes), ["hello", "ping", "hello"]);
         assert_eq!(decode_all(&[&all]), ["hello", "ping", "hello"]);
+    }
+
+    #[test]
+    fn line_ends_before_a_ping_frame_the_same_in_any_chunking() {
+        let mut stream = vec![b'\n'; 40];
+        stream.extend_from_slice(b"\r\n\r\n");
+        stream.extend_from_slice(REQ);
+        let whole = decode_all(&[&stream]);
+        assert_eq!(whole, ["ping", "hello"]);
+        for step in 1..16 {
+            let chunks: Vec<&[u8]> = stream.chunks(step).collect();
+            assert_eq!(decode_all(&chunks), whole, "chunks of {step}");
+        }
     }
 
     #[test]
