@@ -1,1 +1,201 @@
-//! Binding persistence (work in progress).
+//! Persistence of the location table in SQLite (through sqlx): bindings are written before
+//! the REGISTER is answered and loaded again at start-up, so they survive a restart and a
+//! `kill -9`.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use registrar::{Binding, Change};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// The location table in an SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the file, in WAL mode, and applies the migrations.
+    /// `synchronous = NORMAL` with WAL keeps every committed write across a process crash.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(open_err)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Applies changes in one transaction (callers may batch many REGISTERs into one call).
+    pub async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for c in changes {
+            match c {
+                Change::Upsert(b) => {
+                    sqlx::query(
+                        "INSERT INTO location (aor, contact, q, expires_at, call_id, cseq, path, source, user_agent, instance, reg_id) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (aor, contact) DO UPDATE SET q = excluded.q, expires_at = excluded.expires_at, \
+                         call_id = excluded.call_id, cseq = excluded.cseq, path = excluded.path, source = excluded.source, \
+                         user_agent = excluded.user_agent, instance = excluded.instance, reg_id = excluded.reg_id",
+                    )
+                    .bind(&b.aor)
+                    .bind(&b.contact)
+                    .bind(i64::from(b.q))
+                    .bind(i64::try_from(b.expires_at).unwrap_or(i64::MAX))
+                    .bind(&b.call_id)
+                    .bind(i64::from(b.cseq))
+                    .bind(b.path.join("\n"))
+                    .bind(&b.source)
+                    .bind(&b.user_agent)
+                    .bind(&b.instance)
+                    .bind(b.reg_id.map(i64::from))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Change::Remove { aor, contact } => {
+                    sqlx::query("DELETE FROM location WHERE aor = ? AND contact = ?")
+                        .bind(aor)
+                        .bind(contact)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every stored binding.
+    pub async fn load_all(&self) -> Result<Vec<Binding>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT aor, contact, q, expires_at, call_id, cseq, path, source, user_agent, instance, reg_id FROM location",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let path: String = r.try_get("path")?;
+                Ok(Binding {
+                    aor: r.try_get("aor")?,
+                    contact: r.try_get("contact")?,
+                    q: u16::try_from(r.try_get::<i64, _>("q")?).unwrap_or(1000),
+                    expires_at: u64::try_from(r.try_get::<i64, _>("expires_at")?).unwrap_or(0),
+                    call_id: r.try_get("call_id")?,
+                    cseq: u32::try_from(r.try_get::<i64, _>("cseq")?).unwrap_or(0),
+                    path: path
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    source: r.try_get("source")?,
+                    user_agent: r.try_get("user_agent")?,
+                    instance: r.try_get("instance")?,
+                    reg_id: r
+                        .try_get::<Option<i64>, _>("reg_id")?
+                        .and_then(|v| u32::try_from(v).ok()),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(contact: &str, expires_at: u64) -> Binding {
+        Binding {
+            aor: "sip:alice@example.com".into(),
+            contact: contact.into(),
+            q: 500,
+            expires_at,
+            call_id: "c".into(),
+            cseq: 7,
+            path: vec!["<sip:p1;lr>".into(), "<sip:p2;lr>".into()],
+            source: "udp:192.0.2.1:5060".into(),
+            user_agent: Some("Phone".into()),
+            instance: None,
+            reg_id: Some(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn upsert_remove_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loc.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let (a, b) = (binding("sip:a@h", 100), binding("sip:b@h", 200));
+        store
+            .apply(&[Change::Upsert(a.clone()), Change::Upsert(b.clone())])
+            .await
+            .unwrap();
+        let mut refreshed = a.clone();
+        refreshed.expires_at = 300;
+        store
+            .apply(&[
+                Change::Upsert(refreshed.clone()),
+                Change::Remove {
+                    aor: b.aor.clone(),
+                    contact: b.contact.clone(),
+                },
+            ])
+            .await
+            .unwrap();
+        assert_eq!(store.load_all().await.unwrap(), [refreshed.clone()]);
+        drop(store);
+        let reopened = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(reopened.load_all().await.unwrap(), [refreshed]);
+    }
+
+    #[tokio::test]
+    async fn many_changes_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("loc.db")).await.unwrap();
+        let changes: Vec<Change> = (0..500)
+            .map(|i| Change::Upsert(binding(&format!("sip:u{i}@h"), 10)))
+            .collect();
+        store.apply(&changes).await.unwrap();
+        assert_eq!(store.load_all().await.unwrap().len(), 500);
+    }
+
+    #[tokio::test]
+    async fn open_reports_the_file() {
+        let e = SqliteStore::open(Path::new("/nonexistent-dir/x.db"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent-dir/x.db"), "{e}");
+    }
+}

@@ -1,1 +1,16 @@
-//! SIP registrar (work in progress).
+//! The SIP registrar and location service (RFC 3261 §10, RFC 3327 Path), without IO: a
+//! REGISTER and the time go in; the changes to persist and the 200 OK come out.
+
+mod aor;
+mod binding;
+mod location;
+mod register;
+mod response;
+#[cfg(test)]
+mod tests;
+
+pub use aor::{aor_of, uri_equal};
+pub use binding::{Binding, Change};
+pub use location::Location;
+pub use register::{process_register, Registered, RegistrarConfig, Rejection};
+pub use response::ok_response;

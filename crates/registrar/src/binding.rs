@@ -1,0 +1,49 @@
+//! A registered contact and the changes the registrar makes.
+
+/// One registered contact of an address-of-record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Canonical address-of-record (see [`aor_of`](crate::aor_of)).
+    pub aor: String,
+    /// The Contact URI as written, without `<>`, URI parameters kept.
+    pub contact: String,
+    /// Preference in thousandths (1000 = q 1.0).
+    pub q: u16,
+    /// When the binding expires, in Unix seconds.
+    pub expires_at: u64,
+    /// Call-ID of the REGISTER that made or refreshed it.
+    pub call_id: String,
+    /// CSeq number of that REGISTER.
+    pub cseq: u32,
+    /// Path header values (RFC 3327), top first, as written.
+    pub path: Vec<String>,
+    /// Where the REGISTER came from: `udp:192.0.2.1:5060`, `tcp:[2001:db8::1]:5061`.
+    pub source: String,
+    /// The registering User-Agent.
+    pub user_agent: Option<String>,
+    /// The `+sip.instance` Contact parameter, unquoted (RFC 5626).
+    pub instance: Option<String>,
+    /// The `reg-id` Contact parameter (RFC 5626).
+    pub reg_id: Option<u32>,
+}
+
+impl Binding {
+    /// Seconds left before expiry.
+    pub fn remaining(&self, now: u64) -> u64 {
+        self.expires_at.saturating_sub(now)
+    }
+}
+
+/// A change to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Insert or replace the binding of (aor, contact).
+    Upsert(Binding),
+    /// Delete the binding of (aor, contact).
+    Remove {
+        /// The address-of-record.
+        aor: String,
+        /// The contact URI as stored.
+        contact: String,
+    },
+}

@@ -1,0 +1,161 @@
+//! The location service: bindings in memory, sharded by address-of-record so that no lock
+//! is global.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+use sip_message::Message;
+
+use crate::aor::aor_of;
+use crate::binding::{Binding, Change};
+use crate::register::{process_register, Registered, RegistrarConfig, Rejection};
+
+const SHARDS: usize = 64;
+
+type Shard = HashMap<String, Vec<Binding>>;
+
+/// Every binding, by address-of-record.
+#[derive(Debug)]
+pub struct Location {
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Default for Location {
+    fn default() -> Self {
+        Location::new()
+    }
+}
+
+impl Location {
+    /// An empty location table.
+    pub fn new() -> Location {
+        Location {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn shard(&self, aor: &str) -> MutexGuard<'_, Shard> {
+        let mut h = DefaultHasher::new();
+        aor.hash(&mut h);
+        self.shards[h.finish() as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Processes a REGISTER and applies it, atomically for its AOR.
+    pub fn register(
+        &self,
+        cfg: &RegistrarConfig,
+        now: u64,
+        req: &Message,
+        source: &str,
+    ) -> Result<Registered, Rejection> {
+        let aor = req.to().ok().and_then(|t| aor_of(&t.uri));
+        let Some(aor) = aor else {
+            return process_register(cfg, now, req, source, &[]);
+        };
+        let mut shard = self.shard(&aor);
+        let current: Vec<Binding> = shard
+            .get(&aor)
+            .map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect())
+            .unwrap_or_default();
+        let reg = process_register(cfg, now, req, source, &current)?;
+        if reg.bindings.is_empty() {
+            shard.remove(&aor);
+        } else {
+            shard.insert(aor, reg.bindings.clone());
+        }
+        Ok(reg)
+    }
+
+    /// Restores bindings (after a restart).
+    pub fn load(&self, bindings: impl IntoIterator<Item = Binding>) {
+        for b in bindings {
+            let mut shard = self.shard(&b.aor);
+            let list = shard.entry(b.aor.clone()).or_default();
+            list.retain(|x| x.contact != b.contact);
+            list.push(b);
+            list.sort_by_key(|b| std::cmp::Reverse(b.q));
+        }
+    }
+
+    /// The unexpired bindings of an AOR, by q descending.
+    pub fn lookup(&self, aor: &str, now: u64) -> Vec<Binding> {
+        self.shard(aor)
+            .get(aor)
+            .map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Removes every binding of an AOR.
+    pub fn remove_aor(&self, aor: &str) -> Vec<Change> {
+        self.shard(aor)
+            .remove(aor)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| Change::Remove {
+                aor: b.aor,
+                contact: b.contact,
+            })
+            .collect()
+    }
+
+    /// Drops expired bindings; returns their removals.
+    pub fn purge_expired(&self, now: u64) -> Vec<Change> {
+        let mut out = Vec::new();
+        for s in &self.shards {
+            let mut shard = s.lock().unwrap_or_else(|p| p.into_inner());
+            shard.retain(|_, list| {
+                list.retain(|b| {
+                    let live = b.expires_at > now;
+                    if !live {
+                        out.push(Change::Remove {
+                            aor: b.aor.clone(),
+                            contact: b.contact.clone(),
+                        });
+                    }
+                    live
+                });
+                !list.is_empty()
+            });
+        }
+        out
+    }
+
+    /// Every unexpired binding.
+    pub fn all(&self, now: u64) -> Vec<Binding> {
+        self.shards
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .values()
+                    .flatten()
+                    .filter(|b| b.expires_at > now)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Number of bindings (expired ones not yet purged included).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .values()
+                    .map(Vec::len)
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// True when there is no binding.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,180 @@
+//! Processing a REGISTER (RFC 3261 §10.3 steps 5–8, RFC 3327 Path).
+
+use sip_message::header::Contact;
+use sip_message::{HeaderName, Message};
+
+use crate::aor::{aor_of, uri_equal};
+use crate::binding::{Binding, Change};
+
+/// Registrar policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrarConfig {
+    /// Shortest accepted registration; a shorter non-zero one gets 423.
+    pub min_expires: u32,
+    /// Longest registration; longer ones are shortened to this.
+    pub max_expires: u32,
+    /// Used when neither the Contact nor the request gives an expiry.
+    pub default_expires: u32,
+    /// Most contacts per address-of-record.
+    pub max_contacts: usize,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_contacts: 10,
+        }
+    }
+}
+
+/// Why a REGISTER is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: &'static str,
+    /// Min-Expires to send with a 423.
+    pub min_expires: Option<u32>,
+}
+
+fn reject(status: u16, reason: &'static str) -> Rejection {
+    Rejection {
+        status,
+        reason,
+        min_expires: None,
+    }
+}
+
+/// An accepted REGISTER: what changed and every binding of the AOR afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The address-of-record.
+    pub aor: String,
+    /// Changes to persist.
+    pub changes: Vec<Change>,
+    /// The AOR's bindings after the request, by q descending.
+    pub bindings: Vec<Binding>,
+}
+
+/// Processes a REGISTER against the AOR's current, unexpired bindings. All or nothing: a
+/// rejection changes nothing.
+pub fn process_register(
+    cfg: &RegistrarConfig,
+    now: u64,
+    req: &Message,
+    source: &str,
+    current: &[Binding],
+) -> Result<Registered, Rejection> {
+    let to = req.to().map_err(|_| reject(400, "Invalid To"))?;
+    let aor = aor_of(&to.uri).ok_or(reject(404, "Not Found"))?;
+    let call_id = req.call_id().map_err(|_| reject(400, "Invalid Call-ID"))?;
+    let cseq = req.cseq().map_err(|_| reject(400, "Invalid CSeq"))?.seq;
+    let header_expires = req.expires().map_err(|_| reject(400, "Invalid Expires"))?;
+    let contacts: Vec<Contact<'_>> = req
+        .contacts()
+        .collect::<Result<_, _>>()
+        .map_err(|_| reject(400, "Invalid Contact"))?;
+    let mut bindings: Vec<Binding> = current.to_vec();
+    let mut changes = Vec::new();
+    let stale = |b: &Binding| b.call_id == call_id && b.cseq >= cseq;
+
+    if contacts.contains(&Contact::Star) {
+        if contacts.len() != 1 || header_expires != Some(0) {
+            return Err(reject(400, "Invalid Contact *"));
+        }
+        if bindings.iter().any(stale) {
+            return Err(reject(500, "Out of order CSeq"));
+        }
+        changes.extend(bindings.drain(..).map(|b| Change::Remove {
+            aor: b.aor,
+            contact: b.contact,
+        }));
+        return Ok(Registered {
+            aor,
+            changes,
+            bindings,
+        });
+    }
+
+    let path: Vec<String> = req
+        .headers_named(HeaderName::Path)
+        .flat_map(|h| h.values().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let user_agent = req
+        .header(HeaderName::UserAgent)
+        .map(|h| h.value_unfolded().into_owned());
+    for c in &contacts {
+        let Contact::Address(addr) = c else { continue };
+        let expires = addr
+            .expires()
+            .or(header_expires)
+            .unwrap_or(cfg.default_expires);
+        if expires != 0 && expires < cfg.min_expires {
+            return Err(Rejection {
+                status: 423,
+                reason: "Interval Too Brief",
+                min_expires: Some(cfg.min_expires),
+            });
+        }
+        let expires = expires.min(cfg.max_expires);
+        let contact = addr.uri.as_str();
+        let existing = bindings.iter().position(|b| uri_equal(&b.contact, contact));
+        if let Some(i) = existing {
+            if stale(&bindings[i]) {
+                return Err(reject(500, "Out of order CSeq"));
+            }
+        }
+        match (existing, expires) {
+            (None, 0) => {}
+            (Some(i), 0) => {
+                let b = bindings.remove(i);
+                changes.push(Change::Remove {
+                    aor: b.aor,
+                    contact: b.contact,
+                });
+            }
+            (existing, _) => {
+                let binding = Binding {
+                    aor: aor.clone(),
+                    contact: existing
+                        .map_or_else(|| contact.to_owned(), |i| bindings[i].contact.clone()),
+                    q: addr.q().unwrap_or(1000),
+                    expires_at: now + u64::from(expires),
+                    call_id: call_id.to_owned(),
+                    cseq,
+                    path: path.clone(),
+                    source: source.to_owned(),
+                    user_agent: user_agent.clone(),
+                    instance: addr
+                        .params
+                        .find("+sip.instance")
+                        .and_then(|p| p.unquoted())
+                        .map(|v| v.into_owned()),
+                    reg_id: addr
+                        .params
+                        .get("reg-id")
+                        .flatten()
+                        .and_then(|v| v.parse().ok()),
+                };
+                match existing {
+                    Some(i) => bindings[i] = binding.clone(),
+                    None if bindings.len() >= cfg.max_contacts => {
+                        return Err(reject(403, "Too Many Contacts"))
+                    }
+                    None => bindings.push(binding.clone()),
+                }
+                changes.push(Change::Upsert(binding));
+            }
+        }
+    }
+    bindings.sort_by_key(|b| std::cmp::Reverse(b.q));
+    Ok(Registered {
+        aor,
+        changes,
+        bindings,
+    })
+}

@@ -1,0 +1,283 @@
+//! Registrar rules, one test each.
+
+use sip_message::Message;
+
+use crate::*;
+
+const NOW: u64 = 1_000_000;
+
+fn register(call_id: &str, cseq: u32, contacts: &[&str], extra: &str) -> Message {
+    let mut s = format!(
+        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK{call_id}{cseq}\r\n\
+To: <sip:alice@example.com>\r\nFrom: <sip:alice@example.com>;tag=1\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n"
+    );
+    for c in contacts {
+        s.push_str(&format!("Contact: {c}\r\n"));
+    }
+    s.push_str(extra);
+    s.push_str("Content-Length: 0\r\n\r\n");
+    Message::parse(s).expect("test REGISTER")
+}
+
+fn run(loc: &Location, req: &Message) -> Result<Registered, Rejection> {
+    loc.register(&RegistrarConfig::default(), NOW, req, "udp:192.0.2.1:5060")
+}
+
+#[test]
+fn new_binding_then_refresh_then_remove() {
+    let loc = Location::new();
+    let r = run(
+        &loc,
+        &register("c1", 1, &["<sip:alice@192.0.2.1>;expires=600"], ""),
+    )
+    .unwrap();
+    assert_eq!(r.aor, "sip:alice@example.com");
+    assert_eq!(r.bindings.len(), 1);
+    assert_eq!(r.bindings[0].expires_at, NOW + 600);
+    assert!(matches!(r.changes[..], [Change::Upsert(_)]));
+    let r = run(
+        &loc,
+        &register("c1", 2, &["<sip:alice@192.0.2.1>"], "Expires: 120\r\n"),
+    )
+    .unwrap();
+    assert_eq!(r.bindings[0].expires_at, NOW + 120);
+    let r = run(
+        &loc,
+        &register("c1", 3, &["<sip:alice@192.0.2.1>;expires=0"], ""),
+    )
+    .unwrap();
+    assert!(r.bindings.is_empty());
+    assert!(
+        matches!(&r.changes[..], [Change::Remove { contact, .. }] if contact == "sip:alice@192.0.2.1")
+    );
+    assert!(loc.lookup("sip:alice@example.com", NOW).is_empty());
+}
+
+#[test]
+fn star_removes_all_and_needs_expires_zero() {
+    let loc = Location::new();
+    run(
+        &loc,
+        &register("c1", 1, &["<sip:a@192.0.2.1>", "<sip:a@192.0.2.2>"], ""),
+    )
+    .unwrap();
+    assert_eq!(
+        run(&loc, &register("c2", 1, &["*"], ""))
+            .unwrap_err()
+            .status,
+        400
+    );
+    assert_eq!(
+        run(
+            &loc,
+            &register("c2", 1, &["*", "<sip:a@192.0.2.3>"], "Expires: 0\r\n")
+        )
+        .unwrap_err()
+        .status,
+        400
+    );
+    let r = run(&loc, &register("c2", 1, &["*"], "Expires: 0\r\n")).unwrap();
+    assert_eq!(r.changes.len(), 2);
+    assert!(loc.is_empty());
+}
+
+#[test]
+fn too_brief_is_423_and_long_is_clamped() {
+    let loc = Location::new();
+    let e = run(
+        &loc,
+        &register("c1", 1, &["<sip:a@192.0.2.1>;expires=10"], ""),
+    )
+    .unwrap_err();
+    assert_eq!((e.status, e.min_expires), (423, Some(60)));
+    assert!(loc.is_empty(), "a rejection changes nothing");
+    let r = run(
+        &loc,
+        &register("c1", 2, &["<sip:a@192.0.2.1>"], "Expires: 99999\r\n"),
+    )
+    .unwrap();
+    assert_eq!(r.bindings[0].expires_at, NOW + 3600);
+}
+
+#[test]
+fn out_of_order_cseq_is_refused_and_other_call_id_replaces() {
+    let loc = Location::new();
+    run(&loc, &register("c1", 5, &["<sip:a@192.0.2.1>"], "")).unwrap();
+    assert_eq!(
+        run(
+            &loc,
+            &register("c1", 5, &["<sip:a@192.0.2.1>;expires=100"], "")
+        )
+        .unwrap_err()
+        .status,
+        500
+    );
+    assert_eq!(
+        run(&loc, &register("c1", 4, &["<sip:a@192.0.2.1>"], ""))
+            .unwrap_err()
+            .status,
+        500
+    );
+    let r = run(
+        &loc,
+        &register("c9", 1, &["<sip:a@192.0.2.1>;expires=100"], ""),
+    )
+    .unwrap();
+    assert_eq!(
+        (r.bindings[0].call_id.as_str(), r.bindings[0].expires_at),
+        ("c9", NOW + 100)
+    );
+}
+
+#[test]
+fn several_contacts_ordered_by_q_with_max_contacts() {
+    let loc = Location::new();
+    let r = run(
+        &loc,
+        &register(
+            "c1",
+            1,
+            &[
+                "<sip:a@192.0.2.1>;q=0.1",
+                "<sip:a@192.0.2.2>;q=0.9",
+                "<sip:a@192.0.2.3>",
+            ],
+            "",
+        ),
+    )
+    .unwrap();
+    let qs: Vec<u16> = r.bindings.iter().map(|b| b.q).collect();
+    assert_eq!(qs, [1000, 900, 100]);
+    assert_eq!(loc.lookup("sip:alice@example.com", NOW).len(), 3);
+    let cfg = RegistrarConfig {
+        max_contacts: 3,
+        ..RegistrarConfig::default()
+    };
+    let e = loc
+        .register(
+            &cfg,
+            NOW,
+            &register("c1", 2, &["<sip:a@192.0.2.4>"], ""),
+            "udp:x",
+        )
+        .unwrap_err();
+    assert_eq!(e.status, 403);
+}
+
+#[test]
+fn query_without_contact_changes_nothing() {
+    let loc = Location::new();
+    run(&loc, &register("c1", 1, &["<sip:a@192.0.2.1>"], "")).unwrap();
+    let r = run(&loc, &register("c2", 1, &[], "")).unwrap();
+    assert!(r.changes.is_empty());
+    assert_eq!(r.bindings.len(), 1);
+}
+
+#[test]
+fn path_stored_and_echoed_only_when_supported() {
+    let loc = Location::new();
+    let req = register(
+        "c1",
+        1,
+        &["<sip:a@192.0.2.1>"],
+        "Path: <sip:edge.example.com;lr>\r\n",
+    );
+    let r = run(&loc, &req).unwrap();
+    assert_eq!(r.bindings[0].path, ["<sip:edge.example.com;lr>"]);
+    let ok = Message::parse(ok_response(&req, &r, NOW, "t")).unwrap();
+    assert_eq!(ok.paths().count(), 0);
+    let req = register(
+        "c1",
+        2,
+        &["<sip:a@192.0.2.1>"],
+        "Path: <sip:edge.example.com;lr>\r\nSupported: path\r\n",
+    );
+    let r = run(&loc, &req).unwrap();
+    let ok = Message::parse(ok_response(&req, &r, NOW, "t")).unwrap();
+    assert_eq!(ok.paths().count(), 1);
+    assert_eq!(ok.to().unwrap().tag(), Some("t"));
+    let sip_message::header::Contact::Address(c) = ok.contacts().next().unwrap().unwrap() else {
+        panic!()
+    };
+    assert_eq!(c.expires(), Some(3600));
+}
+
+#[test]
+fn non_sip_to_is_404_and_instance_params_kept() {
+    let loc = Location::new();
+    let req = Message::parse(
+        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: isbn:2983792873\r\n\
+From: <http://www.example.com>;tag=3\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\nContact: <name:John_Smith>\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(run(&loc, &req).unwrap_err().status, 404);
+    let r = run(
+        &loc,
+        &register(
+            "c1",
+            1,
+            &["<sip:a@192.0.2.1>;+sip.instance=\"<urn:uuid:1>\";reg-id=2"],
+            "User-Agent: Phone/1\r\n",
+        ),
+    )
+    .unwrap();
+    let b = &r.bindings[0];
+    assert_eq!(
+        (b.instance.as_deref(), b.reg_id, b.user_agent.as_deref()),
+        (Some("<urn:uuid:1>"), Some(2), Some("Phone/1"))
+    );
+}
+
+#[test]
+fn expiry_purge_load_and_threads() {
+    let loc = Location::new();
+    run(
+        &loc,
+        &register("c1", 1, &["<sip:a@192.0.2.1>;expires=100"], ""),
+    )
+    .unwrap();
+    assert_eq!(loc.lookup("sip:alice@example.com", NOW + 99).len(), 1);
+    assert!(loc.lookup("sip:alice@example.com", NOW + 100).is_empty());
+    let removed = loc.purge_expired(NOW + 100);
+    assert_eq!(removed.len(), 1);
+    assert!(loc.is_empty());
+    let restored = Location::new();
+    let b = Binding {
+        aor: "sip:bob@example.com".into(),
+        contact: "sip:b@h".into(),
+        q: 1000,
+        expires_at: NOW + 5,
+        call_id: "x".into(),
+        cseq: 1,
+        path: vec![],
+        source: "udp:1.2.3.4:5060".into(),
+        user_agent: None,
+        instance: None,
+        reg_id: None,
+    };
+    restored.load([b.clone(), b]);
+    assert_eq!(restored.len(), 1);
+    assert_eq!(restored.all(NOW).len(), 1);
+    assert_eq!(restored.remove_aor("sip:bob@example.com").len(), 1);
+
+    let shared = std::sync::Arc::new(Location::new());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let loc = shared.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let req = Message::parse(format!(
+                        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK{t}x{i}\r\nTo: <sip:u{t}x{i}@example.com>\r\n\
+From: <sip:u@example.com>;tag=1\r\nCall-ID: {t}x{i}\r\nCSeq: 1 REGISTER\r\nContact: <sip:u@192.0.2.1>\r\nContent-Length: 0\r\n\r\n"
+                    ))
+                    .unwrap();
+                    loc.register(&RegistrarConfig::default(), NOW, &req, "udp:h:1").unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(shared.len(), 200);
+}
