@@ -144,7 +144,9 @@ pub fn response_to_unparsable(raw: &[u8], code: u16, reason: &str) -> Option<Byt
     let mut has_via = false;
     let mut lines = head.split("\r\n").skip(1).peekable();
     while let Some(line) = lines.next() {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let name = HeaderName::from_bytes(name.trim_end().as_bytes());
         let mut value = value.trim().to_owned();
         while let Some(cont) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
@@ -209,7 +211,8 @@ mod unparsable_tests {
     fn answers_broken_requests_from_their_raw_lines() {
         let raw = b"INVITE <sip:user@example.com> SIP/2.0\r\nTo: sip:user@example.com\r\nFrom: sip:caller@example.net;tag=39291\r\n\
 Call-ID: ltgtruri.1@192.0.2.5\r\nCSeq: 1 INVITE\r\nVia: SIP/2.0/UDP 192.0.2.5\r\n  ;branch=z9hG4bK1\r\nContent-Length: 9999\r\n\r\nv=0";
-        let resp = Message::parse(response_to_unparsable(raw, 400, "Bad Request").unwrap()).unwrap();
+        let resp =
+            Message::parse(response_to_unparsable(raw, 400, "Bad Request").unwrap()).unwrap();
         resp.validate().unwrap();
         assert_eq!(resp.status(), Some(400));
         assert_eq!(resp.top_via().unwrap().branch(), Some("z9hG4bK1"));

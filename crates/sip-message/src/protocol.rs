@@ -45,4 +45,3 @@ impl fmt::Display for Protocol {
         })
     }
 }
-

@@ -1,0 +1,190 @@
+//! SIP transports over tokio (RFC 3261 §18): UDP sockets and TCP listeners and connections,
+//! framing received bytes into messages and sending responses and requests the way §18 and
+//! RFC 3581 say. The protocol logic above stays free of IO.
+
+mod addr;
+mod tcp;
+mod udp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sip_message::Message;
+
+pub use addr::{Listen, ParseListenError, Protocol};
+pub use tcp::TcpConnections;
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Source {
+    /// The transport protocol.
+    pub protocol: Protocol,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// Our address that received it.
+    pub local: SocketAddr,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.protocol, self.remote)
+    }
+}
+
+/// Receives every message the transports frame.
+pub trait Handler: Send + Sync + 'static {
+    /// A message arrived; it has been parsed but not validated.
+    fn on_message(&self, msg: Message, src: Source);
+    /// A datagram or stream bytes that are not a SIP message; the default ignores them.
+    fn on_malformed(&self, _data: &[u8], _error: sip_message::ParseError, _src: Source) {}
+}
+
+/// Errors of the transport layer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// A socket could not be bound.
+    #[error("cannot listen on {listen}: {source}")]
+    Bind {
+        /// What we tried to bind.
+        listen: Listen,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Sending failed.
+    #[error("cannot send to {protocol}:{addr}: {source}")]
+    Send {
+        /// Transport used.
+        protocol: Protocol,
+        /// Destination.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No listener of that protocol and address family to send from.
+    #[error("no {0} transport for {1}")]
+    NoTransport(Protocol, SocketAddr),
+}
+
+/// All the listening sockets, and the way out for every message.
+#[derive(Debug, Clone)]
+pub struct Transports {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    udp: Vec<Arc<tokio::net::UdpSocket>>,
+    tcp: TcpConnections,
+    listens: Vec<(Listen, SocketAddr)>,
+}
+
+impl Transports {
+    /// Binds every listen address and starts receiving; messages go to `handler`.
+    pub async fn start(
+        listens: &[Listen],
+        handler: Arc<dyn Handler>,
+        tcp_idle: std::time::Duration,
+    ) -> Result<Transports, TransportError> {
+        let tcp = TcpConnections::new(handler.clone(), tcp_idle);
+        let mut udp = Vec::new();
+        let mut bound = Vec::new();
+        for l in listens {
+            let local = match l.protocol {
+                Protocol::Udp => {
+                    let sock = udp::bind(l.addr)
+                        .map_err(|source| TransportError::Bind { listen: *l, source })?;
+                    let local = sock
+                        .local_addr()
+                        .map_err(|source| TransportError::Bind { listen: *l, source })?;
+                    let sock = Arc::new(sock);
+                    udp::spawn_receiver(sock.clone(), local, handler.clone());
+                    udp.push(sock);
+                    local
+                }
+                Protocol::Tcp => tcp
+                    .listen(l.addr)
+                    .await
+                    .map_err(|source| TransportError::Bind { listen: *l, source })?,
+            };
+            tracing::info!(protocol = %l.protocol, %local, "listening");
+            bound.push((*l, local));
+        }
+        Ok(Transports {
+            inner: Arc::new(Inner {
+                udp,
+                tcp,
+                listens: bound,
+            }),
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved), in the order given.
+    pub fn local_addrs(&self) -> Vec<(Protocol, SocketAddr)> {
+        self.inner
+            .listens
+            .iter()
+            .map(|(l, a)| (l.protocol, *a))
+            .collect()
+    }
+
+    /// Sends `data` to `addr` over `protocol`. UDP goes out of the socket of the same address
+    /// family (preferring `local` when given); TCP reuses a connection to `addr` or opens one.
+    pub async fn send(
+        &self,
+        protocol: Protocol,
+        addr: SocketAddr,
+        local: Option<SocketAddr>,
+        data: Bytes,
+    ) -> Result<(), TransportError> {
+        match protocol {
+            Protocol::Udp => {
+                let sock = self
+                    .udp_socket(addr, local)
+                    .ok_or(TransportError::NoTransport(protocol, addr))?;
+                sock.send_to(&data, addr)
+                    .await
+                    .map(drop)
+                    .map_err(|source| TransportError::Send {
+                        protocol,
+                        addr,
+                        source,
+                    })
+            }
+            Protocol::Tcp => {
+                self.inner
+                    .tcp
+                    .send(addr, data)
+                    .await
+                    .map_err(|source| TransportError::Send {
+                        protocol,
+                        addr,
+                        source,
+                    })
+            }
+        }
+    }
+
+    fn udp_socket(
+        &self,
+        to: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Option<&Arc<tokio::net::UdpSocket>> {
+        let same_family = |s: &&Arc<tokio::net::UdpSocket>| {
+            s.local_addr().is_ok_and(|a| a.is_ipv4() == to.is_ipv4())
+        };
+        local
+            .and_then(|l| {
+                self.inner
+                    .udp
+                    .iter()
+                    .find(|s| s.local_addr().is_ok_and(|a| a == l))
+            })
+            .or_else(|| self.inner.udp.iter().find(same_family))
+    }
+
+    /// True when a TCP connection to `addr` is open (so a request can reuse it).
+    pub fn has_connection(&self, addr: SocketAddr) -> bool {
+        self.inner.tcp.has_connection(addr)
+    }
+}
