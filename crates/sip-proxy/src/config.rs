@@ -1,0 +1,59 @@
+//! What the proxy core needs to know about its deployment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use registrar::RegistrarConfig;
+use sip_message::Protocol;
+use sip_transaction::TimerConfig;
+
+/// Proxy settings.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Domains we are responsible for (lowercase host names and IP literals).
+    pub domains: Vec<String>,
+    /// The addresses we put in Via and Record-Route, one per protocol and family we listen on.
+    pub advertised: Vec<(Protocol, SocketAddr)>,
+    /// Domains answered with 302 and the registered contacts instead of being proxied.
+    pub redirect_domains: Vec<String>,
+    /// Add Record-Route to dialog-creating requests.
+    pub record_route: bool,
+    /// Forward statefully (transactions, forking) or statelessly.
+    pub stateful: bool,
+    /// Timer C: how long an INVITE branch may stay without a final response.
+    pub timer_c: Duration,
+    /// Transaction timers.
+    pub timers: TimerConfig,
+    /// Registrar policy.
+    pub registrar: RegistrarConfig,
+    /// Value of the Server and User-Agent headers we write.
+    pub agent: String,
+}
+
+impl ProxyConfig {
+    /// The address to advertise for `protocol` towards an address of `dest`'s family.
+    pub fn advertised_for(&self, protocol: Protocol, dest: SocketAddr) -> Option<SocketAddr> {
+        self.advertised
+            .iter()
+            .find(|(p, a)| *p == protocol && a.is_ipv4() == dest.is_ipv4())
+            .or_else(|| {
+                self.advertised
+                    .iter()
+                    .find(|(_, a)| a.is_ipv4() == dest.is_ipv4())
+            })
+            .map(|(_, a)| *a)
+    }
+
+    /// True when a Request-URI with this host and port is ours to resolve (registrar,
+    /// location): the host is one of our domains and the port, if any, one we listen on.
+    pub fn is_local_target(&self, host: &str, port: Option<u16>) -> bool {
+        self.is_local_domain(host)
+            && port.is_none_or(|p| self.advertised.iter().any(|(_, a)| a.port() == p))
+    }
+
+    /// True when `host` (as written in a URI, IPv6 in brackets) is one of our domains.
+    pub fn is_local_domain(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
+    }
+}

@@ -1,0 +1,433 @@
+//! One stateful proxy transaction (RFC 3261 §16.2): the server transaction upstream, a client
+//! transaction per branch, forking in q-value groups, best-response selection, CANCEL and
+//! timer C.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+use sip_message::{HeaderName, Message, Method, RequestBuilder};
+use sip_transaction::{
+    ClientTransaction, Output, Reliability, ServerState, ServerTransaction, TransactionKey,
+};
+
+use crate::config::ProxyConfig;
+use crate::forward::strip_top_via;
+use crate::reply::{reason, response};
+use crate::target::Destination;
+use crate::Command;
+
+/// A target the request is forked to, with the request already written for it.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) dest: Destination,
+    pub(crate) request: Bytes,
+}
+
+/// A request that opens a context: its transaction key, the request, and where its
+/// responses go.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) key: TransactionKey,
+    pub(crate) request: Message,
+    pub(crate) upstream: Destination,
+}
+
+#[derive(Debug)]
+struct Branch {
+    client: ClientTransaction,
+    dest: Destination,
+    status: Option<u16>,
+    provisional: bool,
+    timer_c: Option<Instant>,
+    cancel_wanted: bool,
+    cancel: Option<ClientTransaction>,
+}
+
+/// The proxy's state for one received request.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) key: TransactionKey,
+    request: Message,
+    server: ServerTransaction,
+    upstream: Destination,
+    branches: Vec<Branch>,
+    /// Later q-value groups, tried in turn while no branch succeeds (serial forking).
+    pending: VecDeque<Vec<Prepared>>,
+    /// The best final response so far, ready to go upstream.
+    best: Option<(u16, Bytes)>,
+    answered: bool,
+    cancelled: bool,
+}
+
+fn reliability(d: Destination) -> Reliability {
+    if d.protocol.is_reliable() {
+        Reliability::Reliable
+    } else {
+        Reliability::Unreliable
+    }
+}
+
+fn class_rank(code: u16) -> u16 {
+    // 6xx wins; otherwise the lowest class (RFC 3261 §16.7 step 6).
+    if code >= 600 {
+        0
+    } else {
+        code
+    }
+}
+
+impl Context {
+    /// A context whose request goes to `groups` (each a parallel fork; groups in series).
+    pub(crate) fn new(
+        now: Instant,
+        cfg: &ProxyConfig,
+        received: Received,
+        groups: VecDeque<Vec<Prepared>>,
+        out: &mut Vec<Command>,
+    ) -> Context {
+        let Received {
+            key,
+            request,
+            upstream,
+        } = received;
+        let server = ServerTransaction::new(&request, reliability(upstream), cfg.timers);
+        let mut ctx = Context {
+            key,
+            server,
+            upstream,
+            branches: Vec::new(),
+            pending: groups,
+            best: None,
+            answered: false,
+            cancelled: false,
+            request,
+        };
+        if ctx.is_invite() {
+            let trying = response(&ctx.request, 100, "Trying", &cfg.agent, &[]);
+            ctx.server.send_response(now, 100, trying);
+        }
+        ctx.start_next_group(now, cfg);
+        ctx.pump(now, cfg, out);
+        ctx
+    }
+
+    /// A context that answers locally with a final response (registrar, OPTIONS, redirect):
+    /// the server transaction absorbs retransmissions and resends the answer.
+    pub(crate) fn answered(
+        now: Instant,
+        cfg: &ProxyConfig,
+        received: Received,
+        status: u16,
+        answer: Bytes,
+        out: &mut Vec<Command>,
+    ) -> Context {
+        let mut ctx = Context::new(now, cfg, received, VecDeque::new(), out);
+        ctx.answered = true;
+        ctx.server.send_response(now, status, answer);
+        ctx.pump(now, cfg, out);
+        ctx
+    }
+
+    fn is_invite(&self) -> bool {
+        self.request.method() == Some(Method::Invite)
+    }
+
+    fn start_next_group(&mut self, now: Instant, cfg: &ProxyConfig) {
+        let Some(group) = self.pending.pop_front() else {
+            return;
+        };
+        for p in group {
+            let Ok(msg) = Message::parse(p.request) else {
+                continue;
+            };
+            let client = ClientTransaction::new(now, msg, reliability(p.dest), cfg.timers);
+            let timer_c = self.is_invite().then(|| now + cfg.timer_c);
+            self.branches.push(Branch {
+                client,
+                dest: p.dest,
+                status: None,
+                provisional: false,
+                timer_c,
+                cancel_wanted: false,
+                cancel: None,
+            });
+        }
+    }
+
+    /// A retransmission or ACK that matched the server transaction; true when absorbed.
+    pub(crate) fn on_request(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        msg: &Message,
+        out: &mut Vec<Command>,
+    ) -> bool {
+        let absorbed = self.server.on_request(now, msg);
+        self.pump(now, cfg, out);
+        absorbed
+    }
+
+    /// A response whose top Via names branch `index` of this context.
+    pub(crate) fn on_response(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        index: usize,
+        resp: Message,
+        out: &mut Vec<Command>,
+    ) {
+        let is_cancel = resp.cseq().is_ok_and(|c| c.method == Method::Cancel);
+        if let Some(b) = self.branches.get_mut(index) {
+            match (is_cancel, b.cancel.as_mut()) {
+                (true, Some(c)) => c.on_response(now, resp),
+                (true, None) => {}
+                (false, _) => b.client.on_response(now, resp),
+            }
+        }
+        self.pump(now, cfg, out);
+    }
+
+    /// CANCEL from upstream (§16.10): cancel every pending branch, try no further targets.
+    pub(crate) fn cancel(&mut self, now: Instant, cfg: &ProxyConfig, out: &mut Vec<Command>) {
+        self.cancelled = true;
+        self.pending.clear();
+        for i in 0..self.branches.len() {
+            self.cancel_branch(now, cfg, i);
+        }
+        self.pump(now, cfg, out);
+        self.finish_if_done(now, cfg, out);
+    }
+
+    fn cancel_branch(&mut self, now: Instant, cfg: &ProxyConfig, i: usize) {
+        let b = &mut self.branches[i];
+        if b.status.is_some() || b.cancel.is_some() {
+            return;
+        }
+        if !b.provisional {
+            // §9.1: no CANCEL before a provisional response; send it when one arrives.
+            b.cancel_wanted = true;
+            return;
+        }
+        let cancel = build_cancel(b.client.request());
+        if let Ok(m) = Message::parse(cancel) {
+            b.cancel = Some(ClientTransaction::new(
+                now,
+                m,
+                reliability(b.dest),
+                cfg.timers,
+            ));
+        }
+    }
+
+    /// Fires due timers, timer C included.
+    pub(crate) fn on_timeout(&mut self, now: Instant, cfg: &ProxyConfig, out: &mut Vec<Command>) {
+        self.server.handle_timeout(now);
+        for i in 0..self.branches.len() {
+            let b = &mut self.branches[i];
+            b.client.handle_timeout(now);
+            if let Some(c) = b.cancel.as_mut() {
+                c.handle_timeout(now);
+            }
+            if b.timer_c.is_some_and(|t| t <= now) && b.status.is_none() {
+                b.timer_c = None;
+                if b.provisional {
+                    self.cancel_branch(now, cfg, i);
+                } else {
+                    self.branch_final(now, cfg, i, None, out);
+                }
+            }
+        }
+        self.pump(now, cfg, out);
+    }
+
+    /// When [`on_timeout`](Self::on_timeout) is next needed.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let mut all = vec![self.server.poll_timeout()];
+        for b in &self.branches {
+            all.push(b.client.poll_timeout());
+            all.push(b.timer_c.filter(|_| b.status.is_none()));
+            all.push(b.cancel.as_ref().and_then(ClientTransaction::poll_timeout));
+        }
+        all.into_iter().flatten().min()
+    }
+
+    /// True when every transaction of the context has ended.
+    pub(crate) fn is_done(&self) -> bool {
+        self.server.state() == ServerState::Terminated
+            && self.branches.iter().all(|b| {
+                b.client.state() == sip_transaction::ClientState::Terminated
+                    && b.cancel
+                        .as_ref()
+                        .is_none_or(|c| c.state() == sip_transaction::ClientState::Terminated)
+            })
+    }
+
+    /// Moves every queued transaction output to `out` and reacts to responses.
+    fn pump(&mut self, now: Instant, cfg: &ProxyConfig, out: &mut Vec<Command>) {
+        loop {
+            let mut progressed = false;
+            while let Some(o) = self.server.poll_output() {
+                progressed = true;
+                if let Output::Transmit(data) = o {
+                    out.push(Command::Send {
+                        dest: self.upstream,
+                        data,
+                    });
+                }
+            }
+            for i in 0..self.branches.len() {
+                while let Some(o) = self.branches[i].client.poll_output() {
+                    progressed = true;
+                    match o {
+                        Output::Transmit(data) => out.push(Command::Send {
+                            dest: self.branches[i].dest,
+                            data,
+                        }),
+                        Output::Response(r) => self.branch_response(now, cfg, i, r, out),
+                        Output::Timeout => self.branch_final(now, cfg, i, None, out),
+                        Output::Terminated => {}
+                    }
+                }
+                let dest = self.branches[i].dest;
+                if let Some(c) = self.branches[i].cancel.as_mut() {
+                    while let Some(o) = c.poll_output() {
+                        progressed = true;
+                        if let Output::Transmit(data) = o {
+                            out.push(Command::Send { dest, data });
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn branch_response(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        i: usize,
+        resp: Message,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(code) = resp.status() else { return };
+        match code {
+            100 => {}
+            101..=199 => {
+                let b = &mut self.branches[i];
+                b.provisional = true;
+                b.timer_c = Some(now + cfg.timer_c);
+                if b.cancel_wanted {
+                    self.cancel_branch(now, cfg, i);
+                }
+                if !self.answered {
+                    self.server.send_response(now, code, strip_top_via(&resp));
+                }
+            }
+            200..=299 => {
+                self.branches[i].status = Some(code);
+                self.answered = true;
+                // 2xx go upstream at once, every one of them (RFC 6026).
+                self.server.send_response(now, code, strip_top_via(&resp));
+                self.pending.clear();
+                for j in 0..self.branches.len() {
+                    self.cancel_branch(now, cfg, j);
+                }
+            }
+            _ => self.branch_final(now, cfg, i, Some(resp), out),
+        }
+    }
+
+    /// A branch ended without success: with this response, or with none (timeout, timer C).
+    fn branch_final(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        i: usize,
+        resp: Option<Message>,
+        out: &mut Vec<Command>,
+    ) {
+        if self.branches[i].status.is_some() {
+            return;
+        }
+        let (code, upstream) = match resp {
+            Some(r) => (r.status().unwrap_or(500), strip_top_via(&r)),
+            None => (
+                408,
+                response(&self.request, 408, reason(408), &cfg.agent, &[]),
+            ),
+        };
+        self.branches[i].status = Some(code);
+        if self
+            .best
+            .as_ref()
+            .is_none_or(|(b, _)| class_rank(code) < class_rank(*b))
+        {
+            self.best = Some((code, upstream));
+        }
+        if code >= 600 {
+            self.pending.clear();
+            for j in 0..self.branches.len() {
+                self.cancel_branch(now, cfg, j);
+            }
+        }
+        self.finish_if_done(now, cfg, out);
+    }
+
+    /// When every branch has a final response: try the next group, or send the best upstream.
+    fn finish_if_done(&mut self, now: Instant, cfg: &ProxyConfig, out: &mut Vec<Command>) {
+        if self.answered || self.branches.iter().any(|b| b.status.is_none()) {
+            return;
+        }
+        if !self.pending.is_empty() && !self.cancelled {
+            self.start_next_group(now, cfg);
+            self.pump(now, cfg, out);
+            return;
+        }
+        self.answered = true;
+        let (code, data) = match self.best.take() {
+            // §16.7: a 503 from downstream becomes 500 upstream.
+            Some((503, _)) => (
+                500,
+                response(&self.request, 500, reason(500), &cfg.agent, &[]),
+            ),
+            Some(best) => best,
+            None if self.cancelled => (
+                487,
+                response(&self.request, 487, reason(487), &cfg.agent, &[]),
+            ),
+            None => (
+                408,
+                response(&self.request, 408, reason(408), &cfg.agent, &[]),
+            ),
+        };
+        self.server.send_response(now, code, data);
+        self.pump(now, cfg, out);
+    }
+}
+
+/// The CANCEL for a branch (§9.1): same Request-URI, Call-ID, From, To, CSeq number and top
+/// Via as the INVITE, and its Route headers.
+fn build_cancel(invite: &Message) -> Bytes {
+    let mut b = RequestBuilder::new("CANCEL", invite.request_uri_str().unwrap_or_default());
+    if let Some(v) = invite.header(HeaderName::Via) {
+        b = b.header("Via", v.values().next().unwrap_or_default());
+    }
+    b = b.header("Max-Forwards", "70");
+    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        if let Some(h) = invite.header(name) {
+            b = b.header(name.as_str(), &h.value_unfolded());
+        }
+    }
+    b = b.header(
+        "CSeq",
+        &format!("{} CANCEL", invite.cseq().map_or(0, |c| c.seq)),
+    );
+    for r in invite.headers_named(HeaderName::Route) {
+        b = b.header("Route", &r.value_unfolded());
+    }
+    b.build()
+}

@@ -1,0 +1,91 @@
+//! Building a forwarded request (RFC 3261 §16.6) as splices over the received one.
+
+use bytes::Bytes;
+use sip_message::{HeaderName, Message};
+
+/// How to change a request on its way to one target.
+#[derive(Debug, Default)]
+pub(crate) struct Forward<'a> {
+    /// New Request-URI (the target from a location lookup).
+    pub(crate) request_uri: Option<&'a str>,
+    /// Remove the top Route value (it named us).
+    pub(crate) pop_route: bool,
+    /// Remove every Route.
+    pub(crate) drop_routes: bool,
+    /// Remove this header field (the last Route, moved to the Request-URI by strict routing).
+    pub(crate) remove: Option<usize>,
+    /// Route values to put on top (a binding's Path).
+    pub(crate) push_routes: &'a [String],
+    /// Our Record-Route value.
+    pub(crate) record_route: Option<&'a str>,
+    /// Parameters for the received request's top Via (RFC 3581): `received`, `rport`.
+    pub(crate) received: Option<&'a str>,
+    pub(crate) rport: Option<&'a str>,
+    /// Our Via value.
+    pub(crate) via: &'a str,
+}
+
+/// Writes the request for one branch.
+pub(crate) fn forward_request(msg: &Message, f: &Forward<'_>) -> Bytes {
+    let mut e = msg.edit();
+    if let Some(uri) = f.request_uri {
+        e.set_request_uri(uri);
+    }
+    if f.drop_routes {
+        e.remove_headers(HeaderName::Route);
+    } else if f.pop_route {
+        e.remove_first_value(HeaderName::Route);
+    }
+    if let Some(i) = f.remove {
+        e.remove_header(i);
+    }
+    for r in f.push_routes {
+        e.push_front(HeaderName::Route, r);
+    }
+    match msg.header(HeaderName::MaxForwards) {
+        Some(h) => {
+            let left = msg
+                .max_forwards()
+                .ok()
+                .flatten()
+                .unwrap_or(1)
+                .saturating_sub(1);
+            e.set_header_value(h.index, &left.to_string());
+        }
+        None => {
+            e.add_header("Max-Forwards", "70");
+        }
+    }
+    if let Some(rr) = f.record_route {
+        e.push_front(HeaderName::RecordRoute, rr);
+    }
+    if let Some(ip) = f.received {
+        e.set_top_via_param("received", Some(ip));
+    }
+    if let Some(port) = f.rport {
+        e.set_top_via_param("rport", Some(port));
+    }
+    e.push_front(HeaderName::Via, f.via);
+    e.finish()
+}
+
+/// Removes our top Via from a response to pass it upstream.
+pub(crate) fn strip_top_via(resp: &Message) -> Bytes {
+    let mut e = resp.edit();
+    e.remove_first_value(HeaderName::Via);
+    e.finish()
+}
+
+/// 64-bit FNV-1a, for branch ids that must be stable (stateless forwarding) or short.
+pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

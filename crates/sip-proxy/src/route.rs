@@ -1,0 +1,51 @@
+//! Route pre-processing (RFC 3261 §16.4) and the checks of §16.3.
+
+use sip_message::{HeaderName, Message};
+
+use crate::config::ProxyConfig;
+use crate::target::is_us;
+
+/// The outcome of Route pre-processing.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct RouteEdit {
+    /// The top Route named us: remove it.
+    pub(crate) pop_route: bool,
+    /// Strict routing: the Request-URI named us, so it becomes the last Route value
+    /// (`new_uri`) and that Route field (`remove`) goes.
+    pub(crate) new_uri: Option<String>,
+    pub(crate) remove: Option<usize>,
+    /// The next hop after pre-processing is a Route (not the Request-URI).
+    pub(crate) next_is_route: bool,
+    /// Remove every Route: a Route preloaded on an initial request for one of our domains is
+    /// not followed (we would relay to wherever a client asks); the location service decides.
+    pub(crate) drop_routes: bool,
+}
+
+/// Applies §16.4 to a request.
+pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message) -> RouteEdit {
+    let mut edit = RouteEdit::default();
+    let routes: Vec<_> = msg.routes().filter_map(Result::ok).collect();
+    // A strict router put our Record-Route URI (no user part) in the Request-URI.
+    let uri_is_us = msg
+        .request_uri()
+        .is_some_and(|u| is_us(cfg, &u) && u.as_sip().is_some_and(|s| s.user.is_none()));
+    if uri_is_us && !routes.is_empty() {
+        // The previous hop was a strict router: the last Route is the real Request-URI.
+        let last = msg.headers_named(HeaderName::Route).last();
+        if let (Some(h), Some(r)) = (last, routes.last()) {
+            if h.values().count() == 1 {
+                edit.new_uri = Some(r.uri.as_str().to_owned());
+                edit.remove = Some(h.index);
+            }
+        }
+        edit.next_is_route = routes.len() > 1;
+        return edit;
+    }
+    if routes.first().is_some_and(|r| is_us(cfg, &r.uri)) {
+        edit.pop_route = true;
+        edit.next_is_route = routes.len() > 1;
+    } else {
+        edit.next_is_route = !routes.is_empty();
+    }
+    edit
+}

@@ -1,0 +1,103 @@
+//! Where a URI leads: to us, or to a next-hop transport address.
+
+use std::net::SocketAddr;
+
+use sip_message::{Host, Protocol, SipUri, Uri};
+
+use crate::config::ProxyConfig;
+
+/// A next hop: protocol and socket address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Destination {
+    /// Transport protocol.
+    pub protocol: Protocol,
+    /// Address to send to.
+    pub addr: SocketAddr,
+}
+
+/// The transport address a SIP URI points at (RFC 3263 without DNS: the host must be an IP
+/// literal, or `maddr` one). `None` for host names and unsupported transports.
+pub fn destination_of(uri: &SipUri<'_>) -> Option<Destination> {
+    let protocol = match uri.transport() {
+        Some(t) => Protocol::from_token(t)?,
+        None if uri.secure => return None,
+        None => Protocol::Udp,
+    };
+    let ip = match uri.params.get("maddr").flatten() {
+        Some(m) => Host::parse(m).ok()?.ip()?,
+        None => uri.host.ip()?,
+    };
+    Some(Destination {
+        protocol,
+        addr: SocketAddr::new(ip, uri.port.unwrap_or(5060)),
+    })
+}
+
+/// True when a URI designates this server (a Route or Request-URI naming us).
+pub fn is_us(cfg: &ProxyConfig, uri: &Uri<'_>) -> bool {
+    let Some(sip) = uri.as_sip() else {
+        return false;
+    };
+    let port = sip.port.unwrap_or(if sip.secure { 5061 } else { 5060 });
+    let port_ours = cfg.advertised.iter().any(|(_, a)| a.port() == port);
+    match sip.host.ip() {
+        Some(ip) => {
+            cfg.advertised
+                .iter()
+                .any(|(_, a)| a.ip() == ip && a.port() == port)
+                || (port_ours && cfg.is_local_domain(&ip.to_string()))
+        }
+        // A domain we serve, named without a port, reaches us (as DNS would resolve it).
+        None => (port_ours || sip.port.is_none()) && cfg.is_local_domain(sip.host_raw),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProxyConfig;
+
+    fn cfg() -> ProxyConfig {
+        ProxyConfig {
+            domains: vec!["example.com".into(), "192.0.2.1".into()],
+            advertised: vec![(Protocol::Udp, "192.0.2.1:5060".parse().unwrap())],
+            ..crate::tests::config()
+        }
+    }
+
+    #[test]
+    fn us_and_not_us() {
+        let c = cfg();
+        for (u, us) in [
+            ("sip:192.0.2.1;lr", true),
+            ("sip:192.0.2.1:5060;lr", true),
+            ("sip:192.0.2.1:5070;lr", false),
+            ("sip:example.com;lr", true),
+            ("sip:proxy.example.net;lr", false),
+            ("sip:example.com:5070;lr", false),
+            ("sip:192.0.2.2;lr", false),
+            ("tel:+123", false),
+        ] {
+            assert_eq!(is_us(&c, &Uri::parse(u).unwrap()), us, "{u}");
+        }
+    }
+
+    #[test]
+    fn destinations() {
+        let d = |u: &str| destination_of(Uri::parse(u).unwrap().as_sip().unwrap());
+        assert_eq!(
+            d("sip:a@192.0.2.9:5080;transport=tcp"),
+            Some(Destination {
+                protocol: Protocol::Tcp,
+                addr: "192.0.2.9:5080".parse().unwrap()
+            })
+        );
+        assert_eq!(d("sip:a@[2001:db8::1]").map(|d| d.addr.port()), Some(5060));
+        assert_eq!(d("sip:a@host.example.com"), None);
+        assert_eq!(
+            d("sip:a@host.example.com;maddr=192.0.2.7").map(|d| d.addr.ip().to_string()),
+            Some("192.0.2.7".into())
+        );
+        assert_eq!(d("sip:a@192.0.2.9;transport=sctp"), None);
+    }
+}
