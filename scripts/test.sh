@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests need: command name -> Debian package.
-declare -A needs=([cc]=gcc [pkg-config]=pkg-config)
+declare -A needs=([cc]=gcc [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak)
 missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")

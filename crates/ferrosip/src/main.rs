@@ -1,7 +1,9 @@
 //! `ferrosip`: the SIP server binary and its operator subcommands.
 
 mod cmd;
+mod config;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -16,17 +18,52 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the registrar and proxy. Without a config file: UDP and TCP on 0.0.0.0:5060 and
+    /// the location table in ./ferrosip.db.
+    Serve {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address, replacing the configured ones: `udp:127.0.0.1:5070`,
+        /// `tcp:[::1]:5060`. Repeat for several.
+        #[arg(long)]
+        listen: Vec<transport::Listen>,
+        /// SQLite file of the location table.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Check a configuration file and exit non-zero with the file, line and key of any error.
+    Check {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Parse one SIP message (raw bytes, as from a UDP datagram) and print it as JSON.
     /// Exits 1 with the reason and the offending line when the message is malformed.
     Parse {
         /// File to read; `-` or nothing reads standard input.
-        file: Option<std::path::PathBuf>,
+        file: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve { config, listen, db } => {
+            init_logging();
+            cmd::serve::run(
+                config.as_deref(),
+                cmd::serve::Overrides {
+                    listen,
+                    database: db,
+                },
+            )
+            .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Check { config } => config::Config::load(&config).map(|_| {
+            println!("{}: OK", config.display());
+            ExitCode::SUCCESS
+        }),
         Command::Parse { file } => cmd::parse::run(file.as_deref()),
     };
     match result {
@@ -36,4 +73,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERROSIP_LOG")
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -2,3 +2,4 @@
 
 pub(crate) mod parse;
 mod parse_json;
+pub(crate) mod serve;

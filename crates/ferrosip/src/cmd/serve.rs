@@ -1,0 +1,275 @@
+//! `ferrosip serve`: the registrar and proxy on the configured transports.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use location_store::SqliteStore;
+use registrar::{Location, RegistrarConfig};
+use sip_message::Message;
+use sip_proxy::{Command, Core, Destination, ProxyConfig};
+use sip_transaction::TimerConfig;
+use transport::{Handler, Listen, Source, Transports};
+
+use crate::config::{Config, Mode};
+
+/// Command-line overrides of the configuration.
+#[derive(Debug, Default)]
+pub(crate) struct Overrides {
+    pub(crate) listen: Vec<Listen>,
+    pub(crate) database: Option<std::path::PathBuf>,
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub(crate) fn run(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<()> {
+    let mut cfg = match config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if !overrides.listen.is_empty() {
+        cfg.server.listen = overrides.listen.iter().map(ToString::to_string).collect();
+    }
+    if let Some(db) = overrides.database {
+        cfg.server.database = db;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(cfg))
+}
+
+/// The host's primary address: the source address the kernel would pick for a public
+/// destination. Connecting a UDP socket sends nothing.
+fn primary_ip(v6: bool) -> Option<IpAddr> {
+    let (bind, probe): (SocketAddr, SocketAddr) = if v6 {
+        ("[::]:0".parse().ok()?, "[2001:db8::1]:9".parse().ok()?)
+    } else {
+        ("0.0.0.0:0".parse().ok()?, "192.0.2.1:9".parse().ok()?)
+    };
+    let s = UdpSocket::bind(bind).ok()?;
+    s.connect(probe).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> ProxyConfig {
+    let advertise: Option<IpAddr> = cfg.server.advertise.as_deref().and_then(|a| a.parse().ok());
+    let mut domains: Vec<String> = cfg
+        .server
+        .domains
+        .iter()
+        .map(|d| d.to_ascii_lowercase())
+        .collect();
+    domains.push("localhost".into());
+    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+        domains.push(h.trim().to_ascii_lowercase());
+    }
+    let mut advertised = Vec::new();
+    for &(protocol, addr) in bound {
+        let ip = if addr.ip().is_unspecified() {
+            domains.push(if addr.is_ipv4() {
+                "127.0.0.1".into()
+            } else {
+                "::1".into()
+            });
+            advertise
+                .filter(|a| a.is_ipv4() == addr.is_ipv4())
+                .or_else(|| primary_ip(addr.is_ipv6()))
+                .unwrap_or(if addr.is_ipv4() {
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                } else {
+                    IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+                })
+        } else {
+            addr.ip()
+        };
+        domains.push(ip.to_string());
+        advertised.push((protocol, SocketAddr::new(ip, addr.port())));
+        if addr.ip().is_unspecified() && !ip.is_loopback() {
+            // Clients on this host reach us on loopback too; treat that as us.
+            let lo = if addr.is_ipv4() {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            } else {
+                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+            };
+            advertised.push((protocol, SocketAddr::new(lo, addr.port())));
+        }
+    }
+    domains.sort();
+    domains.dedup();
+    ProxyConfig {
+        domains,
+        advertised,
+        redirect_domains: cfg
+            .proxy
+            .redirect_domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
+        record_route: cfg.proxy.record_route,
+        stateful: cfg.proxy.mode == Mode::Stateful,
+        timer_c: Duration::from_secs(cfg.proxy.timer_c),
+        timers: TimerConfig {
+            t1: Duration::from_millis(cfg.timers.t1),
+            t2: Duration::from_millis(cfg.timers.t2),
+            t4: Duration::from_millis(cfg.timers.t4),
+        },
+        registrar: RegistrarConfig {
+            min_expires: cfg.registrar.min_expires,
+            max_expires: cfg.registrar.max_expires,
+            default_expires: cfg.registrar.default_expires,
+            max_contacts: cfg.registrar.max_contacts,
+        },
+        agent: cfg.server.agent.clone(),
+    }
+}
+
+/// Connects the core to the transports and the store.
+struct Server {
+    core: std::sync::OnceLock<Arc<Core>>,
+    transports: std::sync::OnceLock<Transports>,
+    store: SqliteStore,
+}
+
+impl Server {
+    fn execute(self: &Arc<Self>, commands: Vec<Command>) {
+        if commands.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Some(transports) = this.transports.get() else {
+                return;
+            };
+            for c in commands {
+                match c {
+                    Command::Send { dest, data } => {
+                        if let Err(e) = transports.send(dest.protocol, dest.addr, None, data).await
+                        {
+                            tracing::debug!(error = %e, "send failed");
+                        }
+                    }
+                    Command::Persist(changes) => {
+                        if let Err(e) = this.store.apply(&changes).await {
+                            tracing::error!(error = %e, "cannot store bindings");
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The transports hand every message to the core.
+struct Dispatch(Arc<Server>);
+
+impl Handler for Dispatch {
+    fn on_message(&self, msg: Message, src: Source) {
+        let Some(core) = self.0.core.get() else {
+            return;
+        };
+        let dest = Destination {
+            protocol: src.protocol,
+            addr: src.remote,
+        };
+        let commands = core.handle_message(Instant::now(), msg, dest);
+        self.0.execute(commands);
+    }
+
+    fn on_malformed(&self, data: &[u8], error: sip_message::ParseError, src: Source) {
+        tracing::debug!(%src, %error, "malformed message");
+        let (code, reason) = match error.kind {
+            sip_message::ErrorKind::Version => (505, "Version Not Supported".to_owned()),
+            kind => (400, format!("Bad Request ({kind})")),
+        };
+        if let Some(data) = sip_message::response_to_unparsable(data, code, &reason) {
+            let dest = Destination {
+                protocol: src.protocol,
+                addr: src.remote,
+            };
+            self.0.execute(vec![Command::Send { dest, data }]);
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&cfg.server.database)
+        .await
+        .with_context(|| format!("opening {}", cfg.server.database.display()))?;
+    let location = Arc::new(Location::new());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let stored = store.load_all().await.context("loading bindings")?;
+    let live: Vec<_> = stored.into_iter().filter(|b| b.expires_at > now).collect();
+    tracing::info!(bindings = live.len(), "location table loaded");
+    location.load(live);
+
+    let server = Arc::new(Server {
+        core: Default::default(),
+        transports: Default::default(),
+        store,
+    });
+    let handler: Arc<dyn Handler> = Arc::new(Dispatch(server.clone()));
+    let transports = Transports::start(
+        &cfg.listens(),
+        handler,
+        Duration::from_secs(cfg.server.tcp_idle_timeout),
+    )
+    .await?;
+    let core = Arc::new(Core::new(
+        proxy_config(&cfg, &transports.local_addrs()),
+        location,
+    ));
+    tracing::info!(domains = ?core.config().domains, "serving");
+    let _ = server.core.set(core.clone());
+    let _ = server.transports.set(transports);
+
+    let timers = {
+        let (server, core) = (server.clone(), core.clone());
+        tokio::spawn(async move {
+            let mut last_purge = Instant::now();
+            loop {
+                let next = core
+                    .next_timeout()
+                    .unwrap_or_else(|| Instant::now() + Duration::from_millis(100));
+                tokio::time::sleep_until(
+                    next.min(Instant::now() + Duration::from_millis(100)).into(),
+                )
+                .await;
+                server.execute(core.handle_timeouts(Instant::now()));
+                if last_purge.elapsed() > Duration::from_secs(10) {
+                    last_purge = Instant::now();
+                    let changes = core.purge_expired();
+                    if !changes.is_empty() {
+                        server.execute(vec![Command::Persist(changes)]);
+                    }
+                }
+            }
+        })
+    };
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    timers.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

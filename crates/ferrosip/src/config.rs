@@ -1,0 +1,220 @@
+//! The configuration file: one TOML document, every key optional with a documented default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+use transport::Listen;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    pub(crate) server: Server,
+    pub(crate) proxy: Proxy,
+    pub(crate) registrar: Registrar,
+    pub(crate) timers: Timers,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Server {
+    /// Listen addresses, `udp:ADDR:PORT` / `tcp:ADDR:PORT`.
+    pub(crate) listen: Vec<String>,
+    /// Domains served besides our own addresses, host name and `localhost`.
+    pub(crate) domains: Vec<String>,
+    /// Address written in Via and Record-Route when listening on 0.0.0.0 or [::]
+    /// (default: the host's primary address).
+    pub(crate) advertise: Option<String>,
+    /// SQLite file of the location table.
+    pub(crate) database: PathBuf,
+    /// Server / User-Agent header value.
+    pub(crate) agent: String,
+    /// Seconds a TCP connection may stay idle.
+    pub(crate) tcp_idle_timeout: u64,
+}
+
+/// `[proxy]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Proxy {
+    /// `stateful` (transactions, forking) or `stateless`.
+    pub(crate) mode: Mode,
+    /// Add Record-Route to dialog-creating requests.
+    pub(crate) record_route: bool,
+    /// Domains answered with 302 and the registered contacts.
+    pub(crate) redirect_domains: Vec<String>,
+    /// Timer C in seconds.
+    pub(crate) timer_c: u64,
+}
+
+/// Forwarding mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Mode {
+    Stateful,
+    Stateless,
+}
+
+/// `[registrar]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Registrar {
+    pub(crate) min_expires: u32,
+    pub(crate) max_expires: u32,
+    pub(crate) default_expires: u32,
+    pub(crate) max_contacts: usize,
+}
+
+/// `[timers]`, in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Timers {
+    pub(crate) t1: u64,
+    pub(crate) t2: u64,
+    pub(crate) t4: u64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: vec!["udp:0.0.0.0:5060".into(), "tcp:0.0.0.0:5060".into()],
+            domains: Vec::new(),
+            advertise: None,
+            database: PathBuf::from("ferrosip.db"),
+            agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
+            tcp_idle_timeout: 300,
+        }
+    }
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Proxy {
+            mode: Mode::Stateful,
+            record_route: true,
+            redirect_domains: Vec::new(),
+            timer_c: 180,
+        }
+    }
+}
+
+impl Default for Registrar {
+    fn default() -> Self {
+        let d = registrar::RegistrarConfig::default();
+        Registrar {
+            min_expires: d.min_expires,
+            max_expires: d.max_expires,
+            default_expires: d.default_expires,
+            max_contacts: d.max_contacts,
+        }
+    }
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            t1: 500,
+            t2: 4000,
+            t4: 5000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a file; errors name the file, line and key.
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Parses and checks TOML text.
+    pub(crate) fn parse(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                format!("line {line}: {}", e.message())
+            }
+            None => e.message().to_owned(),
+        })?;
+        cfg.check(text)?;
+        Ok(cfg)
+    }
+
+    /// Semantic checks serde cannot do, reported with the line of the key.
+    fn check(&self, text: &str) -> Result<(), String> {
+        let line_of = |key: &str| {
+            text.lines()
+                .position(|l| l.trim_start().starts_with(key))
+                .map_or(String::new(), |n| format!("line {}: ", n + 1))
+        };
+        for l in &self.server.listen {
+            l.parse::<Listen>()
+                .map_err(|e| format!("{}server.listen: {e}", line_of("listen")))?;
+        }
+        if self.server.listen.is_empty() {
+            return Err(format!(
+                "{}server.listen: at least one address is needed",
+                line_of("listen")
+            ));
+        }
+        if let Some(a) = &self.server.advertise {
+            a.parse::<std::net::IpAddr>().map_err(|_| {
+                format!(
+                    "{}server.advertise: {a:?} is not an IP address",
+                    line_of("advertise")
+                )
+            })?;
+        }
+        let r = &self.registrar;
+        if r.min_expires > r.max_expires {
+            return Err(format!(
+                "{}registrar.min_expires: larger than max_expires",
+                line_of("min_expires")
+            ));
+        }
+        if self.timers.t1 == 0 || self.timers.t2 < self.timers.t1 {
+            return Err(format!("{}timers: need 0 < t1 <= t2", line_of("t1")));
+        }
+        Ok(())
+    }
+
+    /// The listen addresses, parsed (checked at load).
+    pub(crate) fn listens(&self) -> Vec<Listen> {
+        self.server
+            .listen
+            .iter()
+            .filter_map(|l| l.parse().ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.server.listen.len(), 2);
+        assert_eq!(c.proxy.mode, Mode::Stateful);
+        let c =
+            Config::parse("[proxy]\nmode = \"stateless\"\nredirect_domains = [\"example.com\"]\n")
+                .unwrap();
+        assert_eq!(c.proxy.mode, Mode::Stateless);
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = Config::parse("[server]\nlisten = [\"udp:1.2.3.4\"]\n").unwrap_err();
+        assert!(e.starts_with("line 2: server.listen"), "{e}");
+        let e = Config::parse("[server]\n\nlistn = []\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("listn"), "{e}");
+        let e = Config::parse("[registrar]\nmin_expires = 7200\n").unwrap_err();
+        assert!(e.starts_with("line 2: registrar.min_expires"), "{e}");
+        let e = Config::parse("[timers]\nt1 = \"x\"\n").unwrap_err();
+        assert!(e.starts_with("line 2"), "{e}");
+    }
+}

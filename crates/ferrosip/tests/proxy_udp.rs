@@ -1,0 +1,233 @@
+//! End-to-end over UDP: the real binary as registrar and proxy between in-test user agents.
+
+mod support;
+
+use std::time::Duration;
+
+use sip_message::{HeaderName, Message};
+use support::{Server, Ua};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+#[test]
+fn options_to_the_server_is_answered() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let ua = Ua::new();
+    ua.send(s.addr(), &ua.options(s.port, "opt1"));
+    let r = ua.recv();
+    assert_eq!(r.status(), Some(200));
+    assert!(r
+        .header(HeaderName::Allow)
+        .is_some_and(|h| h.value.contains("INVITE")));
+    assert!(r.to().unwrap().tag().is_some());
+}
+
+#[test]
+fn register_refresh_query_and_remove() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let ua = Ua::new();
+    ua.send(
+        s.addr(),
+        &ua.register(s.port, "alice", "reg1", 1, ";expires=600"),
+    );
+    let r = ua.recv();
+    assert_eq!(r.status(), Some(200), "{:?}", r.reason());
+    let contacts: Vec<_> = r.contacts().map(|c| c.unwrap()).collect();
+    assert_eq!(contacts.len(), 1);
+    let sip_message::header::Contact::Address(c) = contacts[0] else {
+        panic!("star")
+    };
+    assert!((590..=600).contains(&c.expires().unwrap()));
+
+    // Refresh with a higher CSeq and a shorter time.
+    ua.send(
+        s.addr(),
+        &ua.register(s.port, "alice", "reg1", 2, ";expires=300"),
+    );
+    let r = ua.recv();
+    let sip_message::header::Contact::Address(c) = r.contacts().next().unwrap().unwrap() else {
+        panic!()
+    };
+    assert!((290..=300).contains(&c.expires().unwrap()));
+
+    // Out-of-order CSeq on the same Call-ID is refused and changes nothing.
+    ua.send(
+        s.addr(),
+        &ua.register(s.port, "alice", "reg1", 1, ";expires=900"),
+    );
+    assert!(ua.recv().status().unwrap() >= 400);
+
+    // Removal.
+    ua.send(
+        s.addr(),
+        &ua.register(s.port, "alice", "reg1", 3, ";expires=0"),
+    );
+    let r = ua.recv();
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.contacts().count(), 0);
+}
+
+#[test]
+fn too_brief_interval_gets_423_with_min_expires() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let ua = Ua::new();
+    ua.send(
+        s.addr(),
+        &ua.register(s.port, "bob", "reg423", 1, ";expires=5"),
+    );
+    let r = ua.recv();
+    assert_eq!(r.status(), Some(423));
+    assert!(r.min_expires().unwrap().is_some_and(|m| m >= 5));
+}
+
+#[test]
+fn unknown_user_404_and_max_forwards_zero_483() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let ua = Ua::new();
+    let invite = |mf: u8, id: &str| {
+        format!(
+            "INVITE sip:nobody@127.0.0.1:{sp} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{id}\n\
+From: <sip:a@127.0.0.1>;tag=a\nTo: <sip:nobody@127.0.0.1>\nCall-ID: {id}\nCSeq: 1 INVITE\nMax-Forwards: {mf}\n\
+Content-Length: 0\n\n",
+            sp = s.port,
+            p = ua.port
+        )
+    };
+    ua.send(s.addr(), &invite(70, "u404"));
+    assert_eq!(ua.recv().status(), Some(404));
+    ua.send(s.addr(), &invite(0, "u483"));
+    assert_eq!(ua.recv().status(), Some(483));
+}
+
+/// Builds an INVITE from `caller` to `user`.
+fn invite(s: &Server, caller: &Ua, user: &str, call_id: &str) -> String {
+    format!(
+        "INVITE sip:{user}@127.0.0.1:{sp} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{call_id};rport\n\
+From: <sip:caller@127.0.0.1>;tag=c1\nTo: <sip:{user}@127.0.0.1>\nCall-ID: {call_id}\nCSeq: 1 INVITE\n\
+Contact: <sip:caller@127.0.0.1:{p}>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: 5\n\nv=0\n",
+        sp = s.port,
+        p = caller.port
+    )
+}
+
+/// The UAS answers `req` with `code`, copying Via/From/To/Call-ID/CSeq/Record-Route and
+/// adding a To tag.
+fn answer(uas: &Ua, req: &Message, code: u16, to: std::net::SocketAddr) {
+    let mut b = sip_message::ResponseBuilder::for_request(req, code, "X", Some("uas1"))
+        .header("Contact", &format!("<sip:uas@127.0.0.1:{}>", uas.port));
+    // RFC 3261 §12.1.1: the UAS copies Record-Route into its responses.
+    for rr in req.headers_named(HeaderName::RecordRoute) {
+        b = b.header("Record-Route", rr.value);
+    }
+    let resp = b.build();
+    uas.send_raw(to, &resp);
+}
+
+#[test]
+fn call_through_the_proxy_and_retransmission_absorbed() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let (uac, uas) = (Ua::new(), Ua::new());
+    uas.send(s.addr(), &uas.register(s.port, "uas", "regc", 1, ""));
+    assert_eq!(uas.recv().status(), Some(200));
+
+    let inv = invite(&s, &uac, "uas", "call1");
+    uac.send(s.addr(), &inv);
+    let (trying, _) = uac
+        .recv_timeout(Duration::from_secs(5))
+        .expect("100 Trying");
+    assert_eq!(trying.status(), Some(100));
+    let (req, from) = uas
+        .recv_timeout(Duration::from_secs(5))
+        .expect("INVITE at the UAS");
+    assert_eq!(req.method().map(|m| m.as_str()), Some("INVITE"));
+    assert_eq!(
+        req.request_uri_str(),
+        Some(format!("sip:uas@127.0.0.1:{}", uas.port).as_str())
+    );
+    assert_eq!(req.vias().count(), 2);
+    assert_eq!(req.record_routes().count(), 1);
+    assert_eq!(req.max_forwards().unwrap(), Some(69));
+    assert_eq!(req.body().as_ref(), b"v=0\r\n");
+
+    // A retransmission from the caller is absorbed: the UAS sees nothing new.
+    uac.send(s.addr(), &inv);
+    assert!(
+        uas.recv_timeout(Duration::from_millis(300)).is_none(),
+        "retransmitted INVITE leaked"
+    );
+
+    answer(&uas, &req, 180, from);
+    assert_eq!(uac.recv().status(), Some(180));
+    answer(&uas, &req, 200, from);
+    let ok = uac.recv();
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.vias().count(), 1);
+    let rr = ok
+        .record_routes()
+        .next()
+        .unwrap()
+        .unwrap()
+        .uri
+        .as_str()
+        .to_owned();
+
+    // ACK and BYE follow the Record-Route to the UAS's contact.
+    let in_dialog = |method: &str, cseq: u32| {
+        format!(
+            "{method} sip:uas@127.0.0.1:{up} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{method}{cseq}\n\
+Route: <{rr}>\nFrom: <sip:caller@127.0.0.1>;tag=c1\nTo: <sip:uas@127.0.0.1>;tag=uas1\nCall-ID: call1\n\
+CSeq: {cseq} {method}\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            up = uas.port,
+            p = uac.port
+        )
+    };
+    uac.send(s.addr(), &in_dialog("ACK", 1));
+    let (ack, _) = uas
+        .recv_timeout(Duration::from_secs(5))
+        .expect("ACK at the UAS");
+    assert_eq!(ack.method().map(|m| m.as_str()), Some("ACK"));
+    assert_eq!(ack.routes().count(), 0, "our Route was removed");
+    uac.send(s.addr(), &in_dialog("BYE", 2));
+    let (bye, from) = uas
+        .recv_timeout(Duration::from_secs(5))
+        .expect("BYE at the UAS");
+    assert_eq!(bye.method().map(|m| m.as_str()), Some("BYE"));
+    answer(&uas, &bye, 200, from);
+    let r = uac.recv();
+    assert_eq!(
+        (r.status(), r.cseq().unwrap().method.as_str()),
+        (Some(200), "BYE")
+    );
+}
+
+#[test]
+fn bindings_survive_kill_9() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let ua = Ua::new();
+    ua.send(
+        s.addr(),
+        &ua.register(s.port, "carol", "regk", 1, ";expires=600"),
+    );
+    assert_eq!(ua.recv().status(), Some(200));
+    let (dir_path, port) = s.kill9();
+    let s = Server::start_on(&dir_path, port, &[]);
+    // A query (REGISTER without Contact) lists the stored binding.
+    let query = format!(
+        "REGISTER sip:127.0.0.1:{port} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKq1\n\
+From: <sip:carol@127.0.0.1>;tag=q\nTo: <sip:carol@127.0.0.1>\nCall-ID: regq\nCSeq: 1 REGISTER\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+        p = ua.port
+    );
+    ua.send(s.addr(), &query);
+    let r = ua.recv();
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.contacts().count(), 1, "binding lost across kill -9");
+}

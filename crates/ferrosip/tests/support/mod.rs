@@ -1,0 +1,199 @@
+//! Helpers for end-to-end tests: start the real `ferrosip` binary on loopback ports and talk
+//! SIP to it over UDP.
+
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sip_message::Message;
+
+/// A running server; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    extra: Vec<String>,
+}
+
+/// A free loopback port (UDP and TCP both free).
+pub fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = u.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Server {
+    /// Starts `ferrosip serve` on a fresh port with its database in `dir`.
+    pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_on(dir, free_port(), extra)
+    }
+
+    /// Starts on a given port (a restart reuses the port and database).
+    pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrosip"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("udp:127.0.0.1:{port}"),
+                "--listen",
+                &format!("tcp:127.0.0.1:{port}"),
+            ])
+            .arg("--db")
+            .arg(dir.join("ferrosip.db"))
+            .args(extra)
+            .env("FERROSIP_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ferrosip");
+        let server = Server {
+            child,
+            port,
+            dir: dir.to_owned(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let ua = Ua::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            ua.send(
+                self.addr(),
+                &ua.options(self.port, &format!("ready-{}", rand_id())),
+            );
+            if ua.recv_timeout(Duration::from_millis(200)).is_some() {
+                return;
+            }
+        }
+        panic!("ferrosip did not answer OPTIONS within 10 s");
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Kills the process with SIGKILL (no clean shutdown) and waits for it.
+    pub fn kill9(mut self) -> (PathBuf, u16) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.dir.clone(), self.port)
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
+/// A minimal SIP user agent on a UDP socket.
+pub struct Ua {
+    pub sock: UdpSocket,
+    pub port: u16,
+}
+
+impl Ua {
+    pub fn new() -> Ua {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = sock.local_addr().expect("addr").port();
+        Ua { sock, port }
+    }
+
+    pub fn send(&self, to: SocketAddr, text: &str) {
+        self.sock
+            .send_to(
+                text.replace('\n', "\r\n")
+                    .replace("\r\r\n", "\r\n")
+                    .as_bytes(),
+                to,
+            )
+            .expect("send");
+    }
+
+    pub fn send_raw(&self, to: SocketAddr, data: &[u8]) {
+        self.sock.send_to(data, to).expect("send");
+    }
+
+    pub fn recv_timeout(&self, t: Duration) -> Option<(Message, SocketAddr)> {
+        self.sock.set_read_timeout(Some(t)).expect("timeout");
+        let mut buf = vec![0u8; 65535];
+        let (n, from) = self.sock.recv_from(&mut buf).ok()?;
+        buf.truncate(n);
+        Some((
+            Message::parse(buf).expect("server sent a parsable message"),
+            from,
+        ))
+    }
+
+    /// Waits for a message, skipping `100 Trying`.
+    pub fn recv(&self) -> Message {
+        loop {
+            let (m, _) = self
+                .recv_timeout(Duration::from_secs(5))
+                .expect("expected a message within 5 s");
+            if m.status() != Some(100) {
+                return m;
+            }
+        }
+    }
+
+    pub fn options(&self, server_port: u16, call_id: &str) -> String {
+        format!(
+            "OPTIONS sip:127.0.0.1:{server_port} SIP/2.0\n\
+Via: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{call_id}\n\
+From: <sip:probe@127.0.0.1>;tag=1\nTo: <sip:127.0.0.1:{server_port}>\nCall-ID: {call_id}\nCSeq: 1 OPTIONS\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+            p = self.port
+        )
+    }
+
+    /// A REGISTER of `user` with this UA's address as contact (a new branch each time).
+    pub fn register(
+        &self,
+        server_port: u16,
+        user: &str,
+        call_id: &str,
+        cseq: u32,
+        expires: &str,
+    ) -> String {
+        static BRANCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let b = BRANCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!(
+            "REGISTER sip:127.0.0.1:{server_port} SIP/2.0\n\
+Via: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKr{call_id}{cseq}x{b}\n\
+From: <sip:{user}@127.0.0.1>;tag=r1\nTo: <sip:{user}@127.0.0.1>\nCall-ID: {call_id}\nCSeq: {cseq} REGISTER\n\
+Contact: <sip:{user}@127.0.0.1:{p}>{expires}\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            p = self.port
+        )
+    }
+}
+
+/// The test data folder.
+pub fn data(path: &str) -> PathBuf {
+    [env!("CARGO_MANIFEST_DIR"), "../../tests/data", path]
+        .iter()
+        .collect()
+}
