@@ -6,6 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use sip_message::{HeaderName, Message};
 
 fuzz_target!(|data: &[u8]| {
+    if let Some(resp) = sip_message::response_to_unparsable(data, 400, "Bad Request") {
+        Message::parse(resp).expect("our 400 parses");
+    }
     let Ok(m) = Message::parse(data.to_vec()) else { return };
     let valid = m.validate().is_ok();
     let _ = m.sanity_check();

@@ -2,12 +2,16 @@
 //! the REGISTER is answered and loaded again at start-up, so they survive a restart and a
 //! `kill -9`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
 use registrar::{Binding, Change};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+/// Rows per INSERT or DELETE statement (11 parameters each, far below SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 200;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -57,41 +61,57 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    /// Applies changes in one transaction (callers may batch many REGISTERs into one call).
+    /// Applies changes in one transaction (callers batch many REGISTERs into one call: group
+    /// commit). Only the last change per binding counts; rows go in multi-row statements.
     pub async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut last: HashMap<(&str, &str), &Change> = HashMap::with_capacity(changes.len());
         for c in changes {
+            let key = match c {
+                Change::Upsert(b) => (b.aor.as_str(), b.contact.as_str()),
+                Change::Remove { aor, contact } => (aor.as_str(), contact.as_str()),
+            };
+            last.insert(key, c);
+        }
+        let (mut upserts, mut removes) = (Vec::new(), Vec::new());
+        for c in last.into_values() {
             match c {
-                Change::Upsert(b) => {
-                    sqlx::query(
-                        "INSERT INTO location (aor, contact, q, expires_at, call_id, cseq, path, source, user_agent, instance, reg_id) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                         ON CONFLICT (aor, contact) DO UPDATE SET q = excluded.q, expires_at = excluded.expires_at, \
-                         call_id = excluded.call_id, cseq = excluded.cseq, path = excluded.path, source = excluded.source, \
-                         user_agent = excluded.user_agent, instance = excluded.instance, reg_id = excluded.reg_id",
-                    )
-                    .bind(&b.aor)
-                    .bind(&b.contact)
-                    .bind(i64::from(b.q))
-                    .bind(i64::try_from(b.expires_at).unwrap_or(i64::MAX))
-                    .bind(&b.call_id)
-                    .bind(i64::from(b.cseq))
-                    .bind(b.path.join("\n"))
-                    .bind(&b.source)
-                    .bind(&b.user_agent)
-                    .bind(&b.instance)
-                    .bind(b.reg_id.map(i64::from))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Change::Remove { aor, contact } => {
-                    sqlx::query("DELETE FROM location WHERE aor = ? AND contact = ?")
-                        .bind(aor)
-                        .bind(contact)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                Change::Upsert(b) => upserts.push(b),
+                Change::Remove { aor, contact } => removes.push((aor, contact)),
             }
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO location (aor, contact, q, expires_at, call_id, cseq, path, source, user_agent, instance, reg_id) ",
+            );
+            q.push_values(chunk, |mut row, b| {
+                row.push_bind(&b.aor)
+                    .push_bind(&b.contact)
+                    .push_bind(i64::from(b.q))
+                    .push_bind(i64::try_from(b.expires_at).unwrap_or(i64::MAX))
+                    .push_bind(&b.call_id)
+                    .push_bind(i64::from(b.cseq))
+                    .push_bind(b.path.join("\n"))
+                    .push_bind(&b.source)
+                    .push_bind(&b.user_agent)
+                    .push_bind(&b.instance)
+                    .push_bind(b.reg_id.map(i64::from));
+            });
+            q.push(
+                " ON CONFLICT (aor, contact) DO UPDATE SET q = excluded.q, expires_at = excluded.expires_at, \
+                 call_id = excluded.call_id, cseq = excluded.cseq, path = excluded.path, source = excluded.source, \
+                 user_agent = excluded.user_agent, instance = excluded.instance, reg_id = excluded.reg_id",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in removes.chunks(ROWS_PER_STATEMENT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("DELETE FROM location WHERE (aor, contact) IN (");
+            q.push_values(chunk, |mut row, (aor, contact)| {
+                row.push_bind(*aor).push_bind(*contact);
+            });
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -80,13 +80,17 @@ pub fn process_register(
         .map_err(|_| reject(400, "Invalid Contact"))?;
     let mut bindings: Vec<Binding> = current.to_vec();
     let mut changes = Vec::new();
-    let stale = |b: &Binding| b.call_id == call_id && b.cseq >= cseq;
+    // RFC 3261 §10.3 refuses a CSeq not above the binding's. An equal one on the same Call-ID
+    // is the same REGISTER again (a retransmission, since the registrar answers without a
+    // transaction): it changes nothing and gets the same answer.
+    let stale = |b: &Binding| b.call_id == call_id && b.cseq > cseq;
+    let repeat = |b: &Binding| b.call_id == call_id && b.cseq == cseq;
 
     if contacts.contains(&Contact::Star) {
         if contacts.len() != 1 || header_expires != Some(0) {
             return Err(reject(400, "Invalid Contact *"));
         }
-        if bindings.iter().any(stale) {
+        if bindings.iter().any(|b| stale(b) || repeat(b)) {
             return Err(reject(500, "Out of order CSeq"));
         }
         changes.extend(bindings.drain(..).map(|b| Change::Remove {
@@ -126,6 +130,9 @@ pub fn process_register(
         if let Some(i) = existing {
             if stale(&bindings[i]) {
                 return Err(reject(500, "Out of order CSeq"));
+            }
+            if repeat(&bindings[i]) {
+                continue;
             }
         }
         match (existing, expires) {

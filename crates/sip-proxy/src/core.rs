@@ -314,37 +314,40 @@ impl Core {
         let sip = uri.as_ref().and_then(Uri::as_sip);
         let upstream = upstream_of(&msg, src);
         let no_user = sip.is_some_and(|s| s.user.is_none());
+        if method == Method::Ack {
+            // No transaction of ours matched: it acknowledges a reply sent without one.
+            return;
+        }
         if method == Method::Register {
+            // Answered without a transaction: the registrar treats a repeated CSeq as a
+            // retransmission, so answering again is safe. The 200 waits for the write.
             let source = format!("{}:{}", src.protocol, src.addr);
             let now_unix = unix_now();
-            let (status, answer, changes) =
-                match self
-                    .location
-                    .register(&self.cfg.registrar, now_unix, &msg, &source)
-                {
-                    Ok(reg) => (
-                        200,
-                        registrar::ok_response(&msg, &reg, now_unix, &to_tag(&msg)),
-                        reg.changes,
-                    ),
-                    Err(r) => {
-                        let min = r.min_expires.map(|m| m.to_string());
-                        let extra: Vec<(&str, &str)> = min
-                            .as_deref()
-                            .map(|m| ("Min-Expires", m))
-                            .into_iter()
-                            .collect();
-                        (
-                            r.status,
-                            response(&msg, r.status, r.reason, &self.cfg.agent, &extra),
-                            Vec::new(),
-                        )
+            let data = match self
+                .location
+                .register(&self.cfg.registrar, now_unix, &msg, &source)
+            {
+                Ok(reg) => {
+                    if !reg.changes.is_empty() {
+                        out.push(Command::Persist(reg.changes.clone()));
                     }
-                };
-            if !changes.is_empty() {
-                out.push(Command::Persist(changes));
-            }
-            return self.answer(now, msg, key, upstream, status, answer, out);
+                    registrar::ok_response(&msg, &reg, now_unix, &to_tag(&msg))
+                }
+                Err(r) => {
+                    let min = r.min_expires.map(|m| m.to_string());
+                    let extra: Vec<(&str, &str)> = min
+                        .as_deref()
+                        .map(|m| ("Min-Expires", m))
+                        .into_iter()
+                        .collect();
+                    response(&msg, r.status, r.reason, &self.cfg.agent, &extra)
+                }
+            };
+            out.push(Command::Send {
+                dest: upstream,
+                data,
+            });
+            return;
         }
         if no_user {
             if method == Method::Options {
@@ -353,11 +356,7 @@ impl Core {
                     ("Accept", "application/sdp"),
                     ("Supported", "path"),
                 ];
-                let answer = response(&msg, 200, reason(200), &self.cfg.agent, &extra);
-                return self.answer(now, msg, key, upstream, 200, answer, out);
-            }
-            if method == Method::Ack {
-                return;
+                return self.reply(&msg, src, 200, reason(200), &extra, out);
             }
             return self.reply(&msg, src, 404, reason(404), &[], out);
         }
@@ -400,12 +399,6 @@ impl Core {
             .collect();
         if targets.is_empty() {
             return self.reply(&msg, src, 480, reason(480), &[], out);
-        }
-        if method == Method::Ack {
-            if let Some(t) = targets.front().and_then(|g| g.first()) {
-                self.forward_stateless(&msg, src, t, route, out);
-            }
-            return;
         }
         self.proxy(now, msg, key, src, route, targets, out);
     }

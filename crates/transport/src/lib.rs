@@ -165,6 +165,25 @@ impl Transports {
         }
     }
 
+    /// Sends a UDP datagram at once if the socket can take it; `false` when the caller must
+    /// fall back to [`send`](Self::send) (not UDP, or the socket buffer is full).
+    pub fn try_send_udp(&self, protocol: Protocol, addr: SocketAddr, data: &[u8]) -> bool {
+        if protocol != Protocol::Udp {
+            return false;
+        }
+        match self.udp_socket(addr, None) {
+            Some(sock) => match sock.try_send_to(data, addr) {
+                Ok(_) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "udp send failed");
+                    true
+                }
+            },
+            None => false,
+        }
+    }
+
     fn udp_socket(
         &self,
         to: SocketAddr,

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use sip_message::Message;
 use socket2::{Domain, Socket, Type};
 use tokio::net::UdpSocket;
@@ -30,20 +30,19 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 /// Receives datagrams until the runtime stops; each one is parsed and handed on.
 pub(crate) fn spawn_receiver(sock: Arc<UdpSocket>, local: SocketAddr, handler: Arc<dyn Handler>) {
     tokio::spawn(async move {
-        let mut buf = BytesMut::with_capacity(MAX_DATAGRAM * 4);
+        let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
-            // Reuses the buffer once the messages cut from it are dropped.
-            buf.reserve(MAX_DATAGRAM);
-            let (n, remote) = match sock.recv_buf_from(&mut buf).await {
+            let (n, remote) = match sock.recv_from(&mut buf).await {
                 Ok(r) => r,
                 Err(e) => {
                     // ICMP errors surface here on some systems; keep receiving.
                     tracing::debug!(%local, error = %e, "udp receive error");
-                    buf.clear();
                     continue;
                 }
             };
-            let data = buf.split_to(n).freeze();
+            // Each message gets its own right-sized buffer: a transaction may keep it for
+            // half a minute, and must not pin a large shared receive buffer meanwhile.
+            let data = Bytes::copy_from_slice(&buf[..n]);
             let src = Source {
                 protocol: Protocol::Udp,
                 remote,

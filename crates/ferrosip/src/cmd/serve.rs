@@ -126,39 +126,76 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
     }
 }
 
+/// Registrar changes to write, and the commands (the 200 OK) that must wait for them.
+struct Job {
+    changes: Vec<registrar::Change>,
+    then: Vec<Command>,
+}
+
 /// Connects the core to the transports and the store.
 struct Server {
     core: std::sync::OnceLock<Arc<Core>>,
     transports: std::sync::OnceLock<Transports>,
-    store: SqliteStore,
+    persist: tokio::sync::mpsc::UnboundedSender<Job>,
 }
 
 impl Server {
-    fn execute(self: &Arc<Self>, commands: Vec<Command>) {
-        if commands.is_empty() {
-            return;
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            let Some(transports) = this.transports.get() else {
-                return;
-            };
-            for c in commands {
-                match c {
-                    Command::Send { dest, data } => {
-                        if let Err(e) = transports.send(dest.protocol, dest.addr, None, data).await
-                        {
-                            tracing::debug!(error = %e, "send failed");
-                        }
+    /// Runs the core's commands in order: datagrams go out at once; everything after a
+    /// Persist waits for the writer, which commits in batches (group commit).
+    fn execute(&self, commands: Vec<Command>) {
+        let mut commands = commands.into_iter();
+        while let Some(c) = commands.next() {
+            match c {
+                Command::Send { dest, data } => self.send(dest, data),
+                Command::Persist(changes) => {
+                    let job = Job {
+                        changes,
+                        then: commands.collect(),
+                    };
+                    if self.persist.send(job).is_err() {
+                        tracing::error!("the location writer has stopped");
                     }
-                    Command::Persist(changes) => {
-                        if let Err(e) = this.store.apply(&changes).await {
-                            tracing::error!(error = %e, "cannot store bindings");
-                        }
-                    }
+                    return;
                 }
             }
+        }
+    }
+
+    fn send(&self, dest: Destination, data: bytes::Bytes) {
+        let Some(transports) = self.transports.get() else {
+            return;
+        };
+        if transports.try_send_udp(dest.protocol, dest.addr, &data) {
+            return;
+        }
+        let transports = transports.clone();
+        tokio::spawn(async move {
+            if let Err(e) = transports.send(dest.protocol, dest.addr, None, data).await {
+                tracing::debug!(error = %e, "send failed");
+            }
         });
+    }
+}
+
+/// Writes registrar changes in batches: every job waiting is committed in one transaction,
+/// then the responses that waited for it are sent.
+async fn location_writer(
+    server: Arc<Server>,
+    store: SqliteStore,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+) {
+    let mut batch = Vec::new();
+    while jobs.recv_many(&mut batch, 512).await > 0 {
+        let changes: Vec<registrar::Change> = batch
+            .iter()
+            .flat_map(|j: &Job| j.changes.iter().cloned())
+            .collect();
+        if let Err(e) = store.apply(&changes).await {
+            tracing::error!(error = %e, "cannot store bindings");
+        }
+        for job in batch.drain(..) {
+            server.execute(job.then);
+        }
     }
 }
 
@@ -207,11 +244,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(bindings = live.len(), "location table loaded");
     location.load(live);
 
+    let (persist, jobs) = tokio::sync::mpsc::unbounded_channel();
     let server = Arc::new(Server {
         core: Default::default(),
         transports: Default::default(),
-        store,
+        persist,
     });
+    tokio::spawn(location_writer(server.clone(), store, jobs));
     let handler: Arc<dyn Handler> = Arc::new(Dispatch(server.clone()));
     let transports = Transports::start(
         &cfg.listens(),
