@@ -231,3 +231,68 @@ Max-Forwards: 70\nContent-Length: 0\n\n",
     assert_eq!(r.status(), Some(200));
     assert_eq!(r.contacts().count(), 1, "binding lost across kill -9");
 }
+
+#[test]
+fn sigterm_stops_cleanly_after_writing_bindings() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let ua = Ua::new();
+    ua.send(
+        s.addr(),
+        &ua.register(s.port, "dora", "regt", 1, ";expires=600"),
+    );
+    assert_eq!(ua.recv().status(), Some(200));
+    let port = s.port;
+    assert!(s.terminate(), "no clean exit on SIGTERM");
+    let s = Server::start_on(dir.path(), port, &[]);
+    let invite = invite(&s, &ua, "dora", "after-restart");
+    ua.send(s.addr(), &invite);
+    // The INVITE reaches dora's contact: this UA itself.
+    let mut seen_invite = false;
+    for _ in 0..5 {
+        match ua.recv_timeout(Duration::from_secs(2)) {
+            Some((m, _)) if m.method().is_some() => {
+                seen_invite = true;
+                break;
+            }
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    assert!(seen_invite, "binding lost across a clean restart");
+}
+
+#[test]
+fn ipv6_and_ipv4_together() {
+    let dir = tmp();
+    let port = support::free_port();
+    let listens = [format!("udp:127.0.0.1:{port}"), format!("udp:[::1]:{port}")];
+    let s = Server::start_listens(dir.path(), port, &listens, &[]);
+    let v6 = std::net::UdpSocket::bind("[::1]:0").expect("IPv6 loopback");
+    let v6_port = v6.local_addr().expect("addr").port();
+    let server6: std::net::SocketAddr = format!("[::1]:{port}").parse().expect("addr");
+    let register = format!(
+        "REGISTER sip:[::1]:{port} SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:{v6_port};branch=z9hG4bK6r\r\n\
+From: <sip:six@127.0.0.1>;tag=6\r\nTo: <sip:six@127.0.0.1>\r\nCall-ID: six\r\nCSeq: 1 REGISTER\r\n\
+Contact: <sip:six@[::1]:{v6_port}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    v6.send_to(register.as_bytes(), server6).expect("send");
+    v6.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 65535];
+    let (n, _) = v6.recv_from(&mut buf).expect("200 over IPv6");
+    assert_eq!(
+        Message::parse(buf[..n].to_vec()).expect("parse").status(),
+        Some(200)
+    );
+    // An IPv4 caller reaches the IPv6 contact through the proxy.
+    let caller = Ua::new();
+    caller.send(s.addr(), &invite(&s, &caller, "six", "v4to6"));
+    let (n, _) = v6.recv_from(&mut buf).expect("INVITE over IPv6");
+    let inv = Message::parse(buf[..n].to_vec()).expect("parse");
+    assert_eq!(inv.method().map(|m| m.as_str()), Some("INVITE"));
+    assert!(
+        matches!(inv.top_via().expect("via").host, sip_message::Host::Ipv6(_)),
+        "our Via is IPv6"
+    );
+}

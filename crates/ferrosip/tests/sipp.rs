@@ -187,3 +187,28 @@ fn redirect_mode_answers_302_with_contacts() {
         &[("status", "302"), ("mf", "70")]
     )));
 }
+
+#[test]
+fn call_over_tcp() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let uas_port = free_port();
+    let tcp = |mut c: Command| {
+        c.args(["-t", "t1"]);
+        c
+    };
+    assert!(run(tcp(sipp(
+        Some(&s),
+        "register.xml",
+        "tina",
+        uas_port,
+        &[("q", "1.0"), ("expires", "600"), ("status", "200")]
+    ))));
+    let uas = spawn(tcp(sipp(None, "uas.xml", "tina", uas_port, &[])));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        run(tcp(sipp(Some(&s), "uac.xml", "tina", free_port(), &[]))),
+        "call over TCP failed"
+    );
+    assert!(finish(uas), "UAS over TCP");
+}

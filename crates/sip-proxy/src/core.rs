@@ -59,10 +59,10 @@ fn upstream_of(msg: &Message, src: Destination) -> Destination {
         return src;
     }
     match msg.top_via() {
-        Ok(v) if v.rport().is_none() => Destination {
-            protocol: src.protocol,
-            addr: SocketAddr::new(src.addr.ip(), v.port.unwrap_or(5060)),
-        },
+        Ok(v) if v.rport().is_none() => Destination::new(
+            src.protocol,
+            SocketAddr::new(src.addr.ip(), v.port.unwrap_or(5060)),
+        ),
         _ => src,
     }
 }
@@ -76,10 +76,7 @@ fn response_destination(resp: &Message) -> Option<Destination> {
         .and_then(|h| h.ip())
         .or_else(|| via.host.ip())?;
     let port = via.rport().flatten().or(via.port).unwrap_or(5060);
-    Some(Destination {
-        protocol,
-        addr: SocketAddr::new(ip, port),
-    })
+    Some(Destination::new(protocol, SocketAddr::new(ip, port)))
 }
 
 /// The loop-detection hash of §16.6 step 8: what makes two passes of a request differ.
@@ -699,26 +696,14 @@ fn binding_target(b: &Binding) -> Option<Target> {
         let na = sip_message::header::NameAddr::parse_bracketed(first).ok()?;
         return target(destination_of(na.uri.as_sip()?)?);
     }
-    if let Some(addr) = b.source.strip_prefix("tcp:").and_then(|a| a.parse().ok()) {
-        let uri = Uri::parse(&b.contact).ok();
-        let wants_tcp = uri
-            .as_ref()
-            .and_then(Uri::as_sip)
-            .and_then(|s| s.transport())
-            .is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
-        if wants_tcp
-            || uri
-                .as_ref()
-                .and_then(Uri::as_sip)
-                .is_some_and(|s| s.transport().is_none())
-        {
-            return target(Destination {
-                protocol: Protocol::Tcp,
-                addr,
-            });
-        }
-    }
-    target(destination_of(Uri::parse(&b.contact).ok()?.as_sip()?)?)
+    let dest = destination_of(Uri::parse(&b.contact).ok()?.as_sip()?)?;
+    // A client registered over TCP is reached over its connection while that is open.
+    let connection = b
+        .source
+        .strip_prefix("tcp:")
+        .and_then(|a| a.parse().ok())
+        .filter(|_| dest.protocol == Protocol::Tcp);
+    target(Destination { connection, ..dest })
 }
 
 /// RFC 3581 parameters for the received request's top Via: `received` when the source IP

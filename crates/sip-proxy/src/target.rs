@@ -13,6 +13,20 @@ pub struct Destination {
     pub protocol: Protocol,
     /// Address to send to.
     pub addr: SocketAddr,
+    /// An open connection to prefer when it still exists (the one a TCP client registered
+    /// over); `addr` is the way when it is gone.
+    pub connection: Option<SocketAddr>,
+}
+
+impl Destination {
+    /// A destination without a preferred connection.
+    pub fn new(protocol: Protocol, addr: SocketAddr) -> Destination {
+        Destination {
+            protocol,
+            addr,
+            connection: None,
+        }
+    }
 }
 
 /// The transport address a SIP URI points at (RFC 3263 without DNS: the host must be an IP
@@ -27,10 +41,10 @@ pub fn destination_of(uri: &SipUri<'_>) -> Option<Destination> {
         Some(m) => Host::parse(m).ok()?.ip()?,
         None => uri.host.ip()?,
     };
-    Some(Destination {
+    Some(Destination::new(
         protocol,
-        addr: SocketAddr::new(ip, uri.port.unwrap_or(5060)),
-    })
+        SocketAddr::new(ip, uri.port.unwrap_or(5060)),
+    ))
 }
 
 /// True when a URI designates this server (a Route or Request-URI naming us).
@@ -87,10 +101,10 @@ mod tests {
         let d = |u: &str| destination_of(Uri::parse(u).unwrap().as_sip().unwrap());
         assert_eq!(
             d("sip:a@192.0.2.9:5080;transport=tcp"),
-            Some(Destination {
-                protocol: Protocol::Tcp,
-                addr: "192.0.2.9:5080".parse().unwrap()
-            })
+            Some(Destination::new(
+                Protocol::Tcp,
+                "192.0.2.9:5080".parse().unwrap()
+            ))
         );
         assert_eq!(d("sip:a@[2001:db8::1]").map(|d| d.addr.port()), Some(5060));
         assert_eq!(d("sip:a@host.example.com"), None);

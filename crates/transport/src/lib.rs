@@ -74,7 +74,8 @@ pub struct Transports {
 
 #[derive(Debug)]
 struct Inner {
-    udp: Vec<Arc<tokio::net::UdpSocket>>,
+    /// UDP sockets with their bound addresses.
+    udp: Vec<(SocketAddr, Arc<tokio::net::UdpSocket>)>,
     tcp: TcpConnections,
     listens: Vec<(Listen, SocketAddr)>,
 }
@@ -99,7 +100,7 @@ impl Transports {
                         .map_err(|source| TransportError::Bind { listen: *l, source })?;
                     let sock = Arc::new(sock);
                     udp::spawn_receiver(sock.clone(), local, handler.clone());
-                    udp.push(sock);
+                    udp.push((local, sock));
                     local
                 }
                 Protocol::Tcp => tcp
@@ -128,19 +129,20 @@ impl Transports {
             .collect()
     }
 
-    /// Sends `data` to `addr` over `protocol`. UDP goes out of the socket of the same address
-    /// family (preferring `local` when given); TCP reuses a connection to `addr` or opens one.
+    /// Sends `data` to `addr` over `protocol`. UDP goes out of a socket of the same address
+    /// family; TCP uses the open connection `connection` when given and still there, else one
+    /// to `addr`, opening it if needed.
     pub async fn send(
         &self,
         protocol: Protocol,
         addr: SocketAddr,
-        local: Option<SocketAddr>,
+        connection: Option<SocketAddr>,
         data: Bytes,
     ) -> Result<(), TransportError> {
         match protocol {
             Protocol::Udp => {
                 let sock = self
-                    .udp_socket(addr, local)
+                    .udp_socket(addr)
                     .ok_or(TransportError::NoTransport(protocol, addr))?;
                 sock.send_to(&data, addr)
                     .await
@@ -152,13 +154,16 @@ impl Transports {
                     })
             }
             Protocol::Tcp => {
+                let to = connection
+                    .filter(|c| self.inner.tcp.has_connection(*c))
+                    .unwrap_or(addr);
                 self.inner
                     .tcp
-                    .send(addr, data)
+                    .send(to, data)
                     .await
                     .map_err(|source| TransportError::Send {
                         protocol,
-                        addr,
+                        addr: to,
                         source,
                     })
             }
@@ -171,7 +176,7 @@ impl Transports {
         if protocol != Protocol::Udp {
             return false;
         }
-        match self.udp_socket(addr, None) {
+        match self.udp_socket(addr) {
             Some(sock) => match sock.try_send_to(data, addr) {
                 Ok(_) => true,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
@@ -184,22 +189,12 @@ impl Transports {
         }
     }
 
-    fn udp_socket(
-        &self,
-        to: SocketAddr,
-        local: Option<SocketAddr>,
-    ) -> Option<&Arc<tokio::net::UdpSocket>> {
-        let same_family = |s: &&Arc<tokio::net::UdpSocket>| {
-            s.local_addr().is_ok_and(|a| a.is_ipv4() == to.is_ipv4())
-        };
-        local
-            .and_then(|l| {
-                self.inner
-                    .udp
-                    .iter()
-                    .find(|s| s.local_addr().is_ok_and(|a| a == l))
-            })
-            .or_else(|| self.inner.udp.iter().find(same_family))
+    fn udp_socket(&self, to: SocketAddr) -> Option<&Arc<tokio::net::UdpSocket>> {
+        self.inner
+            .udp
+            .iter()
+            .find(|(local, _)| local.is_ipv4() == to.is_ipv4())
+            .map(|(_, s)| s)
     }
 
     /// True when a TCP connection to `addr` is open (so a request can reuse it).

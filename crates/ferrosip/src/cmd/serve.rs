@@ -133,6 +133,8 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
 struct Job {
     changes: Vec<registrar::Change>,
     then: Vec<Command>,
+    /// Signalled once this job (and so every job before it) is written: shutdown waits on it.
+    written: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Connects the core to the transports and the store.
@@ -154,6 +156,7 @@ impl Server {
                     let job = Job {
                         changes,
                         then: commands.collect(),
+                        written: None,
                     };
                     if self.persist.send(job).is_err() {
                         tracing::error!("the location writer has stopped");
@@ -173,7 +176,10 @@ impl Server {
         }
         let transports = transports.clone();
         tokio::spawn(async move {
-            if let Err(e) = transports.send(dest.protocol, dest.addr, None, data).await {
+            if let Err(e) = transports
+                .send(dest.protocol, dest.addr, dest.connection, data)
+                .await
+            {
                 tracing::debug!(error = %e, "send failed");
             }
         });
@@ -198,6 +204,9 @@ async fn location_writer(
         }
         for job in batch.drain(..) {
             server.execute(job.then);
+            if let Some(w) = job.written {
+                let _ = w.send(());
+            }
         }
     }
 }
@@ -210,10 +219,7 @@ impl Handler for Dispatch {
         let Some(core) = self.0.core.get() else {
             return;
         };
-        let dest = Destination {
-            protocol: src.protocol,
-            addr: src.remote,
-        };
+        let dest = Destination::new(src.protocol, src.remote);
         let commands = core.handle_message(Instant::now(), msg, dest);
         self.0.execute(commands);
     }
@@ -225,10 +231,7 @@ impl Handler for Dispatch {
             kind => (400, format!("Bad Request ({kind})")),
         };
         if let Some(data) = sip_message::response_to_unparsable(data, code, &reason) {
-            let dest = Destination {
-                protocol: src.protocol,
-                addr: src.remote,
-            };
+            let dest = Destination::new(src.protocol, src.remote);
             self.0.execute(vec![Command::Send { dest, data }]);
         }
     }
@@ -295,6 +298,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     timers.abort();
+    // Every acknowledged REGISTER is already written; wait for those still queued.
+    let (written, done) = tokio::sync::oneshot::channel();
+    let flush = Job {
+        changes: Vec::new(),
+        then: Vec::new(),
+        written: Some(written),
+    };
+    if server.persist.send(flush).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
+    }
     Ok(())
 }
 

@@ -15,7 +15,6 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
-    extra: Vec<String>,
 }
 
 /// A free loopback port (UDP and TCP both free).
@@ -37,14 +36,21 @@ impl Server {
 
     /// Starts on a given port (a restart reuses the port and database).
     pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrosip"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("udp:127.0.0.1:{port}"),
-                "--listen",
-                &format!("tcp:127.0.0.1:{port}"),
-            ])
+        let listens = [
+            format!("udp:127.0.0.1:{port}"),
+            format!("tcp:127.0.0.1:{port}"),
+        ];
+        Server::start_listens(dir, port, &listens, extra)
+    }
+
+    /// Starts with these listen addresses; `port` is the IPv4 loopback one used to probe.
+    pub fn start_listens(dir: &Path, port: u16, listens: &[String], extra: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrosip"));
+        cmd.arg("serve");
+        for l in listens {
+            cmd.args(["--listen", l]);
+        }
+        let child = cmd
             .arg("--db")
             .arg(dir.join("ferrosip.db"))
             .args(extra)
@@ -57,10 +63,22 @@ impl Server {
             child,
             port,
             dir: dir.to_owned(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.wait_ready();
         server
+    }
+
+    /// Stops the server with SIGTERM and returns whether it exited cleanly within 10 s.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..100 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
     }
 
     fn wait_ready(&self) {
