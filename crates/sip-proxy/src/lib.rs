@@ -33,30 +33,4 @@ pub enum Command {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// A configuration for tests: one UDP address, 192.0.2.1:5060, domain example.com.
-    pub(crate) fn config() -> ProxyConfig {
-        ProxyConfig {
-            domains: vec!["example.com".into(), "192.0.2.1".into()],
-            advertised: vec![
-                (
-                    sip_message::Protocol::Udp,
-                    "192.0.2.1:5060".parse().expect("addr"),
-                ),
-                (
-                    sip_message::Protocol::Tcp,
-                    "192.0.2.1:5060".parse().expect("addr"),
-                ),
-            ],
-            redirect_domains: vec![],
-            record_route: true,
-            stateful: true,
-            timer_c: std::time::Duration::from_secs(180),
-            timers: sip_transaction::TimerConfig::default(),
-            registrar: registrar::RegistrarConfig::default(),
-            agent: "ferrosip-test".into(),
-        }
-    }
-}
+pub(crate) mod tests;

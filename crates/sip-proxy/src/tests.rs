@@ -1,0 +1,353 @@
+//! The proxy core driven in memory: messages and times in, commands out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use registrar::Location;
+use sip_message::{Message, Protocol};
+
+use crate::{Command, Core, Destination, ProxyConfig};
+
+/// A configuration for tests: UDP and TCP on 192.0.2.1:5060, domain example.com.
+pub(crate) fn config() -> ProxyConfig {
+    ProxyConfig {
+        domains: vec!["example.com".into(), "192.0.2.1".into()],
+        advertised: vec![
+            (Protocol::Udp, "192.0.2.1:5060".parse().expect("addr")),
+            (Protocol::Tcp, "192.0.2.1:5060".parse().expect("addr")),
+        ],
+        redirect_domains: vec![],
+        record_route: true,
+        stateful: true,
+        timer_c: Duration::from_secs(180),
+        timers: sip_transaction::TimerConfig::default(),
+        registrar: registrar::RegistrarConfig::default(),
+        agent: "ferrosip-test".into(),
+    }
+}
+
+const CALLER: &str = "192.0.2.10:5060";
+
+fn udp(addr: &str) -> Destination {
+    Destination::new(Protocol::Udp, addr.parse().expect("addr"))
+}
+
+fn core() -> Core {
+    Core::new(config(), Arc::new(Location::new()))
+}
+
+fn msg(text: &str) -> Message {
+    Message::parse(text.replace('\n', "\r\n").into_bytes()).expect("test message")
+}
+
+/// The messages sent, with their destinations.
+fn sent(cmds: Vec<Command>) -> Vec<(Destination, Message)> {
+    cmds.into_iter()
+        .filter_map(|c| match c {
+            Command::Send { dest, data } => Some((
+                dest,
+                Message::parse(data).expect("we send parsable messages"),
+            )),
+            Command::Persist(_) => None,
+        })
+        .collect()
+}
+
+fn register(core: &Core, user: &str, contact: &str, q: &str) {
+    let r = core.handle_message(
+        Instant::now(),
+        msg(&format!(
+            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {contact};branch=z9hG4bKreg{user}{q}\n\
+From: <sip:{user}@example.com>;tag=r\nTo: <sip:{user}@example.com>\nCall-ID: reg-{user}-{contact}\nCSeq: 1 REGISTER\n\
+Contact: <sip:{user}@{contact}>;q={q}\nContent-Length: 0\n\n"
+        )),
+        udp(contact),
+    );
+    assert!(
+        matches!(r.first(), Some(Command::Persist(_))),
+        "binding written before the answer"
+    );
+    let out = sent(r);
+    assert_eq!(out[0].1.status(), Some(200));
+}
+
+fn invite(user: &str, extra: &str) -> Message {
+    msg(&format!(
+        "INVITE sip:{user}@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKcall1\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:{user}@example.com>\nCall-ID: call-1\nCSeq: 1 INVITE\n\
+Max-Forwards: 70\n{extra}Content-Length: 0\n\n"
+    ))
+}
+
+/// A response from a downstream element to a forwarded request.
+fn answer(req: &Message, code: u16) -> Message {
+    Message::parse(
+        sip_message::ResponseBuilder::for_request(req, code, "X", Some("callee")).build(),
+    )
+    .expect("response")
+}
+
+#[test]
+fn invite_is_forwarded_to_the_registered_contact() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
+    assert_eq!(out.len(), 2);
+    assert_eq!((out[0].0, out[0].1.status()), (udp(CALLER), Some(100)));
+    let (dest, fwd) = &out[1];
+    assert_eq!(*dest, udp("192.0.2.20:5060"));
+    assert_eq!(fwd.request_uri_str(), Some("sip:bob@192.0.2.20:5060"));
+    assert_eq!(fwd.max_forwards().unwrap(), Some(69));
+    let vias: Vec<_> = fwd.vias().map(|v| v.unwrap()).collect();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[0].host_raw, "192.0.2.1");
+    assert!(vias[0].branch().unwrap().starts_with("z9hG4bKfs-"));
+    let rr = fwd.record_routes().next().unwrap().unwrap();
+    assert_eq!(rr.uri.as_str(), "sip:192.0.2.1:5060;lr");
+    assert_eq!(core.active_transactions(), 1);
+}
+
+#[test]
+fn responses_go_upstream_without_our_via() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
+    let fwd = &out[1].1;
+    for code in [180, 200] {
+        let up =
+            sent(core.handle_message(Instant::now(), answer(fwd, code), udp("192.0.2.20:5060")));
+        assert_eq!(up.len(), 1, "{code}");
+        assert_eq!((up[0].0, up[0].1.status()), (udp(CALLER), Some(code)));
+        assert_eq!(up[0].1.vias().count(), 1);
+    }
+}
+
+#[test]
+fn cancel_reaches_the_branch_and_487_goes_upstream() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let fwd = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)))
+        .remove(1)
+        .1;
+    sent(core.handle_message(now, answer(&fwd, 180), udp("192.0.2.20:5060")));
+    let cancel = msg(&format!(
+        "CANCEL sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKcall1\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: call-1\nCSeq: 1 CANCEL\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, cancel, udp(CALLER)));
+    assert_eq!(out[0].1.status(), Some(200), "CANCEL answered");
+    let (dest, downstream_cancel) = &out[1];
+    assert_eq!(*dest, udp("192.0.2.20:5060"));
+    assert_eq!(
+        downstream_cancel.method().map(|m| m.as_str()),
+        Some("CANCEL")
+    );
+    assert_eq!(
+        downstream_cancel.top_via().unwrap().branch(),
+        fwd.top_via().unwrap().branch()
+    );
+    let out = sent(core.handle_message(now, answer(&fwd, 487), udp("192.0.2.20:5060")));
+    let kinds: Vec<String> = out
+        .iter()
+        .map(|(_, m)| {
+            m.method()
+                .map_or_else(|| m.status().unwrap_or(0).to_string(), |x| x.to_string())
+        })
+        .collect();
+    assert_eq!(kinds, ["ACK", "487"]);
+}
+
+#[test]
+fn serial_forking_tries_the_lower_q_after_a_busy() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    register(&core, "bob", "192.0.2.21:5060", "0.5");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    assert_eq!(out.len(), 2, "only the first q group is tried");
+    let first = &out[1].1;
+    let out = sent(core.handle_message(now, answer(first, 486), udp("192.0.2.20:5060")));
+    let hops: Vec<(Destination, Option<&str>)> = out
+        .iter()
+        .map(|(d, m)| (*d, m.method().map(|x| x.as_str())))
+        .collect();
+    assert_eq!(
+        hops,
+        [
+            (udp("192.0.2.20:5060"), Some("ACK")),
+            (udp("192.0.2.21:5060"), Some("INVITE"))
+        ]
+    );
+    let second = &out[1].1;
+    let up = sent(core.handle_message(now, answer(second, 200), udp("192.0.2.21:5060")));
+    assert_eq!(up[0].1.status(), Some(200));
+}
+
+#[test]
+fn parallel_branches_and_best_response() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    register(&core, "bob", "192.0.2.21:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    assert_eq!(out.len(), 3, "100 upstream and both branches at once");
+    let (a, b) = (out[1].1.clone(), out[2].1.clone());
+    assert!(
+        sent(core.handle_message(now, answer(&a, 486), udp("192.0.2.20:5060")))
+            .iter()
+            .all(|(_, m)| m.is_request())
+    );
+    let up = sent(core.handle_message(now, answer(&b, 404), udp("192.0.2.21:5060")));
+    let finals: Vec<u16> = up.iter().filter_map(|(_, m)| m.status()).collect();
+    assert_eq!(
+        finals,
+        [404],
+        "lowest class wins: 4xx, the first of them kept"
+    );
+}
+
+#[test]
+fn no_answer_times_out_with_408() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let t0 = Instant::now();
+    sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)));
+    let mut upstream = Vec::new();
+    let mut t = t0;
+    while let Some(next) = core
+        .next_timeout()
+        .filter(|n| *n < t0 + Duration::from_secs(40))
+    {
+        t = next.max(t);
+        upstream.extend(
+            sent(core.handle_timeouts(t))
+                .into_iter()
+                .filter(|(d, _)| *d == udp(CALLER)),
+        );
+    }
+    let codes: Vec<u16> = upstream.iter().filter_map(|(_, m)| m.status()).collect();
+    assert_eq!(codes.first(), Some(&408), "{codes:?}");
+}
+
+#[test]
+fn checks_before_routing() {
+    let core = core();
+    let reply = |m: Message| {
+        sent(core.handle_message(Instant::now(), m, udp(CALLER)))[0]
+            .1
+            .status()
+    };
+    assert_eq!(reply(invite("nobody", "")), Some(404));
+    assert_eq!(
+        reply(
+            Message::parse(
+                String::from_utf8_lossy(&invite("bob", "").to_bytes())
+                    .replace("Max-Forwards: 70", "Max-Forwards: 0")
+            )
+            .expect("MF 0")
+        ),
+        Some(483)
+    );
+    assert_eq!(reply(invite("bob", "Proxy-Require: foo\n")), Some(420));
+    let tel = msg("OPTIONS tel:+123 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKt\nFrom: <sip:a@example.net>;tag=1\n\
+To: <tel:+123>\nCall-ID: t\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+    assert_eq!(reply(tel), Some(416));
+}
+
+#[test]
+fn a_request_that_loops_back_gets_482_but_a_spiral_does_not() {
+    let core = core();
+    let now = Instant::now();
+    let foreign = msg(&format!(
+        "OPTIONS sip:bob@192.0.2.99 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKloop\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@192.0.2.99>\nCall-ID: l\nCSeq: 1 OPTIONS\nMax-Forwards: 70\n\
+Content-Length: 0\n\n"
+    ));
+    let fwd = sent(core.handle_message(now, foreign, udp(CALLER)))
+        .remove(0)
+        .1;
+    // 192.0.2.99 sends it straight back, unchanged but for its own Via on top.
+    let mut e = fwd.edit();
+    e.push_front(
+        sip_message::HeaderName::Via,
+        "SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKother",
+    );
+    let back = Message::parse(e.finish()).expect("looped request");
+    let out = sent(core.handle_message(now, back, udp("192.0.2.99:5060")));
+    assert_eq!(out[0].1.status(), Some(482));
+    // A spiral (the Request-URI changed on the way) is no loop.
+    register(&core, "loop", "192.0.2.1:5060", "1.0");
+    let fwd = sent(core.handle_message(now, invite("loop", ""), udp(CALLER)))
+        .remove(1)
+        .1;
+    let back = sent(core.handle_message(now, fwd, udp("192.0.2.1:5060")));
+    assert_eq!(
+        back[0].1.status(),
+        Some(404),
+        "sip:loop@192.0.2.1 is not registered"
+    );
+}
+
+#[test]
+fn loose_and_strict_routes() {
+    let core = core();
+    let now = Instant::now();
+    // Loose: the top Route is us; the next Route is the next hop, Request-URI untouched.
+    let loose = msg(&format!(
+        "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye\n\
+Route: <sip:192.0.2.1:5060;lr>, <sip:192.0.2.30;lr>\nFrom: <sip:caller@example.net>;tag=c\n\
+To: <sip:bob@example.com>;tag=b\nCall-ID: d\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, loose, udp(CALLER)));
+    let (dest, fwd) = &out[0];
+    assert_eq!(*dest, udp("192.0.2.30:5060"));
+    assert_eq!(fwd.request_uri_str(), Some("sip:bob@192.0.2.20:5060"));
+    assert_eq!(fwd.routes().count(), 1);
+    // Strict: the Request-URI is us; the last Route becomes the Request-URI.
+    let strict = msg(&format!(
+        "BYE sip:192.0.2.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKstrict\n\
+Route: <sip:bob@192.0.2.20:5060>\nFrom: <sip:caller@example.net>;tag=c\n\
+To: <sip:bob@example.com>;tag=b\nCall-ID: e\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, strict, udp(CALLER)));
+    let (dest, fwd) = &out[0];
+    assert_eq!(*dest, udp("192.0.2.20:5060"));
+    assert_eq!(fwd.request_uri_str(), Some("sip:bob@192.0.2.20:5060"));
+    assert_eq!(fwd.routes().count(), 0);
+}
+
+#[test]
+fn preloaded_route_on_an_initial_request_for_our_domain_is_not_followed() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let out = sent(core.handle_message(
+        Instant::now(),
+        invite("bob", "Route: <sip:198.51.100.7;lr>\n"),
+        udp(CALLER),
+    ));
+    let (dest, fwd) = &out[1];
+    assert_eq!(*dest, udp("192.0.2.20:5060"));
+    assert_eq!(fwd.routes().count(), 0);
+}
+
+#[test]
+fn redirect_domain_answers_302() {
+    let cfg = ProxyConfig {
+        redirect_domains: vec!["example.com".into()],
+        ..config()
+    };
+    let core = Core::new(cfg, Arc::new(Location::new()));
+    register(&core, "bob", "192.0.2.20:5060", "0.7");
+    let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
+    let last = &out.last().unwrap().1;
+    assert_eq!(last.status(), Some(302));
+    let sip_message::header::Contact::Address(c) = last.contacts().next().unwrap().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (c.uri.as_str(), c.q()),
+        ("sip:bob@192.0.2.20:5060", Some(700))
+    );
+}
