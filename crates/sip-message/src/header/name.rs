@@ -18,6 +18,9 @@ macro_rules! header_names {
         impl HeaderName {
             /// Looks a name up case-insensitively, compact forms included.
             pub fn from_bytes(name: &[u8]) -> HeaderName {
+                if let Some(common) = Self::common(name) {
+                    return common;
+                }
                 let mut buf = [0u8; 24];
                 if name.len() > buf.len() {
                     return HeaderName::Other;
@@ -101,6 +104,33 @@ header_names! {
     Via => "Via", b"via", b"v";
     Warning => "Warning", b"warning";
     WwwAuthenticate => "WWW-Authenticate", b"www-authenticate";
+}
+
+impl HeaderName {
+    /// The usual spellings of the headers every message carries, matched without a copy.
+    #[inline]
+    fn common(name: &[u8]) -> Option<HeaderName> {
+        use HeaderName::*;
+        Some(match name {
+            b"Via" => Via,
+            b"From" => From,
+            b"To" => To,
+            b"Call-ID" => CallId,
+            b"CSeq" => CSeq,
+            b"Contact" => Contact,
+            b"Max-Forwards" => MaxForwards,
+            b"Content-Length" => ContentLength,
+            b"Content-Type" => ContentType,
+            b"Route" => Route,
+            b"Record-Route" => RecordRoute,
+            b"Expires" => Expires,
+            b"Allow" => Allow,
+            b"Supported" => Supported,
+            b"User-Agent" => UserAgent,
+            b"Server" => Server,
+            _ => return None,
+        })
+    }
 }
 
 impl std::fmt::Display for HeaderName {
