@@ -29,6 +29,9 @@ pub(crate) struct Server {
     pub(crate) advertise: Option<String>,
     /// SQLite file of the location table.
     pub(crate) database: PathBuf,
+    /// Milliseconds the binding writer waits to commit REGISTERs together (group commit);
+    /// their 200 OKs wait as long. 0 commits each batch at once.
+    pub(crate) commit_window_ms: u64,
     /// Server / User-Agent header value.
     pub(crate) agent: String,
     /// Seconds a TCP connection may stay idle.
@@ -83,6 +86,7 @@ impl Default for Server {
             domains: Vec::new(),
             advertise: None,
             database: PathBuf::from("ferrosip.db"),
+            commit_window_ms: 20,
             agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
             tcp_idle_timeout: 300,
         }

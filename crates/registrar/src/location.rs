@@ -8,9 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use sip_message::Message;
 
-use crate::aor::aor_of;
 use crate::binding::{Binding, Change};
-use crate::register::{process_register, Registered, RegistrarConfig, Rejection};
+use crate::register::{aor_from_to, process_for, Registered, RegistrarConfig, Rejection};
 
 const SHARDS: usize = 64;
 
@@ -52,20 +51,17 @@ impl Location {
         req: &Message,
         source: &str,
     ) -> Result<Registered, Rejection> {
-        let aor = req.to().ok().and_then(|t| aor_of(&t.uri));
-        let Some(aor) = aor else {
-            return process_register(cfg, now, req, source, &[]);
-        };
+        let aor = aor_from_to(req)?;
         let mut shard = self.shard(&aor);
         let current: Vec<Binding> = shard
             .get(&aor)
             .map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect())
             .unwrap_or_default();
-        let reg = process_register(cfg, now, req, source, &current)?;
+        let reg = process_for(cfg, now, req, aor, source, &current)?;
         if reg.bindings.is_empty() {
-            shard.remove(&aor);
+            shard.remove(&reg.aor);
         } else {
-            shard.insert(aor, reg.bindings.clone());
+            shard.insert(reg.aor.clone(), reg.bindings.clone());
         }
         Ok(reg)
     }

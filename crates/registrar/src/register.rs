@@ -69,8 +69,24 @@ pub fn process_register(
     source: &str,
     current: &[Binding],
 ) -> Result<Registered, Rejection> {
+    process_for(cfg, now, req, aor_from_to(req)?, source, current)
+}
+
+/// The AOR of a REGISTER's To header, or why there is none.
+pub(crate) fn aor_from_to(req: &Message) -> Result<String, Rejection> {
     let to = req.to().map_err(|_| reject(400, "Invalid To"))?;
-    let aor = aor_of(&to.uri).ok_or(reject(404, "Not Found"))?;
+    aor_of(&to.uri).ok_or(reject(404, "Not Found"))
+}
+
+/// [`process_register`] for an AOR already taken from the To header.
+pub(crate) fn process_for(
+    cfg: &RegistrarConfig,
+    now: u64,
+    req: &Message,
+    aor: String,
+    source: &str,
+    current: &[Binding],
+) -> Result<Registered, Rejection> {
     let call_id = req.call_id().map_err(|_| reject(400, "Invalid Call-ID"))?;
     let cseq = req.cseq().map_err(|_| reject(400, "Invalid CSeq"))?.seq;
     let header_expires = req.expires().map_err(|_| reject(400, "Invalid Expires"))?;

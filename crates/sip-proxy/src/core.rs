@@ -193,18 +193,25 @@ impl Core {
         if msg.max_forwards().ok().flatten() == Some(0) {
             return self.reply(&msg, src, 483, reason(483), &[], out);
         }
-        let lh = format!("-{:x}", loop_hash(&msg));
+        // Loop detection (§16.3 step 4): only a request carrying a Via of ours can loop.
+        let mut lh = None;
         let ours = |h: Host<'_>, p: Option<u16>| {
             self.cfg
                 .advertised
                 .iter()
                 .any(|(_, a)| Some(a.ip()) == h.ip() && a.port() == p.unwrap_or(5060))
         };
-        if msg.vias().filter_map(Result::ok).any(|v| {
+        let looped = msg.vias().filter_map(Result::ok).any(|v| {
             ours(v.host, v.port)
-                && v.branch()
-                    .is_some_and(|b| b.starts_with(STATEFUL) && b.ends_with(&lh))
-        }) {
+                && v.branch().is_some_and(|b| {
+                    b.starts_with(STATEFUL)
+                        && b.ends_with(
+                            lh.get_or_insert_with(|| format!("-{:x}", loop_hash(&msg)))
+                                .as_str(),
+                        )
+                })
+        });
+        if looped {
             return self.reply(&msg, src, 482, reason(482), &[], out);
         }
         let unsupported: Vec<&str> = msg
@@ -226,16 +233,17 @@ impl Core {
             return self.reply(&msg, src, 416, reason(416), &[], out);
         }
         let mut route = preprocess(&self.cfg, &msg);
-        let target_uri = route
-            .new_uri
-            .clone()
-            .unwrap_or_else(|| uri.as_str().to_owned());
-        let Ok(Uri::Sip(target)) = Uri::parse(&target_uri) else {
+        let new_uri = route.new_uri.clone();
+        let target = match new_uri.as_deref().map(Uri::parse) {
+            None => uri.as_sip().copied(),
+            Some(Ok(Uri::Sip(t))) => Some(t),
+            Some(_) => None,
+        };
+        let Some(target) = target else {
             return self.reply(&msg, src, 400, "Bad Request (Route)", &[], out);
         };
         let local = self.cfg.is_local_target(target.host_raw, target.port);
-        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
-        if local && route.next_is_route && !in_dialog {
+        if local && route.next_is_route && msg.to().ok().and_then(|t| t.tag()).is_none() {
             tracing::debug!(
                 "preloaded Route on an initial request for a local domain: not followed"
             );
@@ -324,11 +332,12 @@ impl Core {
                 .location
                 .register(&self.cfg.registrar, now_unix, &msg, &source)
             {
-                Ok(reg) => {
+                Ok(mut reg) => {
+                    let data = registrar::ok_response(&msg, &reg, now_unix, &to_tag(&msg));
                     if !reg.changes.is_empty() {
-                        out.push(Command::Persist(reg.changes.clone()));
+                        out.push(Command::Persist(std::mem::take(&mut reg.changes)));
                     }
-                    registrar::ok_response(&msg, &reg, now_unix, &to_tag(&msg))
+                    data
                 }
                 Err(r) => {
                     let min = r.min_expires.map(|m| m.to_string());

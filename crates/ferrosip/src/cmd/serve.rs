@@ -186,15 +186,29 @@ impl Server {
     }
 }
 
+/// Most jobs in one transaction.
+const MAX_BATCH: usize = 1024;
+
 /// Writes registrar changes in batches: every job waiting is committed in one transaction,
 /// then the responses that waited for it are sent.
 async fn location_writer(
     server: Arc<Server>,
     store: SqliteStore,
+    window: Duration,
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
 ) {
     let mut batch = Vec::new();
-    while jobs.recv_many(&mut batch, 512).await > 0 {
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Group commit: the REGISTERs of the next moment share one transaction.
+        if !window.is_zero() {
+            tokio::time::sleep(window).await;
+        }
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
         let changes: Vec<registrar::Change> = batch
             .iter()
             .flat_map(|j: &Job| j.changes.iter().cloned())
@@ -256,7 +270,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         transports: Default::default(),
         persist,
     });
-    tokio::spawn(location_writer(server.clone(), store, jobs));
+    let window = Duration::from_millis(cfg.server.commit_window_ms);
+    tokio::spawn(location_writer(server.clone(), store, window, jobs));
     let handler: Arc<dyn Handler> = Arc::new(Dispatch(server.clone()));
     let transports = Transports::start(
         &cfg.listens(),
