@@ -48,7 +48,9 @@ struct Branch {
 #[derive(Debug)]
 pub(crate) struct Context {
     pub(crate) key: TransactionKey,
-    request: Message,
+    /// The received request, kept until every branch and the answer upstream are final.
+    request: Option<Message>,
+    invite: bool,
     server: ServerTransaction,
     upstream: Destination,
     branches: Vec<Branch>,
@@ -92,6 +94,8 @@ impl Context {
             upstream,
         } = received;
         let server = ServerTransaction::new(&request, reliability(upstream), cfg.timers);
+        let invite = request.method() == Some(Method::Invite);
+        let trying = invite.then(|| response(&request, 100, "Trying", &cfg.agent, &[]));
         let mut ctx = Context {
             key,
             server,
@@ -101,10 +105,10 @@ impl Context {
             best: None,
             answered: false,
             cancelled: false,
-            request,
+            request: Some(request),
+            invite,
         };
-        if ctx.is_invite() {
-            let trying = response(&ctx.request, 100, "Trying", &cfg.agent, &[]);
+        if let Some(trying) = trying {
             ctx.server.send_response(now, 100, trying);
         }
         ctx.start_next_group(now, cfg);
@@ -130,7 +134,14 @@ impl Context {
     }
 
     fn is_invite(&self) -> bool {
-        self.request.method() == Some(Method::Invite)
+        self.invite
+    }
+
+    /// A response of our own to the received request (None once it was let go).
+    fn own_response(&self, cfg: &ProxyConfig, code: u16) -> Option<Bytes> {
+        self.request
+            .as_ref()
+            .map(|r| response(r, code, reason(code), &cfg.agent, &[]))
     }
 
     fn start_next_group(&mut self, now: Instant, cfg: &ProxyConfig) {
@@ -209,8 +220,10 @@ impl Context {
             b.cancel_wanted = true;
             return;
         }
-        let cancel = build_cancel(b.client.request());
-        if let Ok(m) = Message::parse(cancel) {
+        let Some(invite) = b.client.request() else {
+            return;
+        };
+        if let Ok(m) = Message::parse(build_cancel(&invite)) {
             b.cancel = Some(ClientTransaction::new(
                 now,
                 m,
@@ -284,7 +297,7 @@ impl Context {
                             dest: self.branches[i].dest,
                             data,
                         }),
-                        Output::Response(r) => self.branch_response(now, cfg, i, r, out),
+                        Output::Response(r) => self.branch_response(now, cfg, i, *r, out),
                         Output::Timeout => self.branch_final(now, cfg, i, None, out),
                         Output::Terminated => {}
                     }
@@ -300,6 +313,10 @@ impl Context {
                 }
             }
             if !progressed {
+                if self.answered && self.branches.iter().all(|b| b.status.is_some()) {
+                    // Everything is final: the request is not needed while the context lingers.
+                    self.request = None;
+                }
                 return;
             }
         }
@@ -354,13 +371,11 @@ impl Context {
             return;
         }
         let (code, upstream) = match resp {
-            Some(r) => (r.status().unwrap_or(500), strip_top_via(&r)),
-            None => (
-                408,
-                response(&self.request, 408, reason(408), &cfg.agent, &[]),
-            ),
+            Some(r) => (r.status().unwrap_or(500), Some(strip_top_via(&r))),
+            None => (408, self.own_response(cfg, 408)),
         };
         self.branches[i].status = Some(code);
+        let Some(upstream) = upstream else { return };
         if self
             .best
             .as_ref()
@@ -390,21 +405,14 @@ impl Context {
         self.answered = true;
         let (code, data) = match self.best.take() {
             // §16.7: a 503 from downstream becomes 500 upstream.
-            Some((503, _)) => (
-                500,
-                response(&self.request, 500, reason(500), &cfg.agent, &[]),
-            ),
-            Some(best) => best,
-            None if self.cancelled => (
-                487,
-                response(&self.request, 487, reason(487), &cfg.agent, &[]),
-            ),
-            None => (
-                408,
-                response(&self.request, 408, reason(408), &cfg.agent, &[]),
-            ),
+            Some((503, _)) => (500, self.own_response(cfg, 500)),
+            Some((code, data)) => (code, Some(data)),
+            None if self.cancelled => (487, self.own_response(cfg, 487)),
+            None => (408, self.own_response(cfg, 408)),
         };
-        self.server.send_response(now, code, data);
+        if let Some(data) = data {
+            self.server.send_response(now, code, data);
+        }
         self.pump(now, cfg, out);
     }
 }

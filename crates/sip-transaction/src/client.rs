@@ -29,7 +29,8 @@ pub enum ClientState {
 /// A client transaction: sends a request and delivers the responses to its user.
 #[derive(Debug)]
 pub struct ClientTransaction {
-    request: Message,
+    /// The request as sent, kept while it may be retransmitted, ACKed or cancelled.
+    request: Option<Bytes>,
     invite: bool,
     reliability: Reliability,
     timers: TimerConfig,
@@ -53,6 +54,7 @@ impl ClientTransaction {
         timers: TimerConfig,
     ) -> Self {
         let invite = request.method() == Some(Method::Invite);
+        let bytes = request.to_bytes();
         let mut t = ClientTransaction {
             invite,
             reliability,
@@ -66,9 +68,9 @@ impl ClientTransaction {
             deadline: Some(now + timers.timeout()),
             ack: None,
             out: Outputs::new(),
-            request,
+            request: Some(bytes.clone()),
         };
-        t.out.push_back(Output::Transmit(t.request.to_bytes()));
+        t.out.push_back(Output::Transmit(bytes));
         t
     }
 
@@ -77,9 +79,10 @@ impl ClientTransaction {
         self.state
     }
 
-    /// The request this transaction sent.
-    pub fn request(&self) -> &Message {
-        &self.request
+    /// The request this transaction sent, while it is still pending (parsed again: it is
+    /// only needed to build a CANCEL).
+    pub fn request(&self) -> Option<Message> {
+        self.request.clone().and_then(|b| Message::parse(b).ok())
     }
 
     /// Feeds a response that matched this transaction.
@@ -97,25 +100,28 @@ impl ClientTransaction {
                     self.retransmit = None;
                     self.deadline = None;
                 }
-                self.out.push_back(Output::Response(response));
+                self.out.push_back(Output::Response(Box::new(response)));
             }
             (Calling | Proceeding, 200..=299) if self.invite => {
                 self.state = Accepted;
                 self.retransmit = None;
+                self.request = None;
                 self.deadline = Some(now + self.timers.timeout());
-                self.out.push_back(Output::Response(response));
+                self.out.push_back(Output::Response(Box::new(response)));
             }
-            (Accepted, 200..=299) => self.out.push_back(Output::Response(response)),
+            (Accepted, 200..=299) => self.out.push_back(Output::Response(Box::new(response))),
             (Calling | Proceeding, _) if self.invite => {
-                let ack = build_ack(&self.request, &response);
-                self.out.push_back(Output::Transmit(ack.clone()));
-                self.ack = Some(ack);
+                if let Some(invite) = self.request() {
+                    let ack = build_ack(&invite, &response);
+                    self.out.push_back(Output::Transmit(ack.clone()));
+                    self.ack = Some(ack);
+                }
                 self.complete(now, self.timers.timer_d(self.reliability.is_reliable()));
-                self.out.push_back(Output::Response(response));
+                self.out.push_back(Output::Response(Box::new(response)));
             }
             (Trying | Proceeding, _) => {
                 self.complete(now, self.timers.linger(self.reliability.is_reliable()));
-                self.out.push_back(Output::Response(response));
+                self.out.push_back(Output::Response(Box::new(response)));
             }
             (Completed, 200..=699) => {
                 if let Some(ack) = &self.ack {
@@ -130,6 +136,7 @@ impl ClientTransaction {
     fn complete(&mut self, now: Instant, linger: std::time::Duration) {
         self.state = ClientState::Completed;
         self.retransmit = None;
+        self.request = None;
         self.deadline = Some(now + linger);
     }
 
@@ -159,8 +166,9 @@ impl ClientTransaction {
                 (false, _) => Some(self.timers.t2),
             };
             r.backoff(now, cap);
-            self.out
-                .push_back(Output::Transmit(self.request.to_bytes()));
+            if let Some(request) = &self.request {
+                self.out.push_back(Output::Transmit(request.clone()));
+            }
         }
         if due(self.deadline, now) {
             match self.state {
@@ -182,6 +190,7 @@ impl ClientTransaction {
     fn terminate(&mut self) {
         self.state = ClientState::Terminated;
         self.retransmit = None;
+        self.request = None;
         self.deadline = None;
         self.out.push_back(Output::Terminated);
     }

@@ -19,14 +19,13 @@ pub use server::{ServerState, ServerTransaction};
 pub use timers::TimerConfig;
 
 /// What a transaction asks its owner to do.
-// Outputs are drained as soon as they are produced; boxing the message would cost an allocation.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Output {
     /// Send these bytes to the peer: the request, a retransmission, an ACK or a response.
     Transmit(Bytes),
-    /// A response for the transaction user (client transactions only).
-    Response(Message),
+    /// A response for the transaction user (client transactions only). Boxed, so that the
+    /// output queue every transaction keeps stays small.
+    Response(Box<Message>),
     /// No final response in time (timers B and F), or no ACK for a final response (timer H).
     /// A client's user acts as on a 408.
     Timeout,
