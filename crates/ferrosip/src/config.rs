@@ -86,7 +86,7 @@ impl Default for Server {
             domains: Vec::new(),
             advertise: None,
             database: PathBuf::from("ferrosip.db"),
-            commit_window_ms: 20,
+            commit_window_ms: 5,
             agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
             tcp_idle_timeout: 300,
         }
