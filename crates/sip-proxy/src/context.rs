@@ -6,9 +6,10 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
-use sip_message::{HeaderName, Message, Method, RequestBuilder};
+use sip_message::{Message, Method};
 use sip_transaction::{
-    ClientTransaction, Output, Reliability, ServerState, ServerTransaction, TransactionKey,
+    build_cancel, ClientTransaction, Output, Reliability, ServerState, ServerTransaction,
+    TransactionKey,
 };
 
 use crate::config::ProxyConfig;
@@ -415,27 +416,4 @@ impl Context {
         }
         self.pump(now, cfg, out);
     }
-}
-
-/// The CANCEL for a branch (§9.1): same Request-URI, Call-ID, From, To, CSeq number and top
-/// Via as the INVITE, and its Route headers.
-fn build_cancel(invite: &Message) -> Bytes {
-    let mut b = RequestBuilder::new("CANCEL", invite.request_uri_str().unwrap_or_default());
-    if let Some(v) = invite.header(HeaderName::Via) {
-        b = b.header("Via", v.values().next().unwrap_or_default());
-    }
-    b = b.header("Max-Forwards", "70");
-    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
-        if let Some(h) = invite.header(name) {
-            b = b.header(name.as_str(), &h.value_unfolded());
-        }
-    }
-    b = b.header(
-        "CSeq",
-        &format!("{} CANCEL", invite.cseq().map_or(0, |c| c.seq)),
-    );
-    for r in invite.headers_named(HeaderName::Route) {
-        b = b.header("Route", &r.value_unfolded());
-    }
-    b.build()
 }

@@ -12,7 +12,7 @@ mod timers;
 use bytes::Bytes;
 use sip_message::Message;
 
-pub use ack::build_ack;
+pub use ack::{build_ack, build_cancel};
 pub use client::{ClientState, ClientTransaction};
 pub use key::{Role, TransactionKey};
 pub use server::{ServerState, ServerTransaction};
