@@ -40,6 +40,15 @@ pub trait Handler: Send + Sync + 'static {
     fn on_malformed(&self, _data: &[u8], _error: sip_message::ParseError, _src: Source) {}
 }
 
+/// Hands a message to the handler; a bug that panics there costs that message, not the
+/// receive loop (which would leave the server deaf).
+pub(crate) fn deliver(handler: &dyn Handler, msg: Message, src: Source) {
+    let call = std::panic::AssertUnwindSafe(|| handler.on_message(msg, src));
+    if std::panic::catch_unwind(call).is_err() {
+        tracing::error!(%src, "message handler panicked; message dropped");
+    }
+}
+
 /// Errors of the transport layer.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {

@@ -131,7 +131,7 @@ impl TcpConnections {
                 }
                 loop {
                     match decoder.decode(&mut buf) {
-                        Ok(Some(Frame::Message(m))) => this.handler.on_message(m, src),
+                        Ok(Some(Frame::Message(m))) => crate::deliver(&*this.handler, m, src),
                         Ok(Some(Frame::Ping)) => {
                             let _ = our_tx.try_send(Bytes::from_static(b"\r\n"));
                         }

@@ -52,7 +52,7 @@ pub(crate) fn spawn_receiver(sock: Arc<UdpSocket>, local: SocketAddr, handler: A
                 continue; // keep-alive
             }
             match Message::parse(data.clone()) {
-                Ok(msg) => handler.on_message(msg, src),
+                Ok(msg) => crate::deliver(&*handler, msg, src),
                 Err(e) => handler.on_malformed(&data, e, src),
             }
         }

@@ -1,0 +1,51 @@
+//! Any datagram into the proxy core (registrar, routing, transactions, timers): no panic, and
+//! everything it sends parses.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::fuzz_target;
+use registrar::{Location, RegistrarConfig};
+use sip_message::{Message, Protocol};
+use sip_proxy::{Command, Core, Destination, ProxyConfig};
+
+fn core() -> &'static Core {
+    static CORE: OnceLock<Core> = OnceLock::new();
+    CORE.get_or_init(|| {
+        let cfg = ProxyConfig {
+            domains: vec!["example.com".into(), "192.0.2.1".into()],
+            advertised: vec![(Protocol::Udp, "192.0.2.1:5060".parse().expect("addr"))],
+            redirect_domains: vec!["redirect.example.com".into()],
+            record_route: true,
+            stateful: true,
+            timer_c: Duration::from_secs(180),
+            timers: sip_transaction::TimerConfig::default(),
+            registrar: RegistrarConfig::default(),
+            agent: "fuzz".into(),
+        };
+        let core = Core::new(cfg, Arc::new(Location::new()));
+        let register = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.20;branch=z9hG4bKr\r\n\
+From: <sip:bob@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: r\r\nCSeq: 1 REGISTER\r\n\
+Contact: <sip:bob@192.0.2.20>, <sip:bob@192.0.2.21>;q=0.5\r\nContent-Length: 0\r\n\r\n";
+        let msg = Message::parse(register.as_bytes().to_vec()).expect("seed REGISTER");
+        core.handle_message(Instant::now(), msg, Destination::new(Protocol::Udp, "192.0.2.20:5060".parse().expect("addr")));
+        core
+    })
+}
+
+fn check(commands: Vec<Command>) {
+    for c in commands {
+        if let Command::Send { data, .. } = c {
+            Message::parse(data).expect("the core sends parsable messages");
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(msg) = Message::parse(data.to_vec()) else { return };
+    let core = core();
+    let now = Instant::now();
+    check(core.handle_message(now, msg, Destination::new(Protocol::Udp, "192.0.2.10:5060".parse().expect("addr"))));
+    check(core.handle_timeouts(now + Duration::from_secs(40)));
+});
