@@ -154,3 +154,27 @@ fn reasons_for_invalid_messages() {
         Err(ErrorKind::DuplicateHeader(HeaderName::ContentLength))
     );
 }
+
+#[test]
+fn limits_are_enforced_with_clear_errors() {
+    use sip_message::Limits;
+    let head = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n";
+    let long = format!("{head}X-Long: {}\r\n\r\n", "a".repeat(9000));
+    assert_eq!(
+        Message::parse(long.into_bytes()).unwrap_err().kind,
+        ErrorKind::LineTooLong
+    );
+    let many = format!("{head}{}\r\n", "X-H: 1\r\n".repeat(300));
+    assert_eq!(
+        Message::parse(many.into_bytes()).unwrap_err().kind,
+        ErrorKind::TooManyHeaders
+    );
+    let small = Limits {
+        max_message_size: 100,
+        ..Limits::default()
+    };
+    let big = format!("{head}Content-Length: 200\r\n\r\n{}", "x".repeat(200));
+    let e = Message::parse_with(big.into_bytes().into(), &small).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TooLarge);
+    assert_eq!(e.kind.to_string(), "message too large");
+}
