@@ -206,22 +206,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    fn request(method: &str) -> Message {
-        Message::parse(format!(
-            "{method} sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKx\r\nFrom: <sip:a@h>;tag=f\r\n\
-To: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
-        ))
-        .unwrap()
-    }
-
-    fn response(code: u16, method: &str) -> Message {
-        Message::parse(format!(
-            "SIP/2.0 {code} X\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKx\r\nFrom: <sip:a@h>;tag=f\r\n\
-To: <sip:b@h>;tag=t\r\nCall-ID: c\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
-        ))
-        .unwrap()
-    }
+    use crate::test_util::{request, response};
 
     /// Drains outputs into short labels.
     fn drain(t: &mut ClientTransaction) -> Vec<String> {

@@ -7,6 +7,8 @@ mod ack;
 mod client;
 mod key;
 mod server;
+#[cfg(test)]
+mod test_util;
 mod timers;
 
 use bytes::Bytes;

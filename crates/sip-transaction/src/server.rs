@@ -188,14 +188,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    fn request(method: &str) -> Message {
-        Message::parse(format!(
-            "{method} sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKx\r\nFrom: <sip:a@h>;tag=f\r\n\
-To: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
-        ))
-        .unwrap()
-    }
+    use crate::test_util::request;
 
     fn drain(t: &mut ServerTransaction) -> Vec<String> {
         std::iter::from_fn(|| t.poll_output())
