@@ -252,11 +252,6 @@ impl Message {
             .map(|(i, e)| self.header_at(i, e))
     }
 
-    /// Number of header fields.
-    pub fn header_count(&self) -> usize {
-        self.head.headers.len()
-    }
-
     /// The fields with a well-known name, in order.
     pub fn headers_named(&self, name: HeaderName) -> impl Iterator<Item = Header<'_>> + '_ {
         self.head
