@@ -147,12 +147,18 @@ pub fn response_to_unparsable(raw: &[u8], code: u16, reason: &str) -> Option<Byt
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
-        let name = HeaderName::from_bytes(name.trim_end().as_bytes());
         let mut value = value.trim().to_owned();
         while let Some(cont) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
             value.push(' ');
             value.push_str(cont.trim());
         }
+        let name = name.trim_end();
+        if !crate::syntax::is_token(name)
+            || value.bytes().any(|c| c.is_ascii_control() && c != b'\t')
+        {
+            continue;
+        }
+        let name = HeaderName::from_bytes(name.as_bytes());
         match name {
             HeaderName::Via => has_via = true,
             HeaderName::To if !value.contains("tag=") => value.push_str(";tag=e0"),
@@ -161,7 +167,9 @@ pub fn response_to_unparsable(raw: &[u8], code: u16, reason: &str) -> Option<Byt
         }
         b = b.header(name.as_str(), &value);
     }
-    has_via.then(|| b.build())
+    // The copied values were not checked against their grammar: answer only if ours parses.
+    let resp = b.build();
+    (has_via && Message::parse(resp.clone()).is_ok()).then_some(resp)
 }
 
 #[cfg(test)]
@@ -220,5 +228,13 @@ Call-ID: ltgtruri.1@192.0.2.5\r\nCSeq: 1 INVITE\r\nVia: SIP/2.0/UDP 192.0.2.5\r\
         assert_eq!(resp.cseq().unwrap().seq, 1);
         assert!(response_to_unparsable(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", 400, "x").is_none());
         assert!(response_to_unparsable(b"garbage", 400, "x").is_none());
+        // A bare LF inside a copied value would split it into a line that is no header.
+        let raw = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: a\nb c\r\n\r\n";
+        let resp = Message::parse(response_to_unparsable(raw, 400, "x").unwrap()).unwrap();
+        assert!(resp.call_id().is_err());
+        // A header name with inner whitespace is not a header we copy.
+        let raw =
+            b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall ID: a\r\n\r\n";
+        assert!(response_to_unparsable(raw, 400, "x").is_some());
     }
 }
