@@ -296,3 +296,36 @@ Contact: <sip:six@[::1]:{v6_port}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\
         "our Via is IPv6"
     );
 }
+
+#[test]
+fn next_hop_named_by_host_is_resolved() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let (uac, uas) = (Ua::new(), Ua::new());
+    let options = |host: &str, call_id: &str| {
+        format!(
+            "OPTIONS sip:svc@{host} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{call_id}\n\
+From: <sip:probe@127.0.0.1>;tag=1\nTo: <sip:svc@{host}>\nCall-ID: {call_id}\nCSeq: 1 OPTIONS\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+            p = uac.port
+        )
+    };
+    // `localhost` resolves (RFC 6761) without a name server.
+    uac.send(
+        s.addr(),
+        &options(&format!("localhost:{}", uas.port), "dns1"),
+    );
+    let (req, _) = uas
+        .recv_timeout(Duration::from_secs(10))
+        .expect("OPTIONS at the host the name resolves to");
+    assert_eq!(
+        req.request_uri_str(),
+        Some(format!("sip:svc@localhost:{}", uas.port).as_str())
+    );
+    // A name that cannot exist (RFC 6761 `.invalid`): 503 to the caller.
+    uac.send(s.addr(), &options("nowhere.invalid", "dns2"));
+    let (r, _) = uac
+        .recv_timeout(Duration::from_secs(15))
+        .expect("an answer for an unresolvable next hop");
+    assert_eq!(r.status(), Some(503));
+}

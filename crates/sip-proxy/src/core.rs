@@ -3,10 +3,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use registrar::{Binding, Location};
@@ -15,10 +15,11 @@ use sip_transaction::{Role, TransactionKey};
 
 use crate::config::ProxyConfig;
 use crate::context::{Context, Prepared, Received};
+use crate::dns::{Answer, DnsCache};
 use crate::forward::{fnv, forward_request, strip_top_via, Forward};
 use crate::reply::{reason, response, to_tag};
 use crate::route::{preprocess, RouteEdit};
-use crate::target::{destination_of, Destination};
+use crate::target::{next_hop, Destination, NextHop};
 use crate::Command;
 
 /// Prefix of the branches of statefully forwarded requests: `z9hG4bKfs-<context>-<branch>-<loop>`.
@@ -41,6 +42,7 @@ pub struct Core {
     location: Arc<Location>,
     shards: Vec<Mutex<Shard>>,
     next_id: AtomicU64,
+    dns: DnsCache,
 }
 
 impl std::fmt::Debug for Core {
@@ -100,6 +102,7 @@ impl Core {
             location,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             next_id: AtomicU64::new(1),
+            dns: DnsCache::default(),
         }
     }
 
@@ -259,19 +262,29 @@ impl Core {
             msg.routes()
                 .filter_map(Result::ok)
                 .nth(skip)
-                .and_then(|r| r.uri.as_sip().and_then(destination_of))
+                .and_then(|r| r.uri.as_sip().and_then(next_hop))
         } else {
-            destination_of(&target)
+            next_hop(&target)
         };
-        let Some(dest) = hop else {
-            return self.reply(
-                &msg,
-                src,
-                503,
-                "Service Unavailable (cannot resolve next hop)",
-                &[],
-                out,
-            );
+        let dest = match hop.map(|h| self.locate(now, h)) {
+            Some(Located::Ready(d)) => d,
+            Some(Located::Pending(host)) => {
+                return out.push(Command::Resolve {
+                    hosts: vec![host],
+                    request: Box::new(msg),
+                    src,
+                })
+            }
+            _ => {
+                return self.reply(
+                    &msg,
+                    src,
+                    503,
+                    "Service Unavailable (cannot resolve next hop)",
+                    &[],
+                    out,
+                )
+            }
         };
         let request_uri = route.new_uri.as_deref();
         if method == Method::Ack {
@@ -397,12 +410,31 @@ impl Core {
         if bindings.is_empty() {
             return self.reply(&msg, src, 404, reason(404), &[], out);
         }
-        let groups = group_by_q(&bindings);
-        let targets: VecDeque<Vec<Target>> = groups
+        let mut pending = Vec::new();
+        let targets: VecDeque<Vec<Target>> = group_by_q(&bindings)
             .into_iter()
-            .map(|g| g.into_iter().filter_map(binding_target).collect::<Vec<_>>())
+            .map(|g| {
+                g.into_iter()
+                    .filter_map(|b| match self.binding_target(now, b)? {
+                        Ok(t) => Some(t),
+                        Err(host) => {
+                            pending.push(host);
+                            None
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
             .filter(|g| !g.is_empty())
             .collect();
+        if !pending.is_empty() {
+            pending.sort();
+            pending.dedup();
+            return out.push(Command::Resolve {
+                hosts: pending,
+                request: Box::new(msg),
+                src,
+            });
+        }
         if targets.is_empty() {
             return self.reply(&msg, src, 480, reason(480), &[], out);
         }
@@ -654,6 +686,63 @@ impl Core {
         (0..SHARDS).map(|i| self.shard(i).contexts.len()).sum()
     }
 
+    /// Where a next hop leads now: an address, a name still to look up, or nowhere (the name
+    /// does not resolve to an address family we listen on).
+    fn locate(&self, now: Instant, hop: NextHop<'_>) -> Located {
+        let (host, port, protocol) = match hop {
+            NextHop::Addr(d) => return Located::Ready(d),
+            NextHop::Name {
+                host,
+                port,
+                protocol,
+            } => (host.to_ascii_lowercase(), port, protocol),
+        };
+        match self.dns.get(now, &host) {
+            Answer::Unknown => Located::Pending(host),
+            Answer::Known(ips) => ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .find(|&a| self.cfg.advertised_for(protocol, a).is_some())
+                .map_or(Located::Unreachable, |a| {
+                    Located::Ready(Destination::new(protocol, a))
+                }),
+        }
+    }
+
+    /// Stores the answer to a [`Command::Resolve`] lookup: the addresses of `host` (none: it
+    /// does not resolve), valid for `ttl` (at least a few seconds).
+    pub fn dns_answer(&self, now: Instant, host: &str, addrs: Vec<IpAddr>, ttl: Duration) {
+        self.dns.insert(now, host, addrs, ttl);
+    }
+
+    /// Where to send a request for a binding: its Path, the connection it registered over
+    /// (TCP), or its contact URI. `Err(host)` when a name must be looked up first.
+    fn binding_target(&self, now: Instant, b: &Binding) -> Option<Result<Target, String>> {
+        let located = match b.path.first() {
+            Some(first) => {
+                let na = sip_message::header::NameAddr::parse_bracketed(first).ok()?;
+                self.locate(now, next_hop(na.uri.as_sip()?)?)
+            }
+            None => self.locate(now, next_hop(Uri::parse(&b.contact).ok()?.as_sip()?)?),
+        };
+        let dest = match located {
+            Located::Ready(d) => d,
+            Located::Pending(host) => return Some(Err(host)),
+            Located::Unreachable => return None,
+        };
+        // A client registered over TCP is reached over its connection while that is open.
+        let connection = b
+            .source
+            .strip_prefix("tcp:")
+            .and_then(|a| a.parse().ok())
+            .filter(|_| dest.protocol == Protocol::Tcp && b.path.is_empty());
+        Some(Ok(Target {
+            uri: Some(b.contact.clone()),
+            path: b.path.clone(),
+            dest: Destination { connection, ..dest },
+        }))
+    }
+
     /// Purges expired bindings; returns the changes to persist.
     pub fn purge_expired(&self) -> Vec<registrar::Change> {
         self.location.purge_expired(unix_now())
@@ -680,6 +769,14 @@ fn group_by_q(bindings: &[Binding]) -> Vec<Vec<&Binding>> {
     groups
 }
 
+/// What a next hop resolves to at the moment.
+enum Located {
+    Ready(Destination),
+    /// This lower-case host name must be looked up first.
+    Pending(String),
+    Unreachable,
+}
+
 /// One place a request is forwarded to.
 #[derive(Debug)]
 struct Target {
@@ -689,30 +786,6 @@ struct Target {
     path: Vec<String>,
     /// The next hop.
     dest: Destination,
-}
-
-/// Where to send a request for a binding: its Path, the connection it registered over
-/// (TCP), or its contact URI.
-fn binding_target(b: &Binding) -> Option<Target> {
-    let target = |dest| {
-        Some(Target {
-            uri: Some(b.contact.clone()),
-            path: b.path.clone(),
-            dest,
-        })
-    };
-    if let Some(first) = b.path.first() {
-        let na = sip_message::header::NameAddr::parse_bracketed(first).ok()?;
-        return target(destination_of(na.uri.as_sip()?)?);
-    }
-    let dest = destination_of(Uri::parse(&b.contact).ok()?.as_sip()?)?;
-    // A client registered over TCP is reached over its connection while that is open.
-    let connection = b
-        .source
-        .strip_prefix("tcp:")
-        .and_then(|a| a.parse().ok())
-        .filter(|_| dest.protocol == Protocol::Tcp);
-    target(Destination { connection, ..dest })
 }
 
 /// RFC 3581 parameters for the received request's top Via: `received` when the source IP

@@ -6,6 +6,7 @@
 mod config;
 mod context;
 mod core;
+mod dns;
 mod forward;
 mod reply;
 mod route;
@@ -15,7 +16,7 @@ use bytes::Bytes;
 
 pub use crate::core::Core;
 pub use config::ProxyConfig;
-pub use target::{destination_of, is_us, Destination};
+pub use target::{is_us, next_hop, Destination, NextHop};
 
 /// What the core asks the IO layer to do, in order.
 #[derive(Debug)]
@@ -30,6 +31,16 @@ pub enum Command {
     /// Write registrar changes to storage; the commands after it wait until it is done
     /// (the 200 OK of a REGISTER is sent only once its binding is safe).
     Persist(Vec<registrar::Change>),
+    /// Look these host names up (A and AAAA), give each answer to [`Core::dns_answer`],
+    /// then hand the request back to [`Core::handle_message`] as if it had just arrived.
+    Resolve {
+        /// Lower-case host names.
+        hosts: Vec<String>,
+        /// The request that waits for them.
+        request: Box<sip_message::Message>,
+        /// Where it came from.
+        src: Destination,
+    },
 }
 
 #[cfg(test)]

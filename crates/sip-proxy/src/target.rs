@@ -29,22 +29,42 @@ impl Destination {
     }
 }
 
-/// The transport address a SIP URI points at (RFC 3263 without DNS: the host must be an IP
-/// literal, or `maddr` one). `None` for host names and unsupported transports.
-pub fn destination_of(uri: &SipUri<'_>) -> Option<Destination> {
+/// Where a SIP URI leads (RFC 3263 with A/AAAA only: no NAPTR or SRV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextHop<'a> {
+    /// An IP literal (the host, or `maddr`).
+    Addr(Destination),
+    /// A host name to resolve, with the protocol and port to use.
+    Name {
+        /// The host name as written.
+        host: &'a str,
+        /// Port (5060 when the URI has none).
+        port: u16,
+        /// Transport protocol.
+        protocol: Protocol,
+    },
+}
+
+/// The next hop a SIP URI points at; `None` for `sips:` and unsupported transports.
+pub fn next_hop<'a>(uri: &SipUri<'a>) -> Option<NextHop<'a>> {
     let protocol = match uri.transport() {
         Some(t) => Protocol::from_token(t)?,
         None if uri.secure => return None,
         None => Protocol::Udp,
     };
-    let ip = match uri.params.get("maddr").flatten() {
-        Some(m) => Host::parse(m).ok()?.ip()?,
-        None => uri.host.ip()?,
+    let port = uri.port.unwrap_or(5060);
+    let (ip, host) = match uri.params.get("maddr").flatten() {
+        Some(m) => (Host::parse(m).ok()?.ip(), m),
+        None => (uri.host.ip(), uri.host_raw),
     };
-    Some(Destination::new(
-        protocol,
-        SocketAddr::new(ip, uri.port.unwrap_or(5060)),
-    ))
+    Some(match ip {
+        Some(ip) => NextHop::Addr(Destination::new(protocol, SocketAddr::new(ip, port))),
+        None => NextHop::Name {
+            host,
+            port,
+            protocol,
+        },
+    })
 }
 
 /// True when a URI designates this server (a Route or Request-URI naming us).
@@ -97,8 +117,11 @@ mod tests {
     }
 
     #[test]
-    fn destinations() {
-        let d = |u: &str| destination_of(Uri::parse(u).unwrap().as_sip().unwrap());
+    fn next_hops() {
+        let d = |u: &str| match next_hop(Uri::parse(u).unwrap().as_sip().unwrap()) {
+            Some(NextHop::Addr(d)) => Some(d),
+            _ => None,
+        };
         assert_eq!(
             d("sip:a@192.0.2.9:5080;transport=tcp"),
             Some(Destination::new(
@@ -107,11 +130,21 @@ mod tests {
             ))
         );
         assert_eq!(d("sip:a@[2001:db8::1]").map(|d| d.addr.port()), Some(5060));
-        assert_eq!(d("sip:a@host.example.com"), None);
         assert_eq!(
             d("sip:a@host.example.com;maddr=192.0.2.7").map(|d| d.addr.ip().to_string()),
             Some("192.0.2.7".into())
         );
-        assert_eq!(d("sip:a@192.0.2.9;transport=sctp"), None);
+        let uri = Uri::parse("sip:a@Host.example.com:5070;transport=TCP").unwrap();
+        assert_eq!(
+            next_hop(uri.as_sip().unwrap()),
+            Some(NextHop::Name {
+                host: "Host.example.com",
+                port: 5070,
+                protocol: Protocol::Tcp
+            })
+        );
+        let n = |u: &'static str| next_hop(Uri::parse(u).unwrap().as_sip().unwrap());
+        assert_eq!(n("sip:a@192.0.2.9;transport=sctp"), None);
+        assert_eq!(n("sips:a@192.0.2.9"), None);
     }
 }

@@ -48,9 +48,21 @@ fn sent(cmds: Vec<Command>) -> Vec<(Destination, Message)> {
                 dest,
                 Message::parse(data).expect("we send parsable messages"),
             )),
-            Command::Persist(_) => None,
+            Command::Persist(_) | Command::Resolve { .. } => None,
         })
         .collect()
+}
+
+/// The host names a command list asks to resolve, and the request handed back.
+fn resolve(cmds: Vec<Command>) -> Option<(Vec<String>, Box<Message>, Destination)> {
+    cmds.into_iter().find_map(|c| match c {
+        Command::Resolve {
+            hosts,
+            request,
+            src,
+        } => Some((hosts, request, src)),
+        _ => None,
+    })
 }
 
 fn register(core: &Core, user: &str, contact: &str, q: &str) {
@@ -350,4 +362,90 @@ fn redirect_domain_answers_302() {
         (c.uri.as_str(), c.q()),
         ("sip:bob@192.0.2.20:5060", Some(700))
     );
+}
+
+#[test]
+fn a_host_name_is_resolved_before_forwarding() {
+    let core = core();
+    let now = Instant::now();
+    let req = msg(
+        "OPTIONS sip:carol@Gw.Example.NET:5070 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKdns1\n\
+From: <sip:a@example.com>;tag=a\nTo: <sip:carol@gw.example.net>\nCall-ID: dns-1\nCSeq: 1 OPTIONS\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+    );
+    let (hosts, request, src) =
+        resolve(core.handle_message(now, req.clone(), udp(CALLER))).expect("a lookup");
+    assert_eq!(hosts, ["gw.example.net"]);
+    assert_eq!(src, udp(CALLER));
+    // An IPv6 answer is skipped: we only listen on IPv4.
+    let ips = vec![
+        "2001:db8::5".parse().unwrap(),
+        "192.0.2.55".parse().unwrap(),
+    ];
+    core.dns_answer(now, &hosts[0], ips, Duration::from_secs(300));
+    let out = sent(core.handle_message(now, *request, src));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, udp("192.0.2.55:5070"));
+    assert_eq!(
+        out[0].1.request_uri_str(),
+        Some("sip:carol@Gw.Example.NET:5070")
+    );
+
+    // A name that does not resolve: 503 to the caller, and no second lookup.
+    let req = msg(&req_text_with_host("nx.example.net"));
+    let (hosts, request, src) = resolve(core.handle_message(now, req, udp(CALLER))).unwrap();
+    core.dns_answer(now, &hosts[0], vec![], Duration::ZERO);
+    let cmds = core.handle_message(now, *request, src);
+    assert!(resolve_none(&cmds));
+    let out = sent(cmds);
+    assert_eq!(out[0].1.status(), Some(503));
+}
+
+#[test]
+fn a_contact_with_a_host_name_is_resolved_before_forking() {
+    let core = core();
+    let now = Instant::now();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let r = core.handle_message(
+        now,
+        msg("REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP phone.example.org:5062;branch=z9hG4bKr2\n\
+From: <sip:bob@example.com>;tag=r\nTo: <sip:bob@example.com>\nCall-ID: reg-host\nCSeq: 1 REGISTER\n\
+Contact: <sip:bob@phone.example.org:5062>\nContent-Length: 0\n\n"),
+        udp("192.0.2.21:5062"),
+    );
+    assert_eq!(sent(r)[0].1.status(), Some(200));
+    let (hosts, request, src) =
+        resolve(core.handle_message(now, invite("bob", ""), udp(CALLER))).unwrap();
+    assert_eq!(hosts, ["phone.example.org"]);
+    assert_eq!(
+        core.active_transactions(),
+        0,
+        "nothing starts before the answer"
+    );
+    core.dns_answer(
+        now,
+        "phone.example.org",
+        vec!["192.0.2.21".parse().unwrap()],
+        Duration::from_secs(60),
+    );
+    let out = sent(core.handle_message(now, *request, src));
+    let mut dests: Vec<_> = out
+        .iter()
+        .skip(1)
+        .map(|(d, _)| d.addr.to_string())
+        .collect();
+    dests.sort();
+    assert_eq!(dests, ["192.0.2.20:5060", "192.0.2.21:5062"]);
+}
+
+fn req_text_with_host(host: &str) -> String {
+    format!(
+        "OPTIONS sip:x@{host} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK{host}\n\
+From: <sip:a@example.com>;tag=a\nTo: <sip:x@{host}>\nCall-ID: dns-{host}\nCSeq: 1 OPTIONS\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+    )
+}
+
+fn resolve_none(cmds: &[Command]) -> bool {
+    !cmds.iter().any(|c| matches!(c, Command::Resolve { .. }))
 }

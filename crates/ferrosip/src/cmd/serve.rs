@@ -142,12 +142,13 @@ struct Server {
     core: std::sync::OnceLock<Arc<Core>>,
     transports: std::sync::OnceLock<Transports>,
     persist: tokio::sync::mpsc::UnboundedSender<Job>,
+    resolver: hickory_resolver::TokioResolver,
 }
 
 impl Server {
     /// Runs the core's commands in order: datagrams go out at once; everything after a
     /// Persist waits for the writer, which commits in batches (group commit).
-    fn execute(&self, commands: Vec<Command>) {
+    fn execute(self: &Arc<Self>, commands: Vec<Command>) {
         let mut commands = commands.into_iter();
         while let Some(c) = commands.next() {
             match c {
@@ -163,8 +164,39 @@ impl Server {
                     }
                     return;
                 }
+                Command::Resolve {
+                    hosts,
+                    request,
+                    src,
+                } => self.resolve(hosts, request, src),
             }
         }
+    }
+
+    /// Looks the names up, tells the core, and hands the request back to it.
+    fn resolve(self: &Arc<Self>, hosts: Vec<String>, request: Box<Message>, src: Destination) {
+        let server = self.clone();
+        tokio::spawn(async move {
+            let Some(core) = server.core.get() else {
+                return;
+            };
+            for host in hosts {
+                let (addrs, ttl) = match server.resolver.lookup_ip(host.as_str()).await {
+                    Ok(found) => {
+                        let ttl = found
+                            .valid_until()
+                            .saturating_duration_since(Instant::now());
+                        (found.iter().collect(), ttl)
+                    }
+                    Err(e) => {
+                        tracing::info!(%host, error = %e, "next hop does not resolve");
+                        (Vec::new(), Duration::from_secs(30))
+                    }
+                };
+                core.dns_answer(Instant::now(), &host, addrs, ttl);
+            }
+            server.execute(core.handle_message(Instant::now(), *request, src));
+        });
     }
 
     fn send(&self, dest: Destination, data: bytes::Bytes) {
@@ -269,6 +301,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         core: Default::default(),
         transports: Default::default(),
         persist,
+        resolver: resolver(),
     });
     let window = Duration::from_millis(cfg.server.commit_window_ms);
     tokio::spawn(location_writer(server.clone(), store, window, jobs));
@@ -324,6 +357,23 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
     }
     Ok(())
+}
+
+/// The system's resolver (`/etc/resolv.conf`, `/etc/hosts`); without a usable
+/// resolv.conf, the hosts file alone.
+fn resolver() -> hickory_resolver::TokioResolver {
+    use hickory_resolver::name_server::TokioConnectionProvider;
+    match hickory_resolver::TokioResolver::builder_tokio() {
+        Ok(b) => b.build(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no system DNS configuration: only /etc/hosts resolves");
+            hickory_resolver::TokioResolver::builder_with_config(
+                hickory_resolver::config::ResolverConfig::new(),
+                TokioConnectionProvider::default(),
+            )
+            .build()
+        }
+    }
 }
 
 async fn shutdown_signal() {
