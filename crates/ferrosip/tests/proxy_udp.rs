@@ -329,3 +329,48 @@ Max-Forwards: 70\nContent-Length: 0\n\n",
         .expect("an answer for an unresolvable next hop");
     assert_eq!(r.status(), Some(503));
 }
+
+#[test]
+fn large_request_tries_tcp_then_falls_back_to_udp() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let (uac, uas) = (Ua::new(), Ua::new());
+    uas.send(s.addr(), &uas.register(s.port, "big", "regbig", 1, ""));
+    assert_eq!(uas.recv().status(), Some(200));
+    // A TCP listener on the UAS's port takes the large INVITE (RFC 3261 §18.1.1).
+    let tcp = std::net::TcpListener::bind(("127.0.0.1", uas.port)).expect("tcp listener");
+    let sdp = "a=rtpmap:0 PCMU/8000\n".repeat(70);
+    let big = |call_id: &str| {
+        format!(
+            "INVITE sip:big@127.0.0.1:{sp} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{call_id}\n\
+From: <sip:caller@127.0.0.1>;tag=c1\nTo: <sip:big@127.0.0.1>\nCall-ID: {call_id}\nCSeq: 1 INVITE\n\
+Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {len}\n\n{sdp}",
+            sp = s.port,
+            p = uac.port,
+            len = sdp.len() + 70, // the test UA turns every LF into CRLF
+        )
+    };
+    uac.send(s.addr(), &big("big1"));
+    tcp.set_nonblocking(false).unwrap();
+    let (mut conn, _) = tcp.accept().expect("the proxy connects over TCP");
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") || got.len() < 1400 {
+        let n = std::io::Read::read(&mut conn, &mut buf).expect("INVITE over TCP");
+        assert!(n > 0, "connection closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&got);
+    assert!(head.starts_with("INVITE "), "{head}");
+    assert!(head.contains("SIP/2.0/TCP"), "our Via says TCP");
+    drop((conn, tcp));
+
+    // With nothing listening on TCP, the request goes over UDP after all.
+    uac.send(s.addr(), &big("big2"));
+    let (req, _) = uas
+        .recv_timeout(Duration::from_secs(5))
+        .expect("INVITE over UDP after the TCP connection was refused");
+    assert_eq!(req.call_id().unwrap(), "big2");
+    assert_eq!(req.top_via().unwrap().transport, "UDP");
+}

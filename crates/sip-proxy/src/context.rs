@@ -23,7 +23,13 @@ use crate::Command;
 pub(crate) struct Prepared {
     pub(crate) dest: Destination,
     pub(crate) request: Bytes,
+    /// The request as it would go over UDP, when its size moved it to TCP: sent instead if
+    /// the TCP connection cannot be made (RFC 3261 §18.1.1).
+    pub(crate) fallback: Option<UdpFallback>,
 }
+
+/// A UDP alternative to a branch's request.
+pub(crate) type UdpFallback = (Destination, Bytes);
 
 /// A request that opens a context: its transaction key, the request, and where its
 /// responses go.
@@ -43,6 +49,7 @@ struct Branch {
     timer_c: Option<Instant>,
     cancel_wanted: bool,
     cancel: Option<ClientTransaction>,
+    fallback: Option<UdpFallback>,
 }
 
 /// The proxy's state for one received request.
@@ -163,6 +170,7 @@ impl Context {
                 timer_c,
                 cancel_wanted: false,
                 cancel: None,
+                fallback: p.fallback,
             });
         }
     }
@@ -197,6 +205,36 @@ impl Context {
                 (false, _) => b.client.on_response(now, resp),
             }
         }
+        self.pump(now, cfg, out);
+    }
+
+    /// The request of branch `index` could not be sent to `dest`: over UDP instead when it
+    /// went over TCP only for its size, otherwise the branch fails as if answered 503
+    /// (§16.9).
+    pub(crate) fn on_transport_error(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        index: usize,
+        dest: Destination,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(b) = self.branches.get_mut(index) else {
+            return;
+        };
+        if b.dest != dest || b.status.is_some() {
+            return;
+        }
+        if let Some((udp, request)) = b.fallback.take() {
+            if let Ok(msg) = Message::parse(request) {
+                b.client = ClientTransaction::new(now, msg, reliability(udp), cfg.timers);
+                b.dest = udp;
+                self.pump(now, cfg, out);
+                return;
+            }
+        }
+        b.client.on_transport_error();
+        self.branch_final(now, cfg, index, Err(503), out);
         self.pump(now, cfg, out);
     }
 
@@ -248,7 +286,7 @@ impl Context {
                 if b.provisional {
                     self.cancel_branch(now, cfg, i);
                 } else {
-                    self.branch_final(now, cfg, i, None, out);
+                    self.branch_final(now, cfg, i, Err(408), out);
                 }
             }
         }
@@ -299,7 +337,7 @@ impl Context {
                             data,
                         }),
                         Output::Response(r) => self.branch_response(now, cfg, i, *r, out),
-                        Output::Timeout => self.branch_final(now, cfg, i, None, out),
+                        Output::Timeout => self.branch_final(now, cfg, i, Err(408), out),
                         Output::Terminated => {}
                     }
                 }
@@ -355,25 +393,26 @@ impl Context {
                     self.cancel_branch(now, cfg, j);
                 }
             }
-            _ => self.branch_final(now, cfg, i, Some(resp), out),
+            _ => self.branch_final(now, cfg, i, Ok(resp), out),
         }
     }
 
-    /// A branch ended without success: with this response, or with none (timeout, timer C).
+    /// A branch ended without success: with this response, or with none (`Err` with the
+    /// status it counts as: 408 for a timeout or timer C, 503 for a transport error).
     fn branch_final(
         &mut self,
         now: Instant,
         cfg: &ProxyConfig,
         i: usize,
-        resp: Option<Message>,
+        resp: Result<Message, u16>,
         out: &mut Vec<Command>,
     ) {
         if self.branches[i].status.is_some() {
             return;
         }
         let (code, upstream) = match resp {
-            Some(r) => (r.status().unwrap_or(500), Some(strip_top_via(&r))),
-            None => (408, self.own_response(cfg, 408)),
+            Ok(r) => (r.status().unwrap_or(500), Some(strip_top_via(&r))),
+            Err(code) => (code, self.own_response(cfg, code)),
         };
         self.branches[i].status = Some(code);
         let Some(upstream) = upstream else { return };

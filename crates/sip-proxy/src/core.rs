@@ -27,6 +27,9 @@ const STATEFUL: &str = "z9hG4bKfs-";
 /// Prefix of the branches of statelessly forwarded requests.
 const STATELESS: &str = "z9hG4bKsl-";
 const SHARDS: usize = 64;
+/// Largest request sent over UDP: 200 bytes under the common 1500-byte path MTU
+/// (RFC 3261 §18.1.1).
+const MAX_UDP_REQUEST: usize = 1300;
 
 #[derive(Default)]
 struct Shard {
@@ -508,30 +511,19 @@ impl Core {
             .map(|g| {
                 g.into_iter()
                     .filter_map(|Target { uri, path, dest }| {
-                        let local = self.cfg.advertised_for(dest.protocol, dest.addr)?;
-                        let via = format!(
-                            "SIP/2.0/{} {};branch={STATEFUL}{id:x}-{n}-{lh:x};rport",
-                            dest.protocol.via_token(),
-                            sock_text(local)
-                        );
-                        let rr = (self.cfg.record_route && dialog_creating)
-                            .then(|| record_route(dest.protocol, local));
+                        let branch = format!("{STATEFUL}{id:x}-{n}-{lh:x}");
                         n += 1;
-                        let request = forward_request(
-                            &msg,
-                            &Forward {
-                                request_uri: uri.as_deref().or(route.new_uri.as_deref()),
-                                pop_route: route.pop_route,
-                                drop_routes: route.drop_routes,
-                                remove: route.remove,
-                                push_routes: &path,
-                                record_route: rr.as_deref(),
-                                received: received.as_deref(),
-                                rport: rport.as_deref(),
-                                via: &via,
-                            },
-                        );
-                        Some(Prepared { dest, request })
+                        let fwd = Forward {
+                            request_uri: uri.as_deref().or(route.new_uri.as_deref()),
+                            pop_route: route.pop_route,
+                            drop_routes: route.drop_routes,
+                            remove: route.remove,
+                            push_routes: &path,
+                            received: received.as_deref(),
+                            rport: rport.as_deref(),
+                            ..Forward::default()
+                        };
+                        self.prepare(&msg, dest, &branch, dialog_creating, fwd)
                     })
                     .collect()
             })
@@ -555,9 +547,6 @@ impl Core {
         out: &mut Vec<Command>,
     ) {
         let dest = target.dest;
-        let Some(local) = self.cfg.advertised_for(dest.protocol, dest.addr) else {
-            return;
-        };
         let incoming = msg
             .top_via()
             .ok()
@@ -568,27 +557,70 @@ impl Core {
             msg.request_uri_str().unwrap_or_default().as_bytes(),
             dest.addr.to_string().as_bytes(),
         ]);
-        let via = format!(
-            "SIP/2.0/{} {};branch={STATELESS}{branch:x};rport",
-            dest.protocol.via_token(),
-            sock_text(local)
-        );
         let (received, rport) = via_fixes(msg, src);
-        let data = forward_request(
-            msg,
-            &Forward {
-                request_uri: target.uri.as_deref().or(route.new_uri.as_deref()),
-                pop_route: route.pop_route,
-                drop_routes: route.drop_routes,
-                remove: route.remove,
-                push_routes: &target.path,
-                record_route: None,
-                received: received.as_deref(),
-                rport: rport.as_deref(),
-                via: &via,
-            },
-        );
-        out.push(Command::Send { dest, data });
+        let fwd = Forward {
+            request_uri: target.uri.as_deref().or(route.new_uri.as_deref()),
+            pop_route: route.pop_route,
+            drop_routes: route.drop_routes,
+            remove: route.remove,
+            push_routes: &target.path,
+            received: received.as_deref(),
+            rport: rport.as_deref(),
+            ..Forward::default()
+        };
+        let branch = format!("{STATELESS}{branch:x}");
+        if let Some(p) = self.prepare(msg, dest, &branch, false, fwd) {
+            out.push(Command::Send {
+                dest: p.dest,
+                data: p.request,
+            });
+        }
+    }
+
+    /// Writes the request for one branch: our Via (and Record-Route) for the interface that
+    /// reaches `dest`. A UDP request too large for the path MTU goes over TCP instead
+    /// (RFC 3261 §18.1.1) when we listen on TCP. `None` when no interface reaches `dest`.
+    fn prepare(
+        &self,
+        msg: &Message,
+        dest: Destination,
+        branch: &str,
+        record_route: bool,
+        fwd: Forward<'_>,
+    ) -> Option<Prepared> {
+        let build = |dest: Destination| {
+            let local = self.cfg.advertised_for(dest.protocol, dest.addr)?;
+            let via = format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                dest.protocol.via_token(),
+                sock_text(local)
+            );
+            let rr = (record_route && self.cfg.record_route)
+                .then(|| self::record_route(dest.protocol, local));
+            let request = forward_request(
+                msg,
+                &Forward {
+                    via: &via,
+                    record_route: rr.as_deref(),
+                    ..fwd
+                },
+            );
+            Some(Prepared {
+                dest,
+                request,
+                fallback: None,
+            })
+        };
+        let prepared = build(dest)?;
+        if dest.protocol == Protocol::Udp && prepared.request.len() > MAX_UDP_REQUEST {
+            if let Some(tcp) = build(Destination::new(Protocol::Tcp, dest.addr)) {
+                return Some(Prepared {
+                    fallback: Some((dest, prepared.request)),
+                    ..tcp
+                });
+            }
+        }
+        Some(prepared)
     }
 
     /// CANCEL (§16.10): answer 200 and cancel the matching INVITE's branches, or 481.
@@ -614,23 +646,18 @@ impl Core {
     fn handle_response(&self, now: Instant, resp: Message, out: &mut Vec<Command>) {
         let Ok(via) = resp.top_via() else { return };
         let Some(branch) = via.branch() else { return };
-        if let Some(rest) = branch.strip_prefix(STATEFUL) {
-            let mut parts = rest.split('-');
-            let id = parts.next().and_then(|p| u64::from_str_radix(p, 16).ok());
-            let index = parts.next().and_then(|p| p.parse::<usize>().ok());
-            if let (Some(id), Some(index)) = (id, index) {
-                let mut shard = self.shard((id % SHARDS as u64) as usize);
-                if let Some(ctx) = shard.contexts.get_mut(&id) {
-                    ctx.on_response(now, &self.cfg, index, resp, out);
-                    let (deadline, done) = (ctx.next_deadline(), ctx.is_done());
-                    if let Some(d) = deadline {
-                        shard.timers.push(Reverse((d, id)));
-                    }
-                    if done {
-                        remove(&mut shard, id);
-                    }
-                    return;
+        if let Some((id, index)) = stateful_branch(branch) {
+            let mut shard = self.shard((id % SHARDS as u64) as usize);
+            if let Some(ctx) = shard.contexts.get_mut(&id) {
+                ctx.on_response(now, &self.cfg, index, resp, out);
+                let (deadline, done) = (ctx.next_deadline(), ctx.is_done());
+                if let Some(d) = deadline {
+                    shard.timers.push(Reverse((d, id)));
                 }
+                if done {
+                    remove(&mut shard, id);
+                }
+                return;
             }
         } else if !branch.starts_with(STATELESS) {
             return; // not ours: drop (RFC 3261 §16.7 step 1 says so for a proxy)
@@ -643,6 +670,33 @@ impl Core {
         if let Some(dest) = response_destination(&next) {
             out.push(Command::Send { dest, data });
         }
+    }
+
+    /// The IO layer could not send `data` (a request the core asked it to send) to `dest`:
+    /// the branch it belongs to fails over to UDP or counts as answered 503 (§16.9).
+    pub fn send_failed(&self, now: Instant, dest: Destination, data: Bytes) -> Vec<Command> {
+        let mut out = Vec::new();
+        let Ok(msg) = Message::parse(data) else {
+            return out;
+        };
+        if !msg.is_request() || matches!(msg.method(), Some(Method::Ack | Method::Cancel)) {
+            return out;
+        }
+        let Some((id, index)) = msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().and_then(stateful_branch))
+        else {
+            return out;
+        };
+        let mut shard = self.shard((id % SHARDS as u64) as usize);
+        if let Some(ctx) = shard.contexts.get_mut(&id) {
+            ctx.on_transport_error(now, &self.cfg, index, dest, &mut out);
+            if let Some(d) = ctx.next_deadline() {
+                shard.timers.push(Reverse((d, id)));
+            }
+        }
+        out
     }
 
     /// When [`handle_timeouts`](Self::handle_timeouts) is next needed.
@@ -747,6 +801,14 @@ impl Core {
     pub fn purge_expired(&self) -> Vec<registrar::Change> {
         self.location.purge_expired(unix_now())
     }
+}
+
+/// The context id and branch index in one of our stateful branch parameters.
+fn stateful_branch(branch: &str) -> Option<(u64, usize)> {
+    let mut parts = branch.strip_prefix(STATEFUL)?.split('-');
+    let id = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let index = parts.next()?.parse().ok()?;
+    Some((id, index))
 }
 
 fn remove(shard: &mut Shard, id: u64) {

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use sip_message::{HeaderName, Message};
 
 /// How to change a request on its way to one target.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Forward<'a> {
     /// New Request-URI (the target from a location lookup).
     pub(crate) request_uri: Option<&'a str>,

@@ -449,3 +449,52 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
 fn resolve_none(cmds: &[Command]) -> bool {
     !cmds.iter().any(|c| matches!(c, Command::Resolve { .. }))
 }
+
+#[test]
+fn a_request_too_large_for_udp_goes_over_tcp() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let sdp = "a=x\r\n".repeat(300);
+    let head = format!(
+        "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbig\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: big\nCSeq: 1 INVITE\n\
+Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {}\n\n",
+        sdp.len()
+    );
+    let big = Message::parse(head.replace('\n', "\r\n") + &sdp).unwrap();
+    let out = sent(core.handle_message(Instant::now(), big, udp(CALLER)));
+    let (dest, fwd) = &out[1];
+    assert_eq!(dest.protocol, Protocol::Tcp);
+    assert_eq!(dest.addr, "192.0.2.20:5060".parse().unwrap());
+    assert_eq!(fwd.top_via().unwrap().transport, "TCP");
+    let rr = fwd.record_routes().next().unwrap().unwrap();
+    assert_eq!(rr.uri.as_sip().unwrap().transport(), Some("tcp"));
+    // No TCP connection to the callee: the same request goes over UDP after all.
+    let data = fwd.to_bytes();
+    let retry = sent(core.send_failed(Instant::now(), *dest, data));
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].0, udp("192.0.2.20:5060"));
+    assert_eq!(retry[0].1.top_via().unwrap().transport, "UDP");
+    assert_eq!(retry[0].1.body().len(), sdp.len());
+    // A small one stays on UDP.
+    let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
+    assert_eq!(out[1].0.protocol, Protocol::Udp);
+}
+
+#[test]
+fn a_branch_that_cannot_be_sent_counts_as_503() {
+    let core = core();
+    let now = Instant::now();
+    let req = msg(&format!(
+        "OPTIONS sip:gw@192.0.2.40;transport=tcp SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKte\n\
+From: <sip:a@example.com>;tag=a\nTo: <sip:gw@192.0.2.40>\nCall-ID: te\nCSeq: 1 OPTIONS\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, req, udp(CALLER)));
+    let (dest, fwd) = &out[0];
+    assert_eq!(dest.protocol, Protocol::Tcp);
+    let up = sent(core.send_failed(now, *dest, fwd.to_bytes()));
+    assert_eq!(up.len(), 1);
+    // §16.7 step 6: the best response is our 503, which goes upstream as 500.
+    assert_eq!((up[0].0, up[0].1.status()), (udp(CALLER), Some(500)));
+}

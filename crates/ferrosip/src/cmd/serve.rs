@@ -199,20 +199,28 @@ impl Server {
         });
     }
 
-    fn send(&self, dest: Destination, data: bytes::Bytes) {
+    /// Sends at once when a UDP socket takes it; otherwise in a task, telling the core
+    /// when it could not be sent.
+    fn send(self: &Arc<Self>, dest: Destination, data: bytes::Bytes) {
         let Some(transports) = self.transports.get() else {
             return;
         };
         if transports.try_send_udp(dest.protocol, dest.addr, &data) {
             return;
         }
-        let transports = transports.clone();
+        let server = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = transports
-                .send(dest.protocol, dest.addr, dest.connection, data)
-                .await
-            {
+            let Some(transports) = server.transports.get() else {
+                return;
+            };
+            let sent = transports
+                .send(dest.protocol, dest.addr, dest.connection, data.clone())
+                .await;
+            if let Err(e) = sent {
                 tracing::debug!(error = %e, "send failed");
+                if let Some(core) = server.core.get() {
+                    server.execute(core.send_failed(Instant::now(), dest, data));
+                }
             }
         });
     }
