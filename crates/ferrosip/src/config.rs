@@ -36,6 +36,8 @@ pub(crate) struct Server {
     pub(crate) agent: String,
     /// Seconds a TCP connection may stay idle.
     pub(crate) tcp_idle_timeout: u64,
+    /// Threads receiving on each UDP address (SO_REUSEPORT); 0: one per CPU core.
+    pub(crate) udp_workers: usize,
 }
 
 /// `[proxy]`
@@ -79,6 +81,16 @@ pub(crate) struct Timers {
     pub(crate) t4: u64,
 }
 
+impl Server {
+    /// The number of UDP receive threads per address, `udp_workers` or one per core.
+    pub(crate) fn udp_threads(&self) -> usize {
+        match self.udp_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
 impl Default for Server {
     fn default() -> Self {
         Server {
@@ -89,6 +101,7 @@ impl Default for Server {
             commit_window_ms: 5,
             agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
             tcp_idle_timeout: 300,
+            udp_workers: 0,
         }
     }
 }

@@ -374,3 +374,40 @@ Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {len}\n\n{sdp}"
     assert_eq!(req.call_id().unwrap(), "big2");
     assert_eq!(req.top_via().unwrap().transport, "UDP");
 }
+
+#[test]
+fn udp_workers_share_one_port_and_one_state() {
+    let dir = tmp();
+    let config = dir.path().join("ferrosip.toml");
+    std::fs::write(&config, "[server]\nudp_workers = 4\n").unwrap();
+    let s = Server::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", s.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|n| n.starts_with("ferrosip-udp-"))
+        .collect();
+    assert_eq!(names.len(), 3, "three more UDP threads: {names:?}");
+    // Many peers (the kernel spreads them over the sockets by address): each registers,
+    // then calls the next one, whose binding another thread may have written.
+    let uas: Vec<Ua> = (0..12).map(|_| Ua::new()).collect();
+    for (i, ua) in uas.iter().enumerate() {
+        ua.send(
+            s.addr(),
+            &ua.register(s.port, &format!("w{i}"), &format!("rw{i}"), 1, ""),
+        );
+        assert_eq!(ua.recv().status(), Some(200), "REGISTER of w{i}");
+    }
+    for (i, ua) in uas.iter().enumerate() {
+        let callee = (i + 1) % uas.len();
+        ua.send(
+            s.addr(),
+            &invite(&s, ua, &format!("w{callee}"), &format!("cw{i}")),
+        );
+        // The callee may still hold the 100 Trying of its own call: skip responses.
+        let req = std::iter::from_fn(|| uas[callee].recv_timeout(Duration::from_secs(5)))
+            .map(|(m, _)| m)
+            .find(Message::is_request)
+            .expect("INVITE at the callee");
+        assert_eq!(req.call_id().unwrap(), format!("cw{i}"));
+    }
+}

@@ -90,11 +90,14 @@ struct Inner {
 }
 
 impl Transports {
-    /// Binds every listen address and starts receiving; messages go to `handler`.
+    /// Binds every listen address and starts receiving; messages go to `handler`. Each UDP
+    /// address is served by `udp_threads` sockets (SO_REUSEPORT): one on the calling
+    /// runtime, the others on threads of their own.
     pub async fn start(
         listens: &[Listen],
         handler: Arc<dyn Handler>,
         tcp_idle: std::time::Duration,
+        udp_threads: usize,
     ) -> Result<Transports, TransportError> {
         let tcp = TcpConnections::new(handler.clone(), tcp_idle);
         let mut udp = Vec::new();
@@ -102,12 +105,16 @@ impl Transports {
         for l in listens {
             let local = match l.protocol {
                 Protocol::Udp => {
-                    let sock = udp::bind(l.addr)
-                        .map_err(|source| TransportError::Bind { listen: *l, source })?;
-                    let local = sock
-                        .local_addr()
-                        .map_err(|source| TransportError::Bind { listen: *l, source })?;
-                    let sock = Arc::new(sock);
+                    let bind_err = |source| TransportError::Bind { listen: *l, source };
+                    let shared = udp_threads > 1;
+                    let sock = udp::bind(l.addr, shared).map_err(bind_err)?;
+                    let local = sock.local_addr().map_err(bind_err)?;
+                    for i in 1..udp_threads {
+                        let extra = udp::bind(local, shared).map_err(bind_err)?;
+                        let name = format!("ferrosip-udp-{i}");
+                        udp::spawn_worker(name, extra, local, handler.clone()).map_err(bind_err)?;
+                    }
+                    let sock = Arc::new(tokio::net::UdpSocket::from_std(sock).map_err(bind_err)?);
                     udp::spawn_receiver(sock.clone(), local, handler.clone());
                     udp.push((local, sock));
                     local

@@ -13,23 +13,54 @@ use crate::{Handler, Protocol, Source};
 /// Largest datagram we accept.
 const MAX_DATAGRAM: usize = 65_535;
 
-/// Binds a non-blocking UDP socket with large buffers (and IPV6_V6ONLY for IPv6).
-pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// Binds a non-blocking UDP socket with large buffers (and IPV6_V6ONLY for IPv6);
+/// `shared` sets SO_REUSEPORT so that several sockets, one per worker thread, share the
+/// address and the kernel spreads the peers over them.
+pub(crate) fn bind(addr: SocketAddr, shared: bool) -> std::io::Result<std::net::UdpSocket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
+    }
+    if shared {
+        sock.set_reuse_port(true)?;
     }
     // Larger buffers absorb bursts; the kernel clamps them to its limits.
     let _ = sock.set_recv_buffer_size(4 << 20);
     let _ = sock.set_send_buffer_size(4 << 20);
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
-    UdpSocket::from_std(sock.into())
+    Ok(sock.into())
+}
+
+/// Receives on `sock` on a thread of its own with its own single-threaded runtime: what the
+/// handler spawns while handling a message runs there too.
+pub(crate) fn spawn_worker(
+    name: String,
+    sock: std::net::UdpSocket,
+    local: SocketAddr,
+    handler: Arc<dyn Handler>,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new().name(name).spawn(move || {
+        runtime.block_on(async move {
+            match UdpSocket::from_std(sock) {
+                Ok(sock) => receive(Arc::new(sock), local, handler).await,
+                Err(e) => tracing::error!(%local, error = %e, "udp worker cannot start"),
+            }
+        });
+    })?;
+    Ok(())
 }
 
 /// Receives datagrams until the runtime stops; each one is parsed and handed on.
 pub(crate) fn spawn_receiver(sock: Arc<UdpSocket>, local: SocketAddr, handler: Arc<dyn Handler>) {
-    tokio::spawn(async move {
+    tokio::spawn(receive(sock, local, handler));
+}
+
+async fn receive(sock: Arc<UdpSocket>, local: SocketAddr, handler: Arc<dyn Handler>) {
+    {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             let (n, remote) = match sock.recv_from(&mut buf).await {
@@ -56,5 +87,5 @@ pub(crate) fn spawn_receiver(sock: Arc<UdpSocket>, local: SocketAddr, handler: A
                 Err(e) => handler.on_malformed(&data, e, src),
             }
         }
-    });
+    }
 }

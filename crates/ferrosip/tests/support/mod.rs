@@ -107,6 +107,11 @@ impl Server {
         (self.dir.clone(), self.port)
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()
