@@ -54,6 +54,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            // One local connection: nothing to check before each use.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(open_err)?;
@@ -79,9 +81,14 @@ impl SqliteStore {
                 Change::Remove { aor, contact } => removes.push((aor, contact)),
             }
         }
-        let mut tx = self.pool.begin().await?;
+        if upserts.is_empty() && removes.is_empty() {
+            return Ok(());
+        }
+        // The whole transaction is one query (sqlx binds the parameters of each statement in
+        // turn): one round trip to the connection's worker thread instead of one per statement.
+        let mut q = QueryBuilder::<Sqlite>::new("BEGIN IMMEDIATE;");
         for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            q.push(
                 "INSERT INTO location (aor, contact, q, expires_at, call_id, cseq, path, source, user_agent, instance, reg_id) ",
             );
             q.push_values(chunk, |mut row, b| {
@@ -100,20 +107,23 @@ impl SqliteStore {
             q.push(
                 " ON CONFLICT (aor, contact) DO UPDATE SET q = excluded.q, expires_at = excluded.expires_at, \
                  call_id = excluded.call_id, cseq = excluded.cseq, path = excluded.path, source = excluded.source, \
-                 user_agent = excluded.user_agent, instance = excluded.instance, reg_id = excluded.reg_id",
+                 user_agent = excluded.user_agent, instance = excluded.instance, reg_id = excluded.reg_id;",
             );
-            q.build().execute(&mut *tx).await?;
         }
         for chunk in removes.chunks(ROWS_PER_STATEMENT) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("DELETE FROM location WHERE (aor, contact) IN (");
+            q.push("DELETE FROM location WHERE (aor, contact) IN (");
             q.push_values(chunk, |mut row, (aor, contact)| {
                 row.push_bind(*aor).push_bind(*contact);
             });
-            q.push(")");
-            q.build().execute(&mut *tx).await?;
+            q.push(");");
         }
-        tx.commit().await?;
+        q.push("COMMIT;");
+        let mut conn = self.pool.acquire().await?;
+        if let Err(e) = q.build().execute(&mut *conn).await {
+            // A statement failed before COMMIT: end the transaction it left open.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -209,6 +219,45 @@ mod tests {
             .collect();
         store.apply(&changes).await.unwrap();
         assert_eq!(store.load_all().await.unwrap().len(), 500);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("loc.db")).await.unwrap();
+        store
+            .apply(&[Change::Upsert(binding("sip:kept@h", 10))])
+            .await
+            .unwrap();
+        // Make the DELETE fail after the INSERT ran in the same transaction.
+        sqlx::query(
+            "CREATE TRIGGER refuse BEFORE DELETE ON location BEGIN SELECT RAISE(ABORT, 'no'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let bad = [
+            Change::Upsert(binding("sip:new@h", 10)),
+            Change::Remove {
+                aor: "sip:alice@example.com".into(),
+                contact: "sip:kept@h".into(),
+            },
+        ];
+        assert!(store.apply(&bad).await.is_err());
+        let contacts: Vec<String> = store
+            .load_all()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.contact)
+            .collect();
+        assert_eq!(contacts, ["sip:kept@h"], "the INSERT was rolled back");
+        // The connection is usable again.
+        store
+            .apply(&[Change::Upsert(binding("sip:after@h", 10))])
+            .await
+            .unwrap();
+        assert_eq!(store.load_all().await.unwrap().len(), 2);
     }
 
     #[tokio::test]
