@@ -411,3 +411,30 @@ fn udp_workers_share_one_port_and_one_state() {
         assert_eq!(req.call_id().unwrap(), format!("cw{i}"));
     }
 }
+
+#[test]
+fn idle_tcp_connections_are_closed() {
+    use std::io::{Read, Write};
+    let dir = tmp();
+    let config = dir.path().join("ferrosip.toml");
+    std::fs::write(&config, "[server]\ntcp_idle_timeout = 1\n").unwrap();
+    let s = Server::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let mut conn = std::net::TcpStream::connect(s.addr()).expect("connect");
+    let port = conn.local_addr().unwrap().port();
+    let options = format!(
+        "OPTIONS sip:127.0.0.1:{sp} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKidle\r\n\
+From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: idle\r\nCSeq: 1 OPTIONS\r\n\
+Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sp = s.port
+    );
+    conn.write_all(options.as_bytes()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = conn.read(&mut buf).expect("answer over TCP");
+    assert!(buf[..n].starts_with(b"SIP/2.0 200"));
+    // Silent for longer than the idle timeout: the server closes (read returns 0).
+    let start = std::time::Instant::now();
+    let n = conn.read(&mut buf).expect("close, not a timeout");
+    assert_eq!(n, 0, "nothing else sent");
+    assert!(start.elapsed() < Duration::from_secs(4));
+}

@@ -498,3 +498,46 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
     // §16.7 step 6: the best response is our 503, which goes upstream as 500.
     assert_eq!((up[0].0, up[0].1.status()), (udp(CALLER), Some(500)));
 }
+
+#[test]
+fn timer_c_cancels_a_branch_that_rings_too_long() {
+    let core = Core::new(
+        ProxyConfig {
+            timer_c: Duration::from_secs(200),
+            ..config()
+        },
+        Arc::new(Location::new()),
+    );
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(1)
+        .1;
+    // Ringing restarts timer C; nothing happens before it fires.
+    let t1 = t0 + Duration::from_secs(10);
+    let up = sent(core.handle_message(t1, answer(&fwd, 180), udp("192.0.2.20:5060")));
+    assert_eq!(up[0].1.status(), Some(180));
+    let early = sent(core.handle_timeouts(t1 + Duration::from_secs(199)));
+    assert!(
+        early
+            .iter()
+            .all(|(_, m)| m.method().is_none_or(|m| m.as_str() != "CANCEL")),
+        "no CANCEL before timer C"
+    );
+    // Timer C fires: the branch is cancelled (§16.8), its 487 goes upstream.
+    let t2 = t1 + Duration::from_secs(200);
+    let out = sent(core.handle_timeouts(t2));
+    let cancel = out
+        .iter()
+        .find(|(_, m)| m.method().is_some_and(|m| m.as_str() == "CANCEL"))
+        .expect("CANCEL when timer C fires");
+    assert_eq!(cancel.0, udp("192.0.2.20:5060"));
+    assert_eq!(
+        cancel.1.top_via().unwrap().branch(),
+        fwd.top_via().unwrap().branch()
+    );
+    let up = sent(core.handle_message(t2, answer(&fwd, 487), udp("192.0.2.20:5060")));
+    assert!(up
+        .iter()
+        .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(487)));
+}

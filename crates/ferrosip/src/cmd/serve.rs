@@ -227,8 +227,10 @@ impl Server {
     }
 }
 
-/// Most jobs in one transaction.
-const MAX_BATCH: usize = 1024;
+/// Most jobs in one transaction. It also bounds the burst of 200 OKs released by one
+/// commit: a client behind one socket (a registrar front end, a load generator) must not
+/// have its receive buffer overrun by them.
+const MAX_BATCH: usize = 32;
 
 /// Writes registrar changes in batches: every job waiting is committed in one transaction,
 /// then the responses that waited for it are sent.
@@ -239,9 +241,11 @@ async fn location_writer(
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
 ) {
     let mut batch = Vec::new();
+    let mut backlog = false;
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Group commit: the REGISTERs of the next moment share one transaction.
-        if !window.is_zero() {
+        // Group commit: the REGISTERs of the next moment share one transaction. With a
+        // backlog there is no need to wait for more.
+        if !window.is_zero() && !backlog && batch.len() < MAX_BATCH {
             tokio::time::sleep(window).await;
         }
         while batch.len() < MAX_BATCH {
@@ -250,6 +254,7 @@ async fn location_writer(
                 Err(_) => break,
             }
         }
+        backlog = !jobs.is_empty();
         let changes: Vec<registrar::Change> = batch
             .iter()
             .flat_map(|j: &Job| j.changes.iter().cloned())
@@ -305,6 +310,17 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(bindings = live.len(), "location table loaded");
     location.load(live);
 
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Err(e) = store.checkpoint().await {
+                    tracing::warn!(error = %e, "checkpoint failed");
+                }
+            }
+        });
+    }
     let (persist, jobs) = tokio::sync::mpsc::unbounded_channel();
     let server = Arc::new(Server {
         core: Default::default(),
