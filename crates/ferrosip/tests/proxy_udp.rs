@@ -378,9 +378,7 @@ Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {len}\n\n{sdp}"
 #[test]
 fn udp_workers_share_one_port_and_one_state() {
     let dir = tmp();
-    let config = dir.path().join("ferrosip.toml");
-    std::fs::write(&config, "[server]\nudp_workers = 4\n").unwrap();
-    let s = Server::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let s = Server::start_with_config(dir.path(), "[server]\nudp_workers = 4\n");
     let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", s.pid()))
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
@@ -416,9 +414,7 @@ fn udp_workers_share_one_port_and_one_state() {
 fn idle_tcp_connections_are_closed() {
     use std::io::{Read, Write};
     let dir = tmp();
-    let config = dir.path().join("ferrosip.toml");
-    std::fs::write(&config, "[server]\ntcp_idle_timeout = 1\n").unwrap();
-    let s = Server::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let s = Server::start_with_config(dir.path(), "[server]\ntcp_idle_timeout = 1\n");
     let mut conn = std::net::TcpStream::connect(s.addr()).expect("connect");
     let port = conn.local_addr().unwrap().port();
     let options = format!(

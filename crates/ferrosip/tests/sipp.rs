@@ -216,9 +216,7 @@ fn call_over_tcp() {
 #[test]
 fn stateless_mode_relays_a_whole_call() {
     let dir = tmp();
-    let config = dir.path().join("ferrosip.toml");
-    std::fs::write(&config, "[proxy]\nmode = \"stateless\"\n").unwrap();
-    let s = Server::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let s = Server::start_with_config(dir.path(), "[proxy]\nmode = \"stateless\"\n");
     let uas_port = free_port();
     assert!(register(&s, "sam", uas_port, "1.0", "600", "200"));
     let uas = spawn(sipp(None, "uas.xml", "sam", uas_port, &[]));

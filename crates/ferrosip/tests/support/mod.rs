@@ -34,6 +34,14 @@ impl Server {
         Server::start_on(dir, free_port(), extra)
     }
 
+    /// Starts with a config file of this text (written into `dir`).
+    pub fn start_with_config(dir: &Path, toml: &str) -> Server {
+        let config = dir.join("ferrosip.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let config = config.to_str().expect("utf-8 path").to_owned();
+        Server::start(dir, &["--config", &config])
+    }
+
     /// Starts on a given port (a restart reuses the port and database).
     pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Server {
         let listens = [
