@@ -434,3 +434,32 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
     assert_eq!(n, 0, "nothing else sent");
     assert!(start.elapsed() < Duration::from_secs(4));
 }
+
+#[test]
+fn a_port_in_use_is_an_error_even_with_udp_workers() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_ferrosip"))
+        .args(["serve", "--listen", &format!("udp:127.0.0.1:{}", s.port)])
+        .arg("--db")
+        .arg(dir.path().join("second.db"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run a second server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second server took the same port");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains(&s.port.to_string()), "{err}");
+}

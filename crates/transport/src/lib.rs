@@ -107,7 +107,12 @@ impl Transports {
                 Protocol::Udp => {
                     let bind_err = |source| TransportError::Bind { listen: *l, source };
                     let shared = udp_threads > 1;
-                    let sock = udp::bind(l.addr, shared).map_err(bind_err)?;
+                    // SO_REUSEPORT alone would share a port another server holds: bind
+                    // once without it first, so that a taken port is an error.
+                    let probe = udp::bind(l.addr, false).map_err(bind_err)?;
+                    let addr = probe.local_addr().map_err(bind_err)?;
+                    drop(probe);
+                    let sock = udp::bind(addr, shared).map_err(bind_err)?;
                     let local = sock.local_addr().map_err(bind_err)?;
                     for i in 1..udp_threads {
                         let extra = udp::bind(local, shared).map_err(bind_err)?;
