@@ -513,16 +513,7 @@ impl Core {
                     .filter_map(|Target { uri, path, dest }| {
                         let branch = format!("{STATEFUL}{id:x}-{n}-{lh:x}");
                         n += 1;
-                        let fwd = Forward {
-                            request_uri: uri.as_deref().or(route.new_uri.as_deref()),
-                            pop_route: route.pop_route,
-                            drop_routes: route.drop_routes,
-                            remove: route.remove,
-                            push_routes: &path,
-                            received: received.as_deref(),
-                            rport: rport.as_deref(),
-                            ..Forward::default()
-                        };
+                        let fwd = forward_to(route, uri.as_deref(), &path, &received, &rport);
                         self.prepare(&msg, dest, &branch, dialog_creating, fwd)
                     })
                     .collect()
@@ -558,16 +549,13 @@ impl Core {
             dest.addr.to_string().as_bytes(),
         ]);
         let (received, rport) = via_fixes(msg, src);
-        let fwd = Forward {
-            request_uri: target.uri.as_deref().or(route.new_uri.as_deref()),
-            pop_route: route.pop_route,
-            drop_routes: route.drop_routes,
-            remove: route.remove,
-            push_routes: &target.path,
-            received: received.as_deref(),
-            rport: rport.as_deref(),
-            ..Forward::default()
-        };
+        let fwd = forward_to(
+            route,
+            target.uri.as_deref(),
+            &target.path,
+            &received,
+            &rport,
+        );
         let branch = format!("{STATELESS}{branch:x}");
         if let Some(p) = self.prepare(msg, dest, &branch, false, fwd) {
             out.push(Command::Send {
@@ -848,6 +836,27 @@ struct Target {
     path: Vec<String>,
     /// The next hop.
     dest: Destination,
+}
+
+/// The changes for one target: Route pre-processing, the target's Request-URI and Path, and
+/// the RFC 3581 parameters; Via and Record-Route are added per interface by `prepare`.
+fn forward_to<'a>(
+    route: &'a RouteEdit,
+    uri: Option<&'a str>,
+    path: &'a [String],
+    received: &'a Option<String>,
+    rport: &'a Option<String>,
+) -> Forward<'a> {
+    Forward {
+        request_uri: uri.or(route.new_uri.as_deref()),
+        pop_route: route.pop_route,
+        drop_routes: route.drop_routes,
+        remove: route.remove,
+        push_routes: path,
+        received: received.as_deref(),
+        rport: rport.as_deref(),
+        ..Forward::default()
+    }
 }
 
 /// RFC 3581 parameters for the received request's top Via: `received` when the source IP
