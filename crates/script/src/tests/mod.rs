@@ -1,0 +1,8 @@
+//! Unit tests.
+
+mod env;
+mod errors;
+mod lexer;
+mod parser;
+mod props;
+mod runtime;
