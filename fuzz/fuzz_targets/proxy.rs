@@ -10,21 +10,47 @@ use registrar::{Location, RegistrarConfig};
 use sip_message::{Message, Protocol};
 use sip_proxy::{Command, Core, Destination, ProxyConfig};
 
+/// The default script's steps, plus every kind of route and the functions that edit messages,
+/// with values taken from the message.
+const SCRIPT: &str = r#"
+request_route {
+    if (!sanity_check()) { exit; }
+    if (!mf_process_maxfwd_header(70)) { sl_send_reply(483, "Too Many Hops"); exit; }
+    if (is_method("CANCEL")) { t_relay(); exit; }
+    append_hf("X-From: $fU $hdr(Subject) $ua");
+    remove_hf("X-Remove");
+    $avp(u) = $rU;
+    if (loose_route()) { t_relay(); exit; }
+    if (uri != myself) { $rU = $tU; t_relay(); exit; }
+    if (is_method("REGISTER")) { save("location"); exit; }
+    if ($rd == "redirect.example.com") { lookup("location"); redirect(); exit; }
+    if ($rU =~ "^9") { $du = "sip:" + $rU + "@192.0.2.40"; }
+    if (!lookup("location")) { t_reply(404, "Not Found " + $ci); exit; }
+    record_route();
+    t_on_failure("F");
+    t_on_branch("B");
+    t_on_reply("R");
+    t_relay();
+}
+failure_route[F] { if ($rs >= 400) { $ru = "sip:vm-" + $avp(u) + "@192.0.2.60"; t_relay(); } }
+branch_route[B] { append_hf("X-Branch: $ru"); }
+reply_route { if ($rs == 183) { drop; } }
+reply_route[R] { append_hf("X-Reply: $rs $rr"); }
+"#;
+
 fn core() -> &'static Core {
     static CORE: OnceLock<Core> = OnceLock::new();
     CORE.get_or_init(|| {
         let cfg = ProxyConfig {
             domains: vec!["example.com".into(), "192.0.2.1".into()],
             advertised: vec![(Protocol::Udp, "192.0.2.1:5060".parse().expect("addr"))],
-            redirect_domains: vec!["redirect.example.com".into()],
-            record_route: true,
-            stateful: true,
             timer_c: Duration::from_secs(180),
             timers: sip_transaction::TimerConfig::default(),
             registrar: RegistrarConfig::default(),
             agent: "fuzz".into(),
         };
-        let core = Core::new(cfg, Arc::new(Location::new()));
+        let script = sip_proxy::compile("fuzz.cfg", SCRIPT).expect("the fuzz script compiles");
+        let core = Core::with_script(cfg, Arc::new(Location::new()), Arc::new(script));
         let register = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.20;branch=z9hG4bKr\r\n\
 From: <sip:bob@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: r\r\nCSeq: 1 REGISTER\r\n\
 Contact: <sip:bob@192.0.2.20>, <sip:bob@192.0.2.21>;q=0.5\r\nContent-Length: 0\r\n\r\n";

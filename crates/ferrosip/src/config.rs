@@ -14,6 +14,16 @@ pub(crate) struct Config {
     pub(crate) proxy: Proxy,
     pub(crate) registrar: Registrar,
     pub(crate) timers: Timers,
+    pub(crate) routing: Routing,
+}
+
+/// `[routing]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Routing {
+    /// The routing script; relative paths are taken from the config file's folder. Without
+    /// one the built-in default script (`ferrosip.cfg`) runs.
+    pub(crate) script: Option<PathBuf>,
 }
 
 /// `[server]`
@@ -44,22 +54,8 @@ pub(crate) struct Server {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Proxy {
-    /// `stateful` (transactions, forking) or `stateless`.
-    pub(crate) mode: Mode,
-    /// Add Record-Route to dialog-creating requests.
-    pub(crate) record_route: bool,
-    /// Domains answered with 302 and the registered contacts.
-    pub(crate) redirect_domains: Vec<String>,
     /// Timer C in seconds.
     pub(crate) timer_c: u64,
-}
-
-/// Forwarding mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Mode {
-    Stateful,
-    Stateless,
 }
 
 /// `[registrar]`
@@ -108,12 +104,7 @@ impl Default for Server {
 
 impl Default for Proxy {
     fn default() -> Self {
-        Proxy {
-            mode: Mode::Stateful,
-            record_route: true,
-            redirect_domains: Vec::new(),
-            timer_c: 180,
-        }
+        Proxy { timer_c: 180 }
     }
 }
 
@@ -139,12 +130,32 @@ impl Default for Timers {
     }
 }
 
+/// What replaced the `[proxy]` keys of earlier versions.
+fn moved_hint(message: &str) -> &'static str {
+    let moved = ["`mode`", "`record_route`", "`redirect_domains`"];
+    if moved
+        .iter()
+        .any(|k| message.contains(&format!("unknown field {k}")))
+    {
+        " (routing decisions moved to the routing script: forward(), record_route(), redirect(); see docs/routing.md)"
+    } else {
+        ""
+    }
+}
+
 impl Config {
     /// Reads and checks a file; errors name the file, line and key.
     pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let mut cfg =
+            Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if let Some(script) = &mut cfg.routing.script {
+            if script.is_relative() {
+                *script = path.parent().unwrap_or(Path::new(".")).join(&*script);
+            }
+        }
+        Ok(cfg)
     }
 
     /// Parses and checks TOML text.
@@ -152,7 +163,7 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| match e.span() {
             Some(span) => {
                 let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                format!("line {line}: {}", e.message())
+                format!("line {line}: {}{}", e.message(), moved_hint(e.message()))
             }
             None => e.message().to_owned(),
         })?;
@@ -216,11 +227,10 @@ mod tests {
     fn defaults_and_overrides() {
         let c = Config::parse("").unwrap();
         assert_eq!(c.server.listen.len(), 2);
-        assert_eq!(c.proxy.mode, Mode::Stateful);
-        let c =
-            Config::parse("[proxy]\nmode = \"stateless\"\nredirect_domains = [\"example.com\"]\n")
-                .unwrap();
-        assert_eq!(c.proxy.mode, Mode::Stateless);
+        assert_eq!(c.routing.script, None);
+        let c = Config::parse("[routing]\nscript = \"r.cfg\"\n[proxy]\ntimer_c = 90\n").unwrap();
+        assert_eq!(c.routing.script, Some(PathBuf::from("r.cfg")));
+        assert_eq!(c.proxy.timer_c, 90);
     }
 
     #[test]
@@ -233,5 +243,7 @@ mod tests {
         assert!(e.starts_with("line 2: registrar.min_expires"), "{e}");
         let e = Config::parse("[timers]\nt1 = \"x\"\n").unwrap_err();
         assert!(e.starts_with("line 2"), "{e}");
+        let e = Config::parse("[proxy]\nredirect_domains = []\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("routing script"), "{e}");
     }
 }

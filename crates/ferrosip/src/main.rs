@@ -2,6 +2,7 @@
 
 mod cmd;
 mod config;
+mod script;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,12 +32,16 @@ enum Command {
         /// SQLite file of the location table.
         #[arg(long)]
         db: Option<PathBuf>,
+        /// Routing script, replacing the configured one.
+        #[arg(long)]
+        script: Option<PathBuf>,
     },
-    /// Check a configuration file and exit non-zero with the file, line and key of any error.
+    /// Check a configuration file and its routing script; exit non-zero with the file, line
+    /// (and column) of every error. Without --config, checks the default script.
     Check {
         /// Configuration file (TOML).
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Parse one SIP message (raw bytes, as from a UDP datagram) and print it as JSON.
     /// Exits 1 with the reason and the offending line when the message is malformed.
@@ -49,21 +54,24 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, listen, db } => {
+        Command::Serve {
+            config,
+            listen,
+            db,
+            script,
+        } => {
             init_logging();
             cmd::serve::run(
                 config.as_deref(),
                 cmd::serve::Overrides {
                     listen,
                     database: db,
+                    script,
                 },
             )
             .map(|()| ExitCode::SUCCESS)
         }
-        Command::Check { config } => config::Config::load(&config).map(|_| {
-            println!("{}: OK", config.display());
-            ExitCode::SUCCESS
-        }),
+        Command::Check { config } => check(config.as_deref()),
         Command::Parse { file } => cmd::parse::run(file.as_deref()),
     };
     match result {
@@ -73,6 +81,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `ferrosip check`: the configuration, then its routing script.
+fn check(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let cfg = match path {
+        Some(p) => config::Config::load(p)?,
+        None => config::Config::default(),
+    };
+    script::load_script(cfg.routing.script.as_deref())?;
+    let script = cfg
+        .routing
+        .script
+        .as_deref()
+        .map_or("the default script".into(), |p| p.display().to_string());
+    match path {
+        Some(p) => println!("{}: OK ({script}: OK)", p.display()),
+        None => println!("{script}: OK"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging() {

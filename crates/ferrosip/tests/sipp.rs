@@ -3,92 +3,11 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use support::sipp::{finish, register, run, sipp, spawn, tmp};
 use support::{free_port, Server};
-
-fn scenario(name: &str) -> PathBuf {
-    support::data(&format!("../sipp/{name}"))
-}
-
-/// A sipp command: scenario, service (user), local port. `keys` are substituted into a copy
-/// of the scenario (sipp's own `-key` does not reach attributes such as `response=`).
-fn sipp(
-    server: Option<&Server>,
-    name: &str,
-    service: &str,
-    port: u16,
-    keys: &[(&str, &str)],
-) -> Command {
-    let mut text = std::fs::read_to_string(scenario(name)).expect("scenario");
-    for (k, v) in keys {
-        text = text.replace(&format!("[{k}]"), v);
-    }
-    let file = std::env::temp_dir().join(format!("ferrosip-{}-{port}-{name}", std::process::id()));
-    std::fs::write(&file, text).expect("write scenario");
-    let mut c = Command::new("sipp");
-    if let Some(s) = server {
-        c.arg(format!("127.0.0.1:{}", s.port));
-    }
-    c.arg("-sf").arg(&file);
-    c.args([
-        "-s",
-        service,
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-m",
-        "1",
-        "-nostdin",
-    ]);
-    c.args(["-timeout", "15", "-timeout_error", "-recv_timeout", "10000"]);
-    c.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .current_dir(std::env::temp_dir());
-    c
-}
-
-/// Runs a client scenario to completion; true when sipp reports success.
-fn run(mut c: Command) -> bool {
-    c.status()
-        .expect("sipp is installed (apt-get install sip-tester)")
-        .success()
-}
-
-/// Starts a server-side (UAS) scenario in the background.
-fn spawn(mut c: Command) -> Child {
-    c.spawn()
-        .expect("sipp is installed (apt-get install sip-tester)")
-}
-
-/// Waits for a background sipp; true when it succeeded within 20 s.
-fn finish(mut child: Child) -> bool {
-    for _ in 0..200 {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status.success();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    false
-}
-
-fn register(s: &Server, user: &str, port: u16, q: &str, expires: &str, status: &str) -> bool {
-    run(sipp(
-        Some(s),
-        "register.xml",
-        user,
-        port,
-        &[("q", q), ("expires", expires), ("status", status)],
-    ))
-}
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
 
 #[test]
 fn register_call_and_hang_up() {
@@ -173,22 +92,6 @@ fn failures_404_483_and_423() {
 }
 
 #[test]
-fn redirect_mode_answers_302_with_contacts() {
-    let dir = tmp();
-    let cfg = dir.path().join("ferrosip.toml");
-    std::fs::write(&cfg, "[proxy]\nredirect_domains = [\"127.0.0.1\"]\n").expect("write config");
-    let s = Server::start(dir.path(), &["--config", cfg.to_str().expect("utf-8 path")]);
-    assert!(register(&s, "gina", free_port(), "1.0", "600", "200"));
-    assert!(run(sipp(
-        Some(&s),
-        "uac_fail.xml",
-        "gina",
-        free_port(),
-        &[("status", "302"), ("mf", "70")]
-    )));
-}
-
-#[test]
 fn call_over_tcp() {
     let dir = tmp();
     let s = Server::start(dir.path(), &[]);
@@ -211,18 +114,4 @@ fn call_over_tcp() {
         "call over TCP failed"
     );
     assert!(finish(uas), "UAS over TCP");
-}
-
-#[test]
-fn stateless_mode_relays_a_whole_call() {
-    let dir = tmp();
-    let s = Server::start_with_config(dir.path(), "[proxy]\nmode = \"stateless\"\n");
-    let uas_port = free_port();
-    assert!(register(&s, "sam", uas_port, "1.0", "600", "200"));
-    let uas = spawn(sipp(None, "uas.xml", "sam", uas_port, &[]));
-    assert!(
-        run(sipp(Some(&s), "uac.xml", "sam", free_port(), &[])),
-        "call through the stateless proxy failed"
-    );
-    assert!(finish(uas), "UAS side failed");
 }

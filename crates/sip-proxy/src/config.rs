@@ -14,12 +14,6 @@ pub struct ProxyConfig {
     pub domains: Vec<String>,
     /// The addresses we put in Via and Record-Route, one per protocol and family we listen on.
     pub advertised: Vec<(Protocol, SocketAddr)>,
-    /// Domains answered with 302 and the registered contacts instead of being proxied.
-    pub redirect_domains: Vec<String>,
-    /// Add Record-Route to dialog-creating requests.
-    pub record_route: bool,
-    /// Forward statefully (transactions, forking) or statelessly.
-    pub stateful: bool,
     /// Timer C: how long an INVITE branch may stay without a final response.
     pub timer_c: Duration,
     /// Transaction timers.

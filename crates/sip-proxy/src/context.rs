@@ -15,6 +15,7 @@ use sip_transaction::{
 use crate::config::ProxyConfig;
 use crate::forward::strip_top_via;
 use crate::reply::{reason, response};
+use crate::routing::{Effects, TxRouting};
 use crate::target::Destination;
 use crate::Command;
 
@@ -57,7 +58,11 @@ struct Branch {
 pub(crate) struct Context {
     pub(crate) key: TransactionKey,
     /// The received request, kept until every branch and the answer upstream are final.
-    request: Option<Message>,
+    pub(crate) request: Option<Message>,
+    /// The script state of the transaction, when its routes need it later.
+    pub(crate) routing: Option<Box<TxRouting>>,
+    /// Every branch failed and a failure route is armed: the core runs it next.
+    failure_due: bool,
     invite: bool,
     server: ServerTransaction,
     upstream: Destination,
@@ -94,6 +99,7 @@ impl Context {
         cfg: &ProxyConfig,
         received: Received,
         groups: VecDeque<Vec<Prepared>>,
+        routing: Option<Box<TxRouting>>,
         out: &mut Vec<Command>,
     ) -> Context {
         let Received {
@@ -114,6 +120,8 @@ impl Context {
             answered: false,
             cancelled: false,
             request: Some(request),
+            routing,
+            failure_due: false,
             invite,
         };
         if let Some(trying) = trying {
@@ -134,7 +142,7 @@ impl Context {
         answer: Bytes,
         out: &mut Vec<Command>,
     ) -> Context {
-        let mut ctx = Context::new(now, cfg, received, VecDeque::new(), out);
+        let mut ctx = Context::new(now, cfg, received, VecDeque::new(), None, out);
         ctx.answered = true;
         ctx.server.send_response(now, status, answer);
         ctx.pump(now, cfg, out);
@@ -442,6 +450,70 @@ impl Context {
             self.pump(now, cfg, out);
             return;
         }
+        let armed = self
+            .routing
+            .as_ref()
+            .is_some_and(|r| r.tx.on_failure.is_some());
+        if armed && !self.cancelled && self.request.is_some() {
+            self.failure_due = true;
+            return;
+        }
+        self.send_best(now, cfg, out);
+    }
+
+    /// The failure route to run now, if one is due: its routing state (taken; give it back
+    /// with [`after_failure`](Self::after_failure)), the request, and the best reply so far.
+    pub(crate) fn take_failure(&mut self) -> Option<(Box<TxRouting>, Message, u16, String)> {
+        if !std::mem::take(&mut self.failure_due) {
+            return None;
+        }
+        let routing = self.routing.take()?;
+        let request = self.request.clone()?;
+        let (status, reason) = match &self.best {
+            Some((code, data)) => {
+                let reason = Message::parse(data.clone())
+                    .ok()
+                    .and_then(|m| m.reason().map(str::to_owned))
+                    .unwrap_or_default();
+                (*code, reason)
+            }
+            None => (408, reason(408).to_owned()),
+        };
+        Some((routing, request, status, reason))
+    }
+
+    /// Index of the next branch to be created.
+    pub(crate) fn next_branch(&self) -> usize {
+        self.branches.len() + self.pending.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Ends a failure route: new branch groups to try, a final answer of the script's own,
+    /// or (neither) the best reply received goes upstream.
+    pub(crate) fn after_failure(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        routing: Box<TxRouting>,
+        effects: Effects,
+        out: &mut Vec<Command>,
+    ) {
+        self.routing = Some(routing);
+        if let Some((code, data)) = effects.reply {
+            self.answered = true;
+            self.server.send_response(now, code, data);
+            self.pump(now, cfg, out);
+        } else if !effects.groups.is_empty() {
+            self.pending.extend(effects.groups);
+            self.start_next_group(now, cfg);
+            self.pump(now, cfg, out);
+            self.finish_if_done(now, cfg, out);
+        } else {
+            self.send_best(now, cfg, out);
+        }
+    }
+
+    /// Sends the best final response upstream (§16.7 step 6).
+    fn send_best(&mut self, now: Instant, cfg: &ProxyConfig, out: &mut Vec<Command>) {
         self.answered = true;
         let (code, data) = match self.best.take() {
             // §16.7: a 503 from downstream becomes 500 upstream.

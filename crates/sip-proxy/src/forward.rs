@@ -1,7 +1,7 @@
 //! Building a forwarded request (RFC 3261 §16.6) as splices over the received one.
 
 use bytes::Bytes;
-use sip_message::{HeaderName, Message};
+use sip_message::{Editor, HeaderName, Message};
 
 /// How to change a request on its way to one target.
 #[derive(Debug, Default, Clone, Copy)]
@@ -23,6 +23,11 @@ pub(crate) struct Forward<'a> {
     pub(crate) rport: Option<&'a str>,
     /// Our Via value.
     pub(crate) via: &'a str,
+    /// Header fields to add (`Name: value`) and names of fields to remove (the script's).
+    pub(crate) append: &'a [String],
+    pub(crate) remove_named: &'a [String],
+    /// Max-Forwards to write when the request has none (70 otherwise).
+    pub(crate) max_forwards: Option<u8>,
 }
 
 /// Writes the request for one branch.
@@ -53,9 +58,11 @@ pub(crate) fn forward_request(msg: &Message, f: &Forward<'_>) -> Bytes {
             e.set_header_value(h.index, &left.to_string());
         }
         None => {
-            e.add_header("Max-Forwards", "70");
+            let n = f.max_forwards.unwrap_or(70).to_string();
+            e.add_header("Max-Forwards", &n);
         }
     }
+    header_edits(msg, &mut e, f.remove_named, f.append);
     if let Some(rr) = f.record_route {
         e.push_front(HeaderName::RecordRoute, rr);
     }
@@ -66,6 +73,37 @@ pub(crate) fn forward_request(msg: &Message, f: &Forward<'_>) -> Bytes {
         e.set_top_via_param("rport", Some(port));
     }
     e.push_front(HeaderName::Via, f.via);
+    e.finish()
+}
+
+/// Removes the fields named in `remove` and appends the `Name: value` lines of `append`.
+pub(crate) fn header_edits(
+    msg: &Message,
+    e: &mut Editor<'_>,
+    remove: &[String],
+    append: &[String],
+) {
+    for name in remove {
+        let found: Vec<usize> = msg
+            .headers()
+            .filter(|h| h.is_named(name))
+            .map(|h| h.index)
+            .collect();
+        for i in found {
+            e.remove_header(i);
+        }
+    }
+    for line in append {
+        if let Some((name, value)) = line.split_once(": ") {
+            e.add_header(name, value);
+        }
+    }
+}
+
+/// Applies a reply route's header changes to a response.
+pub(crate) fn edit_response(resp: &Message, remove: &[String], append: &[String]) -> Bytes {
+    let mut e = resp.edit();
+    header_edits(resp, &mut e, remove, append);
     e.finish()
 }
 

@@ -3,19 +3,27 @@
 //! layer sends what it is told, persists registrar changes before the commands that follow
 //! them, and calls [`Core::handle_timeouts`] when [`Core::next_timeout`] says.
 
+mod checks;
 mod config;
 mod context;
 mod core;
 mod dns;
 mod forward;
+mod local;
+mod relay;
 mod reply;
 mod route;
+mod routing;
+mod script_routes;
 mod target;
 
 use bytes::Bytes;
 
 pub use crate::core::Core;
 pub use config::ProxyConfig;
+pub use routing::{
+    compile, default_script, registry, ProxyEnv, ProxyScript, RouteCtx, DEFAULT_SCRIPT,
+};
 pub use target::{is_us, next_hop, Destination, NextHop};
 
 /// What the core asks the IO layer to do, in order.
@@ -43,5 +51,7 @@ pub enum Command {
     },
 }
 
+#[cfg(test)]
+mod routing_tests;
 #[cfg(test)]
 pub(crate) mod tests;

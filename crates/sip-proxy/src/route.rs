@@ -6,7 +6,7 @@ use crate::config::ProxyConfig;
 use crate::target::is_us;
 
 /// The outcome of Route pre-processing.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RouteEdit {
     /// The top Route named us: remove it.
     pub(crate) pop_route: bool,

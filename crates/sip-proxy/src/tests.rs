@@ -16,9 +16,6 @@ pub(crate) fn config() -> ProxyConfig {
             (Protocol::Udp, "192.0.2.1:5060".parse().expect("addr")),
             (Protocol::Tcp, "192.0.2.1:5060".parse().expect("addr")),
         ],
-        redirect_domains: vec![],
-        record_route: true,
-        stateful: true,
         timer_c: Duration::from_secs(180),
         timers: sip_transaction::TimerConfig::default(),
         registrar: registrar::RegistrarConfig::default(),
@@ -26,9 +23,9 @@ pub(crate) fn config() -> ProxyConfig {
     }
 }
 
-const CALLER: &str = "192.0.2.10:5060";
+pub(crate) const CALLER: &str = "192.0.2.10:5060";
 
-fn udp(addr: &str) -> Destination {
+pub(crate) fn udp(addr: &str) -> Destination {
     Destination::new(Protocol::Udp, addr.parse().expect("addr"))
 }
 
@@ -36,12 +33,18 @@ fn core() -> Core {
     Core::new(config(), Arc::new(Location::new()))
 }
 
-fn msg(text: &str) -> Message {
+/// A core running this script.
+pub(crate) fn with_script(text: &str) -> Core {
+    let script = crate::compile("test.cfg", text).unwrap_or_else(|e| panic!("{e}"));
+    Core::with_script(config(), Arc::new(Location::new()), Arc::new(script))
+}
+
+pub(crate) fn msg(text: &str) -> Message {
     Message::parse(text.replace('\n', "\r\n").into_bytes()).expect("test message")
 }
 
 /// The messages sent, with their destinations.
-fn sent(cmds: Vec<Command>) -> Vec<(Destination, Message)> {
+pub(crate) fn sent(cmds: Vec<Command>) -> Vec<(Destination, Message)> {
     cmds.into_iter()
         .filter_map(|c| match c {
             Command::Send { dest, data } => Some((
@@ -65,7 +68,7 @@ fn resolve(cmds: Vec<Command>) -> Option<(Vec<String>, Box<Message>, Destination
     })
 }
 
-fn register(core: &Core, user: &str, contact: &str, q: &str) {
+pub(crate) fn register(core: &Core, user: &str, contact: &str, q: &str) {
     let r = core.handle_message(
         Instant::now(),
         msg(&format!(
@@ -83,7 +86,7 @@ Contact: <sip:{user}@{contact}>;q={q}\nContent-Length: 0\n\n"
     assert_eq!(out[0].1.status(), Some(200));
 }
 
-fn invite(user: &str, extra: &str) -> Message {
+pub(crate) fn invite(user: &str, extra: &str) -> Message {
     msg(&format!(
         "INVITE sip:{user}@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKcall1\n\
 From: <sip:caller@example.net>;tag=c\nTo: <sip:{user}@example.com>\nCall-ID: call-1\nCSeq: 1 INVITE\n\
@@ -92,7 +95,7 @@ Max-Forwards: 70\n{extra}Content-Length: 0\n\n"
 }
 
 /// A response from a downstream element to a forwarded request.
-fn answer(req: &Message, code: u16) -> Message {
+pub(crate) fn answer(req: &Message, code: u16) -> Message {
     Message::parse(
         sip_message::ResponseBuilder::for_request(req, code, "X", Some("callee")).build(),
     )
@@ -345,12 +348,12 @@ fn preloaded_route_on_an_initial_request_for_our_domain_is_not_followed() {
 }
 
 #[test]
-fn redirect_domain_answers_302() {
-    let cfg = ProxyConfig {
-        redirect_domains: vec!["example.com".into()],
-        ..config()
-    };
-    let core = Core::new(cfg, Arc::new(Location::new()));
+fn redirect_answers_302_with_the_registered_contacts() {
+    let core = with_script(
+        "request_route { if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+         if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+         redirect(); }",
+    );
     register(&core, "bob", "192.0.2.20:5060", "0.7");
     let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
     let last = &out.last().unwrap().1;

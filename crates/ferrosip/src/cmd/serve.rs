@@ -13,13 +13,15 @@ use sip_proxy::{Command, Core, Destination, ProxyConfig};
 use sip_transaction::TimerConfig;
 use transport::{Handler, Listen, Source, Transports};
 
-use crate::config::{Config, Mode};
+use crate::config::Config;
+use crate::script::load_script;
 
 /// Command-line overrides of the configuration.
 #[derive(Debug, Default)]
 pub(crate) struct Overrides {
     pub(crate) listen: Vec<Listen>,
     pub(crate) database: Option<std::path::PathBuf>,
+    pub(crate) script: Option<std::path::PathBuf>,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -33,6 +35,9 @@ pub(crate) fn run(config: Option<&Path>, overrides: Overrides) -> anyhow::Result
     }
     if let Some(db) = overrides.database {
         cfg.server.database = db;
+    }
+    if let Some(script) = overrides.script {
+        cfg.routing.script = Some(script);
     }
     // This thread runs TCP, timers, the binding writer and one UDP socket per address; more
     // UDP sockets (SO_REUSEPORT) run on threads of their own, each with a single-threaded
@@ -106,14 +111,6 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
     ProxyConfig {
         domains,
         advertised,
-        redirect_domains: cfg
-            .proxy
-            .redirect_domains
-            .iter()
-            .map(|d| d.to_ascii_lowercase())
-            .collect(),
-        record_route: cfg.proxy.record_route,
-        stateful: cfg.proxy.mode == Mode::Stateful,
         timer_c: Duration::from_secs(cfg.proxy.timer_c),
         timers: TimerConfig {
             t1: Duration::from_millis(cfg.timers.t1),
@@ -298,6 +295,7 @@ impl Handler for Dispatch {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let script = load_script(cfg.routing.script.as_deref())?;
     let store = SqliteStore::open(&cfg.server.database)
         .await
         .with_context(|| format!("opening {}", cfg.server.database.display()))?;
@@ -338,9 +336,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.server.udp_threads(),
     )
     .await?;
-    let core = Arc::new(Core::new(
+    let core = Arc::new(Core::with_script(
         proxy_config(&cfg, &transports.local_addrs()),
         location,
+        script,
     ));
     tracing::info!(domains = ?core.config().domains, "serving");
     let _ = server.core.set(core.clone());
@@ -369,7 +368,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             }
         })
     };
+    let reloads = tokio::spawn(reload_on_sighup(core.clone(), cfg.routing.script.clone()));
     shutdown_signal().await;
+    reloads.abort();
     tracing::info!("shutting down");
     timers.abort();
     // Every acknowledged REGISTER is already written; wait for those still queued.
@@ -398,6 +399,25 @@ fn resolver() -> hickory_resolver::TokioResolver {
                 TokioConnectionProvider::default(),
             )
             .build()
+        }
+    }
+}
+
+/// Reloads the routing script on each SIGHUP; a script with errors leaves the running one
+/// in place.
+async fn reload_on_sighup(core: Arc<Core>, path: Option<std::path::PathBuf>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match load_script(path.as_deref()) {
+            Ok(script) => {
+                core.reload(script);
+                tracing::info!("routing script reloaded");
+            }
+            Err(e) => {
+                tracing::error!("routing script not reloaded, the old one keeps running:\n{e:#}")
+            }
         }
     }
 }

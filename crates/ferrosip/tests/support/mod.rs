@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use sip_message::Message;
 
+pub mod sipp;
+
 /// A running server; killed when dropped.
 pub struct Server {
     child: Child,

@@ -1,0 +1,475 @@
+//! Forwarding (`t_relay`, `forward`): the destination set becomes branches, each written
+//! for the interface that reaches it, after its branch route; CANCEL (§16.10).
+
+use std::cmp::Reverse;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use registrar::Binding;
+use sip_message::header::NameAddr;
+use sip_message::{Message, Method, Protocol, Uri};
+use sip_transaction::TransactionKey;
+
+use crate::checks::loop_hash;
+use crate::context::{Context, Prepared, Received};
+use crate::core::{upstream_of, Core, Located, STATEFUL, STATELESS};
+use crate::forward::{fnv, forward_request, Forward};
+use crate::reply::reason;
+use crate::routing::{Edits, Phase, RouteCtx};
+use crate::target::{next_hop, Destination};
+use crate::Command;
+
+/// Largest request sent over UDP: 200 bytes under the common 1500-byte path MTU
+/// (RFC 3261 §18.1.1).
+const MAX_UDP_REQUEST: usize = 1300;
+
+/// One place a request is forwarded to.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// New Request-URI, if it changes.
+    uri: Option<String>,
+    /// Route values to add (a binding's Path).
+    path: Vec<String>,
+    /// The next hop.
+    dest: Destination,
+}
+
+/// Why a destination set gives no target.
+enum Unrouted {
+    /// These host names must be looked up first.
+    Pending(Vec<String>),
+    /// No target can be reached: answer with this status.
+    Unreachable(u16),
+}
+
+impl Core {
+    /// `t_relay()` (stateful) or `forward()` in a request route. False when the request
+    /// could not be relayed (it is then answered 503 or 480).
+    pub(crate) fn relay(&self, c: &mut RouteCtx<'_>, stateful: bool) -> bool {
+        let msg = c.msg;
+        let Some(method) = msg.method() else {
+            return false;
+        };
+        if stateful && method == Method::Cancel {
+            self.handle_cancel(c.now, msg, c.src, c.out);
+            return true;
+        }
+        let groups = match self.targets(c) {
+            Ok(g) => g,
+            Err(Unrouted::Pending(hosts)) => {
+                c.out.push(Command::Resolve {
+                    hosts,
+                    request: Box::new(msg.clone()),
+                    src: c.src,
+                });
+                return true;
+            }
+            Err(Unrouted::Unreachable(code)) => {
+                let why = match code {
+                    503 => "Service Unavailable (cannot resolve next hop)",
+                    c => reason(c),
+                };
+                self.reply(msg, c.src, code, why, &[], c.out);
+                return false;
+            }
+        };
+        if !stateful || method == Method::Ack {
+            let Some(t) = groups.front().and_then(|g| g.first()) else {
+                return false;
+            };
+            self.forward_stateless(msg, c.src, t, &c.edits, c.out);
+            return true;
+        }
+        let Some(key) = c.key.cloned() else {
+            return false;
+        };
+        let shard_i = Core::key_shard(&key);
+        let id = self.new_id(shard_i);
+        let (groups, _) = self.prepare_groups(c, id, 0, groups);
+        if groups.iter().all(Vec::is_empty) {
+            self.reply(msg, c.src, 480, reason(480), &[], c.out);
+            return false;
+        }
+        let received = Received {
+            key: key.clone(),
+            request: msg.clone(),
+            upstream: upstream_of(msg, c.src),
+        };
+        let routing = c.tx_routing();
+        let ctx = Context::new(c.now, self.config(), received, groups, routing, c.out);
+        self.store(shard_i, id, key, ctx);
+        true
+    }
+
+    /// `t_relay()` in a failure route: new branches for the same transaction. False when
+    /// there is nothing to relay to.
+    pub(crate) fn relay_more(&self, c: &mut RouteCtx<'_>) -> bool {
+        let Some(f) = c.failure else {
+            return false;
+        };
+        let groups = match self.targets(c) {
+            Ok(g) => g,
+            Err(Unrouted::Pending(hosts)) => {
+                tracing::warn!(target: "script", ?hosts,
+                    "t_relay in a failure route: next hop names need a DNS lookup; use addresses");
+                return false;
+            }
+            Err(Unrouted::Unreachable(_)) => return false,
+        };
+        let (groups, next) = self.prepare_groups(c, f.id, f.next_branch, groups);
+        if groups.iter().all(Vec::is_empty) {
+            return false;
+        }
+        if let Some(f) = c.failure.as_mut() {
+            f.next_branch = next;
+        }
+        c.effects.groups.extend(groups);
+        true
+    }
+
+    /// The destination set as target groups, highest q first (each group forked in
+    /// parallel, groups in turn).
+    fn targets(&self, c: &RouteCtx<'_>) -> Result<VecDeque<Vec<Target>>, Unrouted> {
+        let mut pending = Vec::new();
+        let mut found: Vec<(u16, Target)> = Vec::new();
+        let main = match (&c.set.du, &c.set.binding) {
+            (Some(du), b) => self.uri_target(c, du, b.as_ref().map_or(&[][..], |b| &b.path)),
+            (None, Some(b)) => self.binding_target(c.now, b),
+            (None, None) if c.edits.route.next_is_route => {
+                let skip = usize::from(c.edits.route.pop_route);
+                let route = c.msg.routes().filter_map(Result::ok).nth(skip);
+                route.and_then(|r| self.locate_uri(c.now, &r.uri)).map(|l| {
+                    l.map(|dest| Target {
+                        uri: c.set.ruri.clone(),
+                        path: Vec::new(),
+                        dest,
+                    })
+                })
+            }
+            (None, None) => c.ruri().and_then(|u| self.uri_target(c, u, &[])),
+        };
+        let q = c.set.binding.as_ref().map_or(1000, |b| b.q);
+        let all = std::iter::once((q, main)).chain(
+            c.set
+                .branches
+                .iter()
+                .map(|b| (b.q, self.binding_target(c.now, b))),
+        );
+        for (q, t) in all {
+            match t {
+                Some(Ok(t)) => found.push((q, t)),
+                Some(Err(host)) => pending.push(host),
+                None => {}
+            }
+        }
+        if !pending.is_empty() {
+            pending.sort();
+            pending.dedup();
+            return Err(Unrouted::Pending(pending));
+        }
+        if found.is_empty() {
+            let from_location = c.set.binding.is_some() && c.set.du.is_none();
+            return Err(Unrouted::Unreachable(if from_location { 480 } else { 503 }));
+        }
+        // Stable: equal q keep their order.
+        found.sort_by_key(|(q, _)| Reverse(*q));
+        let mut groups: VecDeque<Vec<Target>> = VecDeque::new();
+        let mut last_q = None;
+        for (q, t) in found {
+            match groups.back_mut() {
+                Some(g) if last_q == Some(q) => g.push(t),
+                _ => groups.push_back(vec![t]),
+            }
+            last_q = Some(q);
+        }
+        Ok(groups)
+    }
+
+    /// A target reached through `next` (a URI: `$du` or the Request-URI), with the
+    /// Request-URI of the destination set and `path` pushed as Route.
+    fn uri_target(
+        &self,
+        c: &RouteCtx<'_>,
+        next: &str,
+        path: &[String],
+    ) -> Option<Result<Target, String>> {
+        let uri = Uri::parse(next).ok()?;
+        Some(self.locate_uri(c.now, &uri)?.map(|dest| Target {
+            uri: c.set.ruri.clone(),
+            path: path.to_vec(),
+            dest,
+        }))
+    }
+
+    /// Where a URI leads now: `None` when nowhere, `Err(host)` when a name must be looked up.
+    fn locate_uri(
+        &self,
+        now: std::time::Instant,
+        uri: &Uri<'_>,
+    ) -> Option<Result<Destination, String>> {
+        match self.locate(now, next_hop(uri.as_sip()?)?) {
+            Located::Ready(d) => Some(Ok(d)),
+            Located::Pending(host) => Some(Err(host)),
+            Located::Unreachable => None,
+        }
+    }
+
+    /// Where to send a request for a binding: its Path, the connection it registered over
+    /// (TCP), or its contact URI. `Err(host)` when a name must be looked up first.
+    fn binding_target(
+        &self,
+        now: std::time::Instant,
+        b: &Binding,
+    ) -> Option<Result<Target, String>> {
+        let located = match b.path.first() {
+            Some(first) => {
+                let na = NameAddr::parse_bracketed(first).ok()?;
+                self.locate_uri(now, &na.uri)?
+            }
+            None => self.locate_uri(now, &Uri::parse(&b.contact).ok()?)?,
+        };
+        let dest = match located {
+            Ok(d) => d,
+            Err(host) => return Some(Err(host)),
+        };
+        // A client registered over TCP is reached over its connection while that is open.
+        let connection = b
+            .source
+            .strip_prefix("tcp:")
+            .and_then(|a| a.parse().ok())
+            .filter(|_| dest.protocol == Protocol::Tcp && b.path.is_empty());
+        Some(Ok(Target {
+            uri: Some(b.contact.clone()),
+            path: b.path.clone(),
+            dest: Destination { connection, ..dest },
+        }))
+    }
+
+    /// Writes each target's request, after its branch route (which may change it or drop
+    /// it). Branch `n` of context `id` gets index `first`, `first + 1`…; returns the groups
+    /// and the index after the last.
+    fn prepare_groups(
+        &self,
+        c: &mut RouteCtx<'_>,
+        id: u64,
+        first: usize,
+        targets: VecDeque<Vec<Target>>,
+    ) -> (VecDeque<Vec<Prepared>>, usize) {
+        let lh = loop_hash(c.msg);
+        let (received, rport) = via_fixes(c.msg, c.src);
+        let mut n = first;
+        let mut groups = VecDeque::new();
+        for group in targets {
+            let mut prepared = Vec::new();
+            for mut t in group {
+                let branch_edits = match c.tx.on_branch {
+                    Some(route) => match self.branch_route(c, route, &mut t) {
+                        Some(e) => Some(e),
+                        None => continue,
+                    },
+                    None => None,
+                };
+                let edits = branch_edits.as_ref().unwrap_or(&c.edits);
+                let branch = format!("{STATEFUL}{id:x}-{n}-{lh:x}");
+                let fwd = forward_to(edits, t.uri.as_deref(), &t.path, &received, &rport);
+                if let Some(p) = self.prepare(c.msg, t.dest, &branch, edits.record_route, fwd) {
+                    prepared.push(p);
+                    n += 1;
+                }
+            }
+            groups.push_back(prepared);
+        }
+        (groups, n)
+    }
+
+    /// Runs a branch route for one target; `None` when it dropped the branch, else the
+    /// branch's edits (its Request-URI may have changed in `t`).
+    fn branch_route(
+        &self,
+        c: &mut RouteCtx<'_>,
+        route: script::RouteId,
+        t: &mut Target,
+    ) -> Option<Edits> {
+        let script = c.script;
+        let mut b = RouteCtx::new(
+            self,
+            script,
+            c.now,
+            Phase::Branch,
+            c.msg,
+            c.src,
+            c.local,
+            c.out,
+        );
+        b.tx = c.tx.clone();
+        b.edits = c.edits.clone();
+        b.set.ruri = t.uri.clone().or_else(|| c.set.ruri.clone());
+        let outcome = script.run_route(route, &mut b);
+        if outcome == script::Outcome::Drop {
+            return None;
+        }
+        if b.set.ruri != t.uri {
+            t.uri = b.set.ruri.take();
+        }
+        Some(std::mem::take(&mut b.edits))
+    }
+
+    pub(crate) fn forward_stateless(
+        &self,
+        msg: &Message,
+        src: Destination,
+        target: &Target,
+        edits: &Edits,
+        out: &mut Vec<Command>,
+    ) {
+        let dest = target.dest;
+        let incoming = msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch())
+            .unwrap_or_default();
+        let branch = fnv(&[
+            incoming.as_bytes(),
+            msg.request_uri_str().unwrap_or_default().as_bytes(),
+            dest.addr.to_string().as_bytes(),
+        ]);
+        let (received, rport) = via_fixes(msg, src);
+        let fwd = forward_to(
+            edits,
+            target.uri.as_deref(),
+            &target.path,
+            &received,
+            &rport,
+        );
+        let branch = format!("{STATELESS}{branch:x}");
+        if let Some(p) = self.prepare(msg, dest, &branch, edits.record_route, fwd) {
+            out.push(Command::Send {
+                dest: p.dest,
+                data: p.request,
+            });
+        }
+    }
+
+    /// Writes the request for one branch: our Via (and Record-Route) for the interface that
+    /// reaches `dest`. A UDP request too large for the path MTU goes over TCP instead
+    /// (RFC 3261 §18.1.1) when we listen on TCP. `None` when no interface reaches `dest`.
+    fn prepare(
+        &self,
+        msg: &Message,
+        dest: Destination,
+        branch: &str,
+        record_route: bool,
+        fwd: Forward<'_>,
+    ) -> Option<Prepared> {
+        let build = |dest: Destination| {
+            let local = self.config().advertised_for(dest.protocol, dest.addr)?;
+            let via = format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                dest.protocol.via_token(),
+                sock_text(local)
+            );
+            let rr = record_route.then(|| self::record_route(dest.protocol, local));
+            let request = forward_request(
+                msg,
+                &Forward {
+                    via: &via,
+                    record_route: rr.as_deref(),
+                    ..fwd
+                },
+            );
+            Some(Prepared {
+                dest,
+                request,
+                fallback: None,
+            })
+        };
+        let prepared = build(dest)?;
+        if dest.protocol == Protocol::Udp && prepared.request.len() > MAX_UDP_REQUEST {
+            if let Some(tcp) = build(Destination::new(Protocol::Tcp, dest.addr)) {
+                return Some(Prepared {
+                    fallback: Some((dest, prepared.request)),
+                    ..tcp
+                });
+            }
+        }
+        Some(prepared)
+    }
+
+    /// CANCEL (§16.10): answer 200 and cancel the matching INVITE's branches, or 481.
+    fn handle_cancel(
+        &self,
+        now: std::time::Instant,
+        msg: &Message,
+        src: Destination,
+        out: &mut Vec<Command>,
+    ) {
+        let Ok(target) = TransactionKey::cancel_target(msg) else {
+            return;
+        };
+        let shard_i = Core::key_shard(&target);
+        let mut shard = self.shard(shard_i);
+        let Some(&id) = shard.by_key.get(&target) else {
+            drop(shard);
+            return self.reply(msg, src, 481, reason(481), &[], out);
+        };
+        self.reply(msg, src, 200, reason(200), &[], out);
+        if let Some(ctx) = shard.contexts.get_mut(&id) {
+            ctx.cancel(now, self.config(), out);
+            if let Some(d) = ctx.next_deadline() {
+                shard.timers.push(Reverse((d, id)));
+            }
+        }
+    }
+}
+
+/// The changes for one target: the script's edits, the target's Request-URI and Path, and
+/// the RFC 3581 parameters; Via and Record-Route are added per interface by `prepare`.
+fn forward_to<'a>(
+    edits: &'a Edits,
+    uri: Option<&'a str>,
+    path: &'a [String],
+    received: &'a Option<String>,
+    rport: &'a Option<String>,
+) -> Forward<'a> {
+    let route = &edits.route;
+    Forward {
+        request_uri: uri.or(route.new_uri.as_deref()),
+        pop_route: route.pop_route,
+        drop_routes: route.drop_routes,
+        remove: route.remove,
+        push_routes: path,
+        received: received.as_deref(),
+        rport: rport.as_deref(),
+        append: &edits.append,
+        remove_named: &edits.remove,
+        max_forwards: edits.max_forwards,
+        ..Forward::default()
+    }
+}
+
+/// RFC 3581 parameters for the received request's top Via: `received` when the source IP
+/// differs from sent-by (or rport was asked for), and `rport` with the source port.
+fn via_fixes(msg: &Message, src: Destination) -> (Option<String>, Option<String>) {
+    let Ok(via) = msg.top_via() else {
+        return (None, None);
+    };
+    let wants_rport = via.rport() == Some(None);
+    let differs = via.host.ip() != Some(src.addr.ip());
+    let received = (differs || wants_rport).then(|| src.addr.ip().to_string());
+    let rport = wants_rport.then(|| src.addr.port().to_string());
+    (received, rport)
+}
+
+fn sock_text(a: SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v) => v.to_string(),
+        SocketAddr::V6(v) => format!("[{}]:{}", v.ip(), v.port()),
+    }
+}
+
+fn record_route(protocol: Protocol, local: SocketAddr) -> String {
+    match protocol {
+        Protocol::Udp => format!("<sip:{};lr>", sock_text(local)),
+        Protocol::Tcp => format!("<sip:{};transport=tcp;lr>", sock_text(local)),
+    }
+}

@@ -1,0 +1,54 @@
+//! The registrar and the location service: `save("location")`, `lookup("location")`.
+
+use script::{ArgType, Function, Registry, RouteMask, Value};
+use sip_message::{Method, Uri};
+
+use super::{ProxyEnv, RouteCtx};
+
+const TABLES: &[&str] = &["location"];
+
+fn save(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    if c.msg.method() != Some(Method::Register) {
+        tracing::warn!(target: "script", "save: not a REGISTER");
+        return -1;
+    }
+    if c.core.register(c.msg, c.src, c.out) {
+        1
+    } else {
+        -1
+    }
+}
+
+fn lookup(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    let Some(aor) = c
+        .ruri()
+        .and_then(|u| registrar::aor_of(&Uri::parse(u).ok()?))
+    else {
+        return -1;
+    };
+    let mut bindings = c.core.lookup(&aor).into_iter();
+    let Some(first) = bindings.next() else {
+        return -1;
+    };
+    c.set.ruri = Some(first.contact.clone());
+    c.set.binding = Some(first);
+    c.set.branches = bindings.collect();
+    1
+}
+
+pub(super) fn register(r: &mut Registry<ProxyEnv>) {
+    r.function(Function {
+        name: "save",
+        args: &[ArgType::OneOf(TABLES)],
+        required: 1,
+        routes: RouteMask::REQUEST,
+        call: save,
+    });
+    r.function(Function {
+        name: "lookup",
+        args: &[ArgType::OneOf(TABLES)],
+        required: 1,
+        routes: RouteMask(RouteMask::REQUEST.0 | RouteMask::FAILURE.0),
+        call: lookup,
+    });
+}

@@ -1,0 +1,82 @@
+//! Route handling and request tests: `record_route`, `loose_route`, `has_totag`, `is_method`.
+
+use script::{ArgType, Function, Registry, RouteMask, Value};
+
+use super::{ProxyEnv, RouteCtx};
+use crate::route::preprocess;
+
+fn record_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    c.edits.record_route = true;
+    1
+}
+
+fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    let edit = preprocess(c.core.config(), c.msg);
+    if let Some(uri) = &edit.new_uri {
+        // Strict routing: the last Route is the real Request-URI.
+        c.set.ruri = Some(uri.clone());
+        c.set.binding = None;
+    }
+    let follow = edit.next_is_route;
+    c.edits.route = edit;
+    if follow {
+        1
+    } else {
+        -1
+    }
+}
+
+fn has_totag(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    if c.msg.to().ok().and_then(|t| t.tag()).is_some() {
+        1
+    } else {
+        -1
+    }
+}
+
+fn is_method(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
+    let list = args.first().map(Value::as_str).unwrap_or_default();
+    let method = match c.msg.method() {
+        Some(m) => m.as_str(),
+        None => match c.msg.cseq() {
+            Ok(s) => s.method.as_str(),
+            Err(_) => return -1,
+        },
+    };
+    if list.split('|').any(|m| m.trim() == method) {
+        1
+    } else {
+        -1
+    }
+}
+
+pub(super) fn register(r: &mut Registry<ProxyEnv>) {
+    r.function(Function {
+        name: "record_route",
+        args: &[],
+        required: 0,
+        routes: RouteMask::REQUEST,
+        call: record_route,
+    });
+    r.function(Function {
+        name: "loose_route",
+        args: &[],
+        required: 0,
+        routes: RouteMask::REQUEST,
+        call: loose_route,
+    });
+    r.function(Function {
+        name: "has_totag",
+        args: &[],
+        required: 0,
+        routes: RouteMask::ANY,
+        call: has_totag,
+    });
+    r.function(Function {
+        name: "is_method",
+        args: &[ArgType::Str],
+        required: 1,
+        routes: RouteMask::ANY,
+        call: is_method,
+    });
+}

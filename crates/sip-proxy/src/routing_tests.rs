@@ -1,0 +1,264 @@
+//! The proxy driven by scripts, in memory: what each routing function does to the messages.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::tests::{answer, invite, msg, register, sent, udp, with_script, CALLER};
+
+const REGISTRAR: &str = r#"
+request_route {
+    if (is_method("REGISTER")) { save("location"); exit; }
+"#;
+
+fn script(body: &str) -> String {
+    format!("{REGISTRAR}{body}")
+}
+
+#[test]
+fn numbers_with_a_prefix_go_to_a_gateway() {
+    let core = with_script(&script(
+        r#"
+    if ($rU =~ "^\+?49") { $du = "sip:192.0.2.50:5080"; t_relay(); exit; }
+    sl_send_reply(404, "Not Found");
+}"#,
+    ));
+    let req = msg("INVITE sip:+4930123@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKgw1\n\
+From: <sip:a@example.com>;tag=a\nTo: <sip:+4930123@example.com>\nCall-ID: gw-1\nCSeq: 1 INVITE\nMax-Forwards: 70\n\n");
+    let out = sent(core.handle_message(Instant::now(), req, udp(CALLER)));
+    let (dest, fwd) = out.last().expect("forwarded");
+    assert_eq!(*dest, udp("192.0.2.50:5080"));
+    assert_eq!(fwd.request_uri_str(), Some("sip:+4930123@example.com"));
+    let other = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
+    assert_eq!(other[0].1.status(), Some(404));
+}
+
+#[test]
+fn a_user_agent_is_refused() {
+    let core = with_script(&script(
+        r#"
+    if ($ua =~ "friendly-scanner") { sl_send_reply(403, "Forbidden"); exit; }
+    sl_send_reply(200, "Welcome");
+}"#,
+    ));
+    let scanner = invite("bob", "User-Agent: friendly-scanner 1.0\n");
+    let out = sent(core.handle_message(Instant::now(), scanner, udp(CALLER)));
+    assert_eq!(
+        (out[0].1.status(), out[0].1.reason()),
+        (Some(403), Some("Forbidden"))
+    );
+    let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
+    assert_eq!(out[0].1.reason(), Some("Welcome"));
+}
+
+const VOICEMAIL: &str = r#"
+    if (!lookup("location")) { sl_send_reply(404, "Not Found"); exit; }
+    $avp(vm) = "sip:vm-" + $rU + "@192.0.2.60";
+    t_on_failure("VOICEMAIL");
+    t_relay();
+}
+
+failure_route[VOICEMAIL] {
+    if ($rs == 486 || $rs == 408) {
+        $ru = $avp(vm);
+        append_hf("X-Diverted: " + $rs);
+        t_relay();
+    }
+}"#;
+
+#[test]
+fn a_busy_callee_is_forwarded_to_voicemail_in_the_failure_route() {
+    let core = with_script(&script(VOICEMAIL));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let (_, first) = out.last().unwrap();
+    let out = sent(core.handle_message(now, answer(first, 486), udp("192.0.2.20:5060")));
+    let (dest, vm) = out
+        .iter()
+        .find(|(_, m)| m.is_request() && m.request_uri_str() != Some("sip:bob@192.0.2.20:5060"))
+        .expect("a new branch");
+    assert_eq!(*dest, udp("192.0.2.60:5060"));
+    assert_eq!(vm.request_uri_str(), Some("sip:vm-bob@192.0.2.60"));
+    assert_eq!(vm.header_str("X-Diverted").map(|h| h.value), Some("486"));
+    assert!(
+        out.iter().all(|(_, m)| m.status() != Some(486)),
+        "the 486 is not passed upstream while voicemail is tried"
+    );
+    let up = sent(core.handle_message(now, answer(vm, 200), udp("192.0.2.60:5060")));
+    assert!(up
+        .iter()
+        .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(200)));
+}
+
+#[test]
+fn without_a_matching_status_the_failure_route_passes_the_reply_upstream() {
+    let core = with_script(&script(VOICEMAIL));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let (_, first) = out.last().unwrap();
+    let up = sent(core.handle_message(now, answer(first, 603), udp("192.0.2.20:5060")));
+    assert!(up
+        .iter()
+        .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(603)));
+}
+
+#[test]
+fn t_reply_in_a_failure_route_replaces_the_answer() {
+    let core = with_script(&script(
+        r#"
+    lookup("location");
+    t_on_failure("SORRY");
+    t_relay();
+}
+failure_route[SORRY] { t_reply(480, "Try Later"); }"#,
+    ));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let (_, first) = out.last().unwrap();
+    let up = sent(core.handle_message(now, answer(first, 500), udp("192.0.2.20:5060")));
+    let (dest, resp) = up.iter().find(|(_, m)| m.status().is_some()).unwrap();
+    assert_eq!(*dest, udp(CALLER));
+    assert_eq!(
+        (resp.status(), resp.reason()),
+        (Some(480), Some("Try Later"))
+    );
+}
+
+#[test]
+fn headers_are_added_and_removed_on_relay() {
+    let core = with_script(&script(
+        r#"
+    lookup("location");
+    append_hf("X-Relayed-By: ferrosip\r\n");
+    remove_hf("X-Secret");
+    t_relay();
+}"#,
+    ));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let req = invite("bob", "X-Secret: 42\n");
+    let out = sent(core.handle_message(Instant::now(), req, udp(CALLER)));
+    let (_, fwd) = out.last().unwrap();
+    assert_eq!(
+        fwd.header_str("X-Relayed-By").map(|h| h.value),
+        Some("ferrosip")
+    );
+    assert!(fwd.header_str("X-Secret").is_none());
+}
+
+#[test]
+fn a_branch_route_changes_each_branch_and_may_drop_one() {
+    let core = with_script(&script(
+        r#"
+    lookup("location");
+    t_on_branch("EACH");
+    t_relay();
+}
+branch_route[EACH] {
+    if ($ru =~ "192\.0\.2\.21") { drop; }
+    append_hf("X-Branch: " + $ru);
+}"#,
+    ));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    register(&core, "bob", "192.0.2.21:5060", "1.0");
+    let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
+    let branches: Vec<_> = out.iter().filter(|(_, m)| m.is_request()).collect();
+    assert_eq!(branches.len(), 1, "{branches:?}");
+    let (dest, fwd) = branches[0];
+    assert_eq!(*dest, udp("192.0.2.20:5060"));
+    assert_eq!(
+        fwd.header_str("X-Branch").map(|h| h.value),
+        Some("sip:bob@192.0.2.20:5060")
+    );
+}
+
+#[test]
+fn reply_routes_edit_and_drop_replies() {
+    let core = with_script(&script(
+        r#"
+    lookup("location");
+    t_on_reply("MARK");
+    t_relay();
+}
+reply_route { if ($rs == 183) { drop; } }
+reply_route[MARK] { append_hf("X-Seen: " + $rs); }"#,
+    ));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let (_, fwd) = out.last().unwrap();
+    let up = sent(core.handle_message(now, answer(fwd, 183), udp("192.0.2.20:5060")));
+    assert!(up.is_empty(), "183 dropped: {up:?}");
+    let up = sent(core.handle_message(now, answer(fwd, 180), udp("192.0.2.20:5060")));
+    assert_eq!(up[0].1.header_str("X-Seen").map(|h| h.value), Some("180"));
+}
+
+#[test]
+fn forward_relays_statelessly() {
+    let core = with_script(&script(r#" lookup("location"); forward(); }"#));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    assert_eq!(out.len(), 1, "no 100 Trying without a transaction");
+    let (_, fwd) = &out[0];
+    assert!(fwd
+        .top_via()
+        .unwrap()
+        .branch()
+        .unwrap()
+        .starts_with("z9hG4bKsl-"));
+    assert_eq!(core.active_transactions(), 0);
+    let up = sent(core.handle_message(now, answer(fwd, 200), udp("192.0.2.20:5060")));
+    assert_eq!(up[0].0, udp(CALLER));
+}
+
+#[test]
+fn a_named_route_returns_a_value() {
+    let core = with_script(&script(
+        r#"
+    if (route(CLASSIFY) == 2) { sl_send_reply(403, "Premium"); exit; }
+    sl_send_reply(404, "Ordinary " + $rc);
+}
+route[CLASSIFY] {
+    if ($rU =~ "^0900") { return 2; }
+    return 1;
+}"#,
+    ));
+    let req = |user: &str| {
+        msg(&format!("OPTIONS sip:{user}@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK{user}\n\
+From: <sip:a@example.com>;tag=a\nTo: <sip:{user}@example.com>\nCall-ID: r-{user}\nCSeq: 1 OPTIONS\n\n"))
+    };
+    let out = sent(core.handle_message(Instant::now(), req("0900123"), udp(CALLER)));
+    assert_eq!(out[0].1.reason(), Some("Premium"));
+    let out = sent(core.handle_message(Instant::now(), req("0301"), udp(CALLER)));
+    assert_eq!(out[0].1.reason(), Some("Ordinary 1"));
+}
+
+#[test]
+fn a_reload_applies_to_new_requests_while_transactions_keep_their_script() {
+    let core = with_script(&script(VOICEMAIL));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let (_, first) = out.last().unwrap();
+    let other = crate::compile(
+        "new.cfg",
+        r#"request_route { sl_send_reply(503, "Maintenance"); }"#,
+    )
+    .unwrap();
+    core.reload(Arc::new(other));
+    // The transaction in flight still has its failure route.
+    let out = sent(core.handle_message(now, answer(first, 486), udp("192.0.2.20:5060")));
+    assert!(out
+        .iter()
+        .any(|(d, m)| *d == udp("192.0.2.60:5060") && m.is_request()));
+    // A new request runs the new script.
+    let mut text = String::from_utf8(invite("bob", "").to_bytes().to_vec()).unwrap();
+    text = text
+        .replace("z9hG4bKcall1", "z9hG4bKcall2")
+        .replace("call-1", "call-2");
+    let out =
+        sent(core.handle_message(now, sip_message::Message::parse(text).unwrap(), udp(CALLER)));
+    assert_eq!(out[0].1.status(), Some(503));
+}
