@@ -16,8 +16,9 @@ server=$!
 uas=""
 sleep 1
 cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
-sub() { sed "s/\[q\]/1.0/; s/\[expires\]/3600/; s/\[status\]/200/" "tests/sipp/$1" > "$work/$1"; }
+sub() { sed "s/\[q\]/1.0/; s/\[expires\]/3600/; s/\[status\]/200/; s/\[domain\]/127.0.0.1/g" "tests/sipp/$1" > "$work/$1"; }
 sub register.xml
+sub uac.xml
 common=(-i 127.0.0.1 -nostdin -timeout 600 -recv_timeout 10000)
 case $mode in
   register)
@@ -31,7 +32,7 @@ case $mode in
     sipp -sf tests/sipp/uas.xml -s bob -p "$uas_port" "${common[@]}" >/dev/null 2>&1 &
     uas=$!
     before=$(cpu)
-    sipp "127.0.0.1:$port" -sf tests/sipp/uac.xml -s bob -r "$rate" -m "$count" "${common[@]}" >/dev/null 2>&1 || true
+    sipp "127.0.0.1:$port" -sf "$work/uac.xml" -s bob -r "$rate" -m "$count" "${common[@]}" >/dev/null 2>&1 || true
     ;;
   *) echo "usage: $0 register|call RATE COUNT" >&2; exit 2 ;;
 esac

@@ -46,7 +46,8 @@ pub(crate) struct Server {
     pub(crate) agent: String,
     /// Seconds a TCP connection may stay idle.
     pub(crate) tcp_idle_timeout: u64,
-    /// Threads receiving on each UDP address (SO_REUSEPORT); 0: one per CPU core.
+    /// Threads receiving on each UDP address (SO_REUSEPORT); 0: one per CPU core. One
+    /// handles thousands of calls a second, and costs less CPU per message than two.
     pub(crate) udp_workers: usize,
 }
 
@@ -94,10 +95,10 @@ impl Default for Server {
             domains: Vec::new(),
             advertise: None,
             database: PathBuf::from("ferrosip.db"),
-            commit_window_ms: 5,
+            commit_window_ms: 10,
             agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
             tcp_idle_timeout: 300,
-            udp_workers: 0,
+            udp_workers: 1,
         }
     }
 }

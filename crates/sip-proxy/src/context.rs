@@ -73,7 +73,13 @@ pub(crate) struct Context {
     best: Option<(u16, Bytes)>,
     answered: bool,
     cancelled: bool,
+    /// When a 100 Trying goes upstream unless another response went first (RFC 3261
+    /// §17.2.1 allows 200 ms): a callee that rings at once saves the message.
+    trying_at: Option<Instant>,
 }
+
+/// How long an INVITE may wait for a response upstream before we send 100 Trying.
+const TRYING_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn reliability(d: Destination) -> Reliability {
     if d.protocol.is_reliable() {
@@ -109,7 +115,6 @@ impl Context {
         } = received;
         let server = ServerTransaction::new(&request, reliability(upstream), cfg.timers);
         let invite = request.method() == Some(Method::Invite);
-        let trying = invite.then(|| response(&request, 100, "Trying", &cfg.agent, &[]));
         let mut ctx = Context {
             key,
             server,
@@ -123,10 +128,8 @@ impl Context {
             routing,
             failure_due: false,
             invite,
+            trying_at: invite.then(|| now + TRYING_DELAY),
         };
-        if let Some(trying) = trying {
-            ctx.server.send_response(now, 100, trying);
-        }
         ctx.start_next_group(now, cfg);
         ctx.pump(now, cfg, out);
         ctx
@@ -144,13 +147,28 @@ impl Context {
     ) -> Context {
         let mut ctx = Context::new(now, cfg, received, VecDeque::new(), None, out);
         ctx.answered = true;
-        ctx.server.send_response(now, status, answer);
+        ctx.respond(now, status, answer);
         ctx.pump(now, cfg, out);
         ctx
     }
 
     fn is_invite(&self) -> bool {
         self.invite
+    }
+
+    /// Sends a response upstream through the server transaction.
+    fn respond(&mut self, now: Instant, code: u16, data: Bytes) {
+        self.trying_at = None;
+        self.server.send_response(now, code, data);
+    }
+
+    /// Sends the 100 Trying now if it is still owed.
+    fn send_trying(&mut self, now: Instant, cfg: &ProxyConfig) {
+        if self.trying_at.is_some() {
+            if let Some(trying) = self.own_response(cfg, 100) {
+                self.respond(now, 100, trying);
+            }
+        }
     }
 
     /// A response of our own to the received request (None once it was let go).
@@ -192,6 +210,8 @@ impl Context {
         out: &mut Vec<Command>,
     ) -> bool {
         let absorbed = self.server.on_request(now, msg);
+        // A retransmitted INVITE: the caller waits for a sign of life.
+        self.send_trying(now, cfg);
         self.pump(now, cfg, out);
         absorbed
     }
@@ -283,6 +303,9 @@ impl Context {
     /// Fires due timers, timer C included.
     pub(crate) fn on_timeout(&mut self, now: Instant, cfg: &ProxyConfig, out: &mut Vec<Command>) {
         self.server.handle_timeout(now);
+        if self.trying_at.is_some_and(|t| t <= now) {
+            self.send_trying(now, cfg);
+        }
         for i in 0..self.branches.len() {
             let b = &mut self.branches[i];
             b.client.handle_timeout(now);
@@ -303,13 +326,18 @@ impl Context {
 
     /// When [`on_timeout`](Self::on_timeout) is next needed.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let mut all = vec![self.server.poll_timeout()];
-        for b in &self.branches {
-            all.push(b.client.poll_timeout());
-            all.push(b.timer_c.filter(|_| b.status.is_none()));
-            all.push(b.cancel.as_ref().and_then(ClientTransaction::poll_timeout));
-        }
-        all.into_iter().flatten().min()
+        let branches = self.branches.iter().flat_map(|b| {
+            [
+                b.client.poll_timeout(),
+                b.timer_c.filter(|_| b.status.is_none()),
+                b.cancel.as_ref().and_then(ClientTransaction::poll_timeout),
+            ]
+        });
+        [self.server.poll_timeout(), self.trying_at]
+            .into_iter()
+            .chain(branches)
+            .flatten()
+            .min()
     }
 
     /// True when every transaction of the context has ended.
@@ -388,14 +416,14 @@ impl Context {
                     self.cancel_branch(now, cfg, i);
                 }
                 if !self.answered {
-                    self.server.send_response(now, code, strip_top_via(&resp));
+                    self.respond(now, code, strip_top_via(&resp));
                 }
             }
             200..=299 => {
                 self.branches[i].status = Some(code);
                 self.answered = true;
                 // 2xx go upstream at once, every one of them (RFC 6026).
-                self.server.send_response(now, code, strip_top_via(&resp));
+                self.respond(now, code, strip_top_via(&resp));
                 self.pending.clear();
                 for j in 0..self.branches.len() {
                     self.cancel_branch(now, cfg, j);
@@ -500,7 +528,7 @@ impl Context {
         self.routing = Some(routing);
         if let Some((code, data)) = effects.reply {
             self.answered = true;
-            self.server.send_response(now, code, data);
+            self.respond(now, code, data);
             self.pump(now, cfg, out);
         } else if !effects.groups.is_empty() {
             self.pending.extend(effects.groups);
@@ -523,7 +551,7 @@ impl Context {
             None => (408, self.own_response(cfg, 408)),
         };
         if let Some(data) = data {
-            self.server.send_response(now, code, data);
+            self.respond(now, code, data);
         }
         self.pump(now, cfg, out);
     }

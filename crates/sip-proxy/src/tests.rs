@@ -107,9 +107,8 @@ fn invite_is_forwarded_to_the_registered_contact() {
     let core = core();
     register(&core, "bob", "192.0.2.20:5060", "1.0");
     let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
-    assert_eq!(out.len(), 2);
-    assert_eq!((out[0].0, out[0].1.status()), (udp(CALLER), Some(100)));
-    let (dest, fwd) = &out[1];
+    assert_eq!(out.len(), 1, "no 100 Trying before the callee had 200 ms");
+    let (dest, fwd) = &out[0];
     assert_eq!(*dest, udp("192.0.2.20:5060"));
     assert_eq!(fwd.request_uri_str(), Some("sip:bob@192.0.2.20:5060"));
     assert_eq!(fwd.max_forwards().unwrap(), Some(69));
@@ -123,11 +122,46 @@ fn invite_is_forwarded_to_the_registered_contact() {
 }
 
 #[test]
+fn trying_goes_upstream_after_200_ms_or_on_a_retransmission_unless_the_callee_answered() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let t0 = Instant::now();
+    let upstream = |cmds| -> Vec<u16> {
+        sent(cmds)
+            .into_iter()
+            .filter(|(d, _)| *d == udp(CALLER))
+            .filter_map(|(_, m)| m.status())
+            .collect()
+    };
+    sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)));
+    let ms = |n| t0 + Duration::from_millis(n);
+    assert_eq!(upstream(core.handle_timeouts(ms(150))), Vec::<u16>::new());
+    assert_eq!(upstream(core.handle_timeouts(ms(210))), [100]);
+    // A retransmission before then gets it at once.
+    let core = super::tests::core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)));
+    assert_eq!(
+        upstream(core.handle_message(ms(100), invite("bob", ""), udp(CALLER))),
+        [100]
+    );
+    // A callee that rings first saves it.
+    let core = super::tests::core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let out = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)));
+    assert_eq!(
+        upstream(core.handle_message(ms(50), answer(&out[0].1, 180), udp("192.0.2.20:5060"))),
+        [180]
+    );
+    assert_eq!(upstream(core.handle_timeouts(ms(300))), Vec::<u16>::new());
+}
+
+#[test]
 fn responses_go_upstream_without_our_via() {
     let core = core();
     register(&core, "bob", "192.0.2.20:5060", "1.0");
     let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
-    let fwd = &out[1].1;
+    let fwd = &out[0].1;
     for code in [180, 200] {
         let up =
             sent(core.handle_message(Instant::now(), answer(fwd, code), udp("192.0.2.20:5060")));
@@ -143,7 +177,7 @@ fn cancel_reaches_the_branch_and_487_goes_upstream() {
     register(&core, "bob", "192.0.2.20:5060", "1.0");
     let now = Instant::now();
     let fwd = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)))
-        .remove(1)
+        .remove(0)
         .1;
     sent(core.handle_message(now, answer(&fwd, 180), udp("192.0.2.20:5060")));
     let cancel = msg(&format!(
@@ -181,8 +215,8 @@ fn serial_forking_tries_the_lower_q_after_a_busy() {
     register(&core, "bob", "192.0.2.21:5060", "0.5");
     let now = Instant::now();
     let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
-    assert_eq!(out.len(), 2, "only the first q group is tried");
-    let first = &out[1].1;
+    assert_eq!(out.len(), 1, "only the first q group is tried");
+    let first = &out[0].1;
     let out = sent(core.handle_message(now, answer(first, 486), udp("192.0.2.20:5060")));
     let hops: Vec<(Destination, Option<&str>)> = out
         .iter()
@@ -207,8 +241,8 @@ fn parallel_branches_and_best_response() {
     register(&core, "bob", "192.0.2.21:5060", "1.0");
     let now = Instant::now();
     let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
-    assert_eq!(out.len(), 3, "100 upstream and both branches at once");
-    let (a, b) = (out[1].1.clone(), out[2].1.clone());
+    assert_eq!(out.len(), 2, "both branches at once");
+    let (a, b) = (out[0].1.clone(), out[1].1.clone());
     assert!(
         sent(core.handle_message(now, answer(&a, 486), udp("192.0.2.20:5060")))
             .iter()
@@ -243,7 +277,7 @@ fn no_answer_times_out_with_408() {
         );
     }
     let codes: Vec<u16> = upstream.iter().filter_map(|(_, m)| m.status()).collect();
-    assert_eq!(codes.first(), Some(&408), "{codes:?}");
+    assert_eq!(codes.get(..2), Some(&[100, 408][..]), "{codes:?}");
 }
 
 #[test]
@@ -295,7 +329,7 @@ Content-Length: 0\n\n"
     // A spiral (the Request-URI changed on the way) is no loop.
     register(&core, "loop", "192.0.2.1:5060", "1.0");
     let fwd = sent(core.handle_message(now, invite("loop", ""), udp(CALLER)))
-        .remove(1)
+        .remove(0)
         .1;
     let back = sent(core.handle_message(now, fwd, udp("192.0.2.1:5060")));
     assert_eq!(
@@ -342,7 +376,7 @@ fn preloaded_route_on_an_initial_request_for_our_domain_is_not_followed() {
         invite("bob", "Route: <sip:198.51.100.7;lr>\n"),
         udp(CALLER),
     ));
-    let (dest, fwd) = &out[1];
+    let (dest, fwd) = &out[0];
     assert_eq!(*dest, udp("192.0.2.20:5060"));
     assert_eq!(fwd.routes().count(), 0);
 }
@@ -432,11 +466,7 @@ Contact: <sip:bob@phone.example.org:5062>\nContent-Length: 0\n\n"),
         Duration::from_secs(60),
     );
     let out = sent(core.handle_message(now, *request, src));
-    let mut dests: Vec<_> = out
-        .iter()
-        .skip(1)
-        .map(|(d, _)| d.addr.to_string())
-        .collect();
+    let mut dests: Vec<_> = out.iter().map(|(d, _)| d.addr.to_string()).collect();
     dests.sort();
     assert_eq!(dests, ["192.0.2.20:5060", "192.0.2.21:5062"]);
 }
@@ -466,7 +496,7 @@ Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {}\n\n",
     );
     let big = Message::parse(head.replace('\n', "\r\n") + &sdp).unwrap();
     let out = sent(core.handle_message(Instant::now(), big, udp(CALLER)));
-    let (dest, fwd) = &out[1];
+    let (dest, fwd) = &out[0];
     assert_eq!(dest.protocol, Protocol::Tcp);
     assert_eq!(dest.addr, "192.0.2.20:5060".parse().unwrap());
     assert_eq!(fwd.top_via().unwrap().transport, "TCP");
@@ -481,7 +511,7 @@ Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {}\n\n",
     assert_eq!(retry[0].1.body().len(), sdp.len());
     // A small one stays on UDP.
     let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
-    assert_eq!(out[1].0.protocol, Protocol::Udp);
+    assert_eq!(out[0].0.protocol, Protocol::Udp);
 }
 
 #[test]
@@ -514,7 +544,7 @@ fn timer_c_cancels_a_branch_that_rings_too_long() {
     register(&core, "bob", "192.0.2.20:5060", "1.0");
     let t0 = Instant::now();
     let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
-        .remove(1)
+        .remove(0)
         .1;
     // Ringing restarts timer C; nothing happens before it fires.
     let t1 = t0 + Duration::from_secs(10);

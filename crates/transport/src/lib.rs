@@ -83,16 +83,16 @@ pub struct Transports {
 
 #[derive(Debug)]
 struct Inner {
-    /// UDP sockets with their bound addresses.
-    udp: Vec<(SocketAddr, Arc<tokio::net::UdpSocket>)>,
+    /// A UDP socket of each address, to send from, with its bound address.
+    udp: Vec<(SocketAddr, std::net::UdpSocket)>,
     tcp: TcpConnections,
     listens: Vec<(Listen, SocketAddr)>,
 }
 
 impl Transports {
     /// Binds every listen address and starts receiving; messages go to `handler`. Each UDP
-    /// address is served by `udp_threads` sockets (SO_REUSEPORT): one on the calling
-    /// runtime, the others on threads of their own.
+    /// address is served by `udp_threads` sockets (SO_REUSEPORT), each with a thread of its
+    /// own on which the handler runs; TCP runs on the calling runtime.
     pub async fn start(
         listens: &[Listen],
         handler: Arc<dyn Handler>,
@@ -112,16 +112,17 @@ impl Transports {
                     let probe = udp::bind(l.addr, false).map_err(bind_err)?;
                     let addr = probe.local_addr().map_err(bind_err)?;
                     drop(probe);
-                    let sock = udp::bind(addr, shared).map_err(bind_err)?;
-                    let local = sock.local_addr().map_err(bind_err)?;
+                    let first = udp::bind(addr, shared).map_err(bind_err)?;
+                    let local = first.local_addr().map_err(bind_err)?;
+                    udp.push((local, first.try_clone().map_err(bind_err)?));
+                    let name = |i| format!("ferrosip-udp-{}-{i}", local.port());
+                    udp::spawn_receiver(name(0), first, local, handler.clone())
+                        .map_err(bind_err)?;
                     for i in 1..udp_threads {
                         let extra = udp::bind(local, shared).map_err(bind_err)?;
-                        let name = format!("ferrosip-udp-{i}");
-                        udp::spawn_worker(name, extra, local, handler.clone()).map_err(bind_err)?;
+                        udp::spawn_receiver(name(i), extra, local, handler.clone())
+                            .map_err(bind_err)?;
                     }
-                    let sock = Arc::new(tokio::net::UdpSocket::from_std(sock).map_err(bind_err)?);
-                    udp::spawn_receiver(sock.clone(), local, handler.clone());
-                    udp.push((local, sock));
                     local
                 }
                 Protocol::Tcp => tcp
@@ -166,7 +167,6 @@ impl Transports {
                     .udp_socket(addr)
                     .ok_or(TransportError::NoTransport(protocol, addr))?;
                 sock.send_to(&data, addr)
-                    .await
                     .map(drop)
                     .map_err(|source| TransportError::Send {
                         protocol,
@@ -191,26 +191,24 @@ impl Transports {
         }
     }
 
-    /// Sends a UDP datagram at once if the socket can take it; `false` when the caller must
-    /// fall back to [`send`](Self::send) (not UDP, or the socket buffer is full).
+    /// Sends a UDP datagram at once (a datagram is copied into the socket's buffer); `false`
+    /// when the caller must use [`send`](Self::send) (not UDP, or no socket of that family).
     pub fn try_send_udp(&self, protocol: Protocol, addr: SocketAddr, data: &[u8]) -> bool {
         if protocol != Protocol::Udp {
             return false;
         }
         match self.udp_socket(addr) {
-            Some(sock) => match sock.try_send_to(data, addr) {
-                Ok(_) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-                Err(e) => {
+            Some(sock) => {
+                if let Err(e) = sock.send_to(data, addr) {
                     tracing::debug!(%addr, error = %e, "udp send failed");
-                    true
                 }
-            },
+                true
+            }
             None => false,
         }
     }
 
-    fn udp_socket(&self, to: SocketAddr) -> Option<&Arc<tokio::net::UdpSocket>> {
+    fn udp_socket(&self, to: SocketAddr) -> Option<&std::net::UdpSocket> {
         self.inner
             .udp
             .iter()

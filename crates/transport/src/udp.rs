@@ -1,4 +1,4 @@
-//! UDP: one socket per listen address, a receive loop that parses each datagram.
+//! UDP: sockets per listen address, each with a receive thread that parses each datagram.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,17 +6,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sip_message::Message;
 use socket2::{Domain, Socket, Type};
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 
 use crate::{Handler, Protocol, Source};
 
 /// Largest datagram we accept.
 const MAX_DATAGRAM: usize = 65_535;
 
-/// Binds a non-blocking UDP socket with large buffers (and IPV6_V6ONLY for IPv6);
-/// `shared` sets SO_REUSEPORT so that several sockets, one per worker thread, share the
-/// address and the kernel spreads the peers over them.
-pub(crate) fn bind(addr: SocketAddr, shared: bool) -> std::io::Result<std::net::UdpSocket> {
+/// Binds a UDP socket with large buffers (and IPV6_V6ONLY for IPv6); `shared` sets
+/// SO_REUSEPORT so that several sockets, one per receive thread, share the address and the
+/// kernel spreads the peers over them. The socket blocks: a receive thread sleeps in
+/// `recv_from`, one system call per datagram and no event loop.
+pub(crate) fn bind(addr: SocketAddr, shared: bool) -> std::io::Result<UdpSocket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
@@ -27,65 +28,49 @@ pub(crate) fn bind(addr: SocketAddr, shared: bool) -> std::io::Result<std::net::
     // Larger buffers absorb bursts; the kernel clamps them to its limits.
     let _ = sock.set_recv_buffer_size(4 << 20);
     let _ = sock.set_send_buffer_size(4 << 20);
-    sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     Ok(sock.into())
 }
 
-/// Receives on `sock` on a thread of its own with its own single-threaded runtime: what the
-/// handler spawns while handling a message runs there too.
-pub(crate) fn spawn_worker(
+/// Receives on `sock` on a thread of its own until the process ends; the handler runs on
+/// that thread.
+pub(crate) fn spawn_receiver(
     name: String,
-    sock: std::net::UdpSocket,
+    sock: UdpSocket,
     local: SocketAddr,
     handler: Arc<dyn Handler>,
 ) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new().name(name).spawn(move || {
-        runtime.block_on(async move {
-            match UdpSocket::from_std(sock) {
-                Ok(sock) => receive(Arc::new(sock), local, handler).await,
-                Err(e) => tracing::error!(%local, error = %e, "udp worker cannot start"),
-            }
-        });
-    })?;
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || receive(&sock, local, &*handler))?;
     Ok(())
 }
 
-/// Receives datagrams until the runtime stops; each one is parsed and handed on.
-pub(crate) fn spawn_receiver(sock: Arc<UdpSocket>, local: SocketAddr, handler: Arc<dyn Handler>) {
-    tokio::spawn(receive(sock, local, handler));
-}
-
-async fn receive(sock: Arc<UdpSocket>, local: SocketAddr, handler: Arc<dyn Handler>) {
-    {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        loop {
-            let (n, remote) = match sock.recv_from(&mut buf).await {
-                Ok(r) => r,
-                Err(e) => {
-                    // ICMP errors surface here on some systems; keep receiving.
-                    tracing::debug!(%local, error = %e, "udp receive error");
-                    continue;
-                }
-            };
-            // Each message gets its own right-sized buffer: a transaction may keep it for
-            // half a minute, and must not pin a large shared receive buffer meanwhile.
-            let data = Bytes::copy_from_slice(&buf[..n]);
-            let src = Source {
-                protocol: Protocol::Udp,
-                remote,
-                local,
-            };
-            if data.iter().all(|&b| b == b'\r' || b == b'\n') {
-                continue; // keep-alive
+fn receive(sock: &UdpSocket, local: SocketAddr, handler: &dyn Handler) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (n, remote) = match sock.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors surface here on some systems; keep receiving.
+                tracing::debug!(%local, error = %e, "udp receive error");
+                continue;
             }
-            match Message::parse(data.clone()) {
-                Ok(msg) => crate::deliver(&*handler, msg, src),
-                Err(e) => handler.on_malformed(&data, e, src),
-            }
+        };
+        // Each message gets its own right-sized buffer: a transaction may keep it for
+        // half a minute, and must not pin a large shared receive buffer meanwhile.
+        let data = Bytes::copy_from_slice(&buf[..n]);
+        let src = Source {
+            protocol: Protocol::Udp,
+            remote,
+            local,
+        };
+        if data.iter().all(|&b| b == b'\r' || b == b'\n') {
+            continue; // keep-alive
+        }
+        match Message::parse(data.clone()) {
+            Ok(msg) => crate::deliver(handler, msg, src),
+            Err(e) => handler.on_malformed(&data, e, src),
         }
     }
 }

@@ -39,10 +39,11 @@ pub(crate) fn run(config: Option<&Path>, overrides: Overrides) -> anyhow::Result
     if let Some(script) = overrides.script {
         cfg.routing.script = Some(script);
     }
-    // This thread runs TCP, timers, the binding writer and one UDP socket per address; more
-    // UDP sockets (SO_REUSEPORT) run on threads of their own, each with a single-threaded
-    // runtime. Measured: 41 µs of CPU per REGISTER this way against 73 µs on tokio's
-    // multi-threaded scheduler, whose cross-thread wake-ups dominated.
+    // This thread runs TCP, timers and the binding writer on a single-threaded runtime; UDP
+    // sockets (SO_REUSEPORT) each have a thread of their own blocking in recv_from.
+    // Measured: a multi-threaded tokio scheduler cost 73 µs of CPU per REGISTER against 41,
+    // its cross-thread wake-ups dominating; blocking receive threads save the event loop's
+    // epoll_wait and the extra recvfrom per datagram.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -141,6 +142,9 @@ struct Server {
     transports: std::sync::OnceLock<Transports>,
     persist: tokio::sync::mpsc::UnboundedSender<Job>,
     resolver: hickory_resolver::TokioResolver,
+    /// The main runtime: UDP messages are handled on receive threads outside it, and what
+    /// they start (DNS lookups, TCP sends) runs here.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Server {
@@ -174,7 +178,7 @@ impl Server {
     /// Looks the names up, tells the core, and hands the request back to it.
     fn resolve(self: &Arc<Self>, hosts: Vec<String>, request: Box<Message>, src: Destination) {
         let server = self.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let Some(core) = server.core.get() else {
                 return;
             };
@@ -197,8 +201,8 @@ impl Server {
         });
     }
 
-    /// Sends at once when a UDP socket takes it; otherwise in a task, telling the core
-    /// when it could not be sent.
+    /// Sends UDP at once; anything else in a task, telling the core when it could not be
+    /// sent.
     fn send(self: &Arc<Self>, dest: Destination, data: bytes::Bytes) {
         let Some(transports) = self.transports.get() else {
             return;
@@ -207,7 +211,7 @@ impl Server {
             return;
         }
         let server = self.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let Some(transports) = server.transports.get() else {
                 return;
             };
@@ -223,6 +227,10 @@ impl Server {
         });
     }
 }
+
+/// Timers are served in ticks: SIP's timers are hundreds of milliseconds, and waking for each
+/// transaction's deadline on its own cost a context switch per message under load.
+const TIMER_TICK: Duration = Duration::from_millis(10);
 
 /// Most jobs in one transaction. It also bounds the burst of 200 OKs released by one
 /// commit: a client behind one socket (a registrar front end, a load generator) must not
@@ -277,7 +285,11 @@ impl Handler for Dispatch {
             return;
         };
         let dest = Destination::new(src.protocol, src.remote);
-        let commands = core.handle_message(Instant::now(), msg, dest);
+        let commands = if src.local.ip().is_unspecified() {
+            core.handle_message(Instant::now(), msg, dest)
+        } else {
+            core.handle_message_at(Instant::now(), msg, dest, src.local)
+        };
         self.0.execute(commands);
     }
 
@@ -325,6 +337,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         transports: Default::default(),
         persist,
         resolver: resolver(),
+        runtime: tokio::runtime::Handle::current(),
     });
     let window = Duration::from_millis(cfg.server.commit_window_ms);
     tokio::spawn(location_writer(server.clone(), store, window, jobs));
@@ -350,13 +363,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut last_purge = Instant::now();
             loop {
+                let now = Instant::now();
                 let next = core
                     .next_timeout()
-                    .unwrap_or_else(|| Instant::now() + Duration::from_millis(100));
-                tokio::time::sleep_until(
-                    next.min(Instant::now() + Duration::from_millis(100)).into(),
-                )
-                .await;
+                    .unwrap_or(now)
+                    .clamp(now + TIMER_TICK, now + Duration::from_millis(100));
+                tokio::time::sleep_until(next.into()).await;
                 server.execute(core.handle_timeouts(Instant::now()));
                 if last_purge.elapsed() > Duration::from_secs(10) {
                     last_purge = Instant::now();
