@@ -100,7 +100,7 @@ impl Core {
         let (Some(key), Phase::Request) = (c.key, c.phase) else {
             return false;
         };
-        if c.msg.method() == Some(Method::Ack) {
+        if c.msg.method() == Some(Method::Ack) || c.stateful {
             return false;
         }
         let data = response(c.msg, code, reason, &self.config().agent, extra);
@@ -113,6 +113,7 @@ impl Core {
             data,
             c.out,
         );
+        c.stateful = true;
         true
     }
 

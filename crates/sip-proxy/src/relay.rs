@@ -83,6 +83,10 @@ impl Core {
         let Some(key) = c.key.cloned() else {
             return false;
         };
+        if c.stateful {
+            tracing::warn!(target: "script", "t_relay: the request already has a transaction");
+            return false;
+        }
         let shard_i = Core::key_shard(&key);
         let id = self.new_id(shard_i);
         let (groups, _) = self.prepare_groups(c, id, 0, groups);
@@ -98,6 +102,7 @@ impl Core {
         let routing = c.tx_routing();
         let ctx = Context::new(c.now, self.config(), received, groups, routing, c.out);
         self.store(shard_i, id, key, ctx);
+        c.stateful = true;
         true
     }
 

@@ -1,7 +1,7 @@
 //! The proxy driven by scripts, in memory: what each routing function does to the messages.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::tests::{answer, invite, msg, register, sent, udp, with_script, CALLER};
 
@@ -88,6 +88,30 @@ fn a_busy_callee_is_forwarded_to_voicemail_in_the_failure_route() {
     assert!(up
         .iter()
         .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(200)));
+}
+
+#[test]
+fn an_unanswered_callee_is_forwarded_to_voicemail_after_408() {
+    let core = with_script(&script(VOICEMAIL));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let t0 = Instant::now();
+    sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)));
+    // Bob never answers: timer B ends the branch with 408 after 64 × T1.
+    let mut vm = None;
+    while let Some(t) = core
+        .next_timeout()
+        .filter(|t| *t < t0 + Duration::from_secs(40))
+    {
+        let out = sent(core.handle_timeouts(t));
+        vm = vm.or(out
+            .into_iter()
+            .find(|(d, m)| *d == udp("192.0.2.60:5060") && m.is_request()));
+        if vm.is_some() {
+            break;
+        }
+    }
+    let (_, vm) = vm.expect("voice mail tried after the timeout");
+    assert_eq!(vm.header_str("X-Diverted").map(|h| h.value), Some("408"));
 }
 
 #[test]
@@ -192,6 +216,17 @@ reply_route[MARK] { append_hf("X-Seen: " + $rs); }"#,
     assert!(up.is_empty(), "183 dropped: {up:?}");
     let up = sent(core.handle_message(now, answer(fwd, 180), udp("192.0.2.20:5060")));
     assert_eq!(up[0].1.header_str("X-Seen").map(|h| h.value), Some("180"));
+}
+
+#[test]
+fn a_second_t_relay_of_the_same_request_fails() {
+    let core = with_script(&script(
+        r#" lookup("location"); t_relay(); if (!t_relay()) { xlog("second refused"); } }"#,
+    ));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
+    assert_eq!(out.len(), 1, "one INVITE downstream: {out:?}");
+    assert_eq!(core.active_transactions(), 1);
 }
 
 #[test]

@@ -161,6 +161,8 @@ pub struct RouteCtx<'a> {
     pub(crate) set: DestSet,
     pub(crate) failure: Option<FailureInfo<'a>>,
     pub(crate) effects: Effects,
+    /// The request got a transaction in this run (`t_relay`, `t_reply`): not a second one.
+    pub(crate) stateful: bool,
     pub(crate) out: &'a mut Vec<Command>,
 }
 
@@ -192,6 +194,7 @@ impl<'a> RouteCtx<'a> {
             set: DestSet::default(),
             failure: None,
             effects: Effects::default(),
+            stateful: false,
             out,
         }
     }
