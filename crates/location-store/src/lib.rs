@@ -74,8 +74,11 @@ impl SqliteStore {
 
     /// Applies changes in one transaction (callers batch many REGISTERs into one call: group
     /// commit). Only the last change per binding counts; rows go in multi-row statements.
-    pub async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
-        let mut last: HashMap<(&str, &str), &Change> = HashMap::with_capacity(changes.len());
+    pub async fn apply<'c>(
+        &self,
+        changes: impl IntoIterator<Item = &'c Change>,
+    ) -> Result<(), StoreError> {
+        let mut last: HashMap<(&str, &str), &Change> = HashMap::new();
         for c in changes {
             let key = match c {
                 Change::Upsert(b) => (b.aor.as_str(), b.contact.as_str()),

@@ -260,11 +260,7 @@ async fn location_writer(
             }
         }
         backlog = !jobs.is_empty();
-        let changes: Vec<registrar::Change> = batch
-            .iter()
-            .flat_map(|j: &Job| j.changes.iter().cloned())
-            .collect();
-        if let Err(e) = store.apply(&changes).await {
+        if let Err(e) = store.apply(batch.iter().flat_map(|j| &j.changes)).await {
             tracing::error!(error = %e, "cannot store bindings");
         }
         for job in batch.drain(..) {
