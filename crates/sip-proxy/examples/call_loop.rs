@@ -1,0 +1,112 @@
+//! A workload for instruction counts (`valgrind --tool=callgrind`): the proxy core, in
+//! memory, handling N REGISTERs of distinct users and N calls (INVITE, 180, 200, ACK, BYE,
+//! 200) through the default routing script.
+//!
+//! `cargo build --release -p sip-proxy --example call_loop`
+//! `valgrind --tool=callgrind target/release/examples/call_loop 2000`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use registrar::{Location, RegistrarConfig};
+use sip_message::{Message, Protocol, ResponseBuilder};
+use sip_proxy::{Command, Core, Destination, ProxyConfig};
+
+fn udp(addr: &str) -> Destination {
+    Destination::new(Protocol::Udp, addr.parse().expect("address"))
+}
+
+fn parse(text: String) -> Message {
+    Message::parse(text.replace('\n', "\r\n").into_bytes()).expect("workload message")
+}
+
+/// The requests the core sent.
+fn sent(commands: Vec<Command>) -> Vec<Message> {
+    commands
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Send { data, .. } => Message::parse(data).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[inline(never)]
+fn register(core: &Core, user: &str, contact: &str) {
+    let msg = parse(format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {contact};branch=z9hG4bKr{user}\n\
+From: <sip:{user}@example.com>;tag=r\nTo: <sip:{user}@example.com>\nCall-ID: reg-{user}\n\
+CSeq: 1 REGISTER\nContact: <sip:{user}@{contact}>\nMax-Forwards: 70\nExpires: 3600\n\
+Content-Length: 0\n\n"
+    ));
+    core.handle_message(Instant::now(), msg, udp(contact));
+}
+
+/// One call; true when every request reached the callee.
+#[inline(never)]
+fn call(core: &Core, i: usize) -> bool {
+    let now = Instant::now();
+    let (caller, callee) = (udp("192.0.2.10:5060"), udp("192.0.2.20:5060"));
+    let invite = parse(format!(
+        "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKi{i}\n\
+From: <sip:alice@example.com>;tag=a{i}\nTo: <sip:bob@example.com>\nCall-ID: call-{i}\n\
+CSeq: 1 INVITE\nContact: <sip:alice@192.0.2.10:5060>\nMax-Forwards: 70\n\
+Content-Type: application/sdp\nContent-Length: 5\n\nv=0\n"
+    ));
+    let Some(fwd) = sent(core.handle_message(now, invite, caller)).pop() else {
+        return false;
+    };
+    let mut reached = fwd.is_request();
+    for code in [180, 200] {
+        let resp = ResponseBuilder::for_request(&fwd, code, "OK", Some("b"))
+            .header("Contact", "<sip:bob@192.0.2.20:5060>")
+            .header("Record-Route", "<sip:192.0.2.1:5060;lr>")
+            .build();
+        let resp = Message::parse(resp).expect("response");
+        core.handle_message(now, resp, callee);
+    }
+    for (method, cseq) in [("ACK", 1), ("BYE", 2)] {
+        let req = parse(format!(
+            "{method} sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKd{i}{method}\n\
+From: <sip:alice@example.com>;tag=a{i}\nTo: <sip:bob@example.com>;tag=b\nCall-ID: call-{i}\n\
+CSeq: {cseq} {method}\nRoute: <sip:192.0.2.1:5060;lr>\nMax-Forwards: 70\nContent-Length: 0\n\n"
+        ));
+        let out = sent(core.handle_message(now, req, caller));
+        reached &= out.first().is_some_and(Message::is_request);
+        if method == "BYE" {
+            if let Some(bye) = out.into_iter().next() {
+                let ok = ResponseBuilder::for_request(&bye, 200, "OK", None).build();
+                core.handle_message(now, Message::parse(ok).expect("200"), callee);
+            }
+        }
+    }
+    reached
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1000);
+    let cfg = ProxyConfig {
+        domains: vec!["example.com".into(), "192.0.2.1".into()],
+        advertised: vec![(Protocol::Udp, "192.0.2.1:5060".parse().expect("address"))],
+        timer_c: Duration::from_secs(180),
+        timers: sip_transaction::TimerConfig::default(),
+        registrar: RegistrarConfig::default(),
+        agent: "ferrosip".into(),
+    };
+    let core = Core::new(cfg, Arc::new(Location::new()));
+    for u in 0..n {
+        register(&core, &format!("u{u}"), "192.0.2.30:5060");
+    }
+    register(&core, "bob", "192.0.2.20:5060");
+    let completed = (0..n).filter(|&i| call(&core, i)).count();
+    // Let every context end (RFC 6026 keeps them 32 s).
+    let later = Instant::now() + Duration::from_secs(64);
+    core.handle_timeouts(later);
+    println!(
+        "{completed} of {n} calls completed, {} contexts left",
+        core.active_transactions()
+    );
+}
