@@ -1,5 +1,6 @@
-//! Any text as a URI and as the values of address, Via and auth headers: no panic, and a
-//! parsed URI gives back exactly its input.
+//! Any text as a URI and as the values of address, Via and auth headers (digest credentials
+//! and their nonce checked as the server would): no panic, and a parsed URI gives back
+//! exactly its input.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,6 +25,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(a) = AuthHeader::parse(s) {
         let _ = a.params().count();
         let _ = a.get("nonce");
+        if let Ok(c) = auth::Credentials::from_header(&a) {
+            let verifier = auth::Authenticator::new(b"fuzz", 300);
+            let verdict = verifier.verify(&c, "REGISTER", Some("00"), 1000);
+            assert_ne!(verdict, auth::Verdict::Authorized, "a forged nonce never passes");
+        }
     }
     let _ = CSeq::parse(s);
 });

@@ -1,0 +1,101 @@
+//! Replay protection: the highest nonce-count accepted for each live nonce.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+const SHARDS: usize = 16;
+
+/// Remembers, per nonce serial, the highest `nc` accepted, for as long as the nonce lives.
+#[derive(Debug)]
+pub struct NonceCounts {
+    shards: Vec<Mutex<HashMap<u64, Seen>>>,
+    lifetime: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    nc: u32,
+    issued_at: u64,
+}
+
+impl NonceCounts {
+    /// Counts for nonces that live `lifetime` seconds.
+    pub fn new(lifetime: u64) -> NonceCounts {
+        NonceCounts {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            lifetime,
+        }
+    }
+
+    /// Records use `nc` of nonce `serial` (issued at `issued_at`); false when it is not above
+    /// every count already accepted for that nonce (a replay). `nc` 0 stands for credentials
+    /// without qop: such a nonce is good once.
+    pub fn accept(&self, serial: u64, issued_at: u64, nc: u32, now: u64) -> bool {
+        let mut shard = self.shards[(serial % SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if shard.len() > 1024 {
+            let lifetime = self.lifetime;
+            shard.retain(|_, s| now.saturating_sub(s.issued_at) <= lifetime);
+        }
+        match shard.get_mut(&serial) {
+            Some(seen) if nc <= seen.nc || nc == 0 => false,
+            Some(seen) => {
+                seen.nc = nc;
+                true
+            }
+            None => {
+                shard.insert(serial, Seen { nc, issued_at });
+                true
+            }
+        }
+    }
+
+    /// Nonces tracked now.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    /// True when no nonce is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_must_grow() {
+        let c = NonceCounts::new(300);
+        assert!(c.accept(7, 100, 1, 100));
+        assert!(!c.accept(7, 100, 1, 101), "the same nc again is a replay");
+        assert!(c.accept(7, 100, 3, 102), "a gap is fine");
+        assert!(!c.accept(7, 100, 2, 103), "a lower one is not");
+        assert!(c.accept(8, 100, 1, 103), "another nonce has its own count");
+    }
+
+    #[test]
+    fn without_qop_a_nonce_is_good_once() {
+        let c = NonceCounts::new(300);
+        assert!(c.accept(1, 0, 0, 0));
+        assert!(!c.accept(1, 0, 0, 1));
+    }
+
+    #[test]
+    fn expired_nonces_are_forgotten() {
+        let c = NonceCounts::new(10);
+        for serial in 0..20_000u64 {
+            assert!(c.accept(serial, 0, 1, 0));
+        }
+        // Much later, new nonces push the dead ones out.
+        for serial in 5000..5100u64 {
+            assert!(c.accept(serial, 1000, 1, 1000));
+        }
+        assert!(c.len() <= 1100, "{}", c.len());
+    }
+}
