@@ -32,7 +32,7 @@ request_route {
     t_on_reply("R");
     t_relay();
 }
-failure_route[F] { if ($rs >= 400) { $ru = "sip:vm-" + $avp(u) + "@192.0.2.60"; t_relay(); } }
+failure_route[F] { if ($rs >= 400) { $ru = "sip:vm-" + $avp(u) + "@vm.example.net"; t_relay(); } }
 branch_route[B] { append_hf("X-Branch: $ru"); }
 reply_route { if ($rs == 183) { drop; } }
 reply_route[R] { append_hf("X-Reply: $rs $rr"); }
@@ -60,8 +60,8 @@ Contact: <sip:bob@192.0.2.20>, <sip:bob@192.0.2.21>;q=0.5\r\nContent-Length: 0\r
     })
 }
 
-/// Checks what the core sends; answers its lookups (every name is 192.0.2.30) and hands the
-/// request back, a bounded number of times.
+/// Checks what the core sends; answers its lookups (every name is 192.0.2.30) and resumes
+/// what waited, a bounded number of times.
 fn check(commands: Vec<Command>) {
     let mut pending = commands;
     for _ in 0..3 {
@@ -71,12 +71,12 @@ fn check(commands: Vec<Command>) {
                 Command::Send { data, .. } => {
                     Message::parse(data).expect("the core sends parsable messages");
                 }
-                Command::Resolve { hosts, request, src } => {
+                Command::Resolve { hosts, then } => {
                     let now = Instant::now();
                     for h in hosts {
                         core().dns_answer(now, &h, vec!["192.0.2.30".parse().expect("ip")], Duration::from_secs(60));
                     }
-                    next.extend(core().handle_message(now, *request, src));
+                    next.extend(core().resume(now, then));
                 }
                 Command::Persist(_) => {}
             }

@@ -510,6 +510,12 @@ impl Context {
         Some((routing, request, status, reason))
     }
 
+    /// Runs the failure route again (it waited for a DNS answer), unless the transaction
+    /// was answered meanwhile (a CANCEL).
+    pub(crate) fn retry_failure(&mut self) {
+        self.failure_due = !self.answered;
+    }
+
     /// Index of the next branch to be created.
     pub(crate) fn next_branch(&self) -> usize {
         self.branches.len() + self.pending.iter().map(Vec::len).sum::<usize>()
@@ -526,6 +532,10 @@ impl Context {
         out: &mut Vec<Command>,
     ) {
         self.routing = Some(routing);
+        if !effects.resolve.is_empty() {
+            // Nothing is answered until the failure route has run with the names known.
+            return;
+        }
         if let Some((code, data)) = effects.reply {
             self.answered = true;
             self.respond(now, code, data);

@@ -20,7 +20,7 @@ use crate::dns::{Answer, DnsCache};
 use crate::forward::strip_top_via;
 use crate::routing::{default_script, Phase, ProxyScript, RouteCtx};
 use crate::target::{Destination, NextHop};
-use crate::Command;
+use crate::{Command, Resume};
 
 /// Prefix of the branches of statefully forwarded requests: `z9hG4bKfs-<context>-<branch>-<loop>`.
 pub(crate) const STATEFUL: &str = "z9hG4bKfs-";
@@ -360,6 +360,29 @@ impl Core {
                     Located::Ready(Destination::new(protocol, a))
                 }),
         }
+    }
+
+    /// Continues what waited for a DNS answer ([`Command::Resolve`]), once the answers are
+    /// stored with [`dns_answer`](Self::dns_answer).
+    pub fn resume(&self, now: Instant, then: Resume) -> Vec<Command> {
+        let context = match then {
+            Resume::Request { request, src } => return self.handle_message(now, *request, src),
+            Resume::Failure { context } => context,
+        };
+        let mut out = Vec::new();
+        let mut shard = self.shard((context % SHARDS as u64) as usize);
+        if let Some(ctx) = shard.contexts.get_mut(&context) {
+            ctx.retry_failure();
+            self.failure_routes(now, context, ctx, &mut out);
+            let (deadline, done) = (ctx.next_deadline(), ctx.is_done());
+            if let Some(d) = deadline {
+                shard.timers.push(Reverse((d, context)));
+            }
+            if done {
+                remove(&mut shard, context);
+            }
+        }
+        out
     }
 
     /// Stores the answer to a [`Command::Resolve`] lookup: the addresses of `host` (none: it

@@ -2,8 +2,9 @@
 //!
 //! The core never waits on DNS: a next hop named by a host that is not here yet turns into
 //! [`Command::Resolve`](crate::Command::Resolve); the IO layer resolves it, hands the answer
-//! to [`Core::dns_answer`](crate::Core::dns_answer) and gives the request back to the core,
-//! which then finds the answer here.
+//! to [`Core::dns_answer`](crate::Core::dns_answer) and calls [`Core::resume`](crate::Core::resume)
+//! (the request's script or the transaction's failure route runs again and finds the answer
+//! here).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

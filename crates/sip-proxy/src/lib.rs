@@ -40,14 +40,30 @@ pub enum Command {
     /// (the 200 OK of a REGISTER is sent only once its binding is safe).
     Persist(Vec<registrar::Change>),
     /// Look these host names up (A and AAAA), give each answer to [`Core::dns_answer`],
-    /// then hand the request back to [`Core::handle_message`] as if it had just arrived.
+    /// then call [`Core::resume`] with `then`.
     Resolve {
         /// Lower-case host names.
         hosts: Vec<String>,
-        /// The request that waits for them.
+        /// What waits for them.
+        then: Resume,
+    },
+}
+
+/// What waits for a DNS answer.
+#[derive(Debug)]
+pub enum Resume {
+    /// A request whose script relayed it to a name: it is handled again as if it had just
+    /// arrived (its script runs again and finds the answer cached).
+    Request {
+        /// The request.
         request: Box<sip_message::Message>,
         /// Where it came from.
         src: Destination,
+    },
+    /// A transaction whose failure route relayed to a name: the failure route runs again.
+    Failure {
+        /// The proxy context.
+        context: u64,
     },
 }
 

@@ -17,7 +17,7 @@ use crate::forward::{fnv, forward_request, Forward};
 use crate::reply::reason;
 use crate::routing::{Edits, Phase, RouteCtx};
 use crate::target::{next_hop, Destination};
-use crate::Command;
+use crate::{Command, Resume};
 
 /// Largest request sent over UDP: 200 bytes under the common 1500-byte path MTU
 /// (RFC 3261 §18.1.1).
@@ -59,8 +59,10 @@ impl Core {
             Err(Unrouted::Pending(hosts)) => {
                 c.out.push(Command::Resolve {
                     hosts,
-                    request: Box::new(msg.clone()),
-                    src: c.src,
+                    then: Resume::Request {
+                        request: Box::new(msg.clone()),
+                        src: c.src,
+                    },
                 });
                 return true;
             }
@@ -115,9 +117,9 @@ impl Core {
         let groups = match self.targets(c) {
             Ok(g) => g,
             Err(Unrouted::Pending(hosts)) => {
-                tracing::warn!(target: "script", ?hosts,
-                    "t_relay in a failure route: next hop names need a DNS lookup; use addresses");
-                return false;
+                // The failure route runs again once the names are known.
+                c.effects.resolve = hosts;
+                return true;
             }
             Err(Unrouted::Unreachable(_)) => return false,
         };

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::tests::{answer, invite, msg, register, sent, udp, with_script, CALLER};
+use crate::{Command, Resume};
 
 const REGISTRAR: &str = r#"
 request_route {
@@ -112,6 +113,47 @@ fn an_unanswered_callee_is_forwarded_to_voicemail_after_408() {
     }
     let (_, vm) = vm.expect("voice mail tried after the timeout");
     assert_eq!(vm.header_str("X-Diverted").map(|h| h.value), Some("408"));
+}
+
+#[test]
+fn a_failure_route_relaying_to_a_name_runs_again_once_it_is_resolved() {
+    let core = with_script(&script(&VOICEMAIL.replace("192.0.2.60", "vm.example.net")));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let (_, first) = out.last().unwrap();
+    let cmds = core.handle_message(now, answer(first, 486), udp("192.0.2.20:5060"));
+    let (hosts, then) = cmds
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Resolve { hosts, then } => Some((hosts, then)),
+            _ => None,
+        })
+        .expect("a lookup of the voice mail server");
+    assert_eq!(hosts, ["vm.example.net"]);
+    assert!(matches!(then, Resume::Failure { .. }));
+    core.dns_answer(
+        now,
+        "vm.example.net",
+        vec!["192.0.2.61".parse().unwrap()],
+        Duration::from_secs(60),
+    );
+    let out = sent(core.resume(now, then));
+    let (dest, vm) = out
+        .iter()
+        .find(|(_, m)| m.is_request())
+        .expect("voice mail tried");
+    assert_eq!(*dest, udp("192.0.2.61:5060"));
+    assert_eq!(vm.request_uri_str(), Some("sip:vm-bob@vm.example.net"));
+    assert!(
+        out.iter().all(|(_, m)| m.status() != Some(486)),
+        "486 not passed upstream"
+    );
+    // Once it answers, the caller gets its answer.
+    let up = sent(core.handle_message(now, answer(vm, 200), udp("192.0.2.61:5060")));
+    assert!(up
+        .iter()
+        .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(200)));
 }
 
 #[test]

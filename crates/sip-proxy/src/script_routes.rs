@@ -12,7 +12,7 @@ use crate::core::Core;
 use crate::forward::edit_response;
 use crate::routing::{FailureInfo, Phase, RouteCtx};
 use crate::target::Destination;
-use crate::Command;
+use crate::{Command, Resume};
 
 impl Core {
     /// Runs the global `reply_route` and the transaction's `t_on_reply` route on a reply.
@@ -101,6 +101,14 @@ impl Core {
             routing.tx = std::mem::take(&mut c.tx);
             let effects = std::mem::take(&mut c.effects);
             drop(c);
+            if !effects.resolve.is_empty() {
+                // Armed again for the run after the answer.
+                routing.tx.on_failure = Some(route);
+                out.push(Command::Resolve {
+                    hosts: effects.resolve.clone(),
+                    then: Resume::Failure { context: id },
+                });
+            }
             ctx.after_failure(now, self.config(), routing, effects, out);
         }
     }

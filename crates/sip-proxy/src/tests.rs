@@ -61,8 +61,7 @@ fn resolve(cmds: Vec<Command>) -> Option<(Vec<String>, Box<Message>, Destination
     cmds.into_iter().find_map(|c| match c {
         Command::Resolve {
             hosts,
-            request,
-            src,
+            then: crate::Resume::Request { request, src },
         } => Some((hosts, request, src)),
         _ => None,
     })

@@ -9,7 +9,7 @@ use anyhow::Context;
 use location_store::SqliteStore;
 use registrar::{Location, RegistrarConfig};
 use sip_message::Message;
-use sip_proxy::{Command, Core, Destination, ProxyConfig};
+use sip_proxy::{Command, Core, Destination, ProxyConfig, Resume};
 use sip_transaction::TimerConfig;
 use transport::{Handler, Listen, Source, Transports};
 
@@ -166,17 +166,13 @@ impl Server {
                     }
                     return;
                 }
-                Command::Resolve {
-                    hosts,
-                    request,
-                    src,
-                } => self.resolve(hosts, request, src),
+                Command::Resolve { hosts, then } => self.resolve(hosts, then),
             }
         }
     }
 
-    /// Looks the names up, tells the core, and hands the request back to it.
-    fn resolve(self: &Arc<Self>, hosts: Vec<String>, request: Box<Message>, src: Destination) {
+    /// Looks the names up, tells the core, and lets it go on with what waited.
+    fn resolve(self: &Arc<Self>, hosts: Vec<String>, then: Resume) {
         let server = self.clone();
         self.runtime.spawn(async move {
             let Some(core) = server.core.get() else {
@@ -197,7 +193,7 @@ impl Server {
                 };
                 core.dns_answer(Instant::now(), &host, addrs, ttl);
             }
-            server.execute(core.handle_message(Instant::now(), *request, src));
+            server.execute(core.resume(Instant::now(), then));
         });
     }
 

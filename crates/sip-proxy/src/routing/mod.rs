@@ -129,6 +129,8 @@ pub(crate) struct Effects {
     pub(crate) groups: Vec<Vec<Prepared>>,
     /// `t_reply` in a failure route: the final answer.
     pub(crate) reply: Option<(u16, bytes::Bytes)>,
+    /// `t_relay` in a failure route needs these names looked up first.
+    pub(crate) resolve: Vec<String>,
 }
 
 /// The context of a failure route: the context it runs for and the best reply so far.
