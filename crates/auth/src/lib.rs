@@ -11,10 +11,12 @@ mod algorithm;
 mod credentials;
 mod nonce;
 mod replay;
+mod subscribers;
 mod verify;
 
 pub use algorithm::{ha1, Algorithm};
 pub use credentials::{CredentialError, Credentials};
 pub use nonce::{NonceKey, NonceState};
 pub use replay::NonceCounts;
+pub use subscribers::{Secrets, Subscribers};
 pub use verify::{challenge, expected_response, Authenticator, Verdict};

@@ -47,7 +47,14 @@ pub struct Core {
     next_id: AtomicU64,
     dns: DnsCache,
     script: ArcSwap<ProxyScript>,
+    /// Digest challenges and checks (nonces under a secret of this process).
+    pub(crate) auth: auth::Authenticator,
+    /// Who may authenticate, replaced as a whole when the subscribers change.
+    subscribers: ArcSwap<auth::Subscribers>,
 }
+
+/// How long a digest nonce stays good, in seconds.
+const NONCE_LIFETIME: u64 = 300;
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,7 +111,19 @@ impl Core {
             next_id: AtomicU64::new(1),
             dns: DnsCache::default(),
             script: ArcSwap::new(script),
+            auth: auth::Authenticator::with_random_secret(NONCE_LIFETIME),
+            subscribers: ArcSwap::default(),
         }
+    }
+
+    /// Replaces the subscribers that `www_authorize` and `proxy_authorize` know.
+    pub fn set_subscribers(&self, subscribers: Arc<auth::Subscribers>) {
+        self.subscribers.store(subscribers);
+    }
+
+    /// The subscribers now.
+    pub(crate) fn subscribers(&self) -> arc_swap::Guard<Arc<auth::Subscribers>> {
+        self.subscribers.load()
     }
 
     /// Replaces the routing script: new requests run the new one, transactions in flight

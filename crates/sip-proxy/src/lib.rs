@@ -68,6 +68,8 @@ pub enum Resume {
 }
 
 #[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
 mod routing_tests;
 #[cfg(test)]
 pub(crate) mod tests;

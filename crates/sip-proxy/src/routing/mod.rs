@@ -1,6 +1,7 @@
 //! The proxy's side of the routing language: the context a script runs on, and the
 //! functions and variables the proxy's modules register (sl, tm, rr, registrar, textops).
 
+mod auth;
 mod location;
 mod rr;
 mod sl;
@@ -43,6 +44,7 @@ pub fn registry() -> &'static Registry<ProxyEnv> {
     REGISTRY.get_or_init(|| {
         let mut r = Registry::new();
         vars::register(&mut r);
+        auth::register(&mut r);
         sl::register(&mut r);
         tm::register(&mut r);
         rr::register(&mut r);
@@ -165,6 +167,11 @@ pub struct RouteCtx<'a> {
     pub(crate) effects: Effects,
     /// The request got a transaction in this run (`t_relay`, `t_reply`): not a second one.
     pub(crate) stateful: bool,
+    /// `$au`: who `www_authorize` / `proxy_authorize` authenticated, and in which header.
+    pub(crate) auth_user: Option<String>,
+    pub(crate) auth_header: Option<sip_message::HeaderName>,
+    /// The last check found right credentials with an expired nonce: challenge `stale=true`.
+    pub(crate) auth_stale: bool,
     pub(crate) out: &'a mut Vec<Command>,
 }
 
@@ -197,6 +204,9 @@ impl<'a> RouteCtx<'a> {
             failure: None,
             effects: Effects::default(),
             stateful: false,
+            auth_user: None,
+            auth_header: None,
+            auth_stale: false,
             out,
         }
     }

@@ -1,0 +1,151 @@
+//! Digest authentication: `www_authorize`, `proxy_authorize`, `auth_challenge`,
+//! `consume_credentials` and `$au`.
+
+use std::borrow::Cow;
+
+use auth::{Credentials, Verdict};
+use script::{ArgType, Function, Registry, RouteMask, Value, Variable};
+use sip_message::{HeaderName, Message, Method, Uri};
+
+use super::{ProxyEnv, RouteCtx};
+use crate::core::unix_now;
+
+/// The realm an argument names; empty: the To host of a REGISTER, else the From host.
+fn realm<'m>(msg: &'m Message, arg: &'m str) -> Cow<'m, str> {
+    if !arg.is_empty() {
+        return Cow::Borrowed(arg);
+    }
+    let party = if msg.method() == Some(Method::Register) {
+        msg.to()
+    } else {
+        msg.from()
+    };
+    party
+        .ok()
+        .and_then(|p| p.uri.as_sip().map(|s| s.host_raw.to_ascii_lowercase()))
+        .map_or(Cow::Borrowed(""), Cow::Owned)
+}
+
+/// Checks the credentials for `realm` in headers `name`: 1 authorized, -1 none for the
+/// realm, -2 refused (wrong password, unknown user, a nonce not ours, a replay), -3 stale.
+fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 {
+    let arg = args.first().map(Value::as_str).unwrap_or_default();
+    let realm = realm(c.msg, &arg).into_owned();
+    let found = c
+        .msg
+        .auth_headers(name)
+        .filter_map(Result::ok)
+        .filter_map(|h| Credentials::from_header(&h).ok())
+        .find(|cr| cr.realm.eq_ignore_ascii_case(&realm));
+    let Some(cr) = found else {
+        return -1;
+    };
+    let method = c.msg.method().map_or("", |m| m.as_str());
+    let subscribers = c.core.subscribers();
+    let ha1 = subscribers
+        .get(&cr.username, &realm)
+        .map(|s| s.ha1(cr.algorithm));
+    match c.core.auth.verify(&cr, method, ha1, unix_now()) {
+        Verdict::Authorized => {
+            c.auth_user = Some(cr.username);
+            c.auth_header = Some(name);
+            1
+        }
+        Verdict::Stale => {
+            c.auth_stale = true;
+            -3
+        }
+        Verdict::Refused => -2,
+    }
+}
+
+fn www_authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
+    authorize(c, args, HeaderName::Authorization)
+}
+
+fn proxy_authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
+    authorize(c, args, HeaderName::ProxyAuthorization)
+}
+
+/// Answers 401 (REGISTER) or 407 with a challenge per algorithm, `stale=true` when the
+/// credentials were right but their nonce had expired.
+fn auth_challenge(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
+    let arg = args.first().map(Value::as_str).unwrap_or_default();
+    let realm = realm(c.msg, &arg).into_owned();
+    let (code, reason, header) = if c.msg.method() == Some(Method::Register) {
+        (401, "Unauthorized", "WWW-Authenticate")
+    } else {
+        (407, "Proxy Authentication Required", "Proxy-Authenticate")
+    };
+    let challenges = c.core.auth.challenges(&realm, unix_now(), c.auth_stale);
+    let extra: Vec<(&str, &str)> = challenges.iter().map(|v| (header, v.as_str())).collect();
+    c.core.reply(c.msg, c.src, code, reason, &extra, c.out);
+    1
+}
+
+/// Removes the credentials that authorized the request before it is relayed.
+fn consume_credentials(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    match c.auth_header {
+        Some(name) => {
+            c.edits.remove.push(name.as_str().to_owned());
+            1
+        }
+        None => -1,
+    }
+}
+
+fn get_au<'b>(c: &'b RouteCtx<'_>, _: &str) -> Value<'b> {
+    c.auth_user
+        .as_deref()
+        .map_or(Value::Null, |u| Value::Str(Cow::Borrowed(u)))
+}
+
+/// True when a URI's domain has subscribers: `has_subscribers($fd)`.
+fn has_subscribers(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
+    let arg = args.first().map(Value::as_str).unwrap_or_default();
+    let domain = match Uri::parse(&arg) {
+        Ok(u) => u.as_sip().map_or(String::new(), |s| s.host_raw.to_owned()),
+        Err(_) => arg.into_owned(),
+    };
+    if c.core.subscribers().has_domain(&domain) {
+        1
+    } else {
+        -1
+    }
+}
+
+pub(super) fn register(r: &mut Registry<ProxyEnv>) {
+    for (name, call) in [
+        ("www_authorize", www_authorize as script::CallFn<ProxyEnv>),
+        ("proxy_authorize", proxy_authorize),
+        ("auth_challenge", auth_challenge),
+    ] {
+        r.function(Function {
+            name,
+            args: &[ArgType::Str],
+            required: 1,
+            routes: RouteMask::REQUEST,
+            call,
+        });
+    }
+    r.function(Function {
+        name: "consume_credentials",
+        args: &[],
+        required: 0,
+        routes: RouteMask::REQUEST,
+        call: consume_credentials,
+    });
+    r.function(Function {
+        name: "has_subscribers",
+        args: &[ArgType::Str],
+        required: 1,
+        routes: RouteMask::ANY,
+        call: has_subscribers,
+    });
+    r.variable(Variable {
+        name: "au",
+        param: false,
+        get: get_au,
+        set: None,
+    });
+}
