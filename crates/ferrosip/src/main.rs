@@ -43,6 +43,17 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Manage the subscribers (in the database of the configuration, or --db).
+    User {
+        /// Configuration file (TOML), for the database it names.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// SQLite database, instead of the configured one.
+        #[arg(long, global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        action: cmd::user::UserAction,
+    },
     /// Parse one SIP message (raw bytes, as from a UDP datagram) and print it as JSON.
     /// Exits 1 with the reason and the offending line when the message is malformed.
     Parse {
@@ -73,6 +84,7 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => check(config.as_deref()),
         Command::Parse { file } => cmd::parse::run(file.as_deref()),
+        Command::User { config, db, action } => user(config.as_deref(), db, action),
     };
     match result {
         Ok(code) => code,
@@ -99,6 +111,24 @@ fn check(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
         Some(p) => println!("{}: OK ({script}: OK)", p.display()),
         None => println!("{script}: OK"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferrosip user …` on the database of the configuration (or `--db`).
+fn user(
+    config: Option<&std::path::Path>,
+    db: Option<PathBuf>,
+    action: cmd::user::UserAction,
+) -> anyhow::Result<ExitCode> {
+    let cfg = match config {
+        Some(p) => config::Config::load(p)?,
+        None => config::Config::default(),
+    };
+    let db = db.unwrap_or(cfg.server.database);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(cmd::user::run(&db, action))?;
     Ok(ExitCode::SUCCESS)
 }
 

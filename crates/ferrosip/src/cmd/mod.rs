@@ -3,3 +3,4 @@
 pub(crate) mod parse;
 mod parse_json;
 pub(crate) mod serve;
+pub(crate) mod user;

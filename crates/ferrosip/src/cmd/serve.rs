@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use location_store::SqliteStore;
 use registrar::{Location, RegistrarConfig};
 use sip_message::Message;
 use sip_proxy::{Command, Core, Destination, ProxyConfig, Resume};
 use sip_transaction::TimerConfig;
+use store::SqliteStore;
 use transport::{Handler, Listen, Source, Transports};
 
 use crate::config::Config;
@@ -332,6 +332,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         runtime: tokio::runtime::Handle::current(),
     });
     let window = Duration::from_millis(cfg.server.commit_window_ms);
+    let subscribers_store = store.clone();
     tokio::spawn(location_writer(server.clone(), store, window, jobs));
     let handler: Arc<dyn Handler> = Arc::new(Dispatch(server.clone()));
     let transports = Transports::start(
@@ -346,6 +347,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         location,
         script,
     ));
+    load_subscribers(&core, &subscribers_store).await?;
     tracing::info!(domains = ?core.config().domains, "serving");
     let _ = server.core.set(core.clone());
     let _ = server.transports.set(transports);
@@ -372,7 +374,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             }
         })
     };
-    let reloads = tokio::spawn(reload_on_sighup(core.clone(), cfg.routing.script.clone()));
+    let reloads = tokio::spawn(reload_on_sighup(
+        core.clone(),
+        subscribers_store,
+        cfg.routing.script.clone(),
+    ));
     shutdown_signal().await;
     reloads.abort();
     tracing::info!("shutting down");
@@ -407,13 +413,34 @@ fn resolver() -> hickory_resolver::TokioResolver {
     }
 }
 
-/// Reloads the routing script on each SIGHUP; a script with errors leaves the running one
-/// in place.
-async fn reload_on_sighup(core: Arc<Core>, path: Option<std::path::PathBuf>) {
+/// Gives the core the subscribers in the database; without any, warns that the registrar
+/// is open.
+async fn load_subscribers(core: &Core, store: &SqliteStore) -> anyhow::Result<()> {
+    let subscribers = store
+        .load_subscribers()
+        .await
+        .context("loading subscribers")?;
+    if subscribers.is_empty() {
+        tracing::warn!(
+            "no subscribers: the registrar is open (anyone may register); add one with `ferrosip user add`"
+        );
+    } else {
+        tracing::info!(subscribers = subscribers.len(), "subscribers loaded");
+    }
+    core.set_subscribers(Arc::new(subscribers));
+    Ok(())
+}
+
+/// Reloads the subscribers and the routing script on each SIGHUP; a script with errors
+/// leaves the running one in place.
+async fn reload_on_sighup(core: Arc<Core>, store: SqliteStore, path: Option<std::path::PathBuf>) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
+        if let Err(e) = load_subscribers(&core, &store).await {
+            tracing::error!("subscribers not reloaded: {e:#}");
+        }
         match load_script(path.as_deref()) {
             Ok(script) => {
                 core.reload(script);

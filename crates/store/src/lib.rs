@@ -1,6 +1,10 @@
-//! Persistence of the location table in SQLite (through sqlx): bindings are written before
+//! The database (SQLite through sqlx): the location table — bindings are written before
 //! the REGISTER is answered and loaded again at start-up, so they survive a restart and a
-//! `kill -9`.
+//! `kill -9` — and the subscribers.
+
+mod subscribers;
+
+pub use subscribers::Subscriber;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,7 +36,7 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
-/// The location table in an SQLite file.
+/// The database in an SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,

@@ -1,0 +1,164 @@
+//! Subscribers from the CLI, and REGISTER with digest authentication against the real binary.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use auth::{expected_response, ha1, Algorithm, Credentials};
+use sip_message::header::AuthHeader;
+use sip_message::{HeaderName, Message};
+use support::{free_port, Server, Ua};
+
+/// Runs `ferrosip user …` on the database `db` with `stdin`; (success, stdout, stderr).
+fn user(db: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrosip"))
+        .arg("user")
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ferrosip");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn user_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("f.db");
+    let (ok, out, _) = user(
+        &db,
+        &["add", "alice@Example.COM", "--password-stdin"],
+        "s3cret\n",
+    );
+    assert!(ok && out.contains("added alice@example.com"), "{out}");
+    let (ok, _, err) = user(
+        &db,
+        &["add", "alice@example.com", "--password-stdin"],
+        "x\n",
+    );
+    assert!(!ok && err.contains("exists already"), "{err}");
+    assert!(user(&db, &["add", "bob@example.net", "--password-stdin"], "b\n").0);
+    let (_, list, _) = user(&db, &["list"], "");
+    assert_eq!(list, "alice@example.com\nbob@example.net\n");
+    let (_, list, _) = user(&db, &["list", "example.net"], "");
+    assert_eq!(list, "bob@example.net\n");
+    let (ok, show, _) = user(&db, &["show", "alice@example.com"], "");
+    assert!(
+        ok && show.contains("user:       alice") && !show.contains("s3cret"),
+        "{show}"
+    );
+    assert!(
+        user(
+            &db,
+            &["passwd", "alice@example.com", "--password-stdin"],
+            "new\n"
+        )
+        .0
+    );
+    let (ok, _, err) = user(
+        &db,
+        &["passwd", "carol@example.com", "--password-stdin"],
+        "x\n",
+    );
+    assert!(!ok && err.contains("no subscriber"), "{err}");
+    let (ok, _, err) = user(&db, &["add", "nodomain", "--password-stdin"], "x\n");
+    assert!(!ok && err.contains("is not user@domain"), "{err}");
+    let (ok, _, err) = user(&db, &["add", "dave@example.com", "--password-stdin"], "\n");
+    assert!(!ok && err.contains("empty password"), "{err}");
+    assert!(user(&db, &["rm", "bob@example.net"], "").0);
+    assert!(!user(&db, &["rm", "bob@example.net"], "").0);
+    let (_, list, _) = user(&db, &["list"], "");
+    assert_eq!(list, "alice@example.com\n");
+}
+
+/// The Authorization a client computes for `challenge` (a 401) with this password.
+fn authorization(
+    challenge: &Message,
+    alg: Algorithm,
+    user: &str,
+    password: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
+    let ch = challenge
+        .auth_headers(HeaderName::WwwAuthenticate)
+        .filter_map(Result::ok)
+        .find(|h| h.get("algorithm").as_deref() == Some(alg.token()))
+        .expect("a challenge for the algorithm");
+    let (realm, nonce) = (
+        ch.get("realm").expect("realm"),
+        ch.get("nonce").expect("nonce"),
+    );
+    let text = format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"0\", algorithm={}, qop=auth, nc={nc:08x}, cnonce=\"e2e\"",
+        alg.token()
+    );
+    let c =
+        Credentials::from_header(&AuthHeader::parse(&text).expect("header")).expect("credentials");
+    let response = expected_response(&ha1(alg, user, &realm, password), "REGISTER", &c);
+    text.replace("response=\"0\"", &format!("response=\"{response}\""))
+}
+
+#[test]
+fn register_is_challenged_and_accepted_with_the_password_in_both_algorithms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ferrosip.db");
+    assert!(
+        user(
+            &db,
+            &["add", "alice@127.0.0.1", "--password-stdin"],
+            "wonderland\n"
+        )
+        .0
+    );
+    let s = Server::start_on(dir.path(), free_port(), &[]);
+    let ua = Ua::new();
+    let uri = format!("sip:127.0.0.1:{}", s.port);
+    let mut cseq = 1;
+    let mut register = |auth: Option<String>| {
+        let mut text = ua.register(s.port, "alice", "reg-auth", cseq, "");
+        cseq += 1;
+        if let Some(a) = auth {
+            text = text.replace(
+                "Max-Forwards: 70\n",
+                &format!("Authorization: {a}\nMax-Forwards: 70\n"),
+            );
+        }
+        ua.send(s.addr(), &text);
+        ua.recv()
+    };
+    let challenge = register(None);
+    assert_eq!(challenge.status(), Some(401));
+    assert_eq!(
+        challenge.auth_headers(HeaderName::WwwAuthenticate).count(),
+        2
+    );
+    // Both challenges carry one nonce: each use counts up.
+    for (nc, alg) in (1..).zip(Algorithm::ALL) {
+        let good = authorization(&challenge, alg, "alice", "wonderland", &uri, nc);
+        assert_eq!(register(Some(good.clone())).status(), Some(200), "{alg:?}");
+        assert_eq!(register(Some(good)).status(), Some(401), "{alg:?} replayed");
+    }
+    let wrong = authorization(&challenge, Algorithm::Md5, "alice", "guess", &uri, 3);
+    assert_eq!(
+        register(Some(wrong)).status(),
+        Some(401),
+        "a wrong password is challenged again"
+    );
+}
