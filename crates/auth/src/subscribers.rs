@@ -60,7 +60,11 @@ impl Subscribers {
 
     /// True when `domain` has at least one subscriber.
     pub fn has_domain(&self, domain: &str) -> bool {
-        self.domains.contains(&domain.to_ascii_lowercase())
+        if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.domains.contains(&domain.to_ascii_lowercase())
+        } else {
+            self.domains.contains(domain)
+        }
     }
 
     /// Number of subscribers.

@@ -100,14 +100,22 @@ fn get_au<'b>(c: &'b RouteCtx<'_>, _: &str) -> Value<'b> {
         .map_or(Value::Null, |u| Value::Str(Cow::Borrowed(u)))
 }
 
-/// True when a URI's domain has subscribers: `has_subscribers($fd)`.
+/// True when a URI's domain has subscribers (`has_subscribers($fu)`); without an argument,
+/// when there are any at all.
 fn has_subscribers(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
-    let arg = args.first().map(Value::as_str).unwrap_or_default();
+    let subscribers = c.core.subscribers();
+    if subscribers.is_empty() {
+        // The zero-configuration server: nothing to parse.
+        return -1;
+    }
+    let Some(arg) = args.first().map(Value::as_str) else {
+        return 1;
+    };
     let domain = match Uri::parse(&arg) {
         Ok(u) => u.as_sip().map_or(String::new(), |s| s.host_raw.to_owned()),
         Err(_) => arg.into_owned(),
     };
-    if c.core.subscribers().has_domain(&domain) {
+    if subscribers.has_domain(&domain) {
         1
     } else {
         -1
@@ -138,7 +146,7 @@ pub(super) fn register(r: &mut Registry<ProxyEnv>) {
     r.function(Function {
         name: "has_subscribers",
         args: &[ArgType::Str],
-        required: 1,
+        required: 0,
         routes: RouteMask::ANY,
         call: has_subscribers,
     });
