@@ -75,11 +75,17 @@ impl Authenticator {
         Authenticator::new(&secret, lifetime)
     }
 
-    /// The challenges for a realm: one per algorithm, SHA-256 first (RFC 8760 §2.4), with
-    /// one fresh nonce.
-    pub fn challenges(&self, realm: &str, now: u64, stale: bool) -> Vec<String> {
+    /// The challenges for a realm: one per algorithm, in the order given (the preferred
+    /// first, RFC 8760 §2.4), with one fresh nonce.
+    pub fn challenges(
+        &self,
+        realm: &str,
+        algorithms: &[Algorithm],
+        now: u64,
+        stale: bool,
+    ) -> Vec<String> {
         let nonce = self.key.issue(now, realm);
-        Algorithm::ALL
+        algorithms
             .iter()
             .map(|&a| challenge(realm, &nonce, a, stale))
             .collect()
@@ -203,7 +209,7 @@ mod tests {
     #[test]
     fn challenge_answer_replay_and_stale() {
         let auth = Authenticator::new(b"server secret", 300);
-        let challenges = auth.challenges("example.com", 1000, false);
+        let challenges = auth.challenges("example.com", &Algorithm::ALL, 1000, false);
         assert_eq!(challenges.len(), 2);
         assert!(
             challenges[0].contains("algorithm=SHA-256") && challenges[1].contains("algorithm=MD5")
@@ -249,7 +255,9 @@ mod tests {
                 Verdict::Stale
             );
         }
-        assert!(auth.challenges("example.com", 1301, true)[0].ends_with("stale=true"));
+        assert!(
+            auth.challenges("example.com", &Algorithm::ALL, 1301, true)[0].ends_with("stale=true")
+        );
     }
 
     #[test]
@@ -258,7 +266,7 @@ mod tests {
         let other = Authenticator::new(b"another secret", 300);
         let h = ha1(Algorithm::Sha256, "alice", "example.com", "secret");
         let foreign = answer(
-            &other.challenges("example.com", 0, false)[0],
+            &other.challenges("example.com", &Algorithm::ALL, 0, false)[0],
             "alice",
             "secret",
             1,
@@ -268,7 +276,7 @@ mod tests {
             Verdict::Refused
         );
         let mut moved = answer(
-            &auth.challenges("example.net", 0, false)[0],
+            &auth.challenges("example.net", &Algorithm::ALL, 0, false)[0],
             "alice",
             "secret",
             1,

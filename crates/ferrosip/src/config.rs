@@ -15,6 +15,45 @@ pub(crate) struct Config {
     pub(crate) registrar: Registrar,
     pub(crate) timers: Timers,
     pub(crate) routing: Routing,
+    pub(crate) auth: Auth,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Auth {
+    /// Digest algorithms offered in challenges, the preferred first. Some clients answer
+    /// the first challenge whatever its algorithm: put "MD5" first for them.
+    #[serde(deserialize_with = "algorithms")]
+    pub(crate) algorithms: Vec<auth::Algorithm>,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            algorithms: auth::Algorithm::ALL.to_vec(),
+        }
+    }
+}
+
+/// `["SHA-256", "MD5"]`: algorithm tokens, at least one, none twice.
+fn algorithms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<auth::Algorithm>, D::Error> {
+    use serde::de::Error;
+    let tokens = Vec::<String>::deserialize(d)?;
+    let mut out = Vec::new();
+    for t in &tokens {
+        let a = auth::Algorithm::from_token(t).ok_or_else(|| {
+            D::Error::custom(format!("unknown digest algorithm {t:?} (SHA-256, MD5)"))
+        })?;
+        if out.contains(&a) {
+            return Err(D::Error::custom(format!("{t} named twice")));
+        }
+        out.push(a);
+    }
+    if out.is_empty() {
+        return Err(D::Error::custom("at least one digest algorithm is needed"));
+    }
+    Ok(out)
 }
 
 /// `[routing]`
@@ -244,6 +283,15 @@ mod tests {
         assert!(e.starts_with("line 2: registrar.min_expires"), "{e}");
         let e = Config::parse("[timers]\nt1 = \"x\"\n").unwrap_err();
         assert!(e.starts_with("line 2"), "{e}");
+        let c = Config::parse("[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n").unwrap();
+        assert_eq!(
+            c.auth.algorithms,
+            [auth::Algorithm::Md5, auth::Algorithm::Sha256]
+        );
+        let e = Config::parse("[auth]\n\nalgorithms = [\"SHA-512\"]\n").unwrap_err();
+        assert!(e.starts_with("line 3") && e.contains("SHA-512"), "{e}");
+        let e = Config::parse("[auth]\nalgorithms = []\n").unwrap_err();
+        assert!(e.contains("at least one"), "{e}");
         let e = Config::parse("[proxy]\nredirect_domains = []\n").unwrap_err();
         assert!(e.contains("line 2") && e.contains("routing script"), "{e}");
     }

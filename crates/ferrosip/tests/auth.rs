@@ -162,3 +162,32 @@ fn register_is_challenged_and_accepted_with_the_password_in_both_algorithms() {
         "a wrong password is challenged again"
     );
 }
+
+/// sipp answers only MD5 challenges, and only the first: the server offers MD5 first here.
+#[test]
+fn sipp_registers_with_the_password_and_is_refused_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ferrosip.db");
+    assert!(
+        user(
+            &db,
+            &["add", "alice@127.0.0.1", "--password-stdin"],
+            "wonderland\n"
+        )
+        .0
+    );
+    let s = Server::start_with_config(dir.path(), "[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n");
+    let run = |password: &str, status: &str| {
+        let mut c = support::sipp::sipp(
+            Some(&s),
+            "register_auth.xml",
+            "alice",
+            free_port(),
+            &[("status", status)],
+        );
+        c.args(["-au", "alice", "-ap", password]);
+        support::sipp::run(c)
+    };
+    assert!(run("wonderland", "200"), "the right password registers");
+    assert!(run("guess", "401"), "a wrong one is challenged again");
+}

@@ -95,6 +95,7 @@ fn main() {
         timers: sip_transaction::TimerConfig::default(),
         registrar: RegistrarConfig::default(),
         agent: "ferrosip".into(),
+        digest_algorithms: auth::Algorithm::ALL.to_vec(),
     };
     let core = Core::new(cfg, Arc::new(Location::new()));
     for u in 0..n {

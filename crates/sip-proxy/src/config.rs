@@ -22,6 +22,8 @@ pub struct ProxyConfig {
     pub registrar: RegistrarConfig,
     /// Value of the Server and User-Agent headers we write.
     pub agent: String,
+    /// The digest algorithms challenges offer, the preferred first.
+    pub digest_algorithms: Vec<auth::Algorithm>,
 }
 
 impl ProxyConfig {

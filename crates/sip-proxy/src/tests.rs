@@ -20,6 +20,7 @@ pub(crate) fn config() -> ProxyConfig {
         timers: sip_transaction::TimerConfig::default(),
         registrar: registrar::RegistrarConfig::default(),
         agent: "ferrosip-test".into(),
+        digest_algorithms: auth::Algorithm::ALL.to_vec(),
     }
 }
 

@@ -125,6 +125,7 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
             max_contacts: cfg.registrar.max_contacts,
         },
         agent: cfg.server.agent.clone(),
+        digest_algorithms: cfg.auth.algorithms.clone(),
     }
 }
 

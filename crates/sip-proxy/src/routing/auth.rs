@@ -77,7 +77,11 @@ fn auth_challenge(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
     } else {
         (407, "Proxy Authentication Required", "Proxy-Authenticate")
     };
-    let challenges = c.core.auth.challenges(&realm, unix_now(), c.auth_stale);
+    let algorithms = &c.core.config().digest_algorithms;
+    let challenges = c
+        .core
+        .auth
+        .challenges(&realm, algorithms, unix_now(), c.auth_stale);
     let extra: Vec<(&str, &str)> = challenges.iter().map(|v| (header, v.as_str())).collect();
     c.core.reply(c.msg, c.src, code, reason, &extra, c.out);
     1
