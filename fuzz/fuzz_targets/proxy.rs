@@ -49,6 +49,7 @@ fn core() -> &'static Core {
             registrar: RegistrarConfig::default(),
             agent: "fuzz".into(),
             digest_algorithms: auth::Algorithm::ALL.to_vec(),
+            trusted: Vec::new(),
         };
         let script = sip_proxy::compile("fuzz.cfg", SCRIPT).expect("the fuzz script compiles");
         let core = Core::with_script(cfg, Arc::new(Location::new()), Arc::new(script));

@@ -26,14 +26,32 @@ pub(crate) struct Auth {
     /// the first challenge whatever its algorithm: put "MD5" first for them.
     #[serde(deserialize_with = "algorithms")]
     pub(crate) algorithms: Vec<auth::Algorithm>,
+    /// Peers whose requests need no authentication (`allow_trusted()` in the script):
+    /// addresses or networks, `192.0.2.7`, `198.51.100.0/24`, `2001:db8::/32`.
+    #[serde(deserialize_with = "networks")]
+    pub(crate) trusted: Vec<ipnet::IpNet>,
 }
 
 impl Default for Auth {
     fn default() -> Self {
         Auth {
             algorithms: auth::Algorithm::ALL.to_vec(),
+            trusted: Vec::new(),
         }
     }
+}
+
+/// Addresses (a host network) and networks in CIDR notation.
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    use serde::de::Error;
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|t| {
+            t.parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| D::Error::custom(format!("{t:?} is neither an address nor a network")))
+        })
+        .collect()
 }
 
 /// `["SHA-256", "MD5"]`: algorithm tokens, at least one, none twice.
@@ -290,6 +308,10 @@ mod tests {
         );
         let e = Config::parse("[auth]\n\nalgorithms = [\"SHA-512\"]\n").unwrap_err();
         assert!(e.starts_with("line 3") && e.contains("SHA-512"), "{e}");
+        let c = Config::parse("[auth]\ntrusted = [\"192.0.2.7\", \"2001:db8::/32\"]\n").unwrap();
+        assert_eq!(c.auth.trusted.len(), 2);
+        let e = Config::parse("[auth]\ntrusted = [\"192.0.2.0/33\"]\n").unwrap_err();
+        assert!(e.starts_with("line 2") && e.contains("192.0.2.0/33"), "{e}");
         let e = Config::parse("[auth]\nalgorithms = []\n").unwrap_err();
         assert!(e.contains("at least one"), "{e}");
         let e = Config::parse("[proxy]\nredirect_domains = []\n").unwrap_err();

@@ -191,3 +191,18 @@ fn sipp_registers_with_the_password_and_is_refused_without_it() {
     assert!(run("wonderland", "200"), "the right password registers");
     assert!(run("guess", "401"), "a wrong one is challenged again");
 }
+
+/// With subscribers, requests from their domain are challenged (407), unless they come from
+/// a trusted peer.
+#[test]
+fn a_trusted_peer_is_not_challenged() {
+    for (trusted, expected) in [("", 407), ("trusted = [\"127.0.0.0/8\"]", 200)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("ferrosip.db");
+        assert!(user(&db, &["add", "alice@127.0.0.1", "--password-stdin"], "w\n").0);
+        let s = Server::start_with_config(dir.path(), &format!("[auth]\n{trusted}\n"));
+        let ua = Ua::new();
+        ua.send(s.addr(), &ua.options(s.port, "trust-1"));
+        assert_eq!(ua.recv().status(), Some(expected), "{trusted:?}");
+    }
+}

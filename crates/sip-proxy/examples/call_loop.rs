@@ -96,6 +96,7 @@ fn main() {
         registrar: RegistrarConfig::default(),
         agent: "ferrosip".into(),
         digest_algorithms: auth::Algorithm::ALL.to_vec(),
+        trusted: Vec::new(),
     };
     let core = Core::new(cfg, Arc::new(Location::new()));
     for u in 0..n {

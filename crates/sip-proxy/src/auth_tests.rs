@@ -248,3 +248,37 @@ From: <sip:alice@example.com>;tag=o\nTo: <sip:bob@example.com>\nCall-ID: opt-{br
 From: <sip:carol@example.org>;tag=o\nTo: <sip:bob@example.com>\nCall-ID: opt-e3\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
     assert_eq!(answer(&core, open).status(), Some(200));
 }
+
+#[test]
+fn the_default_script_lets_trusted_peers_in_and_challenges_the_others() {
+    let cfg = crate::ProxyConfig {
+        trusted: vec!["192.0.2.0/28".parse().unwrap()],
+        ..crate::tests::config()
+    };
+    let core = Core::new(cfg, Arc::new(registrar::Location::new()));
+    let mut subs = Subscribers::new();
+    subs.insert(
+        "alice",
+        "example.com",
+        Secrets::from_password("alice", "example.com", "w"),
+    );
+    core.set_subscribers(Arc::new(subs));
+    let options = |branch: &str| {
+        msg(&format!(
+            "OPTIONS sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK{branch}\n\
+From: <sip:alice@example.com>;tag=o\nTo: <sip:example.com>\nCall-ID: t-{branch}\nCSeq: 1 OPTIONS\n\
+Content-Length: 0\n\n"
+        ))
+    };
+    let from = |src: &str, branch: &str| {
+        sent(core.handle_message(Instant::now(), options(branch), udp(src)))[0]
+            .1
+            .status()
+    };
+    assert_eq!(
+        from("192.0.2.10:5060", "t1"),
+        Some(200),
+        "a trusted gateway"
+    );
+    assert_eq!(from("192.0.2.99:5060", "t2"), Some(407), "anyone else");
+}

@@ -24,6 +24,9 @@ pub struct ProxyConfig {
     pub agent: String,
     /// The digest algorithms challenges offer, the preferred first.
     pub digest_algorithms: Vec<auth::Algorithm>,
+    /// Peers (gateways, other proxies) whose requests `allow_trusted()` lets in without
+    /// authentication.
+    pub trusted: Vec<ipnet::IpNet>,
 }
 
 impl ProxyConfig {

@@ -21,6 +21,7 @@ pub(crate) fn config() -> ProxyConfig {
         registrar: registrar::RegistrarConfig::default(),
         agent: "ferrosip-test".into(),
         digest_algorithms: auth::Algorithm::ALL.to_vec(),
+        trusted: Vec::new(),
     }
 }
 

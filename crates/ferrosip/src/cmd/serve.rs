@@ -126,6 +126,7 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
         },
         agent: cfg.server.agent.clone(),
         digest_algorithms: cfg.auth.algorithms.clone(),
+        trusted: cfg.auth.trusted.clone(),
     }
 }
 

@@ -126,6 +126,16 @@ fn has_subscribers(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
     }
 }
 
+/// 1 when the request comes from a trusted peer (`[auth] trusted`).
+fn allow_trusted(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    let ip = c.src.addr.ip();
+    if c.core.config().trusted.iter().any(|n| n.contains(&ip)) {
+        1
+    } else {
+        -1
+    }
+}
+
 pub(super) fn register(r: &mut Registry<ProxyEnv>) {
     for (name, call) in [
         ("www_authorize", www_authorize as script::CallFn<ProxyEnv>),
@@ -140,6 +150,13 @@ pub(super) fn register(r: &mut Registry<ProxyEnv>) {
             call,
         });
     }
+    r.function(Function {
+        name: "allow_trusted",
+        args: &[],
+        required: 0,
+        routes: RouteMask::ANY,
+        call: allow_trusted,
+    });
     r.function(Function {
         name: "consume_credentials",
         args: &[],
