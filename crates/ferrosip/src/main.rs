@@ -54,6 +54,26 @@ enum Command {
         #[command(subcommand)]
         action: cmd::user::UserAction,
     },
+    /// Show or remove registered contacts (in the database of the configuration, or --db).
+    Location {
+        /// Configuration file (TOML), for the database it names.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// SQLite database, instead of the configured one.
+        #[arg(long, global = true)]
+        db: Option<PathBuf>,
+        #[command(subcommand)]
+        action: cmd::location::LocationAction,
+    },
+    /// Send OPTIONS to a SIP URI and print the answer and the round-trip time; exits 1
+    /// without an answer.
+    Ping {
+        /// `sip:host[:port]` or `sip:user@host[:port]`.
+        uri: String,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
     /// Parse one SIP message (raw bytes, as from a UDP datagram) and print it as JSON.
     /// Exits 1 with the reason and the offending line when the message is malformed.
     Parse {
@@ -84,7 +104,15 @@ fn main() -> ExitCode {
         }
         Command::Check { config } => check(config.as_deref()),
         Command::Parse { file } => cmd::parse::run(file.as_deref()),
-        Command::User { config, db, action } => user(config.as_deref(), db, action),
+        Command::User { config, db, action } => {
+            with_db(config.as_deref(), db, |db| cmd::user::run(db, action))
+        }
+        Command::Location { config, db, action } => {
+            with_db(config.as_deref(), db, |db| cmd::location::run(db, action))
+        }
+        Command::Ping { uri, timeout } => {
+            cmd::ping::run(&uri, std::time::Duration::from_secs(timeout))
+        }
     };
     match result {
         Ok(code) => code,
@@ -114,12 +142,16 @@ fn check(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ferrosip user …` on the database of the configuration (or `--db`).
-fn user(
+/// Runs a database command on the database of the configuration (or `--db`).
+fn with_db<F, Fut>(
     config: Option<&std::path::Path>,
     db: Option<PathBuf>,
-    action: cmd::user::UserAction,
-) -> anyhow::Result<ExitCode> {
+    f: F,
+) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let cfg = match config {
         Some(p) => config::Config::load(p)?,
         None => config::Config::default(),
@@ -128,7 +160,7 @@ fn user(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(cmd::user::run(&db, action))?;
+    runtime.block_on(f(db))?;
     Ok(ExitCode::SUCCESS)
 }
 

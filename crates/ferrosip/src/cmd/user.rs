@@ -1,7 +1,7 @@
 //! `ferrosip user …`: the subscribers in the database, managed directly.
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use auth::Secrets;
@@ -80,8 +80,8 @@ fn password(from_stdin: bool) -> anyhow::Result<String> {
 }
 
 /// Runs a `user` command against the database at `db`.
-pub(crate) async fn run(db: &Path, action: UserAction) -> anyhow::Result<()> {
-    let store = SqliteStore::open(db)
+pub(crate) async fn run(db: PathBuf, action: UserAction) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&db)
         .await
         .with_context(|| format!("opening {}", db.display()))?;
     match action {
