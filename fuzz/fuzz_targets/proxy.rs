@@ -50,6 +50,7 @@ fn core() -> &'static Core {
             agent: "fuzz".into(),
             digest_algorithms: auth::Algorithm::ALL.to_vec(),
             trusted: Vec::new(),
+            guard: sip_proxy::GuardConfig::default(),
         };
         let script = sip_proxy::compile("fuzz.cfg", SCRIPT).expect("the fuzz script compiles");
         let core = Core::with_script(cfg, Arc::new(Location::new()), Arc::new(script));

@@ -16,6 +16,32 @@ pub(crate) struct Config {
     pub(crate) timers: Timers,
     pub(crate) routing: Routing,
     pub(crate) auth: Auth,
+    pub(crate) security: Security,
+}
+
+/// `[security]`: limits per source address (trusted peers are exempt).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Security {
+    /// Requests per second from one address; more are dropped. 0: no limit.
+    pub(crate) flood_limit: u32,
+    /// Failed authentications within `auth_window` seconds that ban an address. 0: never.
+    pub(crate) auth_failures: u32,
+    pub(crate) auth_window: u64,
+    /// Seconds a banned address is ignored.
+    pub(crate) ban: u64,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        let d = sip_proxy::GuardConfig::default();
+        Security {
+            flood_limit: d.flood_limit,
+            auth_failures: d.auth_failures,
+            auth_window: d.auth_window.as_secs(),
+            ban: d.ban.as_secs(),
+        }
+    }
 }
 
 /// `[auth]`

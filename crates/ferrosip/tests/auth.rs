@@ -206,3 +206,66 @@ fn a_trusted_peer_is_not_challenged() {
         assert_eq!(ua.recv().status(), Some(expected), "{trusted:?}");
     }
 }
+
+/// A source that fails to authenticate too often is ignored for a while; a flood from one
+/// source is cut.
+#[test]
+fn failed_authentications_ban_and_floods_are_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ferrosip.db");
+    assert!(
+        user(
+            &db,
+            &["add", "alice@127.0.0.1", "--password-stdin"],
+            "wonderland\n"
+        )
+        .0
+    );
+    let s = Server::start_with_config(
+        dir.path(),
+        "[security]\nauth_failures = 2\nban = 60\nflood_limit = 0\n",
+    );
+    let ua = Ua::new();
+    let uri = format!("sip:127.0.0.1:{}", s.port);
+    let send = |cseq: u32, auth: Option<String>| {
+        let mut text = ua.register(s.port, "alice", "ban-1", cseq, "");
+        if let Some(a) = auth {
+            text = text.replace(
+                "Max-Forwards: 70\n",
+                &format!("Authorization: {a}\nMax-Forwards: 70\n"),
+            );
+        }
+        ua.send(s.addr(), &text);
+        ua.recv_timeout(std::time::Duration::from_millis(500))
+            .map(|(m, _)| m)
+    };
+    let challenge = send(1, None).expect("a challenge");
+    for nc in 1..=2 {
+        let wrong = authorization(&challenge, Algorithm::Md5, "alice", "guess", &uri, nc);
+        assert_eq!(
+            send(1 + nc, Some(wrong)).and_then(|m| m.status()),
+            Some(401)
+        );
+    }
+    assert!(
+        send(10, None).is_none(),
+        "banned after two failures: no answer at all"
+    );
+
+    // Floods: another server, at most 5 requests a second from one address.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start_with_config(dir.path(), "[security]\nflood_limit = 5\n");
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // past the readiness probes
+    let ua = Ua::new();
+    for i in 0..20 {
+        ua.send(s.addr(), &ua.options(s.port, &format!("flood-{i}")));
+    }
+    let mut answers = 0;
+    while ua
+        .recv_timeout(std::time::Duration::from_millis(300))
+        .is_some()
+    {
+        answers += 1;
+    }
+    assert!((1..=5).contains(&answers), "{answers} of 20 answered");
+}

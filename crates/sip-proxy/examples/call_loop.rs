@@ -97,6 +97,7 @@ fn main() {
         agent: "ferrosip".into(),
         digest_algorithms: auth::Algorithm::ALL.to_vec(),
         trusted: Vec::new(),
+        guard: sip_proxy::GuardConfig::default(),
     };
     let core = Core::new(cfg, Arc::new(Location::new()));
     for u in 0..n {

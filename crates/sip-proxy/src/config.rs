@@ -7,6 +7,8 @@ use registrar::RegistrarConfig;
 use sip_message::Protocol;
 use sip_transaction::TimerConfig;
 
+use crate::guard::GuardConfig;
+
 /// Proxy settings.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -27,6 +29,8 @@ pub struct ProxyConfig {
     /// Peers (gateways, other proxies) whose requests `allow_trusted()` lets in without
     /// authentication.
     pub trusted: Vec<ipnet::IpNet>,
+    /// Limits per source address: floods and failed authentications.
+    pub guard: GuardConfig,
 }
 
 impl ProxyConfig {
@@ -48,6 +52,11 @@ impl ProxyConfig {
     pub fn is_local_target(&self, host: &str, port: Option<u16>) -> bool {
         self.is_local_domain(host)
             && port.is_none_or(|p| self.advertised.iter().any(|(_, a)| a.port() == p))
+    }
+
+    /// True when requests from `ip` come from a trusted peer.
+    pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(&ip))
     }
 
     /// True when `host` (as written in a URI, IPv6 in brackets) is one of our domains.

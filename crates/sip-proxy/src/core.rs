@@ -18,6 +18,7 @@ use crate::config::ProxyConfig;
 use crate::context::Context;
 use crate::dns::{Answer, DnsCache};
 use crate::forward::strip_top_via;
+use crate::guard::Guard;
 use crate::routing::{default_script, Phase, ProxyScript, RouteCtx};
 use crate::target::{Destination, NextHop};
 use crate::{Command, Resume};
@@ -51,6 +52,8 @@ pub struct Core {
     pub(crate) auth: auth::Authenticator,
     /// Who may authenticate, replaced as a whole when the subscribers change.
     subscribers: ArcSwap<auth::Subscribers>,
+    /// Flood and failed-authentication limits per source.
+    pub(crate) guard: Guard,
 }
 
 /// How long a digest nonce stays good, in seconds.
@@ -105,6 +108,7 @@ impl Core {
         script: Arc<ProxyScript>,
     ) -> Core {
         Core {
+            guard: Guard::new(cfg.guard),
             cfg,
             location,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -205,6 +209,10 @@ impl Core {
         local: SocketAddr,
         out: &mut Vec<Command>,
     ) {
+        let ip = src.addr.ip();
+        if !self.cfg.is_trusted(ip) && !self.guard.allow(ip, now) {
+            return; // flooding, or banned: not even an answer
+        }
         let Ok(key) = TransactionKey::for_request(&msg, Role::Server) else {
             return self.reply(&msg, src, 400, "Bad Request (Via)", &[], out);
         };

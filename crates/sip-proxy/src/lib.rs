@@ -9,6 +9,7 @@ mod context;
 mod core;
 mod dns;
 mod forward;
+mod guard;
 mod local;
 mod relay;
 mod reply;
@@ -21,6 +22,7 @@ use bytes::Bytes;
 
 pub use crate::core::Core;
 pub use config::ProxyConfig;
+pub use guard::GuardConfig;
 pub use routing::{
     compile, default_script, registry, ProxyEnv, ProxyScript, RouteCtx, DEFAULT_SCRIPT,
 };

@@ -22,6 +22,7 @@ pub(crate) fn config() -> ProxyConfig {
         agent: "ferrosip-test".into(),
         digest_algorithms: auth::Algorithm::ALL.to_vec(),
         trusted: Vec::new(),
+        guard: crate::GuardConfig::default(),
     }
 }
 

@@ -127,6 +127,12 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
         agent: cfg.server.agent.clone(),
         digest_algorithms: cfg.auth.algorithms.clone(),
         trusted: cfg.auth.trusted.clone(),
+        guard: sip_proxy::GuardConfig {
+            flood_limit: cfg.security.flood_limit,
+            auth_failures: cfg.security.auth_failures,
+            auth_window: Duration::from_secs(cfg.security.auth_window),
+            ban: Duration::from_secs(cfg.security.ban),
+        },
     }
 }
 

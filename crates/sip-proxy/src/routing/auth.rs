@@ -55,7 +55,13 @@ fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 
             c.auth_stale = true;
             -3
         }
-        Verdict::Refused => -2,
+        Verdict::Refused => {
+            let ip = c.src.addr.ip();
+            if !c.core.config().is_trusted(ip) {
+                c.core.guard.auth_failed(ip, c.now);
+            }
+            -2
+        }
     }
 }
 
@@ -128,8 +134,7 @@ fn has_subscribers(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
 
 /// 1 when the request comes from a trusted peer (`[auth] trusted`).
 fn allow_trusted(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
-    let ip = c.src.addr.ip();
-    if c.core.config().trusted.iter().any(|n| n.contains(&ip)) {
+    if c.core.config().is_trusted(c.src.addr.ip()) {
         1
     } else {
         -1
