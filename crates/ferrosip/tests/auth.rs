@@ -36,6 +36,17 @@ fn user(db: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, Stri
     )
 }
 
+/// Adds alice@127.0.0.1 (password "wonderland") to the database a server in `dir` uses.
+fn add_alice(dir: &std::path::Path) {
+    let db = dir.join("ferrosip.db");
+    let added = user(
+        &db,
+        &["add", "alice@127.0.0.1", "--password-stdin"],
+        "wonderland\n",
+    );
+    assert!(added.0, "{added:?}");
+}
+
 #[test]
 fn user_commands() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -118,15 +129,7 @@ fn authorization(
 #[test]
 fn register_is_challenged_and_accepted_with_the_password_in_both_algorithms() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("ferrosip.db");
-    assert!(
-        user(
-            &db,
-            &["add", "alice@127.0.0.1", "--password-stdin"],
-            "wonderland\n"
-        )
-        .0
-    );
+    add_alice(dir.path());
     let s = Server::start_on(dir.path(), free_port(), &[]);
     let ua = Ua::new();
     let uri = format!("sip:127.0.0.1:{}", s.port);
@@ -167,15 +170,7 @@ fn register_is_challenged_and_accepted_with_the_password_in_both_algorithms() {
 #[test]
 fn sipp_registers_with_the_password_and_is_refused_without_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("ferrosip.db");
-    assert!(
-        user(
-            &db,
-            &["add", "alice@127.0.0.1", "--password-stdin"],
-            "wonderland\n"
-        )
-        .0
-    );
+    add_alice(dir.path());
     let s = Server::start_with_config(dir.path(), "[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n");
     let run = |password: &str, status: &str| {
         let mut c = support::sipp::sipp(
@@ -212,15 +207,7 @@ fn a_trusted_peer_is_not_challenged() {
 #[test]
 fn failed_authentications_ban_and_floods_are_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("ferrosip.db");
-    assert!(
-        user(
-            &db,
-            &["add", "alice@127.0.0.1", "--password-stdin"],
-            "wonderland\n"
-        )
-        .0
-    );
+    add_alice(dir.path());
     let s = Server::start_with_config(
         dir.path(),
         "[security]\nauth_failures = 2\nban = 60\nflood_limit = 0\n",
