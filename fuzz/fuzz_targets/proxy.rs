@@ -50,6 +50,7 @@ fn core() -> &'static Core {
             registrar: RegistrarConfig::default(),
             agent: "fuzz".into(),
             digest_algorithms: auth::Algorithm::ALL.to_vec(),
+            nonce_lifetime: Duration::from_secs(300),
             trusted: Vec::new(),
             // Every input comes from one address: limits would stop the fuzzing.
             guard: sip_proxy::GuardConfig { flood_limit: 0, auth_failures: 0, ..Default::default() },

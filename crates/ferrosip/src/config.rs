@@ -56,6 +56,8 @@ pub(crate) struct Auth {
     /// addresses or networks, `192.0.2.7`, `198.51.100.0/24`, `2001:db8::/32`.
     #[serde(deserialize_with = "networks")]
     pub(crate) trusted: Vec<ipnet::IpNet>,
+    /// Seconds a nonce stays good; then `stale=true` asks the client to answer a new one.
+    pub(crate) nonce_lifetime: u64,
 }
 
 impl Default for Auth {
@@ -63,6 +65,7 @@ impl Default for Auth {
         Auth {
             algorithms: auth::Algorithm::ALL.to_vec(),
             trusted: Vec::new(),
+            nonce_lifetime: 300,
         }
     }
 }

@@ -256,3 +256,36 @@ fn failed_authentications_ban_and_floods_are_cut() {
     }
     assert!((1..=5).contains(&answers), "{answers} of 20 answered");
 }
+
+/// Right credentials on an expired nonce get a new challenge with `stale=true`.
+#[test]
+fn an_expired_nonce_is_answered_stale() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    add_alice(dir.path());
+    let s = Server::start_with_config(dir.path(), "[auth]\nnonce_lifetime = 1\n");
+    let ua = Ua::new();
+    let uri = format!("sip:127.0.0.1:{}", s.port);
+    let send = |cseq: u32, auth: Option<String>| {
+        let mut text = ua.register(s.port, "alice", "stale-1", cseq, "");
+        if let Some(a) = auth {
+            text = text.replace(
+                "Max-Forwards: 70\n",
+                &format!("Authorization: {a}\nMax-Forwards: 70\n"),
+            );
+        }
+        ua.send(s.addr(), &text);
+        ua.recv()
+    };
+    let old = send(1, None);
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let late = authorization(&old, Algorithm::Sha256, "alice", "wonderland", &uri, 1);
+    let again = send(2, Some(late));
+    assert_eq!(again.status(), Some(401));
+    let stale: Vec<_> = again
+        .auth_headers(HeaderName::WwwAuthenticate)
+        .map(|h| h.expect("challenge").get("stale").map(|v| v.into_owned()))
+        .collect();
+    assert_eq!(stale, [Some("true".into()), Some("true".into())]);
+    let fresh = authorization(&again, Algorithm::Sha256, "alice", "wonderland", &uri, 1);
+    assert_eq!(send(3, Some(fresh)).status(), Some(200));
+}

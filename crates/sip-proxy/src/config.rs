@@ -26,6 +26,8 @@ pub struct ProxyConfig {
     pub agent: String,
     /// The digest algorithms challenges offer, the preferred first.
     pub digest_algorithms: Vec<auth::Algorithm>,
+    /// How long a digest nonce stays good; older ones are answered with `stale=true`.
+    pub nonce_lifetime: Duration,
     /// Peers (gateways, other proxies) whose requests `allow_trusted()` lets in without
     /// authentication.
     pub trusted: Vec<ipnet::IpNet>,

@@ -56,9 +56,6 @@ pub struct Core {
     pub(crate) guard: Guard,
 }
 
-/// How long a digest nonce stays good, in seconds.
-const NONCE_LIFETIME: u64 = 300;
-
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
@@ -107,6 +104,7 @@ impl Core {
         location: Arc<Location>,
         script: Arc<ProxyScript>,
     ) -> Core {
+        let nonce_lifetime = cfg.nonce_lifetime.as_secs();
         Core {
             guard: Guard::new(cfg.guard),
             cfg,
@@ -115,7 +113,7 @@ impl Core {
             next_id: AtomicU64::new(1),
             dns: DnsCache::default(),
             script: ArcSwap::new(script),
-            auth: auth::Authenticator::with_random_secret(NONCE_LIFETIME),
+            auth: auth::Authenticator::with_random_secret(nonce_lifetime),
             subscribers: ArcSwap::default(),
         }
     }

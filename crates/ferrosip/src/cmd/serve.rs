@@ -126,6 +126,7 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
         },
         agent: cfg.server.agent.clone(),
         digest_algorithms: cfg.auth.algorithms.clone(),
+        nonce_lifetime: Duration::from_secs(cfg.auth.nonce_lifetime),
         trusted: cfg.auth.trusted.clone(),
         guard: sip_proxy::GuardConfig {
             flood_limit: cfg.security.flood_limit,
