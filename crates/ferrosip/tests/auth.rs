@@ -289,3 +289,110 @@ fn an_expired_nonce_is_answered_stale() {
     let fresh = authorization(&again, Algorithm::Sha256, "alice", "wonderland", &uri, 1);
     assert_eq!(send(3, Some(fresh)).status(), Some(200));
 }
+
+/// The same user name in two domains: two subscribers, two passwords. An INVITE from a
+/// subscriber is challenged with 407 and passes with Proxy-Authorization.
+#[test]
+fn two_domains_keep_their_users_apart_and_invite_gets_407() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    add_alice(dir.path());
+    let db = dir.path().join("ferrosip.db");
+    assert!(
+        user(
+            &db,
+            &["add", "alice@localhost", "--password-stdin"],
+            "looking-glass\n"
+        )
+        .0
+    );
+    let s = Server::start_on(dir.path(), free_port(), &[]);
+    let ua = Ua::new();
+    let register = |domain: &str, cseq: u32, auth: Option<String>| {
+        let mut text = ua
+            .register(s.port, "alice", &format!("two-{domain}"), cseq, "")
+            .replace("@127.0.0.1>", &format!("@{domain}>"))
+            .replace(
+                &format!("REGISTER sip:127.0.0.1:{}", s.port),
+                &format!("REGISTER sip:{domain}:{}", s.port),
+            );
+        if let Some(a) = auth {
+            text = text.replace(
+                "Max-Forwards: 70\n",
+                &format!("Authorization: {a}\nMax-Forwards: 70\n"),
+            );
+        }
+        ua.send(s.addr(), &text);
+        ua.recv()
+    };
+    let uri = format!("sip:localhost:{}", s.port);
+    let challenge = register("localhost", 1, None);
+    assert_eq!(challenge.status(), Some(401));
+    let other_password = authorization(
+        &challenge,
+        Algorithm::Sha256,
+        "alice",
+        "wonderland",
+        &uri,
+        1,
+    );
+    assert_eq!(
+        register("localhost", 2, Some(other_password)).status(),
+        Some(401)
+    );
+    let own_password = authorization(
+        &challenge,
+        Algorithm::Sha256,
+        "alice",
+        "looking-glass",
+        &uri,
+        2,
+    );
+    assert_eq!(
+        register("localhost", 3, Some(own_password)).status(),
+        Some(200)
+    );
+
+    let invite = |branch: &str, auth: &str| {
+        format!(
+            "INVITE sip:nobody@127.0.0.1:{port} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{branch}\n\
+From: <sip:alice@127.0.0.1>;tag=i\nTo: <sip:nobody@127.0.0.1>\nCall-ID: inv-{branch}\nCSeq: 1 INVITE\n\
+Contact: <sip:alice@127.0.0.1:{p}>\n{auth}Max-Forwards: 70\nContent-Length: 0\n\n",
+            port = s.port,
+            p = ua.port
+        )
+    };
+    ua.send(s.addr(), &invite("inv1", ""));
+    let challenge = ua.recv();
+    assert_eq!(challenge.status(), Some(407));
+    let ch = challenge
+        .auth_headers(HeaderName::ProxyAuthenticate)
+        .filter_map(Result::ok)
+        .find(|h| h.get("algorithm").as_deref() == Some("SHA-256"))
+        .expect("a SHA-256 challenge");
+    let (realm, nonce) = (
+        ch.get("realm").expect("realm"),
+        ch.get("nonce").expect("nonce"),
+    );
+    let target = format!("sip:nobody@127.0.0.1:{}", s.port);
+    let text = format!(
+        "Digest username=\"alice\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{target}\", \
+         response=\"0\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"i\""
+    );
+    let c =
+        Credentials::from_header(&AuthHeader::parse(&text).expect("header")).expect("credentials");
+    let response = expected_response(
+        &ha1(Algorithm::Sha256, "alice", &realm, "wonderland"),
+        "INVITE",
+        &c,
+    );
+    let auth = text.replace("response=\"0\"", &format!("response=\"{response}\""));
+    ua.send(
+        s.addr(),
+        &invite("inv2", &format!("Proxy-Authorization: {auth}\n")),
+    );
+    assert_eq!(
+        ua.recv().status(),
+        Some(404),
+        "authenticated: routed, and nobody is there"
+    );
+}
