@@ -177,6 +177,29 @@ fn wrong_password_unknown_user_and_replay_are_refused_alike() {
 }
 
 #[test]
+fn credentials_for_another_request_uri_are_refused() {
+    let core = core();
+    let challenge = answer(&core, register("alice", "example.com", "u1", None));
+    let elsewhere = credentials(
+        &challenge,
+        Algorithm::Sha256,
+        "alice",
+        "wonderland",
+        "REGISTER",
+        "sip:example.net",
+        1,
+    );
+    assert_eq!(
+        answer(
+            &core,
+            register("alice", "example.com", "u2", Some(&elsewhere))
+        )
+        .status(),
+        Some(403)
+    );
+}
+
+#[test]
 fn the_same_user_name_in_two_domains_has_two_passwords() {
     let core = core();
     let challenge = answer(&core, register("alice", "example.net", "d1", None));

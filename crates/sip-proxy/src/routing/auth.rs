@@ -27,7 +27,8 @@ fn realm<'m>(msg: &'m Message, arg: &'m str) -> Cow<'m, str> {
 }
 
 /// Checks the credentials for `realm` in headers `name`: 1 authorized, -1 none for the
-/// realm, -2 refused (wrong password, unknown user, a nonce not ours, a replay), -3 stale.
+/// realm, -2 refused (wrong password, unknown user, a nonce not ours, a replay, a digest-uri
+/// that is not the Request-URI), -3 stale.
 fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 {
     let arg = args.first().map(Value::as_str).unwrap_or_default();
     let realm = realm(c.msg, &arg).into_owned();
@@ -40,6 +41,15 @@ fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 
     let Some(cr) = found else {
         return -1;
     };
+    // The credentials must be for this request (RFC 2617 §3.2.2.5): a response moved onto
+    // another Request-URI is refused.
+    let for_this = c
+        .msg
+        .request_uri_str()
+        .is_some_and(|u| registrar::uri_equal(u, &cr.uri));
+    if !for_this {
+        return -2;
+    }
     let method = c.msg.method().map_or("", |m| m.as_str());
     let subscribers = c.core.subscribers();
     let ha1 = subscribers
