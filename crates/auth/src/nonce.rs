@@ -55,11 +55,6 @@ impl NonceKey {
         }
     }
 
-    /// How long a nonce stays valid, in seconds.
-    pub fn lifetime(&self) -> u64 {
-        self.lifetime
-    }
-
     fn tag(&self, head: &[u8], realm: &str) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
         mac.update(head);

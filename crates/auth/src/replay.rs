@@ -52,16 +52,12 @@ impl NonceCounts {
     }
 
     /// Nonces tracked now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
             .sum()
-    }
-
-    /// True when no nonce is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

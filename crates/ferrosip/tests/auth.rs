@@ -2,9 +2,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use auth::{expected_response, ha1, Algorithm, Credentials};
 use sip_message::header::AuthHeader;
 use sip_message::{HeaderName, Message};
@@ -12,28 +9,14 @@ use support::{free_port, Server, Ua};
 
 /// Runs `ferrosip user …` on the database `db` with `stdin`; (success, stdout, stderr).
 fn user(db: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrosip"))
-        .arg("user")
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ferrosip");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let db = db.to_str().expect("utf-8 path");
+    let args: Vec<&str> = ["user"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain(["--db", db])
+        .collect();
+    let out = support::cli(&args, stdin);
+    (out.ok, out.stdout, out.stderr)
 }
 
 /// Adds alice@127.0.0.1 (password "wonderland") to the database a server in `dir` uses.
@@ -97,17 +80,24 @@ fn user_commands() {
     assert_eq!(list, "alice@example.com\n");
 }
 
-/// The Authorization a client computes for `challenge` (a 401) with this password.
+/// The credentials a client computes for the challenge in `challenge` (a 401 or a 407) of
+/// algorithm `alg`, for a `method` request to `uri` with this password.
+#[allow(clippy::too_many_arguments)]
 fn authorization(
     challenge: &Message,
     alg: Algorithm,
     user: &str,
     password: &str,
+    method: &str,
     uri: &str,
     nc: u32,
 ) -> String {
+    let name = match challenge.status() {
+        Some(407) => HeaderName::ProxyAuthenticate,
+        _ => HeaderName::WwwAuthenticate,
+    };
     let ch = challenge
-        .auth_headers(HeaderName::WwwAuthenticate)
+        .auth_headers(name)
         .filter_map(Result::ok)
         .find(|h| h.get("algorithm").as_deref() == Some(alg.token()))
         .expect("a challenge for the algorithm");
@@ -122,8 +112,20 @@ fn authorization(
     );
     let c =
         Credentials::from_header(&AuthHeader::parse(&text).expect("header")).expect("credentials");
-    let response = expected_response(&ha1(alg, user, &realm, password), "REGISTER", &c);
+    let response = expected_response(&ha1(alg, user, &realm, password), method, &c);
     text.replace("response=\"0\"", &format!("response=\"{response}\""))
+}
+
+/// alice's REGISTER from `ua` to `s` (Call-ID `call_id`), with `auth` as Authorization.
+fn alice_register(s: &Server, ua: &Ua, call_id: &str, cseq: u32, auth: Option<&str>) -> String {
+    let text = ua.register(s.port, "alice", call_id, cseq, "");
+    match auth {
+        Some(a) => text.replace(
+            "Max-Forwards: 70\n",
+            &format!("Authorization: {a}\nMax-Forwards: 70\n"),
+        ),
+        None => text,
+    }
 }
 
 #[test]
@@ -133,17 +135,13 @@ fn register_is_challenged_and_accepted_with_the_password_in_both_algorithms() {
     let s = Server::start_on(dir.path(), free_port(), &[]);
     let ua = Ua::new();
     let uri = format!("sip:127.0.0.1:{}", s.port);
-    let mut cseq = 1;
+    let mut cseq = 0;
     let mut register = |auth: Option<String>| {
-        let mut text = ua.register(s.port, "alice", "reg-auth", cseq, "");
         cseq += 1;
-        if let Some(a) = auth {
-            text = text.replace(
-                "Max-Forwards: 70\n",
-                &format!("Authorization: {a}\nMax-Forwards: 70\n"),
-            );
-        }
-        ua.send(s.addr(), &text);
+        ua.send(
+            s.addr(),
+            &alice_register(&s, &ua, "reg-auth", cseq, auth.as_deref()),
+        );
         ua.recv()
     };
     let challenge = register(None);
@@ -154,11 +152,19 @@ fn register_is_challenged_and_accepted_with_the_password_in_both_algorithms() {
     );
     // Both challenges carry one nonce: each use counts up.
     for (nc, alg) in (1..).zip(Algorithm::ALL) {
-        let good = authorization(&challenge, alg, "alice", "wonderland", &uri, nc);
+        let good = authorization(&challenge, alg, "alice", "wonderland", "REGISTER", &uri, nc);
         assert_eq!(register(Some(good.clone())).status(), Some(200), "{alg:?}");
         assert_eq!(register(Some(good)).status(), Some(401), "{alg:?} replayed");
     }
-    let wrong = authorization(&challenge, Algorithm::Md5, "alice", "guess", &uri, 3);
+    let wrong = authorization(
+        &challenge,
+        Algorithm::Md5,
+        "alice",
+        "guess",
+        "REGISTER",
+        &uri,
+        3,
+    );
     assert_eq!(
         register(Some(wrong)).status(),
         Some(401),
@@ -215,20 +221,24 @@ fn failed_authentications_ban_and_floods_are_cut() {
     let ua = Ua::new();
     let uri = format!("sip:127.0.0.1:{}", s.port);
     let send = |cseq: u32, auth: Option<String>| {
-        let mut text = ua.register(s.port, "alice", "ban-1", cseq, "");
-        if let Some(a) = auth {
-            text = text.replace(
-                "Max-Forwards: 70\n",
-                &format!("Authorization: {a}\nMax-Forwards: 70\n"),
-            );
-        }
-        ua.send(s.addr(), &text);
+        ua.send(
+            s.addr(),
+            &alice_register(&s, &ua, "ban-1", cseq, auth.as_deref()),
+        );
         ua.recv_timeout(std::time::Duration::from_millis(500))
             .map(|(m, _)| m)
     };
     let challenge = send(1, None).expect("a challenge");
     for nc in 1..=2 {
-        let wrong = authorization(&challenge, Algorithm::Md5, "alice", "guess", &uri, nc);
+        let wrong = authorization(
+            &challenge,
+            Algorithm::Md5,
+            "alice",
+            "guess",
+            "REGISTER",
+            &uri,
+            nc,
+        );
         assert_eq!(
             send(1 + nc, Some(wrong)).and_then(|m| m.status()),
             Some(401)
@@ -266,19 +276,23 @@ fn an_expired_nonce_is_answered_stale() {
     let ua = Ua::new();
     let uri = format!("sip:127.0.0.1:{}", s.port);
     let send = |cseq: u32, auth: Option<String>| {
-        let mut text = ua.register(s.port, "alice", "stale-1", cseq, "");
-        if let Some(a) = auth {
-            text = text.replace(
-                "Max-Forwards: 70\n",
-                &format!("Authorization: {a}\nMax-Forwards: 70\n"),
-            );
-        }
-        ua.send(s.addr(), &text);
+        ua.send(
+            s.addr(),
+            &alice_register(&s, &ua, "stale-1", cseq, auth.as_deref()),
+        );
         ua.recv()
     };
     let old = send(1, None);
     std::thread::sleep(std::time::Duration::from_millis(2200));
-    let late = authorization(&old, Algorithm::Sha256, "alice", "wonderland", &uri, 1);
+    let late = authorization(
+        &old,
+        Algorithm::Sha256,
+        "alice",
+        "wonderland",
+        "REGISTER",
+        &uri,
+        1,
+    );
     let again = send(2, Some(late));
     assert_eq!(again.status(), Some(401));
     let stale: Vec<_> = again
@@ -286,7 +300,15 @@ fn an_expired_nonce_is_answered_stale() {
         .map(|h| h.expect("challenge").get("stale").map(|v| v.into_owned()))
         .collect();
     assert_eq!(stale, [Some("true".into()), Some("true".into())]);
-    let fresh = authorization(&again, Algorithm::Sha256, "alice", "wonderland", &uri, 1);
+    let fresh = authorization(
+        &again,
+        Algorithm::Sha256,
+        "alice",
+        "wonderland",
+        "REGISTER",
+        &uri,
+        1,
+    );
     assert_eq!(send(3, Some(fresh)).status(), Some(200));
 }
 
@@ -308,19 +330,12 @@ fn two_domains_keep_their_users_apart_and_invite_gets_407() {
     let s = Server::start_on(dir.path(), free_port(), &[]);
     let ua = Ua::new();
     let register = |domain: &str, cseq: u32, auth: Option<String>| {
-        let mut text = ua
-            .register(s.port, "alice", &format!("two-{domain}"), cseq, "")
+        let text = alice_register(&s, &ua, &format!("two-{domain}"), cseq, auth.as_deref())
             .replace("@127.0.0.1>", &format!("@{domain}>"))
             .replace(
                 &format!("REGISTER sip:127.0.0.1:{}", s.port),
                 &format!("REGISTER sip:{domain}:{}", s.port),
             );
-        if let Some(a) = auth {
-            text = text.replace(
-                "Max-Forwards: 70\n",
-                &format!("Authorization: {a}\nMax-Forwards: 70\n"),
-            );
-        }
         ua.send(s.addr(), &text);
         ua.recv()
     };
@@ -332,6 +347,7 @@ fn two_domains_keep_their_users_apart_and_invite_gets_407() {
         Algorithm::Sha256,
         "alice",
         "wonderland",
+        "REGISTER",
         &uri,
         1,
     );
@@ -344,6 +360,7 @@ fn two_domains_keep_their_users_apart_and_invite_gets_407() {
         Algorithm::Sha256,
         "alice",
         "looking-glass",
+        "REGISTER",
         &uri,
         2,
     );
@@ -364,28 +381,16 @@ Contact: <sip:alice@127.0.0.1:{p}>\n{auth}Max-Forwards: 70\nContent-Length: 0\n\
     ua.send(s.addr(), &invite("inv1", ""));
     let challenge = ua.recv();
     assert_eq!(challenge.status(), Some(407));
-    let ch = challenge
-        .auth_headers(HeaderName::ProxyAuthenticate)
-        .filter_map(Result::ok)
-        .find(|h| h.get("algorithm").as_deref() == Some("SHA-256"))
-        .expect("a SHA-256 challenge");
-    let (realm, nonce) = (
-        ch.get("realm").expect("realm"),
-        ch.get("nonce").expect("nonce"),
-    );
     let target = format!("sip:nobody@127.0.0.1:{}", s.port);
-    let text = format!(
-        "Digest username=\"alice\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{target}\", \
-         response=\"0\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"i\""
-    );
-    let c =
-        Credentials::from_header(&AuthHeader::parse(&text).expect("header")).expect("credentials");
-    let response = expected_response(
-        &ha1(Algorithm::Sha256, "alice", &realm, "wonderland"),
+    let auth = authorization(
+        &challenge,
+        Algorithm::Sha256,
+        "alice",
+        "wonderland",
         "INVITE",
-        &c,
+        &target,
+        1,
     );
-    let auth = text.replace("response=\"0\"", &format!("response=\"{response}\""));
     ua.send(
         s.addr(),
         &invite("inv2", &format!("Proxy-Authorization: {auth}\n")),

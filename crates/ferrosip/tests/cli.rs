@@ -2,18 +2,12 @@
 
 mod support;
 
-use std::process::Command;
-
 use support::{Server, Ua};
 
+/// Runs `ferrosip`: success, and stdout then stderr.
 fn ferrosip(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrosip"))
-        .args(args)
-        .output()
-        .expect("run ferrosip");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    let out = support::cli(args, "");
+    (out.ok, out.stdout + &out.stderr)
 }
 
 #[test]

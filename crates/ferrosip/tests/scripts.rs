@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::sipp::{finish, register, run, sipp, spawn, tmp};
-use support::{free_port, Server, Ua};
+use support::{cli, free_port, Server, Ua};
 
 fn example(name: &str) -> PathBuf {
     [env!("CARGO_MANIFEST_DIR"), "../../examples", name]
@@ -30,13 +30,6 @@ fn start_example(dir: &Path, name: &str, replace: &[(&str, String)], toml: &str)
     )
 }
 
-fn ferrosip(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ferrosip"))
-        .args(args)
-        .output()
-        .expect("run ferrosip")
-}
-
 #[test]
 fn every_example_passes_check() {
     let mut names: Vec<PathBuf> = std::fs::read_dir(example(""))
@@ -47,13 +40,8 @@ fn every_example_passes_check() {
     names.sort();
     assert!(names.len() >= 6, "{names:?}");
     for toml in names {
-        let out = ferrosip(&["check", "--config", toml.to_str().expect("utf-8")]);
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            toml.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = cli(&["check", "--config", toml.to_str().expect("utf-8")], "");
+        assert!(out.ok, "{}: {}", toml.display(), out.stderr);
         let script = toml.with_extension("cfg");
         assert!(script.exists(), "{} has its script", toml.display());
     }
@@ -69,9 +57,9 @@ fn check_reports_script_errors_with_position_and_caret() {
     .expect("write");
     let toml = dir.path().join("bad.toml");
     std::fs::write(&toml, "[routing]\nscript = \"bad.cfg\"\n").expect("write");
-    let out = ferrosip(&["check", "--config", toml.to_str().expect("utf-8")]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = cli(&["check", "--config", toml.to_str().expect("utf-8")], "");
+    assert!(!out.ok);
+    let err = out.stderr;
     assert!(err.contains("bad.cfg:2:16:"), "{err}");
     assert!(
         err.contains("bad.cfg:3:5: unknown function `t_relya`"),
@@ -82,12 +70,8 @@ fn check_reports_script_errors_with_position_and_caret() {
         "{err}"
     );
     // The default script checks.
-    let out = ferrosip(&["check"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cli(&["check"], "");
+    assert!(out.ok, "{}", out.stderr);
 }
 
 #[test]
@@ -159,6 +143,34 @@ fn a_busy_subscriber_is_forwarded_to_voicemail() {
     );
     assert!(finish(busy), "bob was tried first");
     assert!(finish(vm), "voice mail got the call, marked 486");
+}
+
+/// Bob's phone is gone (nothing answers at its contact): timer C ends the branch with 408 and
+/// the failure route sends the call to voice mail.
+#[test]
+fn an_unanswered_subscriber_is_forwarded_to_voicemail_after_408() {
+    let dir = tmp();
+    let (bob_port, vm_port) = (free_port(), free_port());
+    let s = start_example(
+        dir.path(),
+        "voicemail",
+        &[("192.0.2.60:5060", format!("127.0.0.1:{vm_port}"))],
+        "[proxy]\ntimer_c = 2",
+    );
+    // sipp registers bob at its port and exits: nothing answers there afterwards.
+    assert!(register(&s, "bob", bob_port, "1.0", "600", "200"));
+    let vm = spawn(sipp(
+        None,
+        "uas_header.xml",
+        "vm",
+        vm_port,
+        &[("header", "X-Original-Status:"), ("value", "408")],
+    ));
+    assert!(
+        run(sipp(Some(&s), "uac.xml", "bob", free_port(), &[])),
+        "the call was answered by voice mail"
+    );
+    assert!(finish(vm), "voice mail got the call, marked 408");
 }
 
 #[test]

@@ -174,13 +174,15 @@ impl<E: Env> Script<E> {
 
     /// The kind and name of a route id ("" for `request_route` and the global
     /// `reply_route`).
-    pub fn route_name(&self, route: RouteId) -> Option<(RouteKind, &str)> {
+    #[cfg(test)]
+    pub(crate) fn route_name(&self, route: RouteId) -> Option<(RouteKind, &str)> {
         let (kind, name) = self.names.get(route.0 as usize)?;
         Some((*kind, name.as_deref().unwrap_or_default()))
     }
 
     /// The slot of `$avp(name)` in [`Avps`], if the script uses it.
-    pub fn avp_slot(&self, name: &str) -> Option<usize> {
+    #[cfg(test)]
+    pub(crate) fn avp_slot(&self, name: &str) -> Option<usize> {
         self.avps.iter().position(|n| n == name)
     }
 }

@@ -277,16 +277,6 @@ impl<E: Env> Registry<E> {
         assert!(old.is_none(), "variable `${name}` registered twice");
     }
 
-    /// The names of the functions scripts may call, built-ins included, in order.
-    pub fn function_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.functions.keys().copied()
-    }
-
-    /// The names of the variables (without `$`), built-ins included, in order.
-    pub fn variable_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.variables.keys().copied()
-    }
-
     pub(crate) fn lookup_function(&self, name: &str) -> Option<&Func<E>> {
         self.functions.get(name)
     }

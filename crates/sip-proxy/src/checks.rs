@@ -44,9 +44,8 @@ impl Core {
             .filter_map(Result::ok)
             .collect();
         if !unsupported.is_empty() {
-            let extra = [("Unsupported", unsupported.join(", "))];
-            let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            self.reply(msg, src, 420, reason(420), &extra, out);
+            let list = unsupported.join(", ");
+            self.reply(msg, src, 420, reason(420), &[("Unsupported", &list)], out);
             return false;
         }
         if self.looped(msg) {

@@ -23,9 +23,7 @@ use bytes::Bytes;
 pub use crate::core::Core;
 pub use config::ProxyConfig;
 pub use guard::GuardConfig;
-pub use routing::{
-    compile, default_script, registry, ProxyEnv, ProxyScript, RouteCtx, DEFAULT_SCRIPT,
-};
+pub use routing::{compile, default_script, ProxyEnv, ProxyScript, RouteCtx};
 pub use target::{is_us, next_hop, Destination, NextHop};
 
 /// What the core asks the IO layer to do, in order.

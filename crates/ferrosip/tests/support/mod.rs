@@ -224,6 +224,34 @@ Contact: <sip:{user}@127.0.0.1:{p}>{expires}\nMax-Forwards: 70\nContent-Length: 
     }
 }
 
+/// What a `ferrosip` command did.
+pub struct Cli {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `ferrosip` binary with `args`, `stdin` on its standard input.
+pub fn cli(args: &[&str], stdin: &str) -> Cli {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrosip"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ferrosip");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    let out = child.wait_with_output().expect("wait for ferrosip");
+    Cli {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// The test data folder.
 pub fn data(path: &str) -> PathBuf {
     [env!("CARGO_MANIFEST_DIR"), "../../tests/data", path]

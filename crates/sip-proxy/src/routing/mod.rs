@@ -25,7 +25,7 @@ use crate::target::Destination;
 use crate::Command;
 
 /// The default routing script (`ferrosip.cfg` at the top of the source tree).
-pub const DEFAULT_SCRIPT: &str = include_str!("../../../../ferrosip.cfg");
+const DEFAULT_SCRIPT: &str = include_str!("../../../../ferrosip.cfg");
 
 /// A compiled routing script for the proxy.
 pub type ProxyScript = Script<ProxyEnv>;
@@ -39,7 +39,7 @@ impl Env for ProxyEnv {
 }
 
 /// Every function and variable the proxy offers scripts.
-pub fn registry() -> &'static Registry<ProxyEnv> {
+fn registry() -> &'static Registry<ProxyEnv> {
     static REGISTRY: OnceLock<Registry<ProxyEnv>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let mut r = Registry::new();
