@@ -44,6 +44,7 @@ fn core() -> &'static Core {
     CORE.get_or_init(|| {
         let cfg = ProxyConfig {
             domains: vec!["example.com".into(), "192.0.2.1".into()],
+            hosted: Default::default(),
             advertised: vec![(Protocol::Udp, "192.0.2.1:5060".parse().expect("addr"))],
             timer_c: Duration::from_secs(180),
             timers: sip_transaction::TimerConfig::default(),

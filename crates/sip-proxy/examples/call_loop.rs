@@ -90,6 +90,7 @@ fn main() {
         .unwrap_or(1000);
     let cfg = ProxyConfig {
         domains: vec!["example.com".into(), "192.0.2.1".into()],
+        hosted: Default::default(),
         advertised: vec![(Protocol::Udp, "192.0.2.1:5060".parse().expect("address"))],
         timer_c: Duration::from_secs(180),
         timers: sip_transaction::TimerConfig::default(),

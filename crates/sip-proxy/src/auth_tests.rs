@@ -174,6 +174,7 @@ fn wrong_password_unknown_user_and_replay_are_refused_alike() {
     assert_eq!(first[0].1.status(), Some(200));
     let replay = answer(&core, register("alice", "example.com", "c5", Some(&good)));
     assert_eq!(replay.status(), Some(403), "the same nonce count again");
+    assert_eq!(core.auth_failures(), 3, "wrong, unknown and replayed");
 }
 
 #[test]

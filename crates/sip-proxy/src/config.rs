@@ -1,7 +1,11 @@
 //! What the proxy core needs to know about its deployment.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use registrar::RegistrarConfig;
 use sip_message::Protocol;
@@ -14,6 +18,8 @@ use crate::guard::GuardConfig;
 pub struct ProxyConfig {
     /// Domains we are responsible for (lowercase host names and IP literals).
     pub domains: Vec<String>,
+    /// Domains hosted from the database (`ferrosip domain add`), replaced while running.
+    pub hosted: HostedDomains,
     /// The addresses we put in Via and Record-Route, one per protocol and family we listen on.
     pub advertised: Vec<(Protocol, SocketAddr)>,
     /// Timer C: how long an INVITE branch may stay without a final response.
@@ -64,6 +70,38 @@ impl ProxyConfig {
     /// True when `host` (as written in a URI, IPv6 in brackets) is one of our domains.
     pub fn is_local_domain(&self, host: &str) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(host)) || self.hosted.contains(host)
+    }
+}
+
+/// The set of hosted domains, shared by every clone of the configuration and replaced as a
+/// whole (lock-free reads).
+#[derive(Debug, Clone, Default)]
+pub struct HostedDomains(Arc<ArcSwap<HashSet<String>>>);
+
+impl HostedDomains {
+    /// Replaces the set (lower-case names).
+    pub fn replace(&self, domains: HashSet<String>) {
+        self.0.store(Arc::new(domains));
+    }
+
+    /// True when `host` is in the set, compared case-insensitively.
+    pub fn contains(&self, host: &str) -> bool {
+        let set = self.0.load();
+        if set.is_empty() {
+            return false;
+        }
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            set.contains(&host.to_ascii_lowercase())
+        } else {
+            set.contains(host)
+        }
+    }
+
+    /// The domains, sorted.
+    pub fn list(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.0.load().iter().cloned().collect();
+        v.sort();
+        v
     }
 }

@@ -52,8 +52,12 @@ pub struct Core {
     pub(crate) auth: auth::Authenticator,
     /// Who may authenticate, replaced as a whole when the subscribers change.
     subscribers: ArcSwap<auth::Subscribers>,
+    /// Aliases: `user@domain` (domain lower case) to the `user@domain` it stands for.
+    aliases: ArcSwap<HashMap<String, String>>,
+    /// Requests refused for wrong credentials, since start.
+    auth_failures: AtomicU64,
     /// Flood and failed-authentication limits per source.
-    pub(crate) guard: Guard,
+    guard: Guard,
 }
 
 impl std::fmt::Debug for Core {
@@ -115,6 +119,8 @@ impl Core {
             script: ArcSwap::new(script),
             auth: auth::Authenticator::with_random_secret(nonce_lifetime),
             subscribers: ArcSwap::default(),
+            aliases: ArcSwap::default(),
+            auth_failures: AtomicU64::new(0),
         }
     }
 
@@ -126,6 +132,31 @@ impl Core {
     /// The subscribers now.
     pub(crate) fn subscribers(&self) -> arc_swap::Guard<Arc<auth::Subscribers>> {
         self.subscribers.load()
+    }
+
+    /// Replaces the aliases `lookup` follows: `user@domain` (domain lower case) to the
+    /// `user@domain` whose contacts it reaches.
+    pub fn set_aliases(&self, aliases: HashMap<String, String>) {
+        self.aliases.store(Arc::new(aliases));
+    }
+
+    /// The aliases now.
+    pub(crate) fn aliases(&self) -> arc_swap::Guard<Arc<HashMap<String, String>>> {
+        self.aliases.load()
+    }
+
+    /// Requests refused for wrong credentials (`www_authorize`/`proxy_authorize` returning
+    /// -2) since start.
+    pub fn auth_failures(&self) -> u64 {
+        self.auth_failures.load(Ordering::Relaxed)
+    }
+
+    /// Counts one refused authentication; an untrusted source gets closer to a ban.
+    pub(crate) fn auth_failed(&self, ip: IpAddr, now: Instant) {
+        self.auth_failures.fetch_add(1, Ordering::Relaxed);
+        if !self.cfg.is_trusted(ip) {
+            self.guard.auth_failed(ip, now);
+        }
     }
 
     /// Replaces the routing script: new requests run the new one, transactions in flight

@@ -21,7 +21,7 @@ mod target;
 use bytes::Bytes;
 
 pub use crate::core::Core;
-pub use config::ProxyConfig;
+pub use config::{HostedDomains, ProxyConfig};
 pub use guard::GuardConfig;
 pub use routing::{compile, default_script, ProxyEnv, ProxyScript, RouteCtx};
 pub use target::{is_us, next_hop, Destination, NextHop};

@@ -69,9 +69,18 @@ impl Core {
         ok
     }
 
-    /// The live bindings of an address-of-record, highest q first.
+    /// The live bindings of an address-of-record, highest q first; an alias has those of
+    /// the address it stands for.
     pub(crate) fn lookup(&self, aor: &str) -> Vec<Binding> {
-        self.location.lookup(aor, unix_now())
+        let now = unix_now();
+        let aliases = self.aliases();
+        if let Some((scheme, target)) = aor
+            .split_once(':')
+            .and_then(|(scheme, addr)| Some((scheme, aliases.get(addr)?)))
+        {
+            return self.location.lookup(&format!("{scheme}:{target}"), now);
+        }
+        self.location.lookup(aor, now)
     }
 
     /// `t_reply`: in a request route, answers inside a new server transaction; in a failure

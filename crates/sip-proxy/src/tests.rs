@@ -12,6 +12,7 @@ use crate::{Command, Core, Destination, ProxyConfig};
 pub(crate) fn config() -> ProxyConfig {
     ProxyConfig {
         domains: vec!["example.com".into(), "192.0.2.1".into()],
+        hosted: Default::default(),
         advertised: vec![
             (Protocol::Udp, "192.0.2.1:5060".parse().expect("addr")),
             (Protocol::Tcp, "192.0.2.1:5060".parse().expect("addr")),
@@ -576,4 +577,41 @@ fn timer_c_cancels_a_branch_that_rings_too_long() {
     assert!(up
         .iter()
         .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(487)));
+}
+
+#[test]
+fn an_alias_reaches_the_contacts_of_its_address() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let call = |user| sent(core.handle_message(Instant::now(), invite(user, ""), udp(CALLER)));
+    assert_eq!(call("1000")[0].1.status(), Some(404), "no alias yet");
+    core.set_aliases([("1000@example.com".to_owned(), "bob@example.com".to_owned())].into());
+    let out = call("1000");
+    assert_eq!(out[0].0, udp("192.0.2.20:5060"));
+    assert_eq!(out[0].1.request_uri_str(), Some("sip:bob@192.0.2.20:5060"));
+}
+
+#[test]
+fn a_hosted_domain_is_served_once_added() {
+    let core = core();
+    let reg = |n: u32| {
+        core.handle_message(
+            Instant::now(),
+            msg(&format!(
+                "REGISTER sip:Example.ORG SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKh{n}\n\
+From: <sip:carol@example.org>;tag=r\nTo: <sip:carol@example.org>\nCall-ID: h{n}\nCSeq: {n} REGISTER\n\
+Contact: <sip:carol@192.0.2.30:5060>\nMax-Forwards: 70\nContent-Length: 0\n\n"
+            )),
+            udp("192.0.2.30:5060"),
+        )
+    };
+    assert!(
+        resolve(reg(1)).is_some(),
+        "not ours: relayed towards example.org"
+    );
+    core.config()
+        .hosted
+        .replace(["example.org".to_owned()].into());
+    assert_eq!(sent(reg(2))[0].1.status(), Some(200));
+    assert_eq!(core.lookup("sip:carol@example.org").len(), 1);
 }

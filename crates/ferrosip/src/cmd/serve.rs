@@ -111,6 +111,7 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
     domains.dedup();
     ProxyConfig {
         domains,
+        hosted: Default::default(),
         advertised,
         timer_c: Duration::from_secs(cfg.proxy.timer_c),
         timers: TimerConfig {

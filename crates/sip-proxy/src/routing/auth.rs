@@ -66,10 +66,7 @@ fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 
             -3
         }
         Verdict::Refused => {
-            let ip = c.src.addr.ip();
-            if !c.core.config().is_trusted(ip) {
-                c.core.guard.auth_failed(ip, c.now);
-            }
+            c.core.auth_failed(c.src.addr.ip(), c.now);
             -2
         }
     }
