@@ -4,18 +4,61 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+sudo_cmd=""
+[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+
+# Whether a server answers on 127.0.0.1:PORT (within 2 s).
+answers() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+# Waits up to 30 s for a server to answer on 127.0.0.1:PORT.
+wait_for() {
+  for _ in $(seq 60); do answers "$1" && return 0; sleep 0.5; done
+  echo "$2 does not answer on 127.0.0.1:$1" >&2
+  return 1
+}
+
 # System packages the tests need: command name -> Debian package.
 declare -A needs=([cc]=gcc [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak)
-missing=()
+# The store's tests also run on PostgreSQL and MariaDB: installed where none answers.
+answers 5432 || needs+=([psql]=postgresql [pg_ctlcluster]=postgresql)
+answers 3306 || needs+=([mariadb]=mariadb-server [mariadbd]=mariadb-server)
+declare -A missing=()
 for cmd in "${!needs[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
+  command -v "$cmd" >/dev/null 2>&1 || missing[${needs[$cmd]}]=1
 done
 if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  echo "installing: ${!missing[*]}"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${!missing[@]}"
+fi
+
+# PostgreSQL, with user postgres let in without a password over TCP from this machine.
+if ! answers 5432; then
+  echo "starting PostgreSQL"
+  for hba in /etc/postgresql/*/*/pg_hba.conf; do
+    [ -e "$hba" ] || continue
+    grep -q '^host all postgres 127.0.0.1/32 trust' "$hba" ||
+      $sudo_cmd sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
+  done
+  if command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters -h | while read -r version cluster _; do
+      $sudo_cmd pg_ctlcluster "$version" "$cluster" start || true
+      $sudo_cmd pg_ctlcluster "$version" "$cluster" reload
+    done
+  else
+    $sudo_cmd service postgresql start
+  fi
+  wait_for 5432 PostgreSQL
+fi
+
+# MariaDB, with root let in without a password over TCP from this machine.
+if ! answers 3306; then
+  echo "starting MariaDB"
+  $sudo_cmd service mariadb start || $sudo_cmd service mysql start
+  wait_for 3306 MariaDB
+  $sudo_cmd mariadb -uroot -e "
+    ALTER USER root@localhost IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+    CREATE USER IF NOT EXISTS root@'127.0.0.1' IDENTIFIED VIA mysql_native_password USING PASSWORD('');
+    GRANT ALL PRIVILEGES ON *.* TO root@'127.0.0.1' WITH GRANT OPTION;"
 fi
 
 cargo fmt --all -- --check

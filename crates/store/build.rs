@@ -1,5 +1,8 @@
-//! Rebuild when a migration is added: `sqlx::migrate!` embeds the folder at compile time.
+//! Rebuild when a migration is added: `sqlx::migrate!` embeds each backend's folder at
+//! compile time.
 
 fn main() {
-    println!("cargo:rerun-if-changed=migrations");
+    for backend in ["sqlite", "postgres", "mysql"] {
+        println!("cargo:rerun-if-changed=migrations/{backend}");
+    }
 }

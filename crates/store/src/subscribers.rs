@@ -1,9 +1,9 @@
 //! The subscriber table: users of each domain with their HA1s.
 
 use auth::{Secrets, Subscribers};
-use sqlx::Row;
 
-use crate::{SqliteStore, StoreError};
+use crate::backend::Columns;
+use crate::{Store, StoreError};
 
 /// One stored subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,20 +16,19 @@ pub struct Subscriber {
     pub secrets: Secrets,
 }
 
-impl SqliteStore {
+impl Store {
     /// Adds a subscriber; false when `username@domain` exists already.
     pub async fn add_subscriber(&self, s: &Subscriber) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO subscriber (username, domain, ha1_md5, ha1_sha256) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (username, domain) DO NOTHING",
+        self.insert(
+            "INSERT INTO subscriber (username, domain, ha1_md5, ha1_sha256) VALUES (?, ?, ?, ?)",
+            &[
+                &s.username,
+                &s.domain.to_ascii_lowercase(),
+                &s.secrets.md5,
+                &s.secrets.sha256,
+            ],
         )
-        .bind(&s.username)
-        .bind(s.domain.to_ascii_lowercase())
-        .bind(&s.secrets.md5)
-        .bind(&s.secrets.sha256)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .await
     }
 
     /// Replaces a subscriber's secrets (a new password); false when there is no such one.
@@ -39,16 +38,15 @@ impl SqliteStore {
         domain: &str,
         secrets: &Secrets,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE subscriber SET ha1_md5 = ?, ha1_sha256 = ? WHERE username = ? AND domain = ?",
-        )
-        .bind(&secrets.md5)
-        .bind(&secrets.sha256)
-        .bind(username)
-        .bind(domain.to_ascii_lowercase())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let sql =
+            "UPDATE subscriber SET ha1_md5 = ?, ha1_sha256 = ? WHERE username = ? AND domain = ?";
+        let params = [
+            secrets.md5.as_str(),
+            &secrets.sha256,
+            username,
+            &domain.to_ascii_lowercase(),
+        ];
+        Ok(self.execute(sql, &params).await? == 1)
     }
 
     /// Removes a subscriber; false when there was none.
@@ -57,36 +55,36 @@ impl SqliteStore {
         username: &str,
         domain: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM subscriber WHERE username = ? AND domain = ?")
-            .bind(username)
-            .bind(domain.to_ascii_lowercase())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let sql = "DELETE FROM subscriber WHERE username = ? AND domain = ?";
+        Ok(self
+            .execute(sql, &[username, &domain.to_ascii_lowercase()])
+            .await?
+            == 1)
     }
 
     /// The subscribers, of one domain or of all, ordered by domain and user name.
     pub async fn subscribers(&self, domain: Option<&str>) -> Result<Vec<Subscriber>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT username, domain, ha1_md5, ha1_sha256 FROM subscriber \
-             WHERE ?1 IS NULL OR domain = ?1 ORDER BY domain, username",
-        )
-        .bind(domain.map(str::to_ascii_lowercase))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Subscriber {
-                    username: r.try_get("username")?,
-                    domain: r.try_get("domain")?,
-                    secrets: Secrets {
-                        md5: r.try_get("ha1_md5")?,
-                        sha256: r.try_get("ha1_sha256")?,
-                    },
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        const SELECT: &str = "SELECT username, domain, ha1_md5, ha1_sha256 FROM subscriber";
+        match domain {
+            Some(d) => {
+                let sql = format!("{SELECT} WHERE domain = ? ORDER BY username");
+                self.fetch(&sql, &[&d.to_ascii_lowercase()], subscriber)
+                    .await
+            }
+            None => {
+                let sql = format!("{SELECT} ORDER BY domain, username");
+                self.fetch(&sql, &[], subscriber).await
+            }
+        }
+    }
+
+    /// How many subscribers `domain` has.
+    pub async fn subscriber_count(&self, domain: &str) -> Result<u64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM subscriber WHERE domain = ?";
+        let counts = self
+            .fetch(sql, &[&domain.to_ascii_lowercase()], |r| r.int(0))
+            .await?;
+        Ok(counts.first().map_or(0, |&n| u64::try_from(n).unwrap_or(0)))
     }
 
     /// Every subscriber, as the table the server authenticates against.
@@ -99,64 +97,14 @@ impl SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn alice(domain: &str, password: &str) -> Subscriber {
-        Subscriber {
-            username: "alice".into(),
-            domain: domain.into(),
-            secrets: Secrets::from_password("alice", domain, password),
-        }
-    }
-
-    #[tokio::test]
-    async fn add_change_list_and_remove() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
-        assert!(store
-            .add_subscriber(&alice("example.com", "a"))
-            .await
-            .unwrap());
-        assert!(
-            !store
-                .add_subscriber(&alice("Example.com", "b"))
-                .await
-                .unwrap(),
-            "exists"
-        );
-        assert!(store
-            .add_subscriber(&alice("example.net", "c"))
-            .await
-            .unwrap());
-        assert_eq!(store.subscribers(None).await.unwrap().len(), 2);
-        assert_eq!(
-            store.subscribers(Some("EXAMPLE.NET")).await.unwrap(),
-            [alice("example.net", "c")]
-        );
-        let new = Secrets::from_password("alice", "example.com", "new");
-        assert!(store
-            .set_secrets("alice", "example.com", &new)
-            .await
-            .unwrap());
-        assert!(!store.set_secrets("bob", "example.com", &new).await.unwrap());
-        let table = store.load_subscribers().await.unwrap();
-        assert_eq!(table.get("alice", "example.com"), Some(&new));
-        assert!(store
-            .remove_subscriber("alice", "example.com")
-            .await
-            .unwrap());
-        assert!(!store
-            .remove_subscriber("alice", "example.com")
-            .await
-            .unwrap());
-        // Reopened: what was written is there.
-        drop(store);
-        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
-        assert_eq!(
-            store.subscribers(None).await.unwrap(),
-            [alice("example.net", "c")]
-        );
-    }
+/// Reads a row of (username, domain, ha1_md5, ha1_sha256).
+fn subscriber(r: &dyn Columns) -> Result<Subscriber, sqlx::Error> {
+    Ok(Subscriber {
+        username: r.text(0)?,
+        domain: r.text(1)?,
+        secrets: Secrets {
+            md5: r.text(2)?,
+            sha256: r.text(3)?,
+        },
+    })
 }

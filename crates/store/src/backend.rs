@@ -1,0 +1,228 @@
+//! The three databases behind a [`Store`]: their connections, their migrations, and the few
+//! helpers through which every query but the location batch runs.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::mysql::{MySqlPoolOptions, MySqlRow};
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::Connection;
+use sqlx::{MySqlPool, PgPool, Row, SqlitePool};
+
+use crate::dialect::Dialect;
+use crate::{Store, StoreError};
+
+/// The SQLite migrations.
+pub(crate) static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The PostgreSQL migrations.
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+/// The MariaDB/MySQL migrations.
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
+
+/// The connections to one of the databases.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    /// An SQLite file: one connection writes (its page cache stays warm), another checkpoints.
+    Sqlite {
+        /// The writer (and reader).
+        pool: SqlitePool,
+        /// The checkpointer.
+        checkpointer: SqlitePool,
+    },
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// MariaDB or MySQL.
+    MySql(MySqlPool),
+}
+
+/// Matches a [`Backend`] with `$pool` bound to its pool in `$body`: the body is compiled once
+/// per database, against that database's own sqlx types.
+macro_rules! dispatch {
+    ($backend:expr, $pool:ident => $body:expr) => {
+        match $backend {
+            Backend::Sqlite { pool: $pool, .. } => $body,
+            Backend::Postgres($pool) => $body,
+            Backend::MySql($pool) => $body,
+        }
+    };
+}
+
+/// How long a query waits for a connection of a PostgreSQL or MySQL pool.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Backend {
+    /// Connects to the database of `url` (see [`Store::open`]) and migrates it.
+    pub(crate) async fn connect(url: &str) -> Result<Backend, StoreError> {
+        let open_err = |cause| StoreError::Open {
+            url: crate::mask_password(url),
+            cause,
+        };
+        let Some((scheme, rest)) = url.split_once("://").filter(|(s, _)| *s != "sqlite") else {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or(url.strip_prefix("sqlite:"));
+            let options = sqlite_options(Path::new(path.unwrap_or(url))).map_err(open_err)?;
+            let pool = one_connection()
+                .connect_with(options.clone())
+                .await
+                .map_err(open_err)?;
+            SQLITE_MIGRATIONS.run(&pool).await?;
+            let checkpointer = one_connection()
+                .connect_with(options)
+                .await
+                .map_err(open_err)?;
+            return Ok(Backend::Sqlite { pool, checkpointer });
+        };
+        match scheme {
+            "postgres" | "postgresql" => {
+                // One connection first: its error says why (refused, password, no such
+                // database), where a pool would retry until it times out.
+                sqlx::PgConnection::connect(url)
+                    .await
+                    .map_err(open_err)?
+                    .close()
+                    .await
+                    .map_err(open_err)?;
+                let pool = PgPoolOptions::new()
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(url)
+                    .await
+                    .map_err(open_err)?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                Ok(Backend::Postgres(pool))
+            }
+            "mysql" | "mariadb" => {
+                let url = format!("mysql://{rest}");
+                sqlx::MySqlConnection::connect(&url)
+                    .await
+                    .map_err(open_err)?
+                    .close()
+                    .await
+                    .map_err(open_err)?;
+                let pool = MySqlPoolOptions::new()
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(&url)
+                    .await
+                    .map_err(open_err)?;
+                MYSQL_MIGRATIONS.run(&pool).await?;
+                Ok(Backend::MySql(pool))
+            }
+            _ => Err(open_err(sqlx::Error::Configuration(
+                format!("unknown kind of database {scheme:?} (not sqlite, postgres or mysql)")
+                    .into(),
+            ))),
+        }
+    }
+
+    /// The SQL dialect.
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Backend::Sqlite { .. } => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+            Backend::MySql(_) => Dialect::MySql,
+        }
+    }
+}
+
+/// The SQLite file at `path`, created if needed, in WAL mode. `synchronous = NORMAL` with WAL
+/// keeps every committed write across a process crash.
+fn sqlite_options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
+    Ok(SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        // Commits never checkpoint (the fsync would hold up every waiting 200 OK);
+        // `checkpoint` does it beside them.
+        .pragma("wal_autocheckpoint", "0"))
+}
+
+/// A pool of one SQLite connection.
+fn one_connection() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        // A local connection: nothing to check before each use.
+        .test_before_acquire(false)
+}
+
+impl Store {
+    /// Runs one statement with text parameters; how many rows it changed.
+    pub(crate) async fn execute(&self, sql: &str, params: &[&str]) -> Result<u64, StoreError> {
+        let sql = self.backend.dialect().placeholders(sql);
+        Ok(dispatch!(&self.backend, pool => {
+            let mut q = sqlx::query(&sql);
+            for p in params {
+                q = q.bind(*p);
+            }
+            q.execute(pool).await?.rows_affected()
+        }))
+    }
+
+    /// Runs an INSERT with text parameters, unless its row exists; whether it inserted.
+    pub(crate) async fn insert(&self, sql: &str, params: &[&str]) -> Result<bool, StoreError> {
+        let sql = format!("{sql}{}", self.backend.dialect().on_conflict_do_nothing());
+        match self.execute(&sql, params).await {
+            Ok(rows) => Ok(rows == 1),
+            Err(StoreError::Query(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs a query with text parameters; its rows, each read by `read`.
+    pub(crate) async fn fetch<T>(
+        &self,
+        sql: &str,
+        params: &[&str],
+        read: fn(&dyn Columns) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, StoreError> {
+        let sql = self.backend.dialect().placeholders(sql);
+        let rows = dispatch!(&self.backend, pool => {
+            let mut q = sqlx::query(&sql);
+            for p in params {
+                q = q.bind(*p);
+            }
+            q.fetch_all(pool).await?.iter().map(|r| read(r)).collect::<Result<_, _>>()
+        });
+        Ok(rows?)
+    }
+}
+
+/// The columns of a row, by position, whatever the database.
+pub(crate) trait Columns {
+    /// A text column.
+    fn text(&self, i: usize) -> Result<String, sqlx::Error>;
+    /// A text column that may be NULL.
+    fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error>;
+    /// An integer column.
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
+    /// An integer column that may be NULL.
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
+}
+
+macro_rules! columns {
+    ($($row:ty),*) => {$(
+        impl Columns for $row {
+            // Text unchecked: sqlx takes MySQL's byte-compared (`utf8mb4_bin`) text for binary
+            // data (sqlx issue 3387). Decoding still checks that it is UTF-8.
+            fn text(&self, i: usize) -> Result<String, sqlx::Error> {
+                self.try_get_unchecked(i)
+            }
+            fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+                self.try_get_unchecked(i)
+            }
+            fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+                self.try_get(i)
+            }
+            fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(i)
+            }
+        }
+    )*};
+}
+columns!(SqliteRow, PgRow, MySqlRow);

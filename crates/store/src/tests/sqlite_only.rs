@@ -1,0 +1,114 @@
+//! What only SQLite has: checkpoints, a file named by a path or a URL, and the history of its
+//! migrations.
+
+use std::borrow::Cow;
+
+use registrar::Change;
+use sqlx::migrate::Migrator;
+use sqlx::SqlitePool;
+
+use super::suite::binding;
+use super::TestDb;
+use crate::backend::{Backend, SQLITE_MIGRATIONS};
+use crate::Store;
+
+/// The writer's connection.
+fn writer(store: &Store) -> &SqlitePool {
+    match &store.backend {
+        Backend::Sqlite { pool, .. } => pool,
+        _ => unreachable!("an SQLite store"),
+    }
+}
+
+#[tokio::test]
+async fn checkpoint_copies_the_log_into_the_file() {
+    let db = TestDb::sqlite().await;
+    let store = db.open().await;
+    let changes: Vec<Change> = (0..300)
+        .map(|i| Change::Upsert(binding(&format!("sip:u{i}@h"), 10)))
+        .collect();
+    store.apply(&changes).await.unwrap();
+    let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+        .fetch_one(writer(&store))
+        .await
+        .unwrap();
+    assert_eq!(auto, 0, "commits do not checkpoint");
+    store.checkpoint().await.unwrap();
+    // (busy, frames in the log, frames checkpointed)
+    let (_, logged, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(writer(&store))
+        .await
+        .unwrap();
+    assert!(logged > 0, "the batch went through the log");
+    assert_eq!(logged, done, "everything copied");
+}
+
+#[tokio::test]
+async fn open_reports_the_file() {
+    let e = Store::open("/nonexistent-dir/x.db").await.unwrap_err();
+    assert!(e.to_string().contains("/nonexistent-dir/x.db"), "{e}");
+}
+
+#[tokio::test]
+async fn a_path_and_both_urls_open_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db").display().to_string();
+    Store::open(&path)
+        .await
+        .unwrap()
+        .add_domain("example.com")
+        .await
+        .unwrap();
+    for url in [format!("sqlite:{path}"), format!("sqlite://{path}")] {
+        let domains = Store::open(&url).await.unwrap().domains().await.unwrap();
+        assert_eq!(domains, ["example.com"], "{url}");
+    }
+}
+
+/// The first migrations moved to `migrations/sqlite/` unchanged: sqlx refuses a database
+/// whose applied migrations' checksums (SHA-384 of the file) differ.
+#[test]
+fn the_released_migrations_are_unchanged() {
+    let released = [
+        "05cc00dc9ceb462d2aaae11a5c298f63e5a58fbe8699a0f013bf2d25018e910f25a81e205749f1219e82595785340494",
+        "fb529a366ebc1564b51eed62efec9bef17de0973b92da1bc375bd96faa78784e55d3f8f905185c20838839706fea218b",
+        "cd1288b883c79b3a9b2dce4fbdef2156c23760c38402d9e784c9945dd1f39616b50d31a6fedb0387a3fbe0fa5a54cf35",
+    ];
+    for (m, sum) in SQLITE_MIGRATIONS.migrations.iter().zip(released) {
+        let hex: String = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, sum, "migration {} changed", m.version);
+    }
+}
+
+/// A database that the first three migrations made (as the previous release did) opens,
+/// gains the new tables and keeps its data.
+#[tokio::test]
+async fn a_database_of_the_previous_release_opens() {
+    let db = TestDb::sqlite().await;
+    let old = Migrator {
+        migrations: Cow::Owned(SQLITE_MIGRATIONS.migrations[..3].to_vec()),
+        ..Migrator::DEFAULT
+    };
+    let pool = SqlitePool::connect(&format!("{}?mode=rwc", db.url))
+        .await
+        .unwrap();
+    old.run(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO location VALUES ('sip:alice@example.com', 'sip:a@h', 500, 100, 'c', 7, \
+         '<sip:p1;lr>\n<sip:p2;lr>', 'udp:192.0.2.1:5060', 'Phone', NULL, 1); \
+         INSERT INTO subscriber VALUES ('alice', 'example.com', 'm', 's')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let store = db.open().await;
+    assert_eq!(store.load_all().await.unwrap(), [binding("sip:a@h", 100)]);
+    assert_eq!(store.subscriber_count("example.com").await.unwrap(), 1);
+    assert_eq!(
+        store.domains().await.unwrap(),
+        ["example.com"],
+        "the subscribers' domain is hosted"
+    );
+    assert!(store.aliases(None).await.unwrap().is_empty(), "new table");
+}

@@ -1,0 +1,349 @@
+//! The behaviour every backend must have: each test gets a new, empty database.
+
+use auth::Secrets;
+use registrar::{Binding, Change};
+
+use super::{run_as_is, TestDb};
+use crate::{Alias, Store, Subscriber};
+
+pub(super) fn binding(contact: &str, expires_at: u64) -> Binding {
+    Binding {
+        aor: "sip:alice@example.com".into(),
+        contact: contact.into(),
+        q: 500,
+        expires_at,
+        call_id: "c".into(),
+        cseq: 7,
+        path: vec!["<sip:p1;lr>".into(), "<sip:p2;lr>".into()],
+        source: "udp:192.0.2.1:5060".into(),
+        user_agent: Some("Phone".into()),
+        instance: None,
+        reg_id: Some(1),
+    }
+}
+
+fn remove(b: &Binding) -> Change {
+    Change::Remove {
+        aor: b.aor.clone(),
+        contact: b.contact.clone(),
+    }
+}
+
+/// The stored bindings, by contact.
+async fn bindings(store: &Store) -> Vec<Binding> {
+    let mut all = store.load_all().await.unwrap();
+    all.sort_by(|a, b| a.contact.cmp(&b.contact));
+    all
+}
+
+pub(super) fn alice(domain: &str, password: &str) -> Subscriber {
+    Subscriber {
+        username: "alice".into(),
+        domain: domain.into(),
+        secrets: Secrets::from_password("alice", domain, password),
+    }
+}
+
+fn alias(username: &str, domain: &str, target: &str) -> Alias {
+    Alias {
+        username: username.into(),
+        domain: domain.into(),
+        target_username: target.into(),
+        target_domain: "example.com".into(),
+    }
+}
+
+pub(super) async fn bindings_upsert_remove_and_reload(db: &TestDb) {
+    let store = db.open().await;
+    let (a, b) = (binding("sip:a@h", 100), binding("sip:b@h", 200));
+    store
+        .apply(&[Change::Upsert(a.clone()), Change::Upsert(b.clone())])
+        .await
+        .unwrap();
+    assert_eq!(bindings(&store).await, [a.clone(), b.clone()]);
+    let mut refreshed = a.clone();
+    refreshed.expires_at = 300;
+    refreshed.instance = Some("<urn:uuid:1>".into());
+    refreshed.reg_id = None;
+    refreshed.path.clear();
+    store
+        .apply(&[Change::Upsert(refreshed.clone()), remove(&b)])
+        .await
+        .unwrap();
+    assert_eq!(store.load_all().await.unwrap(), [refreshed.clone()]);
+    // Nothing to do, and removing what is not there: no error.
+    store.apply(&[]).await.unwrap();
+    store.apply(&[remove(&b)]).await.unwrap();
+    drop(store);
+    assert_eq!(db.open().await.load_all().await.unwrap(), [refreshed]);
+}
+
+pub(super) async fn a_failed_batch_leaves_nothing_behind(db: &TestDb) {
+    let store = db.open().await;
+    let kept = binding("sip:kept@h", 10);
+    store.apply(&[Change::Upsert(kept.clone())]).await.unwrap();
+    // Make the DELETE fail after the INSERT ran in the same transaction.
+    let trigger = "CREATE TRIGGER refuse BEFORE DELETE ON location";
+    run_as_is(
+        &store,
+        &format!("{trigger} BEGIN SELECT RAISE(ABORT, 'no'); END"),
+        &format!(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'no'; END $$; \
+             {trigger} FOR EACH ROW EXECUTE FUNCTION refuse()"
+        ),
+        &format!("{trigger} FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no'"),
+    )
+    .await;
+    let bad = [Change::Upsert(binding("sip:new@h", 10)), remove(&kept)];
+    assert!(store.apply(&bad).await.is_err());
+    assert_eq!(
+        store.load_all().await.unwrap(),
+        [kept],
+        "the INSERT was rolled back"
+    );
+    // The connection is usable again.
+    store
+        .apply(&[Change::Upsert(binding("sip:after@h", 10))])
+        .await
+        .unwrap();
+    assert_eq!(store.load_all().await.unwrap().len(), 2);
+}
+
+pub(super) async fn many_changes_in_one_batch(db: &TestDb) {
+    let store = db.open().await;
+    let changes: Vec<Change> = (0..500)
+        .map(|i| Change::Upsert(binding(&format!("sip:u{i}@h"), 10)))
+        .collect();
+    store.apply(&changes).await.unwrap();
+    assert_eq!(store.load_all().await.unwrap().len(), 500);
+    // 250 refreshed and 250 removed, in one batch again.
+    let changes: Vec<Change> = (0..500)
+        .map(|i| match i % 2 {
+            0 => Change::Upsert(binding(&format!("sip:u{i}@h"), 20)),
+            _ => remove(&binding(&format!("sip:u{i}@h"), 10)),
+        })
+        .collect();
+    store.apply(&changes).await.unwrap();
+    let left = store.load_all().await.unwrap();
+    assert_eq!(left.len(), 250);
+    assert!(left.iter().all(|b| b.expires_at == 20));
+}
+
+pub(super) async fn the_last_change_of_a_binding_wins(db: &TestDb) {
+    let store = db.open().await;
+    let (a, b, c) = (
+        binding("sip:a@h", 1),
+        binding("sip:b@h", 1),
+        binding("sip:c@h", 1),
+    );
+    store.apply(&[Change::Upsert(c.clone())]).await.unwrap();
+    let mut a2 = a.clone();
+    a2.expires_at = 2;
+    store
+        .apply(&[
+            Change::Upsert(a.clone()),
+            Change::Upsert(a2.clone()),
+            Change::Upsert(b.clone()),
+            remove(&b),
+            remove(&c),
+            Change::Upsert(c.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(bindings(&store).await, [a2, c]);
+}
+
+pub(super) async fn long_and_unicode_values(db: &TestDb) {
+    let store = db.open().await;
+    let mut b = binding(
+        &format!(
+            "sip:{}@192.0.2.1;pn-prid={}",
+            "u".repeat(40),
+            "f".repeat(400)
+        ),
+        1,
+    );
+    b.user_agent = Some("Téléphone ☎ 📞".into());
+    b.path = vec![format!("<sip:{}@proxy;lr>", "p".repeat(1000))];
+    store.apply(&[Change::Upsert(b.clone())]).await.unwrap();
+    assert_eq!(store.load_all().await.unwrap(), [b]);
+}
+
+pub(super) async fn names_are_case_sensitive(db: &TestDb) {
+    let store = db.open().await;
+    let (lower, upper) = (binding("sip:a@h", 1), binding("sip:A@h", 2));
+    store
+        .apply(&[Change::Upsert(lower.clone()), Change::Upsert(upper.clone())])
+        .await
+        .unwrap();
+    assert_eq!(bindings(&store).await, [upper, lower]);
+    let mut alice_uc = alice("example.com", "b");
+    alice_uc.username = "Alice".into();
+    assert!(store
+        .add_subscriber(&alice("example.com", "a"))
+        .await
+        .unwrap());
+    assert!(store.add_subscriber(&alice_uc).await.unwrap());
+    assert_eq!(
+        store.subscribers(None).await.unwrap(),
+        [alice_uc, alice("example.com", "a")]
+    );
+}
+
+pub(super) async fn subscribers(db: &TestDb) {
+    let store = db.open().await;
+    assert!(store
+        .add_subscriber(&alice("example.com", "a"))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .add_subscriber(&alice("Example.com", "b"))
+            .await
+            .unwrap(),
+        "exists"
+    );
+    let mut upper = alice("example.net", "c");
+    upper.domain = "Example.NET".into();
+    assert!(store.add_subscriber(&upper).await.unwrap());
+    assert_eq!(
+        store.subscribers(None).await.unwrap(),
+        [alice("example.com", "a"), alice("example.net", "c")]
+    );
+    assert_eq!(
+        store.subscribers(Some("EXAMPLE.NET")).await.unwrap(),
+        [alice("example.net", "c")]
+    );
+    assert_eq!(store.subscribers(Some("example.org")).await.unwrap(), []);
+    let new = Secrets::from_password("alice", "example.com", "new");
+    assert!(store
+        .set_secrets("alice", "EXAMPLE.com", &new)
+        .await
+        .unwrap());
+    assert!(
+        store
+            .set_secrets("alice", "example.com", &new)
+            .await
+            .unwrap(),
+        "unchanged, but there"
+    );
+    assert!(!store.set_secrets("bob", "example.com", &new).await.unwrap());
+    let table = store.load_subscribers().await.unwrap();
+    assert_eq!(table.get("alice", "example.com"), Some(&new));
+    assert!(store
+        .remove_subscriber("alice", "Example.Com")
+        .await
+        .unwrap());
+    assert!(!store
+        .remove_subscriber("alice", "example.com")
+        .await
+        .unwrap());
+    drop(store);
+    assert_eq!(
+        db.open().await.subscribers(None).await.unwrap(),
+        [alice("example.net", "c")]
+    );
+}
+
+pub(super) async fn subscriber_count(db: &TestDb) {
+    let store = db.open().await;
+    assert_eq!(store.subscriber_count("example.com").await.unwrap(), 0);
+    for name in ["a", "b", "c"] {
+        let mut s = alice("example.com", name);
+        s.username = name.into();
+        store.add_subscriber(&s).await.unwrap();
+    }
+    store
+        .add_subscriber(&alice("example.net", "x"))
+        .await
+        .unwrap();
+    assert_eq!(store.subscriber_count("Example.COM").await.unwrap(), 3);
+    assert_eq!(store.subscriber_count("example.net").await.unwrap(), 1);
+    assert_eq!(store.subscriber_count("example.org").await.unwrap(), 0);
+}
+
+pub(super) async fn domains(db: &TestDb) {
+    let store = db.open().await;
+    assert_eq!(store.domains().await.unwrap(), Vec::<String>::new());
+    assert!(store.add_domain("example.net").await.unwrap());
+    assert!(store.add_domain("Example.COM").await.unwrap());
+    assert!(!store.add_domain("EXAMPLE.com").await.unwrap(), "exists");
+    assert_eq!(
+        store.domains().await.unwrap(),
+        ["example.com", "example.net"]
+    );
+    assert!(store.remove_domain("EXAMPLE.NET").await.unwrap());
+    assert!(!store.remove_domain("example.net").await.unwrap());
+    assert_eq!(store.domains().await.unwrap(), ["example.com"]);
+}
+
+pub(super) async fn aliases(db: &TestDb) {
+    let store = db.open().await;
+    let sales = alias("sales", "Example.COM", "alice");
+    assert!(store.add_alias(&sales).await.unwrap());
+    assert!(
+        !store
+            .add_alias(&alias("sales", "example.com", "bob"))
+            .await
+            .unwrap(),
+        "exists"
+    );
+    assert!(store
+        .add_alias(&alias("info", "example.com", "bob"))
+        .await
+        .unwrap());
+    assert!(store
+        .add_alias(&alias("sales", "example.net", "bob"))
+        .await
+        .unwrap());
+    let mut stored = sales.clone();
+    stored.domain = "example.com".into();
+    assert_eq!(
+        store.aliases(None).await.unwrap(),
+        [
+            alias("info", "example.com", "bob"),
+            stored.clone(),
+            alias("sales", "example.net", "bob"),
+        ]
+    );
+    assert_eq!(
+        store.aliases(Some("EXAMPLE.com")).await.unwrap(),
+        [alias("info", "example.com", "bob"), stored]
+    );
+    assert!(store.remove_alias("sales", "EXAMPLE.COM").await.unwrap());
+    assert!(!store.remove_alias("sales", "example.com").await.unwrap());
+    assert!(!store.remove_alias("Info", "example.com").await.unwrap());
+    assert_eq!(
+        store.aliases(Some("example.com")).await.unwrap(),
+        [alias("info", "example.com", "bob")]
+    );
+}
+
+pub(super) async fn reopening_keeps_everything(db: &TestDb) {
+    let store = db.open().await;
+    let b = binding("sip:a@h", 100);
+    store.apply(&[Change::Upsert(b.clone())]).await.unwrap();
+    store
+        .add_subscriber(&alice("example.com", "a"))
+        .await
+        .unwrap();
+    store.add_domain("example.com").await.unwrap();
+    store
+        .add_alias(&alias("sales", "example.com", "alice"))
+        .await
+        .unwrap();
+    store.checkpoint().await.unwrap();
+    drop(store);
+    let store = db.open().await;
+    assert_eq!(store.load_all().await.unwrap(), [b]);
+    assert_eq!(
+        store.subscribers(None).await.unwrap(),
+        [alice("example.com", "a")]
+    );
+    assert_eq!(store.domains().await.unwrap(), ["example.com"]);
+    assert_eq!(
+        store.aliases(None).await.unwrap(),
+        [alias("sales", "example.com", "alice")]
+    );
+}
