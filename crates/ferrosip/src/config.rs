@@ -17,6 +17,40 @@ pub(crate) struct Config {
     pub(crate) routing: Routing,
     pub(crate) auth: Auth,
     pub(crate) security: Security,
+    pub(crate) api: Api,
+}
+
+/// `[api]`: the management API (JSON over HTTP, bearer token).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Api {
+    /// Address to listen on; loopback by default. `""` turns the API off.
+    pub(crate) listen: String,
+    /// The bearer token. Without one, the token in `token_file` is used, made at the first
+    /// start (random, mode 0600).
+    pub(crate) token: Option<String>,
+    /// Where the token is kept for the CLI; relative paths are taken from the config file's
+    /// folder.
+    pub(crate) token_file: PathBuf,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            listen: "127.0.0.1:5080".into(),
+            token: None,
+            token_file: PathBuf::from("ferrosip.token"),
+        }
+    }
+}
+
+impl Api {
+    /// The listen address, or None when the API is off.
+    pub(crate) fn address(&self) -> Option<std::net::SocketAddr> {
+        (!self.listen.is_empty())
+            .then(|| self.listen.parse().ok())
+            .flatten()
+    }
 }
 
 /// `[security]`: limits per source address (trusted peers are exempt).
@@ -123,8 +157,9 @@ pub(crate) struct Server {
     /// Address written in Via and Record-Route when listening on 0.0.0.0 or [::]
     /// (default: the host's primary address).
     pub(crate) advertise: Option<String>,
-    /// SQLite file of the location table.
-    pub(crate) database: PathBuf,
+    /// The database: an SQLite file (`ferrosip.db`, `sqlite:/var/lib/ferrosip.db`), or
+    /// `postgres://user:pass@host/db`, or `mysql://user:pass@host/db` (MariaDB too).
+    pub(crate) database: String,
     /// Milliseconds the binding writer waits to commit REGISTERs together (group commit);
     /// their 200 OKs wait as long. 0 commits each batch at once.
     pub(crate) commit_window_ms: u64,
@@ -180,7 +215,7 @@ impl Default for Server {
             listen: vec!["udp:0.0.0.0:5060".into(), "tcp:0.0.0.0:5060".into()],
             domains: Vec::new(),
             advertise: None,
-            database: PathBuf::from("ferrosip.db"),
+            database: "ferrosip.db".into(),
             commit_window_ms: 10,
             agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
             tcp_idle_timeout: 300,
@@ -237,10 +272,14 @@ impl Config {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut cfg =
             Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
         if let Some(script) = &mut cfg.routing.script {
             if script.is_relative() {
-                *script = path.parent().unwrap_or(Path::new(".")).join(&*script);
+                *script = dir.join(&*script);
             }
+        }
+        if cfg.api.token_file.is_relative() {
+            cfg.api.token_file = dir.join(&cfg.api.token_file);
         }
         Ok(cfg)
     }
@@ -282,6 +321,19 @@ impl Config {
                     line_of("advertise")
                 )
             })?;
+        }
+        if !self.api.listen.is_empty() && self.api.address().is_none() {
+            let start = text.lines().position(|l| l.trim() == "[api]").unwrap_or(0);
+            let line = text
+                .lines()
+                .enumerate()
+                .skip(start)
+                .find(|(_, l)| l.trim_start().starts_with("listen"))
+                .map_or(String::new(), |(n, _)| format!("line {}: ", n + 1));
+            return Err(format!(
+                "{line}api.listen: {:?} is not an address:port (\"\" turns the API off)",
+                self.api.listen
+            ));
         }
         let r = &self.registrar;
         if r.min_expires > r.max_expires {
@@ -343,6 +395,18 @@ mod tests {
         assert!(e.starts_with("line 2") && e.contains("192.0.2.0/33"), "{e}");
         let e = Config::parse("[auth]\nalgorithms = []\n").unwrap_err();
         assert!(e.contains("at least one"), "{e}");
+        let e =
+            Config::parse("[server]\nlisten = []\n[api]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(e.starts_with("line 2: server.listen"), "{e}");
+        let e = Config::parse("[api]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(e.starts_with("line 2: api.listen"), "{e}");
+        assert_eq!(
+            Config::parse("[api]\nlisten = \"\"\n")
+                .unwrap()
+                .api
+                .address(),
+            None
+        );
         let e = Config::parse("[proxy]\nredirect_domains = []\n").unwrap_err();
         assert!(e.contains("line 2") && e.contains("routing script"), "{e}");
     }

@@ -1,7 +1,10 @@
 //! `ferrosip`: the SIP server binary and its operator subcommands.
 
+mod api;
 mod cmd;
 mod config;
+mod manage;
+mod metrics;
 mod script;
 
 use std::path::PathBuf;
@@ -29,12 +32,15 @@ enum Command {
         /// `tcp:[::1]:5060`. Repeat for several.
         #[arg(long)]
         listen: Vec<transport::Listen>,
-        /// SQLite file of the location table.
+        /// Database (SQLite file, postgres:// or mysql:// URL), replacing the configured one.
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<String>,
         /// Routing script, replacing the configured one.
         #[arg(long)]
         script: Option<PathBuf>,
+        /// Management API address (`127.0.0.1:5080`), or `off`.
+        #[arg(long)]
+        api: Option<String>,
     },
     /// Check a configuration file and its routing script; exit non-zero with the file, line
     /// (and column) of every error. Without --config, checks the default script.
@@ -43,27 +49,58 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Manage the subscribers (in the database of the configuration, or --db).
+    /// Manage the subscribers (in the database, or through the API with --api).
     User {
-        /// Configuration file (TOML), for the database it names.
-        #[arg(long, short, global = true)]
-        config: Option<PathBuf>,
-        /// SQLite database, instead of the configured one.
-        #[arg(long, global = true)]
-        db: Option<PathBuf>,
+        #[command(flatten)]
+        target: cmd::manage::Target,
         #[command(subcommand)]
-        action: cmd::user::UserAction,
+        action: cmd::manage::UserAction,
     },
-    /// Show or remove registered contacts (in the database of the configuration, or --db).
-    Location {
-        /// Configuration file (TOML), for the database it names.
-        #[arg(long, short, global = true)]
-        config: Option<PathBuf>,
-        /// SQLite database, instead of the configured one.
-        #[arg(long, global = true)]
-        db: Option<PathBuf>,
+    /// Manage the hosted domains.
+    Domain {
+        #[command(flatten)]
+        target: cmd::manage::Target,
         #[command(subcommand)]
-        action: cmd::location::LocationAction,
+        action: cmd::manage::DomainAction,
+    },
+    /// Manage aliases: extra addresses that reach a subscriber's contacts.
+    Alias {
+        #[command(flatten)]
+        target: cmd::manage::Target,
+        #[command(subcommand)]
+        action: cmd::manage::AliasAction,
+    },
+    /// Show or remove registered contacts.
+    Location {
+        #[command(flatten)]
+        target: cmd::manage::Target,
+        #[command(subcommand)]
+        action: cmd::manage::LocationAction,
+    },
+    /// Print the running server's counters (from its API's /metrics).
+    Stats {
+        #[command(flatten)]
+        target: cmd::manage::Target,
+        /// Also the counters still at zero.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show the running server's counters and their rates, refreshed.
+    Monitor {
+        #[command(flatten)]
+        target: cmd::manage::Target,
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Stop after this many refreshes.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Make the running server reload its routing script and directory (subscribers,
+    /// domains, aliases); a script with errors is refused and the old one keeps running.
+    Reload {
+        #[command(flatten)]
+        target: cmd::manage::Target,
     },
     /// Send OPTIONS to a SIP URI and print the answer and the round-trip time; exits 1
     /// without an answer.
@@ -90,6 +127,7 @@ fn main() -> ExitCode {
             listen,
             db,
             script,
+            api,
         } => {
             init_logging();
             cmd::serve::run(
@@ -98,18 +136,42 @@ fn main() -> ExitCode {
                     listen,
                     database: db,
                     script,
+                    api,
                 },
             )
             .map(|()| ExitCode::SUCCESS)
         }
         Command::Check { config } => check(config.as_deref()),
         Command::Parse { file } => cmd::parse::run(file.as_deref()),
-        Command::User { config, db, action } => {
-            with_db(config.as_deref(), db, |db| cmd::user::run(db, action))
+        Command::User { target, action } => target.run(action.op()).map(|()| ExitCode::SUCCESS),
+        Command::Domain { target, action } => {
+            target.run(Ok(action.op())).map(|()| ExitCode::SUCCESS)
         }
-        Command::Location { config, db, action } => {
-            with_db(config.as_deref(), db, |db| cmd::location::run(db, action))
+        Command::Alias { target, action } => {
+            target.run(Ok(action.op())).map(|()| ExitCode::SUCCESS)
         }
+        Command::Location { target, action } => {
+            target.run(Ok(action.op())).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Stats { target, all } => target
+            .client()
+            .and_then(|c| cmd::stats::stats(&c, all))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Monitor {
+            target,
+            interval,
+            count,
+        } => target
+            .client()
+            .and_then(|c| {
+                let every = std::time::Duration::from_secs_f64(interval.max(0.1));
+                cmd::stats::monitor(&c, every, count)
+            })
+            .map(|()| ExitCode::SUCCESS),
+        Command::Reload { target } => target.reload().map(|r| {
+            r.print();
+            ExitCode::SUCCESS
+        }),
         Command::Ping { uri, timeout } => {
             cmd::ping::run(&uri, std::time::Duration::from_secs(timeout))
         }
@@ -139,28 +201,6 @@ fn check(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
         Some(p) => println!("{}: OK ({script}: OK)", p.display()),
         None => println!("{script}: OK"),
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Runs a database command on the database of the configuration (or `--db`).
-fn with_db<F, Fut>(
-    config: Option<&std::path::Path>,
-    db: Option<PathBuf>,
-    f: F,
-) -> anyhow::Result<ExitCode>
-where
-    F: FnOnce(PathBuf) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let cfg = match config {
-        Some(p) => config::Config::load(p)?,
-        None => config::Config::default(),
-    };
-    let db = db.unwrap_or(cfg.server.database);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(f(db))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -193,6 +193,49 @@ fn sipp_registers_with_the_password_and_is_refused_without_it() {
     assert!(run("guess", "401"), "a wrong one is challenged again");
 }
 
+/// sipsak (Debian 0.9.8.1) registers with the right password and is refused with a wrong
+/// one or as an unknown user. It answers only the first challenge and only MD5; it mangles
+/// the user name of the credentials (`-u` sets it) and the last digit of a port in the
+/// Request-URI (so the server is named as outbound proxy with `-p`).
+#[test]
+fn sipsak_registers_with_the_password_and_is_refused_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    add_alice(dir.path());
+    let s = Server::start_with_config(dir.path(), "[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n");
+    let contact_port = free_port();
+    let sipsak = |user: &str, password: &str| {
+        let out = std::process::Command::new("sipsak")
+            .args(["-U", "-vv", "-x", "600", "-u", user, "-a", password])
+            .args(["-C", &format!("sip:{user}@127.0.0.1:{contact_port}")])
+            .args(["-s", &format!("sip:{user}@127.0.0.1")])
+            .args(["-p", &format!("127.0.0.1:{}", s.port)])
+            .output()
+            .expect("sipsak runs (scripts/test.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, out) = sipsak("alice", "wonderland");
+    assert!(ok && out.contains("completed successful"), "{out}");
+    for (user, password) in [("alice", "guess"), ("mallory", "guess")] {
+        let (ok, out) = sipsak(user, password);
+        assert!(!ok && out.contains("SIP/2.0 401"), "{user}: {out}");
+    }
+    let db = dir.path().join("ferrosip.db");
+    let shown = support::cli(
+        &["location", "show", "--db", db.to_str().expect("utf-8")],
+        "",
+    );
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("sip:alice@127.0.0.1:{contact_port}"))
+            && !shown.stdout.contains("mallory"),
+        "{}",
+        shown.stdout
+    );
+}
+
 /// With subscribers, requests from their domain are challenged (407), unless they come from
 /// a trusted peer.
 #[test]

@@ -366,6 +366,9 @@ Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {len}\n\n{sdp}"
     assert!(head.starts_with("INVITE "), "{head}");
     assert!(head.contains("SIP/2.0/TCP"), "our Via says TCP");
     drop((conn, tcp));
+    // Let the proxy see the connection close: a write on it would still be taken by the
+    // kernel and lost, so the next request must open a new one.
+    std::thread::sleep(Duration::from_millis(300));
 
     // With nothing listening on TCP, the request goes over UDP after all.
     uac.send(s.addr(), &big("big2"));

@@ -129,6 +129,11 @@ impl Core {
         self.subscribers.store(subscribers);
     }
 
+    /// How many subscribers can authenticate.
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.load().len()
+    }
+
     /// The subscribers now.
     pub(crate) fn subscribers(&self) -> arc_swap::Guard<Arc<auth::Subscribers>> {
         self.subscribers.load()

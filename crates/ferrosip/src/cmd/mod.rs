@@ -1,8 +1,8 @@
 //! Subcommands.
 
-pub(crate) mod location;
+pub(crate) mod manage;
 pub(crate) mod parse;
 mod parse_json;
 pub(crate) mod ping;
 pub(crate) mod serve;
-pub(crate) mod user;
+pub(crate) mod stats;

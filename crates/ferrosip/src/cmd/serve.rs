@@ -10,18 +10,23 @@ use registrar::{Location, RegistrarConfig};
 use sip_message::Message;
 use sip_proxy::{Command, Core, Destination, ProxyConfig, Resume};
 use sip_transaction::TimerConfig;
-use store::SqliteStore;
+use store::Store;
 use transport::{Handler, Listen, Source, Transports};
 
+use crate::api::{self, ApiState};
 use crate::config::Config;
+use crate::manage::{load_directory, Live};
+use crate::metrics::Metrics;
 use crate::script::load_script;
 
 /// Command-line overrides of the configuration.
 #[derive(Debug, Default)]
 pub(crate) struct Overrides {
     pub(crate) listen: Vec<Listen>,
-    pub(crate) database: Option<std::path::PathBuf>,
+    pub(crate) database: Option<String>,
     pub(crate) script: Option<std::path::PathBuf>,
+    /// The API's address, or `off`.
+    pub(crate) api: Option<String>,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -38,6 +43,15 @@ pub(crate) fn run(config: Option<&Path>, overrides: Overrides) -> anyhow::Result
     }
     if let Some(script) = overrides.script {
         cfg.routing.script = Some(script);
+    }
+    if let Some(api) = overrides.api {
+        cfg.api.listen = if api == "off" { String::new() } else { api };
+        if !cfg.api.listen.is_empty() && cfg.api.address().is_none() {
+            anyhow::bail!(
+                "--api: {:?} is not an address:port, nor off",
+                cfg.api.listen
+            );
+        }
     }
     // This thread runs TCP, timers and the binding writer on a single-threaded runtime; UDP
     // sockets (SO_REUSEPORT) each have a thread of their own blocking in recv_from.
@@ -152,6 +166,7 @@ struct Server {
     transports: std::sync::OnceLock<Transports>,
     persist: tokio::sync::mpsc::UnboundedSender<Job>,
     resolver: hickory_resolver::TokioResolver,
+    metrics: Arc<Metrics>,
     /// The main runtime: UDP messages are handled on receive threads outside it, and what
     /// they start (DNS lookups, TCP sends) runs here.
     runtime: tokio::runtime::Handle,
@@ -213,6 +228,7 @@ impl Server {
         let Some(transports) = self.transports.get() else {
             return;
         };
+        self.metrics.sent(&data, dest.protocol);
         if transports.try_send_udp(dest.protocol, dest.addr, &data) {
             return;
         }
@@ -247,7 +263,7 @@ const MAX_BATCH: usize = 32;
 /// then the responses that waited for it are sent.
 async fn location_writer(
     server: Arc<Server>,
-    store: SqliteStore,
+    store: Store,
     window: Duration,
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
 ) {
@@ -287,6 +303,7 @@ impl Handler for Dispatch {
             return;
         };
         let dest = Destination::new(src.protocol, src.remote);
+        self.0.metrics.received(&msg, src.protocol);
         let commands = if src.local.ip().is_unspecified() {
             core.handle_message(Instant::now(), msg, dest)
         } else {
@@ -297,6 +314,7 @@ impl Handler for Dispatch {
 
     fn on_malformed(&self, data: &[u8], error: sip_message::ParseError, src: Source) {
         tracing::debug!(%src, %error, "malformed message");
+        self.0.metrics.malformed(src.protocol);
         let (code, reason) = match error.kind {
             sip_message::ErrorKind::Version => (505, "Version Not Supported".to_owned()),
             kind => (400, format!("Bad Request ({kind})")),
@@ -310,9 +328,7 @@ impl Handler for Dispatch {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let script = load_script(cfg.routing.script.as_deref())?;
-    let store = SqliteStore::open(&cfg.server.database)
-        .await
-        .with_context(|| format!("opening {}", cfg.server.database.display()))?;
+    let store = Store::open(&cfg.server.database).await?;
     let location = Arc::new(Location::new());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -339,11 +355,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         transports: Default::default(),
         persist,
         resolver: resolver(),
+        metrics: Arc::new(Metrics::new()),
         runtime: tokio::runtime::Handle::current(),
     });
     let window = Duration::from_millis(cfg.server.commit_window_ms);
-    let subscribers_store = store.clone();
-    tokio::spawn(location_writer(server.clone(), store, window, jobs));
+    tokio::spawn(location_writer(server.clone(), store.clone(), window, jobs));
     let handler: Arc<dyn Handler> = Arc::new(Dispatch(server.clone()));
     let transports = Transports::start(
         &cfg.listens(),
@@ -354,10 +370,24 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     .await?;
     let core = Arc::new(Core::with_script(
         proxy_config(&cfg, &transports.local_addrs()),
-        location,
+        location.clone(),
         script,
     ));
-    load_subscribers(&core, &subscribers_store).await?;
+    let subscribers = load_directory(&core, &store)
+        .await
+        .context("loading subscribers, domains and aliases")?;
+    if subscribers == 0 {
+        tracing::warn!(
+            "no subscribers: the registrar is open (anyone may register); add one with `ferrosip user add`"
+        );
+    } else {
+        tracing::info!(subscribers, "subscribers loaded");
+    }
+    let live = Live {
+        core: core.clone(),
+        location,
+    };
+    let api = start_api(&cfg, &store, &live, &server.metrics).await?;
     tracing::info!(domains = ?core.config().domains, "serving");
     let _ = server.core.set(core.clone());
     let _ = server.transports.set(transports);
@@ -385,12 +415,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         })
     };
     let reloads = tokio::spawn(reload_on_sighup(
-        core.clone(),
-        subscribers_store,
+        live,
+        store,
+        server.metrics.clone(),
         cfg.routing.script.clone(),
     ));
     shutdown_signal().await;
     reloads.abort();
+    if let Some(api) = api {
+        api.abort();
+    }
     tracing::info!("shutting down");
     timers.abort();
     // Every acknowledged REGISTER is already written; wait for those still queued.
@@ -423,40 +457,65 @@ fn resolver() -> hickory_resolver::TokioResolver {
     }
 }
 
-/// Gives the core the subscribers in the database; without any, warns that the registrar
-/// is open.
-async fn load_subscribers(core: &Core, store: &SqliteStore) -> anyhow::Result<()> {
-    let subscribers = store
-        .load_subscribers()
-        .await
-        .context("loading subscribers")?;
-    if subscribers.is_empty() {
-        tracing::warn!(
-            "no subscribers: the registrar is open (anyone may register); add one with `ferrosip user add`"
-        );
-    } else {
-        tracing::info!(subscribers = subscribers.len(), "subscribers loaded");
-    }
-    core.set_subscribers(Arc::new(subscribers));
-    Ok(())
+/// Starts the management API when configured; its task.
+async fn start_api(
+    cfg: &Config,
+    store: &Store,
+    live: &Live,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = cfg.api.address() else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the management API ([api] listen; \"\" turns it off)")
+    })?;
+    let token = api::token(cfg.api.token.as_deref(), &cfg.api.token_file)?;
+    let (core, path) = (live.core.clone(), cfg.routing.script.clone());
+    let state = Arc::new(ApiState {
+        store: store.clone(),
+        live: live.clone(),
+        token,
+        metrics: metrics.clone(),
+        reload_script: Box::new(move || {
+            let script = load_script(path.as_deref()).map_err(|e| format!("{e:#}"))?;
+            core.reload(script);
+            tracing::info!("routing script reloaded");
+            Ok(())
+        }),
+    });
+    tracing::info!(%addr, "management API listening");
+    let app = api::router(state);
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "management API stopped");
+        }
+    })))
 }
 
-/// Reloads the subscribers and the routing script on each SIGHUP; a script with errors
+/// Reloads the directory and the routing script on each SIGHUP; a script with errors
 /// leaves the running one in place.
-async fn reload_on_sighup(core: Arc<Core>, store: SqliteStore, path: Option<std::path::PathBuf>) {
+async fn reload_on_sighup(
+    live: Live,
+    store: Store,
+    metrics: Arc<Metrics>,
+    path: Option<std::path::PathBuf>,
+) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
-        if let Err(e) = load_subscribers(&core, &store).await {
-            tracing::error!("subscribers not reloaded: {e:#}");
+        if let Err(e) = load_directory(&live.core, &store).await {
+            tracing::error!("subscribers, domains and aliases not reloaded: {e:#}");
         }
         match load_script(path.as_deref()) {
             Ok(script) => {
-                core.reload(script);
+                live.core.reload(script);
+                metrics.reloaded(true);
                 tracing::info!("routing script reloaded");
             }
             Err(e) => {
+                metrics.reloaded(false);
                 tracing::error!("routing script not reloaded, the old one keeps running:\n{e:#}")
             }
         }

@@ -17,6 +17,8 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    /// The management API's port (0 when the test turned it off).
+    pub api_port: u16,
 }
 
 /// A free loopback port (UDP and TCP both free).
@@ -60,11 +62,24 @@ impl Server {
         for l in listens {
             cmd.args(["--listen", l]);
         }
+        // Each server has its API on a port of its own (unless the test says), and its
+        // token file in `dir`.
+        let api_port = if extra.contains(&"--api") {
+            0
+        } else {
+            let port = free_port();
+            cmd.args(["--api", &format!("127.0.0.1:{port}")]);
+            port
+        };
         let child = cmd
+            .current_dir(dir)
             .arg("--db")
             .arg(dir.join("ferrosip.db"))
             .args(extra)
-            .env("FERROSIP_LOG", "warn")
+            .env(
+                "FERROSIP_LOG",
+                std::env::var("TEST_LOG").unwrap_or("warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -73,6 +88,7 @@ impl Server {
             child,
             port,
             dir: dir.to_owned(),
+            api_port,
         };
         server.wait_ready();
         server

@@ -1,0 +1,47 @@
+//! The running server's side of management: what it holds in memory.
+
+use std::sync::Arc;
+
+use registrar::Location;
+use sip_proxy::Core;
+use store::{Store, StoreError};
+
+use super::OpError;
+
+/// The running server, for operations that change what it holds.
+#[derive(Clone)]
+pub(crate) struct Live {
+    pub(crate) core: Arc<Core>,
+    pub(crate) location: Arc<Location>,
+}
+
+impl Live {
+    /// Reloads subscribers, domains and aliases from the database.
+    pub(crate) async fn reload_directory(&self, store: &Store) -> Result<(), OpError> {
+        load_directory(&self.core, store).await?;
+        Ok(())
+    }
+}
+
+/// Gives the core the subscribers, hosted domains and aliases in the database; returns the
+/// number of subscribers.
+pub(crate) async fn load_directory(core: &Core, store: &Store) -> Result<usize, StoreError> {
+    let subscribers = store.load_subscribers().await?;
+    let domains = store.domains().await?;
+    let aliases = store.aliases(None).await?;
+    let n = subscribers.len();
+    core.set_subscribers(Arc::new(subscribers));
+    core.config().hosted.replace(domains.into_iter().collect());
+    core.set_aliases(
+        aliases
+            .into_iter()
+            .map(|a| {
+                (
+                    format!("{}@{}", a.username, a.domain),
+                    format!("{}@{}", a.target_username, a.target_domain),
+                )
+            })
+            .collect(),
+    );
+    Ok(n)
+}

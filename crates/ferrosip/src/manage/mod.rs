@@ -1,0 +1,198 @@
+//! Management operations: the same ones for the CLI working on the database and for the
+//! API inside a running server (which also updates what the server holds in memory).
+
+mod client;
+mod live;
+mod ops;
+
+pub(crate) use client::Client;
+pub(crate) use live::{load_directory, Live};
+pub(crate) use ops::{execute, split};
+
+use serde::{Deserialize, Serialize};
+
+/// One operation, as the CLI and the API name it.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    UserAdd { address: String, password: String },
+    UserPasswd { address: String, password: String },
+    UserRm { address: String },
+    UserList { domain: Option<String> },
+    UserShow { address: String },
+    DomainAdd { domain: String },
+    DomainRm { domain: String },
+    DomainList,
+    AliasAdd { alias: String, target: String },
+    AliasRm { alias: String },
+    AliasList { domain: Option<String> },
+    LocationShow { aor: Option<String> },
+    LocationRm { aor: String },
+}
+
+/// A subscriber as shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UserInfo {
+    pub(crate) user: String,
+    pub(crate) domain: String,
+}
+
+/// An alias and the address it stands for, both `user@domain`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AliasInfo {
+    pub(crate) alias: String,
+    pub(crate) target: String,
+}
+
+/// A registered contact.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ContactInfo {
+    pub(crate) aor: String,
+    pub(crate) contact: String,
+    /// q in thousandths.
+    pub(crate) q: u16,
+    pub(crate) expires_in: u64,
+    pub(crate) source: String,
+    pub(crate) user_agent: Option<String>,
+}
+
+/// What an operation returns (as JSON, each shape its own). The client reads the JSON back
+/// trying the variants in order: lists first, since serde also reads a struct from an array.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Reply {
+    Domains(Vec<String>),
+    Users(Vec<UserInfo>),
+    Aliases(Vec<AliasInfo>),
+    Contacts(Vec<ContactInfo>),
+    Done { message: String },
+    User(UserInfo),
+}
+
+/// Why an operation failed; the kind gives the HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    /// Bad input (400).
+    Invalid,
+    /// No such thing (404).
+    NotFound,
+    /// It exists already, or is still in use (409).
+    Conflict,
+    /// The database failed (500).
+    Internal,
+}
+
+/// A failed operation.
+#[derive(Debug, Clone)]
+pub(crate) struct OpError {
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
+}
+
+impl OpError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> OpError {
+        OpError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for OpError {}
+
+impl From<store::StoreError> for OpError {
+    fn from(e: store::StoreError) -> OpError {
+        OpError::new(ErrorKind::Internal, e.to_string())
+    }
+}
+
+impl Reply {
+    /// Prints the reply as the CLI shows it.
+    pub(crate) fn print(&self) {
+        match self {
+            Reply::Done { message } => println!("{message}"),
+            Reply::User(u) => println!(
+                "user:       {}\ndomain:     {}\nalgorithms: SHA-256, MD5 (HA1 stored, not the password)",
+                u.user, u.domain
+            ),
+            Reply::Users(users) => {
+                for u in users {
+                    println!("{}@{}", u.user, u.domain);
+                }
+            }
+            Reply::Domains(domains) => {
+                for d in domains {
+                    println!("{d}");
+                }
+            }
+            Reply::Aliases(aliases) => {
+                for a in aliases {
+                    println!("{} -> {}", a.alias, a.target);
+                }
+            }
+            Reply::Contacts(contacts) => {
+                for c in contacts {
+                    println!(
+                        "{}\t{}\tq={}.{:03}\texpires in {} s\tfrom {}{}",
+                        c.aor,
+                        c.contact,
+                        c.q / 1000,
+                        c.q % 1000,
+                        c.expires_in,
+                        c.source,
+                        c.user_agent
+                            .as_ref()
+                            .map_or(String::new(), |ua| format!("\t{ua}"))
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reply_reads_back_as_itself() {
+        let user = || UserInfo {
+            user: "a".into(),
+            domain: "d".into(),
+        };
+        let replies = [
+            Reply::Domains(vec!["d".into()]),
+            Reply::Users(vec![user()]),
+            Reply::Aliases(vec![AliasInfo {
+                alias: "x@d".into(),
+                target: "a@d".into(),
+            }]),
+            Reply::Contacts(vec![ContactInfo {
+                aor: "sip:a@d".into(),
+                contact: "sip:a@h".into(),
+                q: 1000,
+                expires_in: 60,
+                source: "udp:h:5060".into(),
+                user_agent: None,
+            }]),
+            Reply::Done {
+                message: "m".into(),
+            },
+            Reply::User(user()),
+        ];
+        for r in replies {
+            let json = serde_json::to_value(&r).unwrap();
+            let back: Reply = serde_json::from_value(json).unwrap();
+            assert_eq!(
+                std::mem::discriminant(&back),
+                std::mem::discriminant(&r),
+                "{r:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The server's counters, in Prometheus text format for `/metrics`. Handles are registered
+//! once at start, so counting a message is an atomic add (no lookup, no lock).
+
+use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sip_message::{Message, Method, Protocol};
+
+/// Methods counted by name; any other counts as `other`.
+const METHODS: [&str; 15] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "INFO",
+    "REFER",
+    "MESSAGE",
+    "UPDATE",
+    "other",
+];
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
+const TRANSPORTS: [Protocol; 2] = [Protocol::Udp, Protocol::Tcp];
+
+/// Counters for one direction (received or sent).
+struct Direction {
+    requests: Vec<Counter>,
+    responses: Vec<Counter>,
+    /// Messages per transport, in `TRANSPORTS` order.
+    messages: Vec<Counter>,
+}
+
+/// Every metric the server exports.
+pub(crate) struct Metrics {
+    handle: PrometheusHandle,
+    received: Direction,
+    sent: Direction,
+    malformed: Vec<Counter>,
+    /// Script reloads: succeeded, refused.
+    reloads: [Counter; 2],
+    auth_failures: Counter,
+    transactions: Gauge,
+    contacts: Gauge,
+    subscribers: Gauge,
+}
+
+static META: Metadata<'static> =
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+fn transport_label(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Udp => "udp",
+        Protocol::Tcp => "tcp",
+    }
+}
+
+impl Metrics {
+    /// Registers every metric (all start at zero, so they show before the first message).
+    pub(crate) fn new() -> Metrics {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let counter = |name: &'static str, labels: Vec<Label>| {
+            recorder.register_counter(&Key::from_parts(name, labels), &META)
+        };
+        let direction = |dir: &'static str| Direction {
+            requests: METHODS
+                .iter()
+                .map(|m| {
+                    counter(
+                        "ferrosip_requests_total",
+                        vec![Label::new("direction", dir), Label::new("method", *m)],
+                    )
+                })
+                .collect(),
+            responses: CLASSES
+                .iter()
+                .map(|c| {
+                    counter(
+                        "ferrosip_responses_total",
+                        vec![Label::new("direction", dir), Label::new("class", *c)],
+                    )
+                })
+                .collect(),
+            messages: TRANSPORTS
+                .iter()
+                .map(|t| {
+                    counter(
+                        "ferrosip_transport_messages_total",
+                        vec![
+                            Label::new("direction", dir),
+                            Label::new("transport", transport_label(*t)),
+                        ],
+                    )
+                })
+                .collect(),
+        };
+        let gauge = |name: &'static str| recorder.register_gauge(&Key::from_name(name), &META);
+        for (name, help) in [
+            (
+                "ferrosip_requests_total",
+                "SIP requests by direction and method",
+            ),
+            (
+                "ferrosip_responses_total",
+                "SIP responses by direction and status class",
+            ),
+            (
+                "ferrosip_transport_messages_total",
+                "SIP messages by direction and transport",
+            ),
+            (
+                "ferrosip_malformed_messages_total",
+                "Received messages that did not parse",
+            ),
+            (
+                "ferrosip_script_reloads_total",
+                "Routing script reloads by result",
+            ),
+            (
+                "ferrosip_auth_failures_total",
+                "Requests refused for wrong credentials",
+            ),
+        ] {
+            recorder.describe_counter(name.into(), None, help.into());
+        }
+        for (name, help) in [
+            (
+                "ferrosip_transactions_active",
+                "Proxy transactions in progress",
+            ),
+            (
+                "ferrosip_contacts_registered",
+                "Registered contacts (bindings)",
+            ),
+            ("ferrosip_subscribers", "Subscribers who can authenticate"),
+        ] {
+            recorder.describe_gauge(name.into(), None, help.into());
+        }
+        let reload = |result: &'static str| {
+            counter(
+                "ferrosip_script_reloads_total",
+                vec![Label::new("result", result)],
+            )
+        };
+        Metrics {
+            received: direction("in"),
+            sent: direction("out"),
+            malformed: TRANSPORTS
+                .iter()
+                .map(|t| {
+                    counter(
+                        "ferrosip_malformed_messages_total",
+                        vec![Label::new("transport", transport_label(*t))],
+                    )
+                })
+                .collect(),
+            reloads: [reload("ok"), reload("error")],
+            auth_failures: counter("ferrosip_auth_failures_total", Vec::new()),
+            transactions: gauge("ferrosip_transactions_active"),
+            contacts: gauge("ferrosip_contacts_registered"),
+            subscribers: gauge("ferrosip_subscribers"),
+            handle,
+        }
+    }
+
+    /// Counts a parsed message received over `protocol`.
+    pub(crate) fn received(&self, msg: &Message, protocol: Protocol) {
+        count(&self.received, protocol, msg.method(), msg.status());
+    }
+
+    /// Counts a message sent over `protocol`, read from its first line.
+    pub(crate) fn sent(&self, data: &[u8], protocol: Protocol) {
+        let first = data.split(|&b| b == b' ').next().unwrap_or_default();
+        if first == b"SIP/2.0" {
+            let status = data
+                .get(8..11)
+                .and_then(|s| std::str::from_utf8(s).ok()?.parse().ok());
+            count(&self.sent, protocol, None, status);
+        } else {
+            let method = std::str::from_utf8(first).map(Method::from_token).ok();
+            count(&self.sent, protocol, method, None);
+        }
+    }
+
+    /// Counts a received message that did not parse.
+    pub(crate) fn malformed(&self, protocol: Protocol) {
+        self.malformed[transport_index(protocol)].increment(1);
+    }
+
+    /// Counts a script reload that succeeded or was refused.
+    pub(crate) fn reloaded(&self, ok: bool) {
+        self.reloads[usize::from(!ok)].increment(1);
+    }
+
+    /// The text for `/metrics`, with the gauges and totals kept elsewhere set to these.
+    pub(crate) fn render(&self, now: Snapshot) -> String {
+        self.auth_failures.absolute(now.auth_failures);
+        self.transactions.set(now.transactions as f64);
+        self.contacts.set(now.contacts as f64);
+        self.subscribers.set(now.subscribers as f64);
+        self.handle.render()
+    }
+}
+
+/// Values the core keeps, read when `/metrics` is asked for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Snapshot {
+    pub(crate) auth_failures: u64,
+    pub(crate) transactions: usize,
+    pub(crate) contacts: usize,
+    pub(crate) subscribers: usize,
+}
+
+fn transport_index(p: Protocol) -> usize {
+    TRANSPORTS.iter().position(|t| *t == p).unwrap_or(0)
+}
+
+fn count(d: &Direction, protocol: Protocol, method: Option<Method<'_>>, status: Option<u16>) {
+    d.messages[transport_index(protocol)].increment(1);
+    if let Some(m) = method {
+        let i = METHODS
+            .iter()
+            .position(|n| *n == m.as_str())
+            .unwrap_or(METHODS.len() - 1);
+        d.requests[i].increment(1);
+    } else if let Some(s) = status {
+        if let Some(c) = (s / 100)
+            .checked_sub(1)
+            .and_then(|i| d.responses.get(usize::from(i)))
+        {
+            c.increment(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn counts_by_method_class_and_transport() {
+        let m = Metrics::new();
+        let invite = Message::parse(
+            &b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nContent-Length: 0\r\n\r\n"[..],
+        )
+        .unwrap();
+        m.received(&invite, Protocol::Udp);
+        m.sent(
+            b"SIP/2.0 407 Proxy Authentication Required\r\n",
+            Protocol::Tcp,
+        );
+        m.sent(b"FOO sip:x SIP/2.0\r\n", Protocol::Udp);
+        m.malformed(Protocol::Udp);
+        m.reloaded(false);
+        let text = m.render(Snapshot {
+            auth_failures: 3,
+            transactions: 2,
+            contacts: 5,
+            subscribers: 1,
+        });
+        let v = |s: &str| value(&text, s);
+        assert_eq!(
+            v("ferrosip_requests_total{direction=\"in\",method=\"INVITE\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            v("ferrosip_requests_total{direction=\"out\",method=\"other\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("ferrosip_responses_total{direction=\"out\",class=\"4xx\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("ferrosip_responses_total{direction=\"out\",class=\"2xx\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            v("ferrosip_transport_messages_total{direction=\"out\",transport=\"tcp\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("ferrosip_malformed_messages_total{transport=\"udp\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("ferrosip_script_reloads_total{result=\"error\"}"),
+            Some(1.0)
+        );
+        assert_eq!(v("ferrosip_auth_failures_total"), Some(3.0));
+        assert_eq!(v("ferrosip_contacts_registered"), Some(5.0));
+    }
+}
