@@ -444,3 +444,129 @@ Contact: <sip:alice@127.0.0.1:{p}>\n{auth}Max-Forwards: 70\nContent-Length: 0\n\
         "authenticated: routed, and nobody is there"
     );
 }
+
+/// A database created for one test on a real server, dropped at the end.
+struct ServerDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl ServerDb {
+    /// On PostgreSQL (`postgres`) or MariaDB (`mysql`) at 127.0.0.1, or the server named by
+    /// `FERROSIP_TEST_POSTGRES` / `FERROSIP_TEST_MYSQL` (an admin URL).
+    fn create(kind: &str) -> ServerDb {
+        use sqlx::{Connection, Executor};
+        let (var, default) = match kind {
+            "postgres" => (
+                "FERROSIP_TEST_POSTGRES",
+                "postgres://postgres@127.0.0.1:5432/postgres",
+            ),
+            _ => ("FERROSIP_TEST_MYSQL", "mysql://root@127.0.0.1:3306/mysql"),
+        };
+        let admin = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+        let name = format!("ferrosip_e2e_{}_{}", std::process::id(), kind);
+        let base = admin.rsplit_once('/').expect("a URL with a database").0;
+        let url = format!("{base}/{name}");
+        let sql = format!("CREATE DATABASE {name}");
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                let result = if kind == "postgres" {
+                    let mut c = sqlx::PgConnection::connect(&admin).await;
+                    match &mut c {
+                        Ok(c) => c.execute(sql.as_str()).await.map(drop),
+                        Err(_) => c.map(drop),
+                    }
+                } else {
+                    let mut c = sqlx::MySqlConnection::connect(&admin).await;
+                    match &mut c {
+                        Ok(c) => c.execute(sql.as_str()).await.map(drop),
+                        Err(_) => c.map(drop),
+                    }
+                };
+                result.unwrap_or_else(|e| panic!("{admin} ({var}): {e}"));
+            });
+        ServerDb { admin, name, url }
+    }
+}
+
+impl Drop for ServerDb {
+    fn drop(&mut self) {
+        use sqlx::{Connection, Executor};
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = tokio::runtime::Runtime::new().map(|rt| {
+            rt.block_on(async {
+                if admin.starts_with("postgres") {
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = c
+                            .execute(
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await;
+                    }
+                } else if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
+                    let _ = c
+                        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+                        .await;
+                }
+            })
+        });
+    }
+}
+
+/// The server keeps subscribers and bindings in PostgreSQL and MariaDB as in SQLite:
+/// REGISTER is challenged and accepted, and after `kill -9` the binding is still there.
+#[test]
+fn postgresql_and_mariadb_hold_subscribers_and_bindings_across_a_restart() {
+    for kind in ["postgres", "mysql"] {
+        let db = ServerDb::create(kind);
+        let added = support::cli(
+            &[
+                "user",
+                "add",
+                "alice@127.0.0.1",
+                "--password-stdin",
+                "--db",
+                &db.url,
+            ],
+            "wonderland\n",
+        );
+        assert!(added.ok, "{kind}: {}", added.stderr);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Server::start(dir.path(), &["--db", &db.url]);
+        let ua = Ua::new();
+        ua.send(s.addr(), &alice_register(&s, &ua, "reg-db", 1, None));
+        let challenge = ua.recv();
+        assert_eq!(challenge.status(), Some(401), "{kind}");
+        let uri = format!("sip:127.0.0.1:{}", s.port);
+        let good = authorization(
+            &challenge,
+            Algorithm::Sha256,
+            "alice",
+            "wonderland",
+            "REGISTER",
+            &uri,
+            1,
+        );
+        ua.send(s.addr(), &alice_register(&s, &ua, "reg-db", 2, Some(&good)));
+        assert_eq!(ua.recv().status(), Some(200), "{kind}");
+        let (dir_path, port) = s.kill9();
+        let s = Server::start_on(&dir_path, port, &["--db", &db.url]);
+        let caller = Ua::new();
+        caller.send(
+            s.addr(),
+            &format!(
+                "OPTIONS sip:alice@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKdb{kind}\n\
+From: <sip:carol@example.net>;tag=c\nTo: <sip:alice@127.0.0.1>\nCall-ID: db-{kind}\nCSeq: 1 OPTIONS\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+                p = caller.port
+            ),
+        );
+        let (req, _) = ua
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{kind}: the binding survived the restart"));
+        assert_eq!(req.call_id().unwrap(), format!("db-{kind}"));
+        drop(s);
+    }
+}

@@ -71,10 +71,11 @@ impl Server {
             cmd.args(["--api", &format!("127.0.0.1:{port}")]);
             port
         };
+        if !extra.contains(&"--db") {
+            cmd.arg("--db").arg(dir.join("ferrosip.db"));
+        }
         let child = cmd
             .current_dir(dir)
-            .arg("--db")
-            .arg(dir.join("ferrosip.db"))
             .args(extra)
             .env(
                 "FERROSIP_LOG",
