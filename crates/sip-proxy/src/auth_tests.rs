@@ -306,3 +306,20 @@ Content-Length: 0\n\n"
     );
     assert_eq!(from("192.0.2.99:5060", "t2"), Some(407), "anyone else");
 }
+
+#[test]
+fn domains_without_subscribers_are_reported_open() {
+    let core = crate::tests::with_script("request_route { exit; }");
+    assert_eq!(core.open_domains(), ["192.0.2.1", "example.com"]);
+    let mut subs = Subscribers::new();
+    subs.insert(
+        "alice",
+        "Example.com",
+        Secrets::from_password("alice", "example.com", "x"),
+    );
+    core.set_subscribers(Arc::new(subs));
+    core.config()
+        .hosted
+        .replace(["example.org".to_owned()].into());
+    assert_eq!(core.open_domains(), ["192.0.2.1", "example.org"]);
+}

@@ -134,6 +134,23 @@ impl Core {
         self.subscribers.load().len()
     }
 
+    /// Our domains that have no subscribers: their registrar is open (the default script
+    /// challenges only in domains with subscribers).
+    pub fn open_domains(&self) -> Vec<String> {
+        let subscribers = self.subscribers.load();
+        let mut open: Vec<String> = self
+            .cfg
+            .domains
+            .iter()
+            .cloned()
+            .chain(self.cfg.hosted.list())
+            .filter(|d| !subscribers.has_domain(d))
+            .collect();
+        open.sort();
+        open.dedup();
+        open
+    }
+
     /// The subscribers now.
     pub(crate) fn subscribers(&self) -> arc_swap::Guard<Arc<auth::Subscribers>> {
         self.subscribers.load()

@@ -376,12 +376,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let subscribers = load_directory(&core, &store)
         .await
         .context("loading subscribers, domains and aliases")?;
-    if subscribers == 0 {
+    tracing::info!(subscribers, hosted = ?core.config().hosted.list(), "directory loaded");
+    let open = core.open_domains();
+    if !open.is_empty() {
         tracing::warn!(
-            "no subscribers: the registrar is open (anyone may register); add one with `ferrosip user add`"
+            domains = ?open,
+            "these domains have no subscribers: anyone may register in them (add one with `ferrosip user add`)"
         );
-    } else {
-        tracing::info!(subscribers, "subscribers loaded");
     }
     let live = Live {
         core: core.clone(),
