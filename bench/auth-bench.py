@@ -88,6 +88,13 @@ def tree_pss_kb(pid):
     return total
 
 
+def machine_busy_s():
+    """CPU seconds spent by the whole machine (all cores, not idle or iowait) since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
 # --- subscribers ---------------------------------------------------------------------------
 
 def h(name, text):
@@ -335,14 +342,22 @@ def probe(port, users, probe_user):
     return bad, algs
 
 
-def sipp(port, users_csv, rate, count, workdir, sipp_port, timeout):
+def sipp(port, users_csv, rate, count, workdir, sipp_port):
     stf = os.path.join(workdir, "stat.csv")
     cmd = ["sipp", f"127.0.0.1:{port}", "-sf", os.path.join(HERE, "register-auth.xml"),
            "-inf", users_csv, "-i", "127.0.0.1", "-p", str(sipp_port), "-r", str(rate),
-           "-m", str(count), "-nostdin", "-recv_timeout", "8000", "-trace_stat", "-stf", stf,
-           "-fd", "1", "-trace_counts", "-trace_err"]
+           "-m", str(count), "-timeout", str(int(count / rate) + 120), "-nostdin",
+           "-recv_timeout", "8000", "-trace_stat", "-stf", stf, "-fd", "1", "-trace_counts",
+           "-trace_err"]
     with open(os.path.join(workdir, "sipp.stderr"), "w") as err:
-        subprocess.run(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=err, timeout=timeout)
+        p = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            _, _, ru = os.wait4(p.pid, 0)
+        except BaseException:
+            p.kill()
+            raise
+        p.returncode = 0
+    sipp_cpu = ru.ru_utime + ru.ru_stime
     rows = list(csv.reader(open(stf), delimiter=";"))
     stats = dict(zip(rows[0], rows[-1]))
     counts = {}  # response code -> received (sipp's -trace_counts, the last line)
@@ -353,7 +368,7 @@ def sipp(port, users_csv, rate, count, workdir, sipp_port, timeout):
             if m:
                 counts[int(m.group(1))] = counts.get(int(m.group(1)), 0) + int(v)
     return (int(stats["SuccessfulCall(C)"]), int(stats["FailedCall(C)"]),
-            int(stats["Retransmissions(C)"]), counts, cmd)
+            int(stats["Retransmissions(C)"]), counts, sipp_cpu, cmd)
 
 
 def measure(server, users, probe_user, users_csv, rate, port, schema_dir, keep):
@@ -363,12 +378,12 @@ def measure(server, users, probe_user, users_csv, rate, port, schema_dir, keep):
         server.start(port, wd)
         try:
             problems, algs = probe(port, users, probe_user)
-            cpu0 = tree_cpu_s(server.pid)
+            cpu0, busy0 = tree_cpu_s(server.pid), machine_busy_s()
             t0 = time.time()
-            ok, failed, retrans, counts, cmd = sipp(port, users_csv, rate, len(users), wd,
-                                                    port + 3, len(users) / rate + 120)
+            ok, failed, retrans, counts, sipp_cpu, cmd = sipp(port, users_csv, rate, len(users),
+                                                              wd, port + 3)
             elapsed = time.time() - t0
-            cpu1 = tree_cpu_s(server.pid)
+            cpu1, busy1 = tree_cpu_s(server.pid), machine_busy_s()
             pss = tree_pss_kb(server.pid)
         finally:
             server.stop()
@@ -380,6 +395,8 @@ def measure(server, users, probe_user, users_csv, rate, port, schema_dir, keep):
             err_head += open(os.path.join(wd, "sipp.stderr")).read()[-1500:]
         return dict(ok=ok, failed=failed, retrans=retrans, counts=counts, algs=algs,
                     cpu_us=(cpu1 - cpu0) * 1e6 / max(ok, 1), cpu_s=cpu1 - cpu0, pss_kb=pss,
+                    sipp_cpu_s=sipp_cpu,
+                    machine_cpu_s=busy1 - busy0,
                     elapsed=elapsed, problems=problems, errors=err_head, workdir=wd,
                     server_cmd=server.cmd, sipp_cmd=cmd)
     finally:
@@ -424,7 +441,8 @@ def main():
                       f"failed={r['failed']} retrans={r['retrans']} 401s={c.get(401, 0)} "
                       f"200s={c.get(200, 0)} challenges={'+'.join(r['algs'])} "
                       f"cpu_s={r['cpu_s']:.2f} cpu_us_per_op={r['cpu_us']:.1f} "
-                      f"pss_kb={r['pss_kb']} wall_s={r['elapsed']:.1f}", flush=True)
+                      f"pss_kb={r['pss_kb']} wall_s={r['elapsed']:.1f} sipp_cpu_s={r['sipp_cpu_s']:.2f} "
+                      f"machine_cpu_s={r['machine_cpu_s']:.2f}", flush=True)
                 for p in r["problems"]:
                     print(f"    PROBLEM: {p}", flush=True)
                 if r["errors"]:
