@@ -21,8 +21,10 @@ and its PSS at the end.
       --server kamailio --server ferrosip=target/release/ferrosip
 
 Servers (each --server, in the order given, per run):
-  kamailio[:DEF,...][=PATH]     bench/kamailio-auth.cfg; DEFs are passed with -A
-                                (NO_NC: no nonce-count check); PATH: the kamailio binary
+  kamailio[:OPT,...][=PATH]     bench/kamailio-auth.cfg; OPTs: qm, fm or tlsf choose
+                                Kamailio's memory manager (-x; its default is qm), others
+                                are defines passed with -A (NO_NC: no nonce-count check);
+                                PATH: the kamailio binary
   ferrosip[:ALG,...]=PATH       ferrosip with [auth] algorithms = [ALG, ...] (default MD5,
                                 what sipp answers; sipp answers the first challenge only)
                                 and [security] flood_limit = 0
@@ -301,14 +303,16 @@ class Server:
             ferrosip_db(self.binary, db, users)
         self.db = db
 
-    def start(self, port, workdir):
+    def start(self, port, workdir, kamailio_shm=None):
         log = open(os.path.join(workdir, f"{self.kind}.log"), "w")
         if self.kind == "kamailio":
             cmd = [self.binary, "-f", os.path.join(HERE, "kamailio-auth.cfg"), "-l",
                    f"udp:127.0.0.1:{port}", "-DD", "-E", "-w", workdir, "-Y", workdir,
                    "-A", f'DBURL="sqlite:///{self.db}"']
             for d in self.opts:
-                cmd += ["-A", d]
+                cmd += ["-x", d] if d in ("qm", "fm", "tlsf") else ["-A", d]
+            if kamailio_shm:
+                cmd += ["-m", str(kamailio_shm)]
         else:
             cfg = os.path.join(workdir, "ferrosip.toml")
             algs = ", ".join(f'"{a}"' for a in self.opts)
@@ -398,11 +402,12 @@ def sipp(port, users_csv, rate, count, workdir, sipp_port):
             int(stats["Retransmissions(C)"]), counts, sipp_cpu, cmd)
 
 
-def measure(server, users, probe_user, users_csv, rate, port, schema_dir, keep, idle_wait):
+def measure(server, users, probe_user, users_csv, rate, port, schema_dir, keep, idle_wait,
+            kamailio_shm):
     wd = tempfile.mkdtemp(prefix=f"authbench-{server.kind}-")
     try:
         server.prepare(wd, users + [probe_user], schema_dir)
-        server.start(port, wd)
+        server.start(port, wd, kamailio_shm)
         try:
             problems, algs = probe(port, users, probe_user)
             waited = wait_idle(idle_wait) if idle_wait else 0.0
@@ -443,6 +448,9 @@ def main():
     ap.add_argument("--port", type=int, default=25060, help="first port; each server its own")
     ap.add_argument("--kamailio-schema", default="/usr/share/kamailio/db_sqlite",
                     help="Kamailio's SQLite schema (standard-create.sql, auth_db-create.sql)")
+    ap.add_argument("--kamailio-shm", type=int, metavar="MB",
+                    help="Kamailio's shared memory (-m); its default 64 MB holds about 50000 "
+                         "bindings")
     ap.add_argument("--idle-wait", type=float, default=300,
                     help="seconds to wait at most for an idle machine before each measurement "
                          "(0: do not wait)")
@@ -467,7 +475,7 @@ def main():
             for i, srv in enumerate(servers):
                 port = a.port + 10 * i
                 r = measure(srv, users, probe_user, users_csv, a.rate, port, a.kamailio_schema,
-                            a.keep, a.idle_wait)
+                            a.keep, a.idle_wait, a.kamailio_shm)
                 # Something else competed for the cores: CPU the machine spent besides the
                 # server and sipp above 10% of one core (/proc/stat, which misses short
                 # bursts), or tasks waiting for a CPU more than --noisy-psi % of the time.
