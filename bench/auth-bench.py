@@ -213,10 +213,9 @@ class Probe:
     def request(self, method, to_user, extra="", tries=10):
         self.n += 1
         uri = f"sip:{DOMAIN}:{self.port}"
-        ruri = uri if method == "REGISTER" else f"sip:{DOMAIN}:{self.port}"
         to = f"<sip:{to_user}@{DOMAIN}>" if to_user else f"<{uri}>"
         frm = to if to_user else f"<sip:probe@{DOMAIN}>"
-        msg = (f"{method} {ruri} SIP/2.0\r\n"
+        msg = (f"{method} {uri} SIP/2.0\r\n"
                f"Via: SIP/2.0/UDP 127.0.0.1:{self.me};branch=z9hG4bKprobe{self.n}x{secrets.token_hex(4)}\r\n"
                f"From: {frm};tag=p{self.n}\r\nTo: {to}\r\nCall-ID: probe{self.n}-{secrets.token_hex(4)}@x\r\n"
                f"CSeq: {self.n} {method}\r\nMax-Forwards: 70\r\n"
