@@ -61,24 +61,44 @@ impl std::fmt::Display for CredentialError {
 impl std::error::Error for CredentialError {}
 
 impl Credentials {
-    /// Reads digest credentials from a parsed header value.
+    /// Reads digest credentials from a parsed header value, in one pass over its
+    /// parameters.
     pub fn from_header(h: &AuthHeader<'_>) -> Result<Credentials, CredentialError> {
         if !h.is_digest() {
             return Err(CredentialError::NotDigest);
         }
-        let get = |name: &'static str| {
-            h.get(name)
-                .map(|v| v.into_owned())
-                .ok_or(CredentialError::Missing(name))
+        const NAMES: [&str; 9] = [
+            "username",
+            "realm",
+            "nonce",
+            "uri",
+            "response",
+            "algorithm",
+            "qop",
+            "nc",
+            "cnonce",
+        ];
+        let mut found: [Option<&str>; 9] = [None; 9];
+        for (name, value) in h.params() {
+            if let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)) {
+                found[i].get_or_insert(value);
+            }
+        }
+        let get = |i: usize| -> Result<String, CredentialError> {
+            found[i]
+                .map(|v| AuthHeader::unquoted(v).into_owned())
+                .ok_or(CredentialError::Missing(NAMES[i]))
         };
-        let algorithm = match h.get("algorithm") {
+        let algorithm = match found[5] {
             None => Algorithm::Md5,
-            Some(a) => Algorithm::from_token(&a).ok_or(CredentialError::Algorithm)?,
+            Some(a) => {
+                Algorithm::from_token(&AuthHeader::unquoted(a)).ok_or(CredentialError::Algorithm)?
+            }
         };
-        let qop = match h.get("qop") {
+        let qop = match found[6].map(AuthHeader::unquoted) {
             None => None,
             Some(q) if q.eq_ignore_ascii_case("auth") => {
-                let nc_text = get("nc")?;
+                let nc_text = get(7)?;
                 if nc_text.len() != 8 {
                     return Err(CredentialError::Qop);
                 }
@@ -86,17 +106,17 @@ impl Credentials {
                 Some(QopAuth {
                     nc,
                     nc_text,
-                    cnonce: get("cnonce")?,
+                    cnonce: get(8)?,
                 })
             }
             Some(_) => return Err(CredentialError::Qop),
         };
         Ok(Credentials {
-            username: get("username")?,
-            realm: get("realm")?,
-            nonce: get("nonce")?,
-            uri: get("uri")?,
-            response: get("response")?.to_ascii_lowercase(),
+            username: get(0)?,
+            realm: get(1)?,
+            nonce: get(2)?,
+            uri: get(3)?,
+            response: get(4)?.to_ascii_lowercase(),
             algorithm,
             qop,
         })

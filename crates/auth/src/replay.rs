@@ -8,8 +8,15 @@ const SHARDS: usize = 16;
 /// Remembers, per nonce serial, the highest `nc` accepted, for as long as the nonce lives.
 #[derive(Debug)]
 pub struct NonceCounts {
-    shards: Vec<Mutex<HashMap<u64, Seen>>>,
+    shards: Vec<Mutex<Shard>>,
     lifetime: u64,
+}
+
+/// The nonces of one shard, and when expired ones are next swept out.
+#[derive(Debug, Default)]
+struct Shard {
+    seen: HashMap<u64, Seen>,
+    next_sweep: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -34,18 +41,23 @@ impl NonceCounts {
         let mut shard = self.shards[(serial % SHARDS as u64) as usize]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if shard.len() > 1024 {
+        // Expired nonces go in a sweep every tenth of a lifetime (a sweep per call would
+        // cost the whole shard on every REGISTER under load).
+        if now >= shard.next_sweep {
             let lifetime = self.lifetime;
-            shard.retain(|_, s| now.saturating_sub(s.issued_at) <= lifetime);
+            shard
+                .seen
+                .retain(|_, s| now.saturating_sub(s.issued_at) <= lifetime);
+            shard.next_sweep = now + (lifetime / 10).max(1);
         }
-        match shard.get_mut(&serial) {
+        match shard.seen.get_mut(&serial) {
             Some(seen) if nc <= seen.nc || nc == 0 => false,
             Some(seen) => {
                 seen.nc = nc;
                 true
             }
             None => {
-                shard.insert(serial, Seen { nc, issued_at });
+                shard.seen.insert(serial, Seen { nc, issued_at });
                 true
             }
         }
@@ -56,7 +68,7 @@ impl NonceCounts {
     fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).seen.len())
             .sum()
     }
 }

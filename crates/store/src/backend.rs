@@ -191,6 +191,23 @@ impl Store {
         });
         Ok(rows?)
     }
+
+    /// Runs a query without parameters and hands each row to `each` as it arrives (a large
+    /// table is never held whole in memory).
+    pub(crate) async fn for_each_row(
+        &self,
+        sql: &str,
+        mut each: impl FnMut(&dyn Columns) -> Result<(), sqlx::Error>,
+    ) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt;
+        dispatch!(&self.backend, pool => {
+            let mut rows = sqlx::query(sql).fetch(pool);
+            while let Some(r) = rows.try_next().await? {
+                each(&r)?;
+            }
+        });
+        Ok(())
+    }
 }
 
 /// The columns of a row, by position, whatever the database.

@@ -90,9 +90,13 @@ impl Store {
     /// Every subscriber, as the table the server authenticates against.
     pub async fn load_subscribers(&self) -> Result<Subscribers, StoreError> {
         let mut table = Subscribers::new();
-        for s in self.subscribers(None).await? {
+        let sql = "SELECT username, domain, ha1_md5, ha1_sha256 FROM subscriber";
+        self.for_each_row(sql, |r| {
+            let s = subscriber(r)?;
             table.insert(&s.username, &s.domain, s.secrets);
-        }
+            Ok(())
+        })
+        .await?;
         Ok(table)
     }
 }

@@ -46,12 +46,15 @@ impl<'a> AuthHeader<'a> {
     pub fn get(&self, name: &str) -> Option<Cow<'a, str>> {
         self.params()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(
-                |(_, v)| match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-                    Some(inner) => unquote(inner),
-                    None => v.into(),
-                },
-            )
+            .map(|(_, v)| Self::unquoted(v))
+    }
+
+    /// A value as [`params`](Self::params) gives it, without its quotes and escapes.
+    pub fn unquoted(value: &'a str) -> Cow<'a, str> {
+        match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(inner) => unquote(inner),
+            None => value.into(),
+        }
     }
 }
 
