@@ -398,11 +398,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut last_purge = Instant::now();
             loop {
+                // Idle, it wakes every 100 ms (or T1, if shorter): a timer started meanwhile is
+                // at least T1 away, so it is still served on time.
                 let now = Instant::now();
+                let longest = core.config().timers.t1.min(Duration::from_millis(100));
                 let next = core
                     .next_timeout()
-                    .unwrap_or(now)
-                    .clamp(now + TIMER_TICK, now + Duration::from_millis(100));
+                    .unwrap_or(now + longest)
+                    .clamp(now + TIMER_TICK.min(longest), now + longest);
                 tokio::time::sleep_until(next.into()).await;
                 server.execute(core.handle_timeouts(Instant::now()));
                 if last_purge.elapsed() > Duration::from_secs(10) {
