@@ -216,7 +216,7 @@ impl Default for Server {
             domains: Vec::new(),
             advertise: None,
             database: "ferrosip.db".into(),
-            commit_window_ms: 10,
+            commit_window_ms: 20,
             agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
             tcp_idle_timeout: 300,
             udp_workers: 1,

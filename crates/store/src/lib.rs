@@ -71,7 +71,7 @@ impl Store {
     }
 
     /// On SQLite, copies the write-ahead log into the database file as far as it can without
-    /// waiting for the writer (a PASSIVE checkpoint); call it every second or so. Nothing to
+    /// waiting for the writer (a PASSIVE checkpoint); call it every few seconds. Nothing to
     /// do on the other databases.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         if let Backend::Sqlite { checkpointer, .. } = &self.backend {

@@ -257,7 +257,7 @@ const TIMER_TICK: Duration = Duration::from_millis(10);
 /// Most jobs in one transaction. It also bounds the burst of 200 OKs released by one
 /// commit: a client behind one socket (a registrar front end, a load generator) must not
 /// have its receive buffer overrun by them.
-const MAX_BATCH: usize = 32;
+const MAX_BATCH: usize = 64;
 
 /// Writes registrar changes in batches: every job waiting is committed in one transaction,
 /// then the responses that waited for it are sent.
@@ -341,8 +341,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     {
         let store = store.clone();
         tokio::spawn(async move {
+            // Every 5 s: pages written many times in between are copied once.
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
                 if let Err(e) = store.checkpoint().await {
                     tracing::warn!(error = %e, "checkpoint failed");
                 }
