@@ -190,7 +190,21 @@ fn the_api_serves_the_cli_and_metrics_and_applies_changes_at_once() {
         .contains("user:       alice"));
     assert_eq!(cli(&["domain", "list"], "").1, "open.test\nsecure.test\n");
 
+    let (ok, out) = cli(&["domain", "rm", "secure.test"], "");
+    assert!(!ok && out.contains("still has 1 subscriber(s)"), "{out}");
+    assert!(cli(&["domain", "add", "spare.test"], "").0);
+    assert!(cli(&["domain", "rm", "spare.test"], "").0);
+    let (ok, out) = cli(&["alias", "add", "3000@open.test", "bob@open.test"], "");
+    assert!(ok, "{out}");
+    assert!(cli(&["alias", "rm", "3000@open.test"], "").0);
+    assert_eq!(
+        cli(&["alias", "list", "open.test"], "").1,
+        "2000@open.test -> bob@open.test\n"
+    );
+
     // Contacts: shown and removed in the running server.
+    let (_, all) = cli(&["location", "show"], "");
+    assert_eq!(all.lines().count(), 1, "{all}");
     let (_, out) = cli(&["location", "show", "bob@open.test"], "");
     assert!(out.starts_with("sip:bob@open.test\t"), "{out}");
     let (ok, out) = cli(&["location", "rm", "bob@open.test"], "");
