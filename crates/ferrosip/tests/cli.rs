@@ -54,3 +54,33 @@ fn ping_prints_the_answer_or_fails_without_one() {
     let (ok, out) = ferrosip(&["ping", "tel:+123"]);
     assert!(!ok && out.contains("not a sip: URI"), "{out}");
 }
+
+#[test]
+fn serve_names_a_database_it_cannot_open() {
+    let started = std::time::Instant::now();
+    let out = support::cli(
+        &[
+            "serve",
+            "--listen",
+            &format!("udp:127.0.0.1:{}", support::free_port()),
+            "--api",
+            "off",
+            "--db",
+            "postgres://postgres:secret@127.0.0.1:1/ferrosip",
+        ],
+        "",
+    );
+    assert!(!out.ok);
+    assert!(
+        out.stderr
+            .contains("cannot open postgres://postgres:***@127.0.0.1:1/ferrosip")
+            && out.stderr.contains("Connection refused")
+            && !out.stderr.contains("secret"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "no retrying for long"
+    );
+}

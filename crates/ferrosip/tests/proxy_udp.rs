@@ -467,3 +467,42 @@ fn a_port_in_use_is_an_error_even_with_udp_workers() {
     std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains(&s.port.to_string()), "{err}");
 }
+
+/// A binding the database refuses to store is tried again, and the 200 OK waits for it.
+#[test]
+fn a_failed_binding_write_is_retried_before_the_answer() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]);
+    let db = format!("sqlite:{}", dir.path().join("ferrosip.db").display());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let sql = |q: &'static str| {
+        rt.block_on(async {
+            let mut c = sqlx::SqliteConnection::connect(&db).await.expect("open");
+            c.execute(q).await.expect(q);
+        })
+    };
+    sql("CREATE TRIGGER refuse BEFORE INSERT ON location BEGIN SELECT RAISE(ABORT, 'no'); END");
+    let ua = Ua::new();
+    ua.send(s.addr(), &ua.register(s.port, "dora", "retry-1", 1, ""));
+    assert!(
+        ua.recv_timeout(Duration::from_millis(400)).is_none(),
+        "no 200 OK while the binding is not stored"
+    );
+    sql("DROP TRIGGER refuse");
+    let (ok, _) = ua
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the 200 OK once a retry stored it");
+    assert_eq!(ok.status(), Some(200));
+    drop(s);
+    let rows = rt.block_on(async {
+        let mut c = sqlx::SqliteConnection::connect(&db).await.expect("open");
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM location WHERE aor = 'sip:dora@127.0.0.1'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .expect("count")
+    });
+    assert_eq!(rows, 1);
+}

@@ -282,8 +282,20 @@ async fn location_writer(
             }
         }
         backlog = !jobs.is_empty();
-        if let Err(e) = store.apply(batch.iter().flat_map(|j| &j.changes)).await {
-            tracing::error!(error = %e, "cannot store bindings");
+        // A failed transaction (a database restarting, a deadlock with another server) is
+        // tried again; the answers wait meanwhile (UDP clients retransmit, and the
+        // transactions absorb that).
+        for (attempt, pause) in [0, 100, 500, 2000].into_iter().enumerate() {
+            if pause > 0 {
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            match store.apply(batch.iter().flat_map(|j| &j.changes)).await {
+                Ok(()) => break,
+                Err(e) if attempt == 3 => {
+                    tracing::error!(error = %e, "bindings not stored: they are lost at restart")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot store bindings, trying again"),
+            }
         }
         for job in batch.drain(..) {
             server.execute(job.then);
