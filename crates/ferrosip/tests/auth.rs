@@ -240,14 +240,21 @@ fn sipsak_registers_with_the_password_and_is_refused_without_it() {
 /// a trusted peer.
 #[test]
 fn a_trusted_peer_is_not_challenged() {
-    for (trusted, expected) in [("", 407), ("trusted = [\"127.0.0.0/8\"]", 200)] {
+    for (trusted, expected) in [("", 407), ("trusted = [\"127.0.0.0/8\"]", 404)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("ferrosip.db");
         assert!(user(&db, &["add", "alice@127.0.0.1", "--password-stdin"], "w\n").0);
         let s = Server::start_with_config(dir.path(), &format!("[auth]\n{trusted}\n"));
         let ua = Ua::new();
-        ua.send(s.addr(), &ua.options(s.port, "trust-1"));
+        // For a user: looked up (404, no contacts) when trusted, else challenged.
+        let to_user =
+            ua.options(s.port, "trust-1")
+                .replacen("OPTIONS sip:", "OPTIONS sip:nobody@", 1);
+        ua.send(s.addr(), &to_user);
         assert_eq!(ua.recv().status(), Some(expected), "{trusted:?}");
+        // A keep-alive for the server itself is answered, trusted or not.
+        ua.send(s.addr(), &ua.options(s.port, "trust-2"));
+        assert_eq!(ua.recv().status(), Some(200), "{trusted:?}");
     }
 }
 

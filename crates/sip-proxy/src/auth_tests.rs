@@ -289,7 +289,7 @@ fn the_default_script_lets_trusted_peers_in_and_challenges_the_others() {
     core.set_subscribers(Arc::new(subs));
     let options = |branch: &str| {
         msg(&format!(
-            "OPTIONS sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK{branch}\n\
+            "OPTIONS sip:{branch}@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK{branch}\n\
 From: <sip:alice@example.com>;tag=o\nTo: <sip:example.com>\nCall-ID: t-{branch}\nCSeq: 1 OPTIONS\n\
 Content-Length: 0\n\n"
         ))
@@ -301,10 +301,18 @@ Content-Length: 0\n\n"
     };
     assert_eq!(
         from("192.0.2.10:5060", "t1"),
-        Some(200),
-        "a trusted gateway"
+        Some(404),
+        "a trusted gateway: looked up, not challenged"
     );
     assert_eq!(from("192.0.2.99:5060", "t2"), Some(407), "anyone else");
+    let keepalive = msg("OPTIONS sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKka\n\
+From: <sip:alice@example.com>;tag=o\nTo: <sip:example.com>\nCall-ID: ka\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+    let out = sent(core.handle_message(Instant::now(), keepalive, udp("192.0.2.99:5060")));
+    assert_eq!(
+        out[0].1.status(),
+        Some(200),
+        "a keep-alive for the server itself"
+    );
 }
 
 #[test]
