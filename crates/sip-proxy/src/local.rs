@@ -74,8 +74,9 @@ impl Core {
     pub(crate) fn lookup(&self, aor: &str) -> Vec<Binding> {
         let now = unix_now();
         let aliases = self.aliases();
-        if let Some((scheme, target)) = aor
-            .split_once(':')
+        if let Some((scheme, target)) = (!aliases.is_empty())
+            .then(|| aor.split_once(':'))
+            .flatten()
             .and_then(|(scheme, addr)| Some((scheme, aliases.get(addr)?)))
         {
             return self.location.lookup(&format!("{scheme}:{target}"), now);

@@ -78,6 +78,20 @@ impl Store {
         }
     }
 
+    /// The subscriber `username@domain`, if there is one.
+    pub async fn subscriber(
+        &self,
+        username: &str,
+        domain: &str,
+    ) -> Result<Option<Subscriber>, StoreError> {
+        let sql = "SELECT username, domain, ha1_md5, ha1_sha256 FROM subscriber \
+                   WHERE username = ? AND domain = ?";
+        let found = self
+            .fetch(sql, &[username, &domain.to_ascii_lowercase()], subscriber)
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
     /// How many subscribers `domain` has.
     pub async fn subscriber_count(&self, domain: &str) -> Result<u64, StoreError> {
         let sql = "SELECT COUNT(*) FROM subscriber WHERE domain = ?";

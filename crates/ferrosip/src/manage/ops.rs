@@ -147,10 +147,8 @@ async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpErro
         Op::UserShow { address } => {
             let (user, domain) = split(&address)?;
             store
-                .subscribers(Some(&domain))
+                .subscriber(&user, &domain)
                 .await?
-                .into_iter()
-                .find(|s| s.username == user)
                 .map(|s| {
                     Reply::User(UserInfo {
                         user: s.username,
@@ -188,12 +186,7 @@ async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpErro
         Op::AliasAdd { alias, target } => {
             let (user, domain) = split(&alias)?;
             let (target_username, target_domain) = split(&target)?;
-            let is_user = store
-                .subscribers(Some(&domain))
-                .await?
-                .iter()
-                .any(|s| s.username == user);
-            if is_user {
+            if store.subscriber(&user, &domain).await?.is_some() {
                 return Err(OpError::new(
                     ErrorKind::Conflict,
                     format!("{user}@{domain} is a subscriber's own address"),

@@ -216,6 +216,14 @@ pub(super) async fn subscribers(db: &TestDb) {
         [alice("example.net", "c")]
     );
     assert_eq!(store.subscribers(Some("example.org")).await.unwrap(), []);
+    assert_eq!(
+        store.subscriber("alice", "Example.NET").await.unwrap(),
+        Some(alice("example.net", "c"))
+    );
+    assert_eq!(
+        store.subscriber("Alice", "example.net").await.unwrap(),
+        None
+    );
     let new = Secrets::from_password("alice", "example.com", "new");
     assert!(store
         .set_secrets("alice", "EXAMPLE.com", &new)
