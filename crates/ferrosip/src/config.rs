@@ -163,6 +163,9 @@ pub(crate) struct Server {
     /// Milliseconds the binding writer waits to commit REGISTERs together (group commit);
     /// their 200 OKs wait as long. 0 commits each batch at once.
     pub(crate) commit_window_ms: u64,
+    /// Most REGISTERs waiting for their bindings to be written; past it (a database too
+    /// slow for the load) REGISTERs are answered 503 with Retry-After.
+    pub(crate) max_pending_writes: usize,
     /// Server / User-Agent header value.
     pub(crate) agent: String,
     /// Seconds a TCP connection may stay idle.
@@ -217,6 +220,7 @@ impl Default for Server {
             advertise: None,
             database: "ferrosip.db".into(),
             commit_window_ms: 20,
+            max_pending_writes: 10_000,
             agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
             tcp_idle_timeout: 300,
             udp_workers: 1,

@@ -5,6 +5,7 @@ mod cmd;
 mod config;
 mod manage;
 mod metrics;
+mod resolve;
 mod script;
 
 use std::path::PathBuf;

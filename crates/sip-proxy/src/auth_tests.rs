@@ -59,7 +59,7 @@ Contact: <sip:{user}@192.0.2.10:5060>\n{auth}Content-Length: 0\n\n"
 
 /// The one response the core sent.
 fn answer(core: &Core, m: Message) -> Message {
-    let mut out = sent(core.handle_message(Instant::now(), m, udp(CALLER)));
+    let mut out = sent(crate::tests::handle(core, Instant::now(), m, udp(CALLER)));
     assert_eq!(out.len(), 1, "{out:?}");
     out.remove(0).1
 }
@@ -117,7 +117,8 @@ fn register_is_challenged_then_accepted_with_either_algorithm() {
             "sip:example.com",
             1 + i as u32,
         );
-        let ok = sent(core.handle_message(
+        let ok = sent(crate::tests::handle(
+            &core,
             Instant::now(),
             register("alice", "example.com", &format!("b{i}"), Some(&a)),
             udp(CALLER),
@@ -166,7 +167,8 @@ fn wrong_password_unknown_user_and_replay_are_refused_alike() {
         "sip:example.com",
         3,
     );
-    let first = sent(core.handle_message(
+    let first = sent(crate::tests::handle(
+        &core,
         Instant::now(),
         register("alice", "example.com", "c4", Some(&good)),
         udp(CALLER),
@@ -230,7 +232,8 @@ fn the_same_user_name_in_two_domains_has_two_passwords() {
         "sip:example.net",
         2,
     );
-    let ok = sent(core.handle_message(
+    let ok = sent(crate::tests::handle(
+        &core,
         Instant::now(),
         register("alice", "example.net", "d3", Some(&net_password)),
         udp(CALLER),
@@ -295,7 +298,12 @@ Content-Length: 0\n\n"
         ))
     };
     let from = |src: &str, branch: &str| {
-        sent(core.handle_message(Instant::now(), options(branch), udp(src)))[0]
+        sent(crate::tests::handle(
+            &core,
+            Instant::now(),
+            options(branch),
+            udp(src),
+        ))[0]
             .1
             .status()
     };
@@ -307,7 +315,12 @@ Content-Length: 0\n\n"
     assert_eq!(from("192.0.2.99:5060", "t2"), Some(407), "anyone else");
     let keepalive = msg("OPTIONS sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKka\n\
 From: <sip:alice@example.com>;tag=o\nTo: <sip:example.com>\nCall-ID: ka\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
-    let out = sent(core.handle_message(Instant::now(), keepalive, udp("192.0.2.99:5060")));
+    let out = sent(crate::tests::handle(
+        &core,
+        Instant::now(),
+        keepalive,
+        udp("192.0.2.99:5060"),
+    ));
     assert_eq!(
         out[0].1.status(),
         Some(200),

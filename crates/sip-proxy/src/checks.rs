@@ -5,8 +5,7 @@ use sip_message::{ErrorKind, HeaderName, Host, Message, Uri};
 use crate::core::{Core, STATEFUL};
 use crate::forward::fnv;
 use crate::reply::reason;
-use crate::target::Destination;
-use crate::Command;
+use crate::routing::RouteCtx;
 
 /// The loop-detection hash of §16.6 step 8: what makes two passes of a request differ.
 pub(crate) fn loop_hash(msg: &Message) -> u64 {
@@ -24,7 +23,8 @@ pub(crate) fn loop_hash(msg: &Message) -> u64 {
 impl Core {
     /// Syntax and sanity (400, 505), the Request-URI scheme (416), Proxy-Require (420) and
     /// loops (482). Answers the error itself; true when the request is sound.
-    pub(crate) fn sanity(&self, msg: &Message, src: Destination, out: &mut Vec<Command>) -> bool {
+    pub(crate) fn sanity(&self, c: &mut RouteCtx<'_>) -> bool {
+        let msg = c.msg;
         if let Err(e) = msg.validate().and_then(|()| msg.sanity_check()) {
             let text = format!("Bad Request ({})", e.kind);
             let (code, why) = if e.kind == ErrorKind::Version {
@@ -32,11 +32,11 @@ impl Core {
             } else {
                 (400, text.as_str())
             };
-            self.reply(msg, src, code, why, &[], out);
+            self.respond(c, code, why, &[]);
             return false;
         }
         if !matches!(msg.request_uri(), Some(Uri::Sip(_))) {
-            self.reply(msg, src, 416, reason(416), &[], out);
+            self.respond(c, 416, reason(416), &[]);
             return false;
         }
         let unsupported: Vec<&str> = msg
@@ -45,11 +45,11 @@ impl Core {
             .collect();
         if !unsupported.is_empty() {
             let list = unsupported.join(", ");
-            self.reply(msg, src, 420, reason(420), &[("Unsupported", &list)], out);
+            self.respond(c, 420, reason(420), &[("Unsupported", &list)]);
             return false;
         }
         if self.looped(msg) {
-            self.reply(msg, src, 482, reason(482), &[], out);
+            self.respond(c, 482, reason(482), &[]);
             return false;
         }
         true

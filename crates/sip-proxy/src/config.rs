@@ -39,6 +39,9 @@ pub struct ProxyConfig {
     pub trusted: Vec<ipnet::IpNet>,
     /// Limits per source address: floods and failed authentications.
     pub guard: GuardConfig,
+    /// Most REGISTERs whose bindings may wait to be written; past it, REGISTERs are
+    /// answered 503 with Retry-After (the database is too slow).
+    pub max_pending_writes: usize,
 }
 
 impl ProxyConfig {

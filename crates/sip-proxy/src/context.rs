@@ -15,7 +15,9 @@ use sip_transaction::{
 use crate::config::ProxyConfig;
 use crate::forward::strip_top_via;
 use crate::reply::{reason, response};
-use crate::routing::{Effects, TxRouting};
+use crate::routing::{Effects, TxRouting, TxScript};
+use crate::script_routes::ReplyInput;
+use crate::suspend::Parked;
 use crate::target::Destination;
 use crate::Command;
 
@@ -76,6 +78,10 @@ pub(crate) struct Context {
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
     /// §17.2.1 allows 200 ms): a callee that rings at once saves the message.
     trying_at: Option<Instant>,
+    /// What the context waits for outside the core (a DNS answer, a write to storage).
+    pub(crate) parked: Option<Parked>,
+    /// The deadline its shard's timer set holds for it.
+    pub(crate) armed: Option<Instant>,
 }
 
 /// How long an INVITE may wait for a response upstream before we send 100 Trying.
@@ -99,15 +105,9 @@ fn class_rank(code: u16) -> u16 {
 }
 
 impl Context {
-    /// A context whose request goes to `groups` (each a parallel fork; groups in series).
-    pub(crate) fn new(
-        now: Instant,
-        cfg: &ProxyConfig,
-        received: Received,
-        groups: VecDeque<Vec<Prepared>>,
-        routing: Option<Box<TxRouting>>,
-        out: &mut Vec<Command>,
-    ) -> Context {
+    /// The context of a request seen for the first time: its server transaction absorbs
+    /// retransmissions (and matches a CANCEL) while the script decides what to do.
+    pub(crate) fn new(now: Instant, cfg: &ProxyConfig, received: Received) -> Context {
         let Received {
             key,
             request,
@@ -115,41 +115,71 @@ impl Context {
         } = received;
         let server = ServerTransaction::new(&request, reliability(upstream), cfg.timers);
         let invite = request.method() == Some(Method::Invite);
-        let mut ctx = Context {
+        Context {
             key,
             server,
             upstream,
             branches: Vec::new(),
-            pending: groups,
+            pending: VecDeque::new(),
             best: None,
             answered: false,
             cancelled: false,
             request: Some(request),
-            routing,
+            routing: None,
             failure_due: false,
             invite,
             trying_at: invite.then(|| now + TRYING_DELAY),
-        };
-        ctx.start_next_group(now, cfg);
-        ctx.pump(now, cfg, out);
-        ctx
+            parked: None,
+            armed: None,
+        }
     }
 
-    /// A context that answers locally with a final response (registrar, OPTIONS, redirect):
-    /// the server transaction absorbs retransmissions and resends the answer.
-    pub(crate) fn answered(
+    /// Forwards the request to `groups` (each a parallel fork; groups in series). False
+    /// when it was answered meanwhile (a CANCEL) or already forwarded.
+    pub(crate) fn start(
+        &mut self,
         now: Instant,
         cfg: &ProxyConfig,
-        received: Received,
-        status: u16,
-        answer: Bytes,
+        groups: VecDeque<Vec<Prepared>>,
+        routing: Option<Box<TxRouting>>,
         out: &mut Vec<Command>,
-    ) -> Context {
-        let mut ctx = Context::new(now, cfg, received, VecDeque::new(), None, out);
-        ctx.answered = true;
-        ctx.respond(now, status, answer);
-        ctx.pump(now, cfg, out);
-        ctx
+    ) -> bool {
+        if self.answered || !self.branches.is_empty() || !self.pending.is_empty() {
+            return false;
+        }
+        self.pending = groups;
+        self.routing = routing;
+        self.start_next_group(now, cfg);
+        self.pump(now, cfg, out);
+        true
+    }
+
+    /// Answers the request with a response of the script's own (or the registrar's);
+    /// a final one ends the transaction. False when a final answer went already.
+    pub(crate) fn answer(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        status: u16,
+        data: Bytes,
+        out: &mut Vec<Command>,
+    ) -> bool {
+        if self.answered {
+            return false;
+        }
+        self.answered = status >= 200;
+        self.respond(now, status, data);
+        self.pump(now, cfg, out);
+        true
+    }
+
+    /// True when the script left the request without an answer, a branch or anything to
+    /// wait for: it was handled statelessly (or dropped), and its context is not needed.
+    pub(crate) fn is_unused(&self) -> bool {
+        !self.answered
+            && self.branches.is_empty()
+            && self.pending.is_empty()
+            && self.parked.is_none()
     }
 
     fn is_invite(&self) -> bool {
@@ -497,6 +527,19 @@ impl Context {
         }
         let routing = self.routing.take()?;
         let request = self.request.clone()?;
+        let (_, status, reason) = self.failure_status()?;
+        Some((routing, request, status, reason))
+    }
+
+    /// True when a failure route is due.
+    pub(crate) fn failure_is_due(&self) -> bool {
+        self.failure_due
+    }
+
+    /// What a failure route sees: the index of the next branch, and the best reply so far
+    /// (408 when there is none). `None` once the request was let go.
+    pub(crate) fn failure_status(&self) -> Option<(usize, u16, String)> {
+        self.request.as_ref()?;
         let (status, reason) = match &self.best {
             Some((code, data)) => {
                 let reason = Message::parse(data.clone())
@@ -507,13 +550,53 @@ impl Context {
             }
             None => (408, reason(408).to_owned()),
         };
-        Some((routing, request, status, reason))
+        Some((self.next_branch(), status, reason))
     }
 
-    /// Runs the failure route again (it waited for a DNS answer), unless the transaction
-    /// was answered meanwhile (a CANCEL).
-    pub(crate) fn retry_failure(&mut self) {
-        self.failure_due = !self.answered;
+    /// What the reply routes of this context need, when it has any (`global`: the current
+    /// script has a global reply route).
+    pub(crate) fn reply_route_input(&self, global: bool) -> Option<ReplyInput> {
+        let routing = self.routing.as_deref();
+        let on_reply = routing.and_then(|r| r.tx.on_reply);
+        let has_global = routing.map_or(global, |r| r.script.has_reply_route());
+        if !has_global && on_reply.is_none() {
+            return None;
+        }
+        Some(ReplyInput {
+            script: routing.map(|r| r.script.clone()),
+            tx: routing.map(|r| r.tx.clone()).unwrap_or_default(),
+            request: self.request.clone(),
+            on_reply,
+        })
+    }
+
+    /// Keeps the script state a reply route left.
+    pub(crate) fn set_tx(&mut self, tx: TxScript) {
+        if let Some(r) = self.routing.as_mut() {
+            r.tx = tx;
+        }
+    }
+
+    /// A failure route's `t_relay` that waited for a DNS answer goes on with these branch
+    /// groups (none: the names did not resolve, the best reply goes upstream), unless the
+    /// transaction was answered meanwhile (a CANCEL).
+    pub(crate) fn resume_failure(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        groups: Vec<Vec<Prepared>>,
+        out: &mut Vec<Command>,
+    ) {
+        if self.answered {
+            return;
+        }
+        if groups.is_empty() {
+            return self.send_best(now, cfg, out);
+        }
+        self.pending.extend(groups);
+        self.start_next_group(now, cfg);
+        self.pump(now, cfg, out);
+        self.finish_if_done(now, cfg, out);
     }
 
     /// Index of the next branch to be created.
@@ -532,8 +615,8 @@ impl Context {
         out: &mut Vec<Command>,
     ) {
         self.routing = Some(routing);
-        if !effects.resolve.is_empty() {
-            // Nothing is answered until the failure route has run with the names known.
+        if self.answered || self.parked.is_some() {
+            // Answered while the route ran (a CANCEL), or waiting for a DNS answer.
             return;
         }
         if let Some((code, data)) = effects.reply {

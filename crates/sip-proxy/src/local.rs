@@ -1,19 +1,19 @@
-//! Answers the server gives itself: stateless replies, the registrar, stateful local answers
-//! (`t_reply`, `redirect`).
+//! Answers the server gives itself: replies of the script and the registrar (through the
+//! request's server transaction, which resends them to retransmissions), `t_reply` in
+//! failure routes, `redirect`.
 
-use bytes::Bytes;
 use registrar::Binding;
 use sip_message::{Message, Method};
 
-use crate::context::{Context, Received};
 use crate::core::{unix_now, upstream_of, Core};
 use crate::reply::{response, to_tag};
 use crate::routing::{Phase, RouteCtx};
+use crate::suspend::{Parked, Resume};
 use crate::target::Destination;
 use crate::Command;
 
 impl Core {
-    /// Answers a request without a transaction (never an ACK).
+    /// Answers a request without a transaction (never an ACK): one that cannot have one.
     pub(crate) fn reply(
         &self,
         req: &Message,
@@ -33,42 +33,73 @@ impl Core {
         });
     }
 
-    /// `save("location")`: processes a REGISTER and answers it, the 200 once its bindings
-    /// are stored. Answered without a transaction: the registrar treats a repeated CSeq as
-    /// a retransmission, so answering again is safe. False when it was refused.
-    pub(crate) fn register(&self, msg: &Message, src: Destination, out: &mut Vec<Command>) -> bool {
-        let source = format!("{}:{}", src.protocol, src.addr);
-        let now_unix = unix_now();
-        let (data, ok) =
-            match self
-                .location
-                .register(&self.config().registrar, now_unix, msg, &source)
-            {
-                Ok(mut reg) => {
-                    let data = registrar::ok_response(msg, &reg, now_unix, &to_tag(msg));
-                    if !reg.changes.is_empty() {
-                        out.push(Command::Persist(std::mem::take(&mut reg.changes)));
-                    }
-                    (data, true)
-                }
-                Err(r) => {
-                    let min = r.min_expires.map(|m| m.to_string());
-                    let extra: Vec<(&str, &str)> = min
-                        .as_deref()
-                        .map(|m| ("Min-Expires", m))
-                        .into_iter()
-                        .collect();
-                    let data = response(msg, r.status, r.reason, &self.config().agent, &extra);
-                    (data, false)
-                }
-            };
-        out.push(Command::Send {
-            dest: upstream_of(msg, src),
-            data,
-        });
-        ok
+    /// Answers the request of a request route through its server transaction (never an
+    /// ACK). False when it had its final answer already.
+    pub(crate) fn respond(
+        &self,
+        c: &mut RouteCtx<'_>,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) -> bool {
+        let (Some(id), Phase::Request) = (c.txn, c.phase) else {
+            return false;
+        };
+        if c.msg.method() == Some(Method::Ack) {
+            return false;
+        }
+        let data = response(c.msg, code, reason, &self.config().agent, extra);
+        let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
+        let sent = self.with_ctx(id, |ctx| ctx.answer(now, cfg, code, data, out));
+        if code >= 200 {
+            c.stateful = true;
+        }
+        sent == Some(true)
     }
 
+    /// `save("location")`: processes a REGISTER and answers it, the 200 once its bindings
+    /// are stored ([`Command::Persist`], then [`Core::persisted`]). 503 while too many
+    /// writes wait already. False when it was refused.
+    pub(crate) fn register(&self, c: &mut RouteCtx<'_>) -> bool {
+        let Some(id) = c.txn.filter(|_| c.phase == Phase::Request) else {
+            return false;
+        };
+        if !self.admit_write() {
+            let why = "Service Unavailable (storage busy)";
+            self.respond(c, 503, why, &[("Retry-After", "5")]);
+            return false;
+        }
+        let (msg, src) = (c.msg, c.src);
+        let source = format!("{}:{}", src.protocol, src.addr);
+        let now_unix = unix_now();
+        let cfg = self.config();
+        match self
+            .location
+            .register(&cfg.registrar, now_unix, msg, &source)
+        {
+            Ok(reg) => {
+                let ok = registrar::ok_response(msg, &reg, now_unix, &to_tag(msg));
+                self.with_ctx(id, |ctx| ctx.parked = Some(Parked::Persist(ok)));
+                c.out.push(Command::Persist {
+                    changes: reg.changes,
+                    then: Some(Resume { context: id }),
+                });
+                c.stateful = true;
+                true
+            }
+            Err(r) => {
+                self.writes_done();
+                let min = r.min_expires.map(|m| m.to_string());
+                let extra: Vec<(&str, &str)> = min
+                    .as_deref()
+                    .map(|m| ("Min-Expires", m))
+                    .into_iter()
+                    .collect();
+                self.respond(c, r.status, r.reason, &extra);
+                false
+            }
+        }
+    }
     /// The live bindings of an address-of-record, highest q first; an alias has those of
     /// the address it stands for.
     pub(crate) fn lookup(&self, aor: &str) -> Vec<Binding> {
@@ -84,11 +115,11 @@ impl Core {
         self.location.lookup(aor, now)
     }
 
-    /// `t_reply`: in a request route, answers inside a new server transaction; in a failure
-    /// route, makes this the transaction's final answer.
+    /// `t_reply`: in a request route, answers inside the request's server transaction;
+    /// in a failure route, makes this the transaction's final answer.
     pub(crate) fn t_reply(&self, c: &mut RouteCtx<'_>, code: u16, reason: &str) -> bool {
         match c.phase {
-            Phase::Request => self.answer_with(c, code, reason, &[]),
+            Phase::Request => self.respond(c, code, reason, &[]),
             Phase::Failure => {
                 let data = response(c.msg, code, reason, &self.config().agent, &[]);
                 c.effects.reply = Some((code, data));
@@ -96,57 +127,5 @@ impl Core {
             }
             Phase::Reply | Phase::Branch => false,
         }
-    }
-
-    /// Answers the request of a request route inside a server transaction, which absorbs
-    /// retransmissions and resends the answer.
-    pub(crate) fn answer_with(
-        &self,
-        c: &mut RouteCtx<'_>,
-        code: u16,
-        reason: &str,
-        extra: &[(&str, &str)],
-    ) -> bool {
-        let (Some(key), Phase::Request) = (c.key, c.phase) else {
-            return false;
-        };
-        if c.msg.method() == Some(Method::Ack) || c.stateful {
-            return false;
-        }
-        let data = response(c.msg, code, reason, &self.config().agent, extra);
-        self.answer(
-            c.now,
-            c.msg.clone(),
-            key.clone(),
-            upstream_of(c.msg, c.src),
-            code,
-            data,
-            c.out,
-        );
-        c.stateful = true;
-        true
-    }
-
-    /// Answers locally inside a server transaction.
-    #[allow(clippy::too_many_arguments)]
-    fn answer(
-        &self,
-        now: std::time::Instant,
-        msg: Message,
-        key: sip_transaction::TransactionKey,
-        upstream: Destination,
-        status: u16,
-        answer: Bytes,
-        out: &mut Vec<Command>,
-    ) {
-        let shard_i = Core::key_shard(&key);
-        let id = self.new_id(shard_i);
-        let received = Received {
-            key: key.clone(),
-            request: msg,
-            upstream,
-        };
-        let ctx = Context::answered(now, self.config(), received, status, answer, out);
-        self.store(shard_i, id, key, ctx);
     }
 }

@@ -11,13 +11,15 @@ use sip_message::{Message, Method, Protocol, Uri};
 use sip_transaction::TransactionKey;
 
 use crate::checks::loop_hash;
-use crate::context::{Context, Prepared, Received};
-use crate::core::{upstream_of, Core, Located, STATEFUL, STATELESS};
+use crate::context::Prepared;
+use crate::core::{Core, Located, STATEFUL, STATELESS};
 use crate::forward::{fnv, forward_request, Forward};
 use crate::reply::reason;
 use crate::routing::{Edits, Phase, RouteCtx};
+use crate::shard::Shards;
+use crate::suspend::{Parked, RelayState};
 use crate::target::{next_hop, Destination};
-use crate::{Command, Resume};
+use crate::Command;
 
 /// Largest request sent over UDP: 200 bytes under the common 1500-byte path MTU
 /// (RFC 3261 §18.1.1).
@@ -44,68 +46,73 @@ enum Unrouted {
 
 impl Core {
     /// `t_relay()` (stateful) or `forward()` in a request route. False when the request
-    /// could not be relayed (it is then answered 503 or 480).
+    /// could not be relayed (it is then answered 503 or 480). A next hop whose name is not
+    /// known yet parks the request until it is looked up; the relay then goes on from there.
     pub(crate) fn relay(&self, c: &mut RouteCtx<'_>, stateful: bool) -> bool {
         let msg = c.msg;
         let Some(method) = msg.method() else {
             return false;
         };
         if stateful && method == Method::Cancel {
-            self.handle_cancel(c.now, msg, c.src, c.out);
+            self.handle_cancel(c);
             return true;
         }
-        let groups = match self.targets(c) {
-            Ok(g) => g,
-            Err(Unrouted::Pending(hosts)) => {
-                c.out.push(Command::Resolve {
-                    hosts,
-                    then: Resume::Request {
-                        request: Box::new(msg.clone()),
-                        src: c.src,
-                    },
-                });
-                return true;
+        let stateful = stateful && method != Method::Ack;
+        if stateful && c.stateful {
+            tracing::warn!(target: "script", "t_relay: the request was relayed or answered already");
+            return false;
+        }
+        match self.targets(c) {
+            Ok(groups) => self.relay_to(c, groups, stateful),
+            Err(Unrouted::Pending(hosts)) if !c.resumed => {
+                let state = Box::new(RelayState::of(c, stateful));
+                let resolve = self.park(c.now, c.txn, hosts, Parked::Relay(state));
+                c.out.push(resolve);
+                c.stateful = true;
+                true
             }
-            Err(Unrouted::Unreachable(code)) => {
-                let why = match code {
-                    503 => "Service Unavailable (cannot resolve next hop)",
-                    c => reason(c),
-                };
-                self.reply(msg, c.src, code, why, &[], c.out);
-                return false;
-            }
+            Err(Unrouted::Pending(_)) => self.unreachable(c, 503),
+            Err(Unrouted::Unreachable(code)) => self.unreachable(c, code),
+        }
+    }
+
+    /// No target can be reached: the request is answered `code`.
+    fn unreachable(&self, c: &mut RouteCtx<'_>, code: u16) -> bool {
+        let why = match code {
+            503 => "Service Unavailable (cannot resolve next hop)",
+            c => reason(c),
         };
-        if !stateful || method == Method::Ack {
+        self.respond(c, code, why, &[]);
+        false
+    }
+
+    /// Sends the request to its targets: the first one statelessly, or every one in a
+    /// branch of the request's context.
+    fn relay_to(
+        &self,
+        c: &mut RouteCtx<'_>,
+        groups: VecDeque<Vec<Target>>,
+        stateful: bool,
+    ) -> bool {
+        if !stateful {
             let Some(t) = groups.front().and_then(|g| g.first()) else {
                 return false;
             };
-            self.forward_stateless(msg, c.src, t, &c.edits, c.out);
+            self.forward_stateless(c.msg, c.src, t, &c.edits, c.out);
             return true;
         }
-        let Some(key) = c.key.cloned() else {
+        let Some(id) = c.txn else {
             return false;
         };
-        if c.stateful {
-            tracing::warn!(target: "script", "t_relay: the request already has a transaction");
-            return false;
-        }
-        let shard_i = Core::key_shard(&key);
-        let id = self.new_id(shard_i);
         let (groups, _) = self.prepare_groups(c, id, 0, groups);
         if groups.iter().all(Vec::is_empty) {
-            self.reply(msg, c.src, 480, reason(480), &[], c.out);
-            return false;
+            return self.unreachable(c, 480);
         }
-        let received = Received {
-            key: key.clone(),
-            request: msg.clone(),
-            upstream: upstream_of(msg, c.src),
-        };
         let routing = c.tx_routing();
-        let ctx = Context::new(c.now, self.config(), received, groups, routing, c.out);
-        self.store(shard_i, id, key, ctx);
+        let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
+        let started = self.with_ctx(id, |ctx| ctx.start(now, cfg, groups, routing, out));
         c.stateful = true;
-        true
+        started == Some(true)
     }
 
     /// `t_relay()` in a failure route: new branches for the same transaction. False when
@@ -116,12 +123,12 @@ impl Core {
         };
         let groups = match self.targets(c) {
             Ok(g) => g,
-            Err(Unrouted::Pending(hosts)) => {
-                // The failure route runs again once the names are known.
-                c.effects.resolve = hosts;
+            Err(Unrouted::Pending(hosts)) if !c.resumed => {
+                // The relay goes on once the names are known.
+                c.effects.parked = Some((hosts, Box::new(RelayState::of(c, true))));
                 return true;
             }
-            Err(Unrouted::Unreachable(_)) => return false,
+            Err(_) => return false,
         };
         let (groups, next) = self.prepare_groups(c, f.id, f.next_branch, groups);
         if groups.iter().all(Vec::is_empty) {
@@ -403,29 +410,30 @@ impl Core {
     }
 
     /// CANCEL (§16.10): answer 200 and cancel the matching INVITE's branches, or 481.
-    fn handle_cancel(
-        &self,
-        now: std::time::Instant,
-        msg: &Message,
-        src: Destination,
-        out: &mut Vec<Command>,
-    ) {
-        let Ok(target) = TransactionKey::cancel_target(msg) else {
+    fn handle_cancel(&self, c: &mut RouteCtx<'_>) {
+        let Ok(target) = TransactionKey::cancel_target(c.msg) else {
             return;
         };
-        let shard_i = Core::key_shard(&target);
-        let mut shard = self.shard(shard_i);
-        let Some(&id) = shard.by_key.get(&target) else {
-            drop(shard);
-            return self.reply(msg, src, 481, reason(481), &[], out);
-        };
-        self.reply(msg, src, 200, reason(200), &[], out);
-        if let Some(ctx) = shard.contexts.get_mut(&id) {
-            ctx.cancel(now, self.config(), out);
-            if let Some(d) = ctx.next_deadline() {
-                shard.timers.push(Reverse((d, id)));
+        let mut cancelled = Vec::new();
+        let found = {
+            let mut shard = self.shards().lock(Shards::for_key(&target));
+            let id = shard.by_key.get(&target).copied();
+            let ctx = id.and_then(|id| Some((id, shard.contexts.get_mut(&id)?)));
+            let found = ctx.map(|(id, ctx)| {
+                ctx.cancel(c.now, self.config(), &mut cancelled);
+                id
+            });
+            if let Some(id) = found {
+                shard.settle(id);
             }
+            found.is_some()
+        };
+        if found {
+            self.respond(c, 200, reason(200), &[]);
+        } else {
+            self.respond(c, 481, reason(481), &[]);
         }
+        c.out.append(&mut cancelled);
     }
 }
 

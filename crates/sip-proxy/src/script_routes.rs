@@ -1,81 +1,90 @@
 //! Running the routes a transaction triggers: reply routes for each reply received, the
-//! failure route once every branch has failed.
+//! failure route once every branch has failed. Both run without any shard lock: what they
+//! need is copied (or taken) out of the context first, and what they decided goes back.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use script::Outcome;
+use script::{Outcome, RouteId};
 use sip_message::Message;
 
-use crate::context::Context;
 use crate::core::Core;
 use crate::forward::edit_response;
-use crate::routing::{FailureInfo, Phase, RouteCtx};
+use crate::routing::{FailureInfo, Phase, ProxyScript, RouteCtx, TxScript};
+use crate::suspend::Parked;
 use crate::target::Destination;
-use crate::{Command, Resume};
+use crate::Command;
+
+/// What a context's reply routes need: its script (`None`: the current one), its script
+/// state, its request while kept, and its `t_on_reply` route.
+#[derive(Debug)]
+pub(crate) struct ReplyInput {
+    pub(crate) script: Option<Arc<ProxyScript>>,
+    pub(crate) tx: TxScript,
+    pub(crate) request: Option<Message>,
+    pub(crate) on_reply: Option<RouteId>,
+}
 
 impl Core {
     /// Runs the global `reply_route` and the transaction's `t_on_reply` route on a reply.
-    /// `None` when the script dropped it; otherwise the reply, with the script's header
-    /// changes applied.
+    /// Gives the reply (`None` when the script dropped it), with the script's header
+    /// changes applied, and the transaction's script state as the routes left it.
     pub(crate) fn reply_routes(
         &self,
         now: Instant,
-        ctx: Option<&mut Context>,
+        input: Option<ReplyInput>,
         resp: Message,
         src: Destination,
         local: SocketAddr,
         out: &mut Vec<Command>,
-    ) -> Option<Message> {
+    ) -> (Option<Message>, TxScript) {
         let current = self.script();
-        let current: &std::sync::Arc<_> = &current;
-        let (routing, request) = match ctx {
-            Some(c) => (c.routing.as_deref_mut(), c.request.as_ref()),
-            None => (None, None),
+        let (script, tx, request, on_reply) = match input {
+            Some(i) => (i.script, i.tx, i.request, i.on_reply),
+            None => (None, TxScript::default(), None, None),
         };
-        let script = routing.as_ref().map_or(current, |r| &r.script);
-        let on_reply = routing.as_ref().and_then(|r| r.tx.on_reply);
+        let script: &Arc<ProxyScript> = script.as_ref().unwrap_or(&current);
         if !script.has_reply_route() && on_reply.is_none() {
-            return Some(resp);
+            return (Some(resp), tx);
         }
         let mut c = RouteCtx::new(self, script, now, Phase::Reply, &resp, src, local, out);
-        c.request = request;
-        if let Some(r) = &routing {
-            c.tx = r.tx.clone();
-        }
+        c.request = request.as_ref();
+        c.tx = tx;
         let mut outcome = script.run_reply(&mut c);
         if let (Outcome::Done, Some(route)) = (outcome, on_reply) {
             outcome = script.run_route(route, &mut c);
         }
         let (tx, edits) = (std::mem::take(&mut c.tx), std::mem::take(&mut c.edits));
         drop(c);
-        if let Some(r) = routing {
-            r.tx = tx;
-        }
         let status = resp.status().unwrap_or(0);
         if outcome == Outcome::Drop {
             if status < 200 {
-                return None;
+                return (None, tx);
             }
             tracing::warn!(target: "script", status, "a final reply cannot be dropped: relayed");
         }
         if edits.append.is_empty() && edits.remove.is_empty() {
-            return Some(resp);
+            return (Some(resp), tx);
         }
-        Message::parse(edit_response(&resp, &edits.remove, &edits.append)).ok()
+        let edited = Message::parse(edit_response(&resp, &edits.remove, &edits.append)).ok();
+        (edited, tx)
     }
 
-    /// Runs the failure route of context `id` if one is due, and acts on what it decided.
-    pub(crate) fn failure_routes(
-        &self,
-        now: Instant,
-        id: u64,
-        ctx: &mut Context,
-        out: &mut Vec<Command>,
-    ) {
-        while let Some((mut routing, request, status, reason)) = ctx.take_failure() {
+    /// Runs the failure route of context `id` while one is due, and acts on what it
+    /// decided: new branches, an answer of its own, a wait for DNS, or the best reply.
+    pub(crate) fn run_failure_routes(&self, now: Instant, id: u64, out: &mut Vec<Command>) {
+        let cfg = self.config();
+        loop {
+            let Some(Some(due)) = self.with_ctx(id, |ctx| ctx.take_failure()) else {
+                return;
+            };
+            let (mut routing, request, status, reason) = due;
             let Some(route) = routing.tx.on_failure.take() else {
-                break;
+                self.with_ctx(id, |ctx| {
+                    ctx.after_failure(now, cfg, routing, Default::default(), out)
+                });
+                return;
             };
             let script = routing.script.clone();
             let mut c = RouteCtx::new(
@@ -93,23 +102,23 @@ impl Core {
             c.set.ruri = routing.ruri.clone();
             c.failure = Some(FailureInfo {
                 id,
-                next_branch: ctx.next_branch(),
+                next_branch: request_branches(self, id),
                 status,
                 reason: &reason,
             });
             script.run_route(route, &mut c);
             routing.tx = std::mem::take(&mut c.tx);
-            let effects = std::mem::take(&mut c.effects);
+            let mut effects = std::mem::take(&mut c.effects);
             drop(c);
-            if !effects.resolve.is_empty() {
-                // Armed again for the run after the answer.
-                routing.tx.on_failure = Some(route);
-                out.push(Command::Resolve {
-                    hosts: effects.resolve.clone(),
-                    then: Resume::Failure { context: id },
-                });
+            if let Some((hosts, state)) = effects.parked.take() {
+                out.push(self.park(now, Some(id), hosts, Parked::FailureRelay(state)));
             }
-            ctx.after_failure(now, self.config(), routing, effects, out);
+            self.with_ctx(id, |ctx| ctx.after_failure(now, cfg, routing, effects, out));
         }
     }
+}
+
+/// Index the next branch of context `id` gets.
+fn request_branches(core: &Core, id: u64) -> usize {
+    core.with_ctx(id, |ctx| ctx.next_branch()).unwrap_or(0)
 }

@@ -25,6 +25,7 @@ pub(crate) fn config() -> ProxyConfig {
         nonce_lifetime: Duration::from_secs(300),
         trusted: Vec::new(),
         guard: crate::GuardConfig::default(),
+        max_pending_writes: 64,
     }
 }
 
@@ -56,20 +57,39 @@ pub(crate) fn sent(cmds: Vec<Command>) -> Vec<(Destination, Message)> {
                 dest,
                 Message::parse(data).expect("we send parsable messages"),
             )),
-            Command::Persist(_) | Command::Resolve { .. } => None,
+            Command::Persist { .. } | Command::Resolve { .. } => None,
         })
         .collect()
 }
 
-/// The host names a command list asks to resolve, and the request handed back.
-fn resolve(cmds: Vec<Command>) -> Option<(Vec<String>, Box<Message>, Destination)> {
+/// The host names a command list asks to resolve, and what waits for them.
+pub(crate) fn resolve(cmds: Vec<Command>) -> Option<(Vec<String>, crate::Resume)> {
     cmds.into_iter().find_map(|c| match c {
-        Command::Resolve {
-            hosts,
-            then: crate::Resume::Request { request, src },
-        } => Some((hosts, request, src)),
+        Command::Resolve { hosts, then } => Some((hosts, then)),
         _ => None,
     })
+}
+
+/// Handles a message and completes the binding writes it asks for.
+pub(crate) fn handle(core: &Core, now: Instant, m: Message, src: Destination) -> Vec<Command> {
+    written(core, now, core.handle_message(now, m, src), true)
+}
+
+/// Completes the binding writes a command list asks for (as written, or failed), and
+/// gives the commands with what followed them.
+pub(crate) fn written(core: &Core, now: Instant, cmds: Vec<Command>, stored: bool) -> Vec<Command> {
+    let mut all = Vec::new();
+    for c in cmds {
+        let then = match &c {
+            Command::Persist { then, .. } => *then,
+            _ => None,
+        };
+        all.push(c);
+        if let Some(then) = then {
+            all.extend(core.persisted(now, then, stored));
+        }
+    }
+    all
 }
 
 pub(crate) fn register(core: &Core, user: &str, contact: &str, q: &str) {
@@ -83,16 +103,25 @@ Contact: <sip:{user}@{contact}>;q={q}\nContent-Length: 0\n\n"
         udp(contact),
     );
     assert!(
-        matches!(r.first(), Some(Command::Persist(_))),
+        matches!(r.first(), Some(Command::Persist { .. })),
         "binding written before the answer"
     );
-    let out = sent(r);
+    assert!(
+        !r.iter().any(|c| matches!(c, Command::Send { .. })),
+        "no answer before the write"
+    );
+    let out = sent(written(core, Instant::now(), r, true));
     assert_eq!(out[0].1.status(), Some(200));
 }
 
 pub(crate) fn invite(user: &str, extra: &str) -> Message {
+    invite_on("call1", user, extra)
+}
+
+/// An INVITE with its own transaction (Via branch `z9hG4bK<branch>`).
+pub(crate) fn invite_on(branch: &str, user: &str, extra: &str) -> Message {
     msg(&format!(
-        "INVITE sip:{user}@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKcall1\n\
+        "INVITE sip:{user}@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{branch}\n\
 From: <sip:caller@example.net>;tag=c\nTo: <sip:{user}@example.com>\nCall-ID: call-1\nCSeq: 1 INVITE\n\
 Max-Forwards: 70\n{extra}Content-Length: 0\n\n"
     ))
@@ -110,6 +139,7 @@ pub(crate) fn answer(req: &Message, code: u16) -> Message {
 fn invite_is_forwarded_to_the_registered_contact() {
     let core = core();
     register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let before = core.active_transactions();
     let out = sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
     assert_eq!(out.len(), 1, "no 100 Trying before the callee had 200 ms");
     let (dest, fwd) = &out[0];
@@ -122,7 +152,7 @@ fn invite_is_forwarded_to_the_registered_contact() {
     assert!(vias[0].branch().unwrap().starts_with("z9hG4bKfs-"));
     let rr = fwd.record_routes().next().unwrap().unwrap();
     assert_eq!(rr.uri.as_str(), "sip:192.0.2.1:5060;lr");
-    assert_eq!(core.active_transactions(), 1);
+    assert_eq!(core.active_transactions(), before + 1);
 }
 
 #[test]
@@ -296,14 +326,17 @@ fn checks_before_routing() {
     assert_eq!(
         reply(
             Message::parse(
-                String::from_utf8_lossy(&invite("bob", "").to_bytes())
+                String::from_utf8_lossy(&invite_on("mf", "bob", "").to_bytes())
                     .replace("Max-Forwards: 70", "Max-Forwards: 0")
             )
             .expect("MF 0")
         ),
         Some(483)
     );
-    assert_eq!(reply(invite("bob", "Proxy-Require: foo\n")), Some(420));
+    assert_eq!(
+        reply(invite_on("pr", "bob", "Proxy-Require: foo\n")),
+        Some(420)
+    );
     let tel = msg("OPTIONS tel:+123 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKt\nFrom: <sip:a@example.net>;tag=1\n\
 To: <tel:+123>\nCall-ID: t\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
     assert_eq!(reply(tel), Some(416));
@@ -414,17 +447,16 @@ fn a_host_name_is_resolved_before_forwarding() {
 From: <sip:a@example.com>;tag=a\nTo: <sip:carol@gw.example.net>\nCall-ID: dns-1\nCSeq: 1 OPTIONS\n\
 Max-Forwards: 70\nContent-Length: 0\n\n",
     );
-    let (hosts, request, src) =
+    let (hosts, then) =
         resolve(core.handle_message(now, req.clone(), udp(CALLER))).expect("a lookup");
     assert_eq!(hosts, ["gw.example.net"]);
-    assert_eq!(src, udp(CALLER));
     // An IPv6 answer is skipped: we only listen on IPv4.
     let ips = vec![
         "2001:db8::5".parse().unwrap(),
         "192.0.2.55".parse().unwrap(),
     ];
     core.dns_answer(now, &hosts[0], ips, Duration::from_secs(300));
-    let out = sent(core.handle_message(now, *request, src));
+    let out = sent(core.resume(now, then));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, udp("192.0.2.55:5070"));
     assert_eq!(
@@ -434,9 +466,9 @@ Max-Forwards: 70\nContent-Length: 0\n\n",
 
     // A name that does not resolve: 503 to the caller, and no second lookup.
     let req = msg(&req_text_with_host("nx.example.net"));
-    let (hosts, request, src) = resolve(core.handle_message(now, req, udp(CALLER))).unwrap();
+    let (hosts, then) = resolve(core.handle_message(now, req, udp(CALLER))).unwrap();
     core.dns_answer(now, &hosts[0], vec![], Duration::ZERO);
-    let cmds = core.handle_message(now, *request, src);
+    let cmds = core.resume(now, then);
     assert!(resolve_none(&cmds));
     let out = sent(cmds);
     assert_eq!(out[0].1.status(), Some(503));
@@ -454,22 +486,16 @@ From: <sip:bob@example.com>;tag=r\nTo: <sip:bob@example.com>\nCall-ID: reg-host\
 Contact: <sip:bob@phone.example.org:5062>\nContent-Length: 0\n\n"),
         udp("192.0.2.21:5062"),
     );
-    assert_eq!(sent(r)[0].1.status(), Some(200));
-    let (hosts, request, src) =
-        resolve(core.handle_message(now, invite("bob", ""), udp(CALLER))).unwrap();
+    assert_eq!(sent(written(&core, now, r, true))[0].1.status(), Some(200));
+    let (hosts, then) = resolve(core.handle_message(now, invite("bob", ""), udp(CALLER))).unwrap();
     assert_eq!(hosts, ["phone.example.org"]);
-    assert_eq!(
-        core.active_transactions(),
-        0,
-        "nothing starts before the answer"
-    );
     core.dns_answer(
         now,
         "phone.example.org",
         vec!["192.0.2.21".parse().unwrap()],
         Duration::from_secs(60),
     );
-    let out = sent(core.handle_message(now, *request, src));
+    let out = sent(core.resume(now, then));
     let mut dests: Vec<_> = out.iter().map(|(d, _)| d.addr.to_string()).collect();
     dests.sort();
     assert_eq!(dests, ["192.0.2.20:5060", "192.0.2.21:5062"]);
@@ -583,10 +609,13 @@ fn timer_c_cancels_a_branch_that_rings_too_long() {
 fn an_alias_reaches_the_contacts_of_its_address() {
     let core = core();
     register(&core, "bob", "192.0.2.20:5060", "1.0");
-    let call = |user| sent(core.handle_message(Instant::now(), invite(user, ""), udp(CALLER)));
-    assert_eq!(call("1000")[0].1.status(), Some(404), "no alias yet");
+    let call = |branch, user| {
+        let req = invite_on(branch, user, "");
+        sent(core.handle_message(Instant::now(), req, udp(CALLER)))
+    };
+    assert_eq!(call("a1", "1000")[0].1.status(), Some(404), "no alias yet");
     core.set_aliases([("1000@example.com".to_owned(), "bob@example.com".to_owned())].into());
-    let out = call("1000");
+    let out = call("a2", "1000");
     assert_eq!(out[0].0, udp("192.0.2.20:5060"));
     assert_eq!(out[0].1.request_uri_str(), Some("sip:bob@192.0.2.20:5060"));
 }
@@ -612,6 +641,7 @@ Contact: <sip:carol@192.0.2.30:5060>\nMax-Forwards: 70\nContent-Length: 0\n\n"
     core.config()
         .hosted
         .replace(["example.org".to_owned()].into());
-    assert_eq!(sent(reg(2))[0].1.status(), Some(200));
+    let ok = written(&core, Instant::now(), reg(2), true);
+    assert_eq!(sent(ok)[0].1.status(), Some(200));
     assert_eq!(core.lookup("sip:carol@example.org").len(), 1);
 }

@@ -3,8 +3,10 @@
 use sip_message::{Message, Method, ParseError};
 
 /// Identifies a transaction. For RFC 3261 branches (`z9hG4bK…`): the branch, the sent-by of
-/// the top Via (server side) and the method, with ACK folded into INVITE. For older peers,
-/// the RFC 2543 fields: Request-URI, tags, Call-ID, CSeq number and the top Via.
+/// the top Via (server side) and the method, with ACK folded into INVITE (§17.2.3), and the
+/// Call-ID, which every retransmission, ACK and CANCEL shares: two requests that reuse a
+/// branch (broken clients, the RFC 4475 test messages, someone guessing) stay apart. For
+/// older peers, the RFC 2543 fields: Request-URI, tags, Call-ID, CSeq number and the top Via.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TransactionKey(Box<str>);
 
@@ -52,13 +54,16 @@ impl TransactionKey {
         let port = via.port.unwrap_or(0);
         if let Some(branch) = via.branch().filter(|_| via.has_rfc3261_branch()) {
             // Built by hand: this runs for every message, and `format!` cost a third of it.
-            let mut key = String::with_capacity(branch.len() + sent_by.len() + method.len() + 8);
+            let call_id = msg.call_id()?;
+            let len = branch.len() + sent_by.len() + method.len() + call_id.len() + 9;
+            let mut key = String::with_capacity(len);
             for part in [branch, "|", sent_by, ":"] {
                 key.push_str(part);
             }
             push_decimal(&mut key, port);
-            key.push('|');
-            key.push_str(method);
+            for part in ["|", method, "|", call_id] {
+                key.push_str(part);
+            }
             return Ok(TransactionKey(key.into()));
         }
         // RFC 2543: the To tag is left out so that the ACK of a non-2xx matches its INVITE.
@@ -143,6 +148,16 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:b@h>;tag=t\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n
         assert_ne!(
             TransactionKey::for_request(&other, Role::Client).unwrap(),
             client
+        );
+    }
+
+    #[test]
+    fn a_branch_reused_in_another_call_is_another_transaction() {
+        let key = TransactionKey::for_request(&msg(INVITE), Role::Server).unwrap();
+        let other = msg(&INVITE.replace("Call-ID: c", "Call-ID: d"));
+        assert_ne!(
+            TransactionKey::for_request(&other, Role::Server).unwrap(),
+            key
         );
     }
 

@@ -17,6 +17,7 @@ use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::manage::{load_directory, Live};
 use crate::metrics::Metrics;
+use crate::resolve::Lookups;
 use crate::script::load_script;
 
 /// Command-line overrides of the configuration.
@@ -78,7 +79,10 @@ fn primary_ip(v6: bool) -> Option<IpAddr> {
     s.local_addr().ok().map(|a| a.ip())
 }
 
-fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> ProxyConfig {
+pub(crate) fn proxy_config(
+    cfg: &Config,
+    bound: &[(transport::Protocol, SocketAddr)],
+) -> ProxyConfig {
     let advertise: Option<IpAddr> = cfg.server.advertise.as_deref().and_then(|a| a.parse().ok());
     let mut domains: Vec<String> = cfg
         .server
@@ -149,13 +153,14 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
             auth_window: Duration::from_secs(cfg.security.auth_window),
             ban: Duration::from_secs(cfg.security.ban),
         },
+        max_pending_writes: cfg.server.max_pending_writes,
     }
 }
 
-/// Registrar changes to write, and the commands (the 200 OK) that must wait for them.
+/// Registrar changes to write, and the REGISTER that waits for them.
 struct Job {
     changes: Vec<registrar::Change>,
-    then: Vec<Command>,
+    then: Option<Resume>,
     /// Signalled once this job (and so every job before it) is written: shutdown waits on it.
     written: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -165,7 +170,7 @@ struct Server {
     core: std::sync::OnceLock<Arc<Core>>,
     transports: std::sync::OnceLock<Transports>,
     persist: tokio::sync::mpsc::UnboundedSender<Job>,
-    resolver: hickory_resolver::TokioResolver,
+    lookups: Arc<Lookups>,
     metrics: Arc<Metrics>,
     /// The main runtime: UDP messages are handled on receive threads outside it, and what
     /// they start (DNS lookups, TCP sends) runs here.
@@ -173,53 +178,32 @@ struct Server {
 }
 
 impl Server {
-    /// Runs the core's commands in order: datagrams go out at once; everything after a
-    /// Persist waits for the writer, which commits in batches (group commit).
+    /// Runs the core's commands in order: datagrams go out at once; binding writes go to
+    /// the writer, which commits in batches (group commit) and then tells the core.
     fn execute(self: &Arc<Self>, commands: Vec<Command>) {
-        let mut commands = commands.into_iter();
-        while let Some(c) = commands.next() {
+        for c in commands {
             match c {
                 Command::Send { dest, data } => self.send(dest, data),
-                Command::Persist(changes) => {
+                Command::Persist { changes, then } => {
                     let job = Job {
                         changes,
-                        then: commands.collect(),
+                        then,
                         written: None,
                     };
                     if self.persist.send(job).is_err() {
                         tracing::error!("the location writer has stopped");
                     }
-                    return;
                 }
-                Command::Resolve { hosts, then } => self.resolve(hosts, then),
+                Command::Resolve { hosts, then } => {
+                    let Some(core) = self.core.get() else {
+                        continue;
+                    };
+                    let server = self.clone();
+                    let done = move |commands| server.execute(commands);
+                    self.lookups.resolve(core, hosts, then, &self.runtime, done);
+                }
             }
         }
-    }
-
-    /// Looks the names up, tells the core, and lets it go on with what waited.
-    fn resolve(self: &Arc<Self>, hosts: Vec<String>, then: Resume) {
-        let server = self.clone();
-        self.runtime.spawn(async move {
-            let Some(core) = server.core.get() else {
-                return;
-            };
-            for host in hosts {
-                let (addrs, ttl) = match server.resolver.lookup_ip(host.as_str()).await {
-                    Ok(found) => {
-                        let ttl = found
-                            .valid_until()
-                            .saturating_duration_since(Instant::now());
-                        (found.iter().collect(), ttl)
-                    }
-                    Err(e) => {
-                        tracing::info!(%host, error = %e, "next hop does not resolve");
-                        (Vec::new(), Duration::from_secs(30))
-                    }
-                };
-                core.dns_answer(Instant::now(), &host, addrs, ttl);
-            }
-            server.execute(core.resume(Instant::now(), then));
-        });
     }
 
     /// Sends UDP at once; anything else in a task, telling the core when it could not be
@@ -284,21 +268,28 @@ async fn location_writer(
         backlog = !jobs.is_empty();
         // A failed transaction (a database restarting, a deadlock with another server) is
         // tried again; the answers wait meanwhile (UDP clients retransmit, and the
-        // transactions absorb that).
+        // transactions absorb that). If it still fails, the REGISTERs are answered 500.
+        let mut stored = false;
         for (attempt, pause) in [0, 100, 500, 2000].into_iter().enumerate() {
             if pause > 0 {
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
             match store.apply(batch.iter().flat_map(|j| &j.changes)).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    stored = true;
+                    break;
+                }
                 Err(e) if attempt == 3 => {
-                    tracing::error!(error = %e, "bindings not stored: they are lost at restart")
+                    tracing::error!(error = %e, "bindings not stored: their REGISTERs get 500")
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot store bindings, trying again"),
             }
         }
+        let core = server.core.get();
         for job in batch.drain(..) {
-            server.execute(job.then);
+            if let (Some(core), Some(then)) = (core, job.then) {
+                server.execute(core.persisted(Instant::now(), then, stored));
+            }
             if let Some(w) = job.written {
                 let _ = w.send(());
             }
@@ -367,7 +358,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         core: Default::default(),
         transports: Default::default(),
         persist,
-        resolver: resolver(),
+        lookups: Arc::new(Lookups::new()),
         metrics: Arc::new(Metrics::new()),
         runtime: tokio::runtime::Handle::current(),
     });
@@ -425,7 +416,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                     last_purge = Instant::now();
                     let changes = core.purge_expired();
                     if !changes.is_empty() {
-                        server.execute(vec![Command::Persist(changes)]);
+                        server.execute(vec![Command::Persist {
+                            changes,
+                            then: None,
+                        }]);
                     }
                 }
             }
@@ -448,30 +442,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (written, done) = tokio::sync::oneshot::channel();
     let flush = Job {
         changes: Vec::new(),
-        then: Vec::new(),
+        then: None,
         written: Some(written),
     };
     if server.persist.send(flush).is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
     }
     Ok(())
-}
-
-/// The system's resolver (`/etc/resolv.conf`, `/etc/hosts`); without a usable
-/// resolv.conf, the hosts file alone.
-fn resolver() -> hickory_resolver::TokioResolver {
-    use hickory_resolver::name_server::TokioConnectionProvider;
-    match hickory_resolver::TokioResolver::builder_tokio() {
-        Ok(b) => b.build(),
-        Err(e) => {
-            tracing::warn!(error = %e, "no system DNS configuration: only /etc/hosts resolves");
-            hickory_resolver::TokioResolver::builder_with_config(
-                hickory_resolver::config::ResolverConfig::new(),
-                TokioConnectionProvider::default(),
-            )
-            .build()
-        }
-    }
 }
 
 /// Starts the management API when configured; its task.

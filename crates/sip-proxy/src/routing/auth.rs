@@ -96,8 +96,12 @@ fn auth_challenge(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
         .auth
         .challenges(&realm, algorithms, unix_now(), c.auth_stale);
     let extra: Vec<(&str, &str)> = challenges.iter().map(|v| (header, v.as_str())).collect();
-    c.core.reply(c.msg, c.src, code, reason, &extra, c.out);
-    1
+    let core = c.core;
+    if core.respond(c, code, reason, &extra) {
+        1
+    } else {
+        -1
+    }
 }
 
 /// Removes the credentials that authorized the request before it is relayed.

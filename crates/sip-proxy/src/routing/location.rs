@@ -12,7 +12,8 @@ fn save(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
         tracing::warn!(target: "script", "save: not a REGISTER");
         return -1;
     }
-    if c.core.register(c.msg, c.src, c.out) {
+    let core = c.core;
+    if core.register(c) {
         1
     } else {
         -1

@@ -16,11 +16,11 @@ use std::time::Instant;
 use registrar::Binding;
 use script::{Avps, Diagnostics, Env, Host, Registry, RouteId, Script};
 use sip_message::Message;
-use sip_transaction::TransactionKey;
 
 use crate::context::Prepared;
 use crate::core::Core;
 use crate::route::RouteEdit;
+use crate::suspend::RelayState;
 use crate::target::Destination;
 use crate::Command;
 
@@ -131,8 +131,8 @@ pub(crate) struct Effects {
     pub(crate) groups: Vec<Vec<Prepared>>,
     /// `t_reply` in a failure route: the final answer.
     pub(crate) reply: Option<(u16, bytes::Bytes)>,
-    /// `t_relay` in a failure route needs these names looked up first.
-    pub(crate) resolve: Vec<String>,
+    /// `t_relay` in a failure route waits for these names to be looked up.
+    pub(crate) parked: Option<(Vec<String>, Box<RelayState>)>,
 }
 
 /// The context of a failure route: the context it runs for and the best reply so far.
@@ -156,7 +156,10 @@ pub struct RouteCtx<'a> {
     pub(crate) msg: &'a Message,
     /// In a reply route, the transaction's request while the proxy keeps it.
     pub(crate) request: Option<&'a Message>,
-    pub(crate) key: Option<&'a TransactionKey>,
+    /// The id of the request's context (its server transaction), in a request route.
+    pub(crate) txn: Option<u64>,
+    /// This run goes on after a DNS answer: a name still unknown does not resolve.
+    pub(crate) resumed: bool,
     /// Where the message came from, and the local address it arrived at.
     pub(crate) src: Destination,
     pub(crate) local: SocketAddr,
@@ -165,7 +168,7 @@ pub struct RouteCtx<'a> {
     pub(crate) set: DestSet,
     pub(crate) failure: Option<FailureInfo<'a>>,
     pub(crate) effects: Effects,
-    /// The request got a transaction in this run (`t_relay`, `t_reply`): not a second one.
+    /// The request was relayed or answered in this run: not a second time.
     pub(crate) stateful: bool,
     /// `$au`: who `www_authorize` / `proxy_authorize` authenticated, and in which header.
     pub(crate) auth_user: Option<String>,
@@ -195,7 +198,8 @@ impl<'a> RouteCtx<'a> {
             phase,
             msg,
             request: None,
-            key: None,
+            txn: None,
+            resumed: false,
             src,
             local,
             tx: TxScript::default(),

@@ -6,7 +6,8 @@ use script::{ArgType, Function, Registry, RouteMask, Value};
 use super::{ProxyEnv, RouteCtx};
 
 fn sanity_check(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
-    if c.core.sanity(c.msg, c.src, c.out) {
+    let core = c.core;
+    if core.sanity(c) {
         1
     } else {
         -1
@@ -31,8 +32,16 @@ fn sl_send_reply(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
         return -1;
     };
     let reason = args.get(1).map(Value::as_str).unwrap_or_default();
-    c.core.reply(c.msg, c.src, code, &reason, &[], c.out);
-    1
+    let core = c.core;
+    ret(core.respond(c, code, &reason, &[]))
+}
+
+fn ret(ok: bool) -> i64 {
+    if ok {
+        1
+    } else {
+        -1
+    }
 }
 
 /// A status code argument: 100 to 699.
@@ -56,8 +65,8 @@ fn options_reply(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
         ("Accept", "application/sdp"),
         ("Supported", "path"),
     ];
-    c.core.reply(c.msg, c.src, 200, "OK", &extra, c.out);
-    1
+    let core = c.core;
+    ret(core.respond(c, 200, "OK", &extra))
 }
 
 pub(super) fn register(r: &mut Registry<ProxyEnv>) {

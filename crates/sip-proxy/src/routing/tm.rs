@@ -62,7 +62,7 @@ fn redirect(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
         return -1;
     }
     let core = c.core;
-    ret(core.answer_with(c, 302, "Moved Temporarily", &[("Contact", &contacts)]))
+    ret(core.respond(c, 302, "Moved Temporarily", &[("Contact", &contacts)]))
 }
 
 fn t_on_failure(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {

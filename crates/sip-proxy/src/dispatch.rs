@@ -1,0 +1,268 @@
+//! Dispatch: a request gets its server transaction the first time it is seen (atomically
+//! under its shard's lock, so retransmissions are absorbed and a CANCEL matches it from the
+//! first packet, whatever the script does); the routing script then runs without any lock.
+//! Responses and timers go to their context; failure and reply routes also run unlocked.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use sip_message::{Message, Method};
+use sip_transaction::{Role, TransactionKey};
+
+use crate::context::{Context, Received};
+use crate::core::{response_destination, upstream_of, Core, STATEFUL, STATELESS};
+use crate::forward::strip_top_via;
+use crate::routing::{Phase, ProxyScript, RouteCtx};
+use crate::shard::Shards;
+use crate::target::Destination;
+use crate::Command;
+
+/// What became of a request on its shard.
+enum Seen {
+    /// A retransmission or an ACK its transaction absorbed.
+    Absorbed,
+    /// New: its context has this id.
+    New(u64),
+    /// An ACK no transaction absorbed (for a 2xx): routed without a context.
+    Unmatched,
+}
+
+impl Core {
+    /// Handles one received message; `src` is where it came from. The local address it
+    /// arrived at (`$Ri`) is taken to be the one we advertise towards `src`.
+    pub fn handle_message(&self, now: Instant, msg: Message, src: Destination) -> Vec<Command> {
+        let local = self
+            .config()
+            .advertised_for(src.protocol, src.addr)
+            .unwrap_or_else(|| SocketAddr::new(src.addr.ip(), 0));
+        self.handle_message_at(now, msg, src, local)
+    }
+
+    /// Handles one received message that arrived at local address `local`.
+    pub fn handle_message_at(
+        &self,
+        now: Instant,
+        msg: Message,
+        src: Destination,
+        local: SocketAddr,
+    ) -> Vec<Command> {
+        let mut out = Vec::new();
+        self.shards().epoch(Some(now));
+        let ip = src.addr.ip();
+        if !self.config().is_trusted(ip) && !self.guard.allow(ip, now) {
+            return out; // flooding, or banned: not even an answer
+        }
+        if msg.is_request() {
+            self.handle_request(now, msg, src, local, &mut out);
+        } else {
+            self.handle_response(now, msg, src, local, &mut out);
+        }
+        out
+    }
+
+    fn handle_request(
+        &self,
+        now: Instant,
+        msg: Message,
+        src: Destination,
+        local: SocketAddr,
+        out: &mut Vec<Command>,
+    ) {
+        let Ok(key) = TransactionKey::for_request(&msg, Role::Server) else {
+            return self.reply(&msg, src, 400, "Bad Request (Via)", &[], out);
+        };
+        let txn = match self.first_sight(now, key, &msg, src, out) {
+            Seen::Absorbed => return,
+            Seen::New(id) => Some(id),
+            Seen::Unmatched => None,
+        };
+        let script = self.script();
+        let script: &std::sync::Arc<ProxyScript> = &script;
+        let mut ctx = RouteCtx::new(self, script, now, Phase::Request, &msg, src, local, out);
+        ctx.txn = txn;
+        script.run_request(&mut ctx);
+        drop(ctx);
+        if let Some(id) = txn {
+            self.release_if_unused(id);
+        }
+    }
+
+    /// Matches a request to its server transaction, or creates one (ACKs never do).
+    fn first_sight(
+        &self,
+        now: Instant,
+        key: TransactionKey,
+        msg: &Message,
+        src: Destination,
+        out: &mut Vec<Command>,
+    ) -> Seen {
+        let shard_i = Shards::for_key(&key);
+        let mut shard = self.shards().lock(shard_i);
+        if let Some(&id) = shard.by_key.get(&key) {
+            let absorbed = shard
+                .contexts
+                .get_mut(&id)
+                .is_some_and(|ctx| ctx.on_request(now, self.config(), msg, out));
+            shard.settle(id);
+            if absorbed {
+                return Seen::Absorbed;
+            }
+        }
+        if msg.method() == Some(Method::Ack) {
+            return Seen::Unmatched;
+        }
+        let id = self.shards().new_id(shard_i);
+        let received = Received {
+            key,
+            request: msg.clone(),
+            upstream: upstream_of(msg, src),
+        };
+        shard.insert(id, Context::new(now, self.config(), received), true);
+        Seen::New(id)
+    }
+
+    fn handle_response(
+        &self,
+        now: Instant,
+        resp: Message,
+        src: Destination,
+        local: SocketAddr,
+        out: &mut Vec<Command>,
+    ) {
+        let Ok(via) = resp.top_via() else { return };
+        let Some(branch) = via.branch() else { return };
+        if let Some((id, index)) = stateful_branch(branch) {
+            if let Some(resp) = self.to_context(now, (id, index), resp, src, local, out) {
+                self.forward_response(now, resp, src, local, out);
+            }
+        } else if branch.starts_with(STATELESS) {
+            self.forward_response(now, resp, src, local, out);
+        }
+        // Otherwise not ours: dropped (RFC 3261 §16.7 step 1 says so for a proxy).
+    }
+
+    /// A response for branch `index` of context `id`. Reply routes, if any, run without
+    /// the lock; then the context takes it, and its failure route runs if one is due.
+    /// Gives the response back when there is no such context.
+    fn to_context(
+        &self,
+        now: Instant,
+        (id, index): (u64, usize),
+        resp: Message,
+        src: Destination,
+        local: SocketAddr,
+        out: &mut Vec<Command>,
+    ) -> Option<Message> {
+        let cfg = self.config();
+        let global = self.script().has_reply_route();
+        let mut slot = Some(resp);
+        let input = self.with_ctx(id, |ctx| match ctx.reply_route_input(global) {
+            Some(input) => Some(input),
+            None => {
+                if let Some(resp) = slot.take() {
+                    ctx.on_response(now, cfg, index, resp, out);
+                }
+                None
+            }
+        });
+        let (input, resp) = match (input, slot) {
+            (None, Some(resp)) => return Some(resp),
+            (Some(Some(input)), Some(resp)) => (input, resp),
+            _ => {
+                self.run_failure_routes(now, id, out);
+                return None;
+            }
+        };
+        if let (Some(resp), tx) = self.reply_routes(now, Some(input), resp, src, local, out) {
+            self.with_ctx(id, |ctx| {
+                ctx.set_tx(tx);
+                ctx.on_response(now, cfg, index, resp, out);
+            });
+        }
+        self.run_failure_routes(now, id, out);
+        None
+    }
+
+    /// A response without a context (a stateless branch, or a 2xx retransmission after the
+    /// context ended): after the global reply route, on to the next Via.
+    fn forward_response(
+        &self,
+        now: Instant,
+        resp: Message,
+        src: Destination,
+        local: SocketAddr,
+        out: &mut Vec<Command>,
+    ) {
+        let (Some(resp), _) = self.reply_routes(now, None, resp, src, local, out) else {
+            return;
+        };
+        let data = strip_top_via(&resp);
+        let Ok(next) = Message::parse(data.clone()) else {
+            return;
+        };
+        if let Some(dest) = response_destination(&next) {
+            out.push(Command::Send { dest, data });
+        }
+    }
+
+    /// The IO layer could not send `data` (a request the core asked it to send) to `dest`:
+    /// the branch it belongs to fails over to UDP or counts as answered 503 (§16.9).
+    pub fn send_failed(&self, now: Instant, dest: Destination, data: bytes::Bytes) -> Vec<Command> {
+        let mut out = Vec::new();
+        let Ok(msg) = Message::parse(data) else {
+            return out;
+        };
+        if !msg.is_request() || matches!(msg.method(), Some(Method::Ack | Method::Cancel)) {
+            return out;
+        }
+        let Some((id, index)) = msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().and_then(stateful_branch))
+        else {
+            return out;
+        };
+        let cfg = self.config();
+        self.with_ctx(id, |ctx| {
+            ctx.on_transport_error(now, cfg, index, dest, &mut out)
+        });
+        self.run_failure_routes(now, id, &mut out);
+        out
+    }
+
+    /// When [`handle_timeouts`](Self::handle_timeouts) is next needed. Locks nothing.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.shards().next_timeout()
+    }
+
+    /// Fires every transaction timer due at `now`; only shards with a timer due are locked.
+    pub fn handle_timeouts(&self, now: Instant) -> Vec<Command> {
+        let mut out = Vec::new();
+        let mut failures = Vec::new();
+        let due: Vec<usize> = self.shards().due(now).collect();
+        for i in due {
+            let mut shard = self.shards().lock(i);
+            while let Some(id) = shard.pop_due(now) {
+                if let Some(ctx) = shard.contexts.get_mut(&id) {
+                    ctx.on_timeout(now, self.config(), &mut out);
+                    if ctx.failure_is_due() {
+                        failures.push(id);
+                    }
+                }
+                shard.settle(id);
+            }
+        }
+        for id in failures {
+            self.run_failure_routes(now, id, &mut out);
+        }
+        out
+    }
+}
+
+/// The context id and branch index in one of our stateful branch parameters.
+fn stateful_branch(branch: &str) -> Option<(u64, usize)> {
+    let mut parts = branch.strip_prefix(STATEFUL)?.split('-');
+    let id = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let index = parts.next()?.parse().ok()?;
+    Some((id, index))
+}

@@ -1,0 +1,211 @@
+//! Proxy contexts, sharded by transaction key: each shard has its own lock, its contexts by
+//! id and by key, and its timers — one entry per context, so the cost of a timer does not
+//! grow with re-arming. The earliest deadline of each shard is mirrored in an atomic, so
+//! that finding the next timeout locks nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use sip_transaction::TransactionKey;
+
+use crate::context::Context;
+
+/// Number of shards (a power of two).
+pub(crate) const SHARDS: usize = 64;
+const NONE: u64 = u64::MAX;
+
+/// The contexts of one shard and their timers.
+#[derive(Default)]
+pub(crate) struct Shard {
+    pub(crate) contexts: HashMap<u64, Context>,
+    pub(crate) by_key: HashMap<TransactionKey, u64>,
+    /// `(deadline, context id)`: the context's `armed` deadline, one entry each.
+    timers: BTreeSet<(Instant, u64)>,
+}
+
+struct Slot {
+    shard: Mutex<Shard>,
+    /// The shard's earliest deadline, in nanoseconds after the epoch ([`NONE`]: no timer).
+    next: AtomicU64,
+}
+
+/// All shards, and the ids of their contexts.
+pub(crate) struct Shards {
+    slots: Box<[Slot]>,
+    next_id: AtomicU64,
+    /// The first time the core was told: deadlines are stored relative to it.
+    epoch: OnceLock<Instant>,
+}
+
+impl Default for Shards {
+    fn default() -> Self {
+        Shards {
+            slots: (0..SHARDS)
+                .map(|_| Slot {
+                    shard: Mutex::default(),
+                    next: AtomicU64::new(NONE),
+                })
+                .collect(),
+            next_id: AtomicU64::new(1),
+            epoch: OnceLock::new(),
+        }
+    }
+}
+
+/// A locked shard; releasing it publishes its earliest deadline.
+pub(crate) struct ShardGuard<'a> {
+    shard: MutexGuard<'a, Shard>,
+    next: &'a AtomicU64,
+    epoch: Instant,
+}
+
+impl Deref for ShardGuard<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.shard
+    }
+}
+
+impl DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.shard
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        let next = self.shard.timers.first().map_or(NONE, |(t, _)| {
+            nanos(t.saturating_duration_since(self.epoch))
+        });
+        self.next.store(next, Ordering::Release);
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(NONE - 1)
+}
+
+impl Shards {
+    /// Locks shard `i` (modulo the shard count).
+    pub(crate) fn lock(&self, i: usize) -> ShardGuard<'_> {
+        let slot = &self.slots[i % SHARDS];
+        ShardGuard {
+            shard: slot.shard.lock().unwrap_or_else(|p| p.into_inner()),
+            next: &slot.next,
+            epoch: self.epoch(None),
+        }
+    }
+
+    /// The shard a context id lives in.
+    pub(crate) fn of(id: u64) -> usize {
+        (id % SHARDS as u64) as usize
+    }
+
+    /// The shard a transaction key belongs to.
+    pub(crate) fn for_key(key: &TransactionKey) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        h.finish() as usize % SHARDS
+    }
+
+    /// A new context id that lives in shard `shard`.
+    pub(crate) fn new_id(&self, shard: usize) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) * SHARDS as u64 + (shard % SHARDS) as u64
+    }
+
+    /// A new context id in any shard.
+    pub(crate) fn new_id_any(&self) -> u64 {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        n * SHARDS as u64 + n % SHARDS as u64
+    }
+
+    /// The epoch, set by the first time seen (`now`); before that, a fresh instant.
+    pub(crate) fn epoch(&self, now: Option<Instant>) -> Instant {
+        *self.epoch.get_or_init(|| now.unwrap_or_else(Instant::now))
+    }
+
+    /// The earliest deadline of any shard, read without locking.
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        let min = self
+            .slots
+            .iter()
+            .map(|s| s.next.load(Ordering::Acquire))
+            .min()
+            .filter(|&n| n != NONE)?;
+        Some(self.epoch(None) + Duration::from_nanos(min))
+    }
+
+    /// The shards with a deadline at or before `now`.
+    pub(crate) fn due(&self, now: Instant) -> impl Iterator<Item = usize> + '_ {
+        let limit = nanos(now.saturating_duration_since(self.epoch(Some(now))));
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| s.next.load(Ordering::Acquire) <= limit)
+            .map(|(i, _)| i)
+    }
+
+    /// Number of live contexts (locks every shard: for statistics).
+    pub(crate) fn len(&self) -> usize {
+        (0..SHARDS).map(|i| self.lock(i).contexts.len()).sum()
+    }
+}
+
+impl Shard {
+    /// Adds a context, matched by its key unless `by_key` is false.
+    pub(crate) fn insert(&mut self, id: u64, ctx: Context, by_key: bool) {
+        if by_key {
+            self.by_key.insert(ctx.key.clone(), id);
+        }
+        self.contexts.insert(id, ctx);
+        self.settle(id);
+    }
+
+    /// After a context changed: its timer follows its next deadline, and it is removed
+    /// once done.
+    pub(crate) fn settle(&mut self, id: u64) {
+        let Some(ctx) = self.contexts.get_mut(&id) else {
+            return;
+        };
+        let (deadline, done) = (ctx.next_deadline(), ctx.is_done());
+        if done {
+            self.remove(id);
+            return;
+        }
+        if ctx.armed != deadline {
+            if let Some(old) = ctx.armed {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(d) = deadline {
+                self.timers.insert((d, id));
+            }
+            ctx.armed = deadline;
+        }
+    }
+
+    /// Forgets a context and its timer.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Context> {
+        let ctx = self.contexts.remove(&id)?;
+        if let Some(t) = ctx.armed {
+            self.timers.remove(&(t, id));
+        }
+        if self.by_key.get(&ctx.key) == Some(&id) {
+            self.by_key.remove(&ctx.key);
+        }
+        Some(ctx)
+    }
+
+    /// Takes the next context whose deadline is at or before `now` off the timer set.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<u64> {
+        let &(t, id) = self.timers.first().filter(|(t, _)| *t <= now)?;
+        self.timers.remove(&(t, id));
+        if let Some(ctx) = self.contexts.get_mut(&id) {
+            ctx.armed = None;
+        }
+        Some(id)
+    }
+}

@@ -1,0 +1,201 @@
+//! Suspend and resume: a transaction that waits for something outside the core (a DNS
+//! answer, its bindings written to storage) is parked in its context with what it had
+//! decided, and goes on exactly once when the IO layer hands the answer back. Nothing runs
+//! twice: not the script, not an authentication check.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use sip_message::Message;
+
+use crate::core::Core;
+use crate::reply::response;
+use crate::routing::{DestSet, Edits, FailureInfo, Phase, ProxyScript, RouteCtx, TxScript};
+use crate::shard::Shards;
+use crate::target::Destination;
+use crate::Command;
+
+/// Identifies what waits for the IO layer; hand it back to [`Core::resume`] (after a
+/// [`Command::Resolve`]) or [`Core::persisted`] (after a [`Command::Persist`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub(crate) context: u64,
+}
+
+/// What a parked context waits for, and how it goes on.
+#[derive(Debug)]
+pub(crate) enum Parked {
+    /// `t_relay` or `forward` in a request route, waiting for names.
+    Relay(Box<RelayState>),
+    /// `t_relay` in a failure route, waiting for names.
+    FailureRelay(Box<RelayState>),
+    /// A REGISTER's 200 OK, waiting for its bindings to be written.
+    Persist(Bytes),
+}
+
+/// What the script had decided when a relay had to wait: enough to finish it.
+#[derive(Debug)]
+pub(crate) struct RelayState {
+    pub(crate) script: Arc<ProxyScript>,
+    pub(crate) msg: Message,
+    pub(crate) src: Destination,
+    pub(crate) local: SocketAddr,
+    pub(crate) tx: TxScript,
+    pub(crate) edits: Edits,
+    pub(crate) set: DestSet,
+    /// `t_relay` (true) or `forward` (false).
+    pub(crate) stateful: bool,
+}
+
+impl RelayState {
+    /// The decisions of a route run so far.
+    pub(crate) fn of(c: &RouteCtx<'_>, stateful: bool) -> RelayState {
+        RelayState {
+            script: c.script.clone(),
+            msg: c.msg.clone(),
+            src: c.src,
+            local: c.local,
+            tx: c.tx.clone(),
+            edits: c.edits.clone(),
+            set: c.set.clone(),
+            stateful,
+        }
+    }
+
+    /// A route context that carries on from these decisions.
+    fn context<'a>(
+        &'a self,
+        core: &'a Core,
+        now: Instant,
+        phase: Phase,
+        out: &'a mut Vec<Command>,
+    ) -> RouteCtx<'a> {
+        let mut c = RouteCtx::new(
+            core,
+            &self.script,
+            now,
+            phase,
+            &self.msg,
+            self.src,
+            self.local,
+            out,
+        );
+        c.tx = self.tx.clone();
+        c.edits = self.edits.clone();
+        c.set = self.set.clone();
+        c.resumed = true;
+        c
+    }
+}
+
+impl Core {
+    /// Parks context `id` (or, without one, a context of its own) until the names are
+    /// looked up; returns the command that asks for them.
+    pub(crate) fn park(
+        &self,
+        now: Instant,
+        id: Option<u64>,
+        hosts: Vec<String>,
+        parked: Parked,
+    ) -> Command {
+        let id = match id {
+            Some(id) => {
+                self.with_ctx(id, |ctx| ctx.parked = Some(parked));
+                id
+            }
+            None => self.park_alone(now, parked),
+        };
+        Command::Resolve {
+            hosts,
+            then: Resume { context: id },
+        }
+    }
+
+    /// Goes on with what waited for a DNS answer ([`Command::Resolve`]), once the answers
+    /// are stored with [`dns_answer`](Self::dns_answer). A name still unknown (the lookup
+    /// failed or was refused) counts as one that does not resolve. Only the first call for
+    /// a `then` does anything.
+    pub fn resume(&self, now: Instant, then: Resume) -> Vec<Command> {
+        let id = then.context;
+        let mut out = Vec::new();
+        let parked = self.with_ctx(id, |ctx| match ctx.parked.take() {
+            Some(p @ (Parked::Relay(_) | Parked::FailureRelay(_))) => Some(p),
+            other => {
+                ctx.parked = other;
+                None
+            }
+        });
+        match parked.flatten() {
+            Some(Parked::Relay(state)) => {
+                let mut c = state.context(self, now, Phase::Request, &mut out);
+                c.txn = Some(id);
+                self.relay(&mut c, state.stateful);
+                drop(c);
+                self.release_if_unused(id);
+            }
+            Some(Parked::FailureRelay(state)) => self.resume_failure(now, id, &state, &mut out),
+            _ => {}
+        }
+        out
+    }
+
+    /// A failure route's `t_relay` goes on: the branches it asked for, or (none resolve)
+    /// the best reply upstream.
+    fn resume_failure(&self, now: Instant, id: u64, state: &RelayState, out: &mut Vec<Command>) {
+        let Some((next_branch, status, reason)) =
+            self.with_ctx(id, |ctx| ctx.failure_status()).flatten()
+        else {
+            return;
+        };
+        let mut c = state.context(self, now, Phase::Failure, out);
+        c.failure = Some(FailureInfo {
+            id,
+            next_branch,
+            status,
+            reason: &reason,
+        });
+        self.relay_more(&mut c);
+        let groups = std::mem::take(&mut c.effects.groups);
+        drop(c);
+        let cfg = self.config();
+        self.with_ctx(id, |ctx| ctx.resume_failure(now, cfg, groups, out));
+        self.run_failure_routes(now, id, out);
+    }
+
+    /// The bindings a [`Command::Persist`] carried are written (`stored`), or could not be
+    /// written: the REGISTER that waited is answered 200, or 500 with Retry-After.
+    pub fn persisted(&self, now: Instant, then: Resume, stored: bool) -> Vec<Command> {
+        self.writes_done();
+        let mut out = Vec::new();
+        let cfg = self.config();
+        self.with_ctx(then.context, |ctx| {
+            let Some(Parked::Persist(ok)) = ctx.parked.take() else {
+                return;
+            };
+            if stored {
+                ctx.answer(now, cfg, 200, ok, &mut out);
+            } else if let Some(req) = ctx.request.as_ref() {
+                let why = "Server Internal Error (bindings not stored)";
+                let error = response(req, 500, why, &cfg.agent, &[("Retry-After", "5")]);
+                ctx.answer(now, cfg, 500, error, &mut out);
+            }
+        });
+        out
+    }
+
+    /// A context with no request to match, for what waits without one (an ACK relayed
+    /// statelessly to a name).
+    fn park_alone(&self, now: Instant, parked: Parked) -> u64 {
+        let id = self.shards().new_id_any();
+        let Parked::Relay(state) = &parked else {
+            return id;
+        };
+        if let Some(mut ctx) = self.bare_context(now, &state.msg, state.src) {
+            ctx.parked = Some(parked);
+            self.shards().lock(Shards::of(id)).insert(id, ctx, false);
+        }
+        id
+    }
+}
