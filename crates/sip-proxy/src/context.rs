@@ -50,6 +50,8 @@ struct Branch {
     timer_c: Option<Instant>,
     cancel_wanted: bool,
     cancel: Option<ClientTransaction>,
+    /// 64·T1 after our CANCEL: the INVITE counts as ended if still unanswered (§9.1).
+    give_up: Option<Instant>,
     fallback: Option<UdpFallback>,
 }
 
@@ -196,6 +198,7 @@ impl Context {
                 timer_c,
                 cancel_wanted: false,
                 cancel: None,
+                give_up: None,
                 fallback: p.fallback,
             });
         }
@@ -297,6 +300,7 @@ impl Context {
                 reliability(b.dest),
                 cfg.timers,
             ));
+            b.give_up = Some(now + cfg.timers.timeout());
         }
     }
 
@@ -307,21 +311,40 @@ impl Context {
             self.send_trying(now, cfg);
         }
         for i in 0..self.branches.len() {
-            let b = &mut self.branches[i];
-            b.client.handle_timeout(now);
-            if let Some(c) = b.cancel.as_mut() {
-                c.handle_timeout(now);
-            }
-            if b.timer_c.is_some_and(|t| t <= now) && b.status.is_none() {
-                b.timer_c = None;
-                if b.provisional {
-                    self.cancel_branch(now, cfg, i);
-                } else {
-                    self.branch_final(now, cfg, i, Err(408), out);
-                }
-            }
+            self.branch_timeout(now, cfg, i, out);
         }
         self.pump(now, cfg, out);
+    }
+
+    /// Fires the due timers of branch `i`: its transactions', timer C, and the end of the
+    /// wait for a final response after its CANCEL.
+    fn branch_timeout(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        i: usize,
+        out: &mut Vec<Command>,
+    ) {
+        let b = &mut self.branches[i];
+        b.client.handle_timeout(now);
+        if let Some(c) = b.cancel.as_mut() {
+            c.handle_timeout(now);
+        }
+        if b.timer_c.is_some_and(|t| t <= now) && b.status.is_none() {
+            b.timer_c = None;
+            if b.provisional {
+                self.cancel_branch(now, cfg, i);
+            } else {
+                self.branch_final(now, cfg, i, Err(408), out);
+            }
+        }
+        let b = &mut self.branches[i];
+        if b.give_up.is_some_and(|t| t <= now) && b.status.is_none() {
+            // §9.1: the CANCEL brought no final response; the INVITE transaction goes.
+            b.client.abandon();
+            let code = if self.cancelled { 487 } else { 408 };
+            self.branch_final(now, cfg, i, Err(code), out);
+        }
     }
 
     /// When [`on_timeout`](Self::on_timeout) is next needed.
@@ -330,6 +353,7 @@ impl Context {
             [
                 b.client.poll_timeout(),
                 b.timer_c.filter(|_| b.status.is_none()),
+                b.give_up.filter(|_| b.status.is_none()),
                 b.cancel.as_ref().and_then(ClientTransaction::poll_timeout),
             ]
         });

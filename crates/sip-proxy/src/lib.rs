@@ -70,6 +70,8 @@ pub enum Resume {
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
+mod context_tests;
+#[cfg(test)]
 mod routing_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -148,6 +148,14 @@ impl ClientTransaction {
         }
     }
 
+    /// The user gives up waiting for a final response (RFC 3261 §9.1: none came 64·T1
+    /// after its CANCEL): the transaction ends at once, without reporting a timeout.
+    pub fn abandon(&mut self) {
+        if self.state != ClientState::Terminated {
+            self.terminate();
+        }
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         earliest(&[self.retransmit.map(|r| r.at), self.deadline])
@@ -310,6 +318,28 @@ mod tests {
         assert_eq!(t.state(), ClientState::Accepted);
         t.handle_timeout(t0 + Duration::from_secs(32));
         assert_eq!(drain(&mut t), ["terminated"]);
+    }
+
+    #[test]
+    fn abandoned_invite_ends_without_a_timeout() {
+        let t0 = Instant::now();
+        let mut t = ClientTransaction::new(
+            t0,
+            request("INVITE"),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+        );
+        drain(&mut t);
+        t.on_response(t0, response(180, "INVITE"));
+        assert_eq!(drain(&mut t), ["resp 180"]);
+        t.abandon();
+        assert_eq!(drain(&mut t), ["terminated"]);
+        assert_eq!(t.state(), ClientState::Terminated);
+        assert_eq!(t.poll_timeout(), None);
+        assert!(t.request().is_none());
+        t.on_response(t0, response(487, "INVITE"));
+        t.abandon();
+        assert_eq!(drain(&mut t), Vec::<String>::new(), "over: nothing more");
     }
 
     #[test]

@@ -1,0 +1,132 @@
+//! Proxy contexts driven through the core: CANCEL, timer C, giving up on a silent branch,
+//! and 2xx responses that arrive after a failure.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use registrar::Location;
+use sip_message::Message;
+
+use crate::tests::{answer, config, invite, msg, register, sent, udp, CALLER};
+use crate::{Core, Destination, ProxyConfig};
+
+const BOB: &str = "192.0.2.20:5060";
+
+/// T1 = 100 ms, so that 64·T1 (timers B and F, and giving up after a CANCEL) is 6.4 s.
+const T1: Duration = Duration::from_millis(100);
+
+/// A core with this timer C and T1 = 100 ms, bob registered at [`BOB`].
+fn core(timer_c: Duration) -> Core {
+    let mut cfg = ProxyConfig {
+        timer_c,
+        ..config()
+    };
+    cfg.timers.t1 = T1;
+    let core = Core::new(cfg, Arc::new(Location::new()));
+    register(&core, "bob", BOB, "1.0");
+    core
+}
+
+/// A request from the caller for the INVITE of [`invite`].
+fn from_caller(method: &str) -> Message {
+    msg(&format!(
+        "{method} sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKcall1\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: call-1\n\
+CSeq: 1 {method}\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ))
+}
+
+fn is_method(m: &Message, method: &str) -> bool {
+    m.method().is_some_and(|x| x.as_str() == method)
+}
+
+/// The status codes among `out` that went to the caller.
+fn upstream(out: &[(Destination, Message)]) -> Vec<u16> {
+    out.iter()
+        .filter(|(d, _)| *d == udp(CALLER))
+        .filter_map(|(_, m)| m.status())
+        .collect()
+}
+
+/// Fires the core's timers in order, up to `end`, until `stop` holds for what one round sent;
+/// returns the time of that round and everything sent until then.
+fn run_timers(
+    core: &Core,
+    start: Instant,
+    end: Instant,
+    stop: impl Fn(&[(Destination, Message)]) -> bool,
+) -> (Instant, Vec<(Destination, Message)>) {
+    let (mut t, mut all) = (start, Vec::new());
+    while let Some(next) = core.next_timeout().filter(|n| *n <= end) {
+        t = next.max(t);
+        let out = sent(core.handle_timeouts(t));
+        let done = stop(&out);
+        all.extend(out);
+        if done {
+            break;
+        }
+    }
+    (t, all)
+}
+
+/// True when a final response went to the caller.
+fn final_upstream(out: &[(Destination, Message)]) -> bool {
+    upstream(out).iter().any(|&c| c >= 200)
+}
+
+#[test]
+fn a_branch_silent_after_timer_c_and_its_cancel_ends_in_408_and_frees_the_context() {
+    let timer_c = Duration::from_secs(1);
+    let core = core(timer_c);
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let t1 = t0 + Duration::from_millis(10);
+    let up = sent(core.handle_message(t1, answer(&fwd, 180), udp(BOB)));
+    assert_eq!(upstream(&up), [180]);
+    // Timer C sends the CANCEL; neither it nor the INVITE is ever answered.
+    let deadline = t1 + timer_c + T1 * 64 + Duration::from_millis(500);
+    let (t, out) = run_timers(&core, t1, deadline, final_upstream);
+    assert!(t <= deadline);
+    assert!(
+        out.iter()
+            .any(|(d, m)| *d == udp(BOB) && is_method(m, "CANCEL")),
+        "CANCEL when timer C fires"
+    );
+    let finals: Vec<u16> = upstream(&out).into_iter().filter(|&c| c >= 200).collect();
+    assert_eq!(finals, [408], "one final response within timer C + 64·T1");
+    // The caller ACKs it; every transaction then ends and the context is freed.
+    sent(core.handle_message(t, from_caller("ACK"), udp(CALLER)));
+    let (_, rest) = run_timers(&core, t, t + Duration::from_secs(120), |_| false);
+    assert_eq!(
+        upstream(&rest),
+        Vec::<u16>::new(),
+        "no second final response"
+    );
+    assert_eq!(core.active_transactions(), 0);
+    assert_eq!(core.next_timeout(), None);
+}
+
+#[test]
+fn a_forwarded_cancel_nobody_answers_ends_in_487_and_frees_the_context() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    sent(core.handle_message(t0, answer(&fwd, 180), udp(BOB)));
+    let out = sent(core.handle_message(t0, from_caller("CANCEL"), udp(CALLER)));
+    assert!(out.iter().any(|(_, m)| is_method(m, "CANCEL")));
+    let deadline = t0 + T1 * 64 + Duration::from_millis(500);
+    let (t, out) = run_timers(&core, t0, deadline, final_upstream);
+    let finals: Vec<u16> = upstream(&out).into_iter().filter(|&c| c >= 200).collect();
+    assert_eq!(
+        finals,
+        [487],
+        "one final response by 64·T1 after the CANCEL"
+    );
+    sent(core.handle_message(t, from_caller("ACK"), udp(CALLER)));
+    run_timers(&core, t, t + Duration::from_secs(120), |_| false);
+    assert_eq!(core.active_transactions(), 0);
+}
