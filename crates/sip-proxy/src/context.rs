@@ -431,15 +431,18 @@ impl Context {
     ) {
         let Some(code) = resp.status() else { return };
         match code {
-            100 => {}
-            101..=199 => {
+            100..=199 => {
+                // Any provisional response, 100 included, allows the CANCEL (§9.1); only
+                // 101-199 restart timer C and go upstream (§16.7 step 2).
                 let b = &mut self.branches[i];
                 b.provisional = true;
-                b.timer_c = Some(now + cfg.timer_c);
+                if code > 100 {
+                    b.timer_c = Some(now + cfg.timer_c);
+                }
                 if b.cancel_wanted {
                     self.cancel_branch(now, cfg, i);
                 }
-                if !self.answered {
+                if code > 100 && !self.answered {
                     self.respond(now, code, strip_top_via(&resp));
                 }
             }

@@ -130,3 +130,67 @@ fn a_forwarded_cancel_nobody_answers_ends_in_487_and_frees_the_context() {
     run_timers(&core, t, t + Duration::from_secs(120), |_| false);
     assert_eq!(core.active_transactions(), 0);
 }
+
+#[test]
+fn a_cancel_goes_downstream_at_once_after_a_100_trying() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let up = sent(core.handle_message(t0, answer(&fwd, 100), udp(BOB)));
+    assert_eq!(upstream(&up), Vec::<u16>::new(), "100 is not forwarded");
+    let out = sent(core.handle_message(t0, from_caller("CANCEL"), udp(CALLER)));
+    assert_eq!(upstream(&out), [200], "CANCEL answered");
+    let cancel = out
+        .iter()
+        .find(|(_, m)| is_method(m, "CANCEL"))
+        .expect("CANCEL downstream after a 100");
+    assert_eq!(cancel.0, udp(BOB));
+    assert_eq!(
+        cancel.1.top_via().unwrap().branch(),
+        fwd.top_via().unwrap().branch()
+    );
+    let out = sent(core.handle_message(t0, answer(&fwd, 487), udp(BOB)));
+    assert_eq!(upstream(&out), [487]);
+}
+
+#[test]
+fn a_cancel_that_waits_for_a_provisional_goes_on_a_100() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let out = sent(core.handle_message(t0, from_caller("CANCEL"), udp(CALLER)));
+    assert!(
+        !out.iter().any(|(_, m)| is_method(m, "CANCEL")),
+        "no CANCEL before a provisional response"
+    );
+    let out = sent(core.handle_message(t0, answer(&fwd, 100), udp(BOB)));
+    let hops: Vec<(Destination, Option<&str>)> = out
+        .iter()
+        .map(|(d, m)| (*d, m.method().map(|x| x.as_str())))
+        .collect();
+    assert_eq!(hops, [(udp(BOB), Some("CANCEL"))]);
+}
+
+#[test]
+fn timer_c_cancels_a_branch_that_sent_only_100() {
+    let timer_c = Duration::from_secs(1);
+    let core = core(timer_c);
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    sent(core.handle_message(t0, answer(&fwd, 100), udp(BOB)));
+    let (t, out) = run_timers(&core, t0, t0 + timer_c, |_| false);
+    assert!(
+        out.iter()
+            .any(|(d, m)| *d == udp(BOB) && is_method(m, "CANCEL")),
+        "CANCEL when timer C fires after a 100"
+    );
+    assert_eq!(upstream(&out), [100], "our own 100 Trying only, no 408 yet");
+    let out = sent(core.handle_message(t, answer(&fwd, 487), udp(BOB)));
+    assert_eq!(upstream(&out), [487]);
+}
