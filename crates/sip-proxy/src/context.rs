@@ -8,8 +8,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use sip_message::{Message, Method};
 use sip_transaction::{
-    build_cancel, ClientTransaction, Output, Reliability, ServerState, ServerTransaction,
-    TransactionKey,
+    build_cancel, ClientState, ClientTransaction, Output, Reliability, ServerState,
+    ServerTransaction, TransactionKey,
 };
 
 use crate::config::ProxyConfig;
@@ -229,12 +229,20 @@ impl Context {
         out: &mut Vec<Command>,
     ) {
         let is_cancel = resp.cseq().is_ok_and(|c| c.method == Method::Cancel);
-        if let Some(b) = self.branches.get_mut(index) {
-            match (is_cancel, b.cancel.as_mut()) {
-                (true, Some(c)) => c.on_response(now, resp),
-                (true, None) => {}
-                (false, _) => b.client.on_response(now, resp),
+        let Some(b) = self.branches.get_mut(index) else {
+            return;
+        };
+        match (is_cancel, b.cancel.as_mut()) {
+            (true, Some(c)) => c.on_response(now, resp),
+            (true, None) => {}
+            // The INVITE transaction is over (timer B, or given up): a 2xx still goes
+            // upstream (§16.7 step 5, RFC 6026); anything else is dropped.
+            (false, _) if b.client.state() == ClientState::Terminated => {
+                if self.invite && resp.status().is_some_and(|c| (200..300).contains(&c)) {
+                    self.branch_response(now, cfg, index, resp, out);
+                }
             }
+            (false, _) => b.client.on_response(now, resp),
         }
         self.pump(now, cfg, out);
     }
@@ -368,10 +376,10 @@ impl Context {
     pub(crate) fn is_done(&self) -> bool {
         self.server.state() == ServerState::Terminated
             && self.branches.iter().all(|b| {
-                b.client.state() == sip_transaction::ClientState::Terminated
+                b.client.state() == ClientState::Terminated
                     && b.cancel
                         .as_ref()
-                        .is_none_or(|c| c.state() == sip_transaction::ClientState::Terminated)
+                        .is_none_or(|c| c.state() == ClientState::Terminated)
             })
     }
 
@@ -449,14 +457,30 @@ impl Context {
             200..=299 => {
                 self.branches[i].status = Some(code);
                 self.answered = true;
-                // 2xx go upstream at once, every one of them (RFC 6026).
-                self.respond(now, code, strip_top_via(&resp));
+                self.forward_2xx(now, code, strip_top_via(&resp), out);
                 self.pending.clear();
                 for j in 0..self.branches.len() {
                     self.cancel_branch(now, cfg, j);
                 }
             }
             _ => self.branch_final(now, cfg, i, Ok(resp), out),
+        }
+    }
+
+    /// Sends a 2xx upstream at once, every one of them (RFC 6026): through the server
+    /// transaction, or statelessly once it has sent a failure and would swallow the 2xx
+    /// (§16.7 step 5).
+    fn forward_2xx(&mut self, now: Instant, code: u16, data: Bytes, out: &mut Vec<Command>) {
+        match self.server.state() {
+            ServerState::Completed | ServerState::Confirmed | ServerState::Terminated
+                if self.invite =>
+            {
+                out.push(Command::Send {
+                    dest: self.upstream,
+                    data,
+                });
+            }
+            _ => self.respond(now, code, data),
         }
     }
 

@@ -194,3 +194,67 @@ fn timer_c_cancels_a_branch_that_sent_only_100() {
     let out = sent(core.handle_message(t, answer(&fwd, 487), udp(BOB)));
     assert_eq!(upstream(&out), [487]);
 }
+
+#[test]
+fn a_2xx_after_timer_b_goes_upstream() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let (t, out) = run_timers(&core, t0, t0 + T1 * 65, final_upstream);
+    assert_eq!(upstream(&out).last(), Some(&408), "timer B: 408 upstream");
+    let ok = answer(&fwd, 200);
+    for _ in 0..2 {
+        let out = sent(core.handle_message(t, ok.clone(), udp(BOB)));
+        assert_eq!(out.len(), 1, "{out:?}");
+        let (dest, up) = &out[0];
+        assert_eq!((*dest, up.status()), (udp(CALLER), Some(200)));
+        assert_eq!(up.vias().count(), 1, "our Via stripped");
+    }
+    let (_, rest) = run_timers(&core, t, t + Duration::from_secs(120), |_| false);
+    assert!(
+        upstream(&rest).iter().all(|&c| c == 408),
+        "only retransmissions of the 408: {:?}",
+        upstream(&rest)
+    );
+    assert_eq!(core.active_transactions(), 0);
+}
+
+#[test]
+fn a_2xx_after_a_forwarded_486_goes_upstream_and_is_not_acked() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let out = sent(core.handle_message(t0, answer(&fwd, 486), udp(BOB)));
+    assert_eq!(upstream(&out), [486]);
+    sent(core.handle_message(t0, from_caller("ACK"), udp(CALLER)));
+    let ok = answer(&fwd, 200);
+    let forwarded = |t| {
+        let out = sent(core.handle_message(t, ok.clone(), udp(BOB)));
+        let hops: Vec<(Destination, Option<u16>)> =
+            out.iter().map(|(d, m)| (*d, m.status())).collect();
+        assert_eq!(
+            hops,
+            [(udp(CALLER), Some(200))],
+            "the 2xx upstream, no ACK downstream"
+        );
+        assert_eq!(out[0].1.vias().count(), 1, "our Via stripped");
+    };
+    forwarded(t0);
+    forwarded(t0);
+    // Later still, the server transaction is over (timer I), the branch's is not (timer D).
+    let t = t0 + Duration::from_secs(10);
+    run_timers(&core, t0, t, |_| false);
+    assert_eq!(core.active_transactions(), 1);
+    forwarded(t);
+    let (_, rest) = run_timers(&core, t, t0 + Duration::from_secs(120), |_| false);
+    assert_eq!(
+        upstream(&rest),
+        Vec::<u16>::new(),
+        "no second final response"
+    );
+    assert_eq!(core.active_transactions(), 0);
+}

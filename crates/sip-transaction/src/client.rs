@@ -123,7 +123,12 @@ impl ClientTransaction {
                 self.complete(now, self.timers.linger(self.reliability.is_reliable()));
                 self.out.push_back(Output::Response(Box::new(response)));
             }
-            (Completed, 200..=699) => {
+            // A 2xx after a non-2xx is no retransmission: not ours to ACK, the user's to
+            // forward (RFC 6026).
+            (Completed, 200..=299) if self.invite => {
+                self.out.push_back(Output::Response(Box::new(response)));
+            }
+            (Completed, 300..=699) => {
                 if let Some(ack) = &self.ack {
                     self.out.push_back(Output::Transmit(ack.clone()));
                 }
@@ -318,6 +323,26 @@ mod tests {
         assert_eq!(t.state(), ClientState::Accepted);
         t.handle_timeout(t0 + Duration::from_secs(32));
         assert_eq!(drain(&mut t), ["terminated"]);
+    }
+
+    #[test]
+    fn invite_2xx_after_non_2xx_goes_to_the_user_unacked() {
+        let t0 = Instant::now();
+        let mut t = ClientTransaction::new(
+            t0,
+            request("INVITE"),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+        );
+        drain(&mut t);
+        t.on_response(t0, response(486, "INVITE"));
+        assert_eq!(drain(&mut t), ["send ACK", "resp 486"]);
+        t.on_response(t0, response(200, "INVITE"));
+        t.on_response(t0, response(200, "INVITE"));
+        assert_eq!(drain(&mut t), ["resp 200", "resp 200"], "no ACK for a 2xx");
+        t.on_response(t0, response(486, "INVITE"));
+        assert_eq!(drain(&mut t), ["send ACK"]);
+        assert_eq!(t.state(), ClientState::Completed);
     }
 
     #[test]
