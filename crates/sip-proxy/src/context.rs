@@ -8,8 +8,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use sip_message::{Message, Method};
 use sip_transaction::{
-    build_cancel, ClientTransaction, Output, Reliability, ServerState, ServerTransaction,
-    TransactionKey,
+    build_cancel, ClientState, ClientTransaction, Output, Reliability, ServerState,
+    ServerTransaction, TransactionKey,
 };
 
 use crate::config::ProxyConfig;
@@ -52,6 +52,8 @@ struct Branch {
     timer_c: Option<Instant>,
     cancel_wanted: bool,
     cancel: Option<ClientTransaction>,
+    /// 64·T1 after our CANCEL: the INVITE counts as ended if still unanswered (§9.1).
+    give_up: Option<Instant>,
     fallback: Option<UdpFallback>,
 }
 
@@ -226,6 +228,7 @@ impl Context {
                 timer_c,
                 cancel_wanted: false,
                 cancel: None,
+                give_up: None,
                 fallback: p.fallback,
             });
         }
@@ -256,12 +259,20 @@ impl Context {
         out: &mut Vec<Command>,
     ) {
         let is_cancel = resp.cseq().is_ok_and(|c| c.method == Method::Cancel);
-        if let Some(b) = self.branches.get_mut(index) {
-            match (is_cancel, b.cancel.as_mut()) {
-                (true, Some(c)) => c.on_response(now, resp),
-                (true, None) => {}
-                (false, _) => b.client.on_response(now, resp),
+        let Some(b) = self.branches.get_mut(index) else {
+            return;
+        };
+        match (is_cancel, b.cancel.as_mut()) {
+            (true, Some(c)) => c.on_response(now, resp),
+            (true, None) => {}
+            // The INVITE transaction is over (timer B, or given up): a 2xx still goes
+            // upstream (§16.7 step 5, RFC 6026); anything else is dropped.
+            (false, _) if b.client.state() == ClientState::Terminated => {
+                if self.invite && resp.status().is_some_and(|c| (200..300).contains(&c)) {
+                    self.branch_response(now, cfg, index, resp, out);
+                }
             }
+            (false, _) => b.client.on_response(now, resp),
         }
         self.pump(now, cfg, out);
     }
@@ -327,6 +338,7 @@ impl Context {
                 reliability(b.dest),
                 cfg.timers,
             ));
+            b.give_up = Some(now + cfg.timers.timeout());
         }
     }
 
@@ -337,21 +349,40 @@ impl Context {
             self.send_trying(now, cfg);
         }
         for i in 0..self.branches.len() {
-            let b = &mut self.branches[i];
-            b.client.handle_timeout(now);
-            if let Some(c) = b.cancel.as_mut() {
-                c.handle_timeout(now);
-            }
-            if b.timer_c.is_some_and(|t| t <= now) && b.status.is_none() {
-                b.timer_c = None;
-                if b.provisional {
-                    self.cancel_branch(now, cfg, i);
-                } else {
-                    self.branch_final(now, cfg, i, Err(408), out);
-                }
-            }
+            self.branch_timeout(now, cfg, i, out);
         }
         self.pump(now, cfg, out);
+    }
+
+    /// Fires the due timers of branch `i`: its transactions', timer C, and the end of the
+    /// wait for a final response after its CANCEL.
+    fn branch_timeout(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        i: usize,
+        out: &mut Vec<Command>,
+    ) {
+        let b = &mut self.branches[i];
+        b.client.handle_timeout(now);
+        if let Some(c) = b.cancel.as_mut() {
+            c.handle_timeout(now);
+        }
+        if b.timer_c.is_some_and(|t| t <= now) && b.status.is_none() {
+            b.timer_c = None;
+            if b.provisional {
+                self.cancel_branch(now, cfg, i);
+            } else {
+                self.branch_final(now, cfg, i, Err(408), out);
+            }
+        }
+        let b = &mut self.branches[i];
+        if b.give_up.is_some_and(|t| t <= now) && b.status.is_none() {
+            // §9.1: the CANCEL brought no final response; the INVITE transaction goes.
+            b.client.abandon();
+            let code = if self.cancelled { 487 } else { 408 };
+            self.branch_final(now, cfg, i, Err(code), out);
+        }
     }
 
     /// When [`on_timeout`](Self::on_timeout) is next needed.
@@ -360,6 +391,7 @@ impl Context {
             [
                 b.client.poll_timeout(),
                 b.timer_c.filter(|_| b.status.is_none()),
+                b.give_up.filter(|_| b.status.is_none()),
                 b.cancel.as_ref().and_then(ClientTransaction::poll_timeout),
             ]
         });
@@ -374,10 +406,10 @@ impl Context {
     pub(crate) fn is_done(&self) -> bool {
         self.server.state() == ServerState::Terminated
             && self.branches.iter().all(|b| {
-                b.client.state() == sip_transaction::ClientState::Terminated
+                b.client.state() == ClientState::Terminated
                     && b.cancel
                         .as_ref()
-                        .is_none_or(|c| c.state() == sip_transaction::ClientState::Terminated)
+                        .is_none_or(|c| c.state() == ClientState::Terminated)
             })
     }
 
@@ -437,29 +469,48 @@ impl Context {
     ) {
         let Some(code) = resp.status() else { return };
         match code {
-            100 => {}
-            101..=199 => {
+            100..=199 => {
+                // Any provisional response, 100 included, allows the CANCEL (§9.1); only
+                // 101-199 restart timer C and go upstream (§16.7 step 2).
                 let b = &mut self.branches[i];
                 b.provisional = true;
-                b.timer_c = Some(now + cfg.timer_c);
+                if code > 100 {
+                    b.timer_c = Some(now + cfg.timer_c);
+                }
                 if b.cancel_wanted {
                     self.cancel_branch(now, cfg, i);
                 }
-                if !self.answered {
+                if code > 100 && !self.answered {
                     self.respond(now, code, strip_top_via(&resp));
                 }
             }
             200..=299 => {
                 self.branches[i].status = Some(code);
                 self.answered = true;
-                // 2xx go upstream at once, every one of them (RFC 6026).
-                self.respond(now, code, strip_top_via(&resp));
+                self.forward_2xx(now, code, strip_top_via(&resp), out);
                 self.pending.clear();
                 for j in 0..self.branches.len() {
                     self.cancel_branch(now, cfg, j);
                 }
             }
             _ => self.branch_final(now, cfg, i, Ok(resp), out),
+        }
+    }
+
+    /// Sends a 2xx upstream at once, every one of them (RFC 6026): through the server
+    /// transaction, or statelessly once it has sent a failure and would swallow the 2xx
+    /// (§16.7 step 5).
+    fn forward_2xx(&mut self, now: Instant, code: u16, data: Bytes, out: &mut Vec<Command>) {
+        match self.server.state() {
+            ServerState::Completed | ServerState::Confirmed | ServerState::Terminated
+                if self.invite =>
+            {
+                out.push(Command::Send {
+                    dest: self.upstream,
+                    data,
+                });
+            }
+            _ => self.respond(now, code, data),
         }
     }
 

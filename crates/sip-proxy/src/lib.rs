@@ -62,6 +62,8 @@ pub enum Command {
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
+mod context_tests;
+#[cfg(test)]
 mod routing_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -123,7 +123,12 @@ impl ClientTransaction {
                 self.complete(now, self.timers.linger(self.reliability.is_reliable()));
                 self.out.push_back(Output::Response(Box::new(response)));
             }
-            (Completed, 200..=699) => {
+            // A 2xx after a non-2xx is no retransmission: not ours to ACK, the user's to
+            // forward (RFC 6026).
+            (Completed, 200..=299) if self.invite => {
+                self.out.push_back(Output::Response(Box::new(response)));
+            }
+            (Completed, 300..=699) => {
                 if let Some(ack) = &self.ack {
                     self.out.push_back(Output::Transmit(ack.clone()));
                 }
@@ -144,6 +149,14 @@ impl ClientTransaction {
     pub fn on_transport_error(&mut self) {
         if self.state != ClientState::Terminated {
             self.out.push_back(Output::Timeout);
+            self.terminate();
+        }
+    }
+
+    /// The user gives up waiting for a final response (RFC 3261 §9.1: none came 64·T1
+    /// after its CANCEL): the transaction ends at once, without reporting a timeout.
+    pub fn abandon(&mut self) {
+        if self.state != ClientState::Terminated {
             self.terminate();
         }
     }
@@ -310,6 +323,48 @@ mod tests {
         assert_eq!(t.state(), ClientState::Accepted);
         t.handle_timeout(t0 + Duration::from_secs(32));
         assert_eq!(drain(&mut t), ["terminated"]);
+    }
+
+    #[test]
+    fn invite_2xx_after_non_2xx_goes_to_the_user_unacked() {
+        let t0 = Instant::now();
+        let mut t = ClientTransaction::new(
+            t0,
+            request("INVITE"),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+        );
+        drain(&mut t);
+        t.on_response(t0, response(486, "INVITE"));
+        assert_eq!(drain(&mut t), ["send ACK", "resp 486"]);
+        t.on_response(t0, response(200, "INVITE"));
+        t.on_response(t0, response(200, "INVITE"));
+        assert_eq!(drain(&mut t), ["resp 200", "resp 200"], "no ACK for a 2xx");
+        t.on_response(t0, response(486, "INVITE"));
+        assert_eq!(drain(&mut t), ["send ACK"]);
+        assert_eq!(t.state(), ClientState::Completed);
+    }
+
+    #[test]
+    fn abandoned_invite_ends_without_a_timeout() {
+        let t0 = Instant::now();
+        let mut t = ClientTransaction::new(
+            t0,
+            request("INVITE"),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+        );
+        drain(&mut t);
+        t.on_response(t0, response(180, "INVITE"));
+        assert_eq!(drain(&mut t), ["resp 180"]);
+        t.abandon();
+        assert_eq!(drain(&mut t), ["terminated"]);
+        assert_eq!(t.state(), ClientState::Terminated);
+        assert_eq!(t.poll_timeout(), None);
+        assert!(t.request().is_none());
+        t.on_response(t0, response(487, "INVITE"));
+        t.abandon();
+        assert_eq!(drain(&mut t), Vec::<String>::new(), "over: nothing more");
     }
 
     #[test]

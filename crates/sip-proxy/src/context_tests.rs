@@ -1,0 +1,260 @@
+//! Proxy contexts driven through the core: CANCEL, timer C, giving up on a silent branch,
+//! and 2xx responses that arrive after a failure.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use registrar::Location;
+use sip_message::Message;
+
+use crate::tests::{answer, config, invite, msg, register, sent, udp, CALLER};
+use crate::{Core, Destination, ProxyConfig};
+
+const BOB: &str = "192.0.2.20:5060";
+
+/// T1 = 100 ms, so that 64·T1 (timers B and F, and giving up after a CANCEL) is 6.4 s.
+const T1: Duration = Duration::from_millis(100);
+
+/// A core with this timer C and T1 = 100 ms, bob registered at [`BOB`].
+fn core(timer_c: Duration) -> Core {
+    let mut cfg = ProxyConfig {
+        timer_c,
+        ..config()
+    };
+    cfg.timers.t1 = T1;
+    let core = Core::new(cfg, Arc::new(Location::new()));
+    register(&core, "bob", BOB, "1.0");
+    core
+}
+
+/// A request from the caller for the INVITE of [`invite`].
+fn from_caller(method: &str) -> Message {
+    msg(&format!(
+        "{method} sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKcall1\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: call-1\n\
+CSeq: 1 {method}\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ))
+}
+
+fn is_method(m: &Message, method: &str) -> bool {
+    m.method().is_some_and(|x| x.as_str() == method)
+}
+
+/// The status codes among `out` that went to the caller.
+fn upstream(out: &[(Destination, Message)]) -> Vec<u16> {
+    out.iter()
+        .filter(|(d, _)| *d == udp(CALLER))
+        .filter_map(|(_, m)| m.status())
+        .collect()
+}
+
+/// Fires the core's timers in order, up to `end`, until `stop` holds for what one round sent;
+/// returns the time of that round and everything sent until then.
+fn run_timers(
+    core: &Core,
+    start: Instant,
+    end: Instant,
+    stop: impl Fn(&[(Destination, Message)]) -> bool,
+) -> (Instant, Vec<(Destination, Message)>) {
+    let (mut t, mut all) = (start, Vec::new());
+    while let Some(next) = core.next_timeout().filter(|n| *n <= end) {
+        t = next.max(t);
+        let out = sent(core.handle_timeouts(t));
+        let done = stop(&out);
+        all.extend(out);
+        if done {
+            break;
+        }
+    }
+    (t, all)
+}
+
+/// True when a final response went to the caller.
+fn final_upstream(out: &[(Destination, Message)]) -> bool {
+    upstream(out).iter().any(|&c| c >= 200)
+}
+
+#[test]
+fn a_branch_silent_after_timer_c_and_its_cancel_ends_in_408_and_frees_the_context() {
+    let timer_c = Duration::from_secs(1);
+    let core = core(timer_c);
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let t1 = t0 + Duration::from_millis(10);
+    let up = sent(core.handle_message(t1, answer(&fwd, 180), udp(BOB)));
+    assert_eq!(upstream(&up), [180]);
+    // Timer C sends the CANCEL; neither it nor the INVITE is ever answered.
+    let deadline = t1 + timer_c + T1 * 64 + Duration::from_millis(500);
+    let (t, out) = run_timers(&core, t1, deadline, final_upstream);
+    assert!(t <= deadline);
+    assert!(
+        out.iter()
+            .any(|(d, m)| *d == udp(BOB) && is_method(m, "CANCEL")),
+        "CANCEL when timer C fires"
+    );
+    let finals: Vec<u16> = upstream(&out).into_iter().filter(|&c| c >= 200).collect();
+    assert_eq!(finals, [408], "one final response within timer C + 64·T1");
+    // The caller ACKs it; every transaction then ends and the context is freed.
+    sent(core.handle_message(t, from_caller("ACK"), udp(CALLER)));
+    let (_, rest) = run_timers(&core, t, t + Duration::from_secs(120), |_| false);
+    assert_eq!(
+        upstream(&rest),
+        Vec::<u16>::new(),
+        "no second final response"
+    );
+    assert_eq!(core.active_transactions(), 0);
+    assert_eq!(core.next_timeout(), None);
+}
+
+#[test]
+fn a_forwarded_cancel_nobody_answers_ends_in_487_and_frees_the_context() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    sent(core.handle_message(t0, answer(&fwd, 180), udp(BOB)));
+    let out = sent(core.handle_message(t0, from_caller("CANCEL"), udp(CALLER)));
+    assert!(out.iter().any(|(_, m)| is_method(m, "CANCEL")));
+    let deadline = t0 + T1 * 64 + Duration::from_millis(500);
+    let (t, out) = run_timers(&core, t0, deadline, final_upstream);
+    let finals: Vec<u16> = upstream(&out).into_iter().filter(|&c| c >= 200).collect();
+    assert_eq!(
+        finals,
+        [487],
+        "one final response by 64·T1 after the CANCEL"
+    );
+    sent(core.handle_message(t, from_caller("ACK"), udp(CALLER)));
+    run_timers(&core, t, t + Duration::from_secs(120), |_| false);
+    assert_eq!(core.active_transactions(), 0);
+}
+
+#[test]
+fn a_cancel_goes_downstream_at_once_after_a_100_trying() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let up = sent(core.handle_message(t0, answer(&fwd, 100), udp(BOB)));
+    assert_eq!(upstream(&up), Vec::<u16>::new(), "100 is not forwarded");
+    let out = sent(core.handle_message(t0, from_caller("CANCEL"), udp(CALLER)));
+    assert_eq!(upstream(&out), [200], "CANCEL answered");
+    let cancel = out
+        .iter()
+        .find(|(_, m)| is_method(m, "CANCEL"))
+        .expect("CANCEL downstream after a 100");
+    assert_eq!(cancel.0, udp(BOB));
+    assert_eq!(
+        cancel.1.top_via().unwrap().branch(),
+        fwd.top_via().unwrap().branch()
+    );
+    let out = sent(core.handle_message(t0, answer(&fwd, 487), udp(BOB)));
+    assert_eq!(upstream(&out), [487]);
+}
+
+#[test]
+fn a_cancel_that_waits_for_a_provisional_goes_on_a_100() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let out = sent(core.handle_message(t0, from_caller("CANCEL"), udp(CALLER)));
+    assert!(
+        !out.iter().any(|(_, m)| is_method(m, "CANCEL")),
+        "no CANCEL before a provisional response"
+    );
+    let out = sent(core.handle_message(t0, answer(&fwd, 100), udp(BOB)));
+    let hops: Vec<(Destination, Option<&str>)> = out
+        .iter()
+        .map(|(d, m)| (*d, m.method().map(|x| x.as_str())))
+        .collect();
+    assert_eq!(hops, [(udp(BOB), Some("CANCEL"))]);
+}
+
+#[test]
+fn timer_c_cancels_a_branch_that_sent_only_100() {
+    let timer_c = Duration::from_secs(1);
+    let core = core(timer_c);
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    sent(core.handle_message(t0, answer(&fwd, 100), udp(BOB)));
+    let (t, out) = run_timers(&core, t0, t0 + timer_c, |_| false);
+    assert!(
+        out.iter()
+            .any(|(d, m)| *d == udp(BOB) && is_method(m, "CANCEL")),
+        "CANCEL when timer C fires after a 100"
+    );
+    assert_eq!(upstream(&out), [100], "our own 100 Trying only, no 408 yet");
+    let out = sent(core.handle_message(t, answer(&fwd, 487), udp(BOB)));
+    assert_eq!(upstream(&out), [487]);
+}
+
+#[test]
+fn a_2xx_after_timer_b_goes_upstream() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let (t, out) = run_timers(&core, t0, t0 + T1 * 65, final_upstream);
+    assert_eq!(upstream(&out).last(), Some(&408), "timer B: 408 upstream");
+    let ok = answer(&fwd, 200);
+    for _ in 0..2 {
+        let out = sent(core.handle_message(t, ok.clone(), udp(BOB)));
+        assert_eq!(out.len(), 1, "{out:?}");
+        let (dest, up) = &out[0];
+        assert_eq!((*dest, up.status()), (udp(CALLER), Some(200)));
+        assert_eq!(up.vias().count(), 1, "our Via stripped");
+    }
+    let (_, rest) = run_timers(&core, t, t + Duration::from_secs(120), |_| false);
+    assert!(
+        upstream(&rest).iter().all(|&c| c == 408),
+        "only retransmissions of the 408: {:?}",
+        upstream(&rest)
+    );
+    assert_eq!(core.active_transactions(), 0);
+}
+
+#[test]
+fn a_2xx_after_a_forwarded_486_goes_upstream_and_is_not_acked() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let out = sent(core.handle_message(t0, answer(&fwd, 486), udp(BOB)));
+    assert_eq!(upstream(&out), [486]);
+    sent(core.handle_message(t0, from_caller("ACK"), udp(CALLER)));
+    let ok = answer(&fwd, 200);
+    let forwarded = |t| {
+        let out = sent(core.handle_message(t, ok.clone(), udp(BOB)));
+        let hops: Vec<(Destination, Option<u16>)> =
+            out.iter().map(|(d, m)| (*d, m.status())).collect();
+        assert_eq!(
+            hops,
+            [(udp(CALLER), Some(200))],
+            "the 2xx upstream, no ACK downstream"
+        );
+        assert_eq!(out[0].1.vias().count(), 1, "our Via stripped");
+    };
+    forwarded(t0);
+    forwarded(t0);
+    // Later still, the server transaction is over (timer I), the branch's is not (timer D).
+    let t = t0 + Duration::from_secs(10);
+    run_timers(&core, t0, t, |_| false);
+    assert_eq!(core.active_transactions(), 1);
+    forwarded(t);
+    let (_, rest) = run_timers(&core, t, t0 + Duration::from_secs(120), |_| false);
+    assert_eq!(
+        upstream(&rest),
+        Vec::<u16>::new(),
+        "no second final response"
+    );
+    assert_eq!(core.active_transactions(), 0);
+}
