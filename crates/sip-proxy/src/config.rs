@@ -11,6 +11,7 @@ use registrar::RegistrarConfig;
 use sip_message::Protocol;
 use sip_transaction::TimerConfig;
 
+use crate::branch::BranchSecret;
 use crate::guard::GuardConfig;
 
 /// Proxy settings.
@@ -39,6 +40,9 @@ pub struct ProxyConfig {
     pub trusted: Vec<ipnet::IpNet>,
     /// Limits per source address: floods and failed authentications.
     pub guard: GuardConfig,
+    /// Key of the tags in our Via branches: only responses that carry a tag made with it
+    /// reach a transaction. Fill it with random bytes at start (one per process).
+    pub branch_secret: BranchSecret,
 }
 
 impl ProxyConfig {

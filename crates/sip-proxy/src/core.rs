@@ -14,6 +14,7 @@ use registrar::Location;
 use sip_message::{Message, Method, Protocol, Uri};
 use sip_transaction::{Role, TransactionKey};
 
+use crate::branch::stateful_branch;
 use crate::config::ProxyConfig;
 use crate::context::Context;
 use crate::dns::{Answer, DnsCache};
@@ -23,7 +24,7 @@ use crate::routing::{default_script, Phase, ProxyScript, RouteCtx};
 use crate::target::{Destination, NextHop};
 use crate::{Command, Resume};
 
-/// Prefix of the branches of statefully forwarded requests: `z9hG4bKfs-<context>-<branch>-<loop>`.
+/// Prefix of the branches of statefully forwarded requests (the rest: see `branch`).
 pub(crate) const STATEFUL: &str = "z9hG4bKfs-";
 /// Prefix of the branches of statelessly forwarded requests.
 pub(crate) const STATELESS: &str = "z9hG4bKsl-";
@@ -314,7 +315,7 @@ impl Core {
     ) {
         let Ok(via) = resp.top_via() else { return };
         let Some(branch) = via.branch() else { return };
-        if let Some((id, index)) = stateful_branch(branch) {
+        if let Some((id, index)) = stateful_branch(&self.cfg.branch_secret, branch) {
             let mut shard = self.shard((id % SHARDS as u64) as usize);
             if let Some(ctx) = shard.contexts.get_mut(&id) {
                 let Some(resp) = self.reply_routes(now, Some(ctx), resp, src, local, out) else {
@@ -331,6 +332,9 @@ impl Core {
                 }
                 return;
             }
+        } else if branch.starts_with(STATEFUL) {
+            tracing::debug!(branch, src = %src.addr, "response with a branch tag not ours (forged, or from before a restart): dropped");
+            return;
         } else if !branch.starts_with(STATELESS) {
             return; // not ours: drop (RFC 3261 §16.7 step 1 says so for a proxy)
         }
@@ -360,7 +364,8 @@ impl Core {
         let Some((id, index)) = msg
             .top_via()
             .ok()
-            .and_then(|v| v.branch().and_then(stateful_branch))
+            .and_then(|v| v.branch())
+            .and_then(|b| stateful_branch(&self.cfg.branch_secret, b))
         else {
             return out;
         };
@@ -473,14 +478,6 @@ impl Core {
     pub fn purge_expired(&self) -> Vec<registrar::Change> {
         self.location.purge_expired(unix_now())
     }
-}
-
-/// The context id and branch index in one of our stateful branch parameters.
-fn stateful_branch(branch: &str) -> Option<(u64, usize)> {
-    let mut parts = branch.strip_prefix(STATEFUL)?.split('-');
-    let id = u64::from_str_radix(parts.next()?, 16).ok()?;
-    let index = parts.next()?.parse().ok()?;
-    Some((id, index))
 }
 
 fn remove(shard: &mut Shard, id: u64) {

@@ -3,6 +3,7 @@
 //! layer sends what it is told, persists registrar changes before the commands that follow
 //! them, and calls [`Core::handle_timeouts`] when [`Core::next_timeout`] says.
 
+mod branch;
 mod checks;
 mod config;
 mod context;
@@ -21,6 +22,7 @@ mod target;
 use bytes::Bytes;
 
 pub use crate::core::Core;
+pub use branch::BranchSecret;
 pub use config::{HostedDomains, ProxyConfig};
 pub use guard::GuardConfig;
 pub use routing::{compile, default_script, ProxyEnv, ProxyScript, RouteCtx};

@@ -25,6 +25,7 @@ pub(crate) fn config() -> ProxyConfig {
         nonce_lifetime: Duration::from_secs(300),
         trusted: Vec::new(),
         guard: crate::GuardConfig::default(),
+        branch_secret: crate::BranchSecret(*b"ferrosip-testkey"),
     }
 }
 

@@ -78,7 +78,10 @@ fn primary_ip(v6: bool) -> Option<IpAddr> {
     s.local_addr().ok().map(|a| a.ip())
 }
 
-fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> ProxyConfig {
+fn proxy_config(
+    cfg: &Config,
+    bound: &[(transport::Protocol, SocketAddr)],
+) -> anyhow::Result<ProxyConfig> {
     let advertise: Option<IpAddr> = cfg.server.advertise.as_deref().and_then(|a| a.parse().ok());
     let mut domains: Vec<String> = cfg
         .server
@@ -123,7 +126,9 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
     }
     domains.sort();
     domains.dedup();
-    ProxyConfig {
+    let mut branch_secret = [0u8; 16];
+    getrandom::fill(&mut branch_secret).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    Ok(ProxyConfig {
         domains,
         hosted: Default::default(),
         advertised,
@@ -149,7 +154,8 @@ fn proxy_config(cfg: &Config, bound: &[(transport::Protocol, SocketAddr)]) -> Pr
             auth_window: Duration::from_secs(cfg.security.auth_window),
             ban: Duration::from_secs(cfg.security.ban),
         },
-    }
+        branch_secret: sip_proxy::BranchSecret(branch_secret),
+    })
 }
 
 /// Registrar changes to write, and the commands (the 200 OK) that must wait for them.
@@ -382,7 +388,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     )
     .await?;
     let core = Arc::new(Core::with_script(
-        proxy_config(&cfg, &transports.local_addrs()),
+        proxy_config(&cfg, &transports.local_addrs())?,
         location.clone(),
         script,
     ));
