@@ -313,6 +313,10 @@ impl Core {
         local: SocketAddr,
         out: &mut Vec<Command>,
     ) {
+        let ip = src.addr.ip();
+        if !self.cfg.is_trusted(ip) && !self.guard.allow(ip, now) {
+            return; // a flood of responses is cut like one of requests
+        }
         let Ok(via) = resp.top_via() else { return };
         let Some(branch) = via.branch() else { return };
         if let Some((id, index)) = stateful_branch(&self.cfg.branch_secret, branch) {
