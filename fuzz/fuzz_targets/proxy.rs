@@ -55,6 +55,7 @@ fn core() -> &'static Core {
             trusted: Vec::new(),
             // Every input comes from one address: limits would stop the fuzzing.
             guard: sip_proxy::GuardConfig { flood_limit: 0, auth_failures: 0, ..Default::default() },
+            branch_secret: sip_proxy::BranchSecret([0; 16]),
         };
         let script = sip_proxy::compile("fuzz.cfg", SCRIPT).expect("the fuzz script compiles");
         let core = Core::with_script(cfg, Arc::new(Location::new()), Arc::new(script));

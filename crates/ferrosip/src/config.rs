@@ -57,7 +57,8 @@ impl Api {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Security {
-    /// Requests per second from one address; more are dropped. 0: no limit.
+    /// Messages (requests and responses) per second from one address; more are dropped.
+    /// 0: no limit.
     pub(crate) flood_limit: u32,
     /// Failed authentications within `auth_window` seconds that ban an address. 0: never.
     pub(crate) auth_failures: u32,

@@ -128,7 +128,7 @@ mod tests {
     use super::*;
 
     fn core() -> Arc<Core> {
-        let cfg = crate::cmd::serve::proxy_config(&crate::config::Config::default(), &[]);
+        let cfg = crate::cmd::serve::proxy_config(&crate::config::Config::default(), &[]).unwrap();
         Arc::new(Core::new(cfg, Arc::new(registrar::Location::new())))
     }
 

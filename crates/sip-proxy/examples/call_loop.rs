@@ -101,6 +101,7 @@ fn main() {
         nonce_lifetime: Duration::from_secs(300),
         trusted: Vec::new(),
         guard: sip_proxy::GuardConfig::default(),
+        branch_secret: sip_proxy::BranchSecret([7; 16]),
     };
     let core = Core::new(cfg, Arc::new(Location::new()));
     for u in 0..n {

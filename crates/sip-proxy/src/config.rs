@@ -11,6 +11,7 @@ use registrar::RegistrarConfig;
 use sip_message::Protocol;
 use sip_transaction::TimerConfig;
 
+use crate::branch::BranchSecret;
 use crate::guard::GuardConfig;
 
 /// Proxy settings.
@@ -42,6 +43,9 @@ pub struct ProxyConfig {
     /// Most REGISTERs whose bindings may wait to be written; past it, REGISTERs are
     /// answered 503 with Retry-After (the database is too slow).
     pub max_pending_writes: usize,
+    /// Key of the tags in our Via branches: only responses that carry a tag made with it
+    /// reach a transaction. Fill it with random bytes at start (one per process).
+    pub branch_secret: BranchSecret,
 }
 
 impl ProxyConfig {

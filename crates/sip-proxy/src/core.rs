@@ -20,7 +20,7 @@ use crate::routing::{default_script, ProxyScript};
 use crate::shard::Shards;
 use crate::target::{Destination, NextHop};
 
-/// Prefix of the branches of statefully forwarded requests: `z9hG4bKfs-<context>-<branch>-<loop>`.
+/// Prefix of the branches of statefully forwarded requests (the rest: see `branch`).
 pub(crate) const STATEFUL: &str = "z9hG4bKfs-";
 /// Prefix of the branches of statelessly forwarded requests.
 pub(crate) const STATELESS: &str = "z9hG4bKsl-";

@@ -9,6 +9,7 @@ use std::time::Instant;
 use sip_message::{Message, Method};
 use sip_transaction::{Role, TransactionKey};
 
+use crate::branch::stateful_branch;
 use crate::context::{Context, Received};
 use crate::core::{response_destination, upstream_of, Core, STATEFUL, STATELESS};
 use crate::forward::strip_top_via;
@@ -131,10 +132,13 @@ impl Core {
     ) {
         let Ok(via) = resp.top_via() else { return };
         let Some(branch) = via.branch() else { return };
-        if let Some((id, index)) = stateful_branch(branch) {
+        let secret = &self.config().branch_secret;
+        if let Some((id, index)) = stateful_branch(secret, branch) {
             if let Some(resp) = self.to_context(now, (id, index), resp, src, local, out) {
                 self.forward_response(now, resp, src, local, out);
             }
+        } else if branch.starts_with(STATEFUL) {
+            tracing::debug!(branch, src = %src.addr, "response with a branch tag not ours (forged, or from before a restart): dropped");
         } else if branch.starts_with(STATELESS) {
             self.forward_response(now, resp, src, local, out);
         }
@@ -218,7 +222,8 @@ impl Core {
         let Some((id, index)) = msg
             .top_via()
             .ok()
-            .and_then(|v| v.branch().and_then(stateful_branch))
+            .and_then(|v| v.branch())
+            .and_then(|b| stateful_branch(&self.config().branch_secret, b))
         else {
             return out;
         };
@@ -257,12 +262,4 @@ impl Core {
         }
         out
     }
-}
-
-/// The context id and branch index in one of our stateful branch parameters.
-fn stateful_branch(branch: &str) -> Option<(u64, usize)> {
-    let mut parts = branch.strip_prefix(STATEFUL)?.split('-');
-    let id = u64::from_str_radix(parts.next()?, 16).ok()?;
-    let index = parts.next()?.parse().ok()?;
-    Some((id, index))
 }

@@ -4,6 +4,7 @@
 //! [`Core::resume`], binding writes with [`Core::persisted`]), and calls
 //! [`Core::handle_timeouts`] when [`Core::next_timeout`] says.
 
+mod branch;
 mod checks;
 mod config;
 mod context;
@@ -25,6 +26,7 @@ mod target;
 use bytes::Bytes;
 
 pub use crate::core::Core;
+pub use branch::BranchSecret;
 pub use config::{HostedDomains, ProxyConfig};
 pub use guard::GuardConfig;
 pub use routing::{compile, default_script, ProxyEnv, ProxyScript, RouteCtx};

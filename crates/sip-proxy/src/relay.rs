@@ -10,9 +10,10 @@ use sip_message::header::NameAddr;
 use sip_message::{Message, Method, Protocol, Uri};
 use sip_transaction::TransactionKey;
 
+use crate::branch::new_stateful_branch;
 use crate::checks::loop_hash;
 use crate::context::Prepared;
-use crate::core::{Core, Located, STATEFUL, STATELESS};
+use crate::core::{Core, Located, STATELESS};
 use crate::forward::{fnv, forward_request, Forward};
 use crate::reply::reason;
 use crate::routing::{Edits, Phase, RouteCtx};
@@ -284,7 +285,7 @@ impl Core {
                     None => None,
                 };
                 let edits = branch_edits.as_ref().unwrap_or(&c.edits);
-                let branch = format!("{STATEFUL}{id:x}-{n}-{lh:x}");
+                let branch = new_stateful_branch(&self.config().branch_secret, id, n, lh);
                 let fwd = forward_to(edits, t.uri.as_deref(), &t.path, &received, &rport);
                 if let Some(p) = self.prepare(c.msg, t.dest, &branch, edits.record_route, fwd) {
                     prepared.push(p);

@@ -26,6 +26,7 @@ pub(crate) fn config() -> ProxyConfig {
         trusted: Vec::new(),
         guard: crate::GuardConfig::default(),
         max_pending_writes: 64,
+        branch_secret: crate::BranchSecret(*b"ferrosip-testkey"),
     }
 }
 
@@ -644,4 +645,55 @@ Contact: <sip:carol@192.0.2.30:5060>\nMax-Forwards: 70\nContent-Length: 0\n\n"
     let ok = written(&core, Instant::now(), reg(2), true);
     assert_eq!(sent(ok)[0].1.status(), Some(200));
     assert_eq!(core.lookup("sip:carol@example.org").len(), 1);
+}
+
+/// A core whose flood limit is 5 messages a second, with bob registered (two seconds ago)
+/// and called: the forwarded INVITE, and the time of the call.
+fn flooded_call(trusted: &[&str]) -> (Core, Message, Instant) {
+    let guard = crate::GuardConfig {
+        flood_limit: 5,
+        ..crate::GuardConfig::default()
+    };
+    let trusted = trusted.iter().map(|n| n.parse().expect("net")).collect();
+    let cfg = ProxyConfig {
+        guard,
+        trusted,
+        ..config()
+    };
+    let core = Core::new(cfg, Arc::new(Location::new()));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let t0 = Instant::now() + Duration::from_secs(2);
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    (core, fwd, t0)
+}
+
+#[test]
+fn a_response_flood_from_one_source_is_cut() {
+    let (core, fwd, t0) = flooded_call(&[]);
+    let live = core.active_transactions();
+    let from_bob =
+        |t, code| sent(core.handle_message(t, answer(&fwd, code), udp("192.0.2.20:5060")));
+    for _ in 0..5 {
+        assert_eq!(from_bob(t0, 180).len(), 1, "within the limit");
+    }
+    assert!(
+        from_bob(t0, 200).is_empty(),
+        "the sixth in a second is dropped"
+    );
+    assert_eq!(core.active_transactions(), live, "the call goes on");
+    let up = from_bob(t0 + Duration::from_secs(1), 200);
+    assert_eq!(
+        (up[0].0, up[0].1.status()),
+        (udp(CALLER), Some(200)),
+        "the next second"
+    );
+    // A trusted peer is not limited.
+    let (core, fwd, t0) = flooded_call(&["192.0.2.16/28"]);
+    let forwarded = (0..10)
+        .map(|_| sent(core.handle_message(t0, answer(&fwd, 180), udp("192.0.2.20:5060"))))
+        .filter(|out| out.len() == 1)
+        .count();
+    assert_eq!(forwarded, 10);
 }

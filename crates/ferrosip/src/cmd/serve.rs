@@ -82,7 +82,7 @@ fn primary_ip(v6: bool) -> Option<IpAddr> {
 pub(crate) fn proxy_config(
     cfg: &Config,
     bound: &[(transport::Protocol, SocketAddr)],
-) -> ProxyConfig {
+) -> anyhow::Result<ProxyConfig> {
     let advertise: Option<IpAddr> = cfg.server.advertise.as_deref().and_then(|a| a.parse().ok());
     let mut domains: Vec<String> = cfg
         .server
@@ -127,7 +127,9 @@ pub(crate) fn proxy_config(
     }
     domains.sort();
     domains.dedup();
-    ProxyConfig {
+    let mut branch_secret = [0u8; 16];
+    getrandom::fill(&mut branch_secret).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    Ok(ProxyConfig {
         domains,
         hosted: Default::default(),
         advertised,
@@ -154,7 +156,8 @@ pub(crate) fn proxy_config(
             ban: Duration::from_secs(cfg.security.ban),
         },
         max_pending_writes: cfg.server.max_pending_writes,
-    }
+        branch_secret: sip_proxy::BranchSecret(branch_secret),
+    })
 }
 
 /// Registrar changes to write, and the REGISTER that waits for them.
@@ -373,7 +376,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     )
     .await?;
     let core = Arc::new(Core::with_script(
-        proxy_config(&cfg, &transports.local_addrs()),
+        proxy_config(&cfg, &transports.local_addrs())?,
         location.clone(),
         script,
     ));
