@@ -53,16 +53,17 @@ impl Api {
     }
 }
 
-/// `[security]`: limits per source address (trusted peers are exempt).
+/// `[security]`: limits per source, an IPv4 address or an IPv6 /64 (a host owns a /64 and
+/// can rotate its addresses within it); trusted peers are exempt.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Security {
-    /// Requests per second from one address; more are dropped. 0: no limit.
+    /// Requests per second from one source; more are dropped. 0: no limit.
     pub(crate) flood_limit: u32,
-    /// Failed authentications within `auth_window` seconds that ban an address. 0: never.
+    /// Failed authentications within `auth_window` seconds that ban a source. 0: never.
     pub(crate) auth_failures: u32,
     pub(crate) auth_window: u64,
-    /// Seconds a banned address is ignored.
+    /// Seconds a banned source is ignored.
     pub(crate) ban: u64,
 }
 
