@@ -168,6 +168,11 @@ pub(crate) struct Server {
     pub(crate) agent: String,
     /// Seconds a TCP connection may stay idle.
     pub(crate) tcp_idle_timeout: u64,
+    /// TCP connections open at once, accepted and ours; more are closed at once (keep it
+    /// below the open files limit, `ulimit -n`). 0: no limit.
+    pub(crate) tcp_max_connections: usize,
+    /// Accepted TCP connections open at once from one IP address. 0: no limit.
+    pub(crate) tcp_max_connections_per_ip: usize,
     /// Threads receiving on each UDP address (SO_REUSEPORT); 0: one per CPU core. One
     /// handles thousands of calls a second, and costs less CPU per message than two.
     pub(crate) udp_workers: usize,
@@ -220,6 +225,8 @@ impl Default for Server {
             commit_window_ms: 20,
             agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
             tcp_idle_timeout: 300,
+            tcp_max_connections: transport::TcpLimits::default().total,
+            tcp_max_connections_per_ip: transport::TcpLimits::default().per_ip,
             udp_workers: 1,
         }
     }
@@ -349,6 +356,14 @@ impl Config {
         Ok(())
     }
 
+    /// The limits on open TCP connections.
+    pub(crate) fn tcp_limits(&self) -> transport::TcpLimits {
+        transport::TcpLimits {
+            total: self.server.tcp_max_connections,
+            per_ip: self.server.tcp_max_connections_per_ip,
+        }
+    }
+
     /// The listen addresses, parsed (checked at load).
     pub(crate) fn listens(&self) -> Vec<Listen> {
         self.server
@@ -371,6 +386,15 @@ mod tests {
         let c = Config::parse("[routing]\nscript = \"r.cfg\"\n[proxy]\ntimer_c = 90\n").unwrap();
         assert_eq!(c.routing.script, Some(PathBuf::from("r.cfg")));
         assert_eq!(c.proxy.timer_c, 90);
+        assert_eq!(
+            Config::default().tcp_limits(),
+            transport::TcpLimits::default()
+        );
+        let c =
+            Config::parse("[server]\ntcp_max_connections = 50\ntcp_max_connections_per_ip = 5\n")
+                .unwrap();
+        let l = c.tcp_limits();
+        assert_eq!((l.total, l.per_ip), (50, 5));
     }
 
     #[test]
