@@ -53,17 +53,18 @@ impl Api {
     }
 }
 
-/// `[security]`: limits per source address (trusted peers are exempt).
+/// `[security]`: limits per source, an IPv4 address or an IPv6 /64 (a host owns a /64 and
+/// can rotate its addresses within it); trusted peers are exempt.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Security {
-    /// Messages (requests and responses) per second from one address; more are dropped.
+    /// Messages (requests and responses) per second from one source; more are dropped.
     /// 0: no limit.
     pub(crate) flood_limit: u32,
-    /// Failed authentications within `auth_window` seconds that ban an address. 0: never.
+    /// Failed authentications within `auth_window` seconds that ban a source. 0: never.
     pub(crate) auth_failures: u32,
     pub(crate) auth_window: u64,
-    /// Seconds a banned address is ignored.
+    /// Seconds a banned source is ignored.
     pub(crate) ban: u64,
 }
 
@@ -171,6 +172,11 @@ pub(crate) struct Server {
     pub(crate) agent: String,
     /// Seconds a TCP connection may stay idle.
     pub(crate) tcp_idle_timeout: u64,
+    /// TCP connections open at once, accepted and ours; more are closed at once (keep it
+    /// below the open files limit, `ulimit -n`). 0: no limit.
+    pub(crate) tcp_max_connections: usize,
+    /// Accepted TCP connections open at once from one IP address. 0: no limit.
+    pub(crate) tcp_max_connections_per_ip: usize,
     /// Threads receiving on each UDP address (SO_REUSEPORT); 0: one per CPU core. One
     /// handles thousands of calls a second, and costs less CPU per message than two.
     pub(crate) udp_workers: usize,
@@ -224,6 +230,8 @@ impl Default for Server {
             max_pending_writes: 10_000,
             agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
             tcp_idle_timeout: 300,
+            tcp_max_connections: transport::TcpLimits::default().total,
+            tcp_max_connections_per_ip: transport::TcpLimits::default().per_ip,
             udp_workers: 1,
         }
     }
@@ -353,6 +361,14 @@ impl Config {
         Ok(())
     }
 
+    /// The limits on open TCP connections.
+    pub(crate) fn tcp_limits(&self) -> transport::TcpLimits {
+        transport::TcpLimits {
+            total: self.server.tcp_max_connections,
+            per_ip: self.server.tcp_max_connections_per_ip,
+        }
+    }
+
     /// The listen addresses, parsed (checked at load).
     pub(crate) fn listens(&self) -> Vec<Listen> {
         self.server
@@ -375,6 +391,15 @@ mod tests {
         let c = Config::parse("[routing]\nscript = \"r.cfg\"\n[proxy]\ntimer_c = 90\n").unwrap();
         assert_eq!(c.routing.script, Some(PathBuf::from("r.cfg")));
         assert_eq!(c.proxy.timer_c, 90);
+        assert_eq!(
+            Config::default().tcp_limits(),
+            transport::TcpLimits::default()
+        );
+        let c =
+            Config::parse("[server]\ntcp_max_connections = 50\ntcp_max_connections_per_ip = 5\n")
+                .unwrap();
+        let l = c.tcp_limits();
+        assert_eq!((l.total, l.per_ip), (50, 5));
     }
 
     #[test]

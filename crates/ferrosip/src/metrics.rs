@@ -40,6 +40,8 @@ pub(crate) struct Metrics {
     received: Direction,
     sent: Direction,
     malformed: Vec<Counter>,
+    /// TCP connections closed at once for being over a limit.
+    tcp_refused: Counter,
     /// Script reloads: succeeded, refused.
     reloads: [Counter; 2],
     auth_failures: Counter,
@@ -117,6 +119,10 @@ impl Metrics {
                 "Received messages that did not parse",
             ),
             (
+                "ferrosip_tcp_connections_refused_total",
+                "TCP connections closed at once: too many open, in total or from the address",
+            ),
+            (
                 "ferrosip_script_reloads_total",
                 "Routing script reloads by result",
             ),
@@ -158,6 +164,7 @@ impl Metrics {
                     )
                 })
                 .collect(),
+            tcp_refused: counter("ferrosip_tcp_connections_refused_total", Vec::new()),
             reloads: [reload("ok"), reload("error")],
             auth_failures: counter("ferrosip_auth_failures_total", Vec::new()),
             transactions: gauge("ferrosip_transactions_active"),
@@ -189,6 +196,11 @@ impl Metrics {
     /// Counts a received message that did not parse.
     pub(crate) fn malformed(&self, protocol: Protocol) {
         self.malformed[transport_index(protocol)].increment(1);
+    }
+
+    /// Counts a TCP connection closed for being over a limit.
+    pub(crate) fn tcp_refused(&self) {
+        self.tcp_refused.increment(1);
     }
 
     /// Counts a script reload that succeeded or was refused.
@@ -261,6 +273,7 @@ mod tests {
         m.sent(b"FOO sip:x SIP/2.0\r\n", Protocol::Udp);
         m.malformed(Protocol::Udp);
         m.reloaded(false);
+        m.tcp_refused();
         let text = m.render(Snapshot {
             auth_failures: 3,
             transactions: 2,
@@ -298,6 +311,7 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(v("ferrosip_auth_failures_total"), Some(3.0));
+        assert_eq!(v("ferrosip_tcp_connections_refused_total"), Some(1.0));
         assert_eq!(v("ferrosip_contacts_registered"), Some(5.0));
     }
 }

@@ -506,3 +506,58 @@ fn a_failed_binding_write_is_retried_before_the_answer() {
     });
     assert_eq!(rows, 1);
 }
+
+#[test]
+fn a_response_whose_tcp_connection_closed_goes_to_the_via_port() {
+    use std::io::{Read, Write};
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let uas = Ua::new();
+    uas.send(s.addr(), &uas.register(s.port, "busy", "regbusy", 1, ""));
+    assert_eq!(uas.recv().status(), Some(200));
+    // The caller listens on the port of its Via, and sends from another (its connection's).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp listener");
+    let via_port = listener.local_addr().unwrap().port();
+    let mut conn = std::net::TcpStream::connect(s.addr()).expect("connect");
+    let invite = format!(
+        "INVITE sip:busy@127.0.0.1:{sp} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{via_port};branch=z9hG4bKgone;rport\r\n\
+From: <sip:caller@127.0.0.1>;tag=c1\r\nTo: <sip:busy@127.0.0.1>\r\nCall-ID: gone\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:caller@127.0.0.1:{via_port};transport=tcp>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sp = s.port
+    );
+    conn.write_all(invite.as_bytes()).unwrap();
+    let req = uas.recv();
+    assert_eq!(req.call_id().unwrap(), "gone");
+    // The connection closes before the answer; let the proxy see it close.
+    drop(conn);
+    std::thread::sleep(Duration::from_millis(300));
+    answer(&uas, &req, 486, s.addr());
+
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut back = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("no connection to the Via port within 5 s: {e}"),
+        }
+    };
+    back.set_nonblocking(false).unwrap();
+    back.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("SIP/2.0 486") {
+        let n = back
+            .read(&mut buf)
+            .expect("the 486 over the new connection");
+        assert!(
+            n > 0,
+            "closed before the 486: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).contains("Call-ID: gone"));
+}

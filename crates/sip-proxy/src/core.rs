@@ -58,19 +58,24 @@ impl std::fmt::Debug for Core {
     }
 }
 
-/// Where the responses to a request go (RFC 3261 §18.2.2, RFC 3581): back over the
-/// connection for streams; to the source address when `rport` was asked for; otherwise to
-/// the source IP and the Via port.
+/// Where the responses to a request go (RFC 3261 §18.2.2, RFC 3581): for streams, back over
+/// the request's connection, or once it is gone a new one to the source IP and the Via port
+/// (`rport` is for unreliable transports only, RFC 3581 §4: the port of a closed connection
+/// leads nowhere); otherwise to the source address when `rport` was asked for, else to the
+/// source IP and the Via port.
 pub(crate) fn upstream_of(msg: &Message, src: Destination) -> Destination {
+    let Ok(via) = msg.top_via() else { return src };
+    let via_port = SocketAddr::new(src.addr.ip(), via.port.unwrap_or(5060));
     if src.protocol.is_reliable() {
-        return src;
+        return Destination {
+            protocol: src.protocol,
+            addr: via_port,
+            connection: Some(src.addr),
+        };
     }
-    match msg.top_via() {
-        Ok(v) if v.rport().is_none() => Destination::new(
-            src.protocol,
-            SocketAddr::new(src.addr.ip(), v.port.unwrap_or(5060)),
-        ),
-        _ => src,
+    match via.rport() {
+        None => Destination::new(src.protocol, via_port),
+        Some(_) => src,
     }
 }
 

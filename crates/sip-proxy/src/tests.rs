@@ -697,3 +697,33 @@ fn a_response_flood_from_one_source_is_cut() {
         .count();
     assert_eq!(forwarded, 10);
 }
+
+#[test]
+fn responses_over_tcp_prefer_the_connection_then_the_via_port() {
+    // RFC 3261 §18.2.2: back over the request's connection; once it is gone, a new one to
+    // the source IP and the Via port (rport is for unreliable transports only, RFC 3581 §4).
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let conn = "192.0.2.10:49152".parse().unwrap();
+    let from_tcp = |user: &str, via: &str| {
+        msg(&format!(
+            "INVITE sip:{user}@example.com SIP/2.0\nVia: SIP/2.0/TCP {via};branch=z9hG4bKtcp{user}\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:{user}@example.com>\nCall-ID: tcp-{user}\nCSeq: 1 INVITE\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+        ))
+    };
+    let tcp = Destination::new(Protocol::Tcp, conn);
+    let want = |port: u16| Destination {
+        protocol: Protocol::Tcp,
+        addr: std::net::SocketAddr::new(conn.ip(), port),
+        connection: Some(conn),
+    };
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, from_tcp("bob", "client.example.net:5070;rport"), tcp));
+    let fwd = &out[0].1;
+    let up = sent(core.handle_message(now, answer(fwd, 180), udp("192.0.2.20:5060")));
+    assert_eq!((up[0].0, up[0].1.status()), (want(5070), Some(180)));
+    // Answered by us, and a sent-by without a port (5060); an rport value changes nothing.
+    let up = sent(core.handle_message(now, from_tcp("nobody", "192.0.2.99;rport=6000"), tcp));
+    assert_eq!((up[0].0, up[0].1.status()), (want(5060), Some(404)));
+}

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use sip_message::Message;
 
 pub use addr::{Listen, ParseListenError, Protocol};
-pub use tcp::TcpConnections;
+pub use tcp::{TcpConnections, TcpLimits};
 
 /// Where a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,6 +38,8 @@ pub trait Handler: Send + Sync + 'static {
     fn on_message(&self, msg: Message, src: Source);
     /// A datagram or stream bytes that are not a SIP message; the default ignores them.
     fn on_malformed(&self, _data: &[u8], _error: sip_message::ParseError, _src: Source) {}
+    /// A TCP connection was accepted over a limit and closed at once; the default ignores it.
+    fn on_refused(&self, _src: Source) {}
 }
 
 /// Hands a message to the handler; a bug that panics there costs that message, not the
@@ -92,14 +94,16 @@ struct Inner {
 impl Transports {
     /// Binds every listen address and starts receiving; messages go to `handler`. Each UDP
     /// address is served by `udp_threads` sockets (SO_REUSEPORT), each with a thread of its
-    /// own on which the handler runs; TCP runs on the calling runtime.
+    /// own on which the handler runs; TCP runs on the calling runtime, its connections
+    /// closed after `tcp_idle` without traffic and at most `tcp_limits`.
     pub async fn start(
         listens: &[Listen],
         handler: Arc<dyn Handler>,
         tcp_idle: std::time::Duration,
+        tcp_limits: TcpLimits,
         udp_threads: usize,
     ) -> Result<Transports, TransportError> {
-        let tcp = TcpConnections::new(handler.clone(), tcp_idle);
+        let tcp = TcpConnections::new(handler.clone(), tcp_idle, tcp_limits);
         let mut udp = Vec::new();
         let mut bound = Vec::new();
         for l in listens {

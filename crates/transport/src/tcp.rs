@@ -1,8 +1,9 @@
 //! TCP: listeners, one task per connection framing messages with the stream decoder, and a
-//! table of open connections by peer address so responses and requests reuse them.
+//! table of open connections by peer address so responses and requests reuse them. How many
+//! are open is limited, in total and per remote IP.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,30 +18,128 @@ use crate::{Handler, Protocol, Source};
 /// Outgoing queue depth per connection.
 const QUEUE: usize = 1024;
 
+/// How many TCP connections may be open at once; 0 is no limit. An accepted connection over
+/// a limit is closed at once; a connection of ours over `total` is not opened (a send error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// All connections, accepted and ours.
+    pub total: usize,
+    /// Accepted connections from one remote IP.
+    pub per_ip: usize,
+}
+
+impl Default for TcpLimits {
+    /// 10 000 in total: each costs a file descriptor, two tasks and a read buffer of up to
+    /// 12 KiB, so about 150 MB at worst. 100 per IP: the phones of an office behind one NAT,
+    /// while one address holds at most 1% of the total.
+    fn default() -> Self {
+        TcpLimits {
+            total: 10_000,
+            per_ip: 100,
+        }
+    }
+}
+
+/// Connections open: in total, and accepted ones per remote IP.
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// A connection's place among the open ones, given back when it is dropped.
+struct Slot {
+    open: Arc<Mutex<Open>>,
+    /// The remote IP of an accepted connection.
+    ip: Option<IpAddr>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.total -= 1;
+        if let Some(ip) = self.ip {
+            if let Some(n) = open.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    open.per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
 /// Open TCP connections by peer address.
 #[derive(Clone)]
 pub struct TcpConnections {
     conns: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>,
+    open: Arc<Mutex<Open>>,
     handler: Arc<dyn Handler>,
     idle: Duration,
+    limits: TcpLimits,
 }
 
 impl std::fmt::Debug for TcpConnections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpConnections")
             .field("idle", &self.idle)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
 impl TcpConnections {
-    /// A table whose connections deliver messages to `handler` and close after `idle`
-    /// without traffic.
-    pub fn new(handler: Arc<dyn Handler>, idle: Duration) -> Self {
+    /// A table whose connections deliver messages to `handler`, close after `idle` without
+    /// traffic, and are at most `limits`.
+    pub fn new(handler: Arc<dyn Handler>, idle: Duration, limits: TcpLimits) -> Self {
         TcpConnections {
             conns: Arc::default(),
+            open: Arc::default(),
             handler,
             idle,
+            limits,
+        }
+    }
+
+    /// A place for one more connection (accepted from `ip`, or ours when `None`); `None`
+    /// when that would exceed a limit.
+    fn slot(&self, ip: Option<IpAddr>) -> Option<Slot> {
+        let over = |n: usize, limit: usize| limit > 0 && n >= limit;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if over(open.total, self.limits.total) {
+            return None;
+        }
+        if let Some(ip) = ip {
+            let n = open.per_ip.entry(ip).or_default();
+            if over(*n, self.limits.per_ip) {
+                return None;
+            }
+            *n += 1;
+        }
+        open.total += 1;
+        Some(Slot {
+            open: self.open.clone(),
+            ip,
+        })
+    }
+
+    /// Takes an accepted connection into the table, or closes it at once when it is over a
+    /// limit.
+    fn accepted(&self, stream: TcpStream, remote: SocketAddr, local: SocketAddr) {
+        match self.slot(Some(remote.ip().to_canonical())) {
+            Some(slot) => {
+                self.run(stream, remote, local, slot);
+            }
+            None => {
+                drop(stream);
+                tracing::debug!(%remote, "too many tcp connections: closed");
+                let src = Source {
+                    protocol: Protocol::Tcp,
+                    remote,
+                    local,
+                };
+                self.handler.on_refused(src);
+            }
         }
     }
 
@@ -58,9 +157,7 @@ impl TcpConnections {
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((stream, remote)) => {
-                        this.run(stream, remote, local);
-                    }
+                    Ok((stream, remote)) => this.accepted(stream, remote, local),
                     Err(e) => {
                         tracing::warn!(%local, error = %e, "tcp accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -86,13 +183,16 @@ impl TcpConnections {
         let tx = match existing {
             Some(tx) => tx,
             None => {
+                let slot = self
+                    .slot(None)
+                    .ok_or_else(|| std::io::Error::other("too many tcp connections open"))?;
                 let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
                     .await
                     .map_err(|_| {
                         std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
                     })??;
                 let local = stream.local_addr()?;
-                self.run(stream, addr, local)
+                self.run(stream, addr, local, slot)
             }
         };
         tx.send(data)
@@ -100,13 +200,23 @@ impl TcpConnections {
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed"))
     }
 
-    /// Registers the connection and spawns its reader and writer.
-    fn run(&self, stream: TcpStream, remote: SocketAddr, local: SocketAddr) -> mpsc::Sender<Bytes> {
+    /// Registers the connection and spawns its reader and writer; its slot is given back
+    /// when both have ended (the socket is closed).
+    fn run(
+        &self,
+        stream: TcpStream,
+        remote: SocketAddr,
+        local: SocketAddr,
+        slot: Slot,
+    ) -> mpsc::Sender<Bytes> {
         let _ = stream.set_nodelay(true);
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
         self.lock().insert(remote, tx.clone());
         let (mut reader, mut writer) = stream.into_split();
+        let slot = Arc::new(slot);
+        let writer_slot = slot.clone();
         tokio::spawn(async move {
+            let _slot = writer_slot;
             while let Some(data) = rx.recv().await {
                 if writer.write_all(&data).await.is_err() {
                     break;
@@ -121,6 +231,7 @@ impl TcpConnections {
         };
         let our_tx = tx.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let decoder = StreamDecoder::default();
             let mut buf = BytesMut::with_capacity(8192);
             'conn: loop {
@@ -150,5 +261,136 @@ impl TcpConnections {
             tracing::debug!(%remote, "tcp connection closed");
         });
         tx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sip_message::Message;
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+    use super::*;
+
+    const OPTIONS: &[u8] =
+        b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKlim\r\n\
+From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: lim\r\nCSeq: 1 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n";
+
+    /// Counts what the transport reports: the peers of messages, and refusals.
+    struct Collect {
+        messages: UnboundedSender<SocketAddr>,
+        refused: AtomicUsize,
+    }
+
+    impl Handler for Collect {
+        fn on_message(&self, _msg: Message, src: Source) {
+            let _ = self.messages.send(src.remote);
+        }
+        fn on_refused(&self, _src: Source) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    async fn start(
+        limits: TcpLimits,
+    ) -> (
+        TcpConnections,
+        SocketAddr,
+        Arc<Collect>,
+        UnboundedReceiver<SocketAddr>,
+    ) {
+        let (messages, rx) = unbounded_channel();
+        let handler = Arc::new(Collect {
+            messages,
+            refused: AtomicUsize::new(0),
+        });
+        let tcp = TcpConnections::new(handler.clone(), Duration::from_secs(60), limits);
+        let addr = tcp.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        (tcp, addr, handler, rx)
+    }
+
+    /// A client connection whose message reached the handler.
+    async fn served(to: SocketAddr, rx: &mut UnboundedReceiver<SocketAddr>) -> TcpStream {
+        let mut c = TcpStream::connect(to).await.unwrap();
+        c.write_all(OPTIONS).await.unwrap();
+        let from = rx.recv().await.unwrap();
+        assert_eq!(from, c.local_addr().unwrap());
+        c
+    }
+
+    /// True when the server closed the connection (within a second).
+    async fn closed(c: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(1), c.read(&mut buf)).await;
+        matches!(read, Ok(Ok(0) | Err(_)))
+    }
+
+    #[tokio::test]
+    async fn over_the_limit_per_ip_a_connection_is_closed_until_one_closes() {
+        let limits = TcpLimits {
+            total: 10,
+            per_ip: 2,
+        };
+        let test = async {
+            let (_tcp, addr, handler, mut rx) = start(limits).await;
+            let first = served(addr, &mut rx).await;
+            let _second = served(addr, &mut rx).await;
+            let mut third = TcpStream::connect(addr).await.unwrap();
+            assert!(
+                closed(&mut third).await,
+                "the third from 127.0.0.1 is closed"
+            );
+            assert_eq!(handler.refused.load(Ordering::Relaxed), 1);
+            drop(first);
+            // Once the server has seen the first close, its place is free again.
+            loop {
+                let mut c = TcpStream::connect(addr).await.unwrap();
+                c.write_all(OPTIONS).await.unwrap();
+                if !closed(&mut c).await {
+                    assert_eq!(rx.recv().await, Some(c.local_addr().unwrap()));
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), test)
+            .await
+            .expect("within 10 s");
+    }
+
+    #[tokio::test]
+    async fn our_own_connections_count_toward_the_total() {
+        let limits = TcpLimits {
+            total: 2,
+            per_ip: 0,
+        };
+        let test = async {
+            let (tcp, addr, handler, mut rx) = start(limits).await;
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let peer_addr = peer.local_addr().unwrap();
+            tcp.send(peer_addr, Bytes::from_static(OPTIONS))
+                .await
+                .unwrap();
+            let (_ours, _) = peer.accept().await.unwrap();
+            let _accepted = served(addr, &mut rx).await;
+            let mut over = TcpStream::connect(addr).await.unwrap();
+            assert!(closed(&mut over).await, "the total is reached");
+            assert_eq!(handler.refused.load(Ordering::Relaxed), 1);
+            let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let refused = tcp
+                .send(other.local_addr().unwrap(), Bytes::from_static(OPTIONS))
+                .await;
+            assert!(refused.is_err(), "nor is one of ours opened");
+            assert!(
+                tcp.send(peer_addr, Bytes::from_static(OPTIONS))
+                    .await
+                    .is_ok(),
+                "an open one is used"
+            );
+        };
+        tokio::time::timeout(Duration::from_secs(10), test)
+            .await
+            .expect("within 10 s");
     }
 }

@@ -330,6 +330,10 @@ impl Handler for Dispatch {
             self.0.execute(vec![Command::Send { dest, data }]);
         }
     }
+
+    fn on_refused(&self, _src: Source) {
+        self.0.metrics.tcp_refused();
+    }
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
@@ -372,6 +376,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         &cfg.listens(),
         handler,
         Duration::from_secs(cfg.server.tcp_idle_timeout),
+        cfg.tcp_limits(),
         cfg.server.udp_threads(),
     )
     .await?;
