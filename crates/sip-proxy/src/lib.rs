@@ -68,4 +68,6 @@ mod context_tests;
 #[cfg(test)]
 mod routing_tests;
 #[cfg(test)]
+mod suspend_tests;
+#[cfg(test)]
 pub(crate) mod tests;

@@ -149,6 +149,21 @@ impl Shards {
             .map(|(i, _)| i)
     }
 
+    /// Entries in the timer sets of all shards.
+    #[cfg(test)]
+    pub(crate) fn timer_entries(&self) -> usize {
+        (0..SHARDS).map(|i| self.lock(i).timers.len()).sum()
+    }
+
+    /// Shards locked right now (by anyone, this thread included).
+    #[cfg(test)]
+    pub(crate) fn locked(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.shard.try_lock().is_err())
+            .count()
+    }
+
     /// Number of live contexts (locks every shard: for statistics).
     pub(crate) fn len(&self) -> usize {
         (0..SHARDS).map(|i| self.lock(i).contexts.len()).sum()

@@ -1,0 +1,336 @@
+//! Transactions from first sight, suspend and resume, and "acknowledged means on disk":
+//! a request waiting for DNS or for its bindings to be written is never routed twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auth::{Secrets, Subscribers};
+use registrar::Location;
+use sip_message::{HeaderName, Message};
+
+use crate::tests::{
+    config, invite, msg, register, resolve, sent, udp, with_script, written, CALLER,
+};
+use crate::{Command, Core, ProxyConfig, Resume};
+
+const GW: &str = "192.0.2.55:5060";
+
+/// An INVITE from alice to a gateway known by name only.
+fn invite_gw(auth: &str) -> Message {
+    msg(&format!(
+        "INVITE sip:carol@gw.example.net SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKgw1\n\
+From: <sip:alice@example.com>;tag=a\nTo: <sip:carol@gw.example.net>\nCall-ID: gw-1\nCSeq: 1 INVITE\n\
+Max-Forwards: 70\n{auth}Content-Length: 0\n\n"
+    ))
+}
+
+/// The default script's core, with alice a subscriber of example.com.
+fn core_with_alice() -> Core {
+    let core = Core::new(config(), Arc::new(Location::new()));
+    let mut subs = Subscribers::new();
+    let secrets = Secrets::from_password("alice", "example.com", "wonderland");
+    subs.insert("alice", "example.com", secrets);
+    core.set_subscribers(Arc::new(subs));
+    core
+}
+
+/// Proxy-Authorization answering the 407 `challenge` for `uri`.
+fn answer_challenge(challenge: &Message, uri: &str) -> String {
+    let ch = challenge
+        .auth_headers(HeaderName::ProxyAuthenticate)
+        .filter_map(Result::ok)
+        .find(|h| h.get("algorithm").as_deref() == Some("MD5"))
+        .expect("an MD5 challenge");
+    let (realm, nonce) = (ch.get("realm").unwrap(), ch.get("nonce").unwrap());
+    let text = format!(
+        "Digest username=\"alice\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"0\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\""
+    );
+    let header = sip_message::header::AuthHeader::parse(&text).unwrap();
+    let c = auth::Credentials::from_header(&header).unwrap();
+    let ha1 = auth::ha1(auth::Algorithm::Md5, "alice", &realm, "wonderland");
+    let response = auth::expected_response(&ha1, "INVITE", &c);
+    text.replace("response=\"0\"", &format!("response=\"{response}\""))
+}
+
+/// The requests among what the core sent, with where they went.
+fn requests(cmds: Vec<Command>) -> Vec<(crate::Destination, Message)> {
+    sent(cmds)
+        .into_iter()
+        .filter(|(_, m)| m.is_request())
+        .collect()
+}
+
+fn statuses_to_caller(cmds: Vec<Command>) -> Vec<u16> {
+    sent(cmds)
+        .into_iter()
+        .filter(|(d, _)| *d == udp(CALLER))
+        .filter_map(|(_, m)| m.status())
+        .collect()
+}
+
+/// An authenticated INVITE whose next hop waits for DNS: its credentials are checked once.
+fn authenticated_invite_waiting_for_dns(core: &Core, now: Instant) -> (Message, Resume) {
+    let first = core.handle_message(now, invite_gw(""), udp(CALLER));
+    let challenge = sent(first).remove(0).1;
+    assert_eq!(challenge.status(), Some(407));
+    let creds = answer_challenge(&challenge, "sip:carol@gw.example.net");
+    let mut text = String::from_utf8_lossy(&invite_gw("").to_bytes()).into_owned();
+    text = text.replace("z9hG4bKgw1", "z9hG4bKgw2").replace(
+        "Content-Length",
+        &format!("Proxy-Authorization: {creds}\r\nContent-Length"),
+    );
+    let authed = Message::parse(text.into_bytes()).unwrap();
+    let (hosts, then) = resolve(core.handle_message(now, authed.clone(), udp(CALLER)))
+        .expect("a lookup of the gateway");
+    assert_eq!(hosts, ["gw.example.net"]);
+    core.dns_answer(
+        now,
+        "gw.example.net",
+        vec![GW.parse::<std::net::SocketAddr>().unwrap().ip()],
+        Duration::from_secs(60),
+    );
+    (authed, then)
+}
+
+#[test]
+fn an_authenticated_invite_waiting_for_dns_is_forwarded_not_challenged_again() {
+    let core = core_with_alice();
+    let now = Instant::now();
+    let (_, then) = authenticated_invite_waiting_for_dns(&core, now);
+    let out = sent(core.resume(now, then));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, udp(GW), "forwarded, not challenged again");
+    assert_eq!(core.auth_failures(), 0, "no failure counted toward a ban");
+    // A second resume of the same wait does nothing.
+    assert!(sent(core.resume(now, then)).is_empty());
+}
+
+#[test]
+fn a_retransmission_while_dns_is_pending_is_absorbed_and_gets_100_trying() {
+    let core = core_with_alice();
+    let now = Instant::now();
+    let (authed, then) = authenticated_invite_waiting_for_dns(&core, now);
+    let before = core.active_transactions();
+    let again = core.handle_message(now, authed, udp(CALLER));
+    assert!(
+        !again.iter().any(|c| matches!(c, Command::Resolve { .. })),
+        "not routed again"
+    );
+    assert_eq!(statuses_to_caller(again), [100], "a sign of life");
+    assert_eq!(core.active_transactions(), before);
+    // Without a retransmission, 100 Trying goes after 200 ms anyway.
+    let core = core_with_alice();
+    let (_, _) = authenticated_invite_waiting_for_dns(&core, now);
+    let t = core.next_timeout().expect("the 100 Trying timer");
+    assert!(t <= now + Duration::from_millis(200));
+    assert_eq!(statuses_to_caller(core.handle_timeouts(t)), [100]);
+    let _ = then;
+}
+
+#[test]
+fn resume_and_retransmission_racing_forward_the_invite_once() {
+    for _ in 0..50 {
+        let core = Arc::new(core_with_alice());
+        let now = Instant::now();
+        let (authed, then) = authenticated_invite_waiting_for_dns(&core, now);
+        let retransmit = {
+            let core = core.clone();
+            std::thread::spawn(move || {
+                (0..20)
+                    .flat_map(|_| requests(core.handle_message(now, authed.clone(), udp(CALLER))))
+                    .count()
+            })
+        };
+        let resumed = requests(core.resume(now, then)).len();
+        let retransmitted = retransmit.join().unwrap();
+        assert_eq!(resumed + retransmitted, 1, "one INVITE downstream");
+    }
+}
+
+#[test]
+fn a_cancel_while_dns_is_pending_ends_the_call_before_it_rings() {
+    let core = core_with_alice();
+    let now = Instant::now();
+    let (authed, then) = authenticated_invite_waiting_for_dns(&core, now);
+    let cancel = String::from_utf8_lossy(&authed.to_bytes())
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("1 INVITE", "1 CANCEL");
+    let cancel = Message::parse(cancel.into_bytes()).unwrap();
+    let mut codes = statuses_to_caller(core.handle_message(now, cancel, udp(CALLER)));
+    codes.sort();
+    assert_eq!(codes, [200, 487], "200 for the CANCEL, 487 for the INVITE");
+    assert!(requests(core.resume(now, then)).is_empty(), "never rings");
+}
+
+#[test]
+fn a_register_is_answered_once_its_bindings_are_written_and_retransmissions_get_the_same() {
+    let core = Core::new(config(), Arc::new(Location::new()));
+    let now = Instant::now();
+    let reg = msg(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKw1\n\
+From: <sip:dan@example.com>;tag=r\nTo: <sip:dan@example.com>\nCall-ID: w1\nCSeq: 1 REGISTER\n\
+Contact: <sip:dan@192.0.2.30:5060>\nContent-Length: 0\n\n",
+    );
+    let src = udp("192.0.2.30:5060");
+    let first = core.handle_message(now, reg.clone(), src);
+    let then = first
+        .iter()
+        .find_map(|c| match c {
+            Command::Persist { then, .. } => *then,
+            _ => None,
+        })
+        .expect("a write that the answer waits for");
+    assert!(sent(first).is_empty(), "no 200 before the write");
+    let early = core.handle_message(now, reg.clone(), src);
+    assert!(early.is_empty(), "a retransmission waits too: {early:?}");
+    let ok = sent(core.persisted(now, then, true));
+    assert_eq!(ok[0].1.status(), Some(200));
+    let again = sent(core.handle_message(now, reg, src));
+    assert_eq!(again[0].1.to_bytes(), ok[0].1.to_bytes(), "the same 200");
+}
+
+#[test]
+fn a_failed_write_is_answered_500_with_retry_after() {
+    let core = Core::new(config(), Arc::new(Location::new()));
+    let now = Instant::now();
+    let reg = msg(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKw2\n\
+From: <sip:dan@example.com>;tag=r\nTo: <sip:dan@example.com>\nCall-ID: w2\nCSeq: 1 REGISTER\n\
+Contact: <sip:dan@192.0.2.30:5060>\nContent-Length: 0\n\n",
+    );
+    let out = sent(written(
+        &core,
+        now,
+        core.handle_message(now, reg, udp("192.0.2.30:5060")),
+        false,
+    ));
+    assert_eq!(out[0].1.status(), Some(500));
+    assert_eq!(
+        out[0].1.header_str("Retry-After").map(|h| h.value),
+        Some("5")
+    );
+}
+
+#[test]
+fn registers_past_the_write_backlog_get_503_and_change_nothing() {
+    let cfg = ProxyConfig {
+        max_pending_writes: 2,
+        ..config()
+    };
+    let core = Core::new(cfg, Arc::new(Location::new()));
+    let now = Instant::now();
+    let reg = |n: u32| {
+        msg(&format!(
+            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.31:5060;branch=z9hG4bKb{n}\n\
+From: <sip:u{n}@example.com>;tag=r\nTo: <sip:u{n}@example.com>\nCall-ID: b{n}\nCSeq: 1 REGISTER\n\
+Contact: <sip:u{n}@192.0.2.31:5060>\nContent-Length: 0\n\n"
+        ))
+    };
+    let src = udp("192.0.2.31:5060");
+    let waiting: Vec<Vec<Command>> = (0..2)
+        .map(|n| core.handle_message(now, reg(n), src))
+        .collect();
+    let shed = sent(core.handle_message(now, reg(2), src));
+    assert_eq!(shed[0].1.status(), Some(503));
+    assert!(shed[0].1.header_str("Retry-After").is_some());
+    assert!(core.lookup("sip:u2@example.com").is_empty(), "not stored");
+    // Once a write completes, the next REGISTER is taken.
+    let first = waiting.into_iter().next().unwrap();
+    written(&core, now, first, true);
+    let taken = written(&core, now, core.handle_message(now, reg(3), src), true);
+    assert_eq!(sent(taken)[0].1.status(), Some(200));
+}
+
+#[test]
+fn retransmissions_keep_one_timer_per_context() {
+    let core = Core::new(config(), Arc::new(Location::new()));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let t0 = Instant::now();
+    sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)));
+    for i in 0..1000 {
+        let t = t0 + Duration::from_millis(i);
+        core.handle_message(t, invite("bob", ""), udp(CALLER));
+    }
+    assert_eq!(core.shards().timer_entries(), core.active_transactions());
+}
+
+#[test]
+fn next_timeout_reads_no_lock() {
+    let core = Arc::new(Core::new(config(), Arc::new(Location::new())));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let guards: Vec<_> = (0..crate::shard::SHARDS)
+        .map(|i| core.shards().lock(i))
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let c = core.clone();
+    std::thread::spawn(move || tx.send(c.next_timeout()).unwrap());
+    let next = rx.recv_timeout(Duration::from_secs(5));
+    drop(guards);
+    assert!(next
+        .expect("answered while every shard is locked")
+        .is_some());
+}
+
+/// Counts script log lines written while any shard was locked.
+struct LockProbe {
+    core: Arc<Core>,
+    lines: std::sync::atomic::AtomicUsize,
+    under_lock: std::sync::atomic::AtomicUsize,
+}
+
+impl tracing::Subscriber for LockProbe {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if e.metadata().target() == "script" {
+            self.lines.fetch_add(1, SeqCst);
+            self.under_lock
+                .fetch_add(self.core.shards().locked(), SeqCst);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn request_reply_and_failure_routes_run_without_a_shard_lock() {
+    let core = Arc::new(with_script(
+        r#"
+request_route {
+    if (is_method("REGISTER")) { save("location"); exit; }
+    xlog("request");
+    if (!lookup("location")) { sl_send_reply(404, "Not Found"); exit; }
+    t_on_reply("SEEN");
+    t_on_failure("BUSY");
+    t_relay();
+}
+reply_route { xlog("reply"); }
+onreply_route[SEEN] { xlog("seen"); }
+failure_route[BUSY] { xlog("failure"); t_reply(480, "Gone"); }
+"#,
+    ));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let probe = Arc::new(LockProbe {
+        core: core.clone(),
+        lines: Default::default(),
+        under_lock: Default::default(),
+    });
+    let now = Instant::now();
+    tracing::subscriber::with_default(probe.clone(), || {
+        let fwd = requests(core.handle_message(now, invite("bob", ""), udp(CALLER))).remove(0);
+        let busy = crate::tests::answer(&fwd.1, 486);
+        let up = statuses_to_caller(core.handle_message(now, busy, udp("192.0.2.20:5060")));
+        assert_eq!(up, [480]);
+    });
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(probe.lines.load(SeqCst), 4, "request, reply, seen, failure");
+    assert_eq!(probe.under_lock.load(SeqCst), 0);
+}
