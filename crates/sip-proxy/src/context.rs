@@ -196,7 +196,7 @@ impl Context {
 
     /// Sends the 100 Trying now if it is still owed.
     fn send_trying(&mut self, now: Instant, cfg: &ProxyConfig) {
-        if self.trying_at.is_some() {
+        if self.trying_at.take().is_some() {
             if let Some(trying) = self.own_response(cfg, 100) {
                 self.respond(now, 100, trying);
             }

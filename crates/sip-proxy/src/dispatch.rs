@@ -134,7 +134,10 @@ impl Core {
         let Some(branch) = via.branch() else { return };
         let secret = &self.config().branch_secret;
         if let Some((id, index)) = stateful_branch(secret, branch) {
-            if let Some(resp) = self.to_context(now, (id, index), resp, src, local, out) {
+            let unmatched = self
+                .to_context(now, (id, index), resp, src, local, out)
+                .and_then(|resp| self.outgoing_response(now, id, resp, out));
+            if let Some(resp) = unmatched {
                 self.forward_response(now, resp, src, local, out);
             }
         } else if branch.starts_with(STATEFUL) {
@@ -228,10 +231,13 @@ impl Core {
             return out;
         };
         let cfg = self.config();
-        self.with_ctx(id, |ctx| {
+        let proxied = self.with_ctx(id, |ctx| {
             ctx.on_transport_error(now, cfg, index, dest, &mut out)
         });
-        self.run_failure_routes(now, id, &mut out);
+        match proxied {
+            Some(()) => self.run_failure_routes(now, id, &mut out),
+            None => self.outgoing_failed(now, id, &mut out),
+        }
         out
     }
 
@@ -240,25 +246,33 @@ impl Core {
         self.shards().next_timeout()
     }
 
-    /// Fires every transaction timer due at `now`; only shards with a timer due are locked.
+    /// Fires every transaction timer due at `now`, each once; only shards with a timer
+    /// due are locked.
     pub fn handle_timeouts(&self, now: Instant) -> Vec<Command> {
         let mut out = Vec::new();
-        let mut failures = Vec::new();
+        let (mut failures, mut own) = (Vec::new(), Vec::new());
         let due: Vec<usize> = self.shards().due(now).collect();
         for i in due {
             let mut shard = self.shards().lock(i);
-            while let Some(id) = shard.pop_due(now) {
+            let ids: Vec<u64> = std::iter::from_fn(|| shard.pop_due(now)).collect();
+            for id in ids {
                 if let Some(ctx) = shard.contexts.get_mut(&id) {
                     ctx.on_timeout(now, self.config(), &mut out);
                     if ctx.failure_is_due() {
                         failures.push(id);
                     }
+                    shard.settle(id);
+                } else if shard.outgoing.contains_key(&id) {
+                    // Fired (and re-armed) once the shard is released.
+                    own.push(id);
                 }
-                shard.settle(id);
             }
         }
         for id in failures {
             self.run_failure_routes(now, id, &mut out);
+        }
+        for id in own {
+            self.outgoing_timeout(now, id, &mut out);
         }
         out
     }

@@ -14,6 +14,7 @@ mod dns;
 mod forward;
 mod guard;
 mod local;
+mod originate;
 mod relay;
 mod reply;
 mod route;
@@ -29,6 +30,7 @@ pub use crate::core::Core;
 pub use branch::BranchSecret;
 pub use config::{HostedDomains, ProxyConfig};
 pub use guard::GuardConfig;
+pub use originate::{Answer, OnAnswer};
 pub use routing::{compile, default_script, ProxyEnv, ProxyScript, RouteCtx};
 pub use suspend::Resume;
 pub use target::{is_us, next_hop, Destination, NextHop};
@@ -65,6 +67,8 @@ pub enum Command {
 mod auth_tests;
 #[cfg(test)]
 mod context_tests;
+#[cfg(test)]
+mod originate_tests;
 #[cfg(test)]
 mod routing_tests;
 #[cfg(test)]

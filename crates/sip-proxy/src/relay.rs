@@ -476,7 +476,7 @@ fn via_fixes(msg: &Message, src: Destination) -> (Option<String>, Option<String>
     (received, rport)
 }
 
-fn sock_text(a: SocketAddr) -> String {
+pub(crate) fn sock_text(a: SocketAddr) -> String {
     match a {
         SocketAddr::V4(v) => v.to_string(),
         SocketAddr::V6(v) => format!("[{}]:{}", v.ip(), v.port()),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use sip_transaction::TransactionKey;
 
 use crate::context::Context;
+use crate::originate::Outgoing;
 
 /// Number of shards (a power of two).
 pub(crate) const SHARDS: usize = 64;
@@ -22,7 +23,9 @@ const NONE: u64 = u64::MAX;
 pub(crate) struct Shard {
     pub(crate) contexts: HashMap<u64, Context>,
     pub(crate) by_key: HashMap<TransactionKey, u64>,
-    /// `(deadline, context id)`: the context's `armed` deadline, one entry each.
+    /// Requests of our own, by id (the same ids as contexts).
+    pub(crate) outgoing: HashMap<u64, Outgoing>,
+    /// `(deadline, id)`: the `armed` deadline of a context or request of our own, one each.
     timers: BTreeSet<(Instant, u64)>,
 }
 
@@ -164,9 +167,15 @@ impl Shards {
             .count()
     }
 
-    /// Number of live contexts (locks every shard: for statistics).
+    /// Number of live contexts and requests of our own (locks every shard: for
+    /// statistics).
     pub(crate) fn len(&self) -> usize {
-        (0..SHARDS).map(|i| self.lock(i).contexts.len()).sum()
+        (0..SHARDS)
+            .map(|i| {
+                let shard = self.lock(i);
+                shard.contexts.len() + shard.outgoing.len()
+            })
+            .sum()
     }
 }
 
@@ -180,38 +189,51 @@ impl Shard {
         self.settle(id);
     }
 
-    /// After a context changed: its timer follows its next deadline, and it is removed
-    /// once done.
+    /// After a context (or request of our own) changed: its timer follows its next
+    /// deadline, and it is removed once done.
     pub(crate) fn settle(&mut self, id: u64) {
-        let Some(ctx) = self.contexts.get_mut(&id) else {
+        let (armed, deadline) = if let Some(ctx) = self.contexts.get_mut(&id) {
+            let (deadline, done) = (ctx.next_deadline(), ctx.is_done());
+            (if done { None } else { Some(&mut ctx.armed) }, deadline)
+        } else if let Some(own) = self.outgoing.get_mut(&id) {
+            let (deadline, done) = (own.next_deadline(), own.is_done());
+            (if done { None } else { Some(&mut own.armed) }, deadline)
+        } else {
             return;
         };
-        let (deadline, done) = (ctx.next_deadline(), ctx.is_done());
-        if done {
-            self.remove(id);
-            return;
-        }
-        if ctx.armed != deadline {
-            if let Some(old) = ctx.armed {
+        let Some(armed) = armed else {
+            return self.remove(id);
+        };
+        if *armed != deadline {
+            let old = std::mem::replace(armed, deadline);
+            if let Some(old) = old {
                 self.timers.remove(&(old, id));
             }
             if let Some(d) = deadline {
                 self.timers.insert((d, id));
             }
-            ctx.armed = deadline;
         }
     }
 
-    /// Forgets a context and its timer.
-    pub(crate) fn remove(&mut self, id: u64) -> Option<Context> {
-        let ctx = self.contexts.remove(&id)?;
-        if let Some(t) = ctx.armed {
+    /// Adds a request of our own.
+    pub(crate) fn insert_outgoing(&mut self, id: u64, own: Outgoing) {
+        self.outgoing.insert(id, own);
+        self.settle(id);
+    }
+
+    /// Forgets a context (or request of our own) and its timer.
+    pub(crate) fn remove(&mut self, id: u64) {
+        let armed = if let Some(ctx) = self.contexts.remove(&id) {
+            if self.by_key.get(&ctx.key) == Some(&id) {
+                self.by_key.remove(&ctx.key);
+            }
+            ctx.armed
+        } else {
+            self.outgoing.remove(&id).and_then(|o| o.armed)
+        };
+        if let Some(t) = armed {
             self.timers.remove(&(t, id));
         }
-        if self.by_key.get(&ctx.key) == Some(&id) {
-            self.by_key.remove(&ctx.key);
-        }
-        Some(ctx)
     }
 
     /// Takes the next context whose deadline is at or before `now` off the timer set.
@@ -220,6 +242,8 @@ impl Shard {
         self.timers.remove(&(t, id));
         if let Some(ctx) = self.contexts.get_mut(&id) {
             ctx.armed = None;
+        } else if let Some(own) = self.outgoing.get_mut(&id) {
+            own.armed = None;
         }
         Some(id)
     }

@@ -127,7 +127,12 @@ impl Core {
                 None
             }
         });
-        match parked.flatten() {
+        let Some(parked) = parked else {
+            // Not a context: a request of our own waiting for its next hop.
+            self.start_outgoing(now, id, true, &mut out);
+            return out;
+        };
+        match parked {
             Some(Parked::Relay(state)) => {
                 let mut c = state.context(self, now, Phase::Request, &mut out);
                 c.txn = Some(id);
