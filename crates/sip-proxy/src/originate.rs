@@ -156,7 +156,7 @@ impl Core {
     fn hop_of(&self, now: Instant, request: &Message) -> Located {
         let route = request.routes().filter_map(Result::ok).next();
         let uri = match &route {
-            Some(r) => r.uri.clone(),
+            Some(r) => r.uri,
             None => match request.request_uri() {
                 Some(u) => u,
                 None => return Located::Unreachable,
