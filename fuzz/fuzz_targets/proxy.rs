@@ -56,6 +56,8 @@ fn core() -> &'static Core {
             // Every input comes from one address: limits would stop the fuzzing.
             guard: sip_proxy::GuardConfig { flood_limit: 0, auth_failures: 0, ..Default::default() },
             branch_secret: sip_proxy::BranchSecret([0; 16]),
+            nonce_secret: sip_proxy::NonceSecret([0; 32]),
+            max_pending_writes: usize::MAX,
         };
         let script = sip_proxy::compile("fuzz.cfg", SCRIPT).expect("the fuzz script compiles");
         let core = Core::with_script(cfg, Arc::new(Location::new()), Arc::new(script));
@@ -68,8 +70,8 @@ Contact: <sip:bob@192.0.2.20>, <sip:bob@192.0.2.21>;q=0.5\r\nContent-Length: 0\r
     })
 }
 
-/// Checks what the core sends; answers its lookups (every name is 192.0.2.30) and resumes
-/// what waited, a bounded number of times.
+/// Checks what the core sends; answers its lookups (every name is 192.0.2.30) and its
+/// binding writes, and resumes what waited, a bounded number of times.
 fn check(commands: Vec<Command>) {
     let mut pending = commands;
     for _ in 0..3 {
@@ -86,7 +88,11 @@ fn check(commands: Vec<Command>) {
                     }
                     next.extend(core().resume(now, then));
                 }
-                Command::Persist(_) => {}
+                Command::Persist { then, .. } => {
+                    if let Some(then) = then {
+                        next.extend(core().persisted(Instant::now(), then, true));
+                    }
+                }
             }
         }
         pending = next;

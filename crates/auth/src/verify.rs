@@ -63,18 +63,6 @@ impl Authenticator {
         }
     }
 
-    /// An authenticator with a secret of 32 random bytes from the operating system: its
-    /// nonces are good until the process ends or they expire.
-    pub fn with_random_secret(lifetime: u64) -> Authenticator {
-        let mut secret = [0u8; 32];
-        if getrandom::fill(&mut secret).is_err() {
-            // No entropy source: a fixed secret still gives working nonces, but forgeable
-            // ones, so say so.
-            tracing::error!("no random source: digest nonces use a fixed secret");
-        }
-        Authenticator::new(&secret, lifetime)
-    }
-
     /// The challenges for a realm: one per algorithm, in the order given (the preferred
     /// first, RFC 8760 §2.4), with one fresh nonce.
     pub fn challenges(

@@ -102,6 +102,7 @@ fn main() {
         trusted: Vec::new(),
         guard: sip_proxy::GuardConfig::default(),
         branch_secret: sip_proxy::BranchSecret([7; 16]),
+        nonce_secret: sip_proxy::NonceSecret([8; 32]),
     };
     let core = Core::new(cfg, Arc::new(Location::new()));
     for u in 0..n {

@@ -46,6 +46,19 @@ pub struct ProxyConfig {
     /// Key of the tags in our Via branches: only responses that carry a tag made with it
     /// reach a transaction. Fill it with random bytes at start (one per process).
     pub branch_secret: BranchSecret,
+    /// Key of the digest nonces: a nonce made under another key is refused. Fill it with
+    /// random bytes at start (one per process).
+    pub nonce_secret: NonceSecret,
+}
+
+/// The key of our digest nonces, given by the IO layer; never printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct NonceSecret(pub [u8; 32]);
+
+impl std::fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceSecret(..)")
+    }
 }
 
 impl ProxyConfig {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,8 @@ pub struct Core {
     pub(crate) guard: Guard,
     /// REGISTERs whose bindings are being written (their answers wait).
     writes: AtomicUsize,
+    /// Unix time in milliseconds at the shards' epoch, as the IO layer last told.
+    wall_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for Core {
@@ -103,7 +105,7 @@ impl Core {
         location: Arc<Location>,
         script: Arc<ProxyScript>,
     ) -> Core {
-        let nonce_lifetime = cfg.nonce_lifetime.as_secs();
+        let auth = auth::Authenticator::new(&cfg.nonce_secret.0, cfg.nonce_lifetime.as_secs());
         Core {
             guard: Guard::new(cfg.guard),
             cfg,
@@ -111,11 +113,12 @@ impl Core {
             shards: Shards::default(),
             dns: DnsCache::default(),
             script: ArcSwap::new(script),
-            auth: auth::Authenticator::with_random_secret(nonce_lifetime),
+            auth,
             subscribers: ArcSwap::default(),
             aliases: ArcSwap::default(),
             auth_failures: AtomicU64::new(0),
             writes: AtomicUsize::new(0),
+            wall_ms: AtomicI64::new(0),
         }
     }
 
@@ -292,9 +295,29 @@ impl Core {
         self.dns.insert(now, host, addrs, ttl);
     }
 
-    /// Purges expired bindings; returns the changes to persist.
-    pub fn purge_expired(&self) -> Vec<registrar::Change> {
-        self.location.purge_expired(unix_now())
+    /// Purges the bindings expired at `now`; returns the changes to persist.
+    pub fn purge_expired(&self, now: Instant) -> Vec<registrar::Change> {
+        self.location.purge_expired(self.unix(now))
+    }
+
+    /// Tells the core the wall-clock time (since the Unix epoch) at `now`: bindings and
+    /// nonces are dated with it. The IO layer calls it at start and now and then, so that
+    /// a step of the system clock is followed.
+    pub fn set_wall_clock(&self, now: Instant, unix: Duration) {
+        let since = self.since_epoch_ms(now);
+        let unix_ms = i64::try_from(unix.as_millis()).unwrap_or(i64::MAX);
+        self.wall_ms.store(unix_ms - since, Ordering::Relaxed);
+    }
+
+    /// Unix time in seconds at `now`.
+    pub(crate) fn unix(&self, now: Instant) -> u64 {
+        let ms = self.wall_ms.load(Ordering::Relaxed) + self.since_epoch_ms(now);
+        u64::try_from(ms / 1000).unwrap_or(0)
+    }
+
+    fn since_epoch_ms(&self, now: Instant) -> i64 {
+        let epoch = self.shards.epoch(now);
+        i64::try_from(now.saturating_duration_since(epoch).as_millis()).unwrap_or(i64::MAX)
     }
 }
 
@@ -304,10 +327,4 @@ pub(crate) enum Located {
     /// This lower-case host name must be looked up first.
     Pending(String),
     Unreachable,
-}
-
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

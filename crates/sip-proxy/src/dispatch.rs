@@ -48,7 +48,7 @@ impl Core {
         local: SocketAddr,
     ) -> Vec<Command> {
         let mut out = Vec::new();
-        self.shards().epoch(Some(now));
+        self.shards().epoch(now);
         let ip = src.addr.ip();
         if !self.config().is_trusted(ip) && !self.guard.allow(ip, now) {
             return out; // flooding, or banned: not even an answer

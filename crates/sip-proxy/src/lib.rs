@@ -28,7 +28,7 @@ use bytes::Bytes;
 
 pub use crate::core::Core;
 pub use branch::BranchSecret;
-pub use config::{HostedDomains, ProxyConfig};
+pub use config::{HostedDomains, NonceSecret, ProxyConfig};
 pub use guard::GuardConfig;
 pub use originate::{Answer, OnAnswer};
 pub use routing::{compile, default_script, ProxyEnv, ProxyScript, RouteCtx};

@@ -5,7 +5,7 @@
 use registrar::Binding;
 use sip_message::{Message, Method};
 
-use crate::core::{unix_now, upstream_of, Core};
+use crate::core::{upstream_of, Core};
 use crate::reply::{response, to_tag};
 use crate::routing::{Phase, RouteCtx};
 use crate::suspend::{Parked, Resume};
@@ -71,7 +71,7 @@ impl Core {
         }
         let (msg, src) = (c.msg, c.src);
         let source = format!("{}:{}", src.protocol, src.addr);
-        let now_unix = unix_now();
+        let now_unix = self.unix(c.now);
         let cfg = self.config();
         match self
             .location
@@ -100,10 +100,10 @@ impl Core {
             }
         }
     }
-    /// The live bindings of an address-of-record, highest q first; an alias has those of
-    /// the address it stands for.
-    pub(crate) fn lookup(&self, aor: &str) -> Vec<Binding> {
-        let now = unix_now();
+    /// The live bindings of an address-of-record at `now`, highest q first; an alias has
+    /// those of the address it stands for.
+    pub(crate) fn lookup(&self, now: std::time::Instant, aor: &str) -> Vec<Binding> {
+        let now = self.unix(now);
         let aliases = self.aliases();
         if let Some((scheme, target)) = (!aliases.is_empty())
             .then(|| aor.split_once(':'))

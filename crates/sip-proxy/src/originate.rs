@@ -104,7 +104,7 @@ impl Core {
         on_answer: OnAnswer,
     ) -> Vec<Command> {
         let mut out = Vec::new();
-        self.shards().epoch(Some(now));
+        self.shards().epoch(now);
         let id = self.shards().new_id_any();
         let own = Outgoing {
             request: Some(request),

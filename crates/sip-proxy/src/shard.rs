@@ -62,7 +62,7 @@ impl Default for Shards {
 pub(crate) struct ShardGuard<'a> {
     shard: MutexGuard<'a, Shard>,
     next: &'a AtomicU64,
-    epoch: Instant,
+    epoch: &'a OnceLock<Instant>,
 }
 
 impl Deref for ShardGuard<'_> {
@@ -80,8 +80,11 @@ impl DerefMut for ShardGuard<'_> {
 
 impl Drop for ShardGuard<'_> {
     fn drop(&mut self) {
+        // A timer is set with a time, which sets the epoch: without one, it is due.
         let next = self.shard.timers.first().map_or(NONE, |(t, _)| {
-            nanos(t.saturating_duration_since(self.epoch))
+            self.epoch
+                .get()
+                .map_or(0, |e| nanos(t.saturating_duration_since(*e)))
         });
         self.next.store(next, Ordering::Release);
     }
@@ -98,7 +101,7 @@ impl Shards {
         ShardGuard {
             shard: slot.shard.lock().unwrap_or_else(|p| p.into_inner()),
             next: &slot.next,
-            epoch: self.epoch(None),
+            epoch: &self.epoch,
         }
     }
 
@@ -126,9 +129,9 @@ impl Shards {
         n * SHARDS as u64 + n % SHARDS as u64
     }
 
-    /// The epoch, set by the first time seen (`now`); before that, a fresh instant.
-    pub(crate) fn epoch(&self, now: Option<Instant>) -> Instant {
-        *self.epoch.get_or_init(|| now.unwrap_or_else(Instant::now))
+    /// The epoch: the first time the core was told.
+    pub(crate) fn epoch(&self, now: Instant) -> Instant {
+        *self.epoch.get_or_init(|| now)
     }
 
     /// The earliest deadline of any shard, read without locking.
@@ -139,12 +142,12 @@ impl Shards {
             .map(|s| s.next.load(Ordering::Acquire))
             .min()
             .filter(|&n| n != NONE)?;
-        Some(self.epoch(None) + Duration::from_nanos(min))
+        Some(*self.epoch.get()? + Duration::from_nanos(min))
     }
 
     /// The shards with a deadline at or before `now`.
     pub(crate) fn due(&self, now: Instant) -> impl Iterator<Item = usize> + '_ {
-        let limit = nanos(now.saturating_duration_since(self.epoch(Some(now))));
+        let limit = nanos(now.saturating_duration_since(self.epoch(now)));
         self.slots
             .iter()
             .enumerate()

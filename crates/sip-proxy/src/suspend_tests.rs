@@ -234,7 +234,10 @@ Contact: <sip:u{n}@192.0.2.31:5060>\nContent-Length: 0\n\n"
     let shed = sent(core.handle_message(now, reg(2), src));
     assert_eq!(shed[0].1.status(), Some(503));
     assert!(shed[0].1.header_str("Retry-After").is_some());
-    assert!(core.lookup("sip:u2@example.com").is_empty(), "not stored");
+    assert!(
+        core.lookup(Instant::now(), "sip:u2@example.com").is_empty(),
+        "not stored"
+    );
     // Once a write completes, the next REGISTER is taken.
     let first = waiting.into_iter().next().unwrap();
     written(&core, now, first, true);
@@ -333,4 +336,40 @@ failure_route[BUSY] { xlog("failure"); t_reply(480, "Gone"); }
     use std::sync::atomic::Ordering::SeqCst;
     assert_eq!(probe.lines.load(SeqCst), 4, "request, reply, seen, failure");
     assert_eq!(probe.under_lock.load(SeqCst), 0);
+}
+
+#[test]
+fn bindings_are_dated_by_the_wall_clock_the_io_layer_gives() {
+    let core = Core::new(config(), Arc::new(Location::new()));
+    let now = Instant::now();
+    let unix = 1_800_000_000;
+    core.set_wall_clock(now, Duration::from_secs(unix));
+    let reg = msg(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKwall\n\
+From: <sip:eve@example.com>;tag=r\nTo: <sip:eve@example.com>\nCall-ID: wall\nCSeq: 1 REGISTER\n\
+Contact: <sip:eve@192.0.2.30:5060>\nExpires: 600\nContent-Length: 0\n\n",
+    );
+    let later = now + Duration::from_secs(10);
+    let stored: Vec<u64> = core
+        .handle_message(later, reg, udp("192.0.2.30:5060"))
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Persist { changes, .. } => Some(changes),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|c| match c {
+            registrar::Change::Upsert(b) => Some(b.expires_at),
+            registrar::Change::Remove { .. } => None,
+        })
+        .collect();
+    assert_eq!(stored, [unix + 10 + 600]);
+    assert_eq!(
+        core.lookup(now + Duration::from_secs(609), "sip:eve@example.com")
+            .len(),
+        1
+    );
+    assert!(core
+        .lookup(now + Duration::from_secs(611), "sip:eve@example.com")
+        .is_empty());
 }

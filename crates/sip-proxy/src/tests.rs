@@ -27,6 +27,7 @@ pub(crate) fn config() -> ProxyConfig {
         guard: crate::GuardConfig::default(),
         max_pending_writes: 64,
         branch_secret: crate::BranchSecret(*b"ferrosip-testkey"),
+        nonce_secret: crate::NonceSecret([9; 32]),
     }
 }
 
@@ -644,7 +645,10 @@ Contact: <sip:carol@192.0.2.30:5060>\nMax-Forwards: 70\nContent-Length: 0\n\n"
         .replace(["example.org".to_owned()].into());
     let ok = written(&core, Instant::now(), reg(2), true);
     assert_eq!(sent(ok)[0].1.status(), Some(200));
-    assert_eq!(core.lookup("sip:carol@example.org").len(), 1);
+    assert_eq!(
+        core.lookup(Instant::now(), "sip:carol@example.org").len(),
+        1
+    );
 }
 
 /// A core whose flood limit is 5 messages a second, with bob registered (two seconds ago)

@@ -127,8 +127,10 @@ pub(crate) fn proxy_config(
     }
     domains.sort();
     domains.dedup();
-    let mut branch_secret = [0u8; 16];
-    getrandom::fill(&mut branch_secret).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    let (mut branch_secret, mut nonce_secret) = ([0u8; 16], [0u8; 32]);
+    for secret in [&mut branch_secret[..], &mut nonce_secret[..]] {
+        getrandom::fill(secret).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    }
     Ok(ProxyConfig {
         domains,
         hosted: Default::default(),
@@ -157,6 +159,7 @@ pub(crate) fn proxy_config(
         },
         max_pending_writes: cfg.server.max_pending_writes,
         branch_secret: sip_proxy::BranchSecret(branch_secret),
+        nonce_secret: sip_proxy::NonceSecret(nonce_secret),
     })
 }
 
@@ -235,6 +238,14 @@ impl Server {
             }
         });
     }
+}
+
+/// Tells the core the wall-clock time (it reads no clock of its own).
+fn tell_time(core: &Core) {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    core.set_wall_clock(Instant::now(), unix);
 }
 
 /// Timers are served in ticks: SIP's timers are hundreds of milliseconds, and waking for each
@@ -385,6 +396,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         location.clone(),
         script,
     ));
+    tell_time(&core);
     let subscribers = load_directory(&core, &store)
         .await
         .context("loading subscribers, domains and aliases")?;
@@ -422,7 +434,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 server.execute(core.handle_timeouts(Instant::now()));
                 if last_purge.elapsed() > Duration::from_secs(10) {
                     last_purge = Instant::now();
-                    let changes = core.purge_expired();
+                    tell_time(&core);
+                    let changes = core.purge_expired(Instant::now());
                     if !changes.is_empty() {
                         server.execute(vec![Command::Persist {
                             changes,

@@ -8,7 +8,6 @@ use script::{ArgType, Function, Registry, RouteMask, Value, Variable};
 use sip_message::{HeaderName, Message, Method, Uri};
 
 use super::{ProxyEnv, RouteCtx};
-use crate::core::unix_now;
 
 /// The realm an argument names; empty: the To host of a REGISTER, else the From host.
 fn realm<'m>(msg: &'m Message, arg: &'m str) -> Cow<'m, str> {
@@ -55,7 +54,7 @@ fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 
     let ha1 = subscribers
         .get(&cr.username, &realm)
         .map(|s| s.ha1(cr.algorithm));
-    match c.core.auth.verify(&cr, method, ha1, unix_now()) {
+    match c.core.auth.verify(&cr, method, ha1, c.core.unix(c.now)) {
         Verdict::Authorized => {
             c.auth_user = Some(cr.username);
             c.auth_header = Some(name);
@@ -94,7 +93,7 @@ fn auth_challenge(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
     let challenges = c
         .core
         .auth
-        .challenges(&realm, algorithms, unix_now(), c.auth_stale);
+        .challenges(&realm, algorithms, c.core.unix(c.now), c.auth_stale);
     let extra: Vec<(&str, &str)> = challenges.iter().map(|v| (header, v.as_str())).collect();
     let core = c.core;
     if core.respond(c, code, reason, &extra) {

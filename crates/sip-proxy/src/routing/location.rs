@@ -27,7 +27,7 @@ fn lookup(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     else {
         return -1;
     };
-    let mut bindings = c.core.lookup(&aor).into_iter();
+    let mut bindings = c.core.lookup(c.now, &aor).into_iter();
     let Some(first) = bindings.next() else {
         return -1;
     };
