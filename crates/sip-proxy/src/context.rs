@@ -62,7 +62,7 @@ struct Branch {
 pub(crate) struct Context {
     pub(crate) key: TransactionKey,
     /// The received request, kept until every branch and the answer upstream are final.
-    pub(crate) request: Option<Message>,
+    pub(crate) request: Option<Box<Message>>,
     /// The script state of the transaction, when its routes need it later.
     pub(crate) routing: Option<Box<TxRouting>>,
     /// Every branch failed and a failure route is armed: the core runs it next.
@@ -126,7 +126,7 @@ impl Context {
             best: None,
             answered: false,
             cancelled: false,
-            request: Some(request),
+            request: Some(Box::new(request)),
             routing: None,
             failure_due: false,
             invite,
@@ -577,7 +577,7 @@ impl Context {
             return None;
         }
         let routing = self.routing.take()?;
-        let request = self.request.clone()?;
+        let request = Message::clone(self.request.as_deref()?);
         let (_, status, reason) = self.failure_status()?;
         Some((routing, request, status, reason))
     }
@@ -616,7 +616,7 @@ impl Context {
         Some(ReplyInput {
             script: routing.map(|r| r.script.clone()),
             tx: routing.map(|r| r.tx.clone()).unwrap_or_default(),
-            request: self.request.clone(),
+            request: self.request.as_deref().cloned(),
             on_reply,
         })
     }
