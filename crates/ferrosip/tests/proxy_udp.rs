@@ -561,3 +561,27 @@ Contact: <sip:caller@127.0.0.1:{via_port};transport=tcp>\r\nMax-Forwards: 70\r\n
     }
     assert!(String::from_utf8_lossy(&got).contains("Call-ID: gone"));
 }
+
+/// A binding the database keeps refusing: after the retries the REGISTER gets 500 with
+/// Retry-After, never a 200 for a binding that is not stored.
+#[test]
+fn a_binding_write_that_keeps_failing_is_answered_500() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]);
+    let db = format!("sqlite:{}", dir.path().join("ferrosip.db").display());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut c = sqlx::SqliteConnection::connect(&db).await.expect("open");
+        let q =
+            "CREATE TRIGGER refuse BEFORE INSERT ON location BEGIN SELECT RAISE(ABORT, 'no'); END";
+        c.execute(q).await.expect(q);
+    });
+    let ua = Ua::new();
+    ua.send(s.addr(), &ua.register(s.port, "dora", "fail-1", 1, ""));
+    let (answer, _) = ua
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an answer once the retries are spent");
+    assert_eq!(answer.status(), Some(500));
+    assert!(answer.header_str("Retry-After").is_some());
+}
