@@ -1,9 +1,7 @@
 //! The location service: bindings in memory, sharded by address-of-record so that no lock
 //! is global.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use sip_message::Message;
@@ -13,12 +11,15 @@ use crate::register::{aor_from_to, process_for, Registered, RegistrarConfig, Rej
 
 const SHARDS: usize = 64;
 
-type Shard = HashMap<String, Vec<Binding>>;
+/// Bindings by AOR (a stranger's text: hashed with a random key, ahash).
+type Shard = HashMap<String, Vec<Binding>, ahash::RandomState>;
 
 /// Every binding, by address-of-record.
 #[derive(Debug)]
 pub struct Location {
     shards: Vec<Mutex<Shard>>,
+    /// Spreads AORs over the shards, with a random key.
+    hasher: ahash::RandomState,
 }
 
 impl Default for Location {
@@ -32,13 +33,12 @@ impl Location {
     pub fn new() -> Location {
         Location {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: ahash::RandomState::new(),
         }
     }
 
     fn shard(&self, aor: &str) -> MutexGuard<'_, Shard> {
-        let mut h = DefaultHasher::new();
-        aor.hash(&mut h);
-        self.shards[h.finish() as usize % SHARDS]
+        self.shards[self.hasher.hash_one(aor) as usize % SHARDS]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }

@@ -39,7 +39,16 @@ From: <sip:{user}@example.com>;tag=r\nTo: <sip:{user}@example.com>\nCall-ID: reg
 CSeq: 1 REGISTER\nContact: <sip:{user}@{contact}>\nMax-Forwards: 70\nExpires: 3600\n\
 Content-Length: 0\n\n"
     ));
-    core.handle_message(Instant::now(), msg, udp(contact));
+    let now = Instant::now();
+    for c in core.handle_message(now, msg, udp(contact)) {
+        // The IO layer writes the binding, then the 200 OK goes.
+        if let Command::Persist {
+            then: Some(then), ..
+        } = c
+        {
+            core.persisted(now, then, true);
+        }
+    }
 }
 
 /// One call; true when every request reached the callee.

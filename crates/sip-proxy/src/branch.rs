@@ -38,15 +38,20 @@ pub(crate) fn new_stateful_branch(
 ) -> String {
     let tag = tag(secret, id, index as u64, loop_hash);
     let mut branch = String::with_capacity(MAX_LEN);
+    branch.push_str(STATEFUL);
+    push_hex(&mut branch, id, 1);
     // Writing to a String does not fail.
-    let _ = write!(branch, "{STATEFUL}{id:x}-{index}-{tag:016x}-{loop_hash:x}");
+    let _ = write!(branch, "-{index}-");
+    push_hex(&mut branch, tag, 16);
+    branch.push('-');
+    push_hex(&mut branch, loop_hash, 1);
     branch
 }
 
 /// The context id and branch index in one of our stateful branches; `None` when `branch` is
 /// not one, or its tag is not ours (forged, or made before a restart).
 pub(crate) fn stateful_branch(secret: &BranchSecret, branch: &str) -> Option<(u64, usize)> {
-    let mut fields = branch.strip_prefix(STATEFUL)?.split('-');
+    let mut fields = branch.strip_prefix(STATEFUL)?.split(is_dash);
     let id = hex(fields.next()?)?;
     let index: usize = fields.next()?.parse().ok()?;
     let tag_text = fields.next().filter(|t| t.len() == 16)?;
@@ -69,8 +74,34 @@ fn tag(secret: &BranchSecret, id: u64, index: u64, loop_hash: u64) -> u64 {
     mac.finish()
 }
 
+fn is_dash(c: char) -> bool {
+    c == '-'
+}
+
+/// Appends `n` in lower-case hex, with at least `width` digits.
+fn push_hex(s: &mut String, n: u64, width: usize) {
+    let digits = (16 - n.leading_zeros() as usize / 4).max(width);
+    for i in (0..digits).rev() {
+        let d = (n >> (i * 4)) as u8 & 0xf;
+        s.push(char::from(if d < 10 { b'0' + d } else { b'a' + d - 10 }));
+    }
+}
+
+/// A lower- or upper-case hex number of at most 16 digits (what we write: no sign, no
+/// prefix); runs for every response, so by hand.
 fn hex(text: &str) -> Option<u64> {
-    u64::from_str_radix(text, 16).ok()
+    if text.is_empty() || text.len() > 16 {
+        return None;
+    }
+    text.bytes().try_fold(0u64, |n, b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u64::from(digit))
+    })
 }
 
 #[cfg(test)]

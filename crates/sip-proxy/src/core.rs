@@ -66,7 +66,14 @@ impl std::fmt::Debug for Core {
 /// leads nowhere); otherwise to the source address when `rport` was asked for, else to the
 /// source IP and the Via port.
 pub(crate) fn upstream_of(msg: &Message, src: Destination) -> Destination {
-    let Ok(via) = msg.top_via() else { return src };
+    match msg.top_via() {
+        Ok(via) => upstream_by(&via, src),
+        Err(_) => src,
+    }
+}
+
+/// [`upstream_of`] a request whose top Via is `via`.
+pub(crate) fn upstream_by(via: &sip_message::header::Via<'_>, src: Destination) -> Destination {
     let via_port = SocketAddr::new(src.addr.ip(), via.port.unwrap_or(5060));
     if src.protocol.is_reliable() {
         return Destination {

@@ -11,10 +11,9 @@ use sip_transaction::{Role, TransactionKey};
 
 use crate::branch::stateful_branch;
 use crate::context::{Context, Received};
-use crate::core::{response_destination, upstream_of, Core, STATEFUL, STATELESS};
+use crate::core::{response_destination, upstream_by, Core, STATEFUL, STATELESS};
 use crate::forward::strip_top_via;
 use crate::routing::{Phase, ProxyScript, RouteCtx};
-use crate::shard::Shards;
 use crate::target::Destination;
 use crate::Command;
 
@@ -69,10 +68,11 @@ impl Core {
         local: SocketAddr,
         out: &mut Vec<Command>,
     ) {
-        let Ok(key) = TransactionKey::for_request(&msg, Role::Server) else {
+        let Ok((key, via)) = TransactionKey::for_request_with_via(&msg, Role::Server) else {
             return self.reply(&msg, src, 400, "Bad Request (Via)", &[], out);
         };
-        let txn = match self.first_sight(now, key, &msg, src, out) {
+        let upstream = upstream_by(&via, src);
+        let txn = match self.first_sight(now, key, &msg, upstream, out) {
             Seen::Absorbed => return,
             Seen::New(id) => Some(id),
             Seen::Unmatched => None,
@@ -82,22 +82,24 @@ impl Core {
         let mut ctx = RouteCtx::new(self, script, now, Phase::Request, &msg, src, local, out);
         ctx.txn = txn;
         script.run_request(&mut ctx);
+        let used = ctx.stateful;
         drop(ctx);
-        if let Some(id) = txn {
+        if let (Some(id), false) = (txn, used) {
             self.release_if_unused(id);
         }
     }
 
-    /// Matches a request to its server transaction, or creates one (ACKs never do).
+    /// Matches a request to its server transaction, or creates one (ACKs never do) whose
+    /// responses go to `upstream`.
     fn first_sight(
         &self,
         now: Instant,
         key: TransactionKey,
         msg: &Message,
-        src: Destination,
+        upstream: Destination,
         out: &mut Vec<Command>,
     ) -> Seen {
-        let shard_i = Shards::for_key(&key);
+        let shard_i = self.shards().for_key(&key);
         let mut shard = self.shards().lock(shard_i);
         if let Some(&id) = shard.by_key.get(&key) {
             let absorbed = shard
@@ -116,7 +118,7 @@ impl Core {
         let received = Received {
             key,
             request: msg.clone(),
-            upstream: upstream_of(msg, src),
+            upstream,
         };
         shard.insert(id, Context::new(now, self.config(), received), true);
         Seen::New(id)
@@ -163,30 +165,33 @@ impl Core {
         let cfg = self.config();
         let global = self.script().has_reply_route();
         let mut slot = Some(resp);
+        // Without reply routes (the common case) the context takes the response at once.
         let input = self.with_ctx(id, |ctx| match ctx.reply_route_input(global) {
-            Some(input) => Some(input),
-            None => {
-                if let Some(resp) = slot.take() {
-                    ctx.on_response(now, cfg, index, resp, out);
-                }
-                None
-            }
-        });
-        let (input, resp) = match (input, slot) {
-            (None, Some(resp)) => return Some(resp),
-            (Some(Some(input)), Some(resp)) => (input, resp),
-            _ => {
-                self.run_failure_routes(now, id, out);
-                return None;
-            }
-        };
-        if let (Some(resp), tx) = self.reply_routes(now, Some(input), resp, src, local, out) {
-            self.with_ctx(id, |ctx| {
-                ctx.set_tx(tx);
+            Some(input) => Err(input),
+            None => Ok(slot.take().is_some_and(|resp| {
                 ctx.on_response(now, cfg, index, resp, out);
-            });
+                ctx.failure_is_due()
+            })),
+        });
+        let failed = match (input, slot) {
+            (None, resp) => return resp,
+            (Some(Ok(failed)), _) => failed,
+            (Some(Err(input)), Some(resp)) => {
+                match self.reply_routes(now, Some(input), resp, src, local, out) {
+                    (Some(resp), tx) => self.with_ctx(id, |ctx| {
+                        ctx.set_tx(tx);
+                        ctx.on_response(now, cfg, index, resp, out);
+                        ctx.failure_is_due()
+                    }),
+                    (None, _) => None,
+                }
+                .unwrap_or(false)
+            }
+            (Some(Err(_)), None) => false,
+        };
+        if failed {
+            self.run_failure_routes(now, id, out);
         }
-        self.run_failure_routes(now, id, out);
         None
     }
 

@@ -10,8 +10,8 @@
 //! forgets the idle ones first), and bans in a table of their own in the order they end
 //! (sources never push a ban out).
 
+use ahash::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -96,14 +96,14 @@ impl Source {
 #[derive(Debug, Default)]
 struct Shard {
     /// Sources seen since the last turn.
-    current: HashMap<Key, Source>,
+    current: HashMap<Key, Source, RandomState>,
     /// Sources of the generation before: one seen again moves to `current`, the others are
     /// forgotten at the next turn.
-    previous: HashMap<Key, Source>,
+    previous: HashMap<Key, Source, RandomState>,
     /// When `current` began.
     since: Option<Instant>,
     /// Banned sources, until when.
-    bans: HashMap<Key, Instant>,
+    bans: HashMap<Key, Instant, RandomState>,
     /// The bans in the order they end (all last as long).
     ending: VecDeque<(Instant, Key)>,
 }

@@ -4,6 +4,7 @@
 //! that finding the next timeout locks nothing.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -18,15 +19,42 @@ use crate::originate::Outgoing;
 pub(crate) const SHARDS: usize = 64;
 const NONE: u64 = u64::MAX;
 
+/// A map by context id. Ids are ours (a counter), not a stranger's, so they need no
+/// keyed hash: a multiplication spreads them.
+pub(crate) type ById<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// Hashes a context id (a `u64`) by one multiplication.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// The contexts of one shard and their timers.
 #[derive(Default)]
 pub(crate) struct Shard {
-    pub(crate) contexts: HashMap<u64, Context>,
-    pub(crate) by_key: HashMap<TransactionKey, u64>,
+    pub(crate) contexts: ById<Context>,
+    /// By transaction key (a stranger's text: hashed with a random key, ahash).
+    pub(crate) by_key: HashMap<TransactionKey, u64, ahash::RandomState>,
     /// Requests of our own, by id (the same ids as contexts).
-    pub(crate) outgoing: HashMap<u64, Outgoing>,
+    pub(crate) outgoing: ById<Outgoing>,
     /// `(deadline, id)`: the `armed` deadline of a context or request of our own, one each.
     timers: BTreeSet<(Instant, u64)>,
+    /// The earliest deadline last published in the shard's atomic.
+    published: Option<Instant>,
 }
 
 struct Slot {
@@ -41,6 +69,8 @@ pub(crate) struct Shards {
     next_id: AtomicU64,
     /// The first time the core was told: deadlines are stored relative to it.
     epoch: OnceLock<Instant>,
+    /// Spreads transaction keys (a stranger's text) over the shards, with a random key.
+    hasher: ahash::RandomState,
 }
 
 impl Default for Shards {
@@ -54,6 +84,7 @@ impl Default for Shards {
                 .collect(),
             next_id: AtomicU64::new(1),
             epoch: OnceLock::new(),
+            hasher: ahash::RandomState::new(),
         }
     }
 }
@@ -80,8 +111,13 @@ impl DerefMut for ShardGuard<'_> {
 
 impl Drop for ShardGuard<'_> {
     fn drop(&mut self) {
+        let first = self.shard.timers.first().map(|(t, _)| *t);
+        if first == self.shard.published {
+            return;
+        }
+        self.shard.published = first;
         // A timer is set with a time, which sets the epoch: without one, it is due.
-        let next = self.shard.timers.first().map_or(NONE, |(t, _)| {
+        let next = first.map_or(NONE, |t| {
             self.epoch
                 .get()
                 .map_or(0, |e| nanos(t.saturating_duration_since(*e)))
@@ -111,11 +147,8 @@ impl Shards {
     }
 
     /// The shard a transaction key belongs to.
-    pub(crate) fn for_key(key: &TransactionKey) -> usize {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        h.finish() as usize % SHARDS
+    pub(crate) fn for_key(&self, key: &TransactionKey) -> usize {
+        self.hasher.hash_one(key) as usize % SHARDS
     }
 
     /// A new context id that lives in shard `shard`.

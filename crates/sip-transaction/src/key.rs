@@ -1,5 +1,6 @@
 //! Matching requests and responses to transactions (RFC 3261 §17.1.3, §17.2.3, §9.2).
 
+use sip_message::header::Via;
 use sip_message::{Message, Method, ParseError};
 
 /// Identifies a transaction. For RFC 3261 branches (`z9hG4bK…`): the branch, the sent-by of
@@ -29,8 +30,17 @@ fn method_class<'a>(m: Method<'a>) -> &'a str {
 impl TransactionKey {
     /// The key of a received or sent request. An ACK gets the key of its INVITE.
     pub fn for_request(msg: &Message, role: Role) -> Result<TransactionKey, ParseError> {
+        Self::for_request_with_via(msg, role).map(|(key, _)| key)
+    }
+
+    /// The key of a received or sent request, and its top Via (parsed once for both).
+    pub fn for_request_with_via(
+        msg: &Message,
+        role: Role,
+    ) -> Result<(TransactionKey, Via<'_>), ParseError> {
         let method = msg.method().map(method_class).unwrap_or_default();
-        Self::build(msg, role, method)
+        let via = msg.top_via()?;
+        Ok((Self::build_with(msg, &via, role, method)?, via))
     }
 
     /// The key of the INVITE server transaction a CANCEL targets (§9.2).
@@ -46,7 +56,15 @@ impl TransactionKey {
     }
 
     fn build(msg: &Message, role: Role, method: &str) -> Result<TransactionKey, ParseError> {
-        let via = msg.top_via()?;
+        Self::build_with(msg, &msg.top_via()?, role, method)
+    }
+
+    fn build_with(
+        msg: &Message,
+        via: &Via<'_>,
+        role: Role,
+        method: &str,
+    ) -> Result<TransactionKey, ParseError> {
         let sent_by = match role {
             Role::Client => "",
             Role::Server => via.host_raw,
