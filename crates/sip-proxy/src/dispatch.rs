@@ -167,7 +167,7 @@ impl Core {
         let mut slot = Some(resp);
         // Without reply routes (the common case) the context takes the response at once.
         let input = self.with_ctx(id, |ctx| match ctx.reply_route_input(global) {
-            Some(input) => Err(input),
+            Some(input) => Err(Box::new(input)),
             None => Ok(slot.take().is_some_and(|resp| {
                 ctx.on_response(now, cfg, index, resp, out);
                 ctx.failure_is_due()
@@ -177,7 +177,7 @@ impl Core {
             (None, resp) => return resp,
             (Some(Ok(failed)), _) => failed,
             (Some(Err(input)), Some(resp)) => {
-                match self.reply_routes(now, Some(input), resp, src, local, out) {
+                match self.reply_routes(now, Some(*input), resp, src, local, out) {
                     (Some(resp), tx) => self.with_ctx(id, |ctx| {
                         ctx.set_tx(tx);
                         ctx.on_response(now, cfg, index, resp, out);
