@@ -20,10 +20,12 @@ pub(crate) const SHARDS: usize = 64;
 const NONE: u64 = u64::MAX;
 
 /// A map by context id. Ids are ours (a counter), not a stranger's, so they need no
-/// keyed hash: a multiplication spreads them.
+/// keyed hash: a folded multiplication spreads them.
 pub(crate) type ById<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
-/// Hashes a context id (a `u64`) by one multiplication.
+/// Hashes a context id (a `u64`) by one folded multiplication: every bit of the result
+/// depends on every bit of the id (the ids of one shard share their low bits, and the
+/// table picks buckets by the low bits of the hash).
 #[derive(Default)]
 pub(crate) struct IdHasher(u64);
 
@@ -39,7 +41,8 @@ impl Hasher for IdHasher {
     }
 
     fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let product = u128::from(id) * 0x9E37_79B9_7F4A_7C15;
+        self.0 = (product >> 64) as u64 ^ product as u64;
     }
 }
 
@@ -55,6 +58,8 @@ pub(crate) struct Shard {
     timers: BTreeSet<(Instant, u64)>,
     /// The earliest deadline last published in the shard's atomic.
     published: Option<Instant>,
+    /// The timer set changed since then (finding its first entry walks the tree).
+    timers_moved: bool,
 }
 
 struct Slot {
@@ -111,6 +116,9 @@ impl DerefMut for ShardGuard<'_> {
 
 impl Drop for ShardGuard<'_> {
     fn drop(&mut self) {
+        if !std::mem::take(&mut self.shard.timers_moved) {
+            return;
+        }
         let first = self.shard.timers.first().map(|(t, _)| *t);
         if first == self.shard.published {
             return;
@@ -244,9 +252,11 @@ impl Shard {
             let old = std::mem::replace(armed, deadline);
             if let Some(old) = old {
                 self.timers.remove(&(old, id));
+                self.timers_moved = true;
             }
             if let Some(d) = deadline {
                 self.timers.insert((d, id));
+                self.timers_moved = true;
             }
         }
     }
@@ -269,6 +279,7 @@ impl Shard {
         };
         if let Some(t) = armed {
             self.timers.remove(&(t, id));
+            self.timers_moved = true;
         }
     }
 
@@ -276,6 +287,7 @@ impl Shard {
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<u64> {
         let &(t, id) = self.timers.first().filter(|(t, _)| *t <= now)?;
         self.timers.remove(&(t, id));
+        self.timers_moved = true;
         if let Some(ctx) = self.contexts.get_mut(&id) {
             ctx.armed = None;
         } else if let Some(own) = self.outgoing.get_mut(&id) {
