@@ -373,6 +373,10 @@ impl Context {
             if b.provisional {
                 self.cancel_branch(now, cfg, i);
             } else {
+                // §16.8: with no provisional response, the client transaction ends and the
+                // branch counts as answered 408. Left running, a late 1xx would keep it in
+                // Proceeding, which has no timer of its own, for ever.
+                b.client.abandon();
                 self.branch_final(now, cfg, i, Err(408), out);
             }
         }

@@ -258,3 +258,29 @@ fn a_2xx_after_a_forwarded_486_goes_upstream_and_is_not_acked() {
     );
     assert_eq!(core.active_transactions(), 0);
 }
+
+#[test]
+fn timer_c_without_a_provisional_response_ends_the_branch_and_a_late_100_keeps_nothing_alive() {
+    // RFC 3261 §16.8: timer C fired, no provisional response: the client transaction ends
+    // and the branch counts as a 408 (timer C below 64·T1, as `timer_c = 30` with the
+    // default T1 of 500 ms is).
+    let timer_c = Duration::from_secs(1);
+    let core = core(timer_c);
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let (t, out) = run_timers(&core, t0, t0 + timer_c, final_upstream);
+    assert_eq!(upstream(&out).last(), Some(&408), "timer C: 408 upstream");
+    sent(core.handle_message(t, from_caller("ACK"), udp(CALLER)));
+    // The callee wakes up: its 100 finds no transaction, nothing goes anywhere.
+    let t = t + Duration::from_millis(100);
+    assert!(sent(core.handle_message(t, answer(&fwd, 100), udp(BOB))).is_empty());
+    let (_, rest) = run_timers(&core, t, t + Duration::from_secs(120), |_| false);
+    assert!(
+        !rest.iter().any(|(_, m)| is_method(m, "INVITE")),
+        "no INVITE resent after timer C"
+    );
+    assert_eq!(core.active_transactions(), 0);
+    assert_eq!(core.next_timeout(), None);
+}
