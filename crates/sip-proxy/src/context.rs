@@ -320,7 +320,9 @@ impl Context {
 
     fn cancel_branch(&mut self, now: Instant, cfg: &ProxyConfig, i: usize) {
         let b = &mut self.branches[i];
-        if b.status.is_some() || b.cancel.is_some() {
+        // §9.1: only an INVITE is cancelled; other requests are answered at once, and their
+        // transactions end on their own (timer F).
+        if !self.invite || b.status.is_some() || b.cancel.is_some() {
             return;
         }
         if !b.provisional {
@@ -475,10 +477,11 @@ impl Context {
         match code {
             100..=199 => {
                 // Any provisional response, 100 included, allows the CANCEL (§9.1); only
-                // 101-199 restart timer C and go upstream (§16.7 step 2).
+                // 101-199 go upstream (§16.7 step 2) and restart timer C, which only an
+                // INVITE has (§16.6 step 11).
                 let b = &mut self.branches[i];
                 b.provisional = true;
-                if code > 100 {
+                if code > 100 && self.invite {
                     b.timer_c = Some(now + cfg.timer_c);
                 }
                 if b.cancel_wanted {

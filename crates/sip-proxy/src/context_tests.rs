@@ -284,3 +284,32 @@ fn timer_c_without_a_provisional_response_ends_the_branch_and_a_late_100_keeps_n
     assert_eq!(core.active_transactions(), 0);
     assert_eq!(core.next_timeout(), None);
 }
+
+#[test]
+fn a_forked_non_invite_request_is_never_cancelled() {
+    // RFC 3261 §9.1: a CANCEL SHOULD NOT be sent for a request other than INVITE, and timer C
+    // is for INVITE branches only (§16.6 step 11): neither a 2xx on another branch nor a
+    // provisional response followed by silence brings one.
+    let core = core(Duration::from_secs(1));
+    register(&core, "bob", "192.0.2.21:5060", "1.0");
+    let t0 = Instant::now();
+    let out = sent(core.handle_message(t0, from_caller("MESSAGE"), udp(CALLER)));
+    assert_eq!(out.len(), 2, "forked to both contacts");
+    let (a, b) = (&out[0], &out[1]);
+    let up = sent(core.handle_message(t0, answer(&a.1, 180), a.0));
+    assert_eq!(upstream(&up), [180]);
+    let (_, out) = run_timers(&core, t0, t0 + Duration::from_secs(2), |_| false);
+    assert!(
+        !out.iter().any(|(_, m)| is_method(m, "CANCEL")),
+        "no timer C for a MESSAGE"
+    );
+    let out = sent(core.handle_message(t0 + Duration::from_secs(2), answer(&b.1, 200), b.0));
+    assert_eq!(upstream(&out), [200]);
+    assert!(
+        !out.iter().any(|(_, m)| is_method(m, "CANCEL")),
+        "the other branch is not cancelled"
+    );
+    let (_, rest) = run_timers(&core, t0, t0 + Duration::from_secs(60), |_| false);
+    assert!(!rest.iter().any(|(_, m)| is_method(m, "CANCEL")));
+    assert_eq!(core.active_transactions(), 0);
+}
