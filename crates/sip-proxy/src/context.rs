@@ -265,10 +265,13 @@ impl Context {
         match (is_cancel, b.cancel.as_mut()) {
             (true, Some(c)) => c.on_response(now, resp),
             (true, None) => {}
-            // The INVITE transaction is over (timer B, or given up): a 2xx still goes
-            // upstream (§16.7 step 5, RFC 6026); anything else is dropped.
+            // The branch's transaction is over (timer B or F, or given up): a 2xx still goes
+            // upstream (§16.7 step 5): every one for an INVITE (RFC 6026), the first for
+            // another request, as its answer while it has none (later groups may be trying).
+            // Anything else is dropped.
             (false, _) if b.client.state() == ClientState::Terminated => {
-                if self.invite && resp.status().is_some_and(|c| (200..300).contains(&c)) {
+                let ok = resp.status().is_some_and(|c| (200..300).contains(&c));
+                if ok && (self.invite || !self.answered) {
                     self.branch_response(now, cfg, index, resp, out);
                 }
             }

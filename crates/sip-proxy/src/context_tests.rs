@@ -313,3 +313,32 @@ fn a_forked_non_invite_request_is_never_cancelled() {
     assert!(!rest.iter().any(|(_, m)| is_method(m, "CANCEL")));
     assert_eq!(core.active_transactions(), 0);
 }
+
+#[test]
+fn a_late_2xx_to_a_non_invite_answers_it_while_later_targets_are_tried() {
+    // RFC 3261 §16.7 step 5: a 2xx goes upstream at once. The first contact's branch timed
+    // out (timer F) and the second q group is being tried when the first contact's 200
+    // comes: it is the answer, not a 408 later.
+    let core = core(Duration::from_secs(180));
+    register(&core, "bob", "192.0.2.21:5060", "0.5");
+    let t0 = Instant::now();
+    let first = sent(core.handle_message(t0, from_caller("MESSAGE"), udp(CALLER)))
+        .remove(0)
+        .1;
+    let (t, out) = run_timers(&core, t0, t0 + T1 * 64, |_| false);
+    assert!(
+        out.iter()
+            .any(|(d, m)| *d == udp("192.0.2.21:5060") && is_method(m, "MESSAGE")),
+        "the second group after timer F"
+    );
+    assert_eq!(upstream(&out), Vec::<u16>::new());
+    let up = sent(core.handle_message(t + T1, answer(&first, 200), udp(BOB)));
+    assert_eq!(upstream(&up), [200]);
+    let (_, rest) = run_timers(&core, t, t + Duration::from_secs(60), |_| false);
+    assert!(
+        upstream(&rest).iter().all(|&c| c == 200),
+        "no 408 after the 200: {:?}",
+        upstream(&rest)
+    );
+    assert_eq!(core.active_transactions(), 0);
+}
