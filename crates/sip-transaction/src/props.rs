@@ -433,7 +433,7 @@ impl Server {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 512,
+        cases: 2048,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
