@@ -251,6 +251,35 @@ fn check_answers(sim: &Sim, method: Method<'_>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A failure to the INVITE goes upstream without the context only for a branch whose
+/// transaction never took a failure (it was given up on, or timed out): one that took it
+/// keeps the context for timer D, while its retransmissions may come.
+fn check_stateless_failures(sim: &Sim) -> Result<(), TestCaseError> {
+    let taken: Vec<(usize, String)> = branch_failures(sim)
+        .map(|(i, _)| (i, top_branch(&sim.hops[i].msg)))
+        .collect();
+    for (j, h) in sim.hops.iter().enumerate().skip(1) {
+        let failure = h.msg.status().is_some_and(|c| c >= 300);
+        if h.to != Node::Uac(0) || h.in_context || !failure || !cseq_is(&h.msg, Method::Invite) {
+            continue;
+        }
+        let received = &sim.hops[j - 1];
+        prop_assert!(
+            matches!(received.from, Node::Uas(_)) && received.msg.status() == h.msg.status(),
+            "a failure upstream without the context that no callee sent\n{}",
+            sim.trace()
+        );
+        let branch = top_branch(&received.msg);
+        prop_assert!(
+            !taken.iter().any(|(i, b)| *i < j && *b == branch),
+            "a retransmitted failure on {} forwarded after its context was freed\n{}",
+            branch,
+            sim.trace()
+        );
+    }
+    Ok(())
+}
+
 /// §16.7 step 5: the first 2xx a callee sends decides; for an INVITE, every 2xx (by To tag)
 /// goes upstream, and only callees' 2xx do.
 fn check_2xx(sim: &Sim, method: Method<'_>) -> Result<(), TestCaseError> {
@@ -651,6 +680,7 @@ proptest! {
         let sim = plan.play(invite("bob", ""));
         check_drained(&sim)?;
         check_answers(&sim, Method::Invite)?;
+        check_stateless_failures(&sim)?;
         check_2xx(&sim, Method::Invite)?;
         check_cancel(&sim)?;
         check_branches(&sim)?;
