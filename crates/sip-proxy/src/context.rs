@@ -265,10 +265,13 @@ impl Context {
         match (is_cancel, b.cancel.as_mut()) {
             (true, Some(c)) => c.on_response(now, resp),
             (true, None) => {}
-            // The INVITE transaction is over (timer B, or given up): a 2xx still goes
-            // upstream (§16.7 step 5, RFC 6026); anything else is dropped.
+            // The branch's transaction is over (timer B or F, or given up): a 2xx still goes
+            // upstream (§16.7 step 5): every one for an INVITE (RFC 6026), the first for
+            // another request, as its answer while it has none (later groups may be trying).
+            // Anything else is dropped.
             (false, _) if b.client.state() == ClientState::Terminated => {
-                if self.invite && resp.status().is_some_and(|c| (200..300).contains(&c)) {
+                let ok = resp.status().is_some_and(|c| (200..300).contains(&c));
+                if ok && (self.invite || !self.answered) {
                     self.branch_response(now, cfg, index, resp, out);
                 }
             }
@@ -320,7 +323,9 @@ impl Context {
 
     fn cancel_branch(&mut self, now: Instant, cfg: &ProxyConfig, i: usize) {
         let b = &mut self.branches[i];
-        if b.status.is_some() || b.cancel.is_some() {
+        // §9.1: only an INVITE is cancelled; other requests are answered at once, and their
+        // transactions end on their own (timer F).
+        if !self.invite || b.status.is_some() || b.cancel.is_some() {
             return;
         }
         if !b.provisional {
@@ -373,6 +378,10 @@ impl Context {
             if b.provisional {
                 self.cancel_branch(now, cfg, i);
             } else {
+                // §16.8: with no provisional response, the client transaction ends and the
+                // branch counts as answered 408. Left running, a late 1xx would keep it in
+                // Proceeding, which has no timer of its own, for ever.
+                b.client.abandon();
                 self.branch_final(now, cfg, i, Err(408), out);
             }
         }
@@ -471,10 +480,11 @@ impl Context {
         match code {
             100..=199 => {
                 // Any provisional response, 100 included, allows the CANCEL (§9.1); only
-                // 101-199 restart timer C and go upstream (§16.7 step 2).
+                // 101-199 go upstream (§16.7 step 2) and restart timer C, which only an
+                // INVITE has (§16.6 step 11).
                 let b = &mut self.branches[i];
                 b.provisional = true;
-                if code > 100 {
+                if code > 100 && self.invite {
                     b.timer_c = Some(now + cfg.timer_c);
                 }
                 if b.cancel_wanted {

@@ -258,3 +258,87 @@ fn a_2xx_after_a_forwarded_486_goes_upstream_and_is_not_acked() {
     );
     assert_eq!(core.active_transactions(), 0);
 }
+
+#[test]
+fn timer_c_without_a_provisional_response_ends_the_branch_and_a_late_100_keeps_nothing_alive() {
+    // RFC 3261 §16.8: timer C fired, no provisional response: the client transaction ends
+    // and the branch counts as a 408 (timer C below 64·T1, as `timer_c = 30` with the
+    // default T1 of 500 ms is).
+    let timer_c = Duration::from_secs(1);
+    let core = core(timer_c);
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let (t, out) = run_timers(&core, t0, t0 + timer_c, final_upstream);
+    assert_eq!(upstream(&out).last(), Some(&408), "timer C: 408 upstream");
+    sent(core.handle_message(t, from_caller("ACK"), udp(CALLER)));
+    // The callee wakes up: its 100 finds no transaction, nothing goes anywhere.
+    let t = t + Duration::from_millis(100);
+    assert!(sent(core.handle_message(t, answer(&fwd, 100), udp(BOB))).is_empty());
+    let (_, rest) = run_timers(&core, t, t + Duration::from_secs(120), |_| false);
+    assert!(
+        !rest.iter().any(|(_, m)| is_method(m, "INVITE")),
+        "no INVITE resent after timer C"
+    );
+    assert_eq!(core.active_transactions(), 0);
+    assert_eq!(core.next_timeout(), None);
+}
+
+#[test]
+fn a_forked_non_invite_request_is_never_cancelled() {
+    // RFC 3261 §9.1: a CANCEL SHOULD NOT be sent for a request other than INVITE, and timer C
+    // is for INVITE branches only (§16.6 step 11): neither a 2xx on another branch nor a
+    // provisional response followed by silence brings one.
+    let core = core(Duration::from_secs(1));
+    register(&core, "bob", "192.0.2.21:5060", "1.0");
+    let t0 = Instant::now();
+    let out = sent(core.handle_message(t0, from_caller("MESSAGE"), udp(CALLER)));
+    assert_eq!(out.len(), 2, "forked to both contacts");
+    let (a, b) = (&out[0], &out[1]);
+    let up = sent(core.handle_message(t0, answer(&a.1, 180), a.0));
+    assert_eq!(upstream(&up), [180]);
+    let (_, out) = run_timers(&core, t0, t0 + Duration::from_secs(2), |_| false);
+    assert!(
+        !out.iter().any(|(_, m)| is_method(m, "CANCEL")),
+        "no timer C for a MESSAGE"
+    );
+    let out = sent(core.handle_message(t0 + Duration::from_secs(2), answer(&b.1, 200), b.0));
+    assert_eq!(upstream(&out), [200]);
+    assert!(
+        !out.iter().any(|(_, m)| is_method(m, "CANCEL")),
+        "the other branch is not cancelled"
+    );
+    let (_, rest) = run_timers(&core, t0, t0 + Duration::from_secs(60), |_| false);
+    assert!(!rest.iter().any(|(_, m)| is_method(m, "CANCEL")));
+    assert_eq!(core.active_transactions(), 0);
+}
+
+#[test]
+fn a_late_2xx_to_a_non_invite_answers_it_while_later_targets_are_tried() {
+    // RFC 3261 §16.7 step 5: a 2xx goes upstream at once. The first contact's branch timed
+    // out (timer F) and the second q group is being tried when the first contact's 200
+    // comes: it is the answer, not a 408 later.
+    let core = core(Duration::from_secs(180));
+    register(&core, "bob", "192.0.2.21:5060", "0.5");
+    let t0 = Instant::now();
+    let first = sent(core.handle_message(t0, from_caller("MESSAGE"), udp(CALLER)))
+        .remove(0)
+        .1;
+    let (t, out) = run_timers(&core, t0, t0 + T1 * 64, |_| false);
+    assert!(
+        out.iter()
+            .any(|(d, m)| *d == udp("192.0.2.21:5060") && is_method(m, "MESSAGE")),
+        "the second group after timer F"
+    );
+    assert_eq!(upstream(&out), Vec::<u16>::new());
+    let up = sent(core.handle_message(t + T1, answer(&first, 200), udp(BOB)));
+    assert_eq!(upstream(&up), [200]);
+    let (_, rest) = run_timers(&core, t, t + Duration::from_secs(60), |_| false);
+    assert!(
+        upstream(&rest).iter().all(|&c| c == 200),
+        "no 408 after the 200: {:?}",
+        upstream(&rest)
+    );
+    assert_eq!(core.active_transactions(), 0);
+}

@@ -70,7 +70,11 @@ mod context_tests;
 #[cfg(test)]
 mod originate_tests;
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod routing_tests;
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod suspend_tests;
 #[cfg(test)]

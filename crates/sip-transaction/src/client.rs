@@ -145,11 +145,18 @@ impl ClientTransaction {
         self.deadline = Some(now + linger);
     }
 
-    /// The transport could not send the request: the transaction ends (§17.1.4).
+    /// The transport could not send the request (or an ACK): the transaction ends
+    /// (§17.1.4). The user hears of it as of a timeout only while it still waits for a
+    /// final response: one it already has stays its outcome.
     pub fn on_transport_error(&mut self) {
-        if self.state != ClientState::Terminated {
-            self.out.push_back(Output::Timeout);
-            self.terminate();
+        use ClientState::*;
+        match self.state {
+            Terminated => {}
+            Calling | Trying | Proceeding => {
+                self.out.push_back(Output::Timeout);
+                self.terminate();
+            }
+            Completed | Accepted => self.terminate(),
         }
     }
 
@@ -430,5 +437,26 @@ mod tests {
         drain(&mut t);
         t.on_transport_error();
         assert_eq!(drain(&mut t), ["timeout", "terminated"]);
+    }
+
+    #[test]
+    fn transport_error_after_a_final_response_reports_no_timeout() {
+        // §17.1.4 ends the transaction; its user already has its final response, and a
+        // timeout (acted on as a 408) would be a second outcome.
+        for code in [200, 486] {
+            let t0 = Instant::now();
+            let mut t = ClientTransaction::new(
+                t0,
+                request("INVITE"),
+                Reliability::Unreliable,
+                TimerConfig::default(),
+            );
+            drain(&mut t);
+            t.on_response(t0, response(code, "INVITE"));
+            drain(&mut t);
+            t.on_transport_error();
+            assert_eq!(drain(&mut t), ["terminated"], "{code}");
+            assert_eq!(t.state(), ClientState::Terminated);
+        }
     }
 }

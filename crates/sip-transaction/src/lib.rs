@@ -6,6 +6,8 @@
 mod ack;
 mod client;
 mod key;
+#[cfg(test)]
+mod props;
 mod server;
 #[cfg(test)]
 mod test_util;
