@@ -18,7 +18,6 @@ use sip_transaction::{
 };
 
 use crate::reply::reason;
-use crate::shard::Shards;
 use crate::{Command, Core, Destination, ProxyConfig, Resume};
 
 /// T1 of the proxy and of every user agent: 64·T1 is 6.4 s.
@@ -336,11 +335,8 @@ CSeq: 1 REGISTER\nContact: <sip:{user}@{addr}>;q={q}\nContent-Length: 0\n\n"
             return false;
         };
         let key = TransactionKey::for_request(&uac.request, Role::Server).expect("key");
-        self.core
-            .shards()
-            .lock(Shards::for_key(&key))
-            .by_key
-            .contains_key(&key)
+        let shards = self.core.shards();
+        shards.lock(shards.for_key(&key)).by_key.contains_key(&key)
     }
 
     fn deliver(&mut self, from: Node, to: Node, data: Bytes) {
