@@ -156,8 +156,10 @@ impl Context {
         true
     }
 
-    /// Answers the request with a response of the script's own (or the registrar's);
-    /// a final one ends the transaction. False when a final answer went already.
+    /// Answers the request with a response of the script's own (or the registrar's): a
+    /// final one is sent once, again only to a retransmission, and kept T4 (RFC 3261
+    /// §26.3.2.4: a stranger's spoofed request must not make us send a burst). False when
+    /// a final answer went already.
     pub(crate) fn answer(
         &mut self,
         now: Instant,
@@ -170,7 +172,8 @@ impl Context {
             return false;
         }
         self.answered = status >= 200;
-        self.respond(now, status, data);
+        self.trying_at = None;
+        self.server.send_local_response(now, status, data);
         self.pump(now, cfg, out);
         true
     }

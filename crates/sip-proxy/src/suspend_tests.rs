@@ -373,3 +373,26 @@ Contact: <sip:eve@192.0.2.30:5060>\nExpires: 600\nContent-Length: 0\n\n",
         .lookup(now + Duration::from_secs(611), "sip:eve@example.com")
         .is_empty());
 }
+
+#[test]
+fn a_spoofed_invite_gets_one_challenge_not_a_burst_and_is_forgotten_after_t4() {
+    let core = core_with_alice();
+    let t0 = Instant::now();
+    let first = sent(core.handle_message(t0, invite_gw(""), udp(CALLER)));
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].1.status(), Some(407));
+    let mut more = Vec::new();
+    while let Some(t) = core
+        .next_timeout()
+        .filter(|t| *t < t0 + Duration::from_secs(40))
+    {
+        more.extend(sent(core.handle_timeouts(t)));
+    }
+    assert!(more.is_empty(), "no retransmission of our own: {more:?}");
+    assert_eq!(core.active_transactions(), 0, "forgotten after T4");
+    // A retransmission within T4 gets the same challenge.
+    let core = core_with_alice();
+    let first = sent(core.handle_message(t0, invite_gw(""), udp(CALLER)));
+    let again = sent(core.handle_message(t0 + Duration::from_secs(4), invite_gw(""), udp(CALLER)));
+    assert_eq!(again[0].1.to_bytes(), first[0].1.to_bytes());
+}

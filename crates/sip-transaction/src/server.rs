@@ -37,6 +37,9 @@ pub struct ServerTransaction {
     retransmit: Option<Retransmit>,
     /// Timer H, I, J or L.
     deadline: Option<Instant>,
+    /// The final response was our own ([`send_local_response`](Self::send_local_response)):
+    /// no timer H, nothing reported when it ends unacknowledged.
+    local: bool,
     out: Outputs,
 }
 
@@ -57,6 +60,7 @@ impl ServerTransaction {
             last_response: None,
             retransmit: None,
             deadline: None,
+            local: false,
             out: Outputs::new(),
         }
     }
@@ -135,6 +139,28 @@ impl ServerTransaction {
         self.terminate_if_due(now);
     }
 
+    /// Sends a final response of the server's own making (an error, a challenge, a
+    /// registrar's answer), as a stateless server would (RFC 3261 §8.2.7, §26.3.2.4): it is
+    /// sent again only when the request is retransmitted — no timer G, so a request with a
+    /// spoofed source gets one answer — and the transaction is forgotten T4 after it over
+    /// an unreliable transport (at once over a reliable one), like Kamailio's wait timer.
+    /// A non-final `status` is sent as by [`send_response`](Self::send_response).
+    pub fn send_local_response(&mut self, now: Instant, status: u16, response: Bytes) {
+        if status < 200 {
+            return self.send_response(now, status, response);
+        }
+        if !matches!(self.state, ServerState::Trying | ServerState::Proceeding) {
+            return;
+        }
+        self.state = ServerState::Completed;
+        self.last_response = Some(response.clone());
+        self.retransmit = None;
+        self.deadline = Some(now + self.timers.linger(self.reliability.is_reliable()));
+        self.local = true;
+        self.out.push_back(Output::Transmit(response));
+        self.terminate_if_due(now);
+    }
+
     /// The transport failed to send a response: the transaction ends (§17.2.4).
     pub fn on_transport_error(&mut self) {
         if self.state != ServerState::Terminated {
@@ -156,7 +182,7 @@ impl ServerTransaction {
             }
         }
         if due(self.deadline, now) {
-            if self.state == ServerState::Completed && self.invite {
+            if self.state == ServerState::Completed && self.invite && !self.local {
                 // Timer H: the ACK never came.
                 self.out.push_back(Output::Timeout);
             }
@@ -234,6 +260,32 @@ mod tests {
         );
         t.handle_timeout(t0 + Duration::from_secs(15));
         assert_eq!(drain(&mut t), ["terminated"]);
+    }
+
+    #[test]
+    fn a_local_answer_is_sent_once_resent_on_retransmission_and_kept_t4() {
+        let t0 = Instant::now();
+        let inv = request("INVITE");
+        let mut t = ServerTransaction::new(&inv, Reliability::Unreliable, TimerConfig::default());
+        t.send_local_response(t0, 407, Bytes::from_static(b"407"));
+        assert_eq!(drain(&mut t), ["send 407"]);
+        assert_eq!(
+            t.poll_timeout(),
+            Some(t0 + Duration::from_secs(5)),
+            "T4, no timer G"
+        );
+        assert!(t.on_request(t0 + Duration::from_secs(1), &inv));
+        assert_eq!(drain(&mut t), ["send 407"], "again for a retransmission");
+        t.handle_timeout(t0 + Duration::from_secs(5));
+        assert_eq!(drain(&mut t), ["terminated"], "no timeout reported");
+        let mut acked =
+            ServerTransaction::new(&inv, Reliability::Unreliable, TimerConfig::default());
+        acked.send_local_response(t0, 404, Bytes::from_static(b"404"));
+        assert!(acked.on_request(t0, &request("ACK")));
+        assert_eq!(acked.state(), ServerState::Confirmed);
+        let mut tcp = ServerTransaction::new(&inv, Reliability::Reliable, TimerConfig::default());
+        tcp.send_local_response(t0, 404, Bytes::from_static(b"404"));
+        assert_eq!(drain(&mut tcp), ["send 404", "terminated"]);
     }
 
     #[test]
