@@ -9,7 +9,7 @@ use bytes::Bytes;
 use sip_message::{Message, Method};
 use sip_transaction::{
     build_cancel, ClientState, ClientTransaction, Output, Reliability, ServerState,
-    ServerTransaction, TransactionKey,
+    ServerTransaction,
 };
 
 use crate::config::ProxyConfig;
@@ -17,6 +17,7 @@ use crate::forward::strip_top_via;
 use crate::reply::{reason, response};
 use crate::routing::{Effects, TxRouting, TxScript};
 use crate::script_routes::ReplyInput;
+use crate::shard::Digest;
 use crate::suspend::Parked;
 use crate::target::Destination;
 use crate::Command;
@@ -38,7 +39,7 @@ pub(crate) type UdpFallback = (Destination, Bytes);
 /// responses go.
 #[derive(Debug)]
 pub(crate) struct Received {
-    pub(crate) key: TransactionKey,
+    pub(crate) key: Digest,
     pub(crate) request: Message,
     pub(crate) upstream: Destination,
 }
@@ -60,7 +61,7 @@ struct Branch {
 /// The proxy's state for one received request.
 #[derive(Debug)]
 pub(crate) struct Context {
-    pub(crate) key: TransactionKey,
+    pub(crate) key: Digest,
     /// The received request, kept until every branch and the answer upstream are final.
     pub(crate) request: Option<Box<Message>>,
     /// The script state of the transaction, when its routes need it later.

@@ -113,11 +113,12 @@ impl Core {
         script: Arc<ProxyScript>,
     ) -> Core {
         let auth = auth::Authenticator::new(&cfg.nonce_secret.0, cfg.nonce_lifetime.as_secs());
+        let shards = Shards::new(digest_key(&cfg));
         Core {
             guard: Guard::new(cfg.guard),
             cfg,
             location,
-            shards: Shards::default(),
+            shards,
             dns: DnsCache::default(),
             script: ArcSwap::new(script),
             auth,
@@ -244,7 +245,7 @@ impl Core {
     ) -> Option<Context> {
         let key = TransactionKey::for_request(msg, Role::Server).ok()?;
         let received = Received {
-            key,
+            key: self.shards.digest(&key),
             request: msg.clone(),
             upstream: upstream_of(msg, src),
         };
@@ -326,6 +327,15 @@ impl Core {
         let epoch = self.shards.epoch(now);
         i64::try_from(now.saturating_duration_since(epoch).as_millis()).unwrap_or(i64::MAX)
     }
+}
+
+/// The key of transaction key digests: the branch secret, made a key of its own.
+fn digest_key(cfg: &ProxyConfig) -> [u8; 16] {
+    let mut key = cfg.branch_secret.0;
+    for b in &mut key {
+        *b ^= 0x5c;
+    }
+    key
 }
 
 /// What a next hop resolves to at the moment.

@@ -14,6 +14,7 @@ use crate::context::{Context, Received};
 use crate::core::{response_destination, upstream_by, Core, STATEFUL, STATELESS};
 use crate::forward::strip_top_via;
 use crate::routing::{Phase, ProxyScript, RouteCtx};
+use crate::shard::Shards;
 use crate::target::Destination;
 use crate::Command;
 
@@ -99,7 +100,8 @@ impl Core {
         upstream: Destination,
         out: &mut Vec<Command>,
     ) -> Seen {
-        let shard_i = self.shards().for_key(&key);
+        let key = self.shards().digest(&key);
+        let shard_i = Shards::for_digest(key);
         let mut shard = self.shards().lock(shard_i);
         if let Some(&id) = shard.by_key.get(&key) {
             let absorbed = shard

@@ -17,6 +17,7 @@ use crate::core::{Core, Located, STATELESS};
 use crate::forward::{fnv, forward_request, Forward};
 use crate::reply::reason;
 use crate::routing::{Edits, Phase, RouteCtx};
+use crate::shard::Shards;
 use crate::suspend::{Parked, RelayState};
 use crate::target::{next_hop, Destination};
 use crate::Command;
@@ -416,7 +417,8 @@ impl Core {
         };
         let mut cancelled = Vec::new();
         let found = {
-            let mut shard = self.shards().lock(self.shards().for_key(&target));
+            let target = self.shards().digest(&target);
+            let mut shard = self.shards().lock(Shards::for_digest(target));
             let id = shard.by_key.get(&target).copied();
             let ctx = id.and_then(|id| Some((id, shard.contexts.get_mut(&id)?)));
             let found = ctx.map(|(id, ctx)| {

@@ -4,13 +4,14 @@
 //! that finding the next timeout locks nothing.
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use sip_transaction::TransactionKey;
+use siphasher::sip128::Hasher128;
 
 use crate::context::Context;
 use crate::originate::Outgoing;
@@ -22,6 +23,14 @@ const NONE: u64 = u64::MAX;
 /// A map by context id. Ids are ours (a counter), not a stranger's, so they need no
 /// keyed hash: a folded multiplication spreads them.
 pub(crate) type ById<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// A transaction key as we keep it: 128 bits of SipHash under a key of this process, so
+/// that a stranger's long branch or Call-ID costs no memory and no one can aim two
+/// requests at one digest.
+pub(crate) type Digest = u128;
+
+/// Context ids by digest (a digest is uniform already: folded, not hashed again).
+pub(crate) type ByDigest = HashMap<Digest, u64, BuildHasherDefault<IdHasher>>;
 
 /// Hashes a context id (a `u64`) by one folded multiplication: every bit of the result
 /// depends on every bit of the id (the ids of one shard share their low bits, and the
@@ -40,6 +49,10 @@ impl Hasher for IdHasher {
         }
     }
 
+    fn write_u128(&mut self, digest: u128) {
+        self.0 = (digest >> 64) as u64 ^ digest as u64;
+    }
+
     fn write_u64(&mut self, id: u64) {
         let product = u128::from(id) * 0x9E37_79B9_7F4A_7C15;
         self.0 = (product >> 64) as u64 ^ product as u64;
@@ -50,8 +63,8 @@ impl Hasher for IdHasher {
 #[derive(Default)]
 pub(crate) struct Shard {
     pub(crate) contexts: ById<Context>,
-    /// By transaction key (a stranger's text: hashed with a random key, ahash).
-    pub(crate) by_key: HashMap<TransactionKey, u64, ahash::RandomState>,
+    /// Contexts by the digest of their transaction key.
+    pub(crate) by_key: ByDigest,
     /// Requests of our own, by id (the same ids as contexts).
     pub(crate) outgoing: ById<Outgoing>,
     /// `(deadline, id)`: the `armed` deadline of a context or request of our own, one each.
@@ -74,12 +87,13 @@ pub(crate) struct Shards {
     next_id: AtomicU64,
     /// The first time the core was told: deadlines are stored relative to it.
     epoch: OnceLock<Instant>,
-    /// Spreads transaction keys (a stranger's text) over the shards, with a random key.
-    hasher: ahash::RandomState,
+    /// The key of transaction key digests (given by the IO layer).
+    key: [u8; 16],
 }
 
-impl Default for Shards {
-    fn default() -> Self {
+impl Shards {
+    /// Shards whose transaction keys are digested under `key`.
+    pub(crate) fn new(key: [u8; 16]) -> Self {
         Shards {
             slots: (0..SHARDS)
                 .map(|_| Slot {
@@ -89,7 +103,7 @@ impl Default for Shards {
                 .collect(),
             next_id: AtomicU64::new(1),
             epoch: OnceLock::new(),
-            hasher: ahash::RandomState::new(),
+            key,
         }
     }
 }
@@ -155,10 +169,20 @@ impl Shards {
     }
 
     /// The shard a transaction key belongs to.
-    pub(crate) fn for_key(&self, key: &TransactionKey) -> usize {
-        self.hasher.hash_one(key) as usize % SHARDS
+    /// The digest of a transaction key.
+    pub(crate) fn digest(&self, key: &TransactionKey) -> Digest {
+        let mut h = siphasher::sip128::SipHasher13::new_with_key(&self.key);
+        key.hash(&mut h);
+        h.finish128().as_u128()
     }
 
+    /// The shard a transaction key's digest belongs to.
+    pub(crate) fn for_digest(digest: Digest) -> usize {
+        (digest >> 64) as usize % SHARDS
+    }
+}
+
+impl Shards {
     /// A new context id that lives in shard `shard`.
     pub(crate) fn new_id(&self, shard: usize) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) * SHARDS as u64 + (shard % SHARDS) as u64
@@ -227,7 +251,7 @@ impl Shard {
     /// Adds a context, matched by its key unless `by_key` is false.
     pub(crate) fn insert(&mut self, id: u64, ctx: Context, by_key: bool) {
         if by_key {
-            self.by_key.insert(ctx.key.clone(), id);
+            self.by_key.insert(ctx.key, id);
         }
         self.contexts.insert(id, ctx);
         self.settle(id);

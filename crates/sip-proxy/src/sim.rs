@@ -336,7 +336,11 @@ CSeq: 1 REGISTER\nContact: <sip:{user}@{addr}>;q={q}\nContent-Length: 0\n\n"
         };
         let key = TransactionKey::for_request(&uac.request, Role::Server).expect("key");
         let shards = self.core.shards();
-        shards.lock(shards.for_key(&key)).by_key.contains_key(&key)
+        let digest = shards.digest(&key);
+        shards
+            .lock(crate::shard::Shards::for_digest(digest))
+            .by_key
+            .contains_key(&digest)
     }
 
     fn deliver(&mut self, from: Node, to: Node, data: Bytes) {

@@ -5,8 +5,9 @@ use sip_message::{Message, Method, ParseError};
 
 /// Identifies a transaction. For RFC 3261 branches (`z9hG4bK…`): the branch, the sent-by of
 /// the top Via (server side) and the method, with ACK folded into INVITE (§17.2.3), and the
-/// Call-ID, which every retransmission, ACK and CANCEL shares: two requests that reuse a
-/// branch (broken clients, the RFC 4475 test messages, someone guessing) stay apart. For
+/// CSeq number and Call-ID, which every retransmission, ACK and CANCEL shares: two requests
+/// that reuse a branch (a client sending its authenticated retry under the branch of the
+/// challenged request, the RFC 4475 test messages) stay apart. For
 /// older peers, the RFC 2543 fields: Request-URI, tags, Call-ID, CSeq number and the top Via.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TransactionKey(Box<str>);
@@ -72,16 +73,19 @@ impl TransactionKey {
         let port = via.port.unwrap_or(0);
         if let Some(branch) = via.branch().filter(|_| via.has_rfc3261_branch()) {
             // Built by hand: this runs for every message, and `format!` cost a third of it.
-            let call_id = msg.call_id()?;
-            let len = branch.len() + sent_by.len() + method.len() + call_id.len() + 9;
+            let (call_id, seq) = (msg.call_id()?, msg.cseq()?.seq);
+            let len = branch.len() + sent_by.len() + method.len() + call_id.len() + 20;
             let mut key = String::with_capacity(len);
             for part in [branch, "|", sent_by, ":"] {
                 key.push_str(part);
             }
             push_decimal(&mut key, port);
-            for part in ["|", method, "|", call_id] {
+            for part in ["|", method, "|"] {
                 key.push_str(part);
             }
+            push_decimal(&mut key, seq);
+            key.push('|');
+            key.push_str(call_id);
             return Ok(TransactionKey(key.into()));
         }
         // RFC 2543: the To tag is left out so that the ACK of a non-2xx matches its INVITE.
@@ -99,10 +103,10 @@ impl TransactionKey {
 }
 
 /// Appends `n` in decimal.
-fn push_decimal(s: &mut String, n: u16) {
-    let mut digits = [0u8; 5];
+fn push_decimal(s: &mut String, n: impl Into<u32>) {
+    let mut n: u32 = n.into();
+    let mut digits = [0u8; 10];
     let mut i = digits.len();
-    let mut n = n;
     loop {
         i -= 1;
         digits[i] = b'0' + (n % 10) as u8;
@@ -170,13 +174,15 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:b@h>;tag=t\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n
     }
 
     #[test]
-    fn a_branch_reused_in_another_call_is_another_transaction() {
+    fn a_branch_reused_in_another_call_or_request_is_another_transaction() {
         let key = TransactionKey::for_request(&msg(INVITE), Role::Server).unwrap();
-        let other = msg(&INVITE.replace("Call-ID: c", "Call-ID: d"));
-        assert_ne!(
-            TransactionKey::for_request(&other, Role::Server).unwrap(),
-            key
-        );
+        for other in [
+            INVITE.replace("Call-ID: c", "Call-ID: d"),
+            INVITE.replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
+        ] {
+            let other = TransactionKey::for_request(&msg(&other), Role::Server).unwrap();
+            assert_ne!(other, key);
+        }
     }
 
     #[test]
