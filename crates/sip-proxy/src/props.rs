@@ -621,11 +621,14 @@ fn check_registrations(sim: &Sim, max_pending_writes: usize) -> Result<(), TestC
                 continue;
             }
         };
-        let writes: Vec<_> = sim.writes.iter().filter(|w| w.call_id == call_id).collect();
         let linger = crate::tests::config().timers.t4;
-        for again in writes.iter().skip(1) {
+        let (all, answered_at) = (&sim.writes, sim.hops[first].at);
+        let mine = || all.iter().filter(|w| w.call_id == call_id);
+        let writes: Vec<_> = mine().filter(|w| w.asked <= first).collect();
+        prop_assert!(writes.len() <= 1, "bindings written twice\n{}", sim.trace());
+        for again in mine().filter(|w| w.asked > first) {
             prop_assert!(
-                sim.hops[again.asked - 1].at >= sim.hops[first].at + linger,
+                sim.hops[again.asked - 1].at >= answered_at + linger,
                 "processed again within T4 of its answer\n{}",
                 sim.trace()
             );
@@ -633,8 +636,7 @@ fn check_registrations(sim: &Sim, max_pending_writes: usize) -> Result<(), TestC
         let finals = distinct(
             sim.hops
                 .iter()
-                .filter(|h| h.to == Node::Uac(k))
-                .filter(|h| writes.len() < 2 || h.at < sim.hops[first].at + linger),
+                .filter(|h| h.to == Node::Uac(k) && h.at < answered_at + linger),
         );
         let mut codes = statuses(&finals);
         codes.dedup();
