@@ -58,6 +58,7 @@ fn core() -> &'static Core {
             branch_secret: sip_proxy::BranchSecret([0; 16]),
             nonce_secret: sip_proxy::NonceSecret([0; 32]),
             max_pending_writes: usize::MAX,
+            max_transactions: 100_000,
         };
         let script = sip_proxy::compile("fuzz.cfg", SCRIPT).expect("the fuzz script compiles");
         let core = Core::with_script(cfg, Arc::new(Location::new()), Arc::new(script));

@@ -168,6 +168,9 @@ pub(crate) struct Server {
     /// Most REGISTERs waiting for their bindings to be written; past it (a database too
     /// slow for the load) REGISTERs are answered 503 with Retry-After.
     pub(crate) max_pending_writes: usize,
+    /// Most transactions kept at once (each a few KB); past it requests are answered without
+    /// state and not relayed (503), so a flood cannot grow memory without bound.
+    pub(crate) max_transactions: usize,
     /// Server / User-Agent header value.
     pub(crate) agent: String,
     /// Seconds a TCP connection may stay idle.
@@ -228,6 +231,7 @@ impl Default for Server {
             database: "ferrosip.db".into(),
             commit_window_ms: 20,
             max_pending_writes: 10_000,
+            max_transactions: 100_000,
             agent: concat!("ferrosip/", env!("CARGO_PKG_VERSION")).into(),
             tcp_idle_timeout: 300,
             tcp_max_connections: transport::TcpLimits::default().total,

@@ -99,6 +99,7 @@ fn main() {
         .unwrap_or(1000);
     let cfg = ProxyConfig {
         max_pending_writes: usize::MAX,
+        max_transactions: usize::MAX,
         domains: vec!["example.com".into(), "192.0.2.1".into()],
         hosted: Default::default(),
         advertised: vec![(Protocol::Udp, "192.0.2.1:5060".parse().expect("address"))],

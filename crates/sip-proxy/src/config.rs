@@ -43,6 +43,9 @@ pub struct ProxyConfig {
     /// Most REGISTERs whose bindings may wait to be written; past it, REGISTERs are
     /// answered 503 with Retry-After (the database is too slow).
     pub max_pending_writes: usize,
+    /// Most transactions kept at once; past it, new requests are answered without state
+    /// (once, never retransmitted) and not relayed statefully (503 with Retry-After).
+    pub max_transactions: usize,
     /// Key of the tags in our Via branches: only responses that carry a tag made with it
     /// reach a transaction. Fill it with random bytes at start (one per process).
     pub branch_secret: BranchSecret,

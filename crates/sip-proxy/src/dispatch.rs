@@ -24,7 +24,8 @@ enum Seen {
     Absorbed,
     /// New: its context has this id.
     New(u64),
-    /// An ACK no transaction absorbed (for a 2xx): routed without a context.
+    /// An ACK no transaction absorbed (for a 2xx), or any request while the transactions
+    /// are at their limit: routed without a context.
     Unmatched,
 }
 
@@ -114,6 +115,10 @@ impl Core {
             }
         }
         if msg.method() == Some(Method::Ack) {
+            return Seen::Unmatched;
+        }
+        if self.shards().len() >= self.config().max_transactions {
+            // Full: the script runs without a transaction (answers stateless, no relay).
             return Seen::Unmatched;
         }
         let id = self.shards().new_id(shard_i);

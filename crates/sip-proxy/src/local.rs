@@ -42,12 +42,15 @@ impl Core {
         reason: &str,
         extra: &[(&str, &str)],
     ) -> bool {
-        let (Some(id), Phase::Request) = (c.txn, c.phase) else {
-            return false;
-        };
-        if c.msg.method() == Some(Method::Ack) {
+        if c.phase != Phase::Request || c.msg.method() == Some(Method::Ack) {
             return false;
         }
+        let Some(id) = c.txn else {
+            // No transaction (too many): answered once, without state.
+            self.reply(c.msg, c.src, code, reason, extra, c.out);
+            c.stateful |= code >= 200;
+            return true;
+        };
         let data = response(c.msg, code, reason, &self.config().agent, extra);
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let sent = self.with_ctx(id, |ctx| ctx.answer(now, cfg, code, data, out));
@@ -62,7 +65,7 @@ impl Core {
     /// writes wait already. False when it was refused.
     pub(crate) fn register(&self, c: &mut RouteCtx<'_>) -> bool {
         let Some(id) = c.txn.filter(|_| c.phase == Phase::Request) else {
-            return false;
+            return self.too_busy(c);
         };
         if !self.admit_write() {
             let why = "Service Unavailable (storage busy)";
@@ -100,6 +103,13 @@ impl Core {
             }
         }
     }
+    /// Answers 503 with Retry-After: the request cannot get the state it needs.
+    pub(crate) fn too_busy(&self, c: &mut RouteCtx<'_>) -> bool {
+        let why = "Service Unavailable (too busy)";
+        self.respond(c, 503, why, &[("Retry-After", "5")]);
+        false
+    }
+
     /// The live bindings of an address-of-record at `now`, highest q first; an alias has
     /// those of the address it stands for.
     pub(crate) fn lookup(&self, now: std::time::Instant, aor: &str) -> Vec<Binding> {

@@ -65,6 +65,9 @@ impl Core {
         }
         match self.targets(c) {
             Ok(groups) => self.relay_to(c, groups, stateful),
+            Err(Unrouted::Pending(_)) if c.txn.is_none() && method != Method::Ack => {
+                self.too_busy(c)
+            }
             Err(Unrouted::Pending(hosts)) if !c.resumed => {
                 let state = Box::new(RelayState::of(c, stateful));
                 let resolve = self.park(c.now, c.txn, hosts, Parked::Relay(state));
@@ -103,7 +106,7 @@ impl Core {
             return true;
         }
         let Some(id) = c.txn else {
-            return false;
+            return self.too_busy(c);
         };
         let (groups, _) = self.prepare_groups(c, id, 0, groups);
         if groups.iter().all(Vec::is_empty) {

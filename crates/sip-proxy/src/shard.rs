@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -89,6 +89,8 @@ pub(crate) struct Shards {
     epoch: OnceLock<Instant>,
     /// The key of transaction key digests (given by the IO layer).
     key: [u8; 16],
+    /// Contexts and requests of our own in all shards.
+    live: AtomicUsize,
 }
 
 impl Shards {
@@ -104,15 +106,19 @@ impl Shards {
             next_id: AtomicU64::new(1),
             epoch: OnceLock::new(),
             key,
+            live: AtomicUsize::new(0),
         }
     }
 }
 
-/// A locked shard; releasing it publishes its earliest deadline.
+/// A locked shard; releasing it publishes its earliest deadline and its count.
 pub(crate) struct ShardGuard<'a> {
     shard: MutexGuard<'a, Shard>,
     next: &'a AtomicU64,
     epoch: &'a OnceLock<Instant>,
+    live: &'a AtomicUsize,
+    /// The shard's count when locked.
+    held: usize,
 }
 
 impl Deref for ShardGuard<'_> {
@@ -130,6 +136,12 @@ impl DerefMut for ShardGuard<'_> {
 
 impl Drop for ShardGuard<'_> {
     fn drop(&mut self) {
+        let held = self.shard.len();
+        if held > self.held {
+            self.live.fetch_add(held - self.held, Ordering::Relaxed);
+        } else if held < self.held {
+            self.live.fetch_sub(self.held - held, Ordering::Relaxed);
+        }
         if !std::mem::take(&mut self.shard.timers_moved) {
             return;
         }
@@ -156,10 +168,13 @@ impl Shards {
     /// Locks shard `i` (modulo the shard count).
     pub(crate) fn lock(&self, i: usize) -> ShardGuard<'_> {
         let slot = &self.slots[i % SHARDS];
+        let shard = slot.shard.lock().unwrap_or_else(|p| p.into_inner());
         ShardGuard {
-            shard: slot.shard.lock().unwrap_or_else(|p| p.into_inner()),
+            held: shard.len(),
+            shard,
             next: &slot.next,
             epoch: &self.epoch,
+            live: &self.live,
         }
     }
 
@@ -235,19 +250,18 @@ impl Shards {
             .count()
     }
 
-    /// Number of live contexts and requests of our own (locks every shard: for
-    /// statistics).
+    /// Number of live contexts and requests of our own.
     pub(crate) fn len(&self) -> usize {
-        (0..SHARDS)
-            .map(|i| {
-                let shard = self.lock(i);
-                shard.contexts.len() + shard.outgoing.len()
-            })
-            .sum()
+        self.live.load(Ordering::Relaxed)
     }
 }
 
 impl Shard {
+    /// Contexts and requests of our own.
+    fn len(&self) -> usize {
+        self.contexts.len() + self.outgoing.len()
+    }
+
     /// Adds a context, matched by its key unless `by_key` is false.
     pub(crate) fn insert(&mut self, id: u64, ctx: Context, by_key: bool) {
         if by_key {

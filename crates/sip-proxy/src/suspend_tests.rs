@@ -396,3 +396,31 @@ fn a_spoofed_invite_gets_one_challenge_not_a_burst_and_is_forgotten_after_t4() {
     let again = sent(core.handle_message(t0 + Duration::from_secs(4), invite_gw(""), udp(CALLER)));
     assert_eq!(again[0].1.to_bytes(), first[0].1.to_bytes());
 }
+
+#[test]
+fn past_max_transactions_requests_are_answered_without_state_and_not_relayed() {
+    let cfg = ProxyConfig {
+        max_transactions: 2,
+        ..config()
+    };
+    let core = Core::new(cfg, Arc::new(Location::new()));
+    let now = Instant::now();
+    let reg = |n: u32| {
+        msg(&format!(
+            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.31:5060;branch=z9hG4bKm{n}\n\
+From: <sip:m{n}@example.com>;tag=r\nTo: <sip:m{n}@example.com>\nCall-ID: m{n}\nCSeq: 1 REGISTER\n\
+Contact: <sip:m{n}@192.0.2.31:5060>\nContent-Length: 0\n\n"
+        ))
+    };
+    let src = udp("192.0.2.31:5060");
+    for n in 0..2 {
+        core.handle_message(now, reg(n), src); // waiting for their writes
+    }
+    assert_eq!(core.active_transactions(), 2);
+    let busy = sent(core.handle_message(now, reg(2), src));
+    assert_eq!(busy[0].1.status(), Some(503));
+    let nobody = sent(core.handle_message(now, invite("nobody", ""), udp(CALLER)));
+    assert_eq!(nobody[0].1.status(), Some(404), "answered, statelessly");
+    assert_eq!(core.active_transactions(), 2, "no state for either");
+    assert!(core.lookup(now, "sip:m2@example.com").is_empty());
+}

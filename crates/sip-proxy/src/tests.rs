@@ -26,6 +26,7 @@ pub(crate) fn config() -> ProxyConfig {
         trusted: Vec::new(),
         guard: crate::GuardConfig::default(),
         max_pending_writes: 64,
+        max_transactions: 10_000,
         branch_secret: crate::BranchSecret(*b"ferrosip-testkey"),
         nonce_secret: crate::NonceSecret([9; 32]),
     }

@@ -158,6 +158,7 @@ pub(crate) fn proxy_config(
             ban: Duration::from_secs(cfg.security.ban),
         },
         max_pending_writes: cfg.server.max_pending_writes,
+        max_transactions: cfg.server.max_transactions,
         branch_secret: sip_proxy::BranchSecret(branch_secret),
         nonce_secret: sip_proxy::NonceSecret(nonce_secret),
     })
