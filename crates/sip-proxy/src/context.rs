@@ -83,6 +83,8 @@ pub(crate) struct Context {
     trying_at: Option<Instant>,
     /// What the context waits for outside the core (a DNS answer, a write to storage).
     pub(crate) parked: Option<Parked>,
+    /// When a wait for DNS is given up (the IO layer resumes well before).
+    park_until: Option<Instant>,
     /// The deadline its shard's timer set holds for it.
     pub(crate) armed: Option<Instant>,
 }
@@ -133,6 +135,7 @@ impl Context {
             invite,
             trying_at: invite.then(|| now + TRYING_DELAY),
             parked: None,
+            park_until: None,
             armed: None,
         }
     }
@@ -177,6 +180,56 @@ impl Context {
         self.server.send_local_response(now, status, data);
         self.pump(now, cfg, out);
         true
+    }
+
+    /// Parks the context until the names are looked up (at most 64·T1); a relay without a
+    /// transaction of its own (`forward`) sends no 100 Trying meanwhile.
+    pub(crate) fn park(&mut self, now: Instant, cfg: &ProxyConfig, parked: Parked) {
+        if matches!(&parked, Parked::Relay(state) if !state.stateful) {
+            self.trying_at = None;
+        }
+        self.park_until = Some(now + cfg.timers.timeout());
+        self.parked = Some(parked);
+    }
+
+    /// Takes what waits for DNS, unless the request was answered meanwhile (a CANCEL): then
+    /// it is dropped.
+    pub(crate) fn take_relay(&mut self) -> Option<Parked> {
+        match self.parked.take() {
+            Some(Parked::Relay(_) | Parked::FailureRelay(_)) if self.answered => None,
+            Some(p @ (Parked::Relay(_) | Parked::FailureRelay(_))) => {
+                self.park_until = None;
+                Some(p)
+            }
+            other => {
+                self.parked = other;
+                None
+            }
+        }
+    }
+
+    /// The DNS answer never came: the request is answered 503 (or, in a failure route,
+    /// with the best reply).
+    fn give_up_waiting(&mut self, now: Instant, cfg: &ProxyConfig, out: &mut Vec<Command>) {
+        self.park_until = None;
+        match self.parked.take() {
+            Some(Parked::Relay(_)) if !self.answered => {
+                let is_ack = |r: &Message| r.method() == Some(Method::Ack);
+                let why = "Service Unavailable (next hop not resolved)";
+                match self.request.as_deref() {
+                    // Nothing answers an ACK: the context is forgotten.
+                    Some(r) if is_ack(r) => self.server.on_transport_error(),
+                    Some(r) => {
+                        let data = response(r, 503, why, &cfg.agent, &[]);
+                        self.answer(now, cfg, 503, data, out);
+                    }
+                    None => {}
+                }
+            }
+            Some(Parked::FailureRelay(_)) if !self.answered => self.send_best(now, cfg, out),
+            Some(Parked::Relay(_) | Parked::FailureRelay(_)) | None => {}
+            Some(other) => self.parked = Some(other),
+        }
     }
 
     /// True when the script left the request without an answer, a branch or anything to
@@ -354,6 +407,9 @@ impl Context {
     /// Fires due timers, timer C included.
     pub(crate) fn on_timeout(&mut self, now: Instant, cfg: &ProxyConfig, out: &mut Vec<Command>) {
         self.server.handle_timeout(now);
+        if self.park_until.is_some_and(|t| t <= now) {
+            self.give_up_waiting(now, cfg, out);
+        }
         if self.trying_at.is_some_and(|t| t <= now) {
             self.send_trying(now, cfg);
         }
@@ -408,7 +464,7 @@ impl Context {
                 b.cancel.as_ref().and_then(ClientTransaction::poll_timeout),
             ]
         });
-        [self.server.poll_timeout(), self.trying_at]
+        [self.server.poll_timeout(), self.trying_at, self.park_until]
             .into_iter()
             .chain(branches)
             .flatten()

@@ -10,6 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use sip_message::Message;
 
+use crate::context::Context;
 use crate::core::Core;
 use crate::reply::response;
 use crate::routing::{DestSet, Edits, FailureInfo, Phase, ProxyScript, RouteCtx, TxScript};
@@ -102,7 +103,8 @@ impl Core {
     ) -> Command {
         let id = match id {
             Some(id) => {
-                self.with_ctx(id, |ctx| ctx.parked = Some(parked));
+                let cfg = self.config();
+                self.with_ctx(id, |ctx| ctx.park(now, cfg, parked));
                 id
             }
             None => self.park_alone(now, parked),
@@ -120,13 +122,7 @@ impl Core {
     pub fn resume(&self, now: Instant, then: Resume) -> Vec<Command> {
         let id = then.context;
         let mut out = Vec::new();
-        let parked = self.with_ctx(id, |ctx| match ctx.parked.take() {
-            Some(p @ (Parked::Relay(_) | Parked::FailureRelay(_))) => Some(p),
-            other => {
-                ctx.parked = other;
-                None
-            }
-        });
+        let parked = self.with_ctx(id, Context::take_relay);
         let Some(parked) = parked else {
             // Not a context: a request of our own waiting for its next hop.
             self.start_outgoing(now, id, true, &mut out);
@@ -176,6 +172,9 @@ impl Core {
         let mut out = Vec::new();
         let cfg = self.config();
         self.with_ctx(then.context, |ctx| {
+            if !matches!(ctx.parked, Some(Parked::Persist(_))) {
+                return;
+            }
             let Some(Parked::Persist(ok)) = ctx.parked.take() else {
                 return;
             };
@@ -198,7 +197,7 @@ impl Core {
             return id;
         };
         if let Some(mut ctx) = self.bare_context(now, &state.msg, state.src) {
-            ctx.parked = Some(parked);
+            ctx.park(now, self.config(), parked);
             self.shards().lock(Shards::of(id)).insert(id, ctx, false);
         }
         id

@@ -424,3 +424,56 @@ Contact: <sip:m{n}@192.0.2.31:5060>\nContent-Length: 0\n\n"
     assert_eq!(core.active_transactions(), 2, "no state for either");
     assert!(core.lookup(now, "sip:m2@example.com").is_empty());
 }
+
+#[test]
+fn a_wait_for_dns_that_never_ends_is_answered_503_after_64_t1() {
+    let core = core_with_alice();
+    let t0 = Instant::now();
+    let (_, then) = authenticated_invite_waiting_for_dns(&core, t0);
+    let mut codes = Vec::new();
+    while let Some(t) = core
+        .next_timeout()
+        .filter(|t| *t <= t0 + Duration::from_secs(40))
+    {
+        codes.extend(statuses_to_caller(core.handle_timeouts(t)));
+    }
+    assert_eq!(codes, [100, 503]);
+    assert!(requests(core.resume(t0, then)).is_empty(), "too late");
+}
+
+#[test]
+fn a_cancel_during_a_stateless_forward_waiting_for_dns_stops_it() {
+    let core = with_script(
+        r#"
+request_route {
+    if (is_method("CANCEL")) { t_relay(); exit; }
+    forward("sip:gw.example.org");
+}
+"#,
+    );
+    let now = Instant::now();
+    let req = invite("bob", "");
+    let (_, then) = resolve(core.handle_message(now, req.clone(), udp(CALLER))).unwrap();
+    let t = core.next_timeout();
+    assert!(
+        t.is_none_or(|t| t > now + Duration::from_millis(200)),
+        "no 100 Trying for a stateless forward"
+    );
+    let cancel = String::from_utf8_lossy(&req.to_bytes())
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("1 INVITE", "1 CANCEL");
+    let cancel = Message::parse(cancel.into_bytes()).unwrap();
+    let mut codes = statuses_to_caller(core.handle_message(now, cancel, udp(CALLER)));
+    codes.sort();
+    assert_eq!(codes, [200, 487]);
+    core.dns_answer(
+        now,
+        "gw.example.org",
+        vec!["192.0.2.99".parse().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert!(
+        requests(core.resume(now, then)).is_empty(),
+        "not forwarded after its CANCEL"
+    );
+}

@@ -197,8 +197,12 @@ impl Server {
                         then,
                         written: None,
                     };
-                    if self.persist.send(job).is_err() {
+                    if let Err(refused) = self.persist.send(job) {
                         tracing::error!("the location writer has stopped");
+                        // The REGISTER that waits gets its 500 (and its slot back).
+                        if let (Some(core), Some(then)) = (self.core.get(), refused.0.then) {
+                            self.execute(core.persisted(Instant::now(), then, false));
+                        }
                     }
                 }
                 Command::Resolve { hosts, then } => {
