@@ -178,7 +178,8 @@ pub(crate) struct Server {
     /// TCP connections open at once, accepted and ours; more are closed at once (keep it
     /// below the open files limit, `ulimit -n`). 0: no limit.
     pub(crate) tcp_max_connections: usize,
-    /// Accepted TCP connections open at once from one IP address. 0: no limit.
+    /// TCP connections open at once with one source (an IPv4 address, an IPv6 /64),
+    /// accepted and ours. 0: no limit.
     pub(crate) tcp_max_connections_per_ip: usize,
     /// Threads receiving on each UDP address (SO_REUSEPORT); 0: one per CPU core. One
     /// handles thousands of calls a second, and costs less CPU per message than two.

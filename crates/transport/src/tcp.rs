@@ -24,7 +24,8 @@ const QUEUE: usize = 1024;
 pub struct TcpLimits {
     /// All connections, accepted and ours.
     pub total: usize,
-    /// Accepted connections from one remote IP.
+    /// Connections with one remote source, accepted and ours: an IPv4 address, or an IPv6
+    /// /64 as a whole (one host owns a /64 and can rotate through it).
     pub per_ip: usize,
 }
 
@@ -40,7 +41,15 @@ impl Default for TcpLimits {
     }
 }
 
-/// Connections open: in total, and accepted ones per remote IP.
+/// The source a remote address counts against: its IPv4 address, or its IPv6 /64.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((v6.to_bits() & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
+/// Connections open: in total, and per remote source.
 #[derive(Debug, Default)]
 struct Open {
     total: usize,
@@ -50,20 +59,18 @@ struct Open {
 /// A connection's place among the open ones, given back when it is dropped.
 struct Slot {
     open: Arc<Mutex<Open>>,
-    /// The remote IP of an accepted connection.
-    ip: Option<IpAddr>,
+    /// The remote source of the connection.
+    source: IpAddr,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.total -= 1;
-        if let Some(ip) = self.ip {
-            if let Some(n) = open.per_ip.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    open.per_ip.remove(&ip);
-                }
+        if let Some(n) = open.per_ip.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_ip.remove(&self.source);
             }
         }
     }
@@ -101,32 +108,30 @@ impl TcpConnections {
         }
     }
 
-    /// A place for one more connection (accepted from `ip`, or ours when `None`); `None`
+    /// A place for one more connection with remote `source` (accepted or ours); `None`
     /// when that would exceed a limit.
-    fn slot(&self, ip: Option<IpAddr>) -> Option<Slot> {
+    fn slot(&self, source: IpAddr) -> Option<Slot> {
         let over = |n: usize, limit: usize| limit > 0 && n >= limit;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if over(open.total, self.limits.total) {
             return None;
         }
-        if let Some(ip) = ip {
-            let n = open.per_ip.entry(ip).or_default();
-            if over(*n, self.limits.per_ip) {
-                return None;
-            }
-            *n += 1;
+        let n = open.per_ip.entry(source).or_default();
+        if over(*n, self.limits.per_ip) {
+            return None;
         }
+        *n += 1;
         open.total += 1;
         Some(Slot {
             open: self.open.clone(),
-            ip,
+            source,
         })
     }
 
     /// Takes an accepted connection into the table, or closes it at once when it is over a
     /// limit.
     fn accepted(&self, stream: TcpStream, remote: SocketAddr, local: SocketAddr) {
-        match self.slot(Some(remote.ip().to_canonical())) {
+        match self.slot(source_of(remote.ip())) {
             Some(slot) => {
                 self.run(stream, remote, local, slot);
             }
@@ -184,7 +189,7 @@ impl TcpConnections {
             Some(tx) => tx,
             None => {
                 let slot = self
-                    .slot(None)
+                    .slot(source_of(addr.ip()))
                     .ok_or_else(|| std::io::Error::other("too many tcp connections open"))?;
                 let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
                     .await
@@ -272,6 +277,15 @@ mod tests {
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
     use super::*;
+
+    #[test]
+    fn an_ipv6_64_is_one_source_and_a_mapped_ipv4_its_address() {
+        let src = |s: &str| source_of(s.parse().unwrap());
+        assert_eq!(src("2001:db8:1:2::7"), src("2001:db8:1:2:ffff::1"));
+        assert_ne!(src("2001:db8:1:2::7"), src("2001:db8:1:3::7"));
+        assert_eq!(src("::ffff:192.0.2.7"), src("192.0.2.7"));
+        assert_ne!(src("192.0.2.7"), src("192.0.2.8"));
+    }
 
     const OPTIONS: &[u8] =
         b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKlim\r\n\
