@@ -162,8 +162,9 @@ impl Context {
 
     /// Answers the request with a response of the script's own (or the registrar's): a
     /// final one is sent once, again only to a retransmission, and kept T4 (RFC 3261
-    /// §26.3.2.4: a stranger's spoofed request must not make us send a burst). False when
-    /// a final answer went already.
+    /// §26.3.2.4: a stranger's spoofed request must not make us send a burst). The answer
+    /// to a CANCEL is kept 64·T1 (timer J): a retransmitted CANCEL must get its 200 again,
+    /// not a 481 once the INVITE is gone. False when a final answer went already.
     pub(crate) fn answer(
         &mut self,
         now: Instant,
@@ -177,7 +178,12 @@ impl Context {
         }
         self.answered = status >= 200;
         self.trying_at = None;
-        self.server.send_local_response(now, status, data);
+        let cancel = self.request.as_deref().and_then(Message::method) == Some(Method::Cancel);
+        if cancel {
+            self.server.send_response(now, status, data);
+        } else {
+            self.server.send_local_response(now, status, data);
+        }
         self.pump(now, cfg, out);
         true
     }

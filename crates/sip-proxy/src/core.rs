@@ -231,7 +231,7 @@ impl Core {
     /// is then routed again.
     pub(crate) fn release_if_unused(&self, id: u64) {
         let mut shard = self.shards.lock(Shards::of(id));
-        if shard.contexts.get(&id).is_some_and(Context::is_unused) {
+        if shard.contexts.get(&id).is_some_and(|c| c.is_unused()) {
             shard.remove(id);
         }
     }

@@ -62,7 +62,9 @@ impl Hasher for IdHasher {
 /// The contexts of one shard and their timers.
 #[derive(Default)]
 pub(crate) struct Shard {
-    pub(crate) contexts: ById<Context>,
+    /// Boxed: a table keeps the capacity it once needed (and grows with tombstones under
+    /// churn), so its slots stay small; a context is touched only once found.
+    pub(crate) contexts: ById<Box<Context>>,
     /// Contexts by the digest of their transaction key.
     pub(crate) by_key: ByDigest,
     /// Requests of our own, by id (the same ids as contexts).
@@ -267,7 +269,7 @@ impl Shard {
         if by_key {
             self.by_key.insert(ctx.key, id);
         }
-        self.contexts.insert(id, ctx);
+        self.contexts.insert(id, Box::new(ctx));
         self.settle(id);
     }
 
