@@ -306,6 +306,8 @@ class Flow:
 
 def free_port(port, kind):
     s = socket.socket(socket.AF_INET, kind)
+    if kind == socket.SOCK_STREAM:  # as a server's listener: connections in TIME_WAIT do not count
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((DOMAIN, port))
         return True
