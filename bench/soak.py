@@ -48,10 +48,18 @@ How to read the result:
     CSV shows when the level stopped falling, the server log (--keep) what it last did.
   - "PSS: baseline B, peak P, end E": memory cannot be expected to fall back to exactly B:
     glibc's malloc keeps freed memory in its arenas for reuse rather than returning it to
-    the system. That is why the baseline is taken after a warm-up at the soak's own rate,
-    which brings the heap to its working size first: with no leak, E stays near B however
-    long the soak; a leak makes E - B grow with --minutes (compare two lengths). The drift
-    line compares the PSS of the first and the last fifth of the soak, at full load.
+    the system, and a hash table keeps the capacity it once needed. That is why the
+    baseline is taken after a warm-up at the soak's own rate, which brings the heap near
+    its working size first: with nothing held, E stays near B however long the soak. E - B
+    that grows with --minutes (compare two lengths) is memory held per call: a leak. E - B
+    that stops growing is a structure that kept its peak size. The drift line compares
+    the PSS of the first and the last fifth of the soak, at full load.
+  - "heap": glibc's bytes in use (malloc_stats() through gdb, --heap), at the baseline and at
+    the end, both with 0 transactions. In use back at its baseline while PSS is not: the
+    allocator keeps freed memory. In use up as well: the server still holds it.
+  - PSS shares pages among the processes that map them: do not run two soaks (two servers
+    of the same binary) at once, their PSS halve each other's binary pages. The anonymous
+    part (Pss_Anon: heap, stacks) is printed too and does not depend on that.
   - The calls table is the callers' view (sipp): calls placed, completed (the scenario ran
     to its end, whatever the outcome: answered, 487, 408...), failed (sipp gave up: a
     retransmission limit or --recv-timeout), and the outcomes. With loss some calls fail on
@@ -134,18 +142,17 @@ class Procs:
 # --- measurements --------------------------------------------------------------------------
 
 def proc_mem_kb(pid):
-    """(PSS, RSS) of the process in kB."""
-    pss = rss = 0
+    """(PSS, its anonymous part, RSS) of the process in kB, from /proc/PID/smaps_rollup."""
+    want = {"Pss:": 0, "Pss_Anon:": 0, "Rss:": 0}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-                elif line.startswith("Rss:"):
-                    rss = int(line.split()[1])
+                key = line.split(None, 1)[0]
+                if key in want:
+                    want[key] = int(line.split()[1])
     except OSError:
         pass
-    return pss, rss
+    return want["Pss:"], want["Pss_Anon:"], want["Rss:"]
 
 
 def proc_cpu_s(pid):
@@ -155,6 +162,25 @@ def proc_cpu_s(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def heap_stats(pid, log):
+    """glibc's own account of the heap, asked through gdb (malloc_stats() writes it to the
+    server's standard error, our log): (bytes in use, bytes taken from the system), or None.
+    The server stops for the second or two gdb needs."""
+    try:
+        before = os.path.getsize(log)
+        subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex",
+                        "call (void)malloc_stats()"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        with open(log, errors="replace") as f:
+            f.seek(before)
+            text = f.read()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*(\d+)\s*in use bytes\s*=\s*(\d+)",
+                  text)
+    return (int(m.group(2)), int(m.group(1))) if m else None
 
 
 class Api:
@@ -324,7 +350,7 @@ class Sampler:
 
     def __init__(self, path, pid, api, every, t0):
         self.f = open(path, "w")
-        self.f.write("t_s,phase,transactions_active,pss_kb,rss_kb,server_cpu_s\n")
+        self.f.write("t_s,phase,transactions_active,pss_kb,pss_anon_kb,rss_kb,server_cpu_s\n")
         self.pid, self.api, self.every, self.t0 = pid, api, every, t0
         self.next = 0.0
         self.rows = []
@@ -336,9 +362,9 @@ class Sampler:
             return None
         self.next = now + self.every
         tx = self.api.transactions()
-        pss, rss = proc_mem_kb(self.pid)
+        pss, anon, rss = proc_mem_kb(self.pid)
         cpu = proc_cpu_s(self.pid)
-        row = (round(now - self.t0, 1), self.phase, tx, pss, rss, cpu)
+        row = (round(now - self.t0, 1), self.phase, tx, pss, anon, rss, cpu)
         self.rows.append(row)
         self.f.write(",".join("" if v is None else str(v) for v in row) + "\n")
         self.f.flush()
@@ -441,6 +467,10 @@ def main():
     ap.add_argument("--progress", type=float, default=30, help="seconds between progress lines")
     ap.add_argument("--mem-tolerance-mb", type=float, default=5)
     ap.add_argument("--mem-tolerance-pct", type=float, default=20)
+    ap.add_argument("--heap", choices=("auto", "on", "off"), default="auto",
+                    help="ask glibc for the bytes in use at the baseline and at the end (gdb "
+                         "attaches for a second or two, when the server is idle; auto: when "
+                         "gdb is installed)")
     ap.add_argument("--csv", help="samples file (default soak-YYYYmmdd-HHMMSS.csv here)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "ferrosip"))
     ap.add_argument("--port", type=int, default=26060, help="first of the loopback ports")
@@ -465,6 +495,9 @@ def main():
         sys.exit("--mix: no calls")
     if not shutil.which("sipp"):
         sys.exit("sipp not found: apt-get install sip-tester")
+    if a.heap == "on" and not shutil.which("gdb"):
+        sys.exit("--heap on: gdb not found (apt-get install gdb)")
+    a.heap = a.heap == "on" or (a.heap == "auto" and shutil.which("gdb") is not None)
     if not os.access(a.binary, os.X_OK):
         sys.exit(f"{a.binary}: not built (cargo build --release -p ferrosip)")
 
@@ -594,9 +627,11 @@ def soak(a, flows, kinds, bounds, procs, work, csv_path, holder):
         sampler.phase = "idle"
         wait(sampler, server, lambda: False, 2)
     row = sampler.sample(force=True)
-    base_tx, base_pss, base_rss = row[2], row[3], row[4]
+    base_tx, base_pss, base_anon, base_rss = row[2], row[3], row[4], row[5]
+    base_heap = heap_stats(server.pid, log) if a.heap else None
     print(f"baseline: {base_tx} transactions, PSS {mb(base_pss):.1f} MB "
-          f"(RSS {mb(base_rss):.1f} MB)", flush=True)
+          f"(RSS {mb(base_rss):.1f} MB)"
+          + (f", heap in use {base_heap[0] / 2**20:.1f} MB" if base_heap else ""), flush=True)
 
     soak_start = len(sampler.rows)
     cpu0 = proc_cpu_s(server.pid)
@@ -607,8 +642,9 @@ def soak(a, flows, kinds, bounds, procs, work, csv_path, holder):
     took, end_tx = drain(a, "drain", sampler, server, api, bounds["drain_s"])
     alive = server.poll() is None
     end = sampler.rows[-1]
-    end_pss, end_rss = end[3], end[4]
+    end_pss, end_anon, end_rss = end[3], end[4], end[5]
     metrics = api.metrics() or {}
+    end_heap = heap_stats(server.pid, log) if a.heap and alive else None
 
     for k, p in callee_procs.items():
         procs.stop(p)
@@ -661,7 +697,16 @@ def soak(a, flows, kinds, bounds, procs, work, csv_path, holder):
     print(f"PSS: baseline {mb(base_pss):.1f} MB, peak {mb(peak_pss[3]):.1f} MB (at "
           f"{peak_pss[0]} s, {peak_pss[1]}), end {mb(end_pss):.1f} MB: end/baseline "
           f"{end_pss / max(base_pss, 1):.3f}, {growth / 1024:+.1f} MB (tolerance "
-          f"+{tol_kb / 1024:.1f} MB); RSS baseline {mb(base_rss):.1f}, end {mb(end_rss):.1f} MB")
+          f"+{tol_kb / 1024:.1f} MB); anonymous part {mb(base_anon):.1f} -> {mb(end_anon):.1f} MB, "
+          f"RSS {mb(base_rss):.1f} -> {mb(end_rss):.1f} MB")
+    if base_heap and end_heap:
+        print(f"heap (glibc malloc_stats): in use baseline {base_heap[0] / 2**20:.2f} MB, end "
+              f"{end_heap[0] / 2**20:.2f} MB ({(end_heap[0] - base_heap[0]) / 2**20:+.2f} MB, "
+              f"{(end_heap[0] - base_heap[0]) / max(tot['placed'], 1):+.0f} bytes per call "
+              f"placed); taken from the system {base_heap[1] / 2**20:.2f} -> "
+              f"{end_heap[1] / 2**20:.2f} MB")
+    elif a.heap:
+        print("heap: gdb could not ask glibc (see --keep's server.log)")
     if len(soak_rows) >= 10:
         fifth = len(soak_rows) // 5
         first = statistics.median(r[3] for r in soak_rows[:fifth])
