@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip_message::{Message, Method};
+use sip_message::{HeaderName, Message, Method};
 use sip_transaction::{Role, TransactionKey};
 
 use crate::branch::stateful_branch;
@@ -141,8 +141,20 @@ impl Core {
     ) {
         let Ok(via) = resp.top_via() else { return };
         let Some(branch) = via.branch() else { return };
+        // §16.7 step 3: with our Via removed, none would remain: it was meant for us (a
+        // request of our own), never for a caller.
+        let for_us = resp
+            .headers_named(HeaderName::Via)
+            .map(|h| h.values().count())
+            .sum::<usize>()
+            < 2;
         let secret = &self.config().branch_secret;
         if let Some((id, index)) = stateful_branch(secret, branch) {
+            if for_us {
+                // Not one of ours: dropped.
+                let _ = self.outgoing_response(now, id, resp, out);
+                return;
+            }
             let unmatched = self
                 .to_context(now, (id, index), resp, src, local, out)
                 .and_then(|resp| self.outgoing_response(now, id, resp, out));
@@ -151,7 +163,7 @@ impl Core {
             }
         } else if branch.starts_with(STATEFUL) {
             tracing::debug!(branch, src = %src.addr, "response with a branch tag not ours (forged, or from before a restart): dropped");
-        } else if branch.starts_with(STATELESS) {
+        } else if branch.starts_with(STATELESS) && !for_us {
             self.forward_response(now, resp, src, local, out);
         }
         // Otherwise not ours: dropped (RFC 3261 §16.7 step 1 says so for a proxy).

@@ -477,3 +477,34 @@ request_route {
         "not forwarded after its CANCEL"
     );
 }
+
+#[test]
+fn a_response_with_no_via_below_ours_is_not_forwarded() {
+    let core = Core::new(config(), Arc::new(Location::new()));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let fwd = requests(core.handle_message(now, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let ours = fwd
+        .header(HeaderName::Via)
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .to_owned();
+    let text = String::from_utf8_lossy(&crate::tests::answer(&fwd, 486).to_bytes()).into_owned();
+    let only_ours: String = text
+        .split("\r\n")
+        .filter(|l| !l.starts_with("Via:"))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        .replacen("\r\n", &format!("\r\nVia: {ours}\r\n"), 1);
+    let resp = Message::parse(only_ours.into_bytes()).unwrap();
+    assert_eq!(resp.vias().count(), 1);
+    let up = statuses_to_caller(core.handle_message(now, resp, udp("192.0.2.20:5060")));
+    assert!(
+        up.is_empty(),
+        "§16.7 step 3: meant for us, not forwarded: {up:?}"
+    );
+}
