@@ -103,6 +103,7 @@ impl Core {
             }
         }
     }
+
     /// Answers 503 with Retry-After: the request cannot get the state it needs.
     pub(crate) fn too_busy(&self, c: &mut RouteCtx<'_>) -> bool {
         let why = "Service Unavailable (too busy)";
