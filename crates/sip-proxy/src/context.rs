@@ -92,7 +92,8 @@ pub(crate) struct Context {
 /// How long an INVITE may wait for a response upstream before we send 100 Trying.
 const TRYING_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
-fn reliability(d: Destination) -> Reliability {
+/// Whether transactions towards `d` run over a reliable transport.
+pub(crate) fn reliability(d: Destination) -> Reliability {
     if d.protocol.is_reliable() {
         Reliability::Reliable
     } else {
@@ -201,17 +202,10 @@ impl Context {
     /// Takes what waits for DNS, unless the request was answered meanwhile (a CANCEL): then
     /// it is dropped.
     pub(crate) fn take_relay(&mut self) -> Option<Parked> {
-        match self.parked.take() {
-            Some(Parked::Relay(_) | Parked::FailureRelay(_)) if self.answered => None,
-            Some(p @ (Parked::Relay(_) | Parked::FailureRelay(_))) => {
-                self.park_until = None;
-                Some(p)
-            }
-            other => {
-                self.parked = other;
-                None
-            }
-        }
+        let relay = |p: &mut Parked| matches!(p, Parked::Relay(_) | Parked::FailureRelay(_));
+        let parked = self.parked.take_if(relay)?;
+        self.park_until = None;
+        (!self.answered).then_some(parked)
     }
 
     /// The DNS answer never came: the request is answered 503 (or, in a failure route,

@@ -6,9 +6,10 @@
 use std::time::Instant;
 
 use sip_message::{HeaderName, Message};
-use sip_transaction::{ClientState, ClientTransaction, Output, Reliability};
+use sip_transaction::{ClientState, ClientTransaction, Output};
 
 use crate::branch::new_stateful_branch;
+use crate::context::reliability;
 use crate::core::{Core, Located};
 use crate::relay::sock_text;
 use crate::shard::Shards;
@@ -81,14 +82,6 @@ impl Outgoing {
         }
         let answer = answer?;
         Some((self.on_answer.take()?, answer))
-    }
-}
-
-fn reliability(d: Destination) -> Reliability {
-    if d.protocol.is_reliable() {
-        Reliability::Reliable
-    } else {
-        Reliability::Unreliable
     }
 }
 

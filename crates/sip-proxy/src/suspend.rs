@@ -172,10 +172,8 @@ impl Core {
         let mut out = Vec::new();
         let cfg = self.config();
         self.with_ctx(then.context, |ctx| {
-            if !matches!(ctx.parked, Some(Parked::Persist(_))) {
-                return;
-            }
-            let Some(Parked::Persist(ok)) = ctx.parked.take() else {
+            let waiting = ctx.parked.take_if(|p| matches!(p, Parked::Persist(_)));
+            let Some(Parked::Persist(ok)) = waiting else {
                 return;
             };
             if stored {
