@@ -15,8 +15,11 @@ use tokio::sync::mpsc;
 
 use crate::{Handler, Protocol, Source};
 
-/// Outgoing queue depth per connection.
+/// Outgoing queue depth per connection: a send to a full queue fails at once.
 const QUEUE: usize = 1024;
+
+/// A connection whose peer takes in nothing for this long is closed (its queue with it).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many TCP connections may be open at once; 0 is no limit. An accepted connection over
 /// a limit is closed at once; a connection of ours over `total` is not opened (a send error).
@@ -83,6 +86,7 @@ pub struct TcpConnections {
     open: Arc<Mutex<Open>>,
     handler: Arc<dyn Handler>,
     idle: Duration,
+    write_timeout: Duration,
     limits: TcpLimits,
 }
 
@@ -104,6 +108,7 @@ impl TcpConnections {
             open: Arc::default(),
             handler,
             idle,
+            write_timeout: WRITE_TIMEOUT,
             limits,
         }
     }
@@ -200,9 +205,22 @@ impl TcpConnections {
                 self.run(stream, addr, local, slot)
             }
         };
-        tx.send(data)
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed"))
+        tx.try_send(data).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                std::io::Error::new(std::io::ErrorKind::WouldBlock, "tcp send queue full")
+            }
+            mpsc::error::TrySendError::Closed(_) => {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed")
+            }
+        })
+    }
+
+    /// Forgets the connection to `remote` if `tx` is still its queue.
+    fn forget(&self, remote: SocketAddr, tx: &mpsc::Sender<Bytes>) {
+        let mut conns = self.lock();
+        if conns.get(&remote).is_some_and(|t| t.same_channel(tx)) {
+            conns.remove(&remote);
+        }
     }
 
     /// Registers the connection and spawns its reader and writer; its slot is given back
@@ -220,14 +238,6 @@ impl TcpConnections {
         let (mut reader, mut writer) = stream.into_split();
         let slot = Arc::new(slot);
         let writer_slot = slot.clone();
-        tokio::spawn(async move {
-            let _slot = writer_slot;
-            while let Some(data) = rx.recv().await {
-                if writer.write_all(&data).await.is_err() {
-                    break;
-                }
-            }
-        });
         let this = self.clone();
         let src = Source {
             protocol: Protocol::Tcp,
@@ -235,7 +245,7 @@ impl TcpConnections {
             local,
         };
         let our_tx = tx.clone();
-        tokio::spawn(async move {
+        let reading = tokio::spawn(async move {
             let _slot = slot;
             let decoder = StreamDecoder::default();
             let mut buf = BytesMut::with_capacity(8192);
@@ -259,11 +269,27 @@ impl TcpConnections {
                     }
                 }
             }
-            let mut conns = this.lock();
-            if conns.get(&remote).is_some_and(|t| t.same_channel(&our_tx)) {
-                conns.remove(&remote);
-            }
+            this.forget(remote, &our_tx);
             tracing::debug!(%remote, "tcp connection closed");
+        });
+        // A peer that stops reading is cut off: its queue is not kept waiting.
+        // Weak: the queue closes (and this task ends) once nobody else can send to it.
+        let (this, our_tx, limit) = (self.clone(), tx.downgrade(), self.write_timeout);
+        tokio::spawn(async move {
+            let _slot = writer_slot;
+            while let Some(data) = rx.recv().await {
+                match tokio::time::timeout(limit, writer.write_all(&data)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => {
+                        tracing::debug!(%remote, "tcp peer not reading: closed");
+                        if let Some(tx) = our_tx.upgrade() {
+                            this.forget(remote, &tx);
+                        }
+                        reading.abort();
+                        break;
+                    }
+                }
+            }
         });
         tx
     }
@@ -367,6 +393,37 @@ Content-Length: 0\r\n\r\n";
                     break;
                 }
             }
+        };
+        tokio::time::timeout(Duration::from_secs(10), test)
+            .await
+            .expect("within 10 s");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_does_not_read_fills_a_bounded_queue_and_is_cut_off() {
+        let test = async {
+            let (mut tcp, _addr, _handler, _rx) = start(TcpLimits::default()).await;
+            tcp.write_timeout = Duration::from_millis(300);
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let peer_addr = peer.local_addr().unwrap();
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            tcp.send(peer_addr, chunk.clone()).await.unwrap();
+            let (_silent, _) = peer.accept().await.unwrap();
+            // Socket buffers hold some megabytes; then the queue fills, and sends fail at
+            // once instead of waiting (or queueing without end).
+            let mut sent = 1;
+            let full = loop {
+                match tcp.send(peer_addr, chunk.clone()).await {
+                    Ok(()) => sent += 1,
+                    Err(e) => break e,
+                }
+                assert!(sent < 4 * QUEUE, "still queueing after {sent} sends");
+                tokio::task::yield_now().await;
+            };
+            assert_eq!(full.kind(), std::io::ErrorKind::WouldBlock, "{full}");
+            // Past the write timeout the connection is dropped.
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            assert!(!tcp.has_connection(peer_addr), "cut off");
         };
         tokio::time::timeout(Duration::from_secs(10), test)
             .await
