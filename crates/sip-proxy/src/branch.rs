@@ -1,22 +1,31 @@
-//! The branch parameter of statefully forwarded requests (RFC 3261 §16.6 step 8):
-//! `z9hG4bKfs-<context hex>-<branch index>-<tag: 16 hex>-<loop hash hex>`. The tag, a keyed
-//! MAC over the three numbers, lets only us make a branch that names a context, so a response
-//! cannot be aimed at a call by someone who saw (or guessed) another call's branch. The loop
-//! hash stays last: loop detection (§16.3 step 4) looks for it at the end.
+//! The branch parameters we write (RFC 3261 §16.6 step 8), each carrying keyed MACs so that
+//! only responses to requests we sent are taken, and relayed only to where those requests
+//! came from.
 //!
-//! The MAC is SipHash-2-4, a keyed PRF with a 128-bit key and a 64-bit output, over 24 bytes:
-//! about 15 ns a tag (HMAC-SHA256 with a pre-keyed state: about 90 ns, with SHA-NI), paid
-//! once per forwarded request and once per response.
+//! Stateful: `z9hG4bKfs-<context hex>-<branch index>-<tag>-<upstream tag>-<loop hash hex>`.
+//! The tag, a MAC over the three numbers, lets only us make a branch that names a context, so
+//! a response cannot be aimed at a call by someone who saw (or guessed) another call's
+//! branch. The upstream tag, a MAC over the tag and where the responses go back to (the reply
+//! address and branch of the Via below ours), is checked when a response outlives its
+//! context (a late 2xx, forwarded statelessly): never to an address a stranger wrote into a
+//! Via. The loop hash stays last: loop detection (§16.3 step 4) looks for it at the end.
+//!
+//! Stateless: `z9hG4bKsl-<hash hex>-<upstream tag>`, the upstream tag over the hash.
+//!
+//! The MAC is SipHash-2-4, a keyed PRF with a 128-bit key and a 64-bit output: about 15 ns a
+//! tag (HMAC-SHA256 with a pre-keyed state: about 90 ns, with SHA-NI), paid twice per
+//! forwarded request and once per response. Tags are 16 hex digits.
 
 use std::fmt::Write;
 use std::hash::Hasher;
 
 use siphasher::sip::SipHasher24;
 
-use crate::core::STATEFUL;
+use crate::core::{STATEFUL, STATELESS};
+use crate::target::Destination;
 
-/// Longest branch we make: the prefix, three numbers in hex or decimal, the tag, dashes.
-const MAX_LEN: usize = STATEFUL.len() + 16 + 1 + 20 + 1 + 16 + 1 + 16;
+/// Longest branch we make: the prefix, three numbers in hex or decimal, two tags, dashes.
+const MAX_LEN: usize = STATEFUL.len() + 16 + 1 + 20 + 1 + 16 + 1 + 16 + 1 + 16;
 
 /// The key of the tags in our stateful branches. Random per process, given by the IO layer;
 /// only a response to a request forwarded under the same key is matched to its context.
@@ -29,12 +38,13 @@ impl std::fmt::Debug for BranchSecret {
     }
 }
 
-/// The branch of request `index` of context `id`, whose loop hash is `loop_hash`.
+/// The branch of request `index` of context `id`, whose loop hash is `loop_hash`, for a
+/// request whose responses go back to `up`.
 pub(crate) fn new_stateful_branch(
     secret: &BranchSecret,
-    id: u64,
-    index: usize,
+    (id, index): (u64, usize),
     loop_hash: u64,
+    up: &Upstream,
 ) -> String {
     let tag = tag(secret, id, index as u64, loop_hash);
     let mut branch = String::with_capacity(MAX_LEN);
@@ -44,23 +54,35 @@ pub(crate) fn new_stateful_branch(
     let _ = write!(branch, "-{index}-");
     push_hex(&mut branch, tag, 16);
     branch.push('-');
+    push_hex(&mut branch, upstream_tag(secret, tag, up), 16);
+    branch.push('-');
     push_hex(&mut branch, loop_hash, 1);
     branch
+}
+
+/// The fields of a stateful branch: id, index, tag, upstream tag, loop hash.
+fn stateful_fields(branch: &str) -> Option<(u64, usize, u64, u64, u64)> {
+    let mut fields = branch.strip_prefix(STATEFUL)?.split(is_dash);
+    let id = hex(fields.next()?)?;
+    let index: usize = fields.next()?.parse().ok()?;
+    let tag = tag_field(fields.next()?)?;
+    let up_tag = tag_field(fields.next()?)?;
+    let loop_hash = hex(fields.next()?)?;
+    if fields.next().is_some() {
+        return None;
+    }
+    Some((id, index, tag, up_tag, loop_hash))
+}
+
+fn tag_field(text: &str) -> Option<u64> {
+    hex(text).filter(|_| text.len() == 16)
 }
 
 /// The context id and branch index in one of our stateful branches; `None` when `branch` is
 /// not one, or its tag is not ours (forged, or made before a restart).
 pub(crate) fn stateful_branch(secret: &BranchSecret, branch: &str) -> Option<(u64, usize)> {
-    let mut fields = branch.strip_prefix(STATEFUL)?.split(is_dash);
-    let id = hex(fields.next()?)?;
-    let index: usize = fields.next()?.parse().ok()?;
-    let tag_text = fields.next().filter(|t| t.len() == 16)?;
-    let loop_hash = hex(fields.next()?)?;
-    if fields.next().is_some() {
-        return None;
-    }
-    let genuine = hex(tag_text)? == tag(secret, id, index as u64, loop_hash);
-    genuine.then_some((id, index))
+    let (id, index, tag_seen, _, loop_hash) = stateful_fields(branch)?;
+    (tag_seen == tag(secret, id, index as u64, loop_hash)).then_some((id, index))
 }
 
 /// SipHash-2-4 of the three numbers, little-endian.
@@ -71,6 +93,58 @@ fn tag(secret: &BranchSecret, id: u64, index: u64, loop_hash: u64) -> u64 {
     input[8..16].copy_from_slice(&index.to_le_bytes());
     input[16..].copy_from_slice(&loop_hash.to_le_bytes());
     mac.write(&input);
+    mac.finish()
+}
+
+/// Where the responses to a request we forward go: the reply address of the Via below ours
+/// (§18.2.2) and that Via's branch.
+pub(crate) struct Upstream<'a> {
+    pub(crate) dest: Destination,
+    pub(crate) branch: &'a str,
+}
+
+/// The branch of a request forwarded statelessly; `hash` tells its branches apart (§16.11).
+pub(crate) fn new_stateless_branch(secret: &BranchSecret, hash: u64, up: &Upstream) -> String {
+    let mut branch = String::with_capacity(STATELESS.len() + 16 + 1 + 16);
+    branch.push_str(STATELESS);
+    push_hex(&mut branch, hash, 1);
+    branch.push('-');
+    push_hex(&mut branch, upstream_tag(secret, hash, up), 16);
+    branch
+}
+
+/// Whether `branch`, stateful or stateless, is one of ours made for a request whose
+/// responses go back to `up`.
+pub(crate) fn upstream_ok(secret: &BranchSecret, branch: &str, up: &Upstream) -> bool {
+    if let Some((id, index, tag_seen, up_tag, loop_hash)) = stateful_fields(branch) {
+        return tag_seen == tag(secret, id, index as u64, loop_hash)
+            && up_tag == upstream_tag(secret, tag_seen, up);
+    }
+    let Some((hash, tag)) = branch
+        .strip_prefix(STATELESS)
+        .and_then(|rest| rest.split_once('-'))
+    else {
+        return false;
+    };
+    match (hex(hash), tag_field(tag)) {
+        (Some(hash), Some(tag)) => tag == upstream_tag(secret, hash, up),
+        _ => false,
+    }
+}
+
+/// SipHash-2-4 of a domain byte, `seed` (a tag or hash), the reply address and the upstream
+/// branch.
+fn upstream_tag(secret: &BranchSecret, seed: u64, up: &Upstream) -> u64 {
+    let mut mac = SipHasher24::new_with_key(&secret.0);
+    mac.write_u8(b's');
+    mac.write_u64(seed);
+    mac.write_u8(up.dest.protocol as u8);
+    match up.dest.addr.ip() {
+        std::net::IpAddr::V4(ip) => mac.write(&ip.to_ipv6_mapped().octets()),
+        std::net::IpAddr::V6(ip) => mac.write(&ip.octets()),
+    }
+    mac.write_u16(up.dest.addr.port());
+    mac.write(up.branch.as_bytes());
     mac.finish()
 }
 
@@ -118,40 +192,66 @@ mod tests {
 
     const KEY: BranchSecret = BranchSecret(*b"0123456789abcdef");
 
+    fn caller() -> Upstream<'static> {
+        Upstream {
+            dest: udp(CALLER),
+            branch: "z9hG4bKcall1",
+        }
+    }
+
     #[test]
-    fn the_tag_verifies_what_we_made_and_fails_for_a_one_bit_change() {
+    fn the_tags_verify_what_we_made_and_fail_for_a_one_bit_change() {
         let (id, index, lh) = (0x2a_0000_0011, 3, 0x8000_0000_0000_0001);
-        let branch = new_stateful_branch(&KEY, id, index, lh);
+        let up = caller();
+        let branch = new_stateful_branch(&KEY, (id, index), lh, &up);
         assert!(branch.len() <= MAX_LEN, "{branch}");
         assert_eq!(stateful_branch(&KEY, &branch), Some((id, index)));
+        assert!(upstream_ok(&KEY, &branch, &up));
         let tag = tag(&KEY, id, index as u64, lh);
-        let text = |id: u64, index: u64, tag: u64, lh: u64| {
-            format!("{STATEFUL}{id:x}-{index}-{tag:016x}-{lh:x}")
+        let up_tag = upstream_tag(&KEY, tag, &up);
+        let text = |id: u64, index: u64, tag: u64, up_tag: u64, lh: u64| {
+            format!("{STATEFUL}{id:x}-{index}-{tag:016x}-{up_tag:016x}-{lh:x}")
         };
+        assert_eq!(text(id, index as u64, tag, up_tag, lh), branch);
         for bit in 0..64 {
             let flip = 1u64 << bit;
             for forged in [
-                text(id ^ flip, index as u64, tag, lh),
-                text(id, index as u64 ^ flip, tag, lh),
-                text(id, index as u64, tag ^ flip, lh),
-                text(id, index as u64, tag, lh ^ flip),
+                text(id ^ flip, index as u64, tag, up_tag, lh),
+                text(id, index as u64 ^ flip, tag, up_tag, lh),
+                text(id, index as u64, tag ^ flip, up_tag, lh),
+                text(id, index as u64, tag, up_tag, lh ^ flip),
             ] {
                 assert_eq!(stateful_branch(&KEY, &forged), None, "{forged}");
+                assert!(!upstream_ok(&KEY, &forged, &up), "{forged}");
             }
+            let other_up = text(id, index as u64, tag, up_tag ^ flip, lh);
+            assert!(!upstream_ok(&KEY, &other_up, &up), "{other_up}");
         }
+        let elsewhere = Upstream {
+            dest: udp("198.51.100.7:5060"),
+            ..caller()
+        };
+        assert!(!upstream_ok(&KEY, &branch, &elsewhere), "another address");
+        let other_branch = Upstream {
+            branch: "z9hG4bKcall2",
+            ..caller()
+        };
+        assert!(!upstream_ok(&KEY, &branch, &other_branch), "another branch");
         let mut other = KEY;
         other.0[15] ^= 1;
         assert_eq!(stateful_branch(&other, &branch), None, "another key");
+        assert!(!upstream_ok(&other, &branch, &up), "another key");
     }
 
     #[test]
     fn only_our_stateful_branches_parse() {
-        let branch = new_stateful_branch(&KEY, 7, 0, 9);
+        let branch = new_stateful_branch(&KEY, (7, 0), 9, &caller());
         for other in [
             "z9hG4bKsl-1f2e",
             "z9hG4bKfs-7-0-9",
             "z9hG4bKfs-7-0--9",
-            "z9hG4bKfs-7-x-0000000000000000-9",
+            "z9hG4bKfs-7-x-0000000000000000-0000000000000000-9",
+            "z9hG4bKfs-7-0-0000000000000000-9",
             &format!("{branch}-1"),
             &branch.replace("z9hG4bKfs-", "z9hG4bKxx-"),
         ] {
@@ -255,7 +355,7 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
     }
 
     #[test]
-    fn a_forged_2xx_for_an_ended_context_is_not_forwarded_statelessly() {
+    fn a_2xx_for_an_ended_context_goes_upstream_only_if_genuine_and_from_its_next_via() {
         let core = Core::new(config(), Arc::new(Location::new()));
         register(&core, "bob", BOB, "1.0");
         let now = Instant::now();
@@ -274,6 +374,11 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
             let out = sent(core.handle_message(now, resp, udp(BOB)));
             assert!(out.is_empty(), "{forged}: {out:?}");
         }
+        let aimed = sent(core.handle_message(now, aimed_at(&answer(&fwd, 200), VICTIM), udp(BOB)));
+        assert!(
+            aimed.is_empty(),
+            "a genuine branch over another Via: {aimed:?}"
+        );
         let up = sent(core.handle_message(now, answer(&fwd, 200), udp(BOB)));
         assert_eq!(
             up.len(),
@@ -281,5 +386,49 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
             "a genuine 2xx retransmission still goes upstream"
         );
         assert_eq!((up[0].0, up[0].1.status()), (udp(CALLER), Some(200)));
+    }
+
+    const VICTIM: &str = "198.51.100.7:5060";
+
+    /// `resp` with a second Via in front of the one our Via covers: a stranger's address.
+    fn aimed_at(resp: &Message, victim: &str) -> Message {
+        let text = String::from_utf8(resp.to_bytes().to_vec()).unwrap();
+        let (ours, rest) = text.split_once("\r\nVia: ").unwrap();
+        let (our_via, rest) = rest.split_once("\r\n").unwrap();
+        let forged = format!(
+            "{ours}\r\nVia: {our_via}\r\nVia: SIP/2.0/UDP {victim};branch=z9hG4bKx\r\n{}",
+            rest.replacen("Via: ", "X-Was: ", 1)
+        );
+        Message::parse(bytes::Bytes::from(forged)).unwrap()
+    }
+
+    #[test]
+    fn a_stateless_branch_relays_responses_only_to_where_its_request_came_from() {
+        let script = r#"request_route {
+    if (is_method("REGISTER")) { save("location"); exit; }
+    lookup("location"); forward();
+}"#;
+        let core = crate::tests::with_script(script);
+        register(&core, "bob", BOB, "1.0");
+        let now = Instant::now();
+        let fwd = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)))
+            .remove(0)
+            .1;
+        let branch = top_branch(&fwd);
+        assert!(branch.starts_with("z9hG4bKsl-"), "{branch}");
+        let forged = [
+            aimed_at(&answer(&fwd, 200), VICTIM),
+            with_branch(&answer(&fwd, 200), "z9hG4bKsl-1f2e"),
+            with_branch(&answer(&fwd, 200), &format!("{branch}0")),
+        ];
+        for resp in forged {
+            let out = sent(core.handle_message(now, resp.clone(), udp(BOB)));
+            assert!(out.is_empty(), "{resp:?} relayed: {out:?}");
+        }
+        for code in [180, 200] {
+            let up = sent(core.handle_message(now, answer(&fwd, code), udp(BOB)));
+            let codes: Vec<_> = up.iter().map(|(d, m)| (*d, m.status())).collect();
+            assert_eq!(codes, [(udp(CALLER), Some(code))], "the genuine {code}");
+        }
     }
 }

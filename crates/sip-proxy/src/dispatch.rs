@@ -9,7 +9,7 @@ use std::time::Instant;
 use sip_message::{HeaderName, Message, Method};
 use sip_transaction::{Role, TransactionKey};
 
-use crate::branch::stateful_branch;
+use crate::branch::{stateful_branch, upstream_ok, Upstream};
 use crate::context::{Context, Received};
 use crate::core::{response_destination, upstream_by, Core, STATEFUL, STATELESS};
 use crate::forward::strip_top_via;
@@ -159,6 +159,8 @@ impl Core {
                 .to_context(now, (id, index), resp, src, local, out)
                 .and_then(|resp| self.outgoing_response(now, id, resp, out));
             if let Some(resp) = unmatched {
+                // Its context ended (a 2xx after timer C or a forwarded failure): on,
+                // statelessly (§16.7), if its branch vouches for the next Via.
                 self.forward_response(now, resp, src, local, out);
             }
         } else if branch.starts_with(STATEFUL) {
@@ -214,8 +216,9 @@ impl Core {
         None
     }
 
-    /// A response without a context (a stateless branch, or a 2xx retransmission after the
-    /// context ended): after the global reply route, on to the next Via.
+    /// A response without a context (a stateless branch, or a late 2xx after its context
+    /// ended): after the global reply route, on to the next Via, if that is where the
+    /// request came from.
     fn forward_response(
         &self,
         now: Instant,
@@ -224,16 +227,31 @@ impl Core {
         local: SocketAddr,
         out: &mut Vec<Command>,
     ) {
+        let Some(dest) = self.vouched_upstream(&resp) else {
+            tracing::debug!(src = %src.addr, "response not to a request we forwarded from its next Via: dropped");
+            return;
+        };
         let (Some(resp), _) = self.reply_routes(now, None, resp, src, local, out) else {
             return;
         };
-        let data = strip_top_via(&resp);
-        let Ok(next) = Message::parse(data.clone()) else {
-            return;
+        out.push(Command::Send {
+            dest,
+            data: strip_top_via(&resp),
+        });
+    }
+
+    /// Where a response to a branch of ours goes: its next Via's reply address, when our
+    /// branch's upstream tag vouches for it.
+    fn vouched_upstream(&self, resp: &Message) -> Option<Destination> {
+        let ours = resp.top_via().ok()?.branch()?;
+        let next = Message::parse(strip_top_via(resp)).ok()?;
+        let dest = response_destination(&next)?;
+        let via = next.top_via().ok()?;
+        let up = Upstream {
+            dest,
+            branch: via.branch().unwrap_or_default(),
         };
-        if let Some(dest) = response_destination(&next) {
-            out.push(Command::Send { dest, data });
-        }
+        upstream_ok(&self.config().branch_secret, ours, &up).then_some(dest)
     }
 
     /// The IO layer could not send `data` (a request the core asked it to send) to `dest`:

@@ -10,10 +10,10 @@ use sip_message::header::NameAddr;
 use sip_message::{Message, Method, Protocol, Uri};
 use sip_transaction::TransactionKey;
 
-use crate::branch::new_stateful_branch;
+use crate::branch::{new_stateful_branch, new_stateless_branch, Upstream};
 use crate::checks::loop_hash;
 use crate::context::Prepared;
-use crate::core::{Core, Located, STATELESS};
+use crate::core::{reply_address, Core, Located};
 use crate::forward::{fnv, forward_request, Forward};
 use crate::reply::reason;
 use crate::routing::{Edits, Phase, RouteCtx};
@@ -275,6 +275,9 @@ impl Core {
     ) -> (VecDeque<Vec<Prepared>>, usize) {
         let lh = loop_hash(c.msg);
         let (received, rport) = via_fixes(c.msg, c.src);
+        let Some(up) = upstream(c.msg, &received, &rport) else {
+            return (VecDeque::new(), first);
+        };
         let mut n = first;
         let mut groups = VecDeque::new();
         for group in targets {
@@ -288,7 +291,7 @@ impl Core {
                     None => None,
                 };
                 let edits = branch_edits.as_ref().unwrap_or(&c.edits);
-                let branch = new_stateful_branch(&self.config().branch_secret, id, n, lh);
+                let branch = new_stateful_branch(&self.config().branch_secret, (id, n), lh, &up);
                 let fwd = forward_to(edits, t.uri.as_deref(), &t.path, &received, &rport);
                 if let Some(p) = self.prepare(c.msg, t.dest, &branch, edits.record_route, fwd) {
                     prepared.push(p);
@@ -346,12 +349,16 @@ impl Core {
             .ok()
             .and_then(|v| v.branch())
             .unwrap_or_default();
-        let branch = fnv(&[
+        let hash = fnv(&[
             incoming.as_bytes(),
             msg.request_uri_str().unwrap_or_default().as_bytes(),
             dest.addr.to_string().as_bytes(),
         ]);
         let (received, rport) = via_fixes(msg, src);
+        let Some(up) = upstream(msg, &received, &rport) else {
+            return;
+        };
+        let branch = new_stateless_branch(&self.config().branch_secret, hash, &up);
         let fwd = forward_to(
             edits,
             target.uri.as_deref(),
@@ -359,7 +366,6 @@ impl Core {
             &received,
             &rport,
         );
-        let branch = format!("{STATELESS}{branch:x}");
         if let Some(p) = self.prepare(msg, dest, &branch, edits.record_route, fwd) {
             out.push(Command::Send {
                 dest: p.dest,
@@ -478,6 +484,28 @@ fn via_fixes(msg: &Message, src: Destination) -> (Option<String>, Option<String>
     let received = (differs || wants_rport).then(|| src.addr.ip().to_string());
     let rport = wants_rport.then(|| src.addr.port().to_string());
     (received, rport)
+}
+
+/// Where responses to `msg` go once it is forwarded with these `received` and `rport`: the
+/// reply address its top Via will then give (§18.2.2), and that Via's branch.
+fn upstream<'a>(
+    msg: &'a Message,
+    received: &Option<String>,
+    rport: &Option<String>,
+) -> Option<Upstream<'a>> {
+    let via = msg.top_via().ok()?;
+    let received = received
+        .as_deref()
+        .and_then(|r| r.parse().ok())
+        .or_else(|| via.received().and_then(|h| h.ip()));
+    let rport = rport
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .or(via.rport().flatten());
+    Some(Upstream {
+        dest: reply_address(&via, received, rport)?,
+        branch: via.branch().unwrap_or_default(),
+    })
 }
 
 pub(crate) fn sock_text(a: SocketAddr) -> String {
