@@ -47,3 +47,21 @@ pub enum Change {
         contact: String,
     },
 }
+
+impl Change {
+    /// The address-of-record it changes.
+    pub fn aor(&self) -> &str {
+        match self {
+            Change::Upsert(b) => &b.aor,
+            Change::Remove { aor, .. } => aor,
+        }
+    }
+
+    /// The contact whose binding it changes.
+    pub fn contact(&self) -> &str {
+        match self {
+            Change::Upsert(b) => &b.contact,
+            Change::Remove { contact, .. } => contact,
+        }
+    }
+}

@@ -57,13 +57,32 @@ impl Location {
             .get(&aor)
             .map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect())
             .unwrap_or_default();
-        let reg = process_for(cfg, now, req, aor, source, &current)?;
+        let mut reg = process_for(cfg, now, req, aor, source, &current)?;
         if reg.bindings.is_empty() {
             shard.remove(&reg.aor);
         } else {
             shard.insert(reg.aor.clone(), reg.bindings.clone());
         }
+        reg.previous = current;
         Ok(reg)
+    }
+
+    /// Takes back a registration whose `changes` could not be stored: the contacts they
+    /// touch get their bindings from `before` (the AOR's, as the registration found them)
+    /// again. Several, undone newest first, restore the state before the oldest.
+    pub fn undo(&self, before: &[Binding], changes: &[Change]) {
+        let Some(aor) = changes.first().map(Change::aor) else {
+            return;
+        };
+        let mut shard = self.shard(aor);
+        let mut list = shard.remove(aor).unwrap_or_default();
+        list.retain(|b| !changes.iter().any(|c| c.contact() == b.contact));
+        let put_back = |b: &&Binding| changes.iter().any(|c| c.contact() == b.contact);
+        list.extend(before.iter().filter(put_back).cloned());
+        list.sort_by_key(|b| std::cmp::Reverse(b.q));
+        if !list.is_empty() {
+            shard.insert(aor.to_owned(), list);
+        }
     }
 
     /// Restores bindings (after a restart).

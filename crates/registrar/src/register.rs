@@ -58,6 +58,8 @@ pub struct Registered {
     pub changes: Vec<Change>,
     /// The AOR's bindings after the request, by q descending.
     pub bindings: Vec<Binding>,
+    /// Its unexpired bindings before, to put back if the changes cannot be stored.
+    pub previous: Vec<Binding>,
 }
 
 /// Processes a REGISTER against the AOR's current, unexpired bindings. All or nothing: a
@@ -69,7 +71,9 @@ pub fn process_register(
     source: &str,
     current: &[Binding],
 ) -> Result<Registered, Rejection> {
-    process_for(cfg, now, req, aor_from_to(req)?, source, current)
+    let mut reg = process_for(cfg, now, req, aor_from_to(req)?, source, current)?;
+    reg.previous = current.to_vec();
+    Ok(reg)
 }
 
 /// The AOR of a REGISTER's To header, or why there is none.
@@ -117,6 +121,7 @@ pub(crate) fn process_for(
             aor,
             changes,
             bindings,
+            previous: Vec::new(),
         });
     }
 
@@ -199,5 +204,6 @@ pub(crate) fn process_for(
         aor,
         changes,
         bindings,
+        previous: Vec::new(),
     })
 }

@@ -282,3 +282,21 @@ From: <sip:u@example.com>;tag=1\r\nCall-ID: {t}x{i}\r\nCSeq: 1 REGISTER\r\nConta
     }
     assert_eq!(shared.len(), 200);
 }
+
+#[test]
+fn undone_registrations_put_back_what_was_there_newest_first() {
+    let loc = Location::new();
+    let phone = "<sip:alice@192.0.2.1>";
+    let desk = "<sip:alice@192.0.2.2>";
+    run(&loc, &register("c1", 1, &[phone], "Expires: 600\r\n")).unwrap();
+    let before = loc.lookup("sip:alice@example.com", NOW);
+    // Two writes fail: a refresh with a new contact, then a removal of everything.
+    let first = run(&loc, &register("c1", 2, &[phone, desk], "Expires: 120\r\n")).unwrap();
+    let second = run(&loc, &register("c1", 3, &["*"], "Expires: 0\r\n")).unwrap();
+    assert!(loc.lookup("sip:alice@example.com", NOW).is_empty());
+    for r in [&second, &first] {
+        loc.undo(&r.previous, &r.changes);
+    }
+    assert_eq!(loc.lookup("sip:alice@example.com", NOW), before);
+    assert_eq!(loc.len(), 1, "the new contact is gone again");
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use registrar::{Location, RegistrarConfig};
 use sip_message::{Message, Protocol, ResponseBuilder};
-use sip_proxy::{Command, Core, Destination, ProxyConfig};
+use sip_proxy::{Command, Core, Destination, ProxyConfig, Written};
 
 fn udp(addr: &str) -> Destination {
     Destination::new(Protocol::Udp, addr.parse().expect("address"))
@@ -46,7 +46,7 @@ Content-Length: 0\n\n"
             then: Some(then), ..
         } = c
         {
-            core.persisted(now, then, true);
+            core.persisted(now, then, Written::Stored);
         }
     }
 }

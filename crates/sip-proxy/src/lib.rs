@@ -32,7 +32,7 @@ pub use config::{HostedDomains, NonceSecret, ProxyConfig};
 pub use guard::GuardConfig;
 pub use originate::{Answer, OnAnswer};
 pub use routing::{compile, default_script, ProxyEnv, ProxyScript, RouteCtx};
-pub use suspend::Resume;
+pub use suspend::{Resume, Written};
 pub use target::{is_us, next_hop, Destination, NextHop};
 
 /// What the core asks the IO layer to do, in order.

@@ -82,7 +82,10 @@ impl Core {
         {
             Ok(reg) => {
                 let ok = registrar::ok_response(msg, &reg, now_unix, &to_tag(msg));
-                self.with_ctx(id, |ctx| ctx.parked = Some(Parked::Persist(ok)));
+                let previous = reg.previous;
+                self.with_ctx(id, |ctx| {
+                    ctx.parked = Some(Parked::Persist { ok, previous })
+                });
                 c.out.push(Command::Persist {
                     changes: reg.changes,
                     then: Some(Resume { context: id }),

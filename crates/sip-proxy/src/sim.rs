@@ -18,7 +18,7 @@ use sip_transaction::{
 };
 
 use crate::reply::reason;
-use crate::{Command, Core, Destination, ProxyConfig, Resume};
+use crate::{Command, Core, Destination, ProxyConfig, Resume, Written};
 
 /// T1 of the proxy and of every user agent: 64·T1 is 6.4 s.
 pub(crate) const T1: Duration = Duration::from_millis(100);
@@ -111,6 +111,7 @@ pub(crate) struct Write {
     pub(crate) answered: Option<usize>,
     /// What waits for it, until answered.
     then: Option<Resume>,
+    changes: Vec<registrar::Change>,
 }
 
 /// The network, its nodes and the clock.
@@ -202,7 +203,7 @@ CSeq: 1 REGISTER\nContact: <sip:{user}@{addr}>;q={q}\nContent-Length: 0\n\n"
             _ => None,
         });
         self.core
-            .persisted(self.now, then.expect("a binding write"), true);
+            .persisted(self.now, then.expect("a binding write"), Written::Stored);
         self.note(format!("uas{i} registered as {user} with q={q}"));
     }
 
@@ -304,7 +305,11 @@ CSeq: 1 REGISTER\nContact: <sip:{user}@{addr}>;q={q}\nContent-Length: 0\n\n"
                 self.writes[w].answered = Some(self.hops.len());
                 self.note(format!("storage answers write {w}: stored {stored}"));
                 let live = self.tracked_context();
-                let cmds = self.core.persisted(now, then, stored);
+                let written = match stored {
+                    true => Written::Stored,
+                    false => Written::Failed(&self.writes[w].changes),
+                };
+                let cmds = self.core.persisted(now, then, written);
                 self.commands(cmds, None, live);
             }
         }
@@ -386,7 +391,8 @@ CSeq: 1 REGISTER\nContact: <sip:{user}@{addr}>;q={q}\nContent-Length: 0\n\n"
                     self.send(Node::Proxy, to, data);
                 }
                 Command::Persist {
-                    then: Some(then), ..
+                    then: Some(then),
+                    changes,
                 } => {
                     let fate = self.write_fates.get(self.writes.len()).copied();
                     let fate = fate.unwrap_or(WriteFate {
@@ -401,6 +407,7 @@ CSeq: 1 REGISTER\nContact: <sip:{user}@{addr}>;q={q}\nContent-Length: 0\n\n"
                         asked: self.hops.len(),
                         answered: None,
                         then: Some(then),
+                        changes,
                     });
                 }
                 Command::Persist { then: None, .. } => {}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use registrar::{Binding, Change};
 use sip_message::Message;
 
 use crate::context::Context;
@@ -32,8 +33,18 @@ pub(crate) enum Parked {
     Relay(Box<RelayState>),
     /// `t_relay` in a failure route, waiting for names.
     FailureRelay(Box<RelayState>),
-    /// A REGISTER's 200 OK, waiting for its bindings to be written.
-    Persist(Bytes),
+    /// A REGISTER's 200 OK, waiting for its bindings to be written; the AOR's bindings
+    /// before, put back if they cannot be.
+    Persist { ok: Bytes, previous: Vec<Binding> },
+}
+
+/// What became of the changes a [`Command::Persist`] carried.
+#[derive(Debug, Clone, Copy)]
+pub enum Written<'a> {
+    /// They are stored.
+    Stored,
+    /// They could not be stored: these are they.
+    Failed(&'a [Change]),
 }
 
 /// What the script had decided when a relay had to wait: enough to finish it.
@@ -165,23 +176,30 @@ impl Core {
         self.run_failure_routes(now, id, out);
     }
 
-    /// The bindings a [`Command::Persist`] carried are written (`stored`), or could not be
-    /// written: the REGISTER that waited is answered 200, or 500 with Retry-After.
-    pub fn persisted(&self, now: Instant, then: Resume, stored: bool) -> Vec<Command> {
+    /// The bindings a [`Command::Persist`] carried are written, or could not be: the
+    /// REGISTER that waited is answered 200, or (its changes taken back) 500 with
+    /// Retry-After. Several that failed together are reported newest first.
+    pub fn persisted(&self, now: Instant, then: Resume, written: Written<'_>) -> Vec<Command> {
         self.writes_done();
         let mut out = Vec::new();
         let cfg = self.config();
         self.with_ctx(then.context, |ctx| {
-            let waiting = ctx.parked.take_if(|p| matches!(p, Parked::Persist(_)));
-            let Some(Parked::Persist(ok)) = waiting else {
+            let waiting = ctx.parked.take_if(|p| matches!(p, Parked::Persist { .. }));
+            let Some(Parked::Persist { ok, previous }) = waiting else {
                 return;
             };
-            if stored {
-                ctx.answer(now, cfg, 200, ok, &mut out);
-            } else if let Some(req) = ctx.request.as_ref() {
-                let why = "Server Internal Error (bindings not stored)";
-                let error = response(req, 500, why, &cfg.agent, &[("Retry-After", "5")]);
-                ctx.answer(now, cfg, 500, error, &mut out);
+            match written {
+                Written::Stored => {
+                    ctx.answer(now, cfg, 200, ok, &mut out);
+                }
+                Written::Failed(changes) => {
+                    self.location.undo(&previous, changes);
+                    if let Some(req) = ctx.request.as_ref() {
+                        let why = "Server Internal Error (bindings not stored)";
+                        let error = response(req, 500, why, &cfg.agent, &[("Retry-After", "5")]);
+                        ctx.answer(now, cfg, 500, error, &mut out);
+                    }
+                }
             }
         });
         out

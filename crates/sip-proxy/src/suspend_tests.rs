@@ -11,7 +11,7 @@ use sip_message::{HeaderName, Message};
 use crate::tests::{
     config, invite, msg, register, resolve, sent, udp, with_script, written, CALLER,
 };
-use crate::{Command, Core, ProxyConfig, Resume};
+use crate::{Command, Core, ProxyConfig, Resume, Written};
 
 const GW: &str = "192.0.2.55:5060";
 
@@ -184,25 +184,32 @@ Contact: <sip:dan@192.0.2.30:5060>\nContent-Length: 0\n\n",
     assert!(sent(first).is_empty(), "no 200 before the write");
     let early = core.handle_message(now, reg.clone(), src);
     assert!(early.is_empty(), "a retransmission waits too: {early:?}");
-    let ok = sent(core.persisted(now, then, true));
+    let ok = sent(core.persisted(now, then, Written::Stored));
     assert_eq!(ok[0].1.status(), Some(200));
     let again = sent(core.handle_message(now, reg, src));
     assert_eq!(again[0].1.to_bytes(), ok[0].1.to_bytes(), "the same 200");
 }
 
 #[test]
-fn a_failed_write_is_answered_500_with_retry_after() {
+fn a_failed_write_is_answered_500_with_retry_after_and_taken_back() {
     let core = Core::new(config(), Arc::new(Location::new()));
     let now = Instant::now();
-    let reg = msg(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKw2\n\
-From: <sip:dan@example.com>;tag=r\nTo: <sip:dan@example.com>\nCall-ID: w2\nCSeq: 1 REGISTER\n\
-Contact: <sip:dan@192.0.2.30:5060>\nContent-Length: 0\n\n",
-    );
+    let reg = |cseq: u32, contact: &str| {
+        msg(&format!(
+            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKw{cseq}\n\
+From: <sip:dan@example.com>;tag=r\nTo: <sip:dan@example.com>\nCall-ID: w2\nCSeq: {cseq} REGISTER\n\
+Contact: <sip:dan@{contact}>\nContent-Length: 0\n\n"
+        ))
+    };
+    let src = udp("192.0.2.30:5060");
+    let contacts = || -> Vec<String> {
+        let found = core.lookup(Instant::now(), "sip:dan@example.com");
+        found.into_iter().map(|b| b.contact).collect()
+    };
     let out = sent(written(
         &core,
         now,
-        core.handle_message(now, reg, udp("192.0.2.30:5060")),
+        core.handle_message(now, reg(1, "192.0.2.30:5060"), src),
         false,
     ));
     assert_eq!(out[0].1.status(), Some(500));
@@ -210,6 +217,23 @@ Contact: <sip:dan@192.0.2.30:5060>\nContent-Length: 0\n\n",
         out[0].1.header_str("Retry-After").map(|h| h.value),
         Some("5")
     );
+    assert!(contacts().is_empty(), "not stored, so not routed to");
+    let ok = sent(written(
+        &core,
+        now,
+        core.handle_message(now, reg(2, "192.0.2.30:5060"), src),
+        true,
+    ));
+    assert_eq!(ok[0].1.status(), Some(200));
+    // A new contact whose write fails: the stored one is what stays.
+    let out = sent(written(
+        &core,
+        now,
+        core.handle_message(now, reg(3, "192.0.2.99:5060"), src),
+        false,
+    ));
+    assert_eq!(out[0].1.status(), Some(500));
+    assert_eq!(contacts(), ["sip:dan@192.0.2.30:5060"]);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use registrar::Location;
 use sip_message::{Message, Protocol};
 
-use crate::{Command, Core, Destination, ProxyConfig};
+use crate::{Command, Core, Destination, ProxyConfig, Written};
 
 /// A configuration for tests: UDP and TCP on 192.0.2.1:5060, domain example.com.
 pub(crate) fn config() -> ProxyConfig {
@@ -83,14 +83,21 @@ pub(crate) fn handle(core: &Core, now: Instant, m: Message, src: Destination) ->
 pub(crate) fn written(core: &Core, now: Instant, cmds: Vec<Command>, stored: bool) -> Vec<Command> {
     let mut all = Vec::new();
     for c in cmds {
-        let then = match &c {
-            Command::Persist { then, .. } => *then,
-            _ => None,
+        let more = match &c {
+            Command::Persist {
+                then: Some(then),
+                changes,
+            } => {
+                let written = match stored {
+                    true => Written::Stored,
+                    false => Written::Failed(changes),
+                };
+                core.persisted(now, *then, written)
+            }
+            _ => Vec::new(),
         };
         all.push(c);
-        if let Some(then) = then {
-            all.extend(core.persisted(now, then, stored));
-        }
+        all.extend(more);
     }
     all
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use registrar::{Location, RegistrarConfig};
 use sip_message::Message;
-use sip_proxy::{Command, Core, Destination, ProxyConfig, Resume};
+use sip_proxy::{Command, Core, Destination, ProxyConfig, Resume, Written};
 use sip_transaction::TimerConfig;
 use store::Store;
 use transport::{Handler, Listen, Source, Transports};
@@ -201,7 +201,8 @@ impl Server {
                         tracing::error!("the location writer has stopped");
                         // The REGISTER that waits gets its 500 (and its slot back).
                         if let (Some(core), Some(then)) = (self.core.get(), refused.0.then) {
-                            self.execute(core.persisted(Instant::now(), then, false));
+                            let failed = Written::Failed(&refused.0.changes);
+                            self.execute(core.persisted(Instant::now(), then, failed));
                         }
                     }
                 }
@@ -304,11 +305,22 @@ async fn location_writer(
                 Err(e) => tracing::warn!(error = %e, "cannot store bindings, trying again"),
             }
         }
-        let core = server.core.get();
-        for job in batch.drain(..) {
-            if let (Some(core), Some(then)) = (core, job.then) {
-                server.execute(core.persisted(Instant::now(), then, stored));
+        if let Some(core) = server.core.get() {
+            // Failed changes are taken back newest first, so the oldest state wins.
+            let mut order: Vec<&Job> = batch.iter().collect();
+            if !stored {
+                order.reverse();
             }
+            for job in order {
+                let Some(then) = job.then else { continue };
+                let written = match stored {
+                    true => Written::Stored,
+                    false => Written::Failed(&job.changes),
+                };
+                server.execute(core.persisted(Instant::now(), then, written));
+            }
+        }
+        for job in batch.drain(..) {
             if let Some(w) = job.written {
                 let _ = w.send(());
             }
