@@ -22,6 +22,7 @@ use std::hash::Hasher;
 use siphasher::sip::SipHasher24;
 
 use crate::core::{STATEFUL, STATELESS};
+use crate::forward::fnv;
 use crate::target::Destination;
 
 /// Longest branch we make: the prefix, three numbers in hex or decimal, two tags, dashes.
@@ -60,13 +61,16 @@ pub(crate) fn new_stateful_branch(
     branch
 }
 
-/// The fields of a stateful branch: id, index, tag, upstream tag, loop hash.
-fn stateful_fields(branch: &str) -> Option<(u64, usize, u64, u64, u64)> {
-    let mut fields = branch.strip_prefix(STATEFUL)?.split(is_dash);
+/// The fields of a stateful branch: id, index, tag, upstream tag (as written: it is read
+/// only when a response outlives its context), loop hash.
+fn stateful_fields(branch: &str) -> Option<(u64, usize, u64, &[u8], u64)> {
+    // Split as bytes: runs for every response.
+    let rest = branch.strip_prefix(STATEFUL)?;
+    let mut fields = rest.as_bytes().split(|&b| b == b'-');
     let id = hex(fields.next()?)?;
-    let index: usize = fields.next()?.parse().ok()?;
+    let index = decimal(fields.next()?)?;
     let tag = tag_field(fields.next()?)?;
-    let up_tag = tag_field(fields.next()?)?;
+    let up_tag = fields.next().filter(|t| t.len() == 16)?;
     let loop_hash = hex(fields.next()?)?;
     if fields.next().is_some() {
         return None;
@@ -74,8 +78,18 @@ fn stateful_fields(branch: &str) -> Option<(u64, usize, u64, u64, u64)> {
     Some((id, index, tag, up_tag, loop_hash))
 }
 
-fn tag_field(text: &str) -> Option<u64> {
+fn tag_field(text: &[u8]) -> Option<u64> {
     hex(text).filter(|_| text.len() == 16)
+}
+
+/// A decimal number of at most 19 digits (an index as we write it).
+fn decimal(text: &[u8]) -> Option<usize> {
+    if text.is_empty() || text.len() > 19 {
+        return None;
+    }
+    text.iter().try_fold(0usize, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + usize::from(b - b'0'))
+    })
 }
 
 /// The context id and branch index in one of our stateful branches; `None` when `branch` is
@@ -118,7 +132,7 @@ pub(crate) fn new_stateless_branch(secret: &BranchSecret, hash: u64, up: &Upstre
 pub(crate) fn upstream_ok(secret: &BranchSecret, branch: &str, up: &Upstream) -> bool {
     if let Some((id, index, tag_seen, up_tag, loop_hash)) = stateful_fields(branch) {
         return tag_seen == tag(secret, id, index as u64, loop_hash)
-            && up_tag == upstream_tag(secret, tag_seen, up);
+            && tag_field(up_tag) == Some(upstream_tag(secret, tag_seen, up));
     }
     let Some((hash, tag)) = branch
         .strip_prefix(STATELESS)
@@ -126,48 +140,52 @@ pub(crate) fn upstream_ok(secret: &BranchSecret, branch: &str, up: &Upstream) ->
     else {
         return false;
     };
-    match (hex(hash), tag_field(tag)) {
+    match (hex(hash.as_bytes()), tag_field(tag.as_bytes())) {
         (Some(hash), Some(tag)) => tag == upstream_tag(secret, hash, up),
         _ => false,
     }
 }
 
 /// SipHash-2-4 of a domain byte, `seed` (a tag or hash), the reply address and the upstream
-/// branch.
+/// branch's FNV hash.
 fn upstream_tag(secret: &BranchSecret, seed: u64, up: &Upstream) -> u64 {
+    let ip = match up.dest.addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(ip) => ip.octets(),
+    };
+    // One buffer, one write (the hasher's cost is in its calls); the branch enters hashed:
+    // what must not be forged is the address.
+    let mut input = [0u8; 36];
+    input[0] = b's';
+    input[1..9].copy_from_slice(&seed.to_le_bytes());
+    input[9] = up.dest.protocol as u8;
+    input[10..26].copy_from_slice(&ip);
+    input[26..28].copy_from_slice(&up.dest.addr.port().to_le_bytes());
+    input[28..].copy_from_slice(&fnv(&[up.branch.as_bytes()]).to_le_bytes());
     let mut mac = SipHasher24::new_with_key(&secret.0);
-    mac.write_u8(b's');
-    mac.write_u64(seed);
-    mac.write_u8(up.dest.protocol as u8);
-    match up.dest.addr.ip() {
-        std::net::IpAddr::V4(ip) => mac.write(&ip.to_ipv6_mapped().octets()),
-        std::net::IpAddr::V6(ip) => mac.write(&ip.octets()),
-    }
-    mac.write_u16(up.dest.addr.port());
-    mac.write(up.branch.as_bytes());
+    mac.write(&input);
     mac.finish()
-}
-
-fn is_dash(c: char) -> bool {
-    c == '-'
 }
 
 /// Appends `n` in lower-case hex, with at least `width` digits.
 fn push_hex(s: &mut String, n: u64, width: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digits = (16 - n.leading_zeros() as usize / 4).max(width);
-    for i in (0..digits).rev() {
-        let d = (n >> (i * 4)) as u8 & 0xf;
-        s.push(char::from(if d < 10 { b'0' + d } else { b'a' + d - 10 }));
+    let mut text = [0u8; 16];
+    for (i, d) in text[16 - digits..].iter_mut().rev().enumerate() {
+        *d = DIGITS[(n >> (i * 4)) as usize & 0xf];
     }
+    // Hex digits are ASCII.
+    s.push_str(std::str::from_utf8(&text[16 - digits..]).unwrap_or_default());
 }
 
 /// A lower- or upper-case hex number of at most 16 digits (what we write: no sign, no
 /// prefix); runs for every response, so by hand.
-fn hex(text: &str) -> Option<u64> {
+fn hex(text: &[u8]) -> Option<u64> {
     if text.is_empty() || text.len() > 16 {
         return None;
     }
-    text.bytes().try_fold(0u64, |n, b| {
+    text.iter().try_fold(0u64, |n, &b| {
         let digit = match b {
             b'0'..=b'9' => b - b'0',
             b'a'..=b'f' => b - b'a' + 10,

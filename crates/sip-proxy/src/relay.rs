@@ -13,7 +13,7 @@ use sip_transaction::TransactionKey;
 use crate::branch::{new_stateful_branch, new_stateless_branch, Upstream};
 use crate::checks::loop_hash;
 use crate::context::Prepared;
-use crate::core::{reply_address, Core, Located};
+use crate::core::{Core, Located};
 use crate::forward::{fnv, forward_request, Forward};
 use crate::reply::reason;
 use crate::routing::{Edits, Phase, RouteCtx};
@@ -274,8 +274,7 @@ impl Core {
         targets: VecDeque<Vec<Target>>,
     ) -> (VecDeque<Vec<Prepared>>, usize) {
         let lh = loop_hash(c.msg);
-        let (received, rport) = via_fixes(c.msg, c.src);
-        let Some(up) = upstream(c.msg, &received, &rport) else {
+        let Some(fixes) = via_fixes(c.msg, c.src) else {
             return (VecDeque::new(), first);
         };
         let mut n = first;
@@ -291,8 +290,15 @@ impl Core {
                     None => None,
                 };
                 let edits = branch_edits.as_ref().unwrap_or(&c.edits);
-                let branch = new_stateful_branch(&self.config().branch_secret, (id, n), lh, &up);
-                let fwd = forward_to(edits, t.uri.as_deref(), &t.path, &received, &rport);
+                let secret = &self.config().branch_secret;
+                let branch = new_stateful_branch(secret, (id, n), lh, &fixes.up);
+                let fwd = forward_to(
+                    edits,
+                    t.uri.as_deref(),
+                    &t.path,
+                    &fixes.received,
+                    &fixes.rport,
+                );
                 if let Some(p) = self.prepare(c.msg, t.dest, &branch, edits.record_route, fwd) {
                     prepared.push(p);
                     n += 1;
@@ -344,27 +350,21 @@ impl Core {
         out: &mut Vec<Command>,
     ) {
         let dest = target.dest;
-        let incoming = msg
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch())
-            .unwrap_or_default();
+        let Some(fixes) = via_fixes(msg, src) else {
+            return;
+        };
         let hash = fnv(&[
-            incoming.as_bytes(),
+            fixes.up.branch.as_bytes(),
             msg.request_uri_str().unwrap_or_default().as_bytes(),
             dest.addr.to_string().as_bytes(),
         ]);
-        let (received, rport) = via_fixes(msg, src);
-        let Some(up) = upstream(msg, &received, &rport) else {
-            return;
-        };
-        let branch = new_stateless_branch(&self.config().branch_secret, hash, &up);
+        let branch = new_stateless_branch(&self.config().branch_secret, hash, &fixes.up);
         let fwd = forward_to(
             edits,
             target.uri.as_deref(),
             &target.path,
-            &received,
-            &rport,
+            &fixes.received,
+            &fixes.rport,
         );
         if let Some(p) = self.prepare(msg, dest, &branch, edits.record_route, fwd) {
             out.push(Command::Send {
@@ -473,38 +473,37 @@ fn forward_to<'a>(
     }
 }
 
-/// RFC 3581 parameters for the received request's top Via: `received` when the source IP
-/// differs from sent-by (or rport was asked for), and `rport` with the source port.
-fn via_fixes(msg: &Message, src: Destination) -> (Option<String>, Option<String>) {
-    let Ok(via) = msg.top_via() else {
-        return (None, None);
-    };
-    let wants_rport = via.rport() == Some(None);
-    let differs = via.host.ip() != Some(src.addr.ip());
-    let received = (differs || wants_rport).then(|| src.addr.ip().to_string());
-    let rport = wants_rport.then(|| src.addr.port().to_string());
-    (received, rport)
+/// What forwarding does to the received request's top Via (RFC 3581: `received` when the
+/// source IP differs from sent-by or rport was asked for, `rport` with the source port),
+/// and where responses then go back to (§18.2.2). The Via is parsed once for both.
+struct ViaFixes<'a> {
+    received: Option<String>,
+    rport: Option<String>,
+    up: Upstream<'a>,
 }
 
-/// Where responses to `msg` go once it is forwarded with these `received` and `rport`: the
-/// reply address its top Via will then give (§18.2.2), and that Via's branch.
-fn upstream<'a>(
-    msg: &'a Message,
-    received: &Option<String>,
-    rport: &Option<String>,
-) -> Option<Upstream<'a>> {
+fn via_fixes(msg: &Message, src: Destination) -> Option<ViaFixes<'_>> {
     let via = msg.top_via().ok()?;
-    let received = received
-        .as_deref()
-        .and_then(|r| r.parse().ok())
-        .or_else(|| via.received().and_then(|h| h.ip()));
-    let rport = rport
-        .as_deref()
-        .and_then(|p| p.parse().ok())
-        .or(via.rport().flatten());
-    Some(Upstream {
-        dest: reply_address(&via, received, rport)?,
-        branch: via.branch().unwrap_or_default(),
+    let (host_ip, rport) = (via.host.ip(), via.rport());
+    let wants_rport = rport == Some(None);
+    let add_received = host_ip != Some(src.addr.ip()) || wants_rport;
+    // As `reply_address` reads the Via once it carries these (each parsed only once here).
+    let ip = match add_received {
+        true => Some(src.addr.ip()),
+        false => via.received().and_then(|h| h.ip()).or(host_ip),
+    };
+    let port = match wants_rport {
+        true => src.addr.port(),
+        false => rport.flatten().or(via.port).unwrap_or(5060),
+    };
+    let protocol = Protocol::from_token(via.transport)?;
+    Some(ViaFixes {
+        received: add_received.then(|| src.addr.ip().to_string()),
+        rport: wants_rport.then(|| src.addr.port().to_string()),
+        up: Upstream {
+            dest: Destination::new(protocol, SocketAddr::new(ip?, port)),
+            branch: via.branch().unwrap_or_default(),
+        },
     })
 }
 
@@ -519,5 +518,47 @@ fn record_route(protocol: Protocol, local: SocketAddr) -> String {
     match protocol {
         Protocol::Udp => format!("<sip:{};lr>", sock_text(local)),
         Protocol::Tcp => format!("<sip:{};transport=tcp;lr>", sock_text(local)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::response_destination;
+    use crate::tests::{msg, udp};
+
+    /// What `via_fixes` predicts for the responses is what they will say once our Via is off.
+    #[test]
+    fn the_upstream_of_a_forward_is_where_its_responses_go() {
+        let src = udp("203.0.113.5:40000");
+        for via in [
+            "SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKa",
+            "SIP/2.0/UDP 203.0.113.5:5060;rport;branch=z9hG4bKb",
+            "SIP/2.0/UDP 10.0.0.7:5062;branch=z9hG4bKc",
+            "SIP/2.0/UDP phone.example.net;rport;branch=z9hG4bKd",
+            "SIP/2.0/UDP 203.0.113.5;received=198.51.100.1;branch=z9hG4bKe",
+            "SIP/2.0/TCP 203.0.113.5:5070;rport=1;branch=z9hG4bKf",
+        ] {
+            let req = msg(&format!(
+                "OPTIONS sip:bob@example.com SIP/2.0\nVia: {via}\nFrom: <sip:a@example.net>;tag=1\n\
+To: <sip:bob@example.com>\nCall-ID: up\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
+            ));
+            let fixes = via_fixes(&req, src).expect(via);
+            let mut e = req.edit();
+            if let Some(r) = &fixes.received {
+                e.set_top_via_param("received", Some(r));
+            }
+            if let Some(p) = &fixes.rport {
+                e.set_top_via_param("rport", Some(p));
+            }
+            let forwarded = Message::parse(e.finish()).unwrap();
+            assert_eq!(
+                response_destination(&forwarded),
+                Some(fixes.up.dest),
+                "{via}"
+            );
+            let branch = forwarded.top_via().unwrap().branch().map(str::to_owned);
+            assert_eq!(Some(fixes.up.branch.to_owned()), branch, "{via}");
+        }
     }
 }
