@@ -69,6 +69,8 @@ pub(crate) struct Context {
     /// Every branch failed and a failure route is armed: the core runs it next.
     failure_due: bool,
     invite: bool,
+    /// The request is a CANCEL (its answer keeps timer J).
+    of_cancel: bool,
     server: ServerTransaction,
     upstream: Destination,
     branches: Vec<Branch>,
@@ -120,7 +122,11 @@ impl Context {
             upstream,
         } = received;
         let server = ServerTransaction::new(&request, reliability(upstream), cfg.timers);
-        let invite = request.method() == Some(Method::Invite);
+        let method = request.method();
+        let (invite, of_cancel) = (
+            method == Some(Method::Invite),
+            method == Some(Method::Cancel),
+        );
         Context {
             key,
             server,
@@ -134,6 +140,7 @@ impl Context {
             routing: None,
             failure_due: false,
             invite,
+            of_cancel,
             trying_at: invite.then(|| now + TRYING_DELAY),
             parked: None,
             park_until: None,
@@ -179,8 +186,7 @@ impl Context {
         }
         self.answered = status >= 200;
         self.trying_at = None;
-        let cancel = self.request.as_deref().and_then(Message::method) == Some(Method::Cancel);
-        if cancel {
+        if self.of_cancel {
             self.server.send_response(now, status, data);
         } else {
             self.server.send_local_response(now, status, data);
