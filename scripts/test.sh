@@ -17,7 +17,7 @@ wait_for() {
 }
 
 # System packages the tests need: command name -> Debian package.
-declare -A needs=([cc]=gcc [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak)
+declare -A needs=([cc]=gcc [make]=make [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak)
 # The store's tests also run on PostgreSQL and MariaDB: installed where none answers.
 answers 5432 || needs+=([psql]=postgresql [pg_ctlcluster]=postgresql)
 answers 3306 || needs+=([mariadb]=mariadb-server [mariadbd]=mariadb-server)
