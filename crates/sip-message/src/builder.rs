@@ -6,13 +6,24 @@ use crate::header::HeaderName;
 use crate::message::Message;
 
 /// Writes the header lines and body shared by both builders.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Parts {
     out: BytesMut,
     body: Option<(String, Bytes)>,
 }
 
+/// Room a message starts with: most responses and requests we build fit, so the buffer is
+/// not grown (and copied) header by header.
+const START_CAPACITY: usize = 512;
+
 impl Parts {
+    fn new() -> Parts {
+        Parts {
+            out: BytesMut::with_capacity(START_CAPACITY),
+            body: None,
+        }
+    }
+
     fn header(&mut self, name: &str, value: &str) {
         self.out.reserve(name.len() + value.len() + 4);
         self.out.put_slice(name.as_bytes());
@@ -45,7 +56,7 @@ pub struct RequestBuilder {
 impl RequestBuilder {
     /// Starts `METHOD uri SIP/2.0`.
     pub fn new(method: &str, uri: &str) -> Self {
-        let mut parts = Parts::default();
+        let mut parts = Parts::new();
         parts
             .out
             .put_slice(format!("{method} {uri} SIP/2.0\r\n").as_bytes());
@@ -79,7 +90,7 @@ pub struct ResponseBuilder {
 impl ResponseBuilder {
     /// Starts `SIP/2.0 code reason`.
     pub fn new(code: u16, reason: &str) -> Self {
-        let mut parts = Parts::default();
+        let mut parts = Parts::new();
         parts
             .out
             .put_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());

@@ -40,7 +40,8 @@ pub(crate) type UdpFallback = (Destination, Bytes);
 #[derive(Debug)]
 pub(crate) struct Received {
     pub(crate) key: Digest,
-    pub(crate) request: Message,
+    /// Boxed where it is cloned: a message is some hundred bytes, copied at every move.
+    pub(crate) request: Box<Message>,
     pub(crate) upstream: Destination,
 }
 
@@ -115,7 +116,7 @@ fn class_rank(code: u16) -> u16 {
 impl Context {
     /// The context of a request seen for the first time: its server transaction absorbs
     /// retransmissions (and matches a CANCEL) while the script decides what to do.
-    pub(crate) fn new(now: Instant, cfg: &ProxyConfig, received: Received) -> Context {
+    pub(crate) fn new(now: Instant, cfg: &ProxyConfig, received: Received) -> Box<Context> {
         let Received {
             key,
             request,
@@ -127,7 +128,7 @@ impl Context {
             method == Some(Method::Invite),
             method == Some(Method::Cancel),
         );
-        Context {
+        Box::new(Context {
             key,
             server,
             upstream,
@@ -136,7 +137,7 @@ impl Context {
             best: None,
             answered: false,
             cancelled: false,
-            request: Some(Box::new(request)),
+            request: Some(request),
             routing: None,
             failure_due: false,
             invite,
@@ -145,7 +146,7 @@ impl Context {
             parked: None,
             park_until: None,
             armed: None,
-        }
+        })
     }
 
     /// Forwards the request to `groups` (each a parallel fork; groups in series). False

@@ -250,11 +250,11 @@ impl Core {
         now: Instant,
         msg: &Message,
         src: Destination,
-    ) -> Option<Context> {
+    ) -> Option<Box<Context>> {
         let key = TransactionKey::for_request(msg, Role::Server).ok()?;
         let received = Received {
             key: self.shards.digest(&key),
-            request: msg.clone(),
+            request: Box::new(msg.clone()),
             upstream: upstream_of(msg, src),
         };
         Some(Context::new(now, &self.cfg, received))

@@ -124,7 +124,7 @@ impl Core {
         let id = self.shards().new_id(shard_i);
         let received = Received {
             key,
-            request: msg.clone(),
+            request: Box::new(msg.clone()),
             upstream,
         };
         shard.insert(id, Context::new(now, self.config(), received), true);

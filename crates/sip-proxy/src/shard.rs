@@ -265,11 +265,11 @@ impl Shard {
     }
 
     /// Adds a context, matched by its key unless `by_key` is false.
-    pub(crate) fn insert(&mut self, id: u64, ctx: Context, by_key: bool) {
+    pub(crate) fn insert(&mut self, id: u64, ctx: Box<Context>, by_key: bool) {
         if by_key {
             self.by_key.insert(ctx.key, id);
         }
-        self.contexts.insert(id, Box::new(ctx));
+        self.contexts.insert(id, ctx);
         self.settle(id);
     }
 
