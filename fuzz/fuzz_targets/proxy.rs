@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use registrar::{Location, RegistrarConfig};
 use sip_message::{Message, Protocol};
-use sip_proxy::{Command, Core, Destination, ProxyConfig};
+use sip_proxy::{Command, Core, Destination, ProxyConfig, Written};
 
 /// The default script's steps, plus every kind of route and the functions that edit messages,
 /// with values taken from the message.
@@ -91,7 +91,7 @@ fn check(commands: Vec<Command>) {
                 }
                 Command::Persist { then, .. } => {
                     if let Some(then) = then {
-                        next.extend(core().persisted(Instant::now(), then, true));
+                        next.extend(core().persisted(Instant::now(), then, Written::Stored));
                     }
                 }
             }
