@@ -18,7 +18,9 @@
 
 use std::fmt::Write;
 use std::hash::Hasher;
+use std::net::SocketAddr;
 
+use sip_message::Protocol;
 use siphasher::sip::SipHasher24;
 
 use crate::core::{STATEFUL, STATELESS};
@@ -111,10 +113,32 @@ fn tag(secret: &BranchSecret, id: u64, index: u64, loop_hash: u64) -> u64 {
 }
 
 /// Where the responses to a request we forward go: the reply address of the Via below ours
-/// (§18.2.2) and that Via's branch.
+/// (§18.2.2) and that Via's branch; or nowhere (a request of our own, or a Via transport we
+/// cannot answer over), which no response can match.
 pub(crate) struct Upstream<'a> {
-    pub(crate) dest: Destination,
-    pub(crate) branch: &'a str,
+    dest: Destination,
+    branch: &'a str,
+    nowhere: bool,
+}
+
+impl<'a> Upstream<'a> {
+    /// Responses go to `dest`, for the upstream transaction `branch`.
+    pub(crate) fn new(dest: Destination, branch: &'a str) -> Upstream<'a> {
+        Upstream {
+            dest,
+            branch,
+            nowhere: false,
+        }
+    }
+
+    /// No response is relayed upstream.
+    pub(crate) fn nowhere() -> Upstream<'static> {
+        Upstream {
+            dest: Destination::new(Protocol::Udp, SocketAddr::from(([0, 0, 0, 0], 0))),
+            branch: "",
+            nowhere: true,
+        }
+    }
 }
 
 /// The branch of a request forwarded statelessly; `hash` tells its branches apart (§16.11).
@@ -156,7 +180,8 @@ fn upstream_tag(secret: &BranchSecret, seed: u64, up: &Upstream) -> u64 {
     // One buffer, one write (the hasher's cost is in its calls); the branch enters hashed:
     // what must not be forged is the address.
     let mut input = [0u8; 36];
-    input[0] = b's';
+    // A different domain byte: what is made for nowhere verifies for no address.
+    input[0] = if up.nowhere { b'n' } else { b's' };
     input[1..9].copy_from_slice(&seed.to_le_bytes());
     input[9] = up.dest.protocol as u8;
     input[10..26].copy_from_slice(&ip);
@@ -211,10 +236,7 @@ mod tests {
     const KEY: BranchSecret = BranchSecret(*b"0123456789abcdef");
 
     fn caller() -> Upstream<'static> {
-        Upstream {
-            dest: udp(CALLER),
-            branch: "z9hG4bKcall1",
-        }
+        Upstream::new(udp(CALLER), "z9hG4bKcall1")
     }
 
     #[test]
@@ -245,15 +267,9 @@ mod tests {
             let other_up = text(id, index as u64, tag, up_tag ^ flip, lh);
             assert!(!upstream_ok(&KEY, &other_up, &up), "{other_up}");
         }
-        let elsewhere = Upstream {
-            dest: udp("198.51.100.7:5060"),
-            ..caller()
-        };
+        let elsewhere = Upstream::new(udp("198.51.100.7:5060"), "z9hG4bKcall1");
         assert!(!upstream_ok(&KEY, &branch, &elsewhere), "another address");
-        let other_branch = Upstream {
-            branch: "z9hG4bKcall2",
-            ..caller()
-        };
+        let other_branch = Upstream::new(udp(CALLER), "z9hG4bKcall2");
         assert!(!upstream_ok(&KEY, &branch, &other_branch), "another branch");
         let mut other = KEY;
         other.0[15] ^= 1;

@@ -247,10 +247,7 @@ impl Core {
         let next = Message::parse(strip_top_via(resp)).ok()?;
         let dest = response_destination(&next)?;
         let via = next.top_via().ok()?;
-        let up = Upstream {
-            dest,
-            branch: via.branch().unwrap_or_default(),
-        };
+        let up = Upstream::new(dest, via.branch().unwrap_or_default());
         upstream_ok(&self.config().branch_secret, ours, &up).then_some(dest)
     }
 

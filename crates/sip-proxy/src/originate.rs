@@ -3,10 +3,9 @@
 //! client transaction of its own — retransmitted, timed out, its next hop looked up like a
 //! forwarded request's — and hands its final answer to the one who asked, once.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip_message::{HeaderName, Message, Protocol};
+use sip_message::{HeaderName, Message};
 use sip_transaction::{ClientState, ClientTransaction, Output};
 
 use crate::branch::{new_stateful_branch, Upstream};
@@ -167,11 +166,7 @@ impl Core {
         let cfg = self.config();
         let local = cfg.advertised_for(dest.protocol, dest.addr)?;
         // No Via below ours: its responses are for us alone, never relayed.
-        let nowhere = Upstream {
-            dest: Destination::new(Protocol::Udp, SocketAddr::from(([0, 0, 0, 0], 0))),
-            branch: "",
-        };
-        let branch = new_stateful_branch(&cfg.branch_secret, (id, 0), 0, &nowhere);
+        let branch = new_stateful_branch(&cfg.branch_secret, (id, 0), 0, &Upstream::nowhere());
         let via = format!(
             "SIP/2.0/{} {};branch={branch};rport",
             dest.protocol.via_token(),

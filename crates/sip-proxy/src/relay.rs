@@ -354,7 +354,7 @@ impl Core {
             return;
         };
         let hash = fnv(&[
-            fixes.up.branch.as_bytes(),
+            fixes.branch.as_bytes(),
             msg.request_uri_str().unwrap_or_default().as_bytes(),
             dest.addr.to_string().as_bytes(),
         ]);
@@ -474,36 +474,42 @@ fn forward_to<'a>(
 }
 
 /// What forwarding does to the received request's top Via (RFC 3581: `received` when the
-/// source IP differs from sent-by or rport was asked for, `rport` with the source port),
-/// and where responses then go back to (§18.2.2). The Via is parsed once for both.
+/// source IP differs from sent-by, rport was asked for or a `received` is there already;
+/// `rport` with the source port when it is there at all), and where responses then go back
+/// to (§18.2.2): always the source address, never one the sender wrote itself. The Via is
+/// parsed once for both.
 struct ViaFixes<'a> {
     received: Option<String>,
     rport: Option<String>,
+    /// The Via's branch.
+    branch: &'a str,
     up: Upstream<'a>,
 }
 
 fn via_fixes(msg: &Message, src: Destination) -> Option<ViaFixes<'_>> {
     let via = msg.top_via().ok()?;
-    let (host_ip, rport) = (via.host.ip(), via.rport());
-    let wants_rport = rport == Some(None);
-    let add_received = host_ip != Some(src.addr.ip()) || wants_rport;
-    // As `reply_address` reads the Via once it carries these (each parsed only once here).
-    let ip = match add_received {
-        true => Some(src.addr.ip()),
-        false => via.received().and_then(|h| h.ip()).or(host_ip),
-    };
-    let port = match wants_rport {
+    let with_rport = via.rport().is_some();
+    let add_received =
+        via.host.ip() != Some(src.addr.ip()) || with_rport || via.received().is_some();
+    let port = match with_rport {
         true => src.addr.port(),
-        false => rport.flatten().or(via.port).unwrap_or(5060),
+        false => via.port.unwrap_or(5060),
     };
-    let protocol = Protocol::from_token(via.transport)?;
+    let branch = via.branch().unwrap_or_default();
+    // A transport we cannot answer over (TLS, WS… in a Via behind a front end) gets a tag
+    // that vouches for nothing: the request goes on, a response that outlives it does not.
+    let up = match Protocol::from_token(via.transport) {
+        Some(protocol) => Upstream::new(
+            Destination::new(protocol, SocketAddr::new(src.addr.ip(), port)),
+            branch,
+        ),
+        None => Upstream::nowhere(),
+    };
     Some(ViaFixes {
         received: add_received.then(|| src.addr.ip().to_string()),
-        rport: wants_rport.then(|| src.addr.port().to_string()),
-        up: Upstream {
-            dest: Destination::new(protocol, SocketAddr::new(ip?, port)),
-            branch: via.branch().unwrap_or_default(),
-        },
+        rport: with_rport.then(|| src.addr.port().to_string()),
+        branch,
+        up,
     })
 }
 
@@ -524,6 +530,7 @@ fn record_route(protocol: Protocol, local: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::branch::{upstream_ok, BranchSecret};
     use crate::core::response_destination;
     use crate::tests::{msg, udp};
 
@@ -537,6 +544,7 @@ mod tests {
             "SIP/2.0/UDP 10.0.0.7:5062;branch=z9hG4bKc",
             "SIP/2.0/UDP phone.example.net;rport;branch=z9hG4bKd",
             "SIP/2.0/UDP 203.0.113.5;received=198.51.100.1;branch=z9hG4bKe",
+            "SIP/2.0/UDP 203.0.113.5:5060;received=198.51.100.7;rport=9999;branch=z9hG4bKg",
             "SIP/2.0/TCP 203.0.113.5:5070;rport=1;branch=z9hG4bKf",
         ] {
             let req = msg(&format!(
@@ -552,13 +560,24 @@ To: <sip:bob@example.com>\nCall-ID: up\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"
                 e.set_top_via_param("rport", Some(p));
             }
             let forwarded = Message::parse(e.finish()).unwrap();
-            assert_eq!(
-                response_destination(&forwarded),
-                Some(fixes.up.dest),
-                "{via}"
-            );
-            let branch = forwarded.top_via().unwrap().branch().map(str::to_owned);
-            assert_eq!(Some(fixes.up.branch.to_owned()), branch, "{via}");
+            let dest = response_destination(&forwarded).expect(via);
+            assert_eq!(dest.addr.ip(), src.addr.ip(), "only ever the source: {via}");
+            let ours = new_stateless_branch(&KEY, 1, &fixes.up);
+            let top = forwarded.top_via().unwrap();
+            let seen = Upstream::new(dest, top.branch().unwrap_or_default());
+            assert!(upstream_ok(&KEY, &ours, &seen), "{via}");
         }
     }
+
+    #[test]
+    fn a_via_transport_we_cannot_answer_over_is_forwarded_but_vouches_for_nothing() {
+        let req = msg("OPTIONS sip:bob@example.com SIP/2.0\nVia: SIP/2.0/TLS 203.0.113.5:5061;branch=z9hG4bKt\n\
+From: <sip:a@example.net>;tag=1\nTo: <sip:bob@example.com>\nCall-ID: t\nCSeq: 1 OPTIONS\n\n");
+        let fixes = via_fixes(&req, udp("203.0.113.5:5061")).expect("forwarded");
+        let ours = new_stateless_branch(&KEY, 1, &fixes.up);
+        let anywhere = Upstream::new(udp("203.0.113.5:5061"), "z9hG4bKt");
+        assert!(!upstream_ok(&KEY, &ours, &anywhere));
+    }
+
+    const KEY: BranchSecret = BranchSecret(*b"0123456789abcdef");
 }
