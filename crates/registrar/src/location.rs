@@ -67,18 +67,31 @@ impl Location {
         Ok(reg)
     }
 
-    /// Takes back a registration whose `changes` could not be stored: the contacts they
-    /// touch get their bindings from `before` (the AOR's, as the registration found them)
-    /// again. Several, undone newest first, restore the state before the oldest.
+    /// Takes back a registration whose `changes` could not be stored: each contact they
+    /// touch that still holds what they made gets its binding from `before` (the AOR's, as
+    /// the registration found them) again; one a later registration changed since is left
+    /// to that one. Several that failed together, undone newest first, restore the state
+    /// before the oldest.
     pub fn undo(&self, before: &[Binding], changes: &[Change]) {
         let Some(aor) = changes.first().map(Change::aor) else {
             return;
         };
         let mut shard = self.shard(aor);
         let mut list = shard.remove(aor).unwrap_or_default();
-        list.retain(|b| !changes.iter().any(|c| c.contact() == b.contact));
-        let put_back = |b: &&Binding| changes.iter().any(|c| c.contact() == b.contact);
-        list.extend(before.iter().filter(put_back).cloned());
+        for change in changes {
+            let contact = change.contact();
+            let now = list.iter().position(|b| b.contact == contact);
+            let untouched = match (change, now) {
+                (Change::Upsert(made), Some(i)) => list[i] == *made,
+                (Change::Remove { .. }, None) => true,
+                _ => false,
+            };
+            if !untouched {
+                continue;
+            }
+            list.retain(|b| b.contact != contact);
+            list.extend(before.iter().filter(|b| b.contact == contact).cloned());
+        }
         list.sort_by_key(|b| std::cmp::Reverse(b.q));
         if !list.is_empty() {
             shard.insert(aor.to_owned(), list);

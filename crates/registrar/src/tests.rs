@@ -300,3 +300,18 @@ fn undone_registrations_put_back_what_was_there_newest_first() {
     assert_eq!(loc.lookup("sip:alice@example.com", NOW), before);
     assert_eq!(loc.len(), 1, "the new contact is gone again");
 }
+
+#[test]
+fn an_undo_leaves_a_contact_a_later_registration_changed() {
+    let loc = Location::new();
+    let phone = "<sip:alice@192.0.2.1>";
+    // The first write fails, but only after a refresh of the same contact was stored.
+    let failed = run(&loc, &register("c1", 1, &[phone], "Expires: 600\r\n")).unwrap();
+    let stored = run(&loc, &register("c1", 2, &[phone], "Expires: 300\r\n")).unwrap();
+    loc.undo(&failed.previous, &failed.changes);
+    assert_eq!(
+        loc.lookup("sip:alice@example.com", NOW),
+        stored.bindings,
+        "the refresh that was stored stays"
+    );
+}
