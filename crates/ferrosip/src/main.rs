@@ -3,6 +3,7 @@
 /// jemalloc: transactions are created on the receive threads and completed or freed on the
 /// main runtime, a cross-thread pattern glibc's arenas handle poorly (its frees and fastbin
 /// consolidation cost a REGISTER about 8% more CPU in sipbench).
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
