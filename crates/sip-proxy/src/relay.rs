@@ -292,13 +292,7 @@ impl Core {
                 let edits = branch_edits.as_ref().unwrap_or(&c.edits);
                 let secret = &self.config().branch_secret;
                 let branch = new_stateful_branch(secret, (id, n), lh, &fixes.up);
-                let fwd = forward_to(
-                    edits,
-                    t.uri.as_deref(),
-                    &t.path,
-                    &fixes.received,
-                    &fixes.rport,
-                );
+                let fwd = fixes.forward(edits, t.uri.as_deref(), &t.path);
                 if let Some(p) = self.prepare(c.msg, t.dest, &branch, edits.record_route, fwd) {
                     prepared.push(p);
                     n += 1;
@@ -359,13 +353,7 @@ impl Core {
             dest.addr.to_string().as_bytes(),
         ]);
         let branch = new_stateless_branch(&self.config().branch_secret, hash, &fixes.up);
-        let fwd = forward_to(
-            edits,
-            target.uri.as_deref(),
-            &target.path,
-            &fixes.received,
-            &fixes.rport,
-        );
+        let fwd = fixes.forward(edits, target.uri.as_deref(), &target.path);
         if let Some(p) = self.prepare(msg, dest, &branch, edits.record_route, fwd) {
             out.push(Command::Send {
                 dest: p.dest,
@@ -484,6 +472,18 @@ struct ViaFixes<'a> {
     /// The Via's branch.
     branch: &'a str,
     up: Upstream<'a>,
+}
+
+impl ViaFixes<'_> {
+    /// The forward of the request to `uri` (if it changes) through `path`, with these fixes.
+    fn forward<'e>(
+        &'e self,
+        edits: &'e Edits,
+        uri: Option<&'e str>,
+        path: &'e [String],
+    ) -> Forward<'e> {
+        forward_to(edits, uri, path, &self.received, &self.rport)
+    }
 }
 
 fn via_fixes(msg: &Message, src: Destination) -> Option<ViaFixes<'_>> {

@@ -206,33 +206,18 @@ Contact: <sip:dan@{contact}>\nContent-Length: 0\n\n"
         let found = core.lookup(Instant::now(), "sip:dan@example.com");
         found.into_iter().map(|b| b.contact).collect()
     };
-    let out = sent(written(
-        &core,
-        now,
-        core.handle_message(now, reg(1, "192.0.2.30:5060"), src),
-        false,
-    ));
-    assert_eq!(out[0].1.status(), Some(500));
-    assert_eq!(
-        out[0].1.header_str("Retry-After").map(|h| h.value),
-        Some("5")
-    );
+    // The answer to REGISTER `cseq` of `contact` once its write is `stored` (or failed).
+    let answer = |cseq: u32, contact: &str, stored: bool| {
+        let asked = core.handle_message(now, reg(cseq, contact), src);
+        sent(written(&core, now, asked, stored)).remove(0).1
+    };
+    let out = answer(1, "192.0.2.30:5060", false);
+    assert_eq!(out.status(), Some(500));
+    assert_eq!(out.header_str("Retry-After").map(|h| h.value), Some("5"));
     assert!(contacts().is_empty(), "not stored, so not routed to");
-    let ok = sent(written(
-        &core,
-        now,
-        core.handle_message(now, reg(2, "192.0.2.30:5060"), src),
-        true,
-    ));
-    assert_eq!(ok[0].1.status(), Some(200));
+    assert_eq!(answer(2, "192.0.2.30:5060", true).status(), Some(200));
     // A new contact whose write fails: the stored one is what stays.
-    let out = sent(written(
-        &core,
-        now,
-        core.handle_message(now, reg(3, "192.0.2.99:5060"), src),
-        false,
-    ));
-    assert_eq!(out[0].1.status(), Some(500));
+    assert_eq!(answer(3, "192.0.2.99:5060", false).status(), Some(500));
     assert_eq!(contacts(), ["sip:dan@192.0.2.30:5060"]);
 }
 
