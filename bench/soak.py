@@ -54,9 +54,10 @@ How to read the result:
     that grows with --minutes (compare two lengths) is memory held per call: a leak. E - B
     that stops growing is a structure that kept its peak size. The drift line compares
     the PSS of the first and the last fifth of the soak, at full load.
-  - "heap": glibc's bytes in use (malloc_stats() through gdb, --heap), at the baseline and at
-    the end, both with 0 transactions. In use back at its baseline while PSS is not: the
-    allocator keeps freed memory. In use up as well: the server still holds it.
+  - "heap" (--heap on, for a server built with glibc's malloc; ferrosip uses jemalloc, so it
+    is off by default): glibc's bytes in use (malloc_stats() through gdb), at the baseline
+    and at the end, both with 0 transactions. In use back at its baseline while PSS is not:
+    the allocator keeps freed memory. In use up as well: the server still holds it.
   - PSS shares pages among the processes that map them: do not run two soaks (two servers
     of the same binary) at once, their PSS halve each other's binary pages. The anonymous
     part (Pss_Anon: heap, stacks) is printed too and does not depend on that.
@@ -467,10 +468,11 @@ def main():
     ap.add_argument("--progress", type=float, default=30, help="seconds between progress lines")
     ap.add_argument("--mem-tolerance-mb", type=float, default=5)
     ap.add_argument("--mem-tolerance-pct", type=float, default=20)
-    ap.add_argument("--heap", choices=("auto", "on", "off"), default="auto",
+    ap.add_argument("--heap", choices=("auto", "on", "off"), default="off",
                     help="ask glibc for the bytes in use at the baseline and at the end (gdb "
                          "attaches for a second or two, when the server is idle; auto: when "
-                         "gdb is installed)")
+                         "gdb is installed); only for a server on glibc's malloc, which "
+                         "ferrosip (jemalloc) is not")
     ap.add_argument("--csv", help="samples file (default soak-YYYYmmdd-HHMMSS.csv here)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "ferrosip"))
     ap.add_argument("--port", type=int, default=26060, help="first of the loopback ports")
