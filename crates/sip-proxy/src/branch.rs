@@ -18,9 +18,8 @@
 
 use std::fmt::Write;
 use std::hash::Hasher;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use sip_message::Protocol;
 use siphasher::sip::SipHasher24;
 
 use crate::core::{STATEFUL, STATELESS};
@@ -116,27 +115,25 @@ fn tag(secret: &BranchSecret, id: u64, index: u64, loop_hash: u64) -> u64 {
 /// (§18.2.2) and that Via's branch; or nowhere (a request of our own, or a Via transport we
 /// cannot answer over), which no response can match.
 pub(crate) struct Upstream<'a> {
-    dest: Destination,
+    /// `None`: nowhere.
+    dest: Option<Destination>,
     branch: &'a str,
-    nowhere: bool,
 }
 
 impl<'a> Upstream<'a> {
     /// Responses go to `dest`, for the upstream transaction `branch`.
     pub(crate) fn new(dest: Destination, branch: &'a str) -> Upstream<'a> {
         Upstream {
-            dest,
+            dest: Some(dest),
             branch,
-            nowhere: false,
         }
     }
 
     /// No response is relayed upstream.
     pub(crate) fn nowhere() -> Upstream<'static> {
         Upstream {
-            dest: Destination::new(Protocol::Udp, SocketAddr::from(([0, 0, 0, 0], 0))),
+            dest: None,
             branch: "",
-            nowhere: true,
         }
     }
 }
@@ -173,19 +170,24 @@ pub(crate) fn upstream_ok(secret: &BranchSecret, branch: &str, up: &Upstream) ->
 /// SipHash-2-4 of a domain byte, `seed` (a tag or hash), the reply address and the upstream
 /// branch's FNV hash.
 fn upstream_tag(secret: &BranchSecret, seed: u64, up: &Upstream) -> u64 {
-    let ip = match up.dest.addr.ip() {
-        std::net::IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
-        std::net::IpAddr::V6(ip) => ip.octets(),
-    };
     // One buffer, one write (the hasher's cost is in its calls); the branch enters hashed:
     // what must not be forged is the address.
     let mut input = [0u8; 36];
-    // A different domain byte: what is made for nowhere verifies for no address.
-    input[0] = if up.nowhere { b'n' } else { b's' };
     input[1..9].copy_from_slice(&seed.to_le_bytes());
-    input[9] = up.dest.protocol as u8;
-    input[10..26].copy_from_slice(&ip);
-    input[26..28].copy_from_slice(&up.dest.addr.port().to_le_bytes());
+    match up.dest {
+        Some(dest) => {
+            input[0] = b's';
+            input[9] = dest.protocol as u8;
+            let ip = match dest.addr.ip() {
+                IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
+                IpAddr::V6(ip) => ip.octets(),
+            };
+            input[10..26].copy_from_slice(&ip);
+            input[26..28].copy_from_slice(&dest.addr.port().to_le_bytes());
+        }
+        // A different domain byte: what is made for nowhere verifies for no address.
+        None => input[0] = b'n',
+    }
     input[28..].copy_from_slice(&fnv(&[up.branch.as_bytes()]).to_le_bytes());
     let mut mac = SipHasher24::new_with_key(&secret.0);
     mac.write(&input);

@@ -91,20 +91,12 @@ pub(crate) fn upstream_by(via: &sip_message::header::Via<'_>, src: Destination) 
 /// Where a response is sent after our Via is removed: its new top Via (received, rport).
 pub(crate) fn response_destination(resp: &Message) -> Option<Destination> {
     let via = resp.top_via().ok()?;
-    let received = via.received().and_then(|h| h.ip());
-    reply_address(&via, received, via.rport().flatten())
-}
-
-/// Where responses to a Via go (§18.2.2): `received` and `rport` as they are, or will be,
-/// written into it.
-pub(crate) fn reply_address(
-    via: &sip_message::header::Via<'_>,
-    received: Option<std::net::IpAddr>,
-    rport: Option<u16>,
-) -> Option<Destination> {
     let protocol = Protocol::from_token(via.transport)?;
-    let ip = received.or_else(|| via.host.ip())?;
-    let port = rport.or(via.port).unwrap_or(5060);
+    let ip = via
+        .received()
+        .and_then(|h| h.ip())
+        .or_else(|| via.host.ip())?;
+    let port = via.rport().flatten().or(via.port).unwrap_or(5060);
     Some(Destination::new(protocol, SocketAddr::new(ip, port)))
 }
 

@@ -167,11 +167,7 @@ fn a_cancel_while_dns_is_pending_ends_the_call_before_it_rings() {
 fn a_register_is_answered_once_its_bindings_are_written_and_retransmissions_get_the_same() {
     let core = Core::new(config(), Arc::new(Location::new()));
     let now = Instant::now();
-    let reg = msg(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKw1\n\
-From: <sip:dan@example.com>;tag=r\nTo: <sip:dan@example.com>\nCall-ID: w1\nCSeq: 1 REGISTER\n\
-Contact: <sip:dan@192.0.2.30:5060>\nContent-Length: 0\n\n",
-    );
+    let reg = register_of("dan", "w1", 1, "192.0.2.30:5060", "");
     let src = udp("192.0.2.30:5060");
     let first = core.handle_message(now, reg.clone(), src);
     let then = first
@@ -194,13 +190,7 @@ Contact: <sip:dan@192.0.2.30:5060>\nContent-Length: 0\n\n",
 fn a_failed_write_is_answered_500_with_retry_after_and_taken_back() {
     let core = Core::new(config(), Arc::new(Location::new()));
     let now = Instant::now();
-    let reg = |cseq: u32, contact: &str| {
-        msg(&format!(
-            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKw{cseq}\n\
-From: <sip:dan@example.com>;tag=r\nTo: <sip:dan@example.com>\nCall-ID: w2\nCSeq: {cseq} REGISTER\n\
-Contact: <sip:dan@{contact}>\nContent-Length: 0\n\n"
-        ))
-    };
+    let reg = |cseq: u32, contact: &str| register_of("dan", "w2", cseq, contact, "");
     let src = udp("192.0.2.30:5060");
     let contacts = || -> Vec<String> {
         let found = core.lookup(Instant::now(), "sip:dan@example.com");
@@ -229,13 +219,7 @@ fn registers_past_the_write_backlog_get_503_and_change_nothing() {
     };
     let core = Core::new(cfg, Arc::new(Location::new()));
     let now = Instant::now();
-    let reg = |n: u32| {
-        msg(&format!(
-            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.31:5060;branch=z9hG4bKb{n}\n\
-From: <sip:u{n}@example.com>;tag=r\nTo: <sip:u{n}@example.com>\nCall-ID: b{n}\nCSeq: 1 REGISTER\n\
-Contact: <sip:u{n}@192.0.2.31:5060>\nContent-Length: 0\n\n"
-        ))
-    };
+    let reg = |n: u32| register_of(&format!("u{n}"), &format!("b{n}"), 1, "192.0.2.31:5060", "");
     let src = udp("192.0.2.31:5060");
     let waiting: Vec<Vec<Command>> = (0..2)
         .map(|n| core.handle_message(now, reg(n), src))
@@ -353,11 +337,7 @@ fn bindings_are_dated_by_the_wall_clock_the_io_layer_gives() {
     let now = Instant::now();
     let unix = 1_800_000_000;
     core.set_wall_clock(now, Duration::from_secs(unix));
-    let reg = msg(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.30:5060;branch=z9hG4bKwall\n\
-From: <sip:eve@example.com>;tag=r\nTo: <sip:eve@example.com>\nCall-ID: wall\nCSeq: 1 REGISTER\n\
-Contact: <sip:eve@192.0.2.30:5060>\nExpires: 600\nContent-Length: 0\n\n",
-    );
+    let reg = register_of("eve", "wall", 1, "192.0.2.30:5060", "Expires: 600\n");
     let later = now + Duration::from_secs(10);
     let stored: Vec<u64> = core
         .handle_message(later, reg, udp("192.0.2.30:5060"))
@@ -414,13 +394,7 @@ fn past_max_transactions_requests_are_answered_without_state_and_not_relayed() {
     };
     let core = Core::new(cfg, Arc::new(Location::new()));
     let now = Instant::now();
-    let reg = |n: u32| {
-        msg(&format!(
-            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.31:5060;branch=z9hG4bKm{n}\n\
-From: <sip:m{n}@example.com>;tag=r\nTo: <sip:m{n}@example.com>\nCall-ID: m{n}\nCSeq: 1 REGISTER\n\
-Contact: <sip:m{n}@192.0.2.31:5060>\nContent-Length: 0\n\n"
-        ))
-    };
+    let reg = |n: u32| register_of(&format!("m{n}"), &format!("m{n}"), 1, "192.0.2.31:5060", "");
     let src = udp("192.0.2.31:5060");
     for n in 0..2 {
         core.handle_message(now, reg(n), src); // waiting for their writes
@@ -516,4 +490,14 @@ fn a_response_with_no_via_below_ours_is_not_forwarded() {
         up.is_empty(),
         "§16.7 step 3: meant for us, not forwarded: {up:?}"
     );
+}
+
+/// A REGISTER of `user`@example.com with Call-ID `call_id` and CSeq `cseq`, binding
+/// `contact` (which it comes from), with `extra` header lines (each ending in `\n`).
+fn register_of(user: &str, call_id: &str, cseq: u32, contact: &str, extra: &str) -> Message {
+    msg(&format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {contact};branch=z9hG4bK{call_id}-{cseq}\n\
+From: <sip:{user}@example.com>;tag=r\nTo: <sip:{user}@example.com>\nCall-ID: {call_id}\n\
+CSeq: {cseq} REGISTER\nContact: <sip:{user}@{contact}>\n{extra}Content-Length: 0\n\n"
+    ))
 }
