@@ -55,11 +55,12 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// An authenticator with the server's secret; nonces live `lifetime` seconds.
-    pub fn new(secret: &[u8], lifetime: u64) -> Authenticator {
+    /// An authenticator with the server's secret; nonces live `lifetime` seconds, and a
+    /// request's retransmissions (64·T1) come within `window` seconds.
+    pub fn new(secret: &[u8], lifetime: u64, window: u64) -> Authenticator {
         Authenticator {
             key: NonceKey::new(secret, lifetime),
-            counts: NonceCounts::new(lifetime),
+            counts: NonceCounts::new(lifetime, window),
         }
     }
 
@@ -83,7 +84,17 @@ impl Authenticator {
     /// credentials' realm and algorithm, `None` for an unknown user (the same work is done
     /// and the same verdict given as for a wrong password). The caller checks that the
     /// digest-uri is the request's and that the user may use the identity it claims.
-    pub fn verify(&self, c: &Credentials, method: &str, ha1: Option<&str>, now: u64) -> Verdict {
+    /// `request` digests what identifies the request and its sender (Call-ID, CSeq, branch,
+    /// source): credentials accepted are accepted again in its retransmissions for a while
+    /// (see [`NonceCounts::accept`]), so that a request whose answer was lost is not refused.
+    pub fn verify(
+        &self,
+        c: &Credentials,
+        method: &str,
+        ha1: Option<&str>,
+        request: u64,
+        now: u64,
+    ) -> Verdict {
         let state = self.key.check(&c.nonce, now, &c.realm);
         // An unknown user is checked against an HA1 no password gives.
         let unknown;
@@ -105,7 +116,7 @@ impl Authenticator {
             (NonceState::Stale, true) => Verdict::Stale,
             (NonceState::Valid { issued_at, serial }, true) => {
                 let nc = c.qop.as_ref().map_or(0, |q| q.nc);
-                if self.counts.accept(serial, issued_at, nc, now) {
+                if self.counts.accept(serial, issued_at, nc, request, now) {
                     Verdict::Authorized
                 } else {
                     Verdict::Refused
@@ -196,7 +207,7 @@ mod tests {
 
     #[test]
     fn challenge_answer_replay_and_stale() {
-        let auth = Authenticator::new(b"server secret", 300);
+        let auth = Authenticator::new(b"server secret", 300, 32);
         let challenges = auth.challenges("example.com", &Algorithm::ALL, 1000, false);
         assert_eq!(challenges.len(), 2);
         assert!(
@@ -209,37 +220,42 @@ mod tests {
             // Each algorithm's challenge shares the nonce; counts go on across them.
             let c = answer(ch, "alice", "secret", 1 + 2 * i as u32);
             assert_eq!(
-                auth.verify(&c, "REGISTER", Some(&h), 1001),
+                auth.verify(&c, "REGISTER", Some(&h), 99, 1001),
                 Verdict::Authorized
             );
             assert_eq!(
-                auth.verify(&c, "REGISTER", Some(&h), 1002),
+                auth.verify(&c, "REGISTER", Some(&h), 99, 1002),
+                Verdict::Authorized,
+                "a retransmission of the same request"
+            );
+            assert_eq!(
+                auth.verify(&c, "REGISTER", Some(&h), 100, 1002),
                 Verdict::Refused,
-                "replay"
+                "replay in another request"
             );
             let next = answer(ch, "alice", "secret", 2 + 2 * i as u32);
             assert_eq!(
-                auth.verify(&next, "REGISTER", Some(&h), 1003),
+                auth.verify(&next, "REGISTER", Some(&h), 110, 1003),
                 Verdict::Authorized
             );
             let wrong = answer(ch, "alice", "guess", 9 + i as u32);
             assert_eq!(
-                auth.verify(&wrong, "REGISTER", Some(&h), 1003),
+                auth.verify(&wrong, "REGISTER", Some(&h), 119, 1003),
                 Verdict::Refused
             );
             assert_eq!(
-                auth.verify(&c, "INVITE", Some(&h), 1003),
+                auth.verify(&c, "INVITE", Some(&h), 99, 1003),
                 Verdict::Refused,
                 "another method"
             );
             assert_eq!(
-                auth.verify(&next, "REGISTER", None, 1003),
+                auth.verify(&next, "REGISTER", None, 110, 1003),
                 Verdict::Refused,
                 "unknown user"
             );
             let late = answer(ch, "alice", "secret", 20 + i as u32);
             assert_eq!(
-                auth.verify(&late, "REGISTER", Some(&h), 1301),
+                auth.verify(&late, "REGISTER", Some(&h), 108, 1301),
                 Verdict::Stale
             );
         }
@@ -250,8 +266,8 @@ mod tests {
 
     #[test]
     fn a_nonce_from_another_realm_or_server_is_refused() {
-        let auth = Authenticator::new(b"server secret", 300);
-        let other = Authenticator::new(b"another secret", 300);
+        let auth = Authenticator::new(b"server secret", 300, 32);
+        let other = Authenticator::new(b"another secret", 300, 32);
         let h = ha1(Algorithm::Sha256, "alice", "example.com", "secret");
         let foreign = answer(
             &other.challenges("example.com", &Algorithm::ALL, 0, false)[0],
@@ -260,7 +276,7 @@ mod tests {
             1,
         );
         assert_eq!(
-            auth.verify(&foreign, "REGISTER", Some(&h), 1),
+            auth.verify(&foreign, "REGISTER", Some(&h), 102, 1),
             Verdict::Refused
         );
         let mut moved = answer(
@@ -272,7 +288,7 @@ mod tests {
         moved.realm = "example.com".into();
         moved.response = expected_response(&h, "REGISTER", &moved);
         assert_eq!(
-            auth.verify(&moved, "REGISTER", Some(&h), 1),
+            auth.verify(&moved, "REGISTER", Some(&h), 109, 1),
             Verdict::Refused
         );
     }

@@ -112,7 +112,10 @@ impl Core {
         location: Arc<Location>,
         script: Arc<ProxyScript>,
     ) -> Core {
-        let auth = auth::Authenticator::new(&cfg.nonce_secret.0, cfg.nonce_lifetime.as_secs());
+        // A request is retransmitted for 64·T1 at most (RFC 3261 §17.1.2.2).
+        let window = (cfg.timers.t1 * 64).as_secs_f64().ceil() as u64;
+        let lifetime = cfg.nonce_lifetime.as_secs();
+        let auth = auth::Authenticator::new(&cfg.nonce_secret.0, lifetime, window);
         let shards = Shards::new(digest_key(&cfg));
         Core {
             guard: Guard::new(cfg.guard),

@@ -185,12 +185,18 @@ impl Shards {
         (id % SHARDS as u64) as usize
     }
 
-    /// The shard a transaction key belongs to.
     /// The digest of a transaction key.
     pub(crate) fn digest(&self, key: &TransactionKey) -> Digest {
         let mut h = siphasher::sip128::SipHasher13::new_with_key(&self.key);
         key.hash(&mut h);
         h.finish128().as_u128()
+    }
+
+    /// 64 bits of SipHash of `value` under the same key: what a stranger cannot aim at.
+    pub(crate) fn keyed_hash(&self, value: impl Hash) -> u64 {
+        let mut h = siphasher::sip::SipHasher13::new_with_key(&self.key);
+        value.hash(&mut h);
+        h.finish()
     }
 
     /// The shard a transaction key's digest belongs to.

@@ -111,7 +111,7 @@ pub(crate) struct Write {
     pub(crate) answered: Option<usize>,
     /// What waits for it, until answered.
     then: Option<Resume>,
-    changes: Vec<registrar::Change>,
+    pub(crate) changes: Vec<registrar::Change>,
 }
 
 /// The network, its nodes and the clock.

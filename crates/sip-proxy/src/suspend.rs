@@ -179,29 +179,38 @@ impl Core {
     /// The bindings a [`Command::Persist`] carried are written, or could not be: the
     /// REGISTER that waited is answered 200, or (its changes taken back) 500 with
     /// Retry-After. Several that failed together are reported newest first.
+    ///
+    /// A REGISTER answered 200 is forgotten at once: a retransmission is routed again, and
+    /// gets the same answer (the registrar changes nothing for the same Call-ID and CSeq,
+    /// the authenticator accepts the same credentials again in the same request). Kept, each
+    /// would cost a timer and its memory for T4 on the busiest path of a registrar.
     pub fn persisted(&self, now: Instant, then: Resume, written: Written<'_>) -> Vec<Command> {
         self.writes_done();
         let mut out = Vec::new();
-        let cfg = self.config();
-        self.with_ctx(then.context, |ctx| {
-            let waiting = ctx.parked.take_if(|p| matches!(p, Parked::Persist { .. }));
-            let Some(Parked::Persist { ok, previous }) = waiting else {
-                return;
-            };
-            match written {
-                Written::Stored => {
-                    ctx.answer(now, cfg, 200, ok, &mut out);
-                }
-                Written::Failed(changes) => {
-                    self.location.undo(&previous, changes);
-                    if let Some(req) = ctx.request.as_ref() {
-                        let why = "Server Internal Error (bindings not stored)";
-                        let error = response(req, 500, why, &cfg.agent, &[("Retry-After", "5")]);
-                        ctx.answer(now, cfg, 500, error, &mut out);
-                    }
-                }
+        let (cfg, id) = (self.config(), then.context);
+        let mut shard = self.shards().lock(Shards::of(id));
+        let Some(ctx) = shard.contexts.get_mut(&id) else {
+            return out;
+        };
+        let waiting = ctx.parked.take_if(|p| matches!(p, Parked::Persist { .. }));
+        let Some(Parked::Persist { ok, previous }) = waiting else {
+            return out;
+        };
+        match written {
+            Written::Stored => {
+                ctx.answer(now, cfg, 200, ok, &mut out);
+                shard.remove(id);
             }
-        });
+            Written::Failed(changes) => {
+                self.location.undo(&previous, changes);
+                if let Some(req) = ctx.request.as_ref() {
+                    let why = "Server Internal Error (bindings not stored)";
+                    let error = response(req, 500, why, &cfg.agent, &[("Retry-After", "5")]);
+                    ctx.answer(now, cfg, 500, error, &mut out);
+                }
+                shard.settle(id);
+            }
+        }
         out
     }
 

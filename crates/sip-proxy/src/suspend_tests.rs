@@ -182,8 +182,67 @@ fn a_register_is_answered_once_its_bindings_are_written_and_retransmissions_get_
     assert!(early.is_empty(), "a retransmission waits too: {early:?}");
     let ok = sent(core.persisted(now, then, Written::Stored));
     assert_eq!(ok[0].1.status(), Some(200));
-    let again = sent(core.handle_message(now, reg, src));
+    assert_eq!(core.active_transactions(), 0, "answered, forgotten");
+    // Later, a retransmission is processed again: it changes nothing, and its answer still
+    // waits for the writes before it.
+    let again = core.handle_message(now, reg, src);
+    assert!(
+        matches!(&again[..], [Command::Persist { changes, .. }] if changes.is_empty()),
+        "{again:?}"
+    );
+    let again = sent(written(&core, now, again, true));
     assert_eq!(again[0].1.to_bytes(), ok[0].1.to_bytes(), "the same 200");
+}
+
+/// Authorization answering the 401 `challenge` for alice, nonce count `nc`.
+fn register_credentials(challenge: &Message, nc: u32) -> String {
+    let ch = challenge
+        .auth_headers(HeaderName::WwwAuthenticate)
+        .filter_map(Result::ok)
+        .find(|h| h.get("algorithm").as_deref() == Some("MD5"))
+        .expect("an MD5 challenge");
+    let (realm, nonce) = (ch.get("realm").unwrap(), ch.get("nonce").unwrap());
+    let text = format!(
+        "Digest username=\"alice\", realm=\"{realm}\", nonce=\"{nonce}\", \
+         uri=\"sip:example.com\", response=\"0\", algorithm=MD5, qop=auth, nc={nc:08x}, cnonce=\"c\""
+    );
+    let header = sip_message::header::AuthHeader::parse(&text).unwrap();
+    let c = auth::Credentials::from_header(&header).unwrap();
+    let ha1 = auth::ha1(auth::Algorithm::Md5, "alice", &realm, "wonderland");
+    let response = auth::expected_response(&ha1, "REGISTER", &c);
+    text.replace("response=\"0\"", &format!("response=\"{response}\""))
+}
+
+#[test]
+fn an_authenticated_register_whose_200_was_lost_gets_the_same_200_again() {
+    let core = core_with_alice();
+    let now = Instant::now();
+    let src = udp(CALLER);
+    let challenge = sent(core.handle_message(now, register_of("alice", "a1", 1, CALLER, ""), src));
+    assert_eq!(challenge[0].1.status(), Some(401));
+    let creds = register_credentials(&challenge[0].1, 1);
+    let authed = |cseq: u32| {
+        let auth = format!("Authorization: {creds}\n");
+        register_of("alice", "a1", cseq, CALLER, &auth)
+    };
+    let answer = |at: Instant, reg: Message, from| {
+        let out = sent(written(&core, at, core.handle_message(at, reg, from), true));
+        out[0].1.status()
+    };
+    assert_eq!(answer(now, authed(2), src), Some(200));
+    // Its 200 was lost: the retransmission, a while later, is not a replay.
+    let later = now + Duration::from_secs(6);
+    core.handle_timeouts(later);
+    assert_eq!(answer(later, authed(2), src), Some(200));
+    assert_eq!(core.auth_failures(), 0, "nothing counted toward a ban");
+    // The same credentials in another request, or from elsewhere, are a replay; so is the
+    // same request once no retransmission can come any more (64·T1).
+    assert_eq!(answer(later, authed(3), src), Some(401));
+    assert_eq!(answer(later, authed(2), udp("192.0.2.66:5060")), Some(401));
+    let late = now + Duration::from_secs(34);
+    core.handle_timeouts(late);
+    assert_eq!(answer(late, authed(2), src), Some(401));
+    assert_eq!(core.auth_failures(), 3);
 }
 
 #[test]
@@ -255,6 +314,7 @@ fn retransmissions_keep_one_timer_per_context() {
 fn next_timeout_reads_no_lock() {
     let core = Arc::new(Core::new(config(), Arc::new(Location::new())));
     register(&core, "bob", "192.0.2.20:5060", "1.0");
+    sent(core.handle_message(Instant::now(), invite("bob", ""), udp(CALLER)));
     let guards: Vec<_> = (0..crate::shard::SHARDS)
         .map(|i| core.shards().lock(i))
         .collect();

@@ -54,7 +54,19 @@ fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 
     let ha1 = subscribers
         .get(&cr.username, &realm)
         .map(|s| s.ha1(cr.algorithm));
-    match c.core.auth.verify(&cr, method, ha1, c.core.unix(c.now)) {
+    // A retransmission (same request, same sender) may carry its accepted count again.
+    let msg = c.msg;
+    let request = c.core.shards().keyed_hash((
+        msg.call_id().ok(),
+        msg.cseq().ok().map(|s| s.seq),
+        msg.top_via().ok().and_then(|v| v.branch()),
+        c.src.addr,
+    ));
+    match c
+        .core
+        .auth
+        .verify(&cr, method, ha1, request, c.core.unix(c.now))
+    {
         Verdict::Authorized => {
             c.auth_user = Some(cr.username);
             c.auth_header = Some(name);
