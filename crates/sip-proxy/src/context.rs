@@ -606,16 +606,19 @@ impl Context {
         }
         let (code, upstream) = match resp {
             Ok(r) => (r.status().unwrap_or(500), Some(strip_top_via(&r))),
+            // RFC 4320 §4.2: a timeout is no answer to a non-INVITE, not even a 408.
+            Err(408) if !self.invite => (408, None),
             Err(code) => (code, self.own_response(cfg, code)),
         };
         self.branches[i].status = Some(code);
-        let Some(upstream) = upstream else { return };
-        if self
-            .best
-            .as_ref()
-            .is_none_or(|(b, _)| class_rank(code) < class_rank(*b))
-        {
-            self.best = Some((code, upstream));
+        let better = |(b, _): &(u16, Bytes)| class_rank(code) < class_rank(*b);
+        match upstream {
+            Some(upstream) if self.best.as_ref().is_none_or(better) => {
+                self.best = Some((code, upstream));
+            }
+            Some(_) => {}
+            None if self.request.is_none() => return,
+            None => {}
         }
         if code >= 600 {
             self.pending.clear();
@@ -769,7 +772,12 @@ impl Context {
             Some((503, _)) => (500, self.own_response(cfg, 500)),
             Some((code, data)) => (code, Some(data)),
             None if self.cancelled => (487, self.own_response(cfg, 487)),
-            None => (408, self.own_response(cfg, 408)),
+            None if self.invite => (408, self.own_response(cfg, 408)),
+            None => {
+                // Every branch of a non-INVITE timed out: no 408 (RFC 4320 §4.2).
+                self.server.abandon();
+                return self.pump(now, cfg, out);
+            }
         };
         if let Some(data) = data {
             self.respond(now, code, data);

@@ -223,9 +223,14 @@ fn check_answers(sim: &Sim, method: Method<'_>) -> Result<(), TestCaseError> {
     }));
     let codes = statuses(&finals);
     prop_assert!(
-        !arrived || !codes.is_empty(),
+        !arrived || !codes.is_empty() || (method != Method::Invite && all_timed_out(sim, method)),
         "no final response to the {}\n{}",
         method,
+        sim.trace()
+    );
+    prop_assert!(
+        method == Method::Invite || !codes.contains(&408) || !all_timed_out(sim, method),
+        "a 408 to a non-INVITE (RFC 4320 §4.2)\n{}",
         sim.trace()
     );
     let failures = codes.iter().filter(|&&c| c >= 300).count();
@@ -249,6 +254,23 @@ fn check_answers(sim: &Sim, method: Method<'_>) -> Result<(), TestCaseError> {
         sim.trace()
     );
     Ok(())
+}
+
+/// No callee's final response to `method` reached the proxy within 64·T1 of the proxy's
+/// first request to it (its branch timed out first): a non-INVITE then gets no final
+/// response at all (RFC 4320 §4.2), not a 408.
+fn all_timed_out(sim: &Sim, method: Method<'_>) -> bool {
+    sim.hops.iter().all(|h| {
+        let Node::Uas(i) = h.from else { return true };
+        if h.to != Node::Proxy || !is_final(&h.msg) || !cseq_is(&h.msg, method) {
+            return true;
+        }
+        let sent = sim
+            .hops
+            .iter()
+            .find(|s| s.to == Node::Uas(i) && s.from == Node::Proxy);
+        sent.is_none_or(|s| h.at >= s.at + TIMEOUT)
+    })
 }
 
 /// A failure to the INVITE goes upstream without the context only for a branch whose

@@ -325,6 +325,31 @@ fn no_answer_times_out_with_408() {
 }
 
 #[test]
+fn a_non_invite_nothing_answers_gets_no_408_and_is_freed() {
+    // RFC 4320 §4.2: the client's own timer F has fired by then; a 408 would only add load.
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let t0 = Instant::now();
+    let message = msg(
+        "MESSAGE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKm1\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: m-1\nCSeq: 1 MESSAGE\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+    );
+    let first = sent(core.handle_message(t0, message, udp(CALLER)));
+    assert_eq!(first[0].0, udp("192.0.2.20:5060"), "relayed to bob");
+    let mut upstream = Vec::new();
+    while let Some(t) = core
+        .next_timeout()
+        .filter(|n| *n < t0 + Duration::from_secs(40))
+    {
+        let out = sent(core.handle_timeouts(t));
+        upstream.extend(out.into_iter().filter(|(d, _)| *d == udp(CALLER)));
+    }
+    assert!(upstream.is_empty(), "nothing upstream: {upstream:?}");
+    assert_eq!(core.active_transactions(), 0, "freed after timer F");
+}
+
+#[test]
 fn checks_before_routing() {
     let core = core();
     let reply = |m: Message| {

@@ -161,6 +161,15 @@ impl ServerTransaction {
         self.terminate_if_due(now);
     }
 
+    /// The user will send no final response (RFC 4320 §4.2: a non-INVITE request nothing
+    /// answered in time gets no 408; its client has given up by then): the transaction
+    /// ends without one.
+    pub fn abandon(&mut self) {
+        if matches!(self.state, ServerState::Trying | ServerState::Proceeding) {
+            self.terminate();
+        }
+    }
+
     /// The transport failed to send a response: the transaction ends (§17.2.4).
     pub fn on_transport_error(&mut self) {
         if self.state != ServerState::Terminated {
@@ -260,6 +269,22 @@ mod tests {
         );
         t.handle_timeout(t0 + Duration::from_secs(15));
         assert_eq!(drain(&mut t), ["terminated"]);
+    }
+
+    #[test]
+    fn an_abandoned_request_ends_without_a_response() {
+        let t0 = Instant::now();
+        let msg = request("MESSAGE");
+        let mut t = ServerTransaction::new(&msg, Reliability::Unreliable, TimerConfig::default());
+        t.abandon();
+        assert_eq!(drain(&mut t), ["terminated"]);
+        assert_eq!(t.state(), ServerState::Terminated);
+        let mut answered =
+            ServerTransaction::new(&msg, Reliability::Unreliable, TimerConfig::default());
+        answered.send_response(t0, 404, Bytes::from_static(b"404"));
+        answered.abandon();
+        assert_eq!(drain(&mut answered), ["send 404"], "a final answer stands");
+        assert_eq!(answered.state(), ServerState::Completed);
     }
 
     #[test]
