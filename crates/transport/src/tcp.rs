@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ use crate::{Handler, Protocol, Source};
 
 /// Outgoing queue depth per connection: a send to a full queue fails at once.
 const QUEUE: usize = 1024;
+
+/// Bytes an outgoing queue may hold (a message larger than this still goes alone).
+const QUEUE_BYTES: usize = 1 << 20;
 
 /// A connection whose peer takes in nothing for this long is closed (its queue with it).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,7 +39,7 @@ pub struct TcpLimits {
 impl Default for TcpLimits {
     /// 10 000 in total: each costs a file descriptor, two tasks and a read buffer of up to
     /// 12 KiB, so about 150 MB at worst; a peer that stops reading holds, for at most 10 s
-    /// more, an outgoing queue of up to 1024 messages. 100 per IP: the phones of an office
+    /// more, an outgoing queue of up to 1024 messages and 1 MiB. 100 per IP: the phones of an office
     /// behind one NAT, while one address holds at most 1% of the total.
     fn default() -> Self {
         TcpLimits {
@@ -80,10 +84,41 @@ impl Drop for Slot {
     }
 }
 
+/// The outgoing queue of a connection, bounded in messages and in bytes.
+#[derive(Clone)]
+struct Queue {
+    tx: mpsc::Sender<Bytes>,
+    /// Bytes queued and not yet written.
+    bytes: Arc<AtomicUsize>,
+}
+
+impl Queue {
+    /// Queues `data`, or fails at once when the queue is full or closed.
+    fn push(&self, data: Bytes) -> std::io::Result<()> {
+        let len = data.len();
+        let taken = self
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held == 0 || held + len <= QUEUE_BYTES).then_some(held + len)
+            });
+        let full = || std::io::Error::new(std::io::ErrorKind::WouldBlock, "tcp send queue full");
+        taken.map_err(|_| full())?;
+        self.tx.try_send(data).map_err(|e| {
+            self.bytes.fetch_sub(len, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(_) => full(),
+                mpsc::error::TrySendError::Closed(_) => {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed")
+                }
+            }
+        })
+    }
+}
+
 /// Open TCP connections by peer address.
 #[derive(Clone)]
 pub struct TcpConnections {
-    conns: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>,
+    conns: Arc<Mutex<HashMap<SocketAddr, Queue>>>,
     open: Arc<Mutex<Open>>,
     handler: Arc<dyn Handler>,
     idle: Duration,
@@ -184,15 +219,15 @@ impl TcpConnections {
         self.lock().contains_key(&addr)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, mpsc::Sender<Bytes>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Queue>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sends over the open connection to `addr`, or connects first.
     pub async fn send(&self, addr: SocketAddr, data: Bytes) -> std::io::Result<()> {
         let existing = self.lock().get(&addr).cloned();
-        let tx = match existing {
-            Some(tx) => tx,
+        let queue = match existing {
+            Some(queue) => queue,
             None => {
                 let slot = self
                     .slot(source_of(addr.ip()))
@@ -206,36 +241,27 @@ impl TcpConnections {
                 self.run(stream, addr, local, slot)
             }
         };
-        tx.try_send(data).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                std::io::Error::new(std::io::ErrorKind::WouldBlock, "tcp send queue full")
-            }
-            mpsc::error::TrySendError::Closed(_) => {
-                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed")
-            }
-        })
+        queue.push(data)
     }
 
     /// Forgets the connection to `remote` if `tx` is still its queue.
     fn forget(&self, remote: SocketAddr, tx: &mpsc::Sender<Bytes>) {
         let mut conns = self.lock();
-        if conns.get(&remote).is_some_and(|t| t.same_channel(tx)) {
+        if conns.get(&remote).is_some_and(|q| q.tx.same_channel(tx)) {
             conns.remove(&remote);
         }
     }
 
     /// Registers the connection and spawns its reader and writer; its slot is given back
     /// when both have ended (the socket is closed).
-    fn run(
-        &self,
-        stream: TcpStream,
-        remote: SocketAddr,
-        local: SocketAddr,
-        slot: Slot,
-    ) -> mpsc::Sender<Bytes> {
+    fn run(&self, stream: TcpStream, remote: SocketAddr, local: SocketAddr, slot: Slot) -> Queue {
         let _ = stream.set_nodelay(true);
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
-        self.lock().insert(remote, tx.clone());
+        let queue = Queue {
+            tx: tx.clone(),
+            bytes: Arc::default(),
+        };
+        self.lock().insert(remote, queue.clone());
         let (mut reader, mut writer) = stream.into_split();
         let slot = Arc::new(slot);
         let writer_slot = slot.clone();
@@ -245,7 +271,7 @@ impl TcpConnections {
             remote,
             local,
         };
-        let our_tx = tx.clone();
+        let our_queue = queue.clone();
         let reading = tokio::spawn(async move {
             let _slot = slot;
             let decoder = StreamDecoder::default();
@@ -260,7 +286,7 @@ impl TcpConnections {
                     match decoder.decode(&mut buf) {
                         Ok(Some(Frame::Message(m))) => crate::deliver(&*this.handler, m, src),
                         Ok(Some(Frame::Ping)) => {
-                            let _ = our_tx.try_send(Bytes::from_static(b"\r\n"));
+                            let _ = our_queue.push(Bytes::from_static(b"\r\n"));
                         }
                         Ok(None) => break,
                         Err(e) => {
@@ -270,16 +296,19 @@ impl TcpConnections {
                     }
                 }
             }
-            this.forget(remote, &our_tx);
+            this.forget(remote, &our_queue.tx);
             tracing::debug!(%remote, "tcp connection closed");
         });
         // A peer that stops reading is cut off: its queue is not kept waiting.
         // Weak: the queue closes (and this task ends) once nobody else can send to it.
         let (this, our_tx, limit) = (self.clone(), tx.downgrade(), self.write_timeout);
+        let queued = queue.bytes.clone();
         tokio::spawn(async move {
             let _slot = writer_slot;
             while let Some(data) = rx.recv().await {
-                match tokio::time::timeout(limit, writer.write_all(&data)).await {
+                let written = tokio::time::timeout(limit, writer.write_all(&data)).await;
+                queued.fetch_sub(data.len(), Ordering::AcqRel);
+                match written {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) | Err(_) => {
                         tracing::debug!(%remote, "tcp peer not reading: closed");
@@ -292,7 +321,7 @@ impl TcpConnections {
                 }
             }
         });
-        tx
+        queue
     }
 }
 
@@ -410,15 +439,19 @@ Content-Length: 0\r\n\r\n";
             let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
             tcp.send(peer_addr, chunk.clone()).await.unwrap();
             let (_silent, _) = peer.accept().await.unwrap();
-            // Socket buffers hold some megabytes; then the queue fills, and sends fail at
-            // once instead of waiting (or queueing without end).
+            // Socket buffers hold some megabytes; then the queue fills (1 MiB: 16 of these,
+            // not 1024), and sends fail at once instead of waiting or queueing without end.
             let mut sent = 1;
             let full = loop {
                 match tcp.send(peer_addr, chunk.clone()).await {
                     Ok(()) => sent += 1,
                     Err(e) => break e,
                 }
-                assert!(sent < 4 * QUEUE, "still queueing after {sent} sends");
+                let held = sent * chunk.len();
+                assert!(
+                    held < QUEUE_BYTES + (16 << 20),
+                    "still queueing {held} bytes"
+                );
                 tokio::task::yield_now().await;
             };
             assert_eq!(full.kind(), std::io::ErrorKind::WouldBlock, "{full}");
