@@ -39,8 +39,8 @@ pub struct TcpLimits {
 impl Default for TcpLimits {
     /// 10 000 in total: each costs a file descriptor, two tasks and a read buffer of up to
     /// 12 KiB, so about 150 MB at worst; a peer that stops reading holds, for at most 10 s
-    /// more, an outgoing queue of up to 1024 messages and 1 MiB. 100 per IP: the phones of an office
-    /// behind one NAT, while one address holds at most 1% of the total.
+    /// more, an outgoing queue of up to 1024 messages and 1 MiB. 100 per IP: the phones of
+    /// an office behind one NAT, while one address holds at most 1% of the total.
     fn default() -> Self {
         TcpLimits {
             total: 10_000,
