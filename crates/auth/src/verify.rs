@@ -84,9 +84,10 @@ impl Authenticator {
     /// credentials' realm and algorithm, `None` for an unknown user (the same work is done
     /// and the same verdict given as for a wrong password). The caller checks that the
     /// digest-uri is the request's and that the user may use the identity it claims.
-    /// `request` digests what identifies the request and its sender (Call-ID, CSeq, branch,
-    /// source): credentials accepted are accepted again in its retransmissions for a while
-    /// (see [`NonceCounts::accept`]), so that a request whose answer was lost is not refused.
+    /// `request` digests the request and its sender (its bytes and source address, under a
+    /// key of the caller's): credentials accepted are accepted again in its retransmissions
+    /// for a while (see [`NonceCounts::accept`]), so that a request whose answer was lost is
+    /// not refused.
     pub fn verify(
         &self,
         c: &Credentials,

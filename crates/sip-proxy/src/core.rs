@@ -272,6 +272,11 @@ impl Core {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
+    /// True when `max_transactions` contexts are alive: no new one is made.
+    pub(crate) fn at_capacity(&self) -> bool {
+        self.shards.len() >= self.cfg.max_transactions
+    }
+
     /// Number of live proxy contexts (server transactions and what waits on them).
     pub fn active_transactions(&self) -> usize {
         self.shards.len()

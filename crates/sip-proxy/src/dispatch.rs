@@ -117,7 +117,7 @@ impl Core {
         if msg.method() == Some(Method::Ack) {
             return Seen::Unmatched;
         }
-        if self.shards().len() >= self.config().max_transactions {
+        if self.at_capacity() {
             // Full: the script runs without a transaction (answers stateless, no relay).
             return Seen::Unmatched;
         }

@@ -68,6 +68,9 @@ impl Core {
             Err(Unrouted::Pending(_)) if c.txn.is_none() && method != Method::Ack => {
                 self.too_busy(c)
             }
+            // An ACK waits in a context of its own, counted like a transaction: with none
+            // left it is dropped (the 2xx it acknowledges is retransmitted, and so is it).
+            Err(Unrouted::Pending(_)) if c.txn.is_none() && self.at_capacity() => false,
             Err(Unrouted::Pending(hosts)) if !c.resumed => {
                 let state = Box::new(RelayState::of(c, stateful));
                 let resolve = self.park(c.now, c.txn, hosts, Parked::Relay(state));

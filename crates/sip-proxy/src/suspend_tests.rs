@@ -561,3 +561,108 @@ From: <sip:{user}@example.com>;tag=r\nTo: <sip:{user}@example.com>\nCall-ID: {ca
 CSeq: {cseq} REGISTER\nContact: <sip:{user}@{contact}>\n{extra}Content-Length: 0\n\n"
     ))
 }
+
+/// A sniffed REGISTER of alice, replayed from her (spoofed) source address within 64·T1
+/// with another Contact (same Call-ID, CSeq, branch and credentials): not a retransmission,
+/// so its nonce count is a replay.
+#[test]
+fn a_register_replayed_with_another_contact_is_not_taken_for_a_retransmission() {
+    let core = core_with_alice();
+    let now = Instant::now();
+    let src = udp(CALLER);
+    let challenge = sent(core.handle_message(now, register_of("alice", "a1", 1, CALLER, ""), src));
+    let creds = register_credentials(&challenge[0].1, 1);
+    let auth = format!("Authorization: {creds}\n");
+    let legit = register_of("alice", "a1", 2, CALLER, &auth);
+    let out = sent(written(
+        &core,
+        now,
+        core.handle_message(now, legit.clone(), src),
+        true,
+    ));
+    assert_eq!(out[0].1.status(), Some(200));
+    // The attacker's copy: only the Contact differs; sent 10 s later from alice's address.
+    let text = String::from_utf8_lossy(&legit.to_bytes()).replace(
+        "<sip:alice@192.0.2.10:5060>",
+        "<sip:alice@203.0.113.66:5060>",
+    );
+    let forged = Message::parse(text.into_bytes()).unwrap();
+    let later = now + Duration::from_secs(10);
+    let out = sent(written(
+        &core,
+        later,
+        core.handle_message(later, forged, src),
+        true,
+    ));
+    let contacts: Vec<String> = core
+        .lookup(later, "sip:alice@example.com")
+        .into_iter()
+        .map(|b| b.contact)
+        .collect();
+    assert!(
+        !contacts.iter().any(|c| c.contains("203.0.113.66")),
+        "the attacker's contact was registered for alice ({:?}): {contacts:?}",
+        out.first().and_then(|(_, m)| m.status())
+    );
+}
+
+/// A sniffed authenticated INVITE, replayed from the caller's (spoofed) source with another
+/// Via sent-by port (a new transaction key, the same Call-ID, CSeq and branch) and another
+/// body: a replay, not a second call authorized as alice.
+#[test]
+fn an_invite_replayed_with_another_via_port_and_body_is_refused() {
+    let core = core_with_alice();
+    let now = Instant::now();
+    let invite = |via: &str, auth: &str, body: &str| {
+        let cseq = if auth.is_empty() { 1 } else { 2 };
+        msg(&format!(
+            "INVITE sip:carol@{GW} SIP/2.0\nVia: SIP/2.0/UDP {via};branch=z9hG4bKpay{cseq}\n\
+From: <sip:alice@example.com>;tag=a\nTo: <sip:carol@{GW}>\nCall-ID: pay-1\nCSeq: {cseq} INVITE\n\
+Max-Forwards: 70\n{auth}Content-Type: application/sdp\nContent-Length: {}\n\n{body}",
+            body.len()
+        ))
+    };
+    let challenge = sent(core.handle_message(now, invite(CALLER, "", ""), udp(CALLER)));
+    assert_eq!(challenge[0].1.status(), Some(407));
+    let creds = answer_challenge(&challenge[0].1, &format!("sip:carol@{GW}"));
+    let auth = format!("Proxy-Authorization: {creds}\n");
+    let raw = core.handle_message(now, invite(CALLER, &auth, "v=0\n"), udp(CALLER));
+    let first = requests(raw);
+    assert_eq!(first.len(), 1, "the legitimate call");
+    let later = now + Duration::from_secs(20);
+    let replay = invite("192.0.2.10:5070", &auth, "v=0\nc=IN IP4 203.0.113.66\n");
+    let second = requests(core.handle_message(later, replay, udp(CALLER)));
+    assert!(
+        second.is_empty(),
+        "a replayed INVITE was relayed as alice's: {second:?}"
+    );
+}
+
+/// An ACK to a name not in the DNS cache waits in a context of its own: a stranger's flood
+/// of them (no authentication, any source) stops at `max_transactions`.
+#[test]
+fn acks_waiting_for_dns_count_toward_max_transactions() {
+    let cfg = ProxyConfig {
+        max_transactions: 10,
+        ..config()
+    };
+    let core = Core::new(cfg, Arc::new(Location::new()));
+    let now = Instant::now();
+    let mut lookups = 0;
+    for n in 0..1000 {
+        let ack = msg(&format!(
+            "ACK sip:x@slow.attacker.example SIP/2.0\nVia: SIP/2.0/UDP 198.51.{}.{}:5060;branch=z9hG4bKack{n}\n\
+From: <sip:m@evil.example>;tag=m\nTo: <sip:x@slow.attacker.example>;tag=t\nCall-ID: ack-{n}\nCSeq: 1 ACK\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+            n / 250,
+            n % 250 + 1
+        ));
+        let src = udp(&format!("198.51.{}.{}:5060", n / 250, n % 250 + 1));
+        lookups += usize::from(resolve(core.handle_message(now, ack, src)).is_some());
+    }
+    assert!(
+        core.active_transactions() <= 10,
+        "{} contexts parked ({lookups} lookups asked) with max_transactions = 10",
+        core.active_transactions()
+    );
+}

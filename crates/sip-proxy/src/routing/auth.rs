@@ -54,14 +54,12 @@ fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 
     let ha1 = subscribers
         .get(&cr.username, &realm)
         .map(|s| s.ha1(cr.algorithm));
-    // A retransmission (same request, same sender) may carry its accepted count again.
-    let msg = c.msg;
-    let request = c.core.shards().keyed_hash((
-        msg.call_id().ok(),
-        msg.cseq().ok().map(|s| s.seq),
-        msg.top_via().ok().and_then(|v| v.branch()),
-        c.src.addr,
-    ));
+    // A retransmission may carry its accepted count again: the same bytes from the same
+    // sender (anything changed, a Contact, a Via port, a body, makes another request).
+    let request = c
+        .core
+        .shards()
+        .keyed_hash((&c.msg.to_bytes()[..], c.src.addr));
     match c
         .core
         .auth
