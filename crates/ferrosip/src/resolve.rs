@@ -127,8 +127,11 @@ mod tests {
 
     use super::*;
 
+    /// A core that relays for 192.0.2.1, a trusted peer.
     fn core() -> Arc<Core> {
-        let cfg = crate::cmd::serve::proxy_config(&crate::config::Config::default(), &[]).unwrap();
+        let mut cfg =
+            crate::cmd::serve::proxy_config(&crate::config::Config::default(), &[]).unwrap();
+        cfg.trusted = vec!["192.0.2.1/32".parse().unwrap()];
         Arc::new(Core::new(cfg, Arc::new(registrar::Location::new())))
     }
 

@@ -301,7 +301,8 @@ Contact: <sip:six@[::1]:{v6_port}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\
 #[test]
 fn next_hop_named_by_host_is_resolved() {
     let dir = tmp();
-    let s = Server::start(dir.path(), &[]);
+    // Trusted: other domains are reached by trusted peers and subscribers only.
+    let s = Server::start_with_config(dir.path(), "[auth]\ntrusted = [\"127.0.0.0/8\"]\n");
     let (uac, uas) = (Ua::new(), Ua::new());
     let options = |host: &str, call_id: &str| {
         format!(

@@ -666,3 +666,27 @@ Max-Forwards: 70\nContent-Length: 0\n\n",
         core.active_transactions()
     );
 }
+
+/// Not an open relay: a stranger's INVITE to another domain, claiming a foreign From or
+/// carrying a To tag (and no Route of ours), is refused, with subscribers or without.
+#[test]
+fn a_stranger_is_not_relayed_to_another_domain() {
+    let now = Instant::now();
+    let open = Core::new(config(), Arc::new(Location::new()));
+    for (core, from, totag) in [
+        (core_with_alice(), "alice@example.com", ";tag=x"),
+        (core_with_alice(), "mallory@evil.example", ""),
+        (open, "mallory@evil.example", ""),
+    ] {
+        let req = msg(&format!(
+            "INVITE sip:victim@198.51.100.9:5060 SIP/2.0\nVia: SIP/2.0/UDP 203.0.113.7:5060;branch=z9hG4bKopen{totag}\n\
+From: <sip:{from}>;tag=m\nTo: <sip:victim@198.51.100.9>{totag}\nCall-ID: open-{from}\nCSeq: 1 INVITE\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+        ));
+        let out = sent(core.handle_message(now, req, udp("203.0.113.7:5060")));
+        let codes: Vec<_> = out.iter().map(|(d, m)| (d.addr, m.status())).collect();
+        let want = if totag.is_empty() { 403 } else { 404 };
+        let stranger = "203.0.113.7:5060".parse().unwrap();
+        assert_eq!(codes, [(stranger, Some(want))], "From {from}{totag}");
+    }
+}

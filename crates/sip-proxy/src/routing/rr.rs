@@ -17,7 +17,8 @@ fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
         c.set.ruri = Some(uri.clone());
         c.set.binding = None;
     }
-    let follow = edit.next_is_route;
+    // Routed by its Route set: to the next Route, or (strict) to the one taken from it.
+    let follow = edit.next_is_route || edit.new_uri.is_some();
     c.edits.route = edit;
     if follow {
         1
