@@ -82,10 +82,11 @@ impl Core {
         {
             Ok(reg) => {
                 let ok = registrar::ok_response(msg, &reg, now_unix, &to_tag(msg));
-                let previous = reg.previous;
-                self.with_ctx(id, |ctx| {
-                    ctx.parked = Some(Parked::Persist { ok, previous })
-                });
+                let parked = Parked::Persist {
+                    ok,
+                    previous: reg.previous,
+                };
+                self.with_ctx(id, |ctx| ctx.park(c.now, cfg, parked));
                 c.out.push(Command::Persist {
                     changes: reg.changes,
                     then: Some(Resume { context: id }),

@@ -3,10 +3,10 @@
 //! client transaction of its own — retransmitted, timed out, its next hop looked up like a
 //! forwarded request's — and hands its final answer to the one who asked, once.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use sip_message::{HeaderName, Message};
-use sip_transaction::{ClientState, ClientTransaction, Output};
+use sip_message::{HeaderName, Message, Method};
+use sip_transaction::{build_cancel, ClientState, ClientTransaction, Output, TimerConfig};
 
 use crate::branch::{new_stateful_branch, Upstream};
 use crate::context::reliability;
@@ -22,7 +22,8 @@ use crate::Command;
 pub enum Answer {
     /// Its final response (for an INVITE, the first; the ACK of a 2xx is the asker's).
     Response(Box<Message>),
-    /// No final response in time (timer B or F).
+    /// No final response in time (timer B or F; for an INVITE that rang, timer C and then
+    /// 64·T1 after its CANCEL).
     Timeout,
     /// Its next hop cannot be reached: no address, a name that does not resolve, or a
     /// connection that could not be made.
@@ -40,6 +41,14 @@ pub(crate) struct Outgoing {
     dest: Option<Destination>,
     client: Option<ClientTransaction>,
     on_answer: Option<OnAnswer>,
+    /// An INVITE's timer C (RFC 3261 §16.8): restarted by each provisional response, it
+    /// sends a CANCEL when it fires.
+    timer_c: Option<Instant>,
+    cancel: Option<ClientTransaction>,
+    /// 64·T1 after the CANCEL: the INVITE is given up if still unanswered (§9.1).
+    give_up: Option<Instant>,
+    /// It was given up: the asker is told it timed out.
+    gave_up: bool,
     /// The deadline its shard's timer set holds for it.
     pub(crate) armed: Option<Instant>,
 }
@@ -55,29 +64,84 @@ impl std::fmt::Debug for Outgoing {
 
 impl Outgoing {
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.client
-            .as_ref()
-            .and_then(ClientTransaction::poll_timeout)
+        let waiting = self.on_answer.is_some();
+        [
+            self.client
+                .as_ref()
+                .and_then(ClientTransaction::poll_timeout),
+            self.cancel
+                .as_ref()
+                .and_then(ClientTransaction::poll_timeout),
+            self.timer_c.filter(|_| waiting),
+            self.give_up.filter(|_| waiting),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(crate) fn is_done(&self) -> bool {
-        self.client
-            .as_ref()
-            .is_some_and(|c| c.state() == ClientState::Terminated)
+        let ended = |c: &ClientTransaction| c.state() == ClientState::Terminated;
+        self.client.as_ref().is_some_and(ended) && self.cancel.as_ref().is_none_or(ended)
     }
 
-    /// Moves the transaction's output to `out`; the answer, with its callback, once final.
-    pub(crate) fn pump(&mut self, out: &mut Vec<Command>) -> Option<(OnAnswer, Answer)> {
+    /// Fires the due timers: the transactions', then timer C (a CANCEL goes) and the end of
+    /// the wait after it.
+    fn on_timeout(&mut self, now: Instant, timers: TimerConfig) {
+        let (Some(client), Some(dest)) = (self.client.as_mut(), self.dest) else {
+            return;
+        };
+        client.handle_timeout(now);
+        if let Some(cancel) = self.cancel.as_mut() {
+            cancel.handle_timeout(now);
+        }
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if due(self.timer_c) && self.on_answer.is_some() {
+            self.timer_c = None;
+            let cancel = client.request().map(|i| Message::parse(build_cancel(&i)));
+            if let Some(Ok(cancel)) = cancel {
+                let r = reliability(dest);
+                self.cancel = Some(ClientTransaction::new(now, cancel, r, timers));
+                self.give_up = Some(now + timers.timeout());
+            }
+        }
+        if due(self.give_up) && self.on_answer.is_some() {
+            self.give_up = None;
+            client.abandon();
+            self.gave_up = true;
+        }
+    }
+
+    /// Moves the transactions' output to `out`; the answer, with its callback, once final.
+    /// A provisional response to an INVITE restarts its timer C.
+    pub(crate) fn pump(
+        &mut self,
+        now: Instant,
+        timer_c: Duration,
+        out: &mut Vec<Command>,
+    ) -> Option<(OnAnswer, Answer)> {
         let (client, dest) = (self.client.as_mut()?, self.dest?);
-        let mut answer = None;
+        let mut answer = std::mem::take(&mut self.gave_up).then_some(Answer::Timeout);
         while let Some(o) = client.poll_output() {
             match o {
                 Output::Transmit(data) => out.push(Command::Send { dest, data }),
                 Output::Response(r) if r.status().is_some_and(|s| s >= 200) => {
                     answer = answer.or(Some(Answer::Response(r)));
                 }
-                Output::Response(_) | Output::Terminated => {}
+                Output::Response(r) => {
+                    if self.timer_c.is_some() && r.status().is_some_and(|s| s > 100) {
+                        self.timer_c = Some(now + timer_c);
+                    }
+                }
+                Output::Terminated => {}
                 Output::Timeout => answer = answer.or(Some(Answer::Timeout)),
+            }
+        }
+        if let Some(cancel) = self.cancel.as_mut() {
+            while let Some(o) = cancel.poll_output() {
+                if let Output::Transmit(data) = o {
+                    out.push(Command::Send { dest, data });
+                }
             }
         }
         let answer = answer?;
@@ -104,6 +168,10 @@ impl Core {
             dest,
             client: None,
             on_answer: Some(on_answer),
+            timer_c: None,
+            cancel: None,
+            give_up: None,
+            gave_up: false,
             armed: None,
         };
         self.shards().lock(Shards::of(id)).insert_outgoing(id, own);
@@ -185,13 +253,15 @@ impl Core {
         msg: Message,
         out: &mut Vec<Command>,
     ) {
-        let timers = self.config().timers;
+        let (timers, timer_c) = (self.config().timers, self.config().timer_c);
+        let invite = msg.method() == Some(Method::Invite);
         let done = self
             .with_outgoing(id, |o| {
                 o.request = None;
                 o.dest = Some(dest);
+                o.timer_c = invite.then(|| now + timer_c);
                 o.client = Some(ClientTransaction::new(now, msg, reliability(dest), timers));
-                o.pump(out)
+                o.pump(now, timer_c, out)
             })
             .flatten();
         if let Some((on_answer, answer)) = done {
@@ -209,10 +279,11 @@ impl Core {
         out: &mut Vec<Command>,
     ) -> Option<Message> {
         let mut slot = Some(resp);
+        let timer_c = self.config().timer_c;
         let done = self.with_outgoing(id, |o| {
             let (client, resp) = (o.client.as_mut()?, slot.take()?);
             client.on_response(now, resp);
-            o.pump(out)
+            o.pump(now, timer_c, out)
         });
         if let Some(Some((on_answer, answer))) = done {
             on_answer(self, now, answer, out);
@@ -222,9 +293,10 @@ impl Core {
 
     /// Fires the timers of request of our own `id`.
     pub(crate) fn outgoing_timeout(&self, now: Instant, id: u64, out: &mut Vec<Command>) {
+        let cfg = self.config();
         let done = self.with_outgoing(id, |o| {
-            o.client.as_mut()?.handle_timeout(now);
-            o.pump(out)
+            o.on_timeout(now, cfg.timers);
+            o.pump(now, cfg.timer_c, out)
         });
         if let Some(Some((on_answer, answer))) = done {
             on_answer(self, now, answer, out);
@@ -233,9 +305,10 @@ impl Core {
 
     /// Request of our own `id` could not be sent.
     pub(crate) fn outgoing_failed(&self, now: Instant, id: u64, out: &mut Vec<Command>) {
+        let timer_c = self.config().timer_c;
         let done = self.with_outgoing(id, |o| {
             o.client.as_mut()?.on_transport_error();
-            let reported = o.pump(out).map(|(on_answer, _)| on_answer);
+            let reported = o.pump(now, timer_c, out).map(|(on_answer, _)| on_answer);
             reported.or_else(|| o.on_answer.take())
         });
         if let Some(Some(on_answer)) = done {

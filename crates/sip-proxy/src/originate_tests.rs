@@ -160,3 +160,70 @@ fn an_answer_may_send_the_next_request() {
     core.handle_message(now, answer(&second[0].1, 404), udp(PHONE));
     assert_eq!(*log.lock().unwrap(), ["404"]);
 }
+
+/// Everything the core sends until `end`, its timers fired as they come due.
+fn run_until(core: &Core, end: Instant) -> Vec<(Destination, Message)> {
+    let mut all = Vec::new();
+    while let Some(t) = core.next_timeout().filter(|t| *t <= end) {
+        all.extend(sent(core.handle_timeouts(t)));
+    }
+    all
+}
+
+#[test]
+fn an_invite_of_our_own_that_only_rings_is_cancelled_after_timer_c_and_then_given_up() {
+    let core = core();
+    let timer_c = core.config().timer_c;
+    let (log, on_answer) = recorder();
+    let now = Instant::now();
+    let inv = msg(&format!(
+        "INVITE sip:{PHONE} SIP/2.0\nFrom: <sip:ferrosip@example.com>;tag=k\nTo: <sip:{PHONE}>\n\
+Call-ID: c2d-1\nCSeq: 1 INVITE\nMax-Forwards: 70\nContact: <sip:ferrosip@192.0.2.1>\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.send_request(now, inv, None, on_answer()));
+    let sent_invite = out[0].1.clone();
+    sent(core.handle_message(now, answer(&sent_invite, 180), udp(PHONE)));
+    // It rings for ever: timer C sends a CANCEL of the INVITE's transaction.
+    let before = run_until(&core, now + timer_c - Duration::from_millis(1));
+    assert!(before.is_empty(), "nothing before timer C: {before:?}");
+    let cancels: Vec<Message> = run_until(&core, now + timer_c)
+        .into_iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.method().map(|m| m.as_str()) == Some("CANCEL"))
+        .collect();
+    assert_eq!(cancels.len(), 1, "one CANCEL at timer C");
+    let branch = |m: &Message| m.top_via().unwrap().branch().map(str::to_owned);
+    assert_eq!(branch(&cancels[0]), branch(&sent_invite));
+    assert!(log.lock().unwrap().is_empty(), "not over yet");
+    // Nothing answers the CANCEL: 64·T1 later the asker is told, and all is freed.
+    run_until(&core, now + timer_c + Duration::from_secs(40));
+    assert_eq!(*log.lock().unwrap(), ["timeout"]);
+    assert_eq!(core.active_transactions(), 0);
+}
+
+#[test]
+fn a_cancelled_invite_of_our_own_reports_its_487() {
+    let core = core();
+    let timer_c = core.config().timer_c;
+    let (log, on_answer) = recorder();
+    let now = Instant::now();
+    let inv = msg(&format!(
+        "INVITE sip:{PHONE} SIP/2.0\nFrom: <sip:ferrosip@example.com>;tag=k\nTo: <sip:{PHONE}>\n\
+Call-ID: c2d-2\nCSeq: 1 INVITE\nMax-Forwards: 70\nContact: <sip:ferrosip@192.0.2.1>\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.send_request(now, inv, None, on_answer()));
+    let sent_invite = out[0].1.clone();
+    sent(core.handle_message(now, answer(&sent_invite, 180), udp(PHONE)));
+    // Another provisional response restarts timer C.
+    let later = now + timer_c / 2;
+    run_until(&core, later);
+    sent(core.handle_message(later, answer(&sent_invite, 183), udp(PHONE)));
+    let early = run_until(&core, now + timer_c + Duration::from_millis(1));
+    assert!(early
+        .iter()
+        .all(|(_, m)| m.method().map(|m| m.as_str()) != Some("CANCEL")));
+    run_until(&core, later + timer_c);
+    let t = later + timer_c;
+    sent(core.handle_message(t, answer(&sent_invite, 487), udp(PHONE)));
+    assert_eq!(*log.lock().unwrap(), ["487"]);
+}

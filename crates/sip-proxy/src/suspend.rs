@@ -192,8 +192,7 @@ impl Core {
         let Some(ctx) = shard.contexts.get_mut(&id) else {
             return out;
         };
-        let waiting = ctx.parked.take_if(|p| matches!(p, Parked::Persist { .. }));
-        let Some(Parked::Persist { ok, previous }) = waiting else {
+        let Some(Parked::Persist { ok, previous }) = ctx.take_persist() else {
             return out;
         };
         match written {

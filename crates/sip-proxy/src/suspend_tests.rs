@@ -690,3 +690,52 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
         assert_eq!(codes, [(stranger, Some(want))], "From {from}{totag}");
     }
 }
+
+/// A write that never ends (a database that hangs) does not hold the REGISTER for ever:
+/// 64·T1 later it is answered 500 with Retry-After and forgotten; its slot comes back when
+/// the write does end.
+#[test]
+fn a_register_waiting_for_its_write_is_answered_500_after_64_t1() {
+    let cfg = ProxyConfig {
+        max_pending_writes: 1,
+        ..config()
+    };
+    let core = Core::new(cfg, Arc::new(Location::new()));
+    let t0 = Instant::now();
+    let src = udp("192.0.2.30:5060");
+    let asked = core.handle_message(
+        t0,
+        register_of("dave", "hang", 1, "192.0.2.30:5060", ""),
+        src,
+    );
+    let then = asked
+        .iter()
+        .find_map(|c| match c {
+            Command::Persist { then, .. } => *then,
+            _ => None,
+        })
+        .expect("a write");
+    let mut out = Vec::new();
+    while let Some(t) = core
+        .next_timeout()
+        .filter(|t| *t < t0 + Duration::from_secs(3600))
+    {
+        out.extend(sent(core.handle_timeouts(t)));
+    }
+    let codes: Vec<_> = out.iter().map(|(d, m)| (*d, m.status())).collect();
+    assert_eq!(codes, [(src, Some(500))]);
+    assert!(out[0].1.header_str("Retry-After").is_some());
+    assert_eq!(core.active_transactions(), 0, "forgotten");
+    // The write ends at last: nothing more is sent, and the slot is free again.
+    let late = t0 + Duration::from_secs(3600);
+    assert!(sent(core.persisted(late, then, Written::Stored)).is_empty());
+    let next = core.handle_message(
+        late,
+        register_of("erin", "e1", 1, "192.0.2.31:5060", ""),
+        src,
+    );
+    assert!(
+        matches!(next.first(), Some(Command::Persist { .. })),
+        "{next:?}"
+    );
+}

@@ -776,3 +776,43 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
     let up = sent(core.handle_message(now, from_tcp("nobody", "192.0.2.99;rport=6000"), tcp));
     assert_eq!((up[0].0, up[0].1.status()), (want(5060), Some(404)));
 }
+
+/// §17.2.1: the ACK of a non-2xx final response of our own is hop-by-hop, absorbed by the
+/// INVITE server transaction over TCP as over UDP, never routed on by the script.
+#[test]
+fn ack_to_a_local_non_2xx_over_tcp_is_absorbed_not_relayed() {
+    let core = crate::tests::with_script(
+        r#"
+request_route {
+    if (is_method("INVITE") && !has_totag()) { sl_send_reply(403, "Forbidden"); exit; }
+    t_relay();
+}
+"#,
+    );
+    for proto in [Protocol::Udp, Protocol::Tcp] {
+        let t0 = Instant::now();
+        let via = if proto == Protocol::Tcp { "TCP" } else { "UDP" };
+        let src = Destination::new(proto, CALLER.parse().unwrap());
+        let req = |method: &str, totag: &str| {
+            msg(&format!(
+                "{method} sip:carol@198.51.100.9 SIP/2.0\nVia: SIP/2.0/{via} {CALLER};branch=z9hG4bKack{via}\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:carol@198.51.100.9>{totag}\nCall-ID: ack-{via}\nCSeq: 1 {method}\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+            ))
+        };
+        let out = sent(core.handle_message(t0, req("INVITE", ""), src));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].1.status(), Some(403));
+        let tag = out[0].1.to().unwrap().tag().unwrap().to_owned();
+        let ack = req("ACK", &format!(";tag={tag}"));
+        let out = sent(core.handle_message(t0 + Duration::from_millis(20), ack, src));
+        let relayed: Vec<_> = out
+            .iter()
+            .filter(|(d, _)| d.addr.ip().to_string() == "198.51.100.9")
+            .collect();
+        assert!(
+            relayed.is_empty(),
+            "{via}: ACK of our own 403 relayed downstream: {relayed:?}"
+        );
+    }
+}

@@ -143,8 +143,9 @@ impl ServerTransaction {
     /// registrar's answer), as a stateless server would (RFC 3261 §8.2.7, §26.3.2.4): it is
     /// sent again only when the request is retransmitted — no timer G, so a request with a
     /// spoofed source gets one answer — and the transaction is forgotten T4 after it over
-    /// an unreliable transport (at once over a reliable one), like Kamailio's wait timer.
-    /// A non-final `status` is sent as by [`send_response`](Self::send_response).
+    /// an unreliable transport (at once over a reliable one, but for an INVITE's failure:
+    /// its ACK must still be absorbed), like Kamailio's wait timer. A non-final `status` is
+    /// sent as by [`send_response`](Self::send_response).
     pub fn send_local_response(&mut self, now: Instant, status: u16, response: Bytes) {
         if status < 200 {
             return self.send_response(now, status, response);
@@ -155,7 +156,8 @@ impl ServerTransaction {
         self.state = ServerState::Completed;
         self.last_response = Some(response.clone());
         self.retransmit = None;
-        self.deadline = Some(now + self.timers.linger(self.reliability.is_reliable()));
+        let reliable = self.reliability.is_reliable() && !(self.invite && status >= 300);
+        self.deadline = Some(now + self.timers.linger(reliable));
         self.local = true;
         self.out.push_back(Output::Transmit(response));
         self.terminate_if_due(now);
@@ -308,9 +310,20 @@ mod tests {
         acked.send_local_response(t0, 404, Bytes::from_static(b"404"));
         assert!(acked.on_request(t0, &request("ACK")));
         assert_eq!(acked.state(), ServerState::Confirmed);
+        // Over TCP the transaction waits for the ACK (T4 at most), and ends with it.
         let mut tcp = ServerTransaction::new(&inv, Reliability::Reliable, TimerConfig::default());
         tcp.send_local_response(t0, 404, Bytes::from_static(b"404"));
-        assert_eq!(drain(&mut tcp), ["send 404", "terminated"]);
+        assert_eq!(drain(&mut tcp), ["send 404"]);
+        assert!(tcp.on_request(t0, &request("ACK")), "the ACK absorbed");
+        assert_eq!(drain(&mut tcp), ["terminated"]);
+        let msg = request("MESSAGE");
+        let mut other = ServerTransaction::new(&msg, Reliability::Reliable, TimerConfig::default());
+        other.send_local_response(t0, 404, Bytes::from_static(b"404"));
+        assert_eq!(
+            drain(&mut other),
+            ["send 404", "terminated"],
+            "no ACK to wait for"
+        );
     }
 
     #[test]

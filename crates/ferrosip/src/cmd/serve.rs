@@ -258,6 +258,10 @@ fn tell_time(core: &Core) {
 /// transaction's deadline on its own cost a context switch per message under load.
 const TIMER_TICK: Duration = Duration::from_millis(10);
 
+/// How long one attempt to write a batch may take: the four attempts end well within the
+/// 64·T1 a REGISTER waits for its write (a hung database connection must not hold them).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Most jobs in one transaction. It also bounds the burst of 200 OKs released by one
 /// commit: a client behind one socket (a registrar front end, a load generator) must not
 /// have its receive buffer overrun by them.
@@ -294,7 +298,12 @@ async fn location_writer(
             if pause > 0 {
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
-            match store.apply(batch.iter().flat_map(|j| &j.changes)).await {
+            let attempt_of = store.apply(batch.iter().flat_map(|j| &j.changes));
+            let result = match tokio::time::timeout(WRITE_TIMEOUT, attempt_of).await {
+                Ok(result) => result.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow::anyhow!("no answer within {WRITE_TIMEOUT:?}")),
+            };
+            match result {
                 Ok(()) => {
                     stored = true;
                     break;
