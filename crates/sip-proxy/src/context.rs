@@ -196,9 +196,8 @@ impl Context {
         true
     }
 
-    /// Parks the context until the names are looked up or the bindings written (at most
-    /// 64·T1); a relay without a transaction of its own (`forward`) sends no 100 Trying
-    /// meanwhile.
+    /// Parks the context until the names are looked up (at most 64·T1); a relay without a
+    /// transaction of its own (`forward`) sends no 100 Trying meanwhile.
     pub(crate) fn park(&mut self, now: Instant, cfg: &ProxyConfig, parked: Parked) {
         if matches!(&parked, Parked::Relay(state) if !state.stateful) {
             self.trying_at = None;
@@ -218,15 +217,29 @@ impl Context {
 
     /// Takes what waits for a binding write, if anything does.
     pub(crate) fn take_persist(&mut self) -> Option<Parked> {
-        let parked = self
-            .parked
-            .take_if(|p| matches!(p, Parked::Persist { .. }))?;
-        self.park_until = None;
-        Some(parked)
+        self.parked.take_if(|p| matches!(p, Parked::Persist { .. }))
     }
 
-    /// The DNS answer (or the end of a binding write) never came: the request is answered
-    /// 503 (500 for a REGISTER; in a failure route, the best reply goes).
+    /// The writes stalled: a REGISTER waiting for its bindings is answered 500. The write
+    /// may still end; if it fails then, its change stays in memory until it expires.
+    pub(crate) fn write_stalled(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        out: &mut Vec<Command>,
+    ) {
+        if self.take_persist().is_none() || self.answered {
+            return;
+        }
+        if let Some(r) = self.request.as_deref() {
+            let why = "Server Internal Error (bindings not stored in time)";
+            let data = response(r, 500, why, &cfg.agent, &[("Retry-After", "5")]);
+            self.answer(now, cfg, 500, data, out);
+        }
+    }
+
+    /// The DNS answer never came: the request is answered 503 (or, in a failure route,
+    /// with the best reply).
     fn give_up_waiting(&mut self, now: Instant, cfg: &ProxyConfig, out: &mut Vec<Command>) {
         self.park_until = None;
         match self.parked.take() {
@@ -244,16 +257,8 @@ impl Context {
                 }
             }
             Some(Parked::FailureRelay(_)) if !self.answered => self.send_best(now, cfg, out),
-            Some(Parked::Persist { .. }) if !self.answered => {
-                // The write may still end; if it fails then, the change stays in memory
-                // until the binding expires (the writer bounds its attempts well before).
-                if let Some(r) = self.request.as_deref() {
-                    let why = "Server Internal Error (bindings not stored in time)";
-                    let data = response(r, 500, why, &cfg.agent, &[("Retry-After", "5")]);
-                    self.answer(now, cfg, 500, data, out);
-                }
-            }
-            Some(Parked::Relay(_) | Parked::FailureRelay(_) | Parked::Persist { .. }) | None => {}
+            Some(Parked::Relay(_) | Parked::FailureRelay(_)) | None => {}
+            Some(other) => self.parked = Some(other),
         }
     }
 

@@ -48,6 +48,9 @@ pub struct Core {
     pub(crate) guard: Guard,
     /// REGISTERs whose bindings are being written (their answers wait).
     writes: AtomicUsize,
+    /// When the writes last moved (one ended, or the first of a batch was admitted), in
+    /// milliseconds after the shards' epoch: 64·T1 without progress, they are stalled.
+    writes_moved: AtomicI64,
     /// Unix time in milliseconds at the shards' epoch, as the IO layer last told.
     wall_ms: AtomicI64,
 }
@@ -129,6 +132,7 @@ impl Core {
             aliases: ArcSwap::default(),
             auth_failures: AtomicU64::new(0),
             writes: AtomicUsize::new(0),
+            writes_moved: AtomicI64::new(0),
             wall_ms: AtomicI64::new(0),
         }
     }
@@ -256,20 +260,44 @@ impl Core {
     }
 
     /// Takes a slot for a binding write, unless `max_pending_writes` are already waiting.
-    pub(crate) fn admit_write(&self) -> bool {
+    pub(crate) fn admit_write(&self, now: Instant) -> bool {
         let limit = self.cfg.max_pending_writes;
-        self.writes
+        let taken = self
+            .writes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < limit).then_some(n + 1)
-            })
-            .is_ok()
+            });
+        if taken == Ok(0) {
+            self.writes_moved_at(now);
+        }
+        taken.is_ok()
     }
 
     /// Gives back the slot of a binding write.
-    pub(crate) fn writes_done(&self) {
+    pub(crate) fn writes_done(&self, now: Instant) {
         let _ = self
             .writes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.writes_moved_at(now);
+    }
+
+    pub(crate) fn writes_moved_at(&self, now: Instant) {
+        let ms = self.since_epoch_ms(now);
+        self.writes_moved.store(ms, Ordering::Relaxed);
+    }
+
+    /// When writes still pending count as stalled (64·T1 without one ending), if any are.
+    pub(crate) fn writes_stall_at(&self) -> Option<Instant> {
+        if self.writes.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let moved = self
+            .writes_moved
+            .load(Ordering::Relaxed)
+            .max(0)
+            .unsigned_abs();
+        let epoch = self.shards.started()?;
+        Some(epoch + Duration::from_millis(moved) + self.cfg.timers.timeout())
     }
 
     /// True when `max_transactions` contexts are alive: no new one is made.

@@ -282,7 +282,11 @@ impl Core {
 
     /// When [`handle_timeouts`](Self::handle_timeouts) is next needed. Locks nothing.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.shards().next_timeout()
+        let timers = self.shards().next_timeout();
+        match self.writes_stall_at() {
+            Some(stall) => Some(timers.map_or(stall, |t| t.min(stall))),
+            None => timers,
+        }
     }
 
     /// Fires every transaction timer due at `now`, each once; only shards with a timer
@@ -313,6 +317,28 @@ impl Core {
         for id in own {
             self.outgoing_timeout(now, id, &mut out);
         }
+        if self.writes_stall_at().is_some_and(|t| t <= now) {
+            self.writes_stalled(now, &mut out);
+        }
         out
+    }
+
+    /// No binding write ended for 64·T1 (a database that hangs): the REGISTERs waiting get
+    /// 500 rather than wait for ever; their slots come back when their writes end. Rare,
+    /// so a scan of every shard; a REGISTER costs no timer for it.
+    fn writes_stalled(&self, now: Instant, out: &mut Vec<Command>) {
+        tracing::warn!("binding writes stalled: waiting REGISTERs get 500");
+        self.writes_moved_at(now);
+        let cfg = self.config();
+        for i in 0..crate::shard::SHARDS {
+            let mut shard = self.shards().lock(i);
+            let ids: Vec<u64> = shard.contexts.keys().copied().collect();
+            for id in ids {
+                if let Some(ctx) = shard.contexts.get_mut(&id) {
+                    ctx.write_stalled(now, cfg, out);
+                    shard.settle(id);
+                }
+            }
+        }
     }
 }

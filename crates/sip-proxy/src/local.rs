@@ -67,7 +67,7 @@ impl Core {
         let Some(id) = c.txn.filter(|_| c.phase == Phase::Request) else {
             return self.too_busy(c);
         };
-        if !self.admit_write() {
+        if !self.admit_write(c.now) {
             let why = "Service Unavailable (storage busy)";
             self.respond(c, 503, why, &[("Retry-After", "5")]);
             return false;
@@ -82,11 +82,10 @@ impl Core {
         {
             Ok(reg) => {
                 let ok = registrar::ok_response(msg, &reg, now_unix, &to_tag(msg));
-                let parked = Parked::Persist {
-                    ok,
-                    previous: reg.previous,
-                };
-                self.with_ctx(id, |ctx| ctx.park(c.now, cfg, parked));
+                let previous = reg.previous;
+                self.with_ctx(id, |ctx| {
+                    ctx.parked = Some(Parked::Persist { ok, previous })
+                });
                 c.out.push(Command::Persist {
                     changes: reg.changes,
                     then: Some(Resume { context: id }),
@@ -95,7 +94,7 @@ impl Core {
                 true
             }
             Err(r) => {
-                self.writes_done();
+                self.writes_done(c.now);
                 let min = r.min_expires.map(|m| m.to_string());
                 let extra: Vec<(&str, &str)> = min
                     .as_deref()

@@ -222,6 +222,11 @@ impl Shards {
         *self.epoch.get_or_init(|| now)
     }
 
+    /// The epoch, once the core was told a time.
+    pub(crate) fn started(&self) -> Option<Instant> {
+        self.epoch.get().copied()
+    }
+
     /// The earliest deadline of any shard, read without locking.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         let min = self

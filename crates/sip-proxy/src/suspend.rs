@@ -185,7 +185,7 @@ impl Core {
     /// the authenticator accepts the same credentials again in the same request). Kept, each
     /// would cost a timer and its memory for T4 on the busiest path of a registrar.
     pub fn persisted(&self, now: Instant, then: Resume, written: Written<'_>) -> Vec<Command> {
-        self.writes_done();
+        self.writes_done(now);
         let mut out = Vec::new();
         let (cfg, id) = (self.config(), then.context);
         let mut shard = self.shards().lock(Shards::of(id));

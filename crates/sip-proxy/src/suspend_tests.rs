@@ -692,10 +692,10 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
 }
 
 /// A write that never ends (a database that hangs) does not hold the REGISTER for ever:
-/// 64·T1 later it is answered 500 with Retry-After and forgotten; its slot comes back when
-/// the write does end.
+/// once no write ended for 64·T1 it is answered 500 with Retry-After and forgotten; its
+/// slot comes back when the write does end.
 #[test]
-fn a_register_waiting_for_its_write_is_answered_500_after_64_t1() {
+fn a_register_waiting_for_a_stalled_write_is_answered_500() {
     let cfg = ProxyConfig {
         max_pending_writes: 1,
         ..config()
