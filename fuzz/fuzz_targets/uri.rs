@@ -26,8 +26,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = a.params().count();
         let _ = a.get("nonce");
         if let Ok(c) = auth::Credentials::from_header(&a) {
-            let verifier = auth::Authenticator::new(b"fuzz", 300);
-            let verdict = verifier.verify(&c, "REGISTER", Some("00"), 1000);
+            let verifier = auth::Authenticator::new(b"fuzz", 300, 32);
+            let verdict = verifier.verify(&c, "REGISTER", Some("00"), 0, 1000);
             assert_ne!(verdict, auth::Verdict::Authorized, "a forged nonce never passes");
         }
     }
