@@ -7,12 +7,21 @@ use std::sync::{Mutex, MutexGuard};
 use sip_message::Message;
 
 use crate::binding::{Binding, Change};
-use crate::register::{aor_from_to, process_for, Registered, RegistrarConfig, Rejection};
+use crate::register::{aor_from_to, process_for, Registered, RegistrarConfig, Rejection, Removed};
 
 const SHARDS: usize = 64;
 
-/// Bindings by AOR (a stranger's text: hashed with a random key, ahash).
-type Shard = HashMap<String, Vec<Binding>, ahash::RandomState>;
+/// How long a removed contact is remembered (seconds): longer than a REGISTER's
+/// retransmissions last (64·T1, 32 s by default).
+const REMEMBER_REMOVED: u64 = 64;
+
+/// The AORs of one shard (a stranger's text: hashed with a random key, ahash).
+#[derive(Debug, Default)]
+struct Shard {
+    bindings: HashMap<String, Vec<Binding>, ahash::RandomState>,
+    /// Contacts removed lately, by AOR.
+    removed: HashMap<String, Vec<Removed>, ahash::RandomState>,
+}
 
 /// Every binding, by address-of-record.
 #[derive(Debug)]
@@ -54,14 +63,17 @@ impl Location {
         let aor = aor_from_to(req)?;
         let mut shard = self.shard(&aor);
         let current: Vec<Binding> = shard
+            .bindings
             .get(&aor)
             .map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect())
             .unwrap_or_default();
-        let mut reg = process_for(cfg, now, req, aor, source, &current)?;
+        let removed = shard.removed.get(&aor).map_or(&[][..], Vec::as_slice);
+        let mut reg = process_for(cfg, now, req, aor, source, &current, removed)?;
+        remember_removed(&mut shard.removed, now, req, &reg);
         if reg.bindings.is_empty() {
-            shard.remove(&reg.aor);
+            shard.bindings.remove(&reg.aor);
         } else {
-            shard.insert(reg.aor.clone(), reg.bindings.clone());
+            shard.bindings.insert(reg.aor.clone(), reg.bindings.clone());
         }
         reg.previous = current;
         Ok(reg)
@@ -77,7 +89,7 @@ impl Location {
             return;
         };
         let mut shard = self.shard(aor);
-        let mut list = shard.remove(aor).unwrap_or_default();
+        let mut list = shard.bindings.remove(aor).unwrap_or_default();
         for change in changes {
             let contact = change.contact();
             let now = list.iter().position(|b| b.contact == contact);
@@ -94,7 +106,7 @@ impl Location {
         }
         list.sort_by_key(|b| std::cmp::Reverse(b.q));
         if !list.is_empty() {
-            shard.insert(aor.to_owned(), list);
+            shard.bindings.insert(aor.to_owned(), list);
         }
     }
 
@@ -102,7 +114,7 @@ impl Location {
     pub fn load(&self, bindings: impl IntoIterator<Item = Binding>) {
         for b in bindings {
             let mut shard = self.shard(&b.aor);
-            let list = shard.entry(b.aor.clone()).or_default();
+            let list = shard.bindings.entry(b.aor.clone()).or_default();
             list.retain(|x| x.contact != b.contact);
             list.push(b);
             list.sort_by_key(|b| std::cmp::Reverse(b.q));
@@ -112,6 +124,7 @@ impl Location {
     /// The unexpired bindings of an AOR, by q descending.
     pub fn lookup(&self, aor: &str, now: u64) -> Vec<Binding> {
         self.shard(aor)
+            .bindings
             .get(aor)
             .map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect())
             .unwrap_or_default()
@@ -120,6 +133,7 @@ impl Location {
     /// Removes every binding of an AOR.
     pub fn remove_aor(&self, aor: &str) -> Vec<Change> {
         self.shard(aor)
+            .bindings
             .remove(aor)
             .unwrap_or_default()
             .into_iter()
@@ -135,7 +149,11 @@ impl Location {
         let mut out = Vec::new();
         for s in &self.shards {
             let mut shard = s.lock().unwrap_or_else(|p| p.into_inner());
-            shard.retain(|_, list| {
+            shard.removed.retain(|_, gone| {
+                gone.retain(|r| now.saturating_sub(r.at) <= REMEMBER_REMOVED);
+                !gone.is_empty()
+            });
+            shard.bindings.retain(|_, list| {
                 list.retain(|b| {
                     let live = b.expires_at > now;
                     if !live {
@@ -159,6 +177,7 @@ impl Location {
             .flat_map(|s| {
                 s.lock()
                     .unwrap_or_else(|p| p.into_inner())
+                    .bindings
                     .values()
                     .flatten()
                     .filter(|b| b.expires_at > now)
@@ -175,6 +194,7 @@ impl Location {
             .map(|s| {
                 s.lock()
                     .unwrap_or_else(|p| p.into_inner())
+                    .bindings
                     .values()
                     .map(Vec::len)
                     .sum::<usize>()
@@ -185,5 +205,41 @@ impl Location {
     /// True when there is no binding.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Remembers the contacts a registration removed, with its Call-ID and CSeq; a contact it
+/// binds again is no longer removed. Entries older than [`REMEMBER_REMOVED`] go.
+fn remember_removed(
+    removed: &mut HashMap<String, Vec<Removed>, ahash::RandomState>,
+    now: u64,
+    req: &Message,
+    reg: &Registered,
+) {
+    let removes = reg
+        .changes
+        .iter()
+        .any(|c| matches!(c, Change::Remove { .. }));
+    if !removes && (removed.is_empty() || !removed.contains_key(&reg.aor)) {
+        return; // the common case: nothing to remember or forget
+    }
+    let (Ok(call_id), Ok(cseq)) = (req.call_id(), req.cseq()) else {
+        return;
+    };
+    let gone = removed.entry(reg.aor.clone()).or_default();
+    gone.retain(|r| now.saturating_sub(r.at) <= REMEMBER_REMOVED);
+    for change in &reg.changes {
+        gone.retain(|r| !crate::uri_equal(&r.contact, change.contact()));
+        if let Change::Remove { contact, .. } = change {
+            gone.push(Removed {
+                contact: contact.clone(),
+                call_id: call_id.to_owned(),
+                cseq: cseq.seq,
+                at: now,
+            });
+        }
+    }
+    if gone.is_empty() {
+        removed.remove(&reg.aor);
     }
 }

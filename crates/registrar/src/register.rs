@@ -71,7 +71,7 @@ pub fn process_register(
     source: &str,
     current: &[Binding],
 ) -> Result<Registered, Rejection> {
-    let mut reg = process_for(cfg, now, req, aor_from_to(req)?, source, current)?;
+    let mut reg = process_for(cfg, now, req, aor_from_to(req)?, source, current, &[])?;
     reg.previous = current.to_vec();
     Ok(reg)
 }
@@ -82,7 +82,20 @@ pub(crate) fn aor_from_to(req: &Message) -> Result<String, Rejection> {
     aor_of(&to.uri).ok_or(reject(404, "Not Found"))
 }
 
-/// [`process_register`] for an AOR already taken from the To header.
+/// A contact a REGISTER removed lately, and that REGISTER's Call-ID and CSeq: a copy of an
+/// older one arriving late (reordered, or a retransmission whose transaction is gone) must
+/// not bring it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Removed {
+    pub(crate) contact: String,
+    pub(crate) call_id: String,
+    pub(crate) cseq: u32,
+    /// When (Unix seconds).
+    pub(crate) at: u64,
+}
+
+/// [`process_register`] for an AOR already taken from the To header, which lately lost the
+/// contacts `removed`.
 pub(crate) fn process_for(
     cfg: &RegistrarConfig,
     now: u64,
@@ -90,6 +103,7 @@ pub(crate) fn process_for(
     aor: String,
     source: &str,
     current: &[Binding],
+    removed: &[Removed],
 ) -> Result<Registered, Rejection> {
     let call_id = req.call_id().map_err(|_| reject(400, "Invalid Call-ID"))?;
     let cseq = req.cseq().map_err(|_| reject(400, "Invalid CSeq"))?.seq;
@@ -153,6 +167,18 @@ pub(crate) fn process_for(
                 return Err(reject(500, "Out of order CSeq"));
             }
             if repeat(&bindings[i]) {
+                continue;
+            }
+        } else if let Some(gone) = removed
+            .iter()
+            .find(|r| r.call_id == call_id && uri_equal(&r.contact, contact))
+        {
+            // Removed by this Call-ID: an older CSeq comes too late; the same is the
+            // removal again.
+            if gone.cseq > cseq {
+                return Err(reject(500, "Out of order CSeq"));
+            }
+            if gone.cseq == cseq {
                 continue;
             }
         }

@@ -315,3 +315,66 @@ fn an_undo_leaves_a_contact_a_later_registration_changed() {
         "the refresh that was stored stays"
     );
 }
+
+#[test]
+fn a_late_copy_of_an_older_register_does_not_bring_back_a_removed_contact() {
+    let loc = Location::new();
+    let contact = "<sip:alice@192.0.2.1>;expires=600";
+    let first = register("c1", 1, &[contact], "");
+    run(&loc, &first).unwrap();
+    run(
+        &loc,
+        &register("c1", 2, &["<sip:alice@192.0.2.1>;expires=0"], ""),
+    )
+    .unwrap();
+    // CSeq 1 again (reordered, or retransmitted after its transaction ended): refused.
+    let late = run(&loc, &first).unwrap_err();
+    assert_eq!(late.status, 500);
+    assert!(loc.lookup("sip:alice@example.com", NOW).is_empty());
+    // The removal again changes nothing; a newer CSeq, or another Call-ID, binds again.
+    let again = run(
+        &loc,
+        &register("c1", 2, &["<sip:alice@192.0.2.1>;expires=0"], ""),
+    );
+    assert!(again.unwrap().changes.is_empty());
+    assert_eq!(
+        run(&loc, &register("c1", 3, &[contact], ""))
+            .unwrap()
+            .bindings
+            .len(),
+        1
+    );
+    run(
+        &loc,
+        &register("c1", 4, &["<sip:alice@192.0.2.1>;expires=0"], ""),
+    )
+    .unwrap();
+    assert_eq!(
+        run(&loc, &register("c2", 1, &[contact], ""))
+            .unwrap()
+            .bindings
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn removed_contacts_are_forgotten_after_a_while() {
+    let loc = Location::new();
+    let contact = "<sip:alice@192.0.2.1>;expires=600";
+    run(&loc, &register("c1", 5, &[contact], "")).unwrap();
+    run(
+        &loc,
+        &register("c1", 6, &["<sip:alice@192.0.2.1>;expires=0"], ""),
+    )
+    .unwrap();
+    loc.purge_expired(NOW + 65);
+    let cfg = RegistrarConfig::default();
+    let late = loc.register(
+        &cfg,
+        NOW + 65,
+        &register("c1", 5, &[contact], ""),
+        "udp:192.0.2.1:5060",
+    );
+    assert!(late.is_ok(), "no longer remembered: {late:?}");
+}
