@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 old=$1 new=$2 mode=${3:-register} rate=${4:-2000} count=${5:-30000} runs=${6:-6}
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"; true' EXIT
+# (set -e holds in the trap too: every command in it must succeed, or the rest is skipped.)
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 sub() { sed "s/\[q\]/1.0/; s/\[expires\]/3600/; s/\[status\]/200/; s/\[domain\]/127.0.0.1/g" "tests/sipp/$1" > "$work/$1"; }
 sub register.xml
 sub uac.xml

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 mode=${1:-register} rate=${2:-1000} count=${3:-10000}
 port=$((20000 + RANDOM % 20000))
 work=$(mktemp -d)
-trap 'kill $server $uas 2>/dev/null; rm -rf "$work"; true' EXIT
+trap 'kill $server $uas 2>/dev/null || true; rm -rf "$work"' EXIT
 cargo build --release -q -p ferrosip
 target/release/ferrosip serve --listen "udp:127.0.0.1:$port" --db "$work/bench.db" 2>"$work/server.log" &
 server=$!
