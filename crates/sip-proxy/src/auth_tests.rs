@@ -344,3 +344,45 @@ fn domains_without_subscribers_are_reported_open() {
         .replace(["example.org".to_owned()].into());
     assert_eq!(core.open_domains(), ["192.0.2.1", "example.org"]);
 }
+
+#[test]
+fn the_default_script_answers_400_to_credentials_for_another_uri_and_counts_no_failure() {
+    let core = Core::new(crate::tests::config(), Arc::new(registrar::Location::new()));
+    let mut subs = Subscribers::new();
+    let secrets = Secrets::from_password("alice", "example.com", "wonderland");
+    subs.insert("alice", "example.com", secrets);
+    core.set_subscribers(Arc::new(subs));
+    let challenge = answer(&core, register("alice", "example.com", "d1", None));
+    assert_eq!(challenge.status(), Some(401));
+    let creds = |uri: &str, nc: u32| {
+        let alg = Algorithm::Md5;
+        credentials(&challenge, alg, "alice", "wonderland", "REGISTER", uri, nc)
+    };
+    let elsewhere = creds("sip:example.net", 1);
+    let refused = answer(
+        &core,
+        register("alice", "example.com", "d2", Some(&elsewhere)),
+    );
+    assert_eq!(
+        refused.status(),
+        Some(400),
+        "RFC 2617 §3.2.2.5, not another challenge"
+    );
+    assert_eq!(
+        core.auth_failures(),
+        0,
+        "a client's mistake, not a wrong password"
+    );
+    let right = creds("sip:example.com", 2);
+    let out = crate::tests::written(
+        &core,
+        Instant::now(),
+        core.handle_message(
+            Instant::now(),
+            register("alice", "example.com", "d3", Some(&right)),
+            udp(CALLER),
+        ),
+        true,
+    );
+    assert_eq!(sent(out)[0].1.status(), Some(200));
+}

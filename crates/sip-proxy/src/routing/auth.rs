@@ -26,8 +26,9 @@ fn realm<'m>(msg: &'m Message, arg: &'m str) -> Cow<'m, str> {
 }
 
 /// Checks the credentials for `realm` in headers `name`: 1 authorized, -1 none for the
-/// realm, -2 refused (wrong password, unknown user, a nonce not ours, a replay, a digest-uri
-/// that is not the Request-URI), -3 stale.
+/// realm, -2 refused (wrong password, unknown user, a nonce not ours, a replay), -3 stale,
+/// -4 a digest-uri that is not the Request-URI (a client's mistake: a new challenge would
+/// get the same answer again, so it is not counted as a failed login either).
 fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 {
     let arg = args.first().map(Value::as_str).unwrap_or_default();
     let realm = realm(c.msg, &arg).into_owned();
@@ -47,7 +48,7 @@ fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 
         .request_uri_str()
         .is_some_and(|u| registrar::uri_equal(u, &cr.uri));
     if !for_this {
-        return -2;
+        return -4;
     }
     let method = c.msg.method().map_or("", |m| m.as_str());
     let subscribers = c.core.subscribers();
