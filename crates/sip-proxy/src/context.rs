@@ -634,14 +634,13 @@ impl Context {
             Err(code) => (code, self.own_response(cfg, code)),
         };
         self.branches[i].status = Some(code);
-        let better = |(b, _): &(u16, Bytes)| class_rank(code) < class_rank(*b);
-        match upstream {
-            Some(upstream) if self.best.as_ref().is_none_or(better) => {
+        if let Some(upstream) = upstream {
+            let better = |(b, _): &(u16, Bytes)| class_rank(code) < class_rank(*b);
+            if self.best.as_ref().is_none_or(better) {
                 self.best = Some((code, upstream));
             }
-            Some(_) => {}
-            None if self.request.is_none() => return,
-            None => {}
+        } else if self.request.is_none() {
+            return; // let go already
         }
         if code >= 600 {
             self.pending.clear();

@@ -170,19 +170,27 @@ fn run_until(core: &Core, end: Instant) -> Vec<(Destination, Message)> {
     all
 }
 
+/// Sends an INVITE of our own, Call-ID `call_id`, which the phone answers 180; returns it
+/// as sent.
+fn ringing_invite(core: &Core, now: Instant, call_id: &str, on_answer: OnAnswer) -> Message {
+    let inv = msg(&format!(
+        "INVITE sip:{PHONE} SIP/2.0\nFrom: <sip:ferrosip@example.com>;tag=k\nTo: <sip:{PHONE}>\n\
+Call-ID: {call_id}\nCSeq: 1 INVITE\nMax-Forwards: 70\nContact: <sip:ferrosip@192.0.2.1>\nContent-Length: 0\n\n"
+    ));
+    let sent_invite = sent(core.send_request(now, inv, None, on_answer))
+        .remove(0)
+        .1;
+    sent(core.handle_message(now, answer(&sent_invite, 180), udp(PHONE)));
+    sent_invite
+}
+
 #[test]
 fn an_invite_of_our_own_that_only_rings_is_cancelled_after_timer_c_and_then_given_up() {
     let core = core();
     let timer_c = core.config().timer_c;
     let (log, on_answer) = recorder();
     let now = Instant::now();
-    let inv = msg(&format!(
-        "INVITE sip:{PHONE} SIP/2.0\nFrom: <sip:ferrosip@example.com>;tag=k\nTo: <sip:{PHONE}>\n\
-Call-ID: c2d-1\nCSeq: 1 INVITE\nMax-Forwards: 70\nContact: <sip:ferrosip@192.0.2.1>\nContent-Length: 0\n\n"
-    ));
-    let out = sent(core.send_request(now, inv, None, on_answer()));
-    let sent_invite = out[0].1.clone();
-    sent(core.handle_message(now, answer(&sent_invite, 180), udp(PHONE)));
+    let sent_invite = ringing_invite(&core, now, "c2d-1", on_answer());
     // It rings for ever: timer C sends a CANCEL of the INVITE's transaction.
     let before = run_until(&core, now + timer_c - Duration::from_millis(1));
     assert!(before.is_empty(), "nothing before timer C: {before:?}");
@@ -207,13 +215,7 @@ fn a_cancelled_invite_of_our_own_reports_its_487() {
     let timer_c = core.config().timer_c;
     let (log, on_answer) = recorder();
     let now = Instant::now();
-    let inv = msg(&format!(
-        "INVITE sip:{PHONE} SIP/2.0\nFrom: <sip:ferrosip@example.com>;tag=k\nTo: <sip:{PHONE}>\n\
-Call-ID: c2d-2\nCSeq: 1 INVITE\nMax-Forwards: 70\nContact: <sip:ferrosip@192.0.2.1>\nContent-Length: 0\n\n"
-    ));
-    let out = sent(core.send_request(now, inv, None, on_answer()));
-    let sent_invite = out[0].1.clone();
-    sent(core.handle_message(now, answer(&sent_invite, 180), udp(PHONE)));
+    let sent_invite = ringing_invite(&core, now, "c2d-2", on_answer());
     // Another provisional response restarts timer C.
     let later = now + timer_c / 2;
     run_until(&core, later);
@@ -222,8 +224,8 @@ Call-ID: c2d-2\nCSeq: 1 INVITE\nMax-Forwards: 70\nContact: <sip:ferrosip@192.0.2
     assert!(early
         .iter()
         .all(|(_, m)| m.method().map(|m| m.as_str()) != Some("CANCEL")));
-    run_until(&core, later + timer_c);
     let t = later + timer_c;
+    run_until(&core, t);
     sent(core.handle_message(t, answer(&sent_invite, 487), udp(PHONE)));
     assert_eq!(*log.lock().unwrap(), ["487"]);
 }

@@ -53,6 +53,15 @@ fn answer_challenge(challenge: &Message, uri: &str) -> String {
     text.replace("response=\"0\"", &format!("response=\"{response}\""))
 }
 
+/// What waits for the binding write among these commands.
+fn write_asked(cmds: &[Command]) -> Resume {
+    let then = cmds.iter().find_map(|c| match c {
+        Command::Persist { then, .. } => *then,
+        _ => None,
+    });
+    then.expect("a write that the answer waits for")
+}
+
 /// The requests among what the core sent, with where they went.
 fn requests(cmds: Vec<Command>) -> Vec<(crate::Destination, Message)> {
     sent(cmds)
@@ -170,13 +179,7 @@ fn a_register_is_answered_once_its_bindings_are_written_and_retransmissions_get_
     let reg = register_of("dan", "w1", 1, "192.0.2.30:5060", "");
     let src = udp("192.0.2.30:5060");
     let first = core.handle_message(now, reg.clone(), src);
-    let then = first
-        .iter()
-        .find_map(|c| match c {
-            Command::Persist { then, .. } => *then,
-            _ => None,
-        })
-        .expect("a write that the answer waits for");
+    let then = write_asked(&first);
     assert!(sent(first).is_empty(), "no 200 before the write");
     let early = core.handle_message(now, reg.clone(), src);
     assert!(early.is_empty(), "a retransmission waits too: {early:?}");
@@ -708,13 +711,7 @@ fn a_register_waiting_for_a_stalled_write_is_answered_500() {
         register_of("dave", "hang", 1, "192.0.2.30:5060", ""),
         src,
     );
-    let then = asked
-        .iter()
-        .find_map(|c| match c {
-            Command::Persist { then, .. } => *then,
-            _ => None,
-        })
-        .expect("a write");
+    let then = write_asked(&asked);
     let mut out = Vec::new();
     while let Some(t) = core
         .next_timeout()
