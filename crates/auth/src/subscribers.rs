@@ -47,24 +47,23 @@ impl Subscribers {
 
     /// Adds or replaces a user of `domain` (also the realm of its HA1s).
     pub fn insert(&mut self, username: &str, domain: &str, secrets: Secrets) {
-        let domain = domain.to_ascii_lowercase();
+        let domain = sip_message::canonical_domain(domain).into_owned();
         self.domains.insert(domain.clone());
         self.users.insert((username.to_owned(), domain), secrets);
     }
 
     /// The secrets of `username` in `domain`.
     pub fn get(&self, username: &str, domain: &str) -> Option<&Secrets> {
-        self.users
-            .get(&(username.to_owned(), domain.to_ascii_lowercase()))
+        self.users.get(&(
+            username.to_owned(),
+            sip_message::canonical_domain(domain).into_owned(),
+        ))
     }
 
     /// True when `domain` has at least one subscriber.
     pub fn has_domain(&self, domain: &str) -> bool {
-        if domain.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.domains.contains(&domain.to_ascii_lowercase())
-        } else {
-            self.domains.contains(domain)
-        }
+        self.domains
+            .contains(sip_message::canonical_domain(domain).as_ref())
     }
 
     /// Number of subscribers.

@@ -84,10 +84,12 @@ impl Default for Security {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Auth {
-    /// Digest algorithms offered in challenges, the preferred first. Some clients answer
-    /// the first challenge whatever its algorithm: put "MD5" first for them.
+    /// Digest algorithms offered in challenges, the preferred first. MD5 alone by default:
+    /// baresip, sipp and sipsak give up on a 401 that offers SHA-256 at all.
     #[serde(deserialize_with = "algorithms")]
     pub(crate) algorithms: Vec<auth::Algorithm>,
+    /// Realms (domains) offered other algorithms, e.g. `"example.com" = ["SHA-256", "MD5"]`.
+    pub(crate) realm_algorithms: std::collections::BTreeMap<String, Algorithms>,
     /// Peers whose requests need no authentication (`allow_trusted()` in the script):
     /// addresses or networks, `192.0.2.7`, `198.51.100.0/24`, `2001:db8::/32`.
     #[serde(deserialize_with = "networks")]
@@ -99,7 +101,8 @@ pub(crate) struct Auth {
 impl Default for Auth {
     fn default() -> Self {
         Auth {
-            algorithms: auth::Algorithm::ALL.to_vec(),
+            algorithms: vec![auth::Algorithm::Md5],
+            realm_algorithms: Default::default(),
             trusted: Vec::new(),
             nonce_lifetime: 300,
         }
@@ -118,6 +121,12 @@ fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>,
         })
         .collect()
 }
+
+/// The algorithms of one realm (see [`algorithms`]).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Algorithms(
+    #[serde(deserialize_with = "algorithms")] pub(crate) Vec<auth::Algorithm>,
+);
 
 /// `["SHA-256", "MD5"]`: algorithm tokens, at least one, none twice.
 fn algorithms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<auth::Algorithm>, D::Error> {
@@ -422,6 +431,16 @@ mod tests {
             c.auth.algorithms,
             [auth::Algorithm::Md5, auth::Algorithm::Sha256]
         );
+        assert_eq!(Config::default().auth.algorithms, [auth::Algorithm::Md5]);
+        let c =
+            Config::parse("[auth.realm_algorithms]\n\"Example.COM\" = [\"SHA-256\", \"MD5\"]\n")
+                .unwrap();
+        assert_eq!(
+            c.auth.realm_algorithms["Example.COM"].0,
+            [auth::Algorithm::Sha256, auth::Algorithm::Md5]
+        );
+        let e = Config::parse("[auth.realm_algorithms]\n\"a.example\" = [\"MD4\"]\n").unwrap_err();
+        assert!(e.starts_with("line 2") && e.contains("MD4"), "{e}");
         let e = Config::parse("[auth]\n\nalgorithms = [\"SHA-512\"]\n").unwrap_err();
         assert!(e.starts_with("line 3") && e.contains("SHA-512"), "{e}");
         let c = Config::parse("[auth]\ntrusted = [\"192.0.2.7\", \"2001:db8::/32\"]\n").unwrap();

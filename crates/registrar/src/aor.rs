@@ -1,18 +1,16 @@
 //! Addresses-of-record and URI comparison (RFC 3261 §10.3 step 5, §19.1.4).
 
-use sip_message::{percent_decode, Uri};
+use sip_message::{canonical_domain, domain_in_uri, percent_decode, Uri};
 
-/// The canonical address-of-record of a To URI: `sip:user@host` with the scheme and host
-/// lowercased, the user %-decoded, and no port, parameters or headers (a user is one account
+/// The canonical address-of-record of a To URI: `sip:user@host` with the scheme lowercased,
+/// the host canonical (lower case, no trailing dot, IPv6 in RFC 5952 form), the user %-decoded, and no port, parameters or headers (a user is one account
 /// per domain whatever port the request named). `None` for non-SIP URIs and URIs without user.
 pub fn aor_of(uri: &Uri<'_>) -> Option<String> {
     let sip = uri.as_sip()?;
     let user = String::from_utf8_lossy(&percent_decode(sip.user?)).into_owned();
     let scheme = if sip.secure { "sips" } else { "sip" };
-    Some(format!(
-        "{scheme}:{user}@{}",
-        sip.host_raw.to_ascii_lowercase()
-    ))
+    let domain = canonical_domain(sip.host_raw);
+    Some(format!("{scheme}:{user}@{}", domain_in_uri(&domain)))
 }
 
 /// RFC 3261 §19.1.4 equality of two SIP URIs given as text; other schemes compare as text.
@@ -27,7 +25,7 @@ pub fn uri_equal(a: &str, b: &str) -> bool {
     if x.secure != y.secure
         || dec(x.user) != dec(y.user)
         || dec(x.password) != dec(y.password)
-        || !x.host_raw.eq_ignore_ascii_case(y.host_raw)
+        || canonical_domain(x.host_raw) != canonical_domain(y.host_raw)
         || x.port != y.port
     {
         return false;

@@ -1,5 +1,6 @@
 //! Hosts and ports: domain names, IPv4 addresses and IPv6 references (RFC 3261 §25, RFC 5118).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -90,6 +91,40 @@ impl fmt::Display for Host<'_> {
             Host::Ipv4(a) => write!(f, "{a}"),
             Host::Ipv6(a) => write!(f, "[{a}]"),
         }
+    }
+}
+
+/// A domain as we key it everywhere (hosted domains, realms, subscribers, the CLI): lower
+/// case, without a trailing dot, an IPv6 address without brackets in its RFC 5952 form
+/// (`[::1]`, `::1` and `0:0::1` are one domain). Borrows when `host` is already so.
+pub fn canonical_domain(host: &str) -> Cow<'_, str> {
+    let plain = !host.is_empty()
+        && !host.ends_with('.')
+        && !host
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || b == b'[' || b == b':');
+    if plain {
+        return Cow::Borrowed(host);
+    }
+    let inner = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if inner.contains(':') {
+        if let Ok(a) = parse_ipv6(inner) {
+            return Cow::Owned(a.to_string());
+        }
+    }
+    let inner = inner.strip_suffix('.').unwrap_or(inner);
+    Cow::Owned(inner.to_ascii_lowercase())
+}
+
+/// A canonical domain as it is written in a URI: an IPv6 address in brackets.
+pub fn domain_in_uri(domain: &str) -> Cow<'_, str> {
+    if domain.contains(':') {
+        Cow::Owned(format!("[{domain}]"))
+    } else {
+        Cow::Borrowed(domain)
     }
 }
 
@@ -185,6 +220,24 @@ mod tests {
         assert!(Host::parse_with_port("2001:db8::10").is_err());
         assert!(Host::parse_with_port("host:99999").is_err());
         assert!(Host::parse_with_port("host:").is_err());
+    }
+
+    #[test]
+    fn canonical_domains() {
+        for (given, canonical) in [
+            ("example.com", "example.com"),
+            ("Example.COM.", "example.com"),
+            ("[::1]", "::1"),
+            ("::1", "::1"),
+            ("[0:0:0:0:0:0:0:1]", "::1"),
+            ("[2001:DB8::A]", "2001:db8::a"),
+            ("192.0.2.1", "192.0.2.1"),
+        ] {
+            assert_eq!(canonical_domain(given), canonical, "{given}");
+        }
+        assert!(matches!(canonical_domain("example.com"), Cow::Borrowed(_)));
+        assert_eq!(domain_in_uri("::1"), "[::1]");
+        assert_eq!(domain_in_uri("example.com"), "example.com");
     }
 
     #[test]

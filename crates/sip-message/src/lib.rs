@@ -34,7 +34,7 @@ pub use edit::Editor;
 pub use error::{ErrorKind, ParseError, SyntaxError};
 pub use framing::{Frame, StreamDecoder};
 pub use header::HeaderName;
-pub use host::{parse_port, Host};
+pub use host::{canonical_domain, domain_in_uri, parse_port, Host};
 pub use limits::Limits;
 pub use message::{Header, Message};
 pub use method::Method;

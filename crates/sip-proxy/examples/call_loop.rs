@@ -108,6 +108,7 @@ fn main() {
         registrar: RegistrarConfig::default(),
         agent: "ferrosip".into(),
         digest_algorithms: auth::Algorithm::ALL.to_vec(),
+        realm_algorithms: Default::default(),
         nonce_lifetime: Duration::from_secs(300),
         trusted: Vec::new(),
         guard: sip_proxy::GuardConfig::default(),

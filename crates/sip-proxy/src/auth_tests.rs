@@ -45,6 +45,9 @@ fn core() -> Core {
         subs.insert(user, domain, Secrets::from_password(user, domain, password));
     }
     core.set_subscribers(Arc::new(subs));
+    // As `ferrosip user add` does: a subscriber's domain is hosted.
+    let hosted = ["example.net".to_owned()].into_iter().collect();
+    core.config().hosted.replace(hosted);
     core
 }
 

@@ -1,6 +1,6 @@
 //! What the proxy core needs to know about its deployment.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use crate::guard::GuardConfig;
 /// Proxy settings.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// Domains we are responsible for (lowercase host names and IP literals).
+    /// Domains we are responsible for, canonical (`sip_message::canonical_domain`).
     pub domains: Vec<String>,
     /// Domains hosted from the database (`ferrosip domain add`), replaced while running.
     pub hosted: HostedDomains,
@@ -33,6 +33,9 @@ pub struct ProxyConfig {
     pub agent: String,
     /// The digest algorithms challenges offer, the preferred first.
     pub digest_algorithms: Vec<auth::Algorithm>,
+    /// Realms (canonical domains) whose challenges offer other algorithms than
+    /// `digest_algorithms`.
+    pub realm_algorithms: HashMap<String, Vec<auth::Algorithm>>,
     /// How long a digest nonce stays good; older ones are answered with `stale=true`.
     pub nonce_lifetime: Duration,
     /// Peers (gateways, other proxies) whose requests `allow_trusted()` lets in without
@@ -85,15 +88,26 @@ impl ProxyConfig {
             && port.is_none_or(|p| self.advertised.iter().any(|(_, a)| a.port() == p))
     }
 
+    /// The digest algorithms offered (and accepted) in `realm`, the preferred first.
+    pub fn digest_algorithms_for(&self, realm: &str) -> &[auth::Algorithm] {
+        if self.realm_algorithms.is_empty() {
+            return &self.digest_algorithms;
+        }
+        self.realm_algorithms
+            .get(sip_message::canonical_domain(realm).as_ref())
+            .unwrap_or(&self.digest_algorithms)
+    }
+
     /// True when requests from `ip` come from a trusted peer.
     pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
         self.trusted.iter().any(|n| n.contains(&ip))
     }
 
-    /// True when `host` (as written in a URI, IPv6 in brackets) is one of our domains.
+    /// True when `host` (as written in a URI: any case, IPv6 in brackets, a trailing dot) is
+    /// one of our domains.
     pub fn is_local_domain(&self, host: &str) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.domains.iter().any(|d| d.eq_ignore_ascii_case(host)) || self.hosted.contains(host)
+        let host = sip_message::canonical_domain(host);
+        self.domains.iter().any(|d| *d == host) || self.hosted.contains(&host)
     }
 }
 
@@ -108,17 +122,10 @@ impl HostedDomains {
         self.0.store(Arc::new(domains));
     }
 
-    /// True when `host` is in the set, compared case-insensitively.
+    /// True when the canonical domain `host` is in the set.
     pub fn contains(&self, host: &str) -> bool {
         let set = self.0.load();
-        if set.is_empty() {
-            return false;
-        }
-        if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            set.contains(&host.to_ascii_lowercase())
-        } else {
-            set.contains(host)
-        }
+        !set.is_empty() && set.contains(host)
     }
 
     /// The domains, sorted.

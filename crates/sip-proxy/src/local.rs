@@ -67,15 +67,23 @@ impl Core {
         let Some(id) = c.txn.filter(|_| c.phase == Phase::Request) else {
             return self.too_busy(c);
         };
+        let (msg, src) = (c.msg, c.src);
+        let cfg = self.config();
+        let ours = msg
+            .to()
+            .ok()
+            .and_then(|to| to.uri.as_sip().map(|s| cfg.is_local_domain(s.host_raw)));
+        if ours == Some(false) {
+            self.respond(c, 403, "Forbidden (not a domain served here)", &[]);
+            return false;
+        }
         if !self.admit_write(c.now) {
             let why = "Service Unavailable (storage busy)";
             self.respond(c, 503, why, &[("Retry-After", "5")]);
             return false;
         }
-        let (msg, src) = (c.msg, c.src);
         let source = format!("{}:{}", src.protocol, src.addr);
         let now_unix = self.unix(c.now);
-        let cfg = self.config();
         match self
             .location
             .register(&cfg.registrar, now_unix, msg, &source)

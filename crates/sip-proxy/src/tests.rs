@@ -22,6 +22,7 @@ pub(crate) fn config() -> ProxyConfig {
         registrar: registrar::RegistrarConfig::default(),
         agent: "ferrosip-test".into(),
         digest_algorithms: auth::Algorithm::ALL.to_vec(),
+        realm_algorithms: Default::default(),
         nonce_lifetime: Duration::from_secs(300),
         trusted: Vec::new(),
         guard: crate::GuardConfig::default(),

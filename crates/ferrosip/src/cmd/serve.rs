@@ -88,11 +88,11 @@ pub(crate) fn proxy_config(
         .server
         .domains
         .iter()
-        .map(|d| d.to_ascii_lowercase())
+        .map(|d| sip_message::canonical_domain(d).into_owned())
         .collect();
     domains.push("localhost".into());
     if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
-        domains.push(h.trim().to_ascii_lowercase());
+        domains.push(sip_message::canonical_domain(h.trim()).into_owned());
     }
     let mut advertised = Vec::new();
     for &(protocol, addr) in bound {
@@ -149,6 +149,17 @@ pub(crate) fn proxy_config(
         },
         agent: cfg.server.agent.clone(),
         digest_algorithms: cfg.auth.algorithms.clone(),
+        realm_algorithms: cfg
+            .auth
+            .realm_algorithms
+            .iter()
+            .map(|(realm, a)| {
+                (
+                    sip_message::canonical_domain(realm).into_owned(),
+                    a.0.clone(),
+                )
+            })
+            .collect(),
         nonce_lifetime: Duration::from_secs(cfg.auth.nonce_lifetime),
         trusted: cfg.auth.trusted.clone(),
         guard: sip_proxy::GuardConfig {

@@ -31,14 +31,23 @@ pub(crate) async fn load_directory(core: &Core, store: &Store) -> Result<usize, 
     let aliases = store.aliases(None).await?;
     let n = subscribers.len();
     core.set_subscribers(Arc::new(subscribers));
-    core.config().hosted.replace(domains.into_iter().collect());
+    core.config().hosted.replace(
+        domains
+            .iter()
+            .map(|d| sip_message::canonical_domain(d).into_owned())
+            .collect(),
+    );
     core.set_aliases(
         aliases
             .into_iter()
             .map(|a| {
+                let at = |user: &str, domain: &str| {
+                    let domain = sip_message::canonical_domain(domain);
+                    format!("{user}@{}", sip_message::domain_in_uri(&domain))
+                };
                 (
-                    format!("{}@{}", a.username, a.domain),
-                    format!("{}@{}", a.target_username, a.target_domain),
+                    at(&a.username, &a.domain),
+                    at(&a.target_username, &a.target_domain),
                 )
             })
             .collect(),

@@ -8,16 +8,12 @@ use store::{Alias, Store, Subscriber};
 
 use super::{AliasInfo, ContactInfo, ErrorKind, Live, Op, OpError, Reply, UserInfo};
 
-/// `user@domain`, both parts non-empty and without spaces; the domain lower-cased.
+/// `user@domain`, both parts non-empty and without spaces; the domain in its canonical
+/// form (lower case, no trailing dot, IPv6 without brackets).
 pub(crate) fn split(address: &str) -> Result<(String, String), OpError> {
     match address.rsplit_once('@') {
-        Some((u, d))
-            if !u.is_empty()
-                && !d.is_empty()
-                && !address.contains(char::is_whitespace)
-                && !u.contains(':') =>
-        {
-            Ok((u.to_owned(), d.to_ascii_lowercase()))
+        Some((u, d)) if !u.is_empty() && !address.contains(char::is_whitespace) => {
+            Ok((u.to_owned(), domain_name(d)?))
         }
         _ => Err(OpError::new(
             ErrorKind::Invalid,
@@ -26,12 +22,43 @@ pub(crate) fn split(address: &str) -> Result<(String, String), OpError> {
     }
 }
 
+/// `user@domain` of a new subscriber or alias: the user part must be SIP user syntax
+/// (RFC 3261 §25.1: unreserved, escaped and `&=+$,;?/`), so that phones can name it.
+fn split_new(address: &str) -> Result<(String, String), OpError> {
+    let (user, domain) = split(address)?;
+    let b = user.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let ok = match b[i] {
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+                i += 2;
+                hex
+            }
+            c => c.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&c),
+        };
+        if !ok {
+            return Err(OpError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "{user:?} is not a SIP user name (letters, digits, -_.!~*'()&=+$,;?/ and %XX)"
+                ),
+            ));
+        }
+        i += 1;
+    }
+    Ok((user, domain))
+}
+
 /// The canonical address-of-record of `user@domain` or a SIP URI.
 fn canonical(aor: &str) -> Result<String, OpError> {
-    let text = if aor.contains(':') {
+    let text = if aor.starts_with("sip:") || aor.starts_with("sips:") {
         aor.to_owned()
     } else {
-        format!("sip:{aor}")
+        let (user, domain) = split(aor)?;
+        format!("sip:{user}@{}", sip_message::domain_in_uri(&domain))
     };
     Uri::parse(&text)
         .ok()
@@ -101,7 +128,7 @@ pub(crate) async fn execute(store: &Store, live: Option<&Live>, op: Op) -> Resul
 async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpError> {
     match op {
         Op::UserAdd { address, password } => {
-            let (user, domain) = split(&address)?;
+            let (user, domain) = split_new(&address)?;
             let s = Subscriber {
                 secrets: Secrets::from_password(&user, &domain, &password),
                 username: user,
@@ -184,7 +211,7 @@ async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpErro
         }
         Op::DomainList => Ok(Reply::Domains(store.domains().await?)),
         Op::AliasAdd { alias, target } => {
-            let (user, domain) = split(&alias)?;
+            let (user, domain) = split_new(&alias)?;
             let (target_username, target_domain) = split(&target)?;
             if store.subscriber(&user, &domain).await?.is_some() {
                 return Err(OpError::new(
@@ -269,13 +296,15 @@ async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpErro
     }
 }
 
-/// A domain name as stored: lower case, no spaces, not empty.
+/// A domain as stored: its canonical form (lower case, no trailing dot, IPv6 without
+/// brackets), which must be a host name or an IP address.
 fn domain_name(domain: &str) -> Result<String, OpError> {
-    if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || c == '@') {
+    let canonical = sip_message::canonical_domain(domain);
+    if sip_message::Host::parse(&sip_message::domain_in_uri(&canonical)).is_err() {
         return Err(OpError::new(
             ErrorKind::Invalid,
-            format!("{domain:?} is not a domain name"),
+            format!("{domain:?} is not a domain name or IP address"),
         ));
     }
-    Ok(domain.to_ascii_lowercase())
+    Ok(canonical.into_owned())
 }

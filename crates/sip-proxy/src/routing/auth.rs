@@ -21,12 +21,16 @@ fn realm<'m>(msg: &'m Message, arg: &'m str) -> Cow<'m, str> {
     };
     party
         .ok()
-        .and_then(|p| p.uri.as_sip().map(|s| s.host_raw.to_ascii_lowercase()))
+        .and_then(|p| {
+            p.uri
+                .as_sip()
+                .map(|s| sip_message::canonical_domain(s.host_raw).into_owned())
+        })
         .map_or(Cow::Borrowed(""), Cow::Owned)
 }
 
 /// Checks the credentials for `realm` in headers `name`: 1 authorized, -1 none for the
-/// realm, -2 refused (wrong password, unknown user, a nonce not ours, a replay), -3 stale,
+/// realm (or in an algorithm it does not offer), -2 refused (wrong password, unknown user, a nonce not ours, a replay), -3 stale,
 /// -4 a digest-uri that is not the Request-URI (a client's mistake: a new challenge would
 /// get the same answer again, so it is not counted as a failed login either).
 fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 {
@@ -38,7 +42,9 @@ fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 
         .filter_map(Result::ok)
         .filter_map(|h| Credentials::from_header(&h).ok())
         .find(|cr| cr.realm.eq_ignore_ascii_case(&realm));
-    let Some(cr) = found else {
+    // Credentials in an algorithm the realm does not offer are not taken (a downgrade).
+    let offered = c.core.config().digest_algorithms_for(&realm);
+    let Some(cr) = found.filter(|cr| offered.contains(&cr.algorithm)) else {
         return -1;
     };
     // The credentials must be for this request (RFC 2617 §3.2.2.5): a response moved onto
@@ -100,7 +106,7 @@ fn auth_challenge(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
     } else {
         (407, "Proxy Authentication Required", "Proxy-Authenticate")
     };
-    let algorithms = &c.core.config().digest_algorithms;
+    let algorithms = c.core.config().digest_algorithms_for(&realm);
     let challenges = c
         .core
         .auth

@@ -1,0 +1,170 @@
+//! One domain however it is written (case, trailing dot, IPv6 with or without brackets), and
+//! registrations only for the domains we serve: against the real binary.
+
+mod support;
+
+use auth::{expected_response, ha1, Algorithm, Credentials};
+use sip_message::header::AuthHeader;
+use sip_message::{HeaderName, Message};
+use support::{free_port, Server, Ua};
+
+/// `ua`'s REGISTER of `user@host` (To, From and Request-URI name `host`).
+fn register_at(s: &Server, ua: &Ua, user: &str, host: &str, call_id: &str, cseq: u32) -> String {
+    ua.register(s.port, user, call_id, cseq, "")
+        .replacen(
+            &format!("REGISTER sip:127.0.0.1:{}", s.port),
+            &format!("REGISTER sip:{host}"),
+            1,
+        )
+        .replace(&format!("@127.0.0.1>"), &format!("@{host}>"))
+}
+
+/// The Authorization answering `challenge` (MD5) for `user` with `password`.
+fn answer(challenge: &Message, user: &str, password: &str, uri: &str) -> String {
+    let ch = challenge
+        .auth_headers(HeaderName::WwwAuthenticate)
+        .next()
+        .expect("a challenge")
+        .expect("parsable");
+    let (realm, nonce) = (
+        ch.get("realm").expect("realm"),
+        ch.get("nonce").expect("nonce"),
+    );
+    let text = format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"0\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"d\""
+    );
+    let c = Credentials::from_header(&AuthHeader::parse(&text).expect("header")).expect("ok");
+    let response = expected_response(&ha1(Algorithm::Md5, user, &realm, password), "REGISTER", &c);
+    text.replace("response=\"0\"", &format!("response=\"{response}\""))
+}
+
+fn with_auth(register: &str, auth: &str) -> String {
+    register.replace(
+        "Max-Forwards: 70\n",
+        &format!("Authorization: {auth}\nMax-Forwards: 70\n"),
+    )
+}
+
+/// `user add carol@::1` hosts the domain `::1`: a REGISTER for `sip:carol@[::1]` (or any
+/// spelling of that address) is challenged in realm `::1`, carol's password answers it, and
+/// the CLI finds the binding under either spelling.
+#[test]
+fn an_ipv6_literal_is_one_domain_with_or_without_brackets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ferrosip.db");
+    let db = db.to_str().expect("utf-8");
+    let added = support::cli(
+        &["user", "add", "carol@::1", "--password-stdin", "--db", db],
+        "pw\n",
+    );
+    assert!(added.ok, "{}", added.stderr);
+    let s = Server::start_on(dir.path(), free_port(), &[]);
+    let ua = Ua::new();
+    for (i, host) in ["[0:0:0:0:0:0:0:1]", "[::1]"].into_iter().enumerate() {
+        ua.send(
+            s.addr(),
+            &register_at(&s, &ua, "carol", host, &format!("v6-{i}"), 1),
+        );
+        let challenge = ua.recv();
+        assert_eq!(
+            challenge.status(),
+            Some(401),
+            "{host} needs carol's password"
+        );
+        let realm = challenge
+            .auth_headers(HeaderName::WwwAuthenticate)
+            .next()
+            .and_then(Result::ok)
+            .and_then(|h| h.get("realm").map(|r| r.into_owned()));
+        assert_eq!(realm.as_deref(), Some("::1"));
+    }
+    let uri = "sip:[::1]";
+    let first = register_at(&s, &ua, "carol", "[::1]", "v6-2", 1);
+    ua.send(s.addr(), &first);
+    let challenge = ua.recv();
+    let second = register_at(&s, &ua, "carol", "[::1]", "v6-2", 2);
+    ua.send(
+        s.addr(),
+        &with_auth(&second, &answer(&challenge, "carol", "pw", uri)),
+    );
+    assert_eq!(ua.recv().status(), Some(200), "carol logs in");
+    for aor in ["carol@[::1]", "carol@::1", "sip:carol@[0::1]"] {
+        let shown = support::cli(&["location", "show", aor, "--db", db], "");
+        assert!(
+            shown.ok && shown.stdout.contains(&format!("127.0.0.1:{}", ua.port)),
+            "{aor}: {} {}",
+            shown.stdout,
+            shown.stderr
+        );
+    }
+}
+
+/// A REGISTER for a domain we do not serve is refused (403) and leaves no binding, however
+/// its domain is written; one for ours with a trailing dot or in capitals is ours.
+#[test]
+fn registrations_for_foreign_domains_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ferrosip.db");
+    let db = db.to_str().expect("utf-8");
+    let s = Server::start_with_config(dir.path(), "[server]\ndomains = [\"example.com\"]\n");
+    let ua = Ua::new();
+    for (i, host) in ["evil.com", "8.8.8.8", "example.org."]
+        .into_iter()
+        .enumerate()
+    {
+        let text = register_at(&s, &ua, "alice", host, &format!("f-{i}"), 1).replacen(
+            &format!("REGISTER sip:{host}"),
+            "REGISTER sip:127.0.0.1",
+            1,
+        );
+        ua.send(s.addr(), &text);
+        assert_eq!(ua.recv().status(), Some(403), "{host}");
+    }
+    for (i, host) in ["example.com.", "EXAMPLE.com"].into_iter().enumerate() {
+        ua.send(
+            s.addr(),
+            &register_at(&s, &ua, "bob", host, &format!("o-{i}"), 1),
+        );
+        assert_eq!(ua.recv().status(), Some(200), "{host}");
+    }
+    let shown = support::cli(&["location", "show", "--db", db], "");
+    assert!(
+        !shown.stdout.contains("alice") && shown.stdout.contains("sip:bob@example.com"),
+        "{}",
+        shown.stdout
+    );
+}
+
+/// `user add` refuses a user part phones could not write in a URI.
+#[test]
+fn user_add_refuses_user_parts_that_are_not_sip_syntax() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ferrosip.db");
+    let db = db.to_str().expect("utf-8");
+    for bad in [
+        "al ice@example.com",
+        "al<ice@example.com",
+        "a%zz@example.com",
+        "a\"b@example.com",
+        "bob@exa mple.com",
+        "bob@-bad.com",
+    ] {
+        let out = support::cli(
+            &["user", "add", bad, "--password-stdin", "--db", db],
+            "pw\n",
+        );
+        assert!(!out.ok, "{bad} was taken");
+    }
+    for good in [
+        "alice.o'neil@example.com",
+        "%41lice@example.com",
+        "+15551234;x@example.com",
+    ] {
+        let out = support::cli(
+            &["user", "add", good, "--password-stdin", "--db", db],
+            "pw\n",
+        );
+        assert!(out.ok, "{good}: {}", out.stderr);
+    }
+}
