@@ -640,3 +640,72 @@ Max-Forwards: 70\nContent-Length: 0\n\n",
         drop(s);
     }
 }
+
+/// Replies the server makes itself (401, 200, 423 to a REGISTER; 200 to an OPTIONS) tell the
+/// client where it was seen from: `received` and `rport` on the top Via (RFC 3261 §18.2.1,
+/// RFC 3581 §4). A phone behind NAT learns its public address from them.
+#[test]
+fn replies_of_our_own_carry_received_and_rport() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    add_alice(dir.path());
+    let s = Server::start_on(dir.path(), free_port(), &[]);
+    let ua = Ua::new();
+    let uri = format!("sip:127.0.0.1:{}", s.port);
+    let natted = |text: String| {
+        let via = format!("Via: SIP/2.0/UDP 127.0.0.1:{};", ua.port);
+        text.replacen(&via, "Via: SIP/2.0/UDP 10.9.9.9:5999;rport;", 1)
+    };
+    let expected = format!("received=127.0.0.1;rport={}", ua.port);
+    let top_via = |m: &Message| {
+        m.header(HeaderName::Via)
+            .map(|h| h.value_unfolded().into_owned())
+            .unwrap_or_default()
+    };
+    ua.send(s.addr(), &natted(alice_register(&s, &ua, "nat-1", 1, None)));
+    let challenge = ua.recv();
+    assert_eq!(challenge.status(), Some(401));
+    assert!(
+        top_via(&challenge).ends_with(&expected),
+        "{}",
+        top_via(&challenge)
+    );
+    let good = authorization(
+        &challenge,
+        Algorithm::Md5,
+        "alice",
+        "wonderland",
+        "REGISTER",
+        &uri,
+        1,
+    );
+    ua.send(
+        s.addr(),
+        &natted(alice_register(&s, &ua, "nat-1", 2, Some(&good))),
+    );
+    let ok = ua.recv();
+    assert_eq!(ok.status(), Some(200));
+    assert!(top_via(&ok).ends_with(&expected), "{}", top_via(&ok));
+    let good = authorization(
+        &challenge,
+        Algorithm::Md5,
+        "alice",
+        "wonderland",
+        "REGISTER",
+        &uri,
+        2,
+    );
+    let brief = alice_register(&s, &ua, "nat-1", 3, Some(&good))
+        .replace("Max-Forwards: 70\n", "Expires: 1\nMax-Forwards: 70\n");
+    ua.send(s.addr(), &natted(brief));
+    let too_brief = ua.recv();
+    assert_eq!(too_brief.status(), Some(423));
+    assert!(
+        top_via(&too_brief).ends_with(&expected),
+        "{}",
+        top_via(&too_brief)
+    );
+    ua.send(s.addr(), &natted(ua.options(s.port, "nat-2")));
+    let pong = ua.recv();
+    assert_eq!(pong.status(), Some(200));
+    assert!(top_via(&pong).ends_with(&expected), "{}", top_via(&pong));
+}

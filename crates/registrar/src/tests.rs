@@ -5,6 +5,11 @@ use sip_message::Message;
 use crate::*;
 
 const NOW: u64 = 1_000_000;
+/// Where the test REGISTERs come from.
+const SRC: std::net::SocketAddr = std::net::SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 9)),
+    5060,
+);
 
 fn register(call_id: &str, cseq: u32, contacts: &[&str], extra: &str) -> Message {
     let mut s = format!(
@@ -185,7 +190,7 @@ fn path_stored_and_echoed_only_when_supported() {
     );
     let r = run(&loc, &req).unwrap();
     assert_eq!(r.bindings[0].path, ["<sip:edge.example.com;lr>"]);
-    let ok = Message::parse(ok_response(&req, &r, NOW, "t")).unwrap();
+    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t")).unwrap();
     assert_eq!(ok.paths().count(), 0);
     let req = register(
         "c1",
@@ -194,7 +199,7 @@ fn path_stored_and_echoed_only_when_supported() {
         "Path: <sip:edge.example.com;lr>\r\nSupported: path\r\n",
     );
     let r = run(&loc, &req).unwrap();
-    let ok = Message::parse(ok_response(&req, &r, NOW, "t")).unwrap();
+    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t")).unwrap();
     assert_eq!(ok.paths().count(), 1);
     assert_eq!(ok.to().unwrap().tag(), Some("t"));
     let sip_message::header::Contact::Address(c) = ok.contacts().next().unwrap().unwrap() else {

@@ -2,7 +2,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::header::HeaderName;
+use std::net::SocketAddr;
+
+use crate::header::{HeaderName, ListIter, Via};
 use crate::message::Message;
 
 /// Writes the header lines and body shared by both builders.
@@ -100,10 +102,42 @@ impl ResponseBuilder {
     /// Starts a response to `request` (RFC 3261 §8.2.6.2): copies every Via, From, To,
     /// Call-ID, CSeq (and Timestamp on 100); adds `to_tag` to To when To has no tag.
     pub fn for_request(request: &Message, code: u16, reason: &str, to_tag: Option<&str>) -> Self {
+        Self::build_for(request, None, code, reason, to_tag)
+    }
+
+    /// As [`ResponseBuilder::for_request`], for a request received from `src`: the top Via
+    /// gets `received` and `rport` as RFC 3261 §18.2.1 and RFC 3581 §4 ask, so the client
+    /// learns the address it was seen from.
+    pub fn for_request_from(
+        request: &Message,
+        src: SocketAddr,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Self {
+        Self::build_for(request, Some(src), code, reason, to_tag)
+    }
+
+    fn build_for(
+        request: &Message,
+        mut src: Option<SocketAddr>,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Self {
         let mut b = ResponseBuilder::new(code, reason);
         for h in request.headers() {
             let copy = match h.name {
-                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => true,
+                HeaderName::Via => {
+                    match src.take().and_then(|s| stamped_via(&h.value_unfolded(), s)) {
+                        Some(value) => {
+                            b.parts.header("Via", &value);
+                            false
+                        }
+                        None => true,
+                    }
+                }
+                HeaderName::From | HeaderName::CallId | HeaderName::CSeq => true,
                 HeaderName::Timestamp => code == 100,
                 HeaderName::To => {
                     let value = h.value_unfolded();
@@ -140,6 +174,16 @@ impl ResponseBuilder {
     pub fn build(self) -> Bytes {
         self.parts.finish()
     }
+}
+
+/// A Via header value whose first entry is stamped for `src` ([`Via::stamped`]); `None` when
+/// it stays as it is.
+fn stamped_via(value: &str, src: SocketAddr) -> Option<String> {
+    let mut values = ListIter::new(value);
+    let top = values.next()?;
+    let stamped = Via::parse(top).ok()?.stamped(src)?;
+    let rest = &value[top.as_ptr() as usize - value.as_ptr() as usize + top.len()..];
+    Some(stamped + rest)
 }
 
 /// A response to a request too malformed to parse (RFC 3261 §21.4.1 400, or 505): copies the
@@ -219,6 +263,66 @@ mod tests {
                 .unwrap();
         assert_eq!(trying.to().unwrap().tag(), None);
         assert!(trying.header(HeaderName::Timestamp).is_some());
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+
+    fn stamped(via: &str, src: &str) -> String {
+        let req = RequestBuilder::new("REGISTER", "sip:example.com")
+            .header("Via", via)
+            .header("Via", "SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKold")
+            .header("CSeq", "1 REGISTER")
+            .build();
+        let req = Message::parse(req).unwrap();
+        let resp = ResponseBuilder::for_request_from(&req, src.parse().unwrap(), 200, "OK", None);
+        let resp = Message::parse(resp.build()).unwrap();
+        let vias: Vec<String> = resp
+            .headers()
+            .filter(|h| h.name == HeaderName::Via)
+            .map(|h| h.value_unfolded().into_owned())
+            .collect();
+        assert_eq!(
+            vias[1], "SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKold",
+            "only the top Via"
+        );
+        vias[0].clone()
+    }
+
+    /// RFC 3261 §18.2.1 and RFC 3581 §4.
+    #[test]
+    fn the_top_via_names_the_source() {
+        for (via, src, expected) in [
+            (
+                "SIP/2.0/UDP 10.9.9.9:5999;rport;branch=z9hG4bK1",
+                "127.0.0.1:4000",
+                "SIP/2.0/UDP 10.9.9.9:5999;branch=z9hG4bK1;received=127.0.0.1;rport=4000",
+            ),
+            (
+                "SIP/2.0/UDP 10.9.9.9:5999;branch=z9hG4bK1",
+                "127.0.0.1:4000",
+                "SIP/2.0/UDP 10.9.9.9:5999;branch=z9hG4bK1;received=127.0.0.1",
+            ),
+            (
+                "SIP/2.0/UDP 127.0.0.1:4000;branch=z9hG4bK1",
+                "127.0.0.1:4000",
+                "SIP/2.0/UDP 127.0.0.1:4000;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/TCP phone.example.com;branch=z9hG4bK1;received=1.2.3.4;rport=9",
+                "[2001:db8::5]:5070",
+                "SIP/2.0/TCP phone.example.com;branch=z9hG4bK1;received=2001:db8::5;rport=5070",
+            ),
+            (
+                "SIP/2.0/UDP [2001:db8::5]:5060;rport;branch=z9hG4bK1",
+                "[2001:db8::5]:5070",
+                "SIP/2.0/UDP [2001:db8::5]:5060;branch=z9hG4bK1;received=2001:db8::5;rport=5070",
+            ),
+        ] {
+            assert_eq!(stamped(via, src), expected, "{via}");
+        }
     }
 }
 

@@ -231,9 +231,8 @@ impl Context {
         if self.take_persist().is_none() || self.answered {
             return;
         }
-        if let Some(r) = self.request.as_deref() {
-            let why = "Server Internal Error (bindings not stored in time)";
-            let data = response(r, 500, why, &cfg.agent, &[("Retry-After", "5")]);
+        let why = "Server Internal Error (bindings not stored in time)";
+        if let Some(data) = self.own_reply(cfg, 500, why, &[("Retry-After", "5")]) {
             self.answer(now, cfg, 500, data, out);
         }
     }
@@ -250,7 +249,7 @@ impl Context {
                     // Nothing answers an ACK: the context is forgotten.
                     Some(r) if is_ack(r) => self.server.on_transport_error(),
                     Some(r) => {
-                        let data = response(r, 503, why, &cfg.agent, &[]);
+                        let data = response(r, self.upstream.addr, 503, why, &cfg.agent, &[]);
                         self.answer(now, cfg, 503, data, out);
                     }
                     None => {}
@@ -292,9 +291,27 @@ impl Context {
 
     /// A response of our own to the received request (None once it was let go).
     fn own_response(&self, cfg: &ProxyConfig, code: u16) -> Option<Bytes> {
-        self.request
-            .as_ref()
-            .map(|r| response(r, code, reason(code), &cfg.agent, &[]))
+        self.own_reply(cfg, code, reason(code), &[])
+    }
+
+    /// A response of our own with this reason and `extra` headers; its top Via names where
+    /// the request came from (the address responses go back to).
+    pub(crate) fn own_reply(
+        &self,
+        cfg: &ProxyConfig,
+        code: u16,
+        why: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<Bytes> {
+        let r = self.request.as_deref()?;
+        Some(response(
+            r,
+            self.upstream.addr,
+            code,
+            why,
+            &cfg.agent,
+            extra,
+        ))
     }
 
     fn start_next_group(&mut self, now: Instant, cfg: &ProxyConfig) {

@@ -26,7 +26,7 @@ impl Core {
         if req.method() == Some(Method::Ack) {
             return;
         }
-        let data = response(req, code, reason, &self.config().agent, extra);
+        let data = response(req, src.addr, code, reason, &self.config().agent, extra);
         out.push(Command::Send {
             dest: upstream_of(req, src),
             data,
@@ -51,7 +51,7 @@ impl Core {
             c.stateful |= code >= 200;
             return true;
         };
-        let data = response(c.msg, code, reason, &self.config().agent, extra);
+        let data = response(c.msg, c.src.addr, code, reason, &self.config().agent, extra);
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let sent = self.with_ctx(id, |ctx| ctx.answer(now, cfg, code, data, out));
         if code >= 200 {
@@ -89,7 +89,7 @@ impl Core {
             .register(&cfg.registrar, now_unix, msg, &source)
         {
             Ok(reg) => {
-                let ok = registrar::ok_response(msg, &reg, now_unix, &to_tag(msg));
+                let ok = registrar::ok_response(msg, src.addr, &reg, now_unix, &to_tag(msg));
                 let previous = reg.previous;
                 self.with_ctx(id, |ctx| {
                     ctx.parked = Some(Parked::Persist { ok, previous })
@@ -143,7 +143,7 @@ impl Core {
         match c.phase {
             Phase::Request => self.respond(c, code, reason, &[]),
             Phase::Failure => {
-                let data = response(c.msg, code, reason, &self.config().agent, &[]);
+                let data = response(c.msg, c.src.addr, code, reason, &self.config().agent, &[]);
                 c.effects.reply = Some((code, data));
                 true
             }

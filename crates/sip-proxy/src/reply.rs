@@ -1,5 +1,7 @@
 //! Responses the proxy generates itself.
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use sip_message::{HeaderName, Message, ResponseBuilder};
 
@@ -24,16 +26,18 @@ pub(crate) fn to_tag(req: &Message) -> String {
     )
 }
 
-/// Builds a response to `req` with our Server header and any `extra` headers.
+/// Builds a response to `req`, received from `src`, with our Server header and any `extra`
+/// headers.
 pub(crate) fn response(
     req: &Message,
+    src: SocketAddr,
     code: u16,
     reason: &str,
     agent: &str,
     extra: &[(&str, &str)],
 ) -> Bytes {
     let tag = (code > 100).then(|| to_tag(req));
-    let mut b = ResponseBuilder::for_request(req, code, reason, tag.as_deref());
+    let mut b = ResponseBuilder::for_request_from(req, src, code, reason, tag.as_deref());
     for (n, v) in extra {
         b = b.header(n, v);
     }

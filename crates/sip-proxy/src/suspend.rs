@@ -13,7 +13,6 @@ use sip_message::Message;
 
 use crate::context::Context;
 use crate::core::Core;
-use crate::reply::response;
 use crate::routing::{DestSet, Edits, FailureInfo, Phase, ProxyScript, RouteCtx, TxScript};
 use crate::shard::Shards;
 use crate::target::Destination;
@@ -202,9 +201,8 @@ impl Core {
             }
             Written::Failed(changes) => {
                 self.location.undo(&previous, changes);
-                if let Some(req) = ctx.request.as_ref() {
-                    let why = "Server Internal Error (bindings not stored)";
-                    let error = response(req, 500, why, &cfg.agent, &[("Retry-After", "5")]);
+                let why = "Server Internal Error (bindings not stored)";
+                if let Some(error) = ctx.own_reply(cfg, 500, why, &[("Retry-After", "5")]) {
                     ctx.answer(now, cfg, 500, error, &mut out);
                 }
                 shard.settle(id);

@@ -1,5 +1,7 @@
 //! The Via header (RFC 3261 §20.42, RFC 3581 rport, RFC 5118 IPv6 received).
 
+use std::net::SocketAddr;
+
 use crate::error::SyntaxError;
 use crate::host::Host;
 use crate::params::{ParamRules, Params};
@@ -106,6 +108,41 @@ impl<'a> Via<'a> {
         self.params
             .get("rport")
             .map(|v| v.and_then(|v| v.parse().ok()))
+    }
+
+    /// This Via as a response to a request received from `src` carries it (RFC 3261
+    /// §18.2.1, RFC 3581 §4): `received` with the source IP when it differs from sent-by
+    /// (or rport was asked for), `rport` with the source port when it was asked for. `None`
+    /// when nothing changes.
+    pub fn stamped(&self, src: SocketAddr) -> Option<String> {
+        let with_rport = self.rport().is_some();
+        let add_received = with_rport || self.host.ip() != Some(src.ip());
+        if !add_received {
+            return None;
+        }
+        let mut out = format!(
+            "{}/{}/{} {}",
+            self.protocol, self.version, self.transport, self.host_raw
+        );
+        if let Some(port) = self.port {
+            out.push_str(&format!(":{port}"));
+        }
+        for p in self.params.iter() {
+            if p.name.eq_ignore_ascii_case("received") || p.name.eq_ignore_ascii_case("rport") {
+                continue;
+            }
+            out.push(';');
+            out.push_str(p.name);
+            if let Some(v) = p.value {
+                out.push('=');
+                out.push_str(v);
+            }
+        }
+        out.push_str(&format!(";received={}", src.ip()));
+        if with_rport {
+            out.push_str(&format!(";rport={}", src.port()));
+        }
+        Some(out)
     }
 
     /// The `maddr` parameter.
