@@ -342,11 +342,12 @@ fn failed_authentications_ban_and_floods_are_cut() {
             .map(|(m, _)| m)
     };
     let challenge = send(1, None).expect("a challenge");
-    for nc in 1..=2 {
+    // The second user name tries to forge a line naming another source.
+    for (nc, user) in [(1, "alice"), (2, "x src=192.0.2.66")] {
         let wrong = authorization(
             &challenge,
             Algorithm::Md5,
-            "alice",
+            user,
             "guess",
             "REGISTER",
             &uri,
@@ -361,6 +362,42 @@ fn failed_authentications_ban_and_floods_are_cut() {
         send(10, None).is_none(),
         "banned after two failures: no answer at all"
     );
+    // Each failure and the ban are logged for fail2ban: the README's filter matches
+    // `authentication failed src=<HOST> ` and `source banned after failed authentications
+    // src=<HOST> `, the client's text only quoted after it.
+    let log = s.log();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("authentication failed"))
+        .collect();
+    assert_eq!(failed.len(), 2, "{log}");
+    for (line, user) in failed.iter().zip(["\"alice\"", "\"x src=192.0.2.66\""]) {
+        let tail = format!(
+            "authentication failed src=127.0.0.1 user={user} realm=\"127.0.0.1\" method=\"REGISTER\""
+        );
+        assert!(line.ends_with(&tail), "{line}");
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains("source banned after failed authentications src=127.0.0.1 ")),
+        "{log}"
+    );
+    // The fail2ban filter shipped in packaging/ finds the real source in each failure.
+    let filter = std::fs::read_to_string(support::data(
+        "../../packaging/fail2ban/filter.d-ferrosip.conf",
+    ))
+    .expect("the fail2ban filter");
+    let failregex = filter
+        .lines()
+        .find_map(|l| l.strip_prefix("failregex = "))
+        .expect("failregex");
+    let re = regex::Regex::new(&failregex.replace("<HOST>", r"(?P<host>\S+)")).expect("regex");
+    let hosts: Vec<&str> = log
+        .lines()
+        .filter_map(|l| re.captures(l))
+        .map(|c| c.name("host").expect("host").as_str())
+        .collect();
+    assert_eq!(hosts, ["127.0.0.1", "127.0.0.1"], "{log}");
 
     // Floods: another server, at most 5 requests a second from one address.
     let dir = tempfile::tempdir().expect("tempdir");

@@ -235,7 +235,14 @@ impl Guard {
         }
         s.failures += 1;
         if s.failures >= cfg.auth_failures {
-            tracing::warn!(%ip, source = %key, failures = s.failures, ban = ?cfg.ban, "too many failed authentications: banned");
+            // A stable line for fail2ban (README): the message, then `src=`.
+            tracing::warn!(
+                src = %ip,
+                network = %key,
+                failures = s.failures,
+                seconds = cfg.ban.as_secs(),
+                "source banned after failed authentications"
+            );
             s.failures = 0;
             shard.ban(key, now + cfg.ban);
         }

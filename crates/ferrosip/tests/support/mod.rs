@@ -82,7 +82,7 @@ impl Server {
                 std::env::var("TEST_LOG").unwrap_or("warn".into()),
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log_file(dir))
             .spawn()
             .expect("start ferrosip");
         let server = Server {
@@ -134,6 +134,11 @@ impl Server {
         (self.dir.clone(), self.port)
     }
 
+    /// What the server logged so far (standard error).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(LOG)).unwrap_or_default()
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -149,7 +154,23 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The log stays out of the suite's output unless the test failed.
+        if std::thread::panicking() {
+            eprintln!("--- ferrosip's log ---\n{}", self.log());
+        }
     }
+}
+
+/// The server's log file in its folder.
+const LOG: &str = "ferrosip.log";
+
+/// The log file in `dir`, appended to (a restarted server adds to it).
+fn log_file(dir: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(LOG))
+        .expect("open the server's log file")
 }
 
 fn rand_id() -> u64 {

@@ -82,6 +82,15 @@ fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 
             -3
         }
         Verdict::Refused => {
+            // A stable line for fail2ban (README): the message, then `src=`; the user and
+            // realm are the client's text, quoted and escaped so they cannot forge a line.
+            tracing::warn!(
+                src = %c.src.addr.ip(),
+                user = ?cr.username,
+                realm = ?realm,
+                method,
+                "authentication failed"
+            );
             c.core.auth_failed(c.src.addr.ip(), c.now);
             -2
         }
