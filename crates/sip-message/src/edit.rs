@@ -119,15 +119,36 @@ impl<'m> Editor<'m> {
     /// Removes the first comma-separated value of the first field with this name (the top
     /// Via of a response, the top Route of a request); the field goes when it held only one.
     pub fn remove_first_value(&mut self, name: HeaderName) -> &mut Self {
-        let Some(h) = self.msg.header(name) else {
-            return self;
-        };
-        let mut values = ListIter::new(h.value);
-        let (Some(_), Some(second)) = (values.next(), values.next()) else {
-            return self.remove_header(h.index);
-        };
-        let start = self.msg.offset_of(h.value);
-        self.splice(start, self.msg.offset_of(second), &[]);
+        self.remove_first_values(name, 1)
+    }
+
+    /// Removes the first `n` comma-separated values of the fields with this name, across
+    /// fields (the two top Routes of a double Record-Route, RFC 5658); a field goes when
+    /// all its values do.
+    pub fn remove_first_values(&mut self, name: HeaderName, n: usize) -> &mut Self {
+        let mut left = n;
+        let fields: SmallVec<[(usize, &'m str); 2]> = self
+            .msg
+            .headers_named(name)
+            .map(|h| (h.index, h.value))
+            .take(n)
+            .collect();
+        for (index, value) in fields {
+            if left == 0 {
+                break;
+            }
+            match ListIter::new(value).nth(left) {
+                Some(next) => {
+                    let start = self.msg.offset_of(value);
+                    self.splice(start, self.msg.offset_of(next), &[]);
+                    left = 0;
+                }
+                None => {
+                    left -= ListIter::new(value).count().min(left);
+                    self.remove_header(index);
+                }
+            }
+        }
         self
     }
 

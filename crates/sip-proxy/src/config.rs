@@ -81,6 +81,26 @@ impl ProxyConfig {
             .map(|(_, a)| *a)
     }
 
+    /// The advertised address of the interface a request from `src` came in on at `local`
+    /// (the address it was sent to when we listen on one, else the one reaching `src`).
+    pub fn inbound_interface(
+        &self,
+        protocol: Protocol,
+        src: SocketAddr,
+        local: SocketAddr,
+    ) -> Option<SocketAddr> {
+        let named = !local.ip().is_unspecified()
+            && self
+                .advertised
+                .iter()
+                .any(|&(p, a)| p == protocol && a == local);
+        if named {
+            Some(local)
+        } else {
+            self.advertised_for(protocol, src)
+        }
+    }
+
     /// True when a Request-URI with this host and port is ours to resolve (registrar,
     /// location): the host is one of our domains and the port, if any, one we listen on.
     pub fn is_local_target(&self, host: &str, port: Option<u16>) -> bool {

@@ -8,16 +8,19 @@ use sip_message::{Editor, HeaderName, Message};
 pub(crate) struct Forward<'a> {
     /// New Request-URI (the target from a location lookup).
     pub(crate) request_uri: Option<&'a str>,
-    /// Remove the top Route value (it named us).
-    pub(crate) pop_route: bool,
+    /// Remove this many top Route values (they named us: one, or two of a double
+    /// Record-Route).
+    pub(crate) pop_routes: usize,
     /// Remove every Route.
     pub(crate) drop_routes: bool,
     /// Remove this header field (the last Route, moved to the Request-URI by strict routing).
     pub(crate) remove: Option<usize>,
     /// Route values to put on top (a binding's Path).
     pub(crate) push_routes: &'a [String],
-    /// Our Record-Route value.
+    /// Our Record-Route value (for the interface the request leaves by).
     pub(crate) record_route: Option<&'a str>,
+    /// A second one below it, for the interface the request came in on when that differs.
+    pub(crate) record_route_in: Option<&'a str>,
     /// Parameters for the received request's top Via (RFC 3581): `received`, `rport`.
     pub(crate) received: Option<&'a str>,
     pub(crate) rport: Option<&'a str>,
@@ -38,8 +41,8 @@ pub(crate) fn forward_request(msg: &Message, f: &Forward<'_>) -> Bytes {
     }
     if f.drop_routes {
         e.remove_headers(HeaderName::Route);
-    } else if f.pop_route {
-        e.remove_first_value(HeaderName::Route);
+    } else if f.pop_routes > 0 {
+        e.remove_first_values(HeaderName::Route, f.pop_routes);
     }
     if let Some(i) = f.remove {
         e.remove_header(i);
@@ -63,7 +66,12 @@ pub(crate) fn forward_request(msg: &Message, f: &Forward<'_>) -> Bytes {
         }
     }
     header_edits(msg, &mut e, f.remove_named, f.append);
+    // Both go above the received Record-Routes, in the order inserted: the outbound
+    // entry (the callee's first hop) on top, the inbound one below it.
     if let Some(rr) = f.record_route {
+        e.push_front(HeaderName::RecordRoute, rr);
+    }
+    if let Some(rr) = f.record_route_in {
         e.push_front(HeaderName::RecordRoute, rr);
     }
     if let Some(ip) = f.received {

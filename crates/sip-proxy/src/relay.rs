@@ -157,7 +157,7 @@ impl Core {
             (Some(du), b) => self.uri_target(c, du, b.as_ref().map_or(&[][..], |b| &b.path)),
             (None, Some(b)) => self.binding_target(c.now, b),
             (None, None) if c.edits.route.next_is_route => {
-                let skip = usize::from(c.edits.route.pop_route);
+                let skip = c.edits.route.pop_routes;
                 let route = c.msg.routes().filter_map(Result::ok).nth(skip);
                 route.and_then(|r| self.locate_uri(c.now, &r.uri)).map(|l| {
                     l.map(|dest| Target {
@@ -366,14 +366,17 @@ impl Core {
     }
 
     /// Writes the request for one branch: our Via (and Record-Route) for the interface that
-    /// reaches `dest`. A UDP request too large for the path MTU goes over TCP instead
-    /// (RFC 3261 §18.1.1) when we listen on TCP. `None` when no interface reaches `dest`.
+    /// reaches `dest`. When the request came in on another transport, address family or
+    /// interface (`record_route`, the inbound one), a second Record-Route names that one
+    /// (RFC 5658), so that each side reaches us the way it did. A UDP request too large for
+    /// the path MTU goes over TCP instead (RFC 3261 §18.1.1) when we listen on TCP. `None`
+    /// when no interface reaches `dest`.
     fn prepare(
         &self,
         msg: &Message,
         dest: Destination,
         branch: &str,
-        record_route: bool,
+        record_route: Option<(Protocol, SocketAddr)>,
         fwd: Forward<'_>,
     ) -> Option<Prepared> {
         let build = |dest: Destination| {
@@ -383,12 +386,16 @@ impl Core {
                 dest.protocol.via_token(),
                 sock_text(local)
             );
-            let rr = record_route.then(|| self::record_route(dest.protocol, local));
+            let rr = record_route.map(|_| self::record_route(dest.protocol, local));
+            let rr_in = record_route
+                .filter(|&inbound| inbound != (dest.protocol, local))
+                .map(|(protocol, addr)| self::record_route(protocol, addr));
             let request = forward_request(
                 msg,
                 &Forward {
                     via: &via,
                     record_route: rr.as_deref(),
+                    record_route_in: rr_in.as_deref(),
                     ..fwd
                 },
             );
@@ -451,7 +458,7 @@ fn forward_to<'a>(
     let route = &edits.route;
     Forward {
         request_uri: uri.or(route.new_uri.as_deref()),
-        pop_route: route.pop_route,
+        pop_routes: route.pop_routes,
         drop_routes: route.drop_routes,
         remove: route.remove,
         push_routes: path,

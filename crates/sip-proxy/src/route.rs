@@ -8,8 +8,9 @@ use crate::target::is_us;
 /// The outcome of Route pre-processing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RouteEdit {
-    /// The top Route named us: remove it.
-    pub(crate) pop_route: bool,
+    /// The top Routes that name us, to remove: the top one, and the next too when it is
+    /// ours as well (the two entries of a double Record-Route, RFC 5658 §4).
+    pub(crate) pop_routes: usize,
     /// Strict routing: the Request-URI named us, so it becomes the last Route value
     /// (`new_uri`) and that Route field (`remove`) goes.
     pub(crate) new_uri: Option<String>,
@@ -42,8 +43,9 @@ pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message) -> RouteEdit {
         return edit;
     }
     if routes.first().is_some_and(|r| is_us(cfg, &r.uri)) {
-        edit.pop_route = true;
-        edit.next_is_route = routes.len() > 1;
+        let double = routes.get(1).is_some_and(|r| is_us(cfg, &r.uri));
+        edit.pop_routes = if double { 2 } else { 1 };
+        edit.next_is_route = routes.len() > edit.pop_routes;
     } else {
         edit.next_is_route = !routes.is_empty();
     }

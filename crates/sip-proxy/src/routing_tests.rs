@@ -342,3 +342,53 @@ fn a_reload_applies_to_new_requests_while_transactions_keep_their_script() {
         sent(core.handle_message(now, sip_message::Message::parse(text).unwrap(), udp(CALLER)));
     assert_eq!(out[0].1.status(), Some(503));
 }
+
+/// `loose_route()` as Kamailio's: 1 when our Route entries were there and were taken off
+/// (even the only one: the Request-URI is then the next hop), -3 when the top Route is not
+/// ours, -1 without Route. Kamailio's standard in-dialog block relays BYE and ACK.
+#[test]
+fn loose_route_returns_what_kamailio_returns() {
+    let core = with_script(
+        r#"
+request_route {
+    $var(r) = loose_route();
+    sl_send_reply(200, "r=" + $var(r));
+}"#,
+    );
+    for (route, expected) in [
+        ("Route: <sip:192.0.2.1:5060;lr>\n", "r=1"),
+        ("Route: <sip:192.0.2.1;lr>, <sip:192.0.2.30;lr>\n", "r=1"),
+        ("Route: <sip:192.0.2.30;lr>\n", "r=-3"),
+        ("", "r=-1"),
+    ] {
+        let bye = msg(&format!(
+            "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKlr{}\n\
+{route}From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>;tag=b\nCall-ID: lr\n\
+CSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            route.len()
+        ));
+        let out = sent(core.handle_message(Instant::now(), bye, udp(CALLER)));
+        assert_eq!(out[0].1.reason(), Some(expected), "{route:?}");
+    }
+    let kamailio = with_script(
+        r#"
+request_route {
+    if (has_totag()) {
+        if (loose_route()) { t_relay(); exit; }
+        sl_send_reply(404, "Not here");
+        exit;
+    }
+}"#,
+    );
+    let bye = msg(&format!(
+        "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKk\n\
+Route: <sip:192.0.2.1:5060;lr>\nFrom: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>;tag=b\n\
+Call-ID: k\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(kamailio.handle_message(Instant::now(), bye, udp(CALLER)));
+    assert_eq!(
+        out[0].0,
+        udp("192.0.2.20:5060"),
+        "relayed to the Request-URI"
+    );
+}

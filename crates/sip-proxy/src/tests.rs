@@ -450,6 +450,51 @@ To: <sip:bob@example.com>;tag=b\nCall-ID: e\nCSeq: 2 BYE\nMax-Forwards: 70\nCont
     assert_eq!(fwd.routes().count(), 0);
 }
 
+/// RFC 5658: a call that comes in over TCP and leaves over UDP is record-routed twice, the
+/// UDP entry (the callee's first hop) on top; each side's in-dialog requests come back
+/// over its own transport and leave with both entries taken off.
+#[test]
+fn a_call_changing_transport_is_record_routed_on_both_sides() {
+    let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let tcp = Destination::new(Protocol::Tcp, CALLER.parse().expect("addr"));
+    let invite_tcp = msg(&format!(
+        "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/TCP {CALLER};branch=z9hG4bKtcp\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: call-1\nCSeq: 1 INVITE\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, invite_tcp, tcp));
+    let (dest, fwd) = &out[0];
+    assert_eq!(*dest, udp("192.0.2.20:5060"));
+    let rr: Vec<String> = fwd
+        .record_routes()
+        .map(|r| r.unwrap().uri.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        rr,
+        [
+            "sip:192.0.2.1:5060;lr",
+            "sip:192.0.2.1:5060;transport=tcp;lr"
+        ]
+    );
+    // Over one transport: one entry.
+    let out = sent(core.handle_message(now, invite_on("same", "bob", ""), udp(CALLER)));
+    assert_eq!(out[0].1.record_routes().count(), 1);
+    // The callee's BYE (over UDP) carries the route set as it got it; the caller's contact
+    // says TCP.
+    let bye = msg(&format!(
+        "BYE sip:caller@192.0.2.10:5060;transport=tcp SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKbye2\n\
+Route: <sip:192.0.2.1:5060;lr>\nRoute: <sip:192.0.2.1:5060;transport=tcp;lr>\nFrom: <sip:bob@example.com>;tag=b\n\
+To: <sip:caller@example.net>;tag=c\nCall-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, bye, udp("192.0.2.20:5060")));
+    let (dest, fwd) = &out[0];
+    assert_eq!(*dest, tcp);
+    assert_eq!(fwd.routes().count(), 0, "both of our entries are taken off");
+    assert_eq!(fwd.vias().next().unwrap().unwrap().transport, "TCP");
+}
+
 #[test]
 fn preloaded_route_on_an_initial_request_for_our_domain_is_not_followed() {
     let core = core();

@@ -54,22 +54,23 @@ fn split_new(address: &str) -> Result<(String, String), OpError> {
 
 /// The canonical address-of-record of `user@domain` or a SIP URI.
 fn canonical(aor: &str) -> Result<String, OpError> {
+    let not_aor = || {
+        OpError::new(
+            ErrorKind::Invalid,
+            format!("{aor:?} is not an address-of-record (user@domain)"),
+        )
+    };
     let text = if aor.starts_with("sip:") || aor.starts_with("sips:") {
         aor.to_owned()
     } else {
-        let (user, domain) = split(aor)?;
+        let (user, domain) = split(aor).map_err(|_| not_aor())?;
         format!("sip:{user}@{}", sip_message::domain_in_uri(&domain))
     };
     Uri::parse(&text)
         .ok()
         .as_ref()
         .and_then(registrar::aor_of)
-        .ok_or_else(|| {
-            OpError::new(
-                ErrorKind::Invalid,
-                format!("{aor:?} is not an address-of-record (user@domain)"),
-            )
-        })
+        .ok_or_else(not_aor)
 }
 
 fn not_found(what: &str) -> OpError {

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use registrar::Binding;
 use script::{Avps, Diagnostics, Env, Host, Registry, RouteId, Script};
-use sip_message::Message;
+use sip_message::{Message, Protocol};
 
 use crate::context::Prepared;
 use crate::core::Core;
@@ -88,7 +88,9 @@ pub(crate) struct TxScript {
 pub(crate) struct Edits {
     /// Route processing (`loose_route`, `remove_hf("Route")`).
     pub(crate) route: RouteEdit,
-    pub(crate) record_route: bool,
+    /// `record_route()`: the interface the request came in on (transport and advertised
+    /// address), for the Record-Route entries each branch gets.
+    pub(crate) record_route: Option<(Protocol, SocketAddr)>,
     /// Header fields to add, `Name: value`.
     pub(crate) append: Vec<String>,
     /// Names of header fields to remove.

@@ -6,8 +6,18 @@ use super::{ProxyEnv, RouteCtx};
 use crate::route::preprocess;
 
 fn record_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
-    c.edits.record_route = true;
-    1
+    let protocol = c.src.protocol;
+    match c
+        .core
+        .config()
+        .inbound_interface(protocol, c.src.addr, c.local)
+    {
+        Some(local) => {
+            c.edits.record_route = Some((protocol, local));
+            1
+        }
+        None => -1,
+    }
 }
 
 fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
@@ -17,14 +27,18 @@ fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
         c.set.ruri = Some(uri.clone());
         c.set.binding = None;
     }
-    // Routed by its Route set: to the next Route, or (strict) to the one taken from it.
-    let follow = edit.next_is_route || edit.new_uri.is_some();
-    c.edits.route = edit;
-    if follow {
+    // As Kamailio's: 1 when our Route entries were there and were taken off (or a strict
+    // router's fixed), -3 when the top Route is not ours (preloaded, or someone else's: the
+    // request would be sent to it), -1 without Route.
+    let code = if edit.pop_routes > 0 || edit.new_uri.is_some() {
         1
+    } else if edit.next_is_route {
+        -3
     } else {
         -1
-    }
+    };
+    c.edits.route = edit;
+    code
 }
 
 fn has_totag(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
