@@ -16,7 +16,7 @@ fn register_at(s: &Server, ua: &Ua, user: &str, host: &str, call_id: &str, cseq:
             &format!("REGISTER sip:{host}"),
             1,
         )
-        .replace(&format!("@127.0.0.1>"), &format!("@{host}>"))
+        .replace("@127.0.0.1>", &format!("@{host}>"))
 }
 
 /// The Authorization answering `challenge` (MD5) for `user` with `password`.
