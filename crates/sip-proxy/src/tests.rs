@@ -483,11 +483,11 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
     assert_eq!(out[0].1.record_routes().count(), 1);
     // The callee's BYE (over UDP) carries the route set as it got it; the caller's contact
     // says TCP.
-    let bye = msg(&format!(
+    let bye = msg(
         "BYE sip:caller@192.0.2.10:5060;transport=tcp SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKbye2\n\
 Route: <sip:192.0.2.1:5060;lr>\nRoute: <sip:192.0.2.1:5060;transport=tcp;lr>\nFrom: <sip:bob@example.com>;tag=b\n\
 To: <sip:caller@example.net>;tag=c\nCall-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
-    ));
+    );
     let out = sent(core.handle_message(now, bye, udp("192.0.2.20:5060")));
     let (dest, fwd) = &out[0];
     assert_eq!(*dest, tcp);
