@@ -6,8 +6,8 @@ use crate::diag::{Error, Span};
 /// What a token is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Tok {
-    /// An identifier or keyword: its text is the source under its span.
-    Ident,
+    /// An identifier or keyword.
+    Ident(String),
     Int(i64),
     /// A string literal; single-quoted ones are one `Part::Text`.
     Str(Vec<Part>),
@@ -31,25 +31,24 @@ const SYMBOLS: [&str; 23] = [
 
 /// The tokens of `src`, ending with `Tok::Eof`; the first lexical error stops it.
 pub(crate) fn lex(src: &str) -> Result<Vec<Token>, Error> {
-    let mut lx = Lexer { src, pos: 0 };
+    let mut lx = Lexer::new(src, 0);
     let mut out = Vec::new();
     loop {
-        lx.skip_blanks()?;
-        let start = lx.pos;
-        let tok = lx.token()?;
-        let eof = tok == Tok::Eof;
-        out.push(Token {
-            tok,
-            span: Span::new(start, lx.pos),
-        });
+        let t = lx.next_token()?;
+        let eof = t.tok == Tok::Eof;
+        out.push(t);
         if eof {
             return Ok(out);
         }
     }
 }
 
-struct Lexer<'s> {
+/// Reads tokens one at a time from a text placed at offset `base` of the sources: spans
+/// are offsets of the sources, not of the text.
+pub(crate) struct Lexer<'s> {
     src: &'s str,
+    base: usize,
+    /// Where the next token is looked for, as an offset of the sources.
     pos: usize,
 }
 
@@ -57,9 +56,29 @@ fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-impl Lexer<'_> {
-    fn rest(&self) -> &str {
-        &self.src[self.pos..]
+impl<'s> Lexer<'s> {
+    /// A lexer at the start of `src`, which begins at offset `base` of the sources.
+    pub(crate) fn new(src: &'s str, base: usize) -> Lexer<'s> {
+        Lexer {
+            src,
+            base,
+            pos: base,
+        }
+    }
+
+    /// The next token: `Tok::Eof` at the end, and from then on.
+    pub(crate) fn next_token(&mut self) -> Result<Token, Error> {
+        self.skip_blanks()?;
+        let start = self.pos;
+        let tok = self.token()?;
+        Ok(Token {
+            tok,
+            span: Span::new(start, self.pos),
+        })
+    }
+
+    fn rest(&self) -> &'s str {
+        &self.src[self.pos - self.base..]
     }
 
     fn peek(&self) -> Option<char> {
@@ -68,8 +87,7 @@ impl Lexer<'_> {
 
     fn skip_blanks(&mut self) -> Result<(), Error> {
         loop {
-            let src = self.src;
-            let rest = &src[self.pos..];
+            let rest = self.rest();
             let trimmed = rest.trim_start();
             self.pos += rest.len() - trimmed.len();
             if trimmed.starts_with('#') || trimmed.starts_with("//") {
@@ -95,8 +113,7 @@ impl Lexer<'_> {
             return Ok(Tok::Eof);
         };
         if c.is_ascii_alphabetic() || c == '_' {
-            self.take_while(is_ident);
-            return Ok(Tok::Ident);
+            return Ok(Tok::Ident(self.take_while(is_ident).to_owned()));
         }
         if c.is_ascii_digit() {
             let start = self.pos;
@@ -132,11 +149,11 @@ impl Lexer<'_> {
         }
     }
 
-    fn take_while(&mut self, f: impl Fn(char) -> bool) -> &str {
-        let start = self.pos;
-        let len = self.rest().find(|c| !f(c)).unwrap_or(self.rest().len());
+    fn take_while(&mut self, f: impl Fn(char) -> bool) -> &'s str {
+        let rest = self.rest();
+        let len = rest.find(|c| !f(c)).unwrap_or(rest.len());
         self.pos += len;
-        &self.src[start..self.pos]
+        &rest[..len]
     }
 
     /// `$name` or `$name(param)` at `pos`; `None` (nothing consumed) when `$` is not followed

@@ -20,6 +20,7 @@ mod ops;
 mod parser;
 mod registry;
 mod run;
+mod sources;
 mod value;
 mod vars;
 
@@ -38,6 +39,7 @@ pub use value::Value;
 use check::Table;
 use compile::Compiler;
 use run::{run_top, Body};
+use sources::Sources;
 
 /// A compiled script, ready to run. Cheap to share (`Arc<Script<E>>`); immutable.
 pub struct Script<E: Env> {
@@ -87,18 +89,20 @@ impl<E: Env> Script<E> {
         source: &str,
         registry: &Registry<E>,
     ) -> Result<Script<E>, Diagnostics> {
+        let sources = Sources::new(file, source);
         let report = |mut errors: Vec<diag::Error>| {
             errors.sort_by_key(|e| (e.span.start, e.span.end));
             errors.dedup();
             let list = errors
                 .into_iter()
-                .map(|e| Diagnostic::new(file, source, e))
+                .map(|e| Diagnostic::new(&sources, e))
                 .collect();
             Diagnostics(list)
         };
-        let blocks = parser::parse(source).map_err(|e| report(vec![e]))?;
+        let tokens = lexer::lex(source).map_err(|e| report(vec![e]))?;
+        let blocks = parser::parse(tokens).map_err(|e| report(vec![e]))?;
         let mut errors = Vec::new();
-        let table = Table::build(&blocks, source, &mut errors);
+        let table = Table::build(&blocks, &sources, &mut errors);
         let mut compiler = Compiler::new(registry, &table);
         let bodies = blocks
             .iter()

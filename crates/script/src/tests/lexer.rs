@@ -9,6 +9,10 @@ fn toks(src: &str) -> Vec<Tok> {
     t
 }
 
+fn ident(s: &str) -> Tok {
+    Tok::Ident(s.to_owned())
+}
+
 fn text(s: &str) -> Part {
     Part::Text(s.to_owned())
 }
@@ -30,13 +34,14 @@ fn symbols_longest_first() {
     .map(Tok::Sym)
     .collect();
     assert_eq!(toks("== = != !~ ! =~ <= < >= > && ||"), want);
-    assert_eq!(toks("a==b"), vec![Tok::Ident, Tok::Sym("=="), Tok::Ident]);
+    assert_eq!(toks("a==b"), vec![ident("a"), Tok::Sym("=="), ident("b")]);
 }
 
 #[test]
 fn identifiers_and_integers() {
     let lexed = lex("request_route _x9 486").unwrap();
-    assert_eq!(lexed[0].tok, Tok::Ident);
+    assert_eq!(lexed[0].tok, ident("request_route"));
+    assert_eq!(lexed[1].tok, ident("_x9"));
     assert_eq!(lexed[0].span, Span::new(0, 13));
     assert_eq!(lexed[1].span, Span::new(14, 17));
     assert_eq!(lexed[2].tok, Tok::Int(486));
@@ -47,7 +52,7 @@ fn identifiers_and_integers() {
 #[test]
 fn comments_are_skipped() {
     let src = "#!KAMAILIO\n# line\na // to the end\n/* block\n */ b";
-    assert_eq!(toks(src), vec![Tok::Ident, Tok::Ident]);
+    assert_eq!(toks(src), vec![ident("a"), ident("b")]);
 }
 
 #[test]
