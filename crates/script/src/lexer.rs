@@ -14,6 +14,8 @@ pub(crate) enum Tok {
     Var(VarRef),
     /// Punctuation and operators.
     Sym(&'static str),
+    /// A preprocessor line: `#!` first on its line; the rest of the line, trimmed.
+    Directive(String),
     Eof,
 }
 
@@ -28,20 +30,6 @@ const SYMBOLS: [&str; 23] = [
     "==", "!=", "<=", ">=", "=~", "!~", "&&", "||", "{", "}", "[", "]", "(", ")", ";", ":", ",",
     "=", "<", ">", "+", "-", "!",
 ];
-
-/// The tokens of `src`, ending with `Tok::Eof`; the first lexical error stops it.
-pub(crate) fn lex(src: &str) -> Result<Vec<Token>, Error> {
-    let mut lx = Lexer::new(src, 0);
-    let mut out = Vec::new();
-    loop {
-        let t = lx.next_token()?;
-        let eof = t.tok == Tok::Eof;
-        out.push(t);
-        if eof {
-            return Ok(out);
-        }
-    }
-}
 
 /// Reads tokens one at a time from a text placed at offset `base` of the sources: spans
 /// are offsets of the sources, not of the text.
@@ -77,6 +65,46 @@ impl<'s> Lexer<'s> {
         })
     }
 
+    /// Skips the lines of an `#!ifdef` branch not taken, unread: returns the next directive
+    /// (a line starting with `#!`), or `Tok::Eof`.
+    pub(crate) fn skip_to_directive(&mut self) -> Token {
+        loop {
+            let rest = self.rest();
+            let line = rest.find('\n').map_or(rest, |i| &rest[..i]);
+            let code = line.trim_start();
+            if code.starts_with("#!") {
+                self.pos += line.len() - code.len();
+                let start = self.pos;
+                let tok = self.directive();
+                return Token {
+                    tok,
+                    span: Span::new(start, self.pos),
+                };
+            }
+            if line.len() == rest.len() {
+                self.pos += rest.len();
+                return Token {
+                    tok: Tok::Eof,
+                    span: self.span(0),
+                };
+            }
+            self.pos += line.len() + 1;
+        }
+    }
+
+    /// `#!…` to the end of the line.
+    fn directive(&mut self) -> Tok {
+        let line = self.take_while(|c| c != '\n');
+        Tok::Directive(line[2..].trim_end().to_owned())
+    }
+
+    /// True when only blanks precede `pos` on its line.
+    fn at_line_start(&self) -> bool {
+        let before = &self.src[..self.pos - self.base];
+        let line = before.rfind('\n').map_or(before, |i| &before[i + 1..]);
+        line.trim().is_empty()
+    }
+
     fn rest(&self) -> &'s str {
         &self.src[self.pos - self.base..]
     }
@@ -90,6 +118,9 @@ impl<'s> Lexer<'s> {
             let rest = self.rest();
             let trimmed = rest.trim_start();
             self.pos += rest.len() - trimmed.len();
+            if trimmed.starts_with("#!") && self.at_line_start() {
+                return Ok(());
+            }
             if trimmed.starts_with('#') || trimmed.starts_with("//") {
                 self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
             } else if let Some(body) = trimmed.strip_prefix("/*") {
@@ -112,6 +143,9 @@ impl<'s> Lexer<'s> {
         let Some(c) = self.peek() else {
             return Ok(Tok::Eof);
         };
+        if self.rest().starts_with("#!") {
+            return Ok(self.directive());
+        }
         if c.is_ascii_alphabetic() || c == '_' {
             return Ok(Tok::Ident(self.take_while(is_ident).to_owned()));
         }

@@ -27,6 +27,15 @@ impl Sources {
         Sources { files: vec![main] }
     }
 
+    /// Adds a file after the others; returns the offset its text starts at.
+    pub(crate) fn add(&mut self, name: String, text: String) -> usize {
+        let last = &self.files[self.files.len() - 1];
+        // One past the end, so that the end of every text is an offset of its own.
+        let base = last.base + last.text.len() + 1;
+        self.files.push(Source { name, text, base });
+        base
+    }
+
     /// The file `offset` is in, and the offset within its text (at most its length).
     pub(crate) fn locate(&self, offset: usize) -> (&Source, usize) {
         let i = self.files.partition_point(|f| f.base <= offset) - 1;

@@ -88,6 +88,7 @@ impl Parser {
             Tok::Int(i) => format!("`{i}`"),
             Tok::Var(v) => format!("`{v}`"),
             Tok::Sym(s) => format!("`{s}`"),
+            Tok::Directive(d) => format!("`#!{d}`"),
         };
         Error::new(t.span, format!("expected {what}, found {found}"))
     }

@@ -1,6 +1,21 @@
 use crate::ast::{Part, VarRef};
+use crate::diag::Error;
 use crate::diag::Span;
-use crate::lexer::{lex, Tok};
+use crate::lexer::{Lexer, Tok, Token};
+
+/// The tokens of `src`, ending with `Tok::Eof`.
+pub(super) fn lex(src: &str) -> Result<Vec<Token>, Error> {
+    let mut lexer = Lexer::new(src, 0);
+    let mut out = Vec::new();
+    loop {
+        let t = lexer.next_token()?;
+        let eof = t.tok == Tok::Eof;
+        out.push(t);
+        if eof {
+            return Ok(out);
+        }
+    }
+}
 
 /// The tokens of `src` without spans, `Eof` left out.
 fn toks(src: &str) -> Vec<Tok> {
@@ -51,8 +66,19 @@ fn identifiers_and_integers() {
 
 #[test]
 fn comments_are_skipped() {
-    let src = "#!KAMAILIO\n# line\na // to the end\n/* block\n */ b";
+    let src = "# line\na // to the end\n/* block\n */ b # c #!d";
     assert_eq!(toks(src), vec![ident("a"), ident("b")]);
+}
+
+#[test]
+fn directives_start_their_line() {
+    let src = "#!KAMAILIO\n  #!ifdef X # x \r\na #!define Y\n/*\n#!endif\n*/";
+    let want = vec![
+        Tok::Directive("KAMAILIO".into()),
+        Tok::Directive("ifdef X # x".into()),
+        ident("a"),
+    ];
+    assert_eq!(toks(src), want);
 }
 
 #[test]

@@ -1,6 +1,6 @@
+use super::lexer::lex;
 use crate::ast::{Block, Expr, ExprKind, Part, Stmt, SwitchItem};
 use crate::diag::Error;
-use crate::lexer::lex;
 use crate::registry::RouteKind;
 use crate::value::Value;
 
