@@ -74,6 +74,68 @@ fn check_reports_script_errors_with_position_and_caret() {
     assert!(out.ok, "{}", out.stderr);
 }
 
+/// The script of `preprocessor_branches_defines_and_includes`; `{define}` is replaced.
+const KAMAILIO_STYLE: &str = "#!KAMAILIO
+{define}
+#!define REPLY_CODE 403
+#!include_file \"inc/auth.cfg\"
+
+request_route {
+#!ifdef WITH_AUTH
+    route(AUTH);
+#!else
+    t_relya();
+#!endif
+    sl_send_reply(200, \"OK\");
+}
+";
+
+#[test]
+fn preprocessor_branches_defines_and_includes() {
+    let dir = tmp();
+    let d = dir.path();
+    std::fs::create_dir(d.join("inc")).expect("mkdir");
+    std::fs::write(
+        d.join("inc/auth.cfg"),
+        "route[AUTH] {\n    if (is_method(\"OPTIONS\")) {\n        \
+         sl_send_reply(REPLY_CODE, \"Forbidden\");\n        exit;\n    }\n}\n",
+    )
+    .expect("write");
+    let toml = d.join("check.toml");
+    std::fs::write(&toml, "[routing]\nscript = \"routes.cfg\"\n").expect("write");
+    let check = |define: &str| {
+        let script = KAMAILIO_STYLE.replace("{define}", define);
+        std::fs::write(d.join("routes.cfg"), script).expect("write script");
+        cli(&["check", "--config", toml.to_str().expect("utf-8")], "")
+    };
+    // Without WITH_AUTH the #!else branch is read, and its mistake found.
+    let out = check("# no auth");
+    assert!(!out.ok);
+    assert!(
+        out.stderr
+            .contains("routes.cfg:10:5: unknown function `t_relya`"),
+        "{}",
+        out.stderr
+    );
+    // With it, the branch is skipped and the included route, with REPLY_CODE, answers.
+    let out = check("#!define WITH_AUTH");
+    assert!(out.ok, "{}", out.stderr);
+    let s = Server::start_with_config(d, "[routing]\nscript = \"routes.cfg\"\n");
+    let ua = Ua::new();
+    ua.send(s.addr(), &ua.options(s.port, "pp-1"));
+    let reply = ua.recv();
+    assert_eq!(reply.status(), Some(403));
+    // An #!ifdef without #!endif is refused, at its line.
+    let out = check("#!ifdef WITH_AUTH");
+    assert!(!out.ok);
+    assert!(
+        out.stderr
+            .contains("routes.cfg:2:1: `#!ifdef` without `#!endif`"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn prefix_routes_to_the_gateway() {
     let dir = tmp();

@@ -1,5 +1,7 @@
 //! The parsed script, before checking.
 
+use std::fmt;
+
 use crate::diag::Span;
 use crate::registry::RouteKind;
 use crate::value::Value;
@@ -10,6 +12,15 @@ pub(crate) struct VarRef {
     pub(crate) name: String,
     pub(crate) param: Option<String>,
     pub(crate) span: Span,
+}
+
+impl fmt::Display for VarRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.param {
+            Some(p) => write!(f, "${}({p})", self.name),
+            None => write!(f, "${}", self.name),
+        }
+    }
 }
 
 /// A piece of a string literal: text, or a variable replaced each time it is evaluated.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::ast::{route_calls, Block};
 use crate::diag::{Error, Span};
 use crate::registry::{RouteKind, RouteMask};
+use crate::sources::Sources;
 
 /// A route block as the compiler needs to know it.
 #[derive(Debug)]
@@ -36,7 +37,7 @@ pub(crate) struct Table {
 
 impl Table {
     /// Builds the table, reporting the errors of the script's structure.
-    pub(crate) fn build(blocks: &[Block], source: &str, errors: &mut Vec<Error>) -> Table {
+    pub(crate) fn build(blocks: &[Block], sources: &Sources, errors: &mut Vec<Error>) -> Table {
         let entries: Vec<Entry> = blocks
             .iter()
             .map(|b| Entry {
@@ -49,9 +50,14 @@ impl Table {
         let mut seen: HashMap<(RouteKind, Option<&str>), usize> = HashMap::new();
         for (i, b) in blocks.iter().enumerate() {
             if let Some(&first) = seen.get(&(b.kind, b.name.as_deref())) {
-                let line = line_of(source, blocks[first].span);
+                let (file, line) = sources.line(blocks[first].span.start);
+                let place = if file == sources.line(b.span.start).0 {
+                    format!("line {line}")
+                } else {
+                    format!("{file}:{line}")
+                };
                 let msg = format!(
-                    "duplicate {} (first defined at line {line})",
+                    "duplicate {} (first defined at {place})",
                     entries[i].label()
                 );
                 errors.push(Error::new(b.span, msg));
@@ -170,11 +176,4 @@ impl Table {
             }
         }
     }
-}
-
-/// The line (from 1) a span starts on.
-fn line_of(source: &str, span: Span) -> usize {
-    source
-        .get(..span.start)
-        .map_or(1, |s| s.matches('\n').count() + 1)
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::sources::Sources;
+
 /// A byte range of the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
@@ -39,7 +41,7 @@ impl Error {
 /// One error in a script, with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// The file name given to [`crate::Script::compile`].
+    /// The file: the name given to [`crate::Script::compile`], or an included file's path.
     pub file: String,
     /// The line, from 1.
     pub line: usize,
@@ -56,10 +58,13 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// Places `error` in `source`.
-    pub(crate) fn new(file: &str, source: &str, error: Error) -> Diagnostic {
-        let start = floor_char(source, error.span.start);
-        let end = floor_char(source, error.span.end.max(start));
+    /// Places `error` in the file of `sources` its span starts in.
+    pub(crate) fn new(sources: &Sources, error: Error) -> Diagnostic {
+        let (file, start) = sources.locate(error.span.start);
+        let source = file.text.as_str();
+        let start = floor_char(source, start);
+        let end = error.span.end.saturating_sub(error.span.start) + start;
+        let end = floor_char(source, end);
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = source[start..]
             .find('\n')
@@ -72,7 +77,7 @@ impl Diagnostic {
             .collect();
         let width = source[start..end.min(line_end)].chars().count().max(1);
         Diagnostic {
-            file: file.to_owned(),
+            file: file.name.clone(),
             line: source[..start].matches('\n').count() + 1,
             column: before.chars().count() + 1,
             message: error.message,

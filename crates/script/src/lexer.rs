@@ -6,14 +6,16 @@ use crate::diag::{Error, Span};
 /// What a token is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Tok {
-    /// An identifier or keyword: its text is the source under its span.
-    Ident,
+    /// An identifier or keyword.
+    Ident(String),
     Int(i64),
     /// A string literal; single-quoted ones are one `Part::Text`.
     Str(Vec<Part>),
     Var(VarRef),
     /// Punctuation and operators.
     Sym(&'static str),
+    /// A preprocessor line: `#!` first on its line; the rest of the line, trimmed.
+    Directive(String),
     Eof,
 }
 
@@ -29,27 +31,12 @@ const SYMBOLS: [&str; 23] = [
     "=", "<", ">", "+", "-", "!",
 ];
 
-/// The tokens of `src`, ending with `Tok::Eof`; the first lexical error stops it.
-pub(crate) fn lex(src: &str) -> Result<Vec<Token>, Error> {
-    let mut lx = Lexer { src, pos: 0 };
-    let mut out = Vec::new();
-    loop {
-        lx.skip_blanks()?;
-        let start = lx.pos;
-        let tok = lx.token()?;
-        let eof = tok == Tok::Eof;
-        out.push(Token {
-            tok,
-            span: Span::new(start, lx.pos),
-        });
-        if eof {
-            return Ok(out);
-        }
-    }
-}
-
-struct Lexer<'s> {
+/// Reads tokens one at a time from a text placed at offset `base` of the sources: spans
+/// are offsets of the sources, not of the text.
+pub(crate) struct Lexer<'s> {
     src: &'s str,
+    base: usize,
+    /// Where the next token is looked for, as an offset of the sources.
     pos: usize,
 }
 
@@ -57,9 +44,69 @@ fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-impl Lexer<'_> {
-    fn rest(&self) -> &str {
-        &self.src[self.pos..]
+impl<'s> Lexer<'s> {
+    /// A lexer at the start of `src`, which begins at offset `base` of the sources.
+    pub(crate) fn new(src: &'s str, base: usize) -> Lexer<'s> {
+        Lexer {
+            src,
+            base,
+            pos: base,
+        }
+    }
+
+    /// The next token: `Tok::Eof` at the end, and from then on.
+    pub(crate) fn next_token(&mut self) -> Result<Token, Error> {
+        self.skip_blanks()?;
+        let start = self.pos;
+        let tok = self.token()?;
+        Ok(Token {
+            tok,
+            span: Span::new(start, self.pos),
+        })
+    }
+
+    /// Skips the lines of an `#!ifdef` branch not taken, unread: returns the next directive
+    /// (a line starting with `#!`), or `Tok::Eof`.
+    pub(crate) fn skip_to_directive(&mut self) -> Token {
+        loop {
+            let rest = self.rest();
+            let line = rest.find('\n').map_or(rest, |i| &rest[..i]);
+            let code = line.trim_start();
+            if code.starts_with("#!") {
+                self.pos += line.len() - code.len();
+                let start = self.pos;
+                let tok = self.directive();
+                return Token {
+                    tok,
+                    span: Span::new(start, self.pos),
+                };
+            }
+            if line.len() == rest.len() {
+                self.pos += rest.len();
+                return Token {
+                    tok: Tok::Eof,
+                    span: self.span(0),
+                };
+            }
+            self.pos += line.len() + 1;
+        }
+    }
+
+    /// `#!…` to the end of the line.
+    fn directive(&mut self) -> Tok {
+        let line = self.take_while(|c| c != '\n');
+        Tok::Directive(line[2..].trim_end().to_owned())
+    }
+
+    /// True when only blanks precede `pos` on its line.
+    fn at_line_start(&self) -> bool {
+        let before = &self.src[..self.pos - self.base];
+        let line = before.rfind('\n').map_or(before, |i| &before[i + 1..]);
+        line.trim().is_empty()
+    }
+
+    fn rest(&self) -> &'s str {
+        &self.src[self.pos - self.base..]
     }
 
     fn peek(&self) -> Option<char> {
@@ -68,10 +115,12 @@ impl Lexer<'_> {
 
     fn skip_blanks(&mut self) -> Result<(), Error> {
         loop {
-            let src = self.src;
-            let rest = &src[self.pos..];
+            let rest = self.rest();
             let trimmed = rest.trim_start();
             self.pos += rest.len() - trimmed.len();
+            if trimmed.starts_with("#!") && self.at_line_start() {
+                return Ok(());
+            }
             if trimmed.starts_with('#') || trimmed.starts_with("//") {
                 self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
             } else if let Some(body) = trimmed.strip_prefix("/*") {
@@ -94,9 +143,11 @@ impl Lexer<'_> {
         let Some(c) = self.peek() else {
             return Ok(Tok::Eof);
         };
+        if self.rest().starts_with("#!") {
+            return Ok(self.directive());
+        }
         if c.is_ascii_alphabetic() || c == '_' {
-            self.take_while(is_ident);
-            return Ok(Tok::Ident);
+            return Ok(Tok::Ident(self.take_while(is_ident).to_owned()));
         }
         if c.is_ascii_digit() {
             let start = self.pos;
@@ -132,11 +183,11 @@ impl Lexer<'_> {
         }
     }
 
-    fn take_while(&mut self, f: impl Fn(char) -> bool) -> &str {
-        let start = self.pos;
-        let len = self.rest().find(|c| !f(c)).unwrap_or(self.rest().len());
+    fn take_while(&mut self, f: impl Fn(char) -> bool) -> &'s str {
+        let rest = self.rest();
+        let len = rest.find(|c| !f(c)).unwrap_or(rest.len());
         self.pos += len;
-        &self.src[start..self.pos]
+        &rest[..len]
     }
 
     /// `$name` or `$name(param)` at `pos`; `None` (nothing consumed) when `$` is not followed

@@ -1,6 +1,7 @@
-//! The routing language of ferrosip: a script in the style of ser.cfg / kamailio.cfg is
-//! parsed once, checked against the functions and variables the modules register (errors
-//! name file:line:column with a caret), and compiled into a tree of closures with variables,
+//! The routing language of ferrosip: a script in the style of ser.cfg / kamailio.cfg (with
+//! Kamailio's `#!define`, `#!ifdef` and `#!include_file` preprocessor) is parsed once,
+//! checked against the functions and variables the modules register (errors name
+//! file:line:column with a caret), and compiled into a tree of closures with variables,
 //! routes and regexes resolved. Running it allocates nothing for conditions and branches.
 //!
 //! The crate knows nothing of SIP: a host (the proxy) describes its per-message context with
@@ -18,15 +19,18 @@ mod expr;
 mod lexer;
 mod ops;
 mod parser;
+mod preprocess;
 mod registry;
 mod run;
+mod sources;
 mod value;
 mod vars;
 
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
+use std::path::Path;
+use std::{fmt, io};
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use registry::{
@@ -38,6 +42,7 @@ pub use value::Value;
 use check::Table;
 use compile::Compiler;
 use run::{run_top, Body};
+use sources::Sources;
 
 /// A compiled script, ready to run. Cheap to share (`Arc<Script<E>>`); immutable.
 pub struct Script<E: Env> {
@@ -82,23 +87,41 @@ pub enum Outcome {
 impl<E: Env> Script<E> {
     /// Parses and checks `source` (named `file` in diagnostics) against `registry`, and
     /// compiles it. Every error found is returned, each with file:line:column and a caret.
+    /// The script cannot include files: see [`Script::compile_with`].
     pub fn compile(
         file: &str,
         source: &str,
         registry: &Registry<E>,
     ) -> Result<Script<E>, Diagnostics> {
+        let load = |_: &Path| Err(io::Error::other("this script cannot include files"));
+        Script::compile_with(file, source, registry, &load)
+    }
+
+    /// [`Script::compile`] for a script that may include files (`#!include_file`): `load`
+    /// reads one, given its path (a relative path is joined to the including file's
+    /// folder, and the result named in diagnostics).
+    pub fn compile_with(
+        file: &str,
+        source: &str,
+        registry: &Registry<E>,
+        load: &dyn Fn(&Path) -> io::Result<String>,
+    ) -> Result<Script<E>, Diagnostics> {
+        let mut sources = Sources::new(file, source);
+        let tokens = preprocess::expand(&mut sources, load);
         let report = |mut errors: Vec<diag::Error>| {
             errors.sort_by_key(|e| (e.span.start, e.span.end));
             errors.dedup();
             let list = errors
                 .into_iter()
-                .map(|e| Diagnostic::new(file, source, e))
+                .map(|e| Diagnostic::new(&sources, e))
                 .collect();
             Diagnostics(list)
         };
-        let blocks = parser::parse(source).map_err(|e| report(vec![e]))?;
+        let blocks = tokens
+            .and_then(parser::parse)
+            .map_err(|e| report(vec![e]))?;
         let mut errors = Vec::new();
-        let table = Table::build(&blocks, source, &mut errors);
+        let table = Table::build(&blocks, &sources, &mut errors);
         let mut compiler = Compiler::new(registry, &table);
         let bodies = blocks
             .iter()

@@ -31,7 +31,7 @@ pub use branch::BranchSecret;
 pub use config::{HostedDomains, NonceSecret, ProxyConfig};
 pub use guard::GuardConfig;
 pub use originate::{Answer, OnAnswer};
-pub use routing::{compile, default_script, ProxyEnv, ProxyScript, RouteCtx};
+pub use routing::{compile, compile_with, default_script, ProxyEnv, ProxyScript, RouteCtx};
 pub use suspend::{Resume, Written};
 pub use target::{is_us, next_hop, Destination, NextHop};
 

@@ -21,7 +21,7 @@ const LEVELS: [&[(&str, BinOp)]; 4] = [
     &[("+", BinOp::Add), ("-", BinOp::Sub)],
 ];
 
-impl Parser<'_> {
+impl Parser {
     pub(super) fn expr(&mut self) -> Result<Expr> {
         self.binary(0)
     }
@@ -80,12 +80,12 @@ impl Parser<'_> {
                 self.expect_sym(")")?;
                 return Ok(e);
             }
-            Tok::Ident => match self.text(&t) {
+            Tok::Ident(word) => match word.as_str() {
                 "null" => ExprKind::Null,
                 "uri" => ExprKind::Uri,
                 "myself" => ExprKind::Myself,
                 w if KEYWORDS.contains(&w) => return Err(self.unexpected("an expression")),
-                _ if self.peek_next_is("(") => return self.call(),
+                w if self.peek_next_is("(") => return self.call(w.to_owned()),
                 w => ExprKind::Ident(w.to_owned()),
             },
             _ => return Err(self.unexpected("an expression")),
@@ -94,10 +94,9 @@ impl Parser<'_> {
         Ok(Expr { kind, span: t.span })
     }
 
-    /// `name(args)`, or `route(NAME)`.
-    fn call(&mut self) -> Result<Expr> {
+    /// `name(args)`, or `route(NAME)`, at the token `name`.
+    fn call(&mut self, name: String) -> Result<Expr> {
         let head = self.bump();
-        let name = self.text(&head).to_owned();
         self.expect_sym("(")?;
         if name == "route" {
             let (target, span) = self.route_name()?;

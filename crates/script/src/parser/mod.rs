@@ -5,7 +5,7 @@ mod stmt;
 
 use crate::ast::{plain, Block};
 use crate::diag::{Error, Span};
-use crate::lexer::{lex, Tok, Token};
+use crate::lexer::{Tok, Token};
 use crate::registry::RouteKind;
 
 /// How deeply statements and expressions may nest (keeps the checker's recursion bounded).
@@ -16,11 +16,10 @@ const KEYWORDS: [&str; 9] = [
     "if", "else", "switch", "case", "default", "break", "return", "exit", "drop",
 ];
 
-/// Parses a whole script into its route blocks.
-pub(crate) fn parse(src: &str) -> Result<Vec<Block>> {
+/// Parses a whole script's tokens (ending with `Tok::Eof`) into its route blocks.
+pub(crate) fn parse(toks: Vec<Token>) -> Result<Vec<Block>> {
     let mut p = Parser {
-        src,
-        toks: lex(src)?,
+        toks,
         pos: 0,
         depth: 0,
     };
@@ -31,8 +30,7 @@ pub(crate) fn parse(src: &str) -> Result<Vec<Block>> {
     Ok(blocks)
 }
 
-struct Parser<'s> {
-    src: &'s str,
+struct Parser {
     /// Never empty: the last is `Tok::Eof`.
     toks: Vec<Token>,
     pos: usize,
@@ -41,7 +39,7 @@ struct Parser<'s> {
 
 type Result<T> = std::result::Result<T, Error>;
 
-impl Parser<'_> {
+impl Parser {
     fn peek(&self) -> &Token {
         &self.toks[self.pos]
     }
@@ -56,16 +54,12 @@ impl Parser<'_> {
         t
     }
 
-    fn text(&self, t: &Token) -> &str {
-        &self.src[t.span.start..t.span.end]
-    }
-
     fn is_sym(&self, s: &'static str) -> bool {
         self.peek().tok == Tok::Sym(s)
     }
 
     fn is_word(&self, w: &str) -> bool {
-        self.peek().tok == Tok::Ident && self.text(self.peek()) == w
+        matches!(&self.peek().tok, Tok::Ident(word) if word == w)
     }
 
     fn eat_sym(&mut self, s: &'static str) -> bool {
@@ -90,7 +84,11 @@ impl Parser<'_> {
         let found = match &t.tok {
             Tok::Eof => "end of file".to_owned(),
             Tok::Str(_) => "a string".to_owned(),
-            _ => format!("`{}`", self.text(t)),
+            Tok::Ident(word) => format!("`{word}`"),
+            Tok::Int(i) => format!("`{i}`"),
+            Tok::Var(v) => format!("`{v}`"),
+            Tok::Sym(s) => format!("`{s}`"),
+            Tok::Directive(d) => format!("`#!{d}`"),
         };
         Error::new(t.span, format!("expected {what}, found {found}"))
     }
@@ -104,11 +102,10 @@ impl Parser<'_> {
     }
 
     fn block(&mut self) -> Result<Block> {
-        if self.peek().tok != Tok::Ident {
+        let Tok::Ident(word) = self.peek().tok.clone() else {
             return Err(self.unexpected("a route block"));
-        }
+        };
         let head = self.bump();
-        let word = self.text(&head).to_owned();
         let named = self.is_sym("[");
         let kind = match word.as_str() {
             "request_route" => RouteKind::Request,
@@ -151,7 +148,7 @@ impl Parser<'_> {
     fn route_name(&mut self) -> Result<(String, Span)> {
         let t = self.peek().clone();
         let name = match &t.tok {
-            Tok::Ident => self.text(&t).to_owned(),
+            Tok::Ident(word) => word.clone(),
             Tok::Int(i) => i.to_string(),
             Tok::Str(parts) => match plain(parts) {
                 Some(s) => s.to_owned(),

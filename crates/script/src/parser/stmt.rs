@@ -6,7 +6,7 @@ use crate::diag::Error;
 use crate::lexer::Tok;
 use crate::value::Value;
 
-impl Parser<'_> {
+impl Parser {
     /// Statements up to the closing `}` (the opening one is already taken).
     pub(super) fn body(&mut self) -> Result<Vec<Stmt>> {
         let mut out = Vec::new();
@@ -29,7 +29,7 @@ impl Parser<'_> {
     fn stmt_inner(&mut self) -> Result<Stmt> {
         let t = self.peek().clone();
         let word = match &t.tok {
-            Tok::Ident => self.text(&t).to_owned(),
+            Tok::Ident(word) => word.clone(),
             Tok::Sym("{") => {
                 self.bump();
                 return self.body().map(Stmt::Block);

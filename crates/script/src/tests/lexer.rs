@@ -1,12 +1,31 @@
 use crate::ast::{Part, VarRef};
+use crate::diag::Error;
 use crate::diag::Span;
-use crate::lexer::{lex, Tok};
+use crate::lexer::{Lexer, Tok, Token};
+
+/// The tokens of `src`, ending with `Tok::Eof`.
+pub(super) fn lex(src: &str) -> Result<Vec<Token>, Error> {
+    let mut lexer = Lexer::new(src, 0);
+    let mut out = Vec::new();
+    loop {
+        let t = lexer.next_token()?;
+        let eof = t.tok == Tok::Eof;
+        out.push(t);
+        if eof {
+            return Ok(out);
+        }
+    }
+}
 
 /// The tokens of `src` without spans, `Eof` left out.
 fn toks(src: &str) -> Vec<Tok> {
     let mut t: Vec<Tok> = lex(src).unwrap().into_iter().map(|t| t.tok).collect();
     assert_eq!(t.pop(), Some(Tok::Eof));
     t
+}
+
+fn ident(s: &str) -> Tok {
+    Tok::Ident(s.to_owned())
 }
 
 fn text(s: &str) -> Part {
@@ -30,13 +49,14 @@ fn symbols_longest_first() {
     .map(Tok::Sym)
     .collect();
     assert_eq!(toks("== = != !~ ! =~ <= < >= > && ||"), want);
-    assert_eq!(toks("a==b"), vec![Tok::Ident, Tok::Sym("=="), Tok::Ident]);
+    assert_eq!(toks("a==b"), vec![ident("a"), Tok::Sym("=="), ident("b")]);
 }
 
 #[test]
 fn identifiers_and_integers() {
     let lexed = lex("request_route _x9 486").unwrap();
-    assert_eq!(lexed[0].tok, Tok::Ident);
+    assert_eq!(lexed[0].tok, ident("request_route"));
+    assert_eq!(lexed[1].tok, ident("_x9"));
     assert_eq!(lexed[0].span, Span::new(0, 13));
     assert_eq!(lexed[1].span, Span::new(14, 17));
     assert_eq!(lexed[2].tok, Tok::Int(486));
@@ -46,8 +66,19 @@ fn identifiers_and_integers() {
 
 #[test]
 fn comments_are_skipped() {
-    let src = "#!KAMAILIO\n# line\na // to the end\n/* block\n */ b";
-    assert_eq!(toks(src), vec![Tok::Ident, Tok::Ident]);
+    let src = "# line\na // to the end\n/* block\n */ b # c #!d";
+    assert_eq!(toks(src), vec![ident("a"), ident("b")]);
+}
+
+#[test]
+fn directives_start_their_line() {
+    let src = "#!KAMAILIO\n  #!ifdef X # x \r\na #!define Y\n/*\n#!endif\n*/";
+    let want = vec![
+        Tok::Directive("KAMAILIO".into()),
+        Tok::Directive("ifdef X # x".into()),
+        ident("a"),
+    ];
+    assert_eq!(toks(src), want);
 }
 
 #[test]

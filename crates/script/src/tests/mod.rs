@@ -4,5 +4,7 @@ mod env;
 mod errors;
 mod lexer;
 mod parser;
+mod preprocess;
+mod preprocess_props;
 mod props;
 mod runtime;

@@ -1,7 +1,12 @@
+use super::lexer::lex;
 use crate::ast::{Block, Expr, ExprKind, Part, Stmt, SwitchItem};
-use crate::parser::parse;
+use crate::diag::Error;
 use crate::registry::RouteKind;
 use crate::value::Value;
+
+fn parse(src: &str) -> Result<Vec<Block>, Error> {
+    crate::parser::parse(lex(src)?)
+}
 
 /// An expression as an s-expression.
 fn show(e: &Expr) -> String {

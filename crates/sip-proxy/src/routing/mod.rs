@@ -9,7 +9,9 @@ mod textops;
 mod tm;
 mod vars;
 
+use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -57,6 +59,16 @@ fn registry() -> &'static Registry<ProxyEnv> {
 /// Checks and compiles a routing script; errors name `file`, line and column.
 pub fn compile(file: &str, source: &str) -> Result<ProxyScript, Diagnostics> {
     Script::compile(file, source, registry())
+}
+
+/// [`compile`] for a script that may include files: `load` reads one, given its path
+/// (relative paths are joined to the including file's folder).
+pub fn compile_with(
+    file: &str,
+    source: &str,
+    load: &dyn Fn(&Path) -> io::Result<String>,
+) -> Result<ProxyScript, Diagnostics> {
+    Script::compile_with(file, source, registry(), load)
 }
 
 /// The default script, compiled.
