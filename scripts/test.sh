@@ -16,8 +16,10 @@ wait_for() {
   return 1
 }
 
-# System packages the tests need: command name -> Debian package.
-declare -A needs=([cc]=gcc [make]=make [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak)
+# System packages the tests need: command name -> Debian package (baresip-core: baresip
+# without the GUI and video modules its metapackage recommends).
+declare -A needs=([cc]=gcc [make]=make [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak
+  [baresip]=baresip-core [linphonec]=linphone-cli)
 # The store's tests also run on PostgreSQL and MariaDB: installed where none answers.
 answers 5432 || needs+=([psql]=postgresql [pg_ctlcluster]=postgresql)
 answers 3306 || needs+=([mariadb]=mariadb-server [mariadbd]=mariadb-server)

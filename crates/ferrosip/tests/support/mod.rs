@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use sip_message::Message;
 
+pub mod baresip;
+pub mod linphone;
+pub mod phone;
 pub mod sipp;
 
 /// A running server; killed when dropped.

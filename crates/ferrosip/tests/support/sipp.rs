@@ -26,7 +26,8 @@ pub fn sipp(
     }
     // The domain of the Request-URI and To: the server's address unless a test names one.
     text = text.replace("[domain]", "127.0.0.1");
-    let file = std::env::temp_dir().join(format!("ferrosip-{}-{port}-{name}", std::process::id()));
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ferrosip-{}-{port}-{name}", std::process::id()));
     std::fs::write(&file, text).expect("write scenario");
     let mut c = Command::new("sipp");
     if let Some(s) = server {

@@ -1,0 +1,145 @@
+//! baresip (Debian `baresip`, 1.0) as a softphone: a configuration directory of its own
+//! (`-f`) with one account whose outbound proxy is the server, a 440 Hz sine (`ausine`) as
+//! microphone and no player, commands typed on its console (the `stdio` and `menu`
+//! modules), and its SIP trace (`-s`) on standard output. `scripts/test.sh` installs it.
+
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+
+use super::phone::{number_after, Account, Console, Rtp, Seen, STEP};
+
+/// A running baresip, registered; killed and its directory removed when dropped.
+pub struct Baresip {
+    console: Console,
+    /// Its SIP address and the server's, as the trace prints them (`127.0.0.1:5060`,
+    /// `[::1]:5060`).
+    local: String,
+    proxy: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Baresip {
+    /// Starts baresip for `account` and waits until it has registered. `peer` is the one
+    /// contact, which `/message` writes to.
+    pub fn start(account: &Account, peer: &str) -> Baresip {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ip = account.proxy.ip();
+        let local = SocketAddr::new(ip, listen_port(ip));
+        let config = format!(
+            "poll_method epoll\n\
+             sip_listen {local}\n\
+             net_interface {ip}\n\
+             audio_source ausine,440\n\
+             ausrc_srate 48000\n\
+             ausrc_channels 2\n\
+             statmode_default off\n\
+             module_path /usr/lib/baresip/modules\n\
+             module stdio.so\n\
+             module g711.so\n\
+             module ausine.so\n\
+             module_tmp account.so\n\
+             module_app menu.so\n\
+             module_app contact.so\n"
+        );
+        let Account {
+            user,
+            domain,
+            password,
+            proxy,
+            transport,
+        } = account;
+        let accounts = format!(
+            "<sip:{user}@{domain};transport={transport}>;auth_pass={password};\
+             outbound=\"sip:{proxy};transport={transport}\";regint=600;answermode=manual\n"
+        );
+        for (name, text) in [
+            ("config", config),
+            ("accounts", accounts),
+            ("contacts", format!("<{peer}>\n")),
+        ] {
+            std::fs::write(dir.path().join(name), text).expect("write baresip configuration");
+        }
+        let name = format!("baresip {user}@{domain}");
+        let args = ["-s".as_ref(), "-f".as_ref(), dir.path().as_os_str()];
+        let mut phone = Baresip {
+            console: Console::spawn(&name, "baresip", &args, &[]),
+            local: local.to_string(),
+            proxy: proxy.to_string(),
+            _dir: dir,
+        };
+        phone.expect("registered successfully");
+        phone
+    }
+
+    /// Waits for `needle` in what baresip prints next.
+    pub fn expect(&mut self, needle: &str) -> String {
+        self.console.expect(needle, STEP)
+    }
+
+    /// Types a command (`/dial sip:…`, `/accept`, `/hangup`, `/hold`, `/resume`…).
+    pub fn send(&mut self, command: &str) {
+        self.console.send(command);
+    }
+
+    /// Dials `uri` through the server.
+    pub fn dial(&mut self, uri: &str) {
+        self.send(&format!("/dial {uri}"));
+    }
+
+    /// Waits for an incoming call and accepts it.
+    pub fn accept(&mut self) {
+        self.expect("Incoming call from");
+        self.send("/accept");
+    }
+
+    /// Sends `text` in a MESSAGE to the peer.
+    pub fn message(&mut self, text: &str) {
+        self.send(&format!("/message {text}"));
+    }
+
+    /// The RTP packets of the current call so far, from `/audio_debug`.
+    pub fn rtp(&mut self) -> Rtp {
+        self.send("/audio_debug");
+        self.expect("--- Audio stream ---");
+        let stats = self.expect("jitter buffer debug");
+        Rtp {
+            sent: number_after(&stats, "TX: packets=").unwrap_or(0),
+            received: number_after(&stats, "rcvd=").unwrap_or(0),
+        }
+    }
+
+    /// Every SIP message in the trace so far.
+    pub fn trace(&self) -> Vec<Seen> {
+        let output = self.console.output();
+        let lines: Vec<&str> = output.lines().map(|l| l.trim_end_matches('\r')).collect();
+        lines
+            .windows(2)
+            .filter_map(|w| {
+                let mut words = w[0].split(' ');
+                let (transport, from, arrow, to) =
+                    (words.next()?, words.next()?, words.next()?, words.next()?);
+                if !matches!(transport, "UDP" | "TCP") || arrow != "->" {
+                    return None;
+                }
+                // Over a connection baresip opened, its end has a port of its own.
+                Some(Seen {
+                    sent: from == self.local || to == self.proxy,
+                    transport: transport.to_owned(),
+                    start: w[1].to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A port free on `ip` for UDP and TCP, the next one free for TCP too: baresip listens on
+/// both transports there, and for TLS on the next.
+fn listen_port(ip: IpAddr) -> u16 {
+    loop {
+        let udp = UdpSocket::bind((ip, 0)).expect("bind");
+        let port = udp.local_addr().expect("addr").port();
+        let free = |port| TcpListener::bind((ip, port)).is_ok();
+        if port < u16::MAX && free(port) && free(port + 1) {
+            return port;
+        }
+    }
+}
