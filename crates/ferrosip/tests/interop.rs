@@ -13,13 +13,6 @@ use support::linphone::Linphone;
 use support::phone::{Account, Seen};
 use support::{free_port, Server};
 
-/// The configuration of these tests: the default but for digest challenges in MD5 only,
-/// which main is about to make the default (baresip 1.0, sipp and sipsak answer MD5 only).
-/// Remove when main defaults to MD5.
-fn default_auth_config() -> &'static str {
-    "[auth]\nalgorithms = [\"MD5\"]\n"
-}
-
 /// Each subscriber's password.
 fn password(user: &str) -> &'static str {
     match user {
@@ -30,8 +23,8 @@ fn password(user: &str) -> &'static str {
     }
 }
 
-/// Starts the server listening on UDP and TCP on 127.0.0.1 (and on [::1] with `ipv6`), with
-/// `users` of `domain` as subscribers.
+/// Starts the server in its default configuration, listening on UDP and TCP on 127.0.0.1
+/// (and on [::1] with `ipv6`), with `users` of `domain` as subscribers.
 fn server(dir: &Path, domain: &str, users: &[&str], ipv6: bool) -> Server {
     let db = dir.join("ferrosip.db");
     let db = db.to_str().expect("utf-8 path");
@@ -43,8 +36,6 @@ fn server(dir: &Path, domain: &str, users: &[&str], ipv6: bool) -> Server {
         );
         assert!(added.ok, "{}", added.stderr);
     }
-    let config = dir.join("ferrosip.toml");
-    std::fs::write(&config, default_auth_config()).expect("write config");
     let port = free_port();
     let mut listens = vec![
         format!("udp:127.0.0.1:{port}"),
@@ -53,8 +44,7 @@ fn server(dir: &Path, domain: &str, users: &[&str], ipv6: bool) -> Server {
     if ipv6 {
         listens.extend([format!("udp:[::1]:{port}"), format!("tcp:[::1]:{port}")]);
     }
-    let config = config.to_str().expect("utf-8 path");
-    Server::start_listens(dir, port, &listens, &["--config", config])
+    Server::start_listens(dir, port, &listens, &[])
 }
 
 /// `user@127.0.0.1` signing in over `transport` to the server's IPv4 address.
@@ -304,8 +294,8 @@ fn calls_across_transports(baresip: &str, linphone: &str) {
     alice.expect("session closed");
     let (ack, bye) = ((true, "ACK"), (true, "BYE"));
     let received = |(_, method)| (false, method);
-    on_transport("baresip", &alice.trace(), baresip, &[ack, received(bye)]);
-    on_transport("linphonec", &bob.trace(), linphone, &[received(ack), bye]);
+    on_transport("baresip", || alice.trace(), baresip, &[ack, received(bye)]);
+    on_transport("linphonec", || bob.trace(), linphone, &[received(ack), bye]);
 
     bob.send("call sip:alice@127.0.0.1");
     alice.accept();
@@ -314,20 +304,34 @@ fn calls_across_transports(baresip: &str, linphone: &str) {
     alice.send("/hangup");
     bob.expect("ended");
     let all = [ack, bye, received(ack), received(bye)];
-    on_transport("baresip", &alice.trace(), baresip, &all);
-    on_transport("linphonec", &bob.trace(), linphone, &all);
+    on_transport("baresip", || alice.trace(), baresip, &all);
+    on_transport("linphonec", || bob.trace(), linphone, &all);
 }
 
 /// Asserts that every message in `phone`'s trace went over `transport`, and that it sent
-/// (true) or received (false) a request of each of these methods.
-fn on_transport(phone: &str, seen: &[Seen], transport: &str, requests: &[(bool, &str)]) {
-    for &(sent, method) in requests {
-        assert!(
-            seen.iter().any(|m| m.sent == sent && m.is(method)),
-            "{phone} {} no {method}: {seen:#?}",
-            if sent { "sent" } else { "received" }
-        );
-    }
+/// (true) or received (false) a request of each of these methods (within 5 s: a phone's log
+/// is written behind its console).
+fn on_transport(
+    phone: &str,
+    trace: impl Fn() -> Vec<Seen>,
+    transport: &str,
+    requests: &[(bool, &str)],
+) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let seen = loop {
+        let seen = trace();
+        let missing = requests
+            .iter()
+            .find(|&&(sent, method)| !seen.iter().any(|m| m.sent == sent && m.is(method)));
+        match missing {
+            None => break seen,
+            Some(&(sent, method)) if Instant::now() > deadline => panic!(
+                "{phone} {} no {method}: {seen:#?}",
+                if sent { "sent" } else { "received" }
+            ),
+            Some(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
     let astray: Vec<&Seen> = seen.iter().filter(|m| m.transport != transport).collect();
     assert!(
         astray.is_empty(),

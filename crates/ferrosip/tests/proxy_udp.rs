@@ -332,27 +332,38 @@ Max-Forwards: 70\nContent-Length: 0\n\n",
     assert_eq!(r.status(), Some(503));
 }
 
+/// RFC 3261 §18.1.1: a request too large for UDP goes over TCP, and over UDP after all when
+/// the TCP connection is refused; but a client that registered over UDP gets it over UDP
+/// (it may listen on nothing else, or sit behind a NAT that lets only that through).
 #[test]
 fn large_request_tries_tcp_then_falls_back_to_udp() {
     let dir = tmp();
-    let s = Server::start(dir.path(), &[]);
+    // Trusted: the caller may send to any address.
+    let s = Server::start_with_config(dir.path(), "[auth]\ntrusted = [\"127.0.0.0/8\"]\n");
     let (uac, uas) = (Ua::new(), Ua::new());
     uas.send(s.addr(), &uas.register(s.port, "big", "regbig", 1, ""));
     assert_eq!(uas.recv().status(), Some(200));
-    // A TCP listener on the UAS's port takes the large INVITE (RFC 3261 §18.1.1).
     let tcp = std::net::TcpListener::bind(("127.0.0.1", uas.port)).expect("tcp listener");
     let sdp = "a=rtpmap:0 PCMU/8000\n".repeat(70);
-    let big = |call_id: &str| {
+    let big = |uri: &str, call_id: &str| {
         format!(
-            "INVITE sip:big@127.0.0.1:{sp} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{call_id}\n\
+            "INVITE {uri} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{call_id}\n\
 From: <sip:caller@127.0.0.1>;tag=c1\nTo: <sip:big@127.0.0.1>\nCall-ID: {call_id}\nCSeq: 1 INVITE\n\
 Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {len}\n\n{sdp}",
-            sp = s.port,
             p = uac.port,
             len = sdp.len() + 70, // the test UA turns every LF into CRLF
         )
     };
-    uac.send(s.addr(), &big("big1"));
+    // To the registered client: over UDP, though it listens on TCP too.
+    uac.send(s.addr(), &big(&format!("sip:big@127.0.0.1:{}", s.port), "big0"));
+    let (req, _) = uas
+        .recv_timeout(Duration::from_secs(5))
+        .expect("INVITE over UDP to a client registered over UDP");
+    assert_eq!(req.call_id().unwrap(), "big0");
+    assert_eq!(req.top_via().unwrap().transport, "UDP");
+    // To an address: a TCP listener there takes it.
+    let direct = format!("sip:big@127.0.0.1:{}", uas.port);
+    uac.send(s.addr(), &big(&direct, "big1"));
     tcp.set_nonblocking(false).unwrap();
     let (mut conn, _) = tcp.accept().expect("the proxy connects over TCP");
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -372,10 +383,16 @@ Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {len}\n\n{sdp}"
     std::thread::sleep(Duration::from_millis(300));
 
     // With nothing listening on TCP, the request goes over UDP after all.
-    uac.send(s.addr(), &big("big2"));
-    let (req, _) = uas
-        .recv_timeout(Duration::from_secs(5))
-        .expect("INVITE over UDP after the TCP connection was refused");
+    uac.send(s.addr(), &big(&direct, "big2"));
+    let (req, _) = loop {
+        let got = uas
+            .recv_timeout(Duration::from_secs(5))
+            .expect("INVITE over UDP after the TCP connection was refused");
+        // (Skips the retransmissions of the first INVITE, which nothing answered.)
+        if got.0.call_id().unwrap() != "big0" {
+            break got;
+        }
+    };
     assert_eq!(req.call_id().unwrap(), "big2");
     assert_eq!(req.top_via().unwrap().transport, "UDP");
 }

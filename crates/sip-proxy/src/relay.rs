@@ -35,6 +35,9 @@ pub(crate) struct Target {
     path: Vec<String>,
     /// The next hop.
     dest: Destination,
+    /// A client that registered over UDP: reached over UDP whatever the request's size (it
+    /// may listen on nothing else, or sit behind a NAT that lets only that through).
+    udp_only: bool,
 }
 
 /// Why a destination set gives no target.
@@ -164,6 +167,7 @@ impl Core {
                         uri: c.set.ruri.clone(),
                         path: Vec::new(),
                         dest,
+                        udp_only: false,
                     })
                 })
             }
@@ -219,6 +223,7 @@ impl Core {
             uri: c.set.ruri.clone(),
             path: path.to_vec(),
             dest,
+            udp_only: false,
         }))
     }
 
@@ -259,10 +264,12 @@ impl Core {
             .strip_prefix("tcp:")
             .and_then(|a| a.parse().ok())
             .filter(|_| dest.protocol == Protocol::Tcp && b.path.is_empty());
+        let udp_only = b.source.starts_with("udp:") && dest.protocol == Protocol::Udp;
         Some(Ok(Target {
             uri: Some(b.contact.clone()),
             path: b.path.clone(),
             dest: Destination { connection, ..dest },
+            udp_only: udp_only && b.path.is_empty(),
         }))
     }
 
@@ -296,7 +303,8 @@ impl Core {
                 let secret = &self.config().branch_secret;
                 let branch = new_stateful_branch(secret, (id, n), lh, &fixes.up);
                 let fwd = fixes.forward(edits, t.uri.as_deref(), &t.path);
-                if let Some(p) = self.prepare(c.msg, t.dest, &branch, edits.record_route, fwd) {
+                let rr = edits.record_route;
+                if let Some(p) = self.prepare(c.msg, t.dest, t.udp_only, &branch, rr, fwd) {
                     prepared.push(p);
                     n += 1;
                 }
@@ -357,7 +365,8 @@ impl Core {
         ]);
         let branch = new_stateless_branch(&self.config().branch_secret, hash, &fixes.up);
         let fwd = fixes.forward(edits, target.uri.as_deref(), &target.path);
-        if let Some(p) = self.prepare(msg, dest, &branch, edits.record_route, fwd) {
+        let rr = edits.record_route;
+        if let Some(p) = self.prepare(msg, dest, target.udp_only, &branch, rr, fwd) {
             out.push(Command::Send {
                 dest: p.dest,
                 data: p.request,
@@ -369,12 +378,14 @@ impl Core {
     /// reaches `dest`. When the request came in on another transport, address family or
     /// interface (`record_route`, the inbound one), a second Record-Route names that one
     /// (RFC 5658), so that each side reaches us the way it did. A UDP request too large for
-    /// the path MTU goes over TCP instead (RFC 3261 §18.1.1) when we listen on TCP. `None`
-    /// when no interface reaches `dest`.
+    /// the path MTU goes over TCP instead (RFC 3261 §18.1.1) when we listen on TCP, unless
+    /// `udp_only` (a client that registered over UDP). `None` when no interface reaches
+    /// `dest`.
     fn prepare(
         &self,
         msg: &Message,
         dest: Destination,
+        udp_only: bool,
         branch: &str,
         record_route: Option<(Protocol, SocketAddr)>,
         fwd: Forward<'_>,
@@ -406,7 +417,7 @@ impl Core {
             })
         };
         let prepared = build(dest)?;
-        if dest.protocol == Protocol::Udp && prepared.request.len() > MAX_UDP_REQUEST {
+        if dest.protocol == Protocol::Udp && !udp_only && prepared.request.len() > MAX_UDP_REQUEST {
             if let Some(tcp) = build(Destination::new(Protocol::Tcp, dest.addr)) {
                 return Some(Prepared {
                     fallback: Some((dest, prepared.request)),

@@ -493,6 +493,16 @@ To: <sip:caller@example.net>;tag=c\nCall-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 
     assert_eq!(*dest, tcp);
     assert_eq!(fwd.routes().count(), 0, "both of our entries are taken off");
     assert_eq!(fwd.vias().next().unwrap().unwrap().transport, "TCP");
+    // The caller's ACK (over TCP) goes on over UDP.
+    let ack = msg(&format!(
+        "ACK sip:bob@192.0.2.20:5060;transport=udp SIP/2.0\nVia: SIP/2.0/TCP {CALLER};branch=z9hG4bKack2\n\
+Route: <sip:192.0.2.1:5060;transport=tcp;lr>\nRoute: <sip:192.0.2.1:5060;lr>\nFrom: <sip:caller@example.net>;tag=c\n\
+To: <sip:bob@example.com>;tag=b\nCall-ID: call-1\nCSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, ack, tcp));
+    let (dest, fwd) = &out[0];
+    assert_eq!(*dest, udp("192.0.2.20:5060"));
+    assert_eq!(fwd.routes().count(), 0);
 }
 
 #[test]
@@ -604,25 +614,30 @@ fn resolve_none(cmds: &[Command]) -> bool {
     !cmds.iter().any(|c| matches!(c, Command::Resolve { .. }))
 }
 
+/// RFC 3261 §18.1.1, to an address; a client registered over UDP keeps getting UDP.
 #[test]
 fn a_request_too_large_for_udp_goes_over_tcp() {
-    let core = core();
+    let core = relaying_core();
     register(&core, "bob", "192.0.2.20:5060", "1.0");
     let sdp = "a=x\r\n".repeat(300);
-    let head = format!(
-        "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbig\n\
-From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: big\nCSeq: 1 INVITE\n\
+    let big_to = |uri: &str, branch: &str| {
+        let head = format!(
+            "INVITE {uri} SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{branch}\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: {branch}\nCSeq: 1 INVITE\n\
 Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {}\n\n",
-        sdp.len()
-    );
-    let big = Message::parse(head.replace('\n', "\r\n") + &sdp).unwrap();
+            sdp.len()
+        );
+        Message::parse(head.replace('\n', "\r\n") + &sdp).unwrap()
+    };
+    let registered = big_to("sip:bob@example.com", "big0");
+    let out = sent(core.handle_message(Instant::now(), registered, udp(CALLER)));
+    assert_eq!(out[0].0, udp("192.0.2.20:5060"), "registered over UDP: UDP");
+    let big = big_to("sip:bob@192.0.2.20:5060", "big");
     let out = sent(core.handle_message(Instant::now(), big, udp(CALLER)));
     let (dest, fwd) = &out[0];
     assert_eq!(dest.protocol, Protocol::Tcp);
     assert_eq!(dest.addr, "192.0.2.20:5060".parse().unwrap());
     assert_eq!(fwd.top_via().unwrap().transport, "TCP");
-    let rr = fwd.record_routes().next().unwrap().unwrap();
-    assert_eq!(rr.uri.as_sip().unwrap().transport(), Some("tcp"));
     // No TCP connection to the callee: the same request goes over UDP after all.
     let data = fwd.to_bytes();
     let retry = sent(core.send_failed(Instant::now(), *dest, data));
