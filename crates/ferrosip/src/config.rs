@@ -211,6 +211,11 @@ pub(crate) struct Registrar {
     pub(crate) max_expires: u32,
     pub(crate) default_expires: u32,
     pub(crate) max_contacts: usize,
+    /// Bindings in all (0: no limit); past it REGISTERs get 503.
+    pub(crate) max_bindings: usize,
+    /// Bindings made from one source, an IPv4 address or IPv6 /64 (0: no limit; trusted
+    /// peers are exempt); past it REGISTERs from there get 403.
+    pub(crate) max_bindings_per_source: usize,
 }
 
 /// `[timers]`, in milliseconds.
@@ -265,6 +270,8 @@ impl Default for Registrar {
             max_expires: d.max_expires,
             default_expires: d.default_expires,
             max_contacts: d.max_contacts,
+            max_bindings: d.max_bindings,
+            max_bindings_per_source: d.max_bindings_per_source,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod aor;
 mod binding;
+mod limits;
 mod location;
 mod register;
 mod response;

@@ -7,7 +7,10 @@ use std::sync::{Mutex, MutexGuard};
 use sip_message::Message;
 
 use crate::binding::{Binding, Change};
-use crate::register::{aor_from_to, process_for, Registered, RegistrarConfig, Rejection, Removed};
+use crate::limits::{Counts, Limit};
+use crate::register::{
+    aor_from_to, process_for, reject, Registered, RegistrarConfig, Rejection, Removed,
+};
 
 const SHARDS: usize = 64;
 
@@ -29,6 +32,8 @@ pub struct Location {
     shards: Vec<Mutex<Shard>>,
     /// Spreads AORs over the shards, with a random key.
     hasher: ahash::RandomState,
+    /// Bindings in all and per source, for the limits.
+    counts: Counts,
 }
 
 impl Default for Location {
@@ -43,6 +48,7 @@ impl Location {
         Location {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: ahash::RandomState::new(),
+            counts: Counts::default(),
         }
     }
 
@@ -52,23 +58,45 @@ impl Location {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Processes a REGISTER and applies it, atomically for its AOR.
+    /// Processes a REGISTER and applies it, atomically for its AOR. A registration that
+    /// would take the table past `max_bindings` is refused with 503, one that would take
+    /// its source past `max_bindings_per_source` (unless `source_exempt`: a trusted peer,
+    /// an edge proxy) with 403.
     pub fn register(
         &self,
         cfg: &RegistrarConfig,
         now: u64,
         req: &Message,
         source: &str,
+        source_exempt: bool,
     ) -> Result<Registered, Rejection> {
         let aor = aor_from_to(req)?;
         let mut shard = self.shard(&aor);
-        let current: Vec<Binding> = shard
-            .bindings
-            .get(&aor)
-            .map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect())
-            .unwrap_or_default();
+        let held = shard.bindings.get(&aor).map_or(&[][..], Vec::as_slice);
+        let current: Vec<Binding> = held
+            .iter()
+            .filter(|b| b.expires_at > now)
+            .cloned()
+            .collect();
         let removed = shard.removed.get(&aor).map_or(&[][..], Vec::as_slice);
         let mut reg = process_for(cfg, now, req, aor, source, &current, removed)?;
+        let per_source = (!source_exempt).then_some(cfg.max_bindings_per_source);
+        match self
+            .counts
+            .admit(held, &reg.bindings, cfg.max_bindings, per_source)
+        {
+            Ok(()) => {}
+            Err(limit) => {
+                let (status, reason) = match limit {
+                    Limit::Total => (503, "Service Unavailable (location table full)"),
+                    Limit::Source => (403, "Forbidden (too many bindings from this address)"),
+                };
+                return Err(Rejection {
+                    limit: true,
+                    ..reject(status, reason)
+                });
+            }
+        }
         remember_removed(&mut shard.removed, now, req, &reg);
         if reg.bindings.is_empty() {
             shard.bindings.remove(&reg.aor);
@@ -90,6 +118,7 @@ impl Location {
         };
         let mut shard = self.shard(aor);
         let mut list = shard.bindings.remove(aor).unwrap_or_default();
+        let held = list.clone();
         for change in changes {
             let contact = change.contact();
             let now = list.iter().position(|b| b.contact == contact);
@@ -105,6 +134,7 @@ impl Location {
             list.extend(before.iter().filter(|b| b.contact == contact).cloned());
         }
         list.sort_by_key(|b| std::cmp::Reverse(b.q));
+        self.counts.apply(&held, &list);
         if !list.is_empty() {
             shard.bindings.insert(aor.to_owned(), list);
         }
@@ -115,6 +145,12 @@ impl Location {
         for b in bindings {
             let mut shard = self.shard(&b.aor);
             let list = shard.bindings.entry(b.aor.clone()).or_default();
+            let old: Vec<Binding> = list
+                .iter()
+                .filter(|x| x.contact == b.contact)
+                .cloned()
+                .collect();
+            self.counts.apply(&old, std::slice::from_ref(&b));
             list.retain(|x| x.contact != b.contact);
             list.push(b);
             list.sort_by_key(|b| std::cmp::Reverse(b.q));
@@ -132,11 +168,9 @@ impl Location {
 
     /// Removes every binding of an AOR.
     pub fn remove_aor(&self, aor: &str) -> Vec<Change> {
-        self.shard(aor)
-            .bindings
-            .remove(aor)
-            .unwrap_or_default()
-            .into_iter()
+        let gone = self.shard(aor).bindings.remove(aor).unwrap_or_default();
+        self.counts.apply(&gone, &[]);
+        gone.into_iter()
             .map(|b| Change::Remove {
                 aor: b.aor,
                 contact: b.contact,
@@ -157,6 +191,7 @@ impl Location {
                 list.retain(|b| {
                     let live = b.expires_at > now;
                     if !live {
+                        self.counts.apply(std::slice::from_ref(b), &[]);
                         out.push(Change::Remove {
                             aor: b.aor.clone(),
                             contact: b.contact.clone(),
@@ -189,17 +224,7 @@ impl Location {
 
     /// Number of bindings (expired ones not yet purged included).
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                s.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .bindings
-                    .values()
-                    .map(Vec::len)
-                    .sum::<usize>()
-            })
-            .sum()
+        self.counts.total()
     }
 
     /// True when there is no binding.

@@ -17,6 +17,11 @@ pub struct RegistrarConfig {
     pub default_expires: u32,
     /// Most contacts per address-of-record.
     pub max_contacts: usize,
+    /// Most bindings in all (0: no limit).
+    pub max_bindings: usize,
+    /// Most bindings made by REGISTERs from one source, an IPv4 address or an IPv6 /64
+    /// (0: no limit; trusted peers are exempt).
+    pub max_bindings_per_source: usize,
 }
 
 impl Default for RegistrarConfig {
@@ -26,6 +31,8 @@ impl Default for RegistrarConfig {
             max_expires: 3600,
             default_expires: 3600,
             max_contacts: 10,
+            max_bindings: 1_000_000,
+            max_bindings_per_source: 1000,
         }
     }
 }
@@ -39,13 +46,16 @@ pub struct Rejection {
     pub reason: &'static str,
     /// Min-Expires to send with a 423.
     pub min_expires: Option<u32>,
+    /// Refused by `max_bindings` or `max_bindings_per_source` (worth a line in the log).
+    pub limit: bool,
 }
 
-fn reject(status: u16, reason: &'static str) -> Rejection {
+pub(crate) fn reject(status: u16, reason: &'static str) -> Rejection {
     Rejection {
         status,
         reason,
         min_expires: None,
+        limit: false,
     }
 }
 
@@ -157,6 +167,7 @@ pub(crate) fn process_for(
                 status: 423,
                 reason: "Interval Too Brief",
                 min_expires: Some(cfg.min_expires),
+                limit: false,
             });
         }
         let expires = expires.min(cfg.max_expires);

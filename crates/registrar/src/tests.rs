@@ -25,7 +25,13 @@ To: <sip:alice@example.com>\r\nFrom: <sip:alice@example.com>;tag=1\r\nCall-ID: {
 }
 
 fn run(loc: &Location, req: &Message) -> Result<Registered, Rejection> {
-    loc.register(&RegistrarConfig::default(), NOW, req, "udp:192.0.2.1:5060")
+    loc.register(
+        &RegistrarConfig::default(),
+        NOW,
+        req,
+        "udp:192.0.2.1:5060",
+        false,
+    )
 }
 
 #[test]
@@ -165,6 +171,7 @@ fn several_contacts_ordered_by_q_with_max_contacts() {
             NOW,
             &register("c1", 2, &["<sip:a@192.0.2.4>"], ""),
             "udp:x",
+            false,
         )
         .unwrap_err();
     assert_eq!(e.status, 403);
@@ -277,7 +284,7 @@ fn expiry_purge_load_and_threads() {
 From: <sip:u@example.com>;tag=1\r\nCall-ID: {t}x{i}\r\nCSeq: 1 REGISTER\r\nContact: <sip:u@192.0.2.1>\r\nContent-Length: 0\r\n\r\n"
                     ))
                     .unwrap();
-                    loc.register(&RegistrarConfig::default(), NOW, &req, "udp:h:1").unwrap();
+                    loc.register(&RegistrarConfig::default(), NOW, &req, "udp:h:1", false).unwrap();
                 }
             })
         })
@@ -380,6 +387,57 @@ fn removed_contacts_are_forgotten_after_a_while() {
         NOW + 65,
         &register("c1", 5, &[contact], ""),
         "udp:192.0.2.1:5060",
+        false,
     );
     assert!(late.is_ok(), "no longer remembered: {late:?}");
+}
+
+/// Issue: 6,000 REGISTERs from one source with 10 contacts each left 60,000 bindings. A
+/// source holds `max_bindings_per_source` at most (another source, or an exempt one, more);
+/// the table `max_bindings`; bindings that expire or go give the room back.
+#[test]
+fn bindings_are_limited_per_source_and_in_all() {
+    let loc = Location::new();
+    let cfg = RegistrarConfig {
+        max_bindings_per_source: 100,
+        max_bindings: 250,
+        ..RegistrarConfig::default()
+    };
+    let ten = |aor: usize| {
+        let contacts: Vec<String> = (0..10)
+            .map(|i| format!("<sip:{i}@192.0.2.1:{aor}>"))
+            .collect();
+        let refs: Vec<&str> = contacts.iter().map(String::as_str).collect();
+        let text = String::from_utf8_lossy(&register("c", 1, &refs, "Expires: 60\r\n").to_bytes())
+            .replace("alice@", &format!("u{aor}@"));
+        Message::parse(text).expect("REGISTER")
+    };
+    let from =
+        |source: &str, aor: usize, exempt: bool| loc.register(&cfg, NOW, &ten(aor), source, exempt);
+    for aor in 0..10 {
+        assert!(from("udp:192.0.2.1:5060", aor, false).is_ok(), "{aor}");
+    }
+    let e = from("udp:192.0.2.1:5061", 10, false).unwrap_err();
+    assert_eq!((e.status, e.limit), (403, true));
+    assert_eq!(loc.len(), 100);
+    // A refresh of what the source holds is no growth.
+    assert!(from("udp:192.0.2.1:5060", 3, false).is_ok());
+    for aor in 10..20 {
+        assert!(
+            from("udp:192.0.2.2:5060", aor, false).is_ok(),
+            "another source: {aor}"
+        );
+    }
+    for aor in 20..25 {
+        assert!(
+            from("udp:192.0.2.3:5060", aor, true).is_ok(),
+            "exempt: {aor}"
+        );
+    }
+    let e = from("udp:192.0.2.4:5060", 25, true).unwrap_err();
+    assert_eq!((e.status, e.limit), (503, true), "the table is full");
+    assert_eq!(loc.len(), 250);
+    loc.purge_expired(NOW + 61);
+    assert_eq!(loc.len(), 0);
+    assert!(from("udp:192.0.2.1:5060", 30, false).is_ok(), "room again");
 }

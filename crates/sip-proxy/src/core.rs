@@ -53,6 +53,8 @@ pub struct Core {
     writes_moved: AtomicI64,
     /// Unix time in milliseconds at the shards' epoch, as the IO layer last told.
     wall_ms: AtomicI64,
+    /// When a registration limit was last logged (Unix seconds): once in 10 s at most.
+    limit_logged: AtomicU64,
 }
 
 impl std::fmt::Debug for Core {
@@ -134,6 +136,7 @@ impl Core {
             writes: AtomicUsize::new(0),
             writes_moved: AtomicI64::new(0),
             wall_ms: AtomicI64::new(0),
+            limit_logged: AtomicU64::new(0),
         }
     }
 
@@ -191,6 +194,31 @@ impl Core {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
         if !self.cfg.is_trusted(ip) {
             self.guard.auth_failed(ip, now);
+        }
+    }
+
+    /// Logs a registration refused by a limit of the location table, once in 10 s at most
+    /// (a flood would fill the log otherwise).
+    pub(crate) fn limit_hit(&self, now: Instant, src: std::net::SocketAddr, why: &str) {
+        let t = self.unix(now);
+        let last = self.limit_logged.load(Ordering::Relaxed);
+        let due = t >= last + 10
+            && self
+                .limit_logged
+                .compare_exchange(last, t, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if due {
+            let (total, per_source) = (
+                self.cfg.registrar.max_bindings,
+                self.cfg.registrar.max_bindings_per_source,
+            );
+            tracing::warn!(
+                src = %src.ip(),
+                bindings = self.location.len(),
+                max_bindings = total,
+                max_bindings_per_source = per_source,
+                "registration refused: {why} (raise [registrar] max_bindings or max_bindings_per_source if it is legitimate; logged once in 10 s)"
+            );
         }
     }
 

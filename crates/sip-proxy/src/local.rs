@@ -84,9 +84,10 @@ impl Core {
         }
         let source = format!("{}:{}", src.protocol, src.addr);
         let now_unix = self.unix(c.now);
+        let exempt = cfg.is_trusted(src.addr.ip());
         match self
             .location
-            .register(&cfg.registrar, now_unix, msg, &source)
+            .register(&cfg.registrar, now_unix, msg, &source, exempt)
         {
             Ok(reg) => {
                 let ok = registrar::ok_response(msg, src.addr, &reg, now_unix, &to_tag(msg));
@@ -103,6 +104,9 @@ impl Core {
             }
             Err(r) => {
                 self.writes_done(c.now);
+                if r.limit {
+                    self.limit_hit(c.now, src.addr, r.reason);
+                }
                 let min = r.min_expires.map(|m| m.to_string());
                 let extra: Vec<(&str, &str)> = min
                     .as_deref()

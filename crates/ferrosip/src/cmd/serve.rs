@@ -146,6 +146,8 @@ pub(crate) fn proxy_config(
             max_expires: cfg.registrar.max_expires,
             default_expires: cfg.registrar.default_expires,
             max_contacts: cfg.registrar.max_contacts,
+            max_bindings: cfg.registrar.max_bindings,
+            max_bindings_per_source: cfg.registrar.max_bindings_per_source,
         },
         agent: cfg.server.agent.clone(),
         digest_algorithms: cfg.auth.algorithms.clone(),

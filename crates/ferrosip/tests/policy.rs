@@ -1,5 +1,6 @@
-//! One domain however it is written (case, trailing dot, IPv6 with or without brackets), and
-//! registrations only for the domains we serve: against the real binary.
+//! The default policy against the real binary: one domain however it is written (case,
+//! trailing dot, IPv6 with or without brackets), registrations only for the domains we
+//! serve, limits on the bindings a stranger can make us hold, user names phones can write.
 
 mod support;
 
@@ -167,4 +168,38 @@ fn user_add_refuses_user_parts_that_are_not_sip_syntax() {
         );
         assert!(out.ok, "{good}: {}", out.stderr);
     }
+}
+
+/// One source cannot fill the location table: past `max_bindings_per_source` its
+/// REGISTERs get 403, whatever their port, with a line in the log.
+#[test]
+fn one_source_holds_a_limited_number_of_bindings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start_with_config(dir.path(), "[registrar]\nmax_bindings_per_source = 30\n");
+    let (ua, other) = (Ua::new(), Ua::new());
+    let ten = |ua: &Ua, user: &str| {
+        let contacts: String = (0..10)
+            .map(|i| format!("Contact: <sip:{user}-{i}@127.0.0.1:{}>\n", ua.port))
+            .collect();
+        ua.register(s.port, user, &format!("many-{user}"), 1, "")
+            .replacen("Contact: ", &format!("{contacts}X-Was: "), 1)
+    };
+    let statuses: Vec<Option<u16>> = (0..5)
+        .map(|i| {
+            ua.send(s.addr(), &ten(&ua, &format!("u{i}")));
+            ua.recv().status()
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [Some(200), Some(200), Some(200), Some(403), Some(403)]
+    );
+    other.send(s.addr(), &ten(&other, "v0"));
+    assert_eq!(other.recv().status(), Some(403), "127.0.0.1 is one source");
+    assert!(
+        s.log()
+            .contains("registration refused: Forbidden (too many bindings from this address)"),
+        "{}",
+        s.log()
+    );
 }
