@@ -45,6 +45,20 @@ pub(crate) struct Received {
     pub(crate) upstream: Destination,
 }
 
+/// What a failure route sees of its transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct FailureStatus {
+    /// The index the next branch gets.
+    pub(crate) next_branch: usize,
+    /// The best reply so far.
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+    /// The caller cancelled (`t_is_canceled()`).
+    pub(crate) canceled: bool,
+    /// The best reply is a timeout of ours: no response, or timer C (`t_branch_timeout()`).
+    pub(crate) timed_out: bool,
+}
+
 #[derive(Debug)]
 struct Branch {
     client: ClientTransaction,
@@ -52,6 +66,8 @@ struct Branch {
     status: Option<u16>,
     provisional: bool,
     timer_c: Option<Instant>,
+    /// Timer C cancelled this ringing branch: its 487 counts as 408 (no answer).
+    timer_c_fired: bool,
     cancel_wanted: bool,
     cancel: Option<ClientTransaction>,
     /// 64·T1 after our CANCEL: the INVITE counts as ended if still unanswered (§9.1).
@@ -79,6 +95,8 @@ pub(crate) struct Context {
     pending: VecDeque<Vec<Prepared>>,
     /// The best final response so far, ready to go upstream.
     best: Option<(u16, Bytes)>,
+    /// `best` is a 408 of ours: the branch timed out (no response, or timer C).
+    best_timed_out: bool,
     answered: bool,
     cancelled: bool,
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
@@ -135,6 +153,7 @@ impl Context {
             branches: Vec::new(),
             pending: VecDeque::new(),
             best: None,
+            best_timed_out: false,
             answered: false,
             cancelled: false,
             request: Some(request),
@@ -330,6 +349,7 @@ impl Context {
                 status: None,
                 provisional: false,
                 timer_c,
+                timer_c_fired: false,
                 cancel_wanted: false,
                 cancel: None,
                 give_up: None,
@@ -483,6 +503,7 @@ impl Context {
         if b.timer_c.is_some_and(|t| t <= now) && b.status.is_none() {
             b.timer_c = None;
             if b.provisional {
+                b.timer_c_fired = true;
                 self.cancel_branch(now, cfg, i);
             } else {
                 // §16.8: with no provisional response, the client transaction ends and the
@@ -644,6 +665,13 @@ impl Context {
         if self.branches[i].status.is_some() {
             return;
         }
+        // A ringing branch timer C ended was not answered: 408, not the 487 its CANCEL
+        // brought (a failure route tells "no answer" from a caller's CANCEL).
+        let resp = match resp {
+            Ok(r) if self.branches[i].timer_c_fired && r.status() == Some(487) => Err(408),
+            other => other,
+        };
+        let timeout = resp.is_err();
         let (code, upstream) = match resp {
             Ok(r) => (r.status().unwrap_or(500), Some(strip_top_via(&r))),
             // RFC 4320 §4.2: a timeout is no answer to a non-INVITE, not even a 408.
@@ -655,6 +683,7 @@ impl Context {
             let better = |(b, _): &(u16, Bytes)| class_rank(code) < class_rank(*b);
             if self.best.as_ref().is_none_or(better) {
                 self.best = Some((code, upstream));
+                self.best_timed_out = timeout && code == 408;
             }
         } else if self.request.is_none() {
             return; // let go already
@@ -682,7 +711,9 @@ impl Context {
             .routing
             .as_ref()
             .is_some_and(|r| r.tx.on_failure.is_some());
-        if armed && !self.cancelled && self.request.is_some() {
+        if armed && self.request.is_some() {
+            // Also after a CANCEL, as Kamailio's: the route sees 487 and `t_is_canceled()`,
+            // and can start no new branch.
             self.failure_due = true;
             return;
         }
@@ -691,14 +722,14 @@ impl Context {
 
     /// The failure route to run now, if one is due: its routing state (taken; give it back
     /// with [`after_failure`](Self::after_failure)), the request, and the best reply so far.
-    pub(crate) fn take_failure(&mut self) -> Option<(Box<TxRouting>, Message, u16, String)> {
+    pub(crate) fn take_failure(&mut self) -> Option<(Box<TxRouting>, Message, FailureStatus)> {
         if !std::mem::take(&mut self.failure_due) {
             return None;
         }
         let routing = self.routing.take()?;
         let request = Message::clone(self.request.as_deref()?);
-        let (_, status, reason) = self.failure_status()?;
-        Some((routing, request, status, reason))
+        let status = self.failure_status()?;
+        Some((routing, request, status))
     }
 
     /// True when a failure route is due.
@@ -707,8 +738,8 @@ impl Context {
     }
 
     /// What a failure route sees: the index of the next branch, and the best reply so far
-    /// (408 when there is none). `None` once the request was let go.
-    pub(crate) fn failure_status(&self) -> Option<(usize, u16, String)> {
+    /// (487 after a CANCEL, 408 when there is none). `None` once the request was let go.
+    pub(crate) fn failure_status(&self) -> Option<FailureStatus> {
         self.request.as_ref()?;
         let (status, reason) = match &self.best {
             Some((code, data)) => {
@@ -718,9 +749,16 @@ impl Context {
                     .unwrap_or_default();
                 (*code, reason)
             }
+            None if self.cancelled => (487, reason(487).to_owned()),
             None => (408, reason(408).to_owned()),
         };
-        Some((self.next_branch(), status, reason))
+        Some(FailureStatus {
+            next_branch: self.next_branch(),
+            status,
+            reason,
+            canceled: self.cancelled,
+            timed_out: self.best.is_none() || self.best_timed_out,
+        })
     }
 
     /// What the reply routes of this context need, when it has any (`global`: the current
@@ -760,7 +798,7 @@ impl Context {
         if self.answered {
             return;
         }
-        if groups.is_empty() {
+        if groups.is_empty() || self.cancelled {
             return self.send_best(now, cfg, out);
         }
         self.pending.extend(groups);
@@ -788,6 +826,10 @@ impl Context {
         if self.answered || self.parked.is_some() {
             // Answered while the route ran (a CANCEL), or waiting for a DNS answer.
             return;
+        }
+        if self.cancelled {
+            // A cancelled transaction ends with its 487: no new branch, no other answer.
+            return self.send_best(now, cfg, out);
         }
         if let Some((code, data)) = effects.reply {
             self.answered = true;

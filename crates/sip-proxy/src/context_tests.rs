@@ -191,8 +191,9 @@ fn timer_c_cancels_a_branch_that_sent_only_100() {
         "CANCEL when timer C fires after a 100"
     );
     assert_eq!(upstream(&out), [100], "our own 100 Trying only, no 408 yet");
+    // The branch was not answered: 408 upstream, not the 487 its CANCEL brought.
     let out = sent(core.handle_message(t, answer(&fwd, 487), udp(BOB)));
-    assert_eq!(upstream(&out), [487]);
+    assert_eq!(upstream(&out), [408]);
 }
 
 #[test]

@@ -392,3 +392,97 @@ Call-ID: k\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
         "relayed to the Request-URI"
     );
 }
+
+const NO_ANSWER: &str = r#"
+    if (!lookup("location")) { sl_send_reply(404, "Not Found"); exit; }
+    $avp(vm) = "sip:vm-" + $rU + "@192.0.2.60";
+    t_on_failure("NO_ANSWER");
+    t_relay();
+}
+
+failure_route[NO_ANSWER] {
+    if (t_is_canceled()) { exit; }
+    if (t_branch_timeout()) {
+        $ru = $avp(vm);
+        append_hf("X-Diverted: " + $rs);
+        t_relay();
+    }
+}"#;
+
+/// Kamailio's "no answer → voice mail": a ringing callee that timer C gives up on counts as
+/// 408 and `t_branch_timeout()`; a caller's CANCEL runs the failure route with 487 and
+/// `t_is_canceled()`, and nothing it does starts a new branch.
+#[test]
+fn no_answer_is_told_from_a_callers_cancel() {
+    let core = with_script(&script(NO_ANSWER));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let t0 = Instant::now();
+    let bob = udp("192.0.2.20:5060");
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    sent(core.handle_message(t0, answer(&fwd, 180), bob));
+    let t1 = t0 + Duration::from_secs(181);
+    let out = sent(core.handle_timeouts(t1));
+    assert!(out
+        .iter()
+        .any(|(d, m)| *d == bob && m.method().is_some_and(|m| m.as_str() == "CANCEL")));
+    let out = sent(core.handle_message(t1, answer(&fwd, 487), bob));
+    let (_, vm) = out
+        .iter()
+        .find(|(d, m)| *d == udp("192.0.2.60:5060") && m.is_request())
+        .expect("voice mail after no answer");
+    assert_eq!(vm.header_str("X-Diverted").map(|h| h.value), Some("408"));
+
+    // The caller gives up: no voice mail, 487 upstream.
+    let fwd = sent(core.handle_message(t0, invite_on("two", "bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    sent(core.handle_message(t0, answer(&fwd, 180), bob));
+    let cancel = crate::tests::msg(&format!(
+        "CANCEL sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKtwo\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: call-1\nCSeq: 1 CANCEL\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    sent(core.handle_message(t0, cancel, udp(CALLER)));
+    let out = sent(core.handle_message(t0, answer(&fwd, 487), bob));
+    assert!(
+        out.iter().all(|(d, _)| *d != udp("192.0.2.60:5060")),
+        "no voice mail: {out:?}"
+    );
+    assert!(out
+        .iter()
+        .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(487)));
+}
+
+/// A failure route that would relay after a CANCEL (no `t_is_canceled()` check) starts no
+/// new branch: the caller gets its 487.
+#[test]
+fn a_cancelled_transaction_starts_no_new_branch() {
+    let core = with_script(&script(
+        &NO_ANSWER
+            .replace("if (t_is_canceled()) { exit; }", "")
+            .replace("if (t_branch_timeout())", "if (1)"),
+    ));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let t0 = Instant::now();
+    let bob = udp("192.0.2.20:5060");
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    sent(core.handle_message(t0, answer(&fwd, 180), bob));
+    let cancel = crate::tests::msg(&format!(
+        "CANCEL sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKcall1\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: call-1\nCSeq: 1 CANCEL\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    sent(core.handle_message(t0, cancel, udp(CALLER)));
+    let out = sent(core.handle_message(t0, answer(&fwd, 487), bob));
+    assert!(
+        out.iter().all(|(d, _)| *d != udp("192.0.2.60:5060")),
+        "{out:?}"
+    );
+    assert!(out
+        .iter()
+        .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(487)));
+}

@@ -79,7 +79,7 @@ impl Core {
             let Some(Some(due)) = self.with_ctx(id, |ctx| ctx.take_failure()) else {
                 return;
             };
-            let (mut routing, request, status, reason) = due;
+            let (mut routing, request, status) = due;
             let Some(route) = routing.tx.on_failure.take() else {
                 self.with_ctx(id, |ctx| {
                     ctx.after_failure(now, cfg, routing, Default::default(), out)
@@ -103,8 +103,10 @@ impl Core {
             c.failure = Some(FailureInfo {
                 id,
                 next_branch: request_branches(self, id),
-                status,
-                reason: &reason,
+                status: status.status,
+                reason: &status.reason,
+                canceled: status.canceled,
+                timed_out: status.timed_out,
             });
             script.run_route(route, &mut c);
             routing.tx = std::mem::take(&mut c.tx);

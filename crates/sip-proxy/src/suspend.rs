@@ -155,17 +155,17 @@ impl Core {
     /// A failure route's `t_relay` goes on: the branches it asked for, or (none resolve)
     /// the best reply upstream.
     fn resume_failure(&self, now: Instant, id: u64, state: &RelayState, out: &mut Vec<Command>) {
-        let Some((next_branch, status, reason)) =
-            self.with_ctx(id, |ctx| ctx.failure_status()).flatten()
-        else {
+        let Some(status) = self.with_ctx(id, |ctx| ctx.failure_status()).flatten() else {
             return;
         };
         let mut c = state.context(self, now, Phase::Failure, out);
         c.failure = Some(FailureInfo {
             id,
-            next_branch,
-            status,
-            reason: &reason,
+            next_branch: status.next_branch,
+            status: status.status,
+            reason: &status.reason,
+            canceled: status.canceled,
+            timed_out: status.timed_out,
         });
         self.relay_more(&mut c);
         let groups = std::mem::take(&mut c.effects.groups);

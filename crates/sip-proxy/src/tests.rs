@@ -693,7 +693,7 @@ fn timer_c_cancels_a_branch_that_rings_too_long() {
             .all(|(_, m)| m.method().is_none_or(|m| m.as_str() != "CANCEL")),
         "no CANCEL before timer C"
     );
-    // Timer C fires: the branch is cancelled (§16.8), its 487 goes upstream.
+    // Timer C fires: the branch is cancelled (§16.8); unanswered, it counts as 408.
     let t2 = t1 + Duration::from_secs(200);
     let out = sent(core.handle_timeouts(t2));
     let cancel = out
@@ -708,7 +708,7 @@ fn timer_c_cancels_a_branch_that_rings_too_long() {
     let up = sent(core.handle_message(t2, answer(&fwd, 487), udp("192.0.2.20:5060")));
     assert!(up
         .iter()
-        .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(487)));
+        .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(408)));
 }
 
 #[test]

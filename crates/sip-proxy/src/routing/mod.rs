@@ -157,6 +157,10 @@ pub(crate) struct FailureInfo<'a> {
     pub(crate) next_branch: usize,
     pub(crate) status: u16,
     pub(crate) reason: &'a str,
+    /// The caller cancelled the request (`t_is_canceled()`).
+    pub(crate) canceled: bool,
+    /// The best reply is a timeout of ours (`t_branch_timeout()`).
+    pub(crate) timed_out: bool,
 }
 
 /// What a script works on while it runs: one message and what it has decided so far.

@@ -70,6 +70,17 @@ fn t_on_failure(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
     1
 }
 
+/// In a failure route: 1 when the caller cancelled the request.
+fn t_is_canceled(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    ret(c.failure.is_some_and(|f| f.canceled))
+}
+
+/// In a failure route: 1 when the best reply is a timeout of ours (no response, or a
+/// ringing branch timer C ended), not an answer of the callee.
+fn t_branch_timeout(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    ret(c.failure.is_some_and(|f| f.timed_out))
+}
+
 fn t_on_branch(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
     c.tx.on_branch = args.first().and_then(RouteId::from_value);
     1
@@ -111,6 +122,21 @@ pub(super) fn register(r: &mut Registry<ProxyEnv>) {
         required: 0,
         routes: req,
         call: redirect,
+    });
+    let fail = RouteMask::FAILURE;
+    r.function(Function {
+        name: "t_is_canceled",
+        args: &[],
+        required: 0,
+        routes: fail,
+        call: t_is_canceled,
+    });
+    r.function(Function {
+        name: "t_branch_timeout",
+        args: &[],
+        required: 0,
+        routes: fail,
+        call: t_branch_timeout,
     });
     r.function(Function {
         name: "t_on_failure",
