@@ -97,6 +97,9 @@ pub(crate) struct Context {
     best: Option<(u16, Bytes)>,
     /// `best` is a 408 of ours: the branch timed out (no response, or timer C).
     best_timed_out: bool,
+    /// A non-INVITE every branch of which timed out got no answer (RFC 4320): a 2xx that
+    /// comes late still goes upstream, statelessly.
+    unanswered: bool,
     answered: bool,
     cancelled: bool,
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
@@ -154,6 +157,7 @@ impl Context {
             pending: VecDeque::new(),
             best: None,
             best_timed_out: false,
+            unanswered: false,
             answered: false,
             cancelled: false,
             request: Some(request),
@@ -395,7 +399,7 @@ impl Context {
             // Anything else is dropped.
             (false, _) if b.client.state() == ClientState::Terminated => {
                 let ok = resp.status().is_some_and(|c| (200..300).contains(&c));
-                if ok && (self.invite || !self.answered) {
+                if ok && (self.invite || !self.answered || self.unanswered) {
                     self.branch_response(now, cfg, index, resp, out);
                 }
             }
@@ -641,7 +645,7 @@ impl Context {
     fn forward_2xx(&mut self, now: Instant, code: u16, data: Bytes, out: &mut Vec<Command>) {
         match self.server.state() {
             ServerState::Completed | ServerState::Confirmed | ServerState::Terminated
-                if self.invite =>
+                if self.invite || std::mem::take(&mut self.unanswered) =>
             {
                 out.push(Command::Send {
                     dest: self.upstream,
@@ -856,7 +860,8 @@ impl Context {
             None if self.invite => (408, self.own_response(cfg, 408)),
             None => {
                 // Every branch of a non-INVITE timed out: no 408 (RFC 4320 §4.2).
-                self.server.abandon();
+                self.server.abandon(now);
+                self.unanswered = true;
                 return self.pump(now, cfg, out);
             }
         };

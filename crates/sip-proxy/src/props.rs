@@ -760,3 +760,37 @@ proptest! {
         check_registrations(&sim, plan.max_pending_writes)?;
     }
 }
+
+/// Found by the property above: a MESSAGE no callee answers gets no 408 (RFC 4320), but
+/// the caller's last retransmission, arriving just after our timer F, is absorbed (not
+/// relayed again as a new request).
+#[test]
+fn a_late_retransmission_of_an_unanswered_message_reaches_no_callee_twice() {
+    let plan = Plan {
+        timer_c_ms: 1000,
+        caller_retransmits: false,
+        callees: vec![
+            Callee {
+                q: "1.0",
+                retransmits: false,
+                obeys_cancel: false,
+            },
+            Callee {
+                q: "1.0",
+                retransmits: false,
+                obeys_cancel: false,
+            },
+        ],
+        steps: vec![
+            Step::Wait(227),
+            Step::Wait(120),
+            Step::Wait(276),
+            Step::Wait(5753),
+            Step::Resend(Node::Uac(0)),
+        ],
+        fates: [vec![Fate::Deliver; 15], vec![Fate::Late(1)]].concat(),
+    };
+    let sim = plan.play(message());
+    check_branches(&sim).unwrap();
+    check_drained(&sim).unwrap();
+}

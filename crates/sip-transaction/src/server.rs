@@ -165,10 +165,15 @@ impl ServerTransaction {
 
     /// The user will send no final response (RFC 4320 §4.2: a non-INVITE request nothing
     /// answered in time gets no 408; its client has given up by then): the transaction
-    /// ends without one.
-    pub fn abandon(&mut self) {
+    /// ends without one, after absorbing for T4 the retransmissions still on their way (the
+    /// client's last follows its timer F closely; taken for a new request, it would reach
+    /// the callee again).
+    pub fn abandon(&mut self, now: Instant) {
         if matches!(self.state, ServerState::Trying | ServerState::Proceeding) {
-            self.terminate();
+            self.state = ServerState::Completed;
+            self.last_response = None;
+            self.retransmit = None;
+            self.deadline = Some(now + self.timers.t4);
         }
     }
 
@@ -278,13 +283,16 @@ mod tests {
         let t0 = Instant::now();
         let msg = request("MESSAGE");
         let mut t = ServerTransaction::new(&msg, Reliability::Unreliable, TimerConfig::default());
-        t.abandon();
+        t.abandon(t0);
+        assert!(t.on_request(t0, &msg), "a retransmission is absorbed");
+        assert!(drain(&mut t).is_empty(), "and answered with nothing");
+        t.handle_timeout(t0 + TimerConfig::default().t4);
         assert_eq!(drain(&mut t), ["terminated"]);
         assert_eq!(t.state(), ServerState::Terminated);
         let mut answered =
             ServerTransaction::new(&msg, Reliability::Unreliable, TimerConfig::default());
         answered.send_response(t0, 404, Bytes::from_static(b"404"));
-        answered.abandon();
+        answered.abandon(t0);
         assert_eq!(drain(&mut answered), ["send 404"], "a final answer stands");
         assert_eq!(answered.state(), ServerState::Completed);
     }
