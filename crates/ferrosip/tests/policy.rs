@@ -203,3 +203,48 @@ fn one_source_holds_a_limited_number_of_bindings() {
         s.log()
     );
 }
+
+/// Over TCP, a message that cannot be read on (too large, too many fields, no
+/// Content-Length) is answered 513 or 400 on its connection before it closes, not with
+/// silence.
+#[test]
+fn an_unreadable_stream_is_answered_before_it_closes() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]);
+    let head =
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bKbig\r\n\
+From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: big\r\nCSeq: 1 OPTIONS\r\n";
+    let many: String = (0..2000).map(|i| format!("X-{i}: y\r\n")).collect();
+    for (data, expected) in [
+        (
+            format!(
+                "{head}Content-Length: 200000\r\n\r\n{}",
+                "x".repeat(200_000)
+            ),
+            "SIP/2.0 513 ",
+        ),
+        (
+            format!(
+                "{head}X-Long: {}\r\nContent-Length: 0\r\n\r\n",
+                "a".repeat(100_000)
+            ),
+            "SIP/2.0 513 ",
+        ),
+        (
+            format!("{head}{many}Content-Length: 0\r\n\r\n"),
+            "SIP/2.0 400 ",
+        ),
+        (format!("{head}\r\n"), "SIP/2.0 400 "),
+    ] {
+        let mut conn = std::net::TcpStream::connect(s.addr()).expect("connect");
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let _ = conn.write_all(data.as_bytes()); // the server may close before all is sent
+        let mut answer = Vec::new();
+        let _ = conn.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(expected), "{expected}: {answer:?}");
+        assert!(answer.contains("branch=z9hG4bKbig"), "{answer}");
+    }
+}

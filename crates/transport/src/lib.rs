@@ -36,8 +36,17 @@ impl std::fmt::Display for Source {
 pub trait Handler: Send + Sync + 'static {
     /// A message arrived; it has been parsed but not validated.
     fn on_message(&self, msg: Message, src: Source);
-    /// A datagram or stream bytes that are not a SIP message; the default ignores them.
-    fn on_malformed(&self, _data: &[u8], _error: sip_message::ParseError, _src: Source) {}
+    /// A datagram or stream bytes that are not a SIP message; returns an answer to send
+    /// back where they came from (over a TCP connection: before it closes, as the stream
+    /// cannot be read on). The default ignores them.
+    fn on_malformed(
+        &self,
+        _data: &[u8],
+        _error: sip_message::ParseError,
+        _src: Source,
+    ) -> Option<Bytes> {
+        None
+    }
     /// A TCP connection was accepted over a limit and closed at once; the default ignores it.
     fn on_refused(&self, _src: Source) {}
 }

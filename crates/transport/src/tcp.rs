@@ -49,6 +49,21 @@ impl Default for TcpLimits {
     }
 }
 
+/// After an answer to a stream that cannot be read on: reads and drops what the peer still
+/// sends until it closes too, for 2 s and 1 MiB at most, so that closing with unread bytes
+/// (a reset) does not destroy the answer before the peer reads it.
+async fn discard_unread(reader: &mut tokio::net::tcp::OwnedReadHalf) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut scratch = vec![0u8; 16 * 1024];
+    let mut left = 1usize << 20;
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, reader.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
+        }
+    }
+}
+
 /// The source a remote address counts against: its IPv4 address, or its IPv6 /64.
 fn source_of(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
@@ -276,6 +291,7 @@ impl TcpConnections {
             let _slot = slot;
             let decoder = StreamDecoder::default();
             let mut buf = BytesMut::with_capacity(8192);
+            let mut answered = false;
             'conn: loop {
                 buf.reserve(4096);
                 match tokio::time::timeout(this.idle, reader.read_buf(&mut buf)).await {
@@ -290,13 +306,21 @@ impl TcpConnections {
                         }
                         Ok(None) => break,
                         Err(e) => {
-                            this.handler.on_malformed(&buf, e, src);
+                            // The answer is queued before the connection is forgotten: the
+                            // writer sends it, then closes.
+                            if let Some(answer) = this.handler.on_malformed(&buf, e, src) {
+                                answered = our_queue.push(answer).is_ok();
+                            }
                             break 'conn;
                         }
                     }
                 }
             }
             this.forget(remote, &our_queue.tx);
+            drop(our_queue); // the writer sends what is queued, then closes its side
+            if answered {
+                discard_unread(&mut reader).await;
+            }
             tracing::debug!(%remote, "tcp connection closed");
         });
         // A peer that stops reading is cut off: its queue is not kept waiting.

@@ -70,7 +70,11 @@ fn receive(sock: &UdpSocket, local: SocketAddr, handler: &dyn Handler) {
         }
         match Message::parse(data.clone()) {
             Ok(msg) => crate::deliver(handler, msg, src),
-            Err(e) => handler.on_malformed(&data, e, src),
+            Err(e) => {
+                if let Some(answer) = handler.on_malformed(&data, e, src) {
+                    let _ = sock.send_to(&answer, remote);
+                }
+            }
         }
     }
 }

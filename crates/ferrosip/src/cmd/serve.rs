@@ -368,17 +368,22 @@ impl Handler for Dispatch {
         self.0.execute(commands);
     }
 
-    fn on_malformed(&self, data: &[u8], error: sip_message::ParseError, src: Source) {
+    fn on_malformed(
+        &self,
+        data: &[u8],
+        error: sip_message::ParseError,
+        src: Source,
+    ) -> Option<bytes::Bytes> {
         tracing::debug!(%src, %error, "malformed message");
         self.0.metrics.malformed(src.protocol);
         let (code, reason) = match error.kind {
             sip_message::ErrorKind::Version => (505, "Version Not Supported".to_owned()),
+            sip_message::ErrorKind::TooLarge => (513, "Message Too Large".to_owned()),
             kind => (400, format!("Bad Request ({kind})")),
         };
-        if let Some(data) = sip_message::response_to_unparsable(data, code, &reason) {
-            let dest = Destination::new(src.protocol, src.remote);
-            self.0.execute(vec![Command::Send { dest, data }]);
-        }
+        let answer = sip_message::response_to_unparsable(data, code, &reason)?;
+        self.0.metrics.sent(&answer, src.protocol);
+        Some(answer)
     }
 
     fn on_refused(&self, _src: Source) {
