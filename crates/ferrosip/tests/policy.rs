@@ -248,3 +248,33 @@ From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: big\r\nCSeq: 
         assert!(answer.contains("branch=z9hG4bKbig"), "{answer}");
     }
 }
+
+/// No relay by a made-up dialog: an in-dialog request (To tag) whose Route names this
+/// server but without the key of a Route set it recorded gets 404 and goes nowhere; a
+/// request with a To tag and no Route reaches no other domain either.
+#[test]
+fn a_forged_route_set_relays_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]);
+    let (ua, victim) = (Ua::new(), Ua::new());
+    let forged = |route: &str, branch: &str| {
+        format!(
+            "INVITE sip:victim@127.0.0.1:{v} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{branch}\n\
+{route}From: <sip:alice@127.0.0.1>;tag=a\nTo: <sip:victim@127.0.0.2>;tag=made-up\nCall-ID: forged-{branch}\n\
+CSeq: 1 INVITE\nContact: <sip:alice@127.0.0.1:{p}>\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            v = victim.port,
+            p = ua.port
+        )
+    };
+    let ours = format!("Route: <sip:127.0.0.1:{};lr>\n", s.port);
+    for (route, branch) in [(ours.as_str(), "f1"), ("", "f2")] {
+        ua.send(s.addr(), &forged(route, branch));
+        assert_eq!(ua.recv().status(), Some(404), "{route:?}");
+    }
+    assert!(
+        victim
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_none(),
+        "nothing reached the foreign target"
+    );
+}

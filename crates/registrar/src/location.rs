@@ -152,6 +152,8 @@ impl Location {
                 .collect();
             self.counts.apply(&old, std::slice::from_ref(&b));
             list.retain(|x| x.contact != b.contact);
+            // Exactly as large as needed, as a registration makes it: most AORs hold one.
+            list.reserve_exact(1);
             list.push(b);
             list.sort_by_key(|b| std::cmp::Reverse(b.q));
         }

@@ -113,6 +113,7 @@ fn main() {
         trusted: Vec::new(),
         guard: sip_proxy::GuardConfig::default(),
         branch_secret: sip_proxy::BranchSecret([7; 16]),
+        route_secret: sip_proxy::RouteSecret([5; 16]),
         nonce_secret: sip_proxy::NonceSecret([8; 32]),
     };
     let core = Core::new(cfg, Arc::new(Location::new()));

@@ -52,6 +52,9 @@ pub struct ProxyConfig {
     /// Key of the tags in our Via branches: only responses that carry a tag made with it
     /// reach a transaction. Fill it with random bytes at start (one per process).
     pub branch_secret: BranchSecret,
+    /// Key of the tokens in our Record-Route entries: the same for every server sharing a
+    /// database, kept across restarts (the dialogs go on).
+    pub route_secret: crate::RouteSecret,
     /// Key of the digest nonces: a nonce made under another key is refused. Fill it with
     /// random bytes at start (one per process).
     pub nonce_secret: NonceSecret,

@@ -390,6 +390,9 @@ impl Core {
         record_route: Option<(Protocol, SocketAddr)>,
         fwd: Forward<'_>,
     ) -> Option<Prepared> {
+        let key = record_route
+            .and_then(|_| crate::route_key::for_request(&self.config().route_secret, msg));
+        let key = key.as_deref();
         let build = |dest: Destination| {
             let local = self.config().advertised_for(dest.protocol, dest.addr)?;
             let via = format!(
@@ -397,10 +400,10 @@ impl Core {
                 dest.protocol.via_token(),
                 sock_text(local)
             );
-            let rr = record_route.map(|_| self::record_route(dest.protocol, local));
+            let rr = record_route.map(|_| self::record_route(dest.protocol, local, key));
             let rr_in = record_route
                 .filter(|&inbound| inbound != (dest.protocol, local))
-                .map(|(protocol, addr)| self::record_route(protocol, addr));
+                .map(|(protocol, addr)| self::record_route(protocol, addr, key));
             let request = forward_request(
                 msg,
                 &Forward {
@@ -541,10 +544,14 @@ pub(crate) fn sock_text(a: SocketAddr) -> String {
     }
 }
 
-fn record_route(protocol: Protocol, local: SocketAddr) -> String {
+/// Our Record-Route entry for an interface, with the dialog's key when there is one.
+fn record_route(protocol: Protocol, local: SocketAddr, key: Option<&str>) -> String {
+    let key = key.map_or(String::new(), |k| {
+        format!(";{}={k}", crate::route_key::PARAM)
+    });
     match protocol {
-        Protocol::Udp => format!("<sip:{};lr>", sock_text(local)),
-        Protocol::Tcp => format!("<sip:{};transport=tcp;lr>", sock_text(local)),
+        Protocol::Udp => format!("<sip:{};lr{key}>", sock_text(local)),
+        Protocol::Tcp => format!("<sip:{};transport=tcp;lr{key}>", sock_text(local)),
     }
 }
 

@@ -3,6 +3,7 @@
 use sip_message::{HeaderName, Message};
 
 use crate::config::ProxyConfig;
+use crate::route_key;
 use crate::target::is_us;
 
 /// The outcome of Route pre-processing.
@@ -20,6 +21,9 @@ pub(crate) struct RouteEdit {
     /// Remove every Route: a Route preloaded on an initial request for one of our domains is
     /// not followed (we would relay to wherever a client asks); the location service decides.
     pub(crate) drop_routes: bool,
+    /// The entry of ours taken off (or the strict router's Request-URI) carries our key
+    /// for this dialog: a Route set we put there ([`crate::route_key`]).
+    pub(crate) keyed: bool,
 }
 
 /// Applies §16.4 to a request.
@@ -39,15 +43,24 @@ pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message) -> RouteEdit {
                 edit.remove = Some(h.index);
             }
         }
+        edit.keyed = msg.request_uri().is_some_and(|u| keyed(cfg, msg, &u));
         edit.next_is_route = routes.len() > 1;
         return edit;
     }
     if routes.first().is_some_and(|r| is_us(cfg, &r.uri)) {
         let double = routes.get(1).is_some_and(|r| is_us(cfg, &r.uri));
         edit.pop_routes = if double { 2 } else { 1 };
+        edit.keyed = keyed(cfg, msg, &routes[0].uri);
         edit.next_is_route = routes.len() > edit.pop_routes;
     } else {
         edit.next_is_route = !routes.is_empty();
     }
     edit
+}
+
+/// True when `uri` (one of ours) carries our key for the dialog of `msg`.
+fn keyed(cfg: &ProxyConfig, msg: &Message, uri: &sip_message::Uri<'_>) -> bool {
+    uri.as_sip()
+        .and_then(|s| s.params.get(route_key::PARAM).flatten())
+        .is_some_and(|k| route_key::verifies(&cfg.route_secret, msg, k))
 }

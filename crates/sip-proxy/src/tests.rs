@@ -30,10 +30,19 @@ pub(crate) fn config() -> ProxyConfig {
         max_transactions: 10_000,
         branch_secret: crate::BranchSecret(*b"ferrosip-testkey"),
         nonce_secret: crate::NonceSecret([9; 32]),
+        route_secret: crate::RouteSecret(*b"ferrosip-routeky"),
     }
 }
 
 pub(crate) const CALLER: &str = "192.0.2.10:5060";
+
+/// `;rk=…`: our Record-Route key for the dialog `call_id` begun with From tag `tag`.
+pub(crate) fn rk(call_id: &str, tag: &str) -> String {
+    format!(
+        ";rk={}",
+        crate::route_key::token(&config().route_secret, call_id, tag)
+    )
+}
 
 pub(crate) fn udp(addr: &str) -> Destination {
     Destination::new(Protocol::Udp, addr.parse().expect("addr"))
@@ -172,7 +181,8 @@ fn invite_is_forwarded_to_the_registered_contact() {
     assert_eq!(vias[0].host_raw, "192.0.2.1");
     assert!(vias[0].branch().unwrap().starts_with("z9hG4bKfs-"));
     let rr = fwd.record_routes().next().unwrap().unwrap();
-    assert_eq!(rr.uri.as_str(), "sip:192.0.2.1:5060;lr");
+    let key = rk("call-1", "c");
+    assert_eq!(rr.uri.as_str(), format!("sip:192.0.2.1:5060;lr{key}"));
     assert_eq!(core.active_transactions(), before + 1);
 }
 
@@ -427,9 +437,10 @@ fn loose_and_strict_routes() {
     let core = core();
     let now = Instant::now();
     // Loose: the top Route is us; the next Route is the next hop, Request-URI untouched.
+    let key = rk("d", "c");
     let loose = msg(&format!(
         "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye\n\
-Route: <sip:192.0.2.1:5060;lr>, <sip:192.0.2.30;lr>\nFrom: <sip:caller@example.net>;tag=c\n\
+Route: <sip:192.0.2.1:5060;lr{key}>, <sip:192.0.2.30;lr>\nFrom: <sip:caller@example.net>;tag=c\n\
 To: <sip:bob@example.com>;tag=b\nCall-ID: d\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
     ));
     let out = sent(core.handle_message(now, loose, udp(CALLER)));
@@ -438,8 +449,9 @@ To: <sip:bob@example.com>;tag=b\nCall-ID: d\nCSeq: 2 BYE\nMax-Forwards: 70\nCont
     assert_eq!(fwd.request_uri_str(), Some("sip:bob@192.0.2.20:5060"));
     assert_eq!(fwd.routes().count(), 1);
     // Strict: the Request-URI is us; the last Route becomes the Request-URI.
+    let key = rk("e", "c");
     let strict = msg(&format!(
-        "BYE sip:192.0.2.1:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKstrict\n\
+        "BYE sip:192.0.2.1:5060{key} SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKstrict\n\
 Route: <sip:bob@192.0.2.20:5060>\nFrom: <sip:caller@example.net>;tag=c\n\
 To: <sip:bob@example.com>;tag=b\nCall-ID: e\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
     ));
@@ -471,11 +483,12 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
         .record_routes()
         .map(|r| r.unwrap().uri.as_str().to_owned())
         .collect();
+    let key = rk("call-1", "c");
     assert_eq!(
         rr,
         [
-            "sip:192.0.2.1:5060;lr",
-            "sip:192.0.2.1:5060;transport=tcp;lr"
+            format!("sip:192.0.2.1:5060;lr{key}"),
+            format!("sip:192.0.2.1:5060;transport=tcp;lr{key}")
         ]
     );
     // Over one transport: one entry.
@@ -483,11 +496,11 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
     assert_eq!(out[0].1.record_routes().count(), 1);
     // The callee's BYE (over UDP) carries the route set as it got it; the caller's contact
     // says TCP.
-    let bye = msg(
+    let bye = msg(&format!(
         "BYE sip:caller@192.0.2.10:5060;transport=tcp SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKbye2\n\
-Route: <sip:192.0.2.1:5060;lr>\nRoute: <sip:192.0.2.1:5060;transport=tcp;lr>\nFrom: <sip:bob@example.com>;tag=b\n\
+Route: <sip:192.0.2.1:5060;lr{key}>\nRoute: <sip:192.0.2.1:5060;transport=tcp;lr{key}>\nFrom: <sip:bob@example.com>;tag=b\n\
 To: <sip:caller@example.net>;tag=c\nCall-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
-    );
+    ));
     let out = sent(core.handle_message(now, bye, udp("192.0.2.20:5060")));
     let (dest, fwd) = &out[0];
     assert_eq!(*dest, tcp);
@@ -496,7 +509,7 @@ To: <sip:caller@example.net>;tag=c\nCall-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 
     // The caller's ACK (over TCP) goes on over UDP.
     let ack = msg(&format!(
         "ACK sip:bob@192.0.2.20:5060;transport=udp SIP/2.0\nVia: SIP/2.0/TCP {CALLER};branch=z9hG4bKack2\n\
-Route: <sip:192.0.2.1:5060;transport=tcp;lr>\nRoute: <sip:192.0.2.1:5060;lr>\nFrom: <sip:caller@example.net>;tag=c\n\
+Route: <sip:192.0.2.1:5060;transport=tcp;lr{key}>\nRoute: <sip:192.0.2.1:5060;lr{key}>\nFrom: <sip:caller@example.net>;tag=c\n\
 To: <sip:bob@example.com>;tag=b\nCall-ID: call-1\nCSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n"
     ));
     let out = sent(core.handle_message(now, ack, tcp));

@@ -10,6 +10,7 @@ mod backend;
 mod dialect;
 mod domains;
 mod location;
+mod secrets;
 mod subscribers;
 #[cfg(test)]
 mod tests;

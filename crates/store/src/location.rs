@@ -113,6 +113,17 @@ impl Store {
         self.fetch(&format!("SELECT {COLUMNS} FROM location"), &[], binding)
             .await
     }
+
+    /// Hands every stored binding to `each` as it is read: the table is never held whole
+    /// (loading it at start leaves no peak behind).
+    pub async fn for_each_binding(&self, mut each: impl FnMut(Binding)) -> Result<(), StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM location");
+        self.for_each_row(&sql, |r| {
+            each(binding(r)?);
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// Pushes an INSERT of `rows` that replaces the rows of the same keys.

@@ -127,8 +127,12 @@ pub(crate) fn proxy_config(
     }
     domains.sort();
     domains.dedup();
-    let (mut branch_secret, mut nonce_secret) = ([0u8; 16], [0u8; 32]);
-    for secret in [&mut branch_secret[..], &mut nonce_secret[..]] {
+    let (mut branch_secret, mut nonce_secret, mut route_secret) = ([0u8; 16], [0u8; 32], [0u8; 16]);
+    for secret in [
+        &mut branch_secret[..],
+        &mut nonce_secret[..],
+        &mut route_secret[..],
+    ] {
         getrandom::fill(secret).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
     }
     Ok(ProxyConfig {
@@ -174,6 +178,8 @@ pub(crate) fn proxy_config(
         max_transactions: cfg.server.max_transactions,
         branch_secret: sip_proxy::BranchSecret(branch_secret),
         nonce_secret: sip_proxy::NonceSecret(nonce_secret),
+        // Replaced by the database's at start (see `route_secret`).
+        route_secret: sip_proxy::RouteSecret(route_secret),
     })
 }
 
@@ -257,6 +263,30 @@ impl Server {
             }
         });
     }
+}
+
+/// The key of our Record-Route entries, kept in the database: the same after a restart and
+/// for every server sharing it (`candidate` the first time).
+async fn route_secret(
+    store: &Store,
+    candidate: sip_proxy::RouteSecret,
+) -> anyhow::Result<sip_proxy::RouteSecret> {
+    let hex: String = candidate.0.iter().map(|b| format!("{b:02x}")).collect();
+    let stored = store
+        .secret("record-route", &hex)
+        .await
+        .context("reading the Record-Route key")?;
+    let bytes: Option<Vec<u8>> = (stored.len() == 32 && stored.is_ascii())
+        .then(|| {
+            (0..16)
+                .map(|i| u8::from_str_radix(&stored[2 * i..2 * i + 2], 16).ok())
+                .collect()
+        })
+        .flatten();
+    let key: [u8; 16] = bytes
+        .and_then(|b| b.try_into().ok())
+        .context("the Record-Route key in the database is not 32 hex digits")?;
+    Ok(sip_proxy::RouteSecret(key))
 }
 
 /// Tells the core the wall-clock time (it reads no clock of its own).
@@ -398,10 +428,15 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let stored = store.load_all().await.context("loading bindings")?;
-    let live: Vec<_> = stored.into_iter().filter(|b| b.expires_at > now).collect();
-    tracing::info!(bindings = live.len(), "location table loaded");
-    location.load(live);
+    store
+        .for_each_binding(|b| {
+            if b.expires_at > now {
+                location.load([b]);
+            }
+        })
+        .await
+        .context("loading bindings")?;
+    tracing::info!(bindings = location.len(), "location table loaded");
 
     {
         let store = store.clone();
@@ -435,11 +470,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.server.udp_threads(),
     )
     .await?;
-    let core = Arc::new(Core::with_script(
-        proxy_config(&cfg, &transports.local_addrs())?,
-        location.clone(),
-        script,
-    ));
+    let mut proxy = proxy_config(&cfg, &transports.local_addrs())?;
+    proxy.route_secret = route_secret(&store, proxy.route_secret).await?;
+    let core = Arc::new(Core::with_script(proxy, location.clone(), script));
     tell_time(&core);
     let subscribers = load_directory(&core, &store)
         .await

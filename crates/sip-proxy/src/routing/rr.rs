@@ -28,10 +28,17 @@ fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
         c.set.binding = None;
     }
     // As Kamailio's: 1 when our Route entries were there and were taken off (or a strict
-    // router's fixed), -3 when the top Route is not ours (preloaded, or someone else's: the
-    // request would be sent to it), -1 without Route.
+    // router's fixed), -2 when an in-dialog request's entry of ours lacks our key for its
+    // dialog (a Route set we did not put there: taken off all the same), -3 when the top
+    // Route is not ours (preloaded, or someone else's: the request would be sent to it), -1
+    // without Route.
+    let in_dialog = c.msg.to().ok().and_then(|t| t.tag()).is_some();
     let code = if edit.pop_routes > 0 || edit.new_uri.is_some() {
-        1
+        if in_dialog && !edit.keyed {
+            -2
+        } else {
+            1
+        }
     } else if edit.next_is_route {
         -3
     } else {

@@ -91,6 +91,7 @@ on_every_backend!(
     subscriber_count,
     domains,
     aliases,
+    secrets,
     reopening_keeps_everything,
 );
 

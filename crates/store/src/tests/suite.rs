@@ -116,7 +116,12 @@ pub(super) async fn many_changes_in_one_batch(db: &TestDb) {
         .map(|i| Change::Upsert(binding(&format!("sip:u{i}@h"), 10)))
         .collect();
     store.apply(&changes).await.unwrap();
-    assert_eq!(store.load_all().await.unwrap().len(), 500);
+    let all = store.load_all().await.unwrap();
+    assert_eq!(all.len(), 500);
+    // Read one by one (as the server loads them at start): the same bindings.
+    let mut streamed = Vec::new();
+    store.for_each_binding(|b| streamed.push(b)).await.unwrap();
+    assert_eq!(streamed, all);
     // 250 refreshed and 250 removed, in one batch again.
     let changes: Vec<Change> = (0..500)
         .map(|i| match i % 2 {
@@ -353,5 +358,18 @@ pub(super) async fn reopening_keeps_everything(db: &TestDb) {
     assert_eq!(
         store.aliases(None).await.unwrap(),
         [alias("sales", "example.com", "alice")]
+    );
+}
+
+/// A secret is made once: later calls (another server sharing the database, a restart) get
+/// the one stored first.
+pub(super) async fn secrets(db: &TestDb) {
+    let store = db.open().await;
+    assert_eq!(store.secret("rr", "first").await.unwrap(), "first");
+    assert_eq!(store.secret("rr", "second").await.unwrap(), "first");
+    assert_eq!(store.secret("other", "x").await.unwrap(), "x");
+    assert_eq!(
+        db.open().await.secret("rr", "third").await.unwrap(),
+        "first"
     );
 }

@@ -1,0 +1,95 @@
+//! The key of our Record-Route entries: a token (`;rk=`) made from the dialog's Call-ID and
+//! the caller's From tag under a secret the servers sharing a database share, so that an
+//! in-dialog request follows a Route set we put there, not one a stranger wrote.
+
+use std::hash::Hasher;
+
+use sip_message::Message;
+use siphasher::sip::SipHasher24;
+
+/// The Record-Route parameter that carries the token.
+pub(crate) const PARAM: &str = "rk";
+
+/// The key of the tokens: kept in the database (every server sharing it has the same, and
+/// a restart keeps the dialogs going); never printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RouteSecret(pub [u8; 16]);
+
+impl std::fmt::Debug for RouteSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteSecret(..)")
+    }
+}
+
+/// The token of the dialog `call_id` begun with From tag `tag`.
+pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str) -> String {
+    let mut h = SipHasher24::new_with_key(&secret.0);
+    h.write(call_id.as_bytes());
+    h.write_u8(0xff);
+    h.write(tag.as_bytes());
+    format!("{:016x}", h.finish())
+}
+
+/// The token for the dialog an initial request begins (its From tag); `None` without one.
+pub(crate) fn for_request(secret: &RouteSecret, msg: &Message) -> Option<String> {
+    let call_id = msg.call_id().ok()?;
+    let from = msg.from().ok()?;
+    Some(token(secret, call_id, from.tag()?))
+}
+
+/// True when `value` is the token of the dialog of in-dialog request `msg`: made from its
+/// From tag (sent by the caller) or its To tag (sent by the callee).
+pub(crate) fn verifies(secret: &RouteSecret, msg: &Message, value: &str) -> bool {
+    let Ok(call_id) = msg.call_id() else {
+        return false;
+    };
+    let tags = [
+        msg.from().ok().and_then(|f| f.tag().map(str::to_owned)),
+        msg.to().ok().and_then(|t| t.tag().map(str::to_owned)),
+    ];
+    tags.iter()
+        .flatten()
+        .any(|tag| token(secret, call_id, tag).eq_ignore_ascii_case(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: RouteSecret = RouteSecret(*b"0123456789abcdef");
+
+    fn msg(from_tag: &str, to_tag: &str) -> Message {
+        Message::parse(format!(
+            "BYE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag={from_tag}\r\n\
+To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        ))
+        .expect("message")
+    }
+
+    #[test]
+    fn either_side_of_the_dialog_verifies_and_nothing_else_does() {
+        let initial = msg("caller", "x");
+        let t = for_request(&KEY, &initial).expect("token");
+        assert!(
+            verifies(&KEY, &msg("caller", "callee"), &t),
+            "the caller's request"
+        );
+        assert!(
+            verifies(&KEY, &msg("callee", "caller"), &t),
+            "the callee's request"
+        );
+        assert!(
+            !verifies(&KEY, &msg("other", "callee"), &t),
+            "another dialog"
+        );
+        assert!(
+            !verifies(&RouteSecret([7; 16]), &msg("caller", "callee"), &t),
+            "another key"
+        );
+        assert!(!verifies(
+            &KEY,
+            &msg("caller", "callee"),
+            "0000000000000000"
+        ));
+    }
+}
