@@ -11,7 +11,10 @@ port=$((20000 + RANDOM % 20000))
 work=$(mktemp -d)
 trap 'kill $server $uas 2>/dev/null || true; rm -rf "$work"' EXIT
 cargo build --release -q -p ferrosip
-target/release/ferrosip serve --listen "udp:127.0.0.1:$port" --db "$work/bench.db" 2>"$work/server.log" &
+# One sipp is one source: the per-source limit of bindings is lifted.
+printf '[registrar]\nmax_bindings_per_source = 0\n' > "$work/ferrosip.toml"
+target/release/ferrosip serve --config "$work/ferrosip.toml" --listen "udp:127.0.0.1:$port" \
+  --db "$work/bench.db" 2>"$work/server.log" &
 server=$!
 uas=""
 sleep 1
