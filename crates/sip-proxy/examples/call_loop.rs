@@ -66,10 +66,15 @@ Content-Type: application/sdp\nContent-Length: 5\n\nv=0\n"
         return false;
     };
     let mut reached = fwd.is_request();
+    // Our Record-Route (with the dialog's key), as the callee echoes it and the caller's
+    // in-dialog requests carry it back.
+    let rr = fwd
+        .header(sip_message::HeaderName::RecordRoute)
+        .map_or(String::new(), |h| h.value.to_owned());
     for code in [180, 200] {
         let resp = ResponseBuilder::for_request(&fwd, code, "OK", Some("b"))
             .header("Contact", "<sip:bob@192.0.2.20:5060>")
-            .header("Record-Route", "<sip:192.0.2.1:5060;lr>")
+            .header("Record-Route", &rr)
             .build();
         let resp = Message::parse(resp).expect("response");
         core.handle_message(now, resp, callee);
@@ -78,7 +83,7 @@ Content-Type: application/sdp\nContent-Length: 5\n\nv=0\n"
         let req = parse(format!(
             "{method} sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKd{i}{method}\n\
 From: <sip:alice@example.com>;tag=a{i}\nTo: <sip:bob@example.com>;tag=b\nCall-ID: call-{i}\n\
-CSeq: {cseq} {method}\nRoute: <sip:192.0.2.1:5060;lr>\nMax-Forwards: 70\nContent-Length: 0\n\n"
+CSeq: {cseq} {method}\nRoute: {rr}\nMax-Forwards: 70\nContent-Length: 0\n\n"
         ));
         let out = sent(core.handle_message(now, req, caller));
         reached &= out.first().is_some_and(Message::is_request);
@@ -105,7 +110,11 @@ fn main() {
         advertised: vec![(Protocol::Udp, "192.0.2.1:5060".parse().expect("address"))],
         timer_c: Duration::from_secs(180),
         timers: sip_transaction::TimerConfig::default(),
-        registrar: RegistrarConfig::default(),
+        // Every user registers from one address here: no limit per source (still counted).
+        registrar: RegistrarConfig {
+            max_bindings_per_source: 0,
+            ..RegistrarConfig::default()
+        },
         agent: "ferrosip".into(),
         digest_algorithms: auth::Algorithm::ALL.to_vec(),
         realm_algorithms: Default::default(),
