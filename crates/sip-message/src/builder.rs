@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::header::{HeaderName, ListIter, Via};
 use crate::message::Message;
@@ -181,9 +181,37 @@ impl ResponseBuilder {
 fn stamped_via(value: &str, src: SocketAddr) -> Option<String> {
     let mut values = ListIter::new(value);
     let top = values.next()?;
+    if needs_no_stamp(top, src) {
+        return None;
+    }
     let stamped = Via::parse(top).ok()?.stamped(src)?;
     let rest = &value[top.as_ptr() as usize - value.as_ptr() as usize + top.len()..];
     Some(stamped + rest)
+}
+
+/// True when the top Via `top` certainly needs nothing for `src`, found without parsing it
+/// (every REGISTER's 200 comes here): no rport asked for, and sent-by is `src`'s IPv4
+/// address as written. False sends it to the full parse.
+fn needs_no_stamp(top: &str, src: SocketAddr) -> bool {
+    let IpAddr::V4(ip) = src.ip() else {
+        return false;
+    };
+    if top
+        .as_bytes()
+        .windows(5)
+        .any(|w| w.eq_ignore_ascii_case(b"rport"))
+    {
+        return false;
+    }
+    let Some((_, rest)) = top.split_once([' ', '\t']) else {
+        return false;
+    };
+    let host = rest
+        .trim_start()
+        .split([':', ';', ' ', '\t', ','])
+        .next()
+        .unwrap_or("");
+    host.parse::<Ipv4Addr>().is_ok_and(|h| h == ip)
 }
 
 /// A response to a request too malformed to parse (RFC 3261 §21.4.1 400, or 505): copies the
@@ -309,6 +337,16 @@ mod stamp_tests {
                 "SIP/2.0/UDP 127.0.0.1:4000;branch=z9hG4bK1",
                 "127.0.0.1:4000",
                 "SIP/2.0/UDP 127.0.0.1:4000;branch=z9hG4bK1",
+            ),
+            (
+                "SIP / 2.0 / UDP 127.0.0.1:4000;branch=z9hG4bK1",
+                "127.0.0.1:4000",
+                "SIP / 2.0 / UDP 127.0.0.1:4000;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 127.0.0.1:4000;branch=z9hG4bK1;RPORT",
+                "127.0.0.1:4000",
+                "SIP/2.0/UDP 127.0.0.1:4000;branch=z9hG4bK1;received=127.0.0.1;rport=4000",
             ),
             (
                 "SIP/2.0/TCP phone.example.com;branch=z9hG4bK1;received=1.2.3.4;rport=9",

@@ -119,13 +119,25 @@ impl<'m> Editor<'m> {
     /// Removes the first comma-separated value of the first field with this name (the top
     /// Via of a response, the top Route of a request); the field goes when it held only one.
     pub fn remove_first_value(&mut self, name: HeaderName) -> &mut Self {
-        self.remove_first_values(name, 1)
+        let Some(h) = self.msg.header(name) else {
+            return self;
+        };
+        let mut values = ListIter::new(h.value);
+        let (Some(_), Some(second)) = (values.next(), values.next()) else {
+            return self.remove_header(h.index);
+        };
+        let start = self.msg.offset_of(h.value);
+        self.splice(start, self.msg.offset_of(second), &[]);
+        self
     }
 
     /// Removes the first `n` comma-separated values of the fields with this name, across
     /// fields (the two top Routes of a double Record-Route, RFC 5658); a field goes when
     /// all its values do.
     pub fn remove_first_values(&mut self, name: HeaderName, n: usize) -> &mut Self {
+        if n == 1 {
+            return self.remove_first_value(name); // the common case, without a list
+        }
         let mut left = n;
         let fields: SmallVec<[(usize, &'m str); 2]> = self
             .msg

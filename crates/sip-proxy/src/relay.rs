@@ -544,15 +544,28 @@ pub(crate) fn sock_text(a: SocketAddr) -> String {
     }
 }
 
-/// Our Record-Route entry for an interface, with the dialog's key when there is one.
+/// Our Record-Route entry for an interface, with the dialog's key when there is one
+/// (written in one buffer: every relayed INVITE makes one or two).
 fn record_route(protocol: Protocol, local: SocketAddr, key: Option<&str>) -> String {
-    let key = key.map_or(String::new(), |k| {
-        format!(";{}={k}", crate::route_key::PARAM)
-    });
-    match protocol {
-        Protocol::Udp => format!("<sip:{};lr{key}>", sock_text(local)),
-        Protocol::Tcp => format!("<sip:{};transport=tcp;lr{key}>", sock_text(local)),
+    use std::fmt::Write;
+    let mut rr = String::with_capacity(72);
+    rr.push_str("<sip:");
+    let _ = match local {
+        SocketAddr::V4(v) => write!(rr, "{v}"),
+        SocketAddr::V6(v) => write!(rr, "[{}]:{}", v.ip(), v.port()),
+    };
+    if protocol == Protocol::Tcp {
+        rr.push_str(";transport=tcp");
     }
+    rr.push_str(";lr");
+    if let Some(k) = key {
+        rr.push(';');
+        rr.push_str(crate::route_key::PARAM);
+        rr.push('=');
+        rr.push_str(k);
+    }
+    rr.push('>');
+    rr
 }
 
 #[cfg(test)]

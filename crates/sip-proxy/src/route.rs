@@ -22,12 +22,14 @@ pub(crate) struct RouteEdit {
     /// not followed (we would relay to wherever a client asks); the location service decides.
     pub(crate) drop_routes: bool,
     /// The entry of ours taken off (or the strict router's Request-URI) carries our key
-    /// for this dialog: a Route set we put there ([`crate::route_key`]).
+    /// for this dialog: a Route set we put there ([`crate::route_key`]). Checked for
+    /// in-dialog requests only.
     pub(crate) keyed: bool,
 }
 
-/// Applies §16.4 to a request.
-pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message) -> RouteEdit {
+/// Applies §16.4 to a request; `check_key`: whether the entry of ours it takes off must
+/// carry our key (an in-dialog request), for `keyed`.
+pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, check_key: bool) -> RouteEdit {
     let mut edit = RouteEdit::default();
     let routes: Vec<_> = msg.routes().filter_map(Result::ok).collect();
     // A strict router put our Record-Route URI (no user part) in the Request-URI.
@@ -43,14 +45,14 @@ pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message) -> RouteEdit {
                 edit.remove = Some(h.index);
             }
         }
-        edit.keyed = msg.request_uri().is_some_and(|u| keyed(cfg, msg, &u));
+        edit.keyed = check_key && msg.request_uri().is_some_and(|u| keyed(cfg, msg, &u));
         edit.next_is_route = routes.len() > 1;
         return edit;
     }
     if routes.first().is_some_and(|r| is_us(cfg, &r.uri)) {
         let double = routes.get(1).is_some_and(|r| is_us(cfg, &r.uri));
         edit.pop_routes = if double { 2 } else { 1 };
-        edit.keyed = keyed(cfg, msg, &routes[0].uri);
+        edit.keyed = check_key && keyed(cfg, msg, &routes[0].uri);
         edit.next_is_route = routes.len() > edit.pop_routes;
     } else {
         edit.next_is_route = !routes.is_empty();

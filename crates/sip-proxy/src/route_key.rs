@@ -4,7 +4,7 @@
 
 use std::hash::Hasher;
 
-use sip_message::Message;
+use sip_message::{HeaderName, Message};
 use siphasher::sip::SipHasher24;
 
 /// The Record-Route parameter that carries the token.
@@ -22,34 +22,55 @@ impl std::fmt::Debug for RouteSecret {
 }
 
 /// The token of the dialog `call_id` begun with From tag `tag`.
-pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str) -> String {
+fn token_of(secret: &RouteSecret, call_id: &str, tag: &str) -> u64 {
     let mut h = SipHasher24::new_with_key(&secret.0);
     h.write(call_id.as_bytes());
     h.write_u8(0xff);
     h.write(tag.as_bytes());
-    format!("{:016x}", h.finish())
+    h.finish()
+}
+
+/// The token as written in `;rk=`: 16 lower-case hex digits.
+pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let t = token_of(secret, call_id, tag);
+    (0..16)
+        .rev()
+        .map(|i| char::from(HEX[((t >> (i * 4)) & 0xf) as usize]))
+        .collect()
+}
+
+/// The `tag` parameter of a From or To value, found without parsing the whole header (this
+/// runs for every in-dialog request): among the parameters after the `>` that closes the
+/// URI, or after the URI of an addr-spec without `<>`.
+pub(crate) fn tag_of(value: &str) -> Option<&str> {
+    let params = value.rfind('>').map_or(value, |i| &value[i + 1..]);
+    params.split(';').skip(1).find_map(|p| {
+        let (name, v) = p.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("tag").then(|| v.trim())
+    })
+}
+
+fn header_tag(msg: &Message, name: HeaderName) -> Option<&str> {
+    msg.header(name).and_then(|h| tag_of(h.value))
 }
 
 /// The token for the dialog an initial request begins (its From tag); `None` without one.
 pub(crate) fn for_request(secret: &RouteSecret, msg: &Message) -> Option<String> {
     let call_id = msg.call_id().ok()?;
-    let from = msg.from().ok()?;
-    Some(token(secret, call_id, from.tag()?))
+    Some(token(secret, call_id, header_tag(msg, HeaderName::From)?))
 }
 
 /// True when `value` is the token of the dialog of in-dialog request `msg`: made from its
 /// From tag (sent by the caller) or its To tag (sent by the callee).
 pub(crate) fn verifies(secret: &RouteSecret, msg: &Message, value: &str) -> bool {
-    let Ok(call_id) = msg.call_id() else {
+    let (Ok(call_id), Ok(given)) = (msg.call_id(), u64::from_str_radix(value, 16)) else {
         return false;
     };
-    let tags = [
-        msg.from().ok().and_then(|f| f.tag().map(str::to_owned)),
-        msg.to().ok().and_then(|t| t.tag().map(str::to_owned)),
-    ];
-    tags.iter()
-        .flatten()
-        .any(|tag| token(secret, call_id, tag).eq_ignore_ascii_case(value))
+    [HeaderName::From, HeaderName::To]
+        .into_iter()
+        .filter_map(|name| header_tag(msg, name))
+        .any(|tag| token_of(secret, call_id, tag) == given)
 }
 
 #[cfg(test)]
@@ -91,5 +112,17 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\
             &msg("caller", "callee"),
             "0000000000000000"
         ));
+    }
+
+    #[test]
+    fn tags_are_found_after_the_uri() {
+        assert_eq!(tag_of("<sip:a@h;tag=no>;tag=yes"), Some("yes"));
+        assert_eq!(
+            tag_of("\"A ;tag=no\" <sip:a@h> ; TAG = yes ;x=1"),
+            Some("yes")
+        );
+        assert_eq!(tag_of("sip:a@h;tag=yes"), Some("yes"));
+        assert_eq!(tag_of("<sip:a@h>"), None);
+        assert!(!verifies(&KEY, &msg("caller", "callee"), "not hex"));
     }
 }

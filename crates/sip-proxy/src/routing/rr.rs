@@ -21,7 +21,13 @@ fn record_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
 }
 
 fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
-    let edit = preprocess(c.core.config(), c.msg);
+    use sip_message::HeaderName;
+    // Only an in-dialog request with a Route has a key to check.
+    let in_dialog = c.msg.header(HeaderName::Route).is_some()
+        && c.msg
+            .header(HeaderName::To)
+            .is_some_and(|h| crate::route_key::tag_of(h.value).is_some());
+    let edit = preprocess(c.core.config(), c.msg, in_dialog);
     if let Some(uri) = &edit.new_uri {
         // Strict routing: the last Route is the real Request-URI.
         c.set.ruri = Some(uri.clone());
@@ -32,7 +38,6 @@ fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     // dialog (a Route set we did not put there: taken off all the same), -3 when the top
     // Route is not ours (preloaded, or someone else's: the request would be sent to it), -1
     // without Route.
-    let in_dialog = c.msg.to().ok().and_then(|t| t.tag()).is_some();
     let code = if edit.pop_routes > 0 || edit.new_uri.is_some() {
         if in_dialog && !edit.keyed {
             -2
