@@ -355,7 +355,10 @@ Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {len}\n\n{sdp}"
         )
     };
     // To the registered client: over UDP, though it listens on TCP too.
-    uac.send(s.addr(), &big(&format!("sip:big@127.0.0.1:{}", s.port), "big0"));
+    uac.send(
+        s.addr(),
+        &big(&format!("sip:big@127.0.0.1:{}", s.port), "big0"),
+    );
     let (req, _) = uas
         .recv_timeout(Duration::from_secs(5))
         .expect("INVITE over UDP to a client registered over UDP");
