@@ -12,6 +12,7 @@ mod cmd;
 mod config;
 mod manage;
 mod metrics;
+mod reload;
 mod resolve;
 mod script;
 

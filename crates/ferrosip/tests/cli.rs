@@ -1,8 +1,11 @@
-//! `ferrosip location` and `ferrosip ping` against a running server.
+//! `ferrosip location` and `ferrosip ping` against a running server; `serve`'s start-up
+//! errors and shutdown.
 
 mod support;
 
-use support::{Server, Ua};
+use std::path::Path;
+
+use support::{free_port, Server, Ua};
 
 /// Runs `ferrosip`: success, and stdout then stderr.
 fn ferrosip(args: &[&str]) -> (bool, String) {
@@ -83,4 +86,80 @@ fn serve_names_a_database_it_cannot_open() {
         started.elapsed() < std::time::Duration::from_secs(10),
         "no retrying for long"
     );
+}
+
+/// A clean shutdown leaves the SQLite database alone in its folder: no `-wal`, no `-shm`.
+#[test]
+fn sigterm_leaves_no_log_beside_the_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]);
+    let ua = Ua::new();
+    ua.send(s.addr(), &ua.register(s.port, "carol", "wal-1", 1, ""));
+    assert_eq!(ua.recv().status(), Some(200));
+    let beside = |suffix: &str| dir.path().join(format!("ferrosip.db{suffix}")).exists();
+    assert!(beside("-wal"), "WAL mode while it runs");
+    assert!(s.terminate(), "a clean exit");
+    assert!(!beside("-wal") && !beside("-shm"), "log and index removed");
+    let db = dir.path().join("ferrosip.db");
+    let (ok, shown) = ferrosip(&["location", "show", "--db", db.to_str().expect("utf-8")]);
+    assert!(ok && shown.contains("sip:carol@127.0.0.1"), "{shown}");
+}
+
+/// A server on ports another holds says which is taken, once, and how to do without the
+/// API.
+#[test]
+fn serve_names_the_taken_port_once_and_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = Server::start(dir.path(), &[]);
+    let other = tempfile::tempdir().expect("tempdir");
+    let serve = |listen: String, api: String| {
+        let db = other.path().join("f.db");
+        let db = db.to_str().expect("utf-8");
+        support::cli(
+            &["serve", "--listen", &listen, "--api", &api, "--db", db],
+            "",
+        )
+    };
+    let api = format!("127.0.0.1:{}", first.api_port);
+    let out = serve(format!("udp:127.0.0.1:{}", free_port()), api.clone());
+    assert!(!out.ok);
+    let taken =
+        format!("error: cannot listen on {api} for the management API: Address already in use");
+    assert!(out.stderr.contains(&taken), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--api off") && out.stderr.contains("[api] listen = \"\""),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("already in use").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    let out = serve(format!("udp:127.0.0.1:{}", first.port), "off".into());
+    let taken = format!(
+        "error: cannot listen on udp:127.0.0.1:{}: Address already in use",
+        first.port
+    );
+    assert!(!out.ok && out.stderr.contains(&taken), "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("already in use").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert_no_log_files(other.path());
+}
+
+/// No `-wal` or `-shm` file in `dir`, even after a failed start.
+fn assert_no_log_files(dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let name = entry.expect("entry").file_name();
+        let name = name.to_string_lossy();
+        assert!(
+            !name.ends_with("-wal") && !name.ends_with("-shm"),
+            "{name} left"
+        );
+    }
 }

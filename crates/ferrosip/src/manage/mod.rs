@@ -6,7 +6,7 @@ mod live;
 mod ops;
 
 pub(crate) use client::Client;
-pub(crate) use live::{load_directory, Live};
+pub(crate) use live::{load_directory, Directory, Live};
 pub(crate) use ops::{execute, split};
 
 use serde::{Deserialize, Serialize};
