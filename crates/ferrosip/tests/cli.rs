@@ -1,5 +1,5 @@
-//! `ferrosip location` and `ferrosip ping` against a running server; `serve`'s start-up
-//! errors and shutdown.
+//! `ferrosip location` and `ferrosip ping` against a running server; the database the
+//! commands use (never one created by mistake); `serve`'s start-up errors and shutdown.
 
 mod support;
 
@@ -31,7 +31,7 @@ fn location_show_and_rm() {
     let (_, one) = ferrosip(&["location", "show", "carol@127.0.0.1", "--db", db]);
     assert_eq!(one.lines().count(), 1, "{one}");
     let (_, none) = ferrosip(&["location", "show", "dave@127.0.0.1", "--db", db]);
-    assert!(none.is_empty(), "{none}");
+    assert_eq!(none, "no contacts for dave@127.0.0.1\n");
     let (ok, out) = ferrosip(&["location", "rm", "carol@127.0.0.1", "--db", db]);
     assert!(ok && out.contains("removed 1 contact(s)"), "{out}");
     let (ok, out) = ferrosip(&["location", "rm", "carol@127.0.0.1", "--db", db]);
@@ -86,6 +86,112 @@ fn serve_names_a_database_it_cannot_open() {
         started.elapsed() < std::time::Duration::from_secs(10),
         "no retrying for long"
     );
+}
+
+#[test]
+fn a_missing_database_is_named_not_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("f.db");
+    let db_s = db.to_str().expect("utf-8");
+    let on_db = |args: &[&str], stdin: &str| support::cli(&[args, &["--db", db_s]].concat(), stdin);
+    let reading: [&[&str]; 7] = [
+        &["user", "list"],
+        &["user", "show", "a@example.com"],
+        &["user", "rm", "a@example.com"],
+        &["domain", "list"],
+        &["alias", "list"],
+        &["location", "show"],
+        &["location", "rm", "a@example.com"],
+    ];
+    for args in reading {
+        let out = on_db(args, "");
+        let said = format!("error: no database at {db_s} (given with --db;");
+        assert!(
+            !out.ok && out.stderr.starts_with(&said),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!db.exists(), "{args:?} created it");
+    }
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, format!("[server]\ndatabase = \"{db_s}\"\n")).expect("config");
+    let config = config.to_str().expect("utf-8");
+    let out = support::cli(&["domain", "list", "--config", config], "");
+    let said = format!("no database at {db_s} (from {config};");
+    assert!(!out.ok && out.stderr.contains(&said), "{}", out.stderr);
+
+    // An add that fails takes back the database it created; without a terminal the
+    // password must come with --password-stdin.
+    let out = on_db(&["alias", "add", "a b@example.com", "a@example.com"], "");
+    assert!(!out.ok && !db.exists(), "{}", out.stderr);
+    let out = on_db(&["user", "add", "alice@example.com"], "pw\n");
+    assert!(
+        !out.ok && out.stderr.contains("give --password-stdin"),
+        "{}",
+        out.stderr
+    );
+    assert!(!db.exists());
+
+    let out = on_db(
+        &["user", "add", "alice@example.com", "--password-stdin"],
+        "pw\n",
+    );
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stderr, format!("creating database {db_s}\n"));
+    assert_eq!(
+        out.stdout,
+        format!("added alice@example.com (domain example.com added) (database {db_s})\n")
+    );
+    let out = on_db(&["domain", "add", "example.net"], "");
+    assert!(out.ok && out.stderr.is_empty(), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!("added domain example.net (database {db_s})\n")
+    );
+    let empty: [(&[&str], &str); 4] = [
+        (
+            &["user", "list", "example.net"],
+            "no subscribers in example.net",
+        ),
+        (&["alias", "list"], "no aliases"),
+        (
+            &["alias", "list", "example.com"],
+            "no aliases in example.com",
+        ),
+        (&["location", "show"], "no contacts"),
+    ];
+    for (args, said) in empty {
+        let out = on_db(args, "");
+        assert!(out.ok && out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+        assert_eq!(out.stderr, format!("{said}\n"), "{args:?}");
+    }
+    for suffix in ["-wal", "-shm", "-journal"] {
+        assert!(
+            !dir.path().join(format!("f.db{suffix}")).exists(),
+            "{suffix} left"
+        );
+    }
+}
+
+/// A database root creates in another user's folder (the service's `/var/lib/ferrosip`)
+/// is that user's, so that the server running as it can write it.
+#[test]
+fn a_database_root_creates_belongs_to_the_owner_of_its_folder() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    if dir.path().metadata().expect("metadata").uid() != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let folder = dir.path().join("state");
+    std::fs::create_dir(&folder).expect("mkdir");
+    std::os::unix::fs::chown(&folder, Some(65534), Some(65534)).expect("chown");
+    let db = folder.join("f.db");
+    let db_s = db.to_str().expect("utf-8");
+    let out = support::cli(&["domain", "add", "example.com", "--db", db_s], "");
+    assert!(out.ok, "{}", out.stderr);
+    let meta = db.metadata().expect("the database");
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
 }
 
 /// A clean shutdown leaves the SQLite database alone in its folder: no `-wal`, no `-shm`.

@@ -68,7 +68,10 @@ fn domains_and_aliases_on_the_database() {
         run(&["alias", "list"]).1,
         "1000@example.org -> alice@example.org\n"
     );
-    assert_eq!(run(&["alias", "list", "example.net"]).1, "");
+    assert_eq!(
+        run(&["alias", "list", "example.net"]).1,
+        "no aliases in example.net\n"
+    );
     assert!(run(&["alias", "rm", "1000@example.org"]).0);
     let (ok, out) = run(&["alias", "rm", "1000@example.org"]);
     assert!(!ok && out.contains("no alias"), "{out}");
