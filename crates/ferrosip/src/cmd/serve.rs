@@ -394,6 +394,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     served
 }
 
+/// The server on an open store, until SIGTERM or Ctrl-C.
 async fn serve_with(
     cfg: Config,
     script: Arc<sip_proxy::ProxyScript>,
@@ -446,7 +447,7 @@ async fn serve_with(
         script,
     ));
     tell_time(&core);
-    let directory = load_directory(&core, &store)
+    let directory = load_directory(&core, store)
         .await
         .context("loading subscribers, domains and aliases")?;
     log_directory(&core, &directory, "directory loaded");
