@@ -100,7 +100,8 @@ elif dpkg -s ferrosip >/dev/null 2>&1 || getent passwd ferrosip >/dev/null ||
   exit 0
 fi
 before=$(ls -d /etc/fail2ban 2>/dev/null || true)
-trap 'dpkg --purge ferrosip >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+server=
+trap '[ -z "$server" ] || kill -9 "$server" 2>/dev/null; dpkg --purge ferrosip >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 dpkg -i "$deb" >/dev/null
 mode() { stat -c '%U:%G %a' "$1"; }
 id ferrosip | grep -Eq '^uid=[0-9]+\(ferrosip\) gid=[0-9]+\(ferrosip\)' || fail "no ferrosip user: $(id ferrosip)"
@@ -144,6 +145,7 @@ ferrosip ping "sip:127.0.0.1:$sip" --timeout 1 >/dev/null || fail "the server do
   fail "token: $(mode /var/lib/ferrosip/ferrosip.token)"
 kill -TERM "$server"
 wait "$server" || fail "the server did not stop cleanly: $(cat "$work/serve.log")"
+server=
 left=$(ls /var/lib/ferrosip)
 [ "$left" = "$(printf 'ferrosip.db\nferrosip.token')" ] || fail "left in /var/lib/ferrosip: $left"
 ok "the server runs as ferrosip and stops cleanly"
