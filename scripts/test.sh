@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit/property/conformance/end-to-end tests, and a
-# compile check of the fuzz targets. Installs with apt-get whatever the tests need and lacks.
+# The whole test suite: formatting, lints, unit/property/conformance/end-to-end tests, a
+# compile check of the fuzz targets, and the Debian package (scripts/package-test.sh).
+# Installs with apt-get whatever the tests need and lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,8 @@ wait_for() {
 # System packages the tests need: command name -> Debian package (baresip-core: baresip
 # without the GUI and video modules its metapackage recommends).
 declare -A needs=([cc]=gcc [make]=make [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak
-  [baresip]=baresip-core [linphonec]=linphone-cli)
+  [baresip]=baresip-core [linphonec]=linphone-cli [dpkg-deb]=dpkg [systemd-analyze]=systemd
+  [adduser]=adduser)
 # The store's tests also run on PostgreSQL and MariaDB: installed where none answers.
 answers 5432 || needs+=([psql]=postgresql [pg_ctlcluster]=postgresql)
 answers 3306 || needs+=([mariadb]=mariadb-server [mariadbd]=mariadb-server)
@@ -68,3 +70,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 # Fuzz targets build with cargo-fuzz on nightly; checking them here keeps them compiling.
 cargo check --manifest-path fuzz/Cargo.toml
+scripts/package-test.sh

@@ -15,6 +15,7 @@ use store::Store;
 
 use crate::manage::{self, ErrorKind, Live, Op, OpError, Reply};
 use crate::metrics::{Metrics, Snapshot};
+use crate::reload::{Refused, Reloader};
 
 /// What the handlers share.
 pub(crate) struct ApiState {
@@ -22,8 +23,7 @@ pub(crate) struct ApiState {
     pub(crate) live: Live,
     pub(crate) token: String,
     pub(crate) metrics: Arc<Metrics>,
-    /// Reloads the routing script: Ok, or the script's errors.
-    pub(crate) reload_script: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+    pub(crate) reloader: Reloader,
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -200,17 +200,10 @@ async fn location_rm(State(s): Shared, Path(aor): Path<String>) -> Response {
 
 /// Reloads the directory, then the script (a script with errors is refused: 422 with them).
 async fn reload(State(s): Shared) -> Response {
-    if let Err(e) = s.live.reload_directory(&s.store).await {
-        return e.into_response();
-    }
-    let result = (s.reload_script)();
-    s.metrics.reloaded(result.is_ok());
-    match result {
-        Ok(()) => Json(Reply::Done {
-            message: "routing script and directory reloaded".into(),
-        })
-        .into_response(),
-        Err(e) => error(
+    match s.reloader.reload().await {
+        Ok(message) => Json(Reply::Done { message }).into_response(),
+        Err(Refused::Directory(e)) => OpError::from(e).into_response(),
+        Err(Refused::Script(e)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             &format!("the routing script has errors; the old one keeps running:\n{e}"),
         ),

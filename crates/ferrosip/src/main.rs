@@ -12,6 +12,7 @@ mod cmd;
 mod config;
 mod manage;
 mod metrics;
+mod reload;
 mod resolve;
 mod script;
 
@@ -60,35 +61,35 @@ enum Command {
     /// Manage the subscribers (in the database, or through the API with --api).
     User {
         #[command(flatten)]
-        target: cmd::manage::Target,
+        target: cmd::target::Target,
         #[command(subcommand)]
         action: cmd::manage::UserAction,
     },
     /// Manage the hosted domains.
     Domain {
         #[command(flatten)]
-        target: cmd::manage::Target,
+        target: cmd::target::Target,
         #[command(subcommand)]
         action: cmd::manage::DomainAction,
     },
     /// Manage aliases: extra addresses that reach a subscriber's contacts.
     Alias {
         #[command(flatten)]
-        target: cmd::manage::Target,
+        target: cmd::target::Target,
         #[command(subcommand)]
         action: cmd::manage::AliasAction,
     },
     /// Show or remove registered contacts.
     Location {
         #[command(flatten)]
-        target: cmd::manage::Target,
+        target: cmd::target::Target,
         #[command(subcommand)]
         action: cmd::manage::LocationAction,
     },
     /// Print the running server's counters (from its API's /metrics).
     Stats {
         #[command(flatten)]
-        target: cmd::manage::Target,
+        target: cmd::target::Target,
         /// Also the counters still at zero.
         #[arg(long)]
         all: bool,
@@ -96,7 +97,7 @@ enum Command {
     /// Show the running server's counters and their rates, refreshed.
     Monitor {
         #[command(flatten)]
-        target: cmd::manage::Target,
+        target: cmd::target::Target,
         /// Seconds between refreshes.
         #[arg(long, default_value_t = 1.0)]
         interval: f64,
@@ -108,7 +109,7 @@ enum Command {
     /// domains, aliases); a script with errors is refused and the old one keeps running.
     Reload {
         #[command(flatten)]
-        target: cmd::manage::Target,
+        target: cmd::target::Target,
     },
     /// Send OPTIONS to a SIP URI and print the answer and the round-trip time; exits 1
     /// without an answer.

@@ -68,7 +68,10 @@ fn domains_and_aliases_on_the_database() {
         run(&["alias", "list"]).1,
         "1000@example.org -> alice@example.org\n"
     );
-    assert_eq!(run(&["alias", "list", "example.net"]).1, "");
+    assert_eq!(
+        run(&["alias", "list", "example.net"]).1,
+        "no aliases in example.net\n"
+    );
     assert!(run(&["alias", "rm", "1000@example.org"]).0);
     let (ok, out) = run(&["alias", "rm", "1000@example.org"]);
     assert!(!ok && out.contains("no alias"), "{out}");
@@ -279,4 +282,47 @@ fn the_cli_says_when_no_server_answers() {
         !ok && out.contains("cannot reach the management API"),
         "{out}"
     );
+}
+
+/// A reload, by `ferrosip reload` or SIGHUP, logs what it loaded and warns again of the
+/// domains anyone may register in.
+#[test]
+fn reload_says_what_it_loaded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ferrosip.db");
+    let db = db.to_str().expect("utf-8");
+    let run = |args: &[&str]| ferrosip(&[args, &["--db", db]].concat(), "pw\n");
+    assert!(run(&["user", "add", "alice@secure.test", "--password-stdin"]).0);
+    assert!(run(&["alias", "add", "100@secure.test", "alice@secure.test"]).0);
+    assert!(run(&["domain", "add", "open.test"]).0);
+    let s = Server::start_logging(dir.path(), &[], "info");
+    let config = dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!("[api]\nlisten = \"127.0.0.1:{}\"\n", s.api_port),
+    )
+    .expect("config");
+    let (ok, out) = ferrosip(&["reload", "--config", config.to_str().expect("utf-8")], "");
+    let loaded = "reloaded 1 subscriber(s), 2 domain(s), 1 alias(es) and the routing script \
+                  (the built-in default)";
+    assert!(ok && out.contains(loaded), "{out}");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &s.pid().to_string()])
+        .status();
+    assert!(hup.is_ok_and(|st| st.success()));
+    let reloads = |log: &str| log.matches("routing script reloaded").count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while reloads(&s.log()) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = s.log();
+    assert_eq!(reloads(&log), 2, "{log}");
+    let counts = "directory reloaded subscribers=1 domains=2 aliases=1";
+    assert_eq!(log.matches(counts).count(), 2, "{log}");
+    assert_eq!(log.matches("SIGHUP: reloading").count(), 1, "{log}");
+    let open = log
+        .lines()
+        .filter(|l| l.contains("these domains have no subscribers") && l.contains("open.test"))
+        .count();
+    assert_eq!(open, 3, "at the start and at each reload: {log}");
 }

@@ -61,11 +61,8 @@ impl Backend {
             url: crate::mask_password(url),
             cause,
         };
-        let Some((scheme, rest)) = url.split_once("://").filter(|(s, _)| *s != "sqlite") else {
-            let path = url
-                .strip_prefix("sqlite://")
-                .or(url.strip_prefix("sqlite:"));
-            let options = sqlite_options(Path::new(path.unwrap_or(url))).map_err(open_err)?;
+        if let Some(path) = crate::sqlite_file(url) {
+            let options = sqlite_options(path).map_err(open_err)?;
             let pool = one_connection()
                 .connect_with(options.clone())
                 .await
@@ -76,7 +73,8 @@ impl Backend {
                 .await
                 .map_err(open_err)?;
             return Ok(Backend::Sqlite { pool, checkpointer });
-        };
+        }
+        let (scheme, rest) = url.split_once("://").unwrap_or_default();
         match scheme {
             "postgres" | "postgresql" => {
                 // One connection first: its error says why (refused, password, no such
@@ -115,6 +113,26 @@ impl Backend {
                 format!("unknown kind of database {scheme:?} (not sqlite, postgres or mysql)")
                     .into(),
             ))),
+        }
+    }
+
+    /// Closes the connections, waiting for queries under way. On SQLite the last one to
+    /// close copies the write-ahead log into the file and removes it (and `-shm`).
+    pub(crate) async fn close(&self) {
+        match self {
+            Backend::Sqlite { pool, checkpointer } => {
+                for pool in [checkpointer, pool] {
+                    // Each pool has one connection. `Pool::close` alone can miss it while a
+                    // task is handing it back (sqlx 0.8), leaving it open at exit: take it
+                    // out and close it first.
+                    if let Ok(conn) = pool.acquire().await {
+                        let _ = conn.detach().close().await;
+                    }
+                    pool.close().await;
+                }
+            }
+            Backend::Postgres(pool) => pool.close().await,
+            Backend::MySql(pool) => pool.close().await,
         }
     }
 

@@ -71,6 +71,12 @@ impl Store {
         })
     }
 
+    /// Closes the connections of this store and of its clones; queries under way finish
+    /// first, later ones fail. An SQLite database is left without `-wal` and `-shm` files.
+    pub async fn close(&self) {
+        self.backend.close().await;
+    }
+
     /// On SQLite, copies the write-ahead log into the database file as far as it can without
     /// waiting for the writer (a PASSIVE checkpoint); call it every few seconds. Nothing to
     /// do on the other databases.
@@ -84,8 +90,19 @@ impl Store {
     }
 }
 
+/// The file of an SQLite database URL (`sqlite:PATH`, `sqlite://PATH` or a bare path);
+/// None for the URL of a database server.
+pub fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    let path = match url.split_once("://") {
+        Some(("sqlite", path)) => path,
+        Some(_) => return None,
+        None => url.strip_prefix("sqlite:").unwrap_or(url),
+    };
+    Some(std::path::Path::new(path))
+}
+
 /// `url` with its password, in the user information or a `password=` parameter, as `***`.
-fn mask_password(url: &str) -> String {
+pub fn mask_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

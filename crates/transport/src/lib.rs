@@ -60,26 +60,27 @@ pub(crate) fn deliver(handler: &dyn Handler, msg: Message, src: Source) {
     }
 }
 
-/// Errors of the transport layer.
+/// Errors of the transport layer. Each message holds its cause (none is chained as a
+/// `source`, so a report that prints the chain does not repeat it).
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// A socket could not be bound.
-    #[error("cannot listen on {listen}: {source}")]
+    #[error("cannot listen on {listen}: {cause}")]
     Bind {
         /// What we tried to bind.
         listen: Listen,
-        /// The cause.
-        source: std::io::Error,
+        /// Why.
+        cause: std::io::Error,
     },
     /// Sending failed.
-    #[error("cannot send to {protocol}:{addr}: {source}")]
+    #[error("cannot send to {protocol}:{addr}: {cause}")]
     Send {
         /// Transport used.
         protocol: Protocol,
         /// Destination.
         addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
+        /// Why.
+        cause: std::io::Error,
     },
     /// No listener of that protocol and address family to send from.
     #[error("no {0} transport for {1}")]
@@ -118,7 +119,7 @@ impl Transports {
         for l in listens {
             let local = match l.protocol {
                 Protocol::Udp => {
-                    let bind_err = |source| TransportError::Bind { listen: *l, source };
+                    let bind_err = |cause| TransportError::Bind { listen: *l, cause };
                     let shared = udp_threads > 1;
                     // SO_REUSEPORT alone would share a port another server holds: bind
                     // once without it first, so that a taken port is an error.
@@ -141,7 +142,7 @@ impl Transports {
                 Protocol::Tcp => tcp
                     .listen(l.addr)
                     .await
-                    .map_err(|source| TransportError::Bind { listen: *l, source })?,
+                    .map_err(|cause| TransportError::Bind { listen: *l, cause })?,
             };
             tracing::info!(protocol = %l.protocol, %local, "listening");
             bound.push((*l, local));
@@ -181,10 +182,10 @@ impl Transports {
                     .ok_or(TransportError::NoTransport(protocol, addr))?;
                 sock.send_to(&data, addr)
                     .map(drop)
-                    .map_err(|source| TransportError::Send {
+                    .map_err(|cause| TransportError::Send {
                         protocol,
                         addr,
-                        source,
+                        cause,
                     })
             }
             Protocol::Tcp => {
@@ -195,10 +196,10 @@ impl Transports {
                     .tcp
                     .send(to, data)
                     .await
-                    .map_err(|source| TransportError::Send {
+                    .map_err(|cause| TransportError::Send {
                         protocol,
                         addr: to,
-                        source,
+                        cause,
                     })
             }
         }

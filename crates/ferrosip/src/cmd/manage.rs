@@ -1,29 +1,11 @@
-//! `ferrosip user|domain|alias|location …`: management operations, on the database or
-//! through a running server's API.
+//! `ferrosip user|domain|alias|location …`: the subcommands and the operations they name.
 
-use std::io::BufRead;
-use std::path::PathBuf;
+use std::io::{BufRead, IsTerminal};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
-use crate::config::Config;
-use crate::manage::{self, Client, Op, Reply};
-
-/// Where operations go: the database, or a running server's API.
-#[derive(Debug, clap::Args)]
-pub(crate) struct Target {
-    /// Configuration file (TOML): the database and the API it names.
-    #[arg(long, short, global = true)]
-    config: Option<PathBuf>,
-    /// Database (SQLite file, postgres:// or mysql:// URL) instead of the configured one.
-    #[arg(long, global = true)]
-    db: Option<String>,
-    /// Go through the running server's management API (a change applies at once) instead
-    /// of the database (the server then picks it up on `ferrosip reload` or SIGHUP).
-    #[arg(long, global = true)]
-    api: bool,
-}
+use crate::manage::{self, Op};
 
 /// Subscribers.
 #[derive(Debug, Subcommand)]
@@ -108,6 +90,9 @@ fn password(from_stdin: bool) -> anyhow::Result<String> {
             .context("reading the password")?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     } else {
+        if !std::io::stdin().is_terminal() {
+            bail!("no terminal to ask the password on: give --password-stdin to read it from standard input");
+        }
         let first = rpassword::prompt_password("Password: ").context("reading the password")?;
         let again = rpassword::prompt_password("Again: ").context("reading the password")?;
         if first != again {
@@ -178,66 +163,4 @@ impl LocationAction {
             LocationAction::Rm { aor } => Op::LocationRm { aor },
         }
     }
-}
-
-impl Target {
-    fn config(&self) -> anyhow::Result<Config> {
-        match &self.config {
-            Some(p) => Config::load(p),
-            None => Ok(Config::default()),
-        }
-    }
-
-    /// Carries out `op` where the target says, and prints the answer.
-    pub(crate) fn run(&self, op: anyhow::Result<Op>) -> anyhow::Result<()> {
-        let op = op?;
-        let cfg = self.config()?;
-        let reply = if self.api {
-            client(&cfg)?.execute(&op)?
-        } else {
-            let url = self.db.clone().unwrap_or(cfg.server.database);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let store = store::Store::open(&url).await?;
-                anyhow::Ok(manage::execute(&store, None, op).await?)
-            })?
-        };
-        reply.print();
-        Ok(())
-    }
-
-    /// The API client for `stats`, `monitor` and `reload`.
-    pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        client(&self.config()?)
-    }
-
-    /// Asks the running server to reload its script and directory.
-    pub(crate) fn reload(&self) -> anyhow::Result<Reply> {
-        self.client()?.reload()
-    }
-}
-
-/// The API of the configuration, with its token (`FERROSIP_API_TOKEN` overrides it).
-fn client(cfg: &Config) -> anyhow::Result<Client> {
-    let Some(addr) = cfg.api.address() else {
-        bail!("the management API is off in the configuration ([api] listen)");
-    };
-    let token = match std::env::var("FERROSIP_API_TOKEN") {
-        Ok(t) => t,
-        Err(_) => match &cfg.api.token {
-            Some(t) => t.clone(),
-            None => std::fs::read_to_string(&cfg.api.token_file)
-                .with_context(|| {
-                    format!(
-                        "reading the API token from {} (made by `ferrosip serve`; or set FERROSIP_API_TOKEN)",
-                        cfg.api.token_file.display()
-                    )
-                })?
-                .trim()
-                .to_owned(),
-        },
-    };
-    Ok(Client::new(&format!("http://{addr}"), &token))
 }

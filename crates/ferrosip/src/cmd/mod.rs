@@ -1,8 +1,10 @@
 //! Subcommands.
 
+mod database;
 pub(crate) mod manage;
 pub(crate) mod parse;
 mod parse_json;
 pub(crate) mod ping;
 pub(crate) mod serve;
 pub(crate) mod stats;
+pub(crate) mod target;

@@ -17,6 +17,7 @@ use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::manage::{load_directory, Live};
 use crate::metrics::Metrics;
+use crate::reload::{log_directory, Reloader};
 use crate::resolve::Lookups;
 use crate::script::load_script;
 
@@ -424,6 +425,18 @@ impl Handler for Dispatch {
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let script = load_script(cfg.routing.script.as_deref())?;
     let store = Store::open(&cfg.server.database).await?;
+    let served = serve_with(cfg, script, &store).await;
+    // On SQLite, the last connection to close folds the write-ahead log into the file.
+    store.close().await;
+    served
+}
+
+/// The server on an open store, until SIGTERM or Ctrl-C.
+async fn serve_with(
+    cfg: Config,
+    script: Arc<sip_proxy::ProxyScript>,
+    store: &Store,
+) -> anyhow::Result<()> {
     let location = Arc::new(Location::new());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -438,7 +451,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .context("loading bindings")?;
     tracing::info!(bindings = location.len(), "location table loaded");
 
-    {
+    let checkpoints = {
         let store = store.clone();
         tokio::spawn(async move {
             // Every 5 s: pages written many times in between are copied once.
@@ -448,8 +461,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                     tracing::warn!(error = %e, "checkpoint failed");
                 }
             }
-        });
-    }
+        })
+    };
     let (persist, jobs) = tokio::sync::mpsc::unbounded_channel();
     let server = Arc::new(Server {
         core: Default::default(),
@@ -474,22 +487,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     proxy.route_secret = route_secret(&store, proxy.route_secret).await?;
     let core = Arc::new(Core::with_script(proxy, location.clone(), script));
     tell_time(&core);
-    let subscribers = load_directory(&core, &store)
+    let directory = load_directory(&core, store)
         .await
         .context("loading subscribers, domains and aliases")?;
-    tracing::info!(subscribers, hosted = ?core.config().hosted.list(), "directory loaded");
-    let open = core.open_domains();
-    if !open.is_empty() {
-        tracing::warn!(
-            domains = ?open,
-            "these domains have no subscribers: anyone may register in them (add one with `ferrosip user add`)"
-        );
-    }
+    log_directory(&core, &directory, "directory loaded");
     let live = Live {
         core: core.clone(),
         location,
     };
-    let api = start_api(&cfg, &store, &live, &server.metrics).await?;
+    let reloader = || Reloader {
+        live: live.clone(),
+        store: store.clone(),
+        metrics: server.metrics.clone(),
+        script: cfg.routing.script.clone(),
+    };
+    let api = start_api(&cfg, reloader()).await?;
     tracing::info!(domains = ?core.config().domains, "serving");
     let _ = server.core.set(core.clone());
     let _ = server.transports.set(transports);
@@ -523,12 +535,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             }
         })
     };
-    let reloads = tokio::spawn(reload_on_sighup(
-        live,
-        store,
-        server.metrics.clone(),
-        cfg.routing.script.clone(),
-    ));
+    let reloads = tokio::spawn(reloader().on_sighup());
     shutdown_signal().await;
     reloads.abort();
     if let Some(api) = api {
@@ -546,35 +553,31 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if server.persist.send(flush).is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
     }
+    checkpoints.abort();
     Ok(())
 }
 
 /// Starts the management API when configured; its task.
 async fn start_api(
     cfg: &Config,
-    store: &Store,
-    live: &Live,
-    metrics: &Arc<Metrics>,
+    reloader: Reloader,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(addr) = cfg.api.address() else {
         return Ok(None);
     };
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr} for the management API ([api] listen; \"\" turns it off)")
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr} for the management API: {e} (another address in [api] \
+             listen or --api ADDR, or none: --api off or [api] listen = \"\")"
+        )
     })?;
     let token = api::token(cfg.api.token.as_deref(), &cfg.api.token_file)?;
-    let (core, path) = (live.core.clone(), cfg.routing.script.clone());
     let state = Arc::new(ApiState {
-        store: store.clone(),
-        live: live.clone(),
+        store: reloader.store.clone(),
+        live: reloader.live.clone(),
         token,
-        metrics: metrics.clone(),
-        reload_script: Box::new(move || {
-            let script = load_script(path.as_deref()).map_err(|e| format!("{e:#}"))?;
-            core.reload(script);
-            tracing::info!("routing script reloaded");
-            Ok(())
-        }),
+        metrics: reloader.metrics.clone(),
+        reloader,
     });
     tracing::info!(%addr, "management API listening");
     let app = api::router(state);
@@ -583,35 +586,6 @@ async fn start_api(
             tracing::error!(error = %e, "management API stopped");
         }
     })))
-}
-
-/// Reloads the directory and the routing script on each SIGHUP; a script with errors
-/// leaves the running one in place.
-async fn reload_on_sighup(
-    live: Live,
-    store: Store,
-    metrics: Arc<Metrics>,
-    path: Option<std::path::PathBuf>,
-) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        return;
-    };
-    while hup.recv().await.is_some() {
-        if let Err(e) = load_directory(&live.core, &store).await {
-            tracing::error!("subscribers, domains and aliases not reloaded: {e:#}");
-        }
-        match load_script(path.as_deref()) {
-            Ok(script) => {
-                live.core.reload(script);
-                metrics.reloaded(true);
-                tracing::info!("routing script reloaded");
-            }
-            Err(e) => {
-                metrics.reloaded(false);
-                tracing::error!("routing script not reloaded, the old one keeps running:\n{e:#}")
-            }
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -23,13 +23,34 @@ impl Live {
     }
 }
 
-/// Gives the core the subscribers, hosted domains and aliases in the database; returns the
-/// number of subscribers.
-pub(crate) async fn load_directory(core: &Core, store: &Store) -> Result<usize, StoreError> {
+/// How much a directory holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Directory {
+    pub(crate) subscribers: usize,
+    pub(crate) domains: usize,
+    pub(crate) aliases: usize,
+}
+
+impl std::fmt::Display for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} subscriber(s), {} domain(s), {} alias(es)",
+            self.subscribers, self.domains, self.aliases
+        )
+    }
+}
+
+/// Gives the core the subscribers, hosted domains and aliases in the database; how many.
+pub(crate) async fn load_directory(core: &Core, store: &Store) -> Result<Directory, StoreError> {
     let subscribers = store.load_subscribers().await?;
     let domains = store.domains().await?;
     let aliases = store.aliases(None).await?;
-    let n = subscribers.len();
+    let directory = Directory {
+        subscribers: subscribers.len(),
+        domains: domains.len(),
+        aliases: aliases.len(),
+    };
     core.set_subscribers(Arc::new(subscribers));
     core.config().hosted.replace(
         domains
@@ -52,5 +73,5 @@ pub(crate) async fn load_directory(core: &Core, store: &Store) -> Result<usize, 
             })
             .collect(),
     );
-    Ok(n)
+    Ok(directory)
 }

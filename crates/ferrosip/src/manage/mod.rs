@@ -6,7 +6,7 @@ mod live;
 mod ops;
 
 pub(crate) use client::Client;
-pub(crate) use live::{load_directory, Live};
+pub(crate) use live::{load_directory, Directory, Live};
 pub(crate) use ops::{execute, split};
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,33 @@ pub(crate) enum Op {
     AliasList { domain: Option<String> },
     LocationShow { aor: Option<String> },
     LocationRm { aor: String },
+}
+
+impl Op {
+    /// Whether the operation adds something (and so may create the database).
+    pub(crate) fn adds(&self) -> bool {
+        matches!(
+            self,
+            Op::UserAdd { .. } | Op::DomainAdd { .. } | Op::AliasAdd { .. }
+        )
+    }
+
+    /// What the CLI says when a list or a show finds nothing.
+    pub(crate) fn none_found(&self) -> String {
+        let within = |domain: &Option<String>| {
+            domain
+                .as_ref()
+                .map_or(String::new(), |d| format!(" in {d}"))
+        };
+        match self {
+            Op::UserList { domain } => format!("no subscribers{}", within(domain)),
+            Op::DomainList => "no domains".into(),
+            Op::AliasList { domain } => format!("no aliases{}", within(domain)),
+            Op::LocationShow { aor: Some(aor) } => format!("no contacts for {aor}"),
+            Op::LocationShow { aor: None } => "no contacts".into(),
+            _ => "nothing found".into(),
+        }
+    }
 }
 
 /// A subscriber as shown.
@@ -112,6 +139,17 @@ impl From<store::StoreError> for OpError {
 }
 
 impl Reply {
+    /// An empty list.
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            Reply::Domains(l) => l.is_empty(),
+            Reply::Users(l) => l.is_empty(),
+            Reply::Aliases(l) => l.is_empty(),
+            Reply::Contacts(l) => l.is_empty(),
+            Reply::Done { .. } | Reply::User(_) => false,
+        }
+    }
+
     /// Prints the reply as the CLI shows it.
     pub(crate) fn print(&self) {
         match self {

@@ -51,15 +51,23 @@ impl Server {
 
     /// Starts on a given port (a restart reuses the port and database).
     pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Server {
-        let listens = [
-            format!("udp:127.0.0.1:{port}"),
-            format!("tcp:127.0.0.1:{port}"),
-        ];
-        Server::start_listens(dir, port, &listens, extra)
+        Server::start_listens(dir, port, &loopback(port), extra)
+    }
+
+    /// Starts on a fresh port logging what `filter` (`FERROSIP_LOG`) lets through, for a
+    /// test that reads the log.
+    pub fn start_logging(dir: &Path, extra: &[&str], filter: &str) -> Server {
+        let port = free_port();
+        Server::launch(dir, port, &loopback(port), extra, filter)
     }
 
     /// Starts with these listen addresses; `port` is the IPv4 loopback one used to probe.
     pub fn start_listens(dir: &Path, port: u16, listens: &[String], extra: &[&str]) -> Server {
+        let filter = std::env::var("TEST_LOG").unwrap_or("warn".into());
+        Server::launch(dir, port, listens, extra, &filter)
+    }
+
+    fn launch(dir: &Path, port: u16, listens: &[String], extra: &[&str], filter: &str) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrosip"));
         cmd.arg("serve");
         for l in listens {
@@ -80,10 +88,7 @@ impl Server {
         let child = cmd
             .current_dir(dir)
             .args(extra)
-            .env(
-                "FERROSIP_LOG",
-                std::env::var("TEST_LOG").unwrap_or("warn".into()),
-            )
+            .env("FERROSIP_LOG", filter)
             .stdout(Stdio::null())
             .stderr(log_file(dir))
             .spawn()
@@ -162,6 +167,14 @@ impl Drop for Server {
             eprintln!("--- ferrosip's log ---\n{}", self.log());
         }
     }
+}
+
+/// UDP and TCP on `port` of 127.0.0.1.
+fn loopback(port: u16) -> [String; 2] {
+    [
+        format!("udp:127.0.0.1:{port}"),
+        format!("tcp:127.0.0.1:{port}"),
+    ]
 }
 
 /// The server's log file in its folder.

@@ -48,7 +48,7 @@ pub fn sipp(
     c.args(["-timeout", "15", "-timeout_error", "-recv_timeout", "10000"]);
     c.stdout(Stdio::null())
         .stderr(Stdio::null())
-        .current_dir(std::env::temp_dir());
+        .current_dir(env!("CARGO_TARGET_TMPDIR"));
     c
 }
 

@@ -65,6 +65,37 @@ async fn a_path_and_both_urls_open_the_same_file() {
     }
 }
 
+#[test]
+fn sqlite_file_names_the_file_of_sqlite_urls_only() {
+    use crate::sqlite_file;
+    use std::path::Path;
+    for url in [
+        "/var/lib/f.db",
+        "sqlite:/var/lib/f.db",
+        "sqlite:///var/lib/f.db",
+    ] {
+        assert_eq!(sqlite_file(url), Some(Path::new("/var/lib/f.db")), "{url}");
+    }
+    assert_eq!(sqlite_file("f.db"), Some(Path::new("f.db")));
+    assert_eq!(sqlite_file("postgres://u@h/d"), None);
+    assert_eq!(sqlite_file("mysql://u@h/d"), None);
+}
+
+#[tokio::test]
+async fn close_leaves_no_log_beside_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    store.add_domain("example.com").await.unwrap();
+    let beside = |suffix: &str| dir.path().join(format!("c.db{suffix}")).exists();
+    assert!(beside("-wal"), "open in WAL mode");
+    store.close().await;
+    assert!(!beside("-wal") && !beside("-shm"), "log and index removed");
+    let again = Store::open(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(again.domains().await.unwrap(), ["example.com"]);
+    again.close().await;
+}
+
 /// The first migrations moved to `migrations/sqlite/` unchanged: sqlx refuses a database
 /// whose applied migrations' checksums (SHA-384 of the file) differ.
 #[test]

@@ -1,0 +1,95 @@
+//! Reloading a running server, on SIGHUP and through the API alike: its directory
+//! (subscribers, domains, aliases) from the database, then its routing script. Each reload
+//! is logged with what it loaded.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sip_proxy::Core;
+use store::{Store, StoreError};
+
+use crate::manage::{load_directory, Directory, Live};
+use crate::metrics::Metrics;
+use crate::script::load_script;
+
+/// What a reload needs.
+pub(crate) struct Reloader {
+    pub(crate) live: Live,
+    pub(crate) store: Store,
+    pub(crate) metrics: Arc<Metrics>,
+    /// The configured script; the built-in default without one.
+    pub(crate) script: Option<PathBuf>,
+}
+
+/// Why a reload failed.
+pub(crate) enum Refused {
+    /// The database failed; nothing was reloaded.
+    Directory(StoreError),
+    /// The script has errors; the old one keeps running (the directory was reloaded).
+    Script(String),
+}
+
+impl Reloader {
+    /// Reloads the directory, then the script; what was loaded, as logged.
+    pub(crate) async fn reload(&self) -> Result<String, Refused> {
+        let core = &self.live.core;
+        let directory = load_directory(core, &self.store).await.map_err(|e| {
+            tracing::error!("subscribers, domains and aliases not reloaded: {e}");
+            Refused::Directory(e)
+        })?;
+        log_directory(core, &directory, "directory reloaded");
+        let name = self.script_name();
+        let result = load_script(self.script.as_deref());
+        self.metrics.reloaded(result.is_ok());
+        match result {
+            Ok(script) => {
+                core.reload(script);
+                tracing::info!(script = %name, "routing script reloaded");
+                Ok(format!(
+                    "reloaded {directory} and the routing script {name}"
+                ))
+            }
+            Err(e) => {
+                let e = format!("{e:#}");
+                tracing::error!("routing script not reloaded, the old one keeps running:\n{e}");
+                Err(Refused::Script(e))
+            }
+        }
+    }
+
+    /// Reloads on each SIGHUP, for as long as the server runs.
+    pub(crate) async fn on_sighup(self) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            let _ = self.reload().await;
+        }
+    }
+
+    fn script_name(&self) -> String {
+        self.script
+            .as_deref()
+            .map_or("(the built-in default)".into(), |p| p.display().to_string())
+    }
+}
+
+/// Logs the directory the server now holds, and warns of domains anyone may register in.
+pub(crate) fn log_directory(core: &Core, directory: &Directory, what: &str) {
+    tracing::info!(
+        subscribers = directory.subscribers,
+        domains = directory.domains,
+        aliases = directory.aliases,
+        hosted = ?core.config().hosted.list(),
+        "{what}"
+    );
+    let open = core.open_domains();
+    if !open.is_empty() {
+        tracing::warn!(
+            domains = ?open,
+            "these domains have no subscribers: anyone may register in them (add one with `ferrosip user add`)"
+        );
+    }
+}
