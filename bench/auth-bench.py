@@ -334,7 +334,9 @@ class Server:
             algs = ", ".join(f'"{a}"' for a in self.opts)
             with open(cfg, "w") as f:
                 f.write(f'[server]\nlisten = ["udp:127.0.0.1:{port}"]\ndatabase = "{self.db}"\n\n'
-                        f'[auth]\nalgorithms = [{algs}]\n\n[security]\nflood_limit = 0\n')
+                        f'[auth]\nalgorithms = [{algs}]\n\n[security]\nflood_limit = 0\n\n'
+                        # one sipp is one source
+                        f'[registrar]\nmax_bindings_per_source = 0\n')
             cmd = [self.binary, "serve", "--config", cfg]
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
