@@ -484,7 +484,7 @@ async fn serve_with(
     )
     .await?;
     let mut proxy = proxy_config(&cfg, &transports.local_addrs())?;
-    proxy.route_secret = route_secret(&store, proxy.route_secret).await?;
+    proxy.route_secret = route_secret(store, proxy.route_secret).await?;
     let core = Arc::new(Core::with_script(proxy, location.clone(), script));
     tell_time(&core);
     let directory = load_directory(&core, store)
