@@ -231,7 +231,13 @@ fn a_realm_of_sha256_alone_refuses_md5_credentials() {
         ua.recv().status()
     };
     assert_eq!(register(2, &md5), Some(401), "MD5 is not taken");
-    assert_eq!(register(3, &good), Some(200));
+    // Credentials in both algorithms, MD5 first: the SHA-256 ones are taken.
+    let both = alice_register(&s, &ua, "reg-256", 3, Some(&md5)).replace(
+        "Max-Forwards: 70\n",
+        &format!("Authorization: {good}\nMax-Forwards: 70\n"),
+    );
+    ua.send(s.addr(), &both);
+    assert_eq!(ua.recv().status(), Some(200));
 }
 
 /// sipp answers only MD5 challenges, and only the first: the default configuration.
@@ -398,6 +404,12 @@ fn failed_authentications_ban_and_floods_are_cut() {
         .map(|c| c.name("host").expect("host").as_str())
         .collect();
     assert_eq!(hosts, ["127.0.0.1", "127.0.0.1"], "{log}");
+    // As fail2ban's systemd backend shows a journal line: "HOST ferrosip[PID]: " in front.
+    for line in log.lines().filter(|l| l.contains("authentication failed")) {
+        let journal = format!("vm ferrosip[4242]: {line}");
+        let host = re.captures(&journal).and_then(|c| c.name("host"));
+        assert_eq!(host.map(|h| h.as_str()), Some("127.0.0.1"), "{journal}");
+    }
 
     // Floods: another server, at most 5 requests a second from one address.
     let dir = tempfile::tempdir().expect("tempdir");

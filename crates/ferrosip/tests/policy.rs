@@ -150,6 +150,7 @@ fn user_add_refuses_user_parts_that_are_not_sip_syntax() {
         "a\"b@example.com",
         "bob@exa mple.com",
         "bob@-bad.com",
+        "bob@[v1.fe]",
     ] {
         let out = support::cli(
             &["user", "add", bad, "--password-stdin", "--db", db],
@@ -257,19 +258,24 @@ fn a_forged_route_set_relays_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Server::start(dir.path(), &[]);
     let (ua, victim) = (Ua::new(), Ua::new());
-    let forged = |route: &str, branch: &str| {
+    let forged = |route: &str, to_params: &str, branch: &str| {
         format!(
             "INVITE sip:victim@127.0.0.1:{v} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK{branch}\n\
-{route}From: <sip:alice@127.0.0.1>;tag=a\nTo: <sip:victim@127.0.0.2>;tag=made-up\nCall-ID: forged-{branch}\n\
+{route}From: <sip:alice@127.0.0.1>;tag=a\nTo: <sip:victim@127.0.0.2>{to_params}\nCall-ID: forged-{branch}\n\
 CSeq: 1 INVITE\nContact: <sip:alice@127.0.0.1:{p}>\nMax-Forwards: 70\nContent-Length: 0\n\n",
             v = victim.port,
             p = ua.port
         )
     };
     let ours = format!("Route: <sip:127.0.0.1:{};lr>\n", s.port);
-    for (route, branch) in [(ours.as_str(), "f1"), ("", "f2")] {
-        ua.send(s.addr(), &forged(route, branch));
-        assert_eq!(ua.recv().status(), Some(404), "{route:?}");
+    // (The third hides its tag from a scan that stops at the last `>`.)
+    for (route, to_params, branch) in [
+        (ours.as_str(), ";tag=made-up", "f1"),
+        ("", ";tag=made-up", "f2"),
+        (ours.as_str(), ";tag=z;x=\"q>\"", "f3"),
+    ] {
+        ua.send(s.addr(), &forged(route, to_params, branch));
+        assert_eq!(ua.recv().status(), Some(404), "{route:?} {to_params}");
     }
     assert!(
         victim

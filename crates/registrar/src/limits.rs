@@ -29,7 +29,8 @@ fn key_of(source: &str) -> Option<SourceKey> {
         .map(|a| a.ip())
         .or_else(|_| addr.parse::<IpAddr>())
         .ok()?;
-    Some(match ip {
+    // An IPv4 peer of a dual-stack socket (::ffff:a.b.c.d) is that IPv4 address.
+    Some(match ip.to_canonical() {
         IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a) & !u128::from(u64::MAX) | 1,
     })
@@ -176,6 +177,14 @@ mod tests {
         assert_ne!(
             key_of("udp:[2001:db8::1]:5060"),
             key_of("udp:[2001:db8:0:1::1]:9")
+        );
+        assert_eq!(
+            key_of("tcp:[::ffff:192.0.2.1]:5060"),
+            key_of("udp:192.0.2.1:5060")
+        );
+        assert_ne!(
+            key_of("tcp:[::ffff:192.0.2.1]:5060"),
+            key_of("tcp:[::ffff:192.0.2.2]:5060")
         );
         assert_eq!(key_of("nonsense"), None);
     }

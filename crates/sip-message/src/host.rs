@@ -110,13 +110,12 @@ pub fn canonical_domain(host: &str) -> Cow<'_, str> {
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    if inner.contains(':') {
-        if let Ok(a) = parse_ipv6(inner) {
-            return Cow::Owned(a.to_string());
-        }
+    if let Ok(a) = parse_ipv6(inner) {
+        return Cow::Owned(a.to_string());
     }
-    let inner = inner.strip_suffix('.').unwrap_or(inner);
-    Cow::Owned(inner.to_ascii_lowercase())
+    // Brackets around anything but an IPv6 address stay (and make no valid host).
+    let host = host.strip_suffix('.').unwrap_or(host);
+    Cow::Owned(host.to_ascii_lowercase())
 }
 
 /// A canonical domain as it is written in a URI: an IPv6 address in brackets.
@@ -236,6 +235,11 @@ mod tests {
             assert_eq!(canonical_domain(given), canonical, "{given}");
         }
         assert!(matches!(canonical_domain("example.com"), Cow::Borrowed(_)));
+        assert_eq!(
+            canonical_domain("[v1.FE]"),
+            "[v1.fe]",
+            "not an IPv6 address"
+        );
         assert_eq!(domain_in_uri("::1"), "[::1]");
         assert_eq!(domain_in_uri("example.com"), "example.com");
     }

@@ -761,7 +761,7 @@ impl Context {
             status,
             reason,
             canceled: self.cancelled,
-            timed_out: self.best.is_none() || self.best_timed_out,
+            timed_out: !self.cancelled && (self.best.is_none() || self.best_timed_out),
         })
     }
 

@@ -379,8 +379,9 @@ impl Core {
     /// interface (`record_route`, the inbound one), a second Record-Route names that one
     /// (RFC 5658), so that each side reaches us the way it did. A UDP request too large for
     /// the path MTU goes over TCP instead (RFC 3261 §18.1.1) when we listen on TCP, unless
-    /// `udp_only` (a client that registered over UDP). `None` when no interface reaches
-    /// `dest`.
+    /// `udp_only` (a client that registered over UDP: a deliberate departure from that
+    /// MUST, as Kamailio's default, for a phone may listen on nothing else or sit behind a
+    /// NAT that lets only UDP in). `None` when no interface reaches `dest`.
     fn prepare(
         &self,
         msg: &Message,

@@ -36,15 +36,16 @@ fn realm<'m>(msg: &'m Message, arg: &'m str) -> Cow<'m, str> {
 fn authorize(c: &mut RouteCtx<'_>, args: &[Value<'_>], name: HeaderName) -> i64 {
     let arg = args.first().map(Value::as_str).unwrap_or_default();
     let realm = realm(c.msg, &arg).into_owned();
-    let found = c
+    // Credentials in an algorithm the realm does not offer are not taken (a downgrade);
+    // a client may send one per algorithm.
+    let offered = c.core.config().digest_algorithms_for(&realm);
+    let Some(cr) = c
         .msg
         .auth_headers(name)
         .filter_map(Result::ok)
         .filter_map(|h| Credentials::from_header(&h).ok())
-        .find(|cr| cr.realm.eq_ignore_ascii_case(&realm));
-    // Credentials in an algorithm the realm does not offer are not taken (a downgrade).
-    let offered = c.core.config().digest_algorithms_for(&realm);
-    let Some(cr) = found.filter(|cr| offered.contains(&cr.algorithm)) else {
+        .find(|cr| cr.realm.eq_ignore_ascii_case(&realm) && offered.contains(&cr.algorithm))
+    else {
         return -1;
     };
     // The credentials must be for this request (RFC 2617 §3.2.2.5): a response moved onto

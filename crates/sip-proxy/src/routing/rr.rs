@@ -22,11 +22,10 @@ fn record_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
 
 fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     use sip_message::HeaderName;
-    // Only an in-dialog request with a Route has a key to check.
+    // Only an in-dialog request with a Route has a key to check; in-dialog as `has_totag()`
+    // reads it (the parsed To), so that the script and this check never disagree.
     let in_dialog = c.msg.header(HeaderName::Route).is_some()
-        && c.msg
-            .header(HeaderName::To)
-            .is_some_and(|h| crate::route_key::tag_of(h.value).is_some());
+        && c.msg.to().ok().and_then(|t| t.tag()).is_some();
     let edit = preprocess(c.core.config(), c.msg, in_dialog);
     if let Some(uri) = &edit.new_uri {
         // Strict routing: the last Route is the real Request-URI.

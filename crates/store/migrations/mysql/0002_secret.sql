@@ -2,4 +2,4 @@
 CREATE TABLE secret (
     name  VARCHAR(64) NOT NULL PRIMARY KEY,
     value TEXT NOT NULL
-);
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
