@@ -48,15 +48,18 @@ fn core() -> &'static Core {
             advertised: vec![(Protocol::Udp, "192.0.2.1:5060".parse().expect("addr"))],
             timer_c: Duration::from_secs(180),
             timers: sip_transaction::TimerConfig::default(),
-            registrar: RegistrarConfig::default(),
+            // Every input comes from one address: no limit of bindings per source either.
+            registrar: RegistrarConfig { max_bindings_per_source: 0, ..RegistrarConfig::default() },
             agent: "fuzz".into(),
             digest_algorithms: auth::Algorithm::ALL.to_vec(),
+            realm_algorithms: Default::default(),
             nonce_lifetime: Duration::from_secs(300),
             trusted: Vec::new(),
             // Every input comes from one address: limits would stop the fuzzing.
             guard: sip_proxy::GuardConfig { flood_limit: 0, auth_failures: 0, ..Default::default() },
             branch_secret: sip_proxy::BranchSecret([0; 16]),
             nonce_secret: sip_proxy::NonceSecret([0; 32]),
+            route_secret: sip_proxy::RouteSecret([0; 16]),
             max_pending_writes: usize::MAX,
             max_transactions: 100_000,
         };
