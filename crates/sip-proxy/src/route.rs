@@ -27,9 +27,9 @@ pub(crate) struct RouteEdit {
     pub(crate) keyed: bool,
 }
 
-/// Applies §16.4 to a request; `check_key`: whether the entry of ours it takes off must
-/// carry our key (an in-dialog request), for `keyed`.
-pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, check_key: bool) -> RouteEdit {
+/// Applies §16.4 to a request; `to_tag`: an in-dialog request's To tag, when the entry of
+/// ours it takes off must carry our key (for `keyed`).
+pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, to_tag: Option<&str>) -> RouteEdit {
     let mut edit = RouteEdit::default();
     let routes: Vec<_> = msg.routes().filter_map(Result::ok).collect();
     // A strict router put our Record-Route URI (no user part) in the Request-URI.
@@ -45,14 +45,15 @@ pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, check_key: bool) -> R
                 edit.remove = Some(h.index);
             }
         }
-        edit.keyed = check_key && msg.request_uri().is_some_and(|u| keyed(cfg, msg, &u));
+        edit.keyed =
+            to_tag.is_some_and(|t| msg.request_uri().is_some_and(|u| keyed(cfg, msg, &u, t)));
         edit.next_is_route = routes.len() > 1;
         return edit;
     }
     if routes.first().is_some_and(|r| is_us(cfg, &r.uri)) {
         let double = routes.get(1).is_some_and(|r| is_us(cfg, &r.uri));
         edit.pop_routes = if double { 2 } else { 1 };
-        edit.keyed = check_key && keyed(cfg, msg, &routes[0].uri);
+        edit.keyed = to_tag.is_some_and(|t| keyed(cfg, msg, &routes[0].uri, t));
         edit.next_is_route = routes.len() > edit.pop_routes;
     } else {
         edit.next_is_route = !routes.is_empty();
@@ -61,8 +62,8 @@ pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, check_key: bool) -> R
 }
 
 /// True when `uri` (one of ours) carries our key for the dialog of `msg`.
-fn keyed(cfg: &ProxyConfig, msg: &Message, uri: &sip_message::Uri<'_>) -> bool {
+fn keyed(cfg: &ProxyConfig, msg: &Message, uri: &sip_message::Uri<'_>, to_tag: &str) -> bool {
     uri.as_sip()
         .and_then(|s| s.params.get(route_key::PARAM).flatten())
-        .is_some_and(|k| route_key::verifies(&cfg.route_secret, msg, k))
+        .is_some_and(|k| route_key::verifies(&cfg.route_secret, msg, k, to_tag))
 }

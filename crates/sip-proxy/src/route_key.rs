@@ -40,32 +40,40 @@ pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str) -> String {
         .collect()
 }
 
-/// The tag of the From or To header as the parser reads it (the same reading as
-/// `has_totag()`: a quick scan could be made to disagree, and fail open).
-fn header_tag(msg: &Message, name: HeaderName) -> Option<String> {
-    let party = match name {
-        HeaderName::To => msg.to(),
-        _ => msg.from(),
-    };
-    party.ok()?.tag().map(str::to_owned)
+/// The `tag` parameter of a From value found by a scan, not a parse (this runs for every
+/// in-dialog request): among the parameters after the `>` that closes the URI, or after
+/// the URI of an addr-spec. Only for checking a key: a scan and the parser may be made to
+/// disagree, and a wrong tag here fails the check (whoever could make it pass with another
+/// tag holds a key for that tag anyway). Whether a request is in-dialog is never decided by
+/// it.
+fn scanned_tag(value: &str) -> Option<&str> {
+    let params = value.rfind('>').map_or(value, |i| &value[i + 1..]);
+    params.split(';').skip(1).find_map(|p| {
+        let (name, v) = p.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("tag").then(|| v.trim())
+    })
 }
 
-/// The token for the dialog an initial request begins (its From tag); `None` without one.
+/// The token for the dialog an initial request begins (its From tag, parsed); `None`
+/// without one.
 pub(crate) fn for_request(secret: &RouteSecret, msg: &Message) -> Option<String> {
     let call_id = msg.call_id().ok()?;
-    Some(token(secret, call_id, &header_tag(msg, HeaderName::From)?))
+    let from = msg.from().ok()?;
+    Some(token(secret, call_id, from.tag()?))
 }
 
-/// True when `value` is the token of the dialog of in-dialog request `msg`: made from its
-/// From tag (sent by the caller) or its To tag (sent by the callee).
-pub(crate) fn verifies(secret: &RouteSecret, msg: &Message, value: &str) -> bool {
+/// True when `value` is the token of the dialog of in-dialog request `msg`, whose To tag
+/// (parsed) is `to_tag`: made from that tag (a request of the callee's) or from its From
+/// tag (one of the caller's).
+pub(crate) fn verifies(secret: &RouteSecret, msg: &Message, value: &str, to_tag: &str) -> bool {
     let (Ok(call_id), Ok(given)) = (msg.call_id(), u64::from_str_radix(value, 16)) else {
         return false;
     };
-    [HeaderName::From, HeaderName::To]
-        .into_iter()
-        .filter_map(|name| header_tag(msg, name))
-        .any(|tag| token_of(secret, call_id, &tag) == given)
+    token_of(secret, call_id, to_tag) == given
+        || msg
+            .header(HeaderName::From)
+            .and_then(|h| scanned_tag(h.value))
+            .is_some_and(|tag| token_of(secret, call_id, tag) == given)
 }
 
 #[cfg(test)]
@@ -87,30 +95,52 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\
         let initial = msg("caller", "x");
         let t = for_request(&KEY, &initial).expect("token");
         assert!(
-            verifies(&KEY, &msg("caller", "callee"), &t),
+            verifies(&KEY, &msg("caller", "callee"), &t, "callee"),
             "the caller's request"
         );
         assert!(
-            verifies(&KEY, &msg("callee", "caller"), &t),
+            verifies(&KEY, &msg("callee", "caller"), &t, "caller"),
             "the callee's request"
         );
         assert!(
-            !verifies(&KEY, &msg("other", "callee"), &t),
+            !verifies(&KEY, &msg("other", "callee"), &t, "callee"),
             "another dialog"
         );
         assert!(
-            !verifies(&RouteSecret([7; 16]), &msg("caller", "callee"), &t),
+            !verifies(
+                &RouteSecret([7; 16]),
+                &msg("caller", "callee"),
+                &t,
+                "callee"
+            ),
             "another key"
         );
         assert!(!verifies(
             &KEY,
             &msg("caller", "callee"),
-            "0000000000000000"
+            "0000000000000000",
+            "callee"
         ));
     }
 
     #[test]
     fn a_key_that_is_not_hex_does_not_verify() {
-        assert!(!verifies(&KEY, &msg("caller", "callee"), "not hex"));
+        assert!(!verifies(
+            &KEY,
+            &msg("caller", "callee"),
+            "not hex",
+            "callee"
+        ));
+    }
+
+    #[test]
+    fn from_tags_are_found_after_the_uri() {
+        assert_eq!(scanned_tag("<sip:a@h;tag=no>;tag=yes"), Some("yes"));
+        assert_eq!(
+            scanned_tag("\"A ;tag=no\" <sip:a@h> ; TAG = yes ;x=1"),
+            Some("yes")
+        );
+        assert_eq!(scanned_tag("sip:a@h;tag=yes"), Some("yes"));
+        assert_eq!(scanned_tag("<sip:a@h>"), None);
     }
 }

@@ -24,9 +24,13 @@ fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     use sip_message::HeaderName;
     // Only an in-dialog request with a Route has a key to check; in-dialog as `has_totag()`
     // reads it (the parsed To), so that the script and this check never disagree.
-    let in_dialog = c.msg.header(HeaderName::Route).is_some()
-        && c.msg.to().ok().and_then(|t| t.tag()).is_some();
-    let edit = preprocess(c.core.config(), c.msg, in_dialog);
+    let to = c
+        .msg
+        .header(HeaderName::Route)
+        .and_then(|_| c.msg.to().ok());
+    let to_tag = to.as_ref().and_then(|t| t.tag());
+    let in_dialog = to_tag.is_some();
+    let edit = preprocess(c.core.config(), c.msg, to_tag);
     if let Some(uri) = &edit.new_uri {
         // Strict routing: the last Route is the real Request-URI.
         c.set.ruri = Some(uri.clone());
