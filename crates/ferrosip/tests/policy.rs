@@ -284,3 +284,61 @@ CSeq: 1 INVITE\nContact: <sip:alice@127.0.0.1:{p}>\nMax-Forwards: 70\nContent-Le
         "nothing reached the foreign target"
     );
 }
+
+/// The key of a Route set is good for its dialog's parties only: someone who takes part in
+/// a dialog through us (here calling themselves in an open domain) and reads the key cannot
+/// send that dialog's in-dialog requests anywhere else.
+#[test]
+fn a_route_key_is_no_pass_to_other_targets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]);
+    let (me, victim) = (Ua::new(), Ua::new());
+    me.send(s.addr(), &me.register(s.port, "me", "reg-me", 1, ""));
+    assert_eq!(me.recv().status(), Some(200));
+    let invite = format!(
+        "INVITE sip:me@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKself\n\
+From: <sip:me@127.0.0.1>;tag=mine\nTo: <sip:me@127.0.0.1>\nCall-ID: self-call\nCSeq: 1 INVITE\n\
+Contact: <sip:me@127.0.0.1:{p}>\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        p = me.port
+    );
+    me.send(s.addr(), &invite);
+    // The INVITE reaches me as the callee, with our Record-Route and its key.
+    let forwarded = loop {
+        let m = me.recv();
+        if m.is_request() {
+            break m;
+        }
+    };
+    let rr = forwarded
+        .header(HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .expect("record-routed");
+    assert!(rr.contains(";rk="), "{rr}");
+    for (i, (from_tag, to_tag)) in [("mine", "b"), ("b", "mine")].into_iter().enumerate() {
+        let message = format!(
+            "MESSAGE sip:victim@127.0.0.1:{v} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKuse{i}\n\
+Route: {rr}\nFrom: <sip:me@127.0.0.1>;tag={from_tag}\nTo: <sip:victim@127.0.0.1>;tag={to_tag}\n\
+Call-ID: self-call\nCSeq: {n} MESSAGE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            v = victim.port,
+            p = me.port,
+            n = 10 + i
+        );
+        me.send(s.addr(), &message);
+        let answer = loop {
+            let m = me.recv();
+            if m.status().is_some()
+                && m.call_id().ok() == Some("self-call")
+                && m.cseq().is_ok_and(|c| c.seq == 10 + i as u32)
+            {
+                break m;
+            }
+        };
+        assert_eq!(answer.status(), Some(404), "{from_tag}/{to_tag}");
+    }
+    assert!(
+        victim
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_none(),
+        "nothing reached the other target"
+    );
+}

@@ -98,6 +98,14 @@ impl<'m> Editor<'m> {
         self
     }
 
+    /// Replaces `part`, a slice of this message's text (a parameter's value, say), with
+    /// `text`.
+    pub fn replace(&mut self, part: &str, text: &str) -> &mut Self {
+        let start = self.msg.offset_of(part);
+        self.splice(start, start + part.len(), &[text]);
+        self
+    }
+
     /// Removes every field with this name.
     pub fn remove_headers(&mut self, name: HeaderName) -> &mut Self {
         let indexes: SmallVec<[usize; 8]> = self.msg.headers_named(name).map(|h| h.index).collect();

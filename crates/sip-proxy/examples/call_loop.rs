@@ -51,6 +51,14 @@ Content-Length: 0\n\n"
     }
 }
 
+/// The first Record-Route value of a message's text.
+fn record_route_in(data: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(data).ok()?;
+    let start = text.find("\r\nRecord-Route: ")? + "\r\nRecord-Route: ".len();
+    let end = start + text[start..].find("\r\n")?;
+    Some(text[start..end].to_owned())
+}
+
 /// One call; true when every request reached the callee.
 #[inline(never)]
 fn call(core: &Core, i: usize) -> bool {
@@ -66,18 +74,26 @@ Content-Type: application/sdp\nContent-Length: 5\n\nv=0\n"
         return false;
     };
     let mut reached = fwd.is_request();
-    // Our Record-Route (with the dialog's key), as the callee echoes it and the caller's
-    // in-dialog requests carry it back.
-    let rr = fwd
-        .header(sip_message::HeaderName::RecordRoute)
-        .map_or(String::new(), |h| h.value.to_owned());
+    // Our Record-Route as the callee echoes it; the caller's in-dialog requests carry it as
+    // the 200 relayed to the caller has it (keyed for the callee's Contact).
+    let record_route = |m: &Message| {
+        m.header(sip_message::HeaderName::RecordRoute)
+            .map_or(String::new(), |h| h.value.to_owned())
+    };
+    let echoed = record_route(&fwd);
+    let mut rr = String::new();
     for code in [180, 200] {
         let resp = ResponseBuilder::for_request(&fwd, code, "OK", Some("b"))
             .header("Contact", "<sip:bob@192.0.2.20:5060>")
-            .header("Record-Route", &rr)
+            .header("Record-Route", &echoed)
             .build();
         let resp = Message::parse(resp).expect("response");
-        core.handle_message(now, resp, callee);
+        for c in core.handle_message(now, resp, callee) {
+            // Read off the bytes, not parsed: the workload's own work stays out of the count.
+            if let Command::Send { data, .. } = c {
+                rr = record_route_in(&data).unwrap_or_default();
+            }
+        }
     }
     for (method, cseq) in [("ACK", 1), ("BYE", 2)] {
         let req = parse(format!(

@@ -623,13 +623,13 @@ impl Context {
                     self.cancel_branch(now, cfg, i);
                 }
                 if code > 100 && !self.answered {
-                    self.respond(now, code, strip_top_via(&resp));
+                    self.respond(now, code, crate::route_key::for_caller(cfg, &resp));
                 }
             }
             200..=299 => {
                 self.branches[i].status = Some(code);
                 self.answered = true;
-                self.forward_2xx(now, code, strip_top_via(&resp), out);
+                self.forward_2xx(now, code, crate::route_key::for_caller(cfg, &resp), out);
                 self.pending.clear();
                 for j in 0..self.branches.len() {
                     self.cancel_branch(now, cfg, j);

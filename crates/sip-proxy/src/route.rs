@@ -45,15 +45,23 @@ pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, to_tag: Option<&str>)
                 edit.remove = Some(h.index);
             }
         }
-        edit.keyed =
-            to_tag.is_some_and(|t| msg.request_uri().is_some_and(|u| keyed(cfg, msg, &u, t)));
+        // The remote target is the last Route here.
+        let target = routes.last().and_then(|r| route_key::Target::of(&r.uri));
+        edit.keyed = match (to_tag, msg.request_uri(), target) {
+            (Some(t), Some(u), Some(target)) => keyed(cfg, msg, &u, t, &target),
+            _ => false,
+        };
         edit.next_is_route = routes.len() > 1;
         return edit;
     }
     if routes.first().is_some_and(|r| is_us(cfg, &r.uri)) {
         let double = routes.get(1).is_some_and(|r| is_us(cfg, &r.uri));
         edit.pop_routes = if double { 2 } else { 1 };
-        edit.keyed = to_tag.is_some_and(|t| keyed(cfg, msg, &routes[0].uri, t));
+        let target = msg.request_uri().and_then(|u| route_key::Target::of(&u));
+        edit.keyed = match (to_tag, target) {
+            (Some(t), Some(target)) => keyed(cfg, msg, &routes[0].uri, t, &target),
+            _ => false,
+        };
         edit.next_is_route = routes.len() > edit.pop_routes;
     } else {
         edit.next_is_route = !routes.is_empty();
@@ -61,9 +69,16 @@ pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, to_tag: Option<&str>)
     edit
 }
 
-/// True when `uri` (one of ours) carries our key for the dialog of `msg`.
-fn keyed(cfg: &ProxyConfig, msg: &Message, uri: &sip_message::Uri<'_>, to_tag: &str) -> bool {
+/// True when `uri` (one of ours) carries our key for the dialog of `msg` and its requests
+/// to `target`.
+fn keyed(
+    cfg: &ProxyConfig,
+    msg: &Message,
+    uri: &sip_message::Uri<'_>,
+    to_tag: &str,
+    target: &route_key::Target,
+) -> bool {
     uri.as_sip()
         .and_then(|s| s.params.get(route_key::PARAM).flatten())
-        .is_some_and(|k| route_key::verifies(&cfg.route_secret, msg, k, to_tag))
+        .is_some_and(|k| route_key::verifies(&cfg.route_secret, msg, k, to_tag, target))
 }

@@ -1,11 +1,19 @@
-//! The key of our Record-Route entries: a token (`;rk=`) made from the dialog's Call-ID and
-//! the caller's From tag under a secret the servers sharing a database share, so that an
-//! in-dialog request follows a Route set we put there, not one a stranger wrote.
+//! The key of our Record-Route entries: a token (`;rk=`) made from the dialog's Call-ID, the
+//! caller's From tag and the remote target the holder of the entry sends its in-dialog
+//! requests to, under a secret the servers sharing a database share. An in-dialog request
+//! follows a Route set we put there, and only to the party of that dialog: the callee's copy
+//! (in the INVITE) covers the caller's Contact, the caller's copy (rewritten in the 18x and
+//! 2xx we relay, RFC 3261 §16.7 step 9) the callee's.
 
 use std::hash::Hasher;
 
-use sip_message::{HeaderName, Message};
+use bytes::Bytes;
+use sip_message::header::Contact;
+use sip_message::{HeaderName, Message, Uri};
 use siphasher::sip::SipHasher24;
+
+use crate::config::ProxyConfig;
+use crate::target::is_us;
 
 /// The Record-Route parameter that carries the token.
 pub(crate) const PARAM: &str = "rk";
@@ -21,19 +29,48 @@ impl std::fmt::Debug for RouteSecret {
     }
 }
 
-/// The token of the dialog `call_id` begun with From tag `tag`.
-fn token_of(secret: &RouteSecret, call_id: &str, tag: &str) -> u64 {
+/// The token of the dialog `call_id` begun with From tag `tag`, for requests to `target`.
+fn token_of(secret: &RouteSecret, call_id: &str, tag: &str, target: &Target) -> u64 {
     let mut h = SipHasher24::new_with_key(&secret.0);
     h.write(call_id.as_bytes());
     h.write_u8(0xff);
     h.write(tag.as_bytes());
+    h.write_u8(0xff);
+    h.write(target.host.as_bytes());
+    h.write_u16(target.port);
     h.finish()
 }
 
+/// Where in-dialog requests go: a remote target's host (canonical) and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    host: String,
+    port: u16,
+}
+
+impl Target {
+    /// The target a SIP URI names.
+    pub(crate) fn of(uri: &Uri<'_>) -> Option<Target> {
+        let sip = uri.as_sip()?;
+        Some(Target {
+            host: sip_message::canonical_domain(sip.host_raw).into_owned(),
+            port: sip.port.unwrap_or(if sip.secure { 5061 } else { 5060 }),
+        })
+    }
+
+    /// The first Contact of `msg`.
+    fn contact_of(msg: &Message) -> Option<Target> {
+        match msg.contacts().next()?.ok()? {
+            Contact::Address(a) => Target::of(&a.uri),
+            Contact::Star => None,
+        }
+    }
+}
+
 /// The token as written in `;rk=`: 16 lower-case hex digits.
-pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str) -> String {
+pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str, target: &Target) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let t = token_of(secret, call_id, tag);
+    let t = token_of(secret, call_id, tag, target);
     (0..16)
         .rev()
         .map(|i| char::from(HEX[((t >> (i * 4)) & 0xf) as usize]))
@@ -54,26 +91,64 @@ fn scanned_tag(value: &str) -> Option<&str> {
     })
 }
 
-/// The token for the dialog an initial request begins (its From tag, parsed); `None`
-/// without one.
+/// The token for the dialog an initial request begins (its From tag, parsed), for the
+/// callee's requests to the caller's Contact; `None` without them.
 pub(crate) fn for_request(secret: &RouteSecret, msg: &Message) -> Option<String> {
     let call_id = msg.call_id().ok()?;
     let from = msg.from().ok()?;
-    Some(token(secret, call_id, from.tag()?))
+    Some(token(
+        secret,
+        call_id,
+        from.tag()?,
+        &Target::contact_of(msg)?,
+    ))
+}
+
+/// A response to an initial request, to relay upstream: without our Via, and with our
+/// Record-Route entries' key made for the caller's requests to the callee's Contact.
+pub(crate) fn for_caller(cfg: &ProxyConfig, resp: &Message) -> Bytes {
+    let mut e = resp.edit();
+    e.remove_first_value(HeaderName::Via);
+    let key = (|| {
+        let call_id = resp.call_id().ok()?;
+        let from = resp.from().ok()?;
+        Some(token(
+            &cfg.route_secret,
+            call_id,
+            from.tag()?,
+            &Target::contact_of(resp)?,
+        ))
+    })();
+    if let Some(key) = key {
+        for rr in resp.record_routes().filter_map(Result::ok) {
+            let ours = is_us(cfg, &rr.uri);
+            let old = rr.uri.as_sip().and_then(|s| s.params.get(PARAM).flatten());
+            if let (true, Some(old)) = (ours, old) {
+                e.replace(old, &key);
+            }
+        }
+    }
+    e.finish()
 }
 
 /// True when `value` is the token of the dialog of in-dialog request `msg`, whose To tag
-/// (parsed) is `to_tag`: made from that tag (a request of the callee's) or from its From
-/// tag (one of the caller's).
-pub(crate) fn verifies(secret: &RouteSecret, msg: &Message, value: &str, to_tag: &str) -> bool {
+/// (parsed) is `to_tag`, for requests to `target` (its remote target): made from that tag
+/// (a request of the callee's) or from its From tag (one of the caller's).
+pub(crate) fn verifies(
+    secret: &RouteSecret,
+    msg: &Message,
+    value: &str,
+    to_tag: &str,
+    target: &Target,
+) -> bool {
     let (Ok(call_id), Ok(given)) = (msg.call_id(), u64::from_str_radix(value, 16)) else {
         return false;
     };
-    token_of(secret, call_id, to_tag) == given
+    token_of(secret, call_id, to_tag, target) == given
         || msg
             .header(HeaderName::From)
             .and_then(|h| scanned_tag(h.value))
-            .is_some_and(|tag| token_of(secret, call_id, tag) == given)
+            .is_some_and(|tag| token_of(secret, call_id, tag, target) == given)
 }
 
 #[cfg(test)]
@@ -82,55 +157,54 @@ mod tests {
 
     const KEY: RouteSecret = RouteSecret(*b"0123456789abcdef");
 
-    fn msg(from_tag: &str, to_tag: &str) -> Message {
+    /// An in-dialog request from `from_tag` to `to_tag`, to the remote target `target`.
+    fn msg(from_tag: &str, to_tag: &str, target: &str) -> Message {
         Message::parse(format!(
-            "BYE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag={from_tag}\r\n\
-To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag={from_tag}\r\n\
+To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\r\nContent-Length: 0\r\n\r\n"
         ))
         .expect("message")
     }
 
-    #[test]
-    fn either_side_of_the_dialog_verifies_and_nothing_else_does() {
-        let initial = msg("caller", "x");
-        let t = for_request(&KEY, &initial).expect("token");
-        assert!(
-            verifies(&KEY, &msg("caller", "callee"), &t, "callee"),
-            "the caller's request"
-        );
-        assert!(
-            verifies(&KEY, &msg("callee", "caller"), &t, "caller"),
-            "the callee's request"
-        );
-        assert!(
-            !verifies(&KEY, &msg("other", "callee"), &t, "callee"),
-            "another dialog"
-        );
-        assert!(
-            !verifies(
-                &RouteSecret([7; 16]),
-                &msg("caller", "callee"),
-                &t,
-                "callee"
-            ),
-            "another key"
-        );
-        assert!(!verifies(
-            &KEY,
-            &msg("caller", "callee"),
-            "0000000000000000",
-            "callee"
-        ));
+    fn target(m: &Message) -> Target {
+        Target::of(&m.request_uri().expect("uri")).expect("target")
+    }
+
+    fn check(m: &Message, key: &str, to_tag: &str) -> bool {
+        verifies(&KEY, m, key, to_tag, &target(m))
     }
 
     #[test]
-    fn a_key_that_is_not_hex_does_not_verify() {
+    fn a_key_holds_for_its_dialog_and_its_target_only() {
+        // The INVITE's key (in the callee's copy) covers the caller's Contact.
+        let invite = msg("caller", "x", "sip:a@192.0.2.1:5062");
+        let k = for_request(&KEY, &invite).expect("key");
+        let to_caller = msg("callee", "caller", "sip:a@192.0.2.1:5062");
+        assert!(
+            check(&to_caller, &k, "caller"),
+            "the callee's request to the caller"
+        );
+        let elsewhere = msg("callee", "caller", "sip:victim@198.51.100.9");
+        assert!(!check(&elsewhere, &k, "caller"), "another target");
+        let other = msg("other", "caller2", "sip:a@192.0.2.1:5062");
+        assert!(!check(&other, &k, "caller2"), "another dialog");
         assert!(!verifies(
-            &KEY,
-            &msg("caller", "callee"),
-            "not hex",
-            "callee"
+            &RouteSecret([7; 16]),
+            &to_caller,
+            &k,
+            "caller",
+            &target(&to_caller)
         ));
+        assert!(!check(&to_caller, "0000000000000000", "caller"));
+        assert!(!check(&to_caller, "not hex", "caller"));
+        // The caller's copy covers the callee's Contact; its requests carry its From tag.
+        let t = Target::of(&Uri::parse("sip:b@192.0.2.2").expect("uri")).expect("target");
+        let k2 = token(&KEY, "c1", "caller", &t);
+        let to_callee = msg("caller", "callee", "sip:b@192.0.2.2:5060");
+        assert!(
+            check(&to_callee, &k2, "callee"),
+            "the caller's request to the callee"
+        );
     }
 
     #[test]

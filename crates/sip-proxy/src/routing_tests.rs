@@ -357,7 +357,7 @@ request_route {
     sl_send_reply(200, "r=" + $var(r));
 }"#,
     );
-    let key = crate::tests::rk("lr", "c");
+    let key = crate::tests::rk("lr", "c", "sip:bob@192.0.2.20:5060");
     let ours = format!("Route: <sip:192.0.2.1:5060;lr{key}>\n");
     let double = format!("Route: <sip:192.0.2.1;lr{key}>, <sip:192.0.2.30;lr>\n");
     for (i, (route, expected)) in [
@@ -392,7 +392,7 @@ request_route {
     }
 }"#,
     );
-    let key = crate::tests::rk("k", "b");
+    let key = crate::tests::rk("k", "b", "sip:bob@192.0.2.20:5060");
     let bye = msg(&format!(
         "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKk\n\
 Route: <sip:192.0.2.1:5060;lr{key}>\nFrom: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>;tag=b\n\

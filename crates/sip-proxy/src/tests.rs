@@ -36,11 +36,14 @@ pub(crate) fn config() -> ProxyConfig {
 
 pub(crate) const CALLER: &str = "192.0.2.10:5060";
 
-/// `;rk=…`: our Record-Route key for the dialog `call_id` begun with From tag `tag`.
-pub(crate) fn rk(call_id: &str, tag: &str) -> String {
+/// `;rk=…`: our Record-Route key for the dialog `call_id` begun with From tag `tag`, for
+/// requests to the remote target `target`.
+pub(crate) fn rk(call_id: &str, tag: &str, target: &str) -> String {
+    let uri = sip_message::Uri::parse(target).expect("target");
+    let target = crate::route_key::Target::of(&uri).expect("SIP target");
     format!(
         ";rk={}",
-        crate::route_key::token(&config().route_secret, call_id, tag)
+        crate::route_key::token(&config().route_secret, call_id, tag, &target)
     )
 }
 
@@ -153,7 +156,7 @@ pub(crate) fn invite_on(branch: &str, user: &str, extra: &str) -> Message {
     msg(&format!(
         "INVITE sip:{user}@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{branch}\n\
 From: <sip:caller@example.net>;tag=c\nTo: <sip:{user}@example.com>\nCall-ID: call-1\nCSeq: 1 INVITE\n\
-Max-Forwards: 70\n{extra}Content-Length: 0\n\n"
+Contact: <sip:caller@192.0.2.10:5060>\nMax-Forwards: 70\n{extra}Content-Length: 0\n\n"
     ))
 }
 
@@ -181,7 +184,7 @@ fn invite_is_forwarded_to_the_registered_contact() {
     assert_eq!(vias[0].host_raw, "192.0.2.1");
     assert!(vias[0].branch().unwrap().starts_with("z9hG4bKfs-"));
     let rr = fwd.record_routes().next().unwrap().unwrap();
-    let key = rk("call-1", "c");
+    let key = rk("call-1", "c", "sip:caller@192.0.2.10:5060");
     assert_eq!(rr.uri.as_str(), format!("sip:192.0.2.1:5060;lr{key}"));
     assert_eq!(core.active_transactions(), before + 1);
 }
@@ -437,7 +440,7 @@ fn loose_and_strict_routes() {
     let core = core();
     let now = Instant::now();
     // Loose: the top Route is us; the next Route is the next hop, Request-URI untouched.
-    let key = rk("d", "c");
+    let key = rk("d", "c", "sip:bob@192.0.2.20:5060");
     let loose = msg(&format!(
         "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye\n\
 Route: <sip:192.0.2.1:5060;lr{key}>, <sip:192.0.2.30;lr>\nFrom: <sip:caller@example.net>;tag=c\n\
@@ -449,7 +452,7 @@ To: <sip:bob@example.com>;tag=b\nCall-ID: d\nCSeq: 2 BYE\nMax-Forwards: 70\nCont
     assert_eq!(fwd.request_uri_str(), Some("sip:bob@192.0.2.20:5060"));
     assert_eq!(fwd.routes().count(), 1);
     // Strict: the Request-URI is us; the last Route becomes the Request-URI.
-    let key = rk("e", "c");
+    let key = rk("e", "c", "sip:bob@192.0.2.20:5060");
     let strict = msg(&format!(
         "BYE sip:192.0.2.1:5060{key} SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKstrict\n\
 Route: <sip:bob@192.0.2.20:5060>\nFrom: <sip:caller@example.net>;tag=c\n\
@@ -474,7 +477,7 @@ fn a_call_changing_transport_is_record_routed_on_both_sides() {
     let invite_tcp = msg(&format!(
         "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/TCP {CALLER};branch=z9hG4bKtcp\n\
 From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: call-1\nCSeq: 1 INVITE\n\
-Max-Forwards: 70\nContent-Length: 0\n\n"
+Contact: <sip:caller@192.0.2.10:5060;transport=tcp>\nMax-Forwards: 70\nContent-Length: 0\n\n"
     ));
     let out = sent(core.handle_message(now, invite_tcp, tcp));
     let (dest, fwd) = &out[0];
@@ -483,12 +486,40 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
         .record_routes()
         .map(|r| r.unwrap().uri.as_str().to_owned())
         .collect();
-    let key = rk("call-1", "c");
+    let key = rk("call-1", "c", "sip:caller@192.0.2.10:5060");
     assert_eq!(
         rr,
         [
             format!("sip:192.0.2.1:5060;lr{key}"),
             format!("sip:192.0.2.1:5060;transport=tcp;lr{key}")
+        ]
+    );
+    // Bob's 200 echoes the Record-Routes; the caller's copy gets a key for Bob's Contact.
+    let rr_values: Vec<String> = fwd
+        .headers_named(sip_message::HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .collect();
+    let mut ok = sip_message::ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
+        .header("Contact", "<sip:bob@192.0.2.20:5060>");
+    for v in &rr_values {
+        ok = ok.header("Record-Route", v);
+    }
+    let up = sent(core.handle_message(
+        now,
+        Message::parse(ok.build()).unwrap(),
+        udp("192.0.2.20:5060"),
+    ));
+    let key2 = rk("call-1", "c", "sip:bob@192.0.2.20:5060");
+    let rr: Vec<String> = up[0]
+        .1
+        .record_routes()
+        .map(|r| r.unwrap().uri.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        rr,
+        [
+            format!("sip:192.0.2.1:5060;lr{key2}"),
+            format!("sip:192.0.2.1:5060;transport=tcp;lr{key2}")
         ]
     );
     // Over one transport: one entry.
@@ -509,7 +540,7 @@ To: <sip:caller@example.net>;tag=c\nCall-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 
     // The caller's ACK (over TCP) goes on over UDP.
     let ack = msg(&format!(
         "ACK sip:bob@192.0.2.20:5060;transport=udp SIP/2.0\nVia: SIP/2.0/TCP {CALLER};branch=z9hG4bKack2\n\
-Route: <sip:192.0.2.1:5060;transport=tcp;lr{key}>\nRoute: <sip:192.0.2.1:5060;lr{key}>\nFrom: <sip:caller@example.net>;tag=c\n\
+Route: <sip:192.0.2.1:5060;transport=tcp;lr{key2}>\nRoute: <sip:192.0.2.1:5060;lr{key2}>\nFrom: <sip:caller@example.net>;tag=c\n\
 To: <sip:bob@example.com>;tag=b\nCall-ID: call-1\nCSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n"
     ));
     let out = sent(core.handle_message(now, ack, tcp));
