@@ -109,23 +109,27 @@ pub(crate) fn for_request(secret: &RouteSecret, msg: &Message) -> Option<String>
 pub(crate) fn for_caller(cfg: &ProxyConfig, resp: &Message) -> Bytes {
     let mut e = resp.edit();
     e.remove_first_value(HeaderName::Via);
-    let key = (|| {
+    // Our keyed entries first (most responses have none); the From tag as `verifies` will
+    // read it in the caller's requests (scanned: the same header text comes back).
+    let ours: Vec<&str> = resp
+        .record_routes()
+        .filter_map(Result::ok)
+        .filter(|rr| is_us(cfg, &rr.uri))
+        .filter_map(|rr| rr.uri.as_sip().and_then(|s| s.params.get(PARAM).flatten()))
+        .collect();
+    let key = || {
         let call_id = resp.call_id().ok()?;
-        let from = resp.from().ok()?;
+        let tag = scanned_tag(resp.header(HeaderName::From)?.value)?;
         Some(token(
             &cfg.route_secret,
             call_id,
-            from.tag()?,
+            tag,
             &Target::contact_of(resp)?,
         ))
-    })();
-    if let Some(key) = key {
-        for rr in resp.record_routes().filter_map(Result::ok) {
-            let ours = is_us(cfg, &rr.uri);
-            let old = rr.uri.as_sip().and_then(|s| s.params.get(PARAM).flatten());
-            if let (true, Some(old)) = (ours, old) {
-                e.replace(old, &key);
-            }
+    };
+    if let Some(key) = (!ours.is_empty()).then(key).flatten() {
+        for old in ours {
+            e.replace(old, &key);
         }
     }
     e.finish()
