@@ -369,6 +369,17 @@ impl Config {
                 self.api.listen
             ));
         }
+        let mut realms: Vec<(std::borrow::Cow<'_, str>, &str)> = Vec::new();
+        for realm in self.auth.realm_algorithms.keys() {
+            let canonical = sip_message::canonical_domain(realm);
+            if let Some((_, first)) = realms.iter().find(|(c, _)| *c == canonical) {
+                return Err(format!(
+                    "{}auth.realm_algorithms: {first:?} and {realm:?} name one domain",
+                    line_of(&format!("\"{realm}\""))
+                ));
+            }
+            realms.push((canonical, realm));
+        }
         let r = &self.registrar;
         if r.min_expires > r.max_expires {
             return Err(format!(
@@ -445,6 +456,14 @@ mod tests {
         assert_eq!(
             c.auth.realm_algorithms["Example.COM"].0,
             [auth::Algorithm::Sha256, auth::Algorithm::Md5]
+        );
+        let e = Config::parse(
+            "[auth.realm_algorithms]\n\"Example.com\" = [\"MD5\"]\n\"example.com.\" = [\"SHA-256\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("line 3") && e.contains("name one domain"),
+            "{e}"
         );
         let e = Config::parse("[auth.realm_algorithms]\n\"a.example\" = [\"MD4\"]\n").unwrap_err();
         assert!(e.starts_with("line 2") && e.contains("MD4"), "{e}");
