@@ -58,10 +58,11 @@ impl Location {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Processes a REGISTER and applies it, atomically for its AOR. A registration that
-    /// would take the table past `max_bindings` is refused with 503, one that would take
-    /// its source past `max_bindings_per_source` (unless `source_exempt`: a trusted peer,
-    /// an edge proxy) with 403.
+    /// Processes a REGISTER and applies it, atomically for its AOR. An AOR whose domain is
+    /// not `served` is refused with 403; a registration that would take the table past
+    /// `max_bindings` with 503, one that would take its source past
+    /// `max_bindings_per_source` (unless `source_exempt`: a trusted peer, an edge proxy)
+    /// with 403.
     pub fn register(
         &self,
         cfg: &RegistrarConfig,
@@ -69,8 +70,13 @@ impl Location {
         req: &Message,
         source: &str,
         source_exempt: bool,
+        served: &dyn Fn(&str) -> bool,
     ) -> Result<Registered, Rejection> {
         let aor = aor_from_to(req)?;
+        let domain = aor.rsplit_once('@').map_or("", |(_, d)| d);
+        if !served(domain) {
+            return Err(reject(403, "Forbidden (not a domain served here)"));
+        }
         let mut shard = self.shard(&aor);
         let held = shard.bindings.get(&aor).map_or(&[][..], Vec::as_slice);
         let current: Vec<Binding> = held

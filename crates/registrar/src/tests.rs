@@ -31,6 +31,7 @@ fn run(loc: &Location, req: &Message) -> Result<Registered, Rejection> {
         req,
         "udp:192.0.2.1:5060",
         false,
+        &|_| true,
     )
 }
 
@@ -172,6 +173,7 @@ fn several_contacts_ordered_by_q_with_max_contacts() {
             &register("c1", 2, &["<sip:a@192.0.2.4>"], ""),
             "udp:x",
             false,
+            &|_| true,
         )
         .unwrap_err();
     assert_eq!(e.status, 403);
@@ -284,7 +286,7 @@ fn expiry_purge_load_and_threads() {
 From: <sip:u@example.com>;tag=1\r\nCall-ID: {t}x{i}\r\nCSeq: 1 REGISTER\r\nContact: <sip:u@192.0.2.1>\r\nContent-Length: 0\r\n\r\n"
                     ))
                     .unwrap();
-                    loc.register(&RegistrarConfig::default(), NOW, &req, "udp:h:1", false).unwrap();
+                    loc.register(&RegistrarConfig::default(), NOW, &req, "udp:h:1", false, &|_| true).unwrap();
                 }
             })
         })
@@ -388,6 +390,7 @@ fn removed_contacts_are_forgotten_after_a_while() {
         &register("c1", 5, &[contact], ""),
         "udp:192.0.2.1:5060",
         false,
+        &|_| true,
     );
     assert!(late.is_ok(), "no longer remembered: {late:?}");
 }
@@ -412,8 +415,9 @@ fn bindings_are_limited_per_source_and_in_all() {
             .replace("alice@", &format!("u{aor}@"));
         Message::parse(text).expect("REGISTER")
     };
-    let from =
-        |source: &str, aor: usize, exempt: bool| loc.register(&cfg, NOW, &ten(aor), source, exempt);
+    let from = |source: &str, aor: usize, exempt: bool| {
+        loc.register(&cfg, NOW, &ten(aor), source, exempt, &|_| true)
+    };
     for aor in 0..10 {
         assert!(from("udp:192.0.2.1:5060", aor, false).is_ok(), "{aor}");
     }
@@ -440,4 +444,30 @@ fn bindings_are_limited_per_source_and_in_all() {
     loc.purge_expired(NOW + 61);
     assert_eq!(loc.len(), 0);
     assert!(from("udp:192.0.2.1:5060", 30, false).is_ok(), "room again");
+}
+
+/// An AOR of a domain not served is refused (403) and leaves nothing; the domain is handed
+/// over as the AOR writes it.
+#[test]
+fn a_domain_not_served_is_refused() {
+    let loc = Location::new();
+    let req = register("c1", 1, &["<sip:a@192.0.2.1>"], "");
+    let seen = std::cell::RefCell::new(String::new());
+    let served = |d: &str| {
+        *seen.borrow_mut() = d.to_owned();
+        false
+    };
+    let e = loc
+        .register(
+            &RegistrarConfig::default(),
+            NOW,
+            &req,
+            "udp:192.0.2.1:5060",
+            false,
+            &served,
+        )
+        .unwrap_err();
+    assert_eq!(e.status, 403);
+    assert_eq!(*seen.borrow(), "example.com");
+    assert!(loc.is_empty());
 }

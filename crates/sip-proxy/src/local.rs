@@ -69,14 +69,6 @@ impl Core {
         };
         let (msg, src) = (c.msg, c.src);
         let cfg = self.config();
-        let ours = msg
-            .to()
-            .ok()
-            .and_then(|to| to.uri.as_sip().map(|s| cfg.is_local_domain(s.host_raw)));
-        if ours == Some(false) {
-            self.respond(c, 403, "Forbidden (not a domain served here)", &[]);
-            return false;
-        }
         if !self.admit_write(c.now) {
             let why = "Service Unavailable (storage busy)";
             self.respond(c, 503, why, &[("Retry-After", "5")]);
@@ -85,9 +77,10 @@ impl Core {
         let source = format!("{}:{}", src.protocol, src.addr);
         let now_unix = self.unix(c.now);
         let exempt = cfg.is_trusted(src.addr.ip());
+        let served = |domain: &str| cfg.is_local_domain(domain);
         match self
             .location
-            .register(&cfg.registrar, now_unix, msg, &source, exempt)
+            .register(&cfg.registrar, now_unix, msg, &source, exempt, &served)
         {
             Ok(reg) => {
                 let ok = registrar::ok_response(msg, src.addr, &reg, now_unix, &to_tag(msg));

@@ -406,6 +406,15 @@ Call-ID: k\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
     );
 }
 
+/// The caller's CANCEL of its INVITE with branch `z9hG4bK<branch>` (`invite_on`).
+fn cancel_of(branch: &str) -> sip_message::Message {
+    msg(&format!(
+        "CANCEL sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{branch}\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: call-1\nCSeq: 1 CANCEL\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+    ))
+}
+
 const NO_ANSWER: &str = r#"
     if (!lookup("location")) { sl_send_reply(404, "Not Found"); exit; }
     $avp(vm) = "sip:vm-" + $rU + "@192.0.2.60";
@@ -452,12 +461,7 @@ fn no_answer_is_told_from_a_callers_cancel() {
         .remove(0)
         .1;
     sent(core.handle_message(t0, answer(&fwd, 180), bob));
-    let cancel = crate::tests::msg(&format!(
-        "CANCEL sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKtwo\n\
-From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: call-1\nCSeq: 1 CANCEL\n\
-Max-Forwards: 70\nContent-Length: 0\n\n"
-    ));
-    sent(core.handle_message(t0, cancel, udp(CALLER)));
+    sent(core.handle_message(t0, cancel_of("two"), udp(CALLER)));
     let out = sent(core.handle_message(t0, answer(&fwd, 487), bob));
     assert!(
         out.iter().all(|(d, _)| *d != udp("192.0.2.60:5060")),
@@ -484,12 +488,7 @@ fn a_cancelled_transaction_starts_no_new_branch() {
         .remove(0)
         .1;
     sent(core.handle_message(t0, answer(&fwd, 180), bob));
-    let cancel = crate::tests::msg(&format!(
-        "CANCEL sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKcall1\n\
-From: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: call-1\nCSeq: 1 CANCEL\n\
-Max-Forwards: 70\nContent-Length: 0\n\n"
-    ));
-    sent(core.handle_message(t0, cancel, udp(CALLER)));
+    sent(core.handle_message(t0, cancel_of("call1"), udp(CALLER)));
     let out = sent(core.handle_message(t0, answer(&fwd, 487), bob));
     assert!(
         out.iter().all(|(d, _)| *d != udp("192.0.2.60:5060")),
