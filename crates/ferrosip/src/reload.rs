@@ -89,7 +89,7 @@ pub(crate) fn log_directory(core: &Core, directory: &Directory, what: &str) {
     if !open.is_empty() {
         tracing::warn!(
             domains = ?open,
-            "these domains have no subscribers: anyone may register in them (add one with `ferrosip user add`)"
+            "no subscribers yet: anyone may register in these domains (add one with `ferrosip user add`)"
         );
     }
 }

@@ -332,9 +332,15 @@ From: <sip:alice@example.com>;tag=o\nTo: <sip:example.com>\nCall-ID: ka\nCSeq: 1
 }
 
 #[test]
-fn domains_without_subscribers_are_reported_open() {
+fn domains_are_open_until_the_first_subscriber() {
     let core = crate::tests::with_script("request_route { exit; }");
-    assert_eq!(core.open_domains(), ["192.0.2.1", "example.com"]);
+    core.config()
+        .hosted
+        .replace(["example.org".to_owned()].into());
+    assert_eq!(
+        core.open_domains(),
+        ["192.0.2.1", "example.com", "example.org"]
+    );
     let mut subs = Subscribers::new();
     subs.insert(
         "alice",
@@ -342,10 +348,28 @@ fn domains_without_subscribers_are_reported_open() {
         Secrets::from_password("alice", "example.com", "x"),
     );
     core.set_subscribers(Arc::new(subs));
-    core.config()
-        .hosted
-        .replace(["example.org".to_owned()].into());
-    assert_eq!(core.open_domains(), ["192.0.2.1", "example.org"]);
+    assert!(core.open_domains().is_empty());
+}
+
+/// Once the server has subscribers, a domain of its own without any takes no registration:
+/// a binding anyone could make there would lead calls for it anywhere.
+#[test]
+fn the_default_script_refuses_registrations_in_domains_without_subscribers() {
+    let core = Core::new(crate::tests::config(), Arc::new(registrar::Location::new()));
+    assert_eq!(
+        answer(&core, register("eve", "192.0.2.1", "o1", None)).status(),
+        Some(200)
+    );
+    let mut subs = Subscribers::new();
+    let secrets = Secrets::from_password("alice", "example.com", "wonderland");
+    subs.insert("alice", "example.com", secrets);
+    core.set_subscribers(Arc::new(subs));
+    let refused = answer(&core, register("eve", "192.0.2.1", "o2", None));
+    assert_eq!(refused.status(), Some(403));
+    assert_eq!(
+        answer(&core, register("alice", "example.com", "o3", None)).status(),
+        Some(401)
+    );
 }
 
 #[test]

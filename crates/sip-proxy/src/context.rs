@@ -102,6 +102,9 @@ pub(crate) struct Context {
     unanswered: bool,
     answered: bool,
     cancelled: bool,
+    /// An in-dialog target refresh with our key for its dialog: its 2xx give the responder
+    /// a new remote target ([`crate::refresh`]).
+    pub(crate) refreshing: bool,
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
     /// §17.2.1 allows 200 ms): a callee that rings at once saves the message.
     trying_at: Option<Instant>,
@@ -160,6 +163,7 @@ impl Context {
             unanswered: false,
             answered: false,
             cancelled: false,
+            refreshing: false,
             request: Some(request),
             routing: None,
             failure_due: false,
@@ -180,11 +184,13 @@ impl Context {
         cfg: &ProxyConfig,
         groups: VecDeque<Vec<Prepared>>,
         routing: Option<Box<TxRouting>>,
+        refreshing: bool,
         out: &mut Vec<Command>,
     ) -> bool {
         if self.answered || !self.branches.is_empty() || !self.pending.is_empty() {
             return false;
         }
+        self.refreshing = refreshing;
         self.pending = groups;
         self.routing = routing;
         self.start_next_group(now, cfg);

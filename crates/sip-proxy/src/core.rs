@@ -16,6 +16,7 @@ use crate::config::ProxyConfig;
 use crate::context::{Context, Received};
 use crate::dns::{Answer, DnsCache};
 use crate::guard::Guard;
+use crate::refresh::RefreshedTargets;
 use crate::routing::{default_script, ProxyScript};
 use crate::shard::Shards;
 use crate::target::{Destination, NextHop};
@@ -55,6 +56,8 @@ pub struct Core {
     wall_ms: AtomicI64,
     /// When a registration limit was last logged (Unix seconds): once in 10 s at most.
     limit_logged: AtomicU64,
+    /// Remote targets refreshed inside dialogs, which their Route keys do not cover.
+    pub(crate) refreshed: RefreshedTargets,
 }
 
 impl std::fmt::Debug for Core {
@@ -137,6 +140,7 @@ impl Core {
             writes_moved: AtomicI64::new(0),
             wall_ms: AtomicI64::new(0),
             limit_logged: AtomicU64::new(0),
+            refreshed: RefreshedTargets::default(),
         }
     }
 
@@ -150,17 +154,20 @@ impl Core {
         self.subscribers.load().len()
     }
 
-    /// Our domains that have no subscribers: their registrar is open (the default script
-    /// challenges only in domains with subscribers).
+    /// Our domains, while the server has no subscribers: anyone may register in them (the
+    /// default script challenges once there are any, and refuses registrations in domains
+    /// that have none).
     pub fn open_domains(&self) -> Vec<String> {
         let subscribers = self.subscribers.load();
+        if !subscribers.is_empty() {
+            return Vec::new();
+        }
         let mut open: Vec<String> = self
             .cfg
             .domains
             .iter()
             .cloned()
             .chain(self.cfg.hosted.list())
-            .filter(|d| !subscribers.has_domain(d))
             .collect();
         open.sort();
         open.dedup();

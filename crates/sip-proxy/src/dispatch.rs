@@ -13,6 +13,7 @@ use crate::branch::{stateful_branch, upstream_ok, Upstream};
 use crate::context::{Context, Received};
 use crate::core::{response_destination, upstream_by, Core, STATEFUL, STATELESS};
 use crate::forward::strip_top_via;
+use crate::route_key;
 use crate::routing::{Phase, ProxyScript, RouteCtx};
 use crate::shard::Shards;
 use crate::target::Destination;
@@ -185,14 +186,26 @@ impl Core {
     ) -> Option<Message> {
         let cfg = self.config();
         let global = self.script().has_reply_route();
+        // The 2xx of an in-dialog target refresh gives the responder a new remote target.
+        let refresh = resp.status().is_some_and(|s| (200..300).contains(&s))
+            && resp
+                .cseq()
+                .is_ok_and(|c| route_key::refreshes_target(c.method));
         let mut slot = Some(resp);
         // Without reply routes (the common case) the context takes the response at once.
-        let input = self.with_ctx(id, |ctx| match ctx.reply_route_input(global) {
-            Some(input) => Err(Box::new(input)),
-            None => Ok(slot.take().is_some_and(|resp| {
-                ctx.on_response(now, cfg, index, resp, out);
-                ctx.failure_is_due()
-            })),
+        let input = self.with_ctx(id, |ctx| {
+            if let Some(resp) = slot.as_ref().filter(|_| refresh && ctx.refreshing) {
+                if let Some(tag) = resp.to().ok().as_ref().and_then(|t| t.tag()) {
+                    route_key::note_refresh(&cfg.route_secret, &self.refreshed, resp, tag);
+                }
+            }
+            match ctx.reply_route_input(global) {
+                Some(input) => Err(Box::new(input)),
+                None => Ok(slot.take().is_some_and(|resp| {
+                    ctx.on_response(now, cfg, index, resp, out);
+                    ctx.failure_is_due()
+                })),
+            }
         });
         let failed = match (input, slot) {
             (None, resp) => return resp,

@@ -15,6 +15,7 @@ mod forward;
 mod guard;
 mod local;
 mod originate;
+mod refresh;
 mod relay;
 mod reply;
 mod route;

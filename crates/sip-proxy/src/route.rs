@@ -3,6 +3,7 @@
 use sip_message::{HeaderName, Message};
 
 use crate::config::ProxyConfig;
+use crate::refresh::RefreshedTargets;
 use crate::route_key;
 use crate::target::is_us;
 
@@ -28,8 +29,13 @@ pub(crate) struct RouteEdit {
 }
 
 /// Applies §16.4 to a request; `to_tag`: an in-dialog request's To tag, when the entry of
-/// ours it takes off must carry our key (for `keyed`).
-pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, to_tag: Option<&str>) -> RouteEdit {
+/// ours it takes off must carry our key (for `keyed`), or lead to a target `refreshed` holds.
+pub(crate) fn preprocess(
+    cfg: &ProxyConfig,
+    refreshed: &RefreshedTargets,
+    msg: &Message,
+    to_tag: Option<&str>,
+) -> RouteEdit {
     let mut edit = RouteEdit::default();
     let routes: Vec<_> = msg.routes().filter_map(Result::ok).collect();
     // A strict router put our Record-Route URI (no user part) in the Request-URI.
@@ -48,7 +54,7 @@ pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, to_tag: Option<&str>)
         // The remote target is the last Route here.
         let target = routes.last().and_then(|r| route_key::Target::of(&r.uri));
         edit.keyed = match (to_tag, msg.request_uri(), target) {
-            (Some(t), Some(u), Some(target)) => keyed(cfg, msg, &u, t, &target),
+            (Some(t), Some(u), Some(target)) => keyed(cfg, refreshed, msg, &u, t, &target),
             _ => false,
         };
         edit.next_is_route = routes.len() > 1;
@@ -59,7 +65,7 @@ pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, to_tag: Option<&str>)
         edit.pop_routes = if double { 2 } else { 1 };
         let target = msg.request_uri().and_then(|u| route_key::Target::of(&u));
         edit.keyed = match (to_tag, target) {
-            (Some(t), Some(target)) => keyed(cfg, msg, &routes[0].uri, t, &target),
+            (Some(t), Some(target)) => keyed(cfg, refreshed, msg, &routes[0].uri, t, &target),
             _ => false,
         };
         edit.next_is_route = routes.len() > edit.pop_routes;
@@ -70,9 +76,10 @@ pub(crate) fn preprocess(cfg: &ProxyConfig, msg: &Message, to_tag: Option<&str>)
 }
 
 /// True when `uri` (one of ours) carries our key for the dialog of `msg` and its requests
-/// to `target`.
+/// to `target` (or one refreshed since).
 fn keyed(
     cfg: &ProxyConfig,
+    refreshed: &RefreshedTargets,
     msg: &Message,
     uri: &sip_message::Uri<'_>,
     to_tag: &str,
@@ -80,5 +87,5 @@ fn keyed(
 ) -> bool {
     uri.as_sip()
         .and_then(|s| s.params.get(route_key::PARAM).flatten())
-        .is_some_and(|k| route_key::verifies(&cfg.route_secret, msg, k, to_tag, target))
+        .is_some_and(|k| route_key::verifies(&cfg.route_secret, refreshed, msg, k, to_tag, target))
 }

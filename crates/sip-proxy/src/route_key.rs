@@ -9,10 +9,11 @@ use std::hash::Hasher;
 
 use bytes::Bytes;
 use sip_message::header::Contact;
-use sip_message::{HeaderName, Message, Uri};
+use sip_message::{HeaderName, Message, Method, Uri};
 use siphasher::sip::SipHasher24;
 
 use crate::config::ProxyConfig;
+use crate::refresh::RefreshedTargets;
 use crate::target::is_us;
 
 /// The Record-Route parameter that carries the token.
@@ -39,6 +40,42 @@ fn token_of(secret: &RouteSecret, call_id: &str, tag: &str, target: &Target) -> 
     h.write(target.host.as_bytes());
     h.write_u16(target.port);
     h.finish()
+}
+
+/// The id of the party whose tag is `tag` in dialog `call_id`, for [`RefreshedTargets`].
+fn party_of(secret: &RouteSecret, call_id: &str, tag: &str) -> u64 {
+    let mut h = SipHasher24::new_with_key(&secret.0);
+    h.write(call_id.as_bytes());
+    h.write_u8(0xff);
+    h.write(tag.as_bytes());
+    h.write_u8(0xfe);
+    h.finish()
+}
+
+/// True for the methods whose requests, and their 2xx, refresh the sender's remote target
+/// (RFC 3261 §12.2: INVITE, RFC 3311: UPDATE, RFC 6665 §4.3: SUBSCRIBE, NOTIFY).
+pub(crate) fn refreshes_target(method: Method<'_>) -> bool {
+    matches!(
+        method,
+        Method::Invite | Method::Update | Method::Subscribe | Method::Notify
+    )
+}
+
+/// Notes the Contact of `msg` (an in-dialog request with a valid key, or the 2xx of one)
+/// as the new remote target of its sender, whose tag is `tag`: requests to it then pass.
+pub(crate) fn note_refresh(
+    secret: &RouteSecret,
+    refreshed: &RefreshedTargets,
+    msg: &Message,
+    tag: &str,
+) {
+    let (Ok(call_id), Some(target)) = (msg.call_id(), Target::contact_of(msg)) else {
+        return;
+    };
+    refreshed.note(
+        party_of(secret, call_id, tag),
+        token_of(secret, call_id, tag, &target),
+    );
 }
 
 /// Where in-dialog requests go: a remote target's host (canonical) and port.
@@ -137,9 +174,12 @@ pub(crate) fn for_caller(cfg: &ProxyConfig, resp: &Message) -> Bytes {
 
 /// True when `value` is the token of the dialog of in-dialog request `msg`, whose To tag
 /// (parsed) is `to_tag`, for requests to `target` (its remote target): made from that tag
-/// (a request of the callee's) or from its From tag (one of the caller's).
+/// (a request of the callee's) or from its From tag (one of the caller's); or, when the
+/// recipient (the party of `to_tag`) refreshed its target since, when `target` is the one
+/// `refreshed` holds for it.
 pub(crate) fn verifies(
     secret: &RouteSecret,
+    refreshed: &RefreshedTargets,
     msg: &Message,
     value: &str,
     to_tag: &str,
@@ -148,11 +188,13 @@ pub(crate) fn verifies(
     let (Ok(call_id), Ok(given)) = (msg.call_id(), u64::from_str_radix(value, 16)) else {
         return false;
     };
-    token_of(secret, call_id, to_tag, target) == given
+    let to_recipient = token_of(secret, call_id, to_tag, target);
+    to_recipient == given
         || msg
             .header(HeaderName::From)
             .and_then(|h| scanned_tag(h.value))
             .is_some_and(|tag| token_of(secret, call_id, tag, target) == given)
+        || refreshed.holds(party_of(secret, call_id, to_tag), to_recipient)
 }
 
 #[cfg(test)]
@@ -175,7 +217,14 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
     }
 
     fn check(m: &Message, key: &str, to_tag: &str) -> bool {
-        verifies(&KEY, m, key, to_tag, &target(m))
+        verifies(
+            &KEY,
+            &RefreshedTargets::default(),
+            m,
+            key,
+            to_tag,
+            &target(m),
+        )
     }
 
     #[test]
@@ -194,6 +243,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
         assert!(!check(&other, &k, "caller2"), "another dialog");
         assert!(!verifies(
             &RouteSecret([7; 16]),
+            &RefreshedTargets::default(),
             &to_caller,
             &k,
             "caller",
@@ -209,6 +259,35 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
             check(&to_callee, &k2, "callee"),
             "the caller's request to the callee"
         );
+    }
+
+    #[test]
+    fn a_refreshed_target_holds_for_requests_to_its_party() {
+        let refreshed = RefreshedTargets::default();
+        // The callee's copy covers the caller's first Contact.
+        let invite = msg("caller", "x", "sip:a@192.0.2.1:5062");
+        let k = for_request(&KEY, &invite).expect("key");
+        let moved = msg("callee", "caller", "sip:a@203.0.113.7:5062");
+        let check = |m: &Message| verifies(&KEY, &refreshed, m, &k, "caller", &target(m));
+        assert!(!check(&moved), "not before the refresh");
+        // The caller's re-INVITE gives it a new Contact.
+        let reinvite = msg("caller", "callee", "sip:a@203.0.113.7:5062");
+        note_refresh(&KEY, &refreshed, &reinvite, "caller");
+        assert!(check(&moved), "the new target");
+        let first = msg("callee", "caller", "sip:a@192.0.2.1:5062");
+        assert!(check(&first), "the first one, which the key covers");
+        let elsewhere = msg("callee", "caller", "sip:victim@198.51.100.9");
+        assert!(!check(&elsewhere), "any other");
+        // Not for requests to the other party, nor in another dialog.
+        let to_callee = msg("caller", "callee", "sip:a@203.0.113.7:5062");
+        let t = target(&to_callee);
+        assert!(!verifies(&KEY, &refreshed, &to_callee, &k, "callee", &t));
+        let other = Message::parse(
+            "BYE sip:a@203.0.113.7:5062 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:b@h>;tag=callee\r\n\
+To: <sip:a@h>;tag=caller\r\nCall-ID: c2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .expect("message");
+        assert!(!check(&other), "another Call-ID");
     }
 
     #[test]

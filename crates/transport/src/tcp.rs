@@ -204,15 +204,20 @@ impl TcpConnections {
         }
     }
 
-    /// Listens on `addr` and accepts connections until the runtime stops.
+    /// Listens on `addr` and accepts connections until the runtime stops. An IPv6 address
+    /// is IPv6 only (IPV6_V6ONLY, as for UDP): `[::]` beside `0.0.0.0` on one port is two
+    /// listeners, not a clash, and IPv4 peers never show up as mapped addresses.
     pub async fn listen(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        let sock = match addr {
-            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-        };
-        sock.set_reuseaddr(true)?;
-        sock.bind(addr)?;
-        let listener: TcpListener = sock.listen(1024)?;
+        use socket2::{Domain, Socket, Type};
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(true)?;
+        }
+        sock.set_reuse_address(true)?;
+        sock.set_nonblocking(true)?;
+        sock.bind(&addr.into())?;
+        sock.listen(1024)?;
+        let listener = TcpListener::from_std(sock.into())?;
         let local = listener.local_addr()?;
         let this = self.clone();
         tokio::spawn(async move {
@@ -451,6 +456,18 @@ Content-Length: 0\r\n\r\n";
         tokio::time::timeout(Duration::from_secs(10), test)
             .await
             .expect("within 10 s");
+    }
+
+    #[tokio::test]
+    async fn ipv6_and_ipv4_wildcards_share_a_port() {
+        let (tcp, _addr, _handler, _rx) = start(TcpLimits::default()).await;
+        let v6 = match tcp.listen("[::]:0".parse().unwrap()).await {
+            Ok(a) => a,
+            // No IPv6 on this machine: nothing to check.
+            Err(_) => return,
+        };
+        let v4 = SocketAddr::new([0, 0, 0, 0].into(), v6.port());
+        assert_eq!(tcp.listen(v4).await.unwrap(), v4, "IPv6 only, so no clash");
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@ fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
         .and_then(|_| c.msg.to().ok());
     let to_tag = to.as_ref().and_then(|t| t.tag());
     let in_dialog = to_tag.is_some();
-    let edit = preprocess(c.core.config(), c.msg, to_tag);
+    let edit = preprocess(c.core.config(), &c.core.refreshed, c.msg, to_tag);
     if let Some(uri) = &edit.new_uri {
         // Strict routing: the last Route is the real Request-URI.
         c.set.ruri = Some(uri.clone());
