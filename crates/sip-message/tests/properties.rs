@@ -220,3 +220,17 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Hosts of digits and dots are IPv4 addresses exactly when the standard library reads
+    /// them as one, and the same one.
+    #[test]
+    fn dotted_quads_read_as_the_standard_library_reads_them(s in "[0-9.]{1,18}") {
+        let ours = match sip_message::Host::parse(&s) {
+            Ok(sip_message::Host::Ipv4(a)) => Some(a),
+            _ => None,
+        };
+        let std = if s.starts_with(|c: char| c.is_ascii_digit()) { s.parse().ok() } else { None };
+        prop_assert_eq!(ours, std);
+    }
+}

@@ -15,6 +15,7 @@ use sip_transaction::{
 use crate::config::ProxyConfig;
 use crate::forward::strip_top_via;
 use crate::reply::{reason, response};
+use crate::route_key::{self, Issued};
 use crate::routing::{Effects, TxRouting, TxScript};
 use crate::script_routes::ReplyInput;
 use crate::shard::Digest;
@@ -30,6 +31,8 @@ pub(crate) struct Prepared {
     /// The request as it would go over UDP, when its size moved it to TCP: sent instead if
     /// the TCP connection cannot be made (RFC 3261 §18.1.1).
     pub(crate) fallback: Option<UdpFallback>,
+    /// The key of our Record-Route entries in the request, if it has them.
+    pub(crate) issued: Option<Issued>,
 }
 
 /// A UDP alternative to a branch's request.
@@ -73,6 +76,9 @@ struct Branch {
     /// 64·T1 after our CANCEL: the INVITE counts as ended if still unanswered (§9.1).
     give_up: Option<Instant>,
     fallback: Option<UdpFallback>,
+    /// The key of our Record-Route entries in its request, rewritten for the caller in the
+    /// responses that come back ([`crate::route_key::for_caller`]).
+    issued: Option<Issued>,
 }
 
 /// The proxy's state for one received request.
@@ -348,10 +354,8 @@ impl Context {
             return;
         };
         for p in group {
-            let Ok(msg) = Message::parse(p.request) else {
-                continue;
-            };
-            let client = ClientTransaction::new(now, msg, reliability(p.dest), cfg.timers);
+            let (invite, reliable) = (self.invite, reliability(p.dest));
+            let client = ClientTransaction::for_bytes(now, invite, p.request, reliable, cfg.timers);
             let timer_c = self.is_invite().then(|| now + cfg.timer_c);
             self.branches.push(Branch {
                 client,
@@ -364,6 +368,7 @@ impl Context {
                 cancel: None,
                 give_up: None,
                 fallback: p.fallback,
+                issued: p.issued,
             });
         }
     }
@@ -629,13 +634,15 @@ impl Context {
                     self.cancel_branch(now, cfg, i);
                 }
                 if code > 100 && !self.answered {
-                    self.respond(now, code, crate::route_key::for_caller(cfg, &resp));
+                    let issued = self.branches[i].issued.as_ref();
+                    self.respond(now, code, route_key::for_caller(&resp, issued));
                 }
             }
             200..=299 => {
                 self.branches[i].status = Some(code);
                 self.answered = true;
-                self.forward_2xx(now, code, crate::route_key::for_caller(cfg, &resp), out);
+                let data = route_key::for_caller(&resp, self.branches[i].issued.as_ref());
+                self.forward_2xx(now, code, data, out);
                 self.pending.clear();
                 for j in 0..self.branches.len() {
                     self.cancel_branch(now, cfg, j);

@@ -58,6 +58,9 @@ pub struct Core {
     limit_logged: AtomicU64,
     /// Remote targets refreshed inside dialogs, which their Route keys do not cover.
     pub(crate) refreshed: RefreshedTargets,
+    /// Our advertised addresses as Via and Record-Route write them (made once, not for
+    /// every relayed request).
+    local_texts: Vec<(SocketAddr, String)>,
 }
 
 impl std::fmt::Debug for Core {
@@ -125,6 +128,12 @@ impl Core {
         let lifetime = cfg.nonce_lifetime.as_secs();
         let auth = auth::Authenticator::new(&cfg.nonce_secret.0, lifetime, window);
         let shards = Shards::new(digest_key(&cfg));
+        let mut local_texts: Vec<_> = cfg
+            .advertised
+            .iter()
+            .map(|&(_, a)| (a, crate::relay::sock_text(a)))
+            .collect();
+        local_texts.dedup();
         Core {
             guard: Guard::new(cfg.guard),
             cfg,
@@ -141,6 +150,7 @@ impl Core {
             wall_ms: AtomicI64::new(0),
             limit_logged: AtomicU64::new(0),
             refreshed: RefreshedTargets::default(),
+            local_texts,
         }
     }
 
@@ -238,6 +248,14 @@ impl Core {
     /// The routing script new requests run.
     pub(crate) fn script(&self) -> arc_swap::Guard<Arc<ProxyScript>> {
         self.script.load()
+    }
+
+    /// A local address as Via and Record-Route write it (`192.0.2.1:5060`, `[::1]:5060`).
+    pub(crate) fn local_text(&self, addr: SocketAddr) -> std::borrow::Cow<'_, str> {
+        match self.local_texts.iter().find(|(a, _)| *a == addr) {
+            Some((_, text)) => text.as_str().into(),
+            None => crate::relay::sock_text(addr).into(),
+        }
     }
 
     /// The configuration.

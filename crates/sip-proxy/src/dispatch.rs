@@ -249,7 +249,7 @@ impl Core {
         };
         out.push(Command::Send {
             dest,
-            data: strip_top_via(&resp),
+            data: route_key::for_caller_stateless(self.config(), &resp),
         });
     }
 

@@ -16,6 +16,7 @@ use crate::context::Prepared;
 use crate::core::{Core, Located};
 use crate::forward::{fnv, forward_request, Forward};
 use crate::reply::reason;
+use crate::route_key::Issued;
 use crate::routing::{Edits, Phase, RouteCtx};
 use crate::shard::Shards;
 use crate::suspend::{Parked, RelayState};
@@ -66,7 +67,7 @@ impl Core {
             tracing::warn!(target: "script", "t_relay: the request was relayed or answered already");
             return false;
         }
-        if c.edits.route.keyed && crate::route_key::refreshes_target(method.clone()) {
+        if c.edits.route.keyed && crate::route_key::refreshes_target(method) {
             // An in-dialog request with our key for its dialog: its Contact is its sender's
             // remote target from now on.
             if let Some(tag) = msg.from().ok().as_ref().and_then(|f| f.tag()) {
@@ -303,6 +304,8 @@ impl Core {
         };
         let mut n = first;
         let mut groups = VecDeque::new();
+        // Our Record-Route key for this request, made once (when a branch records the route).
+        let issued = std::cell::OnceCell::new();
         for group in targets {
             let mut prepared = Vec::new();
             for mut t in group {
@@ -318,7 +321,8 @@ impl Core {
                 let branch = new_stateful_branch(secret, (id, n), lh, &fixes.up);
                 let fwd = fixes.forward(edits, t.uri.as_deref(), &t.path);
                 let rr = edits.record_route;
-                if let Some(p) = self.prepare(c.msg, t.dest, t.udp_only, &branch, rr, fwd) {
+                let key = rr.and_then(|_| *issued.get_or_init(|| self.issue(c.msg)));
+                if let Some(p) = self.prepare(c.msg, t.dest, t.udp_only, &branch, (rr, key), fwd) {
                     prepared.push(p);
                     n += 1;
                 }
@@ -380,7 +384,8 @@ impl Core {
         let branch = new_stateless_branch(&self.config().branch_secret, hash, &fixes.up);
         let fwd = fixes.forward(edits, target.uri.as_deref(), &target.path);
         let rr = edits.record_route;
-        if let Some(p) = self.prepare(msg, dest, target.udp_only, &branch, rr, fwd) {
+        let key = rr.and_then(|_| self.issue(msg));
+        if let Some(p) = self.prepare(msg, dest, target.udp_only, &branch, (rr, key), fwd) {
             out.push(Command::Send {
                 dest: p.dest,
                 data: p.request,
@@ -402,23 +407,29 @@ impl Core {
         dest: Destination,
         udp_only: bool,
         branch: &str,
-        record_route: Option<(Protocol, SocketAddr)>,
+        (record_route, issued): (Option<(Protocol, SocketAddr)>, Option<Issued>),
         fwd: Forward<'_>,
     ) -> Option<Prepared> {
-        let key = record_route
-            .and_then(|_| crate::route_key::for_request(&self.config().route_secret, msg));
-        let key = key.as_deref();
+        let key = issued.as_ref().map(Issued::as_str);
         let build = |dest: Destination| {
             let local = self.config().advertised_for(dest.protocol, dest.addr)?;
-            let via = format!(
-                "SIP/2.0/{} {};branch={branch};rport",
+            let local_text = self.local_text(local);
+            let mut via = String::with_capacity(80);
+            for part in [
+                "SIP/2.0/",
                 dest.protocol.via_token(),
-                sock_text(local)
-            );
-            let rr = record_route.map(|_| self::record_route(dest.protocol, local, key));
+                " ",
+                &local_text,
+                ";branch=",
+                branch,
+                ";rport",
+            ] {
+                via.push_str(part);
+            }
+            let rr = record_route.map(|_| self::record_route(dest.protocol, &local_text, key));
             let rr_in = record_route
                 .filter(|&inbound| inbound != (dest.protocol, local))
-                .map(|(protocol, addr)| self::record_route(protocol, addr, key));
+                .map(|(protocol, addr)| self::record_route(protocol, &self.local_text(addr), key));
             let request = forward_request(
                 msg,
                 &Forward {
@@ -432,6 +443,7 @@ impl Core {
                 dest,
                 request,
                 fallback: None,
+                issued,
             })
         };
         let prepared = build(dest)?;
@@ -444,6 +456,11 @@ impl Core {
             }
         }
         Some(prepared)
+    }
+
+    /// The key of our Record-Route entries in `msg`, relayed.
+    fn issue(&self, msg: &Message) -> Option<Issued> {
+        crate::route_key::issue(&self.config().route_secret, msg)
     }
 
     /// CANCEL (§16.10): answer 200 and cancel the matching INVITE's branches, or 481.
@@ -559,16 +576,12 @@ pub(crate) fn sock_text(a: SocketAddr) -> String {
     }
 }
 
-/// Our Record-Route entry for an interface, with the dialog's key when there is one
+/// Our Record-Route entry for an interface (`local`, as [`sock_text`] writes it), with the dialog's key when there is one
 /// (written in one buffer: every relayed INVITE makes one or two).
-fn record_route(protocol: Protocol, local: SocketAddr, key: Option<&str>) -> String {
-    use std::fmt::Write;
+fn record_route(protocol: Protocol, local: &str, key: Option<&str>) -> String {
     let mut rr = String::with_capacity(72);
     rr.push_str("<sip:");
-    let _ = match local {
-        SocketAddr::V4(v) => write!(rr, "{v}"),
-        SocketAddr::V6(v) => write!(rr, "[{}]:{}", v.ip(), v.port()),
-    };
+    rr.push_str(local);
     if protocol == Protocol::Tcp {
         rr.push_str(";transport=tcp");
     }

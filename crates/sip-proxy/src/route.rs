@@ -39,9 +39,10 @@ pub(crate) fn preprocess(
     let mut edit = RouteEdit::default();
     let routes: Vec<_> = msg.routes().filter_map(Result::ok).collect();
     // A strict router put our Record-Route URI (no user part) in the Request-URI.
-    let uri_is_us = msg
-        .request_uri()
-        .is_some_and(|u| is_us(cfg, &u) && u.as_sip().is_some_and(|s| s.user.is_none()));
+    let ruri = msg.request_uri();
+    let uri_is_us = ruri
+        .as_ref()
+        .is_some_and(|u| is_us(cfg, u) && u.as_sip().is_some_and(|s| s.user.is_none()));
     if uri_is_us && !routes.is_empty() {
         // The previous hop was a strict router: the last Route is the real Request-URI.
         let last = msg.headers_named(HeaderName::Route).last();
@@ -53,8 +54,8 @@ pub(crate) fn preprocess(
         }
         // The remote target is the last Route here.
         let target = routes.last().and_then(|r| route_key::Target::of(&r.uri));
-        edit.keyed = match (to_tag, msg.request_uri(), target) {
-            (Some(t), Some(u), Some(target)) => keyed(cfg, refreshed, msg, &u, t, &target),
+        edit.keyed = match (to_tag, &ruri, target) {
+            (Some(t), Some(u), Some(target)) => keyed(cfg, refreshed, msg, u, t, &target),
             _ => false,
         };
         edit.next_is_route = routes.len() > 1;
@@ -63,7 +64,7 @@ pub(crate) fn preprocess(
     if routes.first().is_some_and(|r| is_us(cfg, &r.uri)) {
         let double = routes.get(1).is_some_and(|r| is_us(cfg, &r.uri));
         edit.pop_routes = if double { 2 } else { 1 };
-        let target = msg.request_uri().and_then(|u| route_key::Target::of(&u));
+        let target = ruri.as_ref().and_then(route_key::Target::of);
         edit.keyed = match (to_tag, target) {
             (Some(t), Some(target)) => keyed(cfg, refreshed, msg, &routes[0].uri, t, &target),
             _ => false,

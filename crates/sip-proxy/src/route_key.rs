@@ -8,7 +8,6 @@
 use std::hash::Hasher;
 
 use bytes::Bytes;
-use sip_message::header::Contact;
 use sip_message::{HeaderName, Message, Method, Uri};
 use siphasher::sip::SipHasher24;
 
@@ -30,16 +29,57 @@ impl std::fmt::Debug for RouteSecret {
     }
 }
 
-/// The token of the dialog `call_id` begun with From tag `tag`, for requests to `target`.
-fn token_of(secret: &RouteSecret, call_id: &str, tag: &str, target: &Target) -> u64 {
+/// The hash state of the dialog `call_id` begun with From tag `tag`, before its target.
+fn dialog_of(secret: &RouteSecret, call_id: &str, tag: &str) -> SipHasher24 {
     let mut h = SipHasher24::new_with_key(&secret.0);
     h.write(call_id.as_bytes());
     h.write_u8(0xff);
     h.write(tag.as_bytes());
     h.write_u8(0xff);
-    h.write(target.host.as_bytes());
-    h.write_u16(target.port);
-    h.finish()
+    h
+}
+
+/// The token of a dialog (its hash state) for requests to `target`.
+fn token_in(mut dialog: SipHasher24, target: &Target<'_>) -> u64 {
+    dialog.write(target.host.as_bytes());
+    dialog.write_u16(target.port);
+    dialog.finish()
+}
+
+/// The token of the dialog `call_id` begun with From tag `tag`, for requests to `target`.
+fn token_of(secret: &RouteSecret, call_id: &str, tag: &str, target: &Target<'_>) -> u64 {
+    token_in(dialog_of(secret, call_id, tag), target)
+}
+
+/// A token as written in `;rk=`: 16 lower-case hex digits.
+fn hex(t: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = HEX[((t >> ((15 - i) * 4)) & 0xf) as usize];
+    }
+    out
+}
+
+/// The key of the Record-Route entries of a request we relay (the callee's copy), with its
+/// dialog's hash state, from which the caller's copy is made when the responses come.
+#[derive(Clone, Copy)]
+pub(crate) struct Issued {
+    text: [u8; 16],
+    dialog: SipHasher24,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Issued(..)")
+    }
+}
+
+impl Issued {
+    /// The key as written in `;rk=`.
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text).unwrap_or_default()
+    }
 }
 
 /// The id of the party whose tag is `tag` in dialog `call_id`, for [`RefreshedTargets`].
@@ -80,38 +120,80 @@ pub(crate) fn note_refresh(
 
 /// Where in-dialog requests go: a remote target's host (canonical) and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target {
-    host: String,
+pub(crate) struct Target<'a> {
+    host: std::borrow::Cow<'a, str>,
     port: u16,
 }
 
-impl Target {
+impl<'a> Target<'a> {
     /// The target a SIP URI names.
-    pub(crate) fn of(uri: &Uri<'_>) -> Option<Target> {
+    pub(crate) fn of(uri: &Uri<'a>) -> Option<Target<'a>> {
         let sip = uri.as_sip()?;
         Some(Target {
-            host: sip_message::canonical_domain(sip.host_raw).into_owned(),
+            host: sip_message::canonical_domain(sip.host_raw),
             port: sip.port.unwrap_or(if sip.secure { 5061 } else { 5060 }),
         })
     }
 
-    /// The first Contact of `msg`.
-    fn contact_of(msg: &Message) -> Option<Target> {
-        match msg.contacts().next()?.ok()? {
-            Contact::Address(a) => Target::of(&a.uri),
-            Contact::Star => None,
-        }
+    /// The first Contact of `msg`, read by a scan, not a parse (this runs for every call
+    /// set up): the host and port of the URI in `<…>`, or of an addr-spec up to its first
+    /// `;` or `,` (RFC 3261 §20: a URI with those is in brackets). Only for keys: a scan and
+    /// the parser may be made to disagree, and then the key covers whatever the scan read,
+    /// which fails that dialog alone, whose party named its Contact anyway.
+    fn contact_of(msg: &'a Message) -> Option<Target<'a>> {
+        let v = msg.header(HeaderName::Contact)?.value.trim_start();
+        // A quoted display name may hold any of `<;,`.
+        let v = match v.strip_prefix('"') {
+            Some(q) => {
+                let b = q.as_bytes();
+                let mut i = 0;
+                while *b.get(i)? != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                &q[i + 1..]
+            }
+            None => v,
+        };
+        let uri = match v.find(['<', ';', ',']) {
+            Some(i) if v.as_bytes()[i] == b'<' => v[i + 1..].split('>').next()?,
+            Some(i) => v[..i].trim_end(),
+            None => v.trim_end(),
+        };
+        let (scheme, rest) = uri.split_once(':')?;
+        let secure = match scheme.trim() {
+            s if s.eq_ignore_ascii_case("sip") => false,
+            s if s.eq_ignore_ascii_case("sips") => true,
+            _ => return None,
+        };
+        // '@' is in neither parameters nor headers: the first one ends the user part.
+        let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+        let hostport = rest.split([';', '?']).next()?;
+        let (host, port) = match hostport.strip_prefix('[') {
+            Some(v6) => {
+                let close = v6.find(']')? + 1;
+                (&hostport[..=close], hostport[close + 1..].strip_prefix(':'))
+            }
+            None => match hostport.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            },
+        };
+        let port = match port {
+            Some(p) => sip_message::parse_port(p).ok()?,
+            None if secure => 5061,
+            None => 5060,
+        };
+        (!host.is_empty()).then(|| Target {
+            host: sip_message::canonical_domain(host),
+            port,
+        })
     }
 }
 
-/// The token as written in `;rk=`: 16 lower-case hex digits.
-pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str, target: &Target) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let t = token_of(secret, call_id, tag, target);
-    (0..16)
-        .rev()
-        .map(|i| char::from(HEX[((t >> (i * 4)) & 0xf) as usize]))
-        .collect()
+/// The token as written in `;rk=` (tests make keys with it).
+#[cfg(test)]
+pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str, target: &Target<'_>) -> String {
+    String::from_utf8_lossy(&hex(token_of(secret, call_id, tag, target))).into_owned()
 }
 
 /// The `tag` parameter of a From value found by a scan, not a parse (this runs for every
@@ -121,55 +203,84 @@ pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str, target: &Tar
 /// tag holds a key for that tag anyway). Whether a request is in-dialog is never decided by
 /// it.
 fn scanned_tag(value: &str) -> Option<&str> {
-    let params = value.rfind('>').map_or(value, |i| &value[i + 1..]);
-    params.split(';').skip(1).find_map(|p| {
-        let (name, v) = p.split_once('=')?;
-        name.trim().eq_ignore_ascii_case("tag").then(|| v.trim())
+    let start = memchr::memrchr(b'>', value.as_bytes()).map_or(0, |i| i + 1);
+    let mut rest = &value[start..];
+    // What comes before the first `;` is the URI (or nothing).
+    let mut params = std::iter::from_fn(|| {
+        let i = memchr::memchr(b';', rest.as_bytes())?;
+        let tail = &rest[i + 1..];
+        let end = memchr::memchr(b';', tail.as_bytes()).unwrap_or(tail.len());
+        rest = &tail[end..];
+        Some(&tail[..end])
+    });
+    params.find_map(|p| {
+        let eq = memchr::memchr(b'=', p.as_bytes())?;
+        p[..eq]
+            .trim()
+            .eq_ignore_ascii_case("tag")
+            .then(|| p[eq + 1..].trim())
     })
 }
 
-/// The token for the dialog an initial request begins (its From tag, parsed), for the
-/// callee's requests to the caller's Contact; `None` without them.
-pub(crate) fn for_request(secret: &RouteSecret, msg: &Message) -> Option<String> {
+/// The key for the dialog an initial request begins (its From tag scanned, as `verifies`
+/// reads it), for the callee's requests to the caller's Contact; `None` without them.
+pub(crate) fn issue(secret: &RouteSecret, msg: &Message) -> Option<Issued> {
     let call_id = msg.call_id().ok()?;
-    let from = msg.from().ok()?;
-    Some(token(
-        secret,
-        call_id,
-        from.tag()?,
-        &Target::contact_of(msg)?,
-    ))
+    let tag = scanned_tag(msg.header(HeaderName::From)?.value)?;
+    let dialog = dialog_of(secret, call_id, tag);
+    let text = hex(token_in(dialog, &Target::contact_of(msg)?));
+    Some(Issued { text, dialog })
 }
 
 /// A response to an initial request, to relay upstream: without our Via, and with our
-/// Record-Route entries' key made for the caller's requests to the callee's Contact.
-pub(crate) fn for_caller(cfg: &ProxyConfig, resp: &Message) -> Bytes {
+/// Record-Route entries' key (`issued`, when the request had them) made for the caller's
+/// requests to the callee's Contact.
+pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> Bytes {
     let mut e = resp.edit();
     e.remove_first_value(HeaderName::Via);
-    // Our keyed entries first (most responses have none); the From tag as `verifies` will
-    // read it in the caller's requests (scanned: the same header text comes back).
-    let ours: Vec<&str> = resp
-        .record_routes()
-        .filter_map(Result::ok)
-        .filter(|rr| is_us(cfg, &rr.uri))
-        .filter_map(|rr| rr.uri.as_sip().and_then(|s| s.params.get(PARAM).flatten()))
-        .collect();
-    let key = || {
-        let call_id = resp.call_id().ok()?;
-        let tag = scanned_tag(resp.header(HeaderName::From)?.value)?;
-        Some(token(
-            &cfg.route_secret,
-            call_id,
-            tag,
-            &Target::contact_of(resp)?,
-        ))
+    let Some(issued) = issued else {
+        return e.finish();
     };
-    if let Some(key) = (!ours.is_empty()).then(key).flatten() {
+    // Our entries, as the callee echoed them: found by their key after a `=` (a hash no
+    // other text holds by chance), not by a parse.
+    let old = issued.text;
+    let ours: Vec<&str> = resp
+        .headers_named(HeaderName::RecordRoute)
+        .flat_map(|h| {
+            let v = h.value;
+            memchr::memchr_iter(b'=', v.as_bytes())
+                .filter_map(move |i| v.get(i + 1..i + 17))
+                .filter(move |k| k.as_bytes() == old)
+        })
+        .collect();
+    if let Some(target) = ours.first().and_then(|_| Target::contact_of(resp)) {
+        let key = hex(token_in(issued.dialog, &target));
+        let key = std::str::from_utf8(&key).unwrap_or_default();
         for old in ours {
-            e.replace(old, &key);
+            e.replace(old, key);
         }
     }
     e.finish()
+}
+
+/// [`for_caller`] for a response relayed statelessly: our keyed entries found by a parse,
+/// the dialog by the response's Call-ID and From tag (scanned, as `verifies` will read it
+/// in the caller's requests: the same header text comes back).
+pub(crate) fn for_caller_stateless(cfg: &ProxyConfig, resp: &Message) -> Bytes {
+    let issued = resp
+        .record_routes()
+        .filter_map(Result::ok)
+        .filter(|rr| is_us(cfg, &rr.uri))
+        .find_map(|rr| rr.uri.as_sip().and_then(|s| s.params.get(PARAM).flatten()))
+        .filter(|k| k.len() == 16)
+        .and_then(|k| {
+            let call_id = resp.call_id().ok()?;
+            let tag = scanned_tag(resp.header(HeaderName::From)?.value)?;
+            let text = k.as_bytes().try_into().ok()?;
+            let dialog = dialog_of(&cfg.route_secret, call_id, tag);
+            Some(Issued { text, dialog })
+        });
+    for_caller(resp, issued.as_ref())
 }
 
 /// True when `value` is the token of the dialog of in-dialog request `msg`, whose To tag
@@ -183,23 +294,27 @@ pub(crate) fn verifies(
     msg: &Message,
     value: &str,
     to_tag: &str,
-    target: &Target,
+    target: &Target<'_>,
 ) -> bool {
     let (Ok(call_id), Ok(given)) = (msg.call_id(), u64::from_str_radix(value, 16)) else {
         return false;
     };
+    // The caller's requests first: every ACK is one.
+    let from_caller = msg
+        .header(HeaderName::From)
+        .and_then(|h| scanned_tag(h.value))
+        .is_some_and(|tag| token_of(secret, call_id, tag, target) == given);
+    if from_caller {
+        return true;
+    }
     let to_recipient = token_of(secret, call_id, to_tag, target);
-    to_recipient == given
-        || msg
-            .header(HeaderName::From)
-            .and_then(|h| scanned_tag(h.value))
-            .is_some_and(|tag| token_of(secret, call_id, tag, target) == given)
-        || refreshed.holds(party_of(secret, call_id, to_tag), to_recipient)
+    to_recipient == given || refreshed.holds(party_of(secret, call_id, to_tag), to_recipient)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sip_message::header::Contact;
 
     const KEY: RouteSecret = RouteSecret(*b"0123456789abcdef");
 
@@ -212,7 +327,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
         .expect("message")
     }
 
-    fn target(m: &Message) -> Target {
+    fn target(m: &Message) -> Target<'_> {
         Target::of(&m.request_uri().expect("uri")).expect("target")
     }
 
@@ -231,7 +346,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
     fn a_key_holds_for_its_dialog_and_its_target_only() {
         // The INVITE's key (in the callee's copy) covers the caller's Contact.
         let invite = msg("caller", "x", "sip:a@192.0.2.1:5062");
-        let k = for_request(&KEY, &invite).expect("key");
+        let k = issue(&KEY, &invite).expect("key").as_str().to_owned();
         let to_caller = msg("callee", "caller", "sip:a@192.0.2.1:5062");
         assert!(
             check(&to_caller, &k, "caller"),
@@ -266,7 +381,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
         let refreshed = RefreshedTargets::default();
         // The callee's copy covers the caller's first Contact.
         let invite = msg("caller", "x", "sip:a@192.0.2.1:5062");
-        let k = for_request(&KEY, &invite).expect("key");
+        let k = issue(&KEY, &invite).expect("key").as_str().to_owned();
         let moved = msg("callee", "caller", "sip:a@203.0.113.7:5062");
         let check = |m: &Message| verifies(&KEY, &refreshed, m, &k, "caller", &target(m));
         assert!(!check(&moved), "not before the refresh");
@@ -288,6 +403,33 @@ To: <sip:a@h>;tag=caller\r\nCall-ID: c2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\
         )
         .expect("message");
         assert!(!check(&other), "another Call-ID");
+    }
+
+    #[test]
+    fn contacts_are_scanned_as_the_parser_reads_them() {
+        for contact in [
+            "<sip:a@192.0.2.1:5062>",
+            "\"A <b>, c;d\" <sip:a@Example.COM;transport=tcp>;expires=60",
+            "sip:a@192.0.2.1;expires=60, <sip:b@192.0.2.2>",
+            "Alice <sips:a@[2001:DB8::1]:5071;ob>",
+            "<sip:+1234;npdi@gw.example:5080?Subject=x>",
+            "<sip:[::1]>",
+            "<SIP:host.example.>",
+        ] {
+            let m = msg("caller", "x", "sip:a@h");
+            let text = String::from_utf8_lossy(&m.to_bytes())
+                .replace("Contact: <sip:a@h>", &format!("Contact: {contact}"));
+            let m = Message::parse(text.into_bytes()).expect(contact);
+            let parsed = match m.contacts().next().expect(contact).expect(contact) {
+                Contact::Address(a) => Target::of(&a.uri),
+                Contact::Star => None,
+            };
+            assert_eq!(Target::contact_of(&m), parsed, "{contact}");
+        }
+        let m = msg("caller", "x", "sip:a@h");
+        let star = String::from_utf8_lossy(&m.to_bytes()).replace("<sip:a@h>", "*");
+        let star = Message::parse(star.into_bytes()).expect("star");
+        assert_eq!(Target::contact_of(&star), None);
     }
 
     #[test]

@@ -293,6 +293,38 @@ fn forward_relays_statelessly() {
     assert_eq!(up[0].0, udp(CALLER));
 }
 
+/// Without a transaction the caller's copy of our Record-Route is keyed all the same: for
+/// its requests to the callee's Contact.
+#[test]
+fn a_stateless_proxy_keys_the_callers_copy_of_its_record_route() {
+    let core = with_script(&script(
+        r#" lookup("location"); record_route(); forward(); }"#,
+    ));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let fwd = &out[0].1;
+    let rr = fwd
+        .header(sip_message::HeaderName::RecordRoute)
+        .unwrap()
+        .value;
+    let callee_copy = crate::tests::rk("call-1", "c", "sip:caller@192.0.2.10:5060");
+    assert_eq!(rr, format!("<sip:192.0.2.1:5060;lr{callee_copy}>"));
+    let ok = sip_message::ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
+        .header("Record-Route", rr)
+        .header("Contact", "<sip:bob@192.0.2.20:5060>")
+        .build();
+    let ok = sip_message::Message::parse(ok).unwrap();
+    let up = sent(core.handle_message(now, ok, udp("192.0.2.20:5060")));
+    let caller_copy = crate::tests::rk("call-1", "c", "sip:bob@192.0.2.20:5060");
+    let rr = up[0]
+        .1
+        .header(sip_message::HeaderName::RecordRoute)
+        .unwrap()
+        .value;
+    assert_eq!(rr, format!("<sip:192.0.2.1:5060;lr{caller_copy}>"));
+}
+
 #[test]
 fn a_named_route_returns_a_value() {
     let core = with_script(&script(

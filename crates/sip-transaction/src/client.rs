@@ -54,7 +54,18 @@ impl ClientTransaction {
         timers: TimerConfig,
     ) -> Self {
         let invite = request.method() == Some(Method::Invite);
-        let bytes = request.to_bytes();
+        ClientTransaction::for_bytes(now, invite, request.to_bytes(), reliability, timers)
+    }
+
+    /// [`ClientTransaction::new`] for a request we wrote ourselves (an INVITE when `invite`),
+    /// as it goes on the wire: not parsed again.
+    pub fn for_bytes(
+        now: Instant,
+        invite: bool,
+        bytes: Bytes,
+        reliability: Reliability,
+        timers: TimerConfig,
+    ) -> Self {
         let mut t = ClientTransaction {
             invite,
             reliability,

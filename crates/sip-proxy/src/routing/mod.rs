@@ -194,9 +194,19 @@ pub struct RouteCtx<'a> {
     /// The last check found right credentials with an expired nonce: challenge `stale=true`.
     pub(crate) auth_stale: bool,
     pub(crate) out: &'a mut Vec<Command>,
+    /// The message's To tag, parsed once.
+    to_tag: std::cell::OnceCell<Option<&'a str>>,
 }
 
 impl<'a> RouteCtx<'a> {
+    /// The To tag of the message, as the parser reads it (`has_totag()`, and whether
+    /// `loose_route()` checks a key): parsed once.
+    pub(crate) fn to_tag(&self) -> Option<&'a str> {
+        *self
+            .to_tag
+            .get_or_init(|| self.msg.to().ok().and_then(|t| t.tag()))
+    }
+
     /// A context for `msg`, with nothing decided yet.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -230,6 +240,7 @@ impl<'a> RouteCtx<'a> {
             auth_header: None,
             auth_stale: false,
             out,
+            to_tag: std::cell::OnceCell::new(),
         }
     }
 

@@ -24,11 +24,7 @@ fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     use sip_message::HeaderName;
     // Only an in-dialog request with a Route has a key to check; in-dialog as `has_totag()`
     // reads it (the parsed To), so that the script and this check never disagree.
-    let to = c
-        .msg
-        .header(HeaderName::Route)
-        .and_then(|_| c.msg.to().ok());
-    let to_tag = to.as_ref().and_then(|t| t.tag());
+    let to_tag = c.msg.header(HeaderName::Route).and_then(|_| c.to_tag());
     let in_dialog = to_tag.is_some();
     let edit = preprocess(c.core.config(), &c.core.refreshed, c.msg, to_tag);
     if let Some(uri) = &edit.new_uri {
@@ -57,7 +53,7 @@ fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
 }
 
 fn has_totag(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
-    if c.msg.to().ok().and_then(|t| t.tag()).is_some() {
+    if c.to_tag().is_some() {
         1
     } else {
         -1
