@@ -108,9 +108,10 @@ pub(crate) struct Context {
     unanswered: bool,
     answered: bool,
     cancelled: bool,
-    /// An in-dialog target refresh with our key for its dialog: its 2xx give the responder
-    /// a new remote target ([`crate::refresh`]).
-    pub(crate) refreshing: bool,
+    /// The key of an in-dialog target refresh request, ours for its dialog: its 2xx give
+    /// the responder a new remote target, for the requests with that key
+    /// ([`crate::refresh`]).
+    pub(crate) refresh_key: Option<u64>,
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
     /// §17.2.1 allows 200 ms): a callee that rings at once saves the message.
     trying_at: Option<Instant>,
@@ -169,7 +170,7 @@ impl Context {
             unanswered: false,
             answered: false,
             cancelled: false,
-            refreshing: false,
+            refresh_key: None,
             request: Some(request),
             routing: None,
             failure_due: false,
@@ -190,13 +191,13 @@ impl Context {
         cfg: &ProxyConfig,
         groups: VecDeque<Vec<Prepared>>,
         routing: Option<Box<TxRouting>>,
-        refreshing: bool,
+        refresh_key: Option<u64>,
         out: &mut Vec<Command>,
     ) -> bool {
         if self.answered || !self.branches.is_empty() || !self.pending.is_empty() {
             return false;
         }
-        self.refreshing = refreshing;
+        self.refresh_key = refresh_key;
         self.pending = groups;
         self.routing = routing;
         self.start_next_group(now, cfg);

@@ -186,7 +186,8 @@ impl Core {
     ) -> Option<Message> {
         let cfg = self.config();
         let global = self.script().has_reply_route();
-        // The 2xx of an in-dialog target refresh gives the responder a new remote target.
+        // The 2xx of an in-dialog target refresh gives the responder a new remote target,
+        // for the requests that carry the key the refresh carried.
         let refresh = resp.status().is_some_and(|s| (200..300).contains(&s))
             && resp
                 .cseq()
@@ -194,10 +195,8 @@ impl Core {
         let mut slot = Some(resp);
         // Without reply routes (the common case) the context takes the response at once.
         let input = self.with_ctx(id, |ctx| {
-            if let Some(resp) = slot.as_ref().filter(|_| refresh && ctx.refreshing) {
-                if let Some(tag) = resp.to().ok().as_ref().and_then(|t| t.tag()) {
-                    route_key::note_refresh(&cfg.route_secret, &self.refreshed, resp, tag);
-                }
+            if let (Some(resp), Some(key)) = (slot.as_ref(), ctx.refresh_key.filter(|_| refresh)) {
+                route_key::note_refresh(&cfg.route_secret, &self.refreshed, key, resp);
             }
             match ctx.reply_route_input(global) {
                 Some(input) => Err(Box::new(input)),

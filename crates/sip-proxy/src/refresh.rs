@@ -1,13 +1,13 @@
-//! Remote targets refreshed inside a dialog. A re-INVITE, UPDATE, SUBSCRIBE or NOTIFY, or
-//! the 2xx of one, may give its sender a new Contact (RFC 3261 §12.2, RFC 6665 §4.3), but
-//! the Route key the other party holds ([`crate::route_key`]) covers the old one for the
-//! life of the dialog: a route set never changes (§12.2.1.2). A refresh that came with a
-//! valid key, or answers a request that did, is noted here, the latest one per party of a
-//! dialog, so that later requests to the new target pass. Whoever can note one holds a key
-//! of that dialog already, and could have named the same target when it began.
+//! Remote targets refreshed inside a dialog. The 2xx of a re-INVITE, UPDATE, SUBSCRIBE or
+//! NOTIFY may give its sender a new Contact (RFC 3261 §12.2, RFC 6665 §4.3), but the Route
+//! key the other party holds ([`crate::route_key`]) covers the old one for the life of the
+//! dialog: a route set never changes (§12.2.1.2). When the request it answers came with a
+//! valid key, that key is noted here with the new target, the latest one per key, so that
+//! later requests with it pass there. Only the key's holder can use it, and only the party
+//! it sends to could have named the new target: no one gains a target they could not reach.
 //!
 //! The table is bounded: two generations per slot, the older dropped when the newer fills,
-//! so a party refreshed long ago with thousands refreshed since may lose its entry (its
+//! so a target refreshed long ago with thousands refreshed since may lose its entry (the
 //! original target still passes).
 
 use std::collections::HashMap;
@@ -15,10 +15,10 @@ use std::sync::Mutex;
 
 /// Slots, each with its own lock (a power of two).
 const SLOTS: usize = 16;
-/// Entries in one generation of one slot: 2 × 16 × 4096 = 131,072 parties at most.
+/// Entries in one generation of one slot: 2 × 16 × 4096 = 131,072 keys at most.
 const GENERATION: usize = 4096;
 
-/// The latest refreshed target of each party: a party's id to the token of its target.
+/// The latest refreshed target for each key: a key to the token of its target.
 #[derive(Debug, Default)]
 pub(crate) struct RefreshedTargets {
     slots: [Mutex<Generations>; SLOTS],
@@ -31,37 +31,37 @@ struct Generations {
 }
 
 impl RefreshedTargets {
-    fn slot(&self, party: u64) -> std::sync::MutexGuard<'_, Generations> {
-        self.slots[(party as usize) % SLOTS]
+    fn slot(&self, key: u64) -> std::sync::MutexGuard<'_, Generations> {
+        self.slots[(key as usize) % SLOTS]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notes `target` (a token) as the remote target of `party` (an id).
-    pub(crate) fn note(&self, party: u64, target: u64) {
-        let mut g = self.slot(party);
-        if g.current.get(&party) == Some(&target) {
+    /// Notes `target` (a token) as the remote target of requests with `key`.
+    pub(crate) fn note(&self, key: u64, target: u64) {
+        let mut g = self.slot(key);
+        if g.current.get(&key) == Some(&target) {
             return;
         }
-        g.previous.remove(&party);
-        if g.current.len() >= GENERATION && !g.current.contains_key(&party) {
+        g.previous.remove(&key);
+        if g.current.len() >= GENERATION && !g.current.contains_key(&key) {
             g.previous = std::mem::take(&mut g.current);
         }
-        g.current.insert(party, target);
+        g.current.insert(key, target);
     }
 
-    /// True when `target` is the latest one noted for `party`; a hit in the older
+    /// True when `target` is the latest one noted for `key`; a hit in the older
     /// generation moves to the newer.
-    pub(crate) fn holds(&self, party: u64, target: u64) -> bool {
-        let mut g = self.slot(party);
-        if let Some(&t) = g.current.get(&party) {
+    pub(crate) fn holds(&self, key: u64, target: u64) -> bool {
+        let mut g = self.slot(key);
+        if let Some(&t) = g.current.get(&key) {
             return t == target;
         }
-        match g.previous.get(&party) {
+        match g.previous.get(&key) {
             Some(&t) if t == target => {
-                g.previous.remove(&party);
+                g.previous.remove(&key);
                 drop(g);
-                self.note(party, target);
+                self.note(key, target);
                 true
             }
             _ => false,
@@ -86,7 +86,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_latest_target_of_a_party_holds() {
+    fn the_latest_target_of_a_key_holds() {
         let t = RefreshedTargets::default();
         assert!(!t.holds(1, 10));
         t.note(1, 10);
@@ -94,7 +94,7 @@ mod tests {
         t.note(1, 11);
         assert!(!t.holds(1, 10), "replaced");
         assert!(t.holds(1, 11));
-        assert!(!t.holds(2, 11), "another party");
+        assert!(!t.holds(2, 11), "another key");
     }
 
     #[test]

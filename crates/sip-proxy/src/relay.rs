@@ -67,14 +67,6 @@ impl Core {
             tracing::warn!(target: "script", "t_relay: the request was relayed or answered already");
             return false;
         }
-        if c.edits.route.keyed && crate::route_key::refreshes_target(method) {
-            // An in-dialog request with our key for its dialog: its Contact is its sender's
-            // remote target from now on.
-            if let Some(tag) = msg.from().ok().as_ref().and_then(|f| f.tag()) {
-                let secret = &self.config().route_secret;
-                crate::route_key::note_refresh(secret, &self.refreshed, msg, tag);
-            }
-        }
         match self.targets(c) {
             Ok(groups) => self.relay_to(c, groups, stateful),
             Err(Unrouted::Pending(_)) if c.txn.is_none() && method != Method::Ack => {
@@ -128,13 +120,14 @@ impl Core {
             return self.unreachable(c, 480);
         }
         let routing = c.tx_routing();
-        let refreshing = c.edits.route.keyed
-            && c.msg
+        let refresh_key = (c.edits.route.key).filter(|_| {
+            c.msg
                 .method()
-                .is_some_and(crate::route_key::refreshes_target);
+                .is_some_and(crate::route_key::refreshes_target)
+        });
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let started = self.with_ctx(id, |ctx| {
-            ctx.start(now, cfg, groups, routing, refreshing, out)
+            ctx.start(now, cfg, groups, routing, refresh_key, out)
         });
         c.stateful = true;
         started == Some(true)

@@ -22,14 +22,14 @@ pub(crate) struct RouteEdit {
     /// Remove every Route: a Route preloaded on an initial request for one of our domains is
     /// not followed (we would relay to wherever a client asks); the location service decides.
     pub(crate) drop_routes: bool,
-    /// The entry of ours taken off (or the strict router's Request-URI) carries our key
-    /// for this dialog: a Route set we put there ([`crate::route_key`]). Checked for
+    /// The entry of ours taken off (or the strict router's Request-URI) carries this key,
+    /// ours for this dialog: a Route set we put there ([`crate::route_key`]). Checked for
     /// in-dialog requests only.
-    pub(crate) keyed: bool,
+    pub(crate) key: Option<u64>,
 }
 
 /// Applies §16.4 to a request; `to_tag`: an in-dialog request's To tag, when the entry of
-/// ours it takes off must carry our key (for `keyed`), or lead to a target `refreshed` holds.
+/// ours it takes off must carry our key (for `key`), or lead to a target `refreshed` holds.
 pub(crate) fn preprocess(
     cfg: &ProxyConfig,
     refreshed: &RefreshedTargets,
@@ -54,9 +54,9 @@ pub(crate) fn preprocess(
         }
         // The remote target is the last Route here.
         let target = routes.last().and_then(|r| route_key::Target::of(&r.uri));
-        edit.keyed = match (to_tag, &ruri, target) {
+        edit.key = match (to_tag, &ruri, target) {
             (Some(t), Some(u), Some(target)) => keyed(cfg, refreshed, msg, u, t, &target),
-            _ => false,
+            _ => None,
         };
         edit.next_is_route = routes.len() > 1;
         return edit;
@@ -65,9 +65,9 @@ pub(crate) fn preprocess(
         let double = routes.get(1).is_some_and(|r| is_us(cfg, &r.uri));
         edit.pop_routes = if double { 2 } else { 1 };
         let target = ruri.as_ref().and_then(route_key::Target::of);
-        edit.keyed = match (to_tag, target) {
+        edit.key = match (to_tag, target) {
             (Some(t), Some(target)) => keyed(cfg, refreshed, msg, &routes[0].uri, t, &target),
-            _ => false,
+            _ => None,
         };
         edit.next_is_route = routes.len() > edit.pop_routes;
     } else {
@@ -76,8 +76,8 @@ pub(crate) fn preprocess(
     edit
 }
 
-/// True when `uri` (one of ours) carries our key for the dialog of `msg` and its requests
-/// to `target` (or one refreshed since).
+/// The key `uri` (one of ours) carries, when it is ours for the dialog of `msg` and its
+/// requests to `target` (or one refreshed since).
 fn keyed(
     cfg: &ProxyConfig,
     refreshed: &RefreshedTargets,
@@ -85,8 +85,8 @@ fn keyed(
     uri: &sip_message::Uri<'_>,
     to_tag: &str,
     target: &route_key::Target,
-) -> bool {
+) -> Option<u64> {
     uri.as_sip()
         .and_then(|s| s.params.get(route_key::PARAM).flatten())
-        .is_some_and(|k| route_key::verifies(&cfg.route_secret, refreshed, msg, k, to_tag, target))
+        .and_then(|k| route_key::verify(&cfg.route_secret, refreshed, msg, k, to_tag, target))
 }

@@ -82,14 +82,10 @@ impl Issued {
     }
 }
 
-/// The id of the party whose tag is `tag` in dialog `call_id`, for [`RefreshedTargets`].
-fn party_of(secret: &RouteSecret, call_id: &str, tag: &str) -> u64 {
-    let mut h = SipHasher24::new_with_key(&secret.0);
-    h.write(call_id.as_bytes());
-    h.write_u8(0xff);
-    h.write(tag.as_bytes());
-    h.write_u8(0xfe);
-    h.finish()
+/// The token of `target` as a refreshed target of dialog `call_id`, for
+/// [`RefreshedTargets`].
+fn refreshed_target(secret: &RouteSecret, call_id: &str, target: &Target<'_>) -> u64 {
+    token_in(dialog_of(secret, call_id, ""), target)
 }
 
 /// True for the methods whose requests, and their 2xx, refresh the sender's remote target
@@ -101,21 +97,20 @@ pub(crate) fn refreshes_target(method: Method<'_>) -> bool {
     )
 }
 
-/// Notes the Contact of `msg` (an in-dialog request with a valid key, or the 2xx of one)
-/// as the new remote target of its sender, whose tag is `tag`: requests to it then pass.
+/// Notes the Contact of `resp`, the 2xx of an in-dialog target refresh that came with our
+/// `key`, as the new remote target of its sender: requests with that key then pass there.
+/// (A refresh in a request is not followed: the key the other party holds is not in it,
+/// and one that any key holder could note would let a caller's key lead anywhere.)
 pub(crate) fn note_refresh(
     secret: &RouteSecret,
     refreshed: &RefreshedTargets,
-    msg: &Message,
-    tag: &str,
+    key: u64,
+    resp: &Message,
 ) {
-    let (Ok(call_id), Some(target)) = (msg.call_id(), Target::contact_of(msg)) else {
+    let (Ok(call_id), Some(target)) = (resp.call_id(), Target::contact_of(resp)) else {
         return;
     };
-    refreshed.note(
-        party_of(secret, call_id, tag),
-        token_of(secret, call_id, tag, &target),
-    );
+    refreshed.note(key, refreshed_target(secret, call_id, &target));
 }
 
 /// Where in-dialog requests go: a remote target's host (canonical) and port.
@@ -222,7 +217,7 @@ fn scanned_tag(value: &str) -> Option<&str> {
     })
 }
 
-/// The key for the dialog an initial request begins (its From tag scanned, as `verifies`
+/// The key for the dialog an initial request begins (its From tag scanned, as `verify`
 /// reads it), for the callee's requests to the caller's Contact; `None` without them.
 pub(crate) fn issue(secret: &RouteSecret, msg: &Message) -> Option<Issued> {
     let call_id = msg.call_id().ok()?;
@@ -264,7 +259,7 @@ pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> Bytes {
 }
 
 /// [`for_caller`] for a response relayed statelessly: our keyed entries found by a parse,
-/// the dialog by the response's Call-ID and From tag (scanned, as `verifies` will read it
+/// the dialog by the response's Call-ID and From tag (scanned, as `verify` will read it
 /// in the caller's requests: the same header text comes back).
 pub(crate) fn for_caller_stateless(cfg: &ProxyConfig, resp: &Message) -> Bytes {
     let issued = resp
@@ -283,32 +278,31 @@ pub(crate) fn for_caller_stateless(cfg: &ProxyConfig, resp: &Message) -> Bytes {
     for_caller(resp, issued.as_ref())
 }
 
-/// True when `value` is the token of the dialog of in-dialog request `msg`, whose To tag
-/// (parsed) is `to_tag`, for requests to `target` (its remote target): made from that tag
-/// (a request of the callee's) or from its From tag (one of the caller's); or, when the
-/// recipient (the party of `to_tag`) refreshed its target since, when `target` is the one
-/// `refreshed` holds for it.
-pub(crate) fn verifies(
+/// `value` as a key, when it is the token of the dialog of in-dialog request `msg`, whose
+/// To tag (parsed) is `to_tag`, for requests to `target` (its remote target): made from
+/// its From tag (a request of the caller's) or from that tag (one of the callee's); or,
+/// when the other party refreshed its target since, when `target` is the one `refreshed`
+/// holds for this key.
+pub(crate) fn verify(
     secret: &RouteSecret,
     refreshed: &RefreshedTargets,
     msg: &Message,
     value: &str,
     to_tag: &str,
     target: &Target<'_>,
-) -> bool {
+) -> Option<u64> {
     let (Ok(call_id), Ok(given)) = (msg.call_id(), u64::from_str_radix(value, 16)) else {
-        return false;
+        return None;
     };
     // The caller's requests first: every ACK is one.
     let from_caller = msg
         .header(HeaderName::From)
         .and_then(|h| scanned_tag(h.value))
         .is_some_and(|tag| token_of(secret, call_id, tag, target) == given);
-    if from_caller {
-        return true;
-    }
-    let to_recipient = token_of(secret, call_id, to_tag, target);
-    to_recipient == given || refreshed.holds(party_of(secret, call_id, to_tag), to_recipient)
+    let ok = from_caller
+        || token_of(secret, call_id, to_tag, target) == given
+        || refreshed.holds(given, refreshed_target(secret, call_id, target));
+    ok.then_some(given)
 }
 
 #[cfg(test)]
@@ -332,7 +326,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
     }
 
     fn check(m: &Message, key: &str, to_tag: &str) -> bool {
-        verifies(
+        verify(
             &KEY,
             &RefreshedTargets::default(),
             m,
@@ -340,6 +334,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
             to_tag,
             &target(m),
         )
+        .is_some()
     }
 
     #[test]
@@ -356,14 +351,15 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
         assert!(!check(&elsewhere, &k, "caller"), "another target");
         let other = msg("other", "caller2", "sip:a@192.0.2.1:5062");
         assert!(!check(&other, &k, "caller2"), "another dialog");
-        assert!(!verifies(
+        assert!(verify(
             &RouteSecret([7; 16]),
             &RefreshedTargets::default(),
             &to_caller,
             &k,
             "caller",
             &target(&to_caller)
-        ));
+        )
+        .is_none());
         assert!(!check(&to_caller, "0000000000000000", "caller"));
         assert!(!check(&to_caller, "not hex", "caller"));
         // The caller's copy covers the callee's Contact; its requests carry its From tag.
@@ -377,32 +373,37 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
     }
 
     #[test]
-    fn a_refreshed_target_holds_for_requests_to_its_party() {
+    fn a_refreshed_target_holds_for_the_key_of_the_refresh() {
         let refreshed = RefreshedTargets::default();
         // The callee's copy covers the caller's first Contact.
         let invite = msg("caller", "x", "sip:a@192.0.2.1:5062");
         let k = issue(&KEY, &invite).expect("key").as_str().to_owned();
         let moved = msg("callee", "caller", "sip:a@203.0.113.7:5062");
-        let check = |m: &Message| verifies(&KEY, &refreshed, m, &k, "caller", &target(m));
-        assert!(!check(&moved), "not before the refresh");
-        // The caller's re-INVITE gives it a new Contact.
-        let reinvite = msg("caller", "callee", "sip:a@203.0.113.7:5062");
-        note_refresh(&KEY, &refreshed, &reinvite, "caller");
-        assert!(check(&moved), "the new target");
+        let check =
+            |m: &Message, k: &str| verify(&KEY, &refreshed, m, k, "caller", &target(m)).is_some();
+        assert!(!check(&moved, &k), "not before the refresh");
+        // The caller answers the callee's re-INVITE (which carried k) from a new Contact.
+        let ok = msg("callee", "caller", "sip:a@203.0.113.7:5062");
+        let given = u64::from_str_radix(&k, 16).expect("hex");
+        note_refresh(&KEY, &refreshed, given, &ok);
+        assert!(
+            check(&moved, &k),
+            "the new target, with the key of the refresh"
+        );
         let first = msg("callee", "caller", "sip:a@192.0.2.1:5062");
-        assert!(check(&first), "the first one, which the key covers");
+        assert!(check(&first, &k), "the first one, which the key covers");
         let elsewhere = msg("callee", "caller", "sip:victim@198.51.100.9");
-        assert!(!check(&elsewhere), "any other");
-        // Not for requests to the other party, nor in another dialog.
-        let to_callee = msg("caller", "callee", "sip:a@203.0.113.7:5062");
-        let t = target(&to_callee);
-        assert!(!verifies(&KEY, &refreshed, &to_callee, &k, "callee", &t));
+        assert!(!check(&elsewhere, &k), "any other");
+        // Not with another key (the caller's copy, say), nor in another dialog.
+        let t = Target::of(&Uri::parse("sip:b@192.0.2.2").expect("uri")).expect("target");
+        let callers = token(&KEY, "c1", "caller", &t);
+        assert!(!check(&moved, &callers));
         let other = Message::parse(
             "BYE sip:a@203.0.113.7:5062 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:b@h>;tag=callee\r\n\
 To: <sip:a@h>;tag=caller\r\nCall-ID: c2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
         )
         .expect("message");
-        assert!(!check(&other), "another Call-ID");
+        assert!(!check(&other, &k), "another Call-ID");
     }
 
     #[test]

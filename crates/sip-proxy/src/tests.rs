@@ -465,10 +465,11 @@ To: <sip:bob@example.com>;tag=b\nCall-ID: e\nCSeq: 2 BYE\nMax-Forwards: 70\nCont
     assert_eq!(fwd.routes().count(), 0);
 }
 
-/// A re-INVITE and its 2xx give each party a new Contact: later requests to them pass
-/// with the keys of the dialog's start; requests to anywhere else do not.
+/// The 2xx of a re-INVITE gives the party that answers a new Contact: later requests with
+/// the key the re-INVITE carried pass there. A refresh in a request moves nothing: a caller
+/// holding its own key must not move either party's target where it likes.
 #[test]
-fn targets_refreshed_inside_a_dialog_are_reached_and_no_other() {
+fn a_target_refreshed_by_a_2xx_is_reached_with_the_key_of_the_refresh_only() {
     let core = core();
     let now = Instant::now();
     const CALLEE: &str = "192.0.2.20:5060";
@@ -481,74 +482,69 @@ fn targets_refreshed_inside_a_dialog_are_reached_and_no_other() {
         msg(&format!(
             "{method} {uri} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKrf{n}\n\
 Route: <sip:192.0.2.1:5060;lr{key}>\nFrom: <sip:x@example.net>;tag={from}\n\
-To: <sip:y@example.com>;tag={to}\nCall-ID: rf\nCSeq: 3 {method}\nMax-Forwards: 70\n\
+To: <sip:y@example.com>;tag={to}\nCall-ID: rf\nCSeq: {n} {method}\nMax-Forwards: 70\n\
 {extra}Content-Length: 0\n\n"
         ))
     };
     let bye_to = |uri: &str, key: &str, from: &str, to: &str| {
-        let out =
-            sent(core.handle_message(now, request("BYE", uri, key, from, to, ""), udp(CALLER)));
+        let bye = request("BYE", uri, key, from, to, "");
+        let out = sent(core.handle_message(now, bye, udp(CALLER)));
         (out[0].0, out[0].1.status())
     };
     let moved = "sip:caller@198.51.100.5:5070";
-    assert_eq!(
-        bye_to(moved, &to_caller, "b", "c").1,
-        Some(404),
-        "not before the refresh"
-    );
-    // The caller's re-INVITE, with its new Contact.
+    assert_eq!(bye_to(moved, &to_caller, "b", "c").1, Some(404));
+    // The callee's re-INVITE; the caller answers it from a new Contact.
     let reinvite = request(
         "INVITE",
-        "sip:bob@192.0.2.20:5060",
-        &to_callee,
-        "c",
+        "sip:caller@192.0.2.10:5060",
+        &to_caller,
         "b",
-        &format!("Contact: <{moved}>\n"),
+        "c",
+        "",
     );
-    let out = sent(core.handle_message(now, reinvite, udp(CALLER)));
-    let fwd = &out[0].1;
-    assert_eq!(out[0].0, udp(CALLEE));
+    let out = sent(core.handle_message(now, reinvite, udp(CALLEE)));
+    assert_eq!(out[0].0, udp(CALLER));
+    let ok = sip_message::ResponseBuilder::for_request(&out[0].1, 200, "OK", None)
+        .header("Contact", &format!("<{moved}>"))
+        .build();
+    let up = sent(core.handle_message(now, Message::parse(ok).expect("200"), udp(CALLER)));
+    assert_eq!((up[0].0, up[0].1.status()), (udp(CALLEE), Some(200)));
+    let via_moved = (udp("198.51.100.5:5070"), None);
     assert_eq!(
         bye_to(moved, &to_caller, "b", "c"),
-        (udp("198.51.100.5:5070"), None)
+        via_moved,
+        "the new target"
     );
-    // The callee's 200 moves it too.
-    let ok = sip_message::ResponseBuilder::for_request(fwd, 200, "OK", None)
-        .header("Contact", "<sip:bob@203.0.113.9:5080>")
-        .build();
-    let up = sent(core.handle_message(now, Message::parse(ok).expect("200"), udp(CALLEE)));
-    assert_eq!((up[0].0, up[0].1.status()), (udp(CALLER), Some(200)));
-    let callee_moved = "sip:bob@203.0.113.9:5080";
-    assert_eq!(
-        bye_to(callee_moved, &to_callee, "c", "b"),
-        (udp("203.0.113.9:5080"), None)
-    );
-    // Nowhere else, and not with the other party's key.
-    assert_eq!(
-        bye_to("sip:victim@198.51.100.99", &to_caller, "b", "c").1,
-        Some(404)
-    );
-    assert_eq!(bye_to(callee_moved, &to_caller, "b", "c").1, Some(404));
+    // Not with the other copy of the key, and nowhere else.
     assert_eq!(bye_to(moved, &to_callee, "c", "b").1, Some(404));
-    // A request without our key moves nothing.
-    let forged = request(
-        "INVITE",
-        "sip:bob@192.0.2.20:5060",
-        ";rk=0123456789abcdef",
-        "c",
-        "b",
-        "Contact: <sip:victim@198.51.100.99>\n",
-    );
-    assert_eq!(
-        sent(core.handle_message(now, forged, udp(CALLER)))[0]
-            .1
-            .status(),
-        Some(404)
-    );
-    assert_eq!(
-        bye_to("sip:victim@198.51.100.99", &to_caller, "b", "c").1,
-        Some(404)
-    );
+    assert_eq!(bye_to(moved, &to_callee, "b", "c").1, Some(404));
+    let victim = "sip:victim@198.51.100.99";
+    assert_eq!(bye_to(victim, &to_caller, "b", "c").1, Some(404));
+    // The caller, with its copy, names a victim in a re-INVITE of its own, or one that
+    // claims the callee's tag: no later request reaches it.
+    let victim_contact = format!("Contact: <{victim}>\n");
+    for (from, to) in [("c", "b"), ("b", "c")] {
+        let forged = request(
+            "INVITE",
+            "sip:bob@192.0.2.20:5060",
+            &to_callee,
+            from,
+            to,
+            &victim_contact,
+        );
+        sent(core.handle_message(now, forged, udp(CALLER)));
+    }
+    for (key, from, to) in [
+        (&to_callee, "c", "b"),
+        (&to_callee, "b", "c"),
+        (&to_caller, "b", "c"),
+    ] {
+        assert_eq!(
+            bye_to(victim, key, from, to).1,
+            Some(404),
+            "{key} {from}→{to}"
+        );
+    }
 }
 
 /// RFC 5658: a call that comes in over TCP and leaves over UDP is record-routed twice, the

@@ -38,7 +38,7 @@ fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     // Route is not ours (preloaded, or someone else's: the request would be sent to it), -1
     // without Route.
     let code = if edit.pop_routes > 0 || edit.new_uri.is_some() {
-        if in_dialog && !edit.keyed {
+        if in_dialog && edit.key.is_none() {
             -2
         } else {
             1
