@@ -67,6 +67,8 @@ pub enum Command {
 }
 
 #[cfg(test)]
+mod attack_tests;
+#[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
 mod context_tests;

@@ -55,7 +55,12 @@ pub(crate) fn preprocess(
         // The remote target is the last Route here.
         let target = routes.last().and_then(|r| route_key::Target::of(&r.uri));
         edit.key = match (to_tag, &ruri, target) {
-            (Some(t), Some(u), Some(target)) => keyed(cfg, refreshed, msg, u, t, &target),
+            (Some(t), Some(u), Some(target)) => {
+                // Between us and the target: every Route but the last.
+                let mut rest = route_uris(msg, 0);
+                rest.pop();
+                keyed(cfg, refreshed, msg, u, (t, &target, &rest))
+            }
             _ => None,
         };
         edit.next_is_route = routes.len() > 1;
@@ -66,7 +71,10 @@ pub(crate) fn preprocess(
         edit.pop_routes = if double { 2 } else { 1 };
         let target = ruri.as_ref().and_then(route_key::Target::of);
         edit.key = match (to_tag, target) {
-            (Some(t), Some(target)) => keyed(cfg, refreshed, msg, &routes[0].uri, t, &target),
+            (Some(t), Some(target)) => {
+                let rest = route_uris(msg, edit.pop_routes);
+                keyed(cfg, refreshed, msg, &routes[0].uri, (t, &target, &rest))
+            }
             _ => None,
         };
         edit.next_is_route = routes.len() > edit.pop_routes;
@@ -76,17 +84,26 @@ pub(crate) fn preprocess(
     edit
 }
 
+/// The URIs of the Route values of `msg` after the first `skip`, as the key covers them.
+fn route_uris(msg: &Message, skip: usize) -> Vec<&str> {
+    msg.headers_named(HeaderName::Route)
+        .flat_map(|h| h.values())
+        .skip(skip)
+        .map(route_key::route_uri)
+        .collect()
+}
+
 /// The key `uri` (one of ours) carries, when it is ours for the dialog of `msg` and its
-/// requests to `target` (or one refreshed since).
+/// requests with To tag `to_tag` to `target` through `rest` (or to one refreshed since).
 fn keyed(
     cfg: &ProxyConfig,
     refreshed: &RefreshedTargets,
     msg: &Message,
     uri: &sip_message::Uri<'_>,
-    to_tag: &str,
-    target: &route_key::Target,
+    (to_tag, target, rest): (&str, &route_key::Target, &[&str]),
 ) -> Option<u64> {
+    let secret = &cfg.route_secret;
     uri.as_sip()
         .and_then(|s| s.params.get(route_key::PARAM).flatten())
-        .and_then(|k| route_key::verify(&cfg.route_secret, refreshed, msg, k, to_tag, target))
+        .and_then(|k| route_key::verify(secret, refreshed, msg, k, (to_tag, target, rest)))
 }

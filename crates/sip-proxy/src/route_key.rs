@@ -39,16 +39,51 @@ fn dialog_of(secret: &RouteSecret, call_id: &str, tag: &str) -> SipHasher24 {
     h
 }
 
-/// The token of a dialog (its hash state) for requests to `target`.
-fn token_in(mut dialog: SipHasher24, target: &Target<'_>) -> u64 {
+/// The token of a dialog (its hash state) for requests to `target` through the proxies
+/// `routes` (the URIs of the Route values that follow ours, in order).
+fn token_in(mut dialog: SipHasher24, target: &Target<'_>, routes: &[&str]) -> u64 {
     dialog.write(target.host.as_bytes());
     dialog.write_u16(target.port);
+    for r in routes {
+        dialog.write(r.as_bytes());
+        dialog.write_u8(0xfe);
+    }
     dialog.finish()
 }
 
-/// The token of the dialog `call_id` begun with From tag `tag`, for requests to `target`.
-fn token_of(secret: &RouteSecret, call_id: &str, tag: &str, target: &Target<'_>) -> u64 {
-    token_in(dialog_of(secret, call_id, tag), target)
+/// The token of the dialog `call_id` begun with From tag `tag`, for requests to `target`
+/// through `routes`.
+fn token_of(
+    secret: &RouteSecret,
+    call_id: &str,
+    tag: &str,
+    target: &Target<'_>,
+    routes: &[&str],
+) -> u64 {
+    token_in(dialog_of(secret, call_id, tag), target, routes)
+}
+
+/// The URI of a Route or Record-Route value, read by a scan (as the key is made, so it is
+/// checked): what is in `<…>`, after a quoted display name.
+pub(crate) fn route_uri(value: &str) -> &str {
+    let v = skip_display_name(value.trim()).unwrap_or_default();
+    match v.find('<') {
+        Some(i) => v[i + 1..].split('>').next().unwrap_or_default(),
+        None => v,
+    }
+}
+
+/// `value` after its quoted display name, if it starts with one.
+fn skip_display_name(value: &str) -> Option<&str> {
+    let Some(q) = value.strip_prefix('"') else {
+        return Some(value);
+    };
+    let b = q.as_bytes();
+    let mut i = 0;
+    while *b.get(i)? != b'"' {
+        i += if b[i] == b'\\' { 2 } else { 1 };
+    }
+    Some(&q[i + 1..])
 }
 
 /// A token as written in `;rk=`: 16 lower-case hex digits.
@@ -85,7 +120,7 @@ impl Issued {
 /// The token of `target` as a refreshed target of dialog `call_id`, for
 /// [`RefreshedTargets`].
 fn refreshed_target(secret: &RouteSecret, call_id: &str, target: &Target<'_>) -> u64 {
-    token_in(dialog_of(secret, call_id, ""), target)
+    token_in(dialog_of(secret, call_id, ""), target, &[])
 }
 
 /// True for the methods whose requests, and their 2xx, refresh the sender's remote target
@@ -138,17 +173,7 @@ impl<'a> Target<'a> {
     fn contact_of(msg: &'a Message) -> Option<Target<'a>> {
         let v = msg.header(HeaderName::Contact)?.value.trim_start();
         // A quoted display name may hold any of `<;,`.
-        let v = match v.strip_prefix('"') {
-            Some(q) => {
-                let b = q.as_bytes();
-                let mut i = 0;
-                while *b.get(i)? != b'"' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                &q[i + 1..]
-            }
-            None => v,
-        };
+        let v = skip_display_name(v)?;
         let uri = match v.find(['<', ';', ',']) {
             Some(i) if v.as_bytes()[i] == b'<' => v[i + 1..].split('>').next()?,
             Some(i) => v[..i].trim_end(),
@@ -188,7 +213,19 @@ impl<'a> Target<'a> {
 /// The token as written in `;rk=` (tests make keys with it).
 #[cfg(test)]
 pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str, target: &Target<'_>) -> String {
-    String::from_utf8_lossy(&hex(token_of(secret, call_id, tag, target))).into_owned()
+    token_via(secret, call_id, tag, target, &[])
+}
+
+/// [`token`] through the proxies `routes`.
+#[cfg(test)]
+pub(crate) fn token_via(
+    secret: &RouteSecret,
+    call_id: &str,
+    tag: &str,
+    target: &Target<'_>,
+    routes: &[&str],
+) -> String {
+    String::from_utf8_lossy(&hex(token_of(secret, call_id, tag, target, routes))).into_owned()
 }
 
 /// The `tag` parameter of a From value found by a scan, not a parse (this runs for every
@@ -223,7 +260,14 @@ pub(crate) fn issue(secret: &RouteSecret, msg: &Message) -> Option<Issued> {
     let call_id = msg.call_id().ok()?;
     let tag = scanned_tag(msg.header(HeaderName::From)?.value)?;
     let dialog = dialog_of(secret, call_id, tag);
-    let text = hex(token_in(dialog, &Target::contact_of(msg)?));
+    // The callee's route set goes on (after ours) through the proxies that record-routed
+    // the request before us.
+    let below: Vec<&str> = msg
+        .headers_named(HeaderName::RecordRoute)
+        .flat_map(|h| h.values())
+        .map(route_uri)
+        .collect();
+    let text = hex(token_in(dialog, &Target::contact_of(msg)?, &below));
     Some(Issued { text, dialog })
 }
 
@@ -239,21 +283,36 @@ pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> Bytes {
     // Our entries, as the callee echoed them: found by their key after a `=` (a hash no
     // other text holds by chance), not by a parse.
     let old = issued.text;
-    let ours: Vec<&str> = resp
+    let key_in = |v: &'_ str| -> Option<usize> {
+        memchr::memchr_iter(b'=', v.as_bytes())
+            .map(|i| i + 1)
+            .find(|&i| v.get(i..i + 16).is_some_and(|k| k.as_bytes() == old))
+    };
+    let values = resp
         .headers_named(HeaderName::RecordRoute)
-        .flat_map(|h| {
-            let v = h.value;
-            memchr::memchr_iter(b'=', v.as_bytes())
-                .filter_map(move |i| v.get(i + 1..i + 17))
-                .filter(move |k| k.as_bytes() == old)
-        })
-        .collect();
-    if let Some(target) = ours.first().and_then(|_| Target::contact_of(resp)) {
-        let key = hex(token_in(issued.dialog, &target));
-        let key = std::str::from_utf8(&key).unwrap_or_default();
-        for old in ours {
-            e.replace(old, key);
+        .flat_map(|h| h.values());
+    let (mut above, mut ours) = (Vec::new(), Vec::new());
+    for v in values {
+        match key_in(v) {
+            Some(i) => ours.push(&v[i..i + 16]),
+            None if ours.is_empty() => above.push(route_uri(v)),
+            None => {}
         }
+    }
+    if ours.is_empty() {
+        return e.finish();
+    }
+    // The caller's route set goes on (after ours) through the proxies that record-routed
+    // the response after us, nearest first.
+    above.reverse();
+    // Without a Contact we can read, the caller gets no key: the callee's copy, which
+    // covers the caller's own Contact, must never go back to it.
+    let key = Target::contact_of(resp).map(|t| hex(token_in(issued.dialog, &t, &above)));
+    let key = key
+        .as_ref()
+        .map_or("-", |k| std::str::from_utf8(k).unwrap_or("-"));
+    for old in ours {
+        e.replace(old, key);
     }
     e.finish()
 }
@@ -279,17 +338,17 @@ pub(crate) fn for_caller_stateless(cfg: &ProxyConfig, resp: &Message) -> Bytes {
 }
 
 /// `value` as a key, when it is the token of the dialog of in-dialog request `msg`, whose
-/// To tag (parsed) is `to_tag`, for requests to `target` (its remote target): made from
-/// its From tag (a request of the caller's) or from that tag (one of the callee's); or,
-/// when the other party refreshed its target since, when `target` is the one `refreshed`
-/// holds for this key.
+/// To tag (parsed) is `to_tag`, for requests to `target` (its remote target) through
+/// `routes` (the URIs of the Route values after ours): made from its From tag (a request
+/// of the caller's) or from that tag (one of the callee's); or, when the other party
+/// refreshed its target since and no proxy follows us, when `target` is the one
+/// `refreshed` holds for this key.
 pub(crate) fn verify(
     secret: &RouteSecret,
     refreshed: &RefreshedTargets,
     msg: &Message,
     value: &str,
-    to_tag: &str,
-    target: &Target<'_>,
+    (to_tag, target, routes): (&str, &Target<'_>, &[&str]),
 ) -> Option<u64> {
     let (Ok(call_id), Ok(given)) = (msg.call_id(), u64::from_str_radix(value, 16)) else {
         return None;
@@ -298,10 +357,10 @@ pub(crate) fn verify(
     let from_caller = msg
         .header(HeaderName::From)
         .and_then(|h| scanned_tag(h.value))
-        .is_some_and(|tag| token_of(secret, call_id, tag, target) == given);
+        .is_some_and(|tag| token_of(secret, call_id, tag, target, routes) == given);
     let ok = from_caller
-        || token_of(secret, call_id, to_tag, target) == given
-        || refreshed.holds(given, refreshed_target(secret, call_id, target));
+        || token_of(secret, call_id, to_tag, target, routes) == given
+        || (routes.is_empty() && refreshed.holds(given, refreshed_target(secret, call_id, target)));
     ok.then_some(given)
 }
 
@@ -326,15 +385,8 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
     }
 
     fn check(m: &Message, key: &str, to_tag: &str) -> bool {
-        verify(
-            &KEY,
-            &RefreshedTargets::default(),
-            m,
-            key,
-            to_tag,
-            &target(m),
-        )
-        .is_some()
+        let refreshed = RefreshedTargets::default();
+        verify(&KEY, &refreshed, m, key, (to_tag, &target(m), &[])).is_some()
     }
 
     #[test]
@@ -356,8 +408,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
             &RefreshedTargets::default(),
             &to_caller,
             &k,
-            "caller",
-            &target(&to_caller)
+            ("caller", &target(&to_caller), &[])
         )
         .is_none());
         assert!(!check(&to_caller, "0000000000000000", "caller"));
@@ -379,8 +430,9 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
         let invite = msg("caller", "x", "sip:a@192.0.2.1:5062");
         let k = issue(&KEY, &invite).expect("key").as_str().to_owned();
         let moved = msg("callee", "caller", "sip:a@203.0.113.7:5062");
-        let check =
-            |m: &Message, k: &str| verify(&KEY, &refreshed, m, k, "caller", &target(m)).is_some();
+        let check = |m: &Message, k: &str| {
+            verify(&KEY, &refreshed, m, k, ("caller", &target(m), &[])).is_some()
+        };
         assert!(!check(&moved, &k), "not before the refresh");
         // The caller answers the callee's re-INVITE (which carried k) from a new Contact.
         let ok = msg("callee", "caller", "sip:a@203.0.113.7:5062");

@@ -391,10 +391,14 @@ request_route {
     );
     let key = crate::tests::rk("lr", "c", "sip:bob@192.0.2.20:5060");
     let ours = format!("Route: <sip:192.0.2.1:5060;lr{key}>\n");
-    let double = format!("Route: <sip:192.0.2.1;lr{key}>, <sip:192.0.2.30;lr>\n");
+    let on = crate::tests::rk_via("lr", "c", "sip:bob@192.0.2.20:5060", &["sip:192.0.2.30;lr"]);
+    let then_another = format!("Route: <sip:192.0.2.1;lr{on}>, <sip:192.0.2.30;lr>\n");
+    // A key for a route set that ends with us does not lead on to another proxy.
+    let not_on = format!("Route: <sip:192.0.2.1;lr{key}>, <sip:192.0.2.30;lr>\n");
     for (i, (route, expected)) in [
         (ours.as_str(), "r=1"),
-        (double.as_str(), "r=1"),
+        (then_another.as_str(), "r=1"),
+        (not_on.as_str(), "r=-2"),
         ("Route: <sip:192.0.2.1:5060;lr>\n", "r=-2"),
         (
             "Route: <sip:192.0.2.1:5060;lr;rk=0123456789abcdef>\n",

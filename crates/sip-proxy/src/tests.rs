@@ -39,12 +39,16 @@ pub(crate) const CALLER: &str = "192.0.2.10:5060";
 /// `;rk=…`: our Record-Route key for the dialog `call_id` begun with From tag `tag`, for
 /// requests to the remote target `target`.
 pub(crate) fn rk(call_id: &str, tag: &str, target: &str) -> String {
+    rk_via(call_id, tag, target, &[])
+}
+
+/// [`rk`] for a route set that goes on through the proxies `routes` after us.
+pub(crate) fn rk_via(call_id: &str, tag: &str, target: &str, routes: &[&str]) -> String {
     let uri = sip_message::Uri::parse(target).expect("target");
     let target = crate::route_key::Target::of(&uri).expect("SIP target");
-    format!(
-        ";rk={}",
-        crate::route_key::token(&config().route_secret, call_id, tag, &target)
-    )
+    let secret = &config().route_secret;
+    let token = crate::route_key::token_via(secret, call_id, tag, &target, routes);
+    format!(";rk={token}")
 }
 
 pub(crate) fn udp(addr: &str) -> Destination {
@@ -440,7 +444,7 @@ fn loose_and_strict_routes() {
     let core = core();
     let now = Instant::now();
     // Loose: the top Route is us; the next Route is the next hop, Request-URI untouched.
-    let key = rk("d", "c", "sip:bob@192.0.2.20:5060");
+    let key = rk_via("d", "c", "sip:bob@192.0.2.20:5060", &["sip:192.0.2.30;lr"]);
     let loose = msg(&format!(
         "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye\n\
 Route: <sip:192.0.2.1:5060;lr{key}>, <sip:192.0.2.30;lr>\nFrom: <sip:caller@example.net>;tag=c\n\
