@@ -112,6 +112,9 @@ pub(crate) struct Context {
     /// the responder a new remote target, for the requests with that key
     /// ([`crate::refresh`]).
     pub(crate) refresh_key: Option<u64>,
+    /// The pairs of keys ([`crate::refresh`]) made for responses relayed since the core
+    /// last took them.
+    pub(crate) new_pairs: Vec<(u64, u64)>,
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
     /// §17.2.1 allows 200 ms): a callee that rings at once saves the message.
     trying_at: Option<Instant>,
@@ -171,6 +174,7 @@ impl Context {
             answered: false,
             cancelled: false,
             refresh_key: None,
+            new_pairs: Vec::new(),
             request: Some(request),
             routing: None,
             failure_due: false,
@@ -636,13 +640,16 @@ impl Context {
                 }
                 if code > 100 && !self.answered {
                     let issued = self.branches[i].issued.as_ref();
-                    self.respond(now, code, route_key::for_caller(&resp, issued));
+                    let (data, pair) = route_key::for_caller(&resp, issued);
+                    self.new_pairs.extend(pair);
+                    self.respond(now, code, data);
                 }
             }
             200..=299 => {
                 self.branches[i].status = Some(code);
                 self.answered = true;
-                let data = route_key::for_caller(&resp, self.branches[i].issued.as_ref());
+                let (data, pair) = route_key::for_caller(&resp, self.branches[i].issued.as_ref());
+                self.new_pairs.extend(pair);
                 self.forward_2xx(now, code, data, out);
                 self.pending.clear();
                 for j in 0..self.branches.len() {

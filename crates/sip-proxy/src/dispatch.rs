@@ -202,6 +202,7 @@ impl Core {
                 Some(input) => Err(Box::new(input)),
                 None => Ok(slot.take().is_some_and(|resp| {
                     ctx.on_response(now, cfg, index, resp, out);
+                    self.take_pairs(ctx);
                     ctx.failure_is_due()
                 })),
             }
@@ -214,6 +215,7 @@ impl Core {
                     (Some(resp), tx) => self.with_ctx(id, |ctx| {
                         ctx.set_tx(tx);
                         ctx.on_response(now, cfg, index, resp, out);
+                        self.take_pairs(ctx);
                         ctx.failure_is_due()
                     }),
                     (None, _) => None,
@@ -226,6 +228,13 @@ impl Core {
             self.run_failure_routes(now, id, out);
         }
         None
+    }
+
+    /// Notes the pairs of keys a context made while relaying responses.
+    fn take_pairs(&self, ctx: &mut Context) {
+        for (a, b) in ctx.new_pairs.drain(..) {
+            self.refreshed.pair(a, b);
+        }
     }
 
     /// A response without a context (a stateless branch, or a late 2xx after its context

@@ -67,6 +67,12 @@ impl Core {
             tracing::warn!(target: "script", "t_relay: the request was relayed or answered already");
             return false;
         }
+        if let Some(key) = c.edits.route.key {
+            if crate::route_key::refreshes_target(method) {
+                let secret = &self.config().route_secret;
+                crate::route_key::note_request_refresh(secret, &self.refreshed, key, msg);
+            }
+        }
         match self.targets(c) {
             Ok(groups) => self.relay_to(c, groups, stateful),
             Err(Unrouted::Pending(_)) if c.txn.is_none() && method != Method::Ack => {

@@ -101,6 +101,7 @@ fn hex(t: u64) -> [u8; 16] {
 #[derive(Clone, Copy)]
 pub(crate) struct Issued {
     text: [u8; 16],
+    value: u64,
     dialog: SipHasher24,
 }
 
@@ -132,10 +133,23 @@ pub(crate) fn refreshes_target(method: Method<'_>) -> bool {
     )
 }
 
+/// Notes the Contact of `req`, an in-dialog target refresh that came with our `key`, as
+/// the new remote target of its sender: the other copy of the key (the one its peer holds)
+/// then leads there.
+pub(crate) fn note_request_refresh(
+    secret: &RouteSecret,
+    refreshed: &RefreshedTargets,
+    key: u64,
+    req: &Message,
+) {
+    let (Ok(call_id), Some(target)) = (req.call_id(), Target::contact_of(req)) else {
+        return;
+    };
+    refreshed.refresh_partner(key, refreshed_target(secret, call_id, &target));
+}
+
 /// Notes the Contact of `resp`, the 2xx of an in-dialog target refresh that came with our
 /// `key`, as the new remote target of its sender: requests with that key then pass there.
-/// (A refresh in a request is not followed: the key the other party holds is not in it,
-/// and one that any key holder could note would let a caller's key lead anywhere.)
 pub(crate) fn note_refresh(
     secret: &RouteSecret,
     refreshed: &RefreshedTargets,
@@ -267,18 +281,23 @@ pub(crate) fn issue(secret: &RouteSecret, msg: &Message) -> Option<Issued> {
         .flat_map(|h| h.values())
         .map(route_uri)
         .collect();
-    let text = hex(token_in(dialog, &Target::contact_of(msg)?, &below));
-    Some(Issued { text, dialog })
+    let value = token_in(dialog, &Target::contact_of(msg)?, &below);
+    Some(Issued {
+        text: hex(value),
+        value,
+        dialog,
+    })
 }
 
 /// A response to an initial request, to relay upstream: without our Via, and with our
 /// Record-Route entries' key (`issued`, when the request had them) made for the caller's
-/// requests to the callee's Contact.
-pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> Bytes {
+/// requests to the callee's Contact. With it, the pair of keys this dialog has now (for
+/// [`RefreshedTargets::pair`]).
+pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> (Bytes, Option<(u64, u64)>) {
     let mut e = resp.edit();
     e.remove_first_value(HeaderName::Via);
     let Some(issued) = issued else {
-        return e.finish();
+        return (e.finish(), None);
     };
     // Our entries, as the callee echoed them: found by their key after a `=` (a hash no
     // other text holds by chance), not by a parse.
@@ -300,21 +319,22 @@ pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> Bytes {
         }
     }
     if ours.is_empty() {
-        return e.finish();
+        return (e.finish(), None);
     }
     // The caller's route set goes on (after ours) through the proxies that record-routed
     // the response after us, nearest first.
     above.reverse();
     // Without a Contact we can read, the caller gets no key: the callee's copy, which
     // covers the caller's own Contact, must never go back to it.
-    let key = Target::contact_of(resp).map(|t| hex(token_in(issued.dialog, &t, &above)));
-    let key = key
+    let made = Target::contact_of(resp).map(|t| token_in(issued.dialog, &t, &above));
+    let text = made.map(hex);
+    let key = text
         .as_ref()
         .map_or("-", |k| std::str::from_utf8(k).unwrap_or("-"));
     for old in ours {
         e.replace(old, key);
     }
-    e.finish()
+    (e.finish(), made.map(|k| (issued.value, k)))
 }
 
 /// [`for_caller`] for a response relayed statelessly: our keyed entries found by a parse,
@@ -331,10 +351,15 @@ pub(crate) fn for_caller_stateless(cfg: &ProxyConfig, resp: &Message) -> Bytes {
             let call_id = resp.call_id().ok()?;
             let tag = scanned_tag(resp.header(HeaderName::From)?.value)?;
             let text = k.as_bytes().try_into().ok()?;
+            let value = u64::from_str_radix(k, 16).ok()?;
             let dialog = dialog_of(&cfg.route_secret, call_id, tag);
-            Some(Issued { text, dialog })
+            Some(Issued {
+                text,
+                value,
+                dialog,
+            })
         });
-    for_caller(resp, issued.as_ref())
+    for_caller(resp, issued.as_ref()).0
 }
 
 /// `value` as a key, when it is the token of the dialog of in-dialog request `msg`, whose

@@ -469,16 +469,35 @@ To: <sip:bob@example.com>;tag=b\nCall-ID: e\nCSeq: 2 BYE\nMax-Forwards: 70\nCont
     assert_eq!(fwd.routes().count(), 0);
 }
 
-/// The 2xx of a re-INVITE gives the party that answers a new Contact: later requests with
-/// the key the re-INVITE carried pass there. A refresh in a request moves nothing: a caller
-/// holding its own key must not move either party's target where it likes.
+/// A new Contact in a re-INVITE, or in its 2xx, is followed for the other party only: its
+/// requests, with the key it holds, pass there; the refreshing party's own key, and either
+/// key to anywhere else, do not.
 #[test]
-fn a_target_refreshed_by_a_2xx_is_reached_with_the_key_of_the_refresh_only() {
+fn targets_refreshed_in_a_dialog_are_followed_for_the_peer_only() {
     let core = core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
     let now = Instant::now();
     const CALLEE: &str = "192.0.2.20:5060";
-    let to_caller = rk("rf", "c", "sip:caller@192.0.2.10:5060");
-    let to_callee = rk("rf", "c", "sip:bob@192.0.2.20:5060");
+    let key_in = |m: &Message| {
+        let rr = m
+            .header(sip_message::HeaderName::RecordRoute)
+            .expect("RR")
+            .value;
+        let i = rr.find(";rk=").expect("rk");
+        rr[i..i + 20].to_owned()
+    };
+    // The call: the callee's copy in the INVITE, the caller's in the 200.
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let to_caller = key_in(&out[0].1);
+    let ok = sip_message::ResponseBuilder::for_request(&out[0].1, 200, "OK", Some("b"))
+        .header("Contact", "<sip:bob@192.0.2.20:5060>")
+        .header(
+            "Record-Route",
+            &format!("<sip:192.0.2.1:5060;lr{to_caller}>"),
+        )
+        .build();
+    let up = sent(core.handle_message(now, Message::parse(ok).expect("200"), udp(CALLEE)));
+    let to_callee = key_in(&up[0].1);
     let n = std::cell::Cell::new(0);
     let request = |method: &str, uri: &str, key: &str, from: &str, to: &str, extra: &str| {
         n.set(n.get() + 1);
@@ -486,68 +505,54 @@ fn a_target_refreshed_by_a_2xx_is_reached_with_the_key_of_the_refresh_only() {
         msg(&format!(
             "{method} {uri} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKrf{n}\n\
 Route: <sip:192.0.2.1:5060;lr{key}>\nFrom: <sip:x@example.net>;tag={from}\n\
-To: <sip:y@example.com>;tag={to}\nCall-ID: rf\nCSeq: {n} {method}\nMax-Forwards: 70\n\
+To: <sip:y@example.com>;tag={to}\nCall-ID: call-1\nCSeq: {n} {method}\nMax-Forwards: 70\n\
 {extra}Content-Length: 0\n\n"
         ))
     };
-    let bye_to = |uri: &str, key: &str, from: &str, to: &str| {
-        let bye = request("BYE", uri, key, from, to, "");
-        let out = sent(core.handle_message(now, bye, udp(CALLER)));
-        (out[0].0, out[0].1.status())
+    let bye = |uri: &str, key: &str, from: &str, to: &str| {
+        let out =
+            sent(core.handle_message(now, request("BYE", uri, key, from, to, ""), udp(CALLER)));
+        match out[0].1.status() {
+            Some(code) => code.to_string(),
+            None => out[0].0.addr.to_string(),
+        }
     };
-    let moved = "sip:caller@198.51.100.5:5070";
-    assert_eq!(bye_to(moved, &to_caller, "b", "c").1, Some(404));
-    // The callee's re-INVITE; the caller answers it from a new Contact.
+    let (moved_caller, moved_callee) = ("sip:a@198.51.100.5:5070", "sip:b@203.0.113.9:5080");
+    assert_eq!(bye(moved_caller, &to_caller, "b", "c"), "404", "not before");
+    // The caller moves in a re-INVITE; the callee answers it from a new Contact.
+    let contact = format!("Contact: <{moved_caller}>\n");
     let reinvite = request(
         "INVITE",
-        "sip:caller@192.0.2.10:5060",
-        &to_caller,
-        "b",
+        "sip:bob@192.0.2.20:5060",
+        &to_callee,
         "c",
-        "",
+        "b",
+        &contact,
     );
-    let out = sent(core.handle_message(now, reinvite, udp(CALLEE)));
-    assert_eq!(out[0].0, udp(CALLER));
+    let out = sent(core.handle_message(now, reinvite, udp(CALLER)));
+    assert_eq!(out[0].0, udp(CALLEE));
     let ok = sip_message::ResponseBuilder::for_request(&out[0].1, 200, "OK", None)
-        .header("Contact", &format!("<{moved}>"))
+        .header("Contact", &format!("<{moved_callee}>"))
         .build();
-    let up = sent(core.handle_message(now, Message::parse(ok).expect("200"), udp(CALLER)));
-    assert_eq!((up[0].0, up[0].1.status()), (udp(CALLEE), Some(200)));
-    let via_moved = (udp("198.51.100.5:5070"), None);
-    assert_eq!(
-        bye_to(moved, &to_caller, "b", "c"),
-        via_moved,
-        "the new target"
-    );
-    // Not with the other copy of the key, and nowhere else.
-    assert_eq!(bye_to(moved, &to_callee, "c", "b").1, Some(404));
-    assert_eq!(bye_to(moved, &to_callee, "b", "c").1, Some(404));
+    sent(core.handle_message(now, Message::parse(ok).expect("200"), udp(CALLEE)));
+    assert_eq!(bye(moved_caller, &to_caller, "b", "c"), "198.51.100.5:5070");
+    assert_eq!(bye(moved_callee, &to_callee, "c", "b"), "203.0.113.9:5080");
+    // Each key leads to its peer only, and nowhere else.
+    assert_eq!(bye(moved_caller, &to_callee, "c", "b"), "404");
+    assert_eq!(bye(moved_callee, &to_caller, "b", "c"), "404");
     let victim = "sip:victim@198.51.100.99";
-    assert_eq!(bye_to(victim, &to_caller, "b", "c").1, Some(404));
-    // The caller, with its copy, names a victim in a re-INVITE of its own, or one that
-    // claims the callee's tag: no later request reaches it.
+    assert_eq!(bye(victim, &to_caller, "b", "c"), "404");
+    assert_eq!(bye(victim, &to_callee, "c", "b"), "404");
+    // The caller names a victim, as itself or claiming the callee's tag: its own key still
+    // leads nowhere new (only the callee's requests would go there, as to any Contact the
+    // caller names).
     let victim_contact = format!("Contact: <{victim}>\n");
     for (from, to) in [("c", "b"), ("b", "c")] {
-        let forged = request(
-            "INVITE",
-            "sip:bob@192.0.2.20:5060",
-            &to_callee,
-            from,
-            to,
-            &victim_contact,
-        );
+        let uri = "sip:b@203.0.113.9:5080";
+        let forged = request("INVITE", uri, &to_callee, from, to, &victim_contact);
         sent(core.handle_message(now, forged, udp(CALLER)));
-    }
-    for (key, from, to) in [
-        (&to_callee, "c", "b"),
-        (&to_callee, "b", "c"),
-        (&to_caller, "b", "c"),
-    ] {
-        assert_eq!(
-            bye_to(victim, key, from, to).1,
-            Some(404),
-            "{key} {from}→{to}"
-        );
+        assert_eq!(bye(victim, &to_callee, "c", "b"), "404");
+        assert_eq!(bye(victim, &to_callee, "b", "c"), "404");
     }
 }
 
