@@ -152,3 +152,60 @@ CSeq: {n} MESSAGE\nMax-Forwards: 70\nContent-Length: 0\n\n"
         "strict"
     );
 }
+
+/// An anonymous call to bob with the caller's Contact `contact`: the INVITE as relayed.
+fn relayed_invite(core: &Core, call_id: &str, contact: &str) -> Message {
+    let invite = msg(&format!(
+        "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{call_id}\n\
+From: <sip:eve@evil.example>;tag=T\nTo: <sip:bob@example.com>\nCall-ID: {call_id}\nCSeq: 1 INVITE\n\
+Contact: <{contact}>\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    sent(core.handle_message(Instant::now(), invite, udp(CALLER)))
+        .remove(0)
+        .1
+}
+
+/// An in-dialog MESSAGE of the caller's with our Route keyed `k`.
+fn message_with(uri: &str, k: &str, call_id: &str) -> Message {
+    msg(&format!(
+        "MESSAGE {uri} SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKm{call_id}\n\
+Route: <sip:192.0.2.1:5060;lr;rk={k}>\nFrom: <sip:eve@evil.example>;tag=T\n\
+To: <sip:bob@example.com>;tag=B\nCall-ID: {call_id}\nCSeq: 2 MESSAGE\nMax-Forwards: 70\n\
+Content-Length: 0\n\n"
+    ))
+}
+
+#[test]
+fn maddr_does_not_lead_a_key_elsewhere() {
+    let core = core();
+    let ok = call_bob(
+        &core,
+        "ma",
+        "sip:eve@192.0.2.10",
+        Some("<sip:bob@192.0.2.20:5060>"),
+        200,
+    );
+    let uri = "sip:bob@192.0.2.20:5060;maddr=203.0.113.66";
+    assert_eq!(
+        outcome(&core, message_with(uri, &key_of(&ok), "ma")),
+        "Some(404)"
+    );
+}
+
+#[test]
+fn a_failure_echoing_record_route_carries_no_key_back() {
+    let core = core();
+    let victim = "sip:victim@198.51.100.9:5099";
+    let fwd = relayed_invite(&core, "fl", victim);
+    let mut busy = ResponseBuilder::for_request(&fwd, 486, "Busy", Some("B"));
+    for h in fwd.headers_named(HeaderName::RecordRoute) {
+        busy = busy.header("Record-Route", h.value);
+    }
+    let busy = Message::parse(busy.build()).expect("486");
+    let up = sent(core.handle_message(Instant::now(), busy, udp(BOB)));
+    let (_, busy) = up
+        .into_iter()
+        .find(|(_, m)| m.status() == Some(486))
+        .expect("486 up");
+    assert_eq!(key_of(&busy), "-");
+}

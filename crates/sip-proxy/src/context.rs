@@ -13,7 +13,6 @@ use sip_transaction::{
 };
 
 use crate::config::ProxyConfig;
-use crate::forward::strip_top_via;
 use crate::reply::{reason, response};
 use crate::route_key::{self, Issued};
 use crate::routing::{Effects, TxRouting, TxScript};
@@ -698,7 +697,12 @@ impl Context {
         };
         let timeout = resp.is_err();
         let (code, upstream) = match resp {
-            Ok(r) => (r.status().unwrap_or(500), Some(strip_top_via(&r))),
+            // (A callee that echoes Record-Route in a failure gets no key of ours back to
+            // the caller.)
+            Ok(r) => {
+                let data = route_key::for_caller(&r, self.branches[i].issued.as_ref()).0;
+                (r.status().unwrap_or(500), Some(data))
+            }
             // RFC 4320 §4.2: a timeout is no answer to a non-INVITE, not even a 408.
             Err(408) if !self.invite => (408, None),
             Err(code) => (code, self.own_response(cfg, code)),

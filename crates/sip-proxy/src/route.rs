@@ -67,7 +67,12 @@ pub(crate) fn preprocess(
         return edit;
     }
     if routes.first().is_some_and(|r| is_us(cfg, &r.uri)) {
-        let double = routes.get(1).is_some_and(|r| is_us(cfg, &r.uri));
+        // Two entries of one Record-Route carry one key; one of a spiral (the request came
+        // through us twice) has another, and is taken off on the second pass.
+        let double = routes.get(1).is_some_and(|r| {
+            let first = route_key_of(&routes[0].uri);
+            is_us(cfg, &r.uri) && route_key_of(&r.uri).is_none_or(|k| Some(k) == first)
+        });
         edit.pop_routes = if double { 2 } else { 1 };
         let target = ruri.as_ref().and_then(route_key::Target::of);
         edit.key = match (to_tag, target) {
@@ -82,6 +87,11 @@ pub(crate) fn preprocess(
         edit.next_is_route = !routes.is_empty();
     }
     edit
+}
+
+/// The `rk` parameter of a URI of ours, if it has one.
+fn route_key_of<'a>(uri: &sip_message::Uri<'a>) -> Option<Option<&'a str>> {
+    uri.as_sip().and_then(|s| s.params.get(route_key::PARAM))
 }
 
 /// The URIs of the Route values of `msg` after the first `skip`, as the key covers them.

@@ -170,12 +170,17 @@ pub(crate) struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    /// The target a SIP URI names.
+    /// The target a SIP URI names, its port defaulted as the next hop defaults it
+    /// ([`crate::target::next_hop`]); `None` with `maddr`, which would send the request
+    /// elsewhere than the host a key covers.
     pub(crate) fn of(uri: &Uri<'a>) -> Option<Target<'a>> {
         let sip = uri.as_sip()?;
+        if sip.params.contains("maddr") {
+            return None;
+        }
         Some(Target {
             host: sip_message::canonical_domain(sip.host_raw),
-            port: sip.port.unwrap_or(if sip.secure { 5061 } else { 5060 }),
+            port: sip.port.unwrap_or(5060),
         })
     }
 
@@ -194,11 +199,10 @@ impl<'a> Target<'a> {
             None => v.trim_end(),
         };
         let (scheme, rest) = uri.split_once(':')?;
-        let secure = match scheme.trim() {
-            s if s.eq_ignore_ascii_case("sip") => false,
-            s if s.eq_ignore_ascii_case("sips") => true,
-            _ => return None,
-        };
+        let scheme = scheme.trim();
+        if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
+            return None;
+        }
         // '@' is in neither parameters nor headers: the first one ends the user part.
         let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
         let hostport = rest.split([';', '?']).next()?;
@@ -214,7 +218,6 @@ impl<'a> Target<'a> {
         };
         let port = match port {
             Some(p) => sip_message::parse_port(p).ok()?,
-            None if secure => 5061,
             None => 5060,
         };
         (!host.is_empty()).then(|| Target {
@@ -289,9 +292,9 @@ pub(crate) fn issue(secret: &RouteSecret, msg: &Message) -> Option<Issued> {
     })
 }
 
-/// A response to an initial request, to relay upstream: without our Via, and with our
-/// Record-Route entries' key (`issued`, when the request had them) made for the caller's
-/// requests to the callee's Contact. With it, the pair of keys this dialog has now (for
+/// A response to relay upstream: without our Via, and with our Record-Route entries' key
+/// (`issued`, when the request had them) made for the caller's requests to the callee's
+/// Contact in a 1xx or 2xx, taken out of any other. With it, the pair of keys this dialog has now (for
 /// [`RefreshedTargets::pair`]).
 pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> (Bytes, Option<(u64, u64)>) {
     let mut e = resp.edit();
@@ -319,6 +322,14 @@ pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> (Bytes, Opt
         }
     }
     if ours.is_empty() {
+        return (e.finish(), None);
+    }
+    if !resp.status().is_some_and(|s| (101..300).contains(&s)) {
+        // No dialog: the callee's copy, which covers the caller's own Contact, must
+        // never go back to the caller.
+        for old in ours {
+            e.replace(old, "-");
+        }
         return (e.finish(), None);
     }
     // The caller's route set goes on (after ours) through the proxies that record-routed

@@ -556,6 +556,66 @@ To: <sip:y@example.com>;tag={to}\nCall-ID: call-1\nCSeq: {n} {method}\nMax-Forwa
     }
 }
 
+/// A request that spirals (a binding of one of our own addresses) is record-routed on each
+/// pass, with a key of its own: the dialog's requests pass through us twice.
+#[test]
+fn a_spiral_is_record_routed_twice_and_its_requests_pass_both() {
+    let core = core();
+    const CAROL: &str = "192.0.2.30:5060";
+    let now = Instant::now();
+    let reg = msg(&format!(
+        "REGISTER sip:192.0.2.1 SIP/2.0\nVia: SIP/2.0/UDP {CAROL};branch=z9hG4bKregc\n\
+From: <sip:carol@192.0.2.1>;tag=r\nTo: <sip:carol@192.0.2.1>\nCall-ID: regc\nCSeq: 1 REGISTER\n\
+Contact: <sip:carol@{CAROL}>\nContent-Length: 0\n\n"
+    ));
+    handle(&core, now, reg, udp(CAROL));
+    let us = udp("192.0.2.1:5060");
+    // bob's binding is carol's address-of-record at our own address.
+    let reg = msg(&format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {CAROL};branch=z9hG4bKregbob\n\
+From: <sip:bob@example.com>;tag=r\nTo: <sip:bob@example.com>\nCall-ID: regbob\nCSeq: 1 REGISTER\n\
+Contact: <sip:carol@192.0.2.1:5060>\nContent-Length: 0\n\n"
+    ));
+    handle(&core, now, reg, udp(CAROL));
+    let request = |out: Vec<Command>| {
+        let out = sent(out);
+        let shown = format!("{out:?}");
+        out.into_iter()
+            .find(|(_, m)| m.method().is_some())
+            .unwrap_or_else(|| panic!("relayed: {shown}"))
+    };
+    let (d, spiral) = request(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    assert_eq!(d, us, "spirals to us");
+    let (d, to_carol) = request(core.handle_message(now, spiral, us));
+    assert_eq!(d, udp(CAROL));
+    let mut ok = sip_message::ResponseBuilder::for_request(&to_carol, 200, "OK", Some("C"))
+        .header("Contact", "<sip:carol@192.0.2.30:5060>");
+    for h in to_carol.headers_named(sip_message::HeaderName::RecordRoute) {
+        ok = ok.header("Record-Route", h.value);
+    }
+    let ok = Message::parse(ok.build()).expect("200");
+    let (_, ok) = sent(core.handle_message(now, ok, udp(CAROL))).remove(0);
+    let (_, ok) = sent(core.handle_message(now, ok, us)).remove(0);
+    assert_eq!(ok.status(), Some(200));
+    // The caller's route set: the Record-Route reversed.
+    let rr: Vec<String> = ok
+        .headers_named(sip_message::HeaderName::RecordRoute)
+        .flat_map(|h| h.values().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(rr.len(), 2);
+    let route: Vec<String> = rr.into_iter().rev().collect();
+    let bye = msg(&format!(
+        "BYE sip:carol@192.0.2.30:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKspbye\n\
+Route: {}\nFrom: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>;tag=C\n\
+Call-ID: call-1\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        route.join(", ")
+    ));
+    let (d, bye) = request(core.handle_message(now, bye, udp(CALLER)));
+    assert_eq!(d, us, "to our second entry");
+    let (d, _) = request(core.handle_message(now, bye, us));
+    assert_eq!(d, udp(CAROL));
+}
+
 /// RFC 5658: a call that comes in over TCP and leaves over UDP is record-routed twice, the
 /// UDP entry (the callee's first hop) on top; each side's in-dialog requests come back
 /// over its own transport and leave with both entries taken off.
