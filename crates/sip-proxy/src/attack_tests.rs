@@ -209,3 +209,22 @@ fn a_failure_echoing_record_route_carries_no_key_back() {
         .expect("486 up");
     assert_eq!(key_of(&busy), "-");
 }
+
+/// A caller whose Contact is the callee's own: its copy of the key must differ from the
+/// callee's, or it would pair with itself and its own refresh would lead it anywhere.
+#[test]
+fn a_caller_naming_the_callees_contact_gets_no_key_that_leads_anywhere() {
+    let core = core();
+    let bob = "sip:bob@192.0.2.20:5060";
+    let ringing = call_bob(&core, "self", bob, Some(&format!("<{bob}>")), 180);
+    let k = key_of(&ringing);
+    let update = msg(&format!(
+        "UPDATE {bob} SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKsu\n\
+Route: <sip:192.0.2.1:5060;lr;rk={k}>\nFrom: <sip:eve@evil.example>;tag=T\n\
+To: <sip:bob@example.com>;tag=B\nCall-ID: self\nCSeq: 2 UPDATE\n\
+Contact: <sip:x@203.0.113.66:7777>\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    assert_eq!(outcome(&core, update), "relayed to 192.0.2.20:5060");
+    let elsewhere = message_with("sip:anyone@203.0.113.66:7777", &k, "self");
+    assert_eq!(outcome(&core, elsewhere), "Some(404)");
+}

@@ -34,6 +34,11 @@ pub(crate) struct RefreshedTargets {
 impl RefreshedTargets {
     /// Notes `a` and `b` as the two copies of one dialog's key.
     pub(crate) fn pair(&self, a: u64, b: u64) {
+        if a == b {
+            // Never a pair (the copies are made for different holders): no key may lead
+            // where its own holder names.
+            return;
+        }
         self.partners.insert(a, b);
         self.partners.insert(b, a);
     }

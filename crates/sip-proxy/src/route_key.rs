@@ -39,9 +39,20 @@ fn dialog_of(secret: &RouteSecret, call_id: &str, tag: &str) -> SipHasher24 {
     h
 }
 
-/// The token of a dialog (its hash state) for requests to `target` through the proxies
-/// `routes` (the URIs of the Route values that follow ours, in order).
-fn token_in(mut dialog: SipHasher24, target: &Target<'_>, routes: &[&str]) -> u64 {
+/// Who holds a copy of a dialog's key: the two copies never coincide, so no party's copy
+/// is ever the other's (nor pairs with itself, [`RefreshedTargets::pair`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// The caller's copy (in the 18x/2xx relayed to it), for its requests to the callee.
+    Caller = 1,
+    /// The callee's copy (in the INVITE relayed to it), for its requests to the caller.
+    Callee = 2,
+}
+
+/// The token of a dialog (its hash state) for `holder`'s requests to `target` through the
+/// proxies `routes` (the URIs of the Route values that follow ours, in order).
+fn token_in(mut dialog: SipHasher24, holder: Holder, target: &Target<'_>, routes: &[&str]) -> u64 {
+    dialog.write_u8(holder as u8);
     dialog.write(target.host.as_bytes());
     dialog.write_u16(target.port);
     for r in routes {
@@ -51,16 +62,16 @@ fn token_in(mut dialog: SipHasher24, target: &Target<'_>, routes: &[&str]) -> u6
     dialog.finish()
 }
 
-/// The token of the dialog `call_id` begun with From tag `tag`, for requests to `target`
-/// through `routes`.
+/// The token of the dialog `call_id` begun with From tag `tag`, for `holder`'s requests to
+/// `target` through `routes`.
 fn token_of(
     secret: &RouteSecret,
-    call_id: &str,
-    tag: &str,
+    (call_id, tag): (&str, &str),
+    holder: Holder,
     target: &Target<'_>,
     routes: &[&str],
 ) -> u64 {
-    token_in(dialog_of(secret, call_id, tag), target, routes)
+    token_in(dialog_of(secret, call_id, tag), holder, target, routes)
 }
 
 /// The URI of a Route or Record-Route value, read by a scan (as the key is made, so it is
@@ -121,7 +132,7 @@ impl Issued {
 /// The token of `target` as a refreshed target of dialog `call_id`, for
 /// [`RefreshedTargets`].
 fn refreshed_target(secret: &RouteSecret, call_id: &str, target: &Target<'_>) -> u64 {
-    token_in(dialog_of(secret, call_id, ""), target, &[])
+    token_in(dialog_of(secret, call_id, ""), Holder::Caller, target, &[])
 }
 
 /// True for the methods whose requests, and their 2xx, refresh the sender's remote target
@@ -227,22 +238,18 @@ impl<'a> Target<'a> {
     }
 }
 
-/// The token as written in `;rk=` (tests make keys with it).
+/// The token as written in `;rk=`, for `holder`'s requests to `target` through `routes`
+/// (tests make keys with it).
 #[cfg(test)]
-pub(crate) fn token(secret: &RouteSecret, call_id: &str, tag: &str, target: &Target<'_>) -> String {
-    token_via(secret, call_id, tag, target, &[])
-}
-
-/// [`token`] through the proxies `routes`.
-#[cfg(test)]
-pub(crate) fn token_via(
+pub(crate) fn token(
     secret: &RouteSecret,
-    call_id: &str,
-    tag: &str,
+    (call_id, tag): (&str, &str),
+    holder: Holder,
     target: &Target<'_>,
     routes: &[&str],
 ) -> String {
-    String::from_utf8_lossy(&hex(token_of(secret, call_id, tag, target, routes))).into_owned()
+    let t = token_of(secret, (call_id, tag), holder, target, routes);
+    String::from_utf8_lossy(&hex(t)).into_owned()
 }
 
 /// The `tag` parameter of a From value found by a scan, not a parse (this runs for every
@@ -284,7 +291,7 @@ pub(crate) fn issue(secret: &RouteSecret, msg: &Message) -> Option<Issued> {
         .flat_map(|h| h.values())
         .map(route_uri)
         .collect();
-    let value = token_in(dialog, &Target::contact_of(msg)?, &below);
+    let value = token_in(dialog, Holder::Callee, &Target::contact_of(msg)?, &below);
     Some(Issued {
         text: hex(value),
         value,
@@ -337,7 +344,8 @@ pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> (Bytes, Opt
     above.reverse();
     // Without a Contact we can read, the caller gets no key: the callee's copy, which
     // covers the caller's own Contact, must never go back to it.
-    let made = Target::contact_of(resp).map(|t| token_in(issued.dialog, &t, &above));
+    let made =
+        Target::contact_of(resp).map(|t| token_in(issued.dialog, Holder::Caller, &t, &above));
     let text = made.map(hex);
     let key = text
         .as_ref()
@@ -348,28 +356,39 @@ pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> (Bytes, Opt
     (e.finish(), made.map(|k| (issued.value, k)))
 }
 
-/// [`for_caller`] for a response relayed statelessly: our keyed entries found by a parse,
+/// [`for_caller`] for a response relayed statelessly: our keyed entries found by a parse
+/// (entries of ours with different keys, a spiral's, lose them),
 /// the dialog by the response's Call-ID and From tag (scanned, as `verify` will read it
 /// in the caller's requests: the same header text comes back).
 pub(crate) fn for_caller_stateless(cfg: &ProxyConfig, resp: &Message) -> Bytes {
-    let issued = resp
+    let keys: Vec<&str> = resp
         .record_routes()
         .filter_map(Result::ok)
         .filter(|rr| is_us(cfg, &rr.uri))
-        .find_map(|rr| rr.uri.as_sip().and_then(|s| s.params.get(PARAM).flatten()))
-        .filter(|k| k.len() == 16)
-        .and_then(|k| {
-            let call_id = resp.call_id().ok()?;
-            let tag = scanned_tag(resp.header(HeaderName::From)?.value)?;
-            let text = k.as_bytes().try_into().ok()?;
-            let value = u64::from_str_radix(k, 16).ok()?;
-            let dialog = dialog_of(&cfg.route_secret, call_id, tag);
-            Some(Issued {
-                text,
-                value,
-                dialog,
-            })
-        });
+        .filter_map(|rr| rr.uri.as_sip().and_then(|s| s.params.get(PARAM).flatten()))
+        .collect();
+    if keys.iter().any(|k| *k != keys[0]) {
+        // A spiral: which entry this pass made is not known here, and none may go back
+        // unchanged (one is a callee's copy): no key for the caller.
+        let mut e = resp.edit();
+        e.remove_first_value(HeaderName::Via);
+        for k in keys {
+            e.replace(k, "-");
+        }
+        return e.finish();
+    }
+    let issued = keys.first().filter(|k| k.len() == 16).and_then(|k| {
+        let call_id = resp.call_id().ok()?;
+        let tag = scanned_tag(resp.header(HeaderName::From)?.value)?;
+        let text = k.as_bytes().try_into().ok()?;
+        let value = u64::from_str_radix(k, 16).ok()?;
+        let dialog = dialog_of(&cfg.route_secret, call_id, tag);
+        Some(Issued {
+            text,
+            value,
+            dialog,
+        })
+    });
     for_caller(resp, issued.as_ref()).0
 }
 
@@ -393,9 +412,11 @@ pub(crate) fn verify(
     let from_caller = msg
         .header(HeaderName::From)
         .and_then(|h| scanned_tag(h.value))
-        .is_some_and(|tag| token_of(secret, call_id, tag, target, routes) == given);
+        .is_some_and(|tag| {
+            token_of(secret, (call_id, tag), Holder::Caller, target, routes) == given
+        });
     let ok = from_caller
-        || token_of(secret, call_id, to_tag, target, routes) == given
+        || token_of(secret, (call_id, to_tag), Holder::Callee, target, routes) == given
         || (routes.is_empty() && refreshed.holds(given, refreshed_target(secret, call_id, target)));
     ok.then_some(given)
 }
@@ -451,7 +472,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
         assert!(!check(&to_caller, "not hex", "caller"));
         // The caller's copy covers the callee's Contact; its requests carry its From tag.
         let t = Target::of(&Uri::parse("sip:b@192.0.2.2").expect("uri")).expect("target");
-        let k2 = token(&KEY, "c1", "caller", &t);
+        let k2 = token(&KEY, ("c1", "caller"), Holder::Caller, &t, &[]);
         let to_callee = msg("caller", "callee", "sip:b@192.0.2.2:5060");
         assert!(
             check(&to_callee, &k2, "callee"),
@@ -484,7 +505,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
         assert!(!check(&elsewhere, &k), "any other");
         // Not with another key (the caller's copy, say), nor in another dialog.
         let t = Target::of(&Uri::parse("sip:b@192.0.2.2").expect("uri")).expect("target");
-        let callers = token(&KEY, "c1", "caller", &t);
+        let callers = token(&KEY, ("c1", "caller"), Holder::Caller, &t, &[]);
         assert!(!check(&moved, &callers));
         let other = Message::parse(
             "BYE sip:a@203.0.113.7:5062 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:b@h>;tag=callee\r\n\
@@ -519,6 +540,26 @@ To: <sip:a@h>;tag=caller\r\nCall-ID: c2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\
         let star = String::from_utf8_lossy(&m.to_bytes()).replace("<sip:a@h>", "*");
         let star = Message::parse(star.into_bytes()).expect("star");
         assert_eq!(Target::contact_of(&star), None);
+    }
+
+    #[test]
+    fn a_stateless_spiral_gives_the_caller_no_key() {
+        let cfg = crate::tests::config();
+        let resp = Message::parse(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKsl-x\r\n\
+Via: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK1\r\n\
+Record-Route: <sip:192.0.2.1:5060;lr;rk=0123456789abcdef>, <sip:192.0.2.1:5060;lr;rk=fedcba9876543210>\r\n\
+From: <sip:a@h>;tag=caller\r\nTo: <sip:b@h>;tag=callee\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:b@192.0.2.2>\r\nContent-Length: 0\r\n\r\n",
+        )
+        .expect("200");
+        let out = Message::parse(for_caller_stateless(&cfg, &resp)).expect("relayed");
+        let rr = out.header(HeaderName::RecordRoute).expect("RR").value;
+        assert_eq!(
+            rr,
+            "<sip:192.0.2.1:5060;lr;rk=->, <sip:192.0.2.1:5060;lr;rk=->"
+        );
+        assert_eq!(out.vias().count(), 1);
     }
 
     #[test]

@@ -308,7 +308,7 @@ fn a_stateless_proxy_keys_the_callers_copy_of_its_record_route() {
         .header(sip_message::HeaderName::RecordRoute)
         .unwrap()
         .value;
-    let callee_copy = crate::tests::rk("call-1", "c", "sip:caller@192.0.2.10:5060");
+    let callee_copy = crate::tests::rk_callee("call-1", "c", "sip:caller@192.0.2.10:5060");
     assert_eq!(rr, format!("<sip:192.0.2.1:5060;lr{callee_copy}>"));
     let ok = sip_message::ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
         .header("Record-Route", rr)
@@ -316,7 +316,7 @@ fn a_stateless_proxy_keys_the_callers_copy_of_its_record_route() {
         .build();
     let ok = sip_message::Message::parse(ok).unwrap();
     let up = sent(core.handle_message(now, ok, udp("192.0.2.20:5060")));
-    let caller_copy = crate::tests::rk("call-1", "c", "sip:bob@192.0.2.20:5060");
+    let caller_copy = crate::tests::rk_caller("call-1", "c", "sip:bob@192.0.2.20:5060");
     let rr = up[0]
         .1
         .header(sip_message::HeaderName::RecordRoute)
@@ -389,9 +389,14 @@ request_route {
     sl_send_reply(200, "r=" + $var(r));
 }"#,
     );
-    let key = crate::tests::rk("lr", "c", "sip:bob@192.0.2.20:5060");
+    let key = crate::tests::rk_caller("lr", "c", "sip:bob@192.0.2.20:5060");
     let ours = format!("Route: <sip:192.0.2.1:5060;lr{key}>\n");
-    let on = crate::tests::rk_via("lr", "c", "sip:bob@192.0.2.20:5060", &["sip:192.0.2.30;lr"]);
+    let on = crate::tests::rk_via(
+        crate::route_key::Holder::Caller,
+        ("lr", "c"),
+        "sip:bob@192.0.2.20:5060",
+        &["sip:192.0.2.30;lr"],
+    );
     let then_another = format!("Route: <sip:192.0.2.1;lr{on}>, <sip:192.0.2.30;lr>\n");
     // A key for a route set that ends with us does not lead on to another proxy.
     let not_on = format!("Route: <sip:192.0.2.1;lr{key}>, <sip:192.0.2.30;lr>\n");
@@ -428,7 +433,7 @@ request_route {
     }
 }"#,
     );
-    let key = crate::tests::rk("k", "b", "sip:bob@192.0.2.20:5060");
+    let key = crate::tests::rk_callee("k", "b", "sip:bob@192.0.2.20:5060");
     let bye = msg(&format!(
         "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKk\n\
 Route: <sip:192.0.2.1:5060;lr{key}>\nFrom: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>;tag=b\n\

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use registrar::Location;
 use sip_message::{Message, Protocol};
 
+use crate::route_key::Holder;
 use crate::{Command, Core, Destination, ProxyConfig, Written};
 
 /// A configuration for tests: UDP and TCP on 192.0.2.1:5060, domain example.com.
@@ -36,18 +37,28 @@ pub(crate) fn config() -> ProxyConfig {
 
 pub(crate) const CALLER: &str = "192.0.2.10:5060";
 
-/// `;rk=…`: our Record-Route key for the dialog `call_id` begun with From tag `tag`, for
-/// requests to the remote target `target`.
-pub(crate) fn rk(call_id: &str, tag: &str, target: &str) -> String {
-    rk_via(call_id, tag, target, &[])
+/// `;rk=…`: the caller's copy of our Record-Route key for the dialog `call_id` begun with
+/// From tag `tag`, for its requests to the remote target `target`.
+pub(crate) fn rk_caller(call_id: &str, tag: &str, target: &str) -> String {
+    rk_via(Holder::Caller, (call_id, tag), target, &[])
 }
 
-/// [`rk`] for a route set that goes on through the proxies `routes` after us.
-pub(crate) fn rk_via(call_id: &str, tag: &str, target: &str, routes: &[&str]) -> String {
+/// The callee's copy of [`rk_caller`]'s key, for its requests to the caller at `target`.
+pub(crate) fn rk_callee(call_id: &str, tag: &str, target: &str) -> String {
+    rk_via(Holder::Callee, (call_id, tag), target, &[])
+}
+
+/// A key for a route set that goes on through the proxies `routes` after us.
+pub(crate) fn rk_via(
+    holder: Holder,
+    dialog: (&str, &str),
+    target: &str,
+    routes: &[&str],
+) -> String {
     let uri = sip_message::Uri::parse(target).expect("target");
     let target = crate::route_key::Target::of(&uri).expect("SIP target");
     let secret = &config().route_secret;
-    let token = crate::route_key::token_via(secret, call_id, tag, &target, routes);
+    let token = crate::route_key::token(secret, dialog, holder, &target, routes);
     format!(";rk={token}")
 }
 
@@ -188,7 +199,7 @@ fn invite_is_forwarded_to_the_registered_contact() {
     assert_eq!(vias[0].host_raw, "192.0.2.1");
     assert!(vias[0].branch().unwrap().starts_with("z9hG4bKfs-"));
     let rr = fwd.record_routes().next().unwrap().unwrap();
-    let key = rk("call-1", "c", "sip:caller@192.0.2.10:5060");
+    let key = rk_callee("call-1", "c", "sip:caller@192.0.2.10:5060");
     assert_eq!(rr.uri.as_str(), format!("sip:192.0.2.1:5060;lr{key}"));
     assert_eq!(core.active_transactions(), before + 1);
 }
@@ -444,7 +455,12 @@ fn loose_and_strict_routes() {
     let core = core();
     let now = Instant::now();
     // Loose: the top Route is us; the next Route is the next hop, Request-URI untouched.
-    let key = rk_via("d", "c", "sip:bob@192.0.2.20:5060", &["sip:192.0.2.30;lr"]);
+    let key = rk_via(
+        Holder::Caller,
+        ("d", "c"),
+        "sip:bob@192.0.2.20:5060",
+        &["sip:192.0.2.30;lr"],
+    );
     let loose = msg(&format!(
         "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye\n\
 Route: <sip:192.0.2.1:5060;lr{key}>, <sip:192.0.2.30;lr>\nFrom: <sip:caller@example.net>;tag=c\n\
@@ -456,7 +472,7 @@ To: <sip:bob@example.com>;tag=b\nCall-ID: d\nCSeq: 2 BYE\nMax-Forwards: 70\nCont
     assert_eq!(fwd.request_uri_str(), Some("sip:bob@192.0.2.20:5060"));
     assert_eq!(fwd.routes().count(), 1);
     // Strict: the Request-URI is us; the last Route becomes the Request-URI.
-    let key = rk("e", "c", "sip:bob@192.0.2.20:5060");
+    let key = rk_caller("e", "c", "sip:bob@192.0.2.20:5060");
     let strict = msg(&format!(
         "BYE sip:192.0.2.1:5060{key} SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKstrict\n\
 Route: <sip:bob@192.0.2.20:5060>\nFrom: <sip:caller@example.net>;tag=c\n\
@@ -637,7 +653,7 @@ Contact: <sip:caller@192.0.2.10:5060;transport=tcp>\nMax-Forwards: 70\nContent-L
         .record_routes()
         .map(|r| r.unwrap().uri.as_str().to_owned())
         .collect();
-    let key = rk("call-1", "c", "sip:caller@192.0.2.10:5060");
+    let key = rk_callee("call-1", "c", "sip:caller@192.0.2.10:5060");
     assert_eq!(
         rr,
         [
@@ -660,7 +676,7 @@ Contact: <sip:caller@192.0.2.10:5060;transport=tcp>\nMax-Forwards: 70\nContent-L
         Message::parse(ok.build()).unwrap(),
         udp("192.0.2.20:5060"),
     ));
-    let key2 = rk("call-1", "c", "sip:bob@192.0.2.20:5060");
+    let key2 = rk_caller("call-1", "c", "sip:bob@192.0.2.20:5060");
     let rr: Vec<String> = up[0]
         .1
         .record_routes()
