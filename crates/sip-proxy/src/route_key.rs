@@ -1,9 +1,10 @@
 //! The key of our Record-Route entries: a token (`;rk=`) made from the dialog's Call-ID, the
-//! caller's From tag and the remote target the holder of the entry sends its in-dialog
-//! requests to, under a secret the servers sharing a database share. An in-dialog request
-//! follows a Route set we put there, and only to the party of that dialog: the callee's copy
-//! (in the INVITE) covers the caller's Contact, the caller's copy (rewritten in the 18x and
-//! 2xx we relay, RFC 3261 §16.7 step 9) the callee's.
+//! caller's From tag, who holds the copy, the remote target the holder sends its in-dialog
+//! requests to and the URIs of the proxies that follow us in its route set, under a secret
+//! the servers sharing a database share. An in-dialog request follows a Route set we put
+//! there, and only to the party of that dialog: the callee's copy (in the INVITE) covers the
+//! caller's Contact, the caller's copy (rewritten in the 18x and 2xx we relay, RFC 3261
+//! §16.7 step 9) the callee's. Targets refreshed since: [`crate::refresh`].
 
 use std::hash::Hasher;
 
