@@ -19,7 +19,7 @@ wait_for() {
 
 # System packages the tests need: command name -> Debian package (baresip-core: baresip
 # without the GUI and video modules its metapackage recommends).
-declare -A needs=([cc]=gcc [make]=make [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak
+declare -A needs=([cc]=gcc [make]=make [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak [stun]=stun-client
   [baresip]=baresip-core [linphonec]=linphone-cli [dpkg-deb]=dpkg [systemd-analyze]=systemd
   [adduser]=adduser)
 # The store's tests also run on PostgreSQL and MariaDB: installed where none answers.

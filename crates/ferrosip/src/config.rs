@@ -18,6 +18,17 @@ pub(crate) struct Config {
     pub(crate) auth: Auth,
     pub(crate) security: Security,
     pub(crate) api: Api,
+    pub(crate) stun: Stun,
+}
+
+/// `[stun]`: STUN Binding (RFC 5389), with which a phone behind NAT learns its public
+/// address. The SIP UDP ports always answer it too.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Stun {
+    /// UDP addresses that answer STUN alone. Unset: port 3478 on each address SIP listens
+    /// on over UDP (one that is taken is a warning, not an error); `[]` for none.
+    pub(crate) listen: Option<Vec<std::net::SocketAddr>>,
 }
 
 /// `[api]`: the management API (JSON over HTTP, bearer token).
@@ -444,6 +455,11 @@ mod tests {
         assert!(e.starts_with("line 2: registrar.min_expires"), "{e}");
         let e = Config::parse("[timers]\nt1 = \"x\"\n").unwrap_err();
         assert!(e.starts_with("line 2"), "{e}");
+        let e = Config::parse("[stun]\n\nlisten = [\"3478\"]\n").unwrap_err();
+        assert!(
+            e.starts_with("line 3") && e.contains("socket address"),
+            "{e}"
+        );
         let c = Config::parse("[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n").unwrap();
         assert_eq!(
             c.auth.algorithms,

@@ -3,6 +3,7 @@
 //! RFC 3581 say. The protocol logic above stays free of IO.
 
 mod addr;
+mod stun;
 mod tcp;
 mod udp;
 
@@ -13,6 +14,9 @@ use bytes::Bytes;
 use sip_message::Message;
 
 pub use addr::{Listen, ParseListenError, Protocol};
+pub use stun::listen_stun;
+/// The STUN port (RFC 5389 §9).
+pub const STUN_PORT: u16 = ::stun::PORT;
 pub use tcp::{TcpConnections, TcpLimits};
 
 /// Where a message came from.

@@ -57,6 +57,9 @@ fn receive(sock: &UdpSocket, local: SocketAddr, handler: &dyn Handler) {
                 continue;
             }
         };
+        if crate::stun::absorb(sock, &buf[..n], remote) {
+            continue;
+        }
         // Each message gets its own right-sized buffer: a transaction may keep it for
         // half a minute, and must not pin a large shared receive buffer meanwhile.
         let data = Bytes::copy_from_slice(&buf[..n]);

@@ -266,6 +266,30 @@ impl Server {
     }
 }
 
+/// Answers STUN on the addresses `[stun] listen` names (an error when one cannot be bound),
+/// or by default on port 3478 of each UDP address SIP listens on (a warning then).
+fn start_stun(cfg: &Config, locals: &[(transport::Protocol, SocketAddr)]) -> anyhow::Result<()> {
+    if let Some(listen) = &cfg.stun.listen {
+        for &a in listen {
+            transport::listen_stun(a)
+                .with_context(|| format!("stun.listen: cannot listen on {a}"))?;
+        }
+        return Ok(());
+    }
+    let mut defaults: Vec<SocketAddr> = locals
+        .iter()
+        .filter(|(p, _)| *p == transport::Protocol::Udp)
+        .map(|(_, a)| SocketAddr::new(a.ip(), transport::STUN_PORT))
+        .collect();
+    defaults.dedup();
+    for a in defaults {
+        if let Err(e) = transport::listen_stun(a) {
+            tracing::warn!(addr = %a, error = %e, "STUN port unavailable: STUN is answered on the SIP UDP ports only (set [stun] listen)");
+        }
+    }
+    Ok(())
+}
+
 /// The key of our Record-Route entries, kept in the database: the same after a restart and
 /// for every server sharing it (`candidate` the first time).
 async fn route_secret(
@@ -483,6 +507,7 @@ async fn serve_with(
         cfg.server.udp_threads(),
     )
     .await?;
+    start_stun(&cfg, &transports.local_addrs())?;
     let mut proxy = proxy_config(&cfg, &transports.local_addrs())?;
     proxy.route_secret = route_secret(store, proxy.route_secret).await?;
     let core = Arc::new(Core::with_script(proxy, location.clone(), script));

@@ -1,0 +1,38 @@
+//! STUN on UDP: answered on the SIP ports (told apart from SIP by the first byte) and on
+//! ports of its own.
+
+use std::net::{SocketAddr, UdpSocket};
+
+/// Answers `packet` from `remote` on `sock` when it is STUN; true when it was (whether or
+/// not it called for an answer).
+pub(crate) fn absorb(sock: &UdpSocket, packet: &[u8], remote: SocketAddr) -> bool {
+    if !stun::is_stun(packet) {
+        return false;
+    }
+    if let Some(answer) = stun::answer(packet, remote) {
+        let _ = sock.send_to(&answer, remote);
+    }
+    true
+}
+
+/// Binds `addr` for STUN alone and answers on a thread of its own until the process ends;
+/// gives the address bound.
+pub fn listen_stun(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let sock = crate::udp::bind(addr, false)?;
+    let local = sock.local_addr()?;
+    std::thread::Builder::new()
+        .name(format!("ferrosip-stun-{}", local.port()))
+        .spawn(move || {
+            let mut buf = [0u8; 1500];
+            loop {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, remote)) => {
+                        absorb(&sock, &buf[..n], remote);
+                    }
+                    Err(e) => tracing::debug!(%local, error = %e, "stun receive error"),
+                }
+            }
+        })?;
+    tracing::info!(%local, "answering STUN");
+    Ok(local)
+}
