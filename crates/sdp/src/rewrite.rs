@@ -1,0 +1,157 @@
+//! Writing a copy of an SDP body with the relay's addresses and ports.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::parse::{Session, ICE};
+
+/// Where one stream goes after the rewrite: the relay's address and ports for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaRewrite {
+    /// The address the peer sends to.
+    pub address: IpAddr,
+    /// The RTP port.
+    pub port: u16,
+    /// The RTCP port: the RTP port with `a=rtcp-mux`, else `port + 1` when not given.
+    pub rtcp_port: Option<u16>,
+}
+
+/// What to rewrite.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrite {
+    /// One entry per `m=` section, in order: `None` (or a missing entry) leaves it as it is;
+    /// a declined stream (port 0) is never changed.
+    pub media: Vec<Option<MediaRewrite>>,
+    /// The address for `o=` (rtpengine's `replace-origin`).
+    pub origin: Option<IpAddr>,
+    /// Remove the ICE attributes (towards a peer that does plain RTP).
+    pub strip_ice: bool,
+}
+
+/// What becomes of one line.
+enum Edit {
+    Replace(String),
+    Remove,
+}
+
+/// `c=IN IP4|IP6 <address>`.
+fn connection_line(address: IpAddr) -> String {
+    let family = if address.is_ipv4() { "IP4" } else { "IP6" };
+    format!("c=IN {family} {address}")
+}
+
+impl Session<'_> {
+    fn text(&self, i: usize) -> &str {
+        &self.body[self.lines[i].text.clone()]
+    }
+
+    /// A copy of the body rewritten as `rw` says; the caller updates Content-Length. A
+    /// stream put on hold with the zero address keeps it (the hold is the peer's to lift).
+    pub fn rewrite(&self, rw: &Rewrite) -> Vec<u8> {
+        let mut edits: HashMap<usize, Edit> = HashMap::new();
+        // Lines to add after a line: a stream that needs a `c=` of its own.
+        let mut inserts: HashMap<usize, String> = HashMap::new();
+        // The session's c= takes the first rewritten stream's address (streams without a
+        // c= of their own that go elsewhere get one).
+        let session_to = self
+            .media
+            .iter()
+            .zip(&rw.media)
+            .find_map(|(m, r)| r.filter(|_| m.port != 0 && m.connection.is_none()))
+            .map(|r| r.address);
+        if let (Some(c), Some(to)) = (self.connection, session_to) {
+            if !c.address.is_unspecified() {
+                edits.insert(c.line, Edit::Replace(connection_line(to)));
+            }
+        }
+        for (m, r) in self.media.iter().zip(&rw.media) {
+            let Some(r) = r.filter(|_| m.port != 0) else {
+                continue;
+            };
+            let line = self.text(m.line);
+            let mut parts: Vec<&str> = line.splitn(3, ' ').collect();
+            let count = parts[1].split_once('/').map(|(_, c)| c);
+            let port = match count {
+                Some(c) => format!("{}/{c}", r.port),
+                None => r.port.to_string(),
+            };
+            parts[1] = &port;
+            edits.insert(m.line, Edit::Replace(parts.join(" ")));
+            match m.connection {
+                Some(c) if c.address.is_unspecified() => {}
+                Some(c) => {
+                    edits.insert(c.line, Edit::Replace(connection_line(r.address)));
+                }
+                None if Some(r.address) != session_to || self.connection.is_none() => {
+                    // After the m= line (and its i= title, RFC 4566 §5 order).
+                    let after = match m.lines.clone().nth(1) {
+                        Some(i) if self.text(i).starts_with("i=") => i,
+                        _ => m.line,
+                    };
+                    inserts.insert(after, connection_line(r.address));
+                }
+                None => {}
+            }
+            if let Some(i) = m.rtcp_line {
+                let rtcp = match (m.rtcp_mux, r.rtcp_port) {
+                    (true, _) => r.port,
+                    (false, Some(p)) => p,
+                    (false, None) => r.port.wrapping_add(1),
+                };
+                let addressed = self.text(i).split(' ').count() > 1;
+                let value = match addressed {
+                    true => format!("a=rtcp:{rtcp} {}", &connection_line(r.address)[2..]),
+                    false => format!("a=rtcp:{rtcp}"),
+                };
+                edits.insert(i, Edit::Replace(value));
+            }
+        }
+        if let (Some((_, i)), Some(to)) = (self.origin, rw.origin) {
+            let line = self.text(i);
+            let head: Vec<&str> = line.splitn(4, ' ').collect();
+            if head.len() == 4 {
+                let family = if to.is_ipv4() { "IP4" } else { "IP6" };
+                let origin = format!("{} {} {} IN {family} {to}", head[0], head[1], head[2]);
+                edits.insert(i, Edit::Replace(origin));
+            }
+        }
+        if rw.strip_ice {
+            for i in 0..self.lines.len() {
+                let name = self
+                    .text(i)
+                    .strip_prefix("a=")
+                    .map(|a| a.split_once(':').map_or(a, |(n, _)| n));
+                if name.is_some_and(|n| ICE.contains(&n)) {
+                    edits.insert(i, Edit::Remove);
+                }
+            }
+        }
+        self.write(&edits, &inserts)
+    }
+
+    /// The body with `edits` and `inserts` applied; every other byte as it was.
+    fn write(&self, edits: &HashMap<usize, Edit>, inserts: &HashMap<usize, String>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 64);
+        for (i, line) in self.lines.iter().enumerate() {
+            let end = &self.body[line.end.clone()];
+            match edits.get(&i) {
+                Some(Edit::Remove) => {}
+                Some(Edit::Replace(text)) => {
+                    out.extend_from_slice(text.as_bytes());
+                    out.extend_from_slice(end.as_bytes());
+                }
+                None => {
+                    out.extend_from_slice(&self.body.as_bytes()[line.text.start..line.end.end]);
+                }
+            }
+            if let Some(text) = inserts.get(&i) {
+                if end.is_empty() {
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(if end.is_empty() { b"" } else { end.as_bytes() });
+            }
+        }
+        out
+    }
+}
