@@ -261,12 +261,18 @@ impl Core {
         now: std::time::Instant,
         b: &Binding,
     ) -> Option<Result<Target, String>> {
-        let located = match b.path.first() {
-            Some(first) => {
+        let contact = Uri::parse(&b.contact).ok()?;
+        let located = match (b.path.first(), source_of(b)) {
+            (Some(first), _) => {
                 let na = NameAddr::parse_bracketed(first).ok()?;
                 self.locate_uri(now, &na.uri)?
             }
-            None => self.locate_uri(now, &Uri::parse(&b.contact).ok()?)?,
+            // Behind NAT: reached where its REGISTER came from (the Contact stays the
+            // Request-URI).
+            (None, Some((protocol, addr))) if nat::contact_behind_nat(&contact, addr) => {
+                Ok(Destination::new(protocol, addr))
+            }
+            (None, _) => self.locate_uri(now, &contact)?,
         };
         let dest = match located {
             Ok(d) => d,
@@ -593,6 +599,17 @@ fn record_route(protocol: Protocol, local: &str, key: Option<&str>) -> String {
     }
     rr.push('>');
     rr
+}
+
+/// Where a binding's REGISTER came from (`udp:192.0.2.1:5060`, `tcp:[2001:db8::1]:5061`).
+fn source_of(b: &Binding) -> Option<(Protocol, SocketAddr)> {
+    let (protocol, addr) = b.source.split_once(':')?;
+    let protocol = match protocol {
+        "udp" => Protocol::Udp,
+        "tcp" => Protocol::Tcp,
+        _ => return None,
+    };
+    Some((protocol, addr.parse().ok()?))
 }
 
 #[cfg(test)]

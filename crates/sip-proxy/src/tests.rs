@@ -204,6 +204,28 @@ fn invite_is_forwarded_to_the_registered_contact() {
     assert_eq!(core.active_transactions(), before + 1);
 }
 
+/// A phone behind NAT (its Contact is not where its REGISTER came from) is reached at the
+/// source of its REGISTER; the Contact stays the Request-URI.
+#[test]
+fn a_phone_behind_nat_is_reached_where_its_register_came_from() {
+    let core = core();
+    let now = Instant::now();
+    const NAT: &str = "198.51.100.7:40000";
+    let reg = msg(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.168.1.20:5060;rport;branch=z9hG4bKnat\n\
+From: <sip:bob@example.com>;tag=r\nTo: <sip:bob@example.com>\nCall-ID: nat\nCSeq: 1 REGISTER\n\
+Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
+    );
+    let ok = sent(handle(&core, now, reg, udp(NAT)));
+    assert_eq!((ok[0].0, ok[0].1.status()), (udp(NAT), Some(200)));
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    assert_eq!(out[0].0, udp(NAT));
+    assert_eq!(
+        out[0].1.request_uri_str(),
+        Some("sip:bob@192.168.1.20:5060")
+    );
+}
+
 #[test]
 fn trying_goes_upstream_after_200_ms_or_on_a_retransmission_unless_the_callee_answered() {
     let core = core();
@@ -586,13 +608,14 @@ Contact: <sip:carol@{CAROL}>\nContent-Length: 0\n\n"
     ));
     handle(&core, now, reg, udp(CAROL));
     let us = udp("192.0.2.1:5060");
-    // bob's binding is carol's address-of-record at our own address.
-    let reg = msg(&format!(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {CAROL};branch=z9hG4bKregbob\n\
+    // bob's binding is carol's address-of-record at our own address (made by us: a Contact
+    // that is not its REGISTER's source would count as behind NAT).
+    let reg = msg(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKregbob\n\
 From: <sip:bob@example.com>;tag=r\nTo: <sip:bob@example.com>\nCall-ID: regbob\nCSeq: 1 REGISTER\n\
-Contact: <sip:carol@192.0.2.1:5060>\nContent-Length: 0\n\n"
-    ));
-    handle(&core, now, reg, udp(CAROL));
+Contact: <sip:carol@192.0.2.1:5060>\nContent-Length: 0\n\n",
+    );
+    handle(&core, now, reg, us);
     let request = |out: Vec<Command>| {
         let out = sent(out);
         let shown = format!("{out:?}");
