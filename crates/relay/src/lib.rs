@@ -1,0 +1,20 @@
+//! A media relay, sans-IO. A call's offer and answer make a [`Session`] with, for each
+//! stream, a port facing each side (from a [`PortPool`]: an even RTP port, RTCP on the next
+//! one). A packet that arrives on a port is given to [`Relay::on_packet`], which says where
+//! to send it, out of which port, or why not:
+//! - **symmetric latching**: each side's real address is learnt from its first packet (a
+//!   phone behind NAT sends from its NAT's address, not the one in its SDP);
+//! - **strict source**: once latched, packets from any other address are dropped (no RTP
+//!   Bleed, no RTP injection);
+//! - counters per side (packets, bytes, RTP sequence gaps, the last packet's time), and
+//!   sessions end on teardown or when no packet came for the media timeout.
+
+mod pool;
+mod rtp;
+mod session;
+
+pub use pool::PortPool;
+pub use session::{Dropped, Forward, Relay, SessionId, Side, Stats, StreamPorts};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,364 @@
+//! Sessions, their streams and the packets between their sides.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::pool::PortPool;
+use crate::rtp;
+
+/// A call, as the relay knows it: its Call-ID and the caller's From tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId {
+    /// The Call-ID.
+    pub call_id: String,
+    /// The From tag of the offer's sender.
+    pub from_tag: String,
+}
+
+/// One side of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Who sent the offer.
+    Offerer,
+    /// Who answered it.
+    Answerer,
+}
+
+/// What one side sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets relayed.
+    pub packets: u64,
+    /// Bytes relayed.
+    pub bytes: u64,
+    /// RTP packets missing from the sequence numbers seen.
+    pub lost: u64,
+    /// Packets dropped: from another address than the one latched.
+    pub dropped: u64,
+    /// When the last packet came.
+    pub last: Option<Instant>,
+    last_seq: Option<u16>,
+}
+
+/// Where a packet goes: out of our port `from`, to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// Our port to send from (the one the other side sends to, so that it latches us).
+    pub from: u16,
+    /// The other side's address.
+    pub to: SocketAddr,
+}
+
+/// Why a packet is not relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// No stream has this port.
+    UnknownPort,
+    /// Not from the address this side latched to (strict source).
+    WrongSource,
+    /// The other side's address is not known yet (no answer).
+    NoDestination,
+}
+
+/// The relay's ports of one stream in the SDP each side gets: the answerer is told
+/// `for_answerer`, the offerer `for_offerer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamPorts {
+    /// The RTP port the offerer sends to (in the answer it gets).
+    pub for_offerer: u16,
+    /// The RTP port the answerer sends to (in the offer it gets).
+    pub for_answerer: u16,
+}
+
+/// One side of one stream.
+#[derive(Debug)]
+struct Endpoint {
+    /// Our RTP port this side sends to (RTCP on the next one).
+    port: u16,
+    /// Its RTP address as its SDP gives it.
+    expected: Option<SocketAddr>,
+    /// Where its RTP and RTCP really come from.
+    latched: [Option<SocketAddr>; 2],
+    stats: Stats,
+}
+
+impl Endpoint {
+    fn new(port: u16) -> Endpoint {
+        Endpoint {
+            port,
+            expected: None,
+            latched: [None; 2],
+            stats: Stats::default(),
+        }
+    }
+
+    /// Where packets for this side go: its latched source, else its SDP's address (RTCP
+    /// on the port after RTP's).
+    fn destination(&self, rtcp: bool) -> Option<SocketAddr> {
+        self.latched[usize::from(rtcp)].or_else(|| {
+            self.expected.map(|mut a| {
+                if rtcp {
+                    a.set_port(a.port().wrapping_add(1));
+                }
+                a
+            })
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Stream {
+    offerer: Endpoint,
+    answerer: Endpoint,
+}
+
+#[derive(Debug)]
+struct Session {
+    id: SessionId,
+    streams: Vec<Option<Stream>>,
+    /// When it was made or last saw a packet.
+    last: Instant,
+}
+
+/// The relay's state: its sessions and ports.
+#[derive(Debug)]
+pub struct Relay {
+    pool: PortPool,
+    sessions: HashMap<u64, Session>,
+    ids: HashMap<SessionId, u64>,
+    /// Each RTP port handed out: its session, stream and the side that sends to it.
+    by_port: HashMap<u16, (u64, usize, Side)>,
+    next: u64,
+    timeout: Duration,
+}
+
+impl Relay {
+    /// A relay over these ports; a session with no packet for `timeout` ends.
+    pub fn new(pool: PortPool, timeout: Duration) -> Relay {
+        Relay {
+            pool,
+            sessions: HashMap::new(),
+            ids: HashMap::new(),
+            by_port: HashMap::new(),
+            next: 0,
+            timeout,
+        }
+    }
+
+    /// An offer: `media` has the offerer's RTP address per stream (`None`: not relayed, a
+    /// declined stream). Gives the ports per stream, the same again for a re-offer of a
+    /// session that has them; `None` when the pool is exhausted (nothing is kept then).
+    pub fn offer(
+        &mut self,
+        now: Instant,
+        id: &SessionId,
+        media: &[Option<SocketAddr>],
+    ) -> Option<Vec<Option<StreamPorts>>> {
+        let key = match self.ids.get(id) {
+            Some(&k) => k,
+            None => {
+                let k = self.next;
+                self.next += 1;
+                let s = Session {
+                    id: id.clone(),
+                    streams: Vec::new(),
+                    last: now,
+                };
+                self.sessions.insert(k, s);
+                self.ids.insert(id.clone(), k);
+                k
+            }
+        };
+        let mut taken = Vec::new();
+        for (i, addr) in media.iter().enumerate() {
+            let session = self.sessions.get_mut(&key)?;
+            if session.streams.len() <= i {
+                session.streams.resize_with(i + 1, || None);
+            }
+            let Some(addr) = addr else { continue };
+            if session.streams[i].is_none() {
+                let pair = self.pool.take().map(|a| (a, self.pool.take()));
+                let (a, b) = match pair {
+                    Some((a, Some(b))) => (a, b),
+                    half => {
+                        // Exhausted: give back what this offer took, and the session if new.
+                        if let Some((a, None)) = half {
+                            self.pool.give(a);
+                        }
+                        self.give_back(key, &taken);
+                        return None;
+                    }
+                };
+                taken.push(i);
+                self.by_port.insert(a, (key, i, Side::Offerer));
+                self.by_port.insert(b, (key, i, Side::Answerer));
+                let session = self.sessions.get_mut(&key)?;
+                session.streams[i] = Some(Stream {
+                    offerer: Endpoint::new(a),
+                    answerer: Endpoint::new(b),
+                });
+            }
+            let session = self.sessions.get_mut(&key)?;
+            if let Some(s) = session.streams[i].as_mut() {
+                s.offerer.expected = Some(*addr);
+            }
+        }
+        Some(self.ports(key, media.len()))
+    }
+
+    /// An answer: `media` has the answerer's RTP address per stream. Gives the ports per
+    /// stream; `None` without an offer.
+    pub fn answer(
+        &mut self,
+        id: &SessionId,
+        media: &[Option<SocketAddr>],
+    ) -> Option<Vec<Option<StreamPorts>>> {
+        let key = *self.ids.get(id)?;
+        let session = self.sessions.get_mut(&key)?;
+        for (s, addr) in session.streams.iter_mut().zip(media) {
+            if let (Some(s), Some(addr)) = (s.as_mut(), addr) {
+                s.answerer.expected = Some(*addr);
+            }
+        }
+        Some(self.ports(key, media.len()))
+    }
+
+    fn ports(&self, key: u64, n: usize) -> Vec<Option<StreamPorts>> {
+        let Some(session) = self.sessions.get(&key) else {
+            return vec![None; n];
+        };
+        (0..n)
+            .map(|i| {
+                session.streams.get(i)?.as_ref().map(|s| StreamPorts {
+                    for_offerer: s.offerer.port,
+                    for_answerer: s.answerer.port,
+                })
+            })
+            .collect()
+    }
+
+    /// Undoes an offer that could not get its ports: the streams it made, and the session
+    /// if it has no other.
+    fn give_back(&mut self, key: u64, streams: &[usize]) {
+        if let Some(session) = self.sessions.get_mut(&key) {
+            for &i in streams {
+                if let Some(s) = session.streams[i].take() {
+                    for port in [s.offerer.port, s.answerer.port] {
+                        self.by_port.remove(&port);
+                        self.pool.give(port);
+                    }
+                }
+            }
+            if session.streams.iter().all(Option::is_none) {
+                let id = session.id.clone();
+                self.remove(&id);
+            }
+        }
+    }
+
+    /// Ends a session (BYE, CANCEL, a failed INVITE): its ports go back to the pool.
+    pub fn delete(&mut self, id: &SessionId) -> bool {
+        self.remove(id)
+    }
+
+    fn remove(&mut self, id: &SessionId) -> bool {
+        let Some(key) = self.ids.remove(id) else {
+            return false;
+        };
+        if let Some(session) = self.sessions.remove(&key) {
+            for s in session.streams.into_iter().flatten() {
+                for port in [s.offerer.port, s.answerer.port] {
+                    self.by_port.remove(&port);
+                    self.pool.give(port);
+                }
+            }
+        }
+        true
+    }
+
+    /// Ends the sessions that saw no packet for the media timeout; gives their ids.
+    pub fn expire(&mut self, now: Instant) -> Vec<SessionId> {
+        let dead: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|s| now.saturating_duration_since(s.last) >= self.timeout)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &dead {
+            self.remove(id);
+        }
+        dead
+    }
+
+    /// A packet arrived on our port `port` from `src`: where to send it, or why not.
+    pub fn on_packet(
+        &mut self,
+        now: Instant,
+        port: u16,
+        src: SocketAddr,
+        packet: &[u8],
+    ) -> Result<Forward, Dropped> {
+        let rtcp = port % 2 == 1;
+        let &(key, i, side) = self.by_port.get(&(port & !1)).ok_or(Dropped::UnknownPort)?;
+        let session = self.sessions.get_mut(&key).ok_or(Dropped::UnknownPort)?;
+        let stream = session.streams[i].as_mut().ok_or(Dropped::UnknownPort)?;
+        let (from, to) = match side {
+            Side::Offerer => (&mut stream.offerer, &stream.answerer),
+            Side::Answerer => (&mut stream.answerer, &stream.offerer),
+        };
+        let latched = &mut from.latched[usize::from(rtcp)];
+        match latched {
+            Some(a) if *a != src => {
+                from.stats.dropped += 1;
+                return Err(Dropped::WrongSource);
+            }
+            Some(_) => {}
+            None => *latched = Some(src),
+        }
+        let dest = to.destination(rtcp).ok_or(Dropped::NoDestination)?;
+        let stats = &mut from.stats;
+        stats.packets += 1;
+        stats.bytes += packet.len() as u64;
+        stats.last = Some(now);
+        if !rtcp {
+            if let Some(seq) = rtp::sequence(packet) {
+                match stats.last_seq {
+                    Some(last) if !rtp::ahead(last, seq) => {}
+                    Some(last) => {
+                        stats.lost += rtp::gap(last, seq);
+                        stats.last_seq = Some(seq);
+                    }
+                    None => stats.last_seq = Some(seq),
+                }
+            }
+        }
+        session.last = now;
+        Ok(Forward {
+            from: to.port + u16::from(rtcp),
+            to: dest,
+        })
+    }
+
+    /// What each side of each stream of a session sent: (offerer, answerer) per stream.
+    pub fn stats(&self, id: &SessionId) -> Option<Vec<Option<(Stats, Stats)>>> {
+        let session = self.sessions.get(self.ids.get(id)?)?;
+        Some(
+            session
+                .streams
+                .iter()
+                .map(|s| s.as_ref().map(|s| (s.offerer.stats, s.answerer.stats)))
+                .collect(),
+        )
+    }
+
+    /// Sessions held.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Port pairs left.
+    pub fn ports_available(&self) -> usize {
+        self.pool.available()
+    }
+}

@@ -1,0 +1,230 @@
+//! The relay driven in memory: offers, answers, packets and the clock.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+fn id(call: &str) -> SessionId {
+    SessionId {
+        call_id: call.into(),
+        from_tag: "a".into(),
+    }
+}
+
+/// An RTP packet with sequence number `seq`.
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&[0; 8 + 160]);
+    p
+}
+
+fn relay(pairs: u16) -> Relay {
+    Relay::new(
+        PortPool::new(30000..=30000 + pairs * 2 - 1),
+        Duration::from_secs(60),
+    )
+}
+
+/// A session with one audio stream: the offerer's SDP says 10.0.0.1:4000 (behind NAT), the
+/// answerer's 198.51.100.2:5000.
+fn call(r: &mut Relay, now: Instant) -> StreamPorts {
+    let offered = r
+        .offer(now, &id("c"), &[Some(addr("10.0.0.1:4000"))])
+        .expect("ports");
+    let answered = r
+        .answer(&id("c"), &[Some(addr("198.51.100.2:5000"))])
+        .expect("session");
+    assert_eq!(offered, answered, "one set of ports per stream");
+    offered[0].expect("relayed")
+}
+
+#[test]
+fn packets_go_both_ways_and_each_side_is_latched_where_it_really_is() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    let p = call(&mut r, now);
+    assert_ne!(p.for_offerer, p.for_answerer);
+    assert_eq!(
+        (p.for_offerer % 2, p.for_answerer % 2),
+        (0, 0),
+        "RTP on even ports"
+    );
+    // The answerer's packet reaches the offerer at its SDP address (nothing latched yet).
+    let b = addr("198.51.100.2:5000");
+    let f = r
+        .on_packet(now, p.for_answerer, b, &rtp(1))
+        .expect("relayed");
+    assert_eq!(
+        f,
+        Forward {
+            from: p.for_offerer,
+            to: addr("10.0.0.1:4000")
+        }
+    );
+    // The offerer's first packet comes from its NAT: latched there.
+    let nat = addr("203.0.113.7:61000");
+    let f = r
+        .on_packet(now, p.for_offerer, nat, &rtp(100))
+        .expect("relayed");
+    assert_eq!(
+        f,
+        Forward {
+            from: p.for_answerer,
+            to: b
+        }
+    );
+    let f = r
+        .on_packet(now, p.for_answerer, b, &rtp(2))
+        .expect("relayed");
+    assert_eq!(f.to, nat, "to where the offerer really is");
+    let (offerer, answerer) = r.stats(&id("c")).expect("stats")[0].expect("stream");
+    assert_eq!((offerer.packets, answerer.packets), (1, 2));
+    assert_eq!(answerer.bytes, 2 * rtp(1).len() as u64);
+}
+
+#[test]
+fn after_latching_other_sources_are_dropped() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    let p = call(&mut r, now);
+    let nat = addr("203.0.113.7:61000");
+    r.on_packet(now, p.for_offerer, nat, &rtp(1))
+        .expect("latched");
+    let intruder = addr("192.0.2.66:9999");
+    assert_eq!(
+        r.on_packet(now, p.for_offerer, intruder, &rtp(2)),
+        Err(Dropped::WrongSource),
+        "no RTP injection"
+    );
+    // Nor does it learn where the answerer's media goes (no RTP Bleed).
+    let b = addr("198.51.100.2:5000");
+    r.on_packet(now, p.for_answerer, b, &rtp(1))
+        .expect("latched");
+    assert_eq!(
+        r.on_packet(now, p.for_answerer, intruder, &rtp(3)),
+        Err(Dropped::WrongSource)
+    );
+    let (offerer, answerer) = r.stats(&id("c")).expect("stats")[0].expect("stream");
+    assert_eq!((offerer.dropped, answerer.dropped), (1, 1));
+    assert_eq!(
+        r.on_packet(now, 29000, b, &rtp(1)),
+        Err(Dropped::UnknownPort)
+    );
+}
+
+#[test]
+fn rtcp_uses_the_next_ports_and_latches_on_its_own() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    let p = call(&mut r, now);
+    let f = r
+        .on_packet(
+            now,
+            p.for_offerer + 1,
+            addr("203.0.113.7:61001"),
+            &[0x80, 200, 0, 1],
+        )
+        .expect("relayed");
+    assert_eq!(
+        f,
+        Forward {
+            from: p.for_answerer + 1,
+            to: addr("198.51.100.2:5001")
+        }
+    );
+}
+
+#[test]
+fn missing_sequence_numbers_count_as_lost() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    let p = call(&mut r, now);
+    let b = addr("198.51.100.2:5000");
+    for seq in [65534, 65535, 2, 1, 3] {
+        r.on_packet(now, p.for_answerer, b, &rtp(seq))
+            .expect("relayed");
+    }
+    let (_, answerer) = r.stats(&id("c")).expect("stats")[0].expect("stream");
+    assert_eq!(
+        answerer.lost, 2,
+        "0 and 1 missing across the wrap (1 came late)"
+    );
+}
+
+#[test]
+fn an_answer_without_an_offer_has_no_session() {
+    let mut r = relay(10);
+    assert_eq!(
+        r.answer(&id("none"), &[Some(addr("198.51.100.2:5000"))]),
+        None
+    );
+    let now = Instant::now();
+    let p = r
+        .offer(now, &id("c"), &[Some(addr("10.0.0.1:4000"))])
+        .expect("ports")[0]
+        .expect("stream");
+    assert_eq!(
+        r.on_packet(now, p.for_offerer, addr("10.0.0.1:4000"), &rtp(1)),
+        Err(Dropped::NoDestination),
+        "before the answer"
+    );
+}
+
+#[test]
+fn a_re_offer_keeps_its_ports_and_declined_streams_get_none() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    let first = call(&mut r, now);
+    let again = r
+        .offer(now, &id("c"), &[Some(addr("10.0.0.9:4002")), None])
+        .expect("ports");
+    assert_eq!(again, [Some(first), None]);
+    assert_eq!(r.ports_available(), 8);
+}
+
+#[test]
+fn an_exhausted_pool_refuses_the_offer_and_keeps_nothing() {
+    let now = Instant::now();
+    let mut r = relay(3);
+    call(&mut r, now);
+    assert_eq!(r.ports_available(), 1);
+    let two = [Some(addr("10.0.0.2:4000")), Some(addr("10.0.0.2:4002"))];
+    assert_eq!(r.offer(now, &id("d"), &two), None);
+    assert_eq!(
+        (r.sessions(), r.ports_available()),
+        (1, 1),
+        "nothing leaked"
+    );
+}
+
+#[test]
+fn sessions_end_on_delete_and_on_media_timeout() {
+    let t0 = Instant::now();
+    let mut r = relay(10);
+    let p = call(&mut r, t0);
+    assert!(r.delete(&id("c")));
+    assert!(!r.delete(&id("c")));
+    assert_eq!((r.sessions(), r.ports_available()), (0, 10));
+    assert_eq!(
+        r.on_packet(t0, p.for_offerer, addr("10.0.0.1:4000"), &rtp(1)),
+        Err(Dropped::UnknownPort)
+    );
+    // Freed ports are not handed out again at once.
+    let q = call(&mut r, t0);
+    assert_ne!(q.for_offerer, p.for_offerer);
+    let b = addr("198.51.100.2:5000");
+    r.on_packet(t0 + Duration::from_secs(50), q.for_answerer, b, &rtp(1))
+        .expect("relayed");
+    assert!(
+        r.expire(t0 + Duration::from_secs(100)).is_empty(),
+        "a packet 50 s ago"
+    );
+    assert_eq!(r.expire(t0 + Duration::from_secs(111)), [id("c")]);
+    assert_eq!(r.ports_available(), 10);
+}
