@@ -1,6 +1,8 @@
 //! The relay's decision per packet: a stream latched both ways, packets in turn from each
 //! side (`cargo bench -p relay`).
 
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
