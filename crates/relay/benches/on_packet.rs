@@ -19,8 +19,12 @@ fn on_packet(c: &mut Criterion) {
             call_id: format!("call-{i}"),
             from_tag: "a".into(),
         };
-        let a: SocketAddr = format!("10.0.{}.{}:4000", i / 250, i % 250 + 1).parse().unwrap();
-        let b: SocketAddr = format!("198.51.{}.{}:5000", i / 250, i % 250 + 1).parse().unwrap();
+        let a: SocketAddr = format!("10.0.{}.{}:4000", i / 250, i % 250 + 1)
+            .parse()
+            .unwrap();
+        let b: SocketAddr = format!("198.51.{}.{}:5000", i / 250, i % 250 + 1)
+            .parse()
+            .unwrap();
         let p = r.offer(now, &id, &[Some(a)]).unwrap()[0].unwrap();
         r.answer(&id, &[Some(b)]).unwrap();
         ports.push((p, a, b));
