@@ -14,7 +14,9 @@ mod rtp;
 mod session;
 
 pub use pool::PortPool;
-pub use session::{Dropped, Forward, Relay, SessionId, Side, Stats, StreamPorts};
+pub use session::{
+    Dropped, Forward, Relay, SessionId, SessionPorts, SessionStats, Side, Stats, StreamPorts,
+};
 
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,11 @@ impl PortPool {
         PortPool { free }
     }
 
+    /// These RTP ports (each with the next one for RTCP), handed out in this order.
+    pub fn from_ports(ports: Vec<u16>) -> PortPool {
+        PortPool { free: ports.into() }
+    }
+
     /// An RTP port (its RTCP port is the next one), or `None` when the pool is exhausted.
     pub fn take(&mut self) -> Option<u16> {
         self.free.pop_front()

@@ -25,6 +25,12 @@ pub enum Side {
     Answerer,
 }
 
+/// The relay's ports of each stream of a session (`None`: not relayed).
+pub type SessionPorts = Vec<Option<StreamPorts>>;
+
+/// What each side of each stream sent: (offerer, answerer) per stream.
+pub type SessionStats = Vec<Option<(Stats, Stats)>>;
+
 /// What one side sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -154,7 +160,7 @@ impl Relay {
         now: Instant,
         id: &SessionId,
         media: &[Option<SocketAddr>],
-    ) -> Option<Vec<Option<StreamPorts>>> {
+    ) -> Option<SessionPorts> {
         let key = match self.ids.get(id) {
             Some(&k) => k,
             None => {
@@ -209,11 +215,7 @@ impl Relay {
 
     /// An answer: `media` has the answerer's RTP address per stream. Gives the ports per
     /// stream; `None` without an offer.
-    pub fn answer(
-        &mut self,
-        id: &SessionId,
-        media: &[Option<SocketAddr>],
-    ) -> Option<Vec<Option<StreamPorts>>> {
+    pub fn answer(&mut self, id: &SessionId, media: &[Option<SocketAddr>]) -> Option<SessionPorts> {
         let key = *self.ids.get(id)?;
         let session = self.sessions.get_mut(&key)?;
         for (s, addr) in session.streams.iter_mut().zip(media) {
@@ -224,7 +226,7 @@ impl Relay {
         Some(self.ports(key, media.len()))
     }
 
-    fn ports(&self, key: u64, n: usize) -> Vec<Option<StreamPorts>> {
+    fn ports(&self, key: u64, n: usize) -> SessionPorts {
         let Some(session) = self.sessions.get(&key) else {
             return vec![None; n];
         };
@@ -341,7 +343,7 @@ impl Relay {
     }
 
     /// What each side of each stream of a session sent: (offerer, answerer) per stream.
-    pub fn stats(&self, id: &SessionId) -> Option<Vec<Option<(Stats, Stats)>>> {
+    pub fn stats(&self, id: &SessionId) -> Option<SessionStats> {
         let session = self.sessions.get(self.ids.get(id)?)?;
         Some(
             session
@@ -350,6 +352,11 @@ impl Relay {
                 .map(|s| s.as_ref().map(|s| (s.offerer.stats, s.answerer.stats)))
                 .collect(),
         )
+    }
+
+    /// True when a stream holds RTP port `port`.
+    pub fn holds_port(&self, port: u16) -> bool {
+        self.by_port.contains_key(&port)
     }
 
     /// Sessions held.
