@@ -19,6 +19,26 @@ pub(crate) struct Config {
     pub(crate) security: Security,
     pub(crate) api: Api,
     pub(crate) stun: Stun,
+    pub(crate) nat: Nat,
+}
+
+/// `[nat]`: clients behind NAT (their Contact is not where their REGISTER came from).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Nat {
+    /// Seconds between the OPTIONS that keep each one's NAT mapping open (0: none).
+    pub(crate) keepalive_interval: u64,
+    /// Seconds without an answer after which its binding is removed.
+    pub(crate) keepalive_timeout: u64,
+}
+
+impl Default for Nat {
+    fn default() -> Self {
+        Nat {
+            keepalive_interval: 30,
+            keepalive_timeout: 120,
+        }
+    }
 }
 
 /// `[stun]`: STUN Binding (RFC 5389), with which a phone behind NAT learns its public
@@ -398,6 +418,13 @@ impl Config {
                 line_of("min_expires")
             ));
         }
+        let nat = &self.nat;
+        if nat.keepalive_interval > 0 && nat.keepalive_timeout < nat.keepalive_interval {
+            return Err(format!(
+                "{}nat.keepalive_timeout: shorter than keepalive_interval",
+                line_of("keepalive_timeout")
+            ));
+        }
         if self.timers.t1 == 0 || self.timers.t2 < self.timers.t1 {
             return Err(format!("{}timers: need 0 < t1 <= t2", line_of("t1")));
         }
@@ -455,6 +482,8 @@ mod tests {
         assert!(e.starts_with("line 2: registrar.min_expires"), "{e}");
         let e = Config::parse("[timers]\nt1 = \"x\"\n").unwrap_err();
         assert!(e.starts_with("line 2"), "{e}");
+        let e = Config::parse("[nat]\nkeepalive_timeout = 10\n").unwrap_err();
+        assert!(e.starts_with("line 2: nat.keepalive_timeout"), "{e}");
         let e = Config::parse("[stun]\n\nlisten = [\"3478\"]\n").unwrap_err();
         assert!(
             e.starts_with("line 3") && e.contains("socket address"),

@@ -3,7 +3,11 @@
 //! not the address its packets come from. The proxy reaches such a client at the source of
 //! its REGISTER instead of its Contact.
 
+mod keepalive;
+
 use std::net::{IpAddr, SocketAddr};
+
+pub use keepalive::Keepalives;
 
 use sip_message::{Host, Uri};
 

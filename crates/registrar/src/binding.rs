@@ -28,6 +28,17 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// Where its REGISTER came from, as `source` says.
+    pub fn source_addr(&self) -> Option<(sip_message::Protocol, std::net::SocketAddr)> {
+        let (protocol, addr) = self.source.split_once(':')?;
+        let protocol = match protocol {
+            "udp" => sip_message::Protocol::Udp,
+            "tcp" => sip_message::Protocol::Tcp,
+            _ => return None,
+        };
+        Some((protocol, addr.parse().ok()?))
+    }
+
     /// Seconds left before expiry.
     pub fn remaining(&self, now: u64) -> u64 {
         self.expires_at.saturating_sub(now)

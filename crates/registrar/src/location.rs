@@ -213,6 +213,39 @@ impl Location {
         out
     }
 
+    /// The unexpired bindings `keep` chooses (cloned under each shard's lock: only those).
+    pub fn matching(&self, now: u64, keep: impl Fn(&Binding) -> bool) -> Vec<Binding> {
+        self.shards
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .bindings
+                    .values()
+                    .flatten()
+                    .filter(|b| b.expires_at > now && keep(b))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Removes binding `b` if it is still as given (not refreshed since); its removal.
+    pub fn remove_binding(&self, b: &Binding) -> Option<Change> {
+        let mut shard = self.shard(&b.aor);
+        let list = shard.bindings.get_mut(&b.aor)?;
+        let i = list.iter().position(|x| x == b)?;
+        let gone = list.remove(i);
+        if list.is_empty() {
+            shard.bindings.remove(&b.aor);
+        }
+        self.counts.apply(std::slice::from_ref(&gone), &[]);
+        Some(Change::Remove {
+            aor: gone.aor,
+            contact: gone.contact,
+        })
+    }
+
     /// Every unexpired binding.
     pub fn all(&self, now: u64) -> Vec<Binding> {
         self.shards

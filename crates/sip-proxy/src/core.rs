@@ -61,6 +61,8 @@ pub struct Core {
     /// Our advertised addresses as Via and Record-Route write them (made once, not for
     /// every relayed request).
     local_texts: Vec<(SocketAddr, String)>,
+    /// When the bindings behind NAT last answered a keepalive.
+    pub(crate) keepalives: crate::keepalive::Pinged,
 }
 
 impl std::fmt::Debug for Core {
@@ -151,6 +153,7 @@ impl Core {
             limit_logged: AtomicU64::new(0),
             refreshed: RefreshedTargets::default(),
             local_texts,
+            keepalives: Default::default(),
         }
     }
 

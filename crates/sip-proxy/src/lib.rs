@@ -13,6 +13,7 @@ mod dispatch;
 mod dns;
 mod forward;
 mod guard;
+mod keepalive;
 mod local;
 mod originate;
 mod refresh;

@@ -262,7 +262,7 @@ impl Core {
         b: &Binding,
     ) -> Option<Result<Target, String>> {
         let contact = Uri::parse(&b.contact).ok()?;
-        let located = match (b.path.first(), source_of(b)) {
+        let located = match (b.path.first(), b.source_addr()) {
             (Some(first), _) => {
                 let na = NameAddr::parse_bracketed(first).ok()?;
                 self.locate_uri(now, &na.uri)?
@@ -599,17 +599,6 @@ fn record_route(protocol: Protocol, local: &str, key: Option<&str>) -> String {
     }
     rr.push('>');
     rr
-}
-
-/// Where a binding's REGISTER came from (`udp:192.0.2.1:5060`, `tcp:[2001:db8::1]:5061`).
-fn source_of(b: &Binding) -> Option<(Protocol, SocketAddr)> {
-    let (protocol, addr) = b.source.split_once(':')?;
-    let protocol = match protocol {
-        "udp" => Protocol::Udp,
-        "tcp" => Protocol::Tcp,
-        _ => return None,
-    };
-    Some((protocol, addr.parse().ok()?))
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ pub(crate) fn udp(addr: &str) -> Destination {
     Destination::new(Protocol::Udp, addr.parse().expect("addr"))
 }
 
-fn core() -> Core {
+pub(crate) fn core() -> Core {
     Core::new(config(), Arc::new(Location::new()))
 }
 

@@ -533,8 +533,15 @@ async fn serve_with(
 
     let timers = {
         let (server, core) = (server.clone(), core.clone());
+        let keepalive = (cfg.nat.keepalive_interval > 0).then(|| {
+            (
+                Duration::from_secs(cfg.nat.keepalive_interval),
+                Duration::from_secs(cfg.nat.keepalive_timeout),
+            )
+        });
         tokio::spawn(async move {
             let mut last_purge = Instant::now();
+            let mut last_keepalive = Instant::now();
             loop {
                 // Idle, it wakes every 100 ms (or T1, if shorter): a timer started meanwhile is
                 // at least T1 away, so it is still served on time.
@@ -546,6 +553,12 @@ async fn serve_with(
                     .clamp(now + TIMER_TICK.min(longest), now + longest);
                 tokio::time::sleep_until(next.into()).await;
                 server.execute(core.handle_timeouts(Instant::now()));
+                if let Some((every, timeout)) = keepalive {
+                    if last_keepalive.elapsed() >= every {
+                        last_keepalive = Instant::now();
+                        server.execute(core.keepalive(last_keepalive, timeout));
+                    }
+                }
                 if last_purge.elapsed() > Duration::from_secs(10) {
                     last_purge = Instant::now();
                     tell_time(&core);

@@ -1,0 +1,192 @@
+//! Keepalives for bindings behind NAT ([`nat::Keepalives`]): an OPTIONS to each, at the
+//! source of its REGISTER, as often as the IO layer calls [`Core::keepalive`]; a binding
+//! that has not answered for the timeout is removed.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use registrar::{Binding, Change};
+use sip_message::{Message, RequestBuilder, Uri};
+
+use crate::originate::Answer;
+use crate::target::Destination;
+use crate::{Command, Core};
+
+/// The bindings pinged.
+pub(crate) type Pinged = Mutex<Option<nat::Keepalives<Key>>>;
+
+/// A binding as registered: its address-of-record, contact and the CSeq of the REGISTER
+/// that made it (a refresh is a sign of life: its clock starts again).
+pub(crate) type Key = (String, String, u32);
+
+fn key_of(b: &Binding) -> Key {
+    (b.aor.clone(), b.contact.clone(), b.cseq)
+}
+
+/// True for a binding the server keeps alive: behind NAT, reached directly (no Path).
+fn behind_nat(b: &Binding) -> bool {
+    let (Some((_, src)), Ok(contact)) = (b.source_addr(), Uri::parse(&b.contact)) else {
+        return false;
+    };
+    b.path.is_empty() && nat::contact_behind_nat(&contact, src)
+}
+
+impl Core {
+    /// Pings every binding behind NAT, and removes those that have not answered for
+    /// `timeout` (their removals are written as for an expiry).
+    pub fn keepalive(&self, now: Instant, timeout: Duration) -> Vec<Command> {
+        let unix = self.unix(now);
+        let bindings = self.location.matching(unix, behind_nat);
+        let mut out = Vec::new();
+        let mut removed: Vec<Change> = Vec::new();
+        {
+            let mut pinged = self.keepalives.lock().unwrap_or_else(|p| p.into_inner());
+            let k = pinged.get_or_insert_with(|| nat::Keepalives::new(timeout));
+            let live: std::collections::HashSet<Key> = bindings.iter().map(key_of).collect();
+            k.retain(|key| live.contains(key));
+            for b in &bindings {
+                let key = key_of(b);
+                if k.dead(&key, now) {
+                    k.forget(&key);
+                    if let Some(change) = self.location.remove_binding(b) {
+                        tracing::info!(aor = %b.aor, contact = %b.contact, source = %b.source, "binding removed: no answer to keepalives");
+                        removed.push(change);
+                    }
+                } else {
+                    k.pinged(&key, now);
+                }
+            }
+        }
+        for b in bindings
+            .iter()
+            .filter(|b| !removed.iter().any(|c| same(c, b)))
+        {
+            let (Some((protocol, addr)), Some(options)) =
+                (b.source_addr(), self.options_for(b, now))
+            else {
+                continue;
+            };
+            let connection = (protocol == sip_message::Protocol::Tcp).then_some(addr);
+            let dest = Destination {
+                protocol,
+                addr,
+                connection,
+            };
+            let key = key_of(b);
+            let on_answer = Box::new(move |core: &Core, now, answer, _: &mut Vec<Command>| {
+                if let Answer::Response(_) = answer {
+                    let mut pinged = core.keepalives.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(k) = pinged.as_mut() {
+                        k.answered(key, now);
+                    }
+                }
+            });
+            out.extend(self.send_request(now, options, Some(dest), on_answer));
+        }
+        if !removed.is_empty() {
+            out.push(Command::Persist {
+                changes: removed,
+                then: None,
+            });
+        }
+        out
+    }
+
+    /// The OPTIONS that pings binding `b`: to its contact, in its address-of-record's name
+    /// (`sip:user@domain`, as the registrar keys it), from our keepalive user there.
+    fn options_for(&self, b: &Binding, now: Instant) -> Option<Message> {
+        let (_, domain) = b.aor.split_once('@')?;
+        let id = self
+            .shards()
+            .keyed_hash((&b.aor, &b.contact, self.unix(now), now));
+        let request = RequestBuilder::new("OPTIONS", &b.contact)
+            .header("Max-Forwards", "70")
+            .header("From", &format!("<sip:keepalive@{domain}>;tag={id:016x}"))
+            .header("To", &format!("<{}>", b.aor))
+            .header("Call-ID", &format!("ka-{id:016x}"))
+            .header("CSeq", "1 OPTIONS")
+            .header("Content-Length", "0")
+            .build();
+        Message::parse(request).ok()
+    }
+}
+
+/// True when `c` removes binding `b`.
+fn same(c: &Change, b: &Binding) -> bool {
+    matches!(c, Change::Remove { aor, contact } if *aor == b.aor && *contact == b.contact)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::tests::{core, handle, msg, register, sent, udp};
+    use crate::Command;
+
+    const NAT: &str = "198.51.100.7:40000";
+
+    /// bob registers from behind a NAT (its Contact is private).
+    fn register_behind_nat(core: &crate::Core, now: Instant) {
+        let reg = msg(
+            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.168.1.20:5060;rport;branch=z9hG4bKka\n\
+From: <sip:bob@example.com>;tag=r\nTo: <sip:bob@example.com>\nCall-ID: ka\nCSeq: 1 REGISTER\n\
+Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
+        );
+        assert_eq!(
+            sent(handle(core, now, reg, udp(NAT)))[0].1.status(),
+            Some(200)
+        );
+    }
+
+    #[test]
+    fn bindings_behind_nat_are_pinged_and_removed_when_they_stop_answering() {
+        let core = core();
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let timeout = Duration::from_secs(120);
+        register_behind_nat(&core, t0);
+        register(&core, "carol", "192.0.2.30:5060", "1.0");
+        let bob = |t| {
+            core.location
+                .lookup("sip:bob@example.com", core.unix(t))
+                .len()
+        };
+        assert_eq!(bob(t0), 1);
+        let pings = sent(core.keepalive(t0, timeout));
+        assert_eq!(pings.len(), 1, "bob only: carol is not behind NAT");
+        let (dest, options) = &pings[0];
+        assert_eq!(*dest, udp(NAT));
+        assert_eq!(options.request_uri_str(), Some("sip:bob@192.168.1.20:5060"));
+        assert_eq!(options.method().map(|m| m.as_str()), Some("OPTIONS"));
+        assert_eq!(
+            options.to().expect("To").uri.as_str(),
+            "sip:bob@example.com"
+        );
+        // bob answers (even a 405 would do).
+        let ok = crate::tests::answer(options, 200);
+        sent(core.handle_message(at(1), ok, udp(NAT)));
+        // Pinged again, no answer: alive until 120 s after its last answer.
+        assert_eq!(sent(core.keepalive(at(100), timeout)).len(), 1);
+        let out = core.keepalive(at(120), timeout);
+        assert!(
+            !out.iter().any(|c| matches!(c, Command::Persist { .. })),
+            "answered at 1 s"
+        );
+        let out = core.keepalive(at(121), timeout);
+        let removed = out.iter().any(|c| {
+            matches!(c, Command::Persist { changes, .. } if changes.iter().any(|ch| ch.contact() == "sip:bob@192.168.1.20:5060"))
+        });
+        assert!(removed, "{out:?}");
+        assert_eq!(bob(at(121)), 0);
+        assert_eq!(
+            core.location
+                .lookup("sip:carol@example.com", core.unix(at(121)))
+                .len(),
+            1
+        );
+        assert!(
+            sent(core.keepalive(at(130), timeout)).is_empty(),
+            "nothing left to ping"
+        );
+    }
+}
