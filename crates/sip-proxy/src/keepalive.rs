@@ -24,11 +24,26 @@ fn key_of(b: &Binding) -> Key {
 }
 
 /// True for a binding the server keeps alive: behind NAT, reached directly (no Path).
+/// Runs over every binding under its shard's lock: a Contact that names its source as
+/// written (`…@192.0.2.1:5060`, the common case) is told without a parse.
 fn behind_nat(b: &Binding) -> bool {
+    if !b.path.is_empty() {
+        return false;
+    }
+    let written = b.source.split_once(':').map(|(_, a)| a);
+    let names_source = written.is_some_and(|a| {
+        b.contact.split_once('@').is_some_and(|(_, host)| {
+            host.strip_prefix(a)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([';', '?']))
+        })
+    });
+    if names_source {
+        return false;
+    }
     let (Some((_, src)), Ok(contact)) = (b.source_addr(), Uri::parse(&b.contact)) else {
         return false;
     };
-    b.path.is_empty() && nat::contact_behind_nat(&contact, src)
+    nat::contact_behind_nat(&contact, src)
 }
 
 impl Core {
@@ -136,6 +151,46 @@ Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
             sent(handle(core, now, reg, udp(NAT)))[0].1.status(),
             Some(200)
         );
+    }
+
+    #[test]
+    fn behind_nat_is_told_with_and_without_a_parse() {
+        let b = |contact: &str, source: &str| registrar::Binding {
+            aor: "sip:x@example.com".into(),
+            contact: contact.into(),
+            q: 1000,
+            expires_at: 100,
+            call_id: "c".into(),
+            cseq: 1,
+            path: Vec::new(),
+            source: source.into(),
+            user_agent: None,
+            instance: None,
+            reg_id: None,
+        };
+        assert!(!super::behind_nat(&b(
+            "sip:x@1.2.3.4:5060",
+            "udp:1.2.3.4:5060"
+        )));
+        assert!(!super::behind_nat(&b(
+            "sip:x@1.2.3.4:5060;ob",
+            "udp:1.2.3.4:5060"
+        )));
+        assert!(
+            !super::behind_nat(&b("sip:x@1.2.3.4", "udp:1.2.3.4:5060")),
+            "parsed"
+        );
+        assert!(super::behind_nat(&b(
+            "sip:x@1.2.3.4:50601",
+            "udp:1.2.3.4:5060"
+        )));
+        assert!(super::behind_nat(&b(
+            "sip:x@10.0.0.1:5060",
+            "udp:1.2.3.4:5060"
+        )));
+        let mut path = b("sip:x@10.0.0.1:5060", "udp:1.2.3.4:5060");
+        path.path.push("<sip:edge.example;lr>".into());
+        assert!(!super::behind_nat(&path), "an edge proxy reaches it");
     }
 
     #[test]
