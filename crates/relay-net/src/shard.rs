@@ -95,8 +95,25 @@ pub(crate) fn run(
 fn control(state: &Rc<RefCell<State>>, msg: Control) {
     match msg {
         Control::Offer { id, media, reply } => {
-            let ports = state.borrow_mut().relay.offer(Instant::now(), &id, &media);
-            let ports = ports.filter(|p| open(state, p));
+            // A port another program holds is retired and the offer made again, a bounded
+            // number of times (never a loop on "Address already in use").
+            let mut ports = None;
+            for _ in 0..8 {
+                let offered = state.borrow_mut().relay.offer(Instant::now(), &id, &media);
+                let Some(offered) = offered else { break };
+                match open(state, &offered) {
+                    Ok(()) => {
+                        ports = Some(offered);
+                        break;
+                    }
+                    Err(busy) => {
+                        let mut s = state.borrow_mut();
+                        s.relay.delete(&id);
+                        s.relay.retire_port(busy);
+                        s.close_unused();
+                    }
+                }
+            }
             if ports.is_none() {
                 let mut s = state.borrow_mut();
                 s.relay.delete(&id);
@@ -121,8 +138,8 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
 }
 
 /// Binds the sockets of `ports` (RTP and RTCP of each side) not bound yet, each with its
-/// receive task; false when one cannot be bound.
-fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> bool {
+/// receive task; the RTP port of a pair that cannot be bound is the error.
+fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> Result<(), u16> {
     let wanted = ports
         .iter()
         .flatten()
@@ -139,14 +156,14 @@ fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> bool {
         let sock = match sock {
             Ok(sock) => Rc::new(sock),
             Err(e) => {
-                tracing::warn!(port, error = %e, "media relay: cannot bind the port");
-                return false;
+                tracing::warn!(port, error = %e, "media relay: cannot bind the port; not used again");
+                return Err(port & !1);
             }
         };
         let task = tokio::task::spawn_local(receive(state.clone(), sock.clone(), port));
         s.sockets.insert(port, (sock, task));
     }
-    true
+    Ok(())
 }
 
 impl State {

@@ -79,3 +79,30 @@ fn two_phones_hear_each_other_and_no_one_else() {
         "deleted"
     );
 }
+
+#[test]
+fn a_port_another_program_holds_is_skipped() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let base = 45000 + (std::process::id() % 400) as u16 * 20;
+    // The first pair the relay would hand out is taken (its RTCP port).
+    let _squatter = UdpSocket::bind(("127.0.0.1", base + 1)).expect("squat");
+    let relay = MediaRelay::start(&RelayConfig {
+        bind: "127.0.0.1".parse().expect("ip"),
+        ports: base..=base + 7,
+        timeout: Duration::from_secs(60),
+        threads: 1,
+    })
+    .expect("relay");
+    let id = SessionId {
+        call_id: "squat".into(),
+        from_tag: "a".into(),
+    };
+    let media = vec![Some("127.0.0.1:4000".parse().expect("addr"))];
+    let ports = rt.block_on(relay.offer(&id, media)).expect("offered")[0].expect("stream");
+    for p in [ports.for_offerer, ports.for_answerer] {
+        assert!(p > base + 1, "{p} is not the squatted pair");
+    }
+}
