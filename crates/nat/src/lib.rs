@@ -40,11 +40,13 @@ pub fn uri_address(uri: &Uri<'_>) -> Option<SocketAddr> {
 }
 
 /// True when a client whose Contact is `contact` and whose packets come from `source` sits
-/// behind NAT: the Contact is an address, and not the source (address and port). A Contact
-/// with a host name is taken at its word.
-pub fn contact_behind_nat(contact: &Uri<'_>, source: SocketAddr) -> bool {
+/// behind NAT: the Contact is an address, and not the source — its address, and for a
+/// datagram its port too (over a connection (`stream`) the source port is the client's
+/// ephemeral one, whatever NAT). A Contact with a host name is taken at its word.
+pub fn contact_behind_nat(contact: &Uri<'_>, source: SocketAddr, stream: bool) -> bool {
     uri_address(contact).is_some_and(|a| {
-        a.ip().to_canonical() != source.ip().to_canonical() || a.port() != source.port()
+        a.ip().to_canonical() != source.ip().to_canonical()
+            || (!stream && a.port() != source.port())
     })
 }
 
@@ -86,24 +88,46 @@ mod tests {
     #[test]
     fn a_contact_that_is_not_the_source_is_behind_nat() {
         let src: SocketAddr = "198.51.100.7:40000".parse().expect("addr");
-        assert!(contact_behind_nat(&uri("sip:bob@192.168.1.20:5060"), src));
+        assert!(contact_behind_nat(
+            &uri("sip:bob@192.168.1.20:5060"),
+            src,
+            false
+        ));
         assert!(
-            contact_behind_nat(&uri("sip:bob@198.51.100.7:5060"), src),
+            contact_behind_nat(&uri("sip:bob@198.51.100.7:5060"), src, false),
             "port mapped"
         );
-        assert!(!contact_behind_nat(&uri("sip:bob@198.51.100.7:40000"), src));
+        let over_tcp = |c| contact_behind_nat(&uri(c), src, true);
         assert!(
-            !contact_behind_nat(&uri("sip:bob@phone.example.com"), src),
+            !over_tcp("sip:bob@198.51.100.7:5060"),
+            "TCP: the address alone"
+        );
+        assert!(over_tcp("sip:bob@10.0.0.7:5060"));
+        assert!(!contact_behind_nat(
+            &uri("sip:bob@198.51.100.7:40000"),
+            src,
+            false
+        ));
+        assert!(
+            !contact_behind_nat(&uri("sip:bob@phone.example.com"), src, false),
             "a name"
         );
         let plain: SocketAddr = "198.51.100.7:5060".parse().expect("addr");
         assert!(
-            !contact_behind_nat(&uri("sip:bob@198.51.100.7"), plain),
+            !contact_behind_nat(&uri("sip:bob@198.51.100.7"), plain, false),
             "default port"
         );
         let v6: SocketAddr = "[2001:db8::7]:5060".parse().expect("addr");
-        assert!(!contact_behind_nat(&uri("sip:bob@[2001:db8::7]"), v6));
+        assert!(!contact_behind_nat(
+            &uri("sip:bob@[2001:db8::7]"),
+            v6,
+            false
+        ));
         let mapped: SocketAddr = "[::ffff:198.51.100.7]:5060".parse().expect("addr");
-        assert!(!contact_behind_nat(&uri("sip:bob@198.51.100.7"), mapped));
+        assert!(!contact_behind_nat(
+            &uri("sip:bob@198.51.100.7"),
+            mapped,
+            false
+        ));
     }
 }

@@ -40,10 +40,10 @@ fn behind_nat(b: &Binding) -> bool {
     if names_source {
         return false;
     }
-    let (Some((_, src)), Ok(contact)) = (b.source_addr(), Uri::parse(&b.contact)) else {
+    let (Some((protocol, src)), Ok(contact)) = (b.source_addr(), Uri::parse(&b.contact)) else {
         return false;
     };
-    nat::contact_behind_nat(&contact, src)
+    nat::contact_behind_nat(&contact, src, protocol == sip_message::Protocol::Tcp)
 }
 
 impl Core {
@@ -188,6 +188,11 @@ Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
             "sip:x@10.0.0.1:5060",
             "udp:1.2.3.4:5060"
         )));
+        let tcp = b("sip:x@1.2.3.4:5060;transport=tcp", "tcp:1.2.3.4:49152");
+        assert!(
+            !super::behind_nat(&tcp),
+            "TCP from its address: its ephemeral port is no NAT"
+        );
         let mut path = b("sip:x@10.0.0.1:5060", "udp:1.2.3.4:5060");
         path.path.push("<sip:edge.example;lr>".into());
         assert!(!super::behind_nat(&path), "an edge proxy reaches it");

@@ -269,7 +269,9 @@ impl Core {
             }
             // Behind NAT: reached where its REGISTER came from (the Contact stays the
             // Request-URI).
-            (None, Some((protocol, addr))) if nat::contact_behind_nat(&contact, addr) => {
+            (None, Some((protocol, addr)))
+                if nat::contact_behind_nat(&contact, addr, protocol == Protocol::Tcp) =>
+            {
                 Ok(Destination::new(protocol, addr))
             }
             (None, _) => self.locate_uri(now, &contact)?,
