@@ -68,17 +68,19 @@ impl MediaRelay {
         rx.await.ok()
     }
 
-    /// An offer (see [`relay::Relay::offer`]); `None` when the ports are exhausted or
+    /// An offer (see [`relay::Relay::offer`]: `from`, where its signalling came from); `None` when the ports are exhausted or
     /// cannot be bound.
     pub async fn offer(
         &self,
         id: &SessionId,
         media: Vec<Option<SocketAddr>>,
+        from: Option<IpAddr>,
     ) -> Option<SessionPorts> {
         let id2 = id.clone();
         self.ask(id, |reply| Control::Offer {
             id: id2,
             media,
+            from,
             reply,
         })
         .await
@@ -90,11 +92,13 @@ impl MediaRelay {
         &self,
         id: &SessionId,
         media: Vec<Option<SocketAddr>>,
+        from: Option<IpAddr>,
     ) -> Option<SessionPorts> {
         let id2 = id.clone();
         self.ask(id, |reply| Control::Answer {
             id: id2,
             media,
+            from,
             reply,
         })
         .await

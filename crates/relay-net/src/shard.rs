@@ -18,11 +18,13 @@ pub(crate) enum Control {
     Offer {
         id: SessionId,
         media: Vec<Option<SocketAddr>>,
+        from: Option<IpAddr>,
         reply: oneshot::Sender<Option<SessionPorts>>,
     },
     Answer {
         id: SessionId,
         media: Vec<Option<SocketAddr>>,
+        from: Option<IpAddr>,
         reply: oneshot::Sender<Option<SessionPorts>>,
     },
     Delete {
@@ -94,12 +96,20 @@ pub(crate) fn run(
 
 fn control(state: &Rc<RefCell<State>>, msg: Control) {
     match msg {
-        Control::Offer { id, media, reply } => {
+        Control::Offer {
+            id,
+            media,
+            from,
+            reply,
+        } => {
             // A port another program holds is retired and the offer made again, a bounded
             // number of times (never a loop on "Address already in use").
             let mut ports = None;
             for _ in 0..8 {
-                let offered = state.borrow_mut().relay.offer(Instant::now(), &id, &media);
+                let offered = state
+                    .borrow_mut()
+                    .relay
+                    .offer(Instant::now(), &id, &media, from);
                 let Some(offered) = offered else { break };
                 match open(state, &offered) {
                     Ok(()) => {
@@ -122,8 +132,13 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
             }
             let _ = reply.send(ports);
         }
-        Control::Answer { id, media, reply } => {
-            let _ = reply.send(state.borrow_mut().relay.answer(&id, &media));
+        Control::Answer {
+            id,
+            media,
+            from,
+            reply,
+        } => {
+            let _ = reply.send(state.borrow_mut().relay.answer(&id, &media, from));
         }
         Control::Delete { id, reply } => {
             let mut s = state.borrow_mut();

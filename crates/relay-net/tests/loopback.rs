@@ -55,8 +55,12 @@ fn two_phones_hear_each_other_and_no_one_else() {
         from_tag: "a".into(),
     };
     let media = |s: &UdpSocket| vec![Some(s.local_addr().expect("addr"))];
-    let ports = rt.block_on(relay.offer(&id, media(&a))).expect("offered")[0].expect("stream");
-    rt.block_on(relay.answer(&id, media(&b))).expect("answered");
+    let ports = rt
+        .block_on(relay.offer(&id, media(&a), None))
+        .expect("offered")[0]
+        .expect("stream");
+    rt.block_on(relay.answer(&id, media(&b), None))
+        .expect("answered");
     let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
     // a → relay (the port in the answer a got) → b, from the port b sends to.
     let heard = exchange(&a, at(ports.for_offerer), &b, 50);
@@ -101,7 +105,7 @@ fn a_port_another_program_holds_is_skipped() {
         from_tag: "a".into(),
     };
     let media = vec![Some("127.0.0.1:4000".parse().expect("addr"))];
-    let ports = rt.block_on(relay.offer(&id, media)).expect("offered")[0].expect("stream");
+    let ports = rt.block_on(relay.offer(&id, media, None)).expect("offered")[0].expect("stream");
     for p in [ports.for_offerer, ports.for_answerer] {
         assert!(p > base + 1, "{p} is not the squatted pair");
     }

@@ -25,8 +25,8 @@ fn on_packet(c: &mut Criterion) {
         let b: SocketAddr = format!("198.51.{}.{}:5000", i / 250, i % 250 + 1)
             .parse()
             .unwrap();
-        let p = r.offer(now, &id, &[Some(a)]).unwrap()[0].unwrap();
-        r.answer(&id, &[Some(b)]).unwrap();
+        let p = r.offer(now, &id, &[Some(a)], None).unwrap()[0].unwrap();
+        r.answer(&id, &[Some(b)], None).unwrap();
         ports.push((p, a, b));
     }
     let packet = [0x80u8; 172];

@@ -2,8 +2,10 @@
 //! stream, a port facing each side (from a [`PortPool`]: an even RTP port, RTCP on the next
 //! one). A packet that arrives on a port is given to [`Relay::on_packet`], which says where
 //! to send it, out of which port, or why not:
-//! - **symmetric latching**: each side's real address is learnt from its first packet (a
-//!   phone behind NAT sends from its NAT's address, not the one in its SDP);
+//! - **symmetric latching**: each side's real address is learnt from its first RTP packet
+//!   from an address the call named — its SDP's, or the one its signalling came from (a
+//!   phone behind NAT sends from its NAT's address, not the one in its SDP); a stranger's
+//!   packet sprayed at the port first takes nothing;
 //! - **strict source**: once latched, packets from any other address are dropped (no RTP
 //!   Bleed, no RTP injection);
 //! - counters per side (packets, bytes, RTP sequence gaps, the last packet's time), and

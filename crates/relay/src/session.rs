@@ -1,7 +1,7 @@
 //! Sessions, their streams and the packets between their sides.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::pool::PortPool;
@@ -61,7 +61,8 @@ pub struct Forward {
 pub enum Dropped {
     /// No stream has this port.
     UnknownPort,
-    /// Not from the address this side latched to (strict source).
+    /// Not from the address this side latched to (strict source), or, before it latched,
+    /// not RTP from the address its SDP or its signalling names.
     WrongSource,
     /// The other side's address is not known yet (no answer).
     NoDestination,
@@ -84,6 +85,8 @@ struct Endpoint {
     port: u16,
     /// Its RTP address as its SDP gives it.
     expected: Option<SocketAddr>,
+    /// The address its signalling came from (behind NAT, its media comes from there too).
+    signalled: Option<IpAddr>,
     /// Where its RTP and RTCP really come from.
     latched: [Option<SocketAddr>; 2],
     stats: Stats,
@@ -94,9 +97,20 @@ impl Endpoint {
         Endpoint {
             port,
             expected: None,
+            signalled: None,
             latched: [None; 2],
             stats: Stats::default(),
         }
+    }
+
+    /// True when this side may latch to `src` with `packet`: an RTP or RTCP packet (version
+    /// 2) from the address its SDP names or its signalling came from. Anyone else's first
+    /// packet would take its media (RTP Bleed).
+    fn may_latch(&self, src: SocketAddr, packet: &[u8]) -> bool {
+        let ip = src.ip().to_canonical();
+        let known = self.expected.is_some_and(|e| e.ip().to_canonical() == ip)
+            || self.signalled.is_some_and(|s| s.to_canonical() == ip);
+        known && packet.first().is_some_and(|b| b >> 6 == 2)
     }
 
     /// Where packets for this side go: its latched source, else its SDP's address (RTCP
@@ -153,13 +167,15 @@ impl Relay {
     }
 
     /// An offer: `media` has the offerer's RTP address per stream (`None`: not relayed, a
-    /// declined stream). Gives the ports per stream, the same again for a re-offer of a
-    /// session that has them; `None` when the pool is exhausted (nothing is kept then).
+    /// declined stream), `from` the address its signalling came from. Gives the ports per
+    /// stream, the same again for a re-offer of a session that has them; `None` when the
+    /// pool is exhausted (nothing is kept then).
     pub fn offer(
         &mut self,
         now: Instant,
         id: &SessionId,
         media: &[Option<SocketAddr>],
+        from: Option<IpAddr>,
     ) -> Option<SessionPorts> {
         let key = match self.ids.get(id) {
             Some(&k) => k,
@@ -208,19 +224,26 @@ impl Relay {
             let session = self.sessions.get_mut(&key)?;
             if let Some(s) = session.streams[i].as_mut() {
                 s.offerer.expected = Some(*addr);
+                s.offerer.signalled = from;
             }
         }
         Some(self.ports(key, media.len()))
     }
 
-    /// An answer: `media` has the answerer's RTP address per stream. Gives the ports per
-    /// stream; `None` without an offer.
-    pub fn answer(&mut self, id: &SessionId, media: &[Option<SocketAddr>]) -> Option<SessionPorts> {
+    /// An answer: `media` has the answerer's RTP address per stream, `from` the address its
+    /// signalling came from. Gives the ports per stream; `None` without an offer.
+    pub fn answer(
+        &mut self,
+        id: &SessionId,
+        media: &[Option<SocketAddr>],
+        from: Option<IpAddr>,
+    ) -> Option<SessionPorts> {
         let key = *self.ids.get(id)?;
         let session = self.sessions.get_mut(&key)?;
         for (s, addr) in session.streams.iter_mut().zip(media) {
             if let (Some(s), Some(addr)) = (s.as_mut(), addr) {
                 s.answerer.expected = Some(*addr);
+                s.answerer.signalled = from;
             }
         }
         Some(self.ports(key, media.len()))
@@ -309,14 +332,13 @@ impl Relay {
             Side::Offerer => (&mut stream.offerer, &stream.answerer),
             Side::Answerer => (&mut stream.answerer, &stream.offerer),
         };
-        let latched = &mut from.latched[usize::from(rtcp)];
-        match latched {
-            Some(a) if *a != src => {
+        match from.latched[usize::from(rtcp)] {
+            Some(a) if a == src => {}
+            None if from.may_latch(src, packet) => from.latched[usize::from(rtcp)] = Some(src),
+            _ => {
                 from.stats.dropped += 1;
                 return Err(Dropped::WrongSource);
             }
-            Some(_) => {}
-            None => *latched = Some(src),
         }
         let dest = to.destination(rtcp).ok_or(Dropped::NoDestination)?;
         let stats = &mut from.stats;

@@ -9,6 +9,10 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().expect("ip")
+}
+
 fn id(call: &str) -> SessionId {
     SessionId {
         call_id: call.into(),
@@ -34,11 +38,21 @@ fn relay(pairs: u16) -> Relay {
 /// A session with one audio stream: the offerer's SDP says 10.0.0.1:4000 (behind NAT), the
 /// answerer's 198.51.100.2:5000.
 fn call(r: &mut Relay, now: Instant) -> StreamPorts {
+    // The offerer signals from its NAT, 203.0.113.7.
     let offered = r
-        .offer(now, &id("c"), &[Some(addr("10.0.0.1:4000"))])
+        .offer(
+            now,
+            &id("c"),
+            &[Some(addr("10.0.0.1:4000"))],
+            Some(ip("203.0.113.7")),
+        )
         .expect("ports");
     let answered = r
-        .answer(&id("c"), &[Some(addr("198.51.100.2:5000"))])
+        .answer(
+            &id("c"),
+            &[Some(addr("198.51.100.2:5000"))],
+            Some(ip("198.51.100.2")),
+        )
         .expect("session");
     assert_eq!(offered, answered, "one set of ports per stream");
     offered[0].expect("relayed")
@@ -161,12 +175,12 @@ fn missing_sequence_numbers_count_as_lost() {
 fn an_answer_without_an_offer_has_no_session() {
     let mut r = relay(10);
     assert_eq!(
-        r.answer(&id("none"), &[Some(addr("198.51.100.2:5000"))]),
+        r.answer(&id("none"), &[Some(addr("198.51.100.2:5000"))], None),
         None
     );
     let now = Instant::now();
     let p = r
-        .offer(now, &id("c"), &[Some(addr("10.0.0.1:4000"))])
+        .offer(now, &id("c"), &[Some(addr("10.0.0.1:4000"))], None)
         .expect("ports")[0]
         .expect("stream");
     assert_eq!(
@@ -182,7 +196,7 @@ fn a_re_offer_keeps_its_ports_and_declined_streams_get_none() {
     let mut r = relay(10);
     let first = call(&mut r, now);
     let again = r
-        .offer(now, &id("c"), &[Some(addr("10.0.0.9:4002")), None])
+        .offer(now, &id("c"), &[Some(addr("10.0.0.9:4002")), None], None)
         .expect("ports");
     assert_eq!(again, [Some(first), None]);
     assert_eq!(r.ports_available(), 8);
@@ -195,7 +209,7 @@ fn an_exhausted_pool_refuses_the_offer_and_keeps_nothing() {
     call(&mut r, now);
     assert_eq!(r.ports_available(), 1);
     let two = [Some(addr("10.0.0.2:4000")), Some(addr("10.0.0.2:4002"))];
-    assert_eq!(r.offer(now, &id("d"), &two), None);
+    assert_eq!(r.offer(now, &id("d"), &two, None), None);
     assert_eq!(
         (r.sessions(), r.ports_available()),
         (1, 1),
@@ -227,4 +241,35 @@ fn sessions_end_on_delete_and_on_media_timeout() {
     );
     assert_eq!(r.expire(t0 + Duration::from_secs(111)), [id("c")]);
     assert_eq!(r.ports_available(), 10);
+}
+
+#[test]
+fn a_stranger_cannot_latch_first() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    let p = call(&mut r, now);
+    // Sprayed at the port before the call's media starts: not from an address the call
+    // named (SDP or signalling), or not RTP at all.
+    let stranger = addr("192.0.2.66:9999");
+    assert_eq!(
+        r.on_packet(now, p.for_offerer, stranger, &rtp(1)),
+        Err(Dropped::WrongSource)
+    );
+    let junk = addr("203.0.113.7:61000");
+    assert_eq!(
+        r.on_packet(now, p.for_offerer, junk, b"\x00\x01junk"),
+        Err(Dropped::WrongSource)
+    );
+    // The offerer, from its NAT (where its signalling came from), still latches.
+    let f = r
+        .on_packet(now, p.for_offerer, junk, &rtp(2))
+        .expect("latched");
+    assert_eq!(f.to, addr("198.51.100.2:5000"));
+    let b = addr("198.51.100.2:5000");
+    assert_eq!(
+        r.on_packet(now, p.for_answerer, b, &rtp(1))
+            .expect("relayed")
+            .to,
+        junk
+    );
 }
