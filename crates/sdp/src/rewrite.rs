@@ -62,6 +62,14 @@ impl Session<'_> {
         if let (Some(c), Some(to)) = (self.connection, session_to) {
             if !c.address.is_unspecified() {
                 edits.insert(c.line, Edit::Replace(connection_line(to)));
+                // A stream left as it was keeps the session's first address, now its own.
+                let kept = self.text(c.line).to_owned();
+                for (i, m) in self.media.iter().enumerate() {
+                    let relayed = rw.media.get(i).copied().flatten().is_some();
+                    if !relayed && m.port != 0 && m.connection.is_none() {
+                        inserts.insert(self.connection_slot(m), kept.clone());
+                    }
+                }
             }
         }
         for (m, r) in self.media.iter().zip(&rw.media) {
@@ -83,12 +91,7 @@ impl Session<'_> {
                     edits.insert(c.line, Edit::Replace(connection_line(r.address)));
                 }
                 None if Some(r.address) != session_to || self.connection.is_none() => {
-                    // After the m= line (and its i= title, RFC 4566 §5 order).
-                    let after = match m.lines.clone().nth(1) {
-                        Some(i) if self.text(i).starts_with("i=") => i,
-                        _ => m.line,
-                    };
-                    inserts.insert(after, connection_line(r.address));
+                    inserts.insert(self.connection_slot(m), connection_line(r.address));
                 }
                 None => {}
             }
@@ -127,6 +130,15 @@ impl Session<'_> {
             }
         }
         self.write(&edits, &inserts)
+    }
+
+    /// The line after which a stream's own `c=` goes: its `m=`, or its `i=` title (RFC 4566
+    /// §5 order).
+    fn connection_slot(&self, m: &crate::Media) -> usize {
+        match m.lines.clone().nth(1) {
+            Some(i) if self.text(i).starts_with("i=") => i,
+            _ => m.line,
+        }
     }
 
     /// The body with `edits` and `inserts` applied; every other byte as it was.

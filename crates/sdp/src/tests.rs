@@ -244,3 +244,21 @@ fn what_is_not_sdp_is_refused() {
     assert_eq!(Session::parse(&[0xff, 0xfe]), Err(SdpError::NotText));
     let _: IpAddr = RELAY.parse().expect("ip");
 }
+
+#[test]
+fn a_stream_left_alone_keeps_the_sessions_address_as_its_own() {
+    let shared = "v=0
+o=- 1 1 IN IP4 10.0.0.1
+s=-
+c=IN IP4 10.0.0.1
+t=0 0
+m=audio 4000 RTP/AVP 0
+m=video 4002 RTP/AVP 96
+";
+    let out = rewrite(shared, vec![relay(30000), None]);
+    assert!(out.contains("\nc=IN IP4 203.0.113.5\nt=0 0\n"), "{out}");
+    assert!(
+        out.ends_with("m=audio 30000 RTP/AVP 0\nm=video 4002 RTP/AVP 96\nc=IN IP4 10.0.0.1\n"),
+        "{out}"
+    );
+}
