@@ -39,9 +39,7 @@ pub(crate) enum Control {
 
 /// Shard `i` of `n`'s ports: the pairs whose RTP port over 2 is `i` modulo `n`.
 pub(crate) fn ports_of(range: &RangeInclusive<u16>, i: usize, n: usize) -> Vec<u16> {
-    let (lo, hi) = (*range.start(), *range.end());
-    (lo + lo % 2..hi)
-        .step_by(2)
+    relay::pairs(range)
         .filter(|p| usize::from(p / 2) % n == i)
         .collect()
 }
@@ -105,6 +103,8 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
             // A port another program holds is retired and the offer made again, a bounded
             // number of times (never a loop on "Address already in use").
             let mut ports = None;
+            // What a failed offer undoes: only the streams it added (a re-offer's call goes on).
+            let before = state.borrow().relay.streams(&id);
             for _ in 0..8 {
                 let offered = state
                     .borrow_mut()
@@ -118,15 +118,18 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
                     }
                     Err(busy) => {
                         let mut s = state.borrow_mut();
-                        s.relay.delete(&id);
-                        s.relay.retire_port(busy);
+                        s.relay.undo_offer(&id, &before);
                         s.close_unused();
+                        match busy {
+                            Some(port) => s.relay.retire_port(port),
+                            None => break,
+                        }
                     }
                 }
             }
             if ports.is_none() {
                 let mut s = state.borrow_mut();
-                s.relay.delete(&id);
+                s.relay.undo_offer(&id, &before);
                 s.close_unused();
                 tracing::warn!(call_id = %id.call_id, available = s.relay.ports_available(), "media relay: no ports for the offer");
             }
@@ -153,8 +156,9 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
 }
 
 /// Binds the sockets of `ports` (RTP and RTCP of each side) not bound yet, each with its
-/// receive task; the RTP port of a pair that cannot be bound is the error.
-fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> Result<(), u16> {
+/// receive task. The error: the RTP port of a pair another program holds, or `None` for
+/// another failure (which another port would not cure).
+fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> Result<(), Option<u16>> {
     let wanted = ports
         .iter()
         .flatten()
@@ -170,9 +174,13 @@ fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> Result<(),
             .and_then(UdpSocket::from_std);
         let sock = match sock {
             Ok(sock) => Rc::new(sock),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::warn!(port, error = %e, "media relay: the port is taken; not used again");
+                return Err(Some(port & !1));
+            }
             Err(e) => {
-                tracing::warn!(port, error = %e, "media relay: cannot bind the port; not used again");
-                return Err(port & !1);
+                tracing::warn!(port, error = %e, "media relay: cannot bind the port");
+                return Err(None);
             }
         };
         let task = tokio::task::spawn_local(receive(state.clone(), sock.clone(), port));

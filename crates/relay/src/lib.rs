@@ -15,7 +15,7 @@ mod pool;
 mod rtp;
 mod session;
 
-pub use pool::PortPool;
+pub use pool::{pairs, PortPool};
 pub use session::{
     Dropped, Forward, Relay, SessionId, SessionPorts, SessionStats, Side, Stats, StreamPorts,
 };

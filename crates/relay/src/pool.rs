@@ -11,13 +11,12 @@ pub struct PortPool {
 }
 
 impl PortPool {
-    /// The pairs in `range` (30000–40000 by default): every even port whose next one is
-    /// in the range too.
+    /// The pairs in `range` (30000–40000 by default): every even port but 0 whose next one
+    /// is in the range too.
     pub fn new(range: RangeInclusive<u16>) -> PortPool {
-        let (lo, hi) = (*range.start(), *range.end());
-        let first = lo + lo % 2;
-        let free = (first..hi).step_by(2).collect();
-        PortPool { free }
+        PortPool {
+            free: pairs(&range).collect(),
+        }
     }
 
     /// These RTP ports (each with the next one for RTCP), handed out in this order.
@@ -44,4 +43,11 @@ impl PortPool {
     pub fn available(&self) -> usize {
         self.free.len()
     }
+}
+
+/// The RTP ports of the pairs in `range`: even, not 0, their RTCP port in the range too.
+pub fn pairs(range: &RangeInclusive<u16>) -> impl Iterator<Item = u16> {
+    let (lo, hi) = (u32::from(*range.start()).max(2), u32::from(*range.end()));
+    let first = lo + lo % 2;
+    (first..hi).step_by(2).filter_map(|p| u16::try_from(p).ok())
 }

@@ -376,6 +376,29 @@ impl Relay {
         )
     }
 
+    /// Which streams of a session have ports (empty without the session): what
+    /// [`Relay::undo_offer`] keeps.
+    pub fn streams(&self, id: &SessionId) -> Vec<bool> {
+        let session = self.ids.get(id).and_then(|k| self.sessions.get(k));
+        session.map_or(Vec::new(), |s| {
+            s.streams.iter().map(Option::is_some).collect()
+        })
+    }
+
+    /// Undoes an offer whose ports could not be used: the streams it added go (all of them,
+    /// and the session, if it was new); those in `before` ([`Relay::streams`]) stay.
+    pub fn undo_offer(&mut self, id: &SessionId, before: &[bool]) {
+        let Some(&key) = self.ids.get(id) else {
+            return;
+        };
+        let added: Vec<usize> = self.sessions.get(&key).map_or(Vec::new(), |s| {
+            (0..s.streams.len())
+                .filter(|&i| s.streams[i].is_some() && !before.get(i).copied().unwrap_or(false))
+                .collect()
+        });
+        self.give_back(key, &added);
+    }
+
     /// Takes RTP port `port` (free: its session deleted) out of use for good: it could not be
     /// bound (another program holds it or its RTCP port).
     pub fn retire_port(&mut self, port: u16) {

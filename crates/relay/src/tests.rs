@@ -273,3 +273,37 @@ fn a_stranger_cannot_latch_first() {
         junk
     );
 }
+
+#[test]
+fn the_pool_takes_even_ports_within_range_and_never_port_0() {
+    assert_eq!(pairs(&(0..=5)).collect::<Vec<_>>(), [2, 4]);
+    assert_eq!(
+        pairs(&(65530..=65535)).collect::<Vec<_>>(),
+        [65530, 65532, 65534]
+    );
+    assert_eq!(pairs(&(65535..=65535)).count(), 0);
+    assert_eq!(pairs(&(30001..=30004)).collect::<Vec<_>>(), [30002]);
+}
+
+#[test]
+fn an_undone_re_offer_keeps_the_call_it_would_have_changed() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    let first = call(&mut r, now);
+    let before = r.streams(&id("c"));
+    assert_eq!(before, [true]);
+    let two = [Some(addr("10.0.0.1:4000")), Some(addr("10.0.0.1:4002"))];
+    r.offer(now, &id("c"), &two, None).expect("ports");
+    r.undo_offer(&id("c"), &before);
+    assert_eq!(r.streams(&id("c")), [true, false]);
+    assert_eq!(r.ports_available(), 8, "the added stream's ports are back");
+    let b = addr("198.51.100.2:5000");
+    assert!(
+        r.on_packet(now, first.for_answerer, b, &rtp(1)).is_ok(),
+        "the call goes on"
+    );
+    // A new session undone goes altogether.
+    r.offer(now, &id("new"), &two, None).expect("ports");
+    r.undo_offer(&id("new"), &[]);
+    assert_eq!((r.sessions(), r.ports_available()), (1, 8));
+}

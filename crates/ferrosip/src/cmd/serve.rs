@@ -281,6 +281,7 @@ fn start_stun(cfg: &Config, locals: &[(transport::Protocol, SocketAddr)]) -> any
         .filter(|(p, _)| *p == transport::Protocol::Udp)
         .map(|(_, a)| SocketAddr::new(a.ip(), transport::STUN_PORT))
         .collect();
+    defaults.sort();
     defaults.dedup();
     for a in defaults {
         if let Err(e) = transport::listen_stun(a) {
