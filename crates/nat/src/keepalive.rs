@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-/// When each pinged client last answered (or was first pinged).
+/// When each pinged client last answered (or was first pinged), and the id its pings
+/// carry (an answer names the id).
 #[derive(Debug)]
 pub struct Keepalives<K> {
     timeout: Duration,
     heard: HashMap<K, Instant>,
+    ids: HashMap<u64, K>,
 }
 
 impl<K: Hash + Eq + Clone> Keepalives<K> {
@@ -18,19 +20,24 @@ impl<K: Hash + Eq + Clone> Keepalives<K> {
         Keepalives {
             timeout,
             heard: HashMap::new(),
+            ids: HashMap::new(),
         }
     }
 
-    /// `key` is pinged now; its clock starts at its first ping.
-    pub fn pinged(&mut self, key: &K, now: Instant) {
+    /// `key` is pinged now with `id` in its ping; its clock starts at its first ping.
+    pub fn pinged(&mut self, key: &K, id: u64, now: Instant) {
         if !self.heard.contains_key(key) {
             self.heard.insert(key.clone(), now);
+            self.ids.insert(id, key.clone());
         }
     }
 
-    /// `key` answered (any final response: it is there, and its NAT let the ping in).
-    pub fn answered(&mut self, key: K, now: Instant) {
-        self.heard.insert(key, now);
+    /// The client whose pings carry `id` answered (any response: it is there, and its NAT
+    /// let the ping in).
+    pub fn answered_by(&mut self, id: u64, now: Instant) {
+        if let Some(t) = self.ids.get(&id).and_then(|key| self.heard.get_mut(key)) {
+            *t = now;
+        }
     }
 
     /// True when `key` has not answered for the timeout since it was first pinged.
@@ -43,11 +50,13 @@ impl<K: Hash + Eq + Clone> Keepalives<K> {
     /// Forgets `key` (its binding is gone).
     pub fn forget(&mut self, key: &K) {
         self.heard.remove(key);
+        self.ids.retain(|_, k| k != key);
     }
 
     /// Forgets every key `keep` refuses (bindings that expired or left).
     pub fn retain(&mut self, keep: impl Fn(&K) -> bool) {
         self.heard.retain(|k, _| keep(k));
+        self.ids.retain(|_, k| keep(k));
     }
 }
 
@@ -61,10 +70,12 @@ mod tests {
         let s = |n| t0 + Duration::from_secs(n);
         let mut k = Keepalives::new(Duration::from_secs(120));
         assert!(!k.dead(&"a", t0), "never pinged");
-        k.pinged(&"a", t0);
-        k.pinged(&"a", s(30));
+        k.pinged(&"a", 7, t0);
+        k.pinged(&"a", 7, s(30));
         assert!(!k.dead(&"a", s(119)));
-        k.answered("a", s(60));
+        k.answered_by(8, s(60));
+        assert!(k.dead(&"a", s(120)), "another id is no answer");
+        k.answered_by(7, s(60));
         assert!(!k.dead(&"a", s(179)), "answered at 60");
         assert!(k.dead(&"a", s(180)));
         k.forget(&"a");

@@ -168,6 +168,11 @@ impl Core {
             tracing::debug!(branch, src = %src.addr, "response with a branch tag not ours (forged, or from before a restart): dropped");
         } else if branch.starts_with(STATELESS) && !for_us {
             self.forward_response(now, resp, src, local, out);
+        } else if let Some(id) = branch
+            .strip_prefix(crate::keepalive::PING)
+            .filter(|_| for_us)
+        {
+            self.ping_answered(now, id);
         }
         // Otherwise not ours: dropped (RFC 3261 §16.7 step 1 says so for a proxy).
     }

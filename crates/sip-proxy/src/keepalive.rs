@@ -1,6 +1,9 @@
 //! Keepalives for bindings behind NAT ([`nat::Keepalives`]): an OPTIONS to each, at the
 //! source of its REGISTER, as often as the IO layer calls [`Core::keepalive`]; a binding
-//! that has not answered for the timeout is removed.
+//! that has not answered for the timeout is removed. Each ping is one datagram, sent
+//! without a transaction (no retransmission: a dead client, or a victim whose address a
+//! REGISTER claimed, gets one small request per interval); its answer is matched by a
+//! branch keyed under our secret ([`PING`]).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -8,9 +11,11 @@ use std::time::{Duration, Instant};
 use registrar::{Binding, Change};
 use sip_message::{Message, RequestBuilder, Uri};
 
-use crate::originate::Answer;
 use crate::target::Destination;
 use crate::{Command, Core};
+
+/// The branch prefix of keepalive pings; the rest is the pinged binding's id.
+pub(crate) const PING: &str = "z9hG4bKka-";
 
 /// The bindings pinged.
 pub(crate) type Pinged = Mutex<Option<nat::Keepalives<Key>>>;
@@ -68,7 +73,7 @@ impl Core {
                         removed.push(change);
                     }
                 } else {
-                    k.pinged(&key, now);
+                    k.pinged(&key, self.shards().keyed_hash(&key), now);
                 }
             }
         }
@@ -76,9 +81,14 @@ impl Core {
             .iter()
             .filter(|b| !removed.iter().any(|c| same(c, b)))
         {
-            let (Some((protocol, addr)), Some(options)) =
-                (b.source_addr(), self.options_for(b, now))
-            else {
+            let Some((protocol, addr)) = b.source_addr() else {
+                continue;
+            };
+            let Some(local) = self.config().advertised_for(protocol, addr) else {
+                continue;
+            };
+            let id = self.shards().keyed_hash(key_of(b));
+            let Some(options) = self.options_for(b, protocol, local, id) else {
                 continue;
             };
             let connection = (protocol == sip_message::Protocol::Tcp).then_some(addr);
@@ -87,16 +97,10 @@ impl Core {
                 addr,
                 connection,
             };
-            let key = key_of(b);
-            let on_answer = Box::new(move |core: &Core, now, answer, _: &mut Vec<Command>| {
-                if let Answer::Response(_) = answer {
-                    let mut pinged = core.keepalives.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(k) = pinged.as_mut() {
-                        k.answered(key, now);
-                    }
-                }
+            out.push(Command::Send {
+                dest,
+                data: options,
             });
-            out.extend(self.send_request(now, options, Some(dest), on_answer));
         }
         if !removed.is_empty() {
             out.push(Command::Persist {
@@ -107,14 +111,24 @@ impl Core {
         out
     }
 
-    /// The OPTIONS that pings binding `b`: to its contact, in its address-of-record's name
-    /// (`sip:user@domain`, as the registrar keys it), from our keepalive user there.
-    fn options_for(&self, b: &Binding, now: Instant) -> Option<Message> {
+    /// The OPTIONS that pings binding `b` from our address `local`, its branch naming `id`:
+    /// to its contact, in its address-of-record's name (`sip:user@domain`, as the
+    /// registrar keys it), from our keepalive user there.
+    fn options_for(
+        &self,
+        b: &Binding,
+        protocol: sip_message::Protocol,
+        local: std::net::SocketAddr,
+        id: u64,
+    ) -> Option<bytes::Bytes> {
         let (_, domain) = b.aor.split_once('@')?;
-        let id = self
-            .shards()
-            .keyed_hash((&b.aor, &b.contact, self.unix(now), now));
+        let via = format!(
+            "SIP/2.0/{} {};branch={PING}{id:016x};rport",
+            protocol.via_token(),
+            self.local_text(local)
+        );
         let request = RequestBuilder::new("OPTIONS", &b.contact)
+            .header("Via", &via)
             .header("Max-Forwards", "70")
             .header("From", &format!("<sip:keepalive@{domain}>;tag={id:016x}"))
             .header("To", &format!("<{}>", b.aor))
@@ -122,7 +136,19 @@ impl Core {
             .header("CSeq", "1 OPTIONS")
             .header("Content-Length", "0")
             .build();
-        Message::parse(request).ok()
+        Message::parse(request.clone()).ok().map(|_| request)
+    }
+
+    /// A response to a keepalive ping whose branch names `id` (after [`PING`]): its binding
+    /// is there.
+    pub(crate) fn ping_answered(&self, now: Instant, id: &str) {
+        let Ok(id) = u64::from_str_radix(id, 16) else {
+            return;
+        };
+        let mut pinged = self.keepalives.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = pinged.as_mut() {
+            k.answered_by(id, now);
+        }
     }
 }
 
@@ -221,6 +247,11 @@ Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
         assert_eq!(
             options.to().expect("To").uri.as_str(),
             "sip:bob@example.com"
+        );
+        let resent = sent(core.handle_timeouts(at(1)));
+        assert!(
+            resent.iter().all(|(d, _)| *d != udp(NAT)),
+            "one datagram, not retransmitted"
         );
         // bob answers (even a 405 would do).
         let ok = crate::tests::answer(options, 200);
