@@ -539,3 +539,67 @@ fn a_cancelled_transaction_starts_no_new_branch() {
         .iter()
         .any(|(d, m)| *d == udp(CALLER) && m.status() == Some(487)));
 }
+
+/// `nat_uac_test(flags)` with Kamailio's flags, on requests from 192.0.2.10:5060.
+#[test]
+fn nat_uac_test_tells_a_sender_behind_nat() {
+    let core = with_script(
+        r#"
+request_route {
+    $var(r) = nat_uac_test($hdr(X-Flags));
+    sl_send_reply(200, "r=" + $var(r));
+}"#,
+    );
+    let test = |n: usize, flags: i64, via: &str, contact: &str, sdp: &str| {
+        let body = if sdp.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "v=0\no=- 1 1 IN IP4 {sdp}\ns=-\nc=IN IP4 {sdp}\nt=0 0\nm=audio 4000 RTP/AVP 0\n"
+            )
+        };
+        let ct = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\n"
+        };
+        let m = msg(&format!(
+            "MESSAGE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {via};branch=z9hG4bKnat{n}\n\
+From: <sip:a@example.com>;tag=a\nTo: <sip:bob@example.com>\nCall-ID: nat{n}\nCSeq: 1 MESSAGE\n\
+Contact: <sip:a@{contact}>\nX-Flags: {flags}\nMax-Forwards: 70\n{ct}Content-Length: {}\n\n{body}",
+            body.replace('\n', "\r\n").len()
+        ));
+        let out = sent(core.handle_message(Instant::now(), m, udp(CALLER)));
+        out[0].1.reason().map(str::to_owned)
+    };
+    let direct = ("192.0.2.10:5060", "192.0.2.10:5060", "192.0.2.10");
+    for flags in [1, 2, 4, 8, 16, 64, 95] {
+        assert_eq!(
+            test(flags as usize, flags, direct.0, direct.1, direct.2).as_deref(),
+            Some("r=-1"),
+            "{flags}"
+        );
+    }
+    let behind = ("10.0.0.5:5070", "10.0.0.5:5070", "10.0.0.5");
+    for flags in [1, 2, 4, 8, 16, 64, 19] {
+        assert_eq!(
+            test(100 + flags as usize, flags, behind.0, behind.1, behind.2).as_deref(),
+            Some("r=1"),
+            "{flags}"
+        );
+    }
+    // A public address mapped to another port: only the port tests see it.
+    let mapped = ("192.0.2.10:5999", "192.0.2.10:5999", "192.0.2.10");
+    assert_eq!(
+        test(200, 1 | 2 | 4 | 8, mapped.0, mapped.1, mapped.2).as_deref(),
+        Some("r=-1")
+    );
+    assert_eq!(
+        test(201, 16, mapped.0, mapped.1, mapped.2).as_deref(),
+        Some("r=1")
+    );
+    assert_eq!(
+        test(202, 64, mapped.0, mapped.1, mapped.2).as_deref(),
+        Some("r=1")
+    );
+}

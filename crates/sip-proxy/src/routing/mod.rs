@@ -3,6 +3,7 @@
 
 mod auth;
 mod location;
+mod nathelper;
 mod rr;
 mod sl;
 mod textops;
@@ -51,6 +52,7 @@ fn registry() -> &'static Registry<ProxyEnv> {
         tm::register(&mut r);
         rr::register(&mut r);
         location::register(&mut r);
+        nathelper::register(&mut r);
         textops::register(&mut r);
         r
     })

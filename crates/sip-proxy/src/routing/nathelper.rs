@@ -1,0 +1,94 @@
+//! NAT tests for the script, in the spirit of Kamailio's nathelper: `nat_uac_test(flags)`
+//! tells whether the sender of the message sits behind NAT ([`nat`] holds the tests).
+
+use script::{ArgType, Function, Registry, RouteMask, Value};
+use sip_message::header::Contact;
+use sip_message::Protocol;
+
+use super::{ProxyEnv, RouteCtx};
+
+/// Contact is a private address.
+const CONTACT_PRIVATE: i64 = 1;
+/// The top Via names another address than the source's.
+const VIA_NOT_SOURCE: i64 = 2;
+/// The top Via is a private address.
+const VIA_PRIVATE: i64 = 4;
+/// The SDP names a private address (`c=`).
+const SDP_PRIVATE: i64 = 8;
+/// The top Via names another port than the source's.
+const VIA_PORT_NOT_SOURCE: i64 = 16;
+/// Contact is not the source (its address, and over UDP its port).
+const CONTACT_NOT_SOURCE: i64 = 64;
+
+/// `nat_uac_test(flags)`: 1 when any of the tests `flags` selects (Kamailio's numbers: 1, 2,
+/// 4, 8, 16, 64, added) finds the sender behind NAT, else -1.
+fn nat_uac_test(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
+    let flags = args.first().map_or(0, Value::as_int);
+    let src = c.src.addr;
+    let msg = c.msg;
+    let contact = || match msg.contacts().next()?.ok()? {
+        Contact::Address(a) => Some(a.uri),
+        Contact::Star => None,
+    };
+    let via = msg.top_via().ok();
+    let via_ip = via.as_ref().and_then(|v| v.host.ip());
+    let same_ip = |ip: std::net::IpAddr| ip.to_canonical() == src.ip().to_canonical();
+    let found = |flag: i64| -> bool {
+        match flag {
+            CONTACT_PRIVATE => contact()
+                .and_then(|u| nat::uri_address(&u))
+                .is_some_and(|a| nat::is_private(a.ip())),
+            VIA_NOT_SOURCE => via.is_some() && !via_ip.is_some_and(same_ip),
+            VIA_PRIVATE => via_ip.is_some_and(nat::is_private),
+            SDP_PRIVATE => sdp_private(msg),
+            VIA_PORT_NOT_SOURCE => via
+                .as_ref()
+                .is_some_and(|v| v.port.unwrap_or(5060) != src.port()),
+            CONTACT_NOT_SOURCE => contact()
+                .is_some_and(|u| nat::contact_behind_nat(&u, src, c.src.protocol == Protocol::Tcp)),
+            _ => false,
+        }
+    };
+    let all = [
+        CONTACT_PRIVATE,
+        VIA_NOT_SOURCE,
+        VIA_PRIVATE,
+        SDP_PRIVATE,
+        VIA_PORT_NOT_SOURCE,
+        CONTACT_NOT_SOURCE,
+    ];
+    if all.into_iter().any(|f| flags & f != 0 && found(f)) {
+        1
+    } else {
+        -1
+    }
+}
+
+/// True when the message carries SDP naming a private address in a `c=` line.
+fn sdp_private(msg: &sip_message::Message) -> bool {
+    let is_sdp = msg.content_type().ok().flatten().is_some_and(|t| {
+        t.kind.eq_ignore_ascii_case("application") && t.subtype.eq_ignore_ascii_case("sdp")
+    });
+    if !is_sdp {
+        return false;
+    }
+    let body = msg.body();
+    let Ok(s) = sdp::Session::parse(&body) else {
+        return false;
+    };
+    let media = s.media.iter().filter_map(|m| m.connection);
+    s.connection
+        .into_iter()
+        .chain(media)
+        .any(|c| nat::is_private(c.address))
+}
+
+pub(super) fn register(r: &mut Registry<ProxyEnv>) {
+    r.function(Function {
+        name: "nat_uac_test",
+        args: &[ArgType::Int],
+        required: 1,
+        routes: RouteMask::ANY,
+        call: nat_uac_test,
+    });
+}
