@@ -31,6 +31,8 @@ pub(crate) struct Forward<'a> {
     pub(crate) remove_named: &'a [String],
     /// Max-Forwards to write when the request has none (70 otherwise).
     pub(crate) max_forwards: Option<u8>,
+    /// The host and port the first Contact gets (`fix_nated_contact()`).
+    pub(crate) fix_contact: Option<std::net::SocketAddr>,
 }
 
 /// Writes the request for one branch.
@@ -66,6 +68,9 @@ pub(crate) fn forward_request(msg: &Message, f: &Forward<'_>) -> Bytes {
         }
     }
     header_edits(msg, &mut e, f.remove_named, f.append);
+    if let Some((old, new)) = f.fix_contact.and_then(|a| fixed_contact(msg, a)) {
+        e.replace(old, &new);
+    }
     // Both go above the received Record-Routes, in the order inserted: the outbound
     // entry (the callee's first hop) on top, the inbound one below it.
     if let Some(rr) = f.record_route {
@@ -134,4 +139,24 @@ pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// The first Contact's URI of `msg` (a slice of it) and that URI with `addr` for its host
+/// and port, its scheme, user part, parameters and headers kept.
+pub(crate) fn fixed_contact(msg: &Message, addr: std::net::SocketAddr) -> Option<(&str, String)> {
+    let sip_message::header::Contact::Address(a) = msg.contacts().next()?.ok()? else {
+        return None;
+    };
+    let raw = a.uri.as_str();
+    let sip = a.uri.as_sip()?;
+    let head = match raw.find('@') {
+        Some(at) => &raw[..=at],
+        None => &raw[..raw.find(':')? + 1],
+    };
+    let mut new = format!("{head}{addr}{}", sip.params.as_str());
+    if let Some(h) = sip.headers {
+        new.push('?');
+        new.push_str(h);
+    }
+    Some((raw, new))
 }

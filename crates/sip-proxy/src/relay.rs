@@ -70,7 +70,8 @@ impl Core {
         if let Some(key) = c.edits.route.key {
             if crate::route_key::refreshes_target(method) {
                 let secret = &self.config().route_secret;
-                crate::route_key::note_request_refresh(secret, &self.refreshed, key, msg);
+                let fixed = c.edits.contact;
+                crate::route_key::note_request_refresh(secret, &self.refreshed, key, msg, fixed);
             }
         }
         match self.targets(c) {
@@ -328,7 +329,7 @@ impl Core {
                 let branch = new_stateful_branch(secret, (id, n), lh, &fixes.up);
                 let fwd = fixes.forward(edits, t.uri.as_deref(), &t.path);
                 let rr = edits.record_route;
-                let key = rr.and_then(|_| *issued.get_or_init(|| self.issue(c.msg)));
+                let key = rr.and_then(|_| *issued.get_or_init(|| self.issue(c.msg, edits.contact)));
                 if let Some(p) = self.prepare(c.msg, t.dest, t.udp_only, &branch, (rr, key), fwd) {
                     prepared.push(p);
                     n += 1;
@@ -391,7 +392,7 @@ impl Core {
         let branch = new_stateless_branch(&self.config().branch_secret, hash, &fixes.up);
         let fwd = fixes.forward(edits, target.uri.as_deref(), &target.path);
         let rr = edits.record_route;
-        let key = rr.and_then(|_| self.issue(msg));
+        let key = rr.and_then(|_| self.issue(msg, edits.contact));
         if let Some(p) = self.prepare(msg, dest, target.udp_only, &branch, (rr, key), fwd) {
             out.push(Command::Send {
                 dest: p.dest,
@@ -465,9 +466,10 @@ impl Core {
         Some(prepared)
     }
 
-    /// The key of our Record-Route entries in `msg`, relayed.
-    fn issue(&self, msg: &Message) -> Option<Issued> {
-        crate::route_key::issue(&self.config().route_secret, msg)
+    /// The key of our Record-Route entries in `msg`, relayed (its Contact fixed to
+    /// `contact`, when `fix_nated_contact()` asked).
+    fn issue(&self, msg: &Message, contact: Option<SocketAddr>) -> Option<Issued> {
+        crate::route_key::issue(&self.config().route_secret, msg, contact)
     }
 
     /// CANCEL (§16.10): answer 200 and cancel the matching INVITE's branches, or 481.
@@ -520,6 +522,7 @@ fn forward_to<'a>(
         append: &edits.append,
         remove_named: &edits.remove,
         max_forwards: edits.max_forwards,
+        fix_contact: edits.contact,
         ..Forward::default()
     }
 }

@@ -153,8 +153,10 @@ pub(crate) fn note_request_refresh(
     refreshed: &RefreshedTargets,
     key: u64,
     req: &Message,
+    fixed: Option<std::net::SocketAddr>,
 ) {
-    let (Ok(call_id), Some(target)) = (req.call_id(), Target::contact_of(req)) else {
+    let target = fixed.map(Target::at).or_else(|| Target::contact_of(req));
+    let (Ok(call_id), Some(target)) = (req.call_id(), target) else {
         return;
     };
     refreshed.refresh_partner(key, refreshed_target(secret, call_id, &target));
@@ -182,6 +184,16 @@ pub(crate) struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
+    /// The target at an address (a Contact fixed to its sender's source).
+    fn at(addr: std::net::SocketAddr) -> Target<'a> {
+        Target {
+            host: sip_message::canonical_domain(&addr.ip().to_string())
+                .into_owned()
+                .into(),
+            port: addr.port(),
+        }
+    }
+
     /// The target a SIP URI names, its port defaulted as the next hop defaults it
     /// ([`crate::target::next_hop`]); `None` with `maddr`, which would send the request
     /// elsewhere than the host a key covers.
@@ -281,7 +293,11 @@ fn scanned_tag(value: &str) -> Option<&str> {
 
 /// The key for the dialog an initial request begins (its From tag scanned, as `verify`
 /// reads it), for the callee's requests to the caller's Contact; `None` without them.
-pub(crate) fn issue(secret: &RouteSecret, msg: &Message) -> Option<Issued> {
+pub(crate) fn issue(
+    secret: &RouteSecret,
+    msg: &Message,
+    fixed: Option<std::net::SocketAddr>,
+) -> Option<Issued> {
     let call_id = msg.call_id().ok()?;
     let tag = scanned_tag(msg.header(HeaderName::From)?.value)?;
     let dialog = dialog_of(secret, call_id, tag);
@@ -292,7 +308,8 @@ pub(crate) fn issue(secret: &RouteSecret, msg: &Message) -> Option<Issued> {
         .flat_map(|h| h.values())
         .map(route_uri)
         .collect();
-    let value = token_in(dialog, Holder::Callee, &Target::contact_of(msg)?, &below);
+    let target = fixed.map(Target::at).or_else(|| Target::contact_of(msg))?;
+    let value = token_in(dialog, Holder::Callee, &target, &below);
     Some(Issued {
         text: hex(value),
         value,
@@ -451,7 +468,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
     fn a_key_holds_for_its_dialog_and_its_target_only() {
         // The INVITE's key (in the callee's copy) covers the caller's Contact.
         let invite = msg("caller", "x", "sip:a@192.0.2.1:5062");
-        let k = issue(&KEY, &invite).expect("key").as_str().to_owned();
+        let k = issue(&KEY, &invite, None).expect("key").as_str().to_owned();
         let to_caller = msg("callee", "caller", "sip:a@192.0.2.1:5062");
         assert!(
             check(&to_caller, &k, "caller"),
@@ -486,7 +503,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
         let refreshed = RefreshedTargets::default();
         // The callee's copy covers the caller's first Contact.
         let invite = msg("caller", "x", "sip:a@192.0.2.1:5062");
-        let k = issue(&KEY, &invite).expect("key").as_str().to_owned();
+        let k = issue(&KEY, &invite, None).expect("key").as_str().to_owned();
         let moved = msg("callee", "caller", "sip:a@203.0.113.7:5062");
         let check = |m: &Message, k: &str| {
             verify(&KEY, &refreshed, m, k, ("caller", &target(m), &[])).is_some()

@@ -603,3 +603,45 @@ Contact: <sip:a@{contact}>\nX-Flags: {flags}\nMax-Forwards: 70\n{ct}Content-Leng
         Some("r=1")
     );
 }
+
+/// The default script fixes the Contact of a caller behind NAT: the callee gets the source
+/// address, and our Record-Route key covers that, so the callee's BYE reaches the caller
+/// through its NAT.
+#[test]
+fn the_default_script_fixes_a_nated_callers_contact() {
+    let core = crate::tests::core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let nated = invite("bob", "").to_bytes();
+    let text = String::from_utf8_lossy(&nated)
+        .replace(
+            "Via: SIP/2.0/UDP 192.0.2.10:5060",
+            "Via: SIP/2.0/UDP 10.0.0.5:5060",
+        )
+        .replace(
+            "<sip:caller@192.0.2.10:5060>",
+            "<sip:caller@10.0.0.5:5060;ob>",
+        );
+    let m = sip_message::Message::parse(text.into_bytes()).expect("invite");
+    let out = sent(core.handle_message(Instant::now(), m, udp(CALLER)));
+    let fwd = &out[0].1;
+    let contact = fwd
+        .header(sip_message::HeaderName::Contact)
+        .expect("Contact")
+        .value;
+    assert_eq!(contact, "<sip:caller@192.0.2.10:5060;ob>");
+    let rr = fwd
+        .header(sip_message::HeaderName::RecordRoute)
+        .expect("RR")
+        .value;
+    let key = crate::tests::rk_callee("call-1", "c", "sip:caller@192.0.2.10:5060");
+    assert!(rr.contains(&key), "{rr}");
+    // A caller not behind NAT keeps its Contact as written.
+    let out =
+        sent(core.handle_message(Instant::now(), invite_on("direct", "bob", ""), udp(CALLER)));
+    let contact = out[0]
+        .1
+        .header(sip_message::HeaderName::Contact)
+        .expect("Contact")
+        .value;
+    assert_eq!(contact, "<sip:caller@192.0.2.10:5060>");
+}

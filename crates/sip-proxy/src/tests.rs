@@ -541,7 +541,7 @@ fn targets_refreshed_in_a_dialog_are_followed_for_the_peer_only() {
         n.set(n.get() + 1);
         let n = n.get();
         msg(&format!(
-            "{method} {uri} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKrf{n}\n\
+            "{method} {uri} SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKrf{n}\n\
 Route: <sip:192.0.2.1:5060;lr{key}>\nFrom: <sip:x@example.net>;tag={from}\n\
 To: <sip:y@example.com>;tag={to}\nCall-ID: call-1\nCSeq: {n} {method}\nMax-Forwards: 70\n\
 {extra}Content-Length: 0\n\n"

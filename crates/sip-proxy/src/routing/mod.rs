@@ -111,6 +111,8 @@ pub(crate) struct Edits {
     pub(crate) remove: Vec<String>,
     /// Max-Forwards to write when the request has none (`mf_process_maxfwd_header`).
     pub(crate) max_forwards: Option<u8>,
+    /// `fix_nated_contact()`: the first Contact's host and port become this (the source).
+    pub(crate) contact: Option<SocketAddr>,
 }
 
 /// Where the request goes: the Request-URI (with the binding it came from, after

@@ -1,5 +1,7 @@
-//! NAT tests for the script, in the spirit of Kamailio's nathelper: `nat_uac_test(flags)`
-//! tells whether the sender of the message sits behind NAT ([`nat`] holds the tests).
+//! NAT functions for the script, in the spirit of Kamailio's nathelper: `nat_uac_test(flags)`
+//! tells whether the sender of the message sits behind NAT ([`nat`] holds the tests), and
+//! `fix_nated_contact()` makes its Contact the address its request came from, so that the
+//! other party's in-dialog requests reach it through its NAT.
 
 use script::{ArgType, Function, Registry, RouteMask, Value};
 use sip_message::header::Contact;
@@ -83,7 +85,27 @@ fn sdp_private(msg: &sip_message::Message) -> bool {
         .any(|c| nat::is_private(c.address))
 }
 
+/// `fix_nated_contact()`: the relayed request's first Contact gets the source address and
+/// port for host and port (user part and parameters kept); our Record-Route key then
+/// covers that address. -1 without a Contact.
+fn fix_nated_contact(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    match c.msg.contacts().next() {
+        Some(Ok(Contact::Address(_))) => {
+            c.edits.contact = Some(c.src.addr);
+            1
+        }
+        _ => -1,
+    }
+}
+
 pub(super) fn register(r: &mut Registry<ProxyEnv>) {
+    r.function(Function {
+        name: "fix_nated_contact",
+        args: &[],
+        required: 0,
+        routes: RouteMask::REQUEST,
+        call: fix_nated_contact,
+    });
     r.function(Function {
         name: "nat_uac_test",
         args: &[ArgType::Int],
