@@ -184,6 +184,12 @@ pub(crate) struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
+    /// The target as an address, when its host is an IP literal.
+    pub(crate) fn address(&self) -> Option<std::net::SocketAddr> {
+        let ip: std::net::IpAddr = self.host.parse().ok()?;
+        Some(std::net::SocketAddr::new(ip, self.port))
+    }
+
     /// The target at an address (a Contact fixed to its sender's source).
     fn at(addr: std::net::SocketAddr) -> Target<'a> {
         Target {
@@ -213,7 +219,7 @@ impl<'a> Target<'a> {
     /// `;` or `,` (RFC 3261 §20: a URI with those is in brackets). Only for keys: a scan and
     /// the parser may be made to disagree, and then the key covers whatever the scan read,
     /// which fails that dialog alone, whose party named its Contact anyway.
-    fn contact_of(msg: &'a Message) -> Option<Target<'a>> {
+    pub(crate) fn contact_of(msg: &'a Message) -> Option<Target<'a>> {
         let v = msg.header(HeaderName::Contact)?.value.trim_start();
         // A quoted display name may hold any of `<;,`.
         let v = skip_display_name(v)?;

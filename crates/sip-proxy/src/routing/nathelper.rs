@@ -28,26 +28,23 @@ fn nat_uac_test(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
     let flags = args.first().map_or(0, Value::as_int);
     let src = c.src.addr;
     let msg = c.msg;
-    let contact = || match msg.contacts().next()?.ok()? {
-        Contact::Address(a) => Some(a.uri),
-        Contact::Star => None,
-    };
+    // The Contact's address, scanned (this runs for requests on the hot path).
+    let contact = || crate::route_key::Target::contact_of(msg)?.address();
     let via = msg.top_via().ok();
     let via_ip = via.as_ref().and_then(|v| v.host.ip());
     let same_ip = |ip: std::net::IpAddr| ip.to_canonical() == src.ip().to_canonical();
     let found = |flag: i64| -> bool {
         match flag {
-            CONTACT_PRIVATE => contact()
-                .and_then(|u| nat::uri_address(&u))
-                .is_some_and(|a| nat::is_private(a.ip())),
+            CONTACT_PRIVATE => contact().is_some_and(|a| nat::is_private(a.ip())),
             VIA_NOT_SOURCE => via.is_some() && !via_ip.is_some_and(same_ip),
             VIA_PRIVATE => via_ip.is_some_and(nat::is_private),
             SDP_PRIVATE => sdp_private(msg),
             VIA_PORT_NOT_SOURCE => via
                 .as_ref()
                 .is_some_and(|v| v.port.unwrap_or(5060) != src.port()),
-            CONTACT_NOT_SOURCE => contact()
-                .is_some_and(|u| nat::contact_behind_nat(&u, src, c.src.protocol == Protocol::Tcp)),
+            CONTACT_NOT_SOURCE => contact().is_some_and(|a| {
+                !same_ip(a.ip()) || (c.src.protocol != Protocol::Tcp && a.port() != src.port())
+            }),
             _ => false,
         }
     };
