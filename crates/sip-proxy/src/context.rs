@@ -32,6 +32,8 @@ pub(crate) struct Prepared {
     pub(crate) fallback: Option<UdpFallback>,
     /// The key of our Record-Route entries in the request, if it has them.
     pub(crate) issued: Option<Issued>,
+    /// The target is behind NAT, reached at this address: its replies' Contact is fixed.
+    pub(crate) nat: Option<std::net::SocketAddr>,
 }
 
 /// A UDP alternative to a branch's request.
@@ -78,6 +80,8 @@ struct Branch {
     /// The key of our Record-Route entries in its request, rewritten for the caller in the
     /// responses that come back ([`crate::route_key::for_caller`]).
     issued: Option<Issued>,
+    /// Its target is behind NAT, reached at this address ([`Prepared::nat`]).
+    nat: Option<std::net::SocketAddr>,
 }
 
 /// The proxy's state for one received request.
@@ -373,6 +377,7 @@ impl Context {
                 give_up: None,
                 fallback: p.fallback,
                 issued: p.issued,
+                nat: p.nat,
             });
         }
     }
@@ -639,7 +644,7 @@ impl Context {
                 }
                 if code > 100 && !self.answered {
                     let issued = self.branches[i].issued.as_ref();
-                    let (data, pair) = route_key::for_caller(&resp, issued);
+                    let (data, pair) = route_key::for_caller(&resp, issued, self.branches[i].nat);
                     self.new_pairs.extend(pair);
                     self.respond(now, code, data);
                 }
@@ -647,7 +652,8 @@ impl Context {
             200..=299 => {
                 self.branches[i].status = Some(code);
                 self.answered = true;
-                let (data, pair) = route_key::for_caller(&resp, self.branches[i].issued.as_ref());
+                let b = &self.branches[i];
+                let (data, pair) = route_key::for_caller(&resp, b.issued.as_ref(), b.nat);
                 self.new_pairs.extend(pair);
                 self.forward_2xx(now, code, data, out);
                 self.pending.clear();
@@ -700,7 +706,8 @@ impl Context {
             // (A callee that echoes Record-Route in a failure gets no key of ours back to
             // the caller.)
             Ok(r) => {
-                let data = route_key::for_caller(&r, self.branches[i].issued.as_ref()).0;
+                let b = &self.branches[i];
+                let data = route_key::for_caller(&r, b.issued.as_ref(), b.nat).0;
                 (r.status().unwrap_or(500), Some(data))
             }
             // RFC 4320 §4.2: a timeout is no answer to a non-INVITE, not even a 408.

@@ -39,6 +39,9 @@ pub(crate) struct Target {
     /// A client that registered over UDP: reached over UDP whatever the request's size (it
     /// may listen on nothing else, or sit behind a NAT that lets only that through).
     udp_only: bool,
+    /// A client behind NAT, reached at this source of its REGISTER: the Contact of its
+    /// replies is fixed to it, so that the caller's requests reach it there too.
+    nat: Option<SocketAddr>,
 }
 
 /// Why a destination set gives no target.
@@ -183,6 +186,7 @@ impl Core {
                         path: Vec::new(),
                         dest,
                         udp_only: false,
+                        nat: None,
                     })
                 })
             }
@@ -239,6 +243,7 @@ impl Core {
             path: path.to_vec(),
             dest,
             udp_only: false,
+            nat: None,
         }))
     }
 
@@ -263,6 +268,7 @@ impl Core {
         b: &Binding,
     ) -> Option<Result<Target, String>> {
         let contact = Uri::parse(&b.contact).ok()?;
+        let mut nat = None;
         let located = match (b.path.first(), b.source_addr()) {
             (Some(first), _) => {
                 let na = NameAddr::parse_bracketed(first).ok()?;
@@ -273,6 +279,7 @@ impl Core {
             (None, Some((protocol, addr)))
                 if nat::contact_behind_nat(&contact, addr, protocol == Protocol::Tcp) =>
             {
+                nat = Some(addr);
                 Ok(Destination::new(protocol, addr))
             }
             (None, _) => self.locate_uri(now, &contact)?,
@@ -293,6 +300,7 @@ impl Core {
             path: b.path.clone(),
             dest: Destination { connection, ..dest },
             udp_only: udp_only && b.path.is_empty(),
+            nat,
         }))
     }
 
@@ -330,7 +338,10 @@ impl Core {
                 let fwd = fixes.forward(edits, t.uri.as_deref(), &t.path);
                 let rr = edits.record_route;
                 let key = rr.and_then(|_| *issued.get_or_init(|| self.issue(c.msg, edits.contact)));
-                if let Some(p) = self.prepare(c.msg, t.dest, t.udp_only, &branch, (rr, key), fwd) {
+                if let Some(mut p) =
+                    self.prepare(c.msg, t.dest, t.udp_only, &branch, (rr, key), fwd)
+                {
+                    p.nat = t.nat;
                     prepared.push(p);
                     n += 1;
                 }
@@ -452,6 +463,7 @@ impl Core {
                 request,
                 fallback: None,
                 issued,
+                nat: None,
             })
         };
         let prepared = build(dest)?;

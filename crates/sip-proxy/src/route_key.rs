@@ -325,11 +325,20 @@ pub(crate) fn issue(
 
 /// A response to relay upstream: without our Via, and with our Record-Route entries' key
 /// (`issued`, when the request had them) made for the caller's requests to the callee's
-/// Contact in a 1xx or 2xx, taken out of any other. With it, the pair of keys this dialog has now (for
-/// [`RefreshedTargets::pair`]).
-pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> (Bytes, Option<(u64, u64)>) {
+/// Contact in a 1xx or 2xx, taken out of any other; a callee behind NAT (`nat`: where we
+/// reach it) has its Contact fixed to that address in a 1xx or 2xx, and the key covers it.
+/// With it, the pair of keys this dialog has now (for [`RefreshedTargets::pair`]).
+pub(crate) fn for_caller(
+    resp: &Message,
+    issued: Option<&Issued>,
+    nat: Option<std::net::SocketAddr>,
+) -> (Bytes, Option<(u64, u64)>) {
     let mut e = resp.edit();
     e.remove_first_value(HeaderName::Via);
+    let fix = nat.filter(|_| resp.status().is_some_and(|s| (101..300).contains(&s)));
+    if let Some((old, new)) = fix.and_then(|a| crate::forward::fixed_contact(resp, a)) {
+        e.replace(old, &new);
+    }
     let Some(issued) = issued else {
         return (e.finish(), None);
     };
@@ -368,8 +377,8 @@ pub(crate) fn for_caller(resp: &Message, issued: Option<&Issued>) -> (Bytes, Opt
     above.reverse();
     // Without a Contact we can read, the caller gets no key: the callee's copy, which
     // covers the caller's own Contact, must never go back to it.
-    let made =
-        Target::contact_of(resp).map(|t| token_in(issued.dialog, Holder::Caller, &t, &above));
+    let target = fix.map(Target::at).or_else(|| Target::contact_of(resp));
+    let made = target.map(|t| token_in(issued.dialog, Holder::Caller, &t, &above));
     let text = made.map(hex);
     let key = text
         .as_ref()
@@ -413,7 +422,7 @@ pub(crate) fn for_caller_stateless(cfg: &ProxyConfig, resp: &Message) -> Bytes {
             dialog,
         })
     });
-    for_caller(resp, issued.as_ref()).0
+    for_caller(resp, issued.as_ref(), None).0
 }
 
 /// `value` as a key, when it is the token of the dialog of in-dialog request `msg`, whose

@@ -226,6 +226,49 @@ Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
     );
 }
 
+/// A callee behind NAT answers with its private Contact: the caller gets the address we
+/// reach it at, and a Record-Route key for that, so its ACK and BYE reach the callee.
+#[test]
+fn a_callee_behind_nat_is_reached_in_the_dialog() {
+    let core = core();
+    let now = Instant::now();
+    const NAT: &str = "198.51.100.7:40000";
+    let reg = msg(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.168.1.20:5060;rport;branch=z9hG4bKnat2\n\
+From: <sip:bob@example.com>;tag=r\nTo: <sip:bob@example.com>\nCall-ID: nat2\nCSeq: 1 REGISTER\n\
+Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
+    );
+    sent(handle(&core, now, reg, udp(NAT)));
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let fwd = &out[0].1;
+    let mut ok = sip_message::ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
+        .header("Contact", "<sip:bob@192.168.1.20:5060;ob>");
+    for h in fwd.headers_named(sip_message::HeaderName::RecordRoute) {
+        ok = ok.header("Record-Route", h.value);
+    }
+    let ok = Message::parse(ok.build()).expect("200");
+    let up = sent(core.handle_message(now, ok, udp(NAT)));
+    let ok = &up[0].1;
+    let contact = ok
+        .header(sip_message::HeaderName::Contact)
+        .expect("Contact")
+        .value;
+    assert_eq!(contact, "<sip:bob@198.51.100.7:40000;ob>");
+    let key = rk_caller("call-1", "c", "sip:bob@198.51.100.7:40000");
+    let rr = ok
+        .header(sip_message::HeaderName::RecordRoute)
+        .expect("RR")
+        .value;
+    assert!(rr.contains(&key), "{rr}");
+    let bye = msg(&format!(
+        "BYE sip:bob@198.51.100.7:40000;ob SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKnatbye\n\
+Route: <sip:192.0.2.1:5060;lr{key}>\nFrom: <sip:caller@example.net>;tag=c\n\
+To: <sip:bob@example.com>;tag=b\nCall-ID: call-1\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, bye, udp(CALLER)));
+    assert_eq!((out[0].0, out[0].1.status()), (udp(NAT), None));
+}
+
 #[test]
 fn trying_goes_upstream_after_200_ms_or_on_a_retransmission_unless_the_callee_answered() {
     let core = core();
