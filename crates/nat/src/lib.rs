@@ -44,10 +44,13 @@ pub fn uri_address(uri: &Uri<'_>) -> Option<SocketAddr> {
 /// datagram its port too (over a connection (`stream`) the source port is the client's
 /// ephemeral one, whatever NAT). A Contact with a host name is taken at its word.
 pub fn contact_behind_nat(contact: &Uri<'_>, source: SocketAddr, stream: bool) -> bool {
-    uri_address(contact).is_some_and(|a| {
-        a.ip().to_canonical() != source.ip().to_canonical()
-            || (!stream && a.port() != source.port())
-    })
+    uri_address(contact).is_some_and(|a| address_behind_nat(a, source, stream))
+}
+
+/// [`contact_behind_nat`] for a Contact already read as an address.
+pub fn address_behind_nat(contact: SocketAddr, source: SocketAddr, stream: bool) -> bool {
+    contact.ip().to_canonical() != source.ip().to_canonical()
+        || (!stream && contact.port() != source.port())
 }
 
 #[cfg(test)]

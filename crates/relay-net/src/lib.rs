@@ -68,8 +68,8 @@ impl MediaRelay {
         rx.await.ok()
     }
 
-    /// An offer (see [`relay::Relay::offer`]: `from`, where its signalling came from); `None` when the ports are exhausted or
-    /// cannot be bound.
+    /// An offer (see [`relay::Relay::offer`]; `from`: where its signalling came from);
+    /// `None` when the ports are exhausted or cannot be bound.
     pub async fn offer(
         &self,
         id: &SessionId,

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use registrar::{Binding, Change};
-use sip_message::{Message, RequestBuilder, Uri};
+use sip_message::{RequestBuilder, Uri};
 
 use crate::target::Destination;
 use crate::{Command, Core};
@@ -136,7 +136,7 @@ impl Core {
             .header("CSeq", "1 OPTIONS")
             .header("Content-Length", "0")
             .build();
-        Message::parse(request.clone()).ok().map(|_| request)
+        Some(request)
     }
 
     /// A response to a keepalive ping whose branch names `id` (after [`PING`]): its binding

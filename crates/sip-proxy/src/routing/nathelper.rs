@@ -42,9 +42,8 @@ fn nat_uac_test(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
             VIA_PORT_NOT_SOURCE => via
                 .as_ref()
                 .is_some_and(|v| v.port.unwrap_or(5060) != src.port()),
-            CONTACT_NOT_SOURCE => contact().is_some_and(|a| {
-                !same_ip(a.ip()) || (c.src.protocol != Protocol::Tcp && a.port() != src.port())
-            }),
+            CONTACT_NOT_SOURCE => contact()
+                .is_some_and(|a| nat::address_behind_nat(a, src, c.src.protocol == Protocol::Tcp)),
             _ => false,
         }
     };
