@@ -7,11 +7,11 @@
 mod shard;
 
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use relay::{SessionId, SessionPorts, SessionStats};
+use relay::{MediaError, MediaOp, MediaRequest, SessionId, SessionStats};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::shard::Control;
@@ -21,6 +21,9 @@ use crate::shard::Control;
 pub struct RelayConfig {
     /// The address to bind the media ports on.
     pub bind: IpAddr,
+    /// The address the SDP names for them (the public address of a server behind a
+    /// cloud provider's NAT, which is on no interface).
+    pub announce: IpAddr,
     /// The ports (30000–40000 by default), shared out between the threads.
     pub ports: RangeInclusive<u16>,
     /// A session with no packet for this long ends (60 s by default).
@@ -33,6 +36,7 @@ pub struct RelayConfig {
 #[derive(Debug, Clone)]
 pub struct MediaRelay {
     shards: Vec<mpsc::UnboundedSender<Control>>,
+    announce: IpAddr,
 }
 
 impl MediaRelay {
@@ -49,74 +53,72 @@ impl MediaRelay {
                 .spawn(move || shard::run(bind, ports, timeout, rx))?;
             shards.push(tx);
         }
-        Ok(MediaRelay { shards })
+        Ok(MediaRelay {
+            shards,
+            announce: cfg.announce,
+        })
     }
 
-    fn shard(&self, id: &SessionId) -> &mpsc::UnboundedSender<Control> {
+    /// The shard of a call (all its sessions, whatever their tags).
+    fn shard(&self, call_id: &str) -> &mpsc::UnboundedSender<Control> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        id.call_id.hash(&mut h);
+        call_id.hash(&mut h);
         &self.shards[(h.finish() % self.shards.len() as u64) as usize]
     }
 
     async fn ask<T>(
         &self,
-        id: &SessionId,
+        call_id: &str,
         make: impl FnOnce(oneshot::Sender<T>) -> Control,
     ) -> Option<T> {
         let (tx, rx) = oneshot::channel();
-        self.shard(id).send(make(tx)).ok()?;
+        self.shard(call_id).send(make(tx)).ok()?;
         rx.await.ok()
     }
 
-    /// An offer (see [`relay::Relay::offer`]; `from`: where its signalling came from);
-    /// `None` when the ports are exhausted or cannot be bound.
-    pub async fn offer(
-        &self,
-        id: &SessionId,
-        media: Vec<Option<SocketAddr>>,
-        from: Option<IpAddr>,
-    ) -> Option<SessionPorts> {
-        let id2 = id.clone();
-        self.ask(id, |reply| Control::Offer {
-            id: id2,
-            media,
-            from,
-            reply,
-        })
-        .await
-        .flatten()
-    }
-
-    /// An answer (see [`relay::Relay::answer`]).
-    pub async fn answer(
-        &self,
-        id: &SessionId,
-        media: Vec<Option<SocketAddr>>,
-        from: Option<IpAddr>,
-    ) -> Option<SessionPorts> {
-        let id2 = id.clone();
-        self.ask(id, |reply| Control::Answer {
-            id: id2,
-            media,
-            from,
-            reply,
-        })
-        .await
-        .flatten()
-    }
-
-    /// Ends a session; false when there was none.
-    pub async fn delete(&self, id: &SessionId) -> bool {
-        let id2 = id.clone();
-        self.ask(id, |reply| Control::Delete { id: id2, reply })
+    /// Applies a proxy's request: an offer or an answer gives its SDP rewritten to name the
+    /// relay (the session made or updated on the way), a delete ends the call's session
+    /// (and gives an empty body).
+    pub async fn apply(&self, req: &MediaRequest) -> Result<Vec<u8>, MediaError> {
+        let (sender, other) = req.tags();
+        if req.op == MediaOp::Delete {
+            let tags = vec![sender.to_owned(), other.to_owned()];
+            let call_id = req.call_id.clone();
+            self.ask(&req.call_id, |reply| Control::Delete {
+                call_id,
+                tags,
+                reply,
+            })
+            .await;
+            return Ok(Vec::new());
+        }
+        let session = sdp::Session::parse(&req.sdp).map_err(|_| MediaError::BadSdp)?;
+        let media = relay::media_addresses(&session);
+        let (call_id, sender, other) = (req.call_id.clone(), sender.to_owned(), other.to_owned());
+        let (from, create) = (req.source, req.op == MediaOp::Offer);
+        let updated = self
+            .ask(&req.call_id, |reply| Control::Update {
+                call_id,
+                sender,
+                other,
+                media,
+                from,
+                create,
+                reply,
+            })
             .await
-            .unwrap_or(false)
+            .ok_or(MediaError::Unavailable)?;
+        let (side, ports) = updated.ok_or(match req.op {
+            MediaOp::Offer => MediaError::NoPorts,
+            _ => MediaError::NoSession,
+        })?;
+        Ok(relay::relayed_sdp(&session, side, &ports, self.announce))
     }
 
     /// The counters of a session: (offerer, answerer) per stream.
     pub async fn stats(&self, id: &SessionId) -> Option<SessionStats> {
         let id2 = id.clone();
-        self.ask(id, |reply| Control::Stats { id: id2, reply })
+        self.ask(&id.call_id, |reply| Control::Stats { id: id2, reply })
             .await
             .flatten()
     }

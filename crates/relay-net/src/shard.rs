@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use relay::{PortPool, Relay, SessionId, SessionPorts, SessionStats, StreamPorts};
+use relay::{PortPool, Relay, SessionId, SessionPorts, SessionStats, Side, StreamPorts};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -15,20 +15,21 @@ use tokio::task::JoinHandle;
 /// What the rest of the server asks of a shard.
 #[derive(Debug)]
 pub(crate) enum Control {
-    Offer {
-        id: SessionId,
+    /// An SDP of the party with tag `sender` (the other one's: `other`); a session is
+    /// made for it when `create` and there is none.
+    Update {
+        call_id: String,
+        sender: String,
+        other: String,
         media: Vec<Option<SocketAddr>>,
         from: Option<IpAddr>,
-        reply: oneshot::Sender<Option<SessionPorts>>,
+        create: bool,
+        reply: oneshot::Sender<Option<(Side, SessionPorts)>>,
     },
-    Answer {
-        id: SessionId,
-        media: Vec<Option<SocketAddr>>,
-        from: Option<IpAddr>,
-        reply: oneshot::Sender<Option<SessionPorts>>,
-    },
+    /// Ends the session the call has under any of these tags.
     Delete {
-        id: SessionId,
+        call_id: String,
+        tags: Vec<String>,
         reply: oneshot::Sender<bool>,
     },
     Stats {
@@ -94,58 +95,48 @@ pub(crate) fn run(
 
 fn control(state: &Rc<RefCell<State>>, msg: Control) {
     match msg {
-        Control::Offer {
-            id,
+        Control::Update {
+            call_id,
+            sender,
+            other,
             media,
             from,
+            create,
             reply,
         } => {
-            // A port another program holds is retired and the offer made again, a bounded
-            // number of times (never a loop on "Address already in use").
-            let mut ports = None;
-            // What a failed offer undoes: only the streams it added (a re-offer's call goes on).
-            let before = state.borrow().relay.streams(&id);
-            for _ in 0..8 {
-                let offered = state
+            let found = state.borrow().relay.side_of(&call_id, &sender, &other);
+            let updated = match found {
+                Some((id, Side::Answerer)) => state
                     .borrow_mut()
                     .relay
-                    .offer(Instant::now(), &id, &media, from);
-                let Some(offered) = offered else { break };
-                match open(state, &offered) {
-                    Ok(()) => {
-                        ports = Some(offered);
-                        break;
-                    }
-                    Err(busy) => {
-                        let mut s = state.borrow_mut();
-                        s.relay.undo_offer(&id, &before);
-                        s.close_unused();
-                        match busy {
-                            Some(port) => s.relay.retire_port(port),
-                            None => break,
-                        }
-                    }
+                    .answer(&id, &media, from)
+                    .map(|p| (Side::Answerer, p)),
+                Some((id, Side::Offerer)) => offer(state, &id, &media, from),
+                None if create => {
+                    let id = SessionId {
+                        call_id,
+                        from_tag: sender,
+                    };
+                    offer(state, &id, &media, from)
                 }
-            }
-            if ports.is_none() {
-                let mut s = state.borrow_mut();
-                s.relay.undo_offer(&id, &before);
-                s.close_unused();
-                tracing::warn!(call_id = %id.call_id, available = s.relay.ports_available(), "media relay: no ports for the offer");
-            }
-            let _ = reply.send(ports);
+                None => None,
+            };
+            let _ = reply.send(updated);
         }
-        Control::Answer {
-            id,
-            media,
-            from,
+        Control::Delete {
+            call_id,
+            tags,
             reply,
         } => {
-            let _ = reply.send(state.borrow_mut().relay.answer(&id, &media, from));
-        }
-        Control::Delete { id, reply } => {
             let mut s = state.borrow_mut();
-            let found = s.relay.delete(&id);
+            let mut found = false;
+            for from_tag in tags {
+                let id = SessionId {
+                    call_id: call_id.clone(),
+                    from_tag,
+                };
+                found |= s.relay.delete(&id);
+            }
             s.close_unused();
             let _ = reply.send(found);
         }
@@ -153,6 +144,43 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
             let _ = reply.send(state.borrow().relay.stats(&id));
         }
     }
+}
+
+/// An offer from the offerer's side of session `id` (made if new), its ports bound. A port
+/// another program holds is retired and the offer made again, a bounded number of times
+/// (never a loop on "Address already in use"); a failed offer undoes only the streams it
+/// added (a re-offer's call goes on). `None` when no ports are left or can be bound.
+fn offer(
+    state: &Rc<RefCell<State>>,
+    id: &SessionId,
+    media: &[Option<SocketAddr>],
+    from: Option<IpAddr>,
+) -> Option<(Side, SessionPorts)> {
+    let before = state.borrow().relay.streams(id);
+    for _ in 0..8 {
+        let offered = state
+            .borrow_mut()
+            .relay
+            .offer(Instant::now(), id, media, from);
+        let Some(offered) = offered else { break };
+        match open(state, &offered) {
+            Ok(()) => return Some((Side::Offerer, offered)),
+            Err(busy) => {
+                let mut s = state.borrow_mut();
+                s.relay.undo_offer(id, &before);
+                s.close_unused();
+                match busy {
+                    Some(port) => s.relay.retire_port(port),
+                    None => break,
+                }
+            }
+        }
+    }
+    let mut s = state.borrow_mut();
+    s.relay.undo_offer(id, &before);
+    s.close_unused();
+    tracing::warn!(call_id = %id.call_id, available = s.relay.ports_available(), "media relay: no ports for the offer");
+    None
 }
 
 /// Binds the sockets of `ports` (RTP and RTCP of each side) not bound yet, each with its

@@ -1,11 +1,12 @@
-//! Real packets through the relay on loopback: two "phones" (UDP sockets) talk through it
-//! both ways; a third address is not heard once the phones are latched; a deleted session
-//! relays nothing.
+//! Real packets through the relay on loopback, driven as a proxy drives it (SDP offers and
+//! answers): two "phones" (UDP sockets) talk through it both ways; a third address is not
+//! heard once the phones are latched; a deleted session relays nothing; a re-INVITE from
+//! the callee keeps the ports.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use relay::SessionId;
+use relay::{MediaError, MediaOp, MediaRequest, SessionId};
 use relay_net::{MediaRelay, RelayConfig};
 
 fn phone() -> UdpSocket {
@@ -35,6 +36,54 @@ fn exchange(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, n: u16) -> Vec<Soc
     got
 }
 
+fn start(base: u16, size: u16, threads: usize) -> MediaRelay {
+    MediaRelay::start(&RelayConfig {
+        bind: "127.0.0.1".parse().expect("ip"),
+        announce: "192.0.2.80".parse().expect("ip"),
+        ports: base..=base + size - 1,
+        timeout: Duration::from_secs(60),
+        threads,
+    })
+    .expect("relay")
+}
+
+/// A phone's SDP: audio at its socket's address.
+fn sdp_of(s: &UdpSocket) -> Vec<u8> {
+    let a = s.local_addr().expect("addr");
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        ip = a.ip(),
+        port = a.port()
+    )
+    .into_bytes()
+}
+
+fn request(op: MediaOp, from_tag: &str, to_tag: &str, sdp: Vec<u8>) -> MediaRequest {
+    MediaRequest {
+        op,
+        call_id: "loopback".into(),
+        from_tag: from_tag.into(),
+        to_tag: to_tag.into(),
+        sdp,
+        source: None,
+    }
+}
+
+/// The relay's address and audio port in a rewritten SDP.
+fn relay_port(sdp: &[u8]) -> u16 {
+    let text = std::str::from_utf8(sdp).expect("utf-8");
+    assert!(text.contains("c=IN IP4 192.0.2.80\r\n"), "{text}");
+    assert!(text.contains("o=- 1 1 IN IP4 192.0.2.80\r\n"), "{text}");
+    let m = text
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .expect("m=");
+    m.split(' ')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
 #[test]
 fn two_phones_hear_each_other_and_no_one_else() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -42,50 +91,57 @@ fn two_phones_hear_each_other_and_no_one_else() {
         .build()
         .expect("rt");
     let base = 41000 + (std::process::id() % 400) as u16 * 20;
-    let relay = MediaRelay::start(&RelayConfig {
-        bind: "127.0.0.1".parse().expect("ip"),
-        ports: base..=base + 19,
-        timeout: Duration::from_secs(60),
-        threads: 2,
-    })
-    .expect("relay");
+    let relay = start(base, 20, 2);
     let (a, b, intruder) = (phone(), phone(), phone());
+    let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
+    // b sends to the port in the offer it got; a to the one in the answer.
+    let to_b_side = relay_port(&offer.expect("offered"));
+    let answer = rt.block_on(relay.apply(&request(MediaOp::Answer, "a", "b", sdp_of(&b))));
+    let to_a_side = relay_port(&answer.expect("answered"));
+    assert_ne!(to_a_side, to_b_side);
+    let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    // a → relay → b, from the port b sends to.
+    let heard = exchange(&a, at(to_a_side), &b, 50);
+    assert!(heard.len() >= 45, "b heard {} of 50", heard.len());
+    assert!(heard.iter().all(|&s| s == at(to_b_side)));
+    let heard = exchange(&b, at(to_b_side), &a, 50);
+    assert!(heard.len() >= 45, "a heard {} of 50", heard.len());
+    assert!(heard.iter().all(|&s| s == at(to_a_side)));
+    // Latched: another address is dropped.
+    assert!(exchange(&intruder, at(to_a_side), &b, 5).is_empty());
     let id = SessionId {
         call_id: "loopback".into(),
         from_tag: "a".into(),
     };
-    let media = |s: &UdpSocket| vec![Some(s.local_addr().expect("addr"))];
-    let ports = rt
-        .block_on(relay.offer(&id, media(&a), None))
-        .expect("offered")[0]
-        .expect("stream");
-    rt.block_on(relay.answer(&id, media(&b), None))
-        .expect("answered");
-    let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    // a → relay (the port in the answer a got) → b, from the port b sends to.
-    let heard = exchange(&a, at(ports.for_offerer), &b, 50);
-    assert!(heard.len() >= 45, "b heard {} of 50", heard.len());
-    assert!(heard.iter().all(|&s| s == at(ports.for_answerer)));
-    let heard = exchange(&b, at(ports.for_answerer), &a, 50);
-    assert!(heard.len() >= 45, "a heard {} of 50", heard.len());
-    assert!(heard.iter().all(|&s| s == at(ports.for_offerer)));
-    // Latched: another address is dropped.
-    assert!(exchange(&intruder, at(ports.for_offerer), &b, 5).is_empty());
     let (offerer, answerer) = rt.block_on(relay.stats(&id)).expect("stats")[0].expect("stream");
     assert!(
         offerer.packets >= 45 && answerer.packets >= 45,
         "{offerer:?} {answerer:?}"
     );
     assert_eq!(offerer.dropped, 5, "the intruder's");
-    assert!(rt.block_on(relay.delete(&id)));
+    // The callee's re-INVITE (its tag is the From tag now) keeps the ports: its SDP goes
+    // to the caller with the port the caller sends to.
+    let reinvite = rt.block_on(relay.apply(&request(MediaOp::Offer, "b", "a", sdp_of(&b))));
+    assert_eq!(relay_port(&reinvite.expect("re-offer")), to_a_side);
+    let ok = rt.block_on(relay.apply(&request(MediaOp::Answer, "b", "a", sdp_of(&a))));
+    assert_eq!(relay_port(&ok.expect("re-answer")), to_b_side);
+    // A BYE from either side ends it.
+    rt.block_on(relay.apply(&request(MediaOp::Delete, "b", "a", Vec::new())))
+        .expect("deleted");
+    assert!(rt.block_on(relay.stats(&id)).is_none(), "deleted");
     assert!(
-        exchange(&a, at(ports.for_offerer), &b, 5).is_empty(),
-        "deleted"
+        exchange(&a, at(to_a_side), &b, 5).is_empty(),
+        "nothing relayed after the delete"
     );
+    // An answer without an offer is refused, and so is SDP the relay cannot read.
+    let orphan = rt.block_on(relay.apply(&request(MediaOp::Answer, "x", "y", sdp_of(&b))));
+    assert_eq!(orphan, Err(MediaError::NoSession));
+    let bad = rt.block_on(relay.apply(&request(MediaOp::Offer, "x", "", b"hello".to_vec())));
+    assert_eq!(bad, Err(MediaError::BadSdp));
 }
 
 #[test]
-fn a_port_another_program_holds_is_skipped() {
+fn a_port_another_program_holds_is_skipped_and_exhaustion_is_reported() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -93,20 +149,17 @@ fn a_port_another_program_holds_is_skipped() {
     let base = 45000 + (std::process::id() % 400) as u16 * 20;
     // The first pair the relay would hand out is taken (its RTCP port).
     let _squatter = UdpSocket::bind(("127.0.0.1", base + 1)).expect("squat");
-    let relay = MediaRelay::start(&RelayConfig {
-        bind: "127.0.0.1".parse().expect("ip"),
-        ports: base..=base + 7,
-        timeout: Duration::from_secs(60),
-        threads: 1,
-    })
-    .expect("relay");
-    let id = SessionId {
-        call_id: "squat".into(),
-        from_tag: "a".into(),
-    };
-    let media = vec![Some("127.0.0.1:4000".parse().expect("addr"))];
-    let ports = rt.block_on(relay.offer(&id, media, None)).expect("offered")[0].expect("stream");
-    for p in [ports.for_offerer, ports.for_answerer] {
-        assert!(p > base + 1, "{p} is not the squatted pair");
-    }
+    let relay = start(base, 10, 1);
+    let a = phone();
+    let offered = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
+    let port = relay_port(&offered.expect("offered"));
+    assert!(port > base + 1, "{port} is not the squatted pair");
+    // Five pairs, one squatted, two per call (a port facing each side): a second call
+    // takes the last two, a third gets none.
+    let mut second = request(MediaOp::Offer, "c", "", sdp_of(&a));
+    second.call_id = "second".into();
+    let mut third = second.clone();
+    third.call_id = "third".into();
+    rt.block_on(relay.apply(&second)).expect("second call");
+    assert_eq!(rt.block_on(relay.apply(&third)), Err(MediaError::NoPorts));
 }

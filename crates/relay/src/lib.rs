@@ -10,11 +10,16 @@
 //!   Bleed, no RTP injection);
 //! - counters per side (packets, bytes, RTP sequence gaps, the last packet's time), and
 //!   sessions end on teardown or when no packet came for the media timeout.
+//!
+//! [`MediaRequest`] is what a SIP proxy asks of a relay (as rtpengine's ng protocol has it);
+//! [`media_addresses`] and [`relayed_sdp`] read and write the SDP for it.
 
+mod control;
 mod pool;
 mod rtp;
 mod session;
 
+pub use control::{media_addresses, relayed_sdp, MediaError, MediaOp, MediaRequest};
 pub use pool::{pairs, PortPool};
 pub use session::{
     Dropped, Forward, Relay, SessionId, SessionPorts, SessionStats, Side, Stats, StreamPorts,

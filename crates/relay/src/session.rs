@@ -282,6 +282,24 @@ impl Relay {
         }
     }
 
+    /// Which session an SDP of the sender with tag `sender` belongs to, and its side there:
+    /// the offerer's when a session was made with that tag, the answerer's when one was made
+    /// with the other party's tag `other` (its re-INVITE, its answer); `None` without either.
+    pub fn side_of(&self, call_id: &str, sender: &str, other: &str) -> Option<(SessionId, Side)> {
+        let id = |tag: &str| SessionId {
+            call_id: call_id.to_owned(),
+            from_tag: tag.to_owned(),
+        };
+        let mine = id(sender);
+        if self.ids.contains_key(&mine) {
+            return Some((mine, Side::Offerer));
+        }
+        let theirs = id(other);
+        self.ids
+            .contains_key(&theirs)
+            .then_some((theirs, Side::Answerer))
+    }
+
     /// Ends a session (BYE, CANCEL, a failed INVITE): its ports go back to the pool.
     pub fn delete(&mut self, id: &SessionId) -> bool {
         self.remove(id)

@@ -307,3 +307,60 @@ fn an_undone_re_offer_keeps_the_call_it_would_have_changed() {
     r.undo_offer(&id("new"), &[]);
     assert_eq!((r.sessions(), r.ports_available()), (1, 8));
 }
+
+#[test]
+fn an_sdp_belongs_to_the_side_whose_tag_made_the_session() {
+    let mut r = relay(4);
+    let now = Instant::now();
+    assert_eq!(r.side_of("c", "a", "b"), None, "no session yet");
+    r.offer(now, &id("c"), &[Some(addr("10.0.0.1:4000"))], None)
+        .expect("offer");
+    // The caller ("a") sends: its side; the callee ("b", its re-INVITE or answer): the other.
+    assert_eq!(r.side_of("c", "a", "b"), Some((id("c"), Side::Offerer)));
+    assert_eq!(r.side_of("c", "b", "a"), Some((id("c"), Side::Answerer)));
+    assert_eq!(r.side_of("c", "x", "y"), None, "another call's tags");
+    assert_eq!(r.side_of("d", "a", "b"), None, "another Call-ID");
+}
+
+fn parsed(text: &str) -> sdp::Session<'_> {
+    sdp::Session::parse(text.as_bytes()).expect("sdp")
+}
+
+#[test]
+fn declined_and_zero_address_streams_are_not_relayed() {
+    let text = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 0\r\nm=video 0 RTP/AVP 96\r\nm=audio 4002 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\n";
+    let media = media_addresses(&parsed(text));
+    assert_eq!(media, vec![Some(addr("10.0.0.1:4000")), None, None]);
+}
+
+#[test]
+fn the_receiver_gets_the_port_it_sends_to_with_rtcp_as_the_sender_had_it() {
+    let text = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 0\r\na=rtcp:4001\r\na=candidate:1 1 UDP 1 10.0.0.1 4000 typ host\r\n\
+m=audio 4002 RTP/AVP 0\r\na=rtcp-mux\r\n";
+    let s = parsed(text);
+    let ports = vec![
+        Some(StreamPorts {
+            for_offerer: 30000,
+            for_answerer: 30002,
+        }),
+        Some(StreamPorts {
+            for_offerer: 30004,
+            for_answerer: 30006,
+        }),
+    ];
+    let out = relayed_sdp(&s, Side::Offerer, &ports, ip("192.0.2.80"));
+    let out = String::from_utf8(out).expect("utf-8");
+    assert_eq!(
+        out,
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.80\r\ns=-\r\nc=IN IP4 192.0.2.80\r\nt=0 0\r\n\
+m=audio 30002 RTP/AVP 0\r\na=rtcp:30003\r\nm=audio 30006 RTP/AVP 0\r\na=rtcp-mux\r\n"
+    );
+    let back = relayed_sdp(&s, Side::Answerer, &ports, ip("192.0.2.80"));
+    let back = String::from_utf8(back).expect("utf-8");
+    assert!(
+        back.contains("m=audio 30000 RTP/AVP 0\r\na=rtcp:30001\r\n"),
+        "{back}"
+    );
+}

@@ -1,0 +1,122 @@
+//! What a SIP proxy asks of a media relay, as rtpengine's ng protocol has it (an offer, an
+//! answer or a delete, with the SDP), and the SDP side of it: the media addresses an SDP
+//! names, and the copy of it that names the relay instead.
+
+use std::net::{IpAddr, SocketAddr};
+
+use sdp::{MediaRewrite, Rewrite, Session};
+
+use crate::session::{SessionPorts, Side};
+
+/// The kind of a [`MediaRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaOp {
+    /// An SDP offer: a session is made for it when there is none.
+    Offer,
+    /// An SDP answer: only for a session an offer made.
+    Answer,
+    /// The call ended: its session goes.
+    Delete,
+}
+
+/// One request to a media relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRequest {
+    /// What is asked.
+    pub op: MediaOp,
+    /// The call's Call-ID.
+    pub call_id: String,
+    /// ng's `from-tag`: the tag of the offer's sender.
+    pub from_tag: String,
+    /// ng's `to-tag`: the tag of the answer's sender (empty when not known).
+    pub to_tag: String,
+    /// The SDP body (empty for a delete).
+    pub sdp: Vec<u8>,
+    /// Where the SDP's signalling came from: behind NAT, its media comes from there too.
+    pub source: Option<IpAddr>,
+}
+
+impl MediaRequest {
+    /// The tags of the SDP's sender and of the other party.
+    pub fn tags(&self) -> (&str, &str) {
+        match self.op {
+            MediaOp::Offer => (&self.from_tag, &self.to_tag),
+            _ => (&self.to_tag, &self.from_tag),
+        }
+    }
+}
+
+/// Why a relay did not take an SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaError {
+    /// The body is not SDP the relay can read.
+    BadSdp,
+    /// No ports are left (or none could be bound) for the offer.
+    NoPorts,
+    /// An answer for a call no offer made a session for.
+    NoSession,
+    /// The relay did not answer.
+    Unavailable,
+}
+
+impl std::fmt::Display for MediaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MediaError::BadSdp => "the body is not SDP the relay can read",
+            MediaError::NoPorts => "no media ports left",
+            MediaError::NoSession => "no relay session for this answer",
+            MediaError::Unavailable => "the media relay did not answer",
+        })
+    }
+}
+
+/// The RTP address of each stream of `s`: `None` for a declined stream (port 0), one on
+/// hold with the zero address, or one without a connection address.
+pub fn media_addresses(s: &Session<'_>) -> Vec<Option<SocketAddr>> {
+    s.media
+        .iter()
+        .map(|m| {
+            let c = m.connection.or(s.connection)?;
+            (m.port != 0 && !c.address.is_unspecified()).then(|| SocketAddr::new(c.address, m.port))
+        })
+        .collect()
+}
+
+/// A copy of `s`, sent by `sender`, in which each relayed stream names `announce` and the
+/// relay's port facing the receiver (RTCP on the next port, or on the same one with
+/// `a=rtcp-mux`), the origin names `announce`, and ICE is gone (its candidates would lead
+/// around the relay).
+pub fn relayed_sdp(
+    s: &Session<'_>,
+    sender: Side,
+    ports: &SessionPorts,
+    announce: IpAddr,
+) -> Vec<u8> {
+    let media = s
+        .media
+        .iter()
+        .zip(ports)
+        .map(|(m, p)| {
+            let p = (*p)?;
+            let port = match sender {
+                Side::Offerer => p.for_answerer,
+                Side::Answerer => p.for_offerer,
+            };
+            let rtcp_port = match (m.rtcp_mux, m.rtcp_port) {
+                (true, _) => Some(port),
+                (false, Some(_)) => Some(port + 1),
+                (false, None) => None,
+            };
+            Some(MediaRewrite {
+                address: announce,
+                port,
+                rtcp_port,
+            })
+        })
+        .collect();
+    s.rewrite(&Rewrite {
+        media,
+        origin: Some(announce),
+        strip_ice: true,
+    })
+}
