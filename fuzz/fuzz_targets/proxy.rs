@@ -59,6 +59,7 @@ fn core() -> &'static Core {
             guard: sip_proxy::GuardConfig { flood_limit: 0, auth_failures: 0, ..Default::default() },
             branch_secret: sip_proxy::BranchSecret([0; 16]),
             nonce_secret: sip_proxy::NonceSecret([0; 32]),
+            media_optional: false,
             route_secret: sip_proxy::RouteSecret([0; 16]),
             max_pending_writes: usize::MAX,
             max_transactions: 100_000,
@@ -75,7 +76,7 @@ Contact: <sip:bob@192.0.2.20>, <sip:bob@192.0.2.21>;q=0.5\r\nContent-Length: 0\r
 }
 
 /// Checks what the core sends; answers its lookups (every name is 192.0.2.30) and its
-/// binding writes, and resumes what waited, a bounded number of times.
+/// binding writes and its media relay requests, and resumes what waited, a bounded number of times.
 fn check(commands: Vec<Command>) {
     let mut pending = commands;
     for _ in 0..3 {
@@ -95,6 +96,12 @@ fn check(commands: Vec<Command>) {
                 Command::Persist { then, .. } => {
                     if let Some(then) = then {
                         next.extend(core().persisted(Instant::now(), then, Written::Stored));
+                    }
+                }
+                Command::Media { request, then } => {
+                    // The relay gives the SDP back as it came.
+                    if let Some(then) = then {
+                        next.extend(core().media_done(Instant::now(), then, Ok(request.sdp)));
                     }
                 }
             }

@@ -24,6 +24,8 @@ pub(crate) struct ApiState {
     pub(crate) token: String,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) reloader: Reloader,
+    /// The in-process media relay, when it runs.
+    pub(crate) media: Option<relay_net::MediaRelay>,
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -44,6 +46,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
             get(location_one).delete(location_rm),
         )
         .route("/api/reload", post(reload))
+        .route("/api/relay", get(relay_sessions))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -210,13 +213,63 @@ async fn reload(State(s): Shared) -> Response {
     }
 }
 
+/// The media relay's totals and its sessions, each stream's counters per side.
+async fn relay_sessions(State(s): Shared) -> Response {
+    let Some(media) = &s.media else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the media relay is off ([relay] enabled)",
+        );
+    };
+    let t = media.totals().await;
+    let side = |x: &relay::Stats| {
+        serde_json::json!({
+            "packets": x.packets,
+            "bytes": x.bytes,
+            "lost": x.lost,
+            "dropped": x.dropped,
+            "idle_ms": x.last.map(|l| l.elapsed().as_millis() as u64),
+        })
+    };
+    let sessions: Vec<serde_json::Value> = media
+        .sessions()
+        .await
+        .iter()
+        .map(|(id, streams)| {
+            let streams: Vec<serde_json::Value> = streams
+                .iter()
+                .map(|s| match s {
+                    Some((o, a)) => serde_json::json!({"offerer": side(o), "answerer": side(a)}),
+                    None => serde_json::Value::Null,
+                })
+                .collect();
+            serde_json::json!({"call_id": id.call_id, "from_tag": id.from_tag, "streams": streams})
+        })
+        .collect();
+    Json(serde_json::json!({
+        "sessions": t.sessions,
+        "ports_free": t.ports_free,
+        "packets": t.packets,
+        "bytes": t.bytes,
+        "dropped": t.dropped,
+        "lost": t.lost,
+        "calls": sessions,
+    }))
+    .into_response()
+}
+
 async fn metrics(State(s): Shared) -> Response {
+    let relay = match &s.media {
+        Some(m) => Some(m.totals().await),
+        None => None,
+    };
     let core = &s.live.core;
     let text = s.metrics.render(Snapshot {
         auth_failures: core.auth_failures(),
         transactions: core.active_transactions(),
         contacts: s.live.location.len(),
         subscribers: core.subscriber_count(),
+        relay,
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

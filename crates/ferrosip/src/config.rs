@@ -20,6 +20,65 @@ pub(crate) struct Config {
     pub(crate) api: Api,
     pub(crate) stun: Stun,
     pub(crate) nat: Nat,
+    pub(crate) relay: Relay,
+}
+
+/// `[relay]`: the in-process media relay, which takes the audio of the calls the script
+/// gives it (`rtp_relay()`: the default script's calls with a phone behind NAT).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Relay {
+    /// Run it (false: `rtp_relay()` leaves the SDP as it is).
+    pub(crate) enabled: bool,
+    /// Its UDP ports, `"first-last"`: a pair per side of each stream (RTP on the even
+    /// port, RTCP on the next).
+    pub(crate) ports: String,
+    /// The address to bind them on.
+    pub(crate) bind: std::net::IpAddr,
+    /// The address the SDP names for them: a cloud server's public address is often on no
+    /// interface. Unset: the bind address, else `[server] advertise`, else the first SIP
+    /// listen address that is no wildcard nor loopback, else the host's primary address.
+    pub(crate) announce: Option<std::net::IpAddr>,
+    /// Seconds without a packet after which a call's media session ends.
+    pub(crate) timeout: u64,
+    /// Packet threads, each with its share of the sessions (0: one per core).
+    pub(crate) threads: usize,
+    /// When no ports are left: `"reject"` the call with 503, or let it `"proceed"` with
+    /// its own SDP (audio then flows only where the phones reach each other).
+    pub(crate) when_exhausted: WhenExhausted,
+}
+
+/// What a call gets when the relay has no ports for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WhenExhausted {
+    /// 503 Service Unavailable.
+    Reject,
+    /// The call goes on without the relay.
+    Proceed,
+}
+
+impl Default for Relay {
+    fn default() -> Self {
+        Relay {
+            enabled: true,
+            ports: "30000-40000".into(),
+            bind: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            announce: None,
+            timeout: 60,
+            threads: 0,
+            when_exhausted: WhenExhausted::Reject,
+        }
+    }
+}
+
+impl Relay {
+    /// The port range, if `ports` is `"first-last"` with room for a call (two pairs).
+    pub(crate) fn port_range(&self) -> Option<std::ops::RangeInclusive<u16>> {
+        let (a, b) = self.ports.split_once('-')?;
+        let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        (a > 0 && relay::pairs(&(a..=b)).count() >= 2).then_some(a..=b)
+    }
 }
 
 /// `[nat]`: clients behind NAT (their Contact is not where their REGISTER came from).
@@ -425,6 +484,13 @@ impl Config {
                 line_of("keepalive_timeout")
             ));
         }
+        if self.relay.port_range().is_none() {
+            return Err(format!(
+                "{}relay.ports: {:?} is not \"first-last\" with room for two port pairs",
+                line_of("ports"),
+                self.relay.ports
+            ));
+        }
         if self.timers.t1 == 0 || self.timers.t2 < self.timers.t1 {
             return Err(format!("{}timers: need 0 < t1 <= t2", line_of("t1")));
         }
@@ -484,6 +550,10 @@ mod tests {
         assert!(e.starts_with("line 2"), "{e}");
         let e = Config::parse("[nat]\nkeepalive_timeout = 10\n").unwrap_err();
         assert!(e.starts_with("line 2: nat.keepalive_timeout"), "{e}");
+        let e = Config::parse("[relay]\n\nports = \"40000-30000\"\n").unwrap_err();
+        assert!(e.starts_with("line 3: relay.ports"), "{e}");
+        let e = Config::parse("[relay]\nwhen_exhausted = \"maybe\"\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
         let e = Config::parse("[stun]\n\nlisten = [\"3478\"]\n").unwrap_err();
         assert!(
             e.starts_with("line 3") && e.contains("socket address"),

@@ -11,6 +11,7 @@ mod api;
 mod cmd;
 mod config;
 mod manage;
+mod media;
 mod metrics;
 mod reload;
 mod resolve;

@@ -48,6 +48,9 @@ pub(crate) struct Metrics {
     transactions: Gauge,
     contacts: Gauge,
     subscribers: Gauge,
+    /// The media relay's: sessions, free port pairs; packets, bytes, dropped, lost.
+    relay_gauges: [Gauge; 2],
+    relay_counters: [Counter; 4],
 }
 
 static META: Metadata<'static> =
@@ -130,6 +133,22 @@ impl Metrics {
                 "ferrosip_auth_failures_total",
                 "Requests refused for wrong credentials",
             ),
+            (
+                "ferrosip_relay_packets_total",
+                "RTP and RTCP packets the media relay forwarded",
+            ),
+            (
+                "ferrosip_relay_bytes_total",
+                "Bytes the media relay forwarded",
+            ),
+            (
+                "ferrosip_relay_dropped_total",
+                "Packets the media relay dropped: not from the latched source, or to no session",
+            ),
+            (
+                "ferrosip_relay_lost_total",
+                "RTP packets missing from the sequence numbers the media relay saw",
+            ),
         ] {
             recorder.describe_counter(name.into(), None, help.into());
         }
@@ -143,6 +162,14 @@ impl Metrics {
                 "Registered contacts (bindings)",
             ),
             ("ferrosip_subscribers", "Subscribers who can authenticate"),
+            (
+                "ferrosip_relay_sessions",
+                "Calls whose media goes through the relay",
+            ),
+            (
+                "ferrosip_relay_ports_free",
+                "Port pairs the media relay has left",
+            ),
         ] {
             recorder.describe_gauge(name.into(), None, help.into());
         }
@@ -170,6 +197,14 @@ impl Metrics {
             transactions: gauge("ferrosip_transactions_active"),
             contacts: gauge("ferrosip_contacts_registered"),
             subscribers: gauge("ferrosip_subscribers"),
+            relay_gauges: ["ferrosip_relay_sessions", "ferrosip_relay_ports_free"].map(gauge),
+            relay_counters: [
+                "ferrosip_relay_packets_total",
+                "ferrosip_relay_bytes_total",
+                "ferrosip_relay_dropped_total",
+                "ferrosip_relay_lost_total",
+            ]
+            .map(|name| counter(name, Vec::new())),
             handle,
         }
     }
@@ -214,6 +249,17 @@ impl Metrics {
         self.transactions.set(now.transactions as f64);
         self.contacts.set(now.contacts as f64);
         self.subscribers.set(now.subscribers as f64);
+        if let Some(r) = now.relay {
+            self.relay_gauges[0].set(r.sessions as f64);
+            self.relay_gauges[1].set(r.ports_free as f64);
+            for (c, v) in self
+                .relay_counters
+                .iter()
+                .zip([r.packets, r.bytes, r.dropped, r.lost])
+            {
+                c.absolute(v);
+            }
+        }
         self.handle.render()
     }
 }
@@ -225,6 +271,8 @@ pub(crate) struct Snapshot {
     pub(crate) transactions: usize,
     pub(crate) contacts: usize,
     pub(crate) subscribers: usize,
+    /// The media relay's counters, when it runs.
+    pub(crate) relay: Option<relay::Totals>,
 }
 
 fn transport_index(p: Protocol) -> usize {
@@ -279,8 +327,22 @@ mod tests {
             transactions: 2,
             contacts: 5,
             subscribers: 1,
+            relay: Some(relay::Totals {
+                sessions: 4,
+                ports_free: 100,
+                packets: 1000,
+                bytes: 172_000,
+                dropped: 7,
+                lost: 2,
+            }),
         });
         let v = |s: &str| value(&text, s);
+        assert_eq!(v("ferrosip_relay_sessions"), Some(4.0));
+        assert_eq!(v("ferrosip_relay_ports_free"), Some(100.0));
+        assert_eq!(v("ferrosip_relay_packets_total"), Some(1000.0));
+        assert_eq!(v("ferrosip_relay_bytes_total"), Some(172_000.0));
+        assert_eq!(v("ferrosip_relay_dropped_total"), Some(7.0));
+        assert_eq!(v("ferrosip_relay_lost_total"), Some(2.0));
         assert_eq!(
             v("ferrosip_requests_total{direction=\"in\",method=\"INVITE\"}"),
             Some(1.0),

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use relay::{MediaError, MediaOp, MediaRequest, SessionId, SessionStats};
+use relay::{MediaError, MediaOp, MediaRequest, SessionId, SessionStats, Totals};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::shard::Control;
@@ -121,5 +121,29 @@ impl MediaRelay {
         self.ask(&id.call_id, |reply| Control::Stats { id: id2, reply })
             .await
             .flatten()
+    }
+
+    /// The counters of every shard, added.
+    pub async fn totals(&self) -> Totals {
+        let mut sum = Totals::default();
+        for shard in &self.shards {
+            let (reply, rx) = oneshot::channel();
+            if shard.send(Control::Totals { reply }).is_ok() {
+                sum += rx.await.unwrap_or_default();
+            }
+        }
+        sum
+    }
+
+    /// Every session, with its counters: (offerer, answerer) per stream.
+    pub async fn sessions(&self) -> Vec<(SessionId, SessionStats)> {
+        let mut all = Vec::new();
+        for shard in &self.shards {
+            let (reply, rx) = oneshot::channel();
+            if shard.send(Control::List { reply }).is_ok() {
+                all.extend(rx.await.unwrap_or_default());
+            }
+        }
+        all
     }
 }

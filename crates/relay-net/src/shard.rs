@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use relay::{PortPool, Relay, SessionId, SessionPorts, SessionStats, Side, StreamPorts};
+use relay::{PortPool, Relay, SessionId, SessionPorts, SessionStats, Side, StreamPorts, Totals};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -35,6 +35,12 @@ pub(crate) enum Control {
     Stats {
         id: SessionId,
         reply: oneshot::Sender<Option<SessionStats>>,
+    },
+    /// The shard's counters.
+    Totals { reply: oneshot::Sender<Totals> },
+    /// The shard's sessions, with their counters.
+    List {
+        reply: oneshot::Sender<Vec<(SessionId, SessionStats)>>,
     },
 }
 
@@ -142,6 +148,12 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
         }
         Control::Stats { id, reply } => {
             let _ = reply.send(state.borrow().relay.stats(&id));
+        }
+        Control::Totals { reply } => {
+            let _ = reply.send(state.borrow().relay.totals());
+        }
+        Control::List { reply } => {
+            let _ = reply.send(state.borrow().relay.list());
         }
     }
 }

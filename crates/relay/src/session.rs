@@ -47,6 +47,34 @@ pub struct Stats {
     last_seq: Option<u16>,
 }
 
+/// What the relay did since it started, over every session (ended ones too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Sessions now.
+    pub sessions: usize,
+    /// Port pairs free now.
+    pub ports_free: usize,
+    /// Packets relayed.
+    pub packets: u64,
+    /// Bytes relayed.
+    pub bytes: u64,
+    /// Packets dropped: from another address than the one latched, or to an unknown port.
+    pub dropped: u64,
+    /// RTP packets missing from the sequence numbers seen.
+    pub lost: u64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, o: Totals) {
+        self.sessions += o.sessions;
+        self.ports_free += o.ports_free;
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.dropped += o.dropped;
+        self.lost += o.lost;
+    }
+}
+
 /// Where a packet goes: out of our port `from`, to `to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forward {
@@ -151,6 +179,8 @@ pub struct Relay {
     by_port: HashMap<u16, (u64, usize, Side)>,
     next: u64,
     timeout: Duration,
+    /// Counters since start (the gauges are filled in by [`Relay::totals`]).
+    totals: Totals,
 }
 
 impl Relay {
@@ -163,6 +193,7 @@ impl Relay {
             by_port: HashMap::new(),
             next: 0,
             timeout,
+            totals: Totals::default(),
         }
     }
 
@@ -342,6 +373,25 @@ impl Relay {
         src: SocketAddr,
         packet: &[u8],
     ) -> Result<Forward, Dropped> {
+        let forward = self.relay_packet(now, port, src, packet);
+        match forward {
+            Ok(_) => {
+                self.totals.packets += 1;
+                self.totals.bytes += packet.len() as u64;
+            }
+            Err(Dropped::NoDestination) => {}
+            Err(_) => self.totals.dropped += 1,
+        }
+        forward
+    }
+
+    fn relay_packet(
+        &mut self,
+        now: Instant,
+        port: u16,
+        src: SocketAddr,
+        packet: &[u8],
+    ) -> Result<Forward, Dropped> {
         let rtcp = port % 2 == 1;
         let &(key, i, side) = self.by_port.get(&(port & !1)).ok_or(Dropped::UnknownPort)?;
         let session = self.sessions.get_mut(&key).ok_or(Dropped::UnknownPort)?;
@@ -368,7 +418,9 @@ impl Relay {
                 match stats.last_seq {
                     Some(last) if !rtp::ahead(last, seq) => {}
                     Some(last) => {
-                        stats.lost += rtp::gap(last, seq);
+                        let gap = rtp::gap(last, seq);
+                        stats.lost += gap;
+                        self.totals.lost += gap;
                         stats.last_seq = Some(seq);
                     }
                     None => stats.last_seq = Some(seq),
@@ -431,6 +483,23 @@ impl Relay {
     /// Sessions held.
     pub fn sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// The counters since start, with the sessions and free ports now.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            sessions: self.sessions.len(),
+            ports_free: self.pool.available(),
+            ..self.totals
+        }
+    }
+
+    /// Every session with its counters.
+    pub fn list(&self) -> Vec<(SessionId, SessionStats)> {
+        self.sessions
+            .values()
+            .filter_map(|s| Some((s.id.clone(), self.stats(&s.id)?)))
+            .collect()
     }
 
     /// Port pairs left.

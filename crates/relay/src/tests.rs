@@ -130,6 +130,14 @@ fn after_latching_other_sources_are_dropped() {
         r.on_packet(now, 29000, b, &rtp(1)),
         Err(Dropped::UnknownPort)
     );
+    // The relay's totals count them too, and outlive the session.
+    r.on_packet(now, p.for_answerer, b, &rtp(5))
+        .expect("relayed");
+    assert!(r.delete(&id("c")));
+    let t = r.totals();
+    assert_eq!((t.packets, t.dropped, t.lost, t.sessions), (3, 3, 3, 0));
+    assert_eq!(t.bytes, 3 * rtp(1).len() as u64);
+    assert_eq!(t.ports_free, 10);
 }
 
 #[test]

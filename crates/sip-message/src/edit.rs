@@ -229,6 +229,12 @@ impl<'m> Editor<'m> {
         self
     }
 
+    /// Replaces the body, keeping its Content-Type; Content-Length is rewritten to match.
+    pub fn replace_body(&mut self, body: Bytes) -> &mut Self {
+        self.body = Some(body);
+        self
+    }
+
     /// Writes the edited message.
     pub fn finish(mut self) -> Bytes {
         let body = self.body.take().unwrap_or_else(|| self.msg.body());

@@ -140,6 +140,7 @@ fn main() {
         branch_secret: sip_proxy::BranchSecret([7; 16]),
         route_secret: sip_proxy::RouteSecret([5; 16]),
         nonce_secret: sip_proxy::NonceSecret([8; 32]),
+        media_optional: false,
     };
     let core = Core::new(cfg, Arc::new(Location::new()));
     for u in 0..n {

@@ -58,6 +58,9 @@ pub struct ProxyConfig {
     /// Key of the digest nonces: a nonce made under another key is refused. Fill it with
     /// random bytes at start (one per process).
     pub nonce_secret: NonceSecret,
+    /// A call whose media the relay cannot take (no ports left, no answer) proceeds with
+    /// its own SDP instead of getting 503.
+    pub media_optional: bool,
 }
 
 /// The key of our digest nonces, given by the IO layer; never printed.

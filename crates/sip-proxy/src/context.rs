@@ -13,12 +13,13 @@ use sip_transaction::{
 };
 
 use crate::config::ProxyConfig;
+use crate::media::{HeldResponses, MediaMark};
 use crate::reply::{reason, response};
 use crate::route_key::{self, Issued};
 use crate::routing::{Effects, TxRouting, TxScript};
 use crate::script_routes::ReplyInput;
 use crate::shard::Digest;
-use crate::suspend::Parked;
+use crate::suspend::{Parked, RelayState};
 use crate::target::Destination;
 use crate::Command;
 
@@ -127,6 +128,10 @@ pub(crate) struct Context {
     park_until: Option<Instant>,
     /// The deadline its shard's timer set holds for it.
     pub(crate) armed: Option<Instant>,
+    /// Its media goes through the relay (`rtp_relay()`).
+    pub(crate) media: Option<Box<MediaMark>>,
+    /// Responses waiting for the relay, in order.
+    pub(crate) held: HeldResponses,
 }
 
 /// How long an INVITE may wait for a response upstream before we send 100 Trying.
@@ -187,6 +192,8 @@ impl Context {
             parked: None,
             park_until: None,
             armed: None,
+            media: None,
+            held: HeldResponses::default(),
         })
     }
 
@@ -242,7 +249,7 @@ impl Context {
     /// Parks the context until the names are looked up (at most 64·T1); a relay without a
     /// transaction of its own (`forward`) sends no 100 Trying meanwhile.
     pub(crate) fn park(&mut self, now: Instant, cfg: &ProxyConfig, parked: Parked) {
-        if matches!(&parked, Parked::Relay(state) if !state.stateful) {
+        if matches!(&parked, Parked::Relay(state) | Parked::Media(state) if !state.stateful) {
             self.trying_at = None;
         }
         self.park_until = Some(now + cfg.timers.timeout());
@@ -256,6 +263,16 @@ impl Context {
         let parked = self.parked.take_if(relay)?;
         self.park_until = None;
         (!self.answered).then_some(parked)
+    }
+
+    /// Takes the request that waits for the media relay, unless it was answered meanwhile.
+    pub(crate) fn take_media(&mut self) -> Option<Box<RelayState>> {
+        let Some(Parked::Media(state)) = self.parked.take_if(|p| matches!(p, Parked::Media(_)))
+        else {
+            return None;
+        };
+        self.park_until = None;
+        (!self.answered).then_some(state)
     }
 
     /// Takes what waits for a binding write, if anything does.
@@ -285,7 +302,7 @@ impl Context {
     fn give_up_waiting(&mut self, now: Instant, cfg: &ProxyConfig, out: &mut Vec<Command>) {
         self.park_until = None;
         match self.parked.take() {
-            Some(Parked::Relay(_)) if !self.answered => {
+            Some(Parked::Relay(_) | Parked::Media(_)) if !self.answered => {
                 let is_ack = |r: &Message| r.method() == Some(Method::Ack);
                 let why = "Service Unavailable (next hop not resolved)";
                 match self.request.as_deref() {
@@ -299,7 +316,7 @@ impl Context {
                 }
             }
             Some(Parked::FailureRelay(_)) if !self.answered => self.send_best(now, cfg, out),
-            Some(Parked::Relay(_) | Parked::FailureRelay(_)) | None => {}
+            Some(Parked::Relay(_) | Parked::FailureRelay(_) | Parked::Media(_)) | None => {}
             Some(other) => self.parked = Some(other),
         }
     }
@@ -899,6 +916,13 @@ impl Context {
         };
         if let Some(data) = data {
             self.respond(now, code, data);
+        }
+        if let Some(delete) = self.media.as_ref().and_then(|m| m.delete()) {
+            // A failed or cancelled call: its media session goes.
+            out.push(Command::Media {
+                request: delete,
+                then: None,
+            });
         }
         self.pump(now, cfg, out);
     }

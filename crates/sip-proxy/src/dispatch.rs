@@ -156,14 +156,7 @@ impl Core {
                 let _ = self.outgoing_response(now, id, resp, out);
                 return;
             }
-            let unmatched = self
-                .to_context(now, (id, index), resp, src, local, out)
-                .and_then(|resp| self.outgoing_response(now, id, resp, out));
-            if let Some(resp) = unmatched {
-                // Its context ended (a 2xx after timer C or a forwarded failure): on,
-                // statelessly (§16.7), if its branch vouches for the next Via.
-                self.forward_response(now, resp, src, local, out);
-            }
+            self.to_branch(now, (id, index), resp, src, local, true, out);
         } else if branch.starts_with(STATEFUL) {
             tracing::debug!(branch, src = %src.addr, "response with a branch tag not ours (forged, or from before a restart): dropped");
         } else if branch.starts_with(STATELESS) && !for_us {
@@ -177,6 +170,34 @@ impl Core {
         // Otherwise not ours: dropped (RFC 3261 §16.7 step 1 says so for a proxy).
     }
 
+    /// A response for branch `index` of context `id` (`hold`: it may wait for the media
+    /// relay; not when the relay is done with it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn to_branch(
+        &self,
+        now: Instant,
+        (id, index): (u64, usize),
+        resp: Message,
+        src: Destination,
+        local: SocketAddr,
+        hold: bool,
+        out: &mut Vec<Command>,
+    ) {
+        // (On its first arrival: one the relay is done with was fixed then.)
+        let resp = match hold {
+            true => crate::forward::fix_nated_reply(resp, src),
+            false => resp,
+        };
+        let unmatched = self
+            .to_context(now, (id, index), resp, (src, local, hold), out)
+            .and_then(|resp| self.outgoing_response(now, id, resp, out));
+        if let Some(resp) = unmatched {
+            // Its context ended (a 2xx after timer C or a forwarded failure): on,
+            // statelessly (§16.7), if its branch vouches for the next Via.
+            self.forward_response(now, resp, src, local, out);
+        }
+    }
+
     /// A response for branch `index` of context `id`. Reply routes, if any, run without
     /// the lock; then the context takes it, and its failure route runs if one is due.
     /// Gives the response back when there is no such context.
@@ -185,8 +206,7 @@ impl Core {
         now: Instant,
         (id, index): (u64, usize),
         resp: Message,
-        src: Destination,
-        local: SocketAddr,
+        (src, local, hold): (Destination, SocketAddr, bool),
         out: &mut Vec<Command>,
     ) -> Option<Message> {
         let cfg = self.config();
@@ -200,22 +220,29 @@ impl Core {
         let mut slot = Some(resp);
         // Without reply routes (the common case) the context takes the response at once.
         let input = self.with_ctx(id, |ctx| {
+            if hold {
+                // Its SDP goes to the media relay first, or others wait for it before it.
+                self.hold_for_media(ctx, id, &mut slot, (index, src, local), out);
+                slot.as_ref()?;
+            }
             if let (Some(resp), Some(key)) = (slot.as_ref(), ctx.refresh_key.filter(|_| refresh)) {
                 route_key::note_refresh(&cfg.route_secret, &self.refreshed, key, resp);
             }
-            match ctx.reply_route_input(global) {
+            Some(match ctx.reply_route_input(global) {
                 Some(input) => Err(Box::new(input)),
                 None => Ok(slot.take().is_some_and(|resp| {
                     ctx.on_response(now, cfg, index, resp, out);
                     self.take_pairs(ctx);
                     ctx.failure_is_due()
                 })),
-            }
+            })
         });
         let failed = match (input, slot) {
             (None, resp) => return resp,
-            (Some(Ok(failed)), _) => failed,
-            (Some(Err(input)), Some(resp)) => {
+            // Held for the media relay.
+            (Some(None), _) => false,
+            (Some(Some(Ok(failed))), _) => failed,
+            (Some(Some(Err(input))), Some(resp)) => {
                 match self.reply_routes(now, Some(*input), resp, src, local, out) {
                     (Some(resp), tx) => self.with_ctx(id, |ctx| {
                         ctx.set_tx(tx);
@@ -227,7 +254,7 @@ impl Core {
                 }
                 .unwrap_or(false)
             }
-            (Some(Err(_)), None) => false,
+            (Some(Some(Err(_))), None) => false,
         };
         if failed {
             self.run_failure_routes(now, id, out);

@@ -33,6 +33,10 @@ pub(crate) struct Forward<'a> {
     pub(crate) max_forwards: Option<u8>,
     /// The host and port the first Contact gets (`fix_nated_contact()`).
     pub(crate) fix_contact: Option<std::net::SocketAddr>,
+    /// A new body (the SDP the media relay rewrote), its Content-Type kept.
+    pub(crate) body: Option<&'a Bytes>,
+    /// The media goes through the relay (`rtp_relay()`): our Record-Route says so.
+    pub(crate) relay_media: bool,
 }
 
 /// Writes the request for one branch.
@@ -84,6 +88,9 @@ pub(crate) fn forward_request(msg: &Message, f: &Forward<'_>) -> Bytes {
     }
     if let Some(port) = f.rport {
         e.set_top_via_param("rport", Some(port));
+    }
+    if let Some(body) = f.body {
+        e.replace_body(body.clone());
     }
     e.push_front(HeaderName::Via, f.via);
     e.finish()
@@ -139,6 +146,31 @@ pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// A provisional or 2xx response from a phone behind NAT (its Contact a private address that
+/// is not where the response came from, `src`) with that source in its Contact, as
+/// `fix_nated_contact()` does for requests: the other party's in-dialog requests (ACK, BYE,
+/// a re-INVITE) then reach it through its NAT. Anything else comes back as it was.
+pub(crate) fn fix_nated_reply(resp: Message, src: crate::target::Destination) -> Message {
+    if !resp.status().is_some_and(|s| (101..300).contains(&s)) {
+        return resp;
+    }
+    let tcp = src.protocol == sip_message::Protocol::Tcp;
+    let behind = crate::route_key::Target::contact_of(&resp)
+        .and_then(|c| c.address())
+        .is_some_and(|a| nat::is_private(a.ip()) && nat::address_behind_nat(a, src.addr, tcp));
+    if !behind {
+        return resp;
+    }
+    let edited = fixed_contact(&resp, src.addr).map(|(old, new)| {
+        let mut e = resp.edit();
+        e.replace(old, &new);
+        e.finish()
+    });
+    edited
+        .and_then(|data| Message::parse(data).ok())
+        .unwrap_or(resp)
 }
 
 /// The first Contact's URI of `msg` (a slice of it) and that URI with `addr` for its host

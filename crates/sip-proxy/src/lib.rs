@@ -1,7 +1,8 @@
 //! The SIP proxy core (RFC 3261 §16) with the registrar and redirect server beside it, as a
 //! sans-IO machine: a received message and the time go in, [`Command`]s come out. The IO
 //! layer sends what it is told, answers what the core waits for (DNS lookups with
-//! [`Core::resume`], binding writes with [`Core::persisted`]), and calls
+//! [`Core::resume`], binding writes with [`Core::persisted`], the media relay with
+//! [`Core::media_done`]), and calls
 //! [`Core::handle_timeouts`] when [`Core::next_timeout`] says.
 
 mod branch;
@@ -15,9 +16,11 @@ mod forward;
 mod guard;
 mod keepalive;
 mod local;
+mod media;
 mod originate;
 mod refresh;
 mod relay;
+mod relay_media;
 mod reply;
 mod route;
 mod route_key;
@@ -65,6 +68,14 @@ pub enum Command {
         /// What waits for them.
         then: Resume,
     },
+    /// Give this to the media relay, then (when `then` is given: a message waits for it)
+    /// its answer to [`Core::media_done`].
+    Media {
+        /// The SDP offer or answer, or the end of a call.
+        request: ::relay::MediaRequest,
+        /// What waits for the rewritten SDP.
+        then: Option<Resume>,
+    },
 }
 
 #[cfg(test)]
@@ -73,6 +84,8 @@ mod attack_tests;
 mod auth_tests;
 #[cfg(test)]
 mod context_tests;
+#[cfg(test)]
+mod media_tests;
 #[cfg(test)]
 mod originate_tests;
 #[cfg(test)]

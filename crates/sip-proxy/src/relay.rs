@@ -23,6 +23,10 @@ use crate::suspend::{Parked, RelayState};
 use crate::target::{next_hop, Destination};
 use crate::Command;
 
+/// The parameter of our Record-Route entries that marks a dialog whose media goes through
+/// the relay (`is_media_relayed()` finds it in its in-dialog requests' Route).
+pub(crate) const MEDIA_PARAM: &str = "rtprelay";
+
 /// Largest request sent over UDP: 200 bytes under the common 1500-byte path MTU
 /// (RFC 3261 §18.1.1).
 const MAX_UDP_REQUEST: usize = 1300;
@@ -69,6 +73,9 @@ impl Core {
         if stateful && c.stateful {
             tracing::warn!(target: "script", "t_relay: the request was relayed or answered already");
             return false;
+        }
+        if let Some(relayed) = self.media_first(c, stateful) {
+            return relayed;
         }
         if let Some(key) = c.edits.route.key {
             if crate::route_key::refreshes_target(method) {
@@ -135,8 +142,10 @@ impl Core {
                 .method()
                 .is_some_and(crate::route_key::refreshes_target)
         });
+        let media = c.edits.media.then(|| crate::media::MediaMark::of(c.msg));
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let started = self.with_ctx(id, |ctx| {
+            ctx.media = media.flatten().map(Box::new);
             ctx.start(now, cfg, groups, routing, refresh_key, out)
         });
         c.stateful = true;
@@ -269,16 +278,14 @@ impl Core {
     ) -> Option<Result<Target, String>> {
         let contact = Uri::parse(&b.contact).ok()?;
         let mut nat = None;
-        let located = match (b.path.first(), b.source_addr()) {
+        let located = match (b.path.first(), nat_source(b, &contact)) {
             (Some(first), _) => {
                 let na = NameAddr::parse_bracketed(first).ok()?;
                 self.locate_uri(now, &na.uri)?
             }
             // Behind NAT: reached where its REGISTER came from (the Contact stays the
             // Request-URI).
-            (None, Some((protocol, addr)))
-                if nat::contact_behind_nat(&contact, addr, protocol == Protocol::Tcp) =>
-            {
+            (None, Some((protocol, addr))) => {
                 nat = Some(addr);
                 Ok(Destination::new(protocol, addr))
             }
@@ -429,6 +436,7 @@ impl Core {
         (record_route, issued): (Option<(Protocol, SocketAddr)>, Option<Issued>),
         fwd: Forward<'_>,
     ) -> Option<Prepared> {
+        let media = fwd.relay_media;
         let key = issued.as_ref().map(Issued::as_str);
         let build = |dest: Destination| {
             let local = self.config().advertised_for(dest.protocol, dest.addr)?;
@@ -445,10 +453,13 @@ impl Core {
             ] {
                 via.push_str(part);
             }
-            let rr = record_route.map(|_| self::record_route(dest.protocol, &local_text, key));
+            let rr =
+                record_route.map(|_| self::record_route(dest.protocol, &local_text, key, media));
             let rr_in = record_route
                 .filter(|&inbound| inbound != (dest.protocol, local))
-                .map(|(protocol, addr)| self::record_route(protocol, &self.local_text(addr), key));
+                .map(|(protocol, addr)| {
+                    self::record_route(protocol, &self.local_text(addr), key, media)
+                });
             let request = forward_request(
                 msg,
                 &Forward {
@@ -513,6 +524,18 @@ impl Core {
     }
 }
 
+/// Where a binding's REGISTER came from, when its Contact (`contact`, parsed) says it is
+/// behind NAT there.
+fn nat_source(b: &Binding, contact: &Uri<'_>) -> Option<(Protocol, SocketAddr)> {
+    let (protocol, addr) = b.source_addr()?;
+    nat::contact_behind_nat(contact, addr, protocol == Protocol::Tcp).then_some((protocol, addr))
+}
+
+/// True when a binding reached without a Path is behind NAT (`dst_behind_nat()`).
+pub(crate) fn binding_behind_nat(b: &Binding) -> bool {
+    b.path.is_empty() && Uri::parse(&b.contact).is_ok_and(|u| nat_source(b, &u).is_some())
+}
+
 /// The changes for one target: the script's edits, the target's Request-URI and Path, and
 /// the RFC 3581 parameters; Via and Record-Route are added per interface by `prepare`.
 fn forward_to<'a>(
@@ -535,6 +558,8 @@ fn forward_to<'a>(
         remove_named: &edits.remove,
         max_forwards: edits.max_forwards,
         fix_contact: edits.contact,
+        body: edits.body.as_ref(),
+        relay_media: edits.media,
         ..Forward::default()
     }
 }
@@ -598,9 +623,10 @@ pub(crate) fn sock_text(a: SocketAddr) -> String {
     }
 }
 
-/// Our Record-Route entry for an interface (`local`, as [`sock_text`] writes it), with the dialog's key when there is one
+/// Our Record-Route entry for an interface (`local`, as [`sock_text`] writes it), with the
+/// dialog's key when there is one, and [`MEDIA_PARAM`] when its media goes through the relay
 /// (written in one buffer: every relayed INVITE makes one or two).
-fn record_route(protocol: Protocol, local: &str, key: Option<&str>) -> String {
+fn record_route(protocol: Protocol, local: &str, key: Option<&str>, media: bool) -> String {
     let mut rr = String::with_capacity(72);
     rr.push_str("<sip:");
     rr.push_str(local);
@@ -608,6 +634,10 @@ fn record_route(protocol: Protocol, local: &str, key: Option<&str>) -> String {
         rr.push_str(";transport=tcp");
     }
     rr.push_str(";lr");
+    if media {
+        rr.push(';');
+        rr.push_str(MEDIA_PARAM);
+    }
     if let Some(k) = key {
         rr.push(';');
         rr.push_str(crate::route_key::PARAM);

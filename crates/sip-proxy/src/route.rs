@@ -26,6 +26,8 @@ pub(crate) struct RouteEdit {
     /// ours for this dialog: a Route set we put there ([`crate::route_key`]). Checked for
     /// in-dialog requests only.
     pub(crate) key: Option<u64>,
+    /// That entry marks a dialog whose media goes through the relay.
+    pub(crate) media: bool,
 }
 
 /// Applies §16.4 to a request; `to_tag`: an in-dialog request's To tag, when the entry of
@@ -52,6 +54,7 @@ pub(crate) fn preprocess(
                 edit.remove = Some(h.index);
             }
         }
+        edit.media = ruri.as_ref().is_some_and(relays_media);
         // The remote target is the last Route here.
         let target = routes.last().and_then(|r| route_key::Target::of(&r.uri));
         edit.key = match (to_tag, &ruri, target) {
@@ -74,6 +77,7 @@ pub(crate) fn preprocess(
             is_us(cfg, &r.uri) && route_key_of(&r.uri).is_none_or(|k| Some(k) == first)
         });
         edit.pop_routes = if double { 2 } else { 1 };
+        edit.media = relays_media(&routes[0].uri);
         let target = ruri.as_ref().and_then(route_key::Target::of);
         edit.key = match (to_tag, target) {
             (Some(t), Some(target)) => {
@@ -87,6 +91,12 @@ pub(crate) fn preprocess(
         edit.next_is_route = !routes.is_empty();
     }
     edit
+}
+
+/// True when a URI of ours marks a dialog whose media goes through the relay.
+fn relays_media(uri: &sip_message::Uri<'_>) -> bool {
+    uri.as_sip()
+        .is_some_and(|s| s.params.get(crate::relay::MEDIA_PARAM).is_some())
 }
 
 /// The `rk` parameter of a URI of ours, if it has one.

@@ -32,6 +32,8 @@ pub(crate) enum Parked {
     Relay(Box<RelayState>),
     /// `t_relay` in a failure route, waiting for names.
     FailureRelay(Box<RelayState>),
+    /// `t_relay` or `forward` of a request whose SDP is with the media relay.
+    Media(Box<RelayState>),
     /// A REGISTER's 200 OK, waiting for its bindings to be written; the AOR's bindings
     /// before, put back if they cannot be.
     Persist { ok: Bytes, previous: Vec<Binding> },
@@ -75,13 +77,14 @@ impl RelayState {
         }
     }
 
-    /// A route context that carries on from these decisions.
-    fn context<'a>(
+    /// A route context that carries on from these decisions (`resumed`: after a DNS answer).
+    pub(crate) fn context<'a>(
         &'a self,
         core: &'a Core,
         now: Instant,
         phase: Phase,
         out: &'a mut Vec<Command>,
+        resumed: bool,
     ) -> RouteCtx<'a> {
         let mut c = RouteCtx::new(
             core,
@@ -96,7 +99,7 @@ impl RelayState {
         c.tx = self.tx.clone();
         c.edits = self.edits.clone();
         c.set = self.set.clone();
-        c.resumed = true;
+        c.resumed = resumed;
         c
     }
 }
@@ -111,6 +114,15 @@ impl Core {
         hosts: Vec<String>,
         parked: Parked,
     ) -> Command {
+        Command::Resolve {
+            hosts,
+            then: self.park_context(now, id, parked),
+        }
+    }
+
+    /// Parks context `id` (or, without one, a context of its own) with `parked`; gives what
+    /// resumes it.
+    pub(crate) fn park_context(&self, now: Instant, id: Option<u64>, parked: Parked) -> Resume {
         let id = match id {
             Some(id) => {
                 let cfg = self.config();
@@ -119,10 +131,7 @@ impl Core {
             }
             None => self.park_alone(now, parked),
         };
-        Command::Resolve {
-            hosts,
-            then: Resume { context: id },
-        }
+        Resume { context: id }
     }
 
     /// Goes on with what waited for a DNS answer ([`Command::Resolve`]), once the answers
@@ -140,7 +149,7 @@ impl Core {
         };
         match parked {
             Some(Parked::Relay(state)) => {
-                let mut c = state.context(self, now, Phase::Request, &mut out);
+                let mut c = state.context(self, now, Phase::Request, &mut out, true);
                 c.txn = Some(id);
                 self.relay(&mut c, state.stateful);
                 drop(c);
@@ -158,7 +167,7 @@ impl Core {
         let Some(status) = self.with_ctx(id, |ctx| ctx.failure_status()).flatten() else {
             return;
         };
-        let mut c = state.context(self, now, Phase::Failure, out);
+        let mut c = state.context(self, now, Phase::Failure, out, true);
         c.failure = Some(FailureInfo {
             id,
             next_branch: status.next_branch,
@@ -215,7 +224,7 @@ impl Core {
     /// statelessly to a name).
     fn park_alone(&self, now: Instant, parked: Parked) -> u64 {
         let id = self.shards().new_id_any();
-        let Parked::Relay(state) = &parked else {
+        let (Parked::Relay(state) | Parked::Media(state)) = &parked else {
             return id;
         };
         if let Some(mut ctx) = self.bare_context(now, &state.msg, state.src) {

@@ -31,6 +31,7 @@ pub(crate) fn config() -> ProxyConfig {
         max_transactions: 10_000,
         branch_secret: crate::BranchSecret(*b"ferrosip-testkey"),
         nonce_secret: crate::NonceSecret([9; 32]),
+        media_optional: false,
         route_secret: crate::RouteSecret(*b"ferrosip-routeky"),
     }
 }
@@ -98,7 +99,7 @@ pub(crate) fn sent(cmds: Vec<Command>) -> Vec<(Destination, Message)> {
                 dest,
                 Message::parse(data).expect("we send parsable messages"),
             )),
-            Command::Persist { .. } | Command::Resolve { .. } => None,
+            Command::Persist { .. } | Command::Resolve { .. } | Command::Media { .. } => None,
         })
         .collect()
 }
@@ -267,6 +268,35 @@ To: <sip:bob@example.com>;tag=b\nCall-ID: call-1\nCSeq: 2 BYE\nMax-Forwards: 70\
     ));
     let out = sent(core.handle_message(now, bye, udp(CALLER)));
     assert_eq!((out[0].0, out[0].1.status()), (udp(NAT), None));
+}
+
+/// A re-INVITE reaches a callee behind NAT through its NAT; its 200 names its private
+/// Contact again (a target refresh): the caller gets the NAT's address instead, so that the
+/// ACK and what follows still reach the callee.
+#[test]
+fn the_reply_of_a_phone_behind_nat_to_an_in_dialog_request_gets_its_contact_fixed() {
+    let core = core();
+    let now = Instant::now();
+    const NAT: &str = "198.51.100.7:40000";
+    let key = rk_caller("call-9", "c", "sip:bob@198.51.100.7:40000");
+    let reinvite = msg(&format!(
+        "INVITE sip:bob@198.51.100.7:40000 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKrei\n\
+Route: <sip:192.0.2.1:5060;lr{key}>\nFrom: <sip:caller@example.net>;tag=c\n\
+To: <sip:bob@example.com>;tag=b\nCall-ID: call-9\nCSeq: 2 INVITE\nMax-Forwards: 70\n\
+Contact: <sip:caller@192.0.2.10:5060>\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, reinvite, udp(CALLER)));
+    assert_eq!(out[0].0, udp(NAT), "{out:?}");
+    let ok = sip_message::ResponseBuilder::for_request(&out[0].1, 200, "OK", None)
+        .header("Contact", "<sip:bob@192.168.1.20:5060>");
+    let ok = Message::parse(ok.build()).expect("200");
+    let up = sent(core.handle_message(now, ok, udp(NAT)));
+    let contact = up[0]
+        .1
+        .header(sip_message::HeaderName::Contact)
+        .expect("Contact")
+        .value;
+    assert_eq!(contact, "<sip:bob@198.51.100.7:40000>");
 }
 
 #[test]

@@ -69,7 +69,7 @@ pub(crate) fn run(config: Option<&Path>, overrides: Overrides) -> anyhow::Result
 
 /// The host's primary address: the source address the kernel would pick for a public
 /// destination. Connecting a UDP socket sends nothing.
-fn primary_ip(v6: bool) -> Option<IpAddr> {
+pub(crate) fn primary_ip(v6: bool) -> Option<IpAddr> {
     let (bind, probe): (SocketAddr, SocketAddr) = if v6 {
         ("[::]:0".parse().ok()?, "[2001:db8::1]:9".parse().ok()?)
     } else {
@@ -179,6 +179,8 @@ pub(crate) fn proxy_config(
         max_transactions: cfg.server.max_transactions,
         branch_secret: sip_proxy::BranchSecret(branch_secret),
         nonce_secret: sip_proxy::NonceSecret(nonce_secret),
+        media_optional: !cfg.relay.enabled
+            || cfg.relay.when_exhausted == crate::config::WhenExhausted::Proceed,
         // Replaced by the database's at start (see `route_secret`).
         route_secret: sip_proxy::RouteSecret(route_secret),
     })
@@ -202,6 +204,8 @@ struct Server {
     /// The main runtime: UDP messages are handled on receive threads outside it, and what
     /// they start (DNS lookups, TCP sends) runs here.
     runtime: tokio::runtime::Handle,
+    /// The in-process media relay, unless `[relay]` turns it off.
+    media: Option<relay_net::MediaRelay>,
 }
 
 impl Server {
@@ -234,8 +238,28 @@ impl Server {
                     let done = move |commands| server.execute(commands);
                     self.lookups.resolve(core, hosts, then, &self.runtime, done);
                 }
+                Command::Media { request, then } => self.media(request, then),
             }
         }
+    }
+
+    /// Gives a request to the media relay, and its answer to the core when a message waits
+    /// for it (without a relay: at once, as unavailable).
+    fn media(self: &Arc<Self>, request: relay::MediaRequest, then: Option<Resume>) {
+        let Some(relay) = self.media.clone() else {
+            if let (Some(core), Some(then)) = (self.core.get(), then) {
+                let unavailable = Err(relay::MediaError::Unavailable);
+                self.execute(core.media_done(Instant::now(), then, unavailable));
+            }
+            return;
+        };
+        let server = self.clone();
+        self.runtime.spawn(async move {
+            let result = relay.apply(&request).await;
+            if let (Some(core), Some(then)) = (server.core.get(), then) {
+                server.execute(core.media_done(Instant::now(), then, result));
+            }
+        });
     }
 
     /// Sends UDP at once; anything else in a task, telling the core when it could not be
@@ -496,6 +520,7 @@ async fn serve_with(
         lookups: Arc::new(Lookups::new()),
         metrics: Arc::new(Metrics::new()),
         runtime: tokio::runtime::Handle::current(),
+        media: crate::media::start(&cfg, primary_ip(false))?,
     });
     let window = Duration::from_millis(cfg.server.commit_window_ms);
     tokio::spawn(location_writer(server.clone(), store.clone(), window, jobs));
@@ -527,7 +552,7 @@ async fn serve_with(
         metrics: server.metrics.clone(),
         script: cfg.routing.script.clone(),
     };
-    let api = start_api(&cfg, reloader()).await?;
+    let api = start_api(&cfg, reloader(), server.media.clone()).await?;
     tracing::info!(domains = ?core.config().domains, "serving");
     let _ = server.core.set(core.clone());
     let _ = server.transports.set(transports);
@@ -600,6 +625,7 @@ async fn serve_with(
 async fn start_api(
     cfg: &Config,
     reloader: Reloader,
+    media: Option<relay_net::MediaRelay>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(addr) = cfg.api.address() else {
         return Ok(None);
@@ -617,6 +643,7 @@ async fn start_api(
         token,
         metrics: reloader.metrics.clone(),
         reloader,
+        media,
     });
     tracing::info!(%addr, "management API listening");
     let app = api::router(state);

@@ -1,6 +1,6 @@
 //! baresip (Debian `baresip`, 1.0) as a softphone: a configuration directory of its own
-//! (`-f`) with one account whose outbound proxy is the server, a 440 Hz sine (`ausine`) as
-//! microphone and no player, commands typed on its console (the `stdio` and `menu`
+//! (`-f`) with one account whose outbound proxy is the server, a 440 Hz sine (`ausine`) or
+//! a WAV file (`aufile`) as microphone and no player, commands typed on its console (the `stdio` and `menu`
 //! modules), and its SIP trace (`-s`) on standard output. `scripts/test.sh` installs it.
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
@@ -21,21 +21,48 @@ impl Baresip {
     /// Starts baresip for `account` and waits until it has registered. `peer` is the one
     /// contact, which `/message` writes to.
     pub fn start(account: &Account, peer: &str) -> Baresip {
-        let dir = tempfile::tempdir().expect("tempdir");
         let ip = account.proxy.ip();
         let local = SocketAddr::new(ip, listen_port(ip));
+        let source = "audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n";
+        Baresip::launch(None, local, account, peer, source)
+    }
+
+    /// Starts baresip in network namespace `ns`, listening on `local`, with the WAV file
+    /// `wav` (8 kHz mono) as its microphone (`aufile`), and waits until it has registered.
+    pub fn start_in(
+        ns: &str,
+        local: SocketAddr,
+        account: &Account,
+        peer: &str,
+        wav: &std::path::Path,
+    ) -> Baresip {
+        let source = format!(
+            "audio_source aufile,{}\nausrc_srate 8000\nausrc_channels 1\n",
+            wav.display()
+        );
+        Baresip::launch(Some(ns), local, account, peer, &source)
+    }
+
+    fn launch(
+        ns: Option<&str>,
+        local: SocketAddr,
+        account: &Account,
+        peer: &str,
+        source: &str,
+    ) -> Baresip {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ip = local.ip();
         let config = format!(
             "poll_method epoll\n\
              sip_listen {local}\n\
              net_interface {ip}\n\
-             audio_source ausine,440\n\
-             ausrc_srate 48000\n\
-             ausrc_channels 2\n\
+             {source}\
              statmode_default off\n\
              module_path /usr/lib/baresip/modules\n\
              module stdio.so\n\
              module g711.so\n\
              module ausine.so\n\
+             module aufile.so\n\
              module_tmp account.so\n\
              module_app menu.so\n\
              module_app contact.so\n"
@@ -59,9 +86,22 @@ impl Baresip {
             std::fs::write(dir.path().join(name), text).expect("write baresip configuration");
         }
         let name = format!("baresip {user}@{domain}");
-        let args = ["-s".as_ref(), "-f".as_ref(), dir.path().as_os_str()];
+        let own = ["-s".as_ref(), "-f".as_ref(), dir.path().as_os_str()];
+        let console = match ns {
+            None => Console::spawn(&name, "baresip", &own, &[]),
+            Some(ns) => {
+                let mut args: Vec<&std::ffi::OsStr> = vec![
+                    "netns".as_ref(),
+                    "exec".as_ref(),
+                    ns.as_ref(),
+                    "baresip".as_ref(),
+                ];
+                args.extend(own);
+                Console::spawn(&name, "ip", &args, &[])
+            }
+        };
         let mut phone = Baresip {
-            console: Console::spawn(&name, "baresip", &args, &[]),
+            console,
             local: local.to_string(),
             proxy: proxy.to_string(),
             _dir: dir,
@@ -105,6 +145,11 @@ impl Baresip {
             sent: number_after(&stats, "TX: packets=").unwrap_or(0),
             received: number_after(&stats, "rcvd=").unwrap_or(0),
         }
+    }
+
+    /// Everything baresip printed so far.
+    pub fn output(&self) -> String {
+        self.console.output()
     }
 
     /// Every SIP message in the trace so far.

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::phone::{number_after, Account, Console, Rtp, Seen, STEP};
+use super::phone::{number_after, tone_wav, Account, Console, Rtp, Seen, STEP};
 
 /// The header of the statistics liblinphone logs when an audio stream stops.
 const STATS: &str = "AUDIO SESSION'S RTP STATISTICS";
@@ -48,7 +48,7 @@ impl Linphone {
         let rc_path = dir.path().join("linphonerc");
         std::fs::write(&rc_path, rc).expect("write linphonerc");
         let tone = dir.path().join("tone.wav");
-        std::fs::write(&tone, tone_wav()).expect("write tone");
+        std::fs::write(&tone, tone_wav(1)).expect("write tone");
         let log = dir.path().join("linphone.log");
         let name = format!("linphonec {user}@{domain}");
         let args = [
@@ -141,26 +141,4 @@ impl Linphone {
     pub fn log(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
-}
-
-/// One second of a 440 Hz tone: 8 kHz mono 16-bit PCM in a WAV file.
-fn tone_wav() -> Vec<u8> {
-    const RATE: u32 = 8000;
-    let samples: Vec<u8> = (0..RATE)
-        .flat_map(|i| {
-            let t = f64::from(i) / f64::from(RATE);
-            (((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16).to_le_bytes()
-        })
-        .collect();
-    let mut wav = Vec::with_capacity(44 + samples.len());
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    for field in [16u32, 1 | (1 << 16), RATE, RATE * 2, 2 | (16 << 16)] {
-        wav.extend_from_slice(&field.to_le_bytes());
-    }
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
-    wav.extend_from_slice(&samples);
-    wav
 }

@@ -12,6 +12,7 @@ use sip_message::Message;
 
 pub mod baresip;
 pub mod linphone;
+pub mod netns;
 pub mod phone;
 pub mod sipp;
 
@@ -100,6 +101,48 @@ impl Server {
             api_port,
         };
         server.wait_ready();
+        server
+    }
+
+    /// Starts `ferrosip serve` in network namespace `ns` with this configuration (its
+    /// listen addresses and everything else), its database in `dir`; ready once it logs
+    /// that it serves (the test cannot reach it on loopback).
+    pub fn start_in(ns: &str, dir: &Path, toml: &str) -> Server {
+        let config = dir.join("ferrosip.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                env!("CARGO_BIN_EXE_ferrosip"),
+                "serve",
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--db")
+            .arg(dir.join("ferrosip.db"))
+            .current_dir(dir)
+            .env("FERROSIP_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file(dir))
+            .spawn()
+            .expect("start ferrosip");
+        let server = Server {
+            child,
+            port: 5060,
+            dir: dir.to_owned(),
+            api_port: 0,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.log().contains("serving") {
+            assert!(
+                Instant::now() < deadline,
+                "ferrosip did not start:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         server
     }
 

@@ -190,3 +190,25 @@ pub fn number_after(text: &str, key: &str) -> Option<u64> {
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
+
+/// A WAV file (8 kHz, mono, 16-bit) of a 440 Hz tone lasting `seconds`.
+pub fn tone_wav(seconds: u32) -> Vec<u8> {
+    const RATE: u32 = 8000;
+    let samples: Vec<u8> = (0..RATE * seconds)
+        .flat_map(|i| {
+            let t = f64::from(i) / f64::from(RATE);
+            (((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16).to_le_bytes()
+        })
+        .collect();
+    let mut wav = Vec::with_capacity(44 + samples.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for field in [16u32, 1 | (1 << 16), RATE, RATE * 2, 2 | (16 << 16)] {
+        wav.extend_from_slice(&field.to_le_bytes());
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&samples);
+    wav
+}

@@ -113,6 +113,10 @@ pub(crate) struct Edits {
     pub(crate) max_forwards: Option<u8>,
     /// `fix_nated_contact()`: the first Contact's host and port become this (the source).
     pub(crate) contact: Option<SocketAddr>,
+    /// `rtp_relay()`: the transaction's SDP goes through the media relay.
+    pub(crate) media: bool,
+    /// The body the media relay gave back, for the request.
+    pub(crate) body: Option<bytes::Bytes>,
 }
 
 /// Where the request goes: the Request-URI (with the binding it came from, after
@@ -182,6 +186,8 @@ pub struct RouteCtx<'a> {
     pub(crate) txn: Option<u64>,
     /// This run goes on after a DNS answer: a name still unknown does not resolve.
     pub(crate) resumed: bool,
+    /// This run goes on after the media relay answered: the request is not asked again.
+    pub(crate) media_asked: bool,
     /// Where the message came from, and the local address it arrived at.
     pub(crate) src: Destination,
     pub(crate) local: SocketAddr,
@@ -232,6 +238,7 @@ impl<'a> RouteCtx<'a> {
             request: None,
             txn: None,
             resumed: false,
+            media_asked: false,
             src,
             local,
             tx: TxScript::default(),

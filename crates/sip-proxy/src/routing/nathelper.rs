@@ -1,7 +1,9 @@
 //! NAT functions for the script, in the spirit of Kamailio's nathelper: `nat_uac_test(flags)`
 //! tells whether the sender of the message sits behind NAT ([`nat`] holds the tests), and
 //! `fix_nated_contact()` makes its Contact the address its request came from, so that the
-//! other party's in-dialog requests reach it through its NAT.
+//! other party's in-dialog requests reach it through its NAT; `dst_behind_nat()` tells
+//! the same of the phone a lookup chose; `rtp_relay()` takes a call's media through the
+//! relay, and `is_media_relayed()` finds that mark in a dialog's requests.
 
 use script::{ArgType, Function, Registry, RouteMask, Value};
 use sip_message::header::Contact;
@@ -94,7 +96,60 @@ fn fix_nated_contact(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     }
 }
 
+/// `dst_behind_nat()`: 1 when a binding `lookup` chose (any of them, when it forks) sits
+/// behind NAT, reached where its REGISTER came from; else -1.
+fn dst_behind_nat(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    let set = &c.set;
+    let mut bindings = set.binding.iter().chain(&set.branches);
+    if bindings.any(crate::relay::binding_behind_nat) {
+        1
+    } else {
+        -1
+    }
+}
+
+/// `rtp_relay()`: the media of this transaction goes through the media relay: the SDP of
+/// the request and of its replies (offers and answers, early media included) is rewritten
+/// to name the relay, a BYE ends the call's session, and so do a CANCEL and a failure of
+/// an initial INVITE. An initial request's Record-Route marks its dialog for
+/// `is_media_relayed()`.
+fn rtp_relay(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    c.edits.media = true;
+    1
+}
+
+/// `is_media_relayed()`: 1 when `loose_route()` took off a Route entry of ours that marks
+/// the dialog's media as going through the relay; else -1.
+fn is_media_relayed(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    if c.edits.route.media {
+        1
+    } else {
+        -1
+    }
+}
+
 pub(super) fn register(r: &mut Registry<ProxyEnv>) {
+    r.function(Function {
+        name: "dst_behind_nat",
+        args: &[],
+        required: 0,
+        routes: RouteMask::REQUEST,
+        call: dst_behind_nat,
+    });
+    r.function(Function {
+        name: "rtp_relay",
+        args: &[],
+        required: 0,
+        routes: RouteMask::REQUEST,
+        call: rtp_relay,
+    });
+    r.function(Function {
+        name: "is_media_relayed",
+        args: &[],
+        required: 0,
+        routes: RouteMask::REQUEST,
+        call: is_media_relayed,
+    });
     r.function(Function {
         name: "fix_nated_contact",
         args: &[],

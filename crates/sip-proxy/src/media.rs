@@ -1,0 +1,206 @@
+//! The proxy's side of the media relay (`rtp_relay()`): which SDP of a transaction goes to
+//! the relay and as what (an offer, an answer, the end of the call), and the responses that
+//! wait for it in order.
+//!
+//! The relay itself is the IO layer's ([`Command::Media`](crate::Command::Media)): the
+//! in-process one, or one driven over rtpengine's ng protocol. A request waits for it as
+//! for DNS ([`crate::suspend`]); a response with SDP waits in its context, and those after
+//! it wait behind it, so that none overtakes another.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+
+use ::relay::{MediaOp, MediaRequest};
+use bytes::Bytes;
+use sip_message::{Message, Method};
+
+use crate::target::Destination;
+
+/// A transaction whose media goes through the relay.
+#[derive(Debug, Clone)]
+pub(crate) struct MediaMark {
+    call_id: String,
+    from_tag: String,
+    to_tag: String,
+    /// An initial INVITE: its failure, or a CANCEL, ends the call's session.
+    initial: bool,
+    /// The request carried the offer (its responses' SDP answers it), else a 2xx offers.
+    offer_in_request: bool,
+}
+
+/// A response waiting for the relay, or behind one that does.
+#[derive(Debug)]
+pub(crate) struct Held {
+    pub(crate) index: usize,
+    pub(crate) resp: Message,
+    pub(crate) src: Destination,
+    pub(crate) local: SocketAddr,
+    /// Its SDP is with the relay.
+    asked: bool,
+}
+
+/// The responses of a context that wait for the relay, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct HeldResponses(VecDeque<Held>);
+
+/// The SDP body of `msg`, if it has one.
+pub(crate) fn sdp_body(msg: &Message) -> Option<Bytes> {
+    let t = msg.content_type().ok().flatten()?;
+    let sdp = t.kind.eq_ignore_ascii_case("application") && t.subtype.eq_ignore_ascii_case("sdp");
+    let body = msg.body();
+    (sdp && !body.is_empty()).then_some(body)
+}
+
+fn tags(msg: &Message) -> Option<(String, String)> {
+    let from = msg.from().ok()?.tag()?.to_owned();
+    let to = msg.to().ok()?.tag().unwrap_or_default().to_owned();
+    Some((from, to))
+}
+
+impl MediaMark {
+    /// The mark of request `msg` (`None` without a Call-ID and From tag).
+    pub(crate) fn of(msg: &Message) -> Option<MediaMark> {
+        let (from_tag, to_tag) = tags(msg)?;
+        let method = msg.method()?;
+        Some(MediaMark {
+            call_id: msg.call_id().ok()?.to_owned(),
+            initial: method == Method::Invite && to_tag.is_empty(),
+            from_tag,
+            to_tag,
+            offer_in_request: sdp_body(msg).is_some() && offers(method),
+        })
+    }
+
+    /// The end of the call's session (a CANCEL, a failed initial INVITE); `None` for a
+    /// request inside a dialog (a failed re-INVITE leaves the call as it was).
+    pub(crate) fn delete(&self) -> Option<MediaRequest> {
+        self.initial.then(|| MediaRequest {
+            op: MediaOp::Delete,
+            call_id: self.call_id.clone(),
+            from_tag: self.from_tag.clone(),
+            to_tag: self.to_tag.clone(),
+            sdp: Vec::new(),
+            source: None,
+        })
+    }
+}
+
+/// Methods whose SDP is an offer (in ACK and PRACK it answers one made in a response).
+fn offers(method: Method) -> bool {
+    !matches!(method, Method::Ack | Method::Prack)
+}
+
+/// What request `msg` (from `source`) asks of the relay: its SDP as an offer or an answer,
+/// or the end of the call (BYE); `None` when it has no business there.
+pub(crate) fn for_request(msg: &Message, source: IpAddr) -> Option<MediaRequest> {
+    let method = msg.method()?;
+    let (from_tag, to_tag) = tags(msg)?;
+    let call_id = msg.call_id().ok()?.to_owned();
+    let (op, sdp) = match method {
+        Method::Bye => (MediaOp::Delete, Vec::new()),
+        m => {
+            let op = if offers(m) {
+                MediaOp::Offer
+            } else {
+                MediaOp::Answer
+            };
+            (op, sdp_body(msg)?.to_vec())
+        }
+    };
+    // ng's tags: from-tag is the offerer's; in an answer the request's sender (From) is
+    // the answerer, so the tags swap.
+    let (from_tag, to_tag) = match op {
+        MediaOp::Answer => (to_tag, from_tag),
+        _ => (from_tag, to_tag),
+    };
+    Some(MediaRequest {
+        op,
+        call_id,
+        from_tag,
+        to_tag,
+        sdp,
+        source: Some(source),
+    })
+}
+
+/// What a response (from `source`) to a request marked `mark` asks of the relay: the SDP of
+/// a provisional or 2xx response, an answer to the request's offer or an offer of its own.
+fn for_response(resp: &Message, mark: &MediaMark, source: IpAddr) -> Option<MediaRequest> {
+    if !(101..300).contains(&resp.status()?) {
+        return None;
+    }
+    let sdp = sdp_body(resp)?.to_vec();
+    let (from_tag, to_tag) = tags(resp)?;
+    let (op, from_tag, to_tag) = match mark.offer_in_request {
+        true => (MediaOp::Answer, from_tag, to_tag),
+        false => (MediaOp::Offer, to_tag, from_tag),
+    };
+    Some(MediaRequest {
+        op,
+        call_id: mark.call_id.clone(),
+        from_tag,
+        to_tag,
+        sdp,
+        source: Some(source),
+    })
+}
+
+/// `msg` with its body replaced by `sdp`.
+pub(crate) fn with_body(msg: &Message, sdp: Vec<u8>) -> Option<Message> {
+    let mut e = msg.edit();
+    e.replace_body(Bytes::from(sdp));
+    Message::parse(e.finish()).ok()
+}
+
+impl HeldResponses {
+    /// Holds the response in `slot` when it must wait (takes it): its SDP goes to the
+    /// relay (the request to send is given when it is the first to wait), or others wait
+    /// before it. Leaves it when it may go on at once.
+    pub(crate) fn hold(
+        &mut self,
+        mark: &MediaMark,
+        slot: &mut Option<Message>,
+        (index, src, local): (usize, Destination, SocketAddr),
+    ) -> Option<MediaRequest> {
+        let resp = slot.as_ref()?;
+        let request = for_response(resp, mark, src.addr.ip());
+        if request.is_none() && self.0.is_empty() {
+            return None;
+        }
+        let first = self.0.is_empty();
+        self.0.push_back(Held {
+            index,
+            resp: slot.take()?,
+            src,
+            local,
+            asked: first && request.is_some(),
+        });
+        request.filter(|_| first)
+    }
+
+    /// The relay answered for the oldest response: it goes on with `sdp` for its body
+    /// (`None`: as it came).
+    pub(crate) fn answered(&mut self, sdp: Option<Vec<u8>>) -> Option<Held> {
+        let mut held = self.0.pop_front().filter(|h| h.asked)?;
+        if let Some(resp) = sdp.and_then(|sdp| with_body(&held.resp, sdp)) {
+            held.resp = resp;
+        }
+        Some(held)
+    }
+
+    /// The next response that may go on now (none waits for the relay before it), or the
+    /// request for the relay of the next one that must wait.
+    pub(crate) fn next(&mut self, mark: &MediaMark) -> Option<Result<Held, MediaRequest>> {
+        let front = self.0.front_mut()?;
+        if front.asked {
+            return None;
+        }
+        match for_response(&front.resp, mark, front.src.addr.ip()) {
+            Some(request) => {
+                front.asked = true;
+                Some(Err(request))
+            }
+            None => self.0.pop_front().map(Ok),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Messages that wait for the media relay: a request whose SDP the relay rewrites is parked
+//! until it answers ([`Core::media_done`]) and then relayed; a response of a transaction
+//! whose media goes through the relay waits in its context, in order.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use ::relay::{MediaError, MediaOp};
+use bytes::Bytes;
+use sip_message::{Message, Method};
+
+use crate::core::Core;
+use crate::routing::{Phase, RouteCtx};
+use crate::suspend::{Parked, RelayState, Resume};
+use crate::target::Destination;
+use crate::Command;
+
+impl Core {
+    /// Before a request marked by `rtp_relay()` is relayed: its SDP goes to the relay and
+    /// the request waits (`Some(true)`; `Some(false)` when it cannot wait and was refused),
+    /// or a BYE ends the call's media session and goes on (`None`).
+    pub(crate) fn media_first(&self, c: &mut RouteCtx<'_>, stateful: bool) -> Option<bool> {
+        if !c.edits.media || c.media_asked {
+            return None;
+        }
+        let request = crate::media::for_request(c.msg, c.src.addr.ip())?;
+        if request.op == MediaOp::Delete {
+            c.out.push(Command::Media {
+                request,
+                then: None,
+            });
+            return None;
+        }
+        let is_ack = c.msg.method() == Some(Method::Ack);
+        if c.txn.is_none() && !is_ack {
+            // No context to wait in (at capacity): as for a name to look up.
+            return Some(self.too_busy(c));
+        }
+        if c.txn.is_none() && self.at_capacity() {
+            // (The 2xx the ACK acknowledges is retransmitted, and so is it.)
+            return Some(false);
+        }
+        let state = Box::new(RelayState::of(c, stateful));
+        let then = self.park_context(c.now, c.txn, Parked::Media(state));
+        c.out.push(Command::Media {
+            request,
+            then: Some(then),
+        });
+        c.stateful = true;
+        Some(true)
+    }
+
+    /// The media relay answered what [`Command::Media`] asked for `then`: the SDP it
+    /// rewrote, or why not. A request goes on with the new body (an offer the relay had no
+    /// ports for is answered 503, unless `[relay]` lets calls proceed without it); a response
+    /// goes on, with those held behind it. Without a new body a message goes on as it came.
+    pub fn media_done(
+        &self,
+        now: Instant,
+        then: Resume,
+        result: Result<Vec<u8>, MediaError>,
+    ) -> Vec<Command> {
+        let id = then.context;
+        let mut out = Vec::new();
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "media relay: the SDP goes on as it came");
+        }
+        match self.with_ctx(id, |ctx| ctx.take_media()) {
+            Some(Some(state)) => self.media_request_done(now, id, &state, result, &mut out),
+            Some(None) => self.release_held(now, id, result.ok(), &mut out),
+            None => {}
+        }
+        out
+    }
+
+    fn media_request_done(
+        &self,
+        now: Instant,
+        id: u64,
+        state: &RelayState,
+        result: Result<Vec<u8>, MediaError>,
+        out: &mut Vec<Command>,
+    ) {
+        let refused = matches!(result, Err(MediaError::NoPorts | MediaError::Unavailable))
+            && !self.config().media_optional;
+        let mut c = state.context(self, now, Phase::Request, out, false);
+        c.txn = Some(id);
+        c.media_asked = true;
+        if let Ok(sdp) = result {
+            c.edits.body = Some(Bytes::from(sdp));
+        }
+        if refused && c.msg.method() != Some(Method::Ack) {
+            let why = "Service Unavailable (no media relay ports)";
+            self.respond(&mut c, 503, why, &[("Retry-After", "5")]);
+        } else {
+            self.relay(&mut c, state.stateful);
+        }
+        drop(c);
+        self.release_if_unused(id);
+    }
+
+    /// Holds the response in `slot` for the media relay when it must wait (see
+    /// [`crate::media::HeldResponses`]): takes it, and asks the relay when it is the first.
+    pub(crate) fn hold_for_media(
+        &self,
+        ctx: &mut crate::context::Context,
+        id: u64,
+        slot: &mut Option<Message>,
+        held: (usize, Destination, SocketAddr),
+        out: &mut Vec<Command>,
+    ) {
+        let Some(mark) = ctx.media.as_deref() else {
+            return;
+        };
+        if let Some(request) = ctx.held.hold(mark, slot, held) {
+            out.push(Command::Media {
+                request,
+                then: Some(Resume { context: id }),
+            });
+        }
+    }
+
+    /// The oldest held response of context `id` goes on (with `sdp` for its body), then
+    /// those after it until one must wait for the relay in turn.
+    fn release_held(&self, now: Instant, id: u64, sdp: Option<Vec<u8>>, out: &mut Vec<Command>) {
+        let mut next = self
+            .with_ctx(id, |ctx| ctx.held.answered(sdp))
+            .flatten()
+            .map(Ok);
+        while let Some(step) = next {
+            match step {
+                Ok(h) => self.to_branch(now, (id, h.index), h.resp, h.src, h.local, false, out),
+                Err(request) => {
+                    out.push(Command::Media {
+                        request,
+                        then: Some(Resume { context: id }),
+                    });
+                    return;
+                }
+            }
+            next = self
+                .with_ctx(id, |ctx| {
+                    let mark = ctx.media.as_deref()?;
+                    ctx.held.next(mark)
+                })
+                .flatten();
+        }
+    }
+}
