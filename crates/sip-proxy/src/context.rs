@@ -13,7 +13,7 @@ use sip_transaction::{
 };
 
 use crate::config::ProxyConfig;
-use crate::media::{HeldResponses, MediaMark};
+use crate::media::MediaMark;
 use crate::reply::{reason, response};
 use crate::route_key::{self, Issued};
 use crate::routing::{Effects, TxRouting, TxScript};
@@ -130,8 +130,6 @@ pub(crate) struct Context {
     pub(crate) armed: Option<Instant>,
     /// Its media goes through the relay (`rtp_relay()`).
     pub(crate) media: Option<Box<MediaMark>>,
-    /// Responses waiting for the relay, in order.
-    pub(crate) held: HeldResponses,
 }
 
 /// How long an INVITE may wait for a response upstream before we send 100 Trying.
@@ -193,7 +191,6 @@ impl Context {
             park_until: None,
             armed: None,
             media: None,
-            held: HeldResponses::default(),
         })
     }
 
@@ -917,7 +914,7 @@ impl Context {
         if let Some(data) = data {
             self.respond(now, code, data);
         }
-        if let Some(delete) = self.media.as_ref().and_then(|m| m.delete()) {
+        if let Some(delete) = self.media.as_ref().and_then(|m| m.call.delete()) {
             // A failed or cancelled call: its media session goes.
             out.push(Command::Media {
                 request: delete,

@@ -183,11 +183,6 @@ impl Core {
         hold: bool,
         out: &mut Vec<Command>,
     ) {
-        // (On its first arrival: one the relay is done with was fixed then.)
-        let resp = match hold {
-            true => crate::forward::fix_nated_reply(resp, src),
-            false => resp,
-        };
         let unmatched = self
             .to_context(now, (id, index), resp, (src, local, hold), out)
             .and_then(|resp| self.outgoing_response(now, id, resp, out));
@@ -225,8 +220,12 @@ impl Core {
                 self.hold_for_media(ctx, id, &mut slot, (index, src, local), out);
                 slot.as_ref()?;
             }
-            if let (Some(resp), Some(key)) = (slot.as_ref(), ctx.refresh_key.filter(|_| refresh)) {
-                route_key::note_refresh(&cfg.route_secret, &self.refreshed, key, resp);
+            if let Some(key) = ctx.refresh_key.filter(|_| refresh) {
+                // A phone behind NAT names its private address again: the other side's
+                // requests go to where this came from.
+                let resp = crate::forward::fix_nated_reply(slot.take()?, src);
+                route_key::note_refresh(&cfg.route_secret, &self.refreshed, key, &resp);
+                slot = Some(resp);
             }
             Some(match ctx.reply_route_input(global) {
                 Some(input) => Err(Box::new(input)),

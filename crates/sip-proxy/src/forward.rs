@@ -151,7 +151,9 @@ pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
 /// A provisional or 2xx response from a phone behind NAT (its Contact a private address that
 /// is not where the response came from, `src`) with that source in its Contact, as
 /// `fix_nated_contact()` does for requests: the other party's in-dialog requests (ACK, BYE,
-/// a re-INVITE) then reach it through its NAT. Anything else comes back as it was.
+/// a re-INVITE) then reach it through its NAT. Anything else comes back as it was. Used on
+/// the 2xx of target refreshes in our dialogs (those of an initial request to a phone
+/// behind NAT are fixed from its binding).
 pub(crate) fn fix_nated_reply(resp: Message, src: crate::target::Destination) -> Message {
     if !resp.status().is_some_and(|s| (101..300).contains(&s)) {
         return resp;

@@ -16,9 +16,17 @@ use sip_message::{Message, Method};
 
 use crate::target::Destination;
 
-/// A transaction whose media goes through the relay.
-#[derive(Debug, Clone)]
+/// A transaction whose media goes through the relay: its call, and its responses that
+/// wait for the relay.
+#[derive(Debug)]
 pub(crate) struct MediaMark {
+    pub(crate) call: MediaCall,
+    pub(crate) held: HeldResponses,
+}
+
+/// The call of a transaction whose media goes through the relay.
+#[derive(Debug, Clone)]
+pub(crate) struct MediaCall {
     call_id: String,
     from_tag: String,
     to_tag: String,
@@ -62,15 +70,21 @@ impl MediaMark {
     pub(crate) fn of(msg: &Message) -> Option<MediaMark> {
         let (from_tag, to_tag) = tags(msg)?;
         let method = msg.method()?;
-        Some(MediaMark {
+        let call = MediaCall {
             call_id: msg.call_id().ok()?.to_owned(),
             initial: method == Method::Invite && to_tag.is_empty(),
             from_tag,
             to_tag,
             offer_in_request: sdp_body(msg).is_some() && offers(method),
+        };
+        Some(MediaMark {
+            call,
+            held: HeldResponses::default(),
         })
     }
+}
 
+impl MediaCall {
     /// The end of the call's session (a CANCEL, a failed initial INVITE); `None` for a
     /// request inside a dialog (a failed re-INVITE leaves the call as it was).
     pub(crate) fn delete(&self) -> Option<MediaRequest> {
@@ -125,7 +139,7 @@ pub(crate) fn for_request(msg: &Message, source: IpAddr) -> Option<MediaRequest>
 
 /// What a response (from `source`) to a request marked `mark` asks of the relay: the SDP of
 /// a provisional or 2xx response, an answer to the request's offer or an offer of its own.
-fn for_response(resp: &Message, mark: &MediaMark, source: IpAddr) -> Option<MediaRequest> {
+fn for_response(resp: &Message, mark: &MediaCall, source: IpAddr) -> Option<MediaRequest> {
     if !(101..300).contains(&resp.status()?) {
         return None;
     }
@@ -158,7 +172,7 @@ impl HeldResponses {
     /// before it. Leaves it when it may go on at once.
     pub(crate) fn hold(
         &mut self,
-        mark: &MediaMark,
+        mark: &MediaCall,
         slot: &mut Option<Message>,
         (index, src, local): (usize, Destination, SocketAddr),
     ) -> Option<MediaRequest> {
@@ -190,7 +204,7 @@ impl HeldResponses {
 
     /// The next response that may go on now (none waits for the relay before it), or the
     /// request for the relay of the next one that must wait.
-    pub(crate) fn next(&mut self, mark: &MediaMark) -> Option<Result<Held, MediaRequest>> {
+    pub(crate) fn next(&mut self, mark: &MediaCall) -> Option<Result<Held, MediaRequest>> {
         let front = self.0.front_mut()?;
         if front.asked {
             return None;

@@ -109,10 +109,10 @@ impl Core {
         held: (usize, Destination, SocketAddr),
         out: &mut Vec<Command>,
     ) {
-        let Some(mark) = ctx.media.as_deref() else {
+        let Some(mark) = ctx.media.as_deref_mut() else {
             return;
         };
-        if let Some(request) = ctx.held.hold(mark, slot, held) {
+        if let Some(request) = mark.held.hold(&mark.call, slot, held) {
             out.push(Command::Media {
                 request,
                 then: Some(Resume { context: id }),
@@ -124,7 +124,7 @@ impl Core {
     /// those after it until one must wait for the relay in turn.
     fn release_held(&self, now: Instant, id: u64, sdp: Option<Vec<u8>>, out: &mut Vec<Command>) {
         let mut next = self
-            .with_ctx(id, |ctx| ctx.held.answered(sdp))
+            .with_ctx(id, |ctx| ctx.media.as_deref_mut()?.held.answered(sdp))
             .flatten()
             .map(Ok);
         while let Some(step) = next {
@@ -140,8 +140,8 @@ impl Core {
             }
             next = self
                 .with_ctx(id, |ctx| {
-                    let mark = ctx.media.as_deref()?;
-                    ctx.held.next(mark)
+                    let mark = ctx.media.as_deref_mut()?;
+                    mark.held.next(&mark.call)
                 })
                 .flatten();
         }
