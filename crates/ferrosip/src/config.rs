@@ -46,6 +46,12 @@ pub(crate) struct Relay {
     /// When no ports are left: `"reject"` the call with 503, or let it `"proceed"` with
     /// its own SDP (audio then flows only where the phones reach each other).
     pub(crate) when_exhausted: WhenExhausted,
+    /// Where `ferrosip relay` answers rtpengine's ng protocol.
+    pub(crate) ng_listen: std::net::SocketAddr,
+    /// External relays `ferrosip serve` drives over ng instead of its own (rtpengine, or
+    /// `ferrosip relay` on other hosts): `"udp:192.0.2.5:2223"`. Calls are shared out by
+    /// Call-ID; one that does not answer is skipped for 30 s.
+    pub(crate) ng: Vec<String>,
 }
 
 /// What a call gets when the relay has no ports for it.
@@ -68,11 +74,25 @@ impl Default for Relay {
             timeout: 60,
             threads: 0,
             when_exhausted: WhenExhausted::Reject,
+            ng_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 2223)),
+            ng: Vec::new(),
         }
     }
 }
 
 impl Relay {
+    /// The external relays `ng` names, or the first entry that is not `udp:address:port`.
+    pub(crate) fn ng_relays(&self) -> Result<Vec<std::net::SocketAddr>, &str> {
+        self.ng
+            .iter()
+            .map(|r| {
+                r.strip_prefix("udp:")
+                    .and_then(|a| a.parse().ok())
+                    .ok_or(r.as_str())
+            })
+            .collect()
+    }
+
     /// The port range, if `ports` is `"first-last"` with room for a call (two pairs).
     pub(crate) fn port_range(&self) -> Option<std::ops::RangeInclusive<u16>> {
         let (a, b) = self.ports.split_once('-')?;
@@ -489,6 +509,12 @@ impl Config {
                 "{}relay.ports: {:?} is not \"first-last\" with room for two port pairs",
                 line_of("ports"),
                 self.relay.ports
+            ));
+        }
+        if let Err(bad) = self.relay.ng_relays() {
+            return Err(format!(
+                "{}relay.ng: {bad:?} is not \"udp:address:port\"",
+                line_of("ng =")
             ));
         }
         if self.timers.t1 == 0 || self.timers.t2 < self.timers.t1 {

@@ -13,6 +13,7 @@ mod config;
 mod manage;
 mod media;
 mod metrics;
+mod ng_client;
 mod reload;
 mod resolve;
 mod script;
@@ -51,6 +52,17 @@ enum Command {
         /// Management API address (`127.0.0.1:5080`), or `off`.
         #[arg(long)]
         api: Option<String>,
+    },
+    /// Run the media relay alone, answering rtpengine's ng protocol (for Kamailio's or
+    /// OpenSIPS's rtpengine module, or a ferrosip with `[relay] ng`). Uses the `[relay]`
+    /// section of the configuration.
+    Relay {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The ng control address, replacing `[relay] ng_listen` (127.0.0.1:2223).
+        #[arg(long)]
+        ng: Option<std::net::SocketAddr>,
     },
     /// Check a configuration file and its routing script; exit non-zero with the file, line
     /// (and column) of every error. Without --config, checks the default script.
@@ -150,6 +162,10 @@ fn main() -> ExitCode {
                 },
             )
             .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Relay { config, ng } => {
+            init_logging();
+            cmd::relay::run(config.as_deref(), ng).map(|()| ExitCode::SUCCESS)
         }
         Command::Check { config } => check(config.as_deref()),
         Command::Parse { file } => cmd::parse::run(file.as_deref()),

@@ -1,12 +1,61 @@
-//! The in-process media relay: started as `[relay]` says, and given the core's
-//! [`Command::Media`](sip_proxy::Command::Media) requests.
+//! The media relay the core's [`Command::Media`](sip_proxy::Command::Media) requests go
+//! to: the in-process one, started as `[relay]` says, or external ones over ng
+//! (`[relay] ng`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use relay::{MediaError, MediaRequest};
 use relay_net::{MediaRelay, RelayConfig};
 
 use crate::config::Config;
+use crate::ng_client::NgRelays;
+
+/// Where media requests go.
+#[derive(Clone)]
+pub(crate) enum Media {
+    /// The in-process relay.
+    InProcess(MediaRelay),
+    /// External relays over ng.
+    Ng(Arc<NgRelays>),
+}
+
+impl Media {
+    /// The relay `[relay]` asks for: external ones when `ng` names any, else the in-process
+    /// one unless `enabled = false`.
+    pub(crate) async fn start(
+        cfg: &Config,
+        primary: Option<IpAddr>,
+    ) -> anyhow::Result<Option<Media>> {
+        let ng = cfg
+            .relay
+            .ng_relays()
+            .map_err(|bad| anyhow::anyhow!("relay.ng: {bad:?} is not udp:address:port"))?;
+        if !ng.is_empty() && cfg.relay.enabled {
+            tracing::info!(relays = ?ng, "media through external relays (ng)");
+            return Ok(Some(Media::Ng(NgRelays::start(ng).await?)));
+        }
+        Ok(start(cfg, primary)?.map(Media::InProcess))
+    }
+
+    /// Gives a request to the relay; its answer.
+    pub(crate) async fn apply(&self, req: &MediaRequest) -> Result<Vec<u8>, MediaError> {
+        match self {
+            Media::InProcess(r) => r.apply(req).await,
+            Media::Ng(r) => r.apply(req).await,
+        }
+    }
+
+    /// The in-process relay, if that is the one (its counters are ours to show).
+    pub(crate) fn in_process(&self) -> Option<&MediaRelay> {
+        match self {
+            Media::InProcess(r) => Some(r),
+            Media::Ng(_) => None,
+        }
+    }
+}
 
 /// Starts the relay, unless `[relay] enabled = false`; `primary` is the host's primary
 /// IPv4 address. The address SDP names is `[relay] announce`, else the bind address, else

@@ -3,8 +3,12 @@
 //! sessions, and a task per socket that hands each packet to the shard's relay and sends it
 //! on — all on that thread, so no packet takes a lock. A call's session lives in the shard
 //! its Call-ID hashes to; offers, answers and deletes reach it over a channel.
+//! [`serve_ng`] answers rtpengine's ng protocol with it, for other proxies.
 
+mod ng_server;
 mod shard;
+
+pub use ng_server::serve_ng;
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;

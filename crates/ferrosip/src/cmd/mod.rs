@@ -5,6 +5,7 @@ pub(crate) mod manage;
 pub(crate) mod parse;
 mod parse_json;
 pub(crate) mod ping;
+pub(crate) mod relay;
 pub(crate) mod serve;
 pub(crate) mod stats;
 pub(crate) mod target;

@@ -204,8 +204,8 @@ struct Server {
     /// The main runtime: UDP messages are handled on receive threads outside it, and what
     /// they start (DNS lookups, TCP sends) runs here.
     runtime: tokio::runtime::Handle,
-    /// The in-process media relay, unless `[relay]` turns it off.
-    media: Option<relay_net::MediaRelay>,
+    /// The media relay, unless `[relay]` turns it off.
+    media: Option<crate::media::Media>,
 }
 
 impl Server {
@@ -520,7 +520,7 @@ async fn serve_with(
         lookups: Arc::new(Lookups::new()),
         metrics: Arc::new(Metrics::new()),
         runtime: tokio::runtime::Handle::current(),
-        media: crate::media::start(&cfg, primary_ip(false))?,
+        media: crate::media::Media::start(&cfg, primary_ip(false)).await?,
     });
     let window = Duration::from_millis(cfg.server.commit_window_ms);
     tokio::spawn(location_writer(server.clone(), store.clone(), window, jobs));
@@ -552,7 +552,8 @@ async fn serve_with(
         metrics: server.metrics.clone(),
         script: cfg.routing.script.clone(),
     };
-    let api = start_api(&cfg, reloader(), server.media.clone()).await?;
+    let in_process = server.media.as_ref().and_then(|m| m.in_process().cloned());
+    let api = start_api(&cfg, reloader(), in_process).await?;
     tracing::info!(domains = ?core.config().domains, "serving");
     let _ = server.core.set(core.clone());
     let _ = server.transports.set(transports);
@@ -654,7 +655,7 @@ async fn start_api(
     })))
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

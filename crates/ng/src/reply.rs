@@ -1,0 +1,93 @@
+//! Replies: what a relay answers.
+
+use serde_bencode::value::Value;
+
+use crate::{bytes, join, split, text, Dict, NgError};
+
+/// The counters a `query` or `statistics` reply carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Calls held.
+    pub sessions: u64,
+    /// Packets relayed.
+    pub packets: u64,
+    /// Bytes relayed.
+    pub bytes: u64,
+    /// Packets dropped.
+    pub dropped: u64,
+}
+
+/// One reply, with the cookie of its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// To `ping`.
+    Pong,
+    /// Done; the rewritten SDP for an offer or answer.
+    Ok {
+        /// The SDP, for an offer or answer.
+        sdp: Option<Vec<u8>>,
+    },
+    /// A call's or the relay's counters (`query`, `statistics`).
+    Counters(Totals),
+    /// The calls held (`list`).
+    Calls(Vec<String>),
+    /// Refused, and why.
+    Error(String),
+}
+
+impl Reply {
+    /// Writes the reply to the request with `cookie`.
+    pub fn encode(&self, cookie: &[u8]) -> Vec<u8> {
+        let mut d = Dict::new();
+        let result = match self {
+            Reply::Pong => "pong",
+            Reply::Ok { sdp } => {
+                if let Some(s) = sdp {
+                    d.insert(b"sdp".to_vec(), bytes(s.clone()));
+                }
+                "ok"
+            }
+            Reply::Counters(t) => {
+                let int = |v: u64| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
+                let mut rtp = Dict::new();
+                rtp.insert(b"packets".to_vec(), int(t.packets));
+                rtp.insert(b"bytes".to_vec(), int(t.bytes));
+                rtp.insert(b"errors".to_vec(), int(t.dropped));
+                let mut totals = Dict::new();
+                totals.insert(b"RTP".to_vec(), Value::Dict(rtp));
+                d.insert(b"totals".to_vec(), Value::Dict(totals));
+                d.insert(b"sessions".to_vec(), int(t.sessions));
+                "ok"
+            }
+            Reply::Calls(calls) => {
+                let list = calls.iter().map(|c| bytes(c.as_str())).collect();
+                d.insert(b"calls".to_vec(), Value::List(list));
+                "ok"
+            }
+            Reply::Error(why) => {
+                d.insert(b"error-reason".to_vec(), bytes(why.as_str()));
+                "error"
+            }
+        };
+        d.insert(b"result".to_vec(), bytes(result));
+        join(cookie, d)
+    }
+
+    /// Reads a reply datagram: its cookie, and the reply. Counters and call lists are read
+    /// as `Ok` (a proxy asks for offers, answers, deletes and pings).
+    pub fn parse(data: &[u8]) -> Result<(Vec<u8>, Reply), NgError> {
+        let (cookie, d) = split(data)?;
+        let reply = match text(&d, "result").as_deref() {
+            Some("pong") => Reply::Pong,
+            Some("ok") => Reply::Ok {
+                sdp: match d.get(b"sdp".as_slice()) {
+                    Some(Value::Bytes(b)) => Some(b.clone()),
+                    _ => None,
+                },
+            },
+            Some("error") => Reply::Error(text(&d, "error-reason").unwrap_or_default()),
+            other => return Err(NgError(format!("unknown result {other:?}"))),
+        };
+        Ok((cookie.to_vec(), reply))
+    }
+}
