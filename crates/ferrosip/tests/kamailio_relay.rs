@@ -1,0 +1,133 @@
+//! Kamailio (Debian's, with its rtpengine module) drives `ferrosip relay` over ng in place
+//! of rtpengine: a baresip call through that Kamailio gets audio both ways, through
+//! ferrosip's relay. `scripts/test.sh` installs kamailio.
+
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::baresip::Baresip;
+use support::phone::Account;
+
+/// A process killed when dropped (its output printed if the test failed).
+struct Daemon {
+    child: Child,
+    name: &'static str,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- {}'s log ---\n{log}", self.name);
+        }
+    }
+}
+
+fn spawn(name: &'static str, cmd: &mut Command, log: std::path::PathBuf) -> Daemon {
+    let out = std::fs::File::create(&log).expect("log file");
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} runs (scripts/test.sh installs it): {e}"));
+    Daemon { child, name, log }
+}
+
+/// Asks the relay's ng port; its reply.
+fn ng(port: u16, request: &[u8]) -> Option<String> {
+    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+    s.send_to(request, ("127.0.0.1", port)).ok()?;
+    let mut buf = [0u8; 4096];
+    let n = s.recv(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[test]
+fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sip, ng_port) = (support::free_port(), support::free_port());
+    let base = 44000 + (std::process::id() % 200) as u16 * 20;
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!("[relay]\nbind = \"127.0.0.1\"\nports = \"{base}-{}\"\n", base + 19),
+    )
+    .expect("write");
+    let _relay = spawn(
+        "ferrosip relay",
+        Command::new(env!("CARGO_BIN_EXE_ferrosip"))
+            .args(["relay", "--config"])
+            .arg(&config)
+            .arg("--ng")
+            .arg(format!("127.0.0.1:{ng_port}")),
+        dir.path().join("relay.log"),
+    );
+    let up = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        ng(ng_port, b"p d7:command4:pinge").is_some_and(|r| r.contains("pong"))
+    });
+    assert!(up, "ferrosip relay answers ping");
+
+    let cfg = std::fs::read_to_string(support::data("kamailio-rtpengine.cfg"))
+        .expect("kamailio config")
+        .replace("LISTEN", &format!("127.0.0.1:{sip}"))
+        .replace("NG", &format!("127.0.0.1:{ng_port}"));
+    let kcfg = dir.path().join("kamailio.cfg");
+    std::fs::write(&kcfg, cfg).expect("write");
+    let _kamailio = spawn(
+        "kamailio",
+        Command::new("kamailio")
+            .arg("-f")
+            .arg(&kcfg)
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-Y"])
+            .arg(dir.path())
+            .arg("-P")
+            .arg(dir.path().join("kamailio.pid")),
+        dir.path().join("kamailio.log"),
+    );
+    let proxy = SocketAddr::from(([127, 0, 0, 1], sip));
+    let account = |user| Account {
+        user,
+        domain: "127.0.0.1",
+        password: "unused",
+        proxy,
+        transport: "udp",
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let mut alice = Baresip::start(&account("alice"), "sip:bob@127.0.0.1");
+    let mut bob = Baresip::start(&account("bob"), "sip:alice@127.0.0.1");
+    alice.dial("sip:bob@127.0.0.1");
+    bob.accept();
+    alice.expect("Call established");
+    bob.expect("Call established");
+    std::thread::sleep(Duration::from_secs(3));
+    let at_bob = bob.rtp();
+    let at_alice = alice.rtp();
+    // The relay holds the call while it runs, and the SDP each phone got names its ports.
+    let list = ng(ng_port, b"l d7:command4:liste").expect("list");
+    assert!(!list.contains("5:callsle"), "a call in the relay: {list}");
+    for (phone, seen) in [("alice", alice.output()), ("bob", bob.output())] {
+        let port = (base..base + 20).any(|p| seen.contains(&format!("m=audio {p} ")));
+        assert!(port, "{phone}'s SDP names the relay's port");
+    }
+    alice.send("/hangup");
+    bob.expect("session closed");
+    for (phone, rtp) in [("alice", at_alice), ("bob", at_bob)] {
+        assert!(rtp.sent >= 100 && rtp.received >= 100, "{phone} counted {rtp:?}");
+    }
+    let stats = ng(ng_port, b"s d7:command10:statisticse").expect("statistics");
+    let packets = stats
+        .split("7:packetsi")
+        .nth(1)
+        .and_then(|r| r.split('e').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(packets >= 200, "the relay forwarded {packets} packets: {stats}");
+}
