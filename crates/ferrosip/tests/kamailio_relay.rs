@@ -57,7 +57,10 @@ fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
     let config = dir.path().join("relay.toml");
     std::fs::write(
         &config,
-        format!("[relay]\nbind = \"127.0.0.1\"\nports = \"{base}-{}\"\n", base + 19),
+        format!(
+            "[relay]\nbind = \"127.0.0.1\"\nports = \"{base}-{}\"\n",
+            base + 19
+        ),
     )
     .expect("write");
     let _relay = spawn(
@@ -120,7 +123,10 @@ fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
     alice.send("/hangup");
     bob.expect("session closed");
     for (phone, rtp) in [("alice", at_alice), ("bob", at_bob)] {
-        assert!(rtp.sent >= 100 && rtp.received >= 100, "{phone} counted {rtp:?}");
+        assert!(
+            rtp.sent >= 100 && rtp.received >= 100,
+            "{phone} counted {rtp:?}"
+        );
     }
     let stats = ng(ng_port, b"s d7:command10:statisticse").expect("statistics");
     let packets = stats
@@ -129,5 +135,8 @@ fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
         .and_then(|r| r.split('e').next())
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
-    assert!(packets >= 200, "the relay forwarded {packets} packets: {stats}");
+    assert!(
+        packets >= 200,
+        "the relay forwarded {packets} packets: {stats}"
+    );
 }

@@ -97,7 +97,7 @@ impl Request {
             Command::Media(m, flags) => {
                 d.insert(b"call-id".to_vec(), bytes(m.call_id.as_str()));
                 d.insert(b"from-tag".to_vec(), bytes(m.from_tag.as_str()));
-                if !m.to_tag.is_empty() {
+                if !m.to_tag.is_empty() || m.op == MediaOp::Answer {
                     d.insert(b"to-tag".to_vec(), bytes(m.to_tag.as_str()));
                 }
                 if m.op != MediaOp::Delete {
