@@ -1,6 +1,7 @@
-//! Kamailio (Debian's, with its rtpengine module) drives `ferrosip relay` over ng in place
-//! of rtpengine: a baresip call through that Kamailio gets audio both ways, through
-//! ferrosip's relay. `scripts/test.sh` installs kamailio.
+//! rtpengine's ng protocol with the real peers, both ways: Kamailio (Debian's, with its
+//! rtpengine module) drives `ferrosip relay` in place of rtpengine, and ferrosip drives
+//! Debian's rtpengine (userspace forwarding); a baresip call through each gets audio both
+//! ways through the relay. `scripts/test.sh` installs kamailio and rtpengine-daemon.
 
 mod support;
 
@@ -139,4 +140,76 @@ fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
         packets >= 200,
         "the relay forwarded {packets} packets: {stats}"
     );
+}
+
+#[test]
+fn ferrosip_drives_rtpengine_and_a_baresip_call_through_it_has_audio_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ng_port = support::free_port();
+    let base = 48000 + (std::process::id() % 100) as u16 * 100;
+    let _rtpengine = spawn(
+        "rtpengine",
+        Command::new("rtpengine")
+            .args([
+                "--interface=127.0.0.1",
+                "--foreground",
+                "--log-stderr",
+                "--table=-1",
+            ])
+            .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
+            .arg(format!("--port-min={base}"))
+            .arg(format!("--port-max={}", base + 99))
+            .arg(format!(
+                "--pidfile={}",
+                dir.path().join("rtpengine.pid").display()
+            )),
+        dir.path().join("rtpengine.log"),
+    );
+    let up = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        ng(ng_port, b"p d7:command4:pinge").is_some_and(|r| r.contains("pong"))
+    });
+    assert!(up, "rtpengine answers ping");
+    // The default script, relaying every call (on loopback no phone is behind NAT).
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../ferrosip.cfg"))
+            .expect("default script")
+            .replace(
+                "isflag(FLT_NATS) || dst_behind_nat()",
+                "is_method(\"INVITE\")",
+            );
+    assert!(script.contains("rtp_relay();"));
+    std::fs::write(dir.path().join("relay-all.cfg"), script).expect("write");
+    let config = format!(
+        "[routing]\nscript = \"relay-all.cfg\"\n[relay]\nng = [\"udp:127.0.0.1:{ng_port}\"]\n"
+    );
+    let server = support::Server::start_with_config(dir.path(), &config);
+    let account = |user| Account {
+        user,
+        domain: "127.0.0.1",
+        password: "unused",
+        proxy: server.addr(),
+        transport: "udp",
+    };
+    let mut alice = Baresip::start(&account("alice"), "sip:bob@127.0.0.1");
+    let mut bob = Baresip::start(&account("bob"), "sip:alice@127.0.0.1");
+    alice.dial("sip:bob@127.0.0.1");
+    bob.accept();
+    alice.expect("Call established");
+    bob.expect("Call established");
+    std::thread::sleep(Duration::from_secs(3));
+    let at_bob = bob.rtp();
+    let at_alice = alice.rtp();
+    for (phone, seen) in [("alice", alice.output()), ("bob", bob.output())] {
+        let port = (base..base + 100).any(|p| seen.contains(&format!("m=audio {p} ")));
+        assert!(port, "{phone}'s SDP names rtpengine's port");
+    }
+    alice.send("/hangup");
+    bob.expect("session closed");
+    for (phone, rtp) in [("alice", at_alice), ("bob", at_bob)] {
+        assert!(
+            rtp.sent >= 100 && rtp.received >= 100,
+            "{phone} counted {rtp:?}"
+        );
+    }
 }
