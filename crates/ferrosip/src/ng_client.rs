@@ -1,13 +1,14 @@
 //! Driving external media relays over rtpengine's ng protocol (`[relay] ng`): rtpengine
 //! itself, or `ferrosip relay` on other hosts. A call's requests all go to the same relay
-//! (rendezvous hashing on its Call-ID, so that calls move only off a relay that fails); a
+//! (rendezvous hashing on its Call-ID, so that calls move only off a relay that fails). A
 //! relay that does not answer (a retransmission after 500 ms, given up after 1.5 s) is
-//! skipped for 30 s and the request goes to the next.
+//! skipped for 30 s by new calls' offers; the answers and deletes of a call try the relays
+//! in its own order, skipped or not, until one knows the call. Replies are taken only from
+//! the relays, matched by random cookies.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,6 @@ pub(crate) struct NgRelays {
     sock: Arc<UdpSocket>,
     relays: Vec<(SocketAddr, Mutex<Option<Instant>>)>,
     waiting: Arc<Mutex<HashMap<Vec<u8>, oneshot::Sender<Reply>>>>,
-    next: AtomicU64,
 }
 
 impl NgRelays {
@@ -37,9 +37,13 @@ impl NgRelays {
         let sock = Arc::new(UdpSocket::bind(bind).await?);
         let waiting: Arc<Mutex<HashMap<Vec<u8>, oneshot::Sender<Reply>>>> = Arc::default();
         let (rx_sock, rx_waiting) = (sock.clone(), waiting.clone());
+        let known = relays.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65535];
-            while let Ok((n, _)) = rx_sock.recv_from(&mut buf).await {
+            while let Ok((n, from)) = rx_sock.recv_from(&mut buf).await {
+                if !known.contains(&from) {
+                    continue;
+                }
                 let Ok((cookie, reply)) = Reply::parse(&buf[..n]) else {
                     continue;
                 };
@@ -53,22 +57,21 @@ impl NgRelays {
             sock,
             relays: relays.into_iter().map(|a| (a, Mutex::new(None))).collect(),
             waiting,
-            next: AtomicU64::new(1),
         }))
     }
 
-    /// The relays in the order a call tries them: highest hash of (Call-ID, relay) first,
-    /// those skipped for failing last.
-    fn order(&self, call_id: &str) -> Vec<usize> {
+    /// The relays in the order a call tries them: highest hash of (Call-ID, relay) first;
+    /// for an offer (`skip`), those skipped for failing last.
+    fn order(&self, call_id: &str, skip: bool) -> Vec<usize> {
         let now = Instant::now();
         let mut order: Vec<(bool, u64, usize)> = self
             .relays
             .iter()
             .enumerate()
-            .map(|(i, (addr, skip))| {
+            .map(|(i, (addr, until))| {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 (call_id, addr).hash(&mut h);
-                let skipped = skip.lock().ok().and_then(|s| *s).is_some_and(|t| t > now);
+                let skipped = skip && until.lock().ok().and_then(|s| *s).is_some_and(|t| t > now);
                 (skipped, u64::MAX - h.finish(), i)
             })
             .collect();
@@ -76,40 +79,50 @@ impl NgRelays {
         order.into_iter().map(|(_, _, i)| i).collect()
     }
 
-    /// Applies a request on the call's relay (or, when it does not answer, the next one).
+    /// Applies a request on the call's relay: an offer on the first that answers, an
+    /// answer or delete on the first that knows the call.
     pub(crate) async fn apply(&self, req: &MediaRequest) -> Result<Vec<u8>, MediaError> {
         let flags = Flags {
             replace_origin: true,
             ice_remove: true,
             ..Flags::default()
         };
-        for i in self.order(&req.call_id) {
+        let offer = req.op == MediaOp::Offer;
+        let mut refused = MediaError::Unavailable;
+        for i in self.order(&req.call_id, offer) {
             let (addr, skip) = &self.relays[i];
-            let cookie = format!("fs{}", self.next.fetch_add(1, Ordering::Relaxed)).into_bytes();
+            let mut cookie = [0u8; 12];
+            let _ = getrandom::fill(&mut cookie);
+            let cookie: String = cookie.iter().map(|b| format!("{b:02x}")).collect();
             let request = Request {
-                cookie,
+                cookie: cookie.into_bytes(),
                 command: Command::Media(req.clone(), flags.clone()),
             };
             match self.ask(*addr, &request).await {
                 Some(Reply::Ok { sdp }) => return Ok(sdp.unwrap_or_default()),
                 Some(Reply::Error(why)) => {
                     tracing::warn!(relay = %addr, call_id = %req.call_id, error = %why, "media relay refused");
-                    return Err(match req.op {
-                        _ if why.to_ascii_lowercase().contains("sdp") => MediaError::BadSdp,
+                    let why = why.to_ascii_lowercase();
+                    refused = match req.op {
+                        _ if why.contains("sdp") => MediaError::BadSdp,
                         MediaOp::Offer => MediaError::NoPorts,
                         _ => MediaError::NoSession,
-                    });
+                    };
+                    // Another relay may hold the call (its offer failed over there).
+                    if offer || !(why.contains("unknown") || why.contains("not found")) {
+                        return Err(refused);
+                    }
                 }
                 Some(_) => return Err(MediaError::Unavailable),
                 None => {
-                    tracing::warn!(relay = %addr, "media relay does not answer: skipped for 30 s");
+                    tracing::warn!(relay = %addr, "media relay does not answer: new calls skip it for 30 s");
                     if let Ok(mut s) = skip.lock() {
                         *s = Some(Instant::now() + SKIP);
                     }
                 }
             }
         }
-        Err(MediaError::Unavailable)
+        Err(refused)
     }
 
     /// Sends a request to `addr`, once more after 500 ms; its reply, or `None` after 1.5 s.

@@ -32,14 +32,65 @@ fn split(data: &[u8]) -> Result<(&[u8], Dict), NgError> {
         .position(|&b| b == b' ')
         .ok_or_else(|| NgError("no cookie".into()))?;
     let (cookie, rest) = (&data[..space], &data[space + 1..]);
-    if cookie.is_empty() {
-        return Err(NgError("empty cookie".into()));
+    if cookie.is_empty() || cookie.len() > MAX_COOKIE {
+        return Err(NgError("no cookie, or one too long".into()));
+    }
+    if nesting(rest) > MAX_NESTING {
+        return Err(NgError("nested too deep".into()));
     }
     match serde_bencode::from_bytes(rest) {
         Ok(Value::Dict(d)) => Ok((cookie, d)),
         Ok(_) => Err(NgError("not a dictionary".into())),
         Err(e) => Err(NgError(format!("bencode: {e}"))),
     }
+}
+
+/// The longest cookie read (rtpengine's modules send a few dozen bytes).
+const MAX_COOKIE: usize = 64;
+
+/// The deepest nesting of lists and dictionaries read: ng messages nest three deep; the
+/// decoder recurses, and a datagram of nested lists would exhaust the stack.
+const MAX_NESTING: usize = 16;
+
+/// How deep the lists and dictionaries of a bencoded value nest (strings skipped by their
+/// length, so that their bytes count for nothing); stops counting past `MAX_NESTING`.
+fn nesting(data: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while i < data.len() && deepest <= MAX_NESTING {
+        match data[i] {
+            b'l' | b'd' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                i += 1;
+            }
+            b'e' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b'i' => {
+                i += data[i..]
+                    .iter()
+                    .position(|&b| b == b'e')
+                    .unwrap_or(data.len())
+                    + 1
+            }
+            b'0'..=b'9' => {
+                let colon = data[i..].iter().position(|&b| b == b':');
+                let len = colon.and_then(|c| {
+                    std::str::from_utf8(&data[i..i + c])
+                        .ok()?
+                        .parse::<usize>()
+                        .ok()
+                });
+                match (colon, len) {
+                    (Some(c), Some(len)) => i = i.saturating_add(c + 1).saturating_add(len),
+                    _ => return deepest,
+                }
+            }
+            _ => return deepest,
+        }
+    }
+    deepest
 }
 
 /// `cookie`, a space, and `dict` bencoded.

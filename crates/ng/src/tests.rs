@@ -47,6 +47,27 @@ fn replies_keep_the_cookie_and_sort_their_keys() {
 }
 
 #[test]
+fn deep_nesting_is_refused_before_decoding() {
+    // 30 000 nested lists would overflow the decoder's stack.
+    let mut deep = b"c d7:command4:ping4:deep".to_vec();
+    deep.extend(std::iter::repeat_n(b'l', 30_000));
+    deep.extend(std::iter::repeat_n(b'e', 30_001));
+    assert!(Request::parse(&deep).is_err());
+    assert!(Reply::parse(&deep).is_err());
+    // A long string of `l`s is a string, not nesting.
+    let long = format!("c d7:command4:ping3:pad{}:{}e", 5000, "l".repeat(5000));
+    assert_eq!(
+        Request::parse(long.as_bytes()).map(|r| r.command),
+        Ok(Command::Ping)
+    );
+    let cookie = format!("{} d7:command4:pinge", "c".repeat(65));
+    assert!(
+        Request::parse(cookie.as_bytes()).is_err(),
+        "cookie too long"
+    );
+}
+
+#[test]
 fn bad_datagrams_are_refused() {
     for bad in [
         &b""[..],

@@ -41,7 +41,12 @@ pub struct RelayConfig {
 pub struct MediaRelay {
     shards: Vec<mpsc::UnboundedSender<Control>>,
     announce: IpAddr,
+    /// The relay is bound to loopback: loopback media addresses are fine.
+    loopback: bool,
 }
+
+/// Streams an SDP may have for the relay to take it (each takes two port pairs).
+const MAX_STREAMS: usize = 8;
 
 impl MediaRelay {
     /// Starts the threads.
@@ -60,7 +65,18 @@ impl MediaRelay {
         Ok(MediaRelay {
             shards,
             announce: cfg.announce,
+            loopback: cfg.bind.is_loopback(),
         })
+    }
+
+    /// True when media may be relayed to `ip`.
+    fn may_send_to(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+        !(ip.is_unspecified()
+            || ip.is_multicast()
+            || broadcast
+            || (ip.is_loopback() && !self.loopback))
     }
 
     /// The shard of a call (all its sessions, whatever their tags).
@@ -86,7 +102,7 @@ impl MediaRelay {
     pub async fn apply(&self, req: &MediaRequest) -> Result<Vec<u8>, MediaError> {
         let (sender, other) = req.tags();
         if req.op == MediaOp::Delete {
-            let tags = vec![sender.to_owned(), other.to_owned()];
+            let tags = (sender.to_owned(), other.to_owned());
             let call_id = req.call_id.clone();
             self.ask(&req.call_id, |reply| Control::Delete {
                 call_id,
@@ -97,7 +113,16 @@ impl MediaRelay {
             return Ok(Vec::new());
         }
         let session = sdp::Session::parse(&req.sdp).map_err(|_| MediaError::BadSdp)?;
-        let media = relay::media_addresses(&session);
+        if session.media.len() > MAX_STREAMS {
+            return Err(MediaError::BadSdp);
+        }
+        // Media goes nowhere a stranger could not send it anyway: not to a wildcard,
+        // multicast or broadcast address, nor to this host's loopback (unless the relay
+        // itself is on loopback, as in a test).
+        let media: Vec<_> = relay::media_addresses(&session)
+            .into_iter()
+            .map(|m| m.filter(|a| self.may_send_to(a.ip())))
+            .collect();
         let (call_id, sender, other) = (req.call_id.clone(), sender.to_owned(), other.to_owned());
         let (from, create) = (req.source, req.op == MediaOp::Offer);
         let updated = self

@@ -26,10 +26,10 @@ pub(crate) enum Control {
         create: bool,
         reply: oneshot::Sender<Option<(Side, SessionPorts)>>,
     },
-    /// Ends the session the call has under any of these tags.
+    /// Ends the session of the dialog between the parties with these tags.
     Delete {
         call_id: String,
-        tags: Vec<String>,
+        tags: (String, String),
         reply: oneshot::Sender<bool>,
     },
     Stats {
@@ -115,7 +115,7 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
                 Some((id, Side::Answerer)) => state
                     .borrow_mut()
                     .relay
-                    .answer(&id, &media, from)
+                    .answer(Instant::now(), &id, &media, from, &sender)
                     .map(|p| (Side::Answerer, p)),
                 Some((id, Side::Offerer)) => offer(state, &id, &media, from),
                 None if create => {
@@ -135,14 +135,7 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
             reply,
         } => {
             let mut s = state.borrow_mut();
-            let mut found = false;
-            for from_tag in tags {
-                let id = SessionId {
-                    call_id: call_id.clone(),
-                    from_tag,
-                };
-                found |= s.relay.delete(&id);
-            }
+            let found = s.relay.delete_dialog(&call_id, &tags.0, &tags.1);
             s.close_unused();
             let _ = reply.send(found);
         }

@@ -162,4 +162,38 @@ fn a_port_another_program_holds_is_skipped_and_exhaustion_is_reported() {
     third.call_id = "third".into();
     rt.block_on(relay.apply(&second)).expect("second call");
     assert_eq!(rt.block_on(relay.apply(&third)), Err(MediaError::NoPorts));
+    // One call cannot take every port: more than 8 streams are refused.
+    let mut many = String::from_utf8(sdp_of(&a)).expect("utf-8");
+    many.push_str(&"m=audio 4000 RTP/AVP 0\r\n".repeat(8));
+    let mut greedy = request(MediaOp::Offer, "g", "", many.into_bytes());
+    greedy.call_id = "greedy".into();
+    assert_eq!(rt.block_on(relay.apply(&greedy)), Err(MediaError::BadSdp));
+}
+
+#[test]
+fn media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let base = 49000 + (std::process::id() % 400) as u16 * 2;
+    let relay = MediaRelay::start(&RelayConfig {
+        bind: "0.0.0.0".parse().expect("ip"),
+        announce: "192.0.2.80".parse().expect("ip"),
+        ports: base..=base + 7,
+        timeout: Duration::from_secs(60),
+        threads: 1,
+    })
+    .expect("relay");
+    for target in ["127.0.0.1", "224.0.0.1", "0.0.0.0", "255.255.255.255"] {
+        let sdp = format!("v=0\r\no=- 1 1 IN IP4 {target}\r\ns=-\r\nc=IN IP4 {target}\r\nt=0 0\r\nm=audio 5060 RTP/AVP 0\r\n");
+        let mut r = request(MediaOp::Offer, "x", "", sdp.clone().into_bytes());
+        r.call_id = format!("to-{target}");
+        let out = rt.block_on(relay.apply(&r)).expect("answered");
+        assert_eq!(
+            out,
+            sdp.into_bytes(),
+            "{target}: left as it is, not relayed"
+        );
+    }
 }

@@ -64,7 +64,7 @@ impl std::fmt::Display for MediaError {
         f.write_str(match self {
             MediaError::BadSdp => "the body is not SDP the relay can read",
             MediaError::NoPorts => "no media ports left",
-            MediaError::NoSession => "no relay session for this answer",
+            MediaError::NoSession => "unknown call: no relay session for this answer",
             MediaError::Unavailable => "the media relay did not answer",
         })
     }
@@ -85,7 +85,7 @@ pub fn media_addresses(s: &Session<'_>) -> Vec<Option<SocketAddr>> {
 /// A copy of `s`, sent by `sender`, in which each relayed stream names `announce` and the
 /// relay's port facing the receiver (RTCP on the next port, or on the same one with
 /// `a=rtcp-mux`), the origin names `announce`, and ICE is gone (its candidates would lead
-/// around the relay).
+/// around the relay). With no stream relayed, it is the SDP as it came.
 pub fn relayed_sdp(
     s: &Session<'_>,
     sender: Side,
@@ -113,10 +113,12 @@ pub fn relayed_sdp(
                 rtcp_port,
             })
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // Nothing relayed: the SDP goes on as it came.
+    let relayed = media.iter().any(Option::is_some);
     s.rewrite(&Rewrite {
         media,
-        origin: Some(announce),
-        strip_ice: true,
+        origin: relayed.then_some(announce),
+        strip_ice: relayed,
     })
 }

@@ -23,7 +23,7 @@ pub use control::{media_addresses, relayed_sdp, MediaError, MediaOp, MediaReques
 pub use pool::{pairs, PortPool};
 pub use session::{
     Dropped, Forward, Relay, SessionId, SessionPorts, SessionStats, Side, Stats, StreamPorts,
-    Totals,
+    Totals, UNANSWERED,
 };
 
 #[cfg(test)]

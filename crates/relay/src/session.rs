@@ -94,6 +94,8 @@ pub enum Dropped {
     WrongSource,
     /// The other side's address is not known yet (no answer).
     NoDestination,
+    /// Not RTP or RTCP (version 2).
+    NotRtp,
 }
 
 /// The relay's ports of one stream in the SDP each side gets: the answerer is told
@@ -141,6 +143,17 @@ impl Endpoint {
         known && packet.first().is_some_and(|b| b >> 6 == 2)
     }
 
+    /// What this side's SDP and signalling now say. When they move (a re-INVITE that
+    /// moves the stream, another fork's answer), what it latched to is forgotten: its
+    /// packets are learnt again from the new address.
+    fn update(&mut self, expected: SocketAddr, signalled: Option<IpAddr>) {
+        if self.expected != Some(expected) || self.signalled != signalled {
+            self.latched = [None; 2];
+        }
+        self.expected = Some(expected);
+        self.signalled = signalled;
+    }
+
     /// Where packets for this side go: its latched source, else its SDP's address (RTCP
     /// on the port after RTP's).
     fn destination(&self, rtcp: bool) -> Option<SocketAddr> {
@@ -165,9 +178,17 @@ struct Stream {
 struct Session {
     id: SessionId,
     streams: Vec<Option<Stream>>,
-    /// When it was made or last saw a packet.
+    /// When it was made, last offered or answered, or last saw a packet.
     last: Instant,
+    /// The tag of the party whose answer it holds.
+    answerer: Option<String>,
+    /// An answer came: the media timeout applies (before, the call may ring a while).
+    answered: bool,
 }
+
+/// How long a session without an answer lives at least: a call may ring for timer C
+/// (180 s by default) before its 200 comes.
+pub const UNANSWERED: Duration = Duration::from_secs(300);
 
 /// The relay's state: its sessions and ports.
 #[derive(Debug)]
@@ -210,6 +231,8 @@ impl Relay {
     ) -> Option<SessionPorts> {
         let key = match self.ids.get(id) {
             Some(&k) => k,
+            // Nothing to relay: no session for it.
+            None if media.iter().all(Option::is_none) => return Some(vec![None; media.len()]),
             None => {
                 let k = self.next;
                 self.next += 1;
@@ -217,6 +240,8 @@ impl Relay {
                     id: id.clone(),
                     streams: Vec::new(),
                     last: now,
+                    answerer: None,
+                    answered: false,
                 };
                 self.sessions.insert(k, s);
                 self.ids.insert(id.clone(), k);
@@ -254,30 +279,59 @@ impl Relay {
             }
             let session = self.sessions.get_mut(&key)?;
             if let Some(s) = session.streams[i].as_mut() {
-                s.offerer.expected = Some(*addr);
-                s.offerer.signalled = from;
+                s.offerer.update(*addr, from);
             }
         }
+        let session = self.sessions.get_mut(&key)?;
+        session.last = now;
         Some(self.ports(key, media.len()))
     }
 
-    /// An answer: `media` has the answerer's RTP address per stream, `from` the address its
-    /// signalling came from. Gives the ports per stream; `None` without an offer.
+    /// An answer from the party with tag `tag` (its dialog's): `media` has the answerer's
+    /// RTP address per stream, `from` the address its signalling came from. Gives the
+    /// ports per stream; `None` without an offer.
     pub fn answer(
         &mut self,
+        now: Instant,
         id: &SessionId,
         media: &[Option<SocketAddr>],
         from: Option<IpAddr>,
+        tag: &str,
     ) -> Option<SessionPorts> {
         let key = *self.ids.get(id)?;
         let session = self.sessions.get_mut(&key)?;
         for (s, addr) in session.streams.iter_mut().zip(media) {
             if let (Some(s), Some(addr)) = (s.as_mut(), addr) {
-                s.answerer.expected = Some(*addr);
-                s.answerer.signalled = from;
+                s.answerer.update(*addr, from);
             }
         }
+        if !tag.is_empty() {
+            session.answerer = Some(tag.to_owned());
+        }
+        session.answered = true;
+        session.last = now;
         Some(self.ports(key, media.len()))
+    }
+
+    /// Ends the session of call `call_id` between the parties with tags `a` and `b` (either
+    /// may be the caller's; `b` may be empty): not when the other tag names another party
+    /// than the one whose answer the session holds (a BYE to another fork's 2xx).
+    pub fn delete_dialog(&mut self, call_id: &str, a: &str, b: &str) -> bool {
+        for (caller, other) in [(a, b), (b, a)] {
+            let id = SessionId {
+                call_id: call_id.to_owned(),
+                from_tag: caller.to_owned(),
+            };
+            let Some(session) = self.ids.get(&id).and_then(|k| self.sessions.get(k)) else {
+                continue;
+            };
+            let theirs = session.answerer.as_deref();
+            if other.is_empty() || theirs.is_none_or(|t| t == other) {
+                return self.remove(&id);
+            }
+            return false;
+        }
+        false
     }
 
     fn ports(&self, key: u64, n: usize) -> SessionPorts {
@@ -351,12 +405,17 @@ impl Relay {
         true
     }
 
-    /// Ends the sessions that saw no packet for the media timeout; gives their ids.
+    /// Ends the sessions that saw no packet for the media timeout (one not answered yet,
+    /// ringing, for [`UNANSWERED`] at least); gives their ids.
     pub fn expire(&mut self, now: Instant) -> Vec<SessionId> {
+        let limit = |s: &Session| match s.answered {
+            true => self.timeout,
+            false => self.timeout.max(UNANSWERED),
+        };
         let dead: Vec<SessionId> = self
             .sessions
             .values()
-            .filter(|s| now.saturating_duration_since(s.last) >= self.timeout)
+            .filter(|s| now.saturating_duration_since(s.last) >= limit(s))
             .map(|s| s.id.clone())
             .collect();
         for id in &dead {
@@ -394,6 +453,10 @@ impl Relay {
     ) -> Result<Forward, Dropped> {
         let rtcp = port % 2 == 1;
         let &(key, i, side) = self.by_port.get(&(port & !1)).ok_or(Dropped::UnknownPort)?;
+        // Only RTP and RTCP (version 2) is relayed: the relay is no path for anything else.
+        if packet.first().is_none_or(|b| b >> 6 != 2) {
+            return Err(Dropped::NotRtp);
+        }
         let session = self.sessions.get_mut(&key).ok_or(Dropped::UnknownPort)?;
         let stream = session.streams[i].as_mut().ok_or(Dropped::UnknownPort)?;
         let (from, to) = match side {

@@ -49,9 +49,11 @@ fn call(r: &mut Relay, now: Instant) -> StreamPorts {
         .expect("ports");
     let answered = r
         .answer(
+            now,
             &id("c"),
             &[Some(addr("198.51.100.2:5000"))],
             Some(ip("198.51.100.2")),
+            "b",
         )
         .expect("session");
     assert_eq!(offered, answered, "one set of ports per stream");
@@ -183,7 +185,13 @@ fn missing_sequence_numbers_count_as_lost() {
 fn an_answer_without_an_offer_has_no_session() {
     let mut r = relay(10);
     assert_eq!(
-        r.answer(&id("none"), &[Some(addr("198.51.100.2:5000"))], None),
+        r.answer(
+            Instant::now(),
+            &id("none"),
+            &[Some(addr("198.51.100.2:5000"))],
+            None,
+            "b"
+        ),
         None
     );
     let now = Instant::now();
@@ -266,7 +274,7 @@ fn a_stranger_cannot_latch_first() {
     let junk = addr("203.0.113.7:61000");
     assert_eq!(
         r.on_packet(now, p.for_offerer, junk, b"\x00\x01junk"),
-        Err(Dropped::WrongSource)
+        Err(Dropped::NotRtp)
     );
     // The offerer, from its NAT (where its signalling came from), still latches.
     let f = r
@@ -371,4 +379,90 @@ m=audio 30002 RTP/AVP 0\r\na=rtcp:30003\r\nm=audio 30006 RTP/AVP 0\r\na=rtcp-mux
         back.contains("m=audio 30000 RTP/AVP 0\r\na=rtcp:30001\r\n"),
         "{back}"
     );
+}
+
+#[test]
+fn after_latching_only_rtp_is_relayed() {
+    let now = Instant::now();
+    let mut r = relay(4);
+    let p = call(&mut r, now);
+    let nat = addr("203.0.113.7:61000");
+    r.on_packet(now, p.for_offerer, nat, &rtp(1))
+        .expect("latched");
+    // Not a path for anything else to where the other side's SDP points (a SIP port).
+    assert_eq!(
+        r.on_packet(now, p.for_offerer, nat, b"INVITE sip:x SIP/2.0\r\n"),
+        Err(Dropped::NotRtp)
+    );
+}
+
+#[test]
+fn a_side_whose_sdp_moves_is_latched_again() {
+    let now = Instant::now();
+    let mut r = relay(4);
+    let p = call(&mut r, now);
+    let b = addr("198.51.100.2:5000");
+    r.on_packet(now, p.for_answerer, b, &rtp(1))
+        .expect("latched");
+    // A re-INVITE moves the answerer's stream to another host: its packets are learnt
+    // from there, and the old address is no longer heard.
+    let moved = addr("198.51.100.9:7000");
+    r.answer(now, &id("c"), &[Some(moved)], Some(ip("198.51.100.9")), "b")
+        .expect("answer");
+    assert_eq!(
+        r.on_packet(now, p.for_answerer, b, &rtp(2)),
+        Err(Dropped::WrongSource)
+    );
+    r.on_packet(now, p.for_answerer, moved, &rtp(3))
+        .expect("latched anew");
+    let to_answerer = r
+        .on_packet(now, p.for_offerer, addr("203.0.113.7:61000"), &rtp(1))
+        .expect("relayed");
+    assert_eq!(to_answerer.to, moved);
+}
+
+#[test]
+fn a_bye_to_another_fork_leaves_the_answered_call() {
+    let now = Instant::now();
+    let mut r = relay(4);
+    call(&mut r, now);
+    // The session holds "b"'s answer: a BYE between the caller and fork "b2" is not its end.
+    assert!(!r.delete_dialog("c", "a", "b2"));
+    assert!(r.stats(&id("c")).is_some());
+    // Either side's BYE of the answered dialog is; so is a CANCEL (no To tag).
+    assert!(r.delete_dialog("c", "b", "a"));
+    assert!(r.stats(&id("c")).is_none());
+    call(&mut r, now);
+    assert!(r.delete_dialog("c", "a", ""));
+}
+
+#[test]
+fn a_ringing_call_keeps_its_session_until_answered_and_an_empty_offer_makes_none() {
+    let now = Instant::now();
+    let mut r = relay(4);
+    r.offer(now, &id("c"), &[Some(addr("10.0.0.1:4000"))], None)
+        .expect("offer");
+    // No packet can come before the answer: it rings past the media timeout.
+    assert!(r.expire(now + Duration::from_secs(120)).is_empty());
+    let later = now + Duration::from_secs(150);
+    r.answer(
+        later,
+        &id("c"),
+        &[Some(addr("198.51.100.2:5000"))],
+        None,
+        "b",
+    )
+    .expect("answered");
+    assert!(r.expire(later + Duration::from_secs(59)).is_empty());
+    assert_eq!(r.expire(later + Duration::from_secs(60)), vec![id("c")]);
+    // A ringing call nobody answers ends after UNANSWERED.
+    r.offer(now, &id("d"), &[Some(addr("10.0.0.1:4000"))], None)
+        .expect("offer");
+    assert_eq!(r.expire(now + UNANSWERED), vec![id("d")]);
+    // An offer with nothing to relay (every stream declined or on hold) makes no session.
+    assert_eq!(
+        r.offer(now, &id("e"), &[None, None], None),
+        Some(vec![None, None])
+    );
+    assert_eq!(r.sessions(), 0);
 }
