@@ -48,6 +48,10 @@ pub(crate) struct Relay {
     pub(crate) when_exhausted: WhenExhausted,
     /// Where `ferrosip relay` answers rtpengine's ng protocol.
     pub(crate) ng_listen: std::net::SocketAddr,
+    /// The proxies `ferrosip relay` answers, addresses or networks (anyone else could list
+    /// and end every call).
+    #[serde(deserialize_with = "networks")]
+    pub(crate) ng_allow: Vec<ipnet::IpNet>,
     /// External relays `ferrosip serve` drives over ng instead of its own (rtpengine, or
     /// `ferrosip relay` on other hosts): `"udp:192.0.2.5:2223"`. Calls are shared out by
     /// Call-ID; one that does not answer is skipped for 30 s.
@@ -75,6 +79,10 @@ impl Default for Relay {
             threads: 0,
             when_exhausted: WhenExhausted::Reject,
             ng_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 2223)),
+            ng_allow: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
             ng: Vec::new(),
         }
     }

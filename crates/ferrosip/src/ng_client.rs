@@ -2,9 +2,9 @@
 //! itself, or `ferrosip relay` on other hosts. A call's requests all go to the same relay
 //! (rendezvous hashing on its Call-ID, so that calls move only off a relay that fails). A
 //! relay that does not answer (a retransmission after 500 ms, given up after 1.5 s) is
-//! skipped for 30 s by new calls' offers; the answers and deletes of a call try the relays
-//! in its own order, skipped or not, until one knows the call. Replies are taken only from
-//! the relays, matched by random cookies.
+//! tried last for 30 s; the answers and deletes of a call go on to the next relay until one
+//! knows the call (its offer may have failed over there). Replies are taken only from the
+//! relays, matched by random cookies.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -60,9 +60,9 @@ impl NgRelays {
         }))
     }
 
-    /// The relays in the order a call tries them: highest hash of (Call-ID, relay) first;
-    /// for an offer (`skip`), those skipped for failing last.
-    fn order(&self, call_id: &str, skip: bool) -> Vec<usize> {
+    /// The relays in the order a call tries them: highest hash of (Call-ID, relay) first,
+    /// those skipped for failing last.
+    fn order(&self, call_id: &str) -> Vec<usize> {
         let now = Instant::now();
         let mut order: Vec<(bool, u64, usize)> = self
             .relays
@@ -71,7 +71,7 @@ impl NgRelays {
             .map(|(i, (addr, until))| {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 (call_id, addr).hash(&mut h);
-                let skipped = skip && until.lock().ok().and_then(|s| *s).is_some_and(|t| t > now);
+                let skipped = until.lock().ok().and_then(|s| *s).is_some_and(|t| t > now);
                 (skipped, u64::MAX - h.finish(), i)
             })
             .collect();
@@ -89,7 +89,7 @@ impl NgRelays {
         };
         let offer = req.op == MediaOp::Offer;
         let mut refused = MediaError::Unavailable;
-        for i in self.order(&req.call_id, offer) {
+        for i in self.order(&req.call_id) {
             let (addr, skip) = &self.relays[i];
             let mut cookie = [0u8; 12];
             let _ = getrandom::fill(&mut cookie);

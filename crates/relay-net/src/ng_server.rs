@@ -1,8 +1,12 @@
 //! A [`MediaRelay`] answering rtpengine's ng protocol on a UDP socket (`ferrosip relay`),
 //! so that Kamailio's or OpenSIPS's rtpengine module can use it in place of rtpengine.
-//! A retransmitted request (same cookie) gets the first reply again, not a second run.
+//! Only the proxies allowed are answered (anyone else could list and end every call); a
+//! retransmitted request (same sender and cookie) gets the first reply again, not a second
+//! run; at most [`IN_FLIGHT`] requests are worked on at once.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ng::{Command, Reply, Request, Totals};
@@ -13,14 +17,20 @@ use crate::MediaRelay;
 /// Replies kept for retransmissions, newest last.
 const KEPT: usize = 4096;
 
+/// Requests worked on at once; more are dropped (the proxy retransmits).
+const IN_FLIGHT: usize = 1024;
+
+/// A request's sender and cookie.
+type Key = (SocketAddr, Vec<u8>);
+
 #[derive(Default)]
 struct Recent {
-    replies: HashMap<Vec<u8>, Vec<u8>>,
-    order: VecDeque<Vec<u8>>,
+    replies: HashMap<Key, Vec<u8>>,
+    order: VecDeque<Key>,
 }
 
 impl Recent {
-    fn keep(&mut self, cookie: Vec<u8>, reply: Vec<u8>) {
+    fn keep(&mut self, cookie: Key, reply: Vec<u8>) {
         if self.order.len() >= KEPT {
             if let Some(old) = self.order.pop_front() {
                 self.replies.remove(&old);
@@ -31,13 +41,22 @@ impl Recent {
     }
 }
 
-/// Answers ng requests on `sock` until it fails.
-pub async fn serve_ng(relay: MediaRelay, sock: UdpSocket) -> std::io::Result<()> {
+/// Answers the ng requests of the senders `allowed` accepts on `sock`, until it fails.
+pub async fn serve_ng(
+    relay: MediaRelay,
+    sock: UdpSocket,
+    allowed: impl Fn(IpAddr) -> bool,
+) -> std::io::Result<()> {
     let sock = Arc::new(sock);
     let recent = Arc::new(Mutex::new(Recent::default()));
+    let busy = Arc::new(AtomicUsize::new(0));
     let mut buf = vec![0u8; 65535];
     loop {
         let (n, from) = sock.recv_from(&mut buf).await?;
+        if !allowed(from.ip()) {
+            tracing::debug!(%from, "ng: not an allowed proxy ([relay] ng_allow)");
+            continue;
+        }
         let data = buf[..n].to_vec();
         let request = match Request::parse(&data) {
             Ok(r) => r,
@@ -46,23 +65,30 @@ pub async fn serve_ng(relay: MediaRelay, sock: UdpSocket) -> std::io::Result<()>
                 continue;
             }
         };
+        let key = (from, request.cookie.clone());
         let again = recent
             .lock()
             .ok()
-            .and_then(|r| r.replies.get(&request.cookie).cloned());
+            .and_then(|r| r.replies.get(&key).cloned());
         if let Some(reply) = again {
             let _ = sock.send_to(&reply, from).await;
             continue;
         }
-        let (relay, sock, recent) = (relay.clone(), sock.clone(), recent.clone());
+        if busy.fetch_add(1, Ordering::AcqRel) >= IN_FLIGHT {
+            busy.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
+        let (relay, sock) = (relay.clone(), sock.clone());
+        let (recent, busy) = (recent.clone(), busy.clone());
         tokio::spawn(async move {
             let reply = answer(&relay, &request.command)
                 .await
                 .encode(&request.cookie);
             if let Ok(mut r) = recent.lock() {
-                r.keep(request.cookie, reply.clone());
+                r.keep(key, reply.clone());
             }
             let _ = sock.send_to(&reply, from).await;
+            busy.fetch_sub(1, Ordering::AcqRel);
         });
     }
 }

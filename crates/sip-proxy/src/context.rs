@@ -234,6 +234,15 @@ impl Context {
         }
         self.answered = status >= 200;
         self.trying_at = None;
+        if status >= 300 {
+            // Refused after its SDP went to the relay (no ports, no route): the session goes.
+            if let Some(request) = self.media.as_ref().and_then(|m| m.call.delete()) {
+                out.push(Command::Media {
+                    request,
+                    then: None,
+                });
+            }
+        }
         if self.of_cancel {
             self.server.send_response(now, status, data);
         } else {
@@ -262,14 +271,20 @@ impl Context {
         (!self.answered).then_some(parked)
     }
 
-    /// Takes the request that waits for the media relay, unless it was answered meanwhile.
-    pub(crate) fn take_media(&mut self) -> Option<Box<RelayState>> {
+    /// Takes the request that waits for the media relay; when it was answered meanwhile (a
+    /// CANCEL), the end of the session the relay made for it instead (`Err`).
+    pub(crate) fn take_media(
+        &mut self,
+    ) -> Option<Result<Box<RelayState>, Option<::relay::MediaRequest>>> {
         let Some(Parked::Media(state)) = self.parked.take_if(|p| matches!(p, Parked::Media(_)))
         else {
             return None;
         };
         self.park_until = None;
-        (!self.answered).then_some(state)
+        match self.answered {
+            false => Some(Ok(state)),
+            true => Some(Err(self.media.as_ref().and_then(|m| m.call.delete()))),
+        }
     }
 
     /// Takes what waits for a binding write, if anything does.

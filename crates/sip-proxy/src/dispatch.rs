@@ -223,7 +223,7 @@ impl Core {
             if let Some(key) = ctx.refresh_key.filter(|_| refresh) {
                 // A phone behind NAT names its private address again: the other side's
                 // requests go to where this came from.
-                let resp = crate::forward::fix_nated_reply(slot.take()?, src);
+                let resp = crate::forward::fix_nated_reply(cfg, slot.take()?, src);
                 route_key::note_refresh(&cfg.route_secret, &self.refreshed, key, &resp);
                 slot = Some(resp);
             }

@@ -153,9 +153,22 @@ pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
 /// `fix_nated_contact()` does for requests: the other party's in-dialog requests (ACK, BYE,
 /// a re-INVITE) then reach it through its NAT. Anything else comes back as it was. Used on
 /// the 2xx of target refreshes in our dialogs (those of an initial request to a phone
-/// behind NAT are fixed from its binding).
-pub(crate) fn fix_nated_reply(resp: Message, src: crate::target::Destination) -> Message {
+/// behind NAT are fixed from its binding), and only when no other proxy recorded its route
+/// (the response would come from that proxy).
+pub(crate) fn fix_nated_reply(
+    cfg: &crate::config::ProxyConfig,
+    resp: Message,
+    src: crate::target::Destination,
+) -> Message {
     if !resp.status().is_some_and(|s| (101..300).contains(&s)) {
+        return resp;
+    }
+    // From the phone itself, not through another proxy that records its route (whose
+    // address the source is).
+    let direct = resp
+        .record_routes()
+        .all(|r| r.is_ok_and(|r| crate::target::is_us(cfg, &r.uri)));
+    if !direct {
         return resp;
     }
     let tcp = src.protocol == sip_message::Protocol::Tcp;

@@ -47,6 +47,9 @@ pub(crate) struct Held {
     asked: bool,
 }
 
+/// The most responses a context holds for the relay.
+const MAX_HELD: usize = 16;
+
 /// The responses of a context that wait for the relay, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct HeldResponses(VecDeque<Held>);
@@ -75,7 +78,8 @@ impl MediaMark {
             initial: method == Method::Invite && to_tag.is_empty(),
             from_tag,
             to_tag,
-            offer_in_request: sdp_body(msg).is_some() && offers(method),
+            // Any body counts (a multipart one too): its responses' SDP is an answer.
+            offer_in_request: !msg.body().is_empty() && offers(method),
         };
         Some(MediaMark {
             call,
@@ -179,6 +183,11 @@ impl HeldResponses {
         let resp = slot.as_ref()?;
         let request = for_response(resp, mark, src.addr.ip());
         if request.is_none() && self.0.is_empty() {
+            return None;
+        }
+        if self.0.len() >= MAX_HELD {
+            // A flood of responses while the relay is slow: dropped (retransmitted later).
+            slot.take();
             return None;
         }
         let first = self.0.is_empty();

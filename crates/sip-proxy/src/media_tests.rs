@@ -282,3 +282,104 @@ Call-ID: media-1\nCSeq: 1 ACK\nMax-Forwards: 70\nContent-Type: application/sdp\n
     assert_eq!(out[0].1.method(), Some(sip_message::Method::Ack));
     assert_eq!(&out[0].1.body()[..], RELAYED.as_bytes());
 }
+
+#[test]
+fn a_call_to_a_name_asks_the_relay_once_then_looks_the_name_up() {
+    let core = core();
+    let now = Instant::now();
+    let reg = msg(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKmn\n\
+From: <sip:bob@example.com>;tag=r\nTo: <sip:bob@example.com>\nCall-ID: mname\nCSeq: 1 REGISTER\n\
+Contact: <sip:bob@bob.example.net:5060>\nContent-Length: 0\n\n",
+    );
+    sent(crate::tests::handle(
+        &core,
+        now,
+        reg,
+        udp("192.0.2.20:5060"),
+    ));
+    let cmds = core.handle_message(now, natted_invite(Some(SDP_A)), udp(NATTED));
+    let (_, then) = media(&cmds).remove(0);
+    let cmds = core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec()));
+    assert!(media(&cmds).is_empty(), "asked once");
+    let (hosts, then) = crate::tests::resolve(cmds).expect("a lookup");
+    assert_eq!(hosts, vec!["bob.example.net".to_owned()]);
+    core.dns_answer(
+        now,
+        "bob.example.net",
+        vec!["192.0.2.20".parse().expect("ip")],
+        std::time::Duration::from_secs(60),
+    );
+    let cmds = core.resume(now, then);
+    assert!(media(&cmds).is_empty(), "not asked again after the lookup");
+    let out = sent(cmds);
+    assert_eq!(out[0].0, udp("192.0.2.20:5060"));
+    assert_eq!(&out[0].1.body()[..], RELAYED.as_bytes());
+}
+
+#[test]
+fn a_call_cancelled_while_the_relay_answers_ends_its_session() {
+    let core = core();
+    let now = Instant::now();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let cmds = core.handle_message(now, natted_invite(Some(SDP_A)), udp(NATTED));
+    let (_, then) = media(&cmds).remove(0);
+    let cancel = msg(
+        "CANCEL sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKm1\n\
+From: <sip:alice@example.com>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: media-1\nCSeq: 1 CANCEL\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+    );
+    let answered = sent(core.handle_message(now, cancel, udp(NATTED)));
+    assert!(
+        answered.iter().any(|(_, m)| m.status() == Some(487)),
+        "{answered:?}"
+    );
+    // The relay made the session meanwhile: it is ended, and nothing goes to bob.
+    let cmds = core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec()));
+    let asked = media(&cmds);
+    assert_eq!(asked.len(), 1, "{cmds:?}");
+    assert_eq!(
+        (
+            asked[0].0.op,
+            asked[0].0.call_id.as_str(),
+            asked[0].0.from_tag.as_str()
+        ),
+        (MediaOp::Delete, "media-1", "c")
+    );
+    assert!(sent(cmds).is_empty());
+}
+
+#[test]
+fn a_multipart_offer_makes_the_replies_sdp_an_answer() {
+    let core = core();
+    let now = Instant::now();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let body = "--b\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n--b--\r\n";
+    let text = format!(
+        "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKmp\n\
+From: <sip:alice@example.com>;tag=c\nTo: <sip:bob@example.com>\nCall-ID: media-mp\nCSeq: 1 INVITE\n\
+Contact: <sip:alice@10.0.0.5:5060>\nMax-Forwards: 70\nContent-Type: multipart/mixed;boundary=b\n\
+Content-Length: {}\n\n{body}",
+        body.len()
+    );
+    let invite = Message::parse(
+        text.replace("\r\n", "\n")
+            .replace('\n', "\r\n")
+            .into_bytes(),
+    )
+    .expect("INVITE");
+    let cmds = core.handle_message(now, invite, udp(NATTED));
+    assert!(media(&cmds).is_empty(), "no SDP of its own to relay");
+    let fwd = sent(cmds).remove(0).1;
+    let cmds = core.handle_message(
+        now,
+        from_bob(&fwd, 200, Some(SDP_B)),
+        udp("192.0.2.20:5060"),
+    );
+    let (answer, _) = media(&cmds).remove(0);
+    assert_eq!(
+        answer.op,
+        MediaOp::Answer,
+        "the 200 answers the multipart offer"
+    );
+}

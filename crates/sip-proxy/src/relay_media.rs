@@ -41,6 +41,11 @@ impl Core {
             return Some(false);
         }
         let state = Box::new(RelayState::of(c, stateful));
+        if let Some(id) = c.txn {
+            // Its failure from here on (no ports, a CANCEL, no route) ends the session.
+            let mark = crate::media::MediaMark::of(c.msg).map(Box::new);
+            self.with_ctx(id, |ctx| ctx.media = mark);
+        }
         let then = self.park_context(c.now, c.txn, Parked::Media(state));
         c.out.push(Command::Media {
             request,
@@ -66,7 +71,11 @@ impl Core {
             tracing::warn!(error = %e, "media relay: the SDP goes on as it came");
         }
         match self.with_ctx(id, |ctx| ctx.take_media()) {
-            Some(Some(state)) => self.media_request_done(now, id, &state, result, &mut out),
+            Some(Some(Ok(state))) => self.media_request_done(now, id, &state, result, &mut out),
+            Some(Some(Err(delete))) => out.extend(delete.map(|request| Command::Media {
+                request,
+                then: None,
+            })),
             Some(None) => self.release_held(now, id, result.ok(), &mut out),
             None => {}
         }

@@ -60,6 +60,8 @@ pub(crate) struct RelayState {
     pub(crate) set: DestSet,
     /// `t_relay` (true) or `forward` (false).
     pub(crate) stateful: bool,
+    /// The media relay has answered for the request already.
+    pub(crate) media_asked: bool,
 }
 
 impl RelayState {
@@ -74,6 +76,7 @@ impl RelayState {
             edits: c.edits.clone(),
             set: c.set.clone(),
             stateful,
+            media_asked: c.media_asked,
         }
     }
 
@@ -100,6 +103,7 @@ impl RelayState {
         c.edits = self.edits.clone();
         c.set = self.set.clone();
         c.resumed = resumed;
+        c.media_asked = self.media_asked;
         c
     }
 }

@@ -299,6 +299,35 @@ Contact: <sip:caller@192.0.2.10:5060>\nContent-Length: 0\n\n"
     assert_eq!(contact, "<sip:bob@198.51.100.7:40000>");
 }
 
+/// Through another proxy that records its route, the reply comes from that proxy: a
+/// private Contact is left as it is (the proxy's address is no way to the phone).
+#[test]
+fn the_reply_through_another_proxy_keeps_its_contact() {
+    let core = core();
+    let now = Instant::now();
+    const PBX: &str = "198.51.100.9:5060";
+    let key = rk_caller("call-10", "c", "sip:bob@198.51.100.9:5060");
+    let reinvite = msg(&format!(
+        "INVITE sip:bob@198.51.100.9:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKrei2\n\
+Route: <sip:192.0.2.1:5060;lr{key}>\nFrom: <sip:caller@example.net>;tag=c\n\
+To: <sip:bob@example.com>;tag=b\nCall-ID: call-10\nCSeq: 2 INVITE\nMax-Forwards: 70\n\
+Contact: <sip:caller@192.0.2.10:5060>\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, reinvite, udp(CALLER)));
+    assert_eq!(out[0].0, udp(PBX), "{out:?}");
+    let ok = sip_message::ResponseBuilder::for_request(&out[0].1, 200, "OK", None)
+        .header("Record-Route", "<sip:198.51.100.9;lr>")
+        .header("Contact", "<sip:bob@192.168.1.20:5060>");
+    let ok = Message::parse(ok.build()).expect("200");
+    let up = sent(core.handle_message(now, ok, udp(PBX)));
+    let contact = up[0]
+        .1
+        .header(sip_message::HeaderName::Contact)
+        .expect("Contact")
+        .value;
+    assert_eq!(contact, "<sip:bob@192.168.1.20:5060>");
+}
+
 #[test]
 fn trying_goes_upstream_after_200_ms_or_on_a_retransmission_unless_the_callee_answered() {
     let core = core();

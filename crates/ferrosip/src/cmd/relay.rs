@@ -26,9 +26,14 @@ pub(crate) fn run(config: Option<&Path>, ng: Option<SocketAddr>) -> anyhow::Resu
         let sock = tokio::net::UdpSocket::bind(listen)
             .await
             .with_context(|| format!("relay.ng_listen: cannot listen on {listen}"))?;
-        tracing::info!(%listen, "answering rtpengine's ng protocol");
+        let allow = cfg.relay.ng_allow.clone();
+        tracing::info!(%listen, allow = ?allow, "answering rtpengine's ng protocol");
+        let allowed = move |ip: std::net::IpAddr| {
+            let ip = ip.to_canonical();
+            allow.iter().any(|net| net.contains(&ip))
+        };
         tokio::select! {
-            served = relay_net::serve_ng(relay, sock) => served.context("the ng socket failed"),
+            served = relay_net::serve_ng(relay, sock, allowed) => served.context("the ng socket failed"),
             _ = crate::cmd::serve::shutdown_signal() => Ok(()),
         }
     })
