@@ -39,6 +39,9 @@ pub(crate) struct Relay {
     /// interface. Unset: the bind address, else `[server] advertise`, else the first SIP
     /// listen address that is no wildcard nor loopback, else the host's primary address.
     pub(crate) announce: Option<std::net::IpAddr>,
+    /// The address the SDP names to parties on IPv6, when `bind` is an IPv6 address (`::`
+    /// takes both families: the relay bridges IPv4 and IPv6). Unset: chosen as `announce`.
+    pub(crate) announce6: Option<std::net::IpAddr>,
     /// Seconds without a packet after which a call's media session ends.
     pub(crate) timeout: u64,
     /// Packet threads, each with its share of the sessions (0: one per core).
@@ -75,6 +78,7 @@ impl Default for Relay {
             ports: "30000-40000".into(),
             bind: std::net::Ipv4Addr::UNSPECIFIED.into(),
             announce: None,
+            announce6: None,
             timeout: 60,
             threads: 0,
             when_exhausted: WhenExhausted::Reject,

@@ -27,7 +27,7 @@ impl Media {
     /// one unless `enabled = false`.
     pub(crate) async fn start(
         cfg: &Config,
-        primary: Option<IpAddr>,
+        primary: impl Fn(bool) -> Option<IpAddr>,
     ) -> anyhow::Result<Option<Media>> {
         let ng = cfg
             .relay
@@ -57,11 +57,15 @@ impl Media {
     }
 }
 
-/// Starts the relay, unless `[relay] enabled = false`; `primary` is the host's primary
-/// IPv4 address. The address SDP names is `[relay] announce`, else the bind address, else
-/// `[server] advertise`, else the first SIP listen address that is not a wildcard nor
-/// loopback, else `primary`.
-pub(crate) fn start(cfg: &Config, primary: Option<IpAddr>) -> anyhow::Result<Option<MediaRelay>> {
+/// Starts the relay, unless `[relay] enabled = false`; `primary` gives the host's primary
+/// address of a family (IPv6: `true`). The address SDP names to IPv4 parties is `[relay]
+/// announce`, else the bind address, else `[server] advertise`, else the first SIP listen
+/// address that is no wildcard nor loopback, else the primary one; likewise for IPv6
+/// parties (`announce6`) when the relay is bound to IPv6 (`::` takes both families).
+pub(crate) fn start(
+    cfg: &Config,
+    primary: impl Fn(bool) -> Option<IpAddr>,
+) -> anyhow::Result<Option<MediaRelay>> {
     let r = &cfg.relay;
     if !r.enabled {
         return Ok(None);
@@ -69,20 +73,24 @@ pub(crate) fn start(cfg: &Config, primary: Option<IpAddr>) -> anyhow::Result<Opt
     let ports = r
         .port_range()
         .ok_or_else(|| anyhow::anyhow!("relay.ports: {:?} is not a usable range", r.ports))?;
-    let family = |a: &IpAddr| a.is_ipv4() == r.bind.is_ipv4();
-    let advertise = cfg.server.advertise.as_deref().and_then(|a| a.parse().ok());
-    let listen = cfg
-        .listens()
-        .into_iter()
-        .map(|l| l.addr.ip())
-        .find(|ip| !ip.is_unspecified() && !ip.is_loopback() && family(ip));
-    let announce = r
-        .announce
-        .or((!r.bind.is_unspecified()).then_some(r.bind))
-        .or(advertise.filter(family))
-        .or(listen)
-        .or(primary.filter(family))
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let advertise: Option<IpAddr> = cfg.server.advertise.as_deref().and_then(|a| a.parse().ok());
+    let listens: Vec<IpAddr> = cfg.listens().into_iter().map(|l| l.addr.ip()).collect();
+    let pick = |v6: bool, configured: Option<IpAddr>| {
+        let family = |a: &IpAddr| a.is_ipv6() == v6;
+        configured
+            .or(Some(r.bind).filter(|b| !b.is_unspecified() && family(b)))
+            .or(advertise.filter(family))
+            .or(listens
+                .iter()
+                .copied()
+                .find(|ip| !ip.is_unspecified() && !ip.is_loopback() && family(ip)))
+            .or(primary(v6).filter(family))
+    };
+    let announce = pick(false, r.announce).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let announce6 = match r.bind.is_ipv6() {
+        true => pick(true, r.announce6),
+        false => None,
+    };
     let threads = match r.threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -90,10 +98,11 @@ pub(crate) fn start(cfg: &Config, primary: Option<IpAddr>) -> anyhow::Result<Opt
     let relay = MediaRelay::start(&RelayConfig {
         bind: r.bind,
         announce,
+        announce6,
         ports: ports.clone(),
         timeout: Duration::from_secs(r.timeout),
         threads,
     })?;
-    tracing::info!(bind = %r.bind, %announce, ports = ?ports, threads, "media relay started");
+    tracing::info!(bind = %r.bind, %announce, ?announce6, ports = ?ports, threads, "media relay started");
     Ok(Some(relay))
 }

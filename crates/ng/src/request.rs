@@ -103,6 +103,9 @@ impl Request {
                 if m.op != MediaOp::Delete {
                     d.insert(b"sdp".to_vec(), bytes(m.sdp.clone()));
                     encode_flags(&mut d, flags, m.source);
+                    if m.receiver_ipv6 {
+                        d.insert(b"address family".to_vec(), bytes("IP6"));
+                    }
                 }
                 op_name(m.op)
             }
@@ -165,6 +168,7 @@ fn media(d: &Dict, op: MediaOp) -> Result<Command, NgError> {
         to_tag,
         sdp,
         source,
+        receiver_ipv6: text(d, "address family").as_deref() == Some("IP6"),
     };
     Ok(Command::Media(request, flags))
 }

@@ -167,6 +167,7 @@ async fn main() {
             to_tag: to_tag.into(),
             sdp: sdp(sock.local_addr().expect("addr").port()),
             source: Some("127.0.0.1".parse().expect("ip")),
+            receiver_ipv6: false,
         };
         let offer = ask(&ctl, a.ng, 2 * i, request(MediaOp::Offer, "", &x)).await;
         let answer = ask(&ctl, a.ng, 2 * i + 1, request(MediaOp::Answer, "y", &y)).await;

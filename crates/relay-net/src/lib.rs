@@ -28,6 +28,9 @@ pub struct RelayConfig {
     /// The address the SDP names for them (the public address of a server behind a
     /// cloud provider's NAT, which is on no interface).
     pub announce: IpAddr,
+    /// The IPv6 address the SDP names to parties on IPv6, when the relay bridges the
+    /// families (bound to `::`, whose sockets take both).
+    pub announce6: Option<IpAddr>,
     /// The ports (30000–40000 by default), shared out between the threads.
     pub ports: RangeInclusive<u16>,
     /// A session with no packet for this long ends (60 s by default).
@@ -41,7 +44,9 @@ pub struct RelayConfig {
 pub struct MediaRelay {
     shards: Vec<mpsc::UnboundedSender<Control>>,
     announce: IpAddr,
-    /// The relay is bound to loopback: loopback media addresses are fine.
+    announce6: Option<IpAddr>,
+    /// The relay is bound to, or announces, loopback (a test, a host of its own): loopback
+    /// media addresses are fine.
     loopback: bool,
 }
 
@@ -65,7 +70,8 @@ impl MediaRelay {
         Ok(MediaRelay {
             shards,
             announce: cfg.announce,
-            loopback: cfg.bind.is_loopback(),
+            announce6: cfg.announce6,
+            loopback: cfg.bind.is_loopback() || cfg.announce.is_loopback(),
         })
     }
 
@@ -141,7 +147,11 @@ impl MediaRelay {
             MediaOp::Offer => MediaError::NoPorts,
             _ => MediaError::NoSession,
         })?;
-        Ok(relay::relayed_sdp(&session, side, &ports, self.announce))
+        let announce = match (req.receiver_ipv6, self.announce6) {
+            (true, Some(v6)) => v6,
+            _ => self.announce,
+        };
+        Ok(relay::relayed_sdp(&session, side, &ports, announce))
     }
 
     /// The counters of a session: (offerer, answerer) per stream.

@@ -247,8 +247,15 @@ async fn receive(state: Rc<RefCell<State>>, sock: Rc<UdpSocket>, port: u16) {
         let s = &mut *state.borrow_mut();
         if let Ok(f) = s.relay.on_packet(Instant::now(), port, src, &buf[..n]) {
             if let Some((out, _)) = s.sockets.get(&f.from) {
+                // An IPv4 party is reached from a dual-stack socket at its mapped address.
+                let to = match (s.bind, f.to) {
+                    (IpAddr::V6(_), SocketAddr::V4(v4)) => {
+                        SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+                    }
+                    (_, to) => to,
+                };
                 // UDP: a full send buffer drops the packet, as the network would.
-                let _ = out.try_send_to(&buf[..n], f.to);
+                let _ = out.try_send_to(&buf[..n], to);
             }
         }
     }

@@ -40,6 +40,7 @@ fn start(base: u16, size: u16, threads: usize) -> MediaRelay {
     MediaRelay::start(&RelayConfig {
         bind: "127.0.0.1".parse().expect("ip"),
         announce: "192.0.2.80".parse().expect("ip"),
+        announce6: None,
         ports: base..=base + size - 1,
         timeout: Duration::from_secs(60),
         threads,
@@ -66,6 +67,7 @@ fn request(op: MediaOp, from_tag: &str, to_tag: &str, sdp: Vec<u8>) -> MediaRequ
         to_tag: to_tag.into(),
         sdp,
         source: None,
+        receiver_ipv6: false,
     }
 }
 
@@ -180,6 +182,7 @@ fn media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback() {
     let relay = MediaRelay::start(&RelayConfig {
         bind: "0.0.0.0".parse().expect("ip"),
         announce: "192.0.2.80".parse().expect("ip"),
+        announce6: None,
         ports: base..=base + 7,
         timeout: Duration::from_secs(60),
         threads: 1,
@@ -196,4 +199,54 @@ fn media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback() {
             "{target}: left as it is, not relayed"
         );
     }
+}
+
+#[test]
+fn a_relay_on_both_families_bridges_ipv4_and_ipv6() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let base = 50000 + (std::process::id() % 400) as u16 * 10;
+    let relay = MediaRelay::start(&RelayConfig {
+        bind: "::".parse().expect("ip"),
+        announce: "127.0.0.1".parse().expect("ip"),
+        announce6: Some("::1".parse().expect("ip")),
+        ports: base..=base + 9,
+        timeout: Duration::from_secs(60),
+        threads: 1,
+    })
+    .expect("relay");
+    let a = phone();
+    let b = UdpSocket::bind("[::1]:0").expect("bind");
+    b.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let b_sdp = {
+        let port = b.local_addr().expect("addr").port();
+        format!("v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n")
+    };
+    // a (IPv4) offers to b (IPv6): b is told the relay's IPv6 address, and a its IPv4 one.
+    let mut offer = request(MediaOp::Offer, "a", "", sdp_of(&a));
+    offer.call_id = "bridge".into();
+    offer.receiver_ipv6 = true;
+    let to_b = String::from_utf8(rt.block_on(relay.apply(&offer)).expect("offer")).expect("utf-8");
+    assert!(to_b.contains("c=IN IP6 ::1\r\n"), "{to_b}");
+    let mut answer = request(MediaOp::Answer, "a", "b", b_sdp.into_bytes());
+    answer.call_id = "bridge".into();
+    let to_a = rt.block_on(relay.apply(&answer)).expect("answer");
+    let port = |sdp: &str| -> u16 {
+        let m = sdp.lines().find(|l| l.starts_with("m=audio ")).expect("m=");
+        m.split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    };
+    let to_a = String::from_utf8(to_a).expect("utf-8");
+    assert!(to_a.contains("c=IN IP4 127.0.0.1\r\n"), "{to_a}");
+    let a_sends_to = SocketAddr::from(([127, 0, 0, 1], port(&to_a)));
+    let b_sends_to: SocketAddr = format!("[::1]:{}", port(&to_b)).parse().expect("addr");
+    let heard = exchange(&a, a_sends_to, &b, 30);
+    assert!(heard.len() >= 27, "b (IPv6) heard {} of 30", heard.len());
+    let heard = exchange(&b, b_sends_to, &a, 30);
+    assert!(heard.len() >= 27, "a (IPv4) heard {} of 30", heard.len());
 }

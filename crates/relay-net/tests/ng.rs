@@ -29,6 +29,7 @@ fn kamailios_requests_are_answered() {
     let relay = MediaRelay::start(&RelayConfig {
         bind: "127.0.0.1".parse().expect("ip"),
         announce: "192.0.2.80".parse().expect("ip"),
+        announce6: None,
         ports: base..=base + 19,
         timeout: Duration::from_secs(60),
         threads: 1,

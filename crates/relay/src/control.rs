@@ -34,6 +34,9 @@ pub struct MediaRequest {
     pub sdp: Vec<u8>,
     /// Where the SDP's signalling came from: behind NAT, its media comes from there too.
     pub source: Option<IpAddr>,
+    /// The party the SDP goes to is on IPv6: the relay names its IPv6 address to it
+    /// (rtpengine's `address family: IP6`), bridging the families.
+    pub receiver_ipv6: bool,
 }
 
 impl MediaRequest {

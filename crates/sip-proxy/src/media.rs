@@ -34,6 +34,8 @@ pub(crate) struct MediaCall {
     initial: bool,
     /// The request carried the offer (its responses' SDP answers it), else a 2xx offers.
     offer_in_request: bool,
+    /// The caller is on IPv6: the SDP of the responses names the relay's IPv6 address.
+    caller_ipv6: bool,
 }
 
 /// A response waiting for the relay, or behind one that does.
@@ -69,8 +71,8 @@ fn tags(msg: &Message) -> Option<(String, String)> {
 }
 
 impl MediaMark {
-    /// The mark of request `msg` (`None` without a Call-ID and From tag).
-    pub(crate) fn of(msg: &Message) -> Option<MediaMark> {
+    /// The mark of request `msg` from `source` (`None` without a Call-ID and From tag).
+    pub(crate) fn of(msg: &Message, source: IpAddr) -> Option<MediaMark> {
         let (from_tag, to_tag) = tags(msg)?;
         let method = msg.method()?;
         let call = MediaCall {
@@ -80,6 +82,7 @@ impl MediaMark {
             to_tag,
             // Any body counts (a multipart one too): its responses' SDP is an answer.
             offer_in_request: !msg.body().is_empty() && offers(method),
+            caller_ipv6: source.to_canonical().is_ipv6(),
         };
         Some(MediaMark {
             call,
@@ -99,6 +102,7 @@ impl MediaCall {
             to_tag: self.to_tag.clone(),
             sdp: Vec::new(),
             source: None,
+            receiver_ipv6: false,
         })
     }
 }
@@ -108,9 +112,10 @@ fn offers(method: Method) -> bool {
     !matches!(method, Method::Ack | Method::Prack)
 }
 
-/// What request `msg` (from `source`) asks of the relay: its SDP as an offer or an answer,
-/// or the end of the call (BYE); `None` when it has no business there.
-pub(crate) fn for_request(msg: &Message, source: IpAddr) -> Option<MediaRequest> {
+/// What request `msg` (from `source`, to a party on IPv6 when `to_ipv6`) asks of the relay:
+/// its SDP as an offer or an answer, or the end of the call (BYE); `None` when it has no
+/// business there.
+pub(crate) fn for_request(msg: &Message, source: IpAddr, to_ipv6: bool) -> Option<MediaRequest> {
     let method = msg.method()?;
     let (from_tag, to_tag) = tags(msg)?;
     let call_id = msg.call_id().ok()?.to_owned();
@@ -138,6 +143,7 @@ pub(crate) fn for_request(msg: &Message, source: IpAddr) -> Option<MediaRequest>
         to_tag,
         sdp,
         source: Some(source),
+        receiver_ipv6: to_ipv6,
     })
 }
 
@@ -160,6 +166,7 @@ fn for_response(resp: &Message, mark: &MediaCall, source: IpAddr) -> Option<Medi
         to_tag,
         sdp,
         source: Some(source),
+        receiver_ipv6: mark.caller_ipv6,
     })
 }
 

@@ -383,3 +383,31 @@ Content-Length: {}\n\n{body}",
         "the 200 answers the multipart offer"
     );
 }
+
+#[test]
+fn each_side_is_told_the_relay_address_of_its_own_family() {
+    let mut cfg = config();
+    cfg.advertised.push((
+        sip_message::Protocol::Udp,
+        "[2001:db8::1]:5060".parse().expect("addr"),
+    ));
+    let core = Core::new(cfg, std::sync::Arc::new(registrar::Location::new()));
+    let now = Instant::now();
+    let bob6 = "[2001:db8::20]:5060";
+    let reg = msg(&format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {bob6};branch=z9hG4bKm6\n\
+From: <sip:bob@example.com>;tag=r\nTo: <sip:bob@example.com>\nCall-ID: m6\nCSeq: 1 REGISTER\n\
+Contact: <sip:bob@{bob6}>\nContent-Length: 0\n\n"
+    ));
+    sent(crate::tests::handle(&core, now, reg, udp(bob6)));
+    // The caller is on IPv4 behind NAT; bob on IPv6.
+    let cmds = core.handle_message(now, natted_invite(Some(SDP_A)), udp(NATTED));
+    let (offer, then) = media(&cmds).remove(0);
+    assert!(offer.receiver_ipv6, "bob is told the relay's IPv6 address");
+    let fwd =
+        sent(core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec()))).remove(0);
+    assert_eq!(fwd.0, udp(bob6));
+    let cmds = core.handle_message(now, from_bob(&fwd.1, 200, Some(SDP_B)), udp(bob6));
+    let (answer, _) = media(&cmds).remove(0);
+    assert!(!answer.receiver_ipv6, "the caller is told the IPv4 one");
+}

@@ -142,7 +142,10 @@ impl Core {
                 .method()
                 .is_some_and(crate::route_key::refreshes_target)
         });
-        let media = c.edits.media.then(|| crate::media::MediaMark::of(c.msg));
+        let media = c
+            .edits
+            .media
+            .then(|| crate::media::MediaMark::of(c.msg, c.src.addr.ip()));
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let started = self.with_ctx(id, |ctx| {
             ctx.media = media.flatten().map(Box::new);

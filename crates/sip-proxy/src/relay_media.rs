@@ -23,7 +23,7 @@ impl Core {
         if !c.edits.media || c.media_asked {
             return None;
         }
-        let request = crate::media::for_request(c.msg, c.src.addr.ip())?;
+        let request = crate::media::for_request(c.msg, c.src.addr.ip(), next_hop_ipv6(c))?;
         if request.op == MediaOp::Delete {
             c.out.push(Command::Media {
                 request,
@@ -43,7 +43,7 @@ impl Core {
         let state = Box::new(RelayState::of(c, stateful));
         if let Some(id) = c.txn {
             // Its failure from here on (no ports, a CANCEL, no route) ends the session.
-            let mark = crate::media::MediaMark::of(c.msg).map(Box::new);
+            let mark = crate::media::MediaMark::of(c.msg, c.src.addr.ip()).map(Box::new);
             self.with_ctx(id, |ctx| ctx.media = mark);
         }
         let then = self.park_context(c.now, c.txn, Parked::Media(state));
@@ -155,4 +155,17 @@ impl Core {
                 .flatten();
         }
     }
+}
+
+/// True when the request goes to a party on IPv6: the binding `lookup` chose registered
+/// over IPv6, or the Request-URI names an IPv6 address.
+fn next_hop_ipv6(c: &RouteCtx<'_>) -> bool {
+    if let Some((_, addr)) = c.set.binding.as_ref().and_then(|b| b.source_addr()) {
+        return addr.ip().to_canonical().is_ipv6();
+    }
+    let uri = c.set.ruri.as_deref().or(c.msg.request_uri_str());
+    let ip = uri
+        .and_then(|u| sip_message::Uri::parse(u).ok())
+        .and_then(|u| nat::uri_address(&u));
+    ip.is_some_and(|a| a.ip().to_canonical().is_ipv6())
 }

@@ -21,8 +21,7 @@ pub(crate) fn run(config: Option<&Path>, ng: Option<SocketAddr>) -> anyhow::Resu
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
-        let primary = crate::cmd::serve::primary_ip(cfg.relay.bind.is_ipv6());
-        let relay = crate::media::start(&cfg, primary)?.context("the media relay did not start")?;
+        let relay = crate::media::start(&cfg, crate::cmd::serve::primary_ip)?.context("the media relay did not start")?;
         let sock = tokio::net::UdpSocket::bind(listen)
             .await
             .with_context(|| format!("relay.ng_listen: cannot listen on {listen}"))?;

@@ -520,7 +520,7 @@ async fn serve_with(
         lookups: Arc::new(Lookups::new()),
         metrics: Arc::new(Metrics::new()),
         runtime: tokio::runtime::Handle::current(),
-        media: crate::media::Media::start(&cfg, primary_ip(false)).await?,
+        media: crate::media::Media::start(&cfg, primary_ip).await?,
     });
     let window = Duration::from_millis(cfg.server.commit_window_ms);
     tokio::spawn(location_writer(server.clone(), store.clone(), window, jobs));
