@@ -13,7 +13,7 @@ use sip_transaction::{
 };
 
 use crate::config::ProxyConfig;
-use crate::media::MediaMark;
+use crate::media::{Held, Hold, MediaMark};
 use crate::reply::{reason, response};
 use crate::route_key::{self, Issued};
 use crate::routing::{Effects, TxRouting, TxScript};
@@ -130,6 +130,8 @@ pub(crate) struct Context {
     pub(crate) armed: Option<Instant>,
     /// Its media goes through the relay (`rtp_relay()`).
     pub(crate) media: Option<Box<MediaMark>>,
+    /// Its id in the shards (what the media relay's answers are given back with).
+    pub(crate) id: u64,
 }
 
 /// How long an INVITE may wait for a response upstream before we send 100 Trying.
@@ -191,6 +193,7 @@ impl Context {
             park_until: None,
             armed: None,
             media: None,
+            id: 0,
         })
     }
 
@@ -675,7 +678,8 @@ impl Context {
                     let issued = self.branches[i].issued.as_ref();
                     let (data, pair) = route_key::for_caller(&resp, issued, self.branches[i].nat);
                     self.new_pairs.extend(pair);
-                    self.respond(now, code, data);
+                    let source = self.branches[i].dest.addr.ip();
+                    self.upstream(now, Held::new(code, data, false, source), out);
                 }
             }
             200..=299 => {
@@ -683,8 +687,9 @@ impl Context {
                 self.answered = true;
                 let b = &self.branches[i];
                 let (data, pair) = route_key::for_caller(&resp, b.issued.as_ref(), b.nat);
+                let source = b.dest.addr.ip();
                 self.new_pairs.extend(pair);
-                self.forward_2xx(now, code, data, out);
+                self.upstream(now, Held::new(code, data, true, source), out);
                 self.pending.clear();
                 for j in 0..self.branches.len() {
                     self.cancel_branch(now, cfg, j);
@@ -692,6 +697,64 @@ impl Context {
             }
             _ => self.branch_final(now, cfg, i, Ok(resp), out),
         }
+    }
+
+    /// Sends a provisional or 2xx response upstream, unless its SDP goes to the media relay
+    /// first or others wait for it (`rtp_relay()`).
+    fn upstream(&mut self, now: Instant, item: Held, out: &mut Vec<Command>) {
+        let id = self.id;
+        let item = match self.media.as_deref_mut() {
+            None => item,
+            Some(m) => match m.held.hold(&m.call, item) {
+                Hold::Go(item) => item,
+                Hold::Wait(request) => {
+                    out.extend(request.map(|request| Command::Media {
+                        request,
+                        then: Some(crate::suspend::Resume { context: id }),
+                    }));
+                    return;
+                }
+            },
+        };
+        self.send_up(now, item, out);
+    }
+
+    fn send_up(&mut self, now: Instant, item: Held, out: &mut Vec<Command>) {
+        match item.two_xx {
+            true => self.forward_2xx(now, item.code, item.data, out),
+            false => self.respond(now, item.code, item.data),
+        }
+    }
+
+    /// The media relay answered for the oldest response held: it goes upstream (with `sdp`
+    /// for its body), then those after it until one must wait for the relay in turn.
+    pub(crate) fn media_answered(
+        &mut self,
+        now: Instant,
+        cfg: &ProxyConfig,
+        sdp: Option<Vec<u8>>,
+        out: &mut Vec<Command>,
+    ) {
+        let id = self.id;
+        let mut next = self
+            .media
+            .as_deref_mut()
+            .and_then(|m| m.held.answered(sdp))
+            .map(Ok);
+        while let Some(step) = next {
+            match step {
+                Ok(item) => self.send_up(now, item, out),
+                Err(request) => {
+                    out.push(Command::Media {
+                        request,
+                        then: Some(crate::suspend::Resume { context: id }),
+                    });
+                    break;
+                }
+            }
+            next = self.media.as_deref_mut().and_then(|m| m.held.next(&m.call));
+        }
+        self.pump(now, cfg, out);
     }
 
     /// Sends a 2xx upstream at once, every one of them (RFC 6026): through the server

@@ -156,7 +156,14 @@ impl Core {
                 let _ = self.outgoing_response(now, id, resp, out);
                 return;
             }
-            self.to_branch(now, (id, index), resp, src, local, true, out);
+            let unmatched = self
+                .to_context(now, (id, index), resp, src, local, out)
+                .and_then(|resp| self.outgoing_response(now, id, resp, out));
+            if let Some(resp) = unmatched {
+                // Its context ended (a 2xx after timer C or a forwarded failure): on,
+                // statelessly (§16.7), if its branch vouches for the next Via.
+                self.forward_response(now, resp, src, local, out);
+            }
         } else if branch.starts_with(STATEFUL) {
             tracing::debug!(branch, src = %src.addr, "response with a branch tag not ours (forged, or from before a restart): dropped");
         } else if branch.starts_with(STATELESS) && !for_us {
@@ -170,29 +177,6 @@ impl Core {
         // Otherwise not ours: dropped (RFC 3261 §16.7 step 1 says so for a proxy).
     }
 
-    /// A response for branch `index` of context `id` (`hold`: it may wait for the media
-    /// relay; not when the relay is done with it).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn to_branch(
-        &self,
-        now: Instant,
-        (id, index): (u64, usize),
-        resp: Message,
-        src: Destination,
-        local: SocketAddr,
-        hold: bool,
-        out: &mut Vec<Command>,
-    ) {
-        let unmatched = self
-            .to_context(now, (id, index), resp, (src, local, hold), out)
-            .and_then(|resp| self.outgoing_response(now, id, resp, out));
-        if let Some(resp) = unmatched {
-            // Its context ended (a 2xx after timer C or a forwarded failure): on,
-            // statelessly (§16.7), if its branch vouches for the next Via.
-            self.forward_response(now, resp, src, local, out);
-        }
-    }
-
     /// A response for branch `index` of context `id`. Reply routes, if any, run without
     /// the lock; then the context takes it, and its failure route runs if one is due.
     /// Gives the response back when there is no such context.
@@ -201,7 +185,8 @@ impl Core {
         now: Instant,
         (id, index): (u64, usize),
         resp: Message,
-        (src, local, hold): (Destination, SocketAddr, bool),
+        src: Destination,
+        local: SocketAddr,
         out: &mut Vec<Command>,
     ) -> Option<Message> {
         let cfg = self.config();
@@ -215,11 +200,6 @@ impl Core {
         let mut slot = Some(resp);
         // Without reply routes (the common case) the context takes the response at once.
         let input = self.with_ctx(id, |ctx| {
-            if hold {
-                // Its SDP goes to the media relay first, or others wait for it before it.
-                self.hold_for_media(ctx, id, &mut slot, (index, src, local), out);
-                slot.as_ref()?;
-            }
             if let Some(key) = ctx.refresh_key.filter(|_| refresh) {
                 // A phone behind NAT names its private address again: the other side's
                 // requests go to where this came from.

@@ -4,17 +4,16 @@
 //!
 //! The relay itself is the IO layer's ([`Command::Media`](crate::Command::Media)): the
 //! in-process one, or one driven over rtpengine's ng protocol. A request waits for it as
-//! for DNS ([`crate::suspend`]); a response with SDP waits in its context, and those after
-//! it wait behind it, so that none overtakes another.
+//! for DNS ([`crate::suspend`]). A response with SDP is taken by its transaction at once
+//! (no retransmission of the request meanwhile) and waits only on its way upstream, and
+//! those after it wait behind it, so that none overtakes another.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use ::relay::{MediaOp, MediaRequest};
 use bytes::Bytes;
 use sip_message::{Message, Method};
-
-use crate::target::Destination;
 
 /// A transaction whose media goes through the relay: its call, and its responses that
 /// wait for the relay.
@@ -38,15 +37,45 @@ pub(crate) struct MediaCall {
     caller_ipv6: bool,
 }
 
-/// A response waiting for the relay, or behind one that does.
+/// A response on its way upstream (its transaction has taken it already), waiting for the
+/// relay or behind one that does.
 #[derive(Debug)]
 pub(crate) struct Held {
-    pub(crate) index: usize,
-    pub(crate) resp: Message,
-    pub(crate) src: Destination,
-    pub(crate) local: SocketAddr,
+    pub(crate) code: u16,
+    /// The response as it goes upstream.
+    pub(crate) data: Bytes,
+    /// A 2xx (sent upstream as one: every one of an INVITE, RFC 6026).
+    pub(crate) two_xx: bool,
+    /// Where it came from (the callee's signalling address).
+    pub(crate) source: IpAddr,
     /// Its SDP is with the relay.
     asked: bool,
+}
+
+impl Held {
+    /// A response to send upstream.
+    pub(crate) fn new(code: u16, data: Bytes, two_xx: bool, source: IpAddr) -> Held {
+        Held {
+            code,
+            data,
+            two_xx,
+            source,
+            asked: false,
+        }
+    }
+
+    fn request(&self, mark: &MediaCall) -> Option<MediaRequest> {
+        let resp = Message::parse(self.data.clone()).ok()?;
+        for_response(&resp, mark, self.source)
+    }
+}
+
+/// What becomes of a response a transaction would send upstream.
+pub(crate) enum Hold {
+    /// Send it now.
+    Go(Held),
+    /// It waits; ask the relay this, when given.
+    Wait(Option<MediaRequest>),
 }
 
 /// The most responses a context holds for the relay.
@@ -178,42 +207,33 @@ pub(crate) fn with_body(msg: &Message, sdp: Vec<u8>) -> Option<Message> {
 }
 
 impl HeldResponses {
-    /// Holds the response in `slot` when it must wait (takes it): its SDP goes to the
-    /// relay (the request to send is given when it is the first to wait), or others wait
-    /// before it. Leaves it when it may go on at once.
-    pub(crate) fn hold(
-        &mut self,
-        mark: &MediaCall,
-        slot: &mut Option<Message>,
-        (index, src, local): (usize, Destination, SocketAddr),
-    ) -> Option<MediaRequest> {
-        let resp = slot.as_ref()?;
-        let request = for_response(resp, mark, src.addr.ip());
+    /// Holds a response when it must wait: its SDP goes to the relay (the request to send
+    /// is given when it is the first to wait), or others wait before it. Past
+    /// [`MAX_HELD`], it is dropped (a 2xx is retransmitted).
+    pub(crate) fn hold(&mut self, mark: &MediaCall, mut item: Held) -> Hold {
+        let request = item.request(mark);
         if request.is_none() && self.0.is_empty() {
-            return None;
+            return Hold::Go(item);
         }
         if self.0.len() >= MAX_HELD {
-            // A flood of responses while the relay is slow: dropped (retransmitted later).
-            slot.take();
-            return None;
+            return Hold::Wait(None);
         }
         let first = self.0.is_empty();
-        self.0.push_back(Held {
-            index,
-            resp: slot.take()?,
-            src,
-            local,
-            asked: first && request.is_some(),
-        });
-        request.filter(|_| first)
+        item.asked = first && request.is_some();
+        self.0.push_back(item);
+        Hold::Wait(request.filter(|_| first))
     }
 
     /// The relay answered for the oldest response: it goes on with `sdp` for its body
     /// (`None`: as it came).
     pub(crate) fn answered(&mut self, sdp: Option<Vec<u8>>) -> Option<Held> {
         let mut held = self.0.pop_front().filter(|h| h.asked)?;
-        if let Some(resp) = sdp.and_then(|sdp| with_body(&held.resp, sdp)) {
-            held.resp = resp;
+        let parsed = sdp.and_then(|sdp| {
+            let resp = Message::parse(held.data.clone()).ok()?;
+            with_body(&resp, sdp)
+        });
+        if let Some(resp) = parsed {
+            held.data = resp.to_bytes();
         }
         Some(held)
     }
@@ -225,7 +245,7 @@ impl HeldResponses {
         if front.asked {
             return None;
         }
-        match for_response(&front.resp, mark, front.src.addr.ip()) {
+        match front.request(mark) {
             Some(request) => {
                 front.asked = true;
                 Some(Err(request))

@@ -411,3 +411,20 @@ Contact: <sip:bob@{bob6}>\nContent-Length: 0\n\n"
     let (answer, _) = media(&cmds).remove(0);
     assert!(!answer.receiver_ipv6, "the caller is told the IPv4 one");
 }
+
+#[test]
+fn a_reply_held_for_the_relay_stops_the_requests_retransmissions() {
+    let core = core();
+    let now = Instant::now();
+    let fwd = call_through_relay(&core, now);
+    let cmds = core.handle_message(now, from_bob(&fwd, 200, Some(SDP_B)), udp("192.0.2.20:5060"));
+    assert_eq!(media(&cmds).len(), 1, "the 200's SDP is with the relay");
+    // A slow relay (an external one failing over): the INVITE's transaction has its 200,
+    // so nothing is retransmitted to bob meanwhile.
+    let later = now + std::time::Duration::from_secs(2);
+    let out = sent(core.handle_timeouts(later));
+    assert!(
+        !out.iter().any(|(_, m)| m.method() == Some(sip_message::Method::Invite)),
+        "{out:?}"
+    );
+}

@@ -1,18 +1,17 @@
 //! Messages that wait for the media relay: a request whose SDP the relay rewrites is parked
 //! until it answers ([`Core::media_done`]) and then relayed; a response of a transaction
-//! whose media goes through the relay waits in its context, in order.
+//! whose media goes through the relay waits in its context on its way upstream, in order
+//! ([`crate::context::Context::media_answered`]).
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use ::relay::{MediaError, MediaOp};
 use bytes::Bytes;
-use sip_message::{Message, Method};
+use sip_message::Method;
 
 use crate::core::Core;
 use crate::routing::{Phase, RouteCtx};
 use crate::suspend::{Parked, RelayState, Resume};
-use crate::target::Destination;
 use crate::Command;
 
 impl Core {
@@ -76,7 +75,12 @@ impl Core {
                 request,
                 then: None,
             })),
-            Some(None) => self.release_held(now, id, result.ok(), &mut out),
+            Some(None) => {
+                let cfg = self.config();
+                self.with_ctx(id, |ctx| {
+                    ctx.media_answered(now, cfg, result.ok(), &mut out)
+                });
+            }
             None => {}
         }
         out
@@ -106,54 +110,6 @@ impl Core {
         }
         drop(c);
         self.release_if_unused(id);
-    }
-
-    /// Holds the response in `slot` for the media relay when it must wait (see
-    /// [`crate::media::HeldResponses`]): takes it, and asks the relay when it is the first.
-    pub(crate) fn hold_for_media(
-        &self,
-        ctx: &mut crate::context::Context,
-        id: u64,
-        slot: &mut Option<Message>,
-        held: (usize, Destination, SocketAddr),
-        out: &mut Vec<Command>,
-    ) {
-        let Some(mark) = ctx.media.as_deref_mut() else {
-            return;
-        };
-        if let Some(request) = mark.held.hold(&mark.call, slot, held) {
-            out.push(Command::Media {
-                request,
-                then: Some(Resume { context: id }),
-            });
-        }
-    }
-
-    /// The oldest held response of context `id` goes on (with `sdp` for its body), then
-    /// those after it until one must wait for the relay in turn.
-    fn release_held(&self, now: Instant, id: u64, sdp: Option<Vec<u8>>, out: &mut Vec<Command>) {
-        let mut next = self
-            .with_ctx(id, |ctx| ctx.media.as_deref_mut()?.held.answered(sdp))
-            .flatten()
-            .map(Ok);
-        while let Some(step) = next {
-            match step {
-                Ok(h) => self.to_branch(now, (id, h.index), h.resp, h.src, h.local, false, out),
-                Err(request) => {
-                    out.push(Command::Media {
-                        request,
-                        then: Some(Resume { context: id }),
-                    });
-                    return;
-                }
-            }
-            next = self
-                .with_ctx(id, |ctx| {
-                    let mark = ctx.media.as_deref_mut()?;
-                    mark.held.next(&mark.call)
-                })
-                .flatten();
-        }
     }
 }
 

@@ -276,7 +276,8 @@ impl Shard {
     }
 
     /// Adds a context, matched by its key unless `by_key` is false.
-    pub(crate) fn insert(&mut self, id: u64, ctx: Box<Context>, by_key: bool) {
+    pub(crate) fn insert(&mut self, id: u64, mut ctx: Box<Context>, by_key: bool) {
+        ctx.id = id;
         if by_key {
             self.by_key.insert(ctx.key, id);
         }
