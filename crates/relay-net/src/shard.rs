@@ -44,11 +44,19 @@ pub(crate) enum Control {
     },
 }
 
-/// Shard `i` of `n`'s ports: the pairs whose RTP port over 2 is `i` modulo `n`.
+/// Shard `i` of `n`'s ports: the pairs whose RTP port over 2 is `i` modulo `n`, in a
+/// random order (a stranger cannot tell which port the next call gets, to spray it first).
 pub(crate) fn ports_of(range: &RangeInclusive<u16>, i: usize, n: usize) -> Vec<u16> {
-    relay::pairs(range)
+    let mut ports: Vec<u16> = relay::pairs(range)
         .filter(|p| usize::from(p / 2) % n == i)
-        .collect()
+        .collect();
+    // Fisher–Yates, with std's per-process random hash keys as the source.
+    let random = std::collections::hash_map::RandomState::new();
+    for k in (1..ports.len()).rev() {
+        let j = (std::hash::BuildHasher::hash_one(&random, k) % (k as u64 + 1)) as usize;
+        ports.swap(k, j);
+    }
+    ports
 }
 
 /// A shard's state, owned by its thread.
@@ -258,5 +266,20 @@ async fn receive(state: Rc<RefCell<State>>, sock: Rc<UdpSocket>, port: u16) {
                 let _ = out.try_send_to(&buf[..n], to);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_shards_ports_are_its_share_in_a_random_order() {
+        let range = 30000..=31999;
+        let (a, b) = (super::ports_of(&range, 1, 2), super::ports_of(&range, 1, 2));
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        let share: Vec<u16> = relay::pairs(&range).filter(|p| (p / 2) % 2 == 1).collect();
+        assert_eq!(sorted, share);
+        assert_ne!(a, b, "two shufflings of 500 pairs");
+        assert_ne!(a, share, "not in order");
     }
 }
