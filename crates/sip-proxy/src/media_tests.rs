@@ -417,14 +417,19 @@ fn a_reply_held_for_the_relay_stops_the_requests_retransmissions() {
     let core = core();
     let now = Instant::now();
     let fwd = call_through_relay(&core, now);
-    let cmds = core.handle_message(now, from_bob(&fwd, 200, Some(SDP_B)), udp("192.0.2.20:5060"));
+    let cmds = core.handle_message(
+        now,
+        from_bob(&fwd, 200, Some(SDP_B)),
+        udp("192.0.2.20:5060"),
+    );
     assert_eq!(media(&cmds).len(), 1, "the 200's SDP is with the relay");
     // A slow relay (an external one failing over): the INVITE's transaction has its 200,
     // so nothing is retransmitted to bob meanwhile.
     let later = now + std::time::Duration::from_secs(2);
     let out = sent(core.handle_timeouts(later));
     assert!(
-        !out.iter().any(|(_, m)| m.method() == Some(sip_message::Method::Invite)),
+        !out.iter()
+            .any(|(_, m)| m.method() == Some(sip_message::Method::Invite)),
         "{out:?}"
     );
 }

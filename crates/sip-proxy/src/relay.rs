@@ -347,7 +347,9 @@ impl Core {
                 let branch = new_stateful_branch(secret, (id, n), lh, &fixes.up);
                 let fwd = fixes.forward(edits, t.uri.as_deref(), &t.path);
                 let rr = edits.record_route;
-                let key = rr.and_then(|_| *issued.get_or_init(|| self.issue(c.msg, edits.contact)));
+                let key = rr.and_then(|_| {
+                    *issued.get_or_init(|| self.issue(c.msg, edits.contact, edits.media))
+                });
                 if let Some(mut p) =
                     self.prepare(c.msg, t.dest, t.udp_only, &branch, (rr, key), fwd)
                 {
@@ -413,7 +415,7 @@ impl Core {
         let branch = new_stateless_branch(&self.config().branch_secret, hash, &fixes.up);
         let fwd = fixes.forward(edits, target.uri.as_deref(), &target.path);
         let rr = edits.record_route;
-        let key = rr.and_then(|_| self.issue(msg, edits.contact));
+        let key = rr.and_then(|_| self.issue(msg, edits.contact, edits.media));
         if let Some(p) = self.prepare(msg, dest, target.udp_only, &branch, (rr, key), fwd) {
             out.push(Command::Send {
                 dest: p.dest,
@@ -494,8 +496,8 @@ impl Core {
 
     /// The key of our Record-Route entries in `msg`, relayed (its Contact fixed to
     /// `contact`, when `fix_nated_contact()` asked).
-    fn issue(&self, msg: &Message, contact: Option<SocketAddr>) -> Option<Issued> {
-        crate::route_key::issue(&self.config().route_secret, msg, contact)
+    fn issue(&self, msg: &Message, contact: Option<SocketAddr>, media: bool) -> Option<Issued> {
+        crate::route_key::issue(&self.config().route_secret, msg, contact, media)
     }
 
     /// CANCEL (§16.10): answer 200 and cancel the matching INVITE's branches, or 481.

@@ -125,5 +125,8 @@ fn keyed(
     let secret = &cfg.route_secret;
     uri.as_sip()
         .and_then(|s| s.params.get(route_key::PARAM).flatten())
-        .and_then(|k| route_key::verify(secret, refreshed, msg, k, (to_tag, target, rest)))
+        .and_then(|k| {
+            let media = relays_media(uri);
+            route_key::verify(secret, refreshed, msg, (k, media), (to_tag, target, rest))
+        })
 }

@@ -31,12 +31,17 @@ impl std::fmt::Debug for RouteSecret {
 }
 
 /// The hash state of the dialog `call_id` begun with From tag `tag`, before its target.
-fn dialog_of(secret: &RouteSecret, call_id: &str, tag: &str) -> SipHasher24 {
+fn dialog_of(secret: &RouteSecret, call_id: &str, tag: &str, media: bool) -> SipHasher24 {
     let mut h = SipHasher24::new_with_key(&secret.0);
     h.write(call_id.as_bytes());
     h.write_u8(0xff);
     h.write(tag.as_bytes());
     h.write_u8(0xff);
+    if media {
+        // The dialog's media goes through the relay (our entries' `;rtprelay`): the key
+        // covers that mark too, so no party can set or clear it.
+        h.write_u8(0x4d);
+    }
     h
 }
 
@@ -67,12 +72,17 @@ fn token_in(mut dialog: SipHasher24, holder: Holder, target: &Target<'_>, routes
 /// `target` through `routes`.
 fn token_of(
     secret: &RouteSecret,
-    (call_id, tag): (&str, &str),
+    (call_id, tag, media): (&str, &str, bool),
     holder: Holder,
     target: &Target<'_>,
     routes: &[&str],
 ) -> u64 {
-    token_in(dialog_of(secret, call_id, tag), holder, target, routes)
+    token_in(
+        dialog_of(secret, call_id, tag, media),
+        holder,
+        target,
+        routes,
+    )
 }
 
 /// The URI of a Route or Record-Route value, read by a scan (as the key is made, so it is
@@ -133,7 +143,12 @@ impl Issued {
 /// The token of `target` as a refreshed target of dialog `call_id`, for
 /// [`RefreshedTargets`].
 fn refreshed_target(secret: &RouteSecret, call_id: &str, target: &Target<'_>) -> u64 {
-    token_in(dialog_of(secret, call_id, ""), Holder::Caller, target, &[])
+    token_in(
+        dialog_of(secret, call_id, "", false),
+        Holder::Caller,
+        target,
+        &[],
+    )
 }
 
 /// True for the methods whose requests, and their 2xx, refresh the sender's remote target
@@ -257,17 +272,17 @@ impl<'a> Target<'a> {
     }
 }
 
-/// The token as written in `;rk=`, for `holder`'s requests to `target` through `routes`
-/// (tests make keys with it).
+/// The token as written in `;rk=` of dialog (Call-ID, From tag, media relayed), for
+/// `holder`'s requests to `target` through `routes` (tests make keys with it).
 #[cfg(test)]
 pub(crate) fn token(
     secret: &RouteSecret,
-    (call_id, tag): (&str, &str),
+    dialog: (&str, &str, bool),
     holder: Holder,
     target: &Target<'_>,
     routes: &[&str],
 ) -> String {
-    let t = token_of(secret, (call_id, tag), holder, target, routes);
+    let t = token_of(secret, dialog, holder, target, routes);
     String::from_utf8_lossy(&hex(t)).into_owned()
 }
 
@@ -303,10 +318,11 @@ pub(crate) fn issue(
     secret: &RouteSecret,
     msg: &Message,
     fixed: Option<std::net::SocketAddr>,
+    media: bool,
 ) -> Option<Issued> {
     let call_id = msg.call_id().ok()?;
     let tag = scanned_tag(msg.header(HeaderName::From)?.value)?;
-    let dialog = dialog_of(secret, call_id, tag);
+    let dialog = dialog_of(secret, call_id, tag, media);
     // The callee's route set goes on (after ours) through the proxies that record-routed
     // the request before us.
     let below: Vec<&str> = msg
@@ -394,11 +410,16 @@ pub(crate) fn for_caller(
 /// the dialog by the response's Call-ID and From tag (scanned, as `verify` will read it
 /// in the caller's requests: the same header text comes back).
 pub(crate) fn for_caller_stateless(cfg: &ProxyConfig, resp: &Message) -> Bytes {
+    let mut media = false;
     let keys: Vec<&str> = resp
         .record_routes()
         .filter_map(Result::ok)
         .filter(|rr| is_us(cfg, &rr.uri))
-        .filter_map(|rr| rr.uri.as_sip().and_then(|s| s.params.get(PARAM).flatten()))
+        .filter_map(|rr| {
+            let sip = rr.uri.as_sip()?;
+            media |= sip.params.get(crate::relay::MEDIA_PARAM).is_some();
+            sip.params.get(PARAM).flatten()
+        })
         .collect();
     if keys.iter().any(|k| *k != keys[0]) {
         // A spiral: which entry this pass made is not known here, and none may go back
@@ -415,7 +436,7 @@ pub(crate) fn for_caller_stateless(cfg: &ProxyConfig, resp: &Message) -> Bytes {
         let tag = scanned_tag(resp.header(HeaderName::From)?.value)?;
         let text = k.as_bytes().try_into().ok()?;
         let value = u64::from_str_radix(k, 16).ok()?;
-        let dialog = dialog_of(&cfg.route_secret, call_id, tag);
+        let dialog = dialog_of(&cfg.route_secret, call_id, tag, media);
         Some(Issued {
             text,
             value,
@@ -435,7 +456,7 @@ pub(crate) fn verify(
     secret: &RouteSecret,
     refreshed: &RefreshedTargets,
     msg: &Message,
-    value: &str,
+    (value, media): (&str, bool),
     (to_tag, target, routes): (&str, &Target<'_>, &[&str]),
 ) -> Option<u64> {
     let (Ok(call_id), Ok(given)) = (msg.call_id(), u64::from_str_radix(value, 16)) else {
@@ -446,10 +467,22 @@ pub(crate) fn verify(
         .header(HeaderName::From)
         .and_then(|h| scanned_tag(h.value))
         .is_some_and(|tag| {
-            token_of(secret, (call_id, tag), Holder::Caller, target, routes) == given
+            token_of(
+                secret,
+                (call_id, tag, media),
+                Holder::Caller,
+                target,
+                routes,
+            ) == given
         });
     let ok = from_caller
-        || token_of(secret, (call_id, to_tag), Holder::Callee, target, routes) == given
+        || token_of(
+            secret,
+            (call_id, to_tag, media),
+            Holder::Callee,
+            target,
+            routes,
+        ) == given
         || (routes.is_empty() && refreshed.holds(given, refreshed_target(secret, call_id, target)));
     ok.then_some(given)
 }
@@ -476,14 +509,17 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
 
     fn check(m: &Message, key: &str, to_tag: &str) -> bool {
         let refreshed = RefreshedTargets::default();
-        verify(&KEY, &refreshed, m, key, (to_tag, &target(m), &[])).is_some()
+        verify(&KEY, &refreshed, m, (key, false), (to_tag, &target(m), &[])).is_some()
     }
 
     #[test]
     fn a_key_holds_for_its_dialog_and_its_target_only() {
         // The INVITE's key (in the callee's copy) covers the caller's Contact.
         let invite = msg("caller", "x", "sip:a@192.0.2.1:5062");
-        let k = issue(&KEY, &invite, None).expect("key").as_str().to_owned();
+        let k = issue(&KEY, &invite, None, false)
+            .expect("key")
+            .as_str()
+            .to_owned();
         let to_caller = msg("callee", "caller", "sip:a@192.0.2.1:5062");
         assert!(
             check(&to_caller, &k, "caller"),
@@ -497,15 +533,25 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
             &RouteSecret([7; 16]),
             &RefreshedTargets::default(),
             &to_caller,
-            &k,
+            (&k, false),
             ("caller", &target(&to_caller), &[])
         )
         .is_none());
         assert!(!check(&to_caller, "0000000000000000", "caller"));
+        // The media mark is part of the key: not set (nor cleared) by a party.
+        let refreshed = RefreshedTargets::default();
+        let marked = (k.as_str(), true);
+        let caller = ("caller", &target(&to_caller), &[][..]);
+        assert!(verify(&KEY, &refreshed, &to_caller, marked, caller).is_none());
+        let with_media = issue(&KEY, &invite, None, true).expect("key");
+        let m = (with_media.as_str(), true);
+        assert!(verify(&KEY, &refreshed, &to_caller, m, caller).is_some());
+        let cleared = (with_media.as_str(), false);
+        assert!(verify(&KEY, &refreshed, &to_caller, cleared, caller).is_none());
         assert!(!check(&to_caller, "not hex", "caller"));
         // The caller's copy covers the callee's Contact; its requests carry its From tag.
         let t = Target::of(&Uri::parse("sip:b@192.0.2.2").expect("uri")).expect("target");
-        let k2 = token(&KEY, ("c1", "caller"), Holder::Caller, &t, &[]);
+        let k2 = token(&KEY, ("c1", "caller", false), Holder::Caller, &t, &[]);
         let to_callee = msg("caller", "callee", "sip:b@192.0.2.2:5060");
         assert!(
             check(&to_callee, &k2, "callee"),
@@ -518,10 +564,13 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
         let refreshed = RefreshedTargets::default();
         // The callee's copy covers the caller's first Contact.
         let invite = msg("caller", "x", "sip:a@192.0.2.1:5062");
-        let k = issue(&KEY, &invite, None).expect("key").as_str().to_owned();
+        let k = issue(&KEY, &invite, None, false)
+            .expect("key")
+            .as_str()
+            .to_owned();
         let moved = msg("callee", "caller", "sip:a@203.0.113.7:5062");
         let check = |m: &Message, k: &str| {
-            verify(&KEY, &refreshed, m, k, ("caller", &target(m), &[])).is_some()
+            verify(&KEY, &refreshed, m, (k, false), ("caller", &target(m), &[])).is_some()
         };
         assert!(!check(&moved, &k), "not before the refresh");
         // The caller answers the callee's re-INVITE (which carried k) from a new Contact.
@@ -538,7 +587,7 @@ To: <sip:b@h>;tag={to_tag}\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\nContact: <{target}>\
         assert!(!check(&elsewhere, &k), "any other");
         // Not with another key (the caller's copy, say), nor in another dialog.
         let t = Target::of(&Uri::parse("sip:b@192.0.2.2").expect("uri")).expect("target");
-        let callers = token(&KEY, ("c1", "caller"), Holder::Caller, &t, &[]);
+        let callers = token(&KEY, ("c1", "caller", false), Holder::Caller, &t, &[]);
         assert!(!check(&moved, &callers));
         let other = Message::parse(
             "BYE sip:a@203.0.113.7:5062 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:b@h>;tag=callee\r\n\

@@ -52,10 +52,30 @@ pub(crate) fn rk_callee(call_id: &str, tag: &str, target: &str) -> String {
 /// A key for a route set that goes on through the proxies `routes` after us.
 pub(crate) fn rk_via(
     holder: Holder,
-    dialog: (&str, &str),
+    (call_id, tag): (&str, &str),
     target: &str,
     routes: &[&str],
 ) -> String {
+    rk_of(holder, (call_id, tag, false), target, routes)
+}
+
+/// [`rk_caller`] for a dialog whose media goes through the relay (`;rtprelay`).
+pub(crate) fn rk_caller_relayed(call_id: &str, tag: &str, target: &str) -> String {
+    format!(
+        ";rtprelay{}",
+        rk_of(Holder::Caller, (call_id, tag, true), target, &[])
+    )
+}
+
+/// [`rk_callee`] for a dialog whose media goes through the relay (`;rtprelay`).
+pub(crate) fn rk_callee_relayed(call_id: &str, tag: &str, target: &str) -> String {
+    format!(
+        ";rtprelay{}",
+        rk_of(Holder::Callee, (call_id, tag, true), target, &[])
+    )
+}
+
+fn rk_of(holder: Holder, dialog: (&str, &str, bool), target: &str, routes: &[&str]) -> String {
     let uri = sip_message::Uri::parse(target).expect("target");
     let target = crate::route_key::Target::of(&uri).expect("SIP target");
     let secret = &config().route_secret;
@@ -255,7 +275,8 @@ Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
         .expect("Contact")
         .value;
     assert_eq!(contact, "<sip:bob@198.51.100.7:40000;ob>");
-    let key = rk_caller("call-1", "c", "sip:bob@198.51.100.7:40000");
+    // (A callee behind NAT: the default script relays the call's media.)
+    let key = rk_caller_relayed("call-1", "c", "sip:bob@198.51.100.7:40000");
     let rr = ok
         .header(sip_message::HeaderName::RecordRoute)
         .expect("RR")
