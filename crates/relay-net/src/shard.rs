@@ -65,6 +65,9 @@ struct State {
     bind: IpAddr,
     /// The sockets of the ports in use (RTP and RTCP), and their receive tasks.
     sockets: HashMap<u16, (Rc<UdpSocket>, JoinHandle<()>)>,
+    /// Sockets whose receive task was stopped but may not be gone yet (it holds the socket,
+    /// bound until then): a port of theirs wanted again takes its socket back.
+    closing: Vec<(u16, Rc<UdpSocket>, JoinHandle<()>)>,
 }
 
 /// Runs a shard until its channel closes.
@@ -87,6 +90,7 @@ pub(crate) fn run(
             relay: Relay::new(PortPool::from_ports(ports), timeout),
             bind,
             sockets: HashMap::new(),
+            closing: Vec::new(),
         }));
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -183,8 +187,8 @@ fn offer(
                 s.relay.undo_offer(id, &before);
                 s.close_unused();
                 match busy {
-                    Some(port) => s.relay.retire_port(port),
-                    None => break,
+                    Unbound::Taken(port) => s.relay.retire_port(port),
+                    Unbound::Failed => break,
                 }
             }
         }
@@ -196,10 +200,17 @@ fn offer(
     None
 }
 
+/// Why ports could not be bound.
+enum Unbound {
+    /// Another program holds this pair (its RTP port): it is not used again.
+    Taken(u16),
+    /// Another failure, which another port would not cure.
+    Failed,
+}
+
 /// Binds the sockets of `ports` (RTP and RTCP of each side) not bound yet, each with its
-/// receive task. The error: the RTP port of a pair another program holds, or `None` for
-/// another failure (which another port would not cure).
-fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> Result<(), Option<u16>> {
+/// receive task.
+fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> Result<(), Unbound> {
     let wanted = ports
         .iter()
         .flatten()
@@ -210,6 +221,13 @@ fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> Result<(),
         if s.sockets.contains_key(&port) {
             continue;
         }
+        if let Some(i) = s.closing.iter().position(|c| c.0 == port) {
+            // Still ours: its socket serves again, with a receive task of its own.
+            let (_, sock, _) = s.closing.swap_remove(i);
+            let task = tokio::task::spawn_local(receive(state.clone(), sock.clone(), port));
+            s.sockets.insert(port, (sock, task));
+            continue;
+        }
         let sock = std::net::UdpSocket::bind((s.bind, port))
             .and_then(|sock| sock.set_nonblocking(true).map(|()| sock))
             .and_then(UdpSocket::from_std);
@@ -217,11 +235,11 @@ fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> Result<(),
             Ok(sock) => Rc::new(sock),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 tracing::warn!(port, error = %e, "media relay: the port is taken; not used again");
-                return Err(Some(port & !1));
+                return Err(Unbound::Taken(port & !1));
             }
             Err(e) => {
                 tracing::warn!(port, error = %e, "media relay: cannot bind the port");
-                return Err(None);
+                return Err(Unbound::Failed);
             }
         };
         let task = tokio::task::spawn_local(receive(state.clone(), sock.clone(), port));
@@ -234,13 +252,20 @@ impl State {
     /// Closes the sockets of ports no session holds any more.
     fn close_unused(&mut self) {
         let relay = &self.relay;
-        self.sockets.retain(|&port, (_, task)| {
-            let used = relay.holds_port(port & !1);
-            if !used {
+        let unused: Vec<u16> = self
+            .sockets
+            .keys()
+            .copied()
+            .filter(|&port| !relay.holds_port(port & !1))
+            .collect();
+        for port in unused {
+            if let Some((sock, task)) = self.sockets.remove(&port) {
                 task.abort();
+                self.closing.push((port, sock, task));
             }
-            used
-        });
+        }
+        // A stopped task is gone: its socket closes with our last reference.
+        self.closing.retain(|(_, _, task)| !task.is_finished());
     }
 }
 

@@ -314,9 +314,34 @@ impl Relay {
     }
 
     /// Ends the session of call `call_id` between the parties with tags `a` and `b` (either
-    /// may be the caller's; `b` may be empty): not when the other tag names another party
-    /// than the one whose answer the session holds (a BYE to another fork's 2xx).
+    /// may be the caller's, either empty): not when the other tag names another party than
+    /// the one whose answer the session holds (a BYE to another fork's 2xx). With one tag
+    /// alone (a CANCEL, a failed INVITE), a session the callee's late offer made ends too.
     pub fn delete_dialog(&mut self, call_id: &str, a: &str, b: &str) -> bool {
+        let (a, b) = if a.is_empty() { (b, a) } else { (a, b) };
+        if b.is_empty() {
+            // A CANCEL or failure names the caller alone: a late offer's session is the
+            // callee's (made by its 18x/2xx), with the caller's tag as the answerer's, or
+            // no answer yet.
+            let late: Vec<SessionId> = self
+                .sessions
+                .values()
+                .filter(|s| s.id.call_id == call_id && s.id.from_tag != a)
+                .filter(|s| s.answerer.as_deref().is_none_or(|t| t == a))
+                .map(|s| s.id.clone())
+                .collect();
+            for id in &late {
+                self.remove(id);
+            }
+            if !late.is_empty()
+                && !self.ids.contains_key(&SessionId {
+                    call_id: call_id.to_owned(),
+                    from_tag: a.to_owned(),
+                })
+            {
+                return true;
+            }
+        }
         for (caller, other) in [(a, b), (b, a)] {
             let id = SessionId {
                 call_id: call_id.to_owned(),

@@ -466,3 +466,19 @@ fn a_ringing_call_keeps_its_session_until_answered_and_an_empty_offer_makes_none
     );
     assert_eq!(r.sessions(), 0);
 }
+
+#[test]
+fn a_failed_late_offer_call_ends_the_callees_session() {
+    let now = Instant::now();
+    let mut r = relay(4);
+    // The INVITE had no SDP: the callee ("b") offered in its 183, under its own tag.
+    let callee = SessionId {
+        call_id: "c".into(),
+        from_tag: "b".into(),
+    };
+    r.offer(now, &callee, &[Some(addr("198.51.100.2:5000"))], None)
+        .expect("offer");
+    // The call fails: the delete names the caller's tag alone (in either place).
+    assert!(r.delete_dialog("c", "", "a"));
+    assert_eq!(r.sessions(), 0);
+}
