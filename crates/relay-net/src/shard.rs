@@ -163,9 +163,9 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
     }
 }
 
-/// An offer from the offerer's side of session `id` (made if new), its ports bound. A port
-/// another program holds is retired and the offer made again, a bounded number of times
-/// (never a loop on "Address already in use"); a failed offer undoes only the streams it
+/// An offer from the offerer's side of session `id` (made if new), its ports bound. A pair
+/// another program holds a port of goes to the end of the pool and the offer is made again
+/// with others, a bounded number of times (never a loop on "Address already in use"); a failed offer undoes only the streams it
 /// added (a re-offer's call goes on). `None` when no ports are left or can be bound.
 fn offer(
     state: &Rc<RefCell<State>>,
@@ -186,9 +186,8 @@ fn offer(
                 let mut s = state.borrow_mut();
                 s.relay.undo_offer(id, &before);
                 s.close_unused();
-                match busy {
-                    Unbound::Taken(port) => s.relay.retire_port(port),
-                    Unbound::Failed => break,
+                if let Unbound::Failed = busy {
+                    break;
                 }
             }
         }
@@ -202,8 +201,10 @@ fn offer(
 
 /// Why ports could not be bound.
 enum Unbound {
-    /// Another program holds this pair (its RTP port): it is not used again.
-    Taken(u16),
+    /// Another program holds a port of the pair (Linux hands out ephemeral ports from
+    /// 32768 up, inside the default range): the pair goes to the end of the pool, tried
+    /// again when its turn comes round, and the offer takes others.
+    Taken,
     /// Another failure, which another port would not cure.
     Failed,
 }
@@ -234,8 +235,8 @@ fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> Result<(),
         let sock = match sock {
             Ok(sock) => Rc::new(sock),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                tracing::warn!(port, error = %e, "media relay: the port is taken; not used again");
-                return Err(Unbound::Taken(port & !1));
+                tracing::debug!(port, error = %e, "media relay: the port is taken; another pair");
+                return Err(Unbound::Taken);
             }
             Err(e) => {
                 tracing::warn!(port, error = %e, "media relay: cannot bind the port");

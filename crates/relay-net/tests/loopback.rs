@@ -157,7 +157,7 @@ fn a_port_another_program_holds_is_skipped_and_exhaustion_is_reported() {
     let port = relay_port(&offered.expect("offered"));
     assert!(port > base + 1, "{port} is not the squatted pair");
     // Five pairs, one squatted, two per call (a port facing each side): a second call
-    // takes the last two, a third gets none.
+    // takes the two others left, a third gets none.
     let mut second = request(MediaOp::Offer, "c", "", sdp_of(&a));
     second.call_id = "second".into();
     let mut third = second.clone();

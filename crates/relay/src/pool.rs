@@ -34,11 +34,6 @@ impl PortPool {
         self.free.push_back(port);
     }
 
-    /// Takes a free port out of the pool for good (another program holds it).
-    pub fn retire(&mut self, port: u16) {
-        self.free.retain(|&p| p != port);
-    }
-
     /// Pairs left.
     pub fn available(&self) -> usize {
         self.free.len()

@@ -557,12 +557,6 @@ impl Relay {
         self.give_back(key, &added);
     }
 
-    /// Takes RTP port `port` (free: its session deleted) out of use for good: it could not be
-    /// bound (another program holds it or its RTCP port).
-    pub fn retire_port(&mut self, port: u16) {
-        self.pool.retire(port);
-    }
-
     /// True when a stream holds RTP port `port`.
     pub fn holds_port(&self, port: u16) -> bool {
         self.by_port.contains_key(&port)
