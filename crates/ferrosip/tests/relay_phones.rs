@@ -1,0 +1,81 @@
+//! The in-process relay with real phones on loopback, bridging the address families: a
+//! baresip phone on IPv4 calls one on IPv6 through ferrosip, whose relay (bound to `::`)
+//! tells each the relay's address in its own family, and audio flows both ways.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::baresip::Baresip;
+use support::phone::Account;
+use support::{free_port, Server};
+
+#[test]
+fn an_ipv4_phone_and_an_ipv6_phone_hear_each_other_through_the_relay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The default script, relaying every call (on loopback no phone is behind NAT).
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../ferrosip.cfg"))
+            .expect("default script")
+            .replace(
+                "isflag(FLT_NATS) || dst_behind_nat()",
+                "is_method(\"INVITE\")",
+            );
+    std::fs::write(dir.path().join("relay-all.cfg"), script).expect("write");
+    let base = 52000 + (std::process::id() % 400) as u16 * 20;
+    let config = dir.path().join("ferrosip.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[routing]\nscript = \"relay-all.cfg\"\n\
+             [relay]\nbind = \"::\"\nannounce = \"127.0.0.1\"\nannounce6 = \"::1\"\nports = \"{base}-{}\"\n",
+            base + 19
+        ),
+    )
+    .expect("write");
+    let port = free_port();
+    let listens = [format!("udp:127.0.0.1:{port}"), format!("udp:[::1]:{port}")];
+    let config = config.to_str().expect("utf-8 path");
+    let server = Server::start_listens(dir.path(), port, &listens, &["--config", config]);
+    let account = |user, proxy: SocketAddr| Account {
+        user,
+        domain: "127.0.0.1",
+        password: "unused",
+        proxy,
+        transport: "udp",
+    };
+    let v6: SocketAddr = format!("[::1]:{}", server.port).parse().expect("address");
+    let mut alice = Baresip::start(&account("alice", server.addr()), "sip:bob@127.0.0.1");
+    let mut bob = Baresip::start(&account("bob", v6), "sip:alice@127.0.0.1");
+    alice.dial("sip:bob@127.0.0.1");
+    bob.accept();
+    alice.expect("Call established");
+    bob.expect("Call established");
+    std::thread::sleep(Duration::from_secs(3));
+    let at_bob = bob.rtp();
+    let at_alice = alice.rtp();
+    // Each was told the relay (one of its ports) in its own family.
+    let relay_sdp = |seen: &str, family: &str| {
+        seen.split("v=0").any(|sdp| {
+            (base..base + 20).any(|p| sdp.contains(&format!("m=audio {p} ")))
+                && sdp.contains(family)
+        })
+    };
+    assert!(
+        relay_sdp(&bob.output(), "c=IN IP6 ::1"),
+        "bob (IPv6) got the relay's IPv6 address"
+    );
+    assert!(
+        relay_sdp(&alice.output(), "c=IN IP4 127.0.0.1"),
+        "alice got the relay's IPv4 address"
+    );
+    alice.send("/hangup");
+    bob.expect("session closed");
+    for (phone, rtp) in [("alice", at_alice), ("bob", at_bob)] {
+        assert!(
+            rtp.sent >= 100 && rtp.received >= 100,
+            "{phone} counted {rtp:?}"
+        );
+    }
+}
