@@ -9,7 +9,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::baresip::Baresip;
+use support::baresip::{call_and_talk, hang_up_having_heard, Baresip};
 use support::phone::Account;
 
 /// A process killed when dropped (its output printed if the test failed).
@@ -107,13 +107,7 @@ fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
     std::thread::sleep(Duration::from_millis(500));
     let mut alice = Baresip::start(&account("alice"), "sip:bob@127.0.0.1");
     let mut bob = Baresip::start(&account("bob"), "sip:alice@127.0.0.1");
-    alice.dial("sip:bob@127.0.0.1");
-    bob.accept();
-    alice.expect("Call established");
-    bob.expect("Call established");
-    std::thread::sleep(Duration::from_secs(3));
-    let at_bob = bob.rtp();
-    let at_alice = alice.rtp();
+    let counts = call_and_talk(&mut alice, &mut bob, "sip:bob@127.0.0.1", 3);
     // The relay holds the call while it runs, and the SDP each phone got names its ports.
     let list = ng(ng_port, b"l d7:command4:liste").expect("list");
     assert!(!list.contains("5:callsle"), "a call in the relay: {list}");
@@ -121,14 +115,7 @@ fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
         let port = (base..base + 20).any(|p| seen.contains(&format!("m=audio {p} ")));
         assert!(port, "{phone}'s SDP names the relay's port");
     }
-    alice.send("/hangup");
-    bob.expect("session closed");
-    for (phone, rtp) in [("alice", at_alice), ("bob", at_bob)] {
-        assert!(
-            rtp.sent >= 100 && rtp.received >= 100,
-            "{phone} counted {rtp:?}"
-        );
-    }
+    hang_up_having_heard(&mut alice, &mut bob, counts);
     let stats = ng(ng_port, b"s d7:command10:statisticse").expect("statistics");
     let packets = stats
         .split("7:packetsi")
@@ -193,23 +180,10 @@ fn ferrosip_drives_rtpengine_and_a_baresip_call_through_it_has_audio_both_ways()
     };
     let mut alice = Baresip::start(&account("alice"), "sip:bob@127.0.0.1");
     let mut bob = Baresip::start(&account("bob"), "sip:alice@127.0.0.1");
-    alice.dial("sip:bob@127.0.0.1");
-    bob.accept();
-    alice.expect("Call established");
-    bob.expect("Call established");
-    std::thread::sleep(Duration::from_secs(3));
-    let at_bob = bob.rtp();
-    let at_alice = alice.rtp();
+    let counts = call_and_talk(&mut alice, &mut bob, "sip:bob@127.0.0.1", 3);
     for (phone, seen) in [("alice", alice.output()), ("bob", bob.output())] {
         let port = (base..base + 100).any(|p| seen.contains(&format!("m=audio {p} ")));
         assert!(port, "{phone}'s SDP names rtpengine's port");
     }
-    alice.send("/hangup");
-    bob.expect("session closed");
-    for (phone, rtp) in [("alice", at_alice), ("bob", at_bob)] {
-        assert!(
-            rtp.sent >= 100 && rtp.received >= 100,
-            "{phone} counted {rtp:?}"
-        );
-    }
+    hang_up_having_heard(&mut alice, &mut bob, counts);
 }

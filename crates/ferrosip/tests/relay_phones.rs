@@ -5,9 +5,8 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use support::baresip::Baresip;
+use support::baresip::{call_and_talk, hang_up_having_heard, Baresip};
 use support::phone::Account;
 use support::{free_port, Server};
 
@@ -48,13 +47,7 @@ fn an_ipv4_phone_and_an_ipv6_phone_hear_each_other_through_the_relay() {
     let v6: SocketAddr = format!("[::1]:{}", server.port).parse().expect("address");
     let mut alice = Baresip::start(&account("alice", server.addr()), "sip:bob@127.0.0.1");
     let mut bob = Baresip::start(&account("bob", v6), "sip:alice@127.0.0.1");
-    alice.dial("sip:bob@127.0.0.1");
-    bob.accept();
-    alice.expect("Call established");
-    bob.expect("Call established");
-    std::thread::sleep(Duration::from_secs(3));
-    let at_bob = bob.rtp();
-    let at_alice = alice.rtp();
+    let counts = call_and_talk(&mut alice, &mut bob, "sip:bob@127.0.0.1", 3);
     // Each was told the relay (one of its ports) in its own family.
     let relay_sdp = |seen: &str, family: &str| {
         seen.split("v=0").any(|sdp| {
@@ -70,12 +63,5 @@ fn an_ipv4_phone_and_an_ipv6_phone_hear_each_other_through_the_relay() {
         relay_sdp(&alice.output(), "c=IN IP4 127.0.0.1"),
         "alice got the relay's IPv4 address"
     );
-    alice.send("/hangup");
-    bob.expect("session closed");
-    for (phone, rtp) in [("alice", at_alice), ("bob", at_bob)] {
-        assert!(
-            rtp.sent >= 100 && rtp.received >= 100,
-            "{phone} counted {rtp:?}"
-        );
-    }
+    hang_up_having_heard(&mut alice, &mut bob, counts);
 }

@@ -188,3 +188,33 @@ fn listen_port(ip: IpAddr) -> u16 {
         }
     }
 }
+
+/// `caller` calls `uri`, `callee` answers, and they talk for `secs`: the RTP each counted
+/// then (caller's, callee's).
+pub fn call_and_talk(
+    caller: &mut Baresip,
+    callee: &mut Baresip,
+    uri: &str,
+    secs: u64,
+) -> (Rtp, Rtp) {
+    caller.dial(uri);
+    callee.accept();
+    caller.expect("Call established");
+    callee.expect("Call established");
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    let at_callee = callee.rtp();
+    (caller.rtp(), at_callee)
+}
+
+/// `caller` hangs up; each phone had sent and received at least 100 RTP packets (`counts`,
+/// caller's and callee's: 3 s of 20 ms packets is 150).
+pub fn hang_up_having_heard(caller: &mut Baresip, callee: &mut Baresip, counts: (Rtp, Rtp)) {
+    caller.send("/hangup");
+    callee.expect("session closed");
+    for (phone, rtp) in [("caller", counts.0), ("callee", counts.1)] {
+        assert!(
+            rtp.sent >= 100 && rtp.received >= 100,
+            "the {phone} counted {rtp:?}"
+        );
+    }
+}
