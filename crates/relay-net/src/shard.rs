@@ -124,11 +124,20 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
         } => {
             let found = state.borrow().relay.side_of(&call_id, &sender, &other);
             let updated = match found {
-                Some((id, Side::Answerer)) => state
-                    .borrow_mut()
-                    .relay
-                    .answer(Instant::now(), &id, &media, from, &sender)
-                    .map(|p| (Side::Answerer, p)),
+                Some((id, Side::Answerer)) => {
+                    let answered =
+                        state
+                            .borrow_mut()
+                            .relay
+                            .answer(Instant::now(), &id, &media, from, &sender);
+                    // A stream its side added has new ports to bind.
+                    if let Some(ports) = &answered {
+                        if open(state, ports).is_err() {
+                            tracing::warn!(call_id = %id.call_id, "media relay: a new stream's ports cannot be bound");
+                        }
+                    }
+                    answered.map(|p| (Side::Answerer, p))
+                }
                 Some((id, Side::Offerer)) => offer(state, &id, &media, from),
                 None if create => {
                     let id = SessionId {

@@ -256,26 +256,12 @@ impl Relay {
             }
             let Some(addr) = addr else { continue };
             if session.streams[i].is_none() {
-                let pair = self.pool.take().map(|a| (a, self.pool.take()));
-                let (a, b) = match pair {
-                    Some((a, Some(b))) => (a, b),
-                    half => {
-                        // Exhausted: give back what this offer took, and the session if new.
-                        if let Some((a, None)) = half {
-                            self.pool.give(a);
-                        }
-                        self.give_back(key, &taken);
-                        return None;
-                    }
-                };
+                if self.add_stream(key, i).is_none() {
+                    // Exhausted: give back what this offer took, and the session if new.
+                    self.give_back(key, &taken);
+                    return None;
+                }
                 taken.push(i);
-                self.by_port.insert(a, (key, i, Side::Offerer));
-                self.by_port.insert(b, (key, i, Side::Answerer));
-                let session = self.sessions.get_mut(&key)?;
-                session.streams[i] = Some(Stream {
-                    offerer: Endpoint::new(a),
-                    answerer: Endpoint::new(b),
-                });
             }
             let session = self.sessions.get_mut(&key)?;
             if let Some(s) = session.streams[i].as_mut() {
@@ -299,12 +285,23 @@ impl Relay {
         tag: &str,
     ) -> Option<SessionPorts> {
         let key = *self.ids.get(id)?;
-        let session = self.sessions.get_mut(&key)?;
-        for (s, addr) in session.streams.iter_mut().zip(media) {
-            if let (Some(s), Some(addr)) = (s.as_mut(), addr) {
+        for (i, addr) in media.iter().enumerate() {
+            let Some(addr) = addr else { continue };
+            let session = self.sessions.get_mut(&key)?;
+            if session.streams.len() <= i {
+                session.streams.resize_with(i + 1, || None);
+            }
+            // A stream the answerer's side adds (its re-INVITE offering video) gets ports
+            // too, when any are left.
+            if session.streams[i].is_none() && self.add_stream(key, i).is_none() {
+                continue;
+            }
+            let session = self.sessions.get_mut(&key)?;
+            if let Some(s) = session.streams[i].as_mut() {
                 s.answerer.update(*addr, from);
             }
         }
+        let session = self.sessions.get_mut(&key)?;
         if !tag.is_empty() {
             session.answerer = Some(tag.to_owned());
         }
@@ -357,6 +354,24 @@ impl Relay {
             return false;
         }
         false
+    }
+
+    /// Gives stream `i` of session `key` a pair facing each side; `None` when the pool has
+    /// not two left (nothing taken then).
+    fn add_stream(&mut self, key: u64, i: usize) -> Option<()> {
+        let a = self.pool.take()?;
+        let Some(b) = self.pool.take() else {
+            self.pool.give(a);
+            return None;
+        };
+        self.by_port.insert(a, (key, i, Side::Offerer));
+        self.by_port.insert(b, (key, i, Side::Answerer));
+        let session = self.sessions.get_mut(&key)?;
+        session.streams[i] = Some(Stream {
+            offerer: Endpoint::new(a),
+            answerer: Endpoint::new(b),
+        });
+        Some(())
     }
 
     fn ports(&self, key: u64, n: usize) -> SessionPorts {

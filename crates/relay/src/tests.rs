@@ -482,3 +482,34 @@ fn a_failed_late_offer_call_ends_the_callees_session() {
     assert!(r.delete_dialog("c", "", "a"));
     assert_eq!(r.sessions(), 0);
 }
+
+#[test]
+fn a_stream_the_answerers_side_adds_gets_ports() {
+    let now = Instant::now();
+    let mut r = relay(4);
+    call(&mut r, now);
+    // The callee's re-INVITE adds video: its side offers a second stream.
+    let video = addr("198.51.100.2:5002");
+    let ports = r
+        .answer(
+            now,
+            &id("c"),
+            &[Some(addr("198.51.100.2:5000")), Some(video)],
+            None,
+            "b",
+        )
+        .expect("session");
+    let p = ports[1].expect("the new stream is relayed");
+    // The caller answers it (its side): then the stream carries media both ways.
+    r.offer(
+        now,
+        &id("c"),
+        &[Some(addr("10.0.0.1:4000")), Some(addr("10.0.0.1:4002"))],
+        None,
+    )
+    .expect("ports");
+    let f = r
+        .on_packet(now, p.for_answerer, video, &rtp(1))
+        .expect("relayed");
+    assert_eq!(f.to, addr("10.0.0.1:4002"));
+}
