@@ -119,6 +119,10 @@ fn phones_behind_nat(mapping: Mapping) {
     bob.expect("re-INVITE");
     both_hear(&mut alice, &mut bob, 2);
     hang_up(&mut alice, &mut bob);
+    // And the other way round, bob behind his NAT calling alice behind hers.
+    call(&mut bob, &mut alice, "alice");
+    both_hear(&mut bob, &mut alice, 2);
+    hang_up(&mut bob, &mut alice);
 
     // One outside, in both directions.
     call(&mut carol, &mut alice, "alice");
