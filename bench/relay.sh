@@ -2,7 +2,8 @@
 # The media relay beside rtpengine (userspace forwarding), both driven over ng by the same
 # load tool (crates/relay-net/examples/relay_load.rs) in one run: for each stream count,
 # packets sent and lost, the latency the relay adds (p50/p99) and its CPU time per relayed
-# packet. Needs rtpengine (Debian rtpengine-daemon).
+# packet; first the same streams phone to phone with no relay ("direct"), whose latency is
+# the load tool's own on this machine. Needs rtpengine (Debian rtpengine-daemon).
 #
 #   bench/relay.sh [SECONDS] [STREAMS...]      e.g. bench/relay.sh 10 200 1000
 set -euo pipefail
@@ -26,6 +27,9 @@ rtpengine --interface=127.0.0.1 --listen-ng=127.0.0.1:22302 --port-min=40000 --p
 rtpengine=$!
 sleep 1
 for n in "${streams[@]}"; do
+  # Without a relay: the latency the load tool adds by itself.
+  printf '%-9s ' direct
+  target/release/examples/relay_load --direct --streams "$n" --seconds "$seconds"
   for relay in ferrosip rtpengine; do
     case $relay in
       ferrosip) port=22301 pid=$ferrosip ;;

@@ -1,8 +1,10 @@
 //! A load tool for media relays that speak rtpengine's ng protocol (ferrosip relay,
 //! rtpengine): makes `--streams` calls over ng, then sends G.711-sized RTP (172 bytes, every
 //! 20 ms) both ways through each for `--seconds`, and prints what arrived, what was lost,
-//! the latency the relay added (p50, p99) and, with `--pid`, the relay's CPU time per
-//! relayed packet (from /proc). `bench/relay.sh` runs it against both relays.
+//! the latency (p50, p99) and, with `--pid`, the relay's CPU time per relayed packet (from
+//! /proc). `--direct` sends the same streams from phone to phone without a relay: the
+//! latency the tool itself adds on a busy machine, to subtract. `bench/relay.sh` runs it
+//! against both relays.
 //!
 //! `cargo run --release -p relay-net --example relay_load -- --ng 127.0.0.1:2223 --streams 200
 //! --seconds 10 --pid 1234`
@@ -22,6 +24,7 @@ struct Args {
     streams: usize,
     seconds: u64,
     pid: Option<u32>,
+    direct: bool,
 }
 
 fn args() -> Args {
@@ -30,9 +33,14 @@ fn args() -> Args {
         streams: 200,
         seconds: 10,
         pid: None,
+        direct: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
+        if k == "--direct" {
+            a.direct = true;
+            continue;
+        }
         let v = it.next().unwrap_or_default();
         match k.as_str() {
             "--ng" => a.ng = v.parse().expect("--ng address:port"),
@@ -169,6 +177,11 @@ async fn main() {
             source: Some("127.0.0.1".parse().expect("ip")),
             receiver_ipv6: false,
         };
+        if a.direct {
+            let (to_x, to_y) = (y.local_addr().expect("addr"), x.local_addr().expect("addr"));
+            pairs.push((x, to_x, y, to_y));
+            continue;
+        }
         let offer = ask(&ctl, a.ng, 2 * i, request(MediaOp::Offer, "", &x)).await;
         let answer = ask(&ctl, a.ng, 2 * i + 1, request(MediaOp::Answer, "y", &y)).await;
         // x sends to the port in the answer it got, y to the one in the offer.
