@@ -12,7 +12,9 @@ use std::time::Duration;
 use support::baresip::{call_and_talk, hang_up_having_heard, Baresip};
 use support::phone::Account;
 
-/// A process killed when dropped (its output printed if the test failed).
+/// A process stopped when dropped (its output printed if the test failed): SIGTERM first,
+/// with which Kamailio stops its worker processes too (SIGKILL would leave them running),
+/// SIGKILL after 3 s.
 struct Daemon {
     child: Child,
     name: &'static str,
@@ -21,6 +23,14 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..30 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
