@@ -40,7 +40,16 @@ impl NgRelays {
         let known = relays.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65535];
-            while let Ok((n, from)) = rx_sock.recv_from(&mut buf).await {
+            loop {
+                let (n, from) = match rx_sock.recv_from(&mut buf).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // (An ICMP error from a relay that is down, say: not the end.)
+                        tracing::debug!(error = %e, "ng: receive failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
                 if !known.contains(&from) {
                     continue;
                 }
