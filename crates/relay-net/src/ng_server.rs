@@ -52,7 +52,16 @@ pub async fn serve_ng(
     let busy = Arc::new(AtomicUsize::new(0));
     let mut buf = vec![0u8; 65535];
     loop {
-        let (n, from) = sock.recv_from(&mut buf).await?;
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // A passing error (ICMP from a proxy that went away): the socket goes on.
+            Err(e) if e.kind() != std::io::ErrorKind::NotConnected => {
+                tracing::debug!(error = %e, "ng: receive failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if !allowed(from.ip()) {
             tracing::debug!(%from, "ng: not an allowed proxy ([relay] ng_allow)");
             continue;
