@@ -167,19 +167,9 @@ fn ferrosip_drives_rtpengine_and_a_baresip_call_through_it_has_audio_both_ways()
         ng(ng_port, b"p d7:command4:pinge").is_some_and(|r| r.contains("pong"))
     });
     assert!(up, "rtpengine answers ping");
-    // The default script, relaying every call (on loopback no phone is behind NAT).
-    let script =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../ferrosip.cfg"))
-            .expect("default script")
-            .replace(
-                "isflag(FLT_NATS) || dst_behind_nat()",
-                "is_method(\"INVITE\")",
-            );
-    assert!(script.contains("rtp_relay();"));
-    std::fs::write(dir.path().join("relay-all.cfg"), script).expect("write");
-    let config = format!(
-        "[routing]\nscript = \"relay-all.cfg\"\n[relay]\nng = [\"udp:127.0.0.1:{ng_port}\"]\n"
-    );
+    let script = support::relay_all_script(dir.path());
+    let config =
+        format!("[routing]\nscript = \"{script}\"\n[relay]\nng = [\"udp:127.0.0.1:{ng_port}\"]\n");
     let server = support::Server::start_with_config(dir.path(), &config);
     let account = |user| Account {
         user,

@@ -13,21 +13,13 @@ use support::{free_port, Server};
 #[test]
 fn an_ipv4_phone_and_an_ipv6_phone_hear_each_other_through_the_relay() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // The default script, relaying every call (on loopback no phone is behind NAT).
-    let script =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../ferrosip.cfg"))
-            .expect("default script")
-            .replace(
-                "isflag(FLT_NATS) || dst_behind_nat()",
-                "is_method(\"INVITE\")",
-            );
-    std::fs::write(dir.path().join("relay-all.cfg"), script).expect("write");
+    let script = support::relay_all_script(dir.path());
     let base = 52000 + (std::process::id() % 400) as u16 * 20;
     let config = dir.path().join("ferrosip.toml");
     std::fs::write(
         &config,
         format!(
-            "[routing]\nscript = \"relay-all.cfg\"\n\
+            "[routing]\nscript = \"{script}\"\n\
              [relay]\nbind = \"::\"\nannounce = \"127.0.0.1\"\nannounce6 = \"::1\"\nports = \"{base}-{}\"\n",
             base + 19
         ),

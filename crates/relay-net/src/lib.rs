@@ -154,14 +154,6 @@ impl MediaRelay {
         Ok(relay::relayed_sdp(&session, side, &ports, announce))
     }
 
-    /// The counters of a session: (offerer, answerer) per stream.
-    pub async fn stats(&self, id: &SessionId) -> Option<SessionStats> {
-        let id2 = id.clone();
-        self.ask(&id.call_id, |reply| Control::Stats { id: id2, reply })
-            .await
-            .flatten()
-    }
-
     /// The counters of every shard, added.
     pub async fn totals(&self) -> Totals {
         let mut sum = Totals::default();

@@ -32,10 +32,6 @@ pub(crate) enum Control {
         tags: (String, String),
         reply: oneshot::Sender<bool>,
     },
-    Stats {
-        id: SessionId,
-        reply: oneshot::Sender<Option<SessionStats>>,
-    },
     /// The shard's counters.
     Totals { reply: oneshot::Sender<Totals> },
     /// The shard's sessions, with their counters.
@@ -159,9 +155,6 @@ fn control(state: &Rc<RefCell<State>>, msg: Control) {
             let found = s.relay.delete_dialog(&call_id, &tags.0, &tags.1);
             s.close_unused();
             let _ = reply.send(found);
-        }
-        Control::Stats { id, reply } => {
-            let _ = reply.send(state.borrow().relay.stats(&id));
         }
         Control::Totals { reply } => {
             let _ = reply.send(state.borrow().relay.totals());

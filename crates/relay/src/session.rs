@@ -425,11 +425,7 @@ impl Relay {
             .then_some((theirs, Side::Answerer))
     }
 
-    /// Ends a session (BYE, CANCEL, a failed INVITE): its ports go back to the pool.
-    pub fn delete(&mut self, id: &SessionId) -> bool {
-        self.remove(id)
-    }
-
+    /// Ends a session: its ports go back to the pool.
     fn remove(&mut self, id: &SessionId) -> bool {
         let Some(key) = self.ids.remove(id) else {
             return false;
@@ -575,11 +571,6 @@ impl Relay {
     /// True when a stream holds RTP port `port`.
     pub fn holds_port(&self, port: u16) -> bool {
         self.by_port.contains_key(&port)
-    }
-
-    /// Sessions held.
-    pub fn sessions(&self) -> usize {
-        self.sessions.len()
     }
 
     /// The counters since start, with the sessions and free ports now.

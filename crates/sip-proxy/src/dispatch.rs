@@ -203,25 +203,25 @@ impl Core {
             if let Some(key) = ctx.refresh_key.filter(|_| refresh) {
                 // A phone behind NAT names its private address again: the other side's
                 // requests go to where this came from.
-                let resp = crate::forward::fix_nated_reply(cfg, slot.take()?, src);
-                route_key::note_refresh(&cfg.route_secret, &self.refreshed, key, &resp);
-                slot = Some(resp);
+                slot = slot.take().map(|resp| {
+                    let resp = crate::forward::fix_nated_reply(cfg, resp, src);
+                    route_key::note_refresh(&cfg.route_secret, &self.refreshed, key, &resp);
+                    resp
+                });
             }
-            Some(match ctx.reply_route_input(global) {
+            match ctx.reply_route_input(global) {
                 Some(input) => Err(Box::new(input)),
                 None => Ok(slot.take().is_some_and(|resp| {
                     ctx.on_response(now, cfg, index, resp, out);
                     self.take_pairs(ctx);
                     ctx.failure_is_due()
                 })),
-            })
+            }
         });
         let failed = match (input, slot) {
             (None, resp) => return resp,
-            // Held for the media relay.
-            (Some(None), _) => false,
-            (Some(Some(Ok(failed))), _) => failed,
-            (Some(Some(Err(input))), Some(resp)) => {
+            (Some(Ok(failed)), _) => failed,
+            (Some(Err(input)), Some(resp)) => {
                 match self.reply_routes(now, Some(*input), resp, src, local, out) {
                     (Some(resp), tx) => self.with_ctx(id, |ctx| {
                         ctx.set_tx(tx);
@@ -233,7 +233,7 @@ impl Core {
                 }
                 .unwrap_or(false)
             }
-            (Some(Some(Err(_))), None) => false,
+            (Some(Err(_)), None) => false,
         };
         if failed {
             self.run_failure_routes(now, id, out);

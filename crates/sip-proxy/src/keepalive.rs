@@ -28,10 +28,11 @@ fn key_of(b: &Binding) -> Key {
     (b.aor.clone(), b.contact.clone(), b.cseq)
 }
 
-/// True for a binding the server keeps alive: behind NAT, reached directly (no Path).
-/// Runs over every binding under its shard's lock: a Contact that names its source as
-/// written (`…@192.0.2.1:5060`, the common case) is told without a parse.
-fn behind_nat(b: &Binding) -> bool {
+/// True for a binding behind NAT reached directly (no Path): the server keeps it alive, and
+/// `dst_behind_nat()` tells it. Runs over every binding under its shard's lock: a Contact
+/// that names its source as written (`…@192.0.2.1:5060`, the common case) is told without a
+/// parse.
+pub(crate) fn behind_nat(b: &Binding) -> bool {
     if !b.path.is_empty() {
         return false;
     }
@@ -45,10 +46,7 @@ fn behind_nat(b: &Binding) -> bool {
     if names_source {
         return false;
     }
-    let (Some((protocol, src)), Ok(contact)) = (b.source_addr(), Uri::parse(&b.contact)) else {
-        return false;
-    };
-    nat::contact_behind_nat(&contact, src, protocol == sip_message::Protocol::Tcp)
+    Uri::parse(&b.contact).is_ok_and(|contact| crate::relay::nat_source(b, &contact).is_some())
 }
 
 impl Core {

@@ -531,31 +531,9 @@ impl Core {
 
 /// Where a binding's REGISTER came from, when its Contact (`contact`, parsed) says it is
 /// behind NAT there.
-fn nat_source(b: &Binding, contact: &Uri<'_>) -> Option<(Protocol, SocketAddr)> {
+pub(crate) fn nat_source(b: &Binding, contact: &Uri<'_>) -> Option<(Protocol, SocketAddr)> {
     let (protocol, addr) = b.source_addr()?;
     nat::contact_behind_nat(contact, addr, protocol == Protocol::Tcp).then_some((protocol, addr))
-}
-
-/// True when a binding reached without a Path is behind NAT (`dst_behind_nat()`).
-pub(crate) fn binding_behind_nat(b: &Binding) -> bool {
-    if !b.path.is_empty() || names_source(b) {
-        return false;
-    }
-    Uri::parse(&b.contact).is_ok_and(|u| nat_source(b, &u).is_some())
-}
-
-/// True when a binding's Contact names, as host and port, the address its REGISTER came
-/// from (the common case, told without parsing it: such a binding is not behind NAT).
-fn names_source(b: &Binding) -> bool {
-    let Some((_, addr)) = b.source.split_once(':') else {
-        return false;
-    };
-    let Some(at) = b.contact.find('@') else {
-        return false;
-    };
-    let rest = &b.contact[at + 1..];
-    rest.strip_prefix(addr)
-        .is_some_and(|tail| matches!(tail.bytes().next(), None | Some(b';' | b'>' | b'?')))
 }
 
 /// The changes for one target: the script's edits, the target's Request-URI and Path, and

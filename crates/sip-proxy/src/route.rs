@@ -62,7 +62,7 @@ pub(crate) fn preprocess(
                 // Between us and the target: every Route but the last.
                 let mut rest = route_uris(msg, 0);
                 rest.pop();
-                keyed(cfg, refreshed, msg, u, (t, &target, &rest))
+                keyed(cfg, refreshed, msg, (u, edit.media), (t, &target, &rest))
             }
             _ => None,
         };
@@ -82,7 +82,8 @@ pub(crate) fn preprocess(
         edit.key = match (to_tag, target) {
             (Some(t), Some(target)) => {
                 let rest = route_uris(msg, edit.pop_routes);
-                keyed(cfg, refreshed, msg, &routes[0].uri, (t, &target, &rest))
+                let ours = (&routes[0].uri, edit.media);
+                keyed(cfg, refreshed, msg, ours, (t, &target, &rest))
             }
             _ => None,
         };
@@ -113,20 +114,17 @@ fn route_uris(msg: &Message, skip: usize) -> Vec<&str> {
         .collect()
 }
 
-/// The key `uri` (one of ours) carries, when it is ours for the dialog of `msg` and its
-/// requests with To tag `to_tag` to `target` through `rest` (or to one refreshed since).
+/// The key `uri` (one of ours, marked `media` or not) carries, when it is ours for the
+/// dialog of `msg` and its requests with To tag `to_tag` to `target` through `rest` (or to
+/// one refreshed since).
 fn keyed(
     cfg: &ProxyConfig,
     refreshed: &RefreshedTargets,
     msg: &Message,
-    uri: &sip_message::Uri<'_>,
+    (uri, media): (&sip_message::Uri<'_>, bool),
     (to_tag, target, rest): (&str, &route_key::Target, &[&str]),
 ) -> Option<u64> {
     let secret = &cfg.route_secret;
-    uri.as_sip()
-        .and_then(|s| s.params.get(route_key::PARAM).flatten())
-        .and_then(|k| {
-            let media = relays_media(uri);
-            route_key::verify(secret, refreshed, msg, (k, media), (to_tag, target, rest))
-        })
+    let k = uri.as_sip()?.params.get(route_key::PARAM).flatten()?;
+    route_key::verify(secret, refreshed, msg, (k, media), (to_tag, target, rest))
 }

@@ -239,6 +239,24 @@ fn rand_id() -> u64 {
     h.finish()
 }
 
+/// The default routing script changed to relay every call's media (on loopback no phone
+/// is behind NAT), written as `relay-all.cfg` in `dir`: a `[routing] script` for it.
+pub fn relay_all_script(dir: &Path) -> &'static str {
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../ferrosip.cfg"))
+            .expect("default script")
+            .replace(
+                "isflag(FLT_NATS) || dst_behind_nat()",
+                "is_method(\"INVITE\")",
+            );
+    assert!(
+        script.contains("rtp_relay();"),
+        "the default script relays media"
+    );
+    std::fs::write(dir.join("relay-all.cfg"), script).expect("write");
+    "relay-all.cfg"
+}
+
 /// A minimal SIP user agent on a UDP socket.
 pub struct Ua {
     pub sock: UdpSocket,

@@ -101,7 +101,7 @@ fn fix_nated_contact(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
 fn dst_behind_nat(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     let set = &c.set;
     let mut bindings = set.binding.iter().chain(&set.branches);
-    if bindings.any(crate::relay::binding_behind_nat) {
+    if bindings.any(crate::keepalive::behind_nat) {
         1
     } else {
         -1
