@@ -194,10 +194,12 @@ pub const UNANSWERED: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct Relay {
     pool: PortPool,
-    sessions: HashMap<u64, Session>,
+    /// The maps a packet looks in hash fast: their keys are ours, not a stranger's
+    /// (Call-IDs and tags, in `ids`, keep std's hash).
+    sessions: HashMap<u64, Session, ahash::RandomState>,
     ids: HashMap<SessionId, u64>,
     /// Each RTP port handed out: its session, stream and the side that sends to it.
-    by_port: HashMap<u16, (u64, usize, Side)>,
+    by_port: HashMap<u16, (u64, usize, Side), ahash::RandomState>,
     next: u64,
     timeout: Duration,
     /// Counters since start (the gauges are filled in by [`Relay::totals`]).
@@ -209,9 +211,9 @@ impl Relay {
     pub fn new(pool: PortPool, timeout: Duration) -> Relay {
         Relay {
             pool,
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             ids: HashMap::new(),
-            by_port: HashMap::new(),
+            by_port: HashMap::default(),
             next: 0,
             timeout,
             totals: Totals::default(),
