@@ -46,6 +46,9 @@ pub(crate) struct Relay {
     pub(crate) timeout: u64,
     /// Packet threads, each with its share of the sessions (0: one per core).
     pub(crate) threads: usize,
+    /// Move packets with io_uring (batched system calls) where the kernel allows it; false:
+    /// a task per socket, as where it does not.
+    pub(crate) io_uring: bool,
     /// When no ports are left: `"reject"` the call with 503, or let it `"proceed"` with
     /// its own SDP (audio then flows only where the phones reach each other).
     pub(crate) when_exhausted: WhenExhausted,
@@ -81,6 +84,7 @@ impl Default for Relay {
             announce6: None,
             timeout: 60,
             threads: 0,
+            io_uring: true,
             when_exhausted: WhenExhausted::Reject,
             ng_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 2223)),
             ng_allow: ["127.0.0.0/8", "::1/128"]

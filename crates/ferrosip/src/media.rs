@@ -102,7 +102,9 @@ pub(crate) fn start(
         ports: ports.clone(),
         timeout: Duration::from_secs(r.timeout),
         threads,
+        io_uring: r.io_uring,
     })?;
-    tracing::info!(bind = %r.bind, %announce, ?announce6, ports = ?ports, threads, "media relay started");
+    let io_uring = relay.uses_io_uring();
+    tracing::info!(bind = %r.bind, %announce, ?announce6, ports = ?ports, threads, io_uring, "media relay started");
     Ok(Some(relay))
 }

@@ -1,18 +1,23 @@
 //! The media relay's IO over the sans-IO [`relay`] crate. Each of `threads` threads runs a
-//! shard: its own [`relay::Relay`] over its own part of the port range, the sockets of its
-//! sessions, and a task per socket that hands each packet to the shard's relay and sends it
-//! on — all on that thread, so no packet takes a lock. A call's session lives in the shard
+//! shard: its own [`relay::Relay`] over its own part of the port range and the sockets of
+//! its sessions, all on that thread, so no packet takes a lock. Packets move through
+//! io_uring where the kernel allows it ([`uring`]: batches, no system call per packet),
+//! else through a tokio task per socket ([`epoll`]). A call's session lives in the shard
 //! its Call-ID hashes to; offers, answers and deletes reach it over a channel.
 //! [`serve_ng`] answers rtpengine's ng protocol with it, for other proxies.
 
+mod epoll;
 mod ng_server;
 mod shard;
+mod uring;
 
 pub use ng_server::serve_ng;
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
 use std::time::Duration;
 
 use relay::{MediaError, MediaOp, MediaRequest, SessionId, SessionStats, Totals};
@@ -37,17 +42,106 @@ pub struct RelayConfig {
     pub timeout: Duration,
     /// Threads, each with a shard of the sessions (one per core by default).
     pub threads: usize,
+    /// Move packets with io_uring where the kernel allows it (else, or when false, with a
+    /// task per socket).
+    pub io_uring: bool,
 }
 
 /// A running relay; cheap to clone, and usable from any thread or runtime.
 #[derive(Debug, Clone)]
 pub struct MediaRelay {
-    shards: Vec<mpsc::UnboundedSender<Control>>,
+    shards: Vec<ShardHandle>,
+    /// The relay moves packets with io_uring.
+    uring: bool,
     announce: IpAddr,
     announce6: Option<IpAddr>,
     /// The relay is bound to, or announces, loopback (a test, a host of its own): loopback
     /// media addresses are fine.
     loopback: bool,
+}
+
+/// Raises the soft limit on open files to the hard one: the relay has a socket per port
+/// (10,000 by default), and a login shell's soft limit is often 1,024.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let soft = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                tracing::debug!(from = soft, to = limit.rlim_max, "open files limit raised");
+            }
+        }
+    }
+}
+
+/// The way to a shard: its channel, and for an io_uring shard the socket that wakes it.
+#[derive(Debug, Clone)]
+struct ShardHandle {
+    tx: mpsc::UnboundedSender<Control>,
+    wake: Option<Arc<UnixDatagram>>,
+}
+
+impl ShardHandle {
+    fn send(&self, msg: Control) -> Result<(), ()> {
+        self.tx.send(msg).map_err(|_| ())?;
+        if let Some(wake) = &self.wake {
+            // A full socket has a wake-up pending already.
+            let _ = wake.send(&[1]);
+        }
+        Ok(())
+    }
+}
+
+/// Starts shard `i` of `cfg`'s, moving packets with io_uring if `uring` and its ring can
+/// be made; says whether it could.
+fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(ShardHandle, bool)> {
+    let n = cfg.threads.max(1);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let ports = shard::ports_of(&cfg.ports, i, n);
+    let (bind, timeout) = (cfg.bind, cfg.timeout);
+    let thread = std::thread::Builder::new().name(format!("ferrosip-relay-{i}"));
+    if !uring {
+        thread.spawn(move || epoll::run(bind, ports, timeout, rx))?;
+        return Ok((ShardHandle { tx, wake: None }, false));
+    }
+    // A fixed file per port of the range (RTCP of the last pair included).
+    let first = *cfg.ports.start();
+    let count = u32::from(*cfg.ports.end()).saturating_sub(u32::from(first)) + 2;
+    let (wake, woken) = UnixDatagram::pair()?;
+    wake.set_nonblocking(true)?;
+    woken.set_nonblocking(true)?;
+    // The ring is made on its thread (it alone submits), which says whether it could.
+    let (made, ring) = std::sync::mpsc::channel();
+    thread.spawn(move || match uring::UringSockets::new(first, count) {
+        Ok(u) => {
+            let _ = made.send(None);
+            uring::run(u, bind, ports, timeout, rx, woken);
+        }
+        Err(e) => {
+            let _ = made.send(Some(e));
+            epoll::run(bind, ports, timeout, rx);
+        }
+    })?;
+    match ring.recv() {
+        Ok(None) => Ok((
+            ShardHandle {
+                tx,
+                wake: Some(Arc::new(wake)),
+            },
+            true,
+        )),
+        failed => {
+            let error = failed.ok().flatten().map(|e| e.to_string());
+            tracing::warn!(?error, ports = count, "media relay: no io_uring ring for the ports (too low a LimitNOFILE?); this thread moves packets without it");
+            Ok((ShardHandle { tx, wake: None }, false))
+        }
+    }
 }
 
 /// Streams an SDP may have for the relay to take it (each takes two port pairs).
@@ -57,18 +151,17 @@ impl MediaRelay {
     /// Starts the threads.
     pub fn start(cfg: &RelayConfig) -> std::io::Result<MediaRelay> {
         let n = cfg.threads.max(1);
+        raise_open_files_limit();
+        let mut rings = cfg.io_uring && uring::available();
         let mut shards = Vec::with_capacity(n);
         for i in 0..n {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let ports = shard::ports_of(&cfg.ports, i, n);
-            let (bind, timeout) = (cfg.bind, cfg.timeout);
-            std::thread::Builder::new()
-                .name(format!("ferrosip-relay-{i}"))
-                .spawn(move || shard::run(bind, ports, timeout, rx))?;
-            shards.push(tx);
+            let (shard, ring) = spawn_shard(cfg, i, rings)?;
+            rings &= ring;
+            shards.push(shard);
         }
         Ok(MediaRelay {
             shards,
+            uring: rings,
             announce: cfg.announce,
             announce6: cfg.announce6,
             loopback: cfg.bind.is_loopback() || cfg.announce.is_loopback(),
@@ -85,8 +178,13 @@ impl MediaRelay {
             || (ip.is_loopback() && !self.loopback))
     }
 
+    /// True when packets move through io_uring, on every thread.
+    pub fn uses_io_uring(&self) -> bool {
+        self.uring
+    }
+
     /// The shard of a call (all its sessions, whatever their tags).
-    fn shard(&self, call_id: &str) -> &mpsc::UnboundedSender<Control> {
+    fn shard(&self, call_id: &str) -> &ShardHandle {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         call_id.hash(&mut h);
         &self.shards[(h.finish() % self.shards.len() as u64) as usize]

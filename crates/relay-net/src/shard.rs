@@ -1,16 +1,12 @@
-//! One thread's share of the relay: its sessions, its sockets, its packets.
+//! One thread's share of the relay: its sessions and the sockets of their ports, whatever
+//! the backend that moves the packets ([`crate::epoll`] or [`crate::uring`]).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use relay::{PortPool, Relay, SessionId, SessionPorts, SessionStats, Side, StreamPorts, Totals};
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 /// What the rest of the server asks of a shard.
 #[derive(Debug)]
@@ -55,150 +51,179 @@ pub(crate) fn ports_of(range: &RangeInclusive<u16>, i: usize, n: usize) -> Vec<u
     ports
 }
 
-/// A shard's state, owned by its thread.
-struct State {
-    relay: Relay,
-    bind: IpAddr,
-    /// The sockets of the ports in use (RTP and RTCP), and their receive tasks.
-    sockets: HashMap<u16, (Rc<UdpSocket>, JoinHandle<()>)>,
-    /// Sockets whose receive task was stopped but may not be gone yet (it holds the socket,
-    /// bound until then): a port of theirs wanted again takes its socket back.
-    closing: Vec<(u16, Rc<UdpSocket>, JoinHandle<()>)>,
+/// The sockets of a shard's ports, as a backend keeps them.
+pub(crate) trait Sockets {
+    /// True when `port` has a socket.
+    fn has(&self, port: u16) -> bool;
+    /// Gives `port` a socket: one bound now, or its own still closing, taken back.
+    fn open(&mut self, bind: IpAddr, port: u16) -> std::io::Result<()>;
+    /// Closes the sockets of the ports `keep` refuses.
+    fn retain(&mut self, keep: impl Fn(u16) -> bool);
 }
 
-/// Runs a shard until its channel closes.
-pub(crate) fn run(
+/// A shard: its relay (the sessions) and the sockets of their ports.
+pub(crate) struct Shard<S> {
+    pub(crate) relay: Relay,
     bind: IpAddr,
-    ports: Vec<u16>,
-    timeout: Duration,
-    mut rx: mpsc::UnboundedReceiver<Control>,
-) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return tracing::error!(error = %e, "media relay thread failed to start"),
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
-        let state = Rc::new(RefCell::new(State {
+    pub(crate) sockets: S,
+}
+
+impl<S: Sockets> Shard<S> {
+    pub(crate) fn new(bind: IpAddr, ports: Vec<u16>, timeout: Duration, sockets: S) -> Self {
+        Shard {
             relay: Relay::new(PortPool::from_ports(ports), timeout),
             bind,
-            sockets: HashMap::new(),
-            closing: Vec::new(),
-        }));
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(msg) => control(&state, msg),
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    let mut s = state.borrow_mut();
-                    for id in s.relay.expire(Instant::now()) {
-                        tracing::info!(call_id = %id.call_id, "media timeout: relay session ended");
-                    }
-                    s.close_unused();
-                }
-            }
+            sockets,
         }
-    });
-}
+    }
 
-fn control(state: &Rc<RefCell<State>>, msg: Control) {
-    match msg {
-        Control::Update {
-            call_id,
-            sender,
-            other,
-            media,
-            from,
-            create,
-            reply,
-        } => {
-            let found = state.borrow().relay.side_of(&call_id, &sender, &other);
-            let updated = match found {
-                Some((id, Side::Answerer)) => {
-                    let answered =
-                        state
-                            .borrow_mut()
-                            .relay
-                            .answer(Instant::now(), &id, &media, from, &sender);
-                    // A stream its side added has new ports to bind.
-                    if let Some(ports) = &answered {
-                        if open(state, ports).is_err() {
-                            tracing::warn!(call_id = %id.call_id, "media relay: a new stream's ports cannot be bound");
+    /// A packet that reached `port` from `src`: the port to send it from and where to, or
+    /// `None` when it is not relayed.
+    pub(crate) fn forward(
+        &mut self,
+        now: Instant,
+        port: u16,
+        src: SocketAddr,
+        packet: &[u8],
+    ) -> Option<(u16, SocketAddr)> {
+        let f = self.relay.on_packet(now, port, src, packet).ok()?;
+        // An IPv4 party is reached from a dual-stack socket at its mapped address.
+        let to = match (self.bind, f.to) {
+            (IpAddr::V6(_), SocketAddr::V4(v4)) => {
+                SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+            }
+            (_, to) => to,
+        };
+        Some((f.from, to))
+    }
+
+    /// Once a second: ends the sessions whose media stopped, and closes their sockets.
+    pub(crate) fn tick(&mut self) {
+        for id in self.relay.expire(Instant::now()) {
+            tracing::info!(call_id = %id.call_id, "media timeout: relay session ended");
+        }
+        self.close_unused();
+    }
+
+    /// Closes the sockets of ports no session holds any more.
+    fn close_unused(&mut self) {
+        let relay = &self.relay;
+        self.sockets.retain(|port| relay.holds_port(port & !1));
+    }
+
+    /// Does what `msg` asks.
+    pub(crate) fn control(&mut self, msg: Control) {
+        match msg {
+            Control::Update {
+                call_id,
+                sender,
+                other,
+                media,
+                from,
+                create,
+                reply,
+            } => {
+                let updated = match self.relay.side_of(&call_id, &sender, &other) {
+                    Some((id, Side::Answerer)) => {
+                        let answered =
+                            self.relay
+                                .answer(Instant::now(), &id, &media, from, &sender);
+                        // A stream its side added has new ports to bind.
+                        if let Some(ports) = &answered {
+                            if self.open(ports).is_err() {
+                                tracing::warn!(call_id = %id.call_id, "media relay: a new stream's ports cannot be bound");
+                            }
                         }
+                        answered.map(|p| (Side::Answerer, p))
                     }
-                    answered.map(|p| (Side::Answerer, p))
-                }
-                Some((id, Side::Offerer)) => offer(state, &id, &media, from),
-                None if create => {
-                    let id = SessionId {
-                        call_id,
-                        from_tag: sender,
-                    };
-                    offer(state, &id, &media, from)
-                }
-                None => None,
-            };
-            let _ = reply.send(updated);
-        }
-        Control::Delete {
-            call_id,
-            tags,
-            reply,
-        } => {
-            let mut s = state.borrow_mut();
-            let found = s.relay.delete_dialog(&call_id, &tags.0, &tags.1);
-            s.close_unused();
-            let _ = reply.send(found);
-        }
-        Control::Totals { reply } => {
-            let _ = reply.send(state.borrow().relay.totals());
-        }
-        Control::List { reply } => {
-            let _ = reply.send(state.borrow().relay.list());
-        }
-    }
-}
-
-/// An offer from the offerer's side of session `id` (made if new), its ports bound. A pair
-/// another program holds a port of goes to the end of the pool and the offer is made again
-/// with others, a bounded number of times (never a loop on "Address already in use"); a failed offer undoes only the streams it
-/// added (a re-offer's call goes on). `None` when no ports are left or can be bound.
-fn offer(
-    state: &Rc<RefCell<State>>,
-    id: &SessionId,
-    media: &[Option<SocketAddr>],
-    from: Option<IpAddr>,
-) -> Option<(Side, SessionPorts)> {
-    let before = state.borrow().relay.streams(id);
-    for _ in 0..8 {
-        let offered = state
-            .borrow_mut()
-            .relay
-            .offer(Instant::now(), id, media, from);
-        let Some(offered) = offered else { break };
-        match open(state, &offered) {
-            Ok(()) => return Some((Side::Offerer, offered)),
-            Err(busy) => {
-                let mut s = state.borrow_mut();
-                s.relay.undo_offer(id, &before);
-                s.close_unused();
-                if let Unbound::Failed = busy {
-                    break;
-                }
+                    Some((id, Side::Offerer)) => self.offer(&id, &media, from),
+                    None if create => {
+                        let id = SessionId {
+                            call_id,
+                            from_tag: sender,
+                        };
+                        self.offer(&id, &media, from)
+                    }
+                    None => None,
+                };
+                let _ = reply.send(updated);
+            }
+            Control::Delete {
+                call_id,
+                tags,
+                reply,
+            } => {
+                let found = self.relay.delete_dialog(&call_id, &tags.0, &tags.1);
+                self.close_unused();
+                let _ = reply.send(found);
+            }
+            Control::Totals { reply } => {
+                let _ = reply.send(self.relay.totals());
+            }
+            Control::List { reply } => {
+                let _ = reply.send(self.relay.list());
             }
         }
     }
-    let mut s = state.borrow_mut();
-    s.relay.undo_offer(id, &before);
-    s.close_unused();
-    tracing::warn!(call_id = %id.call_id, available = s.relay.ports_available(), "media relay: no ports for the offer");
-    None
+
+    /// An offer from the offerer's side of session `id` (made if new), its ports bound. A
+    /// pair another program holds a port of goes to the end of the pool and the offer is
+    /// made again with others, a bounded number of times (never a loop on "Address already
+    /// in use"); a failed offer undoes only the streams it added (a re-offer's call goes
+    /// on). `None` when no ports are left or can be bound.
+    fn offer(
+        &mut self,
+        id: &SessionId,
+        media: &[Option<SocketAddr>],
+        from: Option<IpAddr>,
+    ) -> Option<(Side, SessionPorts)> {
+        let before = self.relay.streams(id);
+        for _ in 0..8 {
+            let Some(offered) = self.relay.offer(Instant::now(), id, media, from) else {
+                break;
+            };
+            match self.open(&offered) {
+                Ok(()) => return Some((Side::Offerer, offered)),
+                Err(busy) => {
+                    self.relay.undo_offer(id, &before);
+                    self.close_unused();
+                    if let Unbound::Failed = busy {
+                        break;
+                    }
+                }
+            }
+        }
+        self.relay.undo_offer(id, &before);
+        self.close_unused();
+        tracing::warn!(call_id = %id.call_id, available = self.relay.ports_available(), "media relay: no ports for the offer");
+        None
+    }
+
+    /// Gives every port of `ports` (RTP and RTCP of each side) a socket.
+    fn open(&mut self, ports: &[Option<StreamPorts>]) -> Result<(), Unbound> {
+        let wanted = ports
+            .iter()
+            .flatten()
+            .flat_map(|p| [p.for_offerer, p.for_answerer])
+            .flat_map(|p| [p, p + 1]);
+        for port in wanted {
+            if self.sockets.has(port) {
+                continue;
+            }
+            match self.sockets.open(self.bind, port) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    tracing::debug!(port, error = %e, "media relay: the port is taken; another pair");
+                    return Err(Unbound::Taken);
+                }
+                Err(e) => {
+                    tracing::warn!(port, error = %e, "media relay: cannot bind the port");
+                    return Err(Unbound::Failed);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why ports could not be bound.
@@ -211,90 +236,14 @@ enum Unbound {
     Failed,
 }
 
-/// Binds the sockets of `ports` (RTP and RTCP of each side) not bound yet, each with its
-/// receive task.
-fn open(state: &Rc<RefCell<State>>, ports: &[Option<StreamPorts>]) -> Result<(), Unbound> {
-    let wanted = ports
-        .iter()
-        .flatten()
-        .flat_map(|p| [p.for_offerer, p.for_answerer])
-        .flat_map(|p| [p, p + 1]);
-    for port in wanted {
-        let mut s = state.borrow_mut();
-        if s.sockets.contains_key(&port) {
-            continue;
-        }
-        if let Some(i) = s.closing.iter().position(|c| c.0 == port) {
-            // Still ours: its socket serves again, with a receive task of its own.
-            let (_, sock, _) = s.closing.swap_remove(i);
-            let task = tokio::task::spawn_local(receive(state.clone(), sock.clone(), port));
-            s.sockets.insert(port, (sock, task));
-            continue;
-        }
-        let sock = std::net::UdpSocket::bind((s.bind, port))
-            .and_then(|sock| sock.set_nonblocking(true).map(|()| sock))
-            .and_then(UdpSocket::from_std);
-        let sock = match sock {
-            Ok(sock) => Rc::new(sock),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                tracing::debug!(port, error = %e, "media relay: the port is taken; another pair");
-                return Err(Unbound::Taken);
-            }
-            Err(e) => {
-                tracing::warn!(port, error = %e, "media relay: cannot bind the port");
-                return Err(Unbound::Failed);
-            }
-        };
-        let task = tokio::task::spawn_local(receive(state.clone(), sock.clone(), port));
-        s.sockets.insert(port, (sock, task));
-    }
-    Ok(())
-}
+/// The largest packet relayed (bigger ones are dropped, by both backends).
+pub(crate) const MAX_PACKET: usize = 2048;
 
-impl State {
-    /// Closes the sockets of ports no session holds any more.
-    fn close_unused(&mut self) {
-        let relay = &self.relay;
-        let unused: Vec<u16> = self
-            .sockets
-            .keys()
-            .copied()
-            .filter(|&port| !relay.holds_port(port & !1))
-            .collect();
-        for port in unused {
-            if let Some((sock, task)) = self.sockets.remove(&port) {
-                task.abort();
-                self.closing.push((port, sock, task));
-            }
-        }
-        // A stopped task is gone: its socket closes with our last reference.
-        self.closing.retain(|(_, _, task)| !task.is_finished());
-    }
-}
-
-/// Receives on one port and relays each packet, until the port is closed.
-async fn receive(state: Rc<RefCell<State>>, sock: Rc<UdpSocket>, port: u16) {
-    let mut buf = [0u8; 2048];
-    loop {
-        let (n, src) = match sock.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(_) => continue,
-        };
-        let s = &mut *state.borrow_mut();
-        if let Ok(f) = s.relay.on_packet(Instant::now(), port, src, &buf[..n]) {
-            if let Some((out, _)) = s.sockets.get(&f.from) {
-                // An IPv4 party is reached from a dual-stack socket at its mapped address.
-                let to = match (s.bind, f.to) {
-                    (IpAddr::V6(_), SocketAddr::V4(v4)) => {
-                        SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
-                    }
-                    (_, to) => to,
-                };
-                // UDP: a full send buffer drops the packet, as the network would.
-                let _ = out.try_send_to(&buf[..n], to);
-            }
-        }
-    }
+/// A non-blocking UDP socket bound to `port` of `bind`.
+pub(crate) fn bind(bind: IpAddr, port: u16) -> std::io::Result<std::net::UdpSocket> {
+    let sock = std::net::UdpSocket::bind((bind, port))?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
 }
 
 #[cfg(test)]

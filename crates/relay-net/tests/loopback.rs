@@ -36,16 +36,41 @@ fn exchange(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, n: u16) -> Vec<Soc
     got
 }
 
-fn start(base: u16, size: u16, threads: usize) -> MediaRelay {
-    MediaRelay::start(&RelayConfig {
+/// The first of 20 ports for test `slot` (0–11) of this process: apart from every other
+/// test's, and from the same test's in another process most of the time.
+fn base(slot: u16) -> u16 {
+    20000 + ((std::process::id() % 125) as u16 * 12 + slot) * 20
+}
+
+/// A relay with `cfg`'s settings, moving packets with io_uring or not; with io_uring on a
+/// kernel that has it, it must be used.
+fn start_with(cfg: RelayConfig) -> MediaRelay {
+    let relay = MediaRelay::start(&cfg).expect("relay");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let major: u32 = release
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if cfg.io_uring && major >= 6 && io_uring::IoUring::new(2).is_ok() {
+        assert!(relay.uses_io_uring(), "io_uring is here but not used");
+    }
+    if !cfg.io_uring {
+        assert!(!relay.uses_io_uring());
+    }
+    relay
+}
+
+fn start(base: u16, size: u16, threads: usize, io_uring: bool) -> MediaRelay {
+    start_with(RelayConfig {
         bind: "127.0.0.1".parse().expect("ip"),
         announce: "192.0.2.80".parse().expect("ip"),
         announce6: None,
         ports: base..=base + size - 1,
         timeout: Duration::from_secs(60),
         threads,
+        io_uring,
     })
-    .expect("relay")
 }
 
 /// A phone's SDP: audio at its socket's address.
@@ -88,12 +113,16 @@ fn relay_port(sdp: &[u8]) -> u16 {
 
 #[test]
 fn two_phones_hear_each_other_and_no_one_else() {
+    two_phones_hear_each_other_and_no_one_else_with(true, base(0));
+    two_phones_hear_each_other_and_no_one_else_with(false, base(1));
+}
+
+fn two_phones_hear_each_other_and_no_one_else_with(io_uring: bool, base: u16) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
-    let base = 41000 + (std::process::id() % 400) as u16 * 20;
-    let relay = start(base, 20, 2);
+    let relay = start(base, 20, 2, io_uring);
     let (a, b, intruder) = (phone(), phone(), phone());
     let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
     // b sends to the port in the offer it got; a to the one in the answer.
@@ -148,14 +177,21 @@ fn two_phones_hear_each_other_and_no_one_else() {
 
 #[test]
 fn a_port_another_program_holds_is_skipped_and_exhaustion_is_reported() {
+    a_port_another_program_holds_is_skipped_and_exhaustion_is_reported_with(true, base(2));
+    a_port_another_program_holds_is_skipped_and_exhaustion_is_reported_with(false, base(3));
+}
+
+fn a_port_another_program_holds_is_skipped_and_exhaustion_is_reported_with(
+    io_uring: bool,
+    base: u16,
+) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
-    let base = 45000 + (std::process::id() % 400) as u16 * 20;
     // The first pair the relay would hand out is taken (its RTCP port).
     let _squatter = UdpSocket::bind(("127.0.0.1", base + 1)).expect("squat");
-    let relay = start(base, 10, 1);
+    let relay = start(base, 10, 1, io_uring);
     let a = phone();
     let offered = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
     let port = relay_port(&offered.expect("offered"));
@@ -178,20 +214,27 @@ fn a_port_another_program_holds_is_skipped_and_exhaustion_is_reported() {
 
 #[test]
 fn media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback() {
+    media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback_with(true, base(4));
+    media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback_with(false, base(5));
+}
+
+fn media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback_with(
+    io_uring: bool,
+    base: u16,
+) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
-    let base = 49000 + (std::process::id() % 400) as u16 * 2;
-    let relay = MediaRelay::start(&RelayConfig {
+    let relay = start_with(RelayConfig {
         bind: "0.0.0.0".parse().expect("ip"),
         announce: "192.0.2.80".parse().expect("ip"),
         announce6: None,
         ports: base..=base + 7,
         timeout: Duration::from_secs(60),
         threads: 1,
-    })
-    .expect("relay");
+        io_uring,
+    });
     for target in ["127.0.0.1", "224.0.0.1", "0.0.0.0", "255.255.255.255"] {
         let sdp = format!("v=0\r\no=- 1 1 IN IP4 {target}\r\ns=-\r\nc=IN IP4 {target}\r\nt=0 0\r\nm=audio 5060 RTP/AVP 0\r\n");
         let mut r = request(MediaOp::Offer, "x", "", sdp.clone().into_bytes());
@@ -207,20 +250,24 @@ fn media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback() {
 
 #[test]
 fn a_relay_on_both_families_bridges_ipv4_and_ipv6() {
+    a_relay_on_both_families_bridges_ipv4_and_ipv6_with(true, base(6));
+    a_relay_on_both_families_bridges_ipv4_and_ipv6_with(false, base(7));
+}
+
+fn a_relay_on_both_families_bridges_ipv4_and_ipv6_with(io_uring: bool, base: u16) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
-    let base = 50000 + (std::process::id() % 400) as u16 * 10;
-    let relay = MediaRelay::start(&RelayConfig {
+    let relay = start_with(RelayConfig {
         bind: "::".parse().expect("ip"),
         announce: "127.0.0.1".parse().expect("ip"),
         announce6: Some("::1".parse().expect("ip")),
         ports: base..=base + 9,
         timeout: Duration::from_secs(60),
         threads: 1,
-    })
-    .expect("relay");
+        io_uring,
+    });
     let a = phone();
     let b = UdpSocket::bind("[::1]:0").expect("bind");
     b.set_read_timeout(Some(Duration::from_millis(500)))
@@ -253,4 +300,100 @@ fn a_relay_on_both_families_bridges_ipv4_and_ipv6() {
     assert!(heard.len() >= 27, "b (IPv6) heard {} of 30", heard.len());
     let heard = exchange(&b, b_sends_to, &a, 30);
     assert!(heard.len() >= 27, "a (IPv4) heard {} of 30", heard.len());
+}
+
+#[test]
+fn ports_serve_again_after_their_call_ends_and_silent_calls_time_out() {
+    ports_serve_again_with(true, base(8));
+    ports_serve_again_with(false, base(9));
+}
+
+/// One pair of pairs: each call takes both, so every call after the first reuses the
+/// ports of the one before, whose sockets were just closed (or are closing).
+fn ports_serve_again_with(io_uring: bool, base: u16) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let relay = start_with(RelayConfig {
+        bind: "127.0.0.1".parse().expect("ip"),
+        announce: "192.0.2.80".parse().expect("ip"),
+        announce6: None,
+        ports: base..=base + 3,
+        timeout: Duration::from_secs(1),
+        threads: 1,
+        io_uring,
+    });
+    let (a, b) = (phone(), phone());
+    let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    for call in 0..6 {
+        let mut offer = request(MediaOp::Offer, "a", "", sdp_of(&a));
+        offer.call_id = format!("again-{call}");
+        let to_b_side = relay_port(&rt.block_on(relay.apply(&offer)).expect("offer"));
+        let mut answer = request(MediaOp::Answer, "a", "b", sdp_of(&b));
+        answer.call_id = offer.call_id.clone();
+        let to_a_side = relay_port(&rt.block_on(relay.apply(&answer)).expect("answer"));
+        let heard = exchange(&a, at(to_a_side), &b, 10);
+        assert!(
+            heard.len() >= 9,
+            "call {call}: b heard {} of 10",
+            heard.len()
+        );
+        let heard = exchange(&b, at(to_b_side), &a, 10);
+        assert!(
+            heard.len() >= 9,
+            "call {call}: a heard {} of 10",
+            heard.len()
+        );
+        let mut bye = request(MediaOp::Delete, "a", "b", Vec::new());
+        bye.call_id = offer.call_id.clone();
+        rt.block_on(relay.apply(&bye)).expect("deleted");
+    }
+    // A call whose media never comes ends after the timeout (checked once a second).
+    let mut offer = request(MediaOp::Offer, "a", "", sdp_of(&a));
+    offer.call_id = "silent".into();
+    rt.block_on(relay.apply(&offer)).expect("offer");
+    let mut answer = request(MediaOp::Answer, "a", "b", sdp_of(&b));
+    answer.call_id = "silent".into();
+    rt.block_on(relay.apply(&answer)).expect("answer");
+    assert_eq!(rt.block_on(relay.sessions()).len(), 1);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(rt.block_on(relay.sessions()).is_empty(), "timed out");
+    // A relay dropped lets go of its threads and ports (within a tick).
+    let mut last = request(MediaOp::Offer, "a", "", sdp_of(&a));
+    last.call_id = "last".into();
+    let port = relay_port(&rt.block_on(relay.apply(&last)).expect("offer"));
+    drop(relay);
+    std::thread::sleep(Duration::from_millis(1500));
+    UdpSocket::bind(("127.0.0.1", port)).expect("the port is free again");
+}
+
+#[test]
+fn a_packet_up_to_2048_bytes_is_relayed_and_a_bigger_one_dropped() {
+    oversize_with(true, base(10));
+    oversize_with(false, base(11));
+}
+
+fn oversize_with(io_uring: bool, base: u16) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let relay = start(base, 4, 1, io_uring);
+    let (a, b) = (phone(), phone());
+    let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
+    relay_port(&offer.expect("offer"));
+    let answer = rt.block_on(relay.apply(&request(MediaOp::Answer, "a", "b", sdp_of(&b))));
+    let to_a_side = relay_port(&answer.expect("answer"));
+    let mut buf = [0u8; 4096];
+    for (size, relayed) in [(172, true), (2048, true), (2049, false), (3000, false)] {
+        let mut p = vec![0u8; size];
+        p[0] = 0x80;
+        a.send_to(&p, ("127.0.0.1", to_a_side)).expect("send");
+        let got = b.recv_from(&mut buf).map(|(n, _)| n);
+        match relayed {
+            true => assert_eq!(got.ok(), Some(size), "{size} bytes relayed whole"),
+            false => assert!(got.is_err(), "{size} bytes dropped, got {got:?}"),
+        }
+    }
 }

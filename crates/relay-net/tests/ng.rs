@@ -33,6 +33,7 @@ fn kamailios_requests_are_answered() {
         ports: base..=base + 19,
         timeout: Duration::from_secs(60),
         threads: 1,
+        io_uring: true,
     })
     .expect("relay");
     let rt = tokio::runtime::Builder::new_current_thread()
