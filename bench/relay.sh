@@ -1,41 +1,82 @@
 #!/usr/bin/env bash
 # The media relay beside rtpengine (userspace forwarding), both driven over ng by the same
 # load tool (crates/relay-net/examples/relay_load.rs) in one run: for each stream count,
-# packets sent and lost, the latency the relay adds (p50/p99) and its CPU time per relayed
-# packet; first the same streams phone to phone with no relay ("direct"), whose latency is
-# the load tool's own on this machine. Needs rtpengine (Debian rtpengine-daemon).
+# packets sent and lost, the latency the relay adds (p50/p99, from the send to the kernel's
+# arrival stamp at the receiver) and its CPU time per relayed packet; first the same
+# streams phone to phone with no relay ("direct": the kernel's own path). With two cores or
+# more, the relays run on the last core and the load tool on the others, so that the
+# latency is the relay's, not the wait for a core the load tool holds. ROUNDS (default 3)
+# repeats each measurement, alternating the relays, and the summary gives the medians.
+# Needs rtpengine (Debian rtpengine-daemon).
 #
-#   bench/relay.sh [SECONDS] [STREAMS...]      e.g. bench/relay.sh 10 200 1000
+#   bench/relay.sh [SECONDS] [STREAMS...]      e.g. ROUNDS=3 bench/relay.sh 10 200 1000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 shift || true
 streams=("${@:-200 1000}")
 [ $# -eq 0 ] && streams=(200 1000)
+rounds=${ROUNDS:-3}
 cargo build --release -q -p ferrosip -p relay-net --bins --examples
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+cores=$(nproc)
+relay_cpu=() load_cpu=()
+if [ "$cores" -ge 2 ]; then
+  relay_cpu=(taskset -c $((cores - 1)))
+  load_cpu=(taskset -c 0-$((cores - 2)))
+fi
 cat > "$dir/relay.toml" <<TOML
 [relay]
 bind = "127.0.0.1"
 ports = "30000-39999"
 TOML
-target/release/ferrosip relay --config "$dir/relay.toml" --ng 127.0.0.1:22301 2>"$dir/ferrosip.log" &
-ferrosip=$!
-rtpengine --interface=127.0.0.1 --listen-ng=127.0.0.1:22302 --port-min=40000 --port-max=49999 \
-  --foreground --log-stderr --log-level=4 --table=-1 --pidfile="$dir/rtpengine.pid" 2>"$dir/rtpengine.log" &
-rtpengine=$!
-sleep 1
+load=("${load_cpu[@]}" target/release/examples/relay_load)
+# One measurement on a relay started for it (a relay that served a run before can behave
+# differently: rtpengine loses most packets of a second run).
+measure() {
+  local relay=$1 n=$2 pid port
+  case $relay in
+    ferrosip)
+      port=22301
+      "${relay_cpu[@]}" target/release/ferrosip relay --config "$dir/relay.toml" --ng 127.0.0.1:$port \
+        2>>"$dir/ferrosip.log" &
+      ;;
+    rtpengine)
+      port=22302
+      "${relay_cpu[@]}" rtpengine --interface=127.0.0.1 --listen-ng=127.0.0.1:$port --port-min=40000 \
+        --port-max=49999 --foreground --log-stderr --log-level=4 --table=-1 \
+        --pidfile="$dir/rtpengine.pid" 2>>"$dir/rtpengine.log" &
+      ;;
+  esac
+  pid=$!
+  sleep 1
+  printf '%-9s ' "$relay"
+  "${load[@]}" --ng "127.0.0.1:$port" --streams "$n" --seconds "$seconds" --pid "$pid" |
+    sed "s/^/$relay /" | tee -a "$dir/results" | cut -d' ' -f2-
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
 for n in "${streams[@]}"; do
-  # Without a relay: the latency the load tool adds by itself.
+  # Without a relay: the latency of the kernel's path by itself.
   printf '%-9s ' direct
-  target/release/examples/relay_load --direct --streams "$n" --seconds "$seconds"
+  "${load[@]}" --direct --streams "$n" --seconds "$seconds"
+  for round in $(seq "$rounds"); do
+    if [ $((round % 2)) -eq 1 ]; then
+      measure ferrosip "$n"
+      measure rtpengine "$n"
+    else
+      measure rtpengine "$n"
+      measure ferrosip "$n"
+    fi
+  done
+done
+echo "medians of $rounds rounds (CPU per packet in µs, latency in µs, loss in %):"
+for n in "${streams[@]}"; do
   for relay in ferrosip rtpengine; do
-    case $relay in
-      ferrosip) port=22301 pid=$ferrosip ;;
-      rtpengine) port=22302 pid=$rtpengine ;;
-    esac
-    printf '%-9s ' "$relay"
-    target/release/examples/relay_load --ng "127.0.0.1:$port" --streams "$n" --seconds "$seconds" --pid "$pid"
+    grep "^$relay streams=$n " "$dir/results" | sed 's/[a-z_0-9]*=//g; s/[()%]//g' |
+      awk -v r="$relay" -v n="$n" '{cpu[NR]=$NF; p50[NR]=$8; p99[NR]=$9; loss[NR]=$6}
+        function med(a,  k,i,j,t) { k=NR; for(i=1;i<=k;i++) for(j=i+1;j<=k;j++) if(a[j]<a[i]){t=a[i];a[i]=a[j];a[j]=t}; return a[int((k+1)/2)] }
+        END { printf "%-9s streams=%-5s cpu_us_per_packet=%s p50=%s p99=%s lost=%s\n", r, n, med(cpu), med(p50), med(p99), med(loss) }'
   done
 done

@@ -1,9 +1,9 @@
 //! A load tool for media relays that speak rtpengine's ng protocol (ferrosip relay,
 //! rtpengine): makes `--streams` calls over ng, then sends G.711-sized RTP (172 bytes, every
 //! 20 ms) both ways through each for `--seconds`, and prints what arrived, what was lost,
-//! the latency (p50, p99) and, with `--pid`, the relay's CPU time per relayed packet (from
+//! the latency (p50, p99: from the send to the kernel's arrival stamp at the receiver) and, with `--pid`, the relay's CPU time per relayed packet (from
 //! /proc). `--direct` sends the same streams from phone to phone without a relay: the
-//! latency the tool itself adds on a busy machine, to subtract. `bench/relay.sh` runs it
+//! latency of the kernel's own path and of a late send on a busy machine, to subtract. `bench/relay.sh` runs it
 //! against both relays.
 //!
 //! `cargo run --release -p relay-net --example relay_load -- --ng 127.0.0.1:2223 --streams 200
@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use ng::{Command, Flags, Reply, Request};
 use relay::{MediaOp, MediaRequest};
+use std::os::fd::AsRawFd;
+
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 struct Args {
@@ -85,7 +88,8 @@ fn media_of(sdp: &[u8]) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, m.split(' ').next()?.parse().ok()?))
 }
 
-async fn ask(ctl: &UdpSocket, ng: SocketAddr, n: usize, m: MediaRequest) -> Vec<u8> {
+/// Sends `m` over ng; gives the SDP of the reply (none for a delete).
+async fn ask(ctl: &UdpSocket, ng: SocketAddr, n: usize, m: MediaRequest) -> Option<Vec<u8>> {
     let flags = Flags {
         replace_origin: true,
         ..Flags::default()
@@ -100,7 +104,7 @@ async fn ask(ctl: &UdpSocket, ng: SocketAddr, n: usize, m: MediaRequest) -> Vec<
         let got = tokio::time::timeout(Duration::from_secs(2), ctl.recv(&mut buf)).await;
         let n = got.expect("the relay answers within 2 s").expect("recv");
         match Reply::parse(&buf[..n]) {
-            Ok((cookie, Reply::Ok { sdp: Some(sdp) })) if cookie == req.cookie => return sdp,
+            Ok((cookie, Reply::Ok { sdp })) if cookie == req.cookie => return sdp,
             Ok((_, Reply::Error(e))) => panic!("the relay refused: {e}"),
             _ => {}
         }
@@ -115,20 +119,96 @@ struct Seen {
     latency_us: Vec<u32>,
 }
 
-/// One side of one stream: sends every 20 ms to `to` until `until`, counts and times what
-/// it receives.
-async fn side(sock: Arc<UdpSocket>, to: SocketAddr, epoch: Instant, until: Instant) -> Seen {
+/// Microseconds since 1970 (the clock of the kernel's receive timestamps).
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A socket on loopback that has the kernel stamp each packet's arrival (SO_TIMESTAMPNS):
+/// the latency measured then leaves out how late this busy tool gets to read it.
+fn stamped_socket() -> UdpSocket {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_nonblocking(true).expect("nonblocking");
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and option value of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_TIMESTAMPNS");
+    UdpSocket::from_std(s).expect("tokio socket")
+}
+
+/// Receives a packet into `buf`: its length and the kernel's arrival time (µs since 1970).
+fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, Option<u64>)> {
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: all-zero is a valid msghdr; its pointers are set to live buffers below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg points at buffers that live through the call.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The control messages: (length: usize, level: i32, type: i32, data), 8-byte aligned.
+    let bytes: Vec<u8> = control.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let bytes = &bytes[..msg.msg_controllen.min(bytes.len())];
+    let mut at = 0;
+    let mut stamp = None;
+    while at + 16 <= bytes.len() {
+        let word = |i: usize| {
+            bytes[i..i + 8]
+                .try_into()
+                .map(u64::from_ne_bytes)
+                .unwrap_or(0)
+        };
+        let len = word(at) as usize;
+        let level = i32::from_ne_bytes(bytes[at + 8..at + 12].try_into().unwrap_or([0; 4]));
+        let kind = i32::from_ne_bytes(bytes[at + 12..at + 16].try_into().unwrap_or([0; 4]));
+        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS && at + 32 <= bytes.len() {
+            stamp = Some(word(at + 16) * 1_000_000 + word(at + 24) / 1000);
+        }
+        if len < 16 {
+            break;
+        }
+        at += (len + 7) & !7;
+    }
+    Ok((n as usize, stamp))
+}
+
+async fn recv(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, Option<u64>)> {
+    sock.async_io(Interest::READABLE, || recv_stamped(sock, buf))
+        .await
+}
+
+/// One side of one stream: sends every 20 ms to `to` until `until`, counts what it
+/// receives, and times it from the send to the kernel's arrival stamp.
+async fn side(sock: Arc<UdpSocket>, to: SocketAddr, until: Instant) -> Seen {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut seen = Seen::default();
     let mut buf = [0u8; 2048];
     let mut packet = [0u8; 172];
     packet[0] = 0x80;
-    let record = |n: usize, buf: &[u8], seen: &mut Seen| {
+    let record = |(n, stamp): (usize, Option<u64>), buf: &[u8], seen: &mut Seen| {
         if n >= 20 {
             seen.received += 1;
             let t = u64::from_be_bytes(buf[12..20].try_into().unwrap_or([0; 8]));
-            let now = epoch.elapsed().as_micros() as u64;
-            seen.latency_us.push(now.saturating_sub(t) as u32);
+            let arrived = stamp.unwrap_or_else(now_us);
+            seen.latency_us.push(arrived.saturating_sub(t) as u32);
         }
     };
     loop {
@@ -138,23 +218,22 @@ async fn side(sock: Arc<UdpSocket>, to: SocketAddr, epoch: Instant, until: Insta
                     break;
                 }
                 packet[2..4].copy_from_slice(&(seen.sent as u16).to_be_bytes());
-                let t = epoch.elapsed().as_micros() as u64;
-                packet[12..20].copy_from_slice(&t.to_be_bytes());
+                packet[12..20].copy_from_slice(&now_us().to_be_bytes());
                 if sock.send_to(&packet, to).await.is_ok() {
                     seen.sent += 1;
                 }
             }
-            r = sock.recv_from(&mut buf) => {
-                if let Ok((n, _)) = r {
-                    record(n, &buf, &mut seen);
+            r = recv(&sock, &mut buf) => {
+                if let Ok(got) = r {
+                    record(got, &buf, &mut seen);
                 }
             }
         }
     }
     // What is still on the way.
     let late = Duration::from_millis(300);
-    while let Ok(Ok((n, _))) = tokio::time::timeout(late, sock.recv_from(&mut buf)).await {
-        record(n, &buf, &mut seen);
+    while let Ok(Ok(got)) = tokio::time::timeout(late, recv(&sock, &mut buf)).await {
+        record(got, &buf, &mut seen);
     }
     seen
 }
@@ -164,9 +243,9 @@ async fn main() {
     let a = args();
     let ctl = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let mut pairs = Vec::new();
+    let mut calls = Vec::new();
     for i in 0..a.streams {
-        let x = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
-        let y = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let (x, y) = (Arc::new(stamped_socket()), Arc::new(stamped_socket()));
         let call_id = format!("load-{}-{i}", std::process::id());
         let request = |op, to_tag: &str, sock: &UdpSocket| MediaRequest {
             op,
@@ -184,6 +263,8 @@ async fn main() {
         }
         let offer = ask(&ctl, a.ng, 2 * i, request(MediaOp::Offer, "", &x)).await;
         let answer = ask(&ctl, a.ng, 2 * i + 1, request(MediaOp::Answer, "y", &y)).await;
+        let (offer, answer) = (offer.unwrap_or_default(), answer.unwrap_or_default());
+        calls.push(request(MediaOp::Delete, "y", &y));
         // x sends to the port in the answer it got, y to the one in the offer.
         let (to_y, to_x) = (
             media_of(&offer).expect("SDP"),
@@ -192,12 +273,11 @@ async fn main() {
         pairs.push((x, to_x, y, to_y));
     }
     let before = a.pid.map(cpu);
-    let epoch = Instant::now();
-    let until = epoch + Duration::from_secs(a.seconds);
+    let until = Instant::now() + Duration::from_secs(a.seconds);
     let mut tasks = Vec::new();
     for (x, to_x, y, to_y) in pairs {
-        tasks.push(tokio::spawn(side(x, to_x, epoch, until)));
-        tasks.push(tokio::spawn(side(y, to_y, epoch, until)));
+        tasks.push(tokio::spawn(side(x, to_x, until)));
+        tasks.push(tokio::spawn(side(y, to_y, until)));
     }
     let mut all = Seen::default();
     for t in tasks {
@@ -207,6 +287,10 @@ async fn main() {
         all.latency_us.extend(s.latency_us);
     }
     let cpu = a.pid.zip(before).map(|(pid, b)| cpu(pid).saturating_sub(b));
+    // The calls end, and their ports are free for the next run.
+    for (i, call) in calls.into_iter().enumerate() {
+        ask(&ctl, a.ng, 2 * a.streams + i, call).await;
+    }
     let l = &mut all.latency_us;
     l.sort_unstable();
     let pct = |p: f64| {
