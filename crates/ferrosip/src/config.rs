@@ -49,6 +49,10 @@ pub(crate) struct Relay {
     /// Move packets with io_uring (batched system calls) where the kernel allows it; false:
     /// a task per socket, as where it does not.
     pub(crate) io_uring: bool,
+    /// Most streams one source (an IPv4 address, an IPv6 /64) may hold in calls not
+    /// answered yet: strangers may call subscribers without authenticating, and a ringing
+    /// call holds its ports for minutes. 0: no limit (a trunk from one address may need more).
+    pub(crate) max_ringing_per_source: usize,
     /// When no ports are left: `"reject"` the call with 503, or let it `"proceed"` with
     /// its own SDP (audio then flows only where the phones reach each other).
     pub(crate) when_exhausted: WhenExhausted,
@@ -85,6 +89,7 @@ impl Default for Relay {
             timeout: 60,
             threads: 0,
             io_uring: true,
+            max_ringing_per_source: 256,
             when_exhausted: WhenExhausted::Reject,
             ng_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 2223)),
             ng_allow: ["127.0.0.0/8", "::1/128"]

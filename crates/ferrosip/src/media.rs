@@ -103,6 +103,7 @@ pub(crate) fn start(
         timeout: Duration::from_secs(r.timeout),
         threads,
         io_uring: r.io_uring,
+        max_ringing_per_source: r.max_ringing_per_source,
     })?;
     let io_uring = relay.uses_io_uring();
     tracing::info!(bind = %r.bind, %announce, ?announce6, ports = ?ports, threads, io_uring, "media relay started");

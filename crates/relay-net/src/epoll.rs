@@ -58,7 +58,7 @@ type State = Rc<RefCell<Shard<TaskSockets>>>;
 pub(crate) fn run(
     bind: IpAddr,
     ports: Vec<u16>,
-    timeout: Duration,
+    limits: shard::Limits,
     mut rx: mpsc::UnboundedReceiver<Control>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -73,7 +73,7 @@ pub(crate) fn run(
         let state = Rc::new(RefCell::new(Shard::new(
             bind,
             ports,
-            timeout,
+            limits,
             TaskSockets::default(),
         )));
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -45,6 +45,9 @@ pub struct RelayConfig {
     /// Move packets with io_uring where the kernel allows it (else, or when false, with a
     /// task per socket).
     pub io_uring: bool,
+    /// Most streams one source (an IPv4 address, an IPv6 /64) may hold in calls not
+    /// answered yet (0: no limit): strangers may call subscribers without authenticating.
+    pub max_ringing_per_source: usize,
 }
 
 /// A running relay; cheap to clone, and usable from any thread or runtime.
@@ -104,10 +107,15 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
     let n = cfg.threads.max(1);
     let (tx, rx) = mpsc::unbounded_channel();
     let ports = shard::ports_of(&cfg.ports, i, n);
-    let (bind, timeout) = (cfg.bind, cfg.timeout);
+    // Each shard has its share of the calls, and of the limit.
+    let limits = shard::Limits {
+        timeout: cfg.timeout,
+        ringing_per_source: cfg.max_ringing_per_source.div_ceil(n),
+    };
+    let bind = cfg.bind;
     let thread = std::thread::Builder::new().name(format!("ferrosip-relay-{i}"));
     if !uring {
-        thread.spawn(move || epoll::run(bind, ports, timeout, rx))?;
+        thread.spawn(move || epoll::run(bind, ports, limits, rx))?;
         return Ok((ShardHandle { tx, wake: None }, false));
     }
     // A fixed file per port of the range (RTCP of the last pair included).
@@ -121,11 +129,11 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
     thread.spawn(move || match uring::UringSockets::new(first, count) {
         Ok(u) => {
             let _ = made.send(None);
-            uring::run(u, bind, ports, timeout, rx, woken);
+            uring::run(u, bind, ports, limits, rx, woken);
         }
         Err(e) => {
             let _ = made.send(Some(e));
-            epoll::run(bind, ports, timeout, rx);
+            epoll::run(bind, ports, limits, rx);
         }
     })?;
     match ring.recv() {

@@ -61,6 +61,15 @@ pub(crate) trait Sockets {
     fn retain(&mut self, keep: impl Fn(u16) -> bool);
 }
 
+/// What a shard's sessions may do.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// A session with no packet for this long ends.
+    pub(crate) timeout: Duration,
+    /// Streams one source may hold in calls not answered yet (0: no limit).
+    pub(crate) ringing_per_source: usize,
+}
+
 /// A shard: its relay (the sessions) and the sockets of their ports.
 pub(crate) struct Shard<S> {
     pub(crate) relay: Relay,
@@ -69,9 +78,10 @@ pub(crate) struct Shard<S> {
 }
 
 impl<S: Sockets> Shard<S> {
-    pub(crate) fn new(bind: IpAddr, ports: Vec<u16>, timeout: Duration, sockets: S) -> Self {
+    pub(crate) fn new(bind: IpAddr, ports: Vec<u16>, limits: Limits, sockets: S) -> Self {
         Shard {
-            relay: Relay::new(PortPool::from_ports(ports), timeout),
+            relay: Relay::new(PortPool::from_ports(ports), limits.timeout)
+                .with_ringing_limit(limits.ringing_per_source),
             bind,
             sockets,
         }
@@ -195,7 +205,8 @@ impl<S: Sockets> Shard<S> {
         }
         self.relay.undo_offer(id, &before);
         self.close_unused();
-        tracing::warn!(call_id = %id.call_id, available = self.relay.ports_available(), "media relay: no ports for the offer");
+        let ringing = from.map(|ip| self.relay.ringing_streams(ip));
+        tracing::warn!(call_id = %id.call_id, ?from, available = self.relay.ports_available(), ?ringing, "media relay: no ports for the offer (none left, or its source holds too many in calls not answered yet)");
         None
     }
 

@@ -451,11 +451,11 @@ pub(crate) fn run(
     u: UringSockets,
     bind: IpAddr,
     ports: Vec<u16>,
-    timeout: Duration,
+    limits: shard::Limits,
     mut rx: mpsc::UnboundedReceiver<Control>,
     wake: UnixDatagram,
 ) {
-    let mut shard = Shard::new(bind, ports, timeout, u);
+    let mut shard = Shard::new(bind, ports, limits, u);
     let mut wake_armed = false;
     let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(8 * usize::from(BUFFERS));
     let mut next_tick = Instant::now() + Duration::from_secs(1);

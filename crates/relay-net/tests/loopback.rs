@@ -36,10 +36,10 @@ fn exchange(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, n: u16) -> Vec<Soc
     got
 }
 
-/// The first of 20 ports for test `slot` (0–11) of this process: apart from every other
+/// The first of 20 ports for test `slot` (0–12) of this process: apart from every other
 /// test's, and from the same test's in another process most of the time.
 fn base(slot: u16) -> u16 {
-    20000 + ((std::process::id() % 125) as u16 * 12 + slot) * 20
+    20000 + ((std::process::id() % 115) as u16 * 13 + slot) * 20
 }
 
 /// A relay with `cfg`'s settings, moving packets with io_uring or not; with io_uring on a
@@ -70,6 +70,7 @@ fn start(base: u16, size: u16, threads: usize, io_uring: bool) -> MediaRelay {
         timeout: Duration::from_secs(60),
         threads,
         io_uring,
+        max_ringing_per_source: 0,
     })
 }
 
@@ -234,6 +235,7 @@ fn media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback_with(
         timeout: Duration::from_secs(60),
         threads: 1,
         io_uring,
+        max_ringing_per_source: 0,
     });
     for target in ["127.0.0.1", "224.0.0.1", "0.0.0.0", "255.255.255.255"] {
         let sdp = format!("v=0\r\no=- 1 1 IN IP4 {target}\r\ns=-\r\nc=IN IP4 {target}\r\nt=0 0\r\nm=audio 5060 RTP/AVP 0\r\n");
@@ -267,6 +269,7 @@ fn a_relay_on_both_families_bridges_ipv4_and_ipv6_with(io_uring: bool, base: u16
         timeout: Duration::from_secs(60),
         threads: 1,
         io_uring,
+        max_ringing_per_source: 0,
     });
     let a = phone();
     let b = UdpSocket::bind("[::1]:0").expect("bind");
@@ -323,6 +326,7 @@ fn ports_serve_again_with(io_uring: bool, base: u16) {
         timeout: Duration::from_secs(1),
         threads: 1,
         io_uring,
+        max_ringing_per_source: 0,
     });
     let (a, b) = (phone(), phone());
     let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
@@ -396,4 +400,33 @@ fn oversize_with(io_uring: bool, base: u16) {
             false => assert!(got.is_err(), "{size} bytes dropped, got {got:?}"),
         }
     }
+}
+
+#[test]
+fn one_source_may_hold_only_so_many_ringing_streams() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let relay = start_with(RelayConfig {
+        bind: "127.0.0.1".parse().expect("ip"),
+        announce: "192.0.2.80".parse().expect("ip"),
+        announce6: None,
+        ports: base(12)..=base(12) + 19,
+        timeout: Duration::from_secs(60),
+        threads: 1,
+        io_uring: true,
+        max_ringing_per_source: 2,
+    });
+    let a = phone();
+    let offer = |call: &str, source: &str| {
+        let mut r = request(MediaOp::Offer, "a", "", sdp_of(&a));
+        r.call_id = call.into();
+        r.source = Some(source.parse().expect("ip"));
+        rt.block_on(relay.apply(&r))
+    };
+    assert!(offer("r1", "203.0.113.66").is_ok());
+    assert!(offer("r2", "203.0.113.66").is_ok());
+    assert_eq!(offer("r3", "203.0.113.66"), Err(MediaError::NoPorts));
+    assert!(offer("r4", "198.51.100.9").is_ok(), "another source");
 }

@@ -184,6 +184,20 @@ struct Session {
     answerer: Option<String>,
     /// An answer came: the media timeout applies (before, the call may ring a while).
     answered: bool,
+    /// Where the offer that made it came from (an IPv4 address, an IPv6 /64).
+    source: Option<IpAddr>,
+}
+
+/// What counts as one source: an IPv4 address, or an IPv6 /64 (one subscriber's network).
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+        v4 => v4,
+    }
 }
 
 /// How long a session without an answer lives at least: a call may ring for timer C
@@ -202,6 +216,8 @@ pub struct Relay {
     by_port: HashMap<u16, (u64, usize, Side), ahash::RandomState>,
     next: u64,
     timeout: Duration,
+    /// Most streams one source may hold in sessions not answered yet (0: no limit).
+    ringing_limit: usize,
     /// Counters since start (the gauges are filled in by [`Relay::totals`]).
     totals: Totals,
 }
@@ -216,6 +232,7 @@ impl Relay {
             by_port: HashMap::default(),
             next: 0,
             timeout,
+            ringing_limit: 0,
             totals: Totals::default(),
         }
     }
@@ -231,6 +248,10 @@ impl Relay {
         media: &[Option<SocketAddr>],
         from: Option<IpAddr>,
     ) -> Option<SessionPorts> {
+        let source = from.map(source_of);
+        if self.over_ringing_limit(id, media, source) {
+            return None;
+        }
         let key = match self.ids.get(id) {
             Some(&k) => k,
             // Nothing to relay: no session for it.
@@ -244,6 +265,7 @@ impl Relay {
                     last: now,
                     answerer: None,
                     answered: false,
+                    source,
                 };
                 self.sessions.insert(k, s);
                 self.ids.insert(id.clone(), k);
@@ -356,6 +378,47 @@ impl Relay {
             return false;
         }
         false
+    }
+
+    /// Limits the streams one source (an IPv4 address, an IPv6 /64) may hold in sessions not
+    /// answered yet: a stranger may call a subscriber without authenticating, and each
+    /// ringing call holds its ports for minutes. 0: no limit.
+    pub fn with_ringing_limit(mut self, streams: usize) -> Relay {
+        self.ringing_limit = streams;
+        self
+    }
+
+    /// The streams `source` holds in sessions not answered yet.
+    pub fn ringing_streams(&self, source: IpAddr) -> usize {
+        let source = source_of(source);
+        self.sessions
+            .values()
+            .filter(|s| !s.answered && s.source == Some(source))
+            .map(|s| s.streams.iter().flatten().count())
+            .sum()
+    }
+
+    /// True when the streams an offer would add to session `id` (new, or not answered
+    /// yet) take its source past the limit. A scan of the sessions: offers are rare beside
+    /// packets.
+    fn over_ringing_limit(
+        &self,
+        id: &SessionId,
+        media: &[Option<SocketAddr>],
+        source: Option<IpAddr>,
+    ) -> bool {
+        let Some(source) = source.filter(|_| self.ringing_limit > 0) else {
+            return false;
+        };
+        let session = self.ids.get(id).and_then(|k| self.sessions.get(k));
+        if session.is_some_and(|s| s.answered) {
+            return false;
+        }
+        let has = |i: usize| session.is_some_and(|s| s.streams.get(i).is_some_and(Option::is_some));
+        let added = (0..media.len())
+            .filter(|&i| media[i].is_some() && !has(i))
+            .count();
+        added > 0 && self.ringing_streams(source) + added > self.ringing_limit
     }
 
     /// Gives stream `i` of session `key` a pair facing each side; `None` when the pool has

@@ -513,3 +513,42 @@ fn a_stream_the_answerers_side_adds_gets_ports() {
         .expect("relayed");
     assert_eq!(f.to, addr("10.0.0.1:4002"));
 }
+
+#[test]
+fn one_source_holds_a_bounded_number_of_ringing_streams() {
+    let now = Instant::now();
+    let mut r = relay(50).with_ringing_limit(4);
+    let stranger = Some(ip("203.0.113.66"));
+    let two = [Some(addr("10.0.0.1:4000")), Some(addr("10.0.0.1:4002"))];
+    // Two calls of two streams each: the limit; a third is refused.
+    assert!(r.offer(now, &id("s1"), &two, stranger).is_some());
+    assert!(r.offer(now, &id("s2"), &two, stranger).is_some());
+    assert_eq!(r.ringing_streams(ip("203.0.113.66")), 4);
+    assert!(
+        r.offer(now, &id("s3"), &two, stranger).is_none(),
+        "over the limit"
+    );
+    assert!(r.streams(&id("s3")).is_empty(), "nothing kept");
+    // The same offer again (a retransmission, a re-offer) takes nothing more.
+    assert!(r.offer(now, &id("s1"), &two, stranger).is_some());
+    // Another source, and another /64's, are not held back.
+    assert!(r
+        .offer(now, &id("o1"), &two, Some(ip("198.51.100.9")))
+        .is_some());
+    let v6 = Some(ip("2001:db8:1:2::1"));
+    assert!(r.offer(now, &id("v1"), &two, v6).is_some());
+    assert!(r.offer(now, &id("v2"), &two, v6).is_some());
+    let same_64 = Some(ip("2001:db8:1:2:ffff::9"));
+    assert!(r.offer(now, &id("v3"), &two, same_64).is_none(), "one /64");
+    // An answered call no longer counts; an ended one neither.
+    let answer = [
+        Some(addr("198.51.100.2:5000")),
+        Some(addr("198.51.100.2:5002")),
+    ];
+    r.answer(now, &id("s1"), &answer, Some(ip("198.51.100.2")), "b")
+        .expect("answered");
+    assert!(r.offer(now, &id("s3"), &two, stranger).is_some());
+    assert!(r.offer(now, &id("s4"), &two, stranger).is_none());
+    assert!(r.delete_dialog("s2", "a", ""));
+    assert!(r.offer(now, &id("s4"), &two, stranger).is_some());
+}
