@@ -118,15 +118,12 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
         thread.spawn(move || epoll::run(bind, ports, limits, rx))?;
         return Ok((ShardHandle { tx, wake: None }, false));
     }
-    // A fixed file per port of the range (RTCP of the last pair included).
-    let first = *cfg.ports.start();
-    let count = u32::from(*cfg.ports.end()).saturating_sub(u32::from(first)) + 2;
     let (wake, woken) = UnixDatagram::pair()?;
     wake.set_nonblocking(true)?;
     woken.set_nonblocking(true)?;
     // The ring is made on its thread (it alone submits), which says whether it could.
     let (made, ring) = std::sync::mpsc::channel();
-    thread.spawn(move || match uring::UringSockets::new(first, count) {
+    thread.spawn(move || match uring::UringSockets::new() {
         Ok(u) => {
             let _ = made.send(None);
             uring::run(u, bind, ports, limits, rx, woken);
@@ -146,7 +143,10 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
         )),
         failed => {
             let error = failed.ok().flatten().map(|e| e.to_string());
-            tracing::warn!(?error, ports = count, "media relay: no io_uring ring for the ports (too low a LimitNOFILE?); this thread moves packets without it");
+            tracing::warn!(
+                ?error,
+                "media relay: no io_uring ring; this thread moves packets without it"
+            );
             Ok((ShardHandle { tx, wake: None }, false))
         }
     }

@@ -1,5 +1,4 @@
-//! The fast backend, io_uring: every socket (a fixed file of the ring) has one multishot
-//! receive armed; packets land in a ring of buffers given to the kernel once, and each goes
+//! The fast backend, io_uring: every socket has one multishot receive armed; packets land in a ring of buffers given to the kernel once, and each goes
 //! out again with a send from the buffer it came in. One `io_uring_enter` submits a batch
 //! of sends and waits for the next batch of packets: no system call, allocation or lock
 //! per packet.
@@ -41,35 +40,43 @@ fn recv_tag(port: u16, gen: u32) -> u64 {
 
 /// True when this kernel runs what the loop needs and io_uring is allowed (containers
 /// often forbid it): a packet goes from one loopback socket to another as the loop moves
-/// them (fixed files, a multishot receive into the buffer ring, a send with its address:
-/// Linux 6.1).
+/// them (a multishot receive into the buffer ring, a send with its address: Linux 6.1),
+/// within a second.
 pub(crate) fn available() -> bool {
     let probe = || -> io::Result<bool> {
-        let mut u = UringSockets::new(0, 2)?;
+        let mut u = UringSockets::new()?;
         let (a, b) = (
             shard::bind([127, 0, 0, 1].into(), 0)?,
             shard::bind([127, 0, 0, 1].into(), 0)?,
         );
         let pb = b.local_addr()?.port();
-        u.ring
-            .submitter()
-            .register_files_update(0, &[a.as_raw_fd(), b.as_raw_fd()])?;
-        u.push(&u.recv(1, recv_tag(pb, 0)))?;
+        u.gen = 1;
+        u.push(&u.recv(&b, recv_tag(pb, 1)))?;
+        u.open.insert(pb, (b, 1));
         static PING: [u8; 4] = [0x80, 0, 0, 0];
         let len = write_addr(&mut u.sends[0], SocketAddr::from(([127, 0, 0, 1], pb)));
-        let send = opcode::Send::new(types::Fixed(0), PING.as_ptr(), 4)
+        let send = opcode::Send::new(types::Fd(a.as_raw_fd()), PING.as_ptr(), 4)
             .dest_addr(std::ptr::from_ref(&u.sends[0]).cast())
             .dest_addr_len(len)
             .flags(libc::MSG_DONTWAIT)
             .build()
             .user_data(SEND);
         u.push(&send)?;
-        u.ring.submit_and_wait(2)?;
         let (mut went, mut came) = (false, false);
-        for c in u.ring.completion() {
-            went |= c.user_data() == SEND && c.result() == 4;
-            came |= c.user_data() == recv_tag(pb, 0) && cqueue::buffer_select(c.flags()).is_some();
+        let until = Instant::now() + Duration::from_secs(1);
+        while !(went && came) && Instant::now() < until {
+            let ts = types::Timespec::from(Duration::from_millis(100));
+            let _ = u
+                .ring
+                .submitter()
+                .submit_with_args(1, &types::SubmitArgs::new().timespec(&ts));
+            for c in u.ring.completion() {
+                went |= c.user_data() == SEND && c.result() == 4;
+                came |=
+                    c.user_data() == recv_tag(pb, 1) && cqueue::buffer_select(c.flags()).is_some();
+            }
         }
+        // Dropping `u` ends the receive (see Drop), before `a` closes.
         Ok(went && came)
     };
     probe().unwrap_or(false)
@@ -178,15 +185,16 @@ pub(crate) struct UringSockets {
     recv_hdr: Box<libc::msghdr>,
     /// The destination of each buffer's send, at the buffer's index.
     sends: Box<[libc::sockaddr_in6]>,
-    /// The sockets of the ports in use, with their receive's generation. The ring knows
-    /// each as a fixed file, at its port's offset from `first` (no fd lookup per packet,
-    /// and a queued entry can never name another file that took the fd's number).
+    /// The sockets of the ports in use, with their receive's generation.
     open: HashMap<u16, (UdpSocket, u32)>,
-    first: u16,
     /// Sockets whose receive is being cancelled, by the receive's user data: closed when
     /// it ends (until then the kernel holds them), or taken back by their port.
     closing: HashMap<u64, UdpSocket>,
-    /// Receives that ended for want of buffers: armed again once buffers are back.
+    /// Sockets to close once the entries queued so far are submitted: they name its fd,
+    /// whose number a socket opened meanwhile could take.
+    dead: Vec<UdpSocket>,
+    /// Receives of open sockets that ended for want of buffers (or could not be queued):
+    /// armed again once buffers are back.
     starved: Vec<u64>,
     gen: u32,
     /// Where the wake-up datagrams land.
@@ -194,9 +202,8 @@ pub(crate) struct UringSockets {
 }
 
 impl UringSockets {
-    /// A ring for the ports from `first`, `count` of them (a fixed file each), made on the
-    /// thread that will use it.
-    pub(crate) fn new(first: u16, count: u32) -> io::Result<UringSockets> {
+    /// A ring, made on the thread that will use it.
+    pub(crate) fn new() -> io::Result<UringSockets> {
         // One thread submits, and runs the completions' work when it waits (Linux 6.1);
         // every queued entry is submitted even if one before it fails.
         let ring = IoUring::builder()
@@ -205,7 +212,6 @@ impl UringSockets {
             .setup_submit_all()
             .setup_cqsize(8 * u32::from(BUFFERS))
             .build(u32::from(BUFFERS))?;
-        ring.submitter().register_files_sparse(count)?;
         let bufs = Buffers::new()?;
         // SAFETY: the entries live as long as the ring (dropped after it).
         unsafe {
@@ -231,22 +237,17 @@ impl UringSockets {
             recv_hdr,
             sends,
             open: HashMap::new(),
-            first,
             closing: HashMap::new(),
+            dead: Vec::new(),
             starved: Vec::new(),
             gen: 0,
             wake_buf: Box::new([0; 64]),
         })
     }
 
-    /// The fixed file of `port`.
-    fn slot(&self, port: u16) -> u32 {
-        u32::from(port.wrapping_sub(self.first))
-    }
-
-    /// A multishot receive on fixed file `slot`.
-    fn recv(&self, slot: u32, tag: u64) -> squeue::Entry {
-        opcode::RecvMsgMulti::new(types::Fixed(slot), &*self.recv_hdr, GROUP)
+    /// A multishot receive on `sock`.
+    fn recv(&self, sock: &UdpSocket, tag: u64) -> squeue::Entry {
+        opcode::RecvMsgMulti::new(types::Fd(sock.as_raw_fd()), &*self.recv_hdr, GROUP)
             .build()
             .user_data(tag)
     }
@@ -268,15 +269,15 @@ impl UringSockets {
     /// Sends buffer `bid`'s `packet` from `port`'s socket to `to`; the buffer is given back
     /// when the send completes. False when there is no such socket.
     fn send(&mut self, bid: u16, packet: &[u8], port: u16, to: SocketAddr) -> bool {
-        if !self.open.contains_key(&port) {
+        let Some((sock, _)) = self.open.get(&port) else {
             return false;
-        }
-        let slot = self.slot(port);
+        };
+        let fd = sock.as_raw_fd();
         let addr = &mut self.sends[usize::from(bid)];
         let len = write_addr(addr, to);
         // A full send buffer drops the packet, as the network would (a send that waited
         // would hold its buffer, and enough of them every receive of the shard).
-        let entry = opcode::Send::new(types::Fixed(slot), packet.as_ptr(), packet.len() as u32)
+        let entry = opcode::Send::new(types::Fd(fd), packet.as_ptr(), packet.len() as u32)
             .dest_addr(std::ptr::from_ref(addr).cast())
             .dest_addr_len(len)
             .flags(libc::MSG_DONTWAIT)
@@ -291,14 +292,13 @@ impl UringSockets {
     fn recv_ended(&mut self, tag: u64, result: i32) {
         let port = tag as u16;
         if let Some(sock) = self.closing.remove(&tag) {
-            let _ = self
-                .ring
-                .submitter()
-                .register_files_update(self.slot(port), &[-1]);
-            return drop(sock);
+            return self.dead.push(sock);
         }
-        let gen = (tag >> 16) as u32;
-        if self.open.get(&port).is_some_and(|(_, g)| *g == gen) {
+        if self
+            .open
+            .get(&port)
+            .is_some_and(|(_, g)| u64::from(*g) == tag >> 16 & 0xffff_ffff)
+        {
             match -result {
                 libc::ECANCELED => {}
                 libc::ENOBUFS => self.starved.push(tag),
@@ -306,23 +306,30 @@ impl UringSockets {
                     if result < 0 {
                         tracing::debug!(port, error = %io::Error::from_raw_os_error(-result), "media relay: receive ended");
                     }
-                    let _ = self.push(&self.recv(self.slot(port), tag));
+                    self.rearm(port, tag);
                 }
             }
+        }
+    }
+
+    /// Arms `port`'s socket again; left for the next batch if it cannot be queued.
+    fn rearm(&mut self, port: u16, tag: u64) {
+        let queued = match self.open.get(&port) {
+            Some((sock, _)) => {
+                let entry = self.recv(sock, tag);
+                self.push(&entry).is_ok()
+            }
+            None => true,
+        };
+        if !queued {
+            self.starved.push(tag);
         }
     }
 
     /// Arms again the receives that ran out of buffers, now that some are back.
     fn feed_starved(&mut self) {
         for tag in std::mem::take(&mut self.starved) {
-            let port = tag as u16;
-            if self
-                .open
-                .get(&port)
-                .is_some_and(|(_, g)| *g == (tag >> 16) as u32)
-            {
-                let _ = self.push(&self.recv(self.slot(port), tag));
-            }
+            self.rearm(tag as u16, tag);
         }
     }
 }
@@ -350,7 +357,9 @@ impl Drop for UringSockets {
             }
         }
         if armed > 0 {
+            // The kernel may still pick and fill a buffer: both stay allocated.
             self.bufs.data = std::ptr::null_mut();
+            self.bufs.entries = std::ptr::null_mut();
         }
     }
 }
@@ -365,17 +374,12 @@ impl Sockets for UringSockets {
         let sock = match closing.and_then(|t| self.closing.remove(&t)) {
             // Its old receive may still deliver a packet or two: they are the port's.
             Some(sock) => sock,
-            None => {
-                let sock = shard::bind(bind, port)?;
-                self.ring
-                    .submitter()
-                    .register_files_update(self.slot(port), &[sock.as_raw_fd()])?;
-                sock
-            }
+            None => shard::bind(bind, port)?,
         };
         self.gen = self.gen.wrapping_add(1);
-        self.push(&self.recv(self.slot(port), recv_tag(port, self.gen)))?;
+        let tag = recv_tag(port, self.gen);
         self.open.insert(port, (sock, self.gen));
+        self.rearm(port, tag);
         Ok(())
     }
 
@@ -384,12 +388,16 @@ impl Sockets for UringSockets {
         for port in unused {
             if let Some((sock, gen)) = self.open.remove(&port) {
                 let tag = recv_tag(port, gen);
-                let cancel = opcode::AsyncCancel::new(tag).build().user_data(CANCEL);
-                if self.push(&cancel).is_ok() {
-                    self.closing.insert(tag, sock);
+                // A socket without a receive closes now; another once its receive ends
+                // (or, if the cancel cannot be queued, when its port is bound again).
+                if let Some(i) = self.starved.iter().position(|&t| t == tag) {
+                    self.starved.swap_remove(i);
+                    self.dead.push(sock);
+                    continue;
                 }
-                // Else it stays the ring's fixed file (and receives into nothing) until
-                // its port is bound again.
+                let cancel = opcode::AsyncCancel::new(tag).build().user_data(CANCEL);
+                let _ = self.push(&cancel);
+                self.closing.insert(tag, sock);
             }
         }
     }
@@ -438,7 +446,7 @@ fn read_addr(name: &[u8]) -> Option<SocketAddr> {
             Some(SocketAddr::V6(std::net::SocketAddrV6::new(
                 ip.into(),
                 port,
-                u32::from_be(flow),
+                flow,
                 scope,
             )))
         }
@@ -491,6 +499,10 @@ pub(crate) fn run(
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+        }
+        // Sockets closed before may go once nothing queued names their fd.
+        if u.ring.submission().is_empty() {
+            u.dead.clear();
         }
         done.extend(
             u.ring
