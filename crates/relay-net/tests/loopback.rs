@@ -61,17 +61,32 @@ fn start_with(cfg: RelayConfig) -> MediaRelay {
     relay
 }
 
-fn start(base: u16, size: u16, threads: usize, io_uring: bool) -> MediaRelay {
-    start_with(RelayConfig {
+/// A relay on loopback over `size` ports from `base`, announcing 192.0.2.80, one thread.
+fn config(base: u16, size: u16, io_uring: bool) -> RelayConfig {
+    RelayConfig {
         bind: "127.0.0.1".parse().expect("ip"),
         announce: "192.0.2.80".parse().expect("ip"),
         announce6: None,
         ports: base..=base + size - 1,
         timeout: Duration::from_secs(60),
-        threads,
+        threads: 1,
         io_uring,
         max_ringing_per_source: 0,
+    }
+}
+
+fn start(base: u16, size: u16, threads: usize, io_uring: bool) -> MediaRelay {
+    start_with(RelayConfig {
+        threads,
+        ..config(base, size, io_uring)
     })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt")
 }
 
 /// A phone's SDP: audio at its socket's address.
@@ -119,10 +134,7 @@ fn two_phones_hear_each_other_and_no_one_else() {
 }
 
 fn two_phones_hear_each_other_and_no_one_else_with(io_uring: bool, base: u16) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime();
     let relay = start(base, 20, 2, io_uring);
     let (a, b, intruder) = (phone(), phone(), phone());
     let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
@@ -186,10 +198,7 @@ fn a_port_another_program_holds_is_skipped_and_exhaustion_is_reported_with(
     io_uring: bool,
     base: u16,
 ) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime();
     // The first pair the relay would hand out is taken (its RTCP port).
     let _squatter = UdpSocket::bind(("127.0.0.1", base + 1)).expect("squat");
     let relay = start(base, 10, 1, io_uring);
@@ -223,19 +232,10 @@ fn media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback_with(
     io_uring: bool,
     base: u16,
 ) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime();
     let relay = start_with(RelayConfig {
         bind: "0.0.0.0".parse().expect("ip"),
-        announce: "192.0.2.80".parse().expect("ip"),
-        announce6: None,
-        ports: base..=base + 7,
-        timeout: Duration::from_secs(60),
-        threads: 1,
-        io_uring,
-        max_ringing_per_source: 0,
+        ..config(base, 8, io_uring)
     });
     for target in ["127.0.0.1", "224.0.0.1", "0.0.0.0", "255.255.255.255"] {
         let sdp = format!("v=0\r\no=- 1 1 IN IP4 {target}\r\ns=-\r\nc=IN IP4 {target}\r\nt=0 0\r\nm=audio 5060 RTP/AVP 0\r\n");
@@ -257,19 +257,12 @@ fn a_relay_on_both_families_bridges_ipv4_and_ipv6() {
 }
 
 fn a_relay_on_both_families_bridges_ipv4_and_ipv6_with(io_uring: bool, base: u16) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime();
     let relay = start_with(RelayConfig {
         bind: "::".parse().expect("ip"),
         announce: "127.0.0.1".parse().expect("ip"),
         announce6: Some("::1".parse().expect("ip")),
-        ports: base..=base + 9,
-        timeout: Duration::from_secs(60),
-        threads: 1,
-        io_uring,
-        max_ringing_per_source: 0,
+        ..config(base, 10, io_uring)
     });
     let a = phone();
     let b = UdpSocket::bind("[::1]:0").expect("bind");
@@ -314,19 +307,10 @@ fn ports_serve_again_after_their_call_ends_and_silent_calls_time_out() {
 /// One pair of pairs: each call takes both, so every call after the first reuses the
 /// ports of the one before, whose sockets were just closed (or are closing).
 fn ports_serve_again_with(io_uring: bool, base: u16) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime();
     let relay = start_with(RelayConfig {
-        bind: "127.0.0.1".parse().expect("ip"),
-        announce: "192.0.2.80".parse().expect("ip"),
-        announce6: None,
-        ports: base..=base + 3,
         timeout: Duration::from_secs(1),
-        threads: 1,
-        io_uring,
-        max_ringing_per_source: 0,
+        ..config(base, 4, io_uring)
     });
     let (a, b) = (phone(), phone());
     let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
@@ -379,10 +363,7 @@ fn a_packet_up_to_2048_bytes_is_relayed_and_a_bigger_one_dropped() {
 }
 
 fn oversize_with(io_uring: bool, base: u16) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime();
     let relay = start(base, 4, 1, io_uring);
     let (a, b) = (phone(), phone());
     let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
@@ -404,19 +385,10 @@ fn oversize_with(io_uring: bool, base: u16) {
 
 #[test]
 fn one_source_may_hold_only_so_many_ringing_streams() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime();
     let relay = start_with(RelayConfig {
-        bind: "127.0.0.1".parse().expect("ip"),
-        announce: "192.0.2.80".parse().expect("ip"),
-        announce6: None,
-        ports: base(12)..=base(12) + 19,
-        timeout: Duration::from_secs(60),
-        threads: 1,
-        io_uring: true,
         max_ringing_per_source: 2,
+        ..config(base(12), 20, true)
     });
     let a = phone();
     let offer = |call: &str, source: &str| {
