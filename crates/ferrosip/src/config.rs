@@ -51,7 +51,7 @@ pub(crate) struct Relay {
     pub(crate) io_uring: bool,
     /// Most streams one source (an IPv4 address, an IPv6 /64) may hold in calls not
     /// answered yet: strangers may call subscribers without authenticating, and a ringing
-    /// call holds its ports for minutes. 0: no limit (a trunk from one address may need more).
+    /// call holds its ports for minutes. `[auth] trusted` peers are exempt. 0: no limit.
     pub(crate) max_ringing_per_source: usize,
     /// When no ports are left: `"reject"` the call with 503, or let it `"proceed"` with
     /// its own SDP (audio then flows only where the phones reach each other).

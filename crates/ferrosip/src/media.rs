@@ -104,6 +104,7 @@ pub(crate) fn start(
         threads,
         io_uring: r.io_uring,
         max_ringing_per_source: r.max_ringing_per_source,
+        trusted: cfg.auth.trusted.clone(),
     })?;
     let io_uring = relay.uses_io_uring();
     tracing::info!(bind = %r.bind, %announce, ?announce6, ports = ?ports, threads, io_uring, "media relay started");

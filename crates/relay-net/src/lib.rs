@@ -48,6 +48,8 @@ pub struct RelayConfig {
     /// Most streams one source (an IPv4 address, an IPv6 /64) may hold in calls not
     /// answered yet (0: no limit): strangers may call subscribers without authenticating.
     pub max_ringing_per_source: usize,
+    /// Sources without that limit: trusted peers (a carrier's trunk rings many calls).
+    pub trusted: Vec<ipnet::IpNet>,
 }
 
 /// A running relay; cheap to clone, and usable from any thread or runtime.
@@ -111,6 +113,7 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
     let limits = shard::Limits {
         timeout: cfg.timeout,
         ringing_per_source: cfg.max_ringing_per_source.div_ceil(n),
+        exempt: cfg.trusted.clone(),
     };
     let bind = cfg.bind;
     let thread = std::thread::Builder::new().name(format!("ferrosip-relay-{i}"));

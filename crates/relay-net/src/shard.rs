@@ -62,12 +62,14 @@ pub(crate) trait Sockets {
 }
 
 /// What a shard's sessions may do.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Limits {
     /// A session with no packet for this long ends.
     pub(crate) timeout: Duration,
-    /// Streams one source may hold in calls not answered yet (0: no limit).
+    /// Streams one source may hold in calls not answered yet (0: no limit), but those
+    /// in `exempt`.
     pub(crate) ringing_per_source: usize,
+    pub(crate) exempt: Vec<ipnet::IpNet>,
 }
 
 /// A shard: its relay (the sessions) and the sockets of their ports.
@@ -81,7 +83,7 @@ impl<S: Sockets> Shard<S> {
     pub(crate) fn new(bind: IpAddr, ports: Vec<u16>, limits: Limits, sockets: S) -> Self {
         Shard {
             relay: Relay::new(PortPool::from_ports(ports), limits.timeout)
-                .with_ringing_limit(limits.ringing_per_source),
+                .with_ringing_limit(limits.ringing_per_source, limits.exempt),
             bind,
             sockets,
         }

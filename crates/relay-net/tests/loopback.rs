@@ -72,6 +72,7 @@ fn config(base: u16, size: u16, io_uring: bool) -> RelayConfig {
         threads: 1,
         io_uring,
         max_ringing_per_source: 0,
+        trusted: Vec::new(),
     }
 }
 

@@ -35,6 +35,7 @@ fn kamailios_requests_are_answered() {
         threads: 1,
         io_uring: true,
         max_ringing_per_source: 0,
+        trusted: Vec::new(),
     })
     .expect("relay");
     let rt = tokio::runtime::Builder::new_current_thread()

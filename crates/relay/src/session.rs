@@ -216,8 +216,10 @@ pub struct Relay {
     by_port: HashMap<u16, (u64, usize, Side), ahash::RandomState>,
     next: u64,
     timeout: Duration,
-    /// Most streams one source may hold in sessions not answered yet (0: no limit).
+    /// Most streams one source may hold in sessions not answered yet (0: no limit), and
+    /// the sources exempt (trusted peers).
     ringing_limit: usize,
+    exempt: Vec<ipnet::IpNet>,
     /// Counters since start (the gauges are filled in by [`Relay::totals`]).
     totals: Totals,
 }
@@ -233,6 +235,7 @@ impl Relay {
             next: 0,
             timeout,
             ringing_limit: 0,
+            exempt: Vec::new(),
             totals: Totals::default(),
         }
     }
@@ -249,7 +252,9 @@ impl Relay {
         from: Option<IpAddr>,
     ) -> Option<SessionPorts> {
         let source = from.map(source_of);
-        if self.over_ringing_limit(id, media, source) {
+        let exempt =
+            from.is_some_and(|ip| self.exempt.iter().any(|n| n.contains(&ip.to_canonical())));
+        if !exempt && self.over_ringing_limit(id, media, source) {
             return None;
         }
         let key = match self.ids.get(id) {
@@ -382,9 +387,11 @@ impl Relay {
 
     /// Limits the streams one source (an IPv4 address, an IPv6 /64) may hold in sessions not
     /// answered yet: a stranger may call a subscriber without authenticating, and each
-    /// ringing call holds its ports for minutes. 0: no limit.
-    pub fn with_ringing_limit(mut self, streams: usize) -> Relay {
+    /// ringing call holds its ports for minutes. 0: no limit. Sources in `exempt` (trusted
+    /// peers: a carrier's trunk rings many calls at once) have none.
+    pub fn with_ringing_limit(mut self, streams: usize, exempt: Vec<ipnet::IpNet>) -> Relay {
         self.ringing_limit = streams;
+        self.exempt = exempt;
         self
     }
 

@@ -517,7 +517,8 @@ fn a_stream_the_answerers_side_adds_gets_ports() {
 #[test]
 fn one_source_holds_a_bounded_number_of_ringing_streams() {
     let now = Instant::now();
-    let mut r = relay(50).with_ringing_limit(4);
+    let trunk: ipnet::IpNet = "192.0.2.0/28".parse().expect("net");
+    let mut r = relay(50).with_ringing_limit(4, vec![trunk]);
     let stranger = Some(ip("203.0.113.66"));
     let two = [Some(addr("10.0.0.1:4000")), Some(addr("10.0.0.1:4002"))];
     // Two calls of two streams each: the limit; a third is refused.
@@ -551,4 +552,10 @@ fn one_source_holds_a_bounded_number_of_ringing_streams() {
     assert!(r.offer(now, &id("s4"), &two, stranger).is_none());
     assert!(r.delete_dialog("s2", "a", ""));
     assert!(r.offer(now, &id("s4"), &two, stranger).is_some());
+    // A trusted peer (a carrier's trunk) has no limit.
+    for call in ["t1", "t2", "t3", "t4"] {
+        assert!(r
+            .offer(now, &id(call), &two, Some(ip("192.0.2.5")))
+            .is_some());
+    }
 }
