@@ -253,14 +253,42 @@ enum Unbound {
 pub(crate) const MAX_PACKET: usize = 2048;
 
 /// A non-blocking UDP socket bound to `port` of `bind`.
+/// One bound to `::` takes IPv4 too, whatever `net.ipv6.bindv6only` says.
 pub(crate) fn bind(bind: IpAddr, port: u16) -> std::io::Result<std::net::UdpSocket> {
-    let sock = std::net::UdpSocket::bind((bind, port))?;
+    let addr = SocketAddr::new(bind, port);
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if bind.is_ipv6() && bind.is_unspecified() {
+        sock.set_only_v6(false)?;
+    }
+    sock.bind(&addr.into())?;
     sock.set_nonblocking(true)?;
-    Ok(sock)
+    Ok(sock.into())
 }
 
 #[cfg(test)]
 mod tests {
+    /// Also where the system makes IPv6 sockets IPv6-only: in a network namespace of its
+    /// own with `net.ipv6.bindv6only = 1` (as root; elsewhere, under the default).
+    #[test]
+    fn a_socket_on_the_ipv6_wildcard_takes_both_families() {
+        std::thread::spawn(|| {
+            // SAFETY: unshare changes this thread's network namespace alone.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
+                std::fs::write("/proc/sys/net/ipv6/bindv6only", "1").expect("sysctl");
+                let plain = std::net::UdpSocket::bind("[::]:0").expect("bind");
+                assert!(socket2::SockRef::from(&plain).only_v6().expect("option"));
+            }
+            let sock = super::bind("::".parse().expect("ip"), 0).expect("bind");
+            assert!(!socket2::SockRef::from(&sock).only_v6().expect("option"));
+        })
+        .join()
+        .expect("thread");
+    }
+
     #[test]
     fn a_shards_ports_are_its_share_in_a_random_order() {
         let range = 30000..=31999;
