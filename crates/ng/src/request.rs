@@ -136,9 +136,12 @@ fn media(d: &Dict, op: MediaOp) -> Result<Command, NgError> {
     };
     let mut flags = Flags::default();
     let mut source = None;
-    // `received-from`: ["IP4", "192.0.2.1"], where the signalling came from.
-    if let [_, addr] = texts(d, "received-from").as_slice() {
-        source = addr.parse::<IpAddr>().ok();
+    // `received from` (Kamailio: `received-from`): ["IP4", "192.0.2.1"], where the
+    // signalling came from.
+    for key in ["received-from", "received from"] {
+        if let [_, addr] = texts(d, key).as_slice() {
+            source = addr.parse::<IpAddr>().ok();
+        }
     }
     for f in texts(d, "flags") {
         match f.as_str() {

@@ -30,6 +30,17 @@ fn an_offer_from_kamailio_is_read() {
 }
 
 #[test]
+fn the_source_is_read_under_rtpengines_own_spelling_too() {
+    let spaced =
+        String::from_utf8_lossy(KAMAILIO_OFFER).replace("13:received-from", "13:received from");
+    let r = Request::parse(spaced.as_bytes()).expect("offer");
+    let Command::Media(m, _) = r.command else {
+        panic!("{:?}", r.command)
+    };
+    assert_eq!(m.source, Some("192.0.2.7".parse().expect("ip")));
+}
+
+#[test]
 fn replies_keep_the_cookie_and_sort_their_keys() {
     let out = Reply::Ok {
         sdp: Some(b"v=0\r\n".to_vec()),

@@ -112,7 +112,13 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
     // Each shard has its share of the calls, and of the limit.
     let limits = shard::Limits {
         timeout: cfg.timeout,
-        ringing_per_source: cfg.max_ringing_per_source.div_ceil(n),
+        // Several threads: at least two offers' worth each (a source's calls do not
+        // spread evenly over them).
+        ringing_per_source: match (cfg.max_ringing_per_source, n) {
+            (0, _) => 0,
+            (max, 1) => max,
+            (max, n) => max.div_ceil(n).max(2 * MAX_STREAMS),
+        },
         exempt: cfg.trusted.clone(),
     };
     let bind = cfg.bind;

@@ -77,6 +77,8 @@ pub(crate) struct Shard<S> {
     pub(crate) relay: Relay,
     bind: IpAddr,
     pub(crate) sockets: S,
+    /// When a refused offer was last logged.
+    last_refusal: Option<Instant>,
 }
 
 impl<S: Sockets> Shard<S> {
@@ -86,6 +88,7 @@ impl<S: Sockets> Shard<S> {
                 .with_ringing_limit(limits.ringing_per_source, limits.exempt),
             bind,
             sockets,
+            last_refusal: None,
         }
     }
 
@@ -208,7 +211,15 @@ impl<S: Sockets> Shard<S> {
         self.relay.undo_offer(id, &before);
         self.close_unused();
         let ringing = from.map(|ip| self.relay.ringing_streams(ip));
-        tracing::warn!(call_id = %id.call_id, ?from, available = self.relay.ports_available(), ?ringing, "media relay: no ports for the offer (none left, or its source holds too many in calls not answered yet)");
+        // Once a second at most: a flood of refused calls does not flood the log.
+        let now = Instant::now();
+        if self
+            .last_refusal
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_refusal = Some(now);
+            tracing::warn!(call_id = %id.call_id, ?from, available = self.relay.ports_available(), ?ringing, "media relay: no ports for the offer (none left, or its source holds too many in calls not answered yet)");
+        }
         None
     }
 
