@@ -172,6 +172,8 @@ fn media(d: &Dict, op: MediaOp) -> Result<Command, NgError> {
         sdp,
         source,
         receiver_ipv6: text(d, "address family").as_deref() == Some("IP6"),
+        // ng does not say: an answer is taken as the call's.
+        provisional: false,
     };
     Ok(Command::Media(request, flags))
 }

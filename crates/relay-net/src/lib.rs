@@ -254,6 +254,7 @@ impl MediaRelay {
                 media,
                 from,
                 create,
+                provisional: req.provisional,
                 reply,
             })
             .await

@@ -20,6 +20,8 @@ pub(crate) enum Control {
         media: Vec<Option<SocketAddr>>,
         from: Option<IpAddr>,
         create: bool,
+        /// An answer in a provisional response: the call still rings.
+        provisional: bool,
         reply: oneshot::Sender<Option<(Side, SessionPorts)>>,
     },
     /// Ends the session of the dialog between the parties with these tags.
@@ -136,13 +138,16 @@ impl<S: Sockets> Shard<S> {
                 media,
                 from,
                 create,
+                provisional,
                 reply,
             } => {
                 let updated = match self.relay.side_of(&call_id, &sender, &other) {
                     Some((id, Side::Answerer)) => {
-                        let answered =
-                            self.relay
-                                .answer(Instant::now(), &id, &media, from, &sender);
+                        let now = Instant::now();
+                        let answered = match provisional {
+                            true => self.relay.early_answer(now, &id, &media, from, &sender),
+                            false => self.relay.answer(now, &id, &media, from, &sender),
+                        };
                         // A stream its side added has new ports to bind.
                         if let Some(ports) = &answered {
                             if self.open(ports).is_err() {

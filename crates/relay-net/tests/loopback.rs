@@ -110,6 +110,7 @@ fn request(op: MediaOp, from_tag: &str, to_tag: &str, sdp: Vec<u8>) -> MediaRequ
         sdp,
         source: None,
         receiver_ipv6: false,
+        provisional: false,
     }
 }
 

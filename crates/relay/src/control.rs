@@ -37,6 +37,9 @@ pub struct MediaRequest {
     /// The party the SDP goes to is on IPv6: the relay names its IPv6 address to it
     /// (rtpengine's `address family: IP6`), bridging the families.
     pub receiver_ipv6: bool,
+    /// The SDP came in a provisional response (early media): the call still rings, and
+    /// its streams count against its caller's limit of ringing ones.
+    pub provisional: bool,
 }
 
 impl MediaRequest {

@@ -313,6 +313,31 @@ impl Relay {
         from: Option<IpAddr>,
         tag: &str,
     ) -> Option<SessionPorts> {
+        self.answer_as(now, id, media, from, tag, true)
+    }
+
+    /// An answer in a provisional response (early media), as [`Relay::answer`]: the call
+    /// has not been answered for all that (it still counts as ringing).
+    pub fn early_answer(
+        &mut self,
+        now: Instant,
+        id: &SessionId,
+        media: &[Option<SocketAddr>],
+        from: Option<IpAddr>,
+        tag: &str,
+    ) -> Option<SessionPorts> {
+        self.answer_as(now, id, media, from, tag, false)
+    }
+
+    fn answer_as(
+        &mut self,
+        now: Instant,
+        id: &SessionId,
+        media: &[Option<SocketAddr>],
+        from: Option<IpAddr>,
+        tag: &str,
+        answered: bool,
+    ) -> Option<SessionPorts> {
         let key = *self.ids.get(id)?;
         for (i, addr) in media.iter().enumerate() {
             let Some(addr) = addr else { continue };
@@ -334,7 +359,7 @@ impl Relay {
         if !tag.is_empty() {
             session.answerer = Some(tag.to_owned());
         }
-        session.answered = true;
+        session.answered |= answered;
         session.last = now;
         Some(self.ports(key, media.len()))
     }

@@ -541,11 +541,18 @@ fn one_source_holds_a_bounded_number_of_ringing_streams() {
     assert!(r.offer(now, &id("v2"), &two, v6).is_some());
     let same_64 = Some(ip("2001:db8:1:2:ffff::9"));
     assert!(r.offer(now, &id("v3"), &two, same_64).is_none(), "one /64");
-    // An answered call no longer counts; an ended one neither.
+    // Early media does not answer the call; a 200 does, and it no longer counts; an ended
+    // call neither.
     let answer = [
         Some(addr("198.51.100.2:5000")),
         Some(addr("198.51.100.2:5002")),
     ];
+    r.early_answer(now, &id("s1"), &answer, Some(ip("198.51.100.2")), "b")
+        .expect("early media");
+    assert!(
+        r.offer(now, &id("s3"), &two, stranger).is_none(),
+        "still ringing"
+    );
     r.answer(now, &id("s1"), &answer, Some(ip("198.51.100.2")), "b")
         .expect("answered");
     assert!(r.offer(now, &id("s3"), &two, stranger).is_some());

@@ -132,6 +132,7 @@ impl MediaCall {
             sdp: Vec::new(),
             source: None,
             receiver_ipv6: false,
+            provisional: false,
         })
     }
 }
@@ -173,13 +174,15 @@ pub(crate) fn for_request(msg: &Message, source: IpAddr, to_ipv6: bool) -> Optio
         sdp,
         source: Some(source),
         receiver_ipv6: to_ipv6,
+        provisional: false,
     })
 }
 
 /// What a response (from `source`) to a request marked `mark` asks of the relay: the SDP of
 /// a provisional or 2xx response, an answer to the request's offer or an offer of its own.
 fn for_response(resp: &Message, mark: &MediaCall, source: IpAddr) -> Option<MediaRequest> {
-    if !(101..300).contains(&resp.status()?) {
+    let status = resp.status()?;
+    if !(101..300).contains(&status) {
         return None;
     }
     let sdp = sdp_body(resp)?.to_vec();
@@ -196,6 +199,7 @@ fn for_response(resp: &Message, mark: &MediaCall, source: IpAddr) -> Option<Medi
         sdp,
         source: Some(source),
         receiver_ipv6: mark.caller_ipv6,
+        provisional: status < 200,
     })
 }
 

@@ -123,6 +123,7 @@ fn a_call_from_behind_nat_has_its_offer_and_answers_rewritten_in_order() {
         ("c", "b")
     );
     assert_eq!(answer.source, Some("192.0.2.20".parse().expect("ip")));
+    assert!(answer.provisional, "early media: the call still rings");
     let ok = from_bob(&fwd, 200, Some(SDP_B));
     let cmds = core.handle_message(now, ok, udp("192.0.2.20:5060"));
     assert!(
@@ -137,6 +138,7 @@ fn a_call_from_behind_nat_has_its_offer_and_answers_rewritten_in_order() {
     assert_eq!((up[0].0, up[0].1.status()), (udp(NATTED), Some(183)));
     assert_eq!(&up[0].1.body()[..], RELAYED.as_bytes());
     assert_eq!(asked.len(), 1);
+    assert!(!asked[0].0.provisional, "the 200 answers the call");
     let up = sent(core.media_done(
         now,
         asked[0].1.expect("waits"),
