@@ -14,10 +14,14 @@ use tokio::task::JoinHandle;
 
 use crate::shard::{self, Control, Shard, Sockets};
 
+/// A port's socket, with its receive task once spawned.
+type Open = (Rc<UdpSocket>, Option<JoinHandle<()>>);
+
 /// The sockets of the ports in use, each with its receive task once spawned.
 #[derive(Default)]
 pub(crate) struct TaskSockets {
-    open: HashMap<u16, (Rc<UdpSocket>, Option<JoinHandle<()>>)>,
+    /// Looked up per packet: hashed fast, the ports are ours.
+    open: HashMap<u16, Open, ahash::RandomState>,
     /// Sockets whose receive task was stopped but may not be gone yet (it holds the socket,
     /// bound until then): a port of theirs wanted again takes its socket back.
     closing: Vec<(u16, Rc<UdpSocket>, JoinHandle<()>)>,

@@ -144,10 +144,9 @@ impl<S: Sockets> Shard<S> {
                 let updated = match self.relay.side_of(&call_id, &sender, &other) {
                     Some((id, Side::Answerer)) => {
                         let now = Instant::now();
-                        let answered = match provisional {
-                            true => self.relay.early_answer(now, &id, &media, from, &sender),
-                            false => self.relay.answer(now, &id, &media, from, &sender),
-                        };
+                        let answered =
+                            self.relay
+                                .answer(now, &id, &media, from, &sender, provisional);
                         // A stream its side added has new ports to bind.
                         if let Some(ports) = &answered {
                             if self.open(ports).is_err() {

@@ -185,8 +185,9 @@ pub(crate) struct UringSockets {
     recv_hdr: Box<libc::msghdr>,
     /// The destination of each buffer's send, at the buffer's index.
     sends: Box<[libc::sockaddr_in6]>,
-    /// The sockets of the ports in use, with their receive's generation.
-    open: HashMap<u16, (UdpSocket, u32)>,
+    /// The sockets of the ports in use, with their receive's generation (looked up per
+    /// packet: hashed fast, the ports are ours).
+    open: HashMap<u16, (UdpSocket, u32), ahash::RandomState>,
     /// Sockets whose receive is being cancelled, by the receive's user data: closed when
     /// it ends (until then the kernel holds them), or taken back by their port.
     closing: HashMap<u64, UdpSocket>,
@@ -236,7 +237,7 @@ impl UringSockets {
             bufs,
             recv_hdr,
             sends,
-            open: HashMap::new(),
+            open: HashMap::default(),
             closing: HashMap::new(),
             dead: Vec::new(),
             starved: Vec::new(),

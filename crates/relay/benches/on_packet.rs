@@ -26,7 +26,7 @@ fn on_packet(c: &mut Criterion) {
             .parse()
             .unwrap();
         let p = r.offer(now, &id, &[Some(a)], None).unwrap()[0].unwrap();
-        r.answer(now, &id, &[Some(b)], None, "b").unwrap();
+        r.answer(now, &id, &[Some(b)], None, "b", false).unwrap();
         ports.push((p, a, b));
     }
     let packet = [0x80u8; 172];

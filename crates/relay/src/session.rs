@@ -303,8 +303,9 @@ impl Relay {
     }
 
     /// An answer from the party with tag `tag` (its dialog's): `media` has the answerer's
-    /// RTP address per stream, `from` the address its signalling came from. Gives the
-    /// ports per stream; `None` without an offer.
+    /// RTP address per stream, `from` the address its signalling came from. An `early` one
+    /// (in a provisional response: early media) does not answer the call, which still
+    /// counts as ringing. Gives the ports per stream; `None` without an offer.
     pub fn answer(
         &mut self,
         now: Instant,
@@ -312,31 +313,7 @@ impl Relay {
         media: &[Option<SocketAddr>],
         from: Option<IpAddr>,
         tag: &str,
-    ) -> Option<SessionPorts> {
-        self.answer_as(now, id, media, from, tag, true)
-    }
-
-    /// An answer in a provisional response (early media), as [`Relay::answer`]: the call
-    /// has not been answered for all that (it still counts as ringing).
-    pub fn early_answer(
-        &mut self,
-        now: Instant,
-        id: &SessionId,
-        media: &[Option<SocketAddr>],
-        from: Option<IpAddr>,
-        tag: &str,
-    ) -> Option<SessionPorts> {
-        self.answer_as(now, id, media, from, tag, false)
-    }
-
-    fn answer_as(
-        &mut self,
-        now: Instant,
-        id: &SessionId,
-        media: &[Option<SocketAddr>],
-        from: Option<IpAddr>,
-        tag: &str,
-        answered: bool,
+        early: bool,
     ) -> Option<SessionPorts> {
         let key = *self.ids.get(id)?;
         for (i, addr) in media.iter().enumerate() {
@@ -359,7 +336,7 @@ impl Relay {
         if !tag.is_empty() {
             session.answerer = Some(tag.to_owned());
         }
-        session.answered |= answered;
+        session.answered |= !early;
         session.last = now;
         Some(self.ports(key, media.len()))
     }

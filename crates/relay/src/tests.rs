@@ -54,6 +54,7 @@ fn call(r: &mut Relay, now: Instant) -> StreamPorts {
             &[Some(addr("198.51.100.2:5000"))],
             Some(ip("198.51.100.2")),
             "b",
+            false,
         )
         .expect("session");
     assert_eq!(offered, answered, "one set of ports per stream");
@@ -190,7 +191,8 @@ fn an_answer_without_an_offer_has_no_session() {
             &id("none"),
             &[Some(addr("198.51.100.2:5000"))],
             None,
-            "b"
+            "b",
+            false
         ),
         None
     );
@@ -407,8 +409,15 @@ fn a_side_whose_sdp_moves_is_latched_again() {
     // A re-INVITE moves the answerer's stream to another host: its packets are learnt
     // from there, and the old address is no longer heard.
     let moved = addr("198.51.100.9:7000");
-    r.answer(now, &id("c"), &[Some(moved)], Some(ip("198.51.100.9")), "b")
-        .expect("answer");
+    r.answer(
+        now,
+        &id("c"),
+        &[Some(moved)],
+        Some(ip("198.51.100.9")),
+        "b",
+        false,
+    )
+    .expect("answer");
     assert_eq!(
         r.on_packet(now, p.for_answerer, b, &rtp(2)),
         Err(Dropped::WrongSource)
@@ -451,6 +460,7 @@ fn a_ringing_call_keeps_its_session_until_answered_and_an_empty_offer_makes_none
         &[Some(addr("198.51.100.2:5000"))],
         None,
         "b",
+        false,
     )
     .expect("answered");
     assert!(r.expire(later + Duration::from_secs(59)).is_empty());
@@ -497,6 +507,7 @@ fn a_stream_the_answerers_side_adds_gets_ports() {
             &[Some(addr("198.51.100.2:5000")), Some(video)],
             None,
             "b",
+            false,
         )
         .expect("session");
     let p = ports[1].expect("the new stream is relayed");
@@ -547,14 +558,21 @@ fn one_source_holds_a_bounded_number_of_ringing_streams() {
         Some(addr("198.51.100.2:5000")),
         Some(addr("198.51.100.2:5002")),
     ];
-    r.early_answer(now, &id("s1"), &answer, Some(ip("198.51.100.2")), "b")
+    r.answer(now, &id("s1"), &answer, Some(ip("198.51.100.2")), "b", true)
         .expect("early media");
     assert!(
         r.offer(now, &id("s3"), &two, stranger).is_none(),
         "still ringing"
     );
-    r.answer(now, &id("s1"), &answer, Some(ip("198.51.100.2")), "b")
-        .expect("answered");
+    r.answer(
+        now,
+        &id("s1"),
+        &answer,
+        Some(ip("198.51.100.2")),
+        "b",
+        false,
+    )
+    .expect("answered");
     assert!(r.offer(now, &id("s3"), &two, stranger).is_some());
     assert!(r.offer(now, &id("s4"), &two, stranger).is_none());
     assert!(r.delete_dialog("s2", "a", ""));

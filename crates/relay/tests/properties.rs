@@ -21,7 +21,7 @@ proptest! {
         let offerer: SocketAddr = "10.0.0.1:4000".parse().unwrap();
         let answerer: SocketAddr = "198.51.100.2:5000".parse().unwrap();
         r.offer(now, &id, &[Some(offerer)], None).expect("ports");
-        r.answer(now, &id, &[Some(answerer)], None, "b").expect("session");
+        r.answer(now, &id, &[Some(answerer)], None, "b", false).expect("session");
         let mut latched = std::collections::HashMap::new();
         for (port, ip, sport, data) in packets {
             let port = 30000 + port;

@@ -142,13 +142,18 @@ impl Core {
                 .method()
                 .is_some_and(crate::route_key::refreshes_target)
         });
-        let media = c
-            .edits
-            .media
-            .then(|| crate::media::MediaMark::of(c.msg, c.src.addr.ip()));
+        let (msg, source) = (c.msg, c.src.addr.ip());
+        let media = c.edits.media;
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let started = self.with_ctx(id, |ctx| {
-            ctx.media = media.flatten().map(Box::new);
+            // The mark `media_first` gave it while its SDP was with the relay, or one now.
+            ctx.media = match media {
+                true => ctx
+                    .media
+                    .take()
+                    .or_else(|| crate::media::MediaMark::of(msg, source).map(Box::new)),
+                false => None,
+            };
             ctx.start(now, cfg, groups, routing, refresh_key, out)
         });
         c.stateful = true;
