@@ -1,7 +1,8 @@
 //! A load tool for media relays that speak rtpengine's ng protocol (ferrosip relay,
 //! rtpengine): makes `--streams` calls over ng, then sends G.711-sized RTP (172 bytes, every
-//! 20 ms) both ways through each for `--seconds`, and prints what arrived, what was lost,
-//! the latency (p50, p99: from the send to the kernel's arrival stamp at the receiver) and, with `--pid`, the relay's CPU time per relayed packet (from
+//! 20 ms, the streams' packets spread evenly over the 20 ms) both ways through each for
+//! `--seconds`, and prints what arrived, what was lost, the latency (p50, p99, p99.9, max:
+//! from the send to the kernel's arrival stamp at the receiver) and, with `--pid`, the relay's CPU time per relayed packet (from
 //! /proc). `--direct` sends the same streams from phone to phone without a relay: the
 //! latency of the kernel's own path and of a late send on a busy machine, to subtract. `bench/relay.sh` runs it
 //! against both relays.
@@ -111,9 +112,13 @@ async fn ask(ctl: &UdpSocket, ng: SocketAddr, n: usize, m: MediaRequest) -> Opti
     }
 }
 
+/// The packet interval of G.711 at 20 ms per packet.
+const PTIME: Duration = Duration::from_millis(20);
+
 /// What one side of one stream saw.
 #[derive(Default)]
 struct Seen {
+    /// Filled in for the total only (one thread sends for every side).
     sent: u64,
     received: u64,
     latency_us: Vec<u32>,
@@ -195,14 +200,11 @@ async fn recv(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, Optio
         .await
 }
 
-/// One side of one stream: sends every 20 ms to `to` until `until`, counts what it
-/// receives, and times it from the send to the kernel's arrival stamp.
-async fn side(sock: Arc<UdpSocket>, to: SocketAddr, until: Instant) -> Seen {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+/// One side of one stream: counts what it receives until `until` and a little after,
+/// and times it from the send to the kernel's arrival stamp.
+async fn side(sock: Arc<UdpSocket>, until: Instant) -> Seen {
     let mut seen = Seen::default();
     let mut buf = [0u8; 2048];
-    let mut packet = [0u8; 172];
-    packet[0] = 0x80;
     let record = |(n, stamp): (usize, Option<u64>), buf: &[u8], seen: &mut Seen| {
         if n >= 20 {
             seen.received += 1;
@@ -211,31 +213,47 @@ async fn side(sock: Arc<UdpSocket>, to: SocketAddr, until: Instant) -> Seen {
             seen.latency_us.push(arrived.saturating_sub(t) as u32);
         }
     };
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if Instant::now() >= until {
-                    break;
-                }
-                packet[2..4].copy_from_slice(&(seen.sent as u16).to_be_bytes());
-                packet[12..20].copy_from_slice(&now_us().to_be_bytes());
-                if sock.send_to(&packet, to).await.is_ok() {
-                    seen.sent += 1;
-                }
-            }
-            r = recv(&sock, &mut buf) => {
-                if let Ok(got) = r {
-                    record(got, &buf, &mut seen);
-                }
-            }
-        }
-    }
-    // What is still on the way.
-    let late = Duration::from_millis(300);
-    while let Ok(Ok(got)) = tokio::time::timeout(late, recv(&sock, &mut buf)).await {
+    let mut at_most = tokio::time::Instant::from(until) - tokio::time::Instant::now();
+    // Until the end, then what is still on the way.
+    while let Ok(Ok(got)) = tokio::time::timeout(at_most, recv(&sock, &mut buf)).await {
         record(got, &buf, &mut seen);
+        at_most = (tokio::time::Instant::from(until) - tokio::time::Instant::now())
+            .max(Duration::from_millis(300));
     }
     seen
+}
+
+/// Sends every side's packet each 20 ms from `start` until `until`, the sides' packets
+/// spread evenly over the 20 ms (phones are not in step: a timer that sent them all at
+/// once, or in the clumps of a 1 ms timer wheel, would make bursts no real load has).
+/// Gives how many it sent.
+fn send_all(sides: &[(Arc<UdpSocket>, SocketAddr)], start: Instant, until: Instant) -> u64 {
+    // SAFETY: prctl with an integer argument; a slack of 1 ns makes sleeps end on time.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
+    let mut packet = [0u8; 172];
+    packet[0] = 0x80;
+    let (mut sent, mut seq) = (0u64, 0u16);
+    let gap = PTIME / sides.len().max(1) as u32;
+    let mut period = start;
+    while period < until {
+        for (k, (sock, to)) in sides.iter().enumerate() {
+            let due = period + gap * k as u32;
+            let now = Instant::now();
+            // Sleeps shorter than this end late anyway: the packets go together instead.
+            if due > now + Duration::from_micros(50) {
+                std::thread::sleep(due - now);
+            }
+            packet[2..4].copy_from_slice(&seq.to_be_bytes());
+            packet[12..20].copy_from_slice(&now_us().to_be_bytes());
+            let sock = socket2::SockRef::from(sock.as_ref());
+            if sock.send_to(&packet, &(*to).into()).is_ok() {
+                sent += 1;
+            }
+        }
+        seq = seq.wrapping_add(1);
+        period += PTIME;
+    }
+    sent
 }
 
 #[tokio::main]
@@ -274,19 +292,23 @@ async fn main() {
         pairs.push((x, to_x, y, to_y));
     }
     let before = a.pid.map(cpu);
-    let until = Instant::now() + Duration::from_secs(a.seconds);
+    let now = Instant::now();
+    let until = now + Duration::from_secs(a.seconds);
     let mut tasks = Vec::new();
+    let mut sides = Vec::new();
     for (x, to_x, y, to_y) in pairs {
-        tasks.push(tokio::spawn(side(x, to_x, until)));
-        tasks.push(tokio::spawn(side(y, to_y, until)));
+        tasks.push(tokio::spawn(side(x.clone(), until)));
+        tasks.push(tokio::spawn(side(y.clone(), until)));
+        sides.extend([(x, to_x), (y, to_y)]);
     }
+    let sender = std::thread::spawn(move || send_all(&sides, now, until));
     let mut all = Seen::default();
     for t in tasks {
         let s = t.await.expect("task");
-        all.sent += s.sent;
         all.received += s.received;
         all.latency_us.extend(s.latency_us);
     }
+    all.sent = sender.join().expect("sender");
     let cpu = a.pid.zip(before).map(|(pid, b)| cpu(pid).saturating_sub(b));
     // The calls end, and their ports are free for the next run.
     for (i, call) in calls.into_iter().enumerate() {
@@ -300,13 +322,15 @@ async fn main() {
     };
     let lost = all.sent.saturating_sub(all.received);
     print!(
-        "streams={} sent={} received={} lost={lost} ({:.3}%) latency_us p50={} p99={}",
+        "streams={} sent={} received={} lost={lost} ({:.3}%) latency_us p50={} p99={} p999={} max={}",
         a.streams,
         all.sent,
         all.received,
         lost as f64 * 100.0 / all.sent.max(1) as f64,
         pct(0.50),
-        pct(0.99)
+        pct(0.99),
+        pct(0.999),
+        pct(1.0)
     );
     if let Some(cpu) = cpu {
         let per = cpu.as_micros() as f64 / all.received.max(1) as f64;
