@@ -7,6 +7,10 @@
 # more, the relays run on the last core and the load tool on the others, so that the
 # latency is the relay's, not the wait for a core the load tool holds. ROUNDS (default 3)
 # repeats each measurement, alternating the relays, and the summary gives the medians.
+# PRIORITY (default 10; 0: normal scheduling) runs both relays' packet threads under
+# SCHED_FIFO at that priority (ferrosip's [relay] realtime_priority, rtpengine's
+# --scheduling=fifo --priority): without it, kernel threads (kdamond, rcu) that take the
+# relay's core for 1-8 ms put milliseconds into the p99 of either. Needs root for that.
 # Needs rtpengine (Debian rtpengine-daemon).
 #
 #   bench/relay.sh [SECONDS] [STREAMS...]      e.g. ROUNDS=3 bench/relay.sh 10 200 1000
@@ -17,6 +21,9 @@ shift || true
 streams=("${@:-200 1000}")
 [ $# -eq 0 ] && streams=(200 1000)
 rounds=${ROUNDS:-3}
+priority=${PRIORITY:-10}
+rtpengine_sched=()
+[ "$priority" -gt 0 ] && rtpengine_sched=(--scheduling=fifo --priority="$priority")
 cargo build --release -q -p ferrosip -p relay-net --bins --examples
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
@@ -30,6 +37,7 @@ cat > "$dir/relay.toml" <<TOML
 [relay]
 bind = "127.0.0.1"
 ports = "30000-39999"
+realtime_priority = $priority
 TOML
 load=("${load_cpu[@]}" target/release/examples/relay_load)
 # One measurement on a relay started for it (a relay that served a run before can behave
@@ -46,7 +54,7 @@ measure() {
       port=22302
       "${relay_cpu[@]}" rtpengine --interface=127.0.0.1 --listen-ng=127.0.0.1:$port --port-min=40000 \
         --port-max=49999 --foreground --log-stderr --log-level=4 --table=-1 \
-        --pidfile="$dir/rtpengine.pid" 2>>"$dir/rtpengine.log" &
+        --pidfile="$dir/rtpengine.pid" "${rtpengine_sched[@]}" 2>>"$dir/rtpengine.log" &
       ;;
   esac
   pid=$!

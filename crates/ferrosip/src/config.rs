@@ -49,6 +49,11 @@ pub(crate) struct Relay {
     /// Move packets with io_uring (batched system calls) where the kernel allows it; false:
     /// a task per socket, as where it does not.
     pub(crate) io_uring: bool,
+    /// Run the packet threads under real-time scheduling (SCHED_FIFO) at this priority,
+    /// 1–99, as rtpengine's `--scheduling=fifo --priority`: the kernel's own threads then
+    /// wait for them, not the packets for the kernel's threads. 0: normal scheduling.
+    /// Needs root, CAP_SYS_NICE or `LimitRTPRIO` (systemd).
+    pub(crate) realtime_priority: u8,
     /// Most streams one source (an IPv4 address, an IPv6 /64) may hold in calls not
     /// answered yet: strangers may call subscribers without authenticating, and a ringing
     /// call holds its ports for minutes. `[auth] trusted` peers are exempt. 0: no limit.
@@ -89,6 +94,7 @@ impl Default for Relay {
             timeout: 60,
             threads: 0,
             io_uring: true,
+            realtime_priority: 0,
             max_ringing_per_source: 256,
             when_exhausted: WhenExhausted::Reject,
             ng_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 2223)),
@@ -532,6 +538,13 @@ impl Config {
                 self.relay.ports
             ));
         }
+        if self.relay.realtime_priority > 99 {
+            return Err(format!(
+                "{}relay.realtime_priority: {} is not 0 (off) to 99",
+                line_of("realtime_priority"),
+                self.relay.realtime_priority
+            ));
+        }
         if let Err(bad) = self.relay.ng_relays() {
             return Err(format!(
                 "{}relay.ng: {bad:?} is not \"udp:address:port\"",
@@ -599,6 +612,8 @@ mod tests {
         assert!(e.starts_with("line 2: nat.keepalive_timeout"), "{e}");
         let e = Config::parse("[relay]\n\nports = \"40000-30000\"\n").unwrap_err();
         assert!(e.starts_with("line 3: relay.ports"), "{e}");
+        let e = Config::parse("[relay]\nrealtime_priority = 100\n").unwrap_err();
+        assert!(e.starts_with("line 2: relay.realtime_priority"), "{e}");
         let e = Config::parse("[relay]\nwhen_exhausted = \"maybe\"\n").unwrap_err();
         assert!(e.contains("line 2"), "{e}");
         let e = Config::parse("[stun]\n\nlisten = [\"3478\"]\n").unwrap_err();

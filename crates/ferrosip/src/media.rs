@@ -103,6 +103,7 @@ pub(crate) fn start(
         timeout: Duration::from_secs(r.timeout),
         threads,
         io_uring: r.io_uring,
+        realtime_priority: r.realtime_priority,
         max_ringing_per_source: r.max_ringing_per_source,
         trusted: cfg.auth.trusted.clone(),
     })?;

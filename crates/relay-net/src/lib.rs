@@ -45,6 +45,9 @@ pub struct RelayConfig {
     /// Move packets with io_uring where the kernel allows it (else, or when false, with a
     /// task per socket).
     pub io_uring: bool,
+    /// The packet threads run under SCHED_FIFO at this priority (1–99; 0: normal
+    /// scheduling). Where it is not allowed, a warning, and normal scheduling.
+    pub realtime_priority: u8,
     /// Most streams one source (an IPv4 address, an IPv6 /64) may hold in calls not
     /// answered yet (0: no limit): strangers may call subscribers without authenticating.
     pub max_ringing_per_source: usize,
@@ -85,6 +88,22 @@ fn raise_open_files_limit() {
     }
 }
 
+/// Puts the calling thread, shard `i`'s, under SCHED_FIFO at `priority` (0: leaves it as
+/// it is). Where that is not allowed, shard 0 says so and the thread goes on as it was.
+fn set_realtime(priority: u8, i: usize) {
+    if priority == 0 {
+        return;
+    }
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: pid 0 is the calling thread; param lives through the call.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 && i == 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(priority, %error, "media relay: cannot run at real-time priority (it needs root, CAP_SYS_NICE or LimitRTPRIO); normal scheduling");
+    }
+}
+
 /// The way to a shard: its channel, and for an io_uring shard the socket that wakes it.
 #[derive(Debug, Clone)]
 struct ShardHandle {
@@ -122,9 +141,13 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
         exempt: cfg.trusted.clone(),
     };
     let bind = cfg.bind;
+    let priority = cfg.realtime_priority;
     let thread = std::thread::Builder::new().name(format!("ferrosip-relay-{i}"));
     if !uring {
-        thread.spawn(move || epoll::run(bind, ports, limits, rx))?;
+        thread.spawn(move || {
+            set_realtime(priority, i);
+            epoll::run(bind, ports, limits, rx);
+        })?;
         return Ok((ShardHandle { tx, wake: None }, false));
     }
     let (wake, woken) = UnixDatagram::pair()?;
@@ -134,11 +157,13 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
     let (made, ring) = std::sync::mpsc::channel();
     thread.spawn(move || match uring::UringSockets::new() {
         Ok(u) => {
+            set_realtime(priority, i);
             let _ = made.send(None);
             uring::run(u, bind, ports, limits, rx, woken);
         }
         Err(e) => {
             let _ = made.send(Some(e));
+            set_realtime(priority, i);
             epoll::run(bind, ports, limits, rx);
         }
     })?;

@@ -36,10 +36,10 @@ fn exchange(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, n: u16) -> Vec<Soc
     got
 }
 
-/// The first of 20 ports for test `slot` (0–12) of this process: apart from every other
+/// The first of 20 ports for test `slot` (0–14) of this process: apart from every other
 /// test's, and from the same test's in another process most of the time.
 fn base(slot: u16) -> u16 {
-    20000 + ((std::process::id() % 115) as u16 * 13 + slot) * 20
+    20000 + ((std::process::id() % 100) as u16 * 15 + slot) * 20
 }
 
 /// A relay with `cfg`'s settings, moving packets with io_uring or not; with io_uring on a
@@ -71,6 +71,7 @@ fn config(base: u16, size: u16, io_uring: bool) -> RelayConfig {
         timeout: Duration::from_secs(60),
         threads: 1,
         io_uring,
+        realtime_priority: 0,
         max_ringing_per_source: 0,
         trusted: Vec::new(),
     }
@@ -136,8 +137,12 @@ fn two_phones_hear_each_other_and_no_one_else() {
 }
 
 fn two_phones_hear_each_other_and_no_one_else_with(io_uring: bool, base: u16) {
-    let rt = runtime();
     let relay = start(base, 20, 2, io_uring);
+    two_phones_hear_each_other_and_no_one_else_through(&relay);
+}
+
+fn two_phones_hear_each_other_and_no_one_else_through(relay: &MediaRelay) {
+    let rt = runtime();
     let (a, b, intruder) = (phone(), phone(), phone());
     let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
     // b sends to the port in the offer it got; a to the one in the answer.
@@ -188,6 +193,44 @@ fn two_phones_hear_each_other_and_no_one_else_with(io_uring: bool, base: u16) {
     assert_eq!(orphan, Err(MediaError::NoSession));
     let bad = rt.block_on(relay.apply(&request(MediaOp::Offer, "x", "", b"hello".to_vec())));
     assert_eq!(bad, Err(MediaError::BadSdp));
+}
+
+/// The scheduling policy and real-time priority of each of this process's relay threads.
+fn relay_threads_scheduling() -> Vec<(u32, u32)> {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc");
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // Fields 40 and 41 (rt_priority, policy); the text after ")" starts at field 3.
+            let f: Vec<u32> = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .skip(37)
+                .take(2)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            (comm.starts_with("ferrosip-relay") && f.len() == 2).then(|| (f[1], f[0]))
+        })
+        .collect()
+}
+
+#[test]
+fn packet_threads_run_at_the_real_time_priority_asked_for() {
+    for (io_uring, slot) in [(true, 13), (false, 14)] {
+        let relay = start_with(RelayConfig {
+            realtime_priority: 7,
+            ..config(base(slot), 20, io_uring)
+        });
+        // As root (CAP_SYS_NICE), SCHED_FIFO (1) at 7; else normal scheduling, and the
+        // relay works all the same.
+        let fifo = relay_threads_scheduling().contains(&(libc::SCHED_FIFO as u32, 7));
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(fifo, unsafe { libc::geteuid() } == 0, "{io_uring}");
+        two_phones_hear_each_other_and_no_one_else_through(&relay);
+    }
 }
 
 #[test]

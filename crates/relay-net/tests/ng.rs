@@ -34,6 +34,7 @@ fn kamailios_requests_are_answered() {
         timeout: Duration::from_secs(60),
         threads: 1,
         io_uring: true,
+        realtime_priority: 0,
         max_ringing_per_source: 0,
         trusted: Vec::new(),
     })
