@@ -96,6 +96,10 @@ impl NgRelays {
             ice_remove: true,
             ..Flags::default()
         };
+        if req.op == MediaOp::Answer && req.sdp.is_empty() {
+            // A 2xx without SDP: ng has nothing to say it with, nor a limit it would lift.
+            return Ok(Vec::new());
+        }
         let offer = req.op == MediaOp::Offer;
         let mut refused = MediaError::Unavailable;
         for i in self.order(&req.call_id) {

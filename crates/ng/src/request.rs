@@ -173,7 +173,8 @@ fn media(d: &Dict, op: MediaOp) -> Result<Command, NgError> {
         source,
         receiver_ipv6: text(d, "address family").as_deref() == Some("IP6"),
         // ng does not say: an answer is taken as the call's.
-        provisional: false,
+        carrier: None,
+        caller: None,
     };
     Ok(Command::Media(request, flags))
 }

@@ -273,7 +273,8 @@ async fn main() {
             sdp: sdp(sock.local_addr().expect("addr").port()),
             source: Some("127.0.0.1".parse().expect("ip")),
             receiver_ipv6: false,
-            provisional: false,
+            carrier: None,
+            caller: None,
         };
         if a.direct {
             let (to_x, to_y) = (y.local_addr().expect("addr"), x.local_addr().expect("addr"));

@@ -20,7 +20,7 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay::{MediaError, MediaOp, MediaRequest, SessionId, SessionStats, Totals};
+use relay::{Carrier, MediaError, MediaOp, MediaRequest, Origin, SessionId, SessionStats, Totals};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::shard::Control;
@@ -258,6 +258,33 @@ impl MediaRelay {
             .await;
             return Ok(Vec::new());
         }
+        if req.sdp.is_empty() && req.op == MediaOp::Answer && req.carrier == Some(Carrier::Final) {
+            // The callee's 2xx without SDP: the call is answered, its media as it was.
+            let (call_id, sender, other) =
+                (req.call_id.clone(), sender.to_owned(), other.to_owned());
+            let origin = Origin {
+                from: req.source,
+                charged: req.caller.or(req.source),
+                in_response: true,
+            };
+            let carrier = req.carrier;
+            let updated = self
+                .ask(&req.call_id, |reply| Control::Update {
+                    call_id,
+                    sender,
+                    other,
+                    media: Vec::new(),
+                    origin,
+                    create: false,
+                    carrier,
+                    reply,
+                })
+                .await;
+            return match updated {
+                Some(Some(_)) => Ok(Vec::new()),
+                _ => Err(MediaError::NoSession),
+            };
+        }
         let session = sdp::Session::parse(&req.sdp).map_err(|_| MediaError::BadSdp)?;
         if session.media.len() > MAX_STREAMS {
             return Err(MediaError::BadSdp);
@@ -270,16 +297,21 @@ impl MediaRelay {
             .map(|m| m.filter(|a| self.may_send_to(a.ip())))
             .collect();
         let (call_id, sender, other) = (req.call_id.clone(), sender.to_owned(), other.to_owned());
-        let (from, create) = (req.source, req.op == MediaOp::Offer);
+        let create = req.op == MediaOp::Offer;
+        let origin = Origin {
+            from: req.source,
+            charged: req.caller.or(req.source),
+            in_response: matches!(req.carrier, Some(Carrier::Provisional | Carrier::Final)),
+        };
         let updated = self
             .ask(&req.call_id, |reply| Control::Update {
                 call_id,
                 sender,
                 other,
                 media,
-                from,
+                origin,
                 create,
-                provisional: req.provisional,
+                carrier: req.carrier,
                 reply,
             })
             .await

@@ -5,7 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use relay::{PortPool, Relay, SessionId, SessionPorts, SessionStats, Side, StreamPorts, Totals};
+use relay::{
+    Carrier, Origin, PortPool, Relay, SessionId, SessionPorts, SessionStats, Side, StreamPorts,
+    Totals,
+};
 use tokio::sync::oneshot;
 
 /// What the rest of the server asks of a shard.
@@ -18,10 +21,10 @@ pub(crate) enum Control {
         sender: String,
         other: String,
         media: Vec<Option<SocketAddr>>,
-        from: Option<IpAddr>,
+        origin: Origin,
         create: bool,
-        /// An answer in a provisional response: the call still rings.
-        provisional: bool,
+        /// The message the SDP came in (`None`: not known, over ng).
+        carrier: Option<Carrier>,
         reply: oneshot::Sender<Option<(Side, SessionPorts)>>,
     },
     /// Ends the session of the dialog between the parties with these tags.
@@ -136,17 +139,26 @@ impl<S: Sockets> Shard<S> {
                 sender,
                 other,
                 media,
-                from,
+                origin,
                 create,
-                provisional,
+                carrier,
                 reply,
             } => {
                 let updated = match self.relay.side_of(&call_id, &sender, &other) {
+                    Some((id, Side::Answerer))
+                        if carrier == Some(Carrier::Request)
+                            && !self.relay.takes_request_from_answerer(&id, &sender) =>
+                    {
+                        None
+                    }
                     Some((id, Side::Answerer)) => {
                         let now = Instant::now();
+                        // Only an answer in a 2xx (or over ng) answers the call: a request
+                        // "from the answerer" may be a stranger's, with the tags swapped.
+                        let ringing = create || !matches!(carrier, None | Some(Carrier::Final));
                         let answered =
                             self.relay
-                                .answer(now, &id, &media, from, &sender, provisional);
+                                .answer(now, &id, &media, origin.from, &sender, ringing);
                         // A stream its side added has new ports to bind.
                         if let Some(ports) = &answered {
                             if self.open(ports).is_err() {
@@ -155,13 +167,13 @@ impl<S: Sockets> Shard<S> {
                         }
                         answered.map(|p| (Side::Answerer, p))
                     }
-                    Some((id, Side::Offerer)) => self.offer(&id, &media, from),
+                    Some((id, Side::Offerer)) => self.offer(&id, &media, origin, carrier),
                     None if create => {
                         let id = SessionId {
                             call_id,
                             from_tag: sender,
                         };
-                        self.offer(&id, &media, from)
+                        self.offer(&id, &media, origin, carrier)
                     }
                     None => None,
                 };
@@ -194,15 +206,22 @@ impl<S: Sockets> Shard<S> {
         &mut self,
         id: &SessionId,
         media: &[Option<SocketAddr>],
-        from: Option<IpAddr>,
+        origin: Origin,
+        carrier: Option<Carrier>,
     ) -> Option<(Side, SessionPorts)> {
         let before = self.relay.streams(id);
         for _ in 0..8 {
-            let Some(offered) = self.relay.offer(Instant::now(), id, media, from) else {
+            let Some(offered) = self.relay.offer(Instant::now(), id, media, origin) else {
                 break;
             };
             match self.open(&offered) {
-                Ok(()) => return Some((Side::Offerer, offered)),
+                Ok(()) => {
+                    // An offer in a 2xx (the callee's, its INVITE had none) answers the call.
+                    if carrier == Some(Carrier::Final) {
+                        self.relay.mark_answered(id);
+                    }
+                    return Some((Side::Offerer, offered));
+                }
                 Err(busy) => {
                     self.relay.undo_offer(id, &before);
                     self.close_unused();
@@ -214,7 +233,8 @@ impl<S: Sockets> Shard<S> {
         }
         self.relay.undo_offer(id, &before);
         self.close_unused();
-        let ringing = from.map(|ip| self.relay.ringing_streams(ip));
+        let (from, charged) = (origin.from, origin.charged);
+        let ringing = charged.map(|ip| self.relay.ringing_streams(ip));
         // Once a second at most: a flood of refused calls does not flood the log.
         let now = Instant::now();
         if self
@@ -222,7 +242,7 @@ impl<S: Sockets> Shard<S> {
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
         {
             self.last_refusal = Some(now);
-            tracing::warn!(call_id = %id.call_id, ?from, available = self.relay.ports_available(), ?ringing, "media relay: no ports for the offer (none left, or its source holds too many in calls not answered yet)");
+            tracing::warn!(call_id = %id.call_id, ?from, ?charged, available = self.relay.ports_available(), ?ringing, "media relay: no ports for the offer (none left, or its source holds too many in calls not answered yet)");
         }
         None
     }

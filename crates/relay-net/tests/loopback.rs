@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use relay::{MediaError, MediaOp, MediaRequest, SessionId};
+use relay::{Carrier, MediaError, MediaOp, MediaRequest, SessionId};
 use relay_net::{MediaRelay, RelayConfig};
 
 fn phone() -> UdpSocket {
@@ -111,7 +111,8 @@ fn request(op: MediaOp, from_tag: &str, to_tag: &str, sdp: Vec<u8>) -> MediaRequ
         sdp,
         source: None,
         receiver_ipv6: false,
-        provisional: false,
+        carrier: None,
+        caller: None,
     }
 }
 
@@ -446,4 +447,67 @@ fn one_source_may_hold_only_so_many_ringing_streams() {
     assert!(offer("r2", "203.0.113.66").is_ok());
     assert_eq!(offer("r3", "203.0.113.66"), Err(MediaError::NoPorts));
     assert!(offer("r4", "198.51.100.9").is_ok(), "another source");
+    // SDP "from the callee" of r1 that does not answer the call: r1 still rings.
+    let b = phone();
+    let from_callee = |op, carrier| {
+        let (from_tag, to_tag) = match op {
+            MediaOp::Offer => ("b", "a"),
+            _ => ("a", "b"),
+        };
+        let mut r = request(op, from_tag, to_tag, sdp_of(&b));
+        r.call_id = "r1".into();
+        r.source = Some("203.0.113.66".parse().expect("ip"));
+        r.carrier = carrier;
+        rt.block_on(relay.apply(&r))
+    };
+    let forged = [
+        // The caller's ACK or PRACK with the tags swapped, its re-INVITE likewise.
+        (MediaOp::Answer, Some(Carrier::Request)),
+        (MediaOp::Offer, Some(Carrier::Request)),
+        // Early media.
+        (MediaOp::Answer, Some(Carrier::Provisional)),
+    ];
+    for (op, carrier) in forged {
+        // Requests "from the callee" before it answered are refused; early media is taken.
+        let taken = from_callee(op, carrier).is_ok();
+        assert_eq!(
+            taken,
+            carrier == Some(Carrier::Provisional),
+            "{op:?} {carrier:?}"
+        );
+        assert_eq!(
+            offer("r3", "203.0.113.66"),
+            Err(MediaError::NoPorts),
+            "still ringing after {op:?} in {carrier:?}"
+        );
+    }
+    // The callee's 2xx answers it, here one without SDP (the answer came in the 183): it
+    // only says so.
+    let mut ok = request(MediaOp::Answer, "a", "b", Vec::new());
+    ok.carrier = Some(Carrier::Final);
+    ok.call_id = "no-such-call".into();
+    assert_eq!(rt.block_on(relay.apply(&ok)), Err(MediaError::NoSession));
+    ok.call_id = "r1".into();
+    assert_eq!(rt.block_on(relay.apply(&ok)), Ok(Vec::new()));
+    assert!(offer("r3", "203.0.113.66").is_ok(), "r1 answered");
+    // A 2xx with SDP answers a call likewise.
+    let mut answer = request(MediaOp::Answer, "a", "b", sdp_of(&b));
+    answer.call_id = "r2".into();
+    answer.carrier = Some(Carrier::Final);
+    assert!(rt.block_on(relay.apply(&answer)).is_ok());
+    assert!(offer("r5", "203.0.113.66").is_ok(), "r2 answered");
+    // An offer in a 2xx (the INVITE had none) is the callee's answer to the call: more
+    // than the limit of them, from one source (room made in the pool first).
+    for call in ["r3", "r4", "r5"] {
+        let mut bye = request(MediaOp::Delete, "a", "", Vec::new());
+        bye.call_id = call.into();
+        rt.block_on(relay.apply(&bye)).expect("deleted");
+    }
+    for call in ["late1", "late2", "late3"] {
+        let mut r = request(MediaOp::Offer, "b", "a", sdp_of(&b));
+        r.call_id = call.into();
+        r.source = Some("198.51.100.7".parse().expect("ip"));
+        r.carrier = Some(Carrier::Final);
+        assert!(rt.block_on(relay.apply(&r)).is_ok(), "{call}");
+    }
 }

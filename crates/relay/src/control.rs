@@ -19,6 +19,20 @@ pub enum MediaOp {
     Delete,
 }
 
+/// The kind of SIP message an SDP came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// A request: INVITE, UPDATE, ACK, PRACK (anyone may send one, forged tags and all).
+    Request,
+    /// A response that does not answer the call: a provisional one (early media), or a
+    /// 2xx to a request other than the INVITE that began it (an UPDATE while it rings).
+    Provisional,
+    /// The 2xx to the INVITE that began the call: the callee answered. One without SDP
+    /// (the offer and answer were made in 18x and PRACK) is an [`MediaOp::Answer`] with no
+    /// SDP, which only tells the relay that.
+    Final,
+}
+
 /// One request to a media relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaRequest {
@@ -34,12 +48,16 @@ pub struct MediaRequest {
     pub sdp: Vec<u8>,
     /// Where the SDP's signalling came from: behind NAT, its media comes from there too.
     pub source: Option<IpAddr>,
+    /// Where the call's INVITE came from: its streams count against that source while the
+    /// call rings, also when the callee's response made the offer (`None`: `source`).
+    pub caller: Option<IpAddr>,
     /// The party the SDP goes to is on IPv6: the relay names its IPv6 address to it
     /// (rtpengine's `address family: IP6`), bridging the families.
     pub receiver_ipv6: bool,
-    /// The SDP came in a provisional response (early media): the call still rings, and
-    /// its streams count against its caller's limit of ringing ones.
-    pub provisional: bool,
+    /// The message the SDP came in; `None` where it is not known (over ng). Only a 2xx
+    /// response (or an answer over ng) answers a call: till then its streams count against
+    /// its caller's limit of ringing ones.
+    pub carrier: Option<Carrier>,
 }
 
 impl MediaRequest {

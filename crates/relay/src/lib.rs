@@ -19,11 +19,11 @@ mod pool;
 mod rtp;
 mod session;
 
-pub use control::{media_addresses, relayed_sdp, MediaError, MediaOp, MediaRequest};
+pub use control::{media_addresses, relayed_sdp, Carrier, MediaError, MediaOp, MediaRequest};
 pub use pool::{pairs, PortPool};
 pub use session::{
-    Dropped, Forward, Relay, SessionId, SessionPorts, SessionStats, Side, Stats, StreamPorts,
-    Totals, UNANSWERED,
+    Dropped, Forward, Origin, Relay, SessionId, SessionPorts, SessionStats, Side, Stats,
+    StreamPorts, Totals, UNANSWERED,
 };
 
 #[cfg(test)]

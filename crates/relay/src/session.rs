@@ -184,8 +184,34 @@ struct Session {
     answerer: Option<String>,
     /// An answer came: the media timeout applies (before, the call may ring a while).
     answered: bool,
-    /// Where the offer that made it came from (an IPv4 address, an IPv6 /64).
+    /// Whom its streams count against while it rings (an IPv4 address, an IPv6 /64).
     source: Option<IpAddr>,
+    /// The offer that made it came in a response (the answer then comes in a request).
+    offer_in_response: bool,
+}
+
+/// Where an offer came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The address its signalling came from: the offerer's (behind NAT, its media's too).
+    pub from: Option<IpAddr>,
+    /// Whom its streams count against while the call rings: the caller, the sender of the
+    /// INVITE, also when the callee's response made the offer.
+    pub charged: Option<IpAddr>,
+    /// It came in a response (the callee's, to an INVITE without SDP): the answer comes in
+    /// a request (ACK, PRACK).
+    pub in_response: bool,
+}
+
+impl From<Option<IpAddr>> for Origin {
+    /// An offer in a request, charged to its own sender.
+    fn from(from: Option<IpAddr>) -> Origin {
+        Origin {
+            from,
+            charged: from,
+            in_response: false,
+        }
+    }
 }
 
 /// What counts as one source: an IPv4 address, or an IPv6 /64 (one subscriber's network).
@@ -241,19 +267,24 @@ impl Relay {
     }
 
     /// An offer: `media` has the offerer's RTP address per stream (`None`: not relayed, a
-    /// declined stream), `from` the address its signalling came from. Gives the ports per
-    /// stream, the same again for a re-offer of a session that has them; `None` when the
-    /// pool is exhausted (nothing is kept then).
+    /// declined stream), `origin` where it came from. Gives the ports per stream, the same
+    /// again for a re-offer of a session that has them; `None` when the pool is exhausted,
+    /// or the party charged holds too many ringing streams (nothing is kept then).
     pub fn offer(
         &mut self,
         now: Instant,
         id: &SessionId,
         media: &[Option<SocketAddr>],
-        from: Option<IpAddr>,
+        origin: impl Into<Origin>,
     ) -> Option<SessionPorts> {
-        let source = from.map(source_of);
+        let Origin {
+            from,
+            charged,
+            in_response,
+        } = origin.into();
+        let source = charged.map(source_of);
         let exempt =
-            from.is_some_and(|ip| self.exempt.iter().any(|n| n.contains(&ip.to_canonical())));
+            charged.is_some_and(|ip| self.exempt.iter().any(|n| n.contains(&ip.to_canonical())));
         if !exempt && self.over_ringing_limit(id, media, source) {
             return None;
         }
@@ -271,6 +302,7 @@ impl Relay {
                     answerer: None,
                     answered: false,
                     source,
+                    offer_in_response: in_response,
                 };
                 self.sessions.insert(k, s);
                 self.ids.insert(id.clone(), k);
@@ -302,10 +334,11 @@ impl Relay {
         Some(self.ports(key, media.len()))
     }
 
-    /// An answer from the party with tag `tag` (its dialog's): `media` has the answerer's
-    /// RTP address per stream, `from` the address its signalling came from. An `early` one
-    /// (in a provisional response: early media) does not answer the call, which still
-    /// counts as ringing. Gives the ports per stream; `None` without an offer.
+    /// An SDP from the answerer's side, the party with tag `tag` (its dialog's): `media` has
+    /// its RTP address per stream, `from` the address its signalling came from. One that
+    /// leaves the call `ringing` (early media; the answerer's own offer; an answer in a
+    /// request, whose tags anyone could forge) does not answer it, and its streams still
+    /// count against its source's limit. Gives the ports per stream; `None` without an offer.
     pub fn answer(
         &mut self,
         now: Instant,
@@ -313,7 +346,7 @@ impl Relay {
         media: &[Option<SocketAddr>],
         from: Option<IpAddr>,
         tag: &str,
-        early: bool,
+        ringing: bool,
     ) -> Option<SessionPorts> {
         let key = *self.ids.get(id)?;
         for (i, addr) in media.iter().enumerate() {
@@ -336,9 +369,25 @@ impl Relay {
         if !tag.is_empty() {
             session.answerer = Some(tag.to_owned());
         }
-        session.answered |= !early;
+        session.answered |= !ringing;
         session.last = now;
         Some(self.ports(key, media.len()))
+    }
+
+    /// Whether SDP in a request from the answerer's side, the party with tag `tag`, may
+    /// update session `id`: the answer to an offer its callee made in a response, or the
+    /// answerer's own re-offer. Anyone may send a request with the tags swapped.
+    pub fn takes_request_from_answerer(&self, id: &SessionId, tag: &str) -> bool {
+        let session = self.ids.get(id).and_then(|k| self.sessions.get(k));
+        session.is_some_and(|s| s.offer_in_response || s.answerer.as_deref() == Some(tag))
+    }
+
+    /// The call of session `id` was answered (its callee's 2xx offered media): its streams
+    /// no longer count as ringing.
+    pub fn mark_answered(&mut self, id: &SessionId) {
+        if let Some(s) = self.ids.get(id).and_then(|k| self.sessions.get_mut(k)) {
+            s.answered = true;
+        }
     }
 
     /// Ends the session of call `call_id` between the parties with tags `a` and `b` (either

@@ -552,6 +552,23 @@ fn one_source_holds_a_bounded_number_of_ringing_streams() {
     assert!(r.offer(now, &id("v2"), &two, v6).is_some());
     let same_64 = Some(ip("2001:db8:1:2:ffff::9"));
     assert!(r.offer(now, &id("v3"), &two, same_64).is_none(), "one /64");
+    // A callee's offer (in its 18x, the INVITE had none) counts against the caller.
+    let callees = Origin {
+        from: Some(ip("192.0.2.20")),
+        charged: Some(ip("198.51.100.9")),
+        in_response: true,
+    };
+    assert!(r.offer(now, &id("late"), &two, callees).is_some());
+    assert_eq!(r.ringing_streams(ip("198.51.100.9")), 4);
+    assert_eq!(r.ringing_streams(ip("192.0.2.20")), 0);
+    assert!(
+        r.offer(now, &id("late2"), &two, callees).is_none(),
+        "the caller's limit"
+    );
+    // Its caller's answer may come in a request (the PRACK, the ACK); not so for an offer
+    // made in a request, nor from a party other than the answerer.
+    assert!(r.takes_request_from_answerer(&id("late"), "anyone"));
+    assert!(!r.takes_request_from_answerer(&id("s1"), "b"));
     // Early media does not answer the call; a 200 does, and it no longer counts; an ended
     // call neither.
     let answer = [

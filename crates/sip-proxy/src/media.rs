@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use ::relay::{MediaOp, MediaRequest};
+use ::relay::{Carrier, MediaOp, MediaRequest};
 use bytes::Bytes;
 use sip_message::{Message, Method};
 
@@ -33,8 +33,9 @@ pub(crate) struct MediaCall {
     initial: bool,
     /// The request carried the offer (its responses' SDP answers it), else a 2xx offers.
     offer_in_request: bool,
-    /// The caller is on IPv6: the SDP of the responses names the relay's IPv6 address.
-    caller_ipv6: bool,
+    /// Where the request came from (the caller, for an initial INVITE): its responses'
+    /// streams count against it while the call rings.
+    caller: IpAddr,
 }
 
 /// A response on its way upstream (its transaction has taken it already), waiting for the
@@ -64,9 +65,10 @@ impl Held {
         }
     }
 
-    fn request(&self, mark: &MediaCall) -> Option<MediaRequest> {
+    /// What the relay is asked for it; `relayed`: SDP of an earlier response was.
+    fn request(&self, mark: &MediaCall, relayed: bool) -> Option<MediaRequest> {
         let resp = Message::parse(self.data.clone()).ok()?;
-        for_response(&resp, mark, self.source)
+        for_response(&resp, mark, self.source, relayed)
     }
 }
 
@@ -81,9 +83,10 @@ pub(crate) enum Hold {
 /// The most responses a context holds for the relay.
 const MAX_HELD: usize = 16;
 
-/// The responses of a context that wait for the relay, oldest first.
+/// The responses of a context that wait for the relay, oldest first, and whether the SDP
+/// of one went to the relay.
 #[derive(Debug, Default)]
-pub(crate) struct HeldResponses(VecDeque<Held>);
+pub(crate) struct HeldResponses(VecDeque<Held>, bool);
 
 /// The SDP body of `msg`, if it has one.
 pub(crate) fn sdp_body(msg: &Message) -> Option<Bytes> {
@@ -111,7 +114,7 @@ impl MediaMark {
             to_tag,
             // Any body counts (a multipart one too): its responses' SDP is an answer.
             offer_in_request: !msg.body().is_empty() && offers(method),
-            caller_ipv6: source.to_canonical().is_ipv6(),
+            caller: source,
         };
         Some(MediaMark {
             call,
@@ -131,8 +134,9 @@ impl MediaCall {
             to_tag: self.to_tag.clone(),
             sdp: Vec::new(),
             source: None,
+            caller: None,
             receiver_ipv6: false,
-            provisional: false,
+            carrier: None,
         })
     }
 }
@@ -173,23 +177,35 @@ pub(crate) fn for_request(msg: &Message, source: IpAddr, to_ipv6: bool) -> Optio
         to_tag,
         sdp,
         source: Some(source),
+        caller: None,
         receiver_ipv6: to_ipv6,
-        provisional: false,
+        carrier: Some(Carrier::Request),
     })
 }
 
 /// What a response (from `source`) to a request marked `mark` asks of the relay: the SDP of
-/// a provisional or 2xx response, an answer to the request's offer or an offer of its own.
-fn for_response(resp: &Message, mark: &MediaCall, source: IpAddr) -> Option<MediaRequest> {
+/// a provisional or 2xx response, an answer to the request's offer or an offer of its own;
+/// for the 2xx without SDP of an initial INVITE whose call has media at the relay (its
+/// INVITE's, or that of a response `relayed` before), that the call is answered.
+fn for_response(
+    resp: &Message,
+    mark: &MediaCall,
+    source: IpAddr,
+    relayed: bool,
+) -> Option<MediaRequest> {
     let status = resp.status()?;
     if !(101..300).contains(&status) {
         return None;
     }
-    let sdp = sdp_body(resp)?.to_vec();
+    let answers = status >= 200 && mark.initial;
     let (from_tag, to_tag) = tags(resp)?;
-    let (op, from_tag, to_tag) = match mark.offer_in_request {
-        true => (MediaOp::Answer, from_tag, to_tag),
-        false => (MediaOp::Offer, to_tag, from_tag),
+    let (op, sdp, from_tag, to_tag) = match (sdp_body(resp), mark.offer_in_request) {
+        (Some(sdp), true) => (MediaOp::Answer, sdp.to_vec(), from_tag, to_tag),
+        (Some(sdp), false) => (MediaOp::Offer, sdp.to_vec(), to_tag, from_tag),
+        (None, offered) if answers && (offered || relayed) => {
+            (MediaOp::Answer, Vec::new(), from_tag, to_tag)
+        }
+        (None, _) => return None,
     };
     Some(MediaRequest {
         op,
@@ -198,8 +214,12 @@ fn for_response(resp: &Message, mark: &MediaCall, source: IpAddr) -> Option<Medi
         to_tag,
         sdp,
         source: Some(source),
-        receiver_ipv6: mark.caller_ipv6,
-        provisional: status < 200,
+        caller: Some(mark.caller),
+        receiver_ipv6: mark.caller.to_canonical().is_ipv6(),
+        carrier: Some(match answers {
+            true => Carrier::Final,
+            false => Carrier::Provisional,
+        }),
     })
 }
 
@@ -215,7 +235,8 @@ impl HeldResponses {
     /// is given when it is the first to wait), or others wait before it. Past
     /// [`MAX_HELD`], it is dropped (a 2xx is retransmitted).
     pub(crate) fn hold(&mut self, mark: &MediaCall, mut item: Held) -> Hold {
-        let request = item.request(mark);
+        let request = item.request(mark, self.1);
+        self.1 |= request.as_ref().is_some_and(|r| !r.sdp.is_empty());
         if request.is_none() && self.0.is_empty() {
             return Hold::Go(item);
         }
@@ -232,7 +253,8 @@ impl HeldResponses {
     /// (`None`: as it came).
     pub(crate) fn answered(&mut self, sdp: Option<Vec<u8>>) -> Option<Held> {
         let mut held = self.0.pop_front().filter(|h| h.asked)?;
-        let parsed = sdp.and_then(|sdp| {
+        // (No SDP back: a 2xx without SDP that told the relay the call is answered.)
+        let parsed = sdp.filter(|s| !s.is_empty()).and_then(|sdp| {
             let resp = Message::parse(held.data.clone()).ok()?;
             with_body(&resp, sdp)
         });
@@ -249,7 +271,7 @@ impl HeldResponses {
         if front.asked {
             return None;
         }
-        match front.request(mark) {
+        match front.request(mark, self.1) {
             Some(request) => {
                 front.asked = true;
                 Some(Err(request))

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use ::relay::{MediaError, MediaOp, MediaRequest};
+use ::relay::{Carrier, MediaError, MediaOp, MediaRequest};
 use sip_message::{HeaderName, Message, ResponseBuilder};
 
 use crate::tests::{config, core, msg, register, sent, udp};
@@ -123,7 +123,11 @@ fn a_call_from_behind_nat_has_its_offer_and_answers_rewritten_in_order() {
         ("c", "b")
     );
     assert_eq!(answer.source, Some("192.0.2.20".parse().expect("ip")));
-    assert!(answer.provisional, "early media: the call still rings");
+    assert_eq!(
+        answer.carrier,
+        Some(Carrier::Provisional),
+        "early media: the call still rings"
+    );
     let ok = from_bob(&fwd, 200, Some(SDP_B));
     let cmds = core.handle_message(now, ok, udp("192.0.2.20:5060"));
     assert!(
@@ -138,7 +142,11 @@ fn a_call_from_behind_nat_has_its_offer_and_answers_rewritten_in_order() {
     assert_eq!((up[0].0, up[0].1.status()), (udp(NATTED), Some(183)));
     assert_eq!(&up[0].1.body()[..], RELAYED.as_bytes());
     assert_eq!(asked.len(), 1);
-    assert!(!asked[0].0.provisional, "the 200 answers the call");
+    assert_eq!(
+        asked[0].0.carrier,
+        Some(Carrier::Final),
+        "the 200 answers the call"
+    );
     let up = sent(core.media_done(
         now,
         asked[0].1.expect("waits"),
@@ -253,11 +261,15 @@ fn a_late_offer_in_the_200_is_answered_in_the_ack() {
         udp("192.0.2.20:5060"),
     );
     let (offer, then) = media(&cmds).remove(0);
-    // bob offers: ng's from-tag is his.
+    // bob offers: ng's from-tag is his. His 200 answers the call, whose streams counted
+    // against alice, the caller, while it rang.
     assert_eq!(
         (offer.op, offer.from_tag.as_str(), offer.to_tag.as_str()),
         (MediaOp::Offer, "b", "c")
     );
+    assert_eq!(offer.source, Some("192.0.2.20".parse().expect("ip")));
+    assert_eq!(offer.caller, Some("203.0.113.7".parse().expect("ip")));
+    assert_eq!(offer.carrier, Some(Carrier::Final));
     let up = sent(core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec())));
     let route = up[0]
         .1
@@ -279,10 +291,74 @@ Call-ID: media-1\nCSeq: 1 ACK\nMax-Forwards: 70\nContent-Type: application/sdp\n
         (answer.op, answer.from_tag.as_str(), answer.to_tag.as_str()),
         (MediaOp::Answer, "b", "c")
     );
+    assert_eq!(answer.carrier, Some(Carrier::Request));
     let out = sent(core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec())));
     assert_eq!(out[0].0, udp("192.0.2.20:5060"));
     assert_eq!(out[0].1.method(), Some(sip_message::Method::Ack));
     assert_eq!(&out[0].1.body()[..], RELAYED.as_bytes());
+}
+
+#[test]
+fn a_200_without_sdp_tells_the_relay_the_call_is_answered_and_an_update_200_does_not() {
+    let core = core();
+    let now = Instant::now();
+    let fwd = call_through_relay(&core, now);
+    // Early media in a 183; then bob's 200 to an UPDATE (sent while it rings) has SDP too.
+    let cmds = core.handle_message(
+        now,
+        from_bob(&fwd, 183, Some(SDP_B)),
+        udp("192.0.2.20:5060"),
+    );
+    let (_, then) = media(&cmds).remove(0);
+    let up = sent(core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec())));
+    assert_eq!(up[0].1.status(), Some(183));
+    let route = up[0]
+        .1
+        .header(HeaderName::RecordRoute)
+        .expect("RR")
+        .value
+        .to_owned();
+    let update = msg(&format!(
+        "UPDATE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKmupd\n\
+Route: {route}\nFrom: <sip:alice@example.com>;tag=c\nTo: <sip:bob@example.com>;tag=b\n\
+Call-ID: media-1\nCSeq: 2 UPDATE\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {}\n\n{}",
+        SDP_A.len(),
+        SDP_A.replace("\r\n", "\n")
+    ));
+    let cmds = core.handle_message(now, update, udp(NATTED));
+    let (offer, then) = media(&cmds).remove(0);
+    assert_eq!(
+        (offer.op, offer.carrier),
+        (MediaOp::Offer, Some(Carrier::Request))
+    );
+    let fwd_update =
+        sent(core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec())))
+            .remove(0)
+            .1;
+    let cmds = core.handle_message(
+        now,
+        from_bob(&fwd_update, 200, Some(SDP_B)),
+        udp("192.0.2.20:5060"),
+    );
+    let (answer, _) = media(&cmds).remove(0);
+    assert_eq!(
+        (answer.op, answer.carrier),
+        (MediaOp::Answer, Some(Carrier::Provisional)),
+        "a 200 to an UPDATE does not answer the call"
+    );
+    // The INVITE's 200 without SDP (the offer and answer were made): it tells the relay
+    // the call is answered, and goes up as it came.
+    let cmds = core.handle_message(now, from_bob(&fwd, 200, None), udp("192.0.2.20:5060"));
+    let (told, then) = media(&cmds).remove(0);
+    assert_eq!(
+        (told.op, told.carrier, told.sdp.len()),
+        (MediaOp::Answer, Some(Carrier::Final), 0)
+    );
+    assert_eq!((told.from_tag.as_str(), told.to_tag.as_str()), ("c", "b"));
+    assert_eq!(told.caller, Some("203.0.113.7".parse().expect("ip")));
+    let up = sent(core.media_done(now, then.expect("waits"), Ok(Vec::new())));
+    assert_eq!(up[0].1.status(), Some(200));
+    assert!(up[0].1.body().is_empty());
 }
 
 #[test]
