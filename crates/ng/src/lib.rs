@@ -25,16 +25,17 @@ impl std::fmt::Display for NgError {
 
 impl std::error::Error for NgError {}
 
+/// The cookie of a datagram, if it has one: a request that cannot be read still gets its
+/// error reply (a proxy that gets none takes the relay for dead).
+pub fn cookie_of(data: &[u8]) -> Option<&[u8]> {
+    let space = data.iter().take(MAX_COOKIE + 1).position(|&b| b == b' ')?;
+    (space > 0).then(|| &data[..space])
+}
+
 /// The cookie and the dictionary of a datagram.
 fn split(data: &[u8]) -> Result<(&[u8], Dict), NgError> {
-    let space = data
-        .iter()
-        .position(|&b| b == b' ')
-        .ok_or_else(|| NgError("no cookie".into()))?;
-    let (cookie, rest) = (&data[..space], &data[space + 1..]);
-    if cookie.is_empty() || cookie.len() > MAX_COOKIE {
-        return Err(NgError("no cookie, or one too long".into()));
-    }
+    let cookie = cookie_of(data).ok_or_else(|| NgError("no cookie, or one too long".into()))?;
+    let rest = &data[cookie.len() + 1..];
     if nesting(rest) > MAX_NESTING {
         return Err(NgError("nested too deep".into()));
     }

@@ -144,3 +144,17 @@ fn rtpengines_reply_with_unsorted_keys_is_read() {
         }
     );
 }
+
+#[test]
+fn a_cookie_is_read_even_from_a_request_that_is_not() {
+    assert_eq!(crate::cookie_of(b"abc d7:comm"), Some(&b"abc"[..]));
+    assert_eq!(crate::cookie_of(b"abc"), None);
+    assert_eq!(crate::cookie_of(b" d3:abce"), None);
+    let long = [b'x'; 65];
+    assert_eq!(
+        crate::cookie_of(&[&long[..], b" de"].concat()),
+        None,
+        "too long"
+    );
+    assert!(Request::parse(b"abc").is_err());
+}

@@ -71,6 +71,11 @@ pub async fn serve_ng(
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(%from, error = %e, "ng: not a request");
+                // Kamailio and OpenSIPS take a relay that does not answer for dead.
+                if let Some(cookie) = ng::cookie_of(&data) {
+                    let reply = Reply::Error(e.to_string()).encode(cookie);
+                    let _ = sock.send_to(&reply, from).await;
+                }
                 continue;
             }
         };

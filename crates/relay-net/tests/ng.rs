@@ -93,6 +93,20 @@ fn kamailios_requests_are_answered() {
         ask(&sock, b"l2 d7:command4:liste"),
         "l2 d5:callsle6:result2:oke"
     );
+    // What cannot be read still gets an error (a proxy with no reply takes the relay for
+    // dead): a command nobody knows, a Call-ID that is not UTF-8, broken bencode.
+    for (cookie, request) in [
+        ("u1", &b"u1 d7:command14:start recordinge"[..]),
+        ("u2", b"u2 d7:call-id2:\xff\xfe7:command5:querye"),
+        ("u3", b"u3 d7:comm"),
+    ] {
+        let reply = ask(&sock, request);
+        assert!(
+            reply.starts_with(&format!("{cookie} d12:error-reason"))
+                && reply.contains("6:result5:error"),
+            "{reply}"
+        );
+    }
 }
 
 trait ReplaceCall {
