@@ -114,7 +114,8 @@ impl NgRelays {
             match self.ask(*addr, &request).await {
                 Some(Reply::Ok { sdp }) => return Ok(sdp.unwrap_or_default()),
                 Some(Reply::Error(why)) => {
-                    tracing::warn!(relay = %addr, call_id = %req.call_id, error = %why, "media relay refused");
+                    // (Debug: a stranger's SDP can make every request refused.)
+                    tracing::debug!(relay = %addr, call_id = %req.call_id, error = %why, "media relay refused");
                     let why = why.to_ascii_lowercase();
                     refused = match req.op {
                         _ if why.contains("sdp") => MediaError::BadSdp,

@@ -6,6 +6,7 @@
 //! its Call-ID hashes to; offers, answers and deletes reach it over a channel.
 //! [`serve_ng`] answers rtpengine's ng protocol with it, for other proxies.
 
+mod destination;
 mod epoll;
 mod ng_server;
 mod shard;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use relay::{Carrier, MediaError, MediaOp, MediaRequest, Origin, SessionId, SessionStats, Totals};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::destination::Destinations;
 use crate::shard::Control;
 
 /// Where and how the relay works.
@@ -63,9 +65,8 @@ pub struct MediaRelay {
     uring: bool,
     announce: IpAddr,
     announce6: Option<IpAddr>,
-    /// The relay is bound to, or announces, loopback (a test, a host of its own): loopback
-    /// media addresses are fine.
-    loopback: bool,
+    /// Where media may be relayed to.
+    destinations: Destinations,
 }
 
 /// Raises the soft limit on open files to the hard one: the relay has a socket per port
@@ -206,18 +207,8 @@ impl MediaRelay {
             uring: rings,
             announce: cfg.announce,
             announce6: cfg.announce6,
-            loopback: cfg.bind.is_loopback() || cfg.announce.is_loopback(),
+            destinations: Destinations::of_relay(cfg),
         })
-    }
-
-    /// True when media may be relayed to `ip`.
-    fn may_send_to(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
-        !(ip.is_unspecified()
-            || ip.is_multicast()
-            || broadcast
-            || (ip.is_loopback() && !self.loopback))
     }
 
     /// True when packets move through io_uring, on every thread.
@@ -289,12 +280,9 @@ impl MediaRelay {
         if session.media.len() > MAX_STREAMS {
             return Err(MediaError::BadSdp);
         }
-        // Media goes nowhere a stranger could not send it anyway: not to a wildcard,
-        // multicast or broadcast address, nor to this host's loopback (unless the relay
-        // itself is on loopback, as in a test).
         let media: Vec<_> = relay::media_addresses(&session)
             .into_iter()
-            .map(|m| m.filter(|a| self.may_send_to(a.ip())))
+            .map(|m| self.destinations.of(m?, req.source))
             .collect();
         let (call_id, sender, other) = (req.call_id.clone(), sender.to_owned(), other.to_owned());
         let create = req.op == MediaOp::Offer;

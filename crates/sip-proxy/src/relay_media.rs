@@ -66,8 +66,15 @@ impl Core {
     ) -> Vec<Command> {
         let id = then.context;
         let mut out = Vec::new();
-        if let Err(e) = &result {
-            tracing::warn!(error = %e, "media relay: the SDP goes on as it came");
+        match &result {
+            // A relay that does not answer is the operator's to know; what a stranger's
+            // message brings about (SDP it cannot read, no session, a source over its
+            // limit, which the relay logs once a second) would flood the log.
+            Err(e @ MediaError::Unavailable) => {
+                tracing::warn!(error = %e, "media relay: the SDP goes on as it came");
+            }
+            Err(e) => tracing::debug!(error = %e, "media relay: the SDP goes on as it came"),
+            Ok(_) => {}
         }
         match self.with_ctx(id, |ctx| ctx.take_media()) {
             Some(Some(Ok(state))) => self.media_request_done(now, id, &state, result, &mut out),
