@@ -1,12 +1,22 @@
-//! What the relay reads of an RTP packet: its sequence number, to count the ones missing.
+//! What the relay reads of an RTP packet: whether it is media at all, and its sequence
+//! number, to count the ones missing.
+
+/// True for what a media stream carries, by its first byte (RFC 7983): RTP and RTCP
+/// (128–191), and the key exchanges of encrypted calls, DTLS-SRTP (20–63) and ZRTP
+/// (16–19). Not STUN (0–3, ICE's, which the relay removes) nor anything else.
+pub(crate) fn is_media(packet: &[u8]) -> bool {
+    packet
+        .first()
+        .is_some_and(|b| matches!(b, 16..=63 | 128..=191))
+}
 
 /// The sequence number of an RTP packet (RFC 3550 §5.1: version 2, 12 bytes of header at
 /// least), or `None` for anything else (RTCP, STUN, junk).
 pub(crate) fn sequence(packet: &[u8]) -> Option<u16> {
     let b0 = *packet.first()?;
     let pt = packet.get(1)? & 0x7f;
-    // RTCP's packet types 200–204 read as 72–76 here (RFC 5761 §4).
-    (b0 >> 6 == 2 && packet.len() >= 12 && !(72..=76).contains(&pt))
+    // RTCP's packet types (192–223, 200–207 in use) read as 64–95 here (RFC 5761 §4).
+    (b0 >> 6 == 2 && packet.len() >= 12 && !(64..=95).contains(&pt))
         .then(|| u16::from_be_bytes([packet[2], packet[3]]))
 }
 

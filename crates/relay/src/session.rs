@@ -94,7 +94,7 @@ pub enum Dropped {
     WrongSource,
     /// The other side's address is not known yet (no answer).
     NoDestination,
-    /// Not RTP or RTCP (version 2).
+    /// Not media: RTP, RTCP (version 2), DTLS or ZRTP.
     NotRtp,
 }
 
@@ -133,14 +133,14 @@ impl Endpoint {
         }
     }
 
-    /// True when this side may latch to `src` with `packet`: an RTP or RTCP packet (version
-    /// 2) from the address its SDP names or its signalling came from. Anyone else's first
+    /// True when this side may latch to `src` with `packet`: media (RTP, RTCP, DTLS, ZRTP)
+    /// from the address its SDP names or its signalling came from. Anyone else's first
     /// packet would take its media (RTP Bleed).
     fn may_latch(&self, src: SocketAddr, packet: &[u8]) -> bool {
         let ip = src.ip().to_canonical();
         let known = self.expected.is_some_and(|e| e.ip().to_canonical() == ip)
             || self.signalled.is_some_and(|s| s.to_canonical() == ip);
-        known && packet.first().is_some_and(|b| b >> 6 == 2)
+        known && rtp::is_media(packet)
     }
 
     /// What this side's SDP and signalling now say. When they move (a re-INVITE that
@@ -612,8 +612,8 @@ impl Relay {
     ) -> Result<Forward, Dropped> {
         let rtcp = port % 2 == 1;
         let &(key, i, side) = self.by_port.get(&(port & !1)).ok_or(Dropped::UnknownPort)?;
-        // Only RTP and RTCP (version 2) is relayed: the relay is no path for anything else.
-        if packet.first().is_none_or(|b| b >> 6 != 2) {
+        // Only media (RTP, RTCP, DTLS, ZRTP) is relayed: the relay is no path for anything else.
+        if !rtp::is_media(packet) {
             return Err(Dropped::NotRtp);
         }
         let session = self.sessions.get_mut(&key).ok_or(Dropped::UnknownPort)?;

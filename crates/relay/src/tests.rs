@@ -174,6 +174,11 @@ fn missing_sequence_numbers_count_as_lost() {
     for seq in [65534, 65535, 2, 1, 3] {
         r.on_packet(now, p.for_answerer, b, &rtp(seq))
             .expect("relayed");
+        // Muxed RTCP between them (a transport-layer feedback, 205) is no RTP packet.
+        let mut feedback = rtp(40000);
+        feedback[1] = 205;
+        r.on_packet(now, p.for_answerer, b, &feedback)
+            .expect("relayed");
     }
     let (_, answerer) = r.stats(&id("c")).expect("stats")[0].expect("stream");
     assert_eq!(
@@ -396,6 +401,15 @@ fn after_latching_only_rtp_is_relayed() {
         r.on_packet(now, p.for_offerer, nat, b"INVITE sip:x SIP/2.0\r\n"),
         Err(Dropped::NotRtp)
     );
+    // An encrypted call's key exchange is media: DTLS (a handshake record), ZRTP.
+    for first in [22u8, 16] {
+        let mut packet = rtp(9);
+        packet[0] = first;
+        assert!(
+            r.on_packet(now, p.for_offerer, nat, &packet).is_ok(),
+            "{first}"
+        );
+    }
 }
 
 #[test]
