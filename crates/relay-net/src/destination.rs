@@ -2,17 +2,16 @@
 //! stranger could not send packets by himself, or the relay itself.
 
 use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
 
 use crate::RelayConfig;
 
-/// The relay's own addresses and ports, against which SDP addresses are checked.
+/// The relay's own addresses, against which SDP addresses are checked.
 #[derive(Debug, Clone)]
 pub(crate) struct Destinations {
     own: Vec<IpAddr>,
-    ports: RangeInclusive<u16>,
     /// The relay is bound to, or announces, loopback (a test, a host of its own): loopback
-    /// media addresses are fine, and phones share its address.
+    /// media addresses are fine, and phones share its address (their ports may be in the
+    /// relay's range: Linux's ephemeral ones are).
     loopback: bool,
 }
 
@@ -26,7 +25,6 @@ impl Destinations {
             .collect();
         Destinations {
             own,
-            ports: cfg.ports.clone(),
             loopback: cfg.bind.is_loopback() || cfg.announce.is_loopback(),
         }
     }
@@ -44,7 +42,7 @@ impl Destinations {
     pub(crate) fn of(&self, media: SocketAddr, source: Option<IpAddr>) -> Option<SocketAddr> {
         let ip = media.ip().to_canonical();
         let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
-        let ours = self.own.contains(&ip) && (!self.loopback || self.ports.contains(&media.port()));
+        let ours = !self.loopback && self.own.contains(&ip);
         if ip.is_unspecified()
             || ip.is_multicast()
             || broadcast
@@ -78,7 +76,6 @@ mod tests {
                 "198.51.100.1".parse().expect("ip"),
                 "2001:db8::1".parse().expect("ip"),
             ],
-            ports: 30000..=40000,
             loopback: false,
         }
     }
@@ -101,7 +98,7 @@ mod tests {
             "255.255.255.255:4000",
             "127.0.0.1:4000",
             "[::1]:4000",
-            // The relay's own ports (another session's), and its other services.
+            // The relay's own ports (another session's), and its host's other services.
             "198.51.100.1:30002",
             "198.51.100.1:5060",
             "[2001:db8::1]:30002",
@@ -143,7 +140,6 @@ mod tests {
     fn on_loopback_phones_share_the_relays_address() {
         let d = Destinations {
             own: vec!["127.0.0.1".parse().expect("ip")],
-            ports: 30000..=30019,
             loopback: true,
         };
         let me = ip("127.0.0.1");
@@ -151,6 +147,10 @@ mod tests {
             d.of(addr("127.0.0.1:5000"), me),
             Some(addr("127.0.0.1:5000"))
         );
-        assert_eq!(d.of(addr("127.0.0.1:30004"), me), None, "its own port");
+        assert_eq!(
+            d.of(addr("127.0.0.1:33000"), me),
+            Some(addr("127.0.0.1:33000"))
+        );
+        assert_eq!(d.of(addr("224.0.0.1:5000"), me), None);
     }
 }
