@@ -14,7 +14,7 @@ mod uring;
 
 pub use ng_server::serve_ng;
 
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::os::unix::net::UnixDatagram;
@@ -61,6 +61,9 @@ pub struct RelayConfig {
 #[derive(Debug, Clone)]
 pub struct MediaRelay {
     shards: Vec<ShardHandle>,
+    /// How a Call-ID picks its shard: keyed at random, so that a stranger cannot choose
+    /// Call-IDs that all land on one.
+    by_call: std::collections::hash_map::RandomState,
     /// The relay moves packets with io_uring.
     uring: bool,
     announce: IpAddr,
@@ -204,6 +207,7 @@ impl MediaRelay {
         }
         Ok(MediaRelay {
             shards,
+            by_call: std::collections::hash_map::RandomState::new(),
             uring: rings,
             announce: cfg.announce,
             announce6: cfg.announce6,
@@ -218,9 +222,8 @@ impl MediaRelay {
 
     /// The shard of a call (all its sessions, whatever their tags).
     fn shard(&self, call_id: &str) -> &ShardHandle {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        call_id.hash(&mut h);
-        &self.shards[(h.finish() % self.shards.len() as u64) as usize]
+        let h = self.by_call.hash_one(call_id);
+        &self.shards[(h % self.shards.len() as u64) as usize]
     }
 
     async fn ask<T>(
