@@ -44,7 +44,7 @@ pub(crate) struct Relay {
     pub(crate) announce6: Option<std::net::IpAddr>,
     /// Seconds without a packet after which a call's media session ends.
     pub(crate) timeout: u64,
-    /// Packet threads, each with its share of the sessions (0: one per core).
+    /// Packet threads, each with its share of the sessions (0: one per core, 16 at most).
     pub(crate) threads: usize,
     /// Move packets with io_uring (batched system calls) where the kernel allows it; false:
     /// a task per socket, as where it does not.

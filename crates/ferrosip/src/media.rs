@@ -92,7 +92,9 @@ pub(crate) fn start(
         false => None,
     };
     let threads = match r.threads {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        // 16 at most: the default pool's 2 500 streams need 2 or 3 cores, and each thread
+        // gets at least 16 of a source's ringing streams (the limit would grow past 256).
+        0 => std::thread::available_parallelism().map_or(1, |n| usize::from(n).min(16)),
         n => n,
     };
     let relay = MediaRelay::start(&RelayConfig {

@@ -309,14 +309,15 @@ impl Relay {
                 k
             }
         };
+        // First the ports of new streams, then the addresses: a refused re-offer leaves the
+        // streams the call has as they were (RFC 3264 §8).
         let mut taken = Vec::new();
         for (i, addr) in media.iter().enumerate() {
             let session = self.sessions.get_mut(&key)?;
             if session.streams.len() <= i {
                 session.streams.resize_with(i + 1, || None);
             }
-            let Some(addr) = addr else { continue };
-            if session.streams[i].is_none() {
+            if addr.is_some() && session.streams[i].is_none() {
                 if self.add_stream(key, i).is_none() {
                     // Exhausted: give back what this offer took, and the session if new.
                     self.give_back(key, &taken);
@@ -324,12 +325,13 @@ impl Relay {
                 }
                 taken.push(i);
             }
-            let session = self.sessions.get_mut(&key)?;
-            if let Some(s) = session.streams[i].as_mut() {
+        }
+        let session = self.sessions.get_mut(&key)?;
+        for (stream, addr) in session.streams.iter_mut().zip(media) {
+            if let (Some(s), Some(addr)) = (stream.as_mut(), addr) {
                 s.offerer.update(*addr, from);
             }
         }
-        let session = self.sessions.get_mut(&key)?;
         session.last = now;
         Some(self.ports(key, media.len()))
     }

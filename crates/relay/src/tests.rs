@@ -226,6 +226,32 @@ fn a_re_offer_keeps_its_ports_and_declined_streams_get_none() {
 }
 
 #[test]
+fn a_re_offer_refused_for_want_of_ports_leaves_the_call_as_it_was() {
+    let now = Instant::now();
+    let mut r = relay(3);
+    let p = call(&mut r, now);
+    let nat = addr("203.0.113.7:61000");
+    let callee = addr("198.51.100.2:5000");
+    let f = r
+        .on_packet(now, p.for_offerer, nat, &rtp(1))
+        .expect("latched");
+    r.on_packet(now, p.for_answerer, callee, &rtp(1))
+        .expect("latched");
+    // A re-INVITE moves the audio and adds video, for which one pair is too few.
+    let moved = [Some(addr("10.0.0.1:4100")), Some(addr("10.0.0.1:4102"))];
+    assert_eq!(
+        r.offer(now, &id("c"), &moved, Some(ip("203.0.113.7"))),
+        None
+    );
+    assert_eq!(r.streams(&id("c")), [true, false], "no video stream kept");
+    // The audio still goes where it went, both ways.
+    let back = r.on_packet(now, p.for_answerer, callee, &rtp(2));
+    assert_eq!(back.expect("relayed").to, nat, "the caller's latch kept");
+    let again = r.on_packet(now, p.for_offerer, nat, &rtp(2));
+    assert_eq!(again.expect("relayed").to, f.to);
+}
+
+#[test]
 fn an_exhausted_pool_refuses_the_offer_and_keeps_nothing() {
     let now = Instant::now();
     let mut r = relay(3);
