@@ -396,7 +396,20 @@ impl Relay {
     /// may be the caller's, either empty): not when the other tag names another party than
     /// the one whose answer the session holds (a BYE to another fork's 2xx). With one tag
     /// alone (a CANCEL, a failed INVITE), a session the callee's late offer made ends too.
+    /// With neither (ng's `delete` with a Call-ID alone), every session of the call ends.
     pub fn delete_dialog(&mut self, call_id: &str, a: &str, b: &str) -> bool {
+        if a.is_empty() && b.is_empty() {
+            let all: Vec<SessionId> = self
+                .sessions
+                .values()
+                .filter(|s| s.id.call_id == call_id)
+                .map(|s| s.id.clone())
+                .collect();
+            for id in &all {
+                self.remove(id);
+            }
+            return !all.is_empty();
+        }
         let (a, b) = if a.is_empty() { (b, a) } else { (a, b) };
         if b.is_empty() {
             // A CANCEL or failure names the caller alone: a late offer's session is the

@@ -290,6 +290,12 @@ fn sessions_end_on_delete_and_on_media_timeout() {
     );
     assert_eq!(r.expire(t0 + Duration::from_secs(111)), [id("c")]);
     assert_eq!(r.ports_available(), 10);
+    // A delete that names the Call-ID alone (ng's, as rtpengine takes it) ends the whole
+    // call, answered or not.
+    call(&mut r, t0);
+    assert!(!r.delete_dialog("other", "", ""));
+    assert!(r.delete_dialog("c", "", ""));
+    assert_eq!((r.totals().sessions, r.ports_available()), (0, 10));
 }
 
 #[test]
