@@ -226,6 +226,8 @@ async fn relay_sessions(State(s): Shared) -> Response {
         serde_json::json!({
             "packets": x.packets,
             "bytes": x.bytes,
+            "rtcp_packets": x.rtcp_packets,
+            "rtcp_bytes": x.rtcp_bytes,
             "lost": x.lost,
             "dropped": x.dropped,
             "idle_ms": x.last.map(|l| l.elapsed().as_millis() as u64),

@@ -15,6 +15,9 @@ pub struct Totals {
     pub bytes: u64,
     /// Packets dropped.
     pub dropped: u64,
+    /// Of the packets and bytes, RTCP's, where counted apart (a call's `query`): Kamailio's
+    /// `$rtpstat` reads both.
+    pub rtcp: Option<(u64, u64)>,
 }
 
 /// One reply, with the cookie of its request.
@@ -49,12 +52,25 @@ impl Reply {
             }
             Reply::Counters(t) => {
                 let int = |v: u64| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
-                let mut rtp = Dict::new();
-                rtp.insert(b"packets".to_vec(), int(t.packets));
-                rtp.insert(b"bytes".to_vec(), int(t.bytes));
-                rtp.insert(b"errors".to_vec(), int(t.dropped));
+                let counts = |packets: u64, bytes: u64, errors: u64| {
+                    let mut c = Dict::new();
+                    c.insert(b"packets".to_vec(), int(packets));
+                    c.insert(b"bytes".to_vec(), int(bytes));
+                    c.insert(b"errors".to_vec(), int(errors));
+                    Value::Dict(c)
+                };
+                let (rtcp_packets, rtcp_bytes) = t.rtcp.unwrap_or_default();
                 let mut totals = Dict::new();
-                totals.insert(b"RTP".to_vec(), Value::Dict(rtp));
+                // Drops are not told apart: they count under RTP.
+                let rtp = counts(
+                    t.packets.saturating_sub(rtcp_packets),
+                    t.bytes.saturating_sub(rtcp_bytes),
+                    t.dropped,
+                );
+                totals.insert(b"RTP".to_vec(), rtp);
+                if t.rtcp.is_some() {
+                    totals.insert(b"RTCP".to_vec(), counts(rtcp_packets, rtcp_bytes, 0));
+                }
                 d.insert(b"totals".to_vec(), Value::Dict(totals));
                 d.insert(b"sessions".to_vec(), int(t.sessions));
                 "ok"

@@ -135,6 +135,7 @@ async fn answer(relay: &MediaRelay, command: &Command) -> Reply {
         }
         Command::Query { call_id } => {
             let mut t = Totals::default();
+            let mut rtcp = (0, 0);
             for (id, streams) in relay.sessions().await {
                 if &id.call_id != call_id {
                     continue;
@@ -145,9 +146,12 @@ async fn answer(relay: &MediaRelay, command: &Command) -> Reply {
                         t.packets += side.packets;
                         t.bytes += side.bytes;
                         t.dropped += side.dropped;
+                        rtcp.0 += side.rtcp_packets;
+                        rtcp.1 += side.rtcp_bytes;
                     }
                 }
             }
+            t.rtcp = Some(rtcp);
             match t.sessions {
                 0 => Reply::Error("Unknown call-id".into()),
                 _ => Reply::Counters(t),
@@ -171,6 +175,7 @@ async fn answer(relay: &MediaRelay, command: &Command) -> Reply {
                 packets: t.packets,
                 bytes: t.bytes,
                 dropped: t.dropped,
+                rtcp: None,
             })
         }
     }

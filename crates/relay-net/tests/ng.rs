@@ -74,6 +74,11 @@ fn kamailios_requests_are_answered() {
     );
     let query = ask(&sock, b"q1 d7:call-id4:ng-17:command5:querye");
     assert!(query.contains("6:result2:ok"), "{query}");
+    // Kamailio's $rtpstat reads both.
+    assert!(
+        query.contains("4:RTCPd5:bytesi0e6:errorsi0e7:packetsi0ee3:RTPd"),
+        "{query}"
+    );
     let list = ask(&sock, b"l1 d7:command4:liste");
     assert_eq!(list, "l1 d5:callsl4:ng-1e6:result2:oke");
     let stats = ask(&sock, b"s1 d7:command10:statisticse");

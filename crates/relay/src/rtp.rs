@@ -10,13 +10,18 @@ pub(crate) fn is_media(packet: &[u8]) -> bool {
         .is_some_and(|b| matches!(b, 16..=63 | 128..=191))
 }
 
+/// True for RTCP (RFC 5761 §4: packet types 192–223, read as payload types 64–95 with the
+/// marker bit, which RTP beside it must not use).
+pub(crate) fn is_rtcp(packet: &[u8]) -> bool {
+    packet.first().is_some_and(|b| b >> 6 == 2)
+        && packet.get(1).is_some_and(|t| (192..=223).contains(t))
+}
+
 /// The sequence number of an RTP packet (RFC 3550 §5.1: version 2, 12 bytes of header at
 /// least), or `None` for anything else (RTCP, STUN, junk).
 pub(crate) fn sequence(packet: &[u8]) -> Option<u16> {
     let b0 = *packet.first()?;
-    let pt = packet.get(1)? & 0x7f;
-    // RTCP's packet types (192–223, 200–207 in use) read as 64–95 here (RFC 5761 §4).
-    (b0 >> 6 == 2 && packet.len() >= 12 && !(64..=95).contains(&pt))
+    (b0 >> 6 == 2 && packet.len() >= 12 && !is_rtcp(packet))
         .then(|| u16::from_be_bytes([packet[2], packet[3]]))
 }
 

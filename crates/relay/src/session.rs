@@ -38,6 +38,10 @@ pub struct Stats {
     pub packets: u64,
     /// Bytes relayed.
     pub bytes: u64,
+    /// Of those, RTCP's packets and bytes.
+    pub rtcp_packets: u64,
+    /// (See `rtcp_packets`.)
+    pub rtcp_bytes: u64,
     /// RTP packets missing from the sequence numbers seen.
     pub lost: u64,
     /// Packets dropped: from another address than the one latched.
@@ -650,7 +654,10 @@ impl Relay {
         stats.packets += 1;
         stats.bytes += packet.len() as u64;
         stats.last = Some(now);
-        if !rtcp {
+        if rtp::is_rtcp(packet) {
+            stats.rtcp_packets += 1;
+            stats.rtcp_bytes += packet.len() as u64;
+        } else if !rtcp {
             if let Some(seq) = rtp::sequence(packet) {
                 match stats.last_seq {
                     Some(last) if !rtp::ahead(last, seq) => {}

@@ -185,6 +185,8 @@ fn missing_sequence_numbers_count_as_lost() {
         answerer.lost, 2,
         "0 and 1 missing across the wrap (1 came late)"
     );
+    assert_eq!((answerer.packets, answerer.rtcp_packets), (10, 5));
+    assert_eq!(answerer.rtcp_bytes, 5 * rtp(0).len() as u64);
 }
 
 #[test]
