@@ -17,12 +17,15 @@ pub(crate) fn is_rtcp(packet: &[u8]) -> bool {
         && packet.get(1).is_some_and(|t| (192..=223).contains(t))
 }
 
-/// The sequence number of an RTP packet (RFC 3550 §5.1: version 2, 12 bytes of header at
-/// least), or `None` for anything else (RTCP, STUN, junk).
+/// The sequence number of a packet that is not RTCP ([`is_rtcp`]), if it is RTP (RFC 3550
+/// §5.1: version 2, 12 bytes of header at least); `None` for anything else (DTLS, junk).
 pub(crate) fn sequence(packet: &[u8]) -> Option<u16> {
-    let b0 = *packet.first()?;
-    (b0 >> 6 == 2 && packet.len() >= 12 && !is_rtcp(packet))
-        .then(|| u16::from_be_bytes([packet[2], packet[3]]))
+    match packet {
+        [b0, _, s0, s1, ..] if b0 >> 6 == 2 && packet.len() >= 12 => {
+            Some(u16::from_be_bytes([*s0, *s1]))
+        }
+        _ => None,
+    }
 }
 
 /// True when `now` comes after `last` (modulo 2^16): not a duplicate nor a late packet.
