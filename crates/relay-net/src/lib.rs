@@ -276,7 +276,8 @@ impl MediaRelay {
                 .await;
             return match updated {
                 Some(Some(_)) => Ok(Vec::new()),
-                _ => Err(MediaError::NoSession),
+                Some(None) => Err(MediaError::NoSession),
+                None => Err(MediaError::Unavailable),
             };
         }
         let session = sdp::Session::parse(&req.sdp).map_err(|_| MediaError::BadSdp)?;
@@ -285,13 +286,17 @@ impl MediaRelay {
         }
         let media: Vec<_> = relay::media_addresses(&session)
             .into_iter()
-            .map(|m| self.destinations.of(m?, req.source))
+            .map(|m| self.destinations.of(m?))
             .collect();
         let (call_id, sender, other) = (req.call_id.clone(), sender.to_owned(), other.to_owned());
         let create = req.op == MediaOp::Offer;
         let origin = Origin {
             from: req.source,
-            charged: req.caller.or(req.source),
+            // An offer in the callee's 2xx: an answered call, charged to no one.
+            charged: match req.carrier {
+                Some(Carrier::Final) => None,
+                _ => req.caller.or(req.source),
+            },
             in_response: matches!(req.carrier, Some(Carrier::Provisional | Carrier::Final)),
         };
         let updated = self

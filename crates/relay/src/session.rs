@@ -159,10 +159,21 @@ impl Endpoint {
     }
 
     /// Where packets for this side go: its latched source, else its SDP's address (RTCP
-    /// on the port after RTP's).
+    /// on the port after RTP's). A private SDP address of a party whose signalling came
+    /// from a public one of its family is behind NAT: until it latches, its NAT's address
+    /// (its early media reaches it, and a stranger's SDP leads nowhere into our networks).
     fn destination(&self, rtcp: bool) -> Option<SocketAddr> {
         self.latched[usize::from(rtcp)].or_else(|| {
             self.expected.map(|mut a| {
+                let behind_nat = self.signalled.map(|s| s.to_canonical()).filter(|s| {
+                    nat::is_private(a.ip())
+                        && !nat::is_private(*s)
+                        && !s.is_loopback()
+                        && s.is_ipv4() == a.ip().to_canonical().is_ipv4()
+                });
+                if let Some(nat) = behind_nat {
+                    a.set_ip(nat);
+                }
                 if rtcp {
                     a.set_port(a.port().wrapping_add(1));
                 }
@@ -362,8 +373,11 @@ impl Relay {
                 session.streams.resize_with(i + 1, || None);
             }
             // A stream the answerer's side adds (its re-INVITE offering video) gets ports
-            // too, when any are left.
-            if session.streams[i].is_none() && self.add_stream(key, i).is_none() {
+            // too, when any are left; not while the call rings (an answer has the offer's
+            // streams, and more would escape the caller's limit).
+            if session.streams[i].is_none()
+                && (!session.answered || self.add_stream(key, i).is_none())
+            {
                 continue;
             }
             let session = self.sessions.get_mut(&key)?;
@@ -491,6 +505,10 @@ impl Relay {
         if session.is_some_and(|s| s.answered) {
             return false;
         }
+        // A re-offer's streams count against whom the call's do, wherever it came from.
+        let Some(source) = session.map_or(Some(source), |s| s.source) else {
+            return false;
+        };
         let has = |i: usize| session.is_some_and(|s| s.streams.get(i).is_some_and(Option::is_some));
         let added = (0..media.len())
             .filter(|&i| media[i].is_some() && !has(i))

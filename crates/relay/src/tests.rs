@@ -72,7 +72,8 @@ fn packets_go_both_ways_and_each_side_is_latched_where_it_really_is() {
         (0, 0),
         "RTP on even ports"
     );
-    // The answerer's packet reaches the offerer at its SDP address (nothing latched yet).
+    // Nothing latched yet: the answerer's packet goes to the offerer's SDP port, at the
+    // public address its signalling came from (its SDP's, 10.0.0.1, is behind its NAT).
     let b = addr("198.51.100.2:5000");
     let f = r
         .on_packet(now, p.for_answerer, b, &rtp(1))
@@ -81,7 +82,7 @@ fn packets_go_both_ways_and_each_side_is_latched_where_it_really_is() {
         f,
         Forward {
             from: p.for_offerer,
-            to: addr("10.0.0.1:4000")
+            to: addr("203.0.113.7:4000")
         }
     );
     // The offerer's first packet comes from its NAT: latched there.
@@ -225,6 +226,49 @@ fn a_re_offer_keeps_its_ports_and_declined_streams_get_none() {
         .expect("ports");
     assert_eq!(again, [Some(first), None]);
     assert_eq!(r.ports_available(), 8);
+}
+
+#[test]
+fn a_private_sdp_address_signalled_from_a_private_one_is_used_as_it_is() {
+    // An SBC or a PBX on a private network, its media on another host than its SIP.
+    let now = Instant::now();
+    let mut r = relay(10);
+    let media = addr("[fd00::2]:4000");
+    let p = r
+        .offer(now, &id("c"), &[Some(media)], Some(ip("fd00::99")))
+        .expect("ports")[0]
+        .expect("stream");
+    let b = addr("198.51.100.2:5000");
+    r.answer(
+        now,
+        &id("c"),
+        &[Some(b)],
+        Some(ip("198.51.100.2")),
+        "b",
+        false,
+    )
+    .expect("session");
+    let f = r
+        .on_packet(now, p.for_answerer, b, &rtp(1))
+        .expect("relayed");
+    assert_eq!(f.to, media);
+    // And the media host latches.
+    let f = r
+        .on_packet(now, p.for_offerer, media, &rtp(1))
+        .expect("latched");
+    assert_eq!(f.to, b);
+    // Another family's signalling does not stand for it either.
+    let v4 = addr("10.0.0.9:4000");
+    let q = r
+        .offer(now, &id("d"), &[Some(v4)], Some(ip("2001:db8::7")))
+        .expect("ports")[0]
+        .expect("stream");
+    r.answer(now, &id("d"), &[Some(b)], None, "b", false)
+        .expect("session");
+    let f = r
+        .on_packet(now, q.for_answerer, b, &rtp(1))
+        .expect("relayed");
+    assert_eq!(f.to, v4);
 }
 
 #[test]
@@ -617,6 +661,22 @@ fn one_source_holds_a_bounded_number_of_ringing_streams() {
     // made in a request, nor from a party other than the answerer.
     assert!(r.takes_request_from_answerer(&id("late"), "anyone"));
     assert!(!r.takes_request_from_answerer(&id("s1"), "b"));
+    // A re-offer of the stranger's ringing call from elsewhere counts against the stranger;
+    // the answerer's side adds no streams while it rings.
+    let four = [
+        two[0],
+        two[1],
+        Some(addr("10.0.0.1:4004")),
+        Some(addr("10.0.0.1:4006")),
+    ];
+    assert!(r
+        .offer(now, &id("s1"), &four, Some(ip("192.0.2.200")))
+        .is_none());
+    let answer4 = [None, None, Some(addr("198.51.100.2:5004"))];
+    let ports = r
+        .answer(now, &id("s1"), &answer4, None, "b", true)
+        .expect("session");
+    assert_eq!(ports[2], None, "no stream added while ringing");
     // Early media does not answer the call; a 200 does, and it no longer counts; an ended
     // call neither.
     let answer = [
