@@ -275,8 +275,8 @@ impl MediaRelay {
                 })
                 .await;
             return match updated {
-                Some(Some(_)) => Ok(Vec::new()),
-                Some(None) => Err(MediaError::NoSession),
+                Some(Ok(_)) => Ok(Vec::new()),
+                Some(Err(e)) => Err(e),
                 None => Err(MediaError::Unavailable),
             };
         }
@@ -312,10 +312,7 @@ impl MediaRelay {
             })
             .await
             .ok_or(MediaError::Unavailable)?;
-        let (side, ports) = updated.ok_or(match req.op {
-            MediaOp::Offer => MediaError::NoPorts,
-            _ => MediaError::NoSession,
-        })?;
+        let (side, ports) = updated?;
         let announce = match (req.receiver_ipv6, self.announce6) {
             (true, Some(v6)) => v6,
             _ => self.announce,

@@ -6,8 +6,8 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use relay::{
-    Carrier, Origin, PortPool, Relay, SessionId, SessionPorts, SessionStats, Side, StreamPorts,
-    Totals,
+    Carrier, MediaError, Origin, PortPool, Relay, SessionId, SessionPorts, SessionStats, Side,
+    StreamPorts, Totals,
 };
 use tokio::sync::oneshot;
 
@@ -25,7 +25,7 @@ pub(crate) enum Control {
         create: bool,
         /// The message the SDP came in (`None`: not known, over ng).
         carrier: Option<Carrier>,
-        reply: oneshot::Sender<Option<(Side, SessionPorts)>>,
+        reply: oneshot::Sender<Result<(Side, SessionPorts), MediaError>>,
     },
     /// Ends the session of the dialog between the parties with these tags.
     Delete {
@@ -149,7 +149,9 @@ impl<S: Sockets> Shard<S> {
                         if carrier == Some(Carrier::Request)
                             && !self.relay.takes_request_from_answerer(&id, &sender) =>
                     {
-                        None
+                        // Not taken (a stranger's, or another early fork's UPDATE): the
+                        // request goes on as it came, not refused for want of ports.
+                        Err(MediaError::NoSession)
                     }
                     Some((id, Side::Answerer)) => {
                         let now = Instant::now();
@@ -165,7 +167,9 @@ impl<S: Sockets> Shard<S> {
                                 tracing::warn!(call_id = %id.call_id, "media relay: a new stream's ports cannot be bound");
                             }
                         }
-                        answered.map(|p| (Side::Answerer, p))
+                        answered
+                            .map(|p| (Side::Answerer, p))
+                            .ok_or(MediaError::NoSession)
                     }
                     Some((id, Side::Offerer)) => self.offer(&id, &media, origin, carrier),
                     None if create => {
@@ -175,7 +179,7 @@ impl<S: Sockets> Shard<S> {
                         };
                         self.offer(&id, &media, origin, carrier)
                     }
-                    None => None,
+                    None => Err(MediaError::NoSession),
                 };
                 let _ = reply.send(updated);
             }
@@ -208,7 +212,7 @@ impl<S: Sockets> Shard<S> {
         media: &[Option<SocketAddr>],
         origin: Origin,
         carrier: Option<Carrier>,
-    ) -> Option<(Side, SessionPorts)> {
+    ) -> Result<(Side, SessionPorts), MediaError> {
         let before = self.relay.streams(id);
         for _ in 0..8 {
             let Some(offered) = self.relay.offer(Instant::now(), id, media, origin) else {
@@ -220,7 +224,7 @@ impl<S: Sockets> Shard<S> {
                     if carrier == Some(Carrier::Final) {
                         self.relay.mark_answered(id);
                     }
-                    return Some((Side::Offerer, offered));
+                    return Ok((Side::Offerer, offered));
                 }
                 Err(busy) => {
                     self.relay.undo_offer(id, &before);
@@ -244,7 +248,7 @@ impl<S: Sockets> Shard<S> {
             self.last_refusal = Some(now);
             tracing::warn!(call_id = %id.call_id, ?from, ?charged, available = self.relay.ports_available(), ?ringing, "media relay: no ports for the offer (none left, or its source holds too many in calls not answered yet)");
         }
-        None
+        Err(MediaError::NoPorts)
     }
 
     /// Gives every port of `ports` (RTP and RTCP of each side) a socket.
