@@ -78,11 +78,9 @@ impl Session<'_> {
             };
             let line = self.text(m.line);
             let mut parts: Vec<&str> = line.splitn(3, ' ').collect();
-            let count = parts[1].split_once('/').map(|(_, c)| c);
-            let port = match count {
-                Some(c) => format!("{}/{c}", r.port),
-                None => r.port.to_string(),
-            };
+            // The relay has one port (pair) for the stream: a "/count" of layered ports
+            // (RFC 4566 §5.14) would send the others to ports that are not the stream's.
+            let port = r.port.to_string();
             parts[1] = &port;
             edits.insert(m.line, Edit::Replace(parts.join(" ")));
             match m.connection {

@@ -182,6 +182,13 @@ fn hold_is_kept_as_the_peer_put_it() {
 }
 
 #[test]
+fn a_stream_of_several_ports_gets_the_relays_one() {
+    let sdp = AUDIO.replace("m=audio 49170 RTP/AVP", "m=audio 49170/2 RTP/AVP");
+    let out = rewrite(&sdp, vec![relay(30000)]);
+    assert!(out.contains("\nm=audio 30000 RTP/AVP 0 8 101\n"), "{out}");
+}
+
+#[test]
 fn a_declined_stream_is_left_alone() {
     let sdp = format!("{AUDIO}m=video 0 RTP/AVP 96\n");
     let out = rewrite(&sdp, vec![relay(30000), relay(30002)]);
