@@ -252,42 +252,25 @@ impl MediaRelay {
             .await;
             return Ok(Vec::new());
         }
-        if req.sdp.is_empty() && req.op == MediaOp::Answer && req.carrier == Some(Carrier::Final) {
-            // The callee's 2xx without SDP: the call is answered, its media as it was.
-            let (call_id, sender, other) =
-                (req.call_id.clone(), sender.to_owned(), other.to_owned());
-            let origin = Origin {
-                from: req.source,
-                charged: req.caller.or(req.source),
-                in_response: true,
-            };
-            let carrier = req.carrier;
-            let updated = self
-                .ask(&req.call_id, |reply| Control::Update {
-                    call_id,
-                    sender,
-                    other,
-                    media: Vec::new(),
-                    origin,
-                    create: false,
-                    carrier,
-                    reply,
-                })
-                .await;
-            return match updated {
-                Some(Ok(_)) => Ok(Vec::new()),
-                Some(Err(e)) => Err(e),
-                None => Err(MediaError::Unavailable),
-            };
-        }
-        let session = sdp::Session::parse(&req.sdp).map_err(|_| MediaError::BadSdp)?;
-        if session.media.len() > MAX_STREAMS {
+        // The callee's 2xx without SDP only says the call is answered, its media as it was.
+        let answered_only =
+            req.sdp.is_empty() && req.op == MediaOp::Answer && req.carrier == Some(Carrier::Final);
+        let session = match answered_only {
+            true => None,
+            false => Some(sdp::Session::parse(&req.sdp).map_err(|_| MediaError::BadSdp)?),
+        };
+        if session
+            .as_ref()
+            .is_some_and(|s| s.media.len() > MAX_STREAMS)
+        {
             return Err(MediaError::BadSdp);
         }
-        let media: Vec<_> = relay::media_addresses(&session)
-            .into_iter()
-            .map(|m| self.destinations.of(m?))
-            .collect();
+        let media: Vec<_> = session.as_ref().map_or(Vec::new(), |s| {
+            relay::media_addresses(s)
+                .into_iter()
+                .map(|m| self.destinations.of(m?))
+                .collect()
+        });
         let (call_id, sender, other) = (req.call_id.clone(), sender.to_owned(), other.to_owned());
         let create = req.op == MediaOp::Offer;
         let origin = Origin {
@@ -313,6 +296,9 @@ impl MediaRelay {
             .await
             .ok_or(MediaError::Unavailable)?;
         let (side, ports) = updated?;
+        let Some(session) = session else {
+            return Ok(Vec::new());
+        };
         let announce = match (req.receiver_ipv6, self.announce6) {
             (true, Some(v6)) => v6,
             _ => self.announce,

@@ -83,10 +83,13 @@ pub(crate) enum Hold {
 /// The most responses a context holds for the relay.
 const MAX_HELD: usize = 16;
 
-/// The responses of a context that wait for the relay, oldest first, and whether the SDP
-/// of one went to the relay.
+/// The responses of a context that wait for the relay, oldest first.
 #[derive(Debug, Default)]
-pub(crate) struct HeldResponses(VecDeque<Held>, bool);
+pub(crate) struct HeldResponses {
+    queue: VecDeque<Held>,
+    /// The SDP of one of the transaction's responses went to the relay.
+    relayed: bool,
+}
 
 /// The SDP body of `msg`, if it has one.
 pub(crate) fn sdp_body(msg: &Message) -> Option<Bytes> {
@@ -235,24 +238,24 @@ impl HeldResponses {
     /// is given when it is the first to wait), or others wait before it. Past
     /// [`MAX_HELD`], it is dropped (a 2xx is retransmitted).
     pub(crate) fn hold(&mut self, mark: &MediaCall, mut item: Held) -> Hold {
-        let request = item.request(mark, self.1);
-        self.1 |= request.as_ref().is_some_and(|r| !r.sdp.is_empty());
-        if request.is_none() && self.0.is_empty() {
+        let request = item.request(mark, self.relayed);
+        self.relayed |= request.as_ref().is_some_and(|r| !r.sdp.is_empty());
+        if request.is_none() && self.queue.is_empty() {
             return Hold::Go(item);
         }
-        if self.0.len() >= MAX_HELD {
+        if self.queue.len() >= MAX_HELD {
             return Hold::Wait(None);
         }
-        let first = self.0.is_empty();
+        let first = self.queue.is_empty();
         item.asked = first && request.is_some();
-        self.0.push_back(item);
+        self.queue.push_back(item);
         Hold::Wait(request.filter(|_| first))
     }
 
     /// The relay answered for the oldest response: it goes on with `sdp` for its body
     /// (`None`: as it came).
     pub(crate) fn answered(&mut self, sdp: Option<Vec<u8>>) -> Option<Held> {
-        let mut held = self.0.pop_front().filter(|h| h.asked)?;
+        let mut held = self.queue.pop_front().filter(|h| h.asked)?;
         // (No SDP back: a 2xx without SDP that told the relay the call is answered.)
         let parsed = sdp.filter(|s| !s.is_empty()).and_then(|sdp| {
             let resp = Message::parse(held.data.clone()).ok()?;
@@ -267,16 +270,16 @@ impl HeldResponses {
     /// The next response that may go on now (none waits for the relay before it), or the
     /// request for the relay of the next one that must wait.
     pub(crate) fn next(&mut self, mark: &MediaCall) -> Option<Result<Held, MediaRequest>> {
-        let front = self.0.front_mut()?;
+        let front = self.queue.front_mut()?;
         if front.asked {
             return None;
         }
-        match front.request(mark, self.1) {
+        match front.request(mark, self.relayed) {
             Some(request) => {
                 front.asked = true;
                 Some(Err(request))
             }
-            None => self.0.pop_front().map(Ok),
+            None => self.queue.pop_front().map(Ok),
         }
     }
 }
