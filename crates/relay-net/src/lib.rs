@@ -159,8 +159,12 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
     woken.set_nonblocking(true)?;
     // The ring is made on its thread (it alone submits), which says whether it could.
     let (made, ring) = std::sync::mpsc::channel();
+    // A slot in the ring's table of files for each port's socket, and one more while an
+    // old socket of the port closes.
+    let slots = u32::try_from(2 * ports.len()).unwrap_or(u32::MAX);
     thread.spawn(move || match uring::UringSockets::new() {
         Ok(u) => {
+            let u = u.with_slots(slots);
             set_realtime(priority, i);
             let _ = made.send(None);
             uring::run(u, bind, ports, limits, rx, woken);

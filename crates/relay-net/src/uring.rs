@@ -3,13 +3,16 @@
 //! of sends and waits for the next batch of packets: no system call, allocation or lock
 //! per packet.
 //!
+//! Sockets sit in the ring's table of files where there is room (one per port of the
+//! shard), so that no entry takes and drops a reference to its file.
+//!
 //! Control messages wake the loop through a datagram socket pair; the one-second tick is
 //! the wait's timeout.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
@@ -55,6 +58,10 @@ pub(crate) fn available() -> bool {
         );
         let pb = b.local_addr()?.port();
         u.gen = 1;
+        let b = Socket {
+            sock: b,
+            slot: None,
+        };
         u.push(&u.recv(&b, recv_tag(pb, 1)))?;
         u.open.insert(pb, (b, 1));
         static PING: [u8; 4] = [0x80, 0, 0, 0];
@@ -180,6 +187,26 @@ impl Drop for Buffers {
     }
 }
 
+/// How entries name a socket: its slot in the ring's table of files, or its descriptor.
+#[derive(Clone, Copy)]
+enum Target {
+    Slot(u32),
+    Fd(RawFd),
+}
+
+/// A socket of a port, and its slot in the ring's table of files (if it has one).
+struct Socket {
+    sock: UdpSocket,
+    slot: Option<u32>,
+}
+
+impl Socket {
+    fn target(&self) -> Target {
+        self.slot
+            .map_or(Target::Fd(self.sock.as_raw_fd()), Target::Slot)
+    }
+}
+
 /// The ring, the buffers and the sockets of a shard's ports.
 pub(crate) struct UringSockets {
     // Dropped after every receive ended (see Drop), the ring first, then the buffers.
@@ -191,13 +218,15 @@ pub(crate) struct UringSockets {
     sends: Box<[libc::sockaddr_in6]>,
     /// The sockets of the ports in use, with their receive's generation (looked up per
     /// packet: hashed fast, the ports are ours).
-    open: HashMap<u16, (UdpSocket, u32), ahash::RandomState>,
+    open: HashMap<u16, (Socket, u32), ahash::RandomState>,
     /// Sockets whose receive is being cancelled, by the receive's user data: closed when
     /// it ends (until then the kernel holds them), or taken back by their port.
-    closing: HashMap<u64, UdpSocket>,
+    closing: HashMap<u64, Socket>,
     /// Sockets to close once the entries queued so far are submitted: they name its fd,
     /// whose number a socket opened meanwhile could take.
-    dead: Vec<UdpSocket>,
+    dead: Vec<Socket>,
+    /// Free slots of the ring's table of files.
+    slots: Vec<u32>,
     /// Receives of open sockets that ended for want of buffers (or could not be queued):
     /// armed again once buffers are back.
     starved: Vec<u64>,
@@ -244,17 +273,65 @@ impl UringSockets {
             open: HashMap::default(),
             closing: HashMap::new(),
             dead: Vec::new(),
+            slots: Vec::new(),
             starved: Vec::new(),
             gen: 0,
             wake_buf: Box::new([0; 64]),
         })
     }
 
+    /// Gives the ring a table of `n` files for sockets (none if the kernel refuses).
+    pub(crate) fn with_slots(mut self, n: u32) -> Self {
+        match self.ring.submitter().register_files_sparse(n) {
+            Ok(()) => self.slots = (0..n).rev().collect(),
+            Err(e) => tracing::debug!(error = %e, "media relay: no table of files in the ring"),
+        }
+        self
+    }
+
+    /// `sock` in a free slot of the table of files, if one is left.
+    fn socket(&mut self, sock: UdpSocket) -> Socket {
+        let slot = self.slots.pop().filter(|&slot| {
+            let placed = self
+                .ring
+                .submitter()
+                .register_files_update(slot, &[sock.as_raw_fd()])
+                .is_ok();
+            if !placed {
+                self.slots.push(slot);
+            }
+            placed
+        });
+        Socket { sock, slot }
+    }
+
+    /// Closes the sockets of `dead` (nothing queued names them any more) and frees their
+    /// slots.
+    fn bury(&mut self) {
+        let mut dead = std::mem::take(&mut self.dead);
+        for s in dead.drain(..) {
+            if let Some(slot) = s.slot {
+                if self
+                    .ring
+                    .submitter()
+                    .register_files_update(slot, &[-1])
+                    .is_ok()
+                {
+                    self.slots.push(slot);
+                }
+            }
+        }
+        self.dead = dead;
+    }
+
     /// A multishot receive on `sock`.
-    fn recv(&self, sock: &UdpSocket, tag: u64) -> squeue::Entry {
-        opcode::RecvMsgMulti::new(types::Fd(sock.as_raw_fd()), &*self.recv_hdr, GROUP)
-            .build()
-            .user_data(tag)
+    fn recv(&self, sock: &Socket, tag: u64) -> squeue::Entry {
+        let hdr = &*self.recv_hdr;
+        match sock.target() {
+            Target::Slot(i) => opcode::RecvMsgMulti::new(types::Fixed(i), hdr, GROUP).build(),
+            Target::Fd(fd) => opcode::RecvMsgMulti::new(types::Fd(fd), hdr, GROUP).build(),
+        }
+        .user_data(tag)
     }
 
     /// Queues `entry`, submitting what is queued first if the queue is full.
@@ -277,12 +354,17 @@ impl UringSockets {
         let Some((sock, _)) = self.open.get(&port) else {
             return false;
         };
-        let fd = sock.as_raw_fd();
+        let target = sock.target();
         let addr = &mut self.sends[usize::from(bid)];
         let len = write_addr(addr, to);
+        let (data, size) = (packet.as_ptr(), packet.len() as u32);
+        let send = match target {
+            Target::Slot(i) => opcode::Send::new(types::Fixed(i), data, size),
+            Target::Fd(fd) => opcode::Send::new(types::Fd(fd), data, size),
+        };
         // A full send buffer drops the packet, as the network would (a send that waited
         // would hold its buffer, and enough of them every receive of the shard).
-        let entry = opcode::Send::new(types::Fd(fd), packet.as_ptr(), packet.len() as u32)
+        let entry = send
             .dest_addr(std::ptr::from_ref(addr).cast())
             .dest_addr_len(len)
             .flags(libc::MSG_DONTWAIT)
@@ -379,7 +461,10 @@ impl Sockets for UringSockets {
         let sock = match closing.and_then(|t| self.closing.remove(&t)) {
             // Its old receive may still deliver a packet or two: they are the port's.
             Some(sock) => sock,
-            None => shard::bind(bind, port)?,
+            None => {
+                let sock = shard::bind(bind, port)?;
+                self.socket(sock)
+            }
         };
         self.gen = self.gen.wrapping_add(1);
         let tag = recv_tag(port, self.gen);
@@ -515,7 +600,7 @@ pub(crate) fn run(
         }
         // Sockets closed before may go once nothing queued names their fd.
         if u.ring.submission().is_empty() {
-            u.dead.clear();
+            u.bury();
         }
         done.extend(
             u.ring
@@ -550,7 +635,7 @@ pub(crate) fn run(
             if !u.dead.is_empty() {
                 u.bufs.commit();
                 if u.ring.submit().is_ok() && u.ring.submission().is_empty() {
-                    u.dead.clear();
+                    u.bury();
                 }
             }
             // The wake-ups, then the messages (one sent after this gets a wake-up of its
@@ -610,6 +695,60 @@ fn packet(shard: &mut Shard<UringSockets>, now: Instant, port: u16, bid: u16, le
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sockets_take_the_free_slots_then_go_by_descriptor_and_give_them_back() {
+        let Ok(u) = UringSockets::new() else {
+            return; // io_uring not allowed here: nothing to check.
+        };
+        let mut u = u.with_slots(1);
+        if u.slots.is_empty() {
+            return; // This kernel has no sparse table of files.
+        }
+        let lo: IpAddr = [127, 0, 0, 1].into();
+        let ports: Vec<u16> = (0..2)
+            .map(|_| {
+                shard::bind(lo, 0)
+                    .and_then(|s| s.local_addr())
+                    .map(|a| a.port())
+            })
+            .collect::<io::Result<_>>()
+            .expect("free ports");
+        for &p in &ports {
+            u.open(lo, p).expect("open");
+        }
+        let slotted = |u: &UringSockets| {
+            ports
+                .iter()
+                .map(|p| u.open.get(p).map(|(s, _)| s.slot.is_some()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(slotted(&u), [Some(true), Some(false)]);
+        assert!(u.slots.is_empty());
+        u.retain(|_| false);
+        // The receives end once submitted; their sockets go, and the slot is free again.
+        let until = Instant::now() + Duration::from_secs(2);
+        while u.slots.is_empty() && Instant::now() < until {
+            let ts = types::Timespec::from(Duration::from_millis(50));
+            let _ = u
+                .ring
+                .submitter()
+                .submit_with_args(1, &types::SubmitArgs::new().timespec(&ts));
+            let done: Vec<_> = u
+                .ring
+                .completion()
+                .map(|c| (c.user_data(), c.result()))
+                .collect();
+            for (tag, result) in done {
+                if tag & KIND == RECV {
+                    u.recv_ended(tag, result);
+                }
+            }
+            u.bury();
+        }
+        assert_eq!(u.slots, [0]);
+        assert!(u.open.is_empty() && u.closing.is_empty());
+    }
 
     #[test]
     fn socket_addresses_go_to_c_and_back() {
