@@ -175,6 +175,7 @@ fn media(d: &Dict, op: MediaOp) -> Result<Command, NgError> {
         // ng does not say: an answer is taken as the call's.
         carrier: None,
         caller: None,
+        authenticated: false,
     };
     Ok(Command::Media(request, flags))
 }

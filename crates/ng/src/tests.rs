@@ -111,7 +111,7 @@ proptest! {
         v6 in any::<bool>(),
     ) {
         let sdp = if op == MediaOp::Delete { Vec::new() } else { sdp };
-        let m = MediaRequest { op, call_id, from_tag, to_tag, sdp, source: Some("192.0.2.1".parse().expect("ip")), receiver_ipv6: v6 && op != MediaOp::Delete, carrier: None, caller: None };
+        let m = MediaRequest { op, call_id, from_tag, to_tag, sdp, source: Some("192.0.2.1".parse().expect("ip")), receiver_ipv6: v6 && op != MediaOp::Delete, carrier: None, caller: None, authenticated: false };
         let source = if op == MediaOp::Delete { None } else { m.source };
         let flags = Flags { replace_origin: origin && op != MediaOp::Delete, ice_remove: op != MediaOp::Delete, ..Flags::default() };
         let r = Request { cookie: cookie.into_bytes(), command: Command::Media(m.clone(), flags.clone()) };

@@ -295,6 +295,7 @@ async fn main() {
             receiver_ipv6: false,
             carrier: None,
             caller: None,
+            authenticated: false,
         };
         if a.direct {
             let (to_x, to_y) = (y.local_addr().expect("addr"), x.local_addr().expect("addr"));

@@ -285,6 +285,7 @@ impl MediaRelay {
                 _ => req.caller.or(req.source),
             },
             in_response: matches!(req.carrier, Some(Carrier::Provisional | Carrier::Final)),
+            authenticated: req.authenticated,
         };
         let updated = self
             .ask(&req.call_id, |reply| Control::Update {

@@ -246,7 +246,7 @@ impl<S: Sockets> Shard<S> {
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
         {
             self.last_refusal = Some(now);
-            tracing::warn!(call_id = %id.call_id, ?from, ?charged, available = self.relay.ports_available(), ?ringing, "media relay: no ports for the offer (none left, or its source holds too many in calls not answered yet)");
+            tracing::warn!(call_id = %id.call_id, ?from, ?charged, available = self.relay.ports_available(), ?ringing, "media relay: no ports for the offer (none left, its source holds too many in calls not answered yet, or callers that did not authenticate hold half the ports in such calls)");
         }
         Err(MediaError::NoPorts)
     }

@@ -113,6 +113,7 @@ fn request(op: MediaOp, from_tag: &str, to_tag: &str, sdp: Vec<u8>) -> MediaRequ
         receiver_ipv6: false,
         carrier: None,
         caller: None,
+        authenticated: false,
     }
 }
 

@@ -51,6 +51,9 @@ pub struct MediaRequest {
     /// Where the call's INVITE came from: its streams count against that source while the
     /// call rings, also when the callee's response made the offer (`None`: `source`).
     pub caller: Option<IpAddr>,
+    /// The caller authenticated: its streams, while the call rings, are not in the share
+    /// of the pool that strangers may hold (not known over ng: false).
+    pub authenticated: bool,
     /// The party the SDP goes to is on IPv6: the relay names its IPv6 address to it
     /// (rtpengine's `address family: IP6`), bridging the families.
     pub receiver_ipv6: bool,

@@ -201,6 +201,9 @@ struct Session {
     answered: bool,
     /// Whom its streams count against while it rings (an IPv4 address, an IPv6 /64).
     source: Option<IpAddr>,
+    /// Its caller neither authenticated nor is trusted: while it rings, its streams count
+    /// in the share of the pool strangers may hold.
+    stranger: bool,
     /// The offer that made it came in a response (the answer then comes in a request).
     offer_in_response: bool,
 }
@@ -216,6 +219,8 @@ pub struct Origin {
     /// It came in a response (the callee's, to an INVITE without SDP): the answer comes in
     /// a request (ACK, PRACK).
     pub in_response: bool,
+    /// The caller authenticated: its ringing streams are not in the strangers' share.
+    pub authenticated: bool,
 }
 
 impl From<Option<IpAddr>> for Origin {
@@ -225,6 +230,7 @@ impl From<Option<IpAddr>> for Origin {
             from,
             charged: from,
             in_response: false,
+            authenticated: false,
         }
     }
 }
@@ -260,6 +266,10 @@ pub struct Relay {
     /// Most streams one source may hold in sessions not answered yet (0: no limit), and
     /// the sources exempt (trusted peers).
     ringing_limit: usize,
+    /// Most streams callers that neither authenticated nor are exempt may hold, together,
+    /// in sessions not answered yet: a quarter of the pool's pairs (half its ports), so
+    /// that strangers calling from many addresses leave the rest to subscribers' calls.
+    strangers_limit: usize,
     exempt: Vec<ipnet::IpNet>,
     /// Counters since start (the gauges are filled in by [`Relay::totals`]).
     totals: Totals,
@@ -276,6 +286,7 @@ impl Relay {
             next: 0,
             timeout,
             ringing_limit: 0,
+            strangers_limit: usize::MAX,
             exempt: Vec::new(),
             totals: Totals::default(),
         }
@@ -296,11 +307,13 @@ impl Relay {
             from,
             charged,
             in_response,
+            authenticated,
         } = origin.into();
         let source = charged.map(source_of);
         let exempt =
             charged.is_some_and(|ip| self.exempt.iter().any(|n| n.contains(&ip.to_canonical())));
-        if !exempt && self.over_ringing_limit(id, media, source) {
+        let stranger = source.is_some() && !exempt && !authenticated;
+        if !exempt && self.over_ringing_limit(id, media, source, stranger) {
             return None;
         }
         let key = match self.ids.get(id) {
@@ -317,6 +330,7 @@ impl Relay {
                     answerer: None,
                     answered: false,
                     source,
+                    stranger,
                     offer_in_response: in_response,
                 };
                 self.sessions.insert(k, s);
@@ -472,31 +486,48 @@ impl Relay {
     /// Limits the streams one source (an IPv4 address, an IPv6 /64) may hold in sessions not
     /// answered yet: a stranger may call a subscriber without authenticating, and each
     /// ringing call holds its ports for minutes. 0: no limit. Sources in `exempt` (trusted
-    /// peers: a carrier's trunk rings many calls at once) have none.
+    /// peers: a carrier's trunk rings many calls at once) have none. With a limit, callers
+    /// that neither authenticated nor are exempt hold, together, at most half the pool's
+    /// ports in calls not answered yet.
     pub fn with_ringing_limit(mut self, streams: usize, exempt: Vec<ipnet::IpNet>) -> Relay {
         self.ringing_limit = streams;
+        self.strangers_limit = match streams {
+            0 => usize::MAX,
+            _ => self.pool.available() / 4,
+        };
         self.exempt = exempt;
         self
     }
 
     /// The streams `source` holds in sessions not answered yet.
     pub fn ringing_streams(&self, source: IpAddr) -> usize {
-        let source = source_of(source);
-        self.sessions
-            .values()
-            .filter(|s| !s.answered && s.source == Some(source))
-            .map(|s| s.streams.iter().flatten().count())
-            .sum()
+        self.ringing(Some(source_of(source))).0
+    }
+
+    /// The streams in sessions not answered yet: `source`'s, and strangers' in all.
+    fn ringing(&self, source: Option<IpAddr>) -> (usize, usize) {
+        let (mut theirs, mut strangers) = (0, 0);
+        for s in self.sessions.values().filter(|s| !s.answered) {
+            let n = s.streams.iter().flatten().count();
+            if s.source.is_some() && s.source == source {
+                theirs += n;
+            }
+            if s.stranger {
+                strangers += n;
+            }
+        }
+        (theirs, strangers)
     }
 
     /// True when the streams an offer would add to session `id` (new, or not answered
-    /// yet) take its source past the limit. A scan of the sessions: offers are rare beside
-    /// packets.
+    /// yet) take its source past its limit, or strangers past theirs. A scan of the
+    /// sessions: offers are rare beside packets.
     fn over_ringing_limit(
         &self,
         id: &SessionId,
         media: &[Option<SocketAddr>],
         source: Option<IpAddr>,
+        stranger: bool,
     ) -> bool {
         let Some(source) = source.filter(|_| self.ringing_limit > 0) else {
             return false;
@@ -506,14 +537,19 @@ impl Relay {
             return false;
         }
         // A re-offer's streams count against whom the call's do, wherever it came from.
-        let Some(source) = session.map_or(Some(source), |s| s.source) else {
+        let (source, stranger) =
+            session.map_or((Some(source), stranger), |s| (s.source, s.stranger));
+        let Some(source) = source else {
             return false;
         };
         let has = |i: usize| session.is_some_and(|s| s.streams.get(i).is_some_and(Option::is_some));
         let added = (0..media.len())
             .filter(|&i| media[i].is_some() && !has(i))
             .count();
-        added > 0 && self.ringing_streams(source) + added > self.ringing_limit
+        let (theirs, strangers) = self.ringing(Some(source));
+        added > 0
+            && (theirs + added > self.ringing_limit
+                || stranger && strangers + added > self.strangers_limit)
     }
 
     /// Gives stream `i` of session `key` a pair facing each side; `None` when the pool has

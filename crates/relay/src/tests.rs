@@ -1,6 +1,6 @@
 //! The relay driven in memory: offers, answers, packets and the clock.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -618,10 +618,55 @@ fn a_stream_the_answerers_side_adds_gets_ports() {
 }
 
 #[test]
+fn strangers_from_many_sources_hold_at_most_half_the_pool_in_ringing_calls() {
+    let now = Instant::now();
+    let trunk: ipnet::IpNet = "192.0.2.0/28".parse().expect("net");
+    // 40 pairs: 20 streams' worth; strangers may hold 10 streams while their calls ring.
+    let mut r = relay(40).with_ringing_limit(4, vec![trunk]);
+    let two = [Some(addr("10.0.0.1:4000")), Some(addr("10.0.0.1:4002"))];
+    let from = |i: u8| Some(IpAddr::from([203, 0, 113, i]));
+    for i in 1..=5 {
+        let call = format!("s{i}");
+        assert!(r.offer(now, &id(&call), &two, from(i)).is_some(), "{call}");
+    }
+    assert!(
+        r.offer(now, &id("s6"), &two, from(6)).is_none(),
+        "a sixth source: past the strangers' share"
+    );
+    // A subscriber who authenticated, and a trusted peer, still get ports.
+    let subscriber = Origin {
+        authenticated: true,
+        ..Origin::from(from(7))
+    };
+    assert!(r.offer(now, &id("a1"), &two, subscriber).is_some());
+    assert!(r
+        .offer(now, &id("t1"), &two, Some(ip("192.0.2.3")))
+        .is_some());
+    // A re-offer of the subscriber's call, from wherever, is still not a stranger's.
+    let four = [two[0], two[1], Some(addr("10.0.0.1:4004")), None];
+    assert!(r.offer(now, &id("a1"), &four, from(8)).is_some());
+    // Once a stranger's call is answered, its streams leave the share.
+    let answer = [
+        Some(addr("198.51.100.2:5000")),
+        Some(addr("198.51.100.2:5002")),
+    ];
+    r.answer(
+        now,
+        &id("s1"),
+        &answer,
+        Some(ip("198.51.100.2")),
+        "b",
+        false,
+    )
+    .expect("answered");
+    assert!(r.offer(now, &id("s6"), &two, from(6)).is_some());
+}
+
+#[test]
 fn one_source_holds_a_bounded_number_of_ringing_streams() {
     let now = Instant::now();
     let trunk: ipnet::IpNet = "192.0.2.0/28".parse().expect("net");
-    let mut r = relay(50).with_ringing_limit(4, vec![trunk]);
+    let mut r = relay(100).with_ringing_limit(4, vec![trunk]);
     let stranger = Some(ip("203.0.113.66"));
     let two = [Some(addr("10.0.0.1:4000")), Some(addr("10.0.0.1:4002"))];
     // Two calls of two streams each: the limit; a third is refused.
@@ -649,6 +694,7 @@ fn one_source_holds_a_bounded_number_of_ringing_streams() {
         from: Some(ip("192.0.2.20")),
         charged: Some(ip("198.51.100.9")),
         in_response: true,
+        authenticated: false,
     };
     assert!(r.offer(now, &id("late"), &two, callees).is_some());
     assert_eq!(r.ringing_streams(ip("198.51.100.9")), 4);

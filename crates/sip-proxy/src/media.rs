@@ -36,6 +36,8 @@ pub(crate) struct MediaCall {
     /// Where the request came from (the caller, for an initial INVITE): its responses'
     /// streams count against it while the call rings.
     caller: IpAddr,
+    /// The request's sender authenticated (`$au` is set).
+    authenticated: bool,
 }
 
 /// A response on its way upstream (its transaction has taken it already), waiting for the
@@ -106,8 +108,9 @@ fn tags(msg: &Message) -> Option<(String, String)> {
 }
 
 impl MediaMark {
-    /// The mark of request `msg` from `source` (`None` without a Call-ID and From tag).
-    pub(crate) fn of(msg: &Message, source: IpAddr) -> Option<MediaMark> {
+    /// The mark of request `msg` from `source`, who `authenticated` or not (`None` without
+    /// a Call-ID and From tag).
+    pub(crate) fn of(msg: &Message, source: IpAddr, authenticated: bool) -> Option<MediaMark> {
         let (from_tag, to_tag) = tags(msg)?;
         let method = msg.method()?;
         let call = MediaCall {
@@ -118,6 +121,7 @@ impl MediaMark {
             // Any body counts (a multipart one too): its responses' SDP is an answer.
             offer_in_request: !msg.body().is_empty() && offers(method),
             caller: source,
+            authenticated,
         };
         Some(MediaMark {
             call,
@@ -138,6 +142,7 @@ impl MediaCall {
             sdp: Vec::new(),
             source: None,
             caller: None,
+            authenticated: false,
             receiver_ipv6: false,
             carrier: None,
         })
@@ -149,10 +154,15 @@ fn offers(method: Method) -> bool {
     !matches!(method, Method::Ack | Method::Prack)
 }
 
-/// What request `msg` (from `source`, to a party on IPv6 when `to_ipv6`) asks of the relay:
-/// its SDP as an offer or an answer, or the end of the call (BYE); `None` when it has no
-/// business there.
-pub(crate) fn for_request(msg: &Message, source: IpAddr, to_ipv6: bool) -> Option<MediaRequest> {
+/// What request `msg` (from `source`, who `authenticated` or not, to a party on IPv6 when
+/// `to_ipv6`) asks of the relay: its SDP as an offer or an answer, or the end of the call
+/// (BYE); `None` when it has no business there.
+pub(crate) fn for_request(
+    msg: &Message,
+    source: IpAddr,
+    authenticated: bool,
+    to_ipv6: bool,
+) -> Option<MediaRequest> {
     let method = msg.method()?;
     let (from_tag, to_tag) = tags(msg)?;
     let call_id = msg.call_id().ok()?.to_owned();
@@ -181,6 +191,7 @@ pub(crate) fn for_request(msg: &Message, source: IpAddr, to_ipv6: bool) -> Optio
         sdp,
         source: Some(source),
         caller: None,
+        authenticated,
         receiver_ipv6: to_ipv6,
         carrier: Some(Carrier::Request),
     })
@@ -218,6 +229,7 @@ fn for_response(
         sdp,
         source: Some(source),
         caller: Some(mark.caller),
+        authenticated: mark.authenticated,
         receiver_ipv6: mark.caller.to_canonical().is_ipv6(),
         carrier: Some(match answers {
             true => Carrier::Final,

@@ -82,6 +82,10 @@ fn call_through_relay(core: &Core, now: Instant) -> Message {
     );
     assert_eq!(req.sdp, SDP_A.as_bytes());
     assert_eq!(req.source, Some("203.0.113.7".parse().expect("ip")));
+    assert!(
+        !req.authenticated,
+        "nobody authenticates here: a stranger's call"
+    );
     let out = sent(core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec())));
     assert_eq!(out.len(), 1);
     let (dest, fwd) = &out[0];
@@ -248,6 +252,42 @@ fn a_failed_call_ends_its_session_and_no_ports_means_503_unless_optional() {
 }
 
 #[test]
+fn a_subscribers_call_is_told_to_the_relay_as_authenticated() {
+    let core = core();
+    let now = Instant::now();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let mut subs = auth::Subscribers::new();
+    let secrets = auth::Secrets::from_password("alice", "example.com", "wonderland");
+    subs.insert("alice", "example.com", secrets);
+    core.set_subscribers(std::sync::Arc::new(subs));
+    let challenge = sent(core.handle_message(now, natted_invite(Some(SDP_A)), udp(NATTED)));
+    assert_eq!(challenge[0].1.status(), Some(407));
+    let creds = crate::suspend_tests::answer_challenge(&challenge[0].1, "sip:bob@example.com");
+    let text = String::from_utf8_lossy(&natted_invite(Some(SDP_A)).to_bytes())
+        .replace("z9hG4bKm1", "z9hG4bKm2")
+        .replace(
+            "Max-Forwards",
+            &format!("Proxy-Authorization: {creds}\r\nMax-Forwards"),
+        );
+    let authed = Message::parse(text.into_bytes()).expect("INVITE");
+    let cmds = core.handle_message(now, authed, udp(NATTED));
+    let (offer, then) = media(&cmds).remove(0);
+    assert!(offer.authenticated, "{offer:?}");
+    // Its callee's responses are too (a late offer would be charged to alice).
+    let fwd = sent(core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec())));
+    let cmds = core.handle_message(
+        now,
+        from_bob(&fwd[0].1, 180, Some(SDP_B)),
+        udp("192.0.2.20:5060"),
+    );
+    let (answer, _) = media(&cmds).remove(0);
+    assert!(
+        answer.authenticated && answer.op == MediaOp::Answer,
+        "{answer:?}"
+    );
+}
+
+#[test]
 fn a_late_offer_in_the_200_is_answered_in_the_ack() {
     let core = core();
     let now = Instant::now();
@@ -270,6 +310,7 @@ fn a_late_offer_in_the_200_is_answered_in_the_ack() {
     assert_eq!(offer.source, Some("192.0.2.20".parse().expect("ip")));
     assert_eq!(offer.caller, Some("203.0.113.7".parse().expect("ip")));
     assert_eq!(offer.carrier, Some(Carrier::Final));
+    assert!(!offer.authenticated, "alice did not authenticate");
     let up = sent(core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec())));
     let route = up[0]
         .1

@@ -142,16 +142,15 @@ impl Core {
                 .method()
                 .is_some_and(crate::route_key::refreshes_target)
         });
-        let (msg, source) = (c.msg, c.src.addr.ip());
+        let (msg, source, authenticated) = (c.msg, c.src.addr.ip(), c.auth_user.is_some());
         let media = c.edits.media;
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let started = self.with_ctx(id, |ctx| {
             // The mark `media_first` gave it while its SDP was with the relay, or one now.
             ctx.media = match media {
-                true => ctx
-                    .media
-                    .take()
-                    .or_else(|| crate::media::MediaMark::of(msg, source).map(Box::new)),
+                true => ctx.media.take().or_else(|| {
+                    crate::media::MediaMark::of(msg, source, authenticated).map(Box::new)
+                }),
                 false => None,
             };
             ctx.start(now, cfg, groups, routing, refresh_key, out)

@@ -22,7 +22,9 @@ impl Core {
         if !c.edits.media || c.media_asked {
             return None;
         }
-        let request = crate::media::for_request(c.msg, c.src.addr.ip(), next_hop_ipv6(c))?;
+        let authenticated = c.auth_user.is_some();
+        let request =
+            crate::media::for_request(c.msg, c.src.addr.ip(), authenticated, next_hop_ipv6(c))?;
         if request.op == MediaOp::Delete {
             c.out.push(Command::Media {
                 request,
@@ -42,7 +44,8 @@ impl Core {
         let state = Box::new(RelayState::of(c, stateful));
         if let Some(id) = c.txn {
             // Its failure from here on (no ports, a CANCEL, no route) ends the session.
-            let mark = crate::media::MediaMark::of(c.msg, c.src.addr.ip()).map(Box::new);
+            let mark =
+                crate::media::MediaMark::of(c.msg, c.src.addr.ip(), authenticated).map(Box::new);
             self.with_ctx(id, |ctx| ctx.media = mark);
         }
         let then = self.park_context(c.now, c.txn, Parked::Media(state));

@@ -35,7 +35,7 @@ fn core_with_alice() -> Core {
 }
 
 /// Proxy-Authorization answering the 407 `challenge` for `uri`.
-fn answer_challenge(challenge: &Message, uri: &str) -> String {
+pub(crate) fn answer_challenge(challenge: &Message, uri: &str) -> String {
     let ch = challenge
         .auth_headers(HeaderName::ProxyAuthenticate)
         .filter_map(Result::ok)
