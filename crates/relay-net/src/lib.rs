@@ -275,6 +275,7 @@ impl MediaRelay {
                 .map(|m| self.destinations.of(m?))
                 .collect()
         });
+        let declined = session.as_ref().map_or(Vec::new(), relay::declined_streams);
         let (call_id, sender, other) = (req.call_id.clone(), sender.to_owned(), other.to_owned());
         let create = req.op == MediaOp::Offer;
         let origin = Origin {
@@ -293,6 +294,7 @@ impl MediaRelay {
                 sender,
                 other,
                 media,
+                declined,
                 origin,
                 create,
                 carrier: req.carrier,

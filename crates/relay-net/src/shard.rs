@@ -21,6 +21,8 @@ pub(crate) enum Control {
         sender: String,
         other: String,
         media: Vec<Option<SocketAddr>>,
+        /// The streams the SDP declines (port 0).
+        declined: Vec<usize>,
         origin: Origin,
         create: bool,
         /// The message the SDP came in (`None`: not known, over ng).
@@ -139,6 +141,7 @@ impl<S: Sockets> Shard<S> {
                 sender,
                 other,
                 media,
+                declined,
                 origin,
                 create,
                 carrier,
@@ -158,7 +161,7 @@ impl<S: Sockets> Shard<S> {
                         // Only an answer in a 2xx (or over ng) answers the call: a request
                         // "from the answerer" may be a stranger's, with the tags swapped.
                         let ringing = create || !matches!(carrier, None | Some(Carrier::Final));
-                        let answered =
+                        let mut answered =
                             self.relay
                                 .answer(now, &id, &media, origin.from, &sender, ringing);
                         // A stream its side added has new ports to bind.
@@ -166,6 +169,15 @@ impl<S: Sockets> Shard<S> {
                             if self.open(ports).is_err() {
                                 tracing::warn!(call_id = %id.call_id, "media relay: a new stream's ports cannot be bound");
                             }
+                        }
+                        // Streams the answer declines give their ports back.
+                        if self.relay.decline(&id, &declined) {
+                            for &i in &declined {
+                                if let Some(p) = answered.as_mut().and_then(|a| a.get_mut(i)) {
+                                    *p = None;
+                                }
+                            }
+                            self.close_unused();
                         }
                         answered
                             .map(|p| (Side::Answerer, p))

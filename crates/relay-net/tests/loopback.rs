@@ -448,8 +448,8 @@ fn one_source_may_hold_only_so_many_ringing_streams() {
     let rt = runtime();
     let relay = start_with(RelayConfig {
         max_ringing_per_source: 2,
-        // The last slots' ports too (30 pairs): strangers' half of them is no limit here.
-        ..config(base(12), 60, true)
+        // The next slot's ports too (20 pairs): strangers' half of them is no limit here.
+        ..config(base(12), 40, true)
     });
     let a = phone();
     let offer = |call: &str, source: &str| {
@@ -528,4 +528,46 @@ fn one_source_may_hold_only_so_many_ringing_streams() {
         r.carrier = Some(Carrier::Final);
         assert!(rt.block_on(relay.apply(&r)).is_ok(), "{call}");
     }
+}
+
+#[test]
+fn a_stream_the_answer_declines_gives_its_ports_back() {
+    let rt = runtime();
+    let relay = start_with(config(base(14), 20, true));
+    let (a, b) = (phone(), phone());
+    let two = |s: &UdpSocket, video: u16| {
+        let mut sdp = String::from_utf8(sdp_of(s)).expect("utf-8");
+        sdp.push_str(&format!(
+            "m=video {video} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+        ));
+        sdp.into_bytes()
+    };
+    let port_a = a.local_addr().expect("addr").port();
+    let offer = request(MediaOp::Offer, "a", "", two(&a, port_a + 2));
+    rt.block_on(relay.apply(&offer)).expect("offer");
+    assert_eq!(
+        rt.block_on(relay.totals()).ports_free,
+        6,
+        "two streams of two pairs"
+    );
+    let mut answer = request(MediaOp::Answer, "a", "b", two(&b, 0));
+    answer.carrier = Some(Carrier::Final);
+    let to_a =
+        String::from_utf8(rt.block_on(relay.apply(&answer)).expect("answer")).expect("utf-8");
+    assert!(to_a.contains("m=video 0 RTP/AVP 96\r\n"), "{to_a}");
+    assert_eq!(
+        rt.block_on(relay.totals()).ports_free,
+        8,
+        "the video's ports are free"
+    );
+    // The audio still flows.
+    let port = |sdp: &str| -> u16 {
+        let m = sdp.lines().find(|l| l.starts_with("m=audio ")).expect("m=");
+        m.split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    };
+    let heard = exchange(&a, SocketAddr::from(([127, 0, 0, 1], port(&to_a))), &b, 10);
+    assert!(heard.len() >= 9, "b heard {} of 10", heard.len());
 }

@@ -109,6 +109,13 @@ pub fn media_addresses(s: &Session<'_>) -> Vec<Option<SocketAddr>> {
         .collect()
 }
 
+/// The streams `s` declines (port 0).
+pub fn declined_streams(s: &Session<'_>) -> Vec<usize> {
+    (0..s.media.len())
+        .filter(|&i| s.media[i].port == 0)
+        .collect()
+}
+
 /// A copy of `s`, sent by `sender`, in which each relayed stream names `announce` and the
 /// relay's port facing the receiver (RTCP on the next port, or on the same one with
 /// `a=rtcp-mux`), the origin names `announce`, and ICE is gone (its candidates would lead

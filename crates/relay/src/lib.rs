@@ -19,7 +19,9 @@ mod pool;
 mod rtp;
 mod session;
 
-pub use control::{media_addresses, relayed_sdp, Carrier, MediaError, MediaOp, MediaRequest};
+pub use control::{
+    declined_streams, media_addresses, relayed_sdp, Carrier, MediaError, MediaOp, MediaRequest,
+};
 pub use pool::{pairs, PortPool};
 pub use session::{
     Dropped, Forward, Origin, Relay, SessionId, SessionPorts, SessionStats, Side, Stats,

@@ -767,6 +767,30 @@ impl Relay {
         self.give_back(key, &added);
     }
 
+    /// Frees the ports of the streams of session `id` that an answer declined (port 0):
+    /// such a stream carries no media (RFC 3264 §6), and an offer that takes it up again
+    /// gets new ports. Not while the call rings (its 2xx may yet accept the stream). True
+    /// when it freed any.
+    pub fn decline(&mut self, id: &SessionId, streams: &[usize]) -> bool {
+        let Some(session) = self.ids.get(id).and_then(|k| self.sessions.get_mut(k)) else {
+            return false;
+        };
+        if !session.answered {
+            return false;
+        }
+        let mut freed = false;
+        for &i in streams {
+            if let Some(s) = session.streams.get_mut(i).and_then(Option::take) {
+                for port in [s.offerer.port, s.answerer.port] {
+                    self.by_port.remove(&port);
+                    self.pool.give(port);
+                }
+                freed = true;
+            }
+        }
+        freed
+    }
+
     /// True when a stream holds RTP port `port`.
     pub fn holds_port(&self, port: u16) -> bool {
         self.by_port.contains_key(&port)

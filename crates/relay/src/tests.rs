@@ -229,6 +229,36 @@ fn a_re_offer_keeps_its_ports_and_declined_streams_get_none() {
 }
 
 #[test]
+fn a_stream_the_answer_declines_gives_its_ports_back_once_the_call_is_answered() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    let av = [Some(addr("10.0.0.1:4000")), Some(addr("10.0.0.1:4002"))];
+    let offered = r.offer(now, &id("c"), &av, None).expect("ports");
+    let video = offered[1].expect("video relayed");
+    assert_eq!(r.ports_available(), 6);
+    // Early media declining the video: the 2xx may yet take it.
+    let audio_only = [Some(addr("198.51.100.2:5000")), None];
+    r.answer(now, &id("c"), &audio_only, None, "b", true)
+        .expect("session");
+    assert!(!r.decline(&id("c"), &[1]), "ringing");
+    assert_eq!(r.ports_available(), 6);
+    // The 2xx declines it: its ports are free, and nothing is relayed there.
+    r.answer(now, &id("c"), &audio_only, None, "b", false)
+        .expect("session");
+    assert!(r.decline(&id("c"), &[1]));
+    assert_eq!(r.ports_available(), 8);
+    assert!(!r.holds_port(video.for_answerer) && !r.holds_port(video.for_offerer));
+    assert!(r
+        .on_packet(now, video.for_answerer, addr("198.51.100.2:5002"), &rtp(1))
+        .is_err());
+    assert!(!r.decline(&id("c"), &[1]), "once");
+    // Audio goes on; a re-offer taking video up again gets new ports.
+    let again = r.offer(now, &id("c"), &av, None).expect("ports");
+    assert_eq!(again[0], offered[0]);
+    assert!(again[1].is_some_and(|v| v != video));
+}
+
+#[test]
 fn a_private_sdp_address_signalled_from_a_private_one_is_used_as_it_is() {
     // An SBC or a PBX on a private network, its media on another host than its SIP.
     let now = Instant::now();
