@@ -18,13 +18,23 @@ pub(crate) struct Destinations {
 }
 
 impl Destinations {
+    /// The relay's addresses: those it announces and binds; bound to a wildcard, every
+    /// address of the host's interfaces at start (an SDP naming one of them at a relay port
+    /// would reach the relay as well).
     pub(crate) fn of_relay(cfg: &RelayConfig) -> Destinations {
-        let own = [Some(cfg.announce), cfg.announce6, Some(cfg.bind)]
+        let host = match cfg.bind.is_unspecified() {
+            true => if_addrs::get_if_addrs().unwrap_or_default(),
+            false => Vec::new(),
+        };
+        let mut own: Vec<IpAddr> = [Some(cfg.announce), cfg.announce6, Some(cfg.bind)]
             .into_iter()
             .flatten()
+            .chain(host.iter().map(if_addrs::Interface::ip))
             .filter(|a| !a.is_unspecified())
             .map(|a| a.to_canonical())
             .collect();
+        own.sort_unstable();
+        own.dedup();
         Destinations {
             own,
             ports: cfg.ports.clone(),
@@ -71,6 +81,34 @@ mod tests {
             ports: 30000..=40000,
             loopback: false,
         }
+    }
+
+    #[test]
+    fn a_relay_on_a_wildcard_counts_every_address_of_the_host_as_its_own() {
+        let cfg = RelayConfig {
+            bind: "0.0.0.0".parse().expect("ip"),
+            announce: "192.0.2.80".parse().expect("ip"),
+            announce6: None,
+            ports: 30000..=30099,
+            timeout: std::time::Duration::from_secs(60),
+            threads: 1,
+            io_uring: false,
+            realtime_priority: 0,
+            max_ringing_per_source: 0,
+            trusted: Vec::new(),
+        };
+        let d = Destinations::of_relay(&cfg);
+        let host: Vec<IpAddr> = if_addrs::get_if_addrs()
+            .expect("interfaces")
+            .iter()
+            .map(if_addrs::Interface::ip)
+            .filter(|ip| !ip.is_loopback())
+            .collect();
+        for ip in host {
+            assert_eq!(d.of(SocketAddr::new(ip, 30010)), None, "{ip}");
+            assert!(d.of(SocketAddr::new(ip, 5004)).is_some(), "{ip}");
+        }
+        assert_eq!(d.of(addr("192.0.2.80:30010")), None);
     }
 
     #[test]
