@@ -5,14 +5,17 @@
 //! a port of its own ([`PORT`]). Classic RFC 3489 clients (no magic cookie) get
 //! MAPPED-ADDRESS (RFC 5389 §12.2); a request asking for a reply from another address
 //! (CHANGE-REQUEST) gets none, as this server has no other address (RFC 5780 is not done).
-//! Binding indications (keepalives) are absorbed.
+//! Binding indications (keepalives) are absorbed. [`AnswerLimit`] bounds the answers one
+//! address gets.
 
 mod attr;
+mod limit;
 mod parse;
 mod write;
 
 use std::net::SocketAddr;
 
+pub use limit::{AnswerLimit, PER_SECOND};
 pub use parse::{parse, Binding, ParseError};
 
 /// The STUN port (RFC 5389 §9).

@@ -165,3 +165,18 @@ fn indications_responses_and_junk_get_nothing() {
     assert!(!is_stun(b"\r\n\r\n"));
     assert!(is_stun(&request(4)));
 }
+
+#[test]
+fn one_address_gets_a_bounded_number_of_answers_a_second() {
+    let t0 = std::time::Instant::now();
+    let mut limit = AnswerLimit::new(t0);
+    let victim: std::net::IpAddr = "192.0.2.9".parse().expect("ip");
+    let allowed = (0..PER_SECOND + 50)
+        .filter(|_| limit.allow(victim, t0))
+        .count();
+    assert_eq!(allowed, PER_SECOND as usize);
+    // Others are not held back by it; the next second, the victim's count starts again.
+    assert!(limit.allow("198.51.100.4".parse().expect("ip"), t0));
+    assert!(!limit.allow(victim, t0 + std::time::Duration::from_millis(999)));
+    assert!(limit.allow(victim, t0 + std::time::Duration::from_secs(1)));
+}

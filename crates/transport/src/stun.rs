@@ -2,15 +2,23 @@
 //! ports of its own.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::time::Instant;
 
-/// Answers `packet` from `remote` on `sock` when it is STUN; true when it was (whether or
-/// not it called for an answer).
-pub(crate) fn absorb(sock: &UdpSocket, packet: &[u8], remote: SocketAddr) -> bool {
+/// Answers `packet` from `remote` on `sock` when it is STUN, unless `limit` says `remote`
+/// had its share this second; true when it was STUN (whether or not it was answered).
+pub(crate) fn absorb(
+    sock: &UdpSocket,
+    limit: &mut stun::AnswerLimit,
+    packet: &[u8],
+    remote: SocketAddr,
+) -> bool {
     if !stun::is_stun(packet) {
         return false;
     }
     if let Some(answer) = stun::answer(packet, remote) {
-        let _ = sock.send_to(&answer, remote);
+        if limit.allow(remote.ip(), Instant::now()) {
+            let _ = sock.send_to(&answer, remote);
+        }
     }
     true
 }
@@ -24,10 +32,11 @@ pub fn listen_stun(addr: SocketAddr) -> std::io::Result<SocketAddr> {
         .name(format!("ferrosip-stun-{}", local.port()))
         .spawn(move || {
             let mut buf = [0u8; 1500];
+            let mut limit = stun::AnswerLimit::new(std::time::Instant::now());
             loop {
                 match sock.recv_from(&mut buf) {
                     Ok((n, remote)) => {
-                        absorb(&sock, &buf[..n], remote);
+                        absorb(&sock, &mut limit, &buf[..n], remote);
                     }
                     Err(e) => tracing::debug!(%local, error = %e, "stun receive error"),
                 }

@@ -48,6 +48,7 @@ pub(crate) fn spawn_receiver(
 
 fn receive(sock: &UdpSocket, local: SocketAddr, handler: &dyn Handler) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut stun_limit = ::stun::AnswerLimit::new(std::time::Instant::now());
     loop {
         let (n, remote) = match sock.recv_from(&mut buf) {
             Ok(r) => r,
@@ -57,7 +58,7 @@ fn receive(sock: &UdpSocket, local: SocketAddr, handler: &dyn Handler) {
                 continue;
             }
         };
-        if crate::stun::absorb(sock, &buf[..n], remote) {
+        if crate::stun::absorb(sock, &mut stun_limit, &buf[..n], remote) {
             continue;
         }
         // Each message gets its own right-sized buffer: a transaction may keep it for
