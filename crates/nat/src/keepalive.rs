@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Keepalives<K> {
     timeout: Duration,
-    heard: HashMap<K, Instant>,
+    heard: HashMap<K, (Instant, u64)>,
     ids: HashMap<u64, K>,
 }
 
@@ -27,7 +27,7 @@ impl<K: Hash + Eq + Clone> Keepalives<K> {
     /// `key` is pinged now with `id` in its ping; its clock starts at its first ping.
     pub fn pinged(&mut self, key: &K, id: u64, now: Instant) {
         if !self.heard.contains_key(key) {
-            self.heard.insert(key.clone(), now);
+            self.heard.insert(key.clone(), (now, id));
             self.ids.insert(id, key.clone());
         }
     }
@@ -35,7 +35,7 @@ impl<K: Hash + Eq + Clone> Keepalives<K> {
     /// The client whose pings carry `id` answered (any response: it is there, and its NAT
     /// let the ping in).
     pub fn answered_by(&mut self, id: u64, now: Instant) {
-        if let Some(t) = self.ids.get(&id).and_then(|key| self.heard.get_mut(key)) {
+        if let Some((t, _)) = self.ids.get(&id).and_then(|key| self.heard.get_mut(key)) {
             *t = now;
         }
     }
@@ -44,13 +44,14 @@ impl<K: Hash + Eq + Clone> Keepalives<K> {
     pub fn dead(&self, key: &K, now: Instant) -> bool {
         self.heard
             .get(key)
-            .is_some_and(|&t| now.saturating_duration_since(t) >= self.timeout)
+            .is_some_and(|&(t, _)| now.saturating_duration_since(t) >= self.timeout)
     }
 
     /// Forgets `key` (its binding is gone).
     pub fn forget(&mut self, key: &K) {
-        self.heard.remove(key);
-        self.ids.retain(|_, k| k != key);
+        if let Some((_, id)) = self.heard.remove(key) {
+            self.ids.remove(&id);
+        }
     }
 
     /// Forgets every key `keep` refuses (bindings that expired or left).

@@ -57,6 +57,7 @@ impl Core {
         let bindings = self.location.matching(unix, behind_nat);
         let mut out = Vec::new();
         let mut removed: Vec<Change> = Vec::new();
+        let mut gone = std::collections::HashSet::new();
         {
             let mut pinged = self.keepalives.lock().unwrap_or_else(|p| p.into_inner());
             let k = pinged.get_or_insert_with(|| nat::Keepalives::new(timeout));
@@ -69,6 +70,7 @@ impl Core {
                     if let Some(change) = self.location.remove_binding(b) {
                         tracing::info!(aor = %b.aor, contact = %b.contact, source = %b.source, "binding removed: no answer to keepalives");
                         removed.push(change);
+                        gone.insert(key);
                     }
                 } else {
                     k.pinged(&key, self.shards().keyed_hash(&key), now);
@@ -77,7 +79,7 @@ impl Core {
         }
         for b in bindings
             .iter()
-            .filter(|b| !removed.iter().any(|c| same(c, b)))
+            .filter(|b| gone.is_empty() || !gone.contains(&key_of(b)))
         {
             let Some((protocol, addr)) = b.source_addr() else {
                 continue;
@@ -151,10 +153,6 @@ impl Core {
 }
 
 /// True when `c` removes binding `b`.
-fn same(c: &Change, b: &Binding) -> bool {
-    matches!(c, Change::Remove { aor, contact } if *aor == b.aor && *contact == b.contact)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
