@@ -276,6 +276,12 @@ impl MediaRelay {
                 .collect()
         });
         let declined = session.as_ref().map_or(Vec::new(), relay::declined_streams);
+        let held = session.as_ref().map(relay::holds);
+        // An offer inside a dialog (a re-INVITE) that makes a session (the call's ended on
+        // a long silence) is an answered call's.
+        let in_dialog = req.op == MediaOp::Offer
+            && !req.to_tag.is_empty()
+            && matches!(req.carrier, None | Some(Carrier::Request));
         let (call_id, sender, other) = (req.call_id.clone(), sender.to_owned(), other.to_owned());
         let create = req.op == MediaOp::Offer;
         let origin = Origin {
@@ -287,6 +293,7 @@ impl MediaRelay {
             },
             in_response: matches!(req.carrier, Some(Carrier::Provisional | Carrier::Final)),
             authenticated: req.authenticated,
+            in_dialog,
         };
         let updated = self
             .ask(&req.call_id, |reply| Control::Update {
@@ -295,6 +302,7 @@ impl MediaRelay {
                 other,
                 media,
                 declined,
+                held,
                 origin,
                 create,
                 carrier: req.carrier,

@@ -23,6 +23,8 @@ pub(crate) enum Control {
         media: Vec<Option<SocketAddr>>,
         /// The streams the SDP declines (port 0).
         declined: Vec<usize>,
+        /// The SDP puts every stream on hold, or not (`None`: no SDP).
+        held: Option<bool>,
         origin: Origin,
         create: bool,
         /// The message the SDP came in (`None`: not known, over ng).
@@ -142,13 +144,21 @@ impl<S: Sockets> Shard<S> {
                 other,
                 media,
                 declined,
+                held,
                 origin,
                 create,
                 carrier,
                 reply,
             } => {
-                let updated = match self.relay.side_of(&call_id, &sender, &other) {
-                    Some((id, Side::Answerer))
+                let (id, side) = match self.relay.side_of(&call_id, &sender, &other) {
+                    Some((id, side)) => (id, Some(side)),
+                    None => {
+                        let from_tag = sender.clone();
+                        (SessionId { call_id, from_tag }, None)
+                    }
+                };
+                let updated = match side {
+                    Some(Side::Answerer)
                         if carrier == Some(Carrier::Request)
                             && !self.relay.takes_request_from_answerer(&id, &sender) =>
                     {
@@ -156,7 +166,7 @@ impl<S: Sockets> Shard<S> {
                         // request goes on as it came, not refused for want of ports.
                         Err(MediaError::NoSession)
                     }
-                    Some((id, Side::Answerer)) => {
+                    Some(Side::Answerer) => {
                         let now = Instant::now();
                         // Only an answer in a 2xx (or over ng) answers the call: a request
                         // "from the answerer" may be a stranger's, with the tags swapped.
@@ -183,16 +193,13 @@ impl<S: Sockets> Shard<S> {
                             .map(|p| (Side::Answerer, p))
                             .ok_or(MediaError::NoSession)
                     }
-                    Some((id, Side::Offerer)) => self.offer(&id, &media, origin, carrier),
-                    None if create => {
-                        let id = SessionId {
-                            call_id,
-                            from_tag: sender,
-                        };
-                        self.offer(&id, &media, origin, carrier)
-                    }
+                    Some(Side::Offerer) => self.offer(&id, &media, origin, carrier),
+                    None if create => self.offer(&id, &media, origin, carrier),
                     None => Err(MediaError::NoSession),
                 };
+                if let (Ok(_), Some(held)) = (&updated, held) {
+                    self.relay.set_held(&id, held);
+                }
                 let _ = reply.send(updated);
             }
             Control::Delete {

@@ -306,21 +306,24 @@ impl UringSockets {
     }
 
     /// Closes the sockets of `dead` (nothing queued names them any more) and frees their
-    /// slots.
+    /// slots; one whose slot cannot be emptied yet (the ring holds its socket open) is
+    /// tried again next time.
     fn bury(&mut self) {
         let mut dead = std::mem::take(&mut self.dead);
-        for s in dead.drain(..) {
-            if let Some(slot) = s.slot {
-                if self
-                    .ring
-                    .submitter()
-                    .register_files_update(slot, &[-1])
-                    .is_ok()
-                {
-                    self.slots.push(slot);
-                }
+        dead.retain(|s| {
+            let Some(slot) = s.slot else {
+                return false;
+            };
+            let emptied = self
+                .ring
+                .submitter()
+                .register_files_update(slot, &[-1])
+                .is_ok();
+            if emptied {
+                self.slots.push(slot);
             }
-        }
+            !emptied
+        });
         self.dead = dead;
     }
 

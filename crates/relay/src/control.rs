@@ -25,9 +25,9 @@ pub enum Carrier {
     /// A request: INVITE, UPDATE, ACK, PRACK (anyone may send one, forged tags and all).
     Request,
     /// A response that does not answer the call: a provisional one (early media), or a
-    /// 2xx to a request other than the INVITE that began it (an UPDATE while it rings).
+    /// 2xx to a request other than an INVITE (an UPDATE while it rings).
     Provisional,
-    /// The 2xx to the INVITE that began the call: the callee answered. One without SDP
+    /// A 2xx to an INVITE: the callee answered (a re-INVITE's: the call was). One without SDP
     /// (the offer and answer were made in 18x and PRACK) is an [`MediaOp::Answer`] with no
     /// SDP, which only tells the relay that.
     Final,
@@ -107,6 +107,15 @@ pub fn media_addresses(s: &Session<'_>) -> Vec<Option<SocketAddr>> {
             (m.port != 0 && !c.address.is_unspecified()).then(|| SocketAddr::new(c.address, m.port))
         })
         .collect()
+}
+
+/// True when `s` puts every stream on hold: none both sends and receives (RFC 3264 §8.4:
+/// `sendonly`, `inactive`, or the old `c=0.0.0.0`), declined ones aside.
+pub fn holds(s: &Session<'_>) -> bool {
+    media_addresses(s)
+        .iter()
+        .zip(&s.media)
+        .all(|(a, m)| a.is_none() || m.direction != sdp::Direction::SendRecv)
 }
 
 /// The streams `s` declines (port 0).

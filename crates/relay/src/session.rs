@@ -121,10 +121,22 @@ struct Endpoint {
     expected: Option<SocketAddr>,
     /// The address its signalling came from (behind NAT, its media comes from there too).
     signalled: Option<IpAddr>,
-    /// Where its RTP and RTCP really come from.
+    /// Its signalling came from a trusted peer (an edge proxy, an SBC): its media may come
+    /// from anywhere, and is latched from its first packet.
+    via_trusted: bool,
+    /// Where its RTP and RTCP really come from, and when each last came.
     latched: [Option<SocketAddr>; 2],
+    heard: [Option<Instant>; 2],
     stats: Stats,
 }
+
+/// How long a side's latched source may be silent before a packet from where its SDP or
+/// signalling says latches it anew (its NAT gave it a new mapping, it roamed).
+pub(crate) const RELEARN: Duration = Duration::from_secs(5);
+
+/// How long a session whose last SDP put every stream on hold lives without a packet (as
+/// rtpengine's `silent-timeout`): a held call sends nothing.
+pub(crate) const HELD: Duration = Duration::from_secs(3600);
 
 impl Endpoint {
     fn new(port: u16) -> Endpoint {
@@ -132,7 +144,9 @@ impl Endpoint {
             port,
             expected: None,
             signalled: None,
+            via_trusted: false,
             latched: [None; 2],
+            heard: [None; 2],
             stats: Stats::default(),
         }
     }
@@ -142,43 +156,53 @@ impl Endpoint {
     /// packet would take its media (RTP Bleed).
     fn may_latch(&self, src: SocketAddr, packet: &[u8]) -> bool {
         let ip = src.ip().to_canonical();
-        let known = self.expected.is_some_and(|e| e.ip().to_canonical() == ip)
+        let known = self.via_trusted
+            || self.expected.is_some_and(|e| e.ip().to_canonical() == ip)
             || self.signalled.is_some_and(|s| s.to_canonical() == ip);
         known && rtp::is_media(packet)
     }
 
-    /// What this side's SDP and signalling now say. When they move (a re-INVITE that
-    /// moves the stream, another fork's answer), what it latched to is forgotten: its
-    /// packets are learnt again from the new address.
-    fn update(&mut self, expected: SocketAddr, signalled: Option<IpAddr>) {
-        if self.expected != Some(expected) || self.signalled != signalled {
-            self.latched = [None; 2];
-        }
+    /// True when the source latched for channel `c` (RTP 0, RTCP 1) sent nothing for
+    /// [`RELEARN`].
+    fn silent(&self, c: usize, now: Instant) -> bool {
+        self.heard[c].is_none_or(|t| now.saturating_duration_since(t) >= RELEARN)
+    }
+
+    /// What this side's SDP and signalling (from a trusted peer, or not) now say. What it
+    /// latched to is forgotten: its packets are learnt again (a re-INVITE that moved it,
+    /// a new NAT mapping after a hold, another fork's answer).
+    fn update(&mut self, expected: SocketAddr, signalled: Option<IpAddr>, via_trusted: bool) {
+        self.latched = [None; 2];
         self.expected = Some(expected);
         self.signalled = signalled;
+        self.via_trusted = via_trusted;
     }
 
     /// Where packets for this side go: its latched source, else its SDP's address (RTCP
     /// on the port after RTP's). A private SDP address of a party whose signalling came
-    /// from a public one of its family is behind NAT: until it latches, its NAT's address
-    /// (its early media reaches it, and a stranger's SDP leads nowhere into our networks).
+    /// from a public one (not a trusted peer's) is behind NAT: until it latches, its NAT's
+    /// address if of its family (its early media reaches it, and a stranger's SDP leads
+    /// nowhere into our networks), else nowhere.
     fn destination(&self, rtcp: bool) -> Option<SocketAddr> {
         self.latched[usize::from(rtcp)].or_else(|| {
-            self.expected.map(|mut a| {
-                let behind_nat = self.signalled.map(|s| s.to_canonical()).filter(|s| {
-                    nat::is_private(a.ip())
-                        && !nat::is_private(*s)
-                        && !s.is_loopback()
-                        && s.is_ipv4() == a.ip().to_canonical().is_ipv4()
-                });
-                if let Some(nat) = behind_nat {
-                    a.set_ip(nat);
+            let mut a = self.expected?;
+            let public = self
+                .signalled
+                .map(|s| s.to_canonical())
+                .filter(|s| !nat::is_private(*s) && !s.is_loopback() && !self.via_trusted);
+            if let Some(nat) = public.filter(|_| nat::is_private(a.ip())) {
+                // Of the other family, its NAT's address is not known: nothing goes to
+                // it (nor into the private networks a stranger's SDP names) till it
+                // latches.
+                if nat.is_ipv4() != a.ip().to_canonical().is_ipv4() {
+                    return None;
                 }
-                if rtcp {
-                    a.set_port(a.port().wrapping_add(1));
-                }
-                a
-            })
+                a.set_ip(nat);
+            }
+            if rtcp {
+                a.set_port(a.port().wrapping_add(1));
+            }
+            Some(a)
         })
     }
 }
@@ -199,6 +223,11 @@ struct Session {
     answerer: Option<String>,
     /// An answer came: the media timeout applies (before, the call may ring a while).
     answered: bool,
+    /// The answerer's SDP went to the offerer, which only then knows the ports it sends
+    /// to: before, a packet there is a stranger's guess, and latches nothing.
+    answer_sent: bool,
+    /// Its last SDP put every stream on hold: it lives [`HELD`] without a packet.
+    held: bool,
     /// Whom its streams count against while it rings (an IPv4 address, an IPv6 /64).
     source: Option<IpAddr>,
     /// Its caller neither authenticated nor is trusted: while it rings, its streams count
@@ -221,6 +250,9 @@ pub struct Origin {
     pub in_response: bool,
     /// The caller authenticated: its ringing streams are not in the strangers' share.
     pub authenticated: bool,
+    /// It came inside an established dialog (a re-INVITE): a session it makes (the call's
+    /// ended on a long silence) is an answered call's.
+    pub in_dialog: bool,
 }
 
 impl From<Option<IpAddr>> for Origin {
@@ -231,6 +263,7 @@ impl From<Option<IpAddr>> for Origin {
             charged: from,
             in_response: false,
             authenticated: false,
+            in_dialog: false,
         }
     }
 }
@@ -308,10 +341,13 @@ impl Relay {
             charged,
             in_response,
             authenticated,
+            in_dialog,
         } = origin.into();
+        // A re-INVITE's session is an answered call's: charged to no one.
+        let charged = charged.filter(|_| !in_dialog);
         let source = charged.map(source_of);
-        let exempt =
-            charged.is_some_and(|ip| self.exempt.iter().any(|n| n.contains(&ip.to_canonical())));
+        let exempt = charged.is_some_and(|ip| self.trusted(ip));
+        let via_trusted = from.is_some_and(|ip| self.trusted(ip));
         let stranger = source.is_some() && !exempt && !authenticated;
         if !exempt && self.over_ringing_limit(id, media, source, stranger) {
             return None;
@@ -328,7 +364,9 @@ impl Relay {
                     streams: Vec::new(),
                     last: now,
                     answerer: None,
-                    answered: false,
+                    answered: in_dialog,
+                    answer_sent: false,
+                    held: false,
                     source,
                     stranger,
                     offer_in_response: in_response,
@@ -358,7 +396,7 @@ impl Relay {
         let session = self.sessions.get_mut(&key)?;
         for (stream, addr) in session.streams.iter_mut().zip(media) {
             if let (Some(s), Some(addr)) = (stream.as_mut(), addr) {
-                s.offerer.update(*addr, from);
+                s.offerer.update(*addr, from, via_trusted);
             }
         }
         session.last = now;
@@ -380,6 +418,17 @@ impl Relay {
         ringing: bool,
     ) -> Option<SessionPorts> {
         let key = *self.ids.get(id)?;
+        let session = self.sessions.get(&key)?;
+        // Another fork's SDP once the call is answered (its 2xx crossed the first one's):
+        // the call goes on with the party that answered first, and a BYE to this one ends
+        // nothing.
+        if session.answered
+            && !tag.is_empty()
+            && session.answerer.as_deref().is_some_and(|t| t != tag)
+        {
+            return Some(self.ports(key, media.len()));
+        }
+        let via_trusted = from.is_some_and(|ip| self.trusted(ip));
         for (i, addr) in media.iter().enumerate() {
             let Some(addr) = addr else { continue };
             let session = self.sessions.get_mut(&key)?;
@@ -396,7 +445,7 @@ impl Relay {
             }
             let session = self.sessions.get_mut(&key)?;
             if let Some(s) = session.streams[i].as_mut() {
-                s.answerer.update(*addr, from);
+                s.answerer.update(*addr, from, via_trusted);
             }
         }
         let session = self.sessions.get_mut(&key)?;
@@ -404,8 +453,22 @@ impl Relay {
             session.answerer = Some(tag.to_owned());
         }
         session.answered |= !ringing;
+        session.answer_sent = true;
         session.last = now;
         Some(self.ports(key, media.len()))
+    }
+
+    /// The last SDP of session `id` put every stream on hold (`sendonly`, `inactive`,
+    /// `0.0.0.0`), or took them off it.
+    pub fn set_held(&mut self, id: &SessionId, held: bool) {
+        if let Some(s) = self.ids.get(id).and_then(|k| self.sessions.get_mut(k)) {
+            s.held = held;
+        }
+    }
+
+    /// True for an address of a trusted peer.
+    fn trusted(&self, ip: IpAddr) -> bool {
+        self.exempt.iter().any(|n| n.contains(&ip.to_canonical()))
     }
 
     /// Whether SDP in a request from the answerer's side, the party with tag `tag`, may
@@ -640,9 +703,10 @@ impl Relay {
     /// Ends the sessions that saw no packet for the media timeout (one not answered yet,
     /// ringing, for [`UNANSWERED`] at least); gives their ids.
     pub fn expire(&mut self, now: Instant) -> Vec<SessionId> {
-        let limit = |s: &Session| match s.answered {
-            true => self.timeout,
-            false => self.timeout.max(UNANSWERED),
+        let limit = |s: &Session| match (s.held, s.answered) {
+            (true, _) => self.timeout.max(HELD),
+            (false, true) => self.timeout,
+            (false, false) => self.timeout.max(UNANSWERED),
         };
         let dead: Vec<SessionId> = self
             .sessions
@@ -690,19 +754,27 @@ impl Relay {
             return Err(Dropped::NotRtp);
         }
         let session = self.sessions.get_mut(&key).ok_or(Dropped::UnknownPort)?;
+        // The offerer learns its ports from the answer: before, a packet is a guess.
+        let told = side == Side::Answerer || session.answer_sent;
         let stream = session.streams[i].as_mut().ok_or(Dropped::UnknownPort)?;
         let (from, to) = match side {
             Side::Offerer => (&mut stream.offerer, &stream.answerer),
             Side::Answerer => (&mut stream.answerer, &stream.offerer),
         };
-        match from.latched[usize::from(rtcp)] {
+        let c = usize::from(rtcp);
+        match from.latched[c] {
             Some(a) if a == src => {}
-            None if from.may_latch(src, packet) => from.latched[usize::from(rtcp)] = Some(src),
+            // Not latched yet, or silent so long that its NAT may have moved it.
+            None if told && from.may_latch(src, packet) => from.latched[c] = Some(src),
+            Some(_) if from.silent(c, now) && from.may_latch(src, packet) => {
+                from.latched[c] = Some(src);
+            }
             _ => {
                 from.stats.dropped += 1;
                 return Err(Dropped::WrongSource);
             }
         }
+        from.heard[c] = Some(now);
         let dest = to.destination(rtcp).ok_or(Dropped::NoDestination)?;
         let stats = &mut from.stats;
         stats.packets += 1;

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::session::{HELD, RELEARN};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
@@ -211,8 +212,8 @@ fn an_answer_without_an_offer_has_no_session() {
         .expect("stream");
     assert_eq!(
         r.on_packet(now, p.for_offerer, addr("10.0.0.1:4000"), &rtp(1)),
-        Err(Dropped::NoDestination),
-        "before the answer"
+        Err(Dropped::WrongSource),
+        "before the answer the offerer cannot know the port: a guess latches nothing"
     );
 }
 
@@ -287,7 +288,8 @@ fn a_private_sdp_address_signalled_from_a_private_one_is_used_as_it_is() {
         .on_packet(now, p.for_offerer, media, &rtp(1))
         .expect("latched");
     assert_eq!(f.to, b);
-    // Another family's signalling does not stand for it either.
+    // Another family's signalling does not stand for it either: nothing goes to its
+    // private address (a stranger's SDP could name our networks) until it latches there.
     let v4 = addr("10.0.0.9:4000");
     let q = r
         .offer(now, &id("d"), &[Some(v4)], Some(ip("2001:db8::7")))
@@ -295,8 +297,14 @@ fn a_private_sdp_address_signalled_from_a_private_one_is_used_as_it_is() {
         .expect("stream");
     r.answer(now, &id("d"), &[Some(b)], None, "b", false)
         .expect("session");
+    assert_eq!(
+        r.on_packet(now, q.for_answerer, b, &rtp(1)),
+        Err(Dropped::NoDestination)
+    );
+    r.on_packet(now, q.for_offerer, v4, &rtp(1))
+        .expect("latched on its own network, and relayed");
     let f = r
-        .on_packet(now, q.for_answerer, b, &rtp(1))
+        .on_packet(now, q.for_answerer, b, &rtp(2))
         .expect("relayed");
     assert_eq!(f.to, v4);
 }
@@ -725,6 +733,7 @@ fn one_source_holds_a_bounded_number_of_ringing_streams() {
         charged: Some(ip("198.51.100.9")),
         in_response: true,
         authenticated: false,
+        in_dialog: false,
     };
     assert!(r.offer(now, &id("late"), &two, callees).is_some());
     assert_eq!(r.ringing_streams(ip("198.51.100.9")), 4);
@@ -784,4 +793,162 @@ fn one_source_holds_a_bounded_number_of_ringing_streams() {
             .offer(now, &id(call), &two, Some(ip("192.0.2.5")))
             .is_some());
     }
+}
+
+#[test]
+fn a_side_silent_for_a_while_latches_anew_from_where_its_sdp_or_signalling_says() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    let p = call(&mut r, now);
+    let (nat, moved) = (addr("203.0.113.7:61000"), addr("203.0.113.7:62000"));
+    r.on_packet(now, p.for_offerer, nat, &rtp(1))
+        .expect("latched");
+    // Its NAT gives it a new port: dropped while the old one still sends.
+    let soon = now + Duration::from_secs(4);
+    r.on_packet(soon, p.for_offerer, nat, &rtp(2))
+        .expect("still latched");
+    assert_eq!(
+        r.on_packet(soon, p.for_offerer, moved, &rtp(3)),
+        Err(Dropped::WrongSource)
+    );
+    // Five seconds after the old one last sent, the new one takes over; not a stranger.
+    let later = soon + RELEARN;
+    assert_eq!(
+        r.on_packet(later, p.for_offerer, addr("192.0.2.66:61000"), &rtp(4)),
+        Err(Dropped::WrongSource)
+    );
+    r.on_packet(later, p.for_offerer, moved, &rtp(5))
+        .expect("latched anew");
+    assert_eq!(
+        r.on_packet(later, p.for_offerer, nat, &rtp(6)),
+        Err(Dropped::WrongSource)
+    );
+    // A new SDP from that side forgets its latch: it is learnt again at once.
+    r.offer(
+        later,
+        &id("c"),
+        &[Some(addr("10.0.0.1:4000"))],
+        Some(ip("203.0.113.7")),
+    )
+    .expect("re-offer");
+    r.on_packet(later, p.for_offerer, nat, &rtp(7))
+        .expect("latched after the re-offer");
+}
+
+#[test]
+fn a_held_call_lives_an_hour_without_packets_and_a_resumed_one_a_minute() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    call(&mut r, now);
+    r.set_held(&id("c"), true);
+    assert!(
+        r.expire(now + Duration::from_secs(61)).is_empty(),
+        "on hold"
+    );
+    r.set_held(&id("c"), false);
+    assert_eq!(r.expire(now + Duration::from_secs(61)), [id("c")]);
+    call(&mut r, now);
+    r.set_held(&id("c"), true);
+    assert_eq!(r.expire(now + HELD), [id("c")]);
+}
+
+#[test]
+fn a_session_a_re_invite_makes_is_an_answered_calls_charged_to_no_one() {
+    let now = Instant::now();
+    let mut r = relay(10).with_ringing_limit(1, Vec::new());
+    let re_invite = Origin {
+        in_dialog: true,
+        ..Origin::from(Some(ip("203.0.113.7")))
+    };
+    let media = [Some(addr("10.0.0.1:4000")), Some(addr("10.0.0.1:4002"))];
+    r.offer(now, &id("c"), &media, re_invite)
+        .expect("ports, past the ringing limit");
+    assert_eq!(
+        r.expire(now + Duration::from_secs(61)),
+        [id("c")],
+        "answered"
+    );
+}
+
+#[test]
+fn a_second_fork_answering_leaves_the_call_with_the_first() {
+    let now = Instant::now();
+    let mut r = relay(10);
+    let p = call(&mut r, now);
+    // Another fork's 2xx crossed the first one's: its SDP changes nothing.
+    let b2 = addr("198.51.100.99:7000");
+    r.answer(
+        now,
+        &id("c"),
+        &[Some(b2)],
+        Some(ip("198.51.100.99")),
+        "b2",
+        false,
+    )
+    .expect("session");
+    let f = r
+        .on_packet(now, p.for_offerer, addr("203.0.113.7:61000"), &rtp(1))
+        .expect("relayed");
+    assert_eq!(f.to, addr("198.51.100.2:5000"), "to the first fork");
+    // The caller's BYE to the second fork ends nothing; to the first, the session.
+    assert!(!r.delete_dialog("c", "a", "b2"));
+    assert!(!r.streams(&id("c")).is_empty());
+    assert!(r.delete_dialog("c", "a", "b"));
+}
+
+#[test]
+fn a_side_signalled_by_a_trusted_peer_latches_from_anywhere() {
+    let now = Instant::now();
+    let edge: ipnet::IpNet = "192.0.2.10/32".parse().expect("net");
+    let mut r = relay(10).with_ringing_limit(0, vec![edge]);
+    // A phone behind NAT, reached through an edge proxy: its SDP is private, its
+    // signalling the edge's.
+    let p = r
+        .offer(
+            now,
+            &id("c"),
+            &[Some(addr("10.0.0.1:4000"))],
+            Some(ip("192.0.2.10")),
+        )
+        .expect("ports")[0]
+        .expect("stream");
+    let b = addr("198.51.100.2:5000");
+    r.answer(
+        now,
+        &id("c"),
+        &[Some(b)],
+        Some(ip("198.51.100.2")),
+        "b",
+        false,
+    )
+    .expect("session");
+    let phone = addr("203.0.113.50:31000");
+    r.on_packet(now, p.for_offerer, phone, &rtp(1))
+        .expect("latched from its NAT");
+    let f = r
+        .on_packet(now, p.for_answerer, b, &rtp(1))
+        .expect("relayed");
+    assert_eq!(f.to, phone);
+}
+
+#[test]
+fn an_sdp_holds_when_no_stream_both_sends_and_receives() {
+    let holds = |body: &str| {
+        let text = format!(
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n{body}"
+        );
+        super::holds(&sdp::Session::parse(text.as_bytes()).expect("SDP"))
+    };
+    assert!(!holds("m=audio 4000 RTP/AVP 0\r\n"));
+    assert!(holds("m=audio 4000 RTP/AVP 0\r\na=sendonly\r\n"));
+    assert!(holds("a=inactive\r\nm=audio 4000 RTP/AVP 0\r\n"));
+    assert!(holds("m=audio 4000 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\n"));
+    assert!(
+        !holds("m=audio 4000 RTP/AVP 0\r\na=sendonly\r\nm=video 4002 RTP/AVP 96\r\n"),
+        "the video still flows"
+    );
+    assert!(
+        holds("m=audio 4000 RTP/AVP 0\r\na=recvonly\r\nm=video 0 RTP/AVP 96\r\n"),
+        "declined aside"
+    );
 }

@@ -31,6 +31,9 @@ pub(crate) struct MediaCall {
     to_tag: String,
     /// An initial INVITE: its failure, or a CANCEL, ends the call's session.
     initial: bool,
+    /// An INVITE, initial or not: its 2xx answers the call (a re-INVITE comes only once it
+    /// was answered; an UPDATE may come while it rings).
+    invite: bool,
     /// The request carried the offer (its responses' SDP answers it), else a 2xx offers.
     offer_in_request: bool,
     /// Where the request came from (the caller, for an initial INVITE): its responses'
@@ -116,6 +119,7 @@ impl MediaMark {
         let call = MediaCall {
             call_id: msg.call_id().ok()?.to_owned(),
             initial: method == Method::Invite && to_tag.is_empty(),
+            invite: method == Method::Invite,
             from_tag,
             to_tag,
             // Any body counts (a multipart one too): its responses' SDP is an answer.
@@ -199,7 +203,7 @@ pub(crate) fn for_request(
 
 /// What a response (from `source`) to a request marked `mark` asks of the relay: the SDP of
 /// a provisional or 2xx response, an answer to the request's offer or an offer of its own;
-/// for the 2xx without SDP of an initial INVITE whose call has media at the relay (its
+/// for the 2xx without SDP of an INVITE whose call has media at the relay (its
 /// INVITE's, or that of a response `relayed` before), that the call is answered.
 fn for_response(
     resp: &Message,
@@ -211,7 +215,7 @@ fn for_response(
     if !(101..300).contains(&status) {
         return None;
     }
-    let answers = status >= 200 && mark.initial;
+    let answers = status >= 200 && mark.invite;
     let (from_tag, to_tag) = tags(resp)?;
     let (op, sdp, from_tag, to_tag) = match (sdp_body(resp), mark.offer_in_request) {
         (Some(sdp), true) => (MediaOp::Answer, sdp.to_vec(), from_tag, to_tag),

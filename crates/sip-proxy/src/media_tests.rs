@@ -400,6 +400,31 @@ Call-ID: media-1\nCSeq: 2 UPDATE\nMax-Forwards: 70\nContent-Type: application/sd
     let up = sent(core.media_done(now, then.expect("waits"), Ok(Vec::new())));
     assert_eq!(up[0].1.status(), Some(200));
     assert!(up[0].1.body().is_empty());
+    // A re-INVITE's 200 answers too (a session the re-INVITE made is an answered call's).
+    let reinvite = msg(&format!(
+        "INVITE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKmre\n\
+Route: {route}\nFrom: <sip:alice@example.com>;tag=c\nTo: <sip:bob@example.com>;tag=b\n\
+Call-ID: media-1\nCSeq: 3 INVITE\nContact: <sip:alice@10.0.0.5:5060>\nMax-Forwards: 70\n\
+Content-Type: application/sdp\nContent-Length: {}\n\n{}",
+        SDP_A.len(),
+        SDP_A.replace("\r\n", "\n")
+    ));
+    let cmds = core.handle_message(now, reinvite, udp(NATTED));
+    let (offer, then) = media(&cmds).remove(0);
+    assert_eq!((offer.op, offer.to_tag.as_str()), (MediaOp::Offer, "b"));
+    let fwd_re = sent(core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec())))
+        .remove(0)
+        .1;
+    let cmds = core.handle_message(
+        now,
+        from_bob(&fwd_re, 200, Some(SDP_B)),
+        udp("192.0.2.20:5060"),
+    );
+    let (answer, _) = media(&cmds).remove(0);
+    assert_eq!(
+        (answer.op, answer.carrier),
+        (MediaOp::Answer, Some(Carrier::Final))
+    );
 }
 
 #[test]

@@ -550,27 +550,31 @@ request_route {
     sl_send_reply(200, "r=" + $var(r));
 }"#,
     );
-    let test = |n: usize, flags: i64, via: &str, contact: &str, sdp: &str| {
-        let body = if sdp.is_empty() {
-            String::new()
-        } else {
-            format!(
+    let test_from =
+        |src: crate::Destination, n: usize, flags: i64, via: &str, contact: &str, sdp: &str| {
+            let body = if sdp.is_empty() {
+                String::new()
+            } else {
+                format!(
                 "v=0\no=- 1 1 IN IP4 {sdp}\ns=-\nc=IN IP4 {sdp}\nt=0 0\nm=audio 4000 RTP/AVP 0\n"
             )
-        };
-        let ct = if body.is_empty() {
-            ""
-        } else {
-            "Content-Type: application/sdp\n"
-        };
-        let m = msg(&format!(
+            };
+            let ct = if body.is_empty() {
+                ""
+            } else {
+                "Content-Type: application/sdp\n"
+            };
+            let m = msg(&format!(
             "MESSAGE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {via};branch=z9hG4bKnat{n}\n\
 From: <sip:a@example.com>;tag=a\nTo: <sip:bob@example.com>\nCall-ID: nat{n}\nCSeq: 1 MESSAGE\n\
 Contact: <sip:a@{contact}>\nX-Flags: {flags}\nMax-Forwards: 70\n{ct}Content-Length: {}\n\n{body}",
             body.replace('\n', "\r\n").len()
         ));
-        let out = sent(core.handle_message(Instant::now(), m, udp(CALLER)));
-        out[0].1.reason().map(str::to_owned)
+            let out = sent(core.handle_message(Instant::now(), m, src));
+            out[0].1.reason().map(str::to_owned)
+        };
+    let test = |n, flags, via: &str, contact: &str, sdp: &str| {
+        test_from(udp(CALLER), n, flags, via, contact, sdp)
     };
     let direct = ("192.0.2.10:5060", "192.0.2.10:5060", "192.0.2.10");
     for flags in [1, 2, 4, 8, 16, 64, 95] {
@@ -601,6 +605,15 @@ Contact: <sip:a@{contact}>\nX-Flags: {flags}\nMax-Forwards: 70\n{ct}Content-Leng
     assert_eq!(
         test(202, 64, mapped.0, mapped.1, mapped.2).as_deref(),
         Some("r=1")
+    );
+    // Over TCP the source port is whatever the client's system picked: flag 16 sees no NAT.
+    let tcp = crate::Destination::new(
+        sip_message::Protocol::Tcp,
+        "192.0.2.10:41234".parse().expect("addr"),
+    );
+    assert_eq!(
+        test_from(tcp, 203, 16, direct.0, direct.1, direct.2).as_deref(),
+        Some("r=-1")
     );
 }
 

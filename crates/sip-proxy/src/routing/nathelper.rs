@@ -19,7 +19,7 @@ const VIA_NOT_SOURCE: i64 = 2;
 const VIA_PRIVATE: i64 = 4;
 /// The SDP names a private address (`c=`).
 const SDP_PRIVATE: i64 = 8;
-/// The top Via names another port than the source's.
+/// The top Via names another port than the source's (over UDP).
 const VIA_PORT_NOT_SOURCE: i64 = 16;
 /// Contact is not the source (its address, and over UDP its port).
 const CONTACT_NOT_SOURCE: i64 = 64;
@@ -41,9 +41,14 @@ fn nat_uac_test(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
             VIA_NOT_SOURCE => via.is_some() && !via_ip.is_some_and(same_ip),
             VIA_PRIVATE => via_ip.is_some_and(nat::is_private),
             SDP_PRIVATE => sdp_private(msg),
-            VIA_PORT_NOT_SOURCE => via
-                .as_ref()
-                .is_some_and(|v| v.port.unwrap_or(5060) != src.port()),
+            // Over a connection the source port is any the client's system picked: no
+            // sign of NAT (Kamailio tests it there too, and relays every TCP call).
+            VIA_PORT_NOT_SOURCE => {
+                c.src.protocol == Protocol::Udp
+                    && via
+                        .as_ref()
+                        .is_some_and(|v| v.port.unwrap_or(5060) != src.port())
+            }
             CONTACT_NOT_SOURCE => contact()
                 .is_some_and(|a| nat::address_behind_nat(a, src, c.src.protocol == Protocol::Tcp)),
             _ => false,
