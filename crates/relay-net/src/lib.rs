@@ -277,6 +277,7 @@ impl MediaRelay {
         });
         let declined = session.as_ref().map_or(Vec::new(), relay::declined_streams);
         let held = session.as_ref().map(relay::holds);
+        let raw = session.as_ref().map(relay::raw_streams);
         // An offer inside a dialog (a re-INVITE) that makes a session (the call's ended on
         // a long silence) is an answered call's.
         let in_dialog = req.op == MediaOp::Offer
@@ -303,6 +304,7 @@ impl MediaRelay {
                 media,
                 declined,
                 held,
+                raw,
                 origin,
                 create,
                 carrier: req.carrier,

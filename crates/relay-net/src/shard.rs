@@ -25,6 +25,8 @@ pub(crate) enum Control {
         declined: Vec<usize>,
         /// The SDP puts every stream on hold, or not (`None`: no SDP).
         held: Option<bool>,
+        /// The streams that carry a fax's UDPTL (`None`: no SDP).
+        raw: Option<Vec<usize>>,
         origin: Origin,
         create: bool,
         /// The message the SDP came in (`None`: not known, over ng).
@@ -145,6 +147,7 @@ impl<S: Sockets> Shard<S> {
                 media,
                 declined,
                 held,
+                raw,
                 origin,
                 create,
                 carrier,
@@ -197,8 +200,9 @@ impl<S: Sockets> Shard<S> {
                     None if create => self.offer(&id, &media, origin, carrier),
                     None => Err(MediaError::NoSession),
                 };
-                if let (Ok(_), Some(held)) = (&updated, held) {
+                if let (Ok(_), Some(held), Some(raw)) = (&updated, held, raw) {
                     self.relay.set_held(&id, held);
+                    self.relay.set_raw(&id, &raw);
                 }
                 let _ = reply.send(updated);
             }

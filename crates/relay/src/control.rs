@@ -98,11 +98,19 @@ impl std::fmt::Display for MediaError {
 }
 
 /// The RTP address of each stream of `s`: `None` for a declined stream (port 0), one on
-/// hold with the zero address, or one without a connection address.
+/// hold with the zero address, one without a connection address, or one over TCP (MSRP,
+/// BFCP: the relay moves UDP alone, and leaves them as they are).
 pub fn media_addresses(s: &Session<'_>) -> Vec<Option<SocketAddr>> {
     s.media
         .iter()
         .map(|m| {
+            let tcp = m
+                .proto
+                .get(..3)
+                .is_some_and(|p| p.eq_ignore_ascii_case("TCP"));
+            if tcp {
+                return None;
+            }
             let c = m.connection.or(s.connection)?;
             (m.port != 0 && !c.address.is_unspecified()).then(|| SocketAddr::new(c.address, m.port))
         })
@@ -116,6 +124,13 @@ pub fn holds(s: &Session<'_>) -> bool {
         .iter()
         .zip(&s.media)
         .all(|(a, m)| a.is_none() || m.direction != sdp::Direction::SendRecv)
+}
+
+/// The streams of `s` that carry a fax's UDPTL (T.38 over UDP): not RTP.
+pub fn raw_streams(s: &Session<'_>) -> Vec<usize> {
+    (0..s.media.len())
+        .filter(|&i| s.media[i].proto.eq_ignore_ascii_case("udptl"))
+        .collect()
 }
 
 /// The streams `s` declines (port 0).

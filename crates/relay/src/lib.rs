@@ -20,8 +20,8 @@ mod rtp;
 mod session;
 
 pub use control::{
-    declined_streams, holds, media_addresses, relayed_sdp, Carrier, MediaError, MediaOp,
-    MediaRequest,
+    declined_streams, holds, media_addresses, raw_streams, relayed_sdp, Carrier, MediaError,
+    MediaOp, MediaRequest,
 };
 pub use pool::{pairs, PortPool};
 pub use session::{

@@ -151,15 +151,14 @@ impl Endpoint {
         }
     }
 
-    /// True when this side may latch to `src` with `packet`: media (RTP, RTCP, DTLS, ZRTP)
-    /// from the address its SDP names or its signalling came from. Anyone else's first
-    /// packet would take its media (RTP Bleed).
-    fn may_latch(&self, src: SocketAddr, packet: &[u8]) -> bool {
+    /// True when this side may latch to `src`: the address its SDP names or its
+    /// signalling came from (any, through a trusted peer). Anyone else's first packet
+    /// would take its media (RTP Bleed).
+    fn may_latch(&self, src: SocketAddr) -> bool {
         let ip = src.ip().to_canonical();
-        let known = self.via_trusted
+        self.via_trusted
             || self.expected.is_some_and(|e| e.ip().to_canonical() == ip)
-            || self.signalled.is_some_and(|s| s.to_canonical() == ip);
-        known && rtp::is_media(packet)
+            || self.signalled.is_some_and(|s| s.to_canonical() == ip)
     }
 
     /// True when the source latched for channel `c` (RTP 0, RTCP 1) sent nothing for
@@ -211,6 +210,8 @@ impl Endpoint {
 struct Stream {
     offerer: Endpoint,
     answerer: Endpoint,
+    /// A fax's UDPTL (T.38), relayed as it comes: not RTP.
+    raw: bool,
 }
 
 #[derive(Debug)]
@@ -466,6 +467,17 @@ impl Relay {
         }
     }
 
+    /// The streams `raw` of session `id` carry a fax's UDPTL (T.38): relayed as they come.
+    pub fn set_raw(&mut self, id: &SessionId, raw: &[usize]) {
+        if let Some(s) = self.ids.get(id).and_then(|k| self.sessions.get_mut(k)) {
+            for (i, stream) in s.streams.iter_mut().enumerate() {
+                if let Some(stream) = stream {
+                    stream.raw = raw.contains(&i);
+                }
+            }
+        }
+    }
+
     /// True for an address of a trusted peer.
     fn trusted(&self, ip: IpAddr) -> bool {
         self.exempt.iter().any(|n| n.contains(&ip.to_canonical()))
@@ -629,6 +641,7 @@ impl Relay {
         session.streams[i] = Some(Stream {
             offerer: Endpoint::new(a),
             answerer: Endpoint::new(b),
+            raw: false,
         });
         Some(())
     }
@@ -749,14 +762,16 @@ impl Relay {
     ) -> Result<Forward, Dropped> {
         let rtcp = port % 2 == 1;
         let &(key, i, side) = self.by_port.get(&(port & !1)).ok_or(Dropped::UnknownPort)?;
-        // Only media (RTP, RTCP, DTLS, ZRTP) is relayed: the relay is no path for anything else.
-        if !rtp::is_media(packet) {
-            return Err(Dropped::NotRtp);
-        }
         let session = self.sessions.get_mut(&key).ok_or(Dropped::UnknownPort)?;
         // The offerer learns its ports from the answer: before, a packet is a guess.
         let told = side == Side::Answerer || session.answer_sent;
         let stream = session.streams[i].as_mut().ok_or(Dropped::UnknownPort)?;
+        // Only media (RTP, RTCP, DTLS, ZRTP; a fax's UDPTL on its stream) is relayed: the
+        // relay is no path for anything else.
+        let raw = stream.raw;
+        if !raw && !rtp::is_media(packet) {
+            return Err(Dropped::NotRtp);
+        }
         let (from, to) = match side {
             Side::Offerer => (&mut stream.offerer, &stream.answerer),
             Side::Answerer => (&mut stream.answerer, &stream.offerer),
@@ -765,8 +780,8 @@ impl Relay {
         match from.latched[c] {
             Some(a) if a == src => {}
             // Not latched yet, or silent so long that its NAT may have moved it.
-            None if told && from.may_latch(src, packet) => from.latched[c] = Some(src),
-            Some(_) if from.silent(c, now) && from.may_latch(src, packet) => {
+            None if told && from.may_latch(src) => from.latched[c] = Some(src),
+            Some(_) if from.silent(c, now) && from.may_latch(src) => {
                 from.latched[c] = Some(src);
             }
             _ => {
@@ -780,7 +795,9 @@ impl Relay {
         stats.packets += 1;
         stats.bytes += packet.len() as u64;
         stats.last = Some(now);
-        if rtp::is_rtcp(packet) {
+        if raw {
+            // Not RTP: no sequence numbers to count losses in.
+        } else if rtp::is_rtcp(packet) {
             stats.rtcp_packets += 1;
             stats.rtcp_bytes += packet.len() as u64;
         } else if !rtcp {

@@ -952,3 +952,32 @@ fn an_sdp_holds_when_no_stream_both_sends_and_receives() {
         "declined aside"
     );
 }
+
+#[test]
+fn a_fax_stream_is_relayed_as_it_comes_and_tcp_streams_are_left_alone() {
+    let text = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+                m=image 4000 udptl t38\r\nm=message 4002 TCP/MSRP *\r\n";
+    let s = sdp::Session::parse(text.as_bytes()).expect("SDP");
+    assert_eq!(super::raw_streams(&s), [0]);
+    assert_eq!(
+        super::media_addresses(&s),
+        [Some(addr("10.0.0.1:4000")), None],
+        "MSRP over TCP is not the relay's"
+    );
+    let now = Instant::now();
+    let mut r = relay(10);
+    let p = call(&mut r, now);
+    // UDPTL starts with its sequence number: not RTP, dropped on an RTP stream.
+    let udptl = [0x00, 0x01, 0x00, 0x00, 0x07];
+    let nat = addr("203.0.113.7:61000");
+    assert_eq!(
+        r.on_packet(now, p.for_offerer, nat, &udptl),
+        Err(Dropped::NotRtp)
+    );
+    r.set_raw(&id("c"), &[0]);
+    let f = r
+        .on_packet(now, p.for_offerer, nat, &udptl)
+        .expect("relayed");
+    assert_eq!(f.to, addr("198.51.100.2:5000"));
+    assert_eq!(r.stats(&id("c")).expect("stats")[0].expect("stream").0.lost, 0);
+}
