@@ -979,5 +979,8 @@ fn a_fax_stream_is_relayed_as_it_comes_and_tcp_streams_are_left_alone() {
         .on_packet(now, p.for_offerer, nat, &udptl)
         .expect("relayed");
     assert_eq!(f.to, addr("198.51.100.2:5000"));
-    assert_eq!(r.stats(&id("c")).expect("stats")[0].expect("stream").0.lost, 0);
+    assert_eq!(
+        r.stats(&id("c")).expect("stats")[0].expect("stream").0.lost,
+        0
+    );
 }
