@@ -36,10 +36,10 @@ fn exchange(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, n: u16) -> Vec<Soc
     got
 }
 
-/// The first of 20 ports for test `slot` (0–14) of this process: apart from every other
+/// The first of 20 ports for test `slot` (0–19) of this process: apart from every other
 /// test's, and from the same test's in another process most of the time.
 fn base(slot: u16) -> u16 {
-    20000 + ((std::process::id() % 100) as u16 * 15 + slot) * 20
+    20000 + ((std::process::id() % 50) as u16 * 20 + slot) * 20
 }
 
 /// A relay with `cfg`'s settings, moving packets with io_uring or not; with io_uring on a
@@ -235,7 +235,7 @@ fn realtime_allowed(priority: i32) -> bool {
 
 #[test]
 fn packet_threads_run_at_the_real_time_priority_asked_for() {
-    for (io_uring, slot) in [(true, 13), (false, 14)] {
+    for (io_uring, slot) in [(true, 15), (false, 16)] {
         let relay = start_with(RelayConfig {
             realtime_priority: 7,
             ..config(base(slot), 20, io_uring)
