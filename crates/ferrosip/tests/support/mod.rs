@@ -357,7 +357,10 @@ pub fn cli(args: &[&str], stdin: &str) -> Cli {
         .spawn()
         .expect("run ferrosip");
     let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).expect("write stdin");
+    // A command that refuses its arguments exits without reading its input: a broken pipe.
+    if let Err(e) = input.write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
     drop(input);
     let out = child.wait_with_output().expect("wait for ferrosip");
     Cli {
