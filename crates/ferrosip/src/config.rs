@@ -21,6 +21,32 @@ pub(crate) struct Config {
     pub(crate) stun: Stun,
     pub(crate) nat: Nat,
     pub(crate) relay: Relay,
+    pub(crate) tls: Tls,
+}
+
+/// `[tls]`: the certificate of the `tls:` listen addresses (RFC 3261 §26), and what
+/// connections the server opens over TLS trust. Relative paths are taken from the config
+/// file's folder.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Tls {
+    /// The server's certificate chain (PEM, leaf first).
+    pub(crate) certificate: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub(crate) private_key: Option<PathBuf>,
+    /// A CA (PEM) that connections the server opens trust besides the system's roots.
+    pub(crate) ca: Option<PathBuf>,
+}
+
+impl Tls {
+    /// The files to load, when a certificate is configured.
+    pub(crate) fn files(&self) -> Option<transport::TlsFiles> {
+        Some(transport::TlsFiles {
+            certificate: self.certificate.clone()?,
+            private_key: self.private_key.clone()?,
+            ca: self.ca.clone(),
+        })
+    }
 }
 
 /// `[relay]`: the in-process media relay, which takes the audio of the calls the script
@@ -452,6 +478,15 @@ impl Config {
         if cfg.api.token_file.is_relative() {
             cfg.api.token_file = dir.join(&cfg.api.token_file);
         }
+        let t = &mut cfg.tls;
+        for file in [&mut t.certificate, &mut t.private_key, &mut t.ca]
+            .into_iter()
+            .flatten()
+        {
+            if file.is_relative() {
+                *file = dir.join(&*file);
+            }
+        }
         Ok(cfg)
     }
 
@@ -482,6 +517,24 @@ impl Config {
         if self.server.listen.is_empty() {
             return Err(format!(
                 "{}server.listen: at least one address is needed",
+                line_of("listen")
+            ));
+        }
+        let t = &self.tls;
+        if t.certificate.is_some() != t.private_key.is_some() {
+            let (key, missing) = match t.certificate {
+                Some(_) => ("certificate", "private_key"),
+                None => ("private_key", "certificate"),
+            };
+            return Err(format!(
+                "{}tls.{key}: needs tls.{missing} too",
+                line_of(key)
+            ));
+        }
+        let tls_listen = self.listens().into_iter().find(|l| l.protocol.is_secure());
+        if let (Some(l), None) = (tls_listen, &t.certificate) {
+            return Err(format!(
+                "{}server.listen: {l} needs [tls] certificate and private_key",
                 line_of("listen")
             ));
         }
@@ -578,6 +631,25 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tls_listen_address_needs_a_certificate_and_a_key() {
+        let e = Config::parse("[server]\nlisten = [\"tls:0.0.0.0:5061\"]\n").unwrap_err();
+        assert!(
+            e.starts_with("line 2: ") && e.contains("needs [tls]"),
+            "{e}"
+        );
+        let e = Config::parse("[tls]\ncertificate = \"a.pem\"\n").unwrap_err();
+        assert_eq!(e, "line 2: tls.certificate: needs tls.private_key too");
+        let c = Config::parse(
+            "[server]\nlisten = [\"tls:0.0.0.0:5061\"]\n[tls]\ncertificate = \"a.pem\"\nprivate_key = \"a.key\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.tls.files().map(|f| f.certificate),
+            Some(PathBuf::from("a.pem"))
+        );
+    }
 
     #[test]
     fn defaults_and_overrides() {

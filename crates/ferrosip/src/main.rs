@@ -21,6 +21,7 @@ mod script;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 /// ferrosip — SIP registrar, proxy and redirect server.
@@ -217,6 +218,9 @@ fn check(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
         Some(p) => config::Config::load(p)?,
         None => config::Config::default(),
     };
+    if let Some(files) = cfg.tls.files() {
+        transport::Tls::load(&files).context("[tls]")?;
+    }
     script::load_script(cfg.routing.script.as_deref())?;
     let script = cfg
         .routing

@@ -24,7 +24,7 @@ const METHODS: [&str; 15] = [
     "other",
 ];
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
-const TRANSPORTS: [Protocol; 2] = [Protocol::Udp, Protocol::Tcp];
+const TRANSPORTS: [Protocol; 3] = [Protocol::Udp, Protocol::Tcp, Protocol::Tls];
 
 /// Counters for one direction (received or sent).
 struct Direction {
@@ -60,6 +60,7 @@ fn transport_label(p: Protocol) -> &'static str {
     match p {
         Protocol::Udp => "udp",
         Protocol::Tcp => "tcp",
+        Protocol::Tls => "tls",
     }
 }
 

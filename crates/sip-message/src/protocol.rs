@@ -9,6 +9,8 @@ pub enum Protocol {
     Udp,
     /// TCP.
     Tcp,
+    /// TLS over TCP (RFC 3261 §26; `sips:` URIs).
+    Tls,
 }
 
 impl Protocol {
@@ -17,23 +19,33 @@ impl Protocol {
         match self {
             Protocol::Udp => "UDP",
             Protocol::Tcp => "TCP",
+            Protocol::Tls => "TLS",
         }
     }
 
     /// Parses a Via transport token or URI `transport` parameter, case-insensitively.
     pub fn from_token(t: &str) -> Option<Protocol> {
-        if t.eq_ignore_ascii_case("udp") {
-            Some(Protocol::Udp)
-        } else if t.eq_ignore_ascii_case("tcp") {
-            Some(Protocol::Tcp)
-        } else {
-            None
-        }
+        [Protocol::Udp, Protocol::Tcp, Protocol::Tls]
+            .into_iter()
+            .find(|p| t.eq_ignore_ascii_case(p.via_token()))
     }
 
     /// True for stream transports.
     pub fn is_reliable(self) -> bool {
-        self == Protocol::Tcp
+        self != Protocol::Udp
+    }
+
+    /// True for transports that encrypt.
+    pub fn is_secure(self) -> bool {
+        self == Protocol::Tls
+    }
+
+    /// The port a URI without one means (RFC 3261 §19.1.2): 5061 over TLS, else 5060.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Protocol::Tls => 5061,
+            _ => 5060,
+        }
     }
 }
 
@@ -42,6 +54,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Udp => "udp",
             Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
         })
     }
 }

@@ -87,7 +87,8 @@ pub(crate) fn upstream_of(msg: &Message, src: Destination) -> Destination {
 
 /// [`upstream_of`] a request whose top Via is `via`.
 pub(crate) fn upstream_by(via: &sip_message::header::Via<'_>, src: Destination) -> Destination {
-    let via_port = SocketAddr::new(src.addr.ip(), via.port.unwrap_or(5060));
+    let port = via.port.unwrap_or(src.protocol.default_port());
+    let via_port = SocketAddr::new(src.addr.ip(), port);
     if src.protocol.is_reliable() {
         return Destination {
             protocol: src.protocol,
@@ -109,7 +110,8 @@ pub(crate) fn response_destination(resp: &Message) -> Option<Destination> {
         .received()
         .and_then(|h| h.ip())
         .or_else(|| via.host.ip())?;
-    let port = via.rport().flatten().or(via.port).unwrap_or(5060);
+    let port = via.rport().flatten().or(via.port);
+    let port = port.unwrap_or(protocol.default_port());
     Some(Destination::new(protocol, SocketAddr::new(ip, port)))
 }
 

@@ -598,14 +598,17 @@ fn via_fixes(msg: &Message, src: Destination) -> Option<ViaFixes<'_>> {
     let with_rport = via.rport().is_some();
     let add_received =
         via.host.ip() != Some(src.addr.ip()) || with_rport || via.received().is_some();
+    let protocol = Protocol::from_token(via.transport);
     let port = match with_rport {
         true => src.addr.port(),
-        false => via.port.unwrap_or(5060),
+        false => via
+            .port
+            .unwrap_or(protocol.map_or(5060, Protocol::default_port)),
     };
     let branch = via.branch().unwrap_or_default();
-    // A transport we cannot answer over (TLS, WS… in a Via behind a front end) gets a tag
+    // A transport we cannot answer over (WS, SCTP… in a Via behind a front end) gets a tag
     // that vouches for nothing: the request goes on, a response that outlives it does not.
-    let up = match Protocol::from_token(via.transport) {
+    let up = match protocol {
         Some(protocol) => Upstream::new(
             Destination::new(protocol, SocketAddr::new(src.addr.ip(), port)),
             branch,
@@ -634,8 +637,10 @@ fn record_route(protocol: Protocol, local: &str, key: Option<&str>, media: bool)
     let mut rr = String::with_capacity(72);
     rr.push_str("<sip:");
     rr.push_str(local);
-    if protocol == Protocol::Tcp {
-        rr.push_str(";transport=tcp");
+    match protocol {
+        Protocol::Udp => {}
+        Protocol::Tcp => rr.push_str(";transport=tcp"),
+        Protocol::Tls => rr.push_str(";transport=tls"),
     }
     rr.push_str(";lr");
     if media {

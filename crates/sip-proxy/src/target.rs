@@ -45,14 +45,18 @@ pub enum NextHop<'a> {
     },
 }
 
-/// The next hop a SIP URI points at; `None` for `sips:` and unsupported transports.
+/// The next hop a SIP URI points at: over TLS for a `sips:` URI (whose `transport=tcp`
+/// means TLS over TCP, RFC 5630 §3.1.2) or `transport=tls`; `None` for unsupported
+/// transports, and a `sips:` URI over UDP.
 pub fn next_hop<'a>(uri: &SipUri<'a>) -> Option<NextHop<'a>> {
-    let protocol = match uri.transport() {
-        Some(t) => Protocol::from_token(t)?,
-        None if uri.secure => return None,
-        None => Protocol::Udp,
+    let protocol = match (uri.transport().map(Protocol::from_token), uri.secure) {
+        (Some(None), _) => return None,
+        (Some(Some(Protocol::Udp)), true) => return None,
+        (_, true) => Protocol::Tls,
+        (Some(Some(p)), false) => p,
+        (None, false) => Protocol::Udp,
     };
-    let port = uri.port.unwrap_or(5060);
+    let port = uri.port.unwrap_or(protocol.default_port());
     let (ip, host) = match uri.params.get("maddr").flatten() {
         Some(m) => (Host::parse(m).ok()?.ip(), m),
         None => (uri.host.ip(), uri.host_raw),
@@ -145,6 +149,14 @@ mod tests {
         );
         let n = |u: &'static str| next_hop(Uri::parse(u).unwrap().as_sip().unwrap());
         assert_eq!(n("sip:a@192.0.2.9;transport=sctp"), None);
-        assert_eq!(n("sips:a@192.0.2.9"), None);
+        // sips: is TLS, to port 5061 unless it says otherwise; never UDP.
+        let tls = |a: &str| Some(Destination::new(Protocol::Tls, a.parse().unwrap()));
+        assert_eq!(d("sips:a@192.0.2.9"), tls("192.0.2.9:5061"));
+        assert_eq!(
+            d("sips:a@192.0.2.9:5071;transport=tcp"),
+            tls("192.0.2.9:5071")
+        );
+        assert_eq!(d("sip:a@192.0.2.9;transport=TLS"), tls("192.0.2.9:5061"));
+        assert_eq!(n("sips:a@192.0.2.9;transport=udp"), None);
     }
 }

@@ -1,4 +1,4 @@
-//! Listen addresses: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`.
+//! Listen addresses: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:0.0.0.0:5061`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ impl fmt::Display for Listen {
 
 /// A listen address that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid listen address {0:?}: expected udp:ADDR:PORT or tcp:ADDR:PORT (IPv6 in brackets)")]
+#[error("invalid listen address {0:?}: expected udp:ADDR:PORT, tcp:ADDR:PORT or tls:ADDR:PORT (IPv6 in brackets)")]
 pub struct ParseListenError(pub String);
 
 impl FromStr for Listen {

@@ -1,10 +1,11 @@
-//! SIP transports over tokio (RFC 3261 §18): UDP sockets and TCP listeners and connections,
+//! SIP transports over tokio (RFC 3261 §18): UDP sockets, TCP and TLS listeners and connections,
 //! framing received bytes into messages and sending responses and requests the way §18 and
 //! RFC 3581 say. The protocol logic above stays free of IO.
 
 mod addr;
 mod stun;
 mod tcp;
+mod tls;
 mod udp;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ pub use stun::listen_stun;
 /// The STUN port (RFC 5389 §9).
 pub const STUN_PORT: u16 = ::stun::PORT;
 pub use tcp::{TcpConnections, TcpLimits};
+pub use tls::{Tls, TlsError, TlsFiles};
 
 /// Where a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,6 +88,9 @@ pub enum TransportError {
         /// Why.
         cause: std::io::Error,
     },
+    /// A TLS listener without TLS settings (a certificate and key).
+    #[error("cannot listen on {0}: no TLS certificate and key configured")]
+    NoTls(Listen),
     /// No listener of that protocol and address family to send from.
     #[error("no {0} transport for {1}")]
     NoTransport(Protocol, SocketAddr),
@@ -102,22 +107,28 @@ struct Inner {
     /// A UDP socket of each address, to send from, with its bound address.
     udp: Vec<(SocketAddr, std::net::UdpSocket)>,
     tcp: TcpConnections,
+    /// TLS connections, when TLS is set up.
+    tls: Option<TcpConnections>,
     listens: Vec<(Listen, SocketAddr)>,
 }
 
 impl Transports {
     /// Binds every listen address and starts receiving; messages go to `handler`. Each UDP
     /// address is served by `udp_threads` sockets (SO_REUSEPORT), each with a thread of its
-    /// own on which the handler runs; TCP runs on the calling runtime, its connections
-    /// closed after `tcp_idle` without traffic and at most `tcp_limits`.
+    /// own on which the handler runs; TCP and TLS (with `tls`) run on the calling runtime,
+    /// their connections closed after `tcp_idle` without traffic and at most `tcp_limits`
+    /// each.
     pub async fn start(
         listens: &[Listen],
         handler: Arc<dyn Handler>,
         tcp_idle: std::time::Duration,
         tcp_limits: TcpLimits,
         udp_threads: usize,
+        tls: Option<Tls>,
     ) -> Result<Transports, TransportError> {
         let tcp = TcpConnections::new(handler.clone(), tcp_idle, tcp_limits);
+        let tls =
+            tls.map(|t| TcpConnections::new(handler.clone(), tcp_idle, tcp_limits).with_tls(t));
         let mut udp = Vec::new();
         let mut bound = Vec::new();
         for l in listens {
@@ -147,6 +158,12 @@ impl Transports {
                     .listen(l.addr)
                     .await
                     .map_err(|cause| TransportError::Bind { listen: *l, cause })?,
+                Protocol::Tls => tls
+                    .as_ref()
+                    .ok_or(TransportError::NoTls(*l))?
+                    .listen(l.addr)
+                    .await
+                    .map_err(|cause| TransportError::Bind { listen: *l, cause })?,
             };
             tracing::info!(protocol = %l.protocol, %local, "listening");
             bound.push((*l, local));
@@ -155,6 +172,7 @@ impl Transports {
             inner: Arc::new(Inner {
                 udp,
                 tcp,
+                tls,
                 listens: bound,
             }),
         })
@@ -170,8 +188,8 @@ impl Transports {
     }
 
     /// Sends `data` to `addr` over `protocol`. UDP goes out of a socket of the same address
-    /// family; TCP uses the open connection `connection` when given and still there, else one
-    /// to `addr`, opening it if needed.
+    /// family; TCP and TLS use the open connection `connection` when given and still there,
+    /// else one to `addr`, opening it if needed.
     pub async fn send(
         &self,
         protocol: Protocol,
@@ -192,12 +210,14 @@ impl Transports {
                         cause,
                     })
             }
-            Protocol::Tcp => {
+            Protocol::Tcp | Protocol::Tls => {
+                let conns = self
+                    .connections(protocol)
+                    .ok_or(TransportError::NoTransport(protocol, addr))?;
                 let to = connection
-                    .filter(|c| self.inner.tcp.has_connection(*c))
+                    .filter(|c| conns.has_connection(*c))
                     .unwrap_or(addr);
-                self.inner
-                    .tcp
+                conns
                     .send(to, data)
                     .await
                     .map_err(|cause| TransportError::Send {
@@ -234,8 +254,22 @@ impl Transports {
             .map(|(_, s)| s)
     }
 
-    /// True when a TCP connection to `addr` is open (so a request can reuse it).
+    /// True when a TCP or TLS connection to `addr` is open (so a request can reuse it).
     pub fn has_connection(&self, addr: SocketAddr) -> bool {
         self.inner.tcp.has_connection(addr)
+            || self
+                .inner
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.has_connection(addr))
+    }
+
+    /// The connections of a stream protocol.
+    fn connections(&self, protocol: Protocol) -> Option<&TcpConnections> {
+        match protocol {
+            Protocol::Tcp => Some(&self.inner.tcp),
+            Protocol::Tls => self.inner.tls.as_ref(),
+            Protocol::Udp => None,
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! TCP: listeners, one task per connection framing messages with the stream decoder, and a
-//! table of open connections by peer address so responses and requests reuse them. How many
-//! are open is limited, in total and per remote IP.
+//! TCP and TLS: listeners, one task per connection framing messages with the stream
+//! decoder, and a table of open connections by peer address so responses and requests reuse
+//! them. How many are open is limited, in total and per remote IP; a TLS connection counts
+//! from its first byte, before its handshake.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,10 +11,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use sip_message::{Frame, StreamDecoder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::tls::{self, Tls};
 use crate::{Handler, Protocol, Source};
 
 /// Outgoing queue depth per connection: a send to a full queue fails at once.
@@ -24,6 +26,9 @@ const QUEUE_BYTES: usize = 1 << 20;
 
 /// A connection whose peer takes in nothing for this long is closed (its queue with it).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a TLS handshake may take, either way.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many TCP connections may be open at once; 0 is no limit. An accepted connection over
 /// a limit is closed at once; a connection of ours over `total` is not opened (a send error).
@@ -52,7 +57,7 @@ impl Default for TcpLimits {
 /// After an answer to a stream that cannot be read on: reads and drops what the peer still
 /// sends until it closes too, for 2 s and 1 MiB at most, so that closing with unread bytes
 /// (a reset) does not destroy the answer before the peer reads it.
-async fn discard_unread(reader: &mut tokio::net::tcp::OwnedReadHalf) {
+async fn discard_unread(reader: &mut (impl AsyncRead + Unpin)) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     let mut scratch = vec![0u8; 16 * 1024];
     let mut left = 1usize << 20;
@@ -130,9 +135,12 @@ impl Queue {
     }
 }
 
-/// Open TCP connections by peer address.
+/// Open TCP (or TLS) connections by peer address.
 #[derive(Clone)]
 pub struct TcpConnections {
+    /// TCP, or TLS with `tls`.
+    protocol: Protocol,
+    tls: Option<Tls>,
     conns: Arc<Mutex<HashMap<SocketAddr, Queue>>>,
     open: Arc<Mutex<Open>>,
     handler: Arc<dyn Handler>,
@@ -144,6 +152,7 @@ pub struct TcpConnections {
 impl std::fmt::Debug for TcpConnections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpConnections")
+            .field("protocol", &self.protocol)
             .field("idle", &self.idle)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
@@ -155,12 +164,23 @@ impl TcpConnections {
     /// traffic, and are at most `limits`.
     pub fn new(handler: Arc<dyn Handler>, idle: Duration, limits: TcpLimits) -> Self {
         TcpConnections {
+            protocol: Protocol::Tcp,
+            tls: None,
             conns: Arc::default(),
             open: Arc::default(),
             handler,
             idle,
             write_timeout: WRITE_TIMEOUT,
             limits,
+        }
+    }
+
+    /// The same, for TLS connections with `tls`'s certificate and roots.
+    pub fn with_tls(self, tls: Tls) -> Self {
+        TcpConnections {
+            protocol: Protocol::Tls,
+            tls: Some(tls),
+            ..self
         }
     }
 
@@ -184,24 +204,34 @@ impl TcpConnections {
         })
     }
 
-    /// Takes an accepted connection into the table, or closes it at once when it is over a
-    /// limit.
+    /// Takes an accepted connection into the table (a TLS one once its handshake is
+    /// done), or closes it at once when it is over a limit.
     fn accepted(&self, stream: TcpStream, remote: SocketAddr, local: SocketAddr) {
-        match self.slot(source_of(remote.ip())) {
-            Some(slot) => {
-                self.run(stream, remote, local, slot);
+        let Some(slot) = self.slot(source_of(remote.ip())) else {
+            drop(stream);
+            tracing::debug!(%remote, protocol = %self.protocol, "too many connections: closed");
+            let src = Source {
+                protocol: self.protocol,
+                remote,
+                local,
+            };
+            return self.handler.on_refused(src);
+        };
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            self.run(stream, remote, local, slot);
+            return;
+        };
+        let (this, acceptor) = (self.clone(), tls.acceptor.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    this.run(stream, remote, local, slot);
+                }
+                Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
             }
-            None => {
-                drop(stream);
-                tracing::debug!(%remote, "too many tcp connections: closed");
-                let src = Source {
-                    protocol: Protocol::Tcp,
-                    remote,
-                    local,
-                };
-                self.handler.on_refused(src);
-            }
-        }
+        });
     }
 
     /// Listens on `addr` and accepts connections until the runtime stops. An IPv6 address
@@ -225,7 +255,7 @@ impl TcpConnections {
                 match listener.accept().await {
                     Ok((stream, remote)) => this.accepted(stream, remote, local),
                     Err(e) => {
-                        tracing::warn!(%local, error = %e, "tcp accept failed");
+                        tracing::warn!(%local, protocol = %this.protocol, error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -252,13 +282,23 @@ impl TcpConnections {
                 let slot = self
                     .slot(source_of(addr.ip()))
                     .ok_or_else(|| std::io::Error::other("too many tcp connections open"))?;
+                let timed_out = |what| std::io::Error::new(std::io::ErrorKind::TimedOut, what);
                 let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
                     .await
-                    .map_err(|_| {
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-                    })??;
+                    .map_err(|_| timed_out("connect timed out"))??;
                 let local = stream.local_addr()?;
-                self.run(stream, addr, local, slot)
+                let _ = stream.set_nodelay(true);
+                match &self.tls {
+                    None => self.run(stream, addr, local, slot),
+                    Some(tls) => {
+                        let name = tls::server_name(addr.ip());
+                        let handshake = tls.connector.connect(name, stream);
+                        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+                            .await
+                            .map_err(|_| timed_out("TLS handshake timed out"))??;
+                        self.run(stream, addr, local, slot)
+                    }
+                }
             }
         };
         queue.push(data)
@@ -274,20 +314,22 @@ impl TcpConnections {
 
     /// Registers the connection and spawns its reader and writer; its slot is given back
     /// when both have ended (the socket is closed).
-    fn run(&self, stream: TcpStream, remote: SocketAddr, local: SocketAddr, slot: Slot) -> Queue {
-        let _ = stream.set_nodelay(true);
+    fn run<S>(&self, stream: S, remote: SocketAddr, local: SocketAddr, slot: Slot) -> Queue
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
         let queue = Queue {
             tx: tx.clone(),
             bytes: Arc::default(),
         };
         self.lock().insert(remote, queue.clone());
-        let (mut reader, mut writer) = stream.into_split();
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let slot = Arc::new(slot);
         let writer_slot = slot.clone();
         let this = self.clone();
         let src = Source {
-            protocol: Protocol::Tcp,
+            protocol: self.protocol,
             remote,
             local,
         };
@@ -326,7 +368,7 @@ impl TcpConnections {
             if answered {
                 discard_unread(&mut reader).await;
             }
-            tracing::debug!(%remote, "tcp connection closed");
+            tracing::debug!(%remote, protocol = %this.protocol, "connection closed");
         });
         // A peer that stops reading is cut off: its queue is not kept waiting.
         // Weak: the queue closes (and this task ends) once nobody else can send to it.
@@ -340,15 +382,18 @@ impl TcpConnections {
                 match written {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) | Err(_) => {
-                        tracing::debug!(%remote, "tcp peer not reading: closed");
+                        tracing::debug!(%remote, "peer not reading: connection closed");
                         if let Some(tx) = our_tx.upgrade() {
                             this.forget(remote, &tx);
                         }
                         reading.abort();
-                        break;
+                        return;
                     }
                 }
             }
+            // The peer sees the end of the stream (over TLS, after close_notify) while the
+            // reader may still drain what it sends.
+            let _ = tokio::time::timeout(limit, writer.shutdown()).await;
         });
         queue
     }

@@ -525,12 +525,17 @@ async fn serve_with(
     let window = Duration::from_millis(cfg.server.commit_window_ms);
     tokio::spawn(location_writer(server.clone(), store.clone(), window, jobs));
     let handler: Arc<dyn Handler> = Arc::new(Dispatch(server.clone()));
+    let tls = match cfg.tls.files() {
+        Some(files) => Some(transport::Tls::load(&files).context("[tls]")?),
+        None => None,
+    };
     let transports = Transports::start(
         &cfg.listens(),
         handler,
         Duration::from_secs(cfg.server.tcp_idle_timeout),
         cfg.tcp_limits(),
         cfg.server.udp_threads(),
+        tls,
     )
     .await?;
     start_stun(&cfg, &transports.local_addrs())?;

@@ -242,6 +242,7 @@ fn get_proto<'b>(c: &'b RouteCtx<'_>, _: &str) -> Value<'b> {
     text(match c.src.protocol {
         Protocol::Udp => "udp",
         Protocol::Tcp => "tcp",
+        Protocol::Tls => "tls",
     })
 }
 

@@ -1,0 +1,173 @@
+//! SIP over TLS end to end: a phone registers over TLS with a certificate our test CA signed
+//! and is called from UDP over its TLS connection; it calls a UDP phone; a client that does
+//! not trust the server's certificate gets no further than the handshake.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use sip_message::Message;
+use support::{free_port, Server, Ua};
+
+/// A CA and a certificate it signed for 127.0.0.1 (PEM files in `dir`); gives the CA's
+/// certificate.
+fn certificate(dir: &Path, name: &str) -> CertificateDer<'static> {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("certificate");
+    std::fs::write(dir.join(format!("{name}.pem")), leaf.pem()).expect("write");
+    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).expect("write");
+    ca.der().clone()
+}
+
+/// A TLS client of the server at `to` trusting `ca` alone.
+fn connect(
+    to: SocketAddr,
+    ca: CertificateDer<'static>,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::IpAddress(to.ip().into());
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let tcp = TcpStream::connect(to)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    // The handshake, and whether the server's certificate is trusted.
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(tls)
+}
+
+/// Reads one SIP message (without a body: none here has one) from `s`, skipping keepalives.
+fn read_message(s: &mut impl Read, buf: &mut Vec<u8>) -> Message {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let msg: Vec<u8> = buf.drain(..end + 4).collect();
+            if msg.iter().all(|&b| b == b'\r' || b == b'\n') {
+                continue;
+            }
+            return Message::parse(msg).expect("a SIP message");
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).expect("read within 5 s");
+        assert!(n > 0, "the server closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn crlf(text: &str) -> Vec<u8> {
+    text.replace('\n', "\r\n").into_bytes()
+}
+
+#[test]
+fn a_phone_on_tls_registers_is_called_from_udp_and_calls_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = certificate(dir.path(), "server");
+    std::fs::write(
+        dir.path().join("ferrosip.toml"),
+        "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n",
+    )
+    .expect("config");
+    let (port, tls_port) = (free_port(), free_port());
+    let config = dir.path().join("ferrosip.toml");
+    let listens = [
+        format!("udp:127.0.0.1:{port}"),
+        format!("tls:127.0.0.1:{tls_port}"),
+    ];
+    let s = Server::start_listens(
+        dir.path(),
+        port,
+        &listens,
+        &["--config", config.to_str().expect("path")],
+    );
+    let server_tls = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    let mut alice = connect(server_tls, ca.clone()).expect("a certificate our CA signed");
+    let local = alice.sock.local_addr().expect("addr");
+    let mut buf = Vec::new();
+    // alice registers over TLS.
+    alice
+        .write_all(&crlf(&format!(
+            "REGISTER sip:127.0.0.1:{tls_port};transport=tls SIP/2.0\n\
+Via: SIP/2.0/TLS {local};rport;branch=z9hG4bKtlsreg\n\
+From: <sip:alice@127.0.0.1>;tag=r1\nTo: <sip:alice@127.0.0.1>\nCall-ID: tls-reg\nCSeq: 1 REGISTER\n\
+Contact: <sip:alice@{local};transport=tls>\nMax-Forwards: 70\nContent-Length: 0\n\n"
+        )))
+        .expect("write");
+    let ok = read_message(&mut alice, &mut buf);
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    // bob, on UDP, calls her: the INVITE reaches her over her TLS connection.
+    let bob = Ua::new();
+    bob.send(
+        s.addr(),
+        &format!(
+            "INVITE sip:alice@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};rport;branch=z9hG4bKtlsinv\n\
+From: <sip:bob@127.0.0.1>;tag=b1\nTo: <sip:alice@127.0.0.1>\nCall-ID: tls-call\nCSeq: 1 INVITE\n\
+Contact: <sip:bob@127.0.0.1:{p}>\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            p = bob.port
+        ),
+    );
+    let invite = read_message(&mut alice, &mut buf);
+    assert_eq!(invite.method(), Some(sip_message::Method::Invite));
+    let via = invite.top_via().expect("Via");
+    assert_eq!(via.transport, "TLS", "our Via names TLS");
+    let rr: Vec<String> = invite
+        .headers_named(sip_message::HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .collect();
+    assert!(
+        rr.iter().any(|r| r.contains(";transport=tls")),
+        "the TLS side of the Record-Route: {rr:?}"
+    );
+    // Her 180 goes back to bob over UDP.
+    let mut ringing = String::from("SIP/2.0 180 Ringing\n");
+    for h in invite.headers() {
+        let name = h.name.as_str();
+        if ["Via", "From", "Call-ID", "CSeq", "Record-Route"].contains(&name) {
+            ringing.push_str(&format!("{name}: {}\n", h.value));
+        }
+        if name == "To" {
+            ringing.push_str(&format!("To: {};tag=a1\n", h.value));
+        }
+    }
+    ringing.push_str("Content-Length: 0\n\n");
+    alice.write_all(&crlf(&ringing)).expect("write");
+    assert_eq!(bob.recv().status(), Some(180));
+    // She calls bob (registered on UDP): over UDP to him.
+    bob.send(s.addr(), &bob.register(port, "bob", "tls-bob", 1, ""));
+    assert_eq!(bob.recv().status(), Some(200));
+    alice
+        .write_all(&crlf(&format!(
+            "MESSAGE sip:bob@127.0.0.1 SIP/2.0\nVia: SIP/2.0/TLS {local};rport;branch=z9hG4bKtlsmsg\n\
+From: <sip:alice@127.0.0.1>;tag=m1\nTo: <sip:bob@127.0.0.1>\nCall-ID: tls-msg\nCSeq: 1 MESSAGE\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+        )))
+        .expect("write");
+    let message = bob.recv();
+    assert_eq!(message.method(), Some(sip_message::Method::Message));
+    assert_eq!(message.top_via().expect("Via").transport, "UDP");
+    // A client that trusts another CA stops at the handshake, and the server says why.
+    let other = certificate(dir.path(), "other");
+    assert!(connect(server_tls, other).is_err());
+    std::thread::sleep(Duration::from_millis(200));
+    drop(alice);
+    assert!(s.terminate(), "a clean stop");
+}
