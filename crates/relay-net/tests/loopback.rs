@@ -122,10 +122,12 @@ fn relay_port(sdp: &[u8]) -> u16 {
     let text = std::str::from_utf8(sdp).expect("utf-8");
     assert!(text.contains("c=IN IP4 192.0.2.80\r\n"), "{text}");
     assert!(text.contains("o=- 1 1 IN IP4 192.0.2.80\r\n"), "{text}");
-    let m = text
-        .lines()
-        .find(|l| l.starts_with("m=audio "))
-        .expect("m=");
+    audio_port(text)
+}
+
+/// The port of an SDP's audio stream.
+fn audio_port(sdp: &str) -> u16 {
+    let m = sdp.lines().find(|l| l.starts_with("m=audio ")).expect("m=");
     m.split(' ')
         .nth(1)
         .and_then(|p| p.parse().ok())
@@ -341,17 +343,12 @@ fn a_relay_on_both_families_bridges_ipv4_and_ipv6_with(io_uring: bool, base: u16
     let mut answer = request(MediaOp::Answer, "a", "b", b_sdp.into_bytes());
     answer.call_id = "bridge".into();
     let to_a = rt.block_on(relay.apply(&answer)).expect("answer");
-    let port = |sdp: &str| -> u16 {
-        let m = sdp.lines().find(|l| l.starts_with("m=audio ")).expect("m=");
-        m.split(' ')
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .expect("port")
-    };
     let to_a = String::from_utf8(to_a).expect("utf-8");
     assert!(to_a.contains("c=IN IP4 127.0.0.1\r\n"), "{to_a}");
-    let a_sends_to = SocketAddr::from(([127, 0, 0, 1], port(&to_a)));
-    let b_sends_to: SocketAddr = format!("[::1]:{}", port(&to_b)).parse().expect("addr");
+    let a_sends_to = SocketAddr::from(([127, 0, 0, 1], audio_port(&to_a)));
+    let b_sends_to: SocketAddr = format!("[::1]:{}", audio_port(&to_b))
+        .parse()
+        .expect("addr");
     let heard = exchange(&a, a_sends_to, &b, 30);
     assert!(heard.len() >= 27, "b (IPv6) heard {} of 30", heard.len());
     let heard = exchange(&b, b_sends_to, &a, 30);
@@ -561,13 +558,11 @@ fn a_stream_the_answer_declines_gives_its_ports_back() {
         "the video's ports are free"
     );
     // The audio still flows.
-    let port = |sdp: &str| -> u16 {
-        let m = sdp.lines().find(|l| l.starts_with("m=audio ")).expect("m=");
-        m.split(' ')
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .expect("port")
-    };
-    let heard = exchange(&a, SocketAddr::from(([127, 0, 0, 1], port(&to_a))), &b, 10);
+    let heard = exchange(
+        &a,
+        SocketAddr::from(([127, 0, 0, 1], audio_port(&to_a))),
+        &b,
+        10,
+    );
     assert!(heard.len() >= 9, "b heard {} of 10", heard.len());
 }
