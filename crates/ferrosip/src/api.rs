@@ -201,7 +201,8 @@ async fn location_rm(State(s): Shared, Path(aor): Path<String>) -> Response {
     run(&s, Op::LocationRm { aor }, false).await
 }
 
-/// Reloads the directory, then the script (a script with errors is refused: 422 with them).
+/// Reloads the directory, the script and the TLS certificates (a script with errors, or
+/// certificates that cannot be read, are refused: 422 with why).
 async fn reload(State(s): Shared) -> Response {
     match s.reloader.reload().await {
         Ok(message) => Json(Reply::Done { message }).into_response(),
@@ -209,6 +210,10 @@ async fn reload(State(s): Shared) -> Response {
         Err(Refused::Script(e)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             &format!("the routing script has errors; the old one keeps running:\n{e}"),
+        ),
+        Err(Refused::Tls(e)) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("the TLS certificates cannot be read; the old ones keep serving: {e}"),
         ),
     }
 }

@@ -24,26 +24,73 @@ pub(crate) struct Config {
     pub(crate) tls: Tls,
 }
 
-/// `[tls]`: the certificate of the `tls:` listen addresses (RFC 3261 §26), and what
-/// connections the server opens over TLS trust. Relative paths are taken from the config
-/// file's folder.
+/// `[tls]`: the certificates of the `tls:` listen addresses (RFC 3261 §26), clients'
+/// certificates, and what connections the server opens over TLS trust. Relative paths are
+/// taken from the config file's folder.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Tls {
-    /// The server's certificate chain (PEM, leaf first).
+    /// The server's certificate chain (PEM, leaf first), for clients that name no domain
+    /// of `domains`.
     pub(crate) certificate: Option<PathBuf>,
     /// Its private key (PEM).
     pub(crate) private_key: Option<PathBuf>,
+    /// Other domains' certificates, picked by the name a client asks for (SNI).
+    pub(crate) domains: Vec<TlsDomain>,
+    /// Clients' certificates: `"no"`, `"optional"` (checked when shown) or `"required"`
+    /// (peering trunks), against `client_ca`.
+    pub(crate) verify_clients: VerifyClients,
+    /// The CA (PEM) that signs clients' certificates.
+    pub(crate) client_ca: Option<PathBuf>,
     /// A CA (PEM) that connections the server opens trust besides the system's roots.
     pub(crate) ca: Option<PathBuf>,
+}
+
+/// One domain's certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsDomain {
+    /// The domain, as clients name it.
+    pub(crate) name: String,
+    /// Its certificate chain (PEM).
+    pub(crate) certificate: PathBuf,
+    /// Its private key (PEM).
+    pub(crate) private_key: PathBuf,
+}
+
+/// Whether TLS clients show a certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum VerifyClients {
+    /// Not asked for.
+    #[default]
+    No,
+    /// Checked when shown.
+    Optional,
+    /// A client without a good one is refused.
+    Required,
 }
 
 impl Tls {
     /// The files to load, when a certificate is configured.
     pub(crate) fn files(&self) -> Option<transport::TlsFiles> {
+        let pair = |certificate: &PathBuf, private_key: &PathBuf| transport::KeyPair {
+            certificate: certificate.clone(),
+            private_key: private_key.clone(),
+        };
+        let ca = || self.client_ca.clone().unwrap_or_default();
         Some(transport::TlsFiles {
-            certificate: self.certificate.clone()?,
-            private_key: self.private_key.clone()?,
+            default: pair(self.certificate.as_ref()?, self.private_key.as_ref()?),
+            domains: self
+                .domains
+                .iter()
+                .map(|d| (d.name.clone(), pair(&d.certificate, &d.private_key)))
+                .collect(),
+            clients: match self.verify_clients {
+                VerifyClients::No => transport::ClientCertificates::No,
+                VerifyClients::Optional => transport::ClientCertificates::Optional(ca()),
+                VerifyClients::Required => transport::ClientCertificates::Required(ca()),
+            },
             ca: self.ca.clone(),
         })
     }
@@ -479,10 +526,17 @@ impl Config {
             cfg.api.token_file = dir.join(&cfg.api.token_file);
         }
         let t = &mut cfg.tls;
-        for file in [&mut t.certificate, &mut t.private_key, &mut t.ca]
-            .into_iter()
-            .flatten()
-        {
+        let named = [
+            &mut t.certificate,
+            &mut t.private_key,
+            &mut t.ca,
+            &mut t.client_ca,
+        ];
+        let domains = t
+            .domains
+            .iter_mut()
+            .flat_map(|d| [&mut d.certificate, &mut d.private_key]);
+        for file in named.into_iter().flatten().chain(domains) {
             if file.is_relative() {
                 *file = dir.join(&*file);
             }
@@ -529,6 +583,12 @@ impl Config {
             return Err(format!(
                 "{}tls.{key}: needs tls.{missing} too",
                 line_of(key)
+            ));
+        }
+        if t.verify_clients != VerifyClients::No && t.client_ca.is_none() {
+            return Err(format!(
+                "{}tls.verify_clients: needs tls.client_ca, the CA of the clients' certificates",
+                line_of("verify_clients")
             ));
         }
         let tls_listen = self.listens().into_iter().find(|l| l.protocol.is_secure());
@@ -646,8 +706,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.tls.files().map(|f| f.certificate),
+            c.tls.files().map(|f| f.default.certificate),
             Some(PathBuf::from("a.pem"))
+        );
+        let e = Config::parse(
+            "[tls]\ncertificate = \"a.pem\"\nprivate_key = \"a.key\"\nverify_clients = \"required\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("line 4: tls.verify_clients: needs tls.client_ca"),
+            "{e}"
         );
     }
 

@@ -1,6 +1,6 @@
 //! Reloading a running server, on SIGHUP and through the API alike: its directory
-//! (subscribers, domains, aliases) from the database, then its routing script. Each reload
-//! is logged with what it loaded.
+//! (subscribers, domains, aliases) from the database, its routing script, then its TLS
+//! certificates. Each reload is logged with what it loaded.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +19,8 @@ pub(crate) struct Reloader {
     pub(crate) metrics: Arc<Metrics>,
     /// The configured script; the built-in default without one.
     pub(crate) script: Option<PathBuf>,
+    /// The TLS settings, and the files they are read from.
+    pub(crate) tls: Option<(transport::Tls, transport::TlsFiles)>,
 }
 
 /// Why a reload failed.
@@ -27,10 +29,13 @@ pub(crate) enum Refused {
     Directory(StoreError),
     /// The script has errors; the old one keeps running (the directory was reloaded).
     Script(String),
+    /// The certificates cannot be read; the old ones keep serving (the directory and the
+    /// script were reloaded).
+    Tls(String),
 }
 
 impl Reloader {
-    /// Reloads the directory, then the script; what was loaded, as logged.
+    /// Reloads the directory, the script, then the certificates; what was loaded, as logged.
     pub(crate) async fn reload(&self) -> Result<String, Refused> {
         let core = &self.live.core;
         let directory = load_directory(core, &self.store).await.map_err(|e| {
@@ -45,16 +50,23 @@ impl Reloader {
             Ok(script) => {
                 core.reload(script);
                 tracing::info!(script = %name, "routing script reloaded");
-                Ok(format!(
-                    "reloaded {directory} and the routing script {name}"
-                ))
             }
             Err(e) => {
                 let e = format!("{e:#}");
                 tracing::error!("routing script not reloaded, the old one keeps running:\n{e}");
-                Err(Refused::Script(e))
+                return Err(Refused::Script(e));
             }
         }
+        let mut what = format!("reloaded {directory} and the routing script {name}");
+        if let Some((tls, files)) = &self.tls {
+            if let Err(e) = tls.reload(files) {
+                tracing::error!(error = %e, "TLS certificates not reloaded, the old ones keep serving");
+                return Err(Refused::Tls(e.to_string()));
+            }
+            tracing::info!("TLS certificates reloaded");
+            what.push_str(" and the TLS certificates");
+        }
+        Ok(what)
     }
 
     /// Reloads on each SIGHUP, for as long as the server runs.

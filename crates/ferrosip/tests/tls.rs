@@ -1,6 +1,8 @@
 //! SIP over TLS end to end: a phone registers over TLS with a certificate our test CA signed
 //! and is called from UDP over its TLS connection; it calls a UDP phone; a client that does
-//! not trust the server's certificate gets no further than the handshake.
+//! not trust the server's certificate gets no further than the handshake, and one whose own
+//! certificate no CA of ours signed is refused with a log line; a certificate renewed on
+//! disk serves after SIGHUP while open connections go on.
 
 mod support;
 
@@ -14,21 +16,43 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use sip_message::Message;
 use support::{free_port, Server, Ua};
 
-/// A CA and a certificate it signed for 127.0.0.1 (PEM files in `dir`); gives the CA's
-/// certificate.
-fn certificate(dir: &Path, name: &str) -> CertificateDer<'static> {
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca = rcgen::CertificateParams::new(Vec::new()).expect("params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca.self_signed(&ca_key).expect("CA");
-    let key = rcgen::KeyPair::generate().expect("key");
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
-        .expect("params")
-        .signed_by(&key, &ca, &ca_key)
-        .expect("certificate");
-    std::fs::write(dir.join(format!("{name}.pem")), leaf.pem()).expect("write");
-    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).expect("write");
-    ca.der().clone()
+/// A test CA, writing PEM files in a folder.
+struct Ca {
+    dir: std::path::PathBuf,
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl Ca {
+    /// A CA, its certificate written as `{name}-ca.pem`.
+    fn new(dir: &Path, name: &str) -> Ca {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).expect("CA");
+        std::fs::write(dir.join(format!("{name}-ca.pem")), cert.pem()).expect("write");
+        Ca {
+            dir: dir.to_owned(),
+            cert,
+            key,
+        }
+    }
+
+    fn der(&self) -> CertificateDer<'static> {
+        self.cert.der().clone()
+    }
+
+    /// A certificate for 127.0.0.1 written as `{file}.pem` and `{file}.key`; its DER.
+    fn sign(&self, file: &str) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+            .expect("params")
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("certificate");
+        std::fs::write(self.dir.join(format!("{file}.pem")), leaf.pem()).expect("write");
+        std::fs::write(self.dir.join(format!("{file}.key")), key.serialize_pem()).expect("write");
+        leaf.der().clone()
+    }
 }
 
 /// A TLS client of the server at `to` trusting `ca` alone.
@@ -45,6 +69,14 @@ fn connect(
     .expect("versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
+    connect_with(to, config)
+}
+
+/// A TLS client of the server at `to` with `config`, its handshake done.
+fn connect_with(
+    to: SocketAddr,
+    config: rustls::ClientConfig,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
     let name = ServerName::IpAddress(to.ip().into());
     let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
     let tcp = TcpStream::connect(to)?;
@@ -81,7 +113,9 @@ fn crlf(text: &str) -> Vec<u8> {
 #[test]
 fn a_phone_on_tls_registers_is_called_from_udp_and_calls_back() {
     let dir = tempfile::tempdir().expect("dir");
-    let ca = certificate(dir.path(), "server");
+    let ca = Ca::new(dir.path(), "server");
+    ca.sign("server");
+    let ca = ca.der();
     std::fs::write(
         dir.path().join("ferrosip.toml"),
         "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n",
@@ -165,9 +199,132 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
     assert_eq!(message.method(), Some(sip_message::Method::Message));
     assert_eq!(message.top_via().expect("Via").transport, "UDP");
     // A client that trusts another CA stops at the handshake, and the server says why.
-    let other = certificate(dir.path(), "other");
-    assert!(connect(server_tls, other).is_err());
+    let other = Ca::new(dir.path(), "other");
+    assert!(connect(server_tls, other.der()).is_err());
     std::thread::sleep(Duration::from_millis(200));
     drop(alice);
+    assert!(s.terminate(), "a clean stop");
+}
+
+/// An OPTIONS to the server over `tls`, and its answer; an error when the server closes
+/// the connection instead.
+fn ping(
+    tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    tls_port: u16,
+    n: u32,
+) -> std::io::Result<Message> {
+    let local = tls.sock.local_addr()?;
+    tls.write_all(&crlf(&format!(
+        "OPTIONS sip:127.0.0.1:{tls_port};transport=tls SIP/2.0\n\
+Via: SIP/2.0/TLS {local};rport;branch=z9hG4bKping{n}\n\
+From: <sip:probe@127.0.0.1>;tag=p\nTo: <sip:127.0.0.1>\nCall-ID: ping-{n}\nCSeq: {n} OPTIONS\n\
+Max-Forwards: 70\nContent-Length: 0\n\n"
+    )))?;
+    let mut buf = Vec::new();
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let msg: Vec<u8> = buf.drain(..end + 4).collect();
+            return Ok(Message::parse(msg).expect("a SIP message"));
+        }
+        let mut chunk = [0u8; 4096];
+        match tls.read(&mut chunk)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[test]
+fn a_bad_client_certificate_is_refused_and_a_renewed_certificate_serves_after_a_reload() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ca, other) = (Ca::new(dir.path(), "server"), Ca::new(dir.path(), "other"));
+    // The CA of peers' certificates, client_ca.
+    Ca::new(dir.path(), "peers");
+    let first = ca.sign("server");
+    std::fs::write(
+        dir.path().join("ferrosip.toml"),
+        "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n\
+verify_clients = \"optional\"\nclient_ca = \"peers-ca.pem\"\n",
+    )
+    .expect("config");
+    let (port, tls_port) = (free_port(), free_port());
+    let config = dir.path().join("ferrosip.toml");
+    let listens = [
+        format!("udp:127.0.0.1:{port}"),
+        format!("tls:127.0.0.1:{tls_port}"),
+    ];
+    let s = Server::start_listens_logging(
+        dir.path(),
+        port,
+        &listens,
+        &["--config", config.to_str().expect("path")],
+        "info",
+    );
+    let at = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    // A phone without a certificate of its own is let in (they are optional here).
+    let mut phone = connect(at, ca.der()).expect("handshake");
+    assert_eq!(
+        ping(&mut phone, tls_port, 1).expect("answer").status(),
+        Some(200)
+    );
+    assert_eq!(
+        phone.conn.peer_certificates().expect("shown")[0],
+        first,
+        "the certificate on disk"
+    );
+    // A client whose certificate no CA of ours signed is refused, and the log says why.
+    let forged = other.sign("forged");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der()).expect("root");
+    let key = std::fs::read(dir.path().join("forged.key")).expect("key");
+    let key =
+        <rustls::pki_types::PrivateKeyDer as rustls::pki_types::pem::PemObject>::from_pem_slice(
+            &key,
+        )
+        .expect("key");
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![forged], key)
+        .expect("client certificate");
+    let refused = connect_with(at, config).and_then(|mut c| ping(&mut c, tls_port, 2));
+    assert!(refused.is_err(), "{refused:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !s.log().contains("TLS handshake failed") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = s.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("TLS handshake failed"))
+        .unwrap_or_else(|| panic!("no log line for the refused client:\n{log}"));
+    assert!(line.contains("certificate"), "{line}");
+    // The certificate is renewed on disk; after a reload new connections get it, and the
+    // phone's connection goes on.
+    let renewed = ca.sign("server");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &s.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let fresh = connect(at, ca.der()).expect("handshake");
+        if fresh.conn.peer_certificates().expect("shown")[0] == renewed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        ping(&mut phone, tls_port, 3).expect("answer").status(),
+        Some(200)
+    );
+    drop(phone);
     assert!(s.terminate(), "a clean stop");
 }

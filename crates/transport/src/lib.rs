@@ -19,7 +19,7 @@ pub use stun::listen_stun;
 /// The STUN port (RFC 5389 §9).
 pub const STUN_PORT: u16 = ::stun::PORT;
 pub use tcp::{TcpConnections, TcpLimits};
-pub use tls::{Tls, TlsError, TlsFiles};
+pub use tls::{ClientCertificates, KeyPair, Tls, TlsError, TlsFiles};
 
 /// Where a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -222,7 +222,7 @@ impl TcpConnections {
             self.run(stream, remote, local, slot);
             return;
         };
-        let (this, acceptor) = (self.clone(), tls.acceptor.clone());
+        let (this, acceptor) = (self.clone(), tls.acceptor());
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
@@ -292,7 +292,7 @@ impl TcpConnections {
                     None => self.run(stream, addr, local, slot),
                     Some(tls) => {
                         let name = tls::server_name(addr.ip());
-                        let handshake = tls.connector.connect(name, stream);
+                        let handshake = tls.connector().connect(name, stream);
                         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
                             .await
                             .map_err(|_| timed_out("TLS handshake timed out"))??;

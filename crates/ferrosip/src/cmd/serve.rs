@@ -526,7 +526,7 @@ async fn serve_with(
     tokio::spawn(location_writer(server.clone(), store.clone(), window, jobs));
     let handler: Arc<dyn Handler> = Arc::new(Dispatch(server.clone()));
     let tls = match cfg.tls.files() {
-        Some(files) => Some(transport::Tls::load(&files).context("[tls]")?),
+        Some(files) => Some((transport::Tls::load(&files).context("[tls]")?, files)),
         None => None,
     };
     let transports = Transports::start(
@@ -535,7 +535,7 @@ async fn serve_with(
         Duration::from_secs(cfg.server.tcp_idle_timeout),
         cfg.tcp_limits(),
         cfg.server.udp_threads(),
-        tls,
+        tls.as_ref().map(|(t, _)| t.clone()),
     )
     .await?;
     start_stun(&cfg, &transports.local_addrs())?;
@@ -556,6 +556,7 @@ async fn serve_with(
         store: store.clone(),
         metrics: server.metrics.clone(),
         script: cfg.routing.script.clone(),
+        tls: tls.clone(),
     };
     let in_process = server.media.as_ref().and_then(|m| m.in_process().cloned());
     let api = start_api(&cfg, reloader(), in_process).await?;

@@ -68,6 +68,17 @@ impl Server {
         Server::launch(dir, port, listens, extra, &filter)
     }
 
+    /// Starts with these listen addresses, logging what `filter` lets through.
+    pub fn start_listens_logging(
+        dir: &Path,
+        port: u16,
+        listens: &[String],
+        extra: &[&str],
+        filter: &str,
+    ) -> Server {
+        Server::launch(dir, port, listens, extra, filter)
+    }
+
     fn launch(dir: &Path, port: u16, listens: &[String], extra: &[&str], filter: &str) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrosip"));
         cmd.arg("serve");
