@@ -35,8 +35,11 @@ pub(crate) enum Refused {
 }
 
 impl Reloader {
-    /// Reloads the directory, the script, then the certificates; what was loaded, as logged.
+    /// Reloads the certificates, the directory and the script, each whatever became of the
+    /// others (a renewed certificate is not held back by a script with errors); what was
+    /// loaded, as logged, or the first refusal.
     pub(crate) async fn reload(&self) -> Result<String, Refused> {
+        let tls = self.reload_tls();
         let core = &self.live.core;
         let directory = load_directory(core, &self.store).await.map_err(|e| {
             tracing::error!("subscribers, domains and aliases not reloaded: {e}");
@@ -57,16 +60,28 @@ impl Reloader {
                 return Err(Refused::Script(e));
             }
         }
-        let mut what = format!("reloaded {directory} and the routing script {name}");
-        if let Some((tls, files)) = &self.tls {
-            if let Err(e) = tls.reload(files) {
-                tracing::error!(error = %e, "TLS certificates not reloaded, the old ones keep serving");
-                return Err(Refused::Tls(e.to_string()));
-            }
-            tracing::info!("TLS certificates reloaded");
-            what.push_str(" and the TLS certificates");
+        let what = format!("reloaded {directory} and the routing script {name}");
+        match tls? {
+            true => Ok(what + " and the TLS certificates"),
+            false => Ok(what),
         }
-        Ok(what)
+    }
+
+    /// Reads the TLS certificates again, when there are any (true then).
+    fn reload_tls(&self) -> Result<bool, Refused> {
+        let Some((tls, files)) = &self.tls else {
+            return Ok(false);
+        };
+        match tls.reload(files) {
+            Ok(()) => {
+                tracing::info!("TLS certificates reloaded");
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificates not reloaded, the old ones keep serving");
+                Err(Refused::Tls(e.to_string()))
+            }
+        }
     }
 
     /// Reloads on each SIGHUP, for as long as the server runs.

@@ -143,7 +143,7 @@ fn a_phone_on_tls_registers_is_called_from_udp_and_calls_back() {
             "REGISTER sip:127.0.0.1:{tls_port};transport=tls SIP/2.0\n\
 Via: SIP/2.0/TLS {local};rport;branch=z9hG4bKtlsreg\n\
 From: <sip:alice@127.0.0.1>;tag=r1\nTo: <sip:alice@127.0.0.1>\nCall-ID: tls-reg\nCSeq: 1 REGISTER\n\
-Contact: <sip:alice@{local};transport=tls>\nMax-Forwards: 70\nContent-Length: 0\n\n"
+Contact: <sip:alice@127.0.0.1:1;transport=tls>\nMax-Forwards: 70\nContent-Length: 0\n\n"
         )))
         .expect("write");
     let ok = read_message(&mut alice, &mut buf);

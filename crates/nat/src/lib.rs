@@ -27,7 +27,7 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 /// The address a SIP URI names as an IP literal with its port (5060 by default, 5061 for
-/// `sips:`), or `None` for a host name (reached through DNS, not by its packets' source).
+/// `sips:` and `transport=tls`), or `None` for a host name (reached through DNS, not by its packets' source).
 pub fn uri_address(uri: &Uri<'_>) -> Option<SocketAddr> {
     let sip = uri.as_sip()?;
     let ip = match sip.host {
@@ -35,7 +35,7 @@ pub fn uri_address(uri: &Uri<'_>) -> Option<SocketAddr> {
         Host::Ipv6(a) => IpAddr::V6(a),
         Host::Domain(_) => return None,
     };
-    let port = sip.port.unwrap_or(if sip.secure { 5061 } else { 5060 });
+    let port = sip.port_or_default();
     Some(SocketAddr::new(ip, port))
 }
 

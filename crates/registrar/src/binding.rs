@@ -31,11 +31,7 @@ impl Binding {
     /// Where its REGISTER came from, as `source` says.
     pub fn source_addr(&self) -> Option<(sip_message::Protocol, std::net::SocketAddr)> {
         let (protocol, addr) = self.source.split_once(':')?;
-        let protocol = match protocol {
-            "udp" => sip_message::Protocol::Udp,
-            "tcp" => sip_message::Protocol::Tcp,
-            _ => return None,
-        };
+        let protocol = sip_message::Protocol::from_token(protocol)?;
         Some((protocol, addr.parse().ok()?))
     }
 

@@ -185,6 +185,16 @@ impl<'a> SipUri<'a> {
         self.params.get("transport").flatten()
     }
 
+    /// The port, or the one its scheme and transport mean without one (RFC 3261 §19.1.2):
+    /// 5061 for `sips:` and `transport=tls`, else 5060.
+    pub fn port_or_default(&self) -> u16 {
+        let tls = self.secure
+            || self
+                .transport()
+                .is_some_and(|t| t.eq_ignore_ascii_case("tls"));
+        self.port.unwrap_or(if tls { 5061 } else { 5060 })
+    }
+
     /// True when the URI carries the `lr` (loose routing) parameter.
     pub fn is_loose_route(&self) -> bool {
         self.params.contains("lr")
@@ -252,6 +262,19 @@ mod tests {
         assert_eq!(u.transport(), Some("tcp"));
         assert!(u.is_loose_route());
         assert_eq!(u.headers, Some("Subject=hi&Priority=urgent"));
+    }
+
+    #[test]
+    fn a_uri_without_a_port_means_5061_over_tls_and_5060_else() {
+        for (u, port) in [
+            ("sip:a@192.0.2.1", 5060),
+            ("sip:a@192.0.2.1;transport=tcp", 5060),
+            ("sip:a@192.0.2.1;transport=TLS", 5061),
+            ("sips:a@192.0.2.1", 5061),
+            ("sips:a@192.0.2.1:5071", 5071),
+        ] {
+            assert_eq!(sip(u).port_or_default(), port, "{u}");
+        }
     }
 
     #[test]

@@ -171,10 +171,10 @@ pub(crate) fn fix_nated_reply(
     if !direct {
         return resp;
     }
-    let tcp = src.protocol == sip_message::Protocol::Tcp;
+    let stream = src.protocol.is_reliable();
     let behind = crate::route_key::Target::contact_of(&resp)
         .and_then(|c| c.address())
-        .is_some_and(|a| nat::is_private(a.ip()) && nat::address_behind_nat(a, src.addr, tcp));
+        .is_some_and(|a| nat::is_private(a.ip()) && nat::address_behind_nat(a, src.addr, stream));
     if !behind {
         return resp;
     }

@@ -91,7 +91,7 @@ impl Core {
             let Some(options) = self.options_for(b, protocol, local, id) else {
                 continue;
             };
-            let connection = (protocol == sip_message::Protocol::Tcp).then_some(addr);
+            let connection = protocol.is_reliable().then_some(addr);
             let dest = Destination {
                 protocol,
                 addr,

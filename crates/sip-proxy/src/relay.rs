@@ -277,7 +277,7 @@ impl Core {
     }
 
     /// Where to send a request for a binding: its Path, the connection it registered over
-    /// (TCP), or its contact URI. `Err(host)` when a name must be looked up first.
+    /// (TCP, TLS), or its contact URI. `Err(host)` when a name must be looked up first.
     fn binding_target(
         &self,
         now: std::time::Instant,
@@ -302,12 +302,12 @@ impl Core {
             Ok(d) => d,
             Err(host) => return Some(Err(host)),
         };
-        // A client registered over TCP is reached over its connection while that is open.
+        // A client registered over a connection (TCP, TLS) is reached over it while it is
+        // open.
         let connection = b
-            .source
-            .strip_prefix("tcp:")
-            .and_then(|a| a.parse().ok())
-            .filter(|_| dest.protocol == Protocol::Tcp && b.path.is_empty());
+            .source_addr()
+            .filter(|(p, _)| p.is_reliable() && *p == dest.protocol && b.path.is_empty())
+            .map(|(_, a)| a);
         let udp_only = b.source.starts_with("udp:") && dest.protocol == Protocol::Udp;
         Some(Ok(Target {
             uri: Some(b.contact.clone()),
@@ -537,7 +537,7 @@ impl Core {
 /// behind NAT there.
 pub(crate) fn nat_source(b: &Binding, contact: &Uri<'_>) -> Option<(Protocol, SocketAddr)> {
     let (protocol, addr) = b.source_addr()?;
-    nat::contact_behind_nat(contact, addr, protocol == Protocol::Tcp).then_some((protocol, addr))
+    nat::contact_behind_nat(contact, addr, protocol.is_reliable()).then_some((protocol, addr))
 }
 
 /// The changes for one target: the script's edits, the target's Request-URI and Path, and

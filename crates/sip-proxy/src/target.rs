@@ -76,7 +76,7 @@ pub fn is_us(cfg: &ProxyConfig, uri: &Uri<'_>) -> bool {
     let Some(sip) = uri.as_sip() else {
         return false;
     };
-    let port = sip.port.unwrap_or(if sip.secure { 5061 } else { 5060 });
+    let port = sip.port_or_default();
     let port_ours = cfg.advertised.iter().any(|(_, a)| a.port() == port);
     match sip.host.ip() {
         Some(ip) => {

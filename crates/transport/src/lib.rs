@@ -117,7 +117,7 @@ impl Transports {
     /// address is served by `udp_threads` sockets (SO_REUSEPORT), each with a thread of its
     /// own on which the handler runs; TCP and TLS (with `tls`) run on the calling runtime,
     /// their connections closed after `tcp_idle` without traffic and at most `tcp_limits`
-    /// each.
+    /// together.
     pub async fn start(
         listens: &[Listen],
         handler: Arc<dyn Handler>,
@@ -127,8 +127,7 @@ impl Transports {
         tls: Option<Tls>,
     ) -> Result<Transports, TransportError> {
         let tcp = TcpConnections::new(handler.clone(), tcp_idle, tcp_limits);
-        let tls =
-            tls.map(|t| TcpConnections::new(handler.clone(), tcp_idle, tcp_limits).with_tls(t));
+        let tls = tls.map(|t| tcp.with_tls(t));
         let mut udp = Vec::new();
         let mut bound = Vec::new();
         for l in listens {

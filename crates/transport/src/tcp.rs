@@ -175,12 +175,14 @@ impl TcpConnections {
         }
     }
 
-    /// The same, for TLS connections with `tls`'s certificate and roots.
-    pub fn with_tls(self, tls: Tls) -> Self {
+    /// A table of TLS connections with `tls`'s certificates and roots, counted in the
+    /// same limits as this one's.
+    pub fn with_tls(&self, tls: Tls) -> Self {
         TcpConnections {
             protocol: Protocol::Tls,
             tls: Some(tls),
-            ..self
+            conns: Arc::default(),
+            ..self.clone()
         }
     }
 
@@ -228,8 +230,13 @@ impl TcpConnections {
                 Ok(Ok(stream)) => {
                     this.run(stream, remote, local, slot);
                 }
-                Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
+                // A client's certificate refused is the operator's to know; anything else
+                // (a scanner, a client that gave up) is not worth a line each.
+                Ok(Err(e)) if tls::bad_certificate(&e) => {
+                    tracing::info!(%remote, error = %e, "TLS handshake failed");
+                }
+                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
         });
     }
@@ -377,7 +384,13 @@ impl TcpConnections {
         tokio::spawn(async move {
             let _slot = writer_slot;
             while let Some(data) = rx.recv().await {
-                let written = tokio::time::timeout(limit, writer.write_all(&data)).await;
+                // Written, then flushed: TLS keeps what the socket does not take at once
+                // until a flush, and a response must not wait for the next message.
+                let write = async {
+                    writer.write_all(&data).await?;
+                    writer.flush().await
+                };
+                let written = tokio::time::timeout(limit, write).await;
                 queued.fetch_sub(data.len(), Ordering::AcqRel);
                 match written {
                     Ok(Ok(())) => {}

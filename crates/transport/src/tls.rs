@@ -207,6 +207,15 @@ impl Tls {
     }
 }
 
+/// True when a handshake failed on the peer's certificate (none, or a bad one).
+pub(crate) fn bad_certificate(e: &std::io::Error) -> bool {
+    let rustls = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+    matches!(
+        rustls,
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+    )
+}
+
 /// The name a connection we open to `ip` checks the server's certificate against: its
 /// address (a host name needs the URI's, which comes with DNS).
 pub(crate) fn server_name(ip: IpAddr) -> ServerName<'static> {

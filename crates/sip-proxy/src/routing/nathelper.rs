@@ -50,7 +50,7 @@ fn nat_uac_test(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
                         .is_some_and(|v| v.port.unwrap_or(5060) != src.port())
             }
             CONTACT_NOT_SOURCE => contact()
-                .is_some_and(|a| nat::address_behind_nat(a, src, c.src.protocol == Protocol::Tcp)),
+                .is_some_and(|a| nat::address_behind_nat(a, src, c.src.protocol.is_reliable())),
             _ => false,
         }
     };
