@@ -188,11 +188,17 @@ impl<'a> SipUri<'a> {
     /// The port, or the one its scheme and transport mean without one (RFC 3261 §19.1.2):
     /// 5061 for `sips:` and `transport=tls`, else 5060.
     pub fn port_or_default(&self) -> u16 {
-        let tls = self.secure
-            || self
-                .transport()
-                .is_some_and(|t| t.eq_ignore_ascii_case("tls"));
-        self.port.unwrap_or(if tls { 5061 } else { 5060 })
+        self.port.unwrap_or_else(|| {
+            let tls = self.secure
+                || self
+                    .transport()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("tls"));
+            if tls {
+                5061
+            } else {
+                5060
+            }
+        })
     }
 
     /// True when the URI carries the `lr` (loose routing) parameter.

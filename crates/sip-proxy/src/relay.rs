@@ -304,9 +304,10 @@ impl Core {
         };
         // A client registered over a connection (TCP, TLS) is reached over it while it is
         // open.
-        let connection = b
-            .source_addr()
-            .filter(|(p, _)| p.is_reliable() && *p == dest.protocol && b.path.is_empty())
+        let connection = (dest.protocol.is_reliable() && b.path.is_empty())
+            .then(|| b.source_addr())
+            .flatten()
+            .filter(|(p, _)| *p == dest.protocol)
             .map(|(_, a)| a);
         let udp_only = b.source.starts_with("udp:") && dest.protocol == Protocol::Udp;
         Some(Ok(Target {
