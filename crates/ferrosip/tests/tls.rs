@@ -2,7 +2,8 @@
 //! and is called from UDP over its TLS connection; it calls a UDP phone; a client that does
 //! not trust the server's certificate gets no further than the handshake, and one whose own
 //! certificate no CA of ours signed is refused with a log line; a certificate renewed on
-//! disk serves after SIGHUP while open connections go on.
+//! disk serves after SIGHUP while open connections go on; baresip registers over TLS, calls a
+//! baresip on UDP with audio both ways and is called back over its connection.
 
 mod support;
 
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use sip_message::Message;
+use support::baresip::{call_and_talk, hang_up_having_heard, Baresip};
+use support::phone::Account;
 use support::{free_port, Server, Ua};
 
 /// A test CA, writing PEM files in a folder.
@@ -327,4 +330,62 @@ verify_clients = \"optional\"\nclient_ca = \"peers-ca.pem\"\n",
     );
     drop(phone);
     assert!(s.terminate(), "a clean stop");
+}
+
+#[test]
+fn baresip_on_tls_calls_a_phone_on_udp_and_is_called_back_over_its_connection() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new(dir.path(), "server");
+    ca.sign("server");
+    std::fs::write(
+        dir.path().join("ferrosip.toml"),
+        "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n",
+    )
+    .expect("config");
+    let (port, tls_port) = (free_port(), free_port());
+    let config = dir.path().join("ferrosip.toml");
+    let listens = [
+        format!("udp:127.0.0.1:{port}"),
+        format!("tls:127.0.0.1:{tls_port}"),
+    ];
+    let s = Server::start_listens(
+        dir.path(),
+        port,
+        &listens,
+        &["--config", config.to_str().expect("path")],
+    );
+    let account = |user, proxy, transport| Account {
+        user,
+        domain: "127.0.0.1",
+        password: "unused",
+        proxy,
+        transport,
+    };
+    let tls_addr = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    // alice trusts the server's CA (baresip checks the certificate).
+    let trust = format!(
+        "sip_cafile {}\n",
+        dir.path().join("server-ca.pem").display()
+    );
+    let mut alice = Baresip::start_with(
+        &account("alice", tls_addr, "tls"),
+        "sip:bob@127.0.0.1",
+        &trust,
+    );
+    let mut bob = Baresip::start(&account("bob", s.addr(), "udp"), "sip:alice@127.0.0.1");
+    let heard = call_and_talk(&mut alice, &mut bob, "sip:bob@127.0.0.1", 3);
+    hang_up_having_heard(&mut alice, &mut bob, heard);
+    let heard = call_and_talk(&mut bob, &mut alice, "sip:alice@127.0.0.1", 3);
+    hang_up_having_heard(&mut bob, &mut alice, heard);
+    // Every message of alice's went over TLS.
+    let trace = alice.trace();
+    assert!(!trace.is_empty());
+    assert!(
+        trace.iter().all(|m| m.transport == "TLS"),
+        "{:?}",
+        trace
+            .iter()
+            .filter(|m| m.transport != "TLS")
+            .collect::<Vec<_>>()
+    );
 }

@@ -21,10 +21,16 @@ impl Baresip {
     /// Starts baresip for `account` and waits until it has registered. `peer` is the one
     /// contact, which `/message` writes to.
     pub fn start(account: &Account, peer: &str) -> Baresip {
+        Baresip::start_with(account, peer, "")
+    }
+
+    /// The same, with more lines of configuration (`sip_cafile …` for TLS).
+    pub fn start_with(account: &Account, peer: &str, config: &str) -> Baresip {
         let ip = account.proxy.ip();
         let local = SocketAddr::new(ip, listen_port(ip));
-        let source = "audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n";
-        Baresip::launch(None, local, account, peer, source)
+        let source =
+            format!("audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n{config}");
+        Baresip::launch(None, local, account, peer, &source)
     }
 
     /// Starts baresip in network namespace `ns`, listening on `local`, with the WAV file
@@ -162,7 +168,7 @@ impl Baresip {
                 let mut words = w[0].split(' ');
                 let (transport, from, arrow, to) =
                     (words.next()?, words.next()?, words.next()?, words.next()?);
-                if !matches!(transport, "UDP" | "TCP") || arrow != "->" {
+                if !matches!(transport, "UDP" | "TCP" | "TLS") || arrow != "->" {
                     return None;
                 }
                 // Over a connection baresip opened, its end has a port of its own.
