@@ -169,6 +169,15 @@ impl<S: Sockets> Shard<S> {
                         // request goes on as it came, not refused for want of ports.
                         Err(MediaError::NoSession)
                     }
+                    // Another fork's 2xx that crossed the first one's: the call stays with
+                    // the first (over ng, where a 2xx is not told from an 18x, the last
+                    // answer is taken).
+                    Some(Side::Answerer)
+                        if carrier == Some(Carrier::Final)
+                            && self.relay.answered_by_other(&id, &sender) =>
+                    {
+                        Ok((Side::Answerer, self.relay.ports_of(&id, media.len())))
+                    }
                     Some(Side::Answerer) => {
                         let now = Instant::now();
                         // Only an answer in a 2xx (or over ng) answers the call: a request

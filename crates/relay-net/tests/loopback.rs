@@ -566,3 +566,30 @@ fn a_stream_the_answer_declines_gives_its_ports_back() {
     );
     assert!(heard.len() >= 9, "b heard {} of 10", heard.len());
 }
+
+#[test]
+fn a_second_forks_2xx_leaves_the_call_with_the_first() {
+    let rt = runtime();
+    let relay = start_with(config(base(17), 20, true));
+    let (a, b1, b2) = (phone(), phone(), phone());
+    let mut offer = request(MediaOp::Offer, "a", "", sdp_of(&a));
+    offer.carrier = Some(Carrier::Request);
+    rt.block_on(relay.apply(&offer)).expect("offer");
+    let answer = |tag: &str, phone: &UdpSocket| {
+        let mut r = request(MediaOp::Answer, "a", tag, sdp_of(phone));
+        r.carrier = Some(Carrier::Final);
+        rt.block_on(relay.apply(&r)).expect("answer")
+    };
+    let to_a = answer("b1", &b1);
+    // b2's 2xx crossed b1's: the caller is told the same port, and media stays with b1.
+    assert_eq!(relay_port(&answer("b2", &b2)), relay_port(&to_a));
+    let at = SocketAddr::from(([127, 0, 0, 1], relay_port(&to_a)));
+    let heard = exchange(&a, at, &b1, 10);
+    assert!(heard.len() >= 9, "b1 heard {} of 10", heard.len());
+    // The caller's BYE to b2 ends nothing.
+    let mut bye = request(MediaOp::Delete, "a", "b2", Vec::new());
+    bye.carrier = Some(Carrier::Request);
+    let _ = rt.block_on(relay.apply(&bye));
+    let heard = exchange(&a, at, &b1, 10);
+    assert!(heard.len() >= 9, "b1 still hears: {} of 10", heard.len());
+}

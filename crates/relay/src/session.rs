@@ -419,16 +419,6 @@ impl Relay {
         ringing: bool,
     ) -> Option<SessionPorts> {
         let key = *self.ids.get(id)?;
-        let session = self.sessions.get(&key)?;
-        // Another fork's SDP once the call is answered (its 2xx crossed the first one's):
-        // the call goes on with the party that answered first, and a BYE to this one ends
-        // nothing.
-        if session.answered
-            && !tag.is_empty()
-            && session.answerer.as_deref().is_some_and(|t| t != tag)
-        {
-            return Some(self.ports(key, media.len()));
-        }
         let via_trusted = from.is_some_and(|ip| self.trusted(ip));
         for (i, addr) in media.iter().enumerate() {
             let Some(addr) = addr else { continue };
@@ -457,6 +447,16 @@ impl Relay {
         session.answer_sent = true;
         session.last = now;
         Some(self.ports(key, media.len()))
+    }
+
+    /// True when session `id`'s call was answered by another party than the one with tag
+    /// `tag`: a 2xx of another fork that crossed the first one's, which the call does not
+    /// follow (and a BYE to it ends nothing).
+    pub fn answered_by_other(&self, id: &SessionId, tag: &str) -> bool {
+        let session = self.ids.get(id).and_then(|k| self.sessions.get(k));
+        session.is_some_and(|s| {
+            s.answered && !tag.is_empty() && s.answerer.as_deref().is_some_and(|t| t != tag)
+        })
     }
 
     /// The last SDP of session `id` put every stream on hold (`sendonly`, `inactive`,
@@ -644,6 +644,14 @@ impl Relay {
             raw: false,
         });
         Some(())
+    }
+
+    /// The ports of session `id`'s first `n` streams.
+    pub fn ports_of(&self, id: &SessionId, n: usize) -> SessionPorts {
+        match self.ids.get(id) {
+            Some(&key) => self.ports(key, n),
+            None => vec![None; n],
+        }
     }
 
     fn ports(&self, key: u64, n: usize) -> SessionPorts {
