@@ -278,11 +278,12 @@ impl MediaRelay {
         let declined = session.as_ref().map_or(Vec::new(), relay::declined_streams);
         let held = session.as_ref().map(relay::holds);
         let raw = session.as_ref().map(relay::raw_streams);
-        // An offer inside a dialog (a re-INVITE) that makes a session (the call's ended on
-        // a long silence) is an answered call's.
+        // An offer in a request inside a dialog (a re-INVITE) that makes a session (the
+        // call's ended on a long silence) is an answered call's. (Over ng an offer with a
+        // To tag may be a callee's in its 18x, while the call rings.)
         let in_dialog = req.op == MediaOp::Offer
             && !req.to_tag.is_empty()
-            && matches!(req.carrier, None | Some(Carrier::Request));
+            && req.carrier == Some(Carrier::Request);
         let (call_id, sender, other) = (req.call_id.clone(), sender.to_owned(), other.to_owned());
         let create = req.op == MediaOp::Offer;
         let origin = Origin {

@@ -160,6 +160,12 @@ impl<S: Sockets> Shard<S> {
                         (SessionId { call_id, from_tag }, None)
                     }
                 };
+                // Another fork's 2xx that crossed the first one's: the call stays with the
+                // first (over ng, where a 2xx is not told from an 18x, the last answer is
+                // taken).
+                let crossed = side == Some(Side::Answerer)
+                    && carrier == Some(Carrier::Final)
+                    && self.relay.answered_by_other(&id, &sender);
                 let updated = match side {
                     Some(Side::Answerer)
                         if carrier == Some(Carrier::Request)
@@ -169,13 +175,7 @@ impl<S: Sockets> Shard<S> {
                         // request goes on as it came, not refused for want of ports.
                         Err(MediaError::NoSession)
                     }
-                    // Another fork's 2xx that crossed the first one's: the call stays with
-                    // the first (over ng, where a 2xx is not told from an 18x, the last
-                    // answer is taken).
-                    Some(Side::Answerer)
-                        if carrier == Some(Carrier::Final)
-                            && self.relay.answered_by_other(&id, &sender) =>
-                    {
+                    Some(Side::Answerer) if crossed => {
                         Ok((Side::Answerer, self.relay.ports_of(&id, media.len())))
                     }
                     Some(Side::Answerer) => {
@@ -209,7 +209,7 @@ impl<S: Sockets> Shard<S> {
                     None if create => self.offer(&id, &media, origin, carrier),
                     None => Err(MediaError::NoSession),
                 };
-                if let (Ok(_), Some(held), Some(raw)) = (&updated, held, raw) {
+                if let (Ok(_), Some(held), Some(raw), false) = (&updated, held, raw, crossed) {
                     self.relay.set_held(&id, held);
                     self.relay.set_raw(&id, &raw);
                 }
