@@ -3,7 +3,8 @@
 //! not trust the server's certificate gets no further than the handshake, and one whose own
 //! certificate no CA of ours signed is refused with a log line; a certificate renewed on
 //! disk serves after SIGHUP while open connections go on; baresip registers over TLS, calls a
-//! baresip on UDP with audio both ways and is called back over its connection.
+//! baresip on UDP with audio both ways and is called back over its connection; linphonec on
+//! TLS is called from UDP over its connection.
 
 mod support;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, ServerName};
 use sip_message::Message;
 use support::baresip::{call_and_talk, hang_up_having_heard, Baresip};
+use support::linphone::Linphone;
 use support::phone::Account;
 use support::{free_port, Server, Ua};
 
@@ -388,4 +390,51 @@ fn baresip_on_tls_calls_a_phone_on_udp_and_is_called_back_over_its_connection() 
             .filter(|m| m.transport != "TLS")
             .collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn linphonec_on_tls_is_called_from_a_phone_on_udp_over_its_connection() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new(dir.path(), "server");
+    ca.sign("server");
+    std::fs::write(
+        dir.path().join("ferrosip.toml"),
+        "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n",
+    )
+    .expect("config");
+    let (port, tls_port) = (free_port(), free_port());
+    let config = dir.path().join("ferrosip.toml");
+    let listens = [
+        format!("udp:127.0.0.1:{port}"),
+        format!("tls:127.0.0.1:{tls_port}"),
+    ];
+    let s = Server::start_listens(
+        dir.path(),
+        port,
+        &listens,
+        &["--config", config.to_str().expect("path")],
+    );
+    let account = |user, proxy, transport| Account {
+        user,
+        domain: "127.0.0.1",
+        password: "unused",
+        proxy,
+        transport,
+    };
+    let tls_addr = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    // alice checks the server's certificate chain against the test CA (not its name:
+    // Debian's liblinphone does not match an IP address among a certificate's names).
+    let trust = format!(
+        "root_ca={}\nverify_server_certs=1\nverify_server_cn=0\n",
+        dir.path().join("server-ca.pem").display()
+    );
+    let mut alice = Linphone::start_with(&account("alice", tls_addr, "tls"), &trust);
+    let mut bob = Baresip::start(&account("bob", s.addr(), "udp"), "sip:alice@127.0.0.1");
+    bob.dial("sip:alice@127.0.0.1");
+    let id = alice.incoming();
+    alice.send(&format!("answer {id}"));
+    bob.expect("Call established");
+    alice.expect("connected");
+    bob.send("/hangup");
+    alice.expect("ended");
 }

@@ -22,6 +22,11 @@ pub struct Linphone {
 impl Linphone {
     /// Starts linphonec for `account` and waits until it has registered.
     pub fn start(account: &Account) -> Linphone {
+        Linphone::start_with(account, "")
+    }
+
+    /// The same, with more lines for its `[sip]` section (`root_ca=…` for TLS).
+    pub fn start_with(account: &Account, sip: &str) -> Linphone {
         let dir = tempfile::tempdir().expect("tempdir");
         // liblinphone brings its network up only once its database opens.
         std::fs::create_dir_all(dir.path().join(".local/share/linphone")).expect("mkdir");
@@ -33,13 +38,13 @@ impl Linphone {
             transport,
         } = account;
         // -1: a random port; 0: not listening on that transport.
-        let (udp, tcp) = if *transport == "tcp" {
-            (0, -1)
-        } else {
-            (-1, 0)
+        let (udp, tcp, tls) = match *transport {
+            "tcp" => (0, -1, 0),
+            "tls" => (0, 0, -1),
+            _ => (-1, 0, 0),
         };
         let rc = format!(
-            "[sip]\nsip_port={udp}\nsip_tcp_port={tcp}\nsip_tls_port=0\ndefault_proxy=0\n\
+            "[sip]\nsip_port={udp}\nsip_tcp_port={tcp}\nsip_tls_port={tls}\ndefault_proxy=0\n{sip}\
              [rtp]\naudio_rtp_port=-1\n\
              [proxy_0]\nreg_proxy=<sip:{proxy};transport={transport}>\n\
              reg_identity=sip:{user}@{domain}\nreg_expires=600\nreg_sendregister=1\n\
