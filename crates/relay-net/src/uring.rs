@@ -3,8 +3,9 @@
 //! of sends and waits for the next batch of packets: no system call, allocation or lock
 //! per packet.
 //!
-//! Sockets sit in the ring's table of files where there is room (one per port of the
-//! shard), so that no entry takes and drops a reference to its file.
+//! Sockets sit in the ring's table of files where there is room (two slots per port of the
+//! shard, for an old socket that closes beside a new one), so that no entry takes and drops
+//! a reference to its file.
 //!
 //! Control messages wake the loop through a datagram socket pair; the one-second tick is
 //! the wait's timeout.
