@@ -275,9 +275,7 @@ impl MediaRelay {
                 .map(|m| self.destinations.of(m?))
                 .collect()
         });
-        let declined = session.as_ref().map_or(Vec::new(), relay::declined_streams);
-        let held = session.as_ref().map(relay::holds);
-        let raw = session.as_ref().map(relay::raw_streams);
+        let marks = session.as_ref().map(shard::Marks::of);
         // An offer in a request inside a dialog (a re-INVITE) that makes a session (the
         // call's ended on a long silence) is an answered call's. (Over ng an offer with a
         // To tag may be a callee's in its 18x, while the call rings.)
@@ -303,9 +301,7 @@ impl MediaRelay {
                 sender,
                 other,
                 media,
-                declined,
-                held,
-                raw,
+                marks,
                 origin,
                 create,
                 carrier: req.carrier,

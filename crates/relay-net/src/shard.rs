@@ -11,6 +11,27 @@ use relay::{
 };
 use tokio::sync::oneshot;
 
+/// What an SDP says of its streams besides their addresses.
+#[derive(Debug)]
+pub(crate) struct Marks {
+    /// The streams it declines (port 0).
+    pub(crate) declined: Vec<usize>,
+    /// It puts every stream on hold.
+    pub(crate) held: bool,
+    /// The streams that carry a fax's UDPTL.
+    pub(crate) raw: Vec<usize>,
+}
+
+impl Marks {
+    pub(crate) fn of(s: &sdp::Session<'_>) -> Marks {
+        Marks {
+            declined: relay::declined_streams(s),
+            held: relay::holds(s),
+            raw: relay::raw_streams(s),
+        }
+    }
+}
+
 /// What the rest of the server asks of a shard.
 #[derive(Debug)]
 pub(crate) enum Control {
@@ -21,12 +42,8 @@ pub(crate) enum Control {
         sender: String,
         other: String,
         media: Vec<Option<SocketAddr>>,
-        /// The streams the SDP declines (port 0).
-        declined: Vec<usize>,
-        /// The SDP puts every stream on hold, or not (`None`: no SDP).
-        held: Option<bool>,
-        /// The streams that carry a fax's UDPTL (`None`: no SDP).
-        raw: Option<Vec<usize>>,
+        /// What the SDP says of its streams besides their addresses (`None`: no SDP).
+        marks: Option<Marks>,
         origin: Origin,
         create: bool,
         /// The message the SDP came in (`None`: not known, over ng).
@@ -145,9 +162,7 @@ impl<S: Sockets> Shard<S> {
                 sender,
                 other,
                 media,
-                declined,
-                held,
-                raw,
+                marks,
                 origin,
                 create,
                 carrier,
@@ -193,8 +208,9 @@ impl<S: Sockets> Shard<S> {
                             }
                         }
                         // Streams the answer declines give their ports back.
-                        if self.relay.decline(&id, &declined) {
-                            for &i in &declined {
+                        let declined = marks.as_ref().map_or(&[][..], |m| &m.declined);
+                        if self.relay.decline(&id, declined) {
+                            for &i in declined {
                                 if let Some(p) = answered.as_mut().and_then(|a| a.get_mut(i)) {
                                     *p = None;
                                 }
@@ -209,9 +225,9 @@ impl<S: Sockets> Shard<S> {
                     None if create => self.offer(&id, &media, origin, carrier),
                     None => Err(MediaError::NoSession),
                 };
-                if let (Ok(_), Some(held), Some(raw), false) = (&updated, held, raw, crossed) {
-                    self.relay.set_held(&id, held);
-                    self.relay.set_raw(&id, &raw);
+                if let (Ok(_), Some(m), false) = (&updated, &marks, crossed) {
+                    self.relay.set_held(&id, m.held);
+                    self.relay.set_raw(&id, &m.raw);
                 }
                 let _ = reply.send(updated);
             }

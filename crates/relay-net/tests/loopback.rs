@@ -528,17 +528,19 @@ fn one_source_may_hold_only_so_many_ringing_streams() {
     // Re-INVITEs of answered calls whose sessions ended on a long silence make answered
     // calls' sessions, past the source's limit of ringing ones; over ng (no carrier), an
     // offer with a To tag may be a callee's in its 18x, and counts.
-    for call in ["re1", "re2", "re3"] {
+    let in_dialog = [
+        ("re1", "203.0.113.80", Some(Carrier::Request), true),
+        ("re2", "203.0.113.80", Some(Carrier::Request), true),
+        ("re3", "203.0.113.80", Some(Carrier::Request), true),
+        ("ng1", "203.0.113.81", None, true),
+        ("ng2", "203.0.113.81", None, true),
+        ("ng3", "203.0.113.81", None, false),
+    ];
+    for (call, source, carrier, ok) in in_dialog {
         let mut r = request(MediaOp::Offer, "a", "b", sdp_of(&a));
         r.call_id = call.into();
-        r.source = Some("203.0.113.80".parse().expect("ip"));
-        r.carrier = Some(Carrier::Request);
-        assert!(rt.block_on(relay.apply(&r)).is_ok(), "{call}");
-    }
-    for (call, ok) in [("ng1", true), ("ng2", true), ("ng3", false)] {
-        let mut r = request(MediaOp::Offer, "a", "b", sdp_of(&a));
-        r.call_id = call.into();
-        r.source = Some("203.0.113.81".parse().expect("ip"));
+        r.source = Some(source.parse().expect("ip"));
+        r.carrier = carrier;
         assert_eq!(rt.block_on(relay.apply(&r)).is_ok(), ok, "{call}");
     }
 }
