@@ -115,29 +115,41 @@ fn crlf(text: &str) -> Vec<u8> {
     text.replace('\n', "\r\n").into_bytes()
 }
 
+/// The server on a UDP and a TLS port of 127.0.0.1, its certificate `server.pem` (with
+/// `server.key`) in `dir` and `more` in its `[tls]`, logging what `filter` lets through;
+/// its TLS port.
+fn tls_server(dir: &Path, more: &str, filter: &str) -> (Server, u16) {
+    let config = dir.join("ferrosip.toml");
+    let tls = "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n";
+    std::fs::write(&config, format!("{tls}{more}")).expect("config");
+    let (port, tls_port) = (free_port(), free_port());
+    let listens = [
+        format!("udp:127.0.0.1:{port}"),
+        format!("tls:127.0.0.1:{tls_port}"),
+    ];
+    let config = config.to_str().expect("path");
+    let s = Server::start_listens_logging(dir, port, &listens, &["--config", config], filter);
+    (s, tls_port)
+}
+
+/// `user@127.0.0.1` signing in to `proxy` over `transport` (no subscribers: no password).
+fn account<'a>(user: &'a str, proxy: SocketAddr, transport: &'a str) -> Account<'a> {
+    Account {
+        user,
+        domain: "127.0.0.1",
+        password: "unused",
+        proxy,
+        transport,
+    }
+}
+
 #[test]
 fn a_phone_on_tls_registers_is_called_from_udp_and_calls_back() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = Ca::new(dir.path(), "server");
     ca.sign("server");
     let ca = ca.der();
-    std::fs::write(
-        dir.path().join("ferrosip.toml"),
-        "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n",
-    )
-    .expect("config");
-    let (port, tls_port) = (free_port(), free_port());
-    let config = dir.path().join("ferrosip.toml");
-    let listens = [
-        format!("udp:127.0.0.1:{port}"),
-        format!("tls:127.0.0.1:{tls_port}"),
-    ];
-    let s = Server::start_listens(
-        dir.path(),
-        port,
-        &listens,
-        &["--config", config.to_str().expect("path")],
-    );
+    let (s, tls_port) = tls_server(dir.path(), "", "warn");
     let server_tls = SocketAddr::from(([127, 0, 0, 1], tls_port));
     let mut alice = connect(server_tls, ca.clone()).expect("a certificate our CA signed");
     let local = alice.sock.local_addr().expect("addr");
@@ -191,7 +203,7 @@ Contact: <sip:bob@127.0.0.1:{p}>\nMax-Forwards: 70\nContent-Length: 0\n\n",
     alice.write_all(&crlf(&ringing)).expect("write");
     assert_eq!(bob.recv().status(), Some(180));
     // She calls bob (registered on UDP): over UDP to him.
-    bob.send(s.addr(), &bob.register(port, "bob", "tls-bob", 1, ""));
+    bob.send(s.addr(), &bob.register(s.port, "bob", "tls-bob", 1, ""));
     assert_eq!(bob.recv().status(), Some(200));
     alice
         .write_all(&crlf(&format!(
@@ -246,25 +258,8 @@ fn a_bad_client_certificate_is_refused_and_a_renewed_certificate_serves_after_a_
     // The CA of peers' certificates, client_ca.
     Ca::new(dir.path(), "peers");
     let first = ca.sign("server");
-    std::fs::write(
-        dir.path().join("ferrosip.toml"),
-        "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n\
-verify_clients = \"optional\"\nclient_ca = \"peers-ca.pem\"\n",
-    )
-    .expect("config");
-    let (port, tls_port) = (free_port(), free_port());
-    let config = dir.path().join("ferrosip.toml");
-    let listens = [
-        format!("udp:127.0.0.1:{port}"),
-        format!("tls:127.0.0.1:{tls_port}"),
-    ];
-    let s = Server::start_listens_logging(
-        dir.path(),
-        port,
-        &listens,
-        &["--config", config.to_str().expect("path")],
-        "info",
-    );
+    let clients = "verify_clients = \"optional\"\nclient_ca = \"peers-ca.pem\"\n";
+    let (s, tls_port) = tls_server(dir.path(), clients, "info");
     let at = SocketAddr::from(([127, 0, 0, 1], tls_port));
     // A phone without a certificate of its own is let in (they are optional here).
     let mut phone = connect(at, ca.der()).expect("handshake");
@@ -339,30 +334,7 @@ fn baresip_on_tls_calls_a_phone_on_udp_and_is_called_back_over_its_connection() 
     let dir = tempfile::tempdir().expect("dir");
     let ca = Ca::new(dir.path(), "server");
     ca.sign("server");
-    std::fs::write(
-        dir.path().join("ferrosip.toml"),
-        "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n",
-    )
-    .expect("config");
-    let (port, tls_port) = (free_port(), free_port());
-    let config = dir.path().join("ferrosip.toml");
-    let listens = [
-        format!("udp:127.0.0.1:{port}"),
-        format!("tls:127.0.0.1:{tls_port}"),
-    ];
-    let s = Server::start_listens(
-        dir.path(),
-        port,
-        &listens,
-        &["--config", config.to_str().expect("path")],
-    );
-    let account = |user, proxy, transport| Account {
-        user,
-        domain: "127.0.0.1",
-        password: "unused",
-        proxy,
-        transport,
-    };
+    let (s, tls_port) = tls_server(dir.path(), "", "warn");
     let tls_addr = SocketAddr::from(([127, 0, 0, 1], tls_port));
     // alice trusts the server's CA (baresip checks the certificate).
     let trust = format!(
@@ -397,30 +369,7 @@ fn linphonec_on_tls_is_called_from_a_phone_on_udp_over_its_connection() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = Ca::new(dir.path(), "server");
     ca.sign("server");
-    std::fs::write(
-        dir.path().join("ferrosip.toml"),
-        "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n",
-    )
-    .expect("config");
-    let (port, tls_port) = (free_port(), free_port());
-    let config = dir.path().join("ferrosip.toml");
-    let listens = [
-        format!("udp:127.0.0.1:{port}"),
-        format!("tls:127.0.0.1:{tls_port}"),
-    ];
-    let s = Server::start_listens(
-        dir.path(),
-        port,
-        &listens,
-        &["--config", config.to_str().expect("path")],
-    );
-    let account = |user, proxy, transport| Account {
-        user,
-        domain: "127.0.0.1",
-        password: "unused",
-        proxy,
-        transport,
-    };
+    let (s, tls_port) = tls_server(dir.path(), "", "warn");
     let tls_addr = SocketAddr::from(([127, 0, 0, 1], tls_port));
     // alice checks the server's certificate chain against the test CA (not its name:
     // Debian's liblinphone does not match an IP address among a certificate's names).
