@@ -24,7 +24,7 @@ const METHODS: [&str; 15] = [
     "other",
 ];
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
-const TRANSPORTS: [Protocol; 3] = [Protocol::Udp, Protocol::Tcp, Protocol::Tls];
+const TRANSPORTS: [Protocol; 5] = Protocol::ALL;
 
 /// Counters for one direction (received or sent).
 struct Direction {
@@ -55,14 +55,6 @@ pub(crate) struct Metrics {
 
 static META: Metadata<'static> =
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
-
-fn transport_label(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Udp => "udp",
-        Protocol::Tcp => "tcp",
-        Protocol::Tls => "tls",
-    }
-}
 
 impl Metrics {
     /// Registers every metric (all start at zero, so they show before the first message).
@@ -98,7 +90,7 @@ impl Metrics {
                         "ferrosip_transport_messages_total",
                         vec![
                             Label::new("direction", dir),
-                            Label::new("transport", transport_label(*t)),
+                            Label::new("transport", Protocol::name(*t)),
                         ],
                     )
                 })
@@ -188,7 +180,7 @@ impl Metrics {
                 .map(|t| {
                     counter(
                         "ferrosip_malformed_messages_total",
-                        vec![Label::new("transport", transport_label(*t))],
+                        vec![Label::new("transport", Protocol::name(*t))],
                     )
                 })
                 .collect(),

@@ -17,48 +17,10 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, ServerName};
 use sip_message::Message;
 use support::baresip::{call_and_talk, hang_up_having_heard, Baresip};
+use support::ca::Ca;
 use support::linphone::Linphone;
 use support::phone::Account;
 use support::{free_port, Server, Ua};
-
-/// A test CA, writing PEM files in a folder.
-struct Ca {
-    dir: std::path::PathBuf,
-    cert: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
-
-impl Ca {
-    /// A CA, its certificate written as `{name}-ca.pem`.
-    fn new(dir: &Path, name: &str) -> Ca {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params = rcgen::CertificateParams::new(Vec::new()).expect("params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).expect("CA");
-        std::fs::write(dir.join(format!("{name}-ca.pem")), cert.pem()).expect("write");
-        Ca {
-            dir: dir.to_owned(),
-            cert,
-            key,
-        }
-    }
-
-    fn der(&self) -> CertificateDer<'static> {
-        self.cert.der().clone()
-    }
-
-    /// A certificate for 127.0.0.1 written as `{file}.pem` and `{file}.key`; its DER.
-    fn sign(&self, file: &str) -> CertificateDer<'static> {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
-            .expect("params")
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("certificate");
-        std::fs::write(self.dir.join(format!("{file}.pem")), leaf.pem()).expect("write");
-        std::fs::write(self.dir.join(format!("{file}.key")), key.serialize_pem()).expect("write");
-        leaf.der().clone()
-    }
-}
 
 /// A TLS client of the server at `to` trusting `ca` alone.
 fn connect(

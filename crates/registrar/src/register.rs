@@ -172,7 +172,23 @@ pub(crate) fn process_for(
         }
         let expires = expires.min(cfg.max_expires);
         let contact = addr.uri.as_str();
-        let existing = bindings.iter().position(|b| uri_equal(&b.contact, contact));
+        let instance = addr
+            .params
+            .find("+sip.instance")
+            .and_then(|p| p.unquoted())
+            .map(|v| v.into_owned());
+        let reg_id = addr
+            .params
+            .get("reg-id")
+            .flatten()
+            .and_then(|v| v.parse::<u32>().ok());
+        // RFC 5626 §6: a binding of an instance and reg-id is that pair's, whatever its
+        // Contact (a client that reconnects may come with another); else the Contact's.
+        let same_flow = |b: &Binding| {
+            instance.is_some() && reg_id.is_some() && b.instance == instance && b.reg_id == reg_id
+        };
+        let by_uri = |bs: &[Binding]| bs.iter().position(|b| uri_equal(&b.contact, contact));
+        let mut existing = bindings.iter().position(same_flow).or(by_uri(&bindings));
         if let Some(i) = existing {
             if stale(&bindings[i]) {
                 return Err(reject(500, "Out of order CSeq"));
@@ -193,6 +209,17 @@ pub(crate) fn process_for(
                 continue;
             }
         }
+        if let (Some(f), Some(u)) = (existing, by_uri(&bindings)) {
+            if f != u && expires != 0 {
+                // The Contact another binding had is this flow's now: that one goes.
+                let b = bindings.remove(u);
+                changes.push(Change::Remove {
+                    aor: b.aor,
+                    contact: b.contact,
+                });
+                existing = bindings.iter().position(same_flow);
+            }
+        }
         match (existing, expires) {
             (None, 0) => {}
             (Some(i), 0) => {
@@ -203,10 +230,19 @@ pub(crate) fn process_for(
                 });
             }
             (existing, _) => {
+                // The Contact as first stored while it stays the same URI.
+                let kept = existing
+                    .map(|i| &bindings[i].contact)
+                    .filter(|c| uri_equal(c, contact));
+                if let (Some(i), None) = (existing, kept) {
+                    changes.push(Change::Remove {
+                        aor: aor.clone(),
+                        contact: bindings[i].contact.clone(),
+                    });
+                }
                 let binding = Binding {
                     aor: aor.clone(),
-                    contact: existing
-                        .map_or_else(|| contact.to_owned(), |i| bindings[i].contact.clone()),
+                    contact: kept.map_or_else(|| contact.to_owned(), Clone::clone),
                     q: addr.q().unwrap_or(1000),
                     expires_at: now + u64::from(expires),
                     call_id: call_id.to_owned(),
@@ -214,16 +250,8 @@ pub(crate) fn process_for(
                     path: path.clone(),
                     source: source.to_owned(),
                     user_agent: user_agent.clone(),
-                    instance: addr
-                        .params
-                        .find("+sip.instance")
-                        .and_then(|p| p.unquoted())
-                        .map(|v| v.into_owned()),
-                    reg_id: addr
-                        .params
-                        .get("reg-id")
-                        .flatten()
-                        .and_then(|v| v.parse().ok()),
+                    instance,
+                    reg_id,
                 };
                 match existing {
                     Some(i) => bindings[i] = binding.clone(),

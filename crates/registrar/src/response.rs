@@ -7,9 +7,11 @@ use sip_message::{HeaderName, Message, ResponseBuilder};
 
 use crate::register::Registered;
 
-/// The 200 OK listing every binding with its remaining time (and q when not 1.0); Path is
-/// echoed when the request supports it (RFC 3327). The top Via names `src`, where the
-/// REGISTER came from (`received`, `rport`).
+/// The 200 OK listing every binding with its remaining time (and q when not 1.0, and its
+/// `+sip.instance` and `reg-id`, RFC 5626 §6); Path is echoed when the request supports it
+/// (RFC 3327), and `Require: outbound` tells a client that asked for it that its flows are
+/// kept (RFC 5626 §6). The top Via names `src`, where the REGISTER came from (`received`,
+/// `rport`).
 pub fn ok_response(
     req: &Message,
     src: SocketAddr,
@@ -23,20 +25,33 @@ pub fn ok_response(
             1000 => String::new(),
             q => format!(";q={}.{:03}", q / 1000, q % 1000),
         };
-        b = b.header(
-            "Contact",
-            &format!(
-                "<{}>;expires={}{q}",
-                binding.contact,
-                binding.remaining(now)
-            ),
+        let mut contact = format!(
+            "<{}>;expires={}{q}",
+            binding.contact,
+            binding.remaining(now)
         );
+        if let Some(instance) = &binding.instance {
+            let quoted = instance.replace('\\', "\\\\").replace('"', "\\\"");
+            contact.push_str(&format!(";+sip.instance=\"{quoted}\""));
+        }
+        if let Some(id) = binding.reg_id {
+            contact.push_str(&format!(";reg-id={id}"));
+        }
+        b = b.header("Contact", &contact);
     }
-    if req
-        .tokens(HeaderName::Supported)
-        .filter_map(Result::ok)
-        .any(|t| t.eq_ignore_ascii_case("path"))
-    {
+    let supports = |option: &str| {
+        req.tokens(HeaderName::Supported)
+            .filter_map(Result::ok)
+            .any(|t| t.eq_ignore_ascii_case(option))
+    };
+    let with_reg_id = req.contacts().filter_map(Result::ok).any(|c| match c {
+        sip_message::header::Contact::Address(a) => a.params.get("reg-id").is_some(),
+        sip_message::header::Contact::Star => false,
+    });
+    if supports("outbound") && with_reg_id {
+        b = b.header("Require", "outbound");
+    }
+    if supports("path") {
         for p in req.headers_named(HeaderName::Path) {
             b = b.header("Path", &p.value_unfolded());
         }

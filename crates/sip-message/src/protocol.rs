@@ -11,21 +11,47 @@ pub enum Protocol {
     Tcp,
     /// TLS over TCP (RFC 3261 §26; `sips:` URIs).
     Tls,
+    /// WebSocket (RFC 7118).
+    Ws,
+    /// WebSocket over TLS (RFC 7118).
+    Wss,
 }
 
 impl Protocol {
+    /// Every protocol.
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Udp,
+        Protocol::Tcp,
+        Protocol::Tls,
+        Protocol::Ws,
+        Protocol::Wss,
+    ];
+
     /// The Via transport token.
     pub fn via_token(self) -> &'static str {
         match self {
             Protocol::Udp => "UDP",
             Protocol::Tcp => "TCP",
             Protocol::Tls => "TLS",
+            Protocol::Ws => "WS",
+            Protocol::Wss => "WSS",
+        }
+    }
+
+    /// The name in lower case, as a URI's `transport` parameter writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
+            Protocol::Ws => "ws",
+            Protocol::Wss => "wss",
         }
     }
 
     /// Parses a Via transport token or URI `transport` parameter, case-insensitively.
     pub fn from_token(t: &str) -> Option<Protocol> {
-        [Protocol::Udp, Protocol::Tcp, Protocol::Tls]
+        Protocol::ALL
             .into_iter()
             .find(|p| t.eq_ignore_ascii_case(p.via_token()))
     }
@@ -37,13 +63,22 @@ impl Protocol {
 
     /// True for transports that encrypt.
     pub fn is_secure(self) -> bool {
-        self == Protocol::Tls
+        matches!(self, Protocol::Tls | Protocol::Wss)
     }
 
-    /// The port a URI without one means (RFC 3261 §19.1.2): 5061 over TLS, else 5060.
+    /// True for WebSocket: its peers are reached only over the connection they opened
+    /// (RFC 7118 §5: a browser cannot accept one).
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Protocol::Ws | Protocol::Wss)
+    }
+
+    /// The port a URI without one means: 5061 over TLS, else 5060 (RFC 3261 §19.1.2);
+    /// HTTP's 80 and 443 for WebSocket (RFC 7118 §5.2).
     pub fn default_port(self) -> u16 {
         match self {
             Protocol::Tls => 5061,
+            Protocol::Ws => 80,
+            Protocol::Wss => 443,
             _ => 5060,
         }
     }
@@ -51,10 +86,6 @@ impl Protocol {
 
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-            Protocol::Tls => "tls",
-        })
+        f.write_str(self.name())
     }
 }

@@ -462,7 +462,8 @@ impl Context {
 
     /// The request of branch `index` could not be sent to `dest`: over UDP instead when it
     /// went over TCP only for its size, otherwise the branch fails as if answered 503
-    /// (§16.9).
+    /// (§16.9), or 430 Flow Failed when `dest` was a WebSocket client's connection (the
+    /// only way to it, RFC 5626 §5.3).
     pub(crate) fn on_transport_error(
         &mut self,
         now: Instant,
@@ -486,7 +487,12 @@ impl Context {
             }
         }
         b.client.on_transport_error();
-        self.branch_final(now, cfg, index, Err(503), out);
+        let status = if dest.protocol.is_websocket() {
+            430
+        } else {
+            503
+        };
+        self.branch_final(now, cfg, index, Err(status), out);
         self.pump(now, cfg, out);
     }
 

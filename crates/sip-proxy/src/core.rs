@@ -76,8 +76,8 @@ impl std::fmt::Debug for Core {
 /// Where the responses to a request go (RFC 3261 §18.2.2, RFC 3581): for streams, back over
 /// the request's connection, or once it is gone a new one to the source IP and the Via port
 /// (`rport` is for unreliable transports only, RFC 3581 §4: the port of a closed connection
-/// leads nowhere); otherwise to the source address when `rport` was asked for, else to the
-/// source IP and the Via port.
+/// leads nowhere; over WebSocket only the connection leads anywhere); otherwise to the
+/// source address when `rport` was asked for, else to the source IP and the Via port.
 pub(crate) fn upstream_of(msg: &Message, src: Destination) -> Destination {
     match msg.top_via() {
         Ok(via) => upstream_by(&via, src),
@@ -87,6 +87,10 @@ pub(crate) fn upstream_of(msg: &Message, src: Destination) -> Destination {
 
 /// [`upstream_of`] a request whose top Via is `via`.
 pub(crate) fn upstream_by(via: &sip_message::header::Via<'_>, src: Destination) -> Destination {
+    if src.protocol.is_websocket() {
+        // A browser is reached over its connection only: the Via names nothing.
+        return Destination::flow(src.protocol, src.addr);
+    }
     let port = via.port.unwrap_or(src.protocol.default_port());
     let via_port = SocketAddr::new(src.addr.ip(), port);
     if src.protocol.is_reliable() {

@@ -12,6 +12,7 @@ mod context;
 mod core;
 mod dispatch;
 mod dns;
+mod flow;
 mod forward;
 mod guard;
 mod keepalive;
@@ -96,5 +97,7 @@ mod routing_tests;
 mod sim;
 #[cfg(test)]
 mod suspend_tests;
+#[cfg(test)]
+mod websocket_tests;
 #[cfg(test)]
 pub(crate) mod tests;

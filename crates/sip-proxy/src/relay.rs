@@ -48,6 +48,16 @@ pub(crate) struct Target {
     nat: Option<SocketAddr>,
 }
 
+/// How a forwarded request is record-routed.
+struct Recording {
+    /// The interface the request came in on, when it is record-routed.
+    inbound: Option<(Protocol, SocketAddr)>,
+    /// Our key for its dialog.
+    issued: Option<Issued>,
+    /// Where it came from.
+    src: Destination,
+}
+
 /// Why a destination set gives no target.
 enum Unrouted {
     /// These host names must be looked up first.
@@ -206,6 +216,18 @@ impl Core {
                     })
                 })
             }
+            // Towards a WebSocket client: over its connection, whatever its Contact says.
+            (None, None) if c.edits.route.flow.is_some() => {
+                c.edits.route.flow.map(|(protocol, addr)| {
+                    Ok(Target {
+                        uri: c.set.ruri.clone(),
+                        path: Vec::new(),
+                        dest: Destination::flow(protocol, addr),
+                        udp_only: false,
+                        nat: None,
+                    })
+                })
+            }
             (None, None) => c.ruri().and_then(|u| self.uri_target(c, u, &[])),
         };
         let q = c.set.binding.as_ref().map_or(1000, |b| b.q);
@@ -277,7 +299,8 @@ impl Core {
     }
 
     /// Where to send a request for a binding: its Path, the connection it registered over
-    /// (TCP, TLS), or its contact URI. `Err(host)` when a name must be looked up first.
+    /// (TCP, TLS; WebSocket only ever so), or its contact URI. `Err(host)` when a name must
+    /// be looked up first.
     fn binding_target(
         &self,
         now: std::time::Instant,
@@ -285,7 +308,12 @@ impl Core {
     ) -> Option<Result<Target, String>> {
         let contact = Uri::parse(&b.contact).ok()?;
         let mut nat = None;
+        let flow = b.source_addr().filter(|(p, _)| p.is_websocket());
         let located = match (b.path.first(), nat_source(b, &contact)) {
+            (None, _) if flow.is_some() => {
+                let (protocol, addr) = flow?;
+                Ok(Destination::flow(protocol, addr))
+            }
             (Some(first), _) => {
                 let na = NameAddr::parse_bracketed(first).ok()?;
                 self.locate_uri(now, &na.uri)?
@@ -355,8 +383,13 @@ impl Core {
                 let key = rr.and_then(|_| {
                     *issued.get_or_init(|| self.issue(c.msg, edits.contact, edits.media))
                 });
+                let recording = Recording {
+                    inbound: rr,
+                    issued: key,
+                    src: c.src,
+                };
                 if let Some(mut p) =
-                    self.prepare(c.msg, t.dest, t.udp_only, &branch, (rr, key), fwd)
+                    self.prepare(c.msg, t.dest, t.udp_only, &branch, recording, fwd)
                 {
                     p.nat = t.nat;
                     prepared.push(p);
@@ -421,7 +454,12 @@ impl Core {
         let fwd = fixes.forward(edits, target.uri.as_deref(), &target.path);
         let rr = edits.record_route;
         let key = rr.and_then(|_| self.issue(msg, edits.contact, edits.media));
-        if let Some(p) = self.prepare(msg, dest, target.udp_only, &branch, (rr, key), fwd) {
+        let recording = Recording {
+            inbound: rr,
+            issued: key,
+            src,
+        };
+        if let Some(p) = self.prepare(msg, dest, target.udp_only, &branch, recording, fwd) {
             out.push(Command::Send {
                 dest: p.dest,
                 data: p.request,
@@ -432,7 +470,9 @@ impl Core {
     /// Writes the request for one branch: our Via (and Record-Route) for the interface that
     /// reaches `dest`. When the request came in on another transport, address family or
     /// interface (`record_route`, the inbound one), a second Record-Route names that one
-    /// (RFC 5658), so that each side reaches us the way it did. A UDP request too large for
+    /// (RFC 5658), so that each side reaches us the way it did. An entry that faces a
+    /// WebSocket client names its connection ([`crate::flow`]); two such clients get an
+    /// entry each. A UDP request too large for
     /// the path MTU goes over TCP instead (RFC 3261 §18.1.1) when we listen on TCP, unless
     /// `udp_only` (a client that registered over UDP: a deliberate departure from that
     /// MUST, as Kamailio's default, for a phone may listen on nothing else or sit behind a
@@ -443,11 +483,20 @@ impl Core {
         dest: Destination,
         udp_only: bool,
         branch: &str,
-        (record_route, issued): (Option<(Protocol, SocketAddr)>, Option<Issued>),
+        recording: Recording,
         fwd: Forward<'_>,
     ) -> Option<Prepared> {
+        let Recording {
+            inbound: record_route,
+            issued,
+            src,
+        } = recording;
         let media = fwd.relay_media;
         let key = issued.as_ref().map(Issued::as_str);
+        let secret = &self.config().route_secret;
+        let flow_in = record_route
+            .filter(|(p, _)| p.is_websocket() && src.protocol == *p)
+            .map(|(p, _)| crate::flow::token(secret, p, src.addr));
         let build = |dest: Destination| {
             let local = self.config().advertised_for(dest.protocol, dest.addr)?;
             let local_text = self.local_text(local);
@@ -463,12 +512,21 @@ impl Core {
             ] {
                 via.push_str(part);
             }
-            let rr =
-                record_route.map(|_| self::record_route(dest.protocol, &local_text, key, media));
+            let flow_out = dest.protocol.is_websocket().then(|| {
+                let to = dest.connection.unwrap_or(dest.addr);
+                crate::flow::token(secret, dest.protocol, to)
+            });
+            let rr = record_route.map(|_| {
+                let entry = (key, flow_out.as_deref());
+                self::record_route(dest.protocol, &local_text, entry, media)
+            });
             let rr_in = record_route
-                .filter(|&inbound| inbound != (dest.protocol, local))
+                .filter(|&inbound| {
+                    inbound != (dest.protocol, local) || (flow_in.is_some() && flow_out.is_some())
+                })
                 .map(|(protocol, addr)| {
-                    self::record_route(protocol, &self.local_text(addr), key, media)
+                    let entry = (key, flow_in.as_deref());
+                    self::record_route(protocol, &self.local_text(addr), entry, media)
                 });
             let request = forward_request(
                 msg,
@@ -632,27 +690,34 @@ pub(crate) fn sock_text(a: SocketAddr) -> String {
 }
 
 /// Our Record-Route entry for an interface (`local`, as [`sock_text`] writes it), with the
-/// dialog's key when there is one, and [`MEDIA_PARAM`] when its media goes through the relay
-/// (written in one buffer: every relayed INVITE makes one or two).
-fn record_route(protocol: Protocol, local: &str, key: Option<&str>, media: bool) -> String {
+/// dialog's key and the flow token of the WebSocket client it faces when there are, and
+/// [`MEDIA_PARAM`] when its media goes through the relay (written in one buffer: every
+/// relayed INVITE makes one or two).
+fn record_route(
+    protocol: Protocol,
+    local: &str,
+    (key, flow): (Option<&str>, Option<&str>),
+    media: bool,
+) -> String {
     let mut rr = String::with_capacity(72);
     rr.push_str("<sip:");
     rr.push_str(local);
-    match protocol {
-        Protocol::Udp => {}
-        Protocol::Tcp => rr.push_str(";transport=tcp"),
-        Protocol::Tls => rr.push_str(";transport=tls"),
+    if protocol != Protocol::Udp {
+        rr.push_str(";transport=");
+        rr.push_str(protocol.name());
     }
     rr.push_str(";lr");
     if media {
         rr.push(';');
         rr.push_str(MEDIA_PARAM);
     }
-    if let Some(k) = key {
-        rr.push(';');
-        rr.push_str(crate::route_key::PARAM);
-        rr.push('=');
-        rr.push_str(k);
+    for (param, value) in [(crate::route_key::PARAM, key), (crate::flow::PARAM, flow)] {
+        if let Some(v) = value {
+            rr.push(';');
+            rr.push_str(param);
+            rr.push('=');
+            rr.push_str(v);
+        }
     }
     rr.push('>');
     rr

@@ -58,6 +58,7 @@ pub(crate) fn reason(code: u16) -> &'static str {
         416 => "Unsupported URI Scheme",
         420 => "Bad Extension",
         423 => "Interval Too Brief",
+        430 => "Flow Failed",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
         482 => "Loop Detected",

@@ -1,6 +1,8 @@
 //! Route pre-processing (RFC 3261 §16.4) and the checks of §16.3.
 
-use sip_message::{HeaderName, Message};
+use std::net::SocketAddr;
+
+use sip_message::{HeaderName, Message, Protocol};
 
 use crate::config::ProxyConfig;
 use crate::refresh::RefreshedTargets;
@@ -28,15 +30,20 @@ pub(crate) struct RouteEdit {
     pub(crate) key: Option<u64>,
     /// That entry marks a dialog whose media goes through the relay.
     pub(crate) media: bool,
+    /// The WebSocket connection the last entry taken off names ([`crate::flow`]): the
+    /// next hop, unless the request came over it.
+    pub(crate) flow: Option<(Protocol, SocketAddr)>,
 }
 
-/// Applies §16.4 to a request; `to_tag`: an in-dialog request's To tag, when the entry of
-/// ours it takes off must carry our key (for `key`), or lead to a target `refreshed` holds.
+/// Applies §16.4 to a request that came from `arrived`; `to_tag`: an in-dialog request's To
+/// tag, when the entry of ours it takes off must carry our key (for `key`), or lead to a
+/// target `refreshed` holds.
 pub(crate) fn preprocess(
     cfg: &ProxyConfig,
     refreshed: &RefreshedTargets,
     msg: &Message,
     to_tag: Option<&str>,
+    arrived: SocketAddr,
 ) -> RouteEdit {
     let mut edit = RouteEdit::default();
     let routes: Vec<_> = msg.routes().filter_map(Result::ok).collect();
@@ -78,6 +85,8 @@ pub(crate) fn preprocess(
         });
         edit.pop_routes = if double { 2 } else { 1 };
         edit.media = relays_media(&routes[0].uri);
+        // Of a double entry, the last faces where the request goes.
+        edit.flow = flow_of(cfg, &routes[edit.pop_routes - 1].uri).filter(|f| f.1 != arrived);
         let target = ruri.as_ref().and_then(route_key::Target::of);
         edit.key = match (to_tag, target) {
             (Some(t), Some(target)) => {
@@ -98,6 +107,15 @@ pub(crate) fn preprocess(
 fn relays_media(uri: &sip_message::Uri<'_>) -> bool {
     uri.as_sip()
         .is_some_and(|s| s.params.get(crate::relay::MEDIA_PARAM).is_some())
+}
+
+/// The flow an entry of ours names, when its token holds.
+fn flow_of(cfg: &ProxyConfig, uri: &sip_message::Uri<'_>) -> Option<(Protocol, SocketAddr)> {
+    let sip = uri.as_sip()?;
+    let token = sip.params.get(crate::flow::PARAM).flatten()?;
+    let protocol = Protocol::from_token(sip.transport()?).filter(|p| p.is_websocket())?;
+    let addr = crate::flow::verify(&cfg.route_secret, protocol, token)?;
+    Some((protocol, addr))
 }
 
 /// The `rk` parameter of a URI of ours, if it has one.

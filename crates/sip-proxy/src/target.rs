@@ -27,6 +27,15 @@ impl Destination {
             connection: None,
         }
     }
+
+    /// The connection from `addr` (a WebSocket client's: the only way to it).
+    pub fn flow(protocol: Protocol, addr: SocketAddr) -> Destination {
+        Destination {
+            protocol,
+            addr,
+            connection: Some(addr),
+        }
+    }
 }
 
 /// Where a SIP URI leads (RFC 3263 with A/AAAA only: no NAPTR or SRV).

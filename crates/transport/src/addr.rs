@@ -1,4 +1,5 @@
-//! Listen addresses: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:0.0.0.0:5061`.
+//! Listen addresses: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:0.0.0.0:5061`,
+//! `ws:0.0.0.0:8080`, `wss:0.0.0.0:8443`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ impl fmt::Display for Listen {
 
 /// A listen address that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid listen address {0:?}: expected udp:ADDR:PORT, tcp:ADDR:PORT or tls:ADDR:PORT (IPv6 in brackets)")]
+#[error("invalid listen address {0:?}: expected udp:, tcp:, tls:, ws: or wss: then ADDR:PORT (IPv6 in brackets)")]
 pub struct ParseListenError(pub String);
 
 impl FromStr for Listen {

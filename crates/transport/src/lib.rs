@@ -1,5 +1,5 @@
-//! SIP transports over tokio (RFC 3261 §18): UDP sockets, TCP and TLS listeners and connections,
-//! framing received bytes into messages and sending responses and requests the way §18 and
+//! SIP transports over tokio (RFC 3261 §18): UDP sockets, TCP, TLS and WebSocket (RFC 7118)
+//! listeners and connections, framing received bytes into messages and sending responses and requests the way §18 and
 //! RFC 3581 say. The protocol logic above stays free of IO.
 
 mod addr;
@@ -7,6 +7,8 @@ mod stun;
 mod tcp;
 mod tls;
 mod udp;
+mod wire;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,7 +90,7 @@ pub enum TransportError {
         /// Why.
         cause: std::io::Error,
     },
-    /// A TLS listener without TLS settings (a certificate and key).
+    /// A TLS or WSS listener without TLS settings (a certificate and key).
     #[error("cannot listen on {0}: no TLS certificate and key configured")]
     NoTls(Listen),
     /// No listener of that protocol and address family to send from.
@@ -109,13 +111,18 @@ struct Inner {
     tcp: TcpConnections,
     /// TLS connections, when TLS is set up.
     tls: Option<TcpConnections>,
+    /// WebSocket connections.
+    ws: TcpConnections,
+    /// Secure WebSocket connections, when TLS is set up.
+    wss: Option<TcpConnections>,
     listens: Vec<(Listen, SocketAddr)>,
 }
 
 impl Transports {
     /// Binds every listen address and starts receiving; messages go to `handler`. Each UDP
     /// address is served by `udp_threads` sockets (SO_REUSEPORT), each with a thread of its
-    /// own on which the handler runs; TCP and TLS (with `tls`) run on the calling runtime,
+    /// own on which the handler runs; TCP, TLS, WS and WSS (TLS and WSS with `tls`) run on
+    /// the calling runtime,
     /// their connections closed after `tcp_idle` without traffic and at most `tcp_limits`
     /// together.
     pub async fn start(
@@ -127,6 +134,8 @@ impl Transports {
         tls: Option<Tls>,
     ) -> Result<Transports, TransportError> {
         let tcp = TcpConnections::new(handler.clone(), tcp_idle, tcp_limits);
+        let ws = tcp.websocket(None);
+        let wss = tls.as_ref().map(|t| tcp.websocket(Some(t.clone())));
         let tls = tls.map(|t| tcp.with_tls(t));
         let mut udp = Vec::new();
         let mut bound = Vec::new();
@@ -153,16 +162,18 @@ impl Transports {
                     }
                     local
                 }
-                Protocol::Tcp => tcp
-                    .listen(l.addr)
-                    .await
-                    .map_err(|cause| TransportError::Bind { listen: *l, cause })?,
-                Protocol::Tls => tls
-                    .as_ref()
-                    .ok_or(TransportError::NoTls(*l))?
-                    .listen(l.addr)
-                    .await
-                    .map_err(|cause| TransportError::Bind { listen: *l, cause })?,
+                stream => {
+                    let conns = match stream {
+                        Protocol::Tls => tls.as_ref().ok_or(TransportError::NoTls(*l))?,
+                        Protocol::Wss => wss.as_ref().ok_or(TransportError::NoTls(*l))?,
+                        Protocol::Ws => &ws,
+                        _ => &tcp,
+                    };
+                    conns
+                        .listen(l.addr)
+                        .await
+                        .map_err(|cause| TransportError::Bind { listen: *l, cause })?
+                }
             };
             tracing::info!(protocol = %l.protocol, %local, "listening");
             bound.push((*l, local));
@@ -172,6 +183,8 @@ impl Transports {
                 udp,
                 tcp,
                 tls,
+                ws,
+                wss,
                 listens: bound,
             }),
         })
@@ -188,7 +201,7 @@ impl Transports {
 
     /// Sends `data` to `addr` over `protocol`. UDP goes out of a socket of the same address
     /// family; TCP and TLS use the open connection `connection` when given and still there,
-    /// else one to `addr`, opening it if needed.
+    /// else one to `addr`, opening it if needed; WebSocket only ever an open connection.
     pub async fn send(
         &self,
         protocol: Protocol,
@@ -209,7 +222,7 @@ impl Transports {
                         cause,
                     })
             }
-            Protocol::Tcp | Protocol::Tls => {
+            _ => {
                 let conns = self
                     .connections(protocol)
                     .ok_or(TransportError::NoTransport(protocol, addr))?;
@@ -253,14 +266,12 @@ impl Transports {
             .map(|(_, s)| s)
     }
 
-    /// True when a TCP or TLS connection to `addr` is open (so a request can reuse it).
+    /// True when a connection to `addr` is open (so a request can reuse it).
     pub fn has_connection(&self, addr: SocketAddr) -> bool {
-        self.inner.tcp.has_connection(addr)
-            || self
-                .inner
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.has_connection(addr))
+        Protocol::ALL
+            .into_iter()
+            .filter_map(|p| self.connections(p))
+            .any(|c| c.has_connection(addr))
     }
 
     /// The connections of a stream protocol.
@@ -268,6 +279,8 @@ impl Transports {
         match protocol {
             Protocol::Tcp => Some(&self.inner.tcp),
             Protocol::Tls => self.inner.tls.as_ref(),
+            Protocol::Ws => Some(&self.inner.ws),
+            Protocol::Wss => self.inner.wss.as_ref(),
             Protocol::Udp => None,
         }
     }

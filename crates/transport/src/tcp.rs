@@ -1,7 +1,8 @@
-//! TCP and TLS: listeners, one task per connection framing messages with the stream
-//! decoder, and a table of open connections by peer address so responses and requests reuse
-//! them. How many are open is limited, in total and per remote IP; a TLS connection counts
-//! from its first byte, before its handshake.
+//! Connections over TCP: plain, TLS, WebSocket and secure WebSocket. Listeners, a reader and
+//! a writer task per connection, and a table of open connections by peer address so
+//! responses and requests reuse them. How many are open is limited, in total and per remote
+//! IP, over all four together; a connection counts from its first byte, before its TLS or
+//! WebSocket handshake.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,14 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use sip_message::{Frame, StreamDecoder};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::tls::{self, Tls};
-use crate::{Handler, Protocol, Source};
+use crate::wire::{Incoming, Reader, StreamReader, StreamWriter, Writer};
+use crate::{ws, Handler, Protocol, Source};
 
 /// Outgoing queue depth per connection: a send to a full queue fails at once.
 const QUEUE: usize = 1024;
@@ -27,7 +28,7 @@ const QUEUE_BYTES: usize = 1 << 20;
 /// A connection whose peer takes in nothing for this long is closed (its queue with it).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a TLS handshake may take, either way.
+/// How long a TLS or WebSocket handshake may take, either way.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many TCP connections may be open at once; 0 is no limit. An accepted connection over
@@ -50,21 +51,6 @@ impl Default for TcpLimits {
         TcpLimits {
             total: 10_000,
             per_ip: 100,
-        }
-    }
-}
-
-/// After an answer to a stream that cannot be read on: reads and drops what the peer still
-/// sends until it closes too, for 2 s and 1 MiB at most, so that closing with unread bytes
-/// (a reset) does not destroy the answer before the peer reads it.
-async fn discard_unread(reader: &mut (impl AsyncRead + Unpin)) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    let mut scratch = vec![0u8; 16 * 1024];
-    let mut left = 1usize << 20;
-    while left > 0 {
-        match tokio::time::timeout_at(deadline, reader.read(&mut scratch)).await {
-            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
-            _ => return,
         }
     }
 }
@@ -135,10 +121,10 @@ impl Queue {
     }
 }
 
-/// Open TCP (or TLS) connections by peer address.
+/// Open connections of one protocol over TCP (TCP, TLS, WS or WSS) by peer address.
 #[derive(Clone)]
 pub struct TcpConnections {
-    /// TCP, or TLS with `tls`.
+    /// TCP, TLS (with `tls`), WS, or WSS (with `tls`).
     protocol: Protocol,
     tls: Option<Tls>,
     conns: Arc<Mutex<HashMap<SocketAddr, Queue>>>,
@@ -160,8 +146,8 @@ impl std::fmt::Debug for TcpConnections {
 }
 
 impl TcpConnections {
-    /// A table whose connections deliver messages to `handler`, close after `idle` without
-    /// traffic, and are at most `limits`.
+    /// A table of TCP connections that deliver messages to `handler`, close after `idle`
+    /// without traffic, and are at most `limits`.
     pub fn new(handler: Arc<dyn Handler>, idle: Duration, limits: TcpLimits) -> Self {
         TcpConnections {
             protocol: Protocol::Tcp,
@@ -178,9 +164,23 @@ impl TcpConnections {
     /// A table of TLS connections with `tls`'s certificates and roots, counted in the
     /// same limits as this one's.
     pub fn with_tls(&self, tls: Tls) -> Self {
+        self.with(Protocol::Tls, Some(tls))
+    }
+
+    /// A table of WebSocket connections (secure with `tls`), counted in the same limits as
+    /// this one's. They are only ever accepted: a browser cannot be connected to.
+    pub fn websocket(&self, tls: Option<Tls>) -> Self {
+        let protocol = match tls {
+            Some(_) => Protocol::Wss,
+            None => Protocol::Ws,
+        };
+        self.with(protocol, tls)
+    }
+
+    fn with(&self, protocol: Protocol, tls: Option<Tls>) -> Self {
         TcpConnections {
-            protocol: Protocol::Tls,
-            tls: Some(tls),
+            protocol,
+            tls,
             conns: Arc::default(),
             ..self.clone()
         }
@@ -206,8 +206,8 @@ impl TcpConnections {
         })
     }
 
-    /// Takes an accepted connection into the table (a TLS one once its handshake is
-    /// done), or closes it at once when it is over a limit.
+    /// Takes an accepted connection into the table (a TLS or WebSocket one once its
+    /// handshakes are done), or closes it at once when it is over a limit.
     fn accepted(&self, stream: TcpStream, remote: SocketAddr, local: SocketAddr) {
         let Some(slot) = self.slot(source_of(remote.ip())) else {
             drop(stream);
@@ -220,16 +220,25 @@ impl TcpConnections {
             return self.handler.on_refused(src);
         };
         let _ = stream.set_nodelay(true);
-        let Some(tls) = &self.tls else {
-            self.run(stream, remote, local, slot);
+        if self.tls.is_none() && !self.protocol.is_websocket() {
+            let (reader, writer) = tokio::io::split(stream);
+            self.run(
+                StreamReader::new(reader),
+                StreamWriter(writer),
+                remote,
+                local,
+                slot,
+            );
             return;
-        };
-        let (this, acceptor) = (self.clone(), tls.acceptor());
+        }
+        let this = self.clone();
         tokio::spawn(async move {
+            let Some(tls) = &this.tls else {
+                return this.upgrade(stream, remote, local, slot).await;
+            };
+            let acceptor = tls.acceptor();
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => {
-                    this.run(stream, remote, local, slot);
-                }
+                Ok(Ok(stream)) => this.upgrade(stream, remote, local, slot).await,
                 // A client's certificate refused is the operator's to know; anything else
                 // (a scanner, a client that gave up) is not worth a line each.
                 Ok(Err(e)) if tls::bad_certificate(&e) => {
@@ -239,6 +248,32 @@ impl TcpConnections {
                 Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
         });
+    }
+
+    /// Runs an accepted (and decrypted) stream: as a WebSocket once its opening handshake
+    /// agreed on SIP, or as a byte stream.
+    async fn upgrade<S>(&self, stream: S, remote: SocketAddr, local: SocketAddr, slot: Slot)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        if !self.protocol.is_websocket() {
+            let (reader, writer) = tokio::io::split(stream);
+            self.run(
+                StreamReader::new(reader),
+                StreamWriter(writer),
+                remote,
+                local,
+                slot,
+            );
+            return;
+        }
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, ws::accept(stream)).await {
+            Ok(Ok((reader, writer))) => {
+                self.run(reader, writer, remote, local, slot);
+            }
+            Ok(Err(e)) => tracing::debug!(%remote, error = %e, "WebSocket handshake failed"),
+            Err(_) => tracing::debug!(%remote, "WebSocket handshake timed out"),
+        }
     }
 
     /// Listens on `addr` and accepts connections until the runtime stops. An IPv6 address
@@ -280,11 +315,16 @@ impl TcpConnections {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends over the open connection to `addr`, or connects first.
+    /// Sends over the open connection to `addr`, or connects first (never over WebSocket:
+    /// without a connection the peer is out of reach, `NotConnected`).
     pub async fn send(&self, addr: SocketAddr, data: Bytes) -> std::io::Result<()> {
         let existing = self.lock().get(&addr).cloned();
         let queue = match existing {
             Some(queue) => queue,
+            None if self.protocol.is_websocket() => {
+                let gone = "no WebSocket connection from that address";
+                return Err(std::io::Error::new(std::io::ErrorKind::NotConnected, gone));
+            }
             None => {
                 let slot = self
                     .slot(source_of(addr.ip()))
@@ -296,14 +336,30 @@ impl TcpConnections {
                 let local = stream.local_addr()?;
                 let _ = stream.set_nodelay(true);
                 match &self.tls {
-                    None => self.run(stream, addr, local, slot),
+                    None => {
+                        let (reader, writer) = tokio::io::split(stream);
+                        self.run(
+                            StreamReader::new(reader),
+                            StreamWriter(writer),
+                            addr,
+                            local,
+                            slot,
+                        )
+                    }
                     Some(tls) => {
                         let name = tls::server_name(addr.ip());
                         let handshake = tls.connector().connect(name, stream);
                         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
                             .await
                             .map_err(|_| timed_out("TLS handshake timed out"))??;
-                        self.run(stream, addr, local, slot)
+                        let (reader, writer) = tokio::io::split(stream);
+                        self.run(
+                            StreamReader::new(reader),
+                            StreamWriter(writer),
+                            addr,
+                            local,
+                            slot,
+                        )
                     }
                 }
             }
@@ -321,17 +377,20 @@ impl TcpConnections {
 
     /// Registers the connection and spawns its reader and writer; its slot is given back
     /// when both have ended (the socket is closed).
-    fn run<S>(&self, stream: S, remote: SocketAddr, local: SocketAddr, slot: Slot) -> Queue
-    where
-        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
+    fn run<R: Reader, W: Writer>(
+        &self,
+        mut reader: R,
+        mut writer: W,
+        remote: SocketAddr,
+        local: SocketAddr,
+        slot: Slot,
+    ) -> Queue {
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
         let queue = Queue {
             tx: tx.clone(),
             bytes: Arc::default(),
         };
         self.lock().insert(remote, queue.clone());
-        let (mut reader, mut writer) = tokio::io::split(stream);
         let slot = Arc::new(slot);
         let writer_slot = slot.clone();
         let this = self.clone();
@@ -343,37 +402,33 @@ impl TcpConnections {
         let our_queue = queue.clone();
         let reading = tokio::spawn(async move {
             let _slot = slot;
-            let decoder = StreamDecoder::default();
-            let mut buf = BytesMut::with_capacity(8192);
             let mut answered = false;
-            'conn: loop {
-                buf.reserve(4096);
-                match tokio::time::timeout(this.idle, reader.read_buf(&mut buf)).await {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-                    Ok(Ok(_)) => {}
-                }
-                loop {
-                    match decoder.decode(&mut buf) {
-                        Ok(Some(Frame::Message(m))) => crate::deliver(&*this.handler, m, src),
-                        Ok(Some(Frame::Ping)) => {
-                            let _ = our_queue.push(Bytes::from_static(b"\r\n"));
+            loop {
+                let Ok(incoming) = tokio::time::timeout(this.idle, reader.next()).await else {
+                    break;
+                };
+                match incoming {
+                    Incoming::Message(m) => crate::deliver(&*this.handler, m, src),
+                    Incoming::Ping => {
+                        let _ = our_queue.push(Bytes::from_static(b"\r\n"));
+                    }
+                    Incoming::Malformed { data, error, fatal } => {
+                        // The answer is queued before the connection is forgotten: the
+                        // writer sends it, then closes.
+                        if let Some(answer) = this.handler.on_malformed(&data, error, src) {
+                            answered = our_queue.push(answer).is_ok();
                         }
-                        Ok(None) => break,
-                        Err(e) => {
-                            // The answer is queued before the connection is forgotten: the
-                            // writer sends it, then closes.
-                            if let Some(answer) = this.handler.on_malformed(&buf, e, src) {
-                                answered = our_queue.push(answer).is_ok();
-                            }
-                            break 'conn;
+                        if fatal {
+                            break;
                         }
                     }
+                    Incoming::Closed => break,
                 }
             }
             this.forget(remote, &our_queue.tx);
             drop(our_queue); // the writer sends what is queued, then closes its side
             if answered {
-                discard_unread(&mut reader).await;
+                reader.drain().await;
             }
             tracing::debug!(%remote, protocol = %this.protocol, "connection closed");
         });
@@ -384,13 +439,7 @@ impl TcpConnections {
         tokio::spawn(async move {
             let _slot = writer_slot;
             while let Some(data) = rx.recv().await {
-                // Written, then flushed: TLS keeps what the socket does not take at once
-                // until a flush, and a response must not wait for the next message.
-                let write = async {
-                    writer.write_all(&data).await?;
-                    writer.flush().await
-                };
-                let written = tokio::time::timeout(limit, write).await;
+                let written = tokio::time::timeout(limit, writer.write(&data)).await;
                 queued.fetch_sub(data.len(), Ordering::AcqRel);
                 match written {
                     Ok(Ok(())) => {}
@@ -404,9 +453,9 @@ impl TcpConnections {
                     }
                 }
             }
-            // The peer sees the end of the stream (over TLS, after close_notify) while the
-            // reader may still drain what it sends.
-            let _ = tokio::time::timeout(limit, writer.shutdown()).await;
+            // The peer sees the end of the stream while the reader may still drain what it
+            // sends.
+            let _ = tokio::time::timeout(limit, writer.close()).await;
         });
         queue
     }
@@ -417,6 +466,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use sip_message::Message;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
     use super::*;

@@ -26,7 +26,13 @@ fn loose_route(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     // reads it (the parsed To), so that the script and this check never disagree.
     let to_tag = c.msg.header(HeaderName::Route).and_then(|_| c.to_tag());
     let in_dialog = to_tag.is_some();
-    let edit = preprocess(c.core.config(), &c.core.refreshed, c.msg, to_tag);
+    let edit = preprocess(
+        c.core.config(),
+        &c.core.refreshed,
+        c.msg,
+        to_tag,
+        c.src.addr,
+    );
     if let Some(uri) = &edit.new_uri {
         // Strict routing: the last Route is the real Request-URI.
         c.set.ruri = Some(uri.clone());

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use script::{GetFn, Registry, SetFn, Value, Variable};
-use sip_message::{HeaderName, Message, Protocol, SipUri, Uri};
+use sip_message::{HeaderName, Message, SipUri, Uri};
 
 use super::{Phase, ProxyEnv, RouteCtx};
 
@@ -239,11 +239,7 @@ fn get_rp_local<'b>(c: &'b RouteCtx<'_>, _: &str) -> Value<'b> {
 }
 
 fn get_proto<'b>(c: &'b RouteCtx<'_>, _: &str) -> Value<'b> {
-    text(match c.src.protocol {
-        Protocol::Udp => "udp",
-        Protocol::Tcp => "tcp",
-        Protocol::Tls => "tls",
-    })
+    text(c.src.protocol.name())
 }
 
 fn get_ua<'b>(c: &'b RouteCtx<'_>, _: &str) -> Value<'b> {

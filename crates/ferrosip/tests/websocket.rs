@@ -1,0 +1,279 @@
+//! SIP over WebSocket (RFC 7118) end to end with a client written here, as a browser's SIP
+//! library speaks: it registers over WS with a `*.invalid` Contact, is called from a phone
+//! on UDP over its connection and the dialog's requests follow that connection both ways; a
+//! reconnect replaces its binding; once its connection is gone a call gets 430 Flow Failed.
+//! Over WSS the same client registers and gets a MESSAGE from UDP.
+
+mod support;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use sip_message::{HeaderName, Message, Method};
+use support::ca::Ca;
+use support::{free_port, Server, Ua};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::HeaderValue;
+
+/// A WebSocket SIP client over any stream (TCP or TLS).
+struct WsPhone<S: std::io::Read + std::io::Write> {
+    ws: tungstenite::WebSocket<S>,
+    /// The `*.invalid` host of its Contact and Via.
+    host: String,
+}
+
+impl WsPhone<TcpStream> {
+    /// Connects to `ws://to` offering `sip`.
+    fn connect(to: SocketAddr, host: &str) -> Self {
+        let tcp = TcpStream::connect(to).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        WsPhone::over(tcp, &format!("ws://{to}"), host)
+    }
+}
+
+impl<S: std::io::Read + std::io::Write> WsPhone<S> {
+    fn over(stream: S, url: &str, host: &str) -> Self {
+        let mut request = url.into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+        let (ws, response) = tungstenite::client(request, stream).expect("handshake");
+        assert_eq!(response.headers()["Sec-WebSocket-Protocol"], "sip");
+        WsPhone {
+            ws,
+            host: host.to_owned(),
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        let text = text.replace('\n', "\r\n");
+        self.ws
+            .send(tungstenite::Message::text(text))
+            .expect("send");
+    }
+
+    /// The next SIP message (each WebSocket message is one), skipping 100 Trying.
+    fn recv(&mut self) -> Message {
+        loop {
+            match self.ws.read().expect("a message within 5 s") {
+                tungstenite::Message::Text(t) => {
+                    let m = Message::parse(bytes::Bytes::from(t)).expect("SIP");
+                    if m.status() != Some(100) {
+                        return m;
+                    }
+                }
+                tungstenite::Message::Binary(b) => return Message::parse(b).expect("SIP"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Registers `user` with a Contact of `contact_user` on its `.invalid` host, of instance
+    /// `urn:uuid:5e1c` and reg-id 1, as JsSIP does; the 200.
+    fn register(&mut self, user: &str, contact_user: &str, transport: &str, cseq: u32) -> Message {
+        let host = self.host.clone();
+        self.send(&format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\nVia: SIP/2.0/{via} {host};branch=z9hG4bKwsreg{cseq}\n\
+From: <sip:{user}@127.0.0.1>;tag=r1\nTo: <sip:{user}@127.0.0.1>\nCall-ID: ws-reg-{user}\nCSeq: {cseq} REGISTER\n\
+Contact: <sip:{contact_user}@{host};transport={transport}>;+sip.ice;reg-id=1;+sip.instance=\"<urn:uuid:5e1c>\";expires=600\n\
+Supported: path,outbound,gruu\nMax-Forwards: 69\nContent-Length: 0\n\n",
+            via = transport.to_uppercase()
+        ));
+        self.recv()
+    }
+
+    /// Answers a request with `code`, echoing its Record-Route (a 2xx to INVITE also gets
+    /// a Contact and a To tag).
+    fn answer(&mut self, req: &Message, code: u16, contact_user: &str) {
+        let mut r = format!("SIP/2.0 {code} X\n");
+        for h in req.headers() {
+            let name = h.name.as_str();
+            if ["Via", "From", "Call-ID", "CSeq", "Record-Route"].contains(&name) {
+                r.push_str(&format!("{name}: {}\n", h.value));
+            }
+            if name == "To" {
+                r.push_str(&format!("To: {};tag=ws1\n", h.value));
+            }
+        }
+        if req.method() == Some(Method::Invite) {
+            r.push_str(&format!(
+                "Contact: <sip:{contact_user}@{};transport=ws>\n",
+                self.host
+            ));
+        }
+        r.push_str("Content-Length: 0\n\n");
+        self.send(&r);
+    }
+}
+
+/// An INVITE from `ua` to `user`.
+fn invite(ua: &Ua, user: &str, call_id: &str) -> String {
+    format!(
+        "INVITE sip:{user}@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};rport;branch=z9hG4bK{call_id}\n\
+From: <sip:bob@127.0.0.1>;tag=b1\nTo: <sip:{user}@127.0.0.1>\nCall-ID: {call_id}\nCSeq: 1 INVITE\n\
+Contact: <sip:bob@127.0.0.1:{p}>\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        p = ua.port
+    )
+}
+
+/// An in-dialog request from bob (UDP) after the 2xx `ok`: its route set is the 2xx's
+/// Record-Route reversed, its target the 2xx's Contact.
+fn in_dialog(ua: &Ua, ok: &Message, method: &str, cseq: u32) -> String {
+    let target = ok.contacts().next().expect("Contact").expect("Contact");
+    let target = match target {
+        sip_message::header::Contact::Address(a) => a.uri.as_str().to_owned(),
+        sip_message::header::Contact::Star => panic!("Contact *"),
+    };
+    let routes: Vec<String> = ok
+        .headers_named(HeaderName::RecordRoute)
+        .flat_map(|h| h.values().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let route: String = routes
+        .iter()
+        .rev()
+        .map(|r| format!("Route: {r}\n"))
+        .collect();
+    let to = ok.header(HeaderName::To).expect("To").value;
+    let call_id = ok.call_id().expect("Call-ID");
+    format!(
+        "{method} {target} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};rport;branch=z9hG4bK{method}{cseq}\n\
+{route}From: <sip:bob@127.0.0.1>;tag=b1\nTo: {to}\nCall-ID: {call_id}\nCSeq: {cseq} {method}\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+        p = ua.port
+    )
+}
+
+#[test]
+fn a_websocket_client_is_called_over_its_connection_until_it_is_gone() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (port, ws_port) = (free_port(), free_port());
+    let listens = [
+        format!("udp:127.0.0.1:{port}"),
+        format!("ws:127.0.0.1:{ws_port}"),
+    ];
+    let s = Server::start_listens(dir.path(), port, &listens, &[]);
+    let ws_addr = SocketAddr::from(([127, 0, 0, 1], ws_port));
+    let mut alice = WsPhone::connect(ws_addr, "df7jal23ls0d.invalid");
+    let ok = alice.register("alice", "k3l", "ws", 1);
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    let contact = ok.header(HeaderName::Contact).expect("Contact").value;
+    assert!(
+        contact.contains("reg-id=1") && contact.contains("urn:uuid:5e1c"),
+        "{contact}"
+    );
+
+    // bob, on UDP, calls her: the INVITE comes over her connection.
+    let bob = Ua::new();
+    bob.send(s.addr(), &invite(&bob, "alice", "ws-call"));
+    let inv = alice.recv();
+    assert_eq!(inv.method(), Some(Method::Invite), "{inv:?}");
+    assert_eq!(inv.top_via().expect("Via").transport, "WS");
+    alice.answer(&inv, 200, "k3l");
+    let ok = bob.recv();
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    // bob's ACK and BYE reach her over her connection, though her Contact is `.invalid`.
+    bob.send(s.addr(), &in_dialog(&bob, &ok, "ACK", 1));
+    assert_eq!(alice.recv().method(), Some(Method::Ack));
+    bob.send(s.addr(), &in_dialog(&bob, &ok, "BYE", 2));
+    let bye = alice.recv();
+    assert_eq!(bye.method(), Some(Method::Bye));
+    alice.answer(&bye, 200, "k3l");
+    assert_eq!(bob.recv().status(), Some(200));
+
+    // She reconnects (a new page: a new Contact, the same instance and reg-id); her old
+    // connection stays open, but calls reach her on the new one only.
+    let mut again = WsPhone::connect(ws_addr, "0hd3.invalid");
+    assert_eq!(again.register("alice", "q8z", "ws", 2).status(), Some(200));
+    bob.send(s.addr(), &invite(&bob, "alice", "ws-call-2"));
+    let inv = again.recv();
+    assert_eq!(
+        inv.request_uri_str(),
+        Some("sip:q8z@0hd3.invalid;transport=ws")
+    );
+    again.answer(&inv, 486, "q8z");
+    assert_eq!(bob.recv().status(), Some(486));
+    alice
+        .ws
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    assert!(alice.ws.read().is_err(), "nothing on the old connection");
+
+    // Once her connection is gone, a call gets 430 Flow Failed.
+    drop(alice);
+    drop(again);
+    std::thread::sleep(Duration::from_millis(300));
+    bob.send(s.addr(), &invite(&bob, "alice", "ws-call-3"));
+    // (The 486 is retransmitted until acknowledged: bob does not bother.)
+    let failed = loop {
+        let m = bob.recv();
+        if m.call_id().ok() == Some("ws-call-3") {
+            break m;
+        }
+    };
+    assert_eq!(failed.status(), Some(430), "{failed:?}");
+    assert_eq!(failed.reason(), Some("Flow Failed"));
+}
+
+/// The server on UDP and WSS, its certificate signed by a test CA; the WSS port and CA.
+fn wss_server(dir: &Path) -> (Server, u16, Ca) {
+    let ca = Ca::new(dir, "server");
+    ca.sign("server");
+    let config = dir.join("ferrosip.toml");
+    let tls = "[tls]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n";
+    std::fs::write(&config, tls).expect("config");
+    let (port, wss_port) = (free_port(), free_port());
+    let listens = [
+        format!("udp:127.0.0.1:{port}"),
+        format!("wss:127.0.0.1:{wss_port}"),
+    ];
+    let config = config.to_str().expect("path");
+    let s = Server::start_listens(dir, port, &listens, &["--config", config]);
+    (s, wss_port, ca)
+}
+
+#[test]
+fn a_secure_websocket_client_registers_and_gets_a_message_from_udp() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (s, wss_port, ca) = wss_server(dir.path());
+    let to = SocketAddr::from(([127, 0, 0, 1], wss_port));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der()).expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::IpAddress(to.ip().into());
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let tcp = TcpStream::connect(to).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let tls = rustls::StreamOwned::new(conn, tcp);
+    let mut carol = WsPhone::over(tls, &format!("wss://{to}"), "c4r.invalid");
+    let ok = carol.register("carol", "c4r", "wss", 1);
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+
+    let bob = Ua::new();
+    bob.send(
+        s.addr(),
+        &format!(
+            "MESSAGE sip:carol@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};rport;branch=z9hG4bKwssmsg\n\
+From: <sip:bob@127.0.0.1>;tag=b1\nTo: <sip:carol@127.0.0.1>\nCall-ID: wss-msg\nCSeq: 1 MESSAGE\n\
+Max-Forwards: 70\nContent-Type: text/plain\nContent-Length: 5\n\nhello",
+            p = bob.port
+        ),
+    );
+    let m = carol.recv();
+    assert_eq!(m.method(), Some(Method::Message), "{m:?}");
+    assert_eq!(m.top_via().expect("Via").transport, "WSS");
+    assert_eq!(&m.body()[..], b"hello");
+    carol.answer(&m, 200, "c4r");
+    assert_eq!(bob.recv().status(), Some(200));
+}

@@ -1,0 +1,185 @@
+//! WebSocket clients (RFC 7118) through the core: reached only over the connection they
+//! registered on, their dialogs' in-dialog requests over the connection the Record-Route
+//! entry facing them names (RFC 5626 flow tokens), 430 once that connection is gone, and a
+//! reconnect replacing the binding of its instance and reg-id.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use registrar::Location;
+use sip_message::{HeaderName, Message, Protocol, ResponseBuilder};
+
+use crate::tests::{config, handle, invite, msg, sent, udp, CALLER};
+use crate::{Core, Destination, ProxyConfig};
+
+const BROWSER: &str = "198.51.100.9:51000";
+const CONTACT: &str = "sip:k3l@df7jal23ls0d.invalid;transport=ws";
+
+fn ws_core() -> (Core, Arc<Location>) {
+    let mut cfg: ProxyConfig = config();
+    cfg.advertised
+        .push((Protocol::Ws, "192.0.2.1:8080".parse().expect("addr")));
+    let location = Arc::new(Location::new());
+    (Core::new(cfg, location.clone()), location)
+}
+
+fn flow(addr: &str) -> Destination {
+    Destination::flow(Protocol::Ws, addr.parse().expect("addr"))
+}
+
+/// A browser's REGISTER (as JsSIP writes it) over the connection from `from`.
+fn register(core: &Core, from: &str, contact: &str, cseq: u32) -> Vec<(Destination, Message)> {
+    let reg = msg(&format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKws{cseq}\n\
+From: <sip:alice@example.com>;tag=r\nTo: <sip:alice@example.com>\nCall-ID: ws-reg\nCSeq: {cseq} REGISTER\n\
+Contact: <{contact}>;+sip.ice;reg-id=1;+sip.instance=\"<urn:uuid:5e1c>\";expires=600\n\
+Supported: path,outbound,gruu\nMax-Forwards: 69\nContent-Length: 0\n\n"
+    ));
+    sent(handle(core, Instant::now(), reg, flow(from)))
+}
+
+#[test]
+fn a_browser_is_called_over_its_connection_and_its_dialog_follows_the_flow() {
+    let (core, _) = ws_core();
+    let now = Instant::now();
+    let ok = register(&core, BROWSER, CONTACT, 1);
+    assert_eq!(ok[0].0, flow(BROWSER), "answered over its connection");
+    let contact = ok[0].1.header(HeaderName::Contact).expect("Contact").value;
+    assert!(
+        contact.contains("+sip.instance=\"<urn:uuid:5e1c>\""),
+        "{contact}"
+    );
+    assert!(contact.contains("reg-id=1"), "{contact}");
+    assert_eq!(
+        ok[0].1.header(HeaderName::Require).map(|h| h.value),
+        Some("outbound")
+    );
+
+    // A call from UDP goes over the connection, record-routed on both sides; the entry that
+    // faces the browser names its connection.
+    let out = sent(core.handle_message(now, invite("alice", ""), udp(CALLER)));
+    let (dest, fwd) = &out[0];
+    assert_eq!(*dest, flow(BROWSER));
+    assert_eq!(fwd.request_uri_str(), Some(CONTACT));
+    assert_eq!(fwd.vias().next().unwrap().unwrap().transport, "WS");
+    let rr: Vec<String> = fwd
+        .headers_named(HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .collect();
+    assert_eq!(rr.len(), 2, "{rr:?}");
+    assert!(
+        rr[0].starts_with("<sip:192.0.2.1:8080;transport=ws;lr;"),
+        "{rr:?}"
+    );
+    assert!(rr[0].contains(";ft="), "{rr:?}");
+    assert!(
+        !rr[1].contains(";ft=") && !rr[1].contains("transport"),
+        "{rr:?}"
+    );
+
+    // The browser answers; the caller's copy of the route set comes back with the 200.
+    let mut answer = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
+        .header("Contact", &format!("<{CONTACT}>"));
+    for v in &rr {
+        answer = answer.header("Record-Route", v);
+    }
+    let up = sent(core.handle_message(now, Message::parse(answer.build()).unwrap(), flow(BROWSER)));
+    let caller_rr: Vec<String> = up[0]
+        .1
+        .headers_named(HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .collect();
+    assert_eq!(caller_rr.len(), 2);
+
+    // The caller's BYE (route set reversed: UDP entry first) reaches the browser over its
+    // connection, though the Request-URI is `*.invalid`.
+    let bye = |routes: &[String], via: &str, from: &str, to: &str, ruri: &str| {
+        let route: String = routes.iter().map(|r| format!("Route: {r}\n")).collect();
+        msg(&format!(
+            "BYE {ruri} SIP/2.0\nVia: {via};branch=z9hG4bKbye{}\n{route}From: {from}\nTo: {to}\n\
+Call-ID: call-1\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            routes.len()
+        ))
+    };
+    let reversed: Vec<String> = caller_rr.iter().rev().cloned().collect();
+    let caller_bye = bye(
+        &reversed,
+        &format!("SIP/2.0/UDP {CALLER}"),
+        "<sip:caller@example.net>;tag=c",
+        "<sip:alice@example.com>;tag=b",
+        CONTACT,
+    );
+    let out = sent(core.handle_message(now, caller_bye, udp(CALLER)));
+    assert_eq!(out[0].0, flow(BROWSER));
+    assert_eq!(out[0].1.routes().count(), 0);
+
+    // The browser's BYE (over its connection, WS entry first) goes to the caller's Contact.
+    let browser_bye = bye(
+        &rr,
+        "SIP/2.0/WS df7jal23ls0d.invalid",
+        "<sip:alice@example.com>;tag=b",
+        "<sip:caller@example.net>;tag=c",
+        "sip:caller@192.0.2.10:5060",
+    );
+    let out = sent(core.handle_message(now, browser_bye, flow(BROWSER)));
+    assert_eq!(out[0].0, udp(CALLER));
+
+    // A token changed by the caller leads nowhere near another connection.
+    let forged: Vec<String> = reversed
+        .iter()
+        .map(|r| r.replace(";ft=c6336409c7", ";ft=c6336409c8"))
+        .collect();
+    assert_ne!(forged, reversed, "the token names 198.51.100.9:51000");
+    let forged_bye = bye(
+        &forged,
+        &format!("SIP/2.0/UDP {CALLER}"),
+        "<sip:caller@example.net>;tag=c",
+        "<sip:alice@example.com>;tag=b",
+        CONTACT,
+    );
+    let out = sent(core.handle_message(now, forged_bye, udp(CALLER)));
+    assert!(
+        out.iter().all(|(d, _)| !d.protocol.is_websocket()),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_request_for_a_connection_that_is_gone_gets_430_flow_failed() {
+    let (core, _) = ws_core();
+    let now = Instant::now();
+    register(&core, BROWSER, CONTACT, 1);
+    let cmds = core.handle_message(now, invite("alice", ""), udp(CALLER));
+    let (dest, data) = cmds
+        .iter()
+        .find_map(|c| match c {
+            crate::Command::Send { dest, data } => Some((*dest, data.clone())),
+            _ => None,
+        })
+        .expect("forwarded");
+    assert_eq!(dest, flow(BROWSER));
+    let up = sent(core.send_failed(now, dest, data));
+    let (to, resp) = up.last().expect("an answer upstream");
+    assert_eq!(*to, udp(CALLER));
+    assert_eq!(resp.status(), Some(430));
+    assert_eq!(resp.reason(), Some("Flow Failed"));
+}
+
+#[test]
+fn a_reconnected_browser_replaces_its_binding() {
+    let (core, location) = ws_core();
+    register(&core, BROWSER, CONTACT, 1);
+    // After a reconnect: another connection, and (a new page) another Contact, of the same
+    // instance and reg-id.
+    let again = "198.51.100.9:51007";
+    let other = "sip:q8z@0hd3.invalid;transport=ws";
+    let ok = register(&core, again, other, 2);
+    assert_eq!(ok[0].1.status(), Some(200));
+    // (The core's clock starts at 0 in tests.)
+    let bindings = location.all(0);
+    assert_eq!(bindings.len(), 1, "{bindings:?}");
+    assert_eq!(bindings[0].contact, other);
+    assert_eq!(bindings[0].source, format!("ws:{again}"));
+    let out = sent(core.handle_message(Instant::now(), invite("alice", ""), udp(CALLER)));
+    assert_eq!(out[0].0, flow(again));
+}
