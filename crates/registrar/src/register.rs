@@ -22,6 +22,9 @@ pub struct RegistrarConfig {
     /// Most bindings made by REGISTERs from one source, an IPv4 address or an IPv6 /64
     /// (0: no limit; trusted peers are exempt).
     pub max_bindings_per_source: usize,
+    /// Seconds between a client's keep-alives over its flow, as `Flow-Timer` asks of a
+    /// client that uses SIP Outbound (RFC 5626 §5.4): under the server's idle timeout.
+    pub flow_timer: u32,
 }
 
 impl Default for RegistrarConfig {
@@ -33,6 +36,7 @@ impl Default for RegistrarConfig {
             max_contacts: 10,
             max_bindings: 1_000_000,
             max_bindings_per_source: 1000,
+            flow_timer: 120,
         }
     }
 }

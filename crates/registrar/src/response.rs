@@ -10,7 +10,7 @@ use crate::register::Registered;
 /// The 200 OK listing every binding with its remaining time (and q when not 1.0, and its
 /// `+sip.instance` and `reg-id`, RFC 5626 §6); Path is echoed when the request supports it
 /// (RFC 3327), and `Require: outbound` tells a client that asked for it that its flows are
-/// kept (RFC 5626 §6). The top Via names `src`, where the REGISTER came from (`received`,
+/// kept (RFC 5626 §6), with the seconds between its keep-alives (`flow_timer`). The top Via names `src`, where the REGISTER came from (`received`,
 /// `rport`).
 pub fn ok_response(
     req: &Message,
@@ -18,6 +18,7 @@ pub fn ok_response(
     reg: &Registered,
     now: u64,
     to_tag: &str,
+    flow_timer: u32,
 ) -> Bytes {
     let mut b = ResponseBuilder::for_request_from(req, src, 200, "OK", Some(to_tag));
     for binding in &reg.bindings {
@@ -49,7 +50,9 @@ pub fn ok_response(
         sip_message::header::Contact::Star => false,
     });
     if supports("outbound") && with_reg_id {
-        b = b.header("Require", "outbound");
+        b = b
+            .header("Require", "outbound")
+            .header("Flow-Timer", &flow_timer.to_string());
     }
     if supports("path") {
         for p in req.headers_named(HeaderName::Path) {

@@ -199,7 +199,7 @@ fn path_stored_and_echoed_only_when_supported() {
     );
     let r = run(&loc, &req).unwrap();
     assert_eq!(r.bindings[0].path, ["<sip:edge.example.com;lr>"]);
-    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t")).unwrap();
+    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", 120)).unwrap();
     assert_eq!(ok.paths().count(), 0);
     let req = register(
         "c1",
@@ -208,7 +208,7 @@ fn path_stored_and_echoed_only_when_supported() {
         "Path: <sip:edge.example.com;lr>\r\nSupported: path\r\n",
     );
     let r = run(&loc, &req).unwrap();
-    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t")).unwrap();
+    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", 120)).unwrap();
     assert_eq!(ok.paths().count(), 1);
     assert_eq!(ok.to().unwrap().tag(), Some("t"));
     let sip_message::header::Contact::Address(c) = ok.contacts().next().unwrap().unwrap() else {
@@ -470,4 +470,62 @@ fn a_domain_not_served_is_refused() {
     assert_eq!(e.status, 403);
     assert_eq!(*seen.borrow(), "example.com");
     assert!(loc.is_empty());
+}
+
+/// RFC 5626 §6: a binding with `+sip.instance` and `reg-id` is that pair's: another
+/// Contact of the same pair replaces it (and removes the old one from the store), another
+/// reg-id of the instance is a flow of its own, and the 200 says which is which.
+#[test]
+fn an_instance_and_reg_id_key_a_binding_whatever_its_contact() {
+    let loc = Location::new();
+    let flow = |contact: &str, reg_id: u32| {
+        format!("<{contact}>;+sip.instance=\"<urn:uuid:00a1>\";reg-id={reg_id}")
+    };
+    let r = run(&loc, &register("c1", 1, &[&flow("sip:a@x.invalid", 1)], "")).unwrap();
+    assert_eq!(r.bindings.len(), 1);
+    assert_eq!(r.bindings[0].instance.as_deref(), Some("<urn:uuid:00a1>"));
+    assert_eq!(r.bindings[0].reg_id, Some(1));
+    // Reconnected with another Contact: the binding is replaced, the old row removed.
+    let r = run(&loc, &register("c2", 1, &[&flow("sip:b@y.invalid", 1)], "")).unwrap();
+    assert_eq!(r.bindings.len(), 1);
+    assert_eq!(r.bindings[0].contact, "sip:b@y.invalid");
+    assert!(matches!(
+        &r.changes[..],
+        [Change::Remove { contact, .. }, Change::Upsert(b)]
+            if contact == "sip:a@x.invalid" && b.contact == "sip:b@y.invalid"
+    ));
+    // A second flow of the instance is a binding of its own.
+    let req = register(
+        "c3",
+        1,
+        &[&flow("sip:c@z.invalid", 2)],
+        "Supported: outbound\r\n",
+    );
+    let r = run(&loc, &req).unwrap();
+    assert_eq!(r.bindings.len(), 2);
+    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", 90)).unwrap();
+    let contacts: Vec<&str> = ok
+        .headers_named(sip_message::HeaderName::Contact)
+        .map(|h| h.value)
+        .collect();
+    assert!(
+        contacts
+            .iter()
+            .any(|c| c.contains("reg-id=2") && c.contains("\"<urn:uuid:00a1>\"")),
+        "{contacts:?}"
+    );
+    assert_eq!(
+        ok.header(sip_message::HeaderName::Require).map(|h| h.value),
+        Some("outbound")
+    );
+    assert!(ok
+        .headers()
+        .any(|h| h.raw_name == "Flow-Timer" && h.value == "90"));
+    // Without reg-id the Contact decides, as RFC 3261 says.
+    let plain = "<sip:d@192.0.2.1>;+sip.instance=\"<urn:uuid:00a1>\"";
+    let r = run(&loc, &register("c4", 1, &[plain], "")).unwrap();
+    assert_eq!(r.bindings.len(), 3);
+    let req = register("c4", 1, &[plain], "Supported: outbound\r\n");
+    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", 90)).unwrap();
+    assert!(ok.header(sip_message::HeaderName::Require).is_none());
 }

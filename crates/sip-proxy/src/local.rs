@@ -83,7 +83,9 @@ impl Core {
             .register(&cfg.registrar, now_unix, msg, &source, exempt, &served)
         {
             Ok(reg) => {
-                let ok = registrar::ok_response(msg, src.addr, &reg, now_unix, &to_tag(msg));
+                let flow_timer = cfg.registrar.flow_timer;
+                let ok =
+                    registrar::ok_response(msg, src.addr, &reg, now_unix, &to_tag(msg), flow_timer);
                 let previous = reg.previous;
                 self.with_ctx(id, |ctx| {
                     ctx.parked = Some(Parked::Persist { ok, previous })

@@ -54,6 +54,14 @@ fn a_browser_is_called_over_its_connection_and_its_dialog_follows_the_flow() {
         ok[0].1.header(HeaderName::Require).map(|h| h.value),
         Some("outbound")
     );
+    assert_eq!(
+        ok[0]
+            .1
+            .headers()
+            .find(|h| h.raw_name == "Flow-Timer")
+            .map(|h| h.value),
+        Some("120")
+    );
 
     // A call from UDP goes over the connection, record-routed on both sides; the entry that
     // faces the browser names its connection.

@@ -153,6 +153,10 @@ pub(crate) fn proxy_config(
             max_contacts: cfg.registrar.max_contacts,
             max_bindings: cfg.registrar.max_bindings,
             max_bindings_per_source: cfg.registrar.max_bindings_per_source,
+            // Keep-alives well within the idle timeout (120 s at most, RFC 5626's default).
+            flow_timer: u32::try_from(cfg.server.tcp_idle_timeout / 2)
+                .unwrap_or(u32::MAX)
+                .clamp(1, 120),
         },
         agent: cfg.server.agent.clone(),
         digest_algorithms: cfg.auth.algorithms.clone(),
