@@ -106,7 +106,8 @@ pub(crate) struct Relay {
     /// Its UDP ports, `"first-last"`: a pair per side of each stream (RTP on the even
     /// port, RTCP on the next).
     pub(crate) ports: String,
-    /// The address to bind them on.
+    /// The address to bind them on: `::` (the default) takes both families, and the relay
+    /// bridges IPv4 and IPv6; on a host without IPv6 it is `0.0.0.0`.
     pub(crate) bind: std::net::IpAddr,
     /// The address the SDP names for them: a cloud server's public address is often on no
     /// interface. Unset: the bind address, else `[server] advertise`, else the first SIP
@@ -161,7 +162,7 @@ impl Default for Relay {
         Relay {
             enabled: true,
             ports: "30000-40000".into(),
-            bind: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            bind: std::net::Ipv6Addr::UNSPECIFIED.into(),
             announce: None,
             announce6: None,
             timeout: 60,

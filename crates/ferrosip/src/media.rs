@@ -70,6 +70,14 @@ pub(crate) fn start(
     if !r.enabled {
         return Ok(None);
     }
+    // `::` (the default) on a host without IPv6: IPv4 only.
+    let bind = match r.bind {
+        IpAddr::V6(v6) if v6.is_unspecified() && std::net::UdpSocket::bind("[::]:0").is_err() => {
+            tracing::info!("no IPv6 on this host: the relay binds 0.0.0.0");
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        }
+        b => b,
+    };
     let ports = r
         .port_range()
         .ok_or_else(|| anyhow::anyhow!("relay.ports: {:?} is not a usable range", r.ports))?;
@@ -78,7 +86,7 @@ pub(crate) fn start(
     let pick = |v6: bool, configured: Option<IpAddr>| {
         let family = |a: &IpAddr| a.is_ipv6() == v6;
         configured
-            .or(Some(r.bind).filter(|b| !b.is_unspecified() && family(b)))
+            .or(Some(bind).filter(|b| !b.is_unspecified() && family(b)))
             .or(advertise.filter(family))
             .or(listens
                 .iter()
@@ -87,7 +95,7 @@ pub(crate) fn start(
             .or(primary(v6).filter(family))
     };
     let announce = pick(false, r.announce).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let announce6 = match r.bind.is_ipv6() {
+    let announce6 = match bind.is_ipv6() {
         true => pick(true, r.announce6),
         false => None,
     };
@@ -98,7 +106,7 @@ pub(crate) fn start(
         n => n,
     };
     let relay = MediaRelay::start(&RelayConfig {
-        bind: r.bind,
+        bind,
         announce,
         announce6,
         ports: ports.clone(),
@@ -110,6 +118,6 @@ pub(crate) fn start(
         trusted: cfg.auth.trusted.clone(),
     })?;
     let io_uring = relay.uses_io_uring();
-    tracing::info!(bind = %r.bind, %announce, ?announce6, ports = ?ports, threads, io_uring, "media relay started");
+    tracing::info!(%bind, %announce, ?announce6, ports = ?ports, threads, io_uring, "media relay started");
     Ok(Some(relay))
 }

@@ -113,6 +113,30 @@ fn dst_behind_nat(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     }
 }
 
+/// `dst_other_family()`: 1 when the request goes to an address of another family than it
+/// came from (IPv6 to IPv4 or back): a binding `lookup` chose (any of them, when it forks),
+/// where it registered from, or the Request-URI's IP; else -1 (a host name is not known
+/// yet). Its media must then be bridged by the relay.
+fn dst_other_family(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    let from_v6 = c.src.addr.ip().to_canonical().is_ipv6();
+    let other = |ip: std::net::IpAddr| ip.to_canonical().is_ipv6() != from_v6;
+    let set = &c.set;
+    let mut bindings = set.binding.iter().chain(&set.branches).peekable();
+    let differs = match bindings.peek() {
+        Some(_) => bindings.any(|b| b.source_addr().is_some_and(|(_, a)| other(a.ip()))),
+        None => c
+            .ruri()
+            .and_then(|u| sip_message::Uri::parse(u).ok())
+            .and_then(|u| u.as_sip().and_then(|s| s.host.ip()))
+            .is_some_and(other),
+    };
+    if differs {
+        1
+    } else {
+        -1
+    }
+}
+
 /// `rtp_relay()`: the media of this transaction goes through the media relay: the SDP of
 /// the request and of its replies (offers and answers, early media included) is rewritten
 /// to name the relay, a BYE ends the call's session, and so do a CANCEL and a failure of
@@ -140,6 +164,13 @@ pub(super) fn register(r: &mut Registry<ProxyEnv>) {
         required: 0,
         routes: RouteMask::REQUEST,
         call: dst_behind_nat,
+    });
+    r.function(Function {
+        name: "dst_other_family",
+        args: &[],
+        required: 0,
+        routes: RouteMask::REQUEST,
+        call: dst_other_family,
     });
     r.function(Function {
         name: "rtp_relay",
