@@ -104,6 +104,12 @@ pub(crate) fn sdp_body(msg: &Message) -> Option<Bytes> {
     (sdp && !body.is_empty()).then_some(body)
 }
 
+/// True when a message's SDP uses ICE (`a=ice-ufrag`, as WebRTC's does): its parties find
+/// their own way through NAT, and the relay, no ICE agent, would only break it.
+pub(crate) fn uses_ice(msg: &Message) -> bool {
+    sdp_body(msg).is_some_and(|b| memchr::memmem::find(&b, b"a=ice-ufrag:").is_some())
+}
+
 fn tags(msg: &Message) -> Option<(String, String)> {
     let from = msg.from().ok()?.tag()?.to_owned();
     let to = msg.to().ok()?.tag().unwrap_or_default().to_owned();

@@ -22,6 +22,11 @@ impl Core {
         if !c.edits.media || c.media_asked {
             return None;
         }
+        if crate::media::uses_ice(c.msg) {
+            // A WebRTC offer: left alone, and so is its dialog.
+            c.edits.media = false;
+            return None;
+        }
         let authenticated = c.auth_user.is_some();
         let request =
             crate::media::for_request(c.msg, c.src.addr.ip(), authenticated, next_hop_ipv6(c))?;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use sip_message::Message;
 
 pub mod baresip;
+pub mod browser;
 pub mod ca;
 pub mod linphone;
 pub mod netns;
