@@ -20,12 +20,12 @@ wait_for() {
 # System packages the tests need: command name -> Debian package (baresip-core: baresip
 # without the GUI and video modules its metapackage recommends; iproute2, nftables and
 # procps for the NAT tests' network namespaces; rtpengine and kamailio for the ng tests;
-# chromium for the browser tests).
+# chromium for the browser tests; dnsmasq for the DNS tests).
 declare -A needs=([cc]=gcc [make]=make [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak [stun]=stun-client
   [baresip]=baresip-core [linphonec]=linphone-cli [dpkg-deb]=dpkg [systemd-analyze]=systemd
   [adduser]=adduser [ip]=iproute2 [nft]=nftables [sysctl]=procps
   [rtpengine]=rtpengine-daemon [kamailio]=kamailio
-  [chromium]=chromium)
+  [chromium]=chromium [dnsmasq]=dnsmasq-base)
 # The store's tests also run on PostgreSQL and MariaDB: installed where none answers.
 answers 5432 || needs+=([psql]=postgresql [pg_ctlcluster]=postgresql)
 answers 3306 || needs+=([mariadb]=mariadb-server [mariadbd]=mariadb-server)

@@ -22,6 +22,31 @@ pub(crate) struct Config {
     pub(crate) nat: Nat,
     pub(crate) relay: Relay,
     pub(crate) tls: Tls,
+    pub(crate) dns: Dns,
+}
+
+/// `[dns]`: where next hops' names are looked up (RFC 3263: NAPTR, SRV, A and AAAA).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Dns {
+    /// The resolvers to ask (`"192.0.2.53"`, `"127.0.0.1:5353"`, `"[2001:db8::53]:53"`)
+    /// instead of those of `/etc/resolv.conf`: split DNS, or a test's own server.
+    pub(crate) servers: Vec<String>,
+}
+
+impl Dns {
+    /// The resolvers' socket addresses (port 53 when unnamed); the first that does not
+    /// parse is the error.
+    pub(crate) fn addresses(&self) -> Result<Vec<std::net::SocketAddr>, String> {
+        self.servers
+            .iter()
+            .map(|s| {
+                s.parse::<std::net::SocketAddr>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                    .map_err(|_| s.clone())
+            })
+            .collect()
+    }
 }
 
 /// `[tls]`: the certificates of the `tls:` listen addresses (RFC 3261 §26), clients'
@@ -599,6 +624,12 @@ impl Config {
                 line_of("listen")
             ));
         }
+        if let Err(bad) = self.dns.addresses() {
+            return Err(format!(
+                "{}dns.servers: {bad:?} is not an IP address (with or without a port)",
+                line_of("servers")
+            ));
+        }
         if let Some(a) = &self.server.advertise {
             a.parse::<std::net::IpAddr>().map_err(|_| {
                 format!(
@@ -753,6 +784,13 @@ mod tests {
         assert!(e.starts_with("line 2: nat.keepalive_timeout"), "{e}");
         let e = Config::parse("[relay]\n\nports = \"40000-30000\"\n").unwrap_err();
         assert!(e.starts_with("line 3: relay.ports"), "{e}");
+        let e =
+            Config::parse("[dns]\n\nservers = [\"127.0.0.1:5353\", \"ns.example\"]\n").unwrap_err();
+        assert!(e.starts_with("line 3: dns.servers"), "{e}");
+        let c = Config::parse("[dns]\nservers = [\"192.0.2.53\", \"[::1]:5353\"]\n").unwrap();
+        let servers = c.dns.addresses().unwrap();
+        assert_eq!(servers[0].to_string(), "192.0.2.53:53");
+        assert_eq!(servers[1].to_string(), "[::1]:5353");
         let e = Config::parse("[relay]\nrealtime_priority = 100\n").unwrap_err();
         assert!(e.starts_with("line 2: relay.realtime_priority"), "{e}");
         let e = Config::parse("[relay]\nwhen_exhausted = \"maybe\"\n").unwrap_err();

@@ -10,6 +10,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod api;
 mod cmd;
 mod config;
+mod locate;
 mod manage;
 mod media;
 mod metrics;

@@ -1,19 +1,18 @@
-//! Host-name lookups for the core (`Command::Resolve`): one lookup per name however many
-//! requests wait for it, and a cap on the lookups in flight. A request whose lookup was
-//! refused goes on at once, and the core answers it 503.
+//! Lookups for the core (`Command::Resolve`, RFC 3263 in [`crate::locate`]): one per
+//! lookup however many requests wait for it, and a cap on the lookups in flight. A request
+//! whose lookup was refused goes on at once, and the core answers it 503.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use sip_proxy::{Command, Core, Resume};
+use sip_proxy::{Command, Core, Lookup, Resume};
 
-/// Most names looked up at once; more are refused (a flood of requests to names nobody
-/// serves must not grow without bound).
+/// Most lookups at once; more are refused (a flood of requests to names nobody serves
+/// must not grow without bound).
 const MAX_LOOKUPS: usize = 256;
-/// How long a failed lookup is remembered.
-const NEGATIVE_TTL: Duration = Duration::from_secs(30);
 
 /// A request waiting for the names it needs.
 struct Waiter {
@@ -24,14 +23,15 @@ struct Waiter {
 /// The lookups in flight, with who waits for each.
 pub(crate) struct Lookups {
     resolver: hickory_resolver::TokioResolver,
-    waiting: Mutex<HashMap<String, Vec<Arc<Waiter>>>>,
+    waiting: Mutex<HashMap<Lookup, Vec<Arc<Waiter>>>>,
 }
 
 impl Lookups {
-    /// Lookups with the system's resolver.
-    pub(crate) fn new() -> Lookups {
+    /// Lookups asking `servers` (IP and port), or the system's resolvers when there are
+    /// none.
+    pub(crate) fn new(servers: &[SocketAddr]) -> Lookups {
         Lookups {
-            resolver: resolver(),
+            resolver: resolver(servers),
             waiting: Mutex::default(),
         }
     }
@@ -42,7 +42,7 @@ impl Lookups {
     pub(crate) fn resolve(
         self: &Arc<Self>,
         core: &Arc<Core>,
-        hosts: Vec<String>,
+        hosts: Vec<Lookup>,
         then: Resume,
         runtime: &tokio::runtime::Handle,
         done: impl Fn(Vec<Command>) + Clone + Send + 'static,
@@ -59,7 +59,7 @@ impl Lookups {
                 continue;
             }
             if waiting.len() >= MAX_LOOKUPS {
-                tracing::warn!(%host, "too many DNS lookups in flight: refused");
+                tracing::warn!(host = %host.host, "too many DNS lookups in flight: refused");
                 refused += 1;
                 continue;
             }
@@ -73,20 +73,9 @@ impl Lookups {
         }
     }
 
-    async fn look_up(&self, core: &Core, host: String, done: impl Fn(Vec<Command>)) {
-        let (addrs, ttl) = match self.resolver.lookup_ip(host.as_str()).await {
-            Ok(found) => {
-                let ttl = found
-                    .valid_until()
-                    .saturating_duration_since(Instant::now());
-                (found.iter().collect(), ttl)
-            }
-            Err(e) => {
-                tracing::info!(%host, error = %e, "next hop does not resolve");
-                (Vec::new(), NEGATIVE_TTL)
-            }
-        };
-        core.dns_answer(Instant::now(), &host, addrs, ttl);
+    async fn look_up(&self, core: &Core, host: Lookup, done: impl Fn(Vec<Command>)) {
+        let (found, ttl) = crate::locate::locate(&self.resolver, &host).await;
+        core.dns_answer(Instant::now(), &host, found, ttl);
         let waiters = self
             .waiting
             .lock()
@@ -101,26 +90,37 @@ impl Lookups {
     }
 }
 
-/// The system's resolver (`/etc/resolv.conf`, `/etc/hosts`); without a usable
-/// resolv.conf, the hosts file alone.
-fn resolver() -> hickory_resolver::TokioResolver {
+/// A resolver asking `servers` over UDP and TCP, or the system's (`/etc/resolv.conf`,
+/// `/etc/hosts`) when there are none; without a usable resolv.conf, the hosts file alone.
+fn resolver(servers: &[SocketAddr]) -> hickory_resolver::TokioResolver {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
     use hickory_resolver::name_server::TokioConnectionProvider;
-    match hickory_resolver::TokioResolver::builder_tokio() {
-        Ok(b) => b.build(),
-        Err(e) => {
-            tracing::warn!(error = %e, "no system DNS configuration: only /etc/hosts resolves");
-            hickory_resolver::TokioResolver::builder_with_config(
-                hickory_resolver::config::ResolverConfig::new(),
-                TokioConnectionProvider::default(),
-            )
-            .build()
+    use hickory_resolver::proto::xfer::Protocol;
+    let config = if servers.is_empty() {
+        match hickory_resolver::TokioResolver::builder_tokio() {
+            Ok(b) => return b.build(),
+            Err(e) => {
+                tracing::warn!(error = %e, "no system DNS configuration: only /etc/hosts resolves");
+                ResolverConfig::new()
+            }
         }
-    }
+    } else {
+        let mut config = ResolverConfig::new();
+        for &server in servers {
+            for protocol in [Protocol::Udp, Protocol::Tcp] {
+                config.add_name_server(NameServerConfig::new(server, protocol));
+            }
+        }
+        config
+    };
+    hickory_resolver::TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+        .build()
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
 
     use sip_message::{Message, Protocol};
     use sip_proxy::Destination;
@@ -159,7 +159,13 @@ CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
             .enable_all()
             .build()
             .unwrap();
-        let (core, lookups) = (core(), Arc::new(Lookups::new()));
+        let (core, lookups) = (core(), Arc::new(Lookups::new(&[])));
+        let name = |host: &str| Lookup {
+            host: host.into(),
+            port: Some(5060),
+            transport: None,
+            secure: false,
+        };
         let calls = Arc::new(AtomicUsize::new(0));
         let done = {
             let calls = calls.clone();
@@ -170,22 +176,22 @@ CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         // Three requests wait for one name: one lookup (spawned, not run yet).
         for n in 0..3 {
             let then = waiting_request(&core, n);
-            let hosts = vec!["localhost".to_owned()];
+            let hosts = vec![name("localhost")];
             lookups.resolve(&core, hosts, then, rt.handle(), done.clone());
         }
-        assert_eq!(lookups.waiting.lock().unwrap()["localhost"].len(), 3);
+        assert_eq!(lookups.waiting.lock().unwrap()[&name("localhost")].len(), 3);
         // With the cap full, a new name is refused and its request goes on at once.
         for i in 1..MAX_LOOKUPS {
             lookups
                 .waiting
                 .lock()
                 .unwrap()
-                .insert(format!("busy{i}"), Vec::new());
+                .insert(name(&format!("busy{i}")), Vec::new());
         }
         let then = waiting_request(&core, 9);
         lookups.resolve(
             &core,
-            vec!["other.example".into()],
+            vec![name("other.example")],
             then,
             rt.handle(),
             done.clone(),
@@ -201,6 +207,10 @@ CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
             }
         });
         assert_eq!(calls.load(Ordering::SeqCst), 4);
-        assert!(!lookups.waiting.lock().unwrap().contains_key("localhost"));
+        assert!(!lookups
+            .waiting
+            .lock()
+            .unwrap()
+            .contains_key(&name("localhost")));
     }
 }

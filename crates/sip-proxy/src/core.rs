@@ -19,7 +19,7 @@ use crate::guard::Guard;
 use crate::refresh::RefreshedTargets;
 use crate::routing::{default_script, ProxyScript};
 use crate::shard::Shards;
-use crate::target::{Destination, NextHop};
+use crate::target::{Destination, Lookup, NextHop};
 
 /// Prefix of the branches of statefully forwarded requests (the rest: see `branch`).
 pub(crate) const STATEFUL: &str = "z9hG4bKfs-";
@@ -374,31 +374,33 @@ impl Core {
 
     /// Where a next hop leads now: an address, a name still to look up, or nowhere (the name
     /// does not resolve to an address family we listen on).
-    pub(crate) fn locate(&self, now: Instant, hop: NextHop<'_>) -> Located {
-        let (host, port, protocol) = match hop {
+    pub(crate) fn locate(&self, now: Instant, hop: NextHop) -> Located {
+        let lookup = match hop {
             NextHop::Addr(d) => return Located::Ready(d),
-            NextHop::Name {
-                host,
-                port,
-                protocol,
-            } => (host.to_ascii_lowercase(), port, protocol),
+            NextHop::Name(lookup) => lookup,
         };
-        match self.dns.get(now, &host) {
-            Answer::Unknown => Located::Pending(host),
-            Answer::Known(ips) => ips
+        match self.dns.get(now, &lookup) {
+            Answer::Unknown => Located::Pending(lookup),
+            // The first we have an interface for.
+            Answer::Known(found) => found
                 .into_iter()
-                .map(|ip| SocketAddr::new(ip, port))
-                .find(|&a| self.cfg.advertised_for(protocol, a).is_some())
-                .map_or(Located::Unreachable, |a| {
-                    Located::Ready(Destination::new(protocol, a))
+                .find(|&(p, a)| self.cfg.advertised_for(p, a).is_some())
+                .map_or(Located::Unreachable, |(p, a)| {
+                    Located::Ready(Destination::new(p, a))
                 }),
         }
     }
 
-    /// Stores the answer to a [`Command::Resolve`] lookup: the addresses of `host` (none: it
-    /// does not resolve), valid for `ttl` (at least a few seconds).
-    pub fn dns_answer(&self, now: Instant, host: &str, addrs: Vec<IpAddr>, ttl: Duration) {
-        self.dns.insert(now, host, addrs, ttl);
+    /// Stores the answer to a [`Command::Resolve`] lookup: the transport addresses it leads
+    /// to, best first (none: nowhere), valid for `ttl` (at least a few seconds).
+    pub fn dns_answer(
+        &self,
+        now: Instant,
+        lookup: &Lookup,
+        found: Vec<(Protocol, SocketAddr)>,
+        ttl: Duration,
+    ) {
+        self.dns.insert(now, lookup, found, ttl);
     }
 
     /// Purges the bindings expired at `now`; returns the changes to persist.
@@ -439,7 +441,7 @@ fn digest_key(cfg: &ProxyConfig) -> [u8; 16] {
 /// What a next hop resolves to at the moment.
 pub(crate) enum Located {
     Ready(Destination),
-    /// This lower-case host name must be looked up first.
-    Pending(String),
+    /// This must be looked up first.
+    Pending(Lookup),
     Unreachable,
 }

@@ -41,7 +41,7 @@ pub use originate::{Answer, OnAnswer};
 pub use route_key::RouteSecret;
 pub use routing::{compile, compile_with, default_script, ProxyEnv, ProxyScript, RouteCtx};
 pub use suspend::{Resume, Written};
-pub use target::{is_us, next_hop, Destination, NextHop};
+pub use target::{is_us, next_hop, Destination, Lookup, NextHop};
 
 /// What the core asks the IO layer to do, in order.
 #[derive(Debug)]
@@ -61,11 +61,12 @@ pub enum Command {
         /// What waits for them.
         then: Option<Resume>,
     },
-    /// Look these host names up (A and AAAA), give each answer to [`Core::dns_answer`],
-    /// then call [`Core::resume`] with `then` (also when a lookup failed or was refused).
+    /// Look these up (RFC 3263: NAPTR, SRV, A and AAAA, as [`Lookup::plan`] says), give
+    /// each answer to [`Core::dns_answer`], then call [`Core::resume`] with `then` (also when
+    /// a lookup failed or was refused).
     Resolve {
-        /// Lower-case host names.
-        hosts: Vec<String>,
+        /// Host names, with what the URI says of port and transport.
+        hosts: Vec<Lookup>,
         /// What waits for them.
         then: Resume,
     },
@@ -98,6 +99,6 @@ mod sim;
 #[cfg(test)]
 mod suspend_tests;
 #[cfg(test)]
-mod websocket_tests;
-#[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod websocket_tests;

@@ -447,13 +447,8 @@ Contact: <sip:bob@bob.example.net:5060>\nContent-Length: 0\n\n",
     let cmds = core.media_done(now, then.expect("waits"), Ok(RELAYED.as_bytes().to_vec()));
     assert!(media(&cmds).is_empty(), "asked once");
     let (hosts, then) = crate::tests::resolve(cmds).expect("a lookup");
-    assert_eq!(hosts, vec!["bob.example.net".to_owned()]);
-    core.dns_answer(
-        now,
-        "bob.example.net",
-        vec!["192.0.2.20".parse().expect("ip")],
-        std::time::Duration::from_secs(60),
-    );
+    assert_eq!(crate::tests::names(&hosts), ["bob.example.net"]);
+    crate::tests::answer_dns(&core, now, &hosts[0], &["192.0.2.20"]);
     let cmds = core.resume(now, then);
     assert!(media(&cmds).is_empty(), "not asked again after the lookup");
     let out = sent(cmds);

@@ -105,16 +105,11 @@ CSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
     );
     let (hosts, then) = resolve(core.send_request(now, bye, None, on_answer())).unwrap();
     assert_eq!(
-        hosts,
+        crate::tests::names(&hosts),
         ["edge.example.net"],
         "the Route, not the Request-URI"
     );
-    core.dns_answer(
-        now,
-        "edge.example.net",
-        vec!["192.0.2.40".parse().unwrap()],
-        Duration::from_secs(60),
-    );
+    crate::tests::answer_dns(&core, now, &hosts[0], &["192.0.2.40"]);
     let out = sent(core.resume(now, then));
     assert_eq!(out[0].0, udp("192.0.2.40:5060"));
     assert_eq!(out[0].1.method().map(|m| m.as_str()), Some("BYE"));

@@ -20,7 +20,7 @@ use crate::route_key::Issued;
 use crate::routing::{Edits, Phase, RouteCtx};
 use crate::shard::Shards;
 use crate::suspend::{Parked, RelayState};
-use crate::target::{next_hop, Destination};
+use crate::target::{next_hop, Destination, Lookup};
 use crate::Command;
 
 /// The parameter of our Record-Route entries that marks a dialog whose media goes through
@@ -60,8 +60,8 @@ struct Recording {
 
 /// Why a destination set gives no target.
 enum Unrouted {
-    /// These host names must be looked up first.
-    Pending(Vec<String>),
+    /// These must be looked up first.
+    Pending(Vec<Lookup>),
     /// No target can be reached: answer with this status.
     Unreachable(u16),
 }
@@ -245,9 +245,13 @@ impl Core {
             }
         }
         if !pending.is_empty() {
-            pending.sort();
-            pending.dedup();
-            return Err(Unrouted::Pending(pending));
+            let mut unique: Vec<Lookup> = Vec::with_capacity(pending.len());
+            for p in pending {
+                if !unique.contains(&p) {
+                    unique.push(p);
+                }
+            }
+            return Err(Unrouted::Pending(unique));
         }
         if found.is_empty() {
             let from_location = c.set.binding.is_some() && c.set.du.is_none();
@@ -274,7 +278,7 @@ impl Core {
         c: &RouteCtx<'_>,
         next: &str,
         path: &[String],
-    ) -> Option<Result<Target, String>> {
+    ) -> Option<Result<Target, Lookup>> {
         let uri = Uri::parse(next).ok()?;
         Some(self.locate_uri(c.now, &uri)?.map(|dest| Target {
             uri: c.set.ruri.clone(),
@@ -290,7 +294,7 @@ impl Core {
         &self,
         now: std::time::Instant,
         uri: &Uri<'_>,
-    ) -> Option<Result<Destination, String>> {
+    ) -> Option<Result<Destination, Lookup>> {
         match self.locate(now, next_hop(uri.as_sip()?)?) {
             Located::Ready(d) => Some(Ok(d)),
             Located::Pending(host) => Some(Err(host)),
@@ -305,7 +309,7 @@ impl Core {
         &self,
         now: std::time::Instant,
         b: &Binding,
-    ) -> Option<Result<Target, String>> {
+    ) -> Option<Result<Target, Lookup>> {
         let contact = Uri::parse(&b.contact).ok()?;
         let mut nat = None;
         let flow = b.source_addr().filter(|(p, _)| p.is_websocket());

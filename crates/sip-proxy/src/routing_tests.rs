@@ -132,13 +132,8 @@ fn a_failure_route_relaying_to_a_name_runs_again_once_it_is_resolved() {
             _ => None,
         })
         .expect("a lookup of the voice mail server");
-    assert_eq!(hosts, ["vm.example.net"]);
-    core.dns_answer(
-        now,
-        "vm.example.net",
-        vec!["192.0.2.61".parse().unwrap()],
-        Duration::from_secs(60),
-    );
+    assert_eq!(crate::tests::names(&hosts), ["vm.example.net"]);
+    crate::tests::answer_dns(&core, now, &hosts[0], &["192.0.2.61"]);
     let out = sent(core.resume(now, then));
     let (dest, vm) = out
         .iter()

@@ -115,7 +115,7 @@ impl Core {
         &self,
         now: Instant,
         id: Option<u64>,
-        hosts: Vec<String>,
+        hosts: Vec<crate::Lookup>,
         parked: Parked,
     ) -> Command {
         Command::Resolve {

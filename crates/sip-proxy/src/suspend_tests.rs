@@ -92,13 +92,9 @@ fn authenticated_invite_waiting_for_dns(core: &Core, now: Instant) -> (Message, 
     let authed = Message::parse(text.into_bytes()).unwrap();
     let (hosts, then) = resolve(core.handle_message(now, authed.clone(), udp(CALLER)))
         .expect("a lookup of the gateway");
-    assert_eq!(hosts, ["gw.example.net"]);
-    core.dns_answer(
-        now,
-        "gw.example.net",
-        vec![GW.parse::<std::net::SocketAddr>().unwrap().ip()],
-        Duration::from_secs(60),
-    );
+    assert_eq!(crate::tests::names(&hosts), ["gw.example.net"]);
+    let gw = GW.parse::<std::net::SocketAddr>().unwrap().ip().to_string();
+    crate::tests::answer_dns(core, now, &hosts[0], &[&gw]);
     (authed, then)
 }
 
@@ -499,7 +495,7 @@ request_route {
     );
     let now = Instant::now();
     let req = invite("bob", "");
-    let (_, then) = resolve(core.handle_message(now, req.clone(), udp(CALLER))).unwrap();
+    let (hosts, then) = resolve(core.handle_message(now, req.clone(), udp(CALLER))).unwrap();
     let t = core.next_timeout();
     assert!(
         t.is_none_or(|t| t > now + Duration::from_millis(200)),
@@ -512,12 +508,7 @@ request_route {
     let mut codes = statuses_to_caller(core.handle_message(now, cancel, udp(CALLER)));
     codes.sort();
     assert_eq!(codes, [200, 487]);
-    core.dns_answer(
-        now,
-        "gw.example.org",
-        vec!["192.0.2.99".parse().unwrap()],
-        Duration::from_secs(60),
-    );
+    crate::tests::answer_dns(&core, now, &hosts[0], &["192.0.2.99"]);
     assert!(
         requests(core.resume(now, then)).is_empty(),
         "not forwarded after its CANCEL"

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use sip_message::{Host, Protocol, SipUri, Uri};
 
+pub use sip_dns::Target as Lookup;
+
 use crate::config::ProxyConfig;
 
 /// A next hop: protocol and socket address.
@@ -38,45 +40,45 @@ impl Destination {
     }
 }
 
-/// Where a SIP URI leads (RFC 3263 with A/AAAA only: no NAPTR or SRV).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NextHop<'a> {
+/// Where a SIP URI leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextHop {
     /// An IP literal (the host, or `maddr`).
     Addr(Destination),
-    /// A host name to resolve, with the protocol and port to use.
-    Name {
-        /// The host name as written.
-        host: &'a str,
-        /// Port (5060 when the URI has none).
-        port: u16,
-        /// Transport protocol.
-        protocol: Protocol,
-    },
+    /// A host name to look up (RFC 3263: NAPTR, SRV, then addresses).
+    Name(Lookup),
 }
 
 /// The next hop a SIP URI points at: over TLS for a `sips:` URI (whose `transport=tcp`
 /// means TLS over TCP, RFC 5630 §3.1.2) or `transport=tls`; `None` for unsupported
 /// transports, and a `sips:` URI over UDP.
-pub fn next_hop<'a>(uri: &SipUri<'a>) -> Option<NextHop<'a>> {
-    let protocol = match (uri.transport().map(Protocol::from_token), uri.secure) {
-        (Some(None), _) => return None,
-        (Some(Some(Protocol::Udp)), true) => return None,
+pub fn next_hop(uri: &SipUri<'_>) -> Option<NextHop> {
+    let transport = match uri.transport() {
+        Some(t) => Some(Protocol::from_token(t)?),
+        None => None,
+    };
+    let protocol = match (transport, uri.secure) {
+        (Some(Protocol::Udp), true) => return None,
+        (Some(Protocol::Ws | Protocol::Wss), true) => Protocol::Wss,
         (_, true) => Protocol::Tls,
-        (Some(Some(p)), false) => p,
+        (Some(p), false) => p,
         (None, false) => Protocol::Udp,
     };
-    let port = uri.port.unwrap_or(protocol.default_port());
     let (ip, host) = match uri.params.get("maddr").flatten() {
         Some(m) => (Host::parse(m).ok()?.ip(), m),
         None => (uri.host.ip(), uri.host_raw),
     };
     Some(match ip {
-        Some(ip) => NextHop::Addr(Destination::new(protocol, SocketAddr::new(ip, port))),
-        None => NextHop::Name {
-            host,
-            port,
-            protocol,
-        },
+        Some(ip) => {
+            let port = uri.port.unwrap_or(protocol.default_port());
+            NextHop::Addr(Destination::new(protocol, SocketAddr::new(ip, port)))
+        }
+        None => NextHop::Name(Lookup {
+            host: host.to_ascii_lowercase(),
+            port: uri.port,
+            transport,
+            secure: uri.secure,
+        }),
     })
 }
 
@@ -150,13 +152,25 @@ mod tests {
         let uri = Uri::parse("sip:a@Host.example.com:5070;transport=TCP").unwrap();
         assert_eq!(
             next_hop(uri.as_sip().unwrap()),
-            Some(NextHop::Name {
-                host: "Host.example.com",
-                port: 5070,
-                protocol: Protocol::Tcp
-            })
+            Some(NextHop::Name(Lookup {
+                host: "host.example.com".into(),
+                port: Some(5070),
+                transport: Some(Protocol::Tcp),
+                secure: false,
+            }))
         );
-        let n = |u: &'static str| next_hop(Uri::parse(u).unwrap().as_sip().unwrap());
+        let uri = Uri::parse("sips:a@example.com").unwrap();
+        assert_eq!(
+            next_hop(uri.as_sip().unwrap()),
+            Some(NextHop::Name(Lookup {
+                host: "example.com".into(),
+                port: None,
+                transport: None,
+                secure: true,
+            })),
+            "no port, no transport: NAPTR first"
+        );
+        let n = |u: &str| next_hop(Uri::parse(u).unwrap().as_sip().unwrap());
         assert_eq!(n("sip:a@192.0.2.9;transport=sctp"), None);
         // sips: is TLS, to port 5061 unless it says otherwise; never UDP.
         let tls = |a: &str| Some(Destination::new(Protocol::Tls, a.parse().unwrap()));

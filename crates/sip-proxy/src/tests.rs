@@ -124,12 +124,33 @@ pub(crate) fn sent(cmds: Vec<Command>) -> Vec<(Destination, Message)> {
         .collect()
 }
 
-/// The host names a command list asks to resolve, and what waits for them.
-pub(crate) fn resolve(cmds: Vec<Command>) -> Option<(Vec<String>, crate::Resume)> {
+/// The lookups a command list asks for (their host names), and what waits for them.
+pub(crate) fn resolve(cmds: Vec<Command>) -> Option<(Vec<crate::Lookup>, crate::Resume)> {
     cmds.into_iter().find_map(|c| match c {
         Command::Resolve { hosts, then } => Some((hosts, then)),
         _ => None,
     })
+}
+
+/// The host names of lookups.
+pub(crate) fn names(lookups: &[crate::Lookup]) -> Vec<&str> {
+    lookups.iter().map(|l| l.host.as_str()).collect()
+}
+
+/// Answers `lookup` with these IPs, at the port and over the transport its URI says (or
+/// their defaults), as the IO layer does when no SRV record exists.
+pub(crate) fn answer_dns(core: &Core, now: Instant, lookup: &crate::Lookup, ips: &[&str]) {
+    let (protocol, port) = lookup.fallback(&lookup.plan());
+    let found = ips
+        .iter()
+        .map(|ip| {
+            (
+                protocol,
+                std::net::SocketAddr::new(ip.parse().expect("ip"), port),
+            )
+        })
+        .collect();
+    core.dns_answer(now, lookup, found, Duration::from_secs(60));
 }
 
 /// Handles a message and completes the binding writes it asks for.
@@ -907,13 +928,9 @@ Max-Forwards: 70\nContent-Length: 0\n\n",
     );
     let (hosts, then) =
         resolve(core.handle_message(now, req.clone(), udp(CALLER))).expect("a lookup");
-    assert_eq!(hosts, ["gw.example.net"]);
+    assert_eq!(names(&hosts), ["gw.example.net"]);
     // An IPv6 answer is skipped: we only listen on IPv4.
-    let ips = vec![
-        "2001:db8::5".parse().unwrap(),
-        "192.0.2.55".parse().unwrap(),
-    ];
-    core.dns_answer(now, &hosts[0], ips, Duration::from_secs(300));
+    answer_dns(&core, now, &hosts[0], &["2001:db8::5", "192.0.2.55"]);
     let out = sent(core.resume(now, then));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, udp("192.0.2.55:5070"));
@@ -946,13 +963,8 @@ Contact: <sip:bob@phone.example.org:5062>\nContent-Length: 0\n\n"),
     );
     assert_eq!(sent(written(&core, now, r, true))[0].1.status(), Some(200));
     let (hosts, then) = resolve(core.handle_message(now, invite("bob", ""), udp(CALLER))).unwrap();
-    assert_eq!(hosts, ["phone.example.org"]);
-    core.dns_answer(
-        now,
-        "phone.example.org",
-        vec!["192.0.2.21".parse().unwrap()],
-        Duration::from_secs(60),
-    );
+    assert_eq!(names(&hosts), ["phone.example.org"]);
+    answer_dns(&core, now, &hosts[0], &["192.0.2.21"]);
     let out = sent(core.resume(now, then));
     let mut dests: Vec<_> = out.iter().map(|(d, _)| d.addr.to_string()).collect();
     dests.sort();

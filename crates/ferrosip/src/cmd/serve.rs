@@ -521,7 +521,7 @@ async fn serve_with(
         core: Default::default(),
         transports: Default::default(),
         persist,
-        lookups: Arc::new(Lookups::new()),
+        lookups: Arc::new(Lookups::new(&cfg.dns.addresses().unwrap_or_default())),
         metrics: Arc::new(Metrics::new()),
         runtime: tokio::runtime::Handle::current(),
         media: crate::media::Media::start(&cfg, primary_ip).await?,

@@ -154,7 +154,7 @@ pub(crate) struct Effects {
     /// `t_reply` in a failure route: the final answer.
     pub(crate) reply: Option<(u16, bytes::Bytes)>,
     /// `t_relay` in a failure route waits for these names to be looked up.
-    pub(crate) parked: Option<(Vec<String>, Box<RelayState>)>,
+    pub(crate) parked: Option<(Vec<crate::Lookup>, Box<RelayState>)>,
 }
 
 /// The context of a failure route: the context it runs for and the best reply so far.

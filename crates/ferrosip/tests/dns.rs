@@ -1,0 +1,124 @@
+//! Next hops by DNS (RFC 3263) end to end, against a DNS server of the test's own (dnsmasq
+//! on a loopback port, `[dns] servers`): a domain's NAPTR leads to its SRV and that to an
+//! address; a domain with SRV records alone is found by them; a URI with a port skips SRV.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::{free_port, Server, Ua};
+
+/// dnsmasq serving only the records given, on 127.0.0.1; killed on drop.
+struct Dns {
+    child: Child,
+    port: u16,
+}
+
+impl Dns {
+    fn start(records: &[String]) -> Dns {
+        let port = free_port();
+        let child = Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--pid-file=",
+                "--user=root",
+            ])
+            .arg(format!("--port={port}"))
+            .args(records)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (scripts/test.sh installs dnsmasq-base)");
+        let dns = Dns { child, port };
+        dns.wait_ready();
+        dns
+    }
+
+    /// Waits (5 s at most) until the server answers a query.
+    fn wait_ready(&self) {
+        let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04test\x00\x00\x01\x00\x01";
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        for _ in 0..50 {
+            let _ = sock.send_to(query, ("127.0.0.1", self.port));
+            if sock.recv(&mut [0u8; 512]).is_ok() {
+                return;
+            }
+        }
+        panic!("dnsmasq does not answer on port {}", self.port);
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A MESSAGE from `ua` (a trusted peer) to `uri`, through the server.
+fn message(ua: &Ua, s: &Server, uri: &str, call_id: &str) {
+    ua.send(
+        s.addr(),
+        &format!(
+            "MESSAGE {uri} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{p};rport;branch=z9hG4bK{call_id}\n\
+From: <sip:a@127.0.0.1>;tag=a\nTo: <{uri}>\nCall-ID: {call_id}\nCSeq: 1 MESSAGE\n\
+Max-Forwards: 70\nContent-Type: text/plain\nContent-Length: 2\n\nhi",
+            p = ua.port
+        ),
+    );
+}
+
+/// The request `peer` gets (within 5 s).
+fn arrives(peer: &Ua, call_id: &str) {
+    let (m, _) = peer
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("{call_id}: nothing arrived"));
+    assert_eq!(m.call_id().ok(), Some(call_id), "{m:?}");
+}
+
+#[test]
+fn naptr_srv_and_addresses_lead_to_the_next_hop() {
+    let (naptr_peer, srv_peer, port_peer) = (Ua::new(), Ua::new(), Ua::new());
+    let dns = Dns::start(&[
+        // example.test: NAPTR → SRV → sip1 (the UDP service only; TCP's has no SRV).
+        "--naptr-record=example.test,10,10,S,SIP+D2U,,_sip._udp.example.test".into(),
+        "--naptr-record=example.test,20,10,S,SIP+D2T,,_sip._tcp.example.test".into(),
+        format!(
+            "--srv-host=_sip._udp.example.test,sip1.example.test,{},10,10",
+            naptr_peer.port
+        ),
+        "--host-record=sip1.example.test,127.0.0.1".into(),
+        // srv.test: no NAPTR, an SRV record.
+        format!(
+            "--srv-host=_sip._udp.srv.test,sip1.example.test,{},0,0",
+            srv_peer.port
+        ),
+    ]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = format!(
+        "[auth]\ntrusted = [\"127.0.0.1/32\"]\n[dns]\nservers = [\"127.0.0.1:{}\"]\n",
+        dns.port
+    );
+    let s = Server::start_with_config(dir.path(), &config);
+    let ua = Ua::new();
+    message(&ua, &s, "sip:bob@example.test", "naptr");
+    arrives(&naptr_peer, "naptr");
+    message(&ua, &s, "sip:bob@srv.test", "srv");
+    arrives(&srv_peer, "srv");
+    // A port in the URI: no SRV, the name's address at that port.
+    let uri = format!("sip:bob@sip1.example.test:{}", port_peer.port);
+    message(&ua, &s, &uri, "port");
+    arrives(&port_peer, "port");
+    // A name with none of these: the caller gets 503.
+    message(&ua, &s, "sip:bob@nowhere.test", "nx");
+    let answer = ua.recv();
+    assert_eq!(answer.status(), Some(503), "{answer:?}");
+}
