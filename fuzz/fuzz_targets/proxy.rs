@@ -89,7 +89,9 @@ fn check(commands: Vec<Command>) {
                 Command::Resolve { hosts, then } => {
                     let now = Instant::now();
                     for h in hosts {
-                        core().dns_answer(now, &h, vec!["192.0.2.30".parse().expect("ip")], Duration::from_secs(60));
+                        let (protocol, port) = h.fallback(&h.plan());
+                        let to = (protocol, std::net::SocketAddr::new([192, 0, 2, 30].into(), port));
+                        core().dns_answer(now, &h, vec![to], Duration::from_secs(60));
                     }
                     next.extend(core().resume(now, then));
                 }
