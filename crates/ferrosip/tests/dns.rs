@@ -1,6 +1,8 @@
 //! Next hops by DNS (RFC 3263) end to end, against a DNS server of the test's own (dnsmasq
 //! on a loopback port, `[dns] servers`): a domain's NAPTR leads to its SRV and that to an
-//! address; a domain with SRV records alone is found by them; a URI with a port skips SRV.
+//! address; a domain with SRV records alone is found by them; a URI with a port skips SRV;
+//! a target that answers 503 hands the request to the next (RFC 3263 §4.3), and is tried
+//! last by the requests after it.
 
 mod support;
 
@@ -76,12 +78,19 @@ Max-Forwards: 70\nContent-Type: text/plain\nContent-Length: 2\n\nhi",
     );
 }
 
-/// The request `peer` gets (within 5 s).
-fn arrives(peer: &Ua, call_id: &str) {
-    let (m, _) = peer
+/// The request `peer` gets (within 5 s), and where from.
+fn arrives(peer: &Ua, call_id: &str) -> (sip_message::Message, std::net::SocketAddr) {
+    let (m, from) = peer
         .recv_timeout(Duration::from_secs(5))
         .unwrap_or_else(|| panic!("{call_id}: nothing arrived"));
     assert_eq!(m.call_id().ok(), Some(call_id), "{m:?}");
+    (m, from)
+}
+
+/// `peer` answers `req` (from `from`) with `code`.
+fn respond(peer: &Ua, (req, from): (sip_message::Message, std::net::SocketAddr), code: u16) {
+    let answer = sip_message::ResponseBuilder::for_request(&req, code, "X", Some("t")).build();
+    peer.send_raw(from, &answer);
 }
 
 #[test]
@@ -121,4 +130,40 @@ fn naptr_srv_and_addresses_lead_to_the_next_hop() {
     message(&ua, &s, "sip:bob@nowhere.test", "nx");
     let answer = ua.recv();
     assert_eq!(answer.status(), Some(503), "{answer:?}");
+}
+
+#[test]
+fn a_target_that_answers_503_hands_the_request_to_the_next() {
+    let (down, up) = (Ua::new(), Ua::new());
+    let dns = Dns::start(&[
+        format!(
+            "--srv-host=_sip._udp.failover.test,down.failover.test,{},10,0",
+            down.port
+        ),
+        format!(
+            "--srv-host=_sip._udp.failover.test,up.failover.test,{},20,0",
+            up.port
+        ),
+        "--host-record=down.failover.test,127.0.0.1".into(),
+        "--host-record=up.failover.test,127.0.0.1".into(),
+    ]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = format!(
+        "[auth]\ntrusted = [\"127.0.0.1/32\"]\n[dns]\nservers = [\"127.0.0.1:{}\"]\n",
+        dns.port
+    );
+    let s = Server::start_with_config(dir.path(), &config);
+    let ua = Ua::new();
+    message(&ua, &s, "sip:bob@failover.test", "fo-1");
+    respond(&down, arrives(&down, "fo-1"), 503);
+    respond(&up, arrives(&up, "fo-1"), 200);
+    assert_eq!(ua.recv().status(), Some(200));
+    // The next goes to the one that answered first.
+    message(&ua, &s, "sip:bob@failover.test", "fo-2");
+    respond(&up, arrives(&up, "fo-2"), 200);
+    assert_eq!(ua.recv().status(), Some(200));
+    assert!(
+        down.recv_timeout(Duration::from_millis(300)).is_none(),
+        "nothing for the one that failed"
+    );
 }

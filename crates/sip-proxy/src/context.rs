@@ -35,6 +35,27 @@ pub(crate) struct Prepared {
     pub(crate) issued: Option<Issued>,
     /// The target is behind NAT, reached at this address: its replies' Contact is fixed.
     pub(crate) nat: Option<std::net::SocketAddr>,
+    /// The request for each address to fail over to (RFC 3263 §4.3), in order.
+    pub(crate) alternatives: Vec<(Destination, Bytes)>,
+}
+
+/// Where a branch index keeps the attempt: the bits above the branch's place.
+const ATTEMPT_SHIFT: u32 = 20;
+
+/// The index written in the Via branch of attempt `k` (0: the first) of branch `n`.
+pub(crate) fn attempt_index(n: usize, k: usize) -> usize {
+    n | (k << ATTEMPT_SHIFT)
+}
+
+/// A branch's place and attempt, from the index its Via branch carries.
+fn place_of(index: usize) -> (usize, usize) {
+    (index & ((1 << ATTEMPT_SHIFT) - 1), index >> ATTEMPT_SHIFT)
+}
+
+/// Statuses after which a branch tries the next address of its target (RFC 3263 §4.3):
+/// 503, and our own 408 (no answer) and 503 (a transport error).
+fn fails_over(status: u16) -> bool {
+    matches!(status, 408 | 503)
 }
 
 /// A UDP alternative to a branch's request.
@@ -83,6 +104,10 @@ struct Branch {
     issued: Option<Issued>,
     /// Its target is behind NAT, reached at this address ([`Prepared::nat`]).
     nat: Option<std::net::SocketAddr>,
+    /// The requests for the addresses to fail over to ([`Prepared::alternatives`]).
+    alternatives: VecDeque<(Destination, Bytes)>,
+    /// Which of its target's addresses it tries (0: the first).
+    attempt: usize,
 }
 
 /// The proxy's state for one received request.
@@ -119,6 +144,8 @@ pub(crate) struct Context {
     /// The pairs of keys ([`crate::refresh`]) made for responses relayed since the core
     /// last took them.
     pub(crate) new_pairs: Vec<(u64, u64)>,
+    /// Next hops that failed (for the core's list of them) since the core last took them.
+    pub(crate) failed: Vec<Destination>,
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
     /// §17.2.1 allows 200 ms): a callee that rings at once saves the message.
     trying_at: Option<Instant>,
@@ -183,6 +210,7 @@ impl Context {
             cancelled: false,
             refresh_key: None,
             new_pairs: Vec::new(),
+            failed: Vec::new(),
             request: Some(request),
             routing: None,
             failure_due: false,
@@ -410,6 +438,8 @@ impl Context {
                 fallback: p.fallback,
                 issued: p.issued,
                 nat: p.nat,
+                alternatives: p.alternatives.into(),
+                attempt: 0,
             });
         }
     }
@@ -439,7 +469,12 @@ impl Context {
         out: &mut Vec<Command>,
     ) {
         let is_cancel = resp.cseq().is_ok_and(|c| c.method == Method::Cancel);
-        let Some(b) = self.branches.get_mut(index) else {
+        let (index, attempt) = place_of(index);
+        let Some(b) = self
+            .branches
+            .get_mut(index)
+            .filter(|b| b.attempt == attempt)
+        else {
             return;
         };
         match (is_cancel, b.cancel.as_mut()) {
@@ -461,7 +496,8 @@ impl Context {
     }
 
     /// The request of branch `index` could not be sent to `dest`: over UDP instead when it
-    /// went over TCP only for its size, otherwise the branch fails as if answered 503
+    /// went over TCP only for its size, to the target's next address when it has one,
+    /// otherwise the branch fails as if answered 503
     /// (§16.9), or 430 Flow Failed when `dest` was a WebSocket client's connection (the
     /// only way to it, RFC 5626 §5.3).
     pub(crate) fn on_transport_error(
@@ -472,7 +508,12 @@ impl Context {
         dest: Destination,
         out: &mut Vec<Command>,
     ) {
-        let Some(b) = self.branches.get_mut(index) else {
+        let (index, attempt) = place_of(index);
+        let Some(b) = self
+            .branches
+            .get_mut(index)
+            .filter(|b| b.attempt == attempt)
+        else {
             return;
         };
         if b.dest != dest || b.status.is_some() {
@@ -492,7 +533,9 @@ impl Context {
         } else {
             503
         };
-        self.branch_final(now, cfg, index, Err(status), out);
+        if !self.fail_over(now, cfg, index, status) {
+            self.branch_final(now, cfg, index, Err(status), out);
+        }
         self.pump(now, cfg, out);
     }
 
@@ -634,6 +677,7 @@ impl Context {
                             data,
                         }),
                         Output::Response(r) => self.branch_response(now, cfg, i, *r, out),
+                        Output::Timeout if self.fail_over(now, cfg, i, 408) => {}
                         Output::Timeout => self.branch_final(now, cfg, i, Err(408), out),
                         Output::Terminated => {}
                     }
@@ -667,6 +711,9 @@ impl Context {
         out: &mut Vec<Command>,
     ) {
         let Some(code) = resp.status() else { return };
+        if code == 503 && self.fail_over(now, cfg, i, code) {
+            return;
+        }
         match code {
             100..=199 => {
                 // Any provisional response, 100 included, allows the CANCEL (§9.1); only
@@ -778,6 +825,30 @@ impl Context {
             }
             _ => self.respond(now, code, data),
         }
+    }
+
+    /// Branch `i` ended with `status` (a response, or ours): when that is a reason to and its
+    /// target has another address, the same request goes there in a new transaction
+    /// (RFC 3263 §4.3), and the address that failed is noted. False when the branch ends.
+    fn fail_over(&mut self, now: Instant, cfg: &ProxyConfig, i: usize, status: u16) -> bool {
+        let b = &self.branches[i];
+        if !fails_over(status) || self.cancelled || b.status.is_some() || b.cancel_wanted {
+            return false;
+        }
+        self.failed.push(b.dest);
+        let timer_c = self.is_invite().then(|| now + cfg.timer_c);
+        let b = &mut self.branches[i];
+        let Some((dest, request)) = b.alternatives.pop_front() else {
+            return false;
+        };
+        b.client =
+            ClientTransaction::for_bytes(now, self.invite, request, reliability(dest), cfg.timers);
+        b.dest = dest;
+        b.attempt += 1;
+        b.provisional = false;
+        b.fallback = None;
+        b.timer_c = timer_c;
+        true
     }
 
     /// A branch ended without success: with this response, or with none (`Err` with the

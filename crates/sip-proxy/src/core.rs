@@ -14,7 +14,7 @@ use sip_transaction::{Role, TransactionKey};
 
 use crate::config::ProxyConfig;
 use crate::context::{Context, Received};
-use crate::dns::{Answer, DnsCache};
+use crate::dns::{Answer, DnsCache, Failed};
 use crate::guard::Guard;
 use crate::refresh::RefreshedTargets;
 use crate::routing::{default_script, ProxyScript};
@@ -36,6 +36,8 @@ pub struct Core {
     pub(crate) location: Arc<Location>,
     shards: Shards,
     dns: DnsCache,
+    /// Next hops that failed lately.
+    failed: Failed,
     script: ArcSwap<ProxyScript>,
     /// Digest challenges and checks (nonces under a secret of this process).
     pub(crate) auth: auth::Authenticator,
@@ -148,6 +150,7 @@ impl Core {
             location,
             shards,
             dns: DnsCache::default(),
+            failed: Failed::default(),
             script: ArcSwap::new(script),
             auth,
             subscribers: ArcSwap::default(),
@@ -376,19 +379,34 @@ impl Core {
     /// does not resolve to an address family we listen on).
     pub(crate) fn locate(&self, now: Instant, hop: NextHop) -> Located {
         let lookup = match hop {
-            NextHop::Addr(d) => return Located::Ready(d),
+            NextHop::Addr(d) => return Located::Ready(d, Vec::new()),
             NextHop::Name(lookup) => lookup,
         };
         match self.dns.get(now, &lookup) {
             Answer::Unknown => Located::Pending(lookup),
-            // The first we have an interface for.
-            Answer::Known(found) => found
-                .into_iter()
-                .find(|&(p, a)| self.cfg.advertised_for(p, a).is_some())
-                .map_or(Located::Unreachable, |(p, a)| {
-                    Located::Ready(Destination::new(p, a))
-                }),
+            // Those we have an interface for, lately failed ones last (RFC 3263 §4.3).
+            Answer::Known(found) => {
+                let usable = found
+                    .into_iter()
+                    .filter(|&(p, a)| self.cfg.advertised_for(p, a).is_some())
+                    .collect();
+                let mut hops = self
+                    .failed
+                    .order(now, usable)
+                    .into_iter()
+                    .map(|(p, a)| Destination::new(p, a));
+                match hops.next() {
+                    Some(first) => Located::Ready(first, hops.collect()),
+                    None => Located::Unreachable,
+                }
+            }
         }
+    }
+
+    /// A next hop failed (no answer, a transport error, 503): lookups give it last for a
+    /// while.
+    pub(crate) fn hop_failed(&self, now: Instant, hop: Destination) {
+        self.failed.note(now, (hop.protocol, hop.addr));
     }
 
     /// Stores the answer to a [`Command::Resolve`] lookup: the transport addresses it leads
@@ -440,7 +458,8 @@ fn digest_key(cfg: &ProxyConfig) -> [u8; 16] {
 
 /// What a next hop resolves to at the moment.
 pub(crate) enum Located {
-    Ready(Destination),
+    /// Where to send, and where to try next if that fails (a name's other addresses).
+    Ready(Destination, Vec<Destination>),
     /// This must be looked up first.
     Pending(Lookup),
     Unreachable,

@@ -213,7 +213,7 @@ impl Core {
                 Some(input) => Err(Box::new(input)),
                 None => Ok(slot.take().is_some_and(|resp| {
                     ctx.on_response(now, cfg, index, resp, out);
-                    self.take_pairs(ctx);
+                    self.take_pairs(now, ctx);
                     ctx.failure_is_due()
                 })),
             }
@@ -226,7 +226,7 @@ impl Core {
                     (Some(resp), tx) => self.with_ctx(id, |ctx| {
                         ctx.set_tx(tx);
                         ctx.on_response(now, cfg, index, resp, out);
-                        self.take_pairs(ctx);
+                        self.take_pairs(now, ctx);
                         ctx.failure_is_due()
                     }),
                     (None, _) => None,
@@ -242,9 +242,13 @@ impl Core {
     }
 
     /// Notes the pairs of keys a context made while relaying responses.
-    fn take_pairs(&self, ctx: &mut Context) {
+    /// Takes what a context noted for the core: key pairs, and next hops that failed.
+    pub(crate) fn take_pairs(&self, now: Instant, ctx: &mut Context) {
         for (a, b) in ctx.new_pairs.drain(..) {
             self.refreshed.pair(a, b);
+        }
+        for hop in ctx.failed.drain(..) {
+            self.hop_failed(now, hop);
         }
     }
 
@@ -303,7 +307,8 @@ impl Core {
         };
         let cfg = self.config();
         let proxied = self.with_ctx(id, |ctx| {
-            ctx.on_transport_error(now, cfg, index, dest, &mut out)
+            ctx.on_transport_error(now, cfg, index, dest, &mut out);
+            self.take_pairs(now, ctx);
         });
         match proxied {
             Some(()) => self.run_failure_routes(now, id, &mut out),
@@ -333,6 +338,7 @@ impl Core {
             for id in ids {
                 if let Some(ctx) = shard.contexts.get_mut(&id) {
                     ctx.on_timeout(now, self.config(), &mut out);
+                    self.take_pairs(now, ctx);
                     if ctx.failure_is_due() {
                         failures.push(id);
                     }

@@ -72,6 +72,48 @@ impl DnsCache {
     }
 }
 
+/// Most next hops remembered as failed; past it, the oldest go first, then all.
+const MAX_FAILED: usize = 1024;
+/// How long a next hop that failed (no answer, a transport error, 503) is tried last.
+pub(crate) const FAILED_FOR: Duration = Duration::from_secs(30);
+
+/// Next hops that failed lately (Kamailio's destination blocklist): tried after the others
+/// a lookup gives, never left out, so one failure never blocks a whole domain.
+#[derive(Debug, Default)]
+pub(crate) struct Failed {
+    until: RwLock<HashMap<(Protocol, SocketAddr), Instant>>,
+}
+
+impl Failed {
+    /// `hop` failed at `now`.
+    pub(crate) fn note(&self, now: Instant, hop: (Protocol, SocketAddr)) {
+        let mut until = self.until.write().unwrap_or_else(|p| p.into_inner());
+        if until.len() >= MAX_FAILED {
+            until.retain(|_, u| *u > now);
+            if until.len() >= MAX_FAILED {
+                until.clear();
+            }
+        }
+        until.insert(hop, now + FAILED_FOR);
+    }
+
+    /// `hops` with those that failed lately moved last, each part in its order.
+    pub(crate) fn order(
+        &self,
+        now: Instant,
+        hops: Vec<(Protocol, SocketAddr)>,
+    ) -> Vec<(Protocol, SocketAddr)> {
+        let until = self.until.read().unwrap_or_else(|p| p.into_inner());
+        if until.is_empty() {
+            return hops;
+        }
+        let (failed, fine): (Vec<_>, Vec<_>) = hops
+            .into_iter()
+            .partition(|h| until.get(h).is_some_and(|u| *u > now));
+        fine.into_iter().chain(failed).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +146,20 @@ mod tests {
             ..name("a.example")
         };
         assert_eq!(c.get(t, &other_port), Answer::Unknown, "another lookup");
+    }
+
+    #[test]
+    fn a_failed_hop_goes_last_for_a_while_and_is_never_left_out() {
+        let f = Failed::default();
+        let t = Instant::now();
+        let a = (Protocol::Udp, "192.0.2.1:5060".parse().unwrap());
+        let b = (Protocol::Udp, "192.0.2.2:5060".parse().unwrap());
+        assert_eq!(f.order(t, vec![a, b]), [a, b]);
+        f.note(t, a);
+        assert_eq!(f.order(t, vec![a, b]), [b, a]);
+        f.note(t, b);
+        assert_eq!(f.order(t, vec![a, b]), [a, b], "all failed: all kept");
+        assert_eq!(f.order(t + FAILED_FOR, vec![b, a]), [b, a], "forgotten");
     }
 
     #[test]

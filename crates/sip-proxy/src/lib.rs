@@ -87,6 +87,8 @@ mod auth_tests;
 #[cfg(test)]
 mod context_tests;
 #[cfg(test)]
+mod failover_tests;
+#[cfg(test)]
 mod media_tests;
 #[cfg(test)]
 mod originate_tests;

@@ -195,11 +195,11 @@ impl Core {
             return;
         };
         let hop = match dest {
-            Some(d) => Located::Ready(d),
+            Some(d) => Located::Ready(d, Vec::new()),
             None => self.hop_of(now, &request),
         };
         match hop {
-            Located::Ready(dest) => match self.stamp(id, &request, dest) {
+            Located::Ready(dest, _) => match self.stamp(id, &request, dest) {
                 Some(msg) => self.transmit(now, id, dest, msg, out),
                 None => self.answer_outgoing(now, id, Answer::Unreachable, out),
             },

@@ -27,6 +27,9 @@ use crate::Command;
 /// the relay (`is_media_relayed()` finds it in its in-dialog requests' Route).
 pub(crate) const MEDIA_PARAM: &str = "rtprelay";
 
+/// Most other addresses of a name a branch fails over to.
+const MAX_ALTERNATIVES: usize = 3;
+
 /// Largest request sent over UDP: 200 bytes under the common 1500-byte path MTU
 /// (RFC 3261 §18.1.1).
 const MAX_UDP_REQUEST: usize = 1300;
@@ -40,6 +43,9 @@ pub(crate) struct Target {
     path: Vec<String>,
     /// The next hop.
     dest: Destination,
+    /// Where to try next when `dest` fails (no answer, a transport error, 503): the other
+    /// addresses of a name (RFC 3263 §4.3).
+    alternatives: Vec<Destination>,
     /// A client that registered over UDP: reached over UDP whatever the request's size (it
     /// may listen on nothing else, or sit behind a NAT that lets only that through).
     udp_only: bool,
@@ -49,6 +55,7 @@ pub(crate) struct Target {
 }
 
 /// How a forwarded request is record-routed.
+#[derive(Clone, Copy)]
 struct Recording {
     /// The interface the request came in on, when it is record-routed.
     inbound: Option<(Protocol, SocketAddr)>,
@@ -207,10 +214,11 @@ impl Core {
                 let skip = c.edits.route.pop_routes;
                 let route = c.msg.routes().filter_map(Result::ok).nth(skip);
                 route.and_then(|r| self.locate_uri(c.now, &r.uri)).map(|l| {
-                    l.map(|dest| Target {
+                    l.map(|(dest, alternatives)| Target {
                         uri: c.set.ruri.clone(),
                         path: Vec::new(),
                         dest,
+                        alternatives,
                         udp_only: false,
                         nat: None,
                     })
@@ -223,6 +231,7 @@ impl Core {
                         uri: c.set.ruri.clone(),
                         path: Vec::new(),
                         dest: Destination::flow(protocol, addr),
+                        alternatives: Vec::new(),
                         udp_only: false,
                         nat: None,
                     })
@@ -280,23 +289,28 @@ impl Core {
         path: &[String],
     ) -> Option<Result<Target, Lookup>> {
         let uri = Uri::parse(next).ok()?;
-        Some(self.locate_uri(c.now, &uri)?.map(|dest| Target {
-            uri: c.set.ruri.clone(),
-            path: path.to_vec(),
-            dest,
-            udp_only: false,
-            nat: None,
-        }))
+        Some(
+            self.locate_uri(c.now, &uri)?
+                .map(|(dest, alternatives)| Target {
+                    uri: c.set.ruri.clone(),
+                    path: path.to_vec(),
+                    dest,
+                    alternatives,
+                    udp_only: false,
+                    nat: None,
+                }),
+        )
     }
 
-    /// Where a URI leads now: `None` when nowhere, `Err(host)` when a name must be looked up.
+    /// Where a URI leads now, and where next if that fails: `None` when nowhere, `Err`
+    /// when a name must be looked up.
     fn locate_uri(
         &self,
         now: std::time::Instant,
         uri: &Uri<'_>,
-    ) -> Option<Result<Destination, Lookup>> {
+    ) -> Option<Result<(Destination, Vec<Destination>), Lookup>> {
         match self.locate(now, next_hop(uri.as_sip()?)?) {
-            Located::Ready(d) => Some(Ok(d)),
+            Located::Ready(d, next) => Some(Ok((d, next))),
             Located::Pending(host) => Some(Err(host)),
             Located::Unreachable => None,
         }
@@ -316,7 +330,7 @@ impl Core {
         let located = match (b.path.first(), nat_source(b, &contact)) {
             (None, _) if flow.is_some() => {
                 let (protocol, addr) = flow?;
-                Ok(Destination::flow(protocol, addr))
+                Ok((Destination::flow(protocol, addr), Vec::new()))
             }
             (Some(first), _) => {
                 let na = NameAddr::parse_bracketed(first).ok()?;
@@ -326,11 +340,11 @@ impl Core {
             // Request-URI).
             (None, Some((protocol, addr))) => {
                 nat = Some(addr);
-                Ok(Destination::new(protocol, addr))
+                Ok((Destination::new(protocol, addr), Vec::new()))
             }
             (None, _) => self.locate_uri(now, &contact)?,
         };
-        let dest = match located {
+        let (dest, alternatives) = match located {
             Ok(d) => d,
             Err(host) => return Some(Err(host)),
         };
@@ -346,6 +360,7 @@ impl Core {
             uri: Some(b.contact.clone()),
             path: b.path.clone(),
             dest: Destination { connection, ..dest },
+            alternatives,
             udp_only: udp_only && b.path.is_empty(),
             nat,
         }))
@@ -396,6 +411,17 @@ impl Core {
                     self.prepare(c.msg, t.dest, t.udp_only, &branch, recording, fwd)
                 {
                     p.nat = t.nat;
+                    // The same request for each address to fail over to, its branch
+                    // marked with the attempt (a late answer to an earlier one is not
+                    // taken for it).
+                    let alternatives = t.alternatives.iter().take(MAX_ALTERNATIVES);
+                    for (k, &alt) in (1..).zip(alternatives) {
+                        let attempt = crate::context::attempt_index(n, k);
+                        let branch = new_stateful_branch(secret, (id, attempt), lh, &fixes.up);
+                        if let Some(a) = self.prepare(c.msg, alt, false, &branch, recording, fwd) {
+                            p.alternatives.push((a.dest, a.request));
+                        }
+                    }
                     prepared.push(p);
                     n += 1;
                 }
@@ -547,6 +573,7 @@ impl Core {
                 fallback: None,
                 issued,
                 nat: None,
+                alternatives: Vec::new(),
             })
         };
         let prepared = build(dest)?;

@@ -93,7 +93,7 @@ pub(crate) fn core() -> Core {
 
 /// A core that relays to other domains for CALLER, a trusted peer (the default script
 /// does so only for authenticated subscribers and trusted peers).
-fn relaying_core() -> Core {
+pub(crate) fn relaying_core() -> Core {
     let cfg = ProxyConfig {
         trusted: vec!["192.0.2.10/32".parse().expect("net")],
         ..config()
