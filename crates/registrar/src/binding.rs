@@ -35,6 +35,17 @@ impl Binding {
         Some((protocol, addr.parse().ok()?))
     }
 
+    /// True when its REGISTER came over IPv6 (read without parsing the address: `source`
+    /// writes an IPv6 address in brackets).
+    pub fn source_is_ipv6(&self) -> bool {
+        self.source.as_bytes().contains(&b'[')
+    }
+
+    /// True when its REGISTER came over WebSocket (`ws:` or `wss:`).
+    pub fn source_is_websocket(&self) -> bool {
+        self.source.starts_with("ws")
+    }
+
     /// Seconds left before expiry.
     pub fn remaining(&self, now: u64) -> u64 {
         self.expires_at.saturating_sub(now)

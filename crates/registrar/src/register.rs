@@ -192,7 +192,8 @@ pub(crate) fn process_for(
             instance.is_some() && reg_id.is_some() && b.instance == instance && b.reg_id == reg_id
         };
         let by_uri = |bs: &[Binding]| bs.iter().position(|b| uri_equal(&b.contact, contact));
-        let mut existing = bindings.iter().position(same_flow).or(by_uri(&bindings));
+        let by_flow = bindings.iter().position(same_flow);
+        let mut existing = by_flow.or_else(|| by_uri(&bindings));
         if let Some(i) = existing {
             if stale(&bindings[i]) {
                 return Err(reject(500, "Out of order CSeq"));
@@ -213,7 +214,8 @@ pub(crate) fn process_for(
                 continue;
             }
         }
-        if let (Some(f), Some(u)) = (existing, by_uri(&bindings)) {
+        // (Only a binding found by its flow can have another's Contact.)
+        if let (Some(f), Some(u)) = (by_flow, by_flow.and_then(|_| by_uri(&bindings))) {
             if f != u && expires != 0 {
                 // The Contact another binding had is this flow's now: that one goes.
                 let b = bindings.remove(u);

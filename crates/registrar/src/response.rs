@@ -45,11 +45,14 @@ pub fn ok_response(
             .filter_map(Result::ok)
             .any(|t| t.eq_ignore_ascii_case(option))
     };
-    let with_reg_id = req.contacts().filter_map(Result::ok).any(|c| match c {
-        sip_message::header::Contact::Address(a) => a.params.get("reg-id").is_some(),
-        sip_message::header::Contact::Star => false,
-    });
-    if supports("outbound") && with_reg_id {
+    let with_reg_id = || {
+        req.contacts().filter_map(Result::ok).any(|c| match c {
+            sip_message::header::Contact::Address(a) => a.params.get("reg-id").is_some(),
+            sip_message::header::Contact::Star => false,
+        })
+    };
+    let outbound = reg.bindings.iter().any(|b| b.reg_id.is_some());
+    if outbound && supports("outbound") && with_reg_id() {
         b = b
             .header("Require", "outbound")
             .header("Flow-Timer", &flow_timer.to_string());

@@ -51,9 +51,18 @@ impl Protocol {
 
     /// Parses a Via transport token or URI `transport` parameter, case-insensitively.
     pub fn from_token(t: &str) -> Option<Protocol> {
-        Protocol::ALL
-            .into_iter()
-            .find(|p| t.eq_ignore_ascii_case(p.via_token()))
+        // By length, then bytes: every Via and binding source is read with it.
+        match *t.as_bytes() {
+            [a, b] if [a, b].eq_ignore_ascii_case(b"WS") => Some(Protocol::Ws),
+            [a, b, c] => match [a, b, c].map(|x| x.to_ascii_uppercase()) {
+                [b'U', b'D', b'P'] => Some(Protocol::Udp),
+                [b'T', b'C', b'P'] => Some(Protocol::Tcp),
+                [b'T', b'L', b'S'] => Some(Protocol::Tls),
+                [b'W', b'S', b'S'] => Some(Protocol::Wss),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// True for stream transports.
@@ -87,5 +96,22 @@ impl Protocol {
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_read_back_in_any_case() {
+        for p in Protocol::ALL {
+            assert_eq!(Protocol::from_token(p.via_token()), Some(p));
+            assert_eq!(Protocol::from_token(p.name()), Some(p));
+        }
+        assert_eq!(Protocol::from_token("wSs"), Some(Protocol::Wss));
+        for junk in ["", "W", "SCTP", "UDPX", "ud", "wsx"] {
+            assert_eq!(Protocol::from_token(junk), None, "{junk}");
+        }
     }
 }

@@ -36,7 +36,21 @@ pub(crate) struct Prepared {
     /// The target is behind NAT, reached at this address: its replies' Contact is fixed.
     pub(crate) nat: Option<std::net::SocketAddr>,
     /// The request for each address to fail over to (RFC 3263 §4.3), in order.
-    pub(crate) alternatives: Vec<(Destination, Bytes)>,
+    pub(crate) alternatives: Rare<(Destination, Bytes)>,
+}
+
+/// A list that is nearly always empty, one word wide (in structs moved about for every
+/// request) and allocated only when it has something.
+#[allow(clippy::box_collection)]
+pub(crate) type Rare<T> = Option<Box<Vec<T>>>;
+
+/// What a context notes for the core, which takes it after each event.
+#[derive(Debug)]
+pub(crate) enum Noted {
+    /// A pair of keys ([`crate::refresh`]) made for a response relayed.
+    Pair((u64, u64)),
+    /// A next hop failed.
+    Failed(Destination),
 }
 
 /// Where a branch index keeps the attempt: the bits above the branch's place.
@@ -104,10 +118,11 @@ struct Branch {
     issued: Option<Issued>,
     /// Its target is behind NAT, reached at this address ([`Prepared::nat`]).
     nat: Option<std::net::SocketAddr>,
-    /// The requests for the addresses to fail over to ([`Prepared::alternatives`]).
-    alternatives: VecDeque<(Destination, Bytes)>,
+    /// The requests for the addresses to fail over to ([`Prepared::alternatives`]), the
+    /// next last.
+    alternatives: Rare<(Destination, Bytes)>,
     /// Which of its target's addresses it tries (0: the first).
-    attempt: usize,
+    attempt: u8,
 }
 
 /// The proxy's state for one received request.
@@ -141,11 +156,8 @@ pub(crate) struct Context {
     /// the responder a new remote target, for the requests with that key
     /// ([`crate::refresh`]).
     pub(crate) refresh_key: Option<u64>,
-    /// The pairs of keys ([`crate::refresh`]) made for responses relayed since the core
-    /// last took them.
-    pub(crate) new_pairs: Vec<(u64, u64)>,
-    /// Next hops that failed (for the core's list of them) since the core last took them.
-    pub(crate) failed: Vec<Destination>,
+    /// What the core has yet to take ([`Noted`]).
+    pub(crate) noted: Vec<Noted>,
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
     /// §17.2.1 allows 200 ms): a callee that rings at once saves the message.
     trying_at: Option<Instant>,
@@ -209,8 +221,7 @@ impl Context {
             answered: false,
             cancelled: false,
             refresh_key: None,
-            new_pairs: Vec::new(),
-            failed: Vec::new(),
+            noted: Vec::new(),
             request: Some(request),
             routing: None,
             failure_due: false,
@@ -438,7 +449,10 @@ impl Context {
                 fallback: p.fallback,
                 issued: p.issued,
                 nat: p.nat,
-                alternatives: p.alternatives.into(),
+                alternatives: p.alternatives.map(|mut a| {
+                    a.reverse();
+                    a
+                }),
                 attempt: 0,
             });
         }
@@ -473,7 +487,7 @@ impl Context {
         let Some(b) = self
             .branches
             .get_mut(index)
-            .filter(|b| b.attempt == attempt)
+            .filter(|b| usize::from(b.attempt) == attempt)
         else {
             return;
         };
@@ -512,7 +526,7 @@ impl Context {
         let Some(b) = self
             .branches
             .get_mut(index)
-            .filter(|b| b.attempt == attempt)
+            .filter(|b| usize::from(b.attempt) == attempt)
         else {
             return;
         };
@@ -730,7 +744,7 @@ impl Context {
                 if code > 100 && !self.answered {
                     let issued = self.branches[i].issued.as_ref();
                     let (data, pair) = route_key::for_caller(&resp, issued, self.branches[i].nat);
-                    self.new_pairs.extend(pair);
+                    self.noted.extend(pair.map(Noted::Pair));
                     let source = self.branches[i].dest.addr.ip();
                     self.upstream(now, Held::new(code, data, false, source), out);
                 }
@@ -741,7 +755,7 @@ impl Context {
                 let b = &self.branches[i];
                 let (data, pair) = route_key::for_caller(&resp, b.issued.as_ref(), b.nat);
                 let source = b.dest.addr.ip();
-                self.new_pairs.extend(pair);
+                self.noted.extend(pair.map(Noted::Pair));
                 self.upstream(now, Held::new(code, data, true, source), out);
                 self.pending.clear();
                 for j in 0..self.branches.len() {
@@ -835,10 +849,10 @@ impl Context {
         if !fails_over(status) || self.cancelled || b.status.is_some() || b.cancel_wanted {
             return false;
         }
-        self.failed.push(b.dest);
+        self.noted.push(Noted::Failed(b.dest));
         let timer_c = self.is_invite().then(|| now + cfg.timer_c);
         let b = &mut self.branches[i];
-        let Some((dest, request)) = b.alternatives.pop_front() else {
+        let Some((dest, request)) = b.alternatives.as_mut().and_then(|a| a.pop()) else {
             return false;
         };
         b.client =

@@ -10,7 +10,7 @@ use sip_message::{HeaderName, Message, Method};
 use sip_transaction::{Role, TransactionKey};
 
 use crate::branch::{stateful_branch, upstream_ok, Upstream};
-use crate::context::{Context, Received};
+use crate::context::{Context, Noted, Received};
 use crate::core::{response_destination, upstream_by, Core, STATEFUL, STATELESS};
 use crate::forward::strip_top_via;
 use crate::route_key;
@@ -213,7 +213,7 @@ impl Core {
                 Some(input) => Err(Box::new(input)),
                 None => Ok(slot.take().is_some_and(|resp| {
                     ctx.on_response(now, cfg, index, resp, out);
-                    self.take_pairs(now, ctx);
+                    self.take_noted(now, ctx);
                     ctx.failure_is_due()
                 })),
             }
@@ -226,7 +226,7 @@ impl Core {
                     (Some(resp), tx) => self.with_ctx(id, |ctx| {
                         ctx.set_tx(tx);
                         ctx.on_response(now, cfg, index, resp, out);
-                        self.take_pairs(now, ctx);
+                        self.take_noted(now, ctx);
                         ctx.failure_is_due()
                     }),
                     (None, _) => None,
@@ -243,12 +243,15 @@ impl Core {
 
     /// Notes the pairs of keys a context made while relaying responses.
     /// Takes what a context noted for the core: key pairs, and next hops that failed.
-    pub(crate) fn take_pairs(&self, now: Instant, ctx: &mut Context) {
-        for (a, b) in ctx.new_pairs.drain(..) {
-            self.refreshed.pair(a, b);
+    pub(crate) fn take_noted(&self, now: Instant, ctx: &mut Context) {
+        if ctx.noted.is_empty() {
+            return;
         }
-        for hop in ctx.failed.drain(..) {
-            self.hop_failed(now, hop);
+        for n in ctx.noted.drain(..) {
+            match n {
+                Noted::Pair((a, b)) => self.refreshed.pair(a, b),
+                Noted::Failed(hop) => self.hop_failed(now, hop),
+            }
         }
     }
 
@@ -308,7 +311,7 @@ impl Core {
         let cfg = self.config();
         let proxied = self.with_ctx(id, |ctx| {
             ctx.on_transport_error(now, cfg, index, dest, &mut out);
-            self.take_pairs(now, ctx);
+            self.take_noted(now, ctx);
         });
         match proxied {
             Some(()) => self.run_failure_routes(now, id, &mut out),
@@ -338,7 +341,7 @@ impl Core {
             for id in ids {
                 if let Some(ctx) = shard.contexts.get_mut(&id) {
                     ctx.on_timeout(now, self.config(), &mut out);
-                    self.take_pairs(now, ctx);
+                    self.take_noted(now, ctx);
                     if ctx.failure_is_due() {
                         failures.push(id);
                     }

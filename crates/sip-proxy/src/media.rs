@@ -107,7 +107,8 @@ pub(crate) fn sdp_body(msg: &Message) -> Option<Bytes> {
 /// True when a message's SDP uses ICE (`a=ice-ufrag`, as WebRTC's does): its parties find
 /// their own way through NAT, and the relay, no ICE agent, would only break it.
 pub(crate) fn uses_ice(msg: &Message) -> bool {
-    sdp_body(msg).is_some_and(|b| memchr::memmem::find(&b, b"a=ice-ufrag:").is_some())
+    const ICE: &[u8] = b"a=ice-ufrag:";
+    sdp_body(msg).is_some_and(|b| b.windows(ICE.len()).any(|w| w == ICE))
 }
 
 fn tags(msg: &Message) -> Option<(String, String)> {

@@ -12,7 +12,7 @@ use sip_transaction::TransactionKey;
 
 use crate::branch::{new_stateful_branch, new_stateless_branch, Upstream};
 use crate::checks::loop_hash;
-use crate::context::Prepared;
+use crate::context::{Prepared, Rare};
 use crate::core::{Core, Located};
 use crate::forward::{fnv, forward_request, Forward};
 use crate::reply::reason;
@@ -45,13 +45,18 @@ pub(crate) struct Target {
     dest: Destination,
     /// Where to try next when `dest` fails (no answer, a transport error, 503): the other
     /// addresses of a name (RFC 3263 §4.3).
-    alternatives: Vec<Destination>,
+    alternatives: Rare<Destination>,
     /// A client that registered over UDP: reached over UDP whatever the request's size (it
     /// may listen on nothing else, or sit behind a NAT that lets only that through).
     udp_only: bool,
     /// A client behind NAT, reached at this source of its REGISTER: the Contact of its
     /// replies is fixed to it, so that the caller's requests reach it there too.
     nat: Option<SocketAddr>,
+}
+
+/// A list boxed when it has anything in it.
+fn boxed<T>(list: Vec<T>) -> Rare<T> {
+    (!list.is_empty()).then(|| Box::new(list))
 }
 
 /// How a forwarded request is record-routed.
@@ -218,7 +223,7 @@ impl Core {
                         uri: c.set.ruri.clone(),
                         path: Vec::new(),
                         dest,
-                        alternatives,
+                        alternatives: boxed(alternatives),
                         udp_only: false,
                         nat: None,
                     })
@@ -226,12 +231,12 @@ impl Core {
             }
             // Towards a WebSocket client: over its connection, whatever its Contact says.
             (None, None) if c.edits.route.flow.is_some() => {
-                c.edits.route.flow.map(|(protocol, addr)| {
+                c.edits.route.flow.as_deref().map(|&(protocol, addr)| {
                     Ok(Target {
                         uri: c.set.ruri.clone(),
                         path: Vec::new(),
                         dest: Destination::flow(protocol, addr),
-                        alternatives: Vec::new(),
+                        alternatives: None,
                         udp_only: false,
                         nat: None,
                     })
@@ -295,7 +300,7 @@ impl Core {
                     uri: c.set.ruri.clone(),
                     path: path.to_vec(),
                     dest,
-                    alternatives,
+                    alternatives: boxed(alternatives),
                     udp_only: false,
                     nat: None,
                 }),
@@ -326,7 +331,10 @@ impl Core {
     ) -> Option<Result<Target, Lookup>> {
         let contact = Uri::parse(&b.contact).ok()?;
         let mut nat = None;
-        let flow = b.source_addr().filter(|(p, _)| p.is_websocket());
+        let flow = match b.source_is_websocket() {
+            true => b.source_addr().filter(|(p, _)| p.is_websocket()),
+            false => None,
+        };
         let located = match (b.path.first(), nat_source(b, &contact)) {
             (None, _) if flow.is_some() => {
                 let (protocol, addr) = flow?;
@@ -360,7 +368,7 @@ impl Core {
             uri: Some(b.contact.clone()),
             path: b.path.clone(),
             dest: Destination { connection, ..dest },
-            alternatives,
+            alternatives: boxed(alternatives),
             udp_only: udp_only && b.path.is_empty(),
             nat,
         }))
@@ -414,12 +422,13 @@ impl Core {
                     // The same request for each address to fail over to, its branch
                     // marked with the attempt (a late answer to an earlier one is not
                     // taken for it).
-                    let alternatives = t.alternatives.iter().take(MAX_ALTERNATIVES);
-                    for (k, &alt) in (1..).zip(alternatives) {
+                    let alternatives = t.alternatives.iter().flat_map(|a| a.iter());
+                    for (k, &alt) in (1..).zip(alternatives.take(MAX_ALTERNATIVES)) {
                         let attempt = crate::context::attempt_index(n, k);
                         let branch = new_stateful_branch(secret, (id, attempt), lh, &fixes.up);
                         if let Some(a) = self.prepare(c.msg, alt, false, &branch, recording, fwd) {
-                            p.alternatives.push((a.dest, a.request));
+                            let list = p.alternatives.get_or_insert_default();
+                            list.push((a.dest, a.request));
                         }
                     }
                     prepared.push(p);
@@ -573,7 +582,7 @@ impl Core {
                 fallback: None,
                 issued,
                 nat: None,
-                alternatives: Vec::new(),
+                alternatives: None,
             })
         };
         let prepared = build(dest)?;

@@ -32,7 +32,8 @@ pub(crate) struct RouteEdit {
     pub(crate) media: bool,
     /// The WebSocket connection the last entry taken off names ([`crate::flow`]): the
     /// next hop, unless the request came over it.
-    pub(crate) flow: Option<(Protocol, SocketAddr)>,
+    /// (Boxed: the edits are copied along with every request, a flow is rare.)
+    pub(crate) flow: Option<Box<(Protocol, SocketAddr)>>,
 }
 
 /// Applies §16.4 to a request that came from `arrived`; `to_tag`: an in-dialog request's To
@@ -86,7 +87,9 @@ pub(crate) fn preprocess(
         edit.pop_routes = if double { 2 } else { 1 };
         edit.media = relays_media(&routes[0].uri);
         // Of a double entry, the last faces where the request goes.
-        edit.flow = flow_of(cfg, &routes[edit.pop_routes - 1].uri).filter(|f| f.1 != arrived);
+        edit.flow = flow_of(cfg, &routes[edit.pop_routes - 1].uri)
+            .filter(|f| f.1 != arrived)
+            .map(Box::new);
         let target = ruri.as_ref().and_then(route_key::Target::of);
         edit.key = match (to_tag, target) {
             (Some(t), Some(target)) => {
@@ -111,6 +114,10 @@ fn relays_media(uri: &sip_message::Uri<'_>) -> bool {
 
 /// The flow an entry of ours names, when its token holds.
 fn flow_of(cfg: &ProxyConfig, uri: &sip_message::Uri<'_>) -> Option<(Protocol, SocketAddr)> {
+    // Only a server with WebSocket listeners makes flow tokens.
+    if !cfg.advertised.iter().any(|(p, _)| p.is_websocket()) {
+        return None;
+    }
     let sip = uri.as_sip()?;
     let token = sip.params.get(crate::flow::PARAM).flatten()?;
     let protocol = Protocol::from_token(sip.transport()?).filter(|p| p.is_websocket())?;

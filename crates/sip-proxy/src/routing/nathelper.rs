@@ -123,7 +123,7 @@ fn dst_other_family(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     let set = &c.set;
     let mut bindings = set.binding.iter().chain(&set.branches).peekable();
     let differs = match bindings.peek() {
-        Some(_) => bindings.any(|b| b.source_addr().is_some_and(|(_, a)| other(a.ip()))),
+        Some(_) => bindings.any(|b| b.source_is_ipv6() != from_v6),
         None => c
             .ruri()
             .and_then(|u| sip_message::Uri::parse(u).ok())
