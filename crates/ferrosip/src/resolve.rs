@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use sip_message::Protocol;
 use sip_proxy::{Command, Core, Lookup, Resume};
 
 /// Most lookups at once; more are refused (a flood of requests to names nobody serves
@@ -37,14 +38,15 @@ impl Lookups {
     }
 
     /// Looks `hosts` up (each once, whoever else waits for it) and calls `done` with the
-    /// commands of the core once the last of them is known. Lookups are spawned on
-    /// `runtime`; those over the cap are refused at once.
+    /// commands of the core once the last of them is known, after `found` with each host
+    /// name and the addresses it led to. Lookups are spawned on `runtime`; those over the
+    /// cap are refused at once.
     pub(crate) fn resolve(
         self: &Arc<Self>,
         core: &Arc<Core>,
-        hosts: Vec<Lookup>,
-        then: Resume,
+        (hosts, then): (Vec<Lookup>, Resume),
         runtime: &tokio::runtime::Handle,
+        found: impl Fn(&str, &[(Protocol, SocketAddr)]) + Clone + Send + 'static,
         done: impl Fn(Vec<Command>) + Clone + Send + 'static,
     ) {
         let waiter = Arc::new(Waiter {
@@ -66,15 +68,23 @@ impl Lookups {
             waiting.insert(host.clone(), vec![waiter.clone()]);
             drop(waiting);
             let (this, core, done) = (self.clone(), core.clone(), done.clone());
-            runtime.spawn(async move { this.look_up(&core, host, done).await });
+            let found = found.clone();
+            runtime.spawn(async move { this.look_up(&core, host, found, done).await });
         }
         if refused > 0 && waiter.remaining.fetch_sub(refused, Ordering::AcqRel) == refused {
             done(core.resume(Instant::now(), waiter.then));
         }
     }
 
-    async fn look_up(&self, core: &Core, host: Lookup, done: impl Fn(Vec<Command>)) {
+    async fn look_up(
+        &self,
+        core: &Core,
+        host: Lookup,
+        named: impl Fn(&str, &[(Protocol, SocketAddr)]),
+        done: impl Fn(Vec<Command>),
+    ) {
         let (found, ttl) = crate::locate::locate(&self.resolver, &host).await;
+        named(&host.host, &found);
         core.dns_answer(Instant::now(), &host, found, ttl);
         let waiters = self
             .waiting
@@ -177,7 +187,7 @@ CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         for n in 0..3 {
             let then = waiting_request(&core, n);
             let hosts = vec![name("localhost")];
-            lookups.resolve(&core, hosts, then, rt.handle(), done.clone());
+            lookups.resolve(&core, (hosts, then), rt.handle(), |_, _| {}, done.clone());
         }
         assert_eq!(lookups.waiting.lock().unwrap()[&name("localhost")].len(), 3);
         // With the cap full, a new name is refused and its request goes on at once.
@@ -189,13 +199,8 @@ CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
                 .insert(name(&format!("busy{i}")), Vec::new());
         }
         let then = waiting_request(&core, 9);
-        lookups.resolve(
-            &core,
-            vec![name("other.example")],
-            then,
-            rt.handle(),
-            done.clone(),
-        );
+        let other = vec![name("other.example")];
+        lookups.resolve(&core, (other, then), rt.handle(), |_, _| {}, done.clone());
         assert_eq!(calls.load(Ordering::SeqCst), 1, "refused, resumed at once");
         // The three are resumed once the lookup ends.
         rt.block_on(async {

@@ -349,3 +349,110 @@ fn linphonec_on_tls_is_called_from_a_phone_on_udp_over_its_connection() {
     bob.send("/hangup");
     alice.expect("ended");
 }
+
+/// A TLS server of the test's own with `cert` (its key beside it) that answers the first
+/// request it reads with 200; what it saw: the name the client asked for (SNI) and the
+/// request's Call-ID. Nothing when no client completes a handshake within 5 s.
+fn peer(dir: &Path, cert: &str) -> (u16, std::sync::mpsc::Receiver<(Option<String>, String)>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+    let chain = CertificateDer::pem_file_iter(dir.join(format!("{cert}.pem")))
+        .expect("pem")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("chain");
+    let key = PrivateKeyDer::from_pem_file(dir.join(format!("{cert}.key"))).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("server config");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let config = Arc::new(config);
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { return };
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let conn = rustls::ServerConnection::new(config.clone()).expect("connection");
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut buf = Vec::new();
+            // A client that refuses our certificate ends here; the next may come.
+            let Some(req) = read_request(&mut tls, &mut buf) else {
+                continue;
+            };
+            let sni = tls.conn.server_name().map(str::to_owned);
+            let ok = sip_message::ResponseBuilder::for_request(&req, 200, "OK", Some("p")).build();
+            let _ = tls.write_all(&ok);
+            let _ = tls.flush();
+            let _ = tx.send((sni, req.call_id().unwrap_or_default().to_owned()));
+        }
+    });
+    (port, rx)
+}
+
+/// The first message (without a body) read from `s`, or none when it fails first.
+fn read_request(s: &mut impl Read, buf: &mut Vec<u8>) -> Option<Message> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head: Vec<u8> = buf.drain(..end + 4).collect();
+            return Message::parse(head).ok();
+        }
+        let mut chunk = [0u8; 4096];
+        match s.read(&mut chunk) {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+}
+
+/// RFC 5922: a TLS connection the server opens to a next hop found by name asks for that
+/// name and checks the certificate against it, not against the address.
+#[test]
+fn a_next_hop_over_tls_is_checked_against_the_name_it_was_found_by() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new(dir.path(), "server");
+    ca.sign("server");
+    ca.sign_for("peer", &["peer.test"]);
+    let (peer_port, seen) = peer(dir.path(), "peer");
+    let dns = support::dns::Dns::start(&[
+        "--host-record=peer.test,127.0.0.1".into(),
+        "--host-record=impostor.test,127.0.0.1".into(),
+    ]);
+    let more = format!(
+        "ca = \"server-ca.pem\"\n[auth]\ntrusted = [\"127.0.0.1/32\"]\n[dns]\nservers = [\"127.0.0.1:{}\"]\n",
+        dns.port
+    );
+    let (s, _tls_port) = tls_server(dir.path(), &more, "warn");
+    let ua = Ua::new();
+    let options = |host: &str, call_id: &str| {
+        format!(
+            "OPTIONS sip:bob@{host}:{peer_port};transport=tls SIP/2.0\n\
+Via: SIP/2.0/UDP 127.0.0.1:{p};rport;branch=z9hG4bK{call_id}\n\
+From: <sip:a@127.0.0.1>;tag=a\nTo: <sip:bob@{host}>\nCall-ID: {call_id}\nCSeq: 1 OPTIONS\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+            p = ua.port
+        )
+    };
+    ua.send(s.addr(), &options("peer.test", "by-name"));
+    let (sni, call_id) = seen
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the peer got the request");
+    assert_eq!(
+        (sni.as_deref(), call_id.as_str()),
+        (Some("peer.test"), "by-name")
+    );
+    assert_eq!(ua.recv().status(), Some(200));
+    // The same address found by another name: its certificate does not say that name, so
+    // no request goes there; the caller gets an error.
+    ua.send(s.addr(), &options("impostor.test", "impostor"));
+    let answer = ua.recv();
+    assert!(answer.status().is_some_and(|c| c >= 500), "{answer:?}");
+    assert!(
+        seen.recv_timeout(Duration::from_millis(500)).is_err(),
+        "nothing reached the peer"
+    );
+}

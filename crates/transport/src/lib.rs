@@ -266,6 +266,14 @@ impl Transports {
             .map(|(_, s)| s)
     }
 
+    /// `addr` was found by looking up `domain`: a TLS connection opened there asks for that
+    /// name and checks the server's certificate against it (RFC 5922 §4).
+    pub fn set_domain(&self, addr: SocketAddr, domain: &str) {
+        if let Some(tls) = &self.inner.tls {
+            tls.set_domain(addr, domain);
+        }
+    }
+
     /// True when a connection to `addr` is open (so a request can reuse it).
     pub fn has_connection(&self, addr: SocketAddr) -> bool {
         Protocol::ALL

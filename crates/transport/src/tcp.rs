@@ -133,7 +133,14 @@ pub struct TcpConnections {
     idle: Duration,
     write_timeout: Duration,
     limits: TcpLimits,
+    /// The domain each address was looked up for, which a TLS connection we open there
+    /// checks the certificate against.
+    domains: Arc<Mutex<HashMap<SocketAddr, Arc<str>>>>,
 }
+
+/// Most addresses whose domain is kept; past it, all are forgotten (a connection to an
+/// address without one checks the certificate against the address).
+const MAX_DOMAINS: usize = 4096;
 
 impl std::fmt::Debug for TcpConnections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,7 +165,18 @@ impl TcpConnections {
             idle,
             write_timeout: WRITE_TIMEOUT,
             limits,
+            domains: Arc::default(),
         }
+    }
+
+    /// `addr` was found by looking up `domain`: a TLS connection opened there checks the
+    /// server's certificate against that name (RFC 5922 §4).
+    pub fn set_domain(&self, addr: SocketAddr, domain: &str) {
+        let mut domains = self.domains.lock().unwrap_or_else(|p| p.into_inner());
+        if domains.len() >= MAX_DOMAINS && !domains.contains_key(&addr) {
+            domains.clear();
+        }
+        domains.insert(addr, domain.into());
     }
 
     /// A table of TLS connections with `tls`'s certificates and roots, counted in the
@@ -347,7 +365,13 @@ impl TcpConnections {
                         )
                     }
                     Some(tls) => {
-                        let name = tls::server_name(addr.ip());
+                        let domain = self
+                            .domains
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get(&addr)
+                            .cloned();
+                        let name = tls::server_name(addr.ip(), domain.as_deref());
                         let handshake = tls.connector().connect(name, stream);
                         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
                             .await

@@ -216,10 +216,12 @@ pub(crate) fn bad_certificate(e: &std::io::Error) -> bool {
     )
 }
 
-/// The name a connection we open to `ip` checks the server's certificate against: its
-/// address (a host name needs the URI's, which comes with DNS).
-pub(crate) fn server_name(ip: IpAddr) -> ServerName<'static> {
-    ServerName::IpAddress(ip.into())
+/// The name a connection we open to `ip` asks for (SNI) and checks the server's
+/// certificate against (RFC 5922 §4): the domain whose lookup led there, else the address.
+pub(crate) fn server_name(ip: IpAddr, domain: Option<&str>) -> ServerName<'static> {
+    domain
+        .and_then(|d| ServerName::try_from(d.to_owned()).ok())
+        .unwrap_or(ServerName::IpAddress(ip.into()))
 }
 
 #[cfg(test)]
@@ -356,7 +358,7 @@ Content-Length: 0\r\n\r\n";
         };
         let name = match sni {
             Some(n) => ServerName::try_from(n.to_owned()).expect("name"),
-            None => server_name(to.ip()),
+            None => server_name(to.ip(), None),
         };
         let tcp = tokio::net::TcpStream::connect(to).await?;
         let mut c = TlsConnector::from(Arc::new(config))

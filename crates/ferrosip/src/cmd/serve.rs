@@ -240,7 +240,18 @@ impl Server {
                     };
                     let server = self.clone();
                     let done = move |commands| server.execute(commands);
-                    self.lookups.resolve(core, hosts, then, &self.runtime, done);
+                    // A TLS connection to what a name led to checks that name.
+                    let transports = self.transports.get().cloned();
+                    let found = move |host: &str, found: &[(sip_message::Protocol, SocketAddr)]| {
+                        let secure = found.iter().filter(|(p, _)| p.is_secure());
+                        for (_, addr) in secure {
+                            if let Some(t) = &transports {
+                                t.set_domain(*addr, host);
+                            }
+                        }
+                    };
+                    let wait = (hosts, then);
+                    self.lookups.resolve(core, wait, &self.runtime, found, done);
                 }
                 Command::Media { request, then } => self.media(request, then),
             }

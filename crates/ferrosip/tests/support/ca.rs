@@ -32,8 +32,15 @@ impl Ca {
 
     /// A certificate for 127.0.0.1 written as `{file}.pem` and `{file}.key`; its DER.
     pub fn sign(&self, file: &str) -> CertificateDer<'static> {
+        self.sign_for(file, &["127.0.0.1"])
+    }
+
+    /// A certificate for `names` (host names or IP addresses), written as `{file}.pem` and
+    /// `{file}.key`; its DER.
+    pub fn sign_for(&self, file: &str, names: &[&str]) -> CertificateDer<'static> {
         let key = rcgen::KeyPair::generate().expect("key");
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let leaf = rcgen::CertificateParams::new(names)
             .expect("params")
             .signed_by(&key, &self.cert, &self.key)
             .expect("certificate");

@@ -13,6 +13,7 @@ use sip_message::Message;
 pub mod baresip;
 pub mod browser;
 pub mod ca;
+pub mod dns;
 pub mod linphone;
 pub mod netns;
 pub mod phone;
