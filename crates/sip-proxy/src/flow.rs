@@ -1,8 +1,10 @@
 //! Flow tokens (RFC 5626 §5.2): a Record-Route entry of ours that faces a WebSocket client
 //! names the connection the client is on (`;ft=`), so that the other party's in-dialog
 //! requests reach the client over it (its Contact, `*.invalid`, leads nowhere). The token
-//! is the connection's remote address under a MAC of the route secret: no party can make
-//! one that leads into another's connection.
+//! is the connection's remote address under a MAC of the route secret and the dialog's
+//! Call-ID: no party can make one that leads into another's connection, nor carry one into
+//! another dialog; and a request follows one only with the dialog's route key
+//! ([`crate::route_key`]).
 
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
@@ -15,11 +17,20 @@ use crate::route_key::RouteSecret;
 /// The Record-Route parameter that carries the token.
 pub(crate) const PARAM: &str = "ft";
 
-/// The MAC of a flow: its protocol and remote address under the secret.
-fn mac(secret: &RouteSecret, protocol: Protocol, addr: SocketAddr) -> u64 {
-    let mut h = SipHasher24::new_with_key(&secret.0);
-    // Apart from the route keys made with the same secret.
-    h.write(b"flow");
+/// The MAC of a flow in a dialog: its protocol, remote address and Call-ID under a key of
+/// its own derived from the secret.
+fn mac(secret: &RouteSecret, protocol: Protocol, addr: SocketAddr, call_id: &str) -> u64 {
+    let half = |label: &[u8]| {
+        let mut derive = SipHasher24::new_with_key(&secret.0);
+        derive.write(label);
+        derive.finish().to_le_bytes()
+    };
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&half(b"ferrosip flow token key 1\0"));
+    key[8..].copy_from_slice(&half(b"ferrosip flow token key 2\0"));
+    let mut h = SipHasher24::new_with_key(&key);
+    h.write_usize(call_id.len());
+    h.write(call_id.as_bytes());
     h.write(protocol.name().as_bytes());
     match addr.ip() {
         IpAddr::V4(v4) => h.write(&v4.octets()),
@@ -29,9 +40,14 @@ fn mac(secret: &RouteSecret, protocol: Protocol, addr: SocketAddr) -> u64 {
     h.finish()
 }
 
-/// The token of the flow over `protocol` from `addr`: the address's bytes, its port and
-/// the MAC, in lower-case hex.
-pub(crate) fn token(secret: &RouteSecret, protocol: Protocol, addr: SocketAddr) -> String {
+/// The token of the flow over `protocol` from `addr` in the dialog `call_id`: the address's
+/// bytes, its port and the MAC, in lower-case hex.
+pub(crate) fn token(
+    secret: &RouteSecret,
+    protocol: Protocol,
+    addr: SocketAddr,
+    call_id: &str,
+) -> String {
     use std::fmt::Write;
     let mut t = String::with_capacity(52);
     let ip = match addr.ip() {
@@ -41,13 +57,22 @@ pub(crate) fn token(secret: &RouteSecret, protocol: Protocol, addr: SocketAddr) 
     for b in ip.iter().chain(&addr.port().to_be_bytes()) {
         let _ = write!(t, "{b:02x}");
     }
-    let _ = write!(t, "{:016x}", mac(secret, protocol, addr));
+    let _ = write!(t, "{:016x}", mac(secret, protocol, addr, call_id));
     t
 }
 
-/// The flow a token names, when its MAC holds for `protocol`.
-pub(crate) fn verify(secret: &RouteSecret, protocol: Protocol, token: &str) -> Option<SocketAddr> {
-    if !token.is_ascii() {
+/// The flow a token names, when its MAC holds for `protocol` in the dialog `call_id`.
+pub(crate) fn verify(
+    secret: &RouteSecret,
+    protocol: Protocol,
+    token: &str,
+    call_id: &str,
+) -> Option<SocketAddr> {
+    // Lower-case hex digits only: one spelling per token.
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
     let (address, mac_hex) = token.split_at_checked(token.len().checked_sub(16)?)?;
@@ -63,7 +88,7 @@ pub(crate) fn verify(secret: &RouteSecret, protocol: Protocol, token: &str) -> O
     };
     let addr = SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]]));
     let given = u64::from_str_radix(mac_hex, 16).ok()?;
-    (given == mac(secret, protocol, addr)).then_some(addr)
+    (given == mac(secret, protocol, addr, call_id)).then_some(addr)
 }
 
 #[cfg(test)]
@@ -76,16 +101,27 @@ mod tests {
     fn a_token_names_its_flow_and_nothing_else() {
         for a in ["192.0.2.7:50123", "[2001:db8::1]:443"] {
             let addr: SocketAddr = a.parse().unwrap();
-            let t = token(&KEY, Protocol::Ws, addr);
-            assert_eq!(verify(&KEY, Protocol::Ws, &t), Some(addr), "{a}");
-            assert_eq!(verify(&KEY, Protocol::Wss, &t), None, "another protocol");
-            assert_eq!(verify(&RouteSecret([8; 16]), Protocol::Ws, &t), None);
+            let t = token(&KEY, Protocol::Ws, addr, "c1");
+            assert_eq!(verify(&KEY, Protocol::Ws, &t, "c1"), Some(addr), "{a}");
+            assert_eq!(
+                verify(&KEY, Protocol::Wss, &t, "c1"),
+                None,
+                "another protocol"
+            );
+            assert_eq!(verify(&KEY, Protocol::Ws, &t, "c2"), None, "another dialog");
+            assert_eq!(verify(&RouteSecret([8; 16]), Protocol::Ws, &t, "c1"), None);
+            let upper = t.to_ascii_uppercase();
+            assert_eq!(
+                verify(&KEY, Protocol::Ws, &upper, "c1"),
+                None,
+                "one spelling"
+            );
             // Any digit changed (address, port or MAC) breaks it.
             for i in 0..t.len() {
                 let mut forged = t.clone().into_bytes();
                 forged[i] = if forged[i] == b'0' { b'1' } else { b'0' };
                 let forged = String::from_utf8(forged).unwrap();
-                assert_eq!(verify(&KEY, Protocol::Ws, &forged), None, "{forged}");
+                assert_eq!(verify(&KEY, Protocol::Ws, &forged, "c1"), None, "{forged}");
             }
         }
         for junk in [
@@ -95,7 +131,7 @@ mod tests {
             "c000020700",
             "é0000000000000000000000000000",
         ] {
-            assert_eq!(verify(&KEY, Protocol::Ws, junk), None, "{junk}");
+            assert_eq!(verify(&KEY, Protocol::Ws, junk, "c1"), None, "{junk}");
         }
     }
 }

@@ -533,9 +533,10 @@ impl Core {
         let media = fwd.relay_media;
         let key = issued.as_ref().map(Issued::as_str);
         let secret = &self.config().route_secret;
+        let call_id = msg.call_id().unwrap_or_default();
         let flow_in = record_route
             .filter(|(p, _)| p.is_websocket() && src.protocol == *p)
-            .map(|(p, _)| crate::flow::token(secret, p, src.addr));
+            .map(|(p, _)| crate::flow::token(secret, p, src.addr, call_id));
         let build = |dest: Destination| {
             let local = self.config().advertised_for(dest.protocol, dest.addr)?;
             let local_text = self.local_text(local);
@@ -553,7 +554,7 @@ impl Core {
             }
             let flow_out = dest.protocol.is_websocket().then(|| {
                 let to = dest.connection.unwrap_or(dest.addr);
-                crate::flow::token(secret, dest.protocol, to)
+                crate::flow::token(secret, dest.protocol, to, call_id)
             });
             let rr = record_route.map(|_| {
                 let entry = (key, flow_out.as_deref());

@@ -30,8 +30,8 @@ pub(crate) struct RouteEdit {
     pub(crate) key: Option<u64>,
     /// That entry marks a dialog whose media goes through the relay.
     pub(crate) media: bool,
-    /// The WebSocket connection the last entry taken off names ([`crate::flow`]): the
-    /// next hop, unless the request came over it.
+    /// The WebSocket connection the last entry taken off names ([`crate::flow`]), for an
+    /// in-dialog request with our key: the next hop, unless the request came over it.
     /// (Boxed: the edits are copied along with every request, a flow is rare.)
     pub(crate) flow: Option<Box<(Protocol, SocketAddr)>>,
 }
@@ -86,10 +86,6 @@ pub(crate) fn preprocess(
         });
         edit.pop_routes = if double { 2 } else { 1 };
         edit.media = relays_media(&routes[0].uri);
-        // Of a double entry, the last faces where the request goes.
-        edit.flow = flow_of(cfg, &routes[edit.pop_routes - 1].uri)
-            .filter(|f| f.1 != arrived)
-            .map(Box::new);
         let target = ruri.as_ref().and_then(route_key::Target::of);
         edit.key = match (to_tag, target) {
             (Some(t), Some(target)) => {
@@ -99,6 +95,14 @@ pub(crate) fn preprocess(
             }
             _ => None,
         };
+        // Of a double entry, the last faces where the request goes; it is followed only
+        // in a dialog of ours (its key held).
+        if edit.key.is_some() {
+            let call_id = msg.call_id().unwrap_or_default();
+            edit.flow = flow_of(cfg, &routes[edit.pop_routes - 1].uri, call_id)
+                .filter(|f| f.1 != arrived)
+                .map(Box::new);
+        }
         edit.next_is_route = routes.len() > edit.pop_routes;
     } else {
         edit.next_is_route = !routes.is_empty();
@@ -113,7 +117,11 @@ fn relays_media(uri: &sip_message::Uri<'_>) -> bool {
 }
 
 /// The flow an entry of ours names, when its token holds.
-fn flow_of(cfg: &ProxyConfig, uri: &sip_message::Uri<'_>) -> Option<(Protocol, SocketAddr)> {
+fn flow_of(
+    cfg: &ProxyConfig,
+    uri: &sip_message::Uri<'_>,
+    call_id: &str,
+) -> Option<(Protocol, SocketAddr)> {
     // Only a server with WebSocket listeners makes flow tokens.
     if !cfg.advertised.iter().any(|(p, _)| p.is_websocket()) {
         return None;
@@ -121,7 +129,7 @@ fn flow_of(cfg: &ProxyConfig, uri: &sip_message::Uri<'_>) -> Option<(Protocol, S
     let sip = uri.as_sip()?;
     let token = sip.params.get(crate::flow::PARAM).flatten()?;
     let protocol = Protocol::from_token(sip.transport()?).filter(|p| p.is_websocket())?;
-    let addr = crate::flow::verify(&cfg.route_secret, protocol, token)?;
+    let addr = crate::flow::verify(&cfg.route_secret, protocol, token, call_id)?;
     Some((protocol, addr))
 }
 

@@ -51,7 +51,7 @@ pub enum NextHop {
 
 /// The next hop a SIP URI points at: over TLS for a `sips:` URI (whose `transport=tcp`
 /// means TLS over TCP, RFC 5630 §3.1.2) or `transport=tls`; `None` for unsupported
-/// transports, and a `sips:` URI over UDP.
+/// transports, a `sips:` URI over UDP, and WebSocket (no client of it is reached by URI).
 pub fn next_hop(uri: &SipUri<'_>) -> Option<NextHop> {
     let transport = match uri.transport() {
         Some(t) => Some(Protocol::from_token(t)?),
@@ -59,7 +59,9 @@ pub fn next_hop(uri: &SipUri<'_>) -> Option<NextHop> {
     };
     let protocol = match (transport, uri.secure) {
         (Some(Protocol::Udp), true) => return None,
-        (Some(Protocol::Ws | Protocol::Wss), true) => Protocol::Wss,
+        // A WebSocket client is reached only over its own connection: through its binding
+        // or a flow token, never by an address a URI names.
+        (Some(Protocol::Ws | Protocol::Wss), _) => return None,
         (_, true) => Protocol::Tls,
         (Some(p), false) => p,
         (None, false) => Protocol::Udp,
@@ -181,5 +183,7 @@ mod tests {
         );
         assert_eq!(d("sip:a@192.0.2.9;transport=TLS"), tls("192.0.2.9:5061"));
         assert_eq!(n("sips:a@192.0.2.9;transport=udp"), None);
+        assert_eq!(n("sip:a@192.0.2.9:8080;transport=ws"), None);
+        assert_eq!(n("sip:a@df7jal23ls0d.invalid;transport=wss"), None);
     }
 }

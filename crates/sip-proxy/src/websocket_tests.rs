@@ -191,3 +191,66 @@ fn a_reconnected_browser_replaces_its_binding() {
     let out = sent(core.handle_message(Instant::now(), invite("alice", ""), udp(CALLER)));
     assert_eq!(out[0].0, flow(again));
 }
+
+/// A flow token names its connection in its own dialog only: a caller that learnt the
+/// browser's token cannot carry it into its dialog with someone else to reach the browser.
+#[test]
+fn a_flow_token_leads_nowhere_outside_its_dialog() {
+    let (core, _) = ws_core();
+    let now = Instant::now();
+    register(&core, BROWSER, CONTACT, 1);
+    crate::tests::register(&core, "bob", "192.0.2.20:5060", "1.0");
+    // The caller calls the browser and reads the browser-facing entry from its INVITE.
+    let out = sent(core.handle_message(now, invite("alice", ""), udp(CALLER)));
+    let ws_entry = out[0]
+        .1
+        .headers_named(HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .find(|v| v.contains(";ft="))
+        .expect("the browser's entry");
+    // Then it calls bob, and gets its own key for that dialog from bob's 200.
+    let to_bob = crate::tests::invite_on("bob1", "bob", "");
+    let text = String::from_utf8_lossy(&to_bob.to_bytes()).replace("call-1", "call-2");
+    let to_bob = Message::parse(text.into_bytes()).expect("INVITE");
+    let out = sent(core.handle_message(now, to_bob, udp(CALLER)));
+    let fwd = &out[0].1;
+    let mut ok = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
+        .header("Contact", "<sip:bob@192.0.2.20:5060>");
+    for h in fwd.headers_named(HeaderName::RecordRoute) {
+        ok = ok.header("Record-Route", h.value);
+    }
+    let up = sent(core.handle_message(
+        now,
+        Message::parse(ok.build()).unwrap(),
+        udp("192.0.2.20:5060"),
+    ));
+    let bob_routes: Vec<String> = up[0]
+        .1
+        .headers_named(HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .collect();
+    // A MESSAGE in bob's dialog with the browser's entry added after ours, without its key
+    // (so that both are taken off as one double entry).
+    let mut routes: String = bob_routes
+        .iter()
+        .rev()
+        .map(|r| format!("Route: {r}\n"))
+        .collect();
+    let keyless: String = ws_entry
+        .trim_matches(|c| c == '<' || c == '>')
+        .split(';')
+        .filter(|p| !p.starts_with("rk="))
+        .collect::<Vec<_>>()
+        .join(";");
+    routes.push_str(&format!("Route: <{keyless}>\n"));
+    let smuggled = crate::tests::msg(&format!(
+        "MESSAGE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKsmug\n\
+{routes}From: <sip:boss@example.com>;tag=c\nTo: <sip:bob@example.com>;tag=b\nCall-ID: call-2\n\
+CSeq: 2 MESSAGE\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, smuggled, udp(CALLER)));
+    assert!(
+        out.iter().all(|(d, _)| !d.protocol.is_websocket()),
+        "{out:?}"
+    );
+}
