@@ -17,6 +17,12 @@ const SUPPORT: [Protocol; 3] = [Protocol::Udp, Protocol::Tcp, Protocol::Tls];
 
 /// Most addresses kept for one lookup: enough to fail over, not a list a zone can grow.
 const MAX_FOUND: usize = 16;
+/// Most NAPTR services, and SRV targets per service, followed for one lookup: a zone
+/// cannot make one request cost many queries.
+const MAX_SERVICES: usize = 4;
+const MAX_TARGETS: usize = 8;
+/// How long one lookup may take in all, its queries one after the other.
+const LOOKUP_TIME: Duration = Duration::from_secs(10);
 
 /// How long an answer that leads nowhere is kept.
 pub(crate) const NEGATIVE_TTL: Duration = Duration::from_secs(30);
@@ -37,8 +43,22 @@ impl Validity {
     }
 }
 
-/// Where `lookup` leads, best first, and for how long.
+/// Where `lookup` leads, best first, and for how long; nowhere when that takes longer
+/// than [`LOOKUP_TIME`].
 pub(crate) async fn locate(
+    resolver: &TokioResolver,
+    lookup: &Lookup,
+) -> (Vec<(Protocol, SocketAddr)>, Duration) {
+    match tokio::time::timeout(LOOKUP_TIME, locate_within(resolver, lookup)).await {
+        Ok(found) => found,
+        Err(_) => {
+            tracing::info!(host = %lookup.host, "next hop lookup timed out");
+            (Vec::new(), NEGATIVE_TTL)
+        }
+    }
+}
+
+async fn locate_within(
     resolver: &TokioResolver,
     lookup: &Lookup,
 ) -> (Vec<(Protocol, SocketAddr)>, Duration) {
@@ -58,13 +78,18 @@ pub(crate) async fn locate(
         }
     };
     let mut found = Vec::new();
-    for (protocol, name) in names {
+    // An SRV answer, even one that says "no such service" (`.`), rules out the fallback
+    // to the host's own addresses (RFC 2782).
+    let mut served = false;
+    for (protocol, name) in names.into_iter().take(MAX_SERVICES) {
         let records = srv(resolver, &name, &mut valid).await;
-        for (host, port) in sip_dns::srv_order(&records, random) {
+        served |= !records.is_empty();
+        let targets = sip_dns::srv_order(&records, random);
+        for (host, port) in targets.into_iter().take(MAX_TARGETS) {
             addresses(resolver, &host, (protocol, port), &mut valid, &mut found).await;
         }
     }
-    if found.is_empty() {
+    if found.is_empty() && !served {
         let hop = lookup.fallback(&plan);
         addresses(resolver, &lookup.host, hop, &mut valid, &mut found).await;
     }

@@ -181,11 +181,13 @@ pub(crate) fn process_for(
             .find("+sip.instance")
             .and_then(|p| p.unquoted())
             .map(|v| v.into_owned());
+        // A reg-id means nothing without an instance (RFC 5626 §6): ignored.
         let reg_id = addr
             .params
             .get("reg-id")
             .flatten()
-            .and_then(|v| v.parse::<u32>().ok());
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|_| instance.is_some());
         // RFC 5626 §6: a binding of an instance and reg-id is that pair's, whatever its
         // Contact (a client that reconnects may come with another); else the Contact's.
         let same_flow = |b: &Binding| {

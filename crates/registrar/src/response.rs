@@ -9,16 +9,17 @@ use crate::register::Registered;
 
 /// The 200 OK listing every binding with its remaining time (and q when not 1.0, and its
 /// `+sip.instance` and `reg-id`, RFC 5626 §6); Path is echoed when the request supports it
-/// (RFC 3327), and `Require: outbound` tells a client that asked for it that its flows are
-/// kept (RFC 5626 §6), with the seconds between its keep-alives (`flow_timer`). The top Via names `src`, where the REGISTER came from (`received`,
-/// `rport`).
+/// (RFC 3327). A client that asks for outbound with an instance and a reg-id, over a flow
+/// we keep (`flow_timer`: a connection; no Path, or one marked `;ob`), is told so with
+/// `Require: outbound` and the seconds between its keep-alives (RFC 5626 §6, §5.4). The top
+/// Via names `src`, where the REGISTER came from (`received`, `rport`).
 pub fn ok_response(
     req: &Message,
     src: SocketAddr,
     reg: &Registered,
     now: u64,
     to_tag: &str,
-    flow_timer: u32,
+    flow_timer: Option<u32>,
 ) -> Bytes {
     let mut b = ResponseBuilder::for_request_from(req, src, 200, "OK", Some(to_tag));
     for binding in &reg.bindings {
@@ -40,27 +41,47 @@ pub fn ok_response(
         }
         b = b.header("Contact", &contact);
     }
-    let supports = |option: &str| {
-        req.tokens(HeaderName::Supported)
-            .filter_map(Result::ok)
-            .any(|t| t.eq_ignore_ascii_case(option))
-    };
-    let with_reg_id = || {
-        req.contacts().filter_map(Result::ok).any(|c| match c {
-            sip_message::header::Contact::Address(a) => a.params.get("reg-id").is_some(),
-            sip_message::header::Contact::Star => false,
-        })
-    };
-    let outbound = reg.bindings.iter().any(|b| b.reg_id.is_some());
-    if outbound && supports("outbound") && with_reg_id() {
+    if let Some(seconds) = flow_timer.filter(|_| claims_outbound(req, reg)) {
         b = b
             .header("Require", "outbound")
-            .header("Flow-Timer", &flow_timer.to_string());
+            .header("Flow-Timer", &seconds.to_string());
     }
-    if supports("path") {
+    if req
+        .tokens(HeaderName::Supported)
+        .filter_map(Result::ok)
+        .any(|t| t.eq_ignore_ascii_case("path"))
+    {
         for p in req.headers_named(HeaderName::Path) {
             b = b.header("Path", &p.value_unfolded());
         }
     }
     b.build()
+}
+
+/// True when a REGISTER asks for outbound (RFC 5626 §6): `Supported: outbound`, a Contact
+/// with an instance and a reg-id, and no Path but one whose first hop keeps the flow
+/// (`;ob`).
+fn claims_outbound(req: &Message, reg: &Registered) -> bool {
+    let flows = reg
+        .bindings
+        .iter()
+        .any(|b| b.reg_id.is_some() && b.instance.is_some());
+    let first_path_ob = || match req.header(HeaderName::Path) {
+        None => true,
+        Some(p) => p.value.contains(";ob"),
+    };
+    let supported = || {
+        req.tokens(HeaderName::Supported)
+            .filter_map(Result::ok)
+            .any(|t| t.eq_ignore_ascii_case("outbound"))
+    };
+    let asked = || {
+        req.contacts().filter_map(Result::ok).any(|c| match c {
+            sip_message::header::Contact::Address(a) => {
+                a.params.get("reg-id").is_some() && a.params.find("+sip.instance").is_some()
+            }
+            sip_message::header::Contact::Star => false,
+        })
+    };
+    flows && first_path_ob() && supported() && asked()
 }

@@ -199,7 +199,7 @@ fn path_stored_and_echoed_only_when_supported() {
     );
     let r = run(&loc, &req).unwrap();
     assert_eq!(r.bindings[0].path, ["<sip:edge.example.com;lr>"]);
-    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", 120)).unwrap();
+    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", Some(120))).unwrap();
     assert_eq!(ok.paths().count(), 0);
     let req = register(
         "c1",
@@ -208,7 +208,7 @@ fn path_stored_and_echoed_only_when_supported() {
         "Path: <sip:edge.example.com;lr>\r\nSupported: path\r\n",
     );
     let r = run(&loc, &req).unwrap();
-    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", 120)).unwrap();
+    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", Some(120))).unwrap();
     assert_eq!(ok.paths().count(), 1);
     assert_eq!(ok.to().unwrap().tag(), Some("t"));
     let sip_message::header::Contact::Address(c) = ok.contacts().next().unwrap().unwrap() else {
@@ -503,7 +503,7 @@ fn an_instance_and_reg_id_key_a_binding_whatever_its_contact() {
     );
     let r = run(&loc, &req).unwrap();
     assert_eq!(r.bindings.len(), 2);
-    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", 90)).unwrap();
+    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", Some(90))).unwrap();
     let contacts: Vec<&str> = ok
         .headers_named(sip_message::HeaderName::Contact)
         .map(|h| h.value)
@@ -526,6 +526,6 @@ fn an_instance_and_reg_id_key_a_binding_whatever_its_contact() {
     let r = run(&loc, &register("c4", 1, &[plain], "")).unwrap();
     assert_eq!(r.bindings.len(), 3);
     let req = register("c4", 1, &[plain], "Supported: outbound\r\n");
-    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", 90)).unwrap();
+    let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", Some(90))).unwrap();
     assert!(ok.header(sip_message::HeaderName::Require).is_none());
 }

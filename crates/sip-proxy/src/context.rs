@@ -484,13 +484,21 @@ impl Context {
     ) {
         let is_cancel = resp.cseq().is_ok_and(|c| c.method == Method::Cancel);
         let (index, attempt) = place_of(index);
-        let Some(b) = self
-            .branches
-            .get_mut(index)
-            .filter(|b| usize::from(b.attempt) == attempt)
-        else {
+        let Some(b) = self.branches.get_mut(index) else {
             return;
         };
+        if usize::from(b.attempt) != attempt {
+            // An address given up answers after all: its 2xx to an INVITE still goes
+            // upstream (§16.7 step 5, RFC 6026) and the attempt after it is cancelled;
+            // anything else of it is dropped.
+            let ok = resp.status().is_some_and(|c| (200..300).contains(&c));
+            if ok && !is_cancel && self.invite {
+                self.cancel_branch(now, cfg, index);
+                self.branch_response(now, cfg, index, resp, out);
+                self.pump(now, cfg, out);
+            }
+            return;
+        }
         match (is_cancel, b.cancel.as_mut()) {
             (true, Some(c)) => c.on_response(now, resp),
             (true, None) => {}
@@ -841,12 +849,16 @@ impl Context {
         }
     }
 
-    /// Branch `i` ended with `status` (a response, or ours): when that is a reason to and its
-    /// target has another address, the same request goes there in a new transaction
-    /// (RFC 3263 §4.3), and the address that failed is noted. False when the branch ends.
+    /// Branch `i` ended with `status` (a response, or ours) before any provisional response:
+    /// when that is a reason to and its target has another address, the same request goes
+    /// there in a new transaction (RFC 3263 §4.3), and the address that failed is noted.
+    /// False when the branch ends.
     fn fail_over(&mut self, now: Instant, cfg: &ProxyConfig, i: usize, status: u16) -> bool {
         let b = &self.branches[i];
-        if !fails_over(status) || self.cancelled || b.status.is_some() || b.cancel_wanted {
+        // Not once the branch was heard from, is being cancelled, or the call is answered:
+        // the new attempt could not be cancelled with it.
+        let settled = b.provisional || b.cancel.is_some() || b.cancel_wanted || b.timer_c_fired;
+        if !fails_over(status) || self.cancelled || self.answered || b.status.is_some() || settled {
             return false;
         }
         self.noted.push(Noted::Failed(b.dest));

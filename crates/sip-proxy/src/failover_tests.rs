@@ -121,3 +121,36 @@ fn a_transport_error_or_no_answer_moves_on_and_the_last_failure_is_the_callers()
     assert_eq!(codes, [100, 408], "a 100 Trying first, then the 408");
     assert_eq!(second.call_id().unwrap(), "fo-3");
 }
+
+#[test]
+fn a_late_2xx_of_an_address_given_up_goes_upstream_and_the_next_is_cancelled() {
+    let core = relaying_core();
+    let now = Instant::now();
+    let out = invites(&forwarded(&core, now, "fo-4"));
+    let first = out[0].1.clone();
+    let out = sent(core.send_failed(now, udp(FIRST), first.to_bytes()));
+    let second = invites(&out).pop().expect("on to the second").1;
+    // SECOND rings; then FIRST answers after all: the 200 goes to the caller, SECOND is
+    // cancelled.
+    core.handle_message(now, answer(&second, 180), udp(SECOND));
+    let out = sent(core.handle_message(now, answer(&first, 200), udp(FIRST)));
+    assert!(upstream(&out).contains(&200), "{out:?}");
+    let cancels: Vec<_> = out
+        .iter()
+        .filter(|(_, m)| m.method() == Some(Method::Cancel))
+        .collect();
+    assert_eq!(cancels.len(), 1, "{out:?}");
+    assert_eq!(cancels[0].0, udp(SECOND));
+}
+
+#[test]
+fn an_address_that_rang_is_not_failed_over() {
+    let core = relaying_core();
+    let now = Instant::now();
+    let out = invites(&forwarded(&core, now, "fo-5"));
+    let first = out[0].1.clone();
+    core.handle_message(now, answer(&first, 180), udp(FIRST));
+    let out = sent(core.handle_message(now, answer(&first, 503), udp(FIRST)));
+    assert!(invites(&out).is_empty(), "{out:?}");
+    assert_eq!(upstream(&out), [500], "§16.7: a 503 goes upstream as 500");
+}

@@ -83,7 +83,11 @@ impl Core {
             .register(&cfg.registrar, now_unix, msg, &source, exempt, &served)
         {
             Ok(reg) => {
-                let flow_timer = cfg.registrar.flow_timer;
+                // Outbound flows are connections here (UDP keep-alives are the NAT module's).
+                let flow_timer = src
+                    .protocol
+                    .is_reliable()
+                    .then_some(cfg.registrar.flow_timer);
                 let ok =
                     registrar::ok_response(msg, src.addr, &reg, now_unix, &to_tag(msg), flow_timer);
                 let previous = reg.previous;

@@ -446,6 +446,7 @@ impl TcpConnections {
                             break;
                         }
                     }
+                    Incoming::Alive => {}
                     Incoming::Closed => break,
                 }
             }
@@ -460,21 +461,37 @@ impl TcpConnections {
         // Weak: the queue closes (and this task ends) once nobody else can send to it.
         let (this, our_tx, limit) = (self.clone(), tx.downgrade(), self.write_timeout);
         let queued = queue.bytes.clone();
+        // A WebSocket quiet for a third of the idle timeout is pinged: its answer keeps it.
+        let ping_every = self
+            .protocol
+            .is_websocket()
+            .then(|| (self.idle / 3).min(Duration::from_secs(60)));
         tokio::spawn(async move {
             let _slot = writer_slot;
-            while let Some(data) = rx.recv().await {
-                let written = tokio::time::timeout(limit, writer.write(&data)).await;
-                queued.fetch_sub(data.len(), Ordering::AcqRel);
-                match written {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) | Err(_) => {
-                        tracing::debug!(%remote, "peer not reading: connection closed");
-                        if let Some(tx) = our_tx.upgrade() {
-                            this.forget(remote, &tx);
-                        }
-                        reading.abort();
-                        return;
+            loop {
+                let written = match ping_every {
+                    Some(every) => match tokio::time::timeout(every, rx.recv()).await {
+                        Ok(next) => next.map(Some),
+                        Err(_) => Some(None),
+                    },
+                    None => rx.recv().await.map(Some),
+                };
+                let written = match written {
+                    None => break,
+                    Some(None) => tokio::time::timeout(limit, writer.ping()).await,
+                    Some(Some(data)) => {
+                        let written = tokio::time::timeout(limit, writer.write(&data)).await;
+                        queued.fetch_sub(data.len(), Ordering::AcqRel);
+                        written
                     }
+                };
+                if !matches!(written, Ok(Ok(()))) {
+                    tracing::debug!(%remote, "peer not reading: connection closed");
+                    if let Some(tx) = our_tx.upgrade() {
+                        this.forget(remote, &tx);
+                    }
+                    reading.abort();
+                    return;
                 }
             }
             // The peer sees the end of the stream while the reader may still drain what it

@@ -28,6 +28,8 @@ pub(crate) enum Incoming {
         /// True when the connection must close (after the answer, if any).
         fatal: bool,
     },
+    /// Something that is no message but shows the peer is there (a WebSocket ping or pong).
+    Alive,
     /// The peer closed, or the connection failed.
     Closed,
 }
@@ -48,6 +50,11 @@ pub(crate) trait Writer: Send + 'static {
     fn write(&mut self, data: &Bytes) -> impl Future<Output = std::io::Result<()>> + Send;
     /// Ends our side (over TLS after close_notify, over WebSocket after a Close frame).
     fn close(&mut self) -> impl Future<Output = ()> + Send;
+    /// Asks the peer for a sign of life, where the framing has a way to (WebSocket's ping,
+    /// which browsers answer on their own); nothing by default.
+    fn ping(&mut self) -> impl Future<Output = std::io::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// A byte stream's reading half, cut into messages.

@@ -1,6 +1,7 @@
 //! SIP over WebSocket (RFC 7118): the server's opening handshake, which must agree on the
 //! `sip` subprotocol, and the two halves of an open WebSocket, each of whose text or binary
-//! messages is one SIP message.
+//! messages is one SIP message. A quiet connection is pinged (browsers answer on their own,
+//! and send no keep-alives of their own by default).
 
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -83,14 +84,15 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Reader for WsReader<S> 
                 Some(Ok(tungstenite::Message::Close(_))) | Some(Err(_)) | None => {
                     return Incoming::Closed
                 }
-                Some(Ok(_)) => continue,
+                Some(Ok(tungstenite::Message::Frame(_))) => continue,
+                Some(Ok(_)) => return Incoming::Alive,
             };
             // RFC 5626 keep-alives in a message of their own (SIP.js sends them so).
             if data.iter().all(|&b| b == b'\r' || b == b'\n') {
                 if &data[..] == b"\r\n\r\n" {
                     return Incoming::Ping;
                 }
-                continue;
+                return Incoming::Alive;
             }
             return match Message::parse(data.clone()) {
                 Ok(m) => Incoming::Message(m),
@@ -121,6 +123,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Writer for WsWriter<S> 
 
     async fn close(&mut self) {
         let _ = self.0.close().await;
+    }
+
+    async fn ping(&mut self) -> std::io::Result<()> {
+        let ping = tungstenite::Message::Ping(Bytes::new());
+        self.0.send(ping).await.map_err(std::io::Error::other)
     }
 }
 
@@ -163,12 +170,18 @@ To: <sip:127.0.0.1>\r\nCall-ID: ws\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r
         SocketAddr,
         UnboundedReceiver<(Message, Source)>,
     ) {
+        server_idle(Duration::from_secs(60)).await
+    }
+
+    async fn server_idle(
+        idle: Duration,
+    ) -> (
+        TcpConnections,
+        SocketAddr,
+        UnboundedReceiver<(Message, Source)>,
+    ) {
         let (tx, rx) = unbounded_channel();
-        let tcp = TcpConnections::new(
-            Arc::new(Collect(tx)),
-            Duration::from_secs(60),
-            TcpLimits::default(),
-        );
+        let tcp = TcpConnections::new(Arc::new(Collect(tx)), idle, TcpLimits::default());
         let ws = tcp.websocket(None);
         let addr = ws.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         (ws, addr, rx)
@@ -232,6 +245,41 @@ To: <sip:127.0.0.1>\r\nCall-ID: ws\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r
             tokio::time::sleep(Duration::from_millis(200)).await;
             let gone = ws.send(src.remote, Bytes::from_static(b"x")).await;
             assert_eq!(gone.unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+        };
+        tokio::time::timeout(Duration::from_secs(10), test)
+            .await
+            .expect("within 10 s");
+    }
+
+    /// A browser sends no keep-alives by default: the server pings a quiet connection, and
+    /// the answers keep it past the idle timeout; one that stops answering is closed.
+    #[tokio::test]
+    async fn a_quiet_client_that_answers_pings_stays_connected() {
+        let test = async {
+            let (ws, addr, mut rx) = server_idle(Duration::from_millis(600)).await;
+            let mut c = connect(addr, "sip").await.unwrap();
+            c.send(tungstenite::Message::text(OPTIONS)).await.unwrap();
+            let (_, src) = rx.recv().await.unwrap();
+            // Reading answers the pings (tungstenite replies on its own).
+            let reader = tokio::spawn(async move {
+                let mut pings = 0;
+                while let Some(Ok(m)) = c.next().await {
+                    if matches!(m, tungstenite::Message::Ping(_)) {
+                        pings += 1;
+                    }
+                    if pings == 8 {
+                        break;
+                    }
+                }
+                (pings, c)
+            });
+            let (pings, c) = reader.await.unwrap();
+            assert_eq!(pings, 8, "pinged about every 200 ms");
+            assert!(ws.has_connection(src.remote), "kept past the idle timeout");
+            // Now silent (it reads nothing, so answers nothing): closed at the timeout.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert!(!ws.has_connection(src.remote), "closed once silent");
+            drop(c);
         };
         tokio::time::timeout(Duration::from_secs(10), test)
             .await
