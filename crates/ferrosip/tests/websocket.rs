@@ -1,7 +1,8 @@
 //! SIP over WebSocket (RFC 7118) end to end with a client written here, as a browser's SIP
 //! library speaks: it registers over WS with a `*.invalid` Contact, is called from a phone
 //! on UDP over its connection and the dialog's requests follow that connection both ways; a
-//! reconnect replaces its binding; once its connection is gone a call gets 430 Flow Failed.
+//! reconnect replaces its binding; once its connection is gone its binding goes with it,
+//! and a request of a dialog over it gets 430 Flow Failed.
 //! Over WSS the same client registers and gets a MESSAGE from UDP.
 
 mod support;
@@ -110,6 +111,17 @@ Supported: path,outbound,gruu\nMax-Forwards: 69\nContent-Length: 0\n\n",
     }
 }
 
+/// The next message `ua` gets of call `call_id` (the 486 of another is retransmitted until
+/// acknowledged: the tests do not bother).
+fn answer_to(ua: &Ua, call_id: &str) -> Message {
+    loop {
+        let m = ua.recv();
+        if m.call_id().ok() == Some(call_id) {
+            return m;
+        }
+    }
+}
+
 /// An INVITE from `ua` to `user`.
 fn invite(ua: &Ua, user: &str, call_id: &str) -> String {
     format!(
@@ -203,20 +215,32 @@ fn a_websocket_client_is_called_over_its_connection_until_it_is_gone() {
         .expect("timeout");
     assert!(alice.ws.read().is_err(), "nothing on the old connection");
 
-    // Once her connection is gone, a call gets 430 Flow Failed.
-    drop(alice);
-    drop(again);
-    std::thread::sleep(Duration::from_millis(300));
+    // A call on the new connection; then her connections are gone: a request of that
+    // dialog gets 430 Flow Failed, and a new call finds no binding (it went with its
+    // connection).
     bob.send(s.addr(), &invite(&bob, "alice", "ws-call-3"));
-    // (The 486 is retransmitted until acknowledged: bob does not bother.)
-    let failed = loop {
-        let m = bob.recv();
-        if m.call_id().ok() == Some("ws-call-3") {
+    // (The ACK of her 486 comes first.)
+    let inv = loop {
+        let m = again.recv();
+        if m.method() == Some(Method::Invite) {
             break m;
         }
     };
+    again.answer(&inv, 200, "q8z");
+    let ok = answer_to(&bob, "ws-call-3");
+    assert_eq!(ok.status(), Some(200));
+    bob.send(s.addr(), &in_dialog(&bob, &ok, "ACK", 1));
+    assert_eq!(again.recv().method(), Some(Method::Ack));
+    drop(alice);
+    drop(again);
+    std::thread::sleep(Duration::from_millis(300));
+    bob.send(s.addr(), &in_dialog(&bob, &ok, "BYE", 2));
+    let failed = answer_to(&bob, "ws-call-3");
     assert_eq!(failed.status(), Some(430), "{failed:?}");
     assert_eq!(failed.reason(), Some("Flow Failed"));
+    bob.send(s.addr(), &invite(&bob, "alice", "ws-call-4"));
+    let gone = answer_to(&bob, "ws-call-4");
+    assert_eq!(gone.status(), Some(404), "{gone:?}");
 }
 
 /// The server on UDP and WSS, its certificate signed by a test CA; the WSS port and CA.

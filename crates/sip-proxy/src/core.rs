@@ -65,6 +65,8 @@ pub struct Core {
     local_texts: Vec<(SocketAddr, String)>,
     /// When the bindings behind NAT last answered a keepalive.
     pub(crate) keepalives: crate::keepalive::Pinged,
+    /// What each WebSocket connection registered.
+    pub(crate) ws_registered: crate::flow::Registered,
 }
 
 impl std::fmt::Debug for Core {
@@ -163,6 +165,7 @@ impl Core {
             refreshed: RefreshedTargets::default(),
             local_texts,
             keepalives: Default::default(),
+            ws_registered: Default::default(),
         }
     }
 
@@ -419,6 +422,37 @@ impl Core {
         ttl: Duration,
     ) {
         self.dns.insert(now, lookup, found, ttl);
+    }
+
+    /// A connection closed: the bindings a WebSocket client registered over it go (it is
+    /// reached over nothing else); the commands that store that.
+    pub fn connection_closed(
+        &self,
+        now: Instant,
+        protocol: Protocol,
+        remote: SocketAddr,
+    ) -> Vec<crate::Command> {
+        if !protocol.is_websocket() {
+            return Vec::new();
+        }
+        let Some(aor) = self.ws_registered.closed(remote) else {
+            return Vec::new();
+        };
+        let source = format!("{protocol}:{remote}");
+        let changes: Vec<registrar::Change> = self
+            .location
+            .lookup(&aor, self.unix(now))
+            .iter()
+            .filter(|b| b.source == source)
+            .filter_map(|b| self.location.remove_binding(b))
+            .collect();
+        if changes.is_empty() {
+            return Vec::new();
+        }
+        vec![crate::Command::Persist {
+            changes,
+            then: None,
+        }]
     }
 
     /// Purges the bindings expired at `now`; returns the changes to persist.

@@ -6,13 +6,44 @@
 //! another dialog; and a request follows one only with the dialog's route key
 //! ([`crate::route_key`]).
 
+use std::collections::HashMap;
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 
 use sip_message::Protocol;
 use siphasher::sip::SipHasher24;
 
 use crate::route_key::RouteSecret;
+
+/// Most WebSocket connections whose address-of-record is remembered (more than the open
+/// connections a server allows): past it, all are forgotten.
+const MAX_REGISTERED: usize = 65_536;
+
+/// The address-of-record each WebSocket connection registered, so that its bindings go
+/// when it closes: a browser that is gone is not called (it gets a new binding when it
+/// connects again).
+#[derive(Debug, Default)]
+pub(crate) struct Registered(Mutex<HashMap<SocketAddr, String>>);
+
+impl Registered {
+    /// The connection from `remote` registered `aor`.
+    pub(crate) fn note(&self, remote: SocketAddr, aor: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_REGISTERED && !map.contains_key(&remote) {
+            map.clear();
+        }
+        map.insert(remote, aor.to_owned());
+    }
+
+    /// The connection from `remote` closed: the address-of-record it registered, if any.
+    pub(crate) fn closed(&self, remote: SocketAddr) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&remote)
+    }
+}
 
 /// The Record-Route parameter that carries the token.
 pub(crate) const PARAM: &str = "ft";

@@ -83,6 +83,9 @@ impl Core {
             .register(&cfg.registrar, now_unix, msg, &source, exempt, &served)
         {
             Ok(reg) => {
+                if src.protocol.is_websocket() {
+                    self.ws_registered.note(src.addr, &reg.aor);
+                }
                 // Outbound flows are connections here (UDP keep-alives are the NAT module's).
                 let flow_timer = src
                     .protocol

@@ -254,3 +254,25 @@ CSeq: 2 MESSAGE\nMax-Forwards: 70\nContent-Length: 0\n\n"
         "{out:?}"
     );
 }
+
+#[test]
+fn a_browsers_binding_goes_when_its_connection_closes() {
+    let (core, location) = ws_core();
+    let now = Instant::now();
+    register(&core, BROWSER, CONTACT, 1);
+    let addr = BROWSER.parse().expect("addr");
+    // Another connection closing changes nothing.
+    let other = "198.51.100.9:51999".parse().expect("addr");
+    assert!(core.connection_closed(now, Protocol::Ws, other).is_empty());
+    let cmds = core.connection_closed(now, Protocol::Ws, addr);
+    let removed = cmds.iter().any(|c| {
+        matches!(c, crate::Command::Persist { changes, then: None }
+            if matches!(&changes[..], [registrar::Change::Remove { contact, .. }] if contact == CONTACT))
+    });
+    assert!(removed, "{cmds:?}");
+    assert!(location.all(0).is_empty());
+    assert!(
+        core.connection_closed(now, Protocol::Ws, addr).is_empty(),
+        "once"
+    );
+}

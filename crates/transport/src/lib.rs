@@ -57,6 +57,8 @@ pub trait Handler: Send + Sync + 'static {
     }
     /// A TCP connection was accepted over a limit and closed at once; the default ignores it.
     fn on_refused(&self, _src: Source) {}
+    /// A connection that carried messages closed; the default ignores it.
+    fn on_closed(&self, _src: Source) {}
 }
 
 /// Hands a message to the handler; a bug that panics there costs that message, not the

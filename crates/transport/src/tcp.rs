@@ -456,6 +456,7 @@ impl TcpConnections {
                 reader.drain().await;
             }
             tracing::debug!(%remote, protocol = %this.protocol, "connection closed");
+            this.handler.on_closed(src);
         });
         // A peer that stops reading is cut off: its queue is not kept waiting.
         // Weak: the queue closes (and this task ends) once nobody else can send to it.
@@ -491,6 +492,7 @@ impl TcpConnections {
                         this.forget(remote, &tx);
                     }
                     reading.abort();
+                    this.handler.on_closed(src);
                     return;
                 }
             }

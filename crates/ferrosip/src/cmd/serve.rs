@@ -484,6 +484,13 @@ impl Handler for Dispatch {
     fn on_refused(&self, _src: Source) {
         self.0.metrics.tcp_refused();
     }
+
+    fn on_closed(&self, src: Source) {
+        if let Some(core) = self.0.core.get() {
+            let commands = core.connection_closed(Instant::now(), src.protocol, src.remote);
+            self.0.execute(commands);
+        }
+    }
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
