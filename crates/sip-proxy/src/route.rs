@@ -98,8 +98,7 @@ pub(crate) fn preprocess(
         // Of a double entry, the last faces where the request goes; it is followed only
         // in a dialog of ours (its key held).
         if edit.key.is_some() {
-            let call_id = msg.call_id().unwrap_or_default();
-            edit.flow = flow_of(cfg, &routes[edit.pop_routes - 1].uri, call_id)
+            edit.flow = flow_of(cfg, &routes[edit.pop_routes - 1].uri, msg)
                 .filter(|f| f.1 != arrived)
                 .map(Box::new);
         }
@@ -116,11 +115,11 @@ fn relays_media(uri: &sip_message::Uri<'_>) -> bool {
         .is_some_and(|s| s.params.get(crate::relay::MEDIA_PARAM).is_some())
 }
 
-/// The flow an entry of ours names, when its token holds.
+/// The flow an entry of ours names, when its token holds for the dialog of `msg`.
 fn flow_of(
     cfg: &ProxyConfig,
     uri: &sip_message::Uri<'_>,
-    call_id: &str,
+    msg: &Message,
 ) -> Option<(Protocol, SocketAddr)> {
     // Only a server with WebSocket listeners makes flow tokens.
     if !cfg.advertised.iter().any(|(p, _)| p.is_websocket()) {
@@ -129,6 +128,7 @@ fn flow_of(
     let sip = uri.as_sip()?;
     let token = sip.params.get(crate::flow::PARAM).flatten()?;
     let protocol = Protocol::from_token(sip.transport()?).filter(|p| p.is_websocket())?;
+    let call_id = msg.call_id().ok()?;
     let addr = crate::flow::verify(&cfg.route_secret, protocol, token, call_id)?;
     Some((protocol, addr))
 }
