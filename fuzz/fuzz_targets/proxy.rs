@@ -90,8 +90,14 @@ fn check(commands: Vec<Command>) {
                     let now = Instant::now();
                     for h in hosts {
                         let (protocol, port) = h.fallback(&h.plan());
-                        let to = (protocol, std::net::SocketAddr::new([192, 0, 2, 30].into(), port));
-                        core().dns_answer(now, &h, vec![to], Duration::from_secs(60));
+                        let found = sip_proxy::Found {
+                            protocol,
+                            rank: 0,
+                            priority: 0,
+                            weight: 0,
+                            addrs: vec![std::net::SocketAddr::new([192, 0, 2, 30].into(), port)],
+                        };
+                        core().dns_answer(now, &h, vec![found], Duration::from_secs(60));
                     }
                     next.extend(core().resume(now, then));
                 }

@@ -1,13 +1,14 @@
-//! RFC 3263 over hickory-resolver: NAPTR, then SRV, then A and AAAA, as `sip_dns` plans and
-//! orders them; the transport addresses a lookup leads to, best first, and how long the
-//! answer holds (the shortest TTL met on the way).
+//! RFC 3263 over hickory-resolver: NAPTR, then SRV, then A and AAAA, as `sip_dns` plans
+//! them; the SRV targets (or the host) a lookup leads to with their addresses, which the
+//! core orders for each request, and how long the answer holds (the shortest TTL met on the
+//! way).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::TokioResolver;
-use sip_dns::{Naptr, Plan, Srv};
+use sip_dns::{Found, Naptr, Plan, Srv};
 use sip_message::Protocol;
 use sip_proxy::Lookup;
 
@@ -15,8 +16,10 @@ use sip_proxy::Lookup;
 /// WebSocket).
 const SUPPORT: [Protocol; 3] = [Protocol::Udp, Protocol::Tcp, Protocol::Tls];
 
-/// Most addresses kept for one lookup: enough to fail over, not a list a zone can grow.
+/// Most addresses kept for one lookup, and for one target: enough to fail over, not a list
+/// a zone can grow.
 const MAX_FOUND: usize = 16;
+const MAX_ADDRESSES: usize = 4;
 /// Most NAPTR services, and SRV targets per service, followed for one lookup: a zone
 /// cannot make one request cost many queries.
 const MAX_SERVICES: usize = 4;
@@ -43,12 +46,9 @@ impl Validity {
     }
 }
 
-/// Where `lookup` leads, best first, and for how long; nowhere when that takes longer
-/// than [`LOOKUP_TIME`].
-pub(crate) async fn locate(
-    resolver: &TokioResolver,
-    lookup: &Lookup,
-) -> (Vec<(Protocol, SocketAddr)>, Duration) {
+/// Where `lookup` leads, and for how long; nowhere when that takes longer than
+/// [`LOOKUP_TIME`].
+pub(crate) async fn locate(resolver: &TokioResolver, lookup: &Lookup) -> (Vec<Found>, Duration) {
     match tokio::time::timeout(LOOKUP_TIME, locate_within(resolver, lookup)).await {
         Ok(found) => found,
         Err(_) => {
@@ -58,10 +58,7 @@ pub(crate) async fn locate(
     }
 }
 
-async fn locate_within(
-    resolver: &TokioResolver,
-    lookup: &Lookup,
-) -> (Vec<(Protocol, SocketAddr)>, Duration) {
+async fn locate_within(resolver: &TokioResolver, lookup: &Lookup) -> (Vec<Found>, Duration) {
     let mut valid = Validity(None);
     let plan = lookup.plan();
     let names = match &plan {
@@ -77,36 +74,49 @@ async fn locate_within(
             }
         }
     };
-    let mut found = Vec::new();
+    let mut found: Vec<Found> = Vec::new();
+    let mut count = 0;
     // An SRV answer, even one that says "no such service" (`.`), rules out the fallback
     // to the host's own addresses (RFC 2782).
     let mut served = false;
-    for (protocol, name) in names.into_iter().take(MAX_SERVICES) {
+    for ((protocol, name), rank) in names.into_iter().take(MAX_SERVICES).zip(0..) {
         let records = srv(resolver, &name, &mut valid).await;
         served |= !records.is_empty();
-        let targets = sip_dns::srv_order(&records, random);
-        for (host, port) in targets.into_iter().take(MAX_TARGETS) {
-            addresses(resolver, &host, (protocol, port), &mut valid, &mut found).await;
+        let targets = records.into_iter().filter(|r| r.target != ".");
+        for r in targets.take(MAX_TARGETS) {
+            if count >= MAX_FOUND {
+                break;
+            }
+            let addrs = addresses(resolver, &r.target, r.port, &mut valid).await;
+            count += addrs.len();
+            found.push(Found {
+                protocol,
+                rank,
+                priority: r.priority,
+                weight: r.weight,
+                addrs,
+            });
         }
     }
+    found.retain(|f| !f.addrs.is_empty());
     if found.is_empty() && !served {
-        let hop = lookup.fallback(&plan);
-        addresses(resolver, &lookup.host, hop, &mut valid, &mut found).await;
+        let (protocol, port) = lookup.fallback(&plan);
+        let addrs = addresses(resolver, &lookup.host, port, &mut valid).await;
+        if !addrs.is_empty() {
+            found.push(Found {
+                protocol,
+                rank: 0,
+                priority: 0,
+                weight: 0,
+                addrs,
+            });
+        }
     }
     if found.is_empty() {
         tracing::info!(host = %lookup.host, "next hop does not resolve");
     }
     let ttl = valid.ttl(!found.is_empty());
     (found, ttl)
-}
-
-/// A uniform random number from 0 to `n` inclusive (SRV weights).
-fn random(n: u32) -> u32 {
-    let r = getrandom::u32().unwrap_or(0);
-    match n.checked_add(1) {
-        Some(m) => r % m,
-        None => r,
-    }
 }
 
 async fn naptr(resolver: &TokioResolver, host: &str, valid: &mut Validity) -> Vec<Naptr> {
@@ -141,32 +151,30 @@ async fn srv(resolver: &TokioResolver, name: &str, valid: &mut Validity) -> Vec<
                 priority: s.priority(),
                 weight: s.weight(),
                 port: s.port(),
-                target: s.target().to_ascii(),
+                target: s.target().to_ascii().to_ascii_lowercase(),
             }),
             _ => None,
         })
         .collect()
 }
 
-/// Adds the addresses of `host` (A and AAAA) to `found`, reached over `protocol` at `port`.
+/// The addresses of `host` (A and AAAA, a few), at `port`.
 async fn addresses(
     resolver: &TokioResolver,
     host: &str,
-    (protocol, port): (Protocol, u16),
+    port: u16,
     valid: &mut Validity,
-    found: &mut Vec<(Protocol, SocketAddr)>,
-) {
-    if found.len() >= MAX_FOUND {
-        return;
-    }
+) -> Vec<SocketAddr> {
     let Ok(ips) = resolver.lookup_ip(host).await else {
-        return;
+        return Vec::new();
     };
     valid.meet(ips.valid_until());
+    let mut addrs: Vec<SocketAddr> = Vec::new();
     for ip in ips.iter() {
-        let hop = (protocol, SocketAddr::new(ip, port));
-        if found.len() < MAX_FOUND && !found.contains(&hop) {
-            found.push(hop);
+        let a = SocketAddr::new(ip, port);
+        if addrs.len() < MAX_ADDRESSES && !addrs.contains(&a) {
+            addrs.push(a);
         }
     }
+    addrs
 }

@@ -84,7 +84,10 @@ impl Lookups {
         done: impl Fn(Vec<Command>),
     ) {
         let (found, ttl) = crate::locate::locate(&self.resolver, &host).await;
-        named(&host.host, &found);
+        for f in &found {
+            let hops: Vec<_> = f.addrs.iter().map(|&a| (f.protocol, a)).collect();
+            named(&host.host, &hops);
+        }
         core.dns_answer(Instant::now(), &host, found, ttl);
         let waiters = self
             .waiting

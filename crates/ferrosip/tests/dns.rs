@@ -1,11 +1,14 @@
 //! Next hops by DNS (RFC 3263) end to end, against a DNS server of the test's own (dnsmasq
 //! on a loopback port, `[dns] servers`): a domain's NAPTR leads to its SRV and that to an
 //! address; a domain with SRV records alone is found by them; a URI with a port skips SRV;
-//! a target that answers 503 hands the request to the next (RFC 3263 §4.3), and is tried
-//! last by the requests after it.
+//! a target that answers 503 or is down hands the request to the next within its
+//! transaction (RFC 3263 §4.3), and is tried last by the requests after it; weights share
+//! the load.
 
 mod support;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use support::dns::Dns;
@@ -111,5 +114,132 @@ fn a_target_that_answers_503_hands_the_request_to_the_next() {
     assert!(
         down.recv_timeout(Duration::from_millis(300)).is_none(),
         "nothing for the one that failed"
+    );
+}
+
+/// A peer that answers every request 200 until dropped; how many it answered.
+struct Answering {
+    count: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    port: u16,
+}
+
+impl Answering {
+    fn start() -> Answering {
+        let peer = Ua::new();
+        let port = peer.port;
+        let (count, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (c, s) = (count.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some((req, from)) = peer.recv_timeout(Duration::from_millis(50)) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    respond(&peer, (req, from), 200);
+                }
+            }
+        });
+        Answering {
+            count,
+            stop,
+            thread: Some(thread),
+            port,
+        }
+    }
+
+    fn answered(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The server, trusting 127.0.0.1, asking `dns`, with `more` configuration.
+fn server_with(dir: &std::path::Path, dns: &Dns, more: &str) -> Server {
+    let config = format!(
+        "[auth]\ntrusted = [\"127.0.0.1/32\"]\n[dns]\nservers = [\"127.0.0.1:{}\"]\n{more}",
+        dns.port
+    );
+    Server::start_with_config(dir, &config)
+}
+
+/// The seed's zone: `_sip._udp` with priorities 0 and 1. While the priority-0 target is
+/// down (nothing listens there) a request fails over to the backup within its own
+/// transaction (timer F, short here), and those after it go to the backup first.
+#[test]
+fn a_target_that_is_down_hands_over_to_the_backup_within_the_transaction() {
+    let backup = Answering::start();
+    let down = support::free_port();
+    let dns = Dns::start(&[
+        format!("--srv-host=_sip._udp.seed.test,sip1.seed.test,{down},0,0"),
+        format!(
+            "--srv-host=_sip._udp.seed.test,sip2.seed.test,{},1,0",
+            backup.port
+        ),
+        "--host-record=sip1.seed.test,127.0.0.1".into(),
+        "--host-record=sip2.seed.test,127.0.0.1".into(),
+    ]);
+    let dir = tempfile::tempdir().expect("dir");
+    // T1 = 50 ms: timer F (64·T1) gives up on the silent target after 3.2 s.
+    let s = server_with(dir.path(), &dns, "[timers]\nt1 = 50\nt2 = 400\n");
+    let ua = Ua::new();
+    message(&ua, &s, "sip:bob@seed.test", "down-1");
+    let (answer, _) = ua
+        .recv_timeout(Duration::from_secs(8))
+        .expect("an answer within the transaction");
+    assert_eq!(answer.status(), Some(200), "{answer:?}");
+    assert_eq!(backup.answered(), 1);
+    // The next ones go to the backup at once.
+    for n in 2..=5 {
+        let call_id = format!("down-{n}");
+        message(&ua, &s, "sip:bob@seed.test", &call_id);
+        let (answer, _) = ua.recv_timeout(Duration::from_secs(1)).expect("at once");
+        assert_eq!(answer.status(), Some(200));
+    }
+    assert_eq!(backup.answered(), 5);
+}
+
+/// Two targets of one priority, weights 1 and 3: over 1000 requests each gets its share.
+#[test]
+fn weights_share_the_load_as_the_zone_says() {
+    let (light, heavy) = (Answering::start(), Answering::start());
+    let dns = Dns::start(&[
+        format!(
+            "--srv-host=_sip._udp.share.test,a.share.test,{},0,1",
+            light.port
+        ),
+        format!(
+            "--srv-host=_sip._udp.share.test,b.share.test,{},0,3",
+            heavy.port
+        ),
+        "--host-record=a.share.test,127.0.0.1".into(),
+        "--host-record=b.share.test,127.0.0.1".into(),
+    ]);
+    let dir = tempfile::tempdir().expect("dir");
+    let s = server_with(dir.path(), &dns, "");
+    let ua = Ua::new();
+    for n in 0..1000 {
+        let call_id = format!("share-{n}");
+        message(&ua, &s, "sip:bob@share.test", &call_id);
+        let (answer, _) = ua.recv_timeout(Duration::from_secs(5)).expect("an answer");
+        assert_eq!(answer.status(), Some(200));
+    }
+    let (l, h) = (light.answered(), heavy.answered());
+    assert_eq!(l + h, 1000);
+    eprintln!("weights 1 and 3: {l} and {h} of 1000");
+    // 250 expected for weight 1 of 4 (a standard deviation is about 14).
+    assert!(
+        (180..=320).contains(&l),
+        "weight 1 got {l}, weight 3 got {h}"
     );
 }

@@ -163,33 +163,56 @@ pub struct Srv {
     pub target: String,
 }
 
-/// SRV records in the order to try them (RFC 2782): by priority, and within a priority by a
-/// weighted random choice; `random(n)` gives a number from 0 to `n` inclusive. A lone `.`
-/// target says there is no such service: nothing.
-pub fn srv_order(records: &[Srv], mut random: impl FnMut(u32) -> u32) -> Vec<(String, u16)> {
-    let mut by_priority: Vec<&Srv> = records
-        .iter()
-        .filter(|r| !r.target.trim_end_matches('.').is_empty())
-        .collect();
-    by_priority.sort_by_key(|r| r.priority);
-    let mut ordered = Vec::with_capacity(by_priority.len());
-    for group in by_priority.chunk_by(|a, b| a.priority == b.priority) {
-        // Zero weights first (RFC 2782), then pick by running sums.
-        let mut left: Vec<&Srv> = group.iter().filter(|r| r.weight == 0).copied().collect();
-        left.extend(group.iter().filter(|r| r.weight > 0));
+/// The addresses one SRV target (or the host itself, without SRV) led to, with what orders
+/// it among the others: the rank of its NAPTR service or SRV name, then its SRV priority
+/// and weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The transport.
+    pub protocol: Protocol,
+    /// The order of its service (its NAPTR record's, or its SRV name's), best first.
+    pub rank: u16,
+    /// Its SRV priority: lower first.
+    pub priority: u16,
+    /// Its SRV weight: its share among equal rank and priority.
+    pub weight: u16,
+    /// Its addresses, with the SRV port.
+    pub addrs: Vec<std::net::SocketAddr>,
+}
+
+/// The transport addresses to try, best first (RFC 2782): by rank and priority, and within
+/// equal ones by a weighted random choice made again for each request; `random(n)` gives a
+/// number from 0 to `n` inclusive.
+pub fn order(
+    found: &[Found],
+    mut random: impl FnMut(u32) -> u32,
+) -> Vec<(Protocol, std::net::SocketAddr)> {
+    let mut sorted: Vec<&Found> = found.iter().collect();
+    sorted.sort_by_key(|f| (f.rank, f.priority));
+    let mut ordered = Vec::new();
+    for group in sorted.chunk_by(|a, b| (a.rank, a.priority) == (b.rank, b.priority)) {
+        // By running sums of the weights (RFC 2782), each target's chance its share of the
+        // total: the draw is below the total (RFC 2782's "0 to the sum inclusive" gives the
+        // first a place more, so 1:3 would come out as 2:3 or 1:4 by answer order). Weight
+        // 0 goes after the others, in order.
+        let mut left: Vec<&Found> = group.to_vec();
         while !left.is_empty() {
-            let total: u32 = left.iter().map(|r| u32::from(r.weight)).sum();
-            let pick = random(total).min(total);
-            let mut sum = 0;
-            let i = left
-                .iter()
-                .position(|r| {
-                    sum += u32::from(r.weight);
-                    sum >= pick
-                })
-                .unwrap_or(0);
-            let r = left.remove(i);
-            ordered.push((r.target.trim_end_matches('.').to_ascii_lowercase(), r.port));
+            let total: u32 = left.iter().map(|f| u32::from(f.weight)).sum();
+            let i = match total {
+                0 => 0,
+                _ => {
+                    let pick = random(total - 1).min(total - 1);
+                    let mut sum = 0;
+                    left.iter()
+                        .position(|f| {
+                            sum += u32::from(f.weight);
+                            sum > pick
+                        })
+                        .unwrap_or(0)
+                }
+            };
+            let f = left.remove(i);
+            ordered.extend(f.addrs.iter().map(|&a| (f.protocol, a)));
         }
     }
     ordered

@@ -105,75 +105,74 @@ fn naptr_records_by_order_then_preference_of_services_we_support() {
     );
 }
 
-fn srv(priority: u16, weight: u16, port: u16, target: &str) -> Srv {
-    Srv {
+fn found(priority: u16, weight: u16, port: u16) -> Found {
+    Found {
+        protocol: Protocol::Udp,
+        rank: 0,
         priority,
         weight,
-        port,
-        target: target.into(),
+        addrs: vec![std::net::SocketAddr::from(([192, 0, 2, 1], port))],
     }
+}
+
+fn ports(ordered: &[(Protocol, std::net::SocketAddr)]) -> Vec<u16> {
+    ordered.iter().map(|(_, a)| a.port()).collect()
 }
 
 #[test]
-fn srv_by_priority_then_weight() {
-    let records = [
-        srv(20, 0, 5060, "backup.example.com."),
-        srv(10, 60, 5060, "a.example.com."),
-        srv(10, 40, 5062, "b.example.com."),
-    ];
+fn by_rank_then_priority_then_weight() {
+    let backup = found(20, 0, 5070);
+    let a = found(10, 60, 5060);
+    let b = found(10, 40, 5062);
+    let other_service = Found {
+        rank: 1,
+        ..found(0, 0, 5080)
+    };
+    let all = [other_service, backup, a, b];
     // The lowest draw takes the first of the running sums (a: 60), the highest the last.
-    assert_eq!(
-        srv_order(&records, |_| 0),
-        [
-            ("a.example.com".to_owned(), 5060),
-            ("b.example.com".to_owned(), 5062),
-            ("backup.example.com".to_owned(), 5060)
-        ]
-    );
-    assert_eq!(
-        srv_order(&records, |n| n)[0],
-        ("b.example.com".into(), 5062)
-    );
-    assert!(
-        srv_order(&[srv(0, 0, 0, ".")], |n| n).is_empty(),
-        "no service"
-    );
+    assert_eq!(ports(&order(&all, |_| 0)), [5060, 5062, 5070, 5080]);
+    assert_eq!(ports(&order(&all, |n| n))[0], 5062);
+    // Weight 0 only after the others of its priority.
+    let zero = [found(1, 0, 1), found(1, 5, 2)];
+    assert_eq!(ports(&order(&zero, |_| 0)), [2, 1]);
 }
 
 proptest! {
-    /// Every record comes out once, in priority order, whatever the draws.
+    /// Every address comes out once, by rank and priority, whatever the draws.
     #[test]
-    fn srv_order_is_a_priority_ordered_permutation(
-        records in proptest::collection::vec((0u16..4, 0u16..100, 1u16..9), 0..12),
+    fn order_is_a_ranked_permutation(
+        records in proptest::collection::vec((0u16..2, 0u16..4, 0u16..100), 0..12),
         draws in proptest::collection::vec(any::<u32>(), 64),
     ) {
-        let records: Vec<Srv> = records
+        let all: Vec<Found> = records
             .iter()
             .enumerate()
-            .map(|(i, &(p, w, port))| srv(p, w, port, &format!("h{i}.example.com")))
+            .map(|(i, &(rank, p, w))| Found { rank, ..found(p, w, i as u16) })
             .collect();
         let mut draws = draws.into_iter().cycle();
-        let ordered = srv_order(&records, |n| draws.next().unwrap_or(0) % (n + 1));
-        prop_assert_eq!(ordered.len(), records.len());
-        let priority = |name: &str| records.iter().find(|r| r.target == name).map(|r| r.priority);
-        let priorities: Vec<_> = ordered.iter().map(|(n, _)| priority(n)).collect();
-        prop_assert!(priorities.windows(2).all(|w| w[0] <= w[1]));
-        let mut names: Vec<_> = ordered.iter().map(|(n, _)| n.clone()).collect();
-        names.sort();
-        names.dedup();
-        prop_assert_eq!(names.len(), records.len());
+        let ordered = order(&all, |n| draws.next().unwrap_or(0) % (n + 1));
+        prop_assert_eq!(ordered.len(), all.len());
+        let key = |port: u16| all.iter().find(|f| f.addrs[0].port() == port).map(|f| (f.rank, f.priority));
+        let keys: Vec<_> = ordered.iter().map(|(_, a)| key(a.port())).collect();
+        prop_assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+        let mut seen = ports(&ordered);
+        seen.sort();
+        seen.dedup();
+        prop_assert_eq!(seen.len(), all.len());
     }
 
-    /// With two records of one priority, each comes first about as often as its weight
-    /// says (fair draws: every number from 0 to the total once).
+    /// With two of one priority, each comes first exactly as often as its weight says over
+    /// fair draws (every number below the total once), whichever is listed first.
     #[test]
-    fn srv_weights_share_the_first_place(w1 in 1u16..50, w2 in 1u16..50) {
-        let records = [srv(1, w1, 1, "one"), srv(1, w2, 2, "two")];
+    fn weights_share_the_first_place(w1 in 0u16..50, w2 in 1u16..50, swap: bool) {
+        let mut all = vec![found(1, w1, 1), found(1, w2, 2)];
+        if swap {
+            all.reverse();
+        }
         let total = u32::from(w1) + u32::from(w2);
-        let firsts = (0..=total)
-            .filter(|&d| srv_order(&records, |_| d)[0].0 == "one")
+        let firsts = (0..total)
+            .filter(|&d| order(&all, |_| d)[0].1.port() == 1)
             .count() as u32;
-        // Draws 0..=w1 pick the first (0 and w1 both end in its sum).
-        prop_assert_eq!(firsts, u32::from(w1) + 1);
+        prop_assert_eq!(firsts, u32::from(w1));
     }
 }

@@ -14,7 +14,7 @@ use sip_transaction::{Role, TransactionKey};
 
 use crate::config::ProxyConfig;
 use crate::context::{Context, Received};
-use crate::dns::{Answer, DnsCache, Failed};
+use crate::dns::{Answer, DnsCache, Failed, Found};
 use crate::guard::Guard;
 use crate::refresh::RefreshedTargets;
 use crate::routing::{default_script, ProxyScript};
@@ -380,16 +380,18 @@ impl Core {
 
     /// Where a next hop leads now: an address, a name still to look up, or nowhere (the name
     /// does not resolve to an address family we listen on).
-    pub(crate) fn locate(&self, now: Instant, hop: NextHop) -> Located {
+    pub(crate) fn locate(&self, now: Instant, hop: NextHop, msg: &Message) -> Located {
         let lookup = match hop {
             NextHop::Addr(d) => return Located::Ready(d, Vec::new()),
             NextHop::Name(lookup) => lookup,
         };
         match self.dns.get(now, &lookup) {
             Answer::Unknown => Located::Pending(lookup),
-            // Those we have an interface for, lately failed ones last (RFC 3263 §4.3).
+            // In order for this request (the weights' choice follows its Call-ID), those
+            // we have an interface for, lately failed ones last (RFC 3263 §4.3).
             Answer::Known(found) => {
-                let usable = found
+                let seed = crate::forward::fnv(&[msg.call_id().unwrap_or_default().as_bytes()]);
+                let usable = sip_dns::order(&found, draws(seed))
                     .into_iter()
                     .filter(|&(p, a)| self.cfg.advertised_for(p, a).is_some())
                     .collect();
@@ -412,15 +414,9 @@ impl Core {
         self.failed.note(now, (hop.protocol, hop.addr));
     }
 
-    /// Stores the answer to a [`Command::Resolve`] lookup: the transport addresses it leads
-    /// to, best first (none: nowhere), valid for `ttl` (at least a few seconds).
-    pub fn dns_answer(
-        &self,
-        now: Instant,
-        lookup: &Lookup,
-        found: Vec<(Protocol, SocketAddr)>,
-        ttl: Duration,
-    ) {
+    /// Stores the answer to a [`Command::Resolve`] lookup: the SRV targets (or the host's
+    /// addresses) it leads to (none: nowhere), valid for `ttl` (at least a few seconds).
+    pub fn dns_answer(&self, now: Instant, lookup: &Lookup, found: Vec<Found>, ttl: Duration) {
         self.dns.insert(now, lookup, found, ttl);
     }
 
@@ -488,6 +484,20 @@ fn digest_key(cfg: &ProxyConfig) -> [u8; 16] {
         *b ^= 0x5c;
     }
     key
+}
+
+/// Numbers from 0 to `n` inclusive, drawn from `seed` (SplitMix64): a weighted choice the
+/// same for every retransmission of a request, and spread over requests.
+fn draws(mut seed: u64) -> impl FnMut(u32) -> u32 {
+    move |n| {
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        // (At most n, which fits in u32.)
+        (z % (u64::from(n) + 1)) as u32
+    }
 }
 
 /// What a next hop resolves to at the moment.

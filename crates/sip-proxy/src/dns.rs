@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use sip_message::Protocol;
 
 use crate::target::Lookup;
+pub use sip_dns::Found;
 
 /// Most names kept; past it, expired answers are dropped first, then everything.
 const MAX_ENTRIES: usize = 4096;
@@ -24,15 +25,15 @@ pub(crate) const MIN_TTL: Duration = Duration::from_secs(5);
 /// What is known about a lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Answer {
-    /// Where it leads, best first (empty: nowhere).
-    Known(Vec<(Protocol, SocketAddr)>),
+    /// Where it leads (empty: nowhere), ordered for each request ([`sip_dns::order`]).
+    Known(Vec<Found>),
     /// Nothing yet: ask the IO layer.
     Unknown,
 }
 
 #[derive(Debug)]
 struct Entry {
-    addrs: Vec<(Protocol, SocketAddr)>,
+    addrs: Vec<Found>,
     until: Instant,
 }
 
@@ -53,13 +54,7 @@ impl DnsCache {
     }
 
     /// Stores an answer (no addresses: the name leads nowhere) for at least [`MIN_TTL`].
-    pub(crate) fn insert(
-        &self,
-        now: Instant,
-        lookup: &Lookup,
-        addrs: Vec<(Protocol, SocketAddr)>,
-        ttl: Duration,
-    ) {
+    pub(crate) fn insert(&self, now: Instant, lookup: &Lookup, addrs: Vec<Found>, ttl: Duration) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, e| e.until > now);
@@ -132,8 +127,19 @@ mod tests {
         let c = DnsCache::default();
         let t = Instant::now();
         assert_eq!(c.get(t, &name("a.example")), Answer::Unknown);
-        let to = (Protocol::Tcp, "192.0.2.1:5070".parse().unwrap());
-        c.insert(t, &name("a.example"), vec![to], Duration::from_secs(60));
+        let to = Found {
+            protocol: Protocol::Tcp,
+            rank: 0,
+            priority: 0,
+            weight: 0,
+            addrs: vec!["192.0.2.1:5070".parse().unwrap()],
+        };
+        c.insert(
+            t,
+            &name("a.example"),
+            vec![to.clone()],
+            Duration::from_secs(60),
+        );
         c.insert(t, &name("nx.example"), vec![], Duration::ZERO);
         assert_eq!(c.get(t, &name("a.example")), Answer::Known(vec![to]));
         let nx = name("nx.example");

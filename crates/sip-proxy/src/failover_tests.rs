@@ -30,9 +30,17 @@ fn forwarded(core: &Core, now: Instant, call_id: &str) -> Vec<(Destination, Mess
     }
     match resolve(cmds) {
         Some((hosts, then)) => {
+            // Two SRV targets, the first by priority.
             let found = [FIRST, SECOND]
                 .iter()
-                .map(|a| (Protocol::Udp, a.parse::<SocketAddr>().expect("addr")))
+                .zip(0..)
+                .map(|(a, priority)| crate::Found {
+                    protocol: Protocol::Udp,
+                    rank: 0,
+                    priority,
+                    weight: 0,
+                    addrs: vec![a.parse::<SocketAddr>().expect("addr")],
+                })
                 .collect();
             core.dns_answer(now, &hosts[0], found, Duration::from_secs(300));
             sent(core.resume(now, then))

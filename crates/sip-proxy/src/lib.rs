@@ -36,6 +36,7 @@ use bytes::Bytes;
 pub use crate::core::Core;
 pub use branch::BranchSecret;
 pub use config::{HostedDomains, NonceSecret, ProxyConfig};
+pub use dns::Found;
 pub use guard::GuardConfig;
 pub use originate::{Answer, OnAnswer};
 pub use route_key::RouteSecret;

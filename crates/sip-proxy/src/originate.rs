@@ -224,7 +224,7 @@ impl Core {
             },
         };
         match uri.as_sip().and_then(next_hop) {
-            Some(hop) => self.locate(now, hop),
+            Some(hop) => self.locate(now, hop, request),
             None => Located::Unreachable,
         }
     }

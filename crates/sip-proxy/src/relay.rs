@@ -214,20 +214,22 @@ impl Core {
         let mut found: Vec<(u16, Target)> = Vec::new();
         let main = match (&c.set.du, &c.set.binding) {
             (Some(du), b) => self.uri_target(c, du, b.as_ref().map_or(&[][..], |b| &b.path)),
-            (None, Some(b)) => self.binding_target(c.now, b),
+            (None, Some(b)) => self.binding_target(c.now, b, c.msg),
             (None, None) if c.edits.route.next_is_route => {
                 let skip = c.edits.route.pop_routes;
                 let route = c.msg.routes().filter_map(Result::ok).nth(skip);
-                route.and_then(|r| self.locate_uri(c.now, &r.uri)).map(|l| {
-                    l.map(|(dest, alternatives)| Target {
-                        uri: c.set.ruri.clone(),
-                        path: Vec::new(),
-                        dest,
-                        alternatives: boxed(alternatives),
-                        udp_only: false,
-                        nat: None,
+                route
+                    .and_then(|r| self.locate_uri(c.now, &r.uri, c.msg))
+                    .map(|l| {
+                        l.map(|(dest, alternatives)| Target {
+                            uri: c.set.ruri.clone(),
+                            path: Vec::new(),
+                            dest,
+                            alternatives: boxed(alternatives),
+                            udp_only: false,
+                            nat: None,
+                        })
                     })
-                })
             }
             // Towards a WebSocket client: over its connection, whatever its Contact says.
             (None, None) if c.edits.route.flow.is_some() => {
@@ -249,7 +251,7 @@ impl Core {
             c.set
                 .branches
                 .iter()
-                .map(|b| (b.q, self.binding_target(c.now, b))),
+                .map(|b| (b.q, self.binding_target(c.now, b, c.msg))),
         );
         for (q, t) in all {
             match t {
@@ -295,7 +297,7 @@ impl Core {
     ) -> Option<Result<Target, Lookup>> {
         let uri = Uri::parse(next).ok()?;
         Some(
-            self.locate_uri(c.now, &uri)?
+            self.locate_uri(c.now, &uri, c.msg)?
                 .map(|(dest, alternatives)| Target {
                     uri: c.set.ruri.clone(),
                     path: path.to_vec(),
@@ -313,8 +315,9 @@ impl Core {
         &self,
         now: std::time::Instant,
         uri: &Uri<'_>,
+        msg: &Message,
     ) -> Option<Result<(Destination, Vec<Destination>), Lookup>> {
-        match self.locate(now, next_hop(uri.as_sip()?)?) {
+        match self.locate(now, next_hop(uri.as_sip()?)?, msg) {
             Located::Ready(d, next) => Some(Ok((d, next))),
             Located::Pending(host) => Some(Err(host)),
             Located::Unreachable => None,
@@ -328,6 +331,7 @@ impl Core {
         &self,
         now: std::time::Instant,
         b: &Binding,
+        msg: &Message,
     ) -> Option<Result<Target, Lookup>> {
         let contact = Uri::parse(&b.contact).ok()?;
         let mut nat = None;
@@ -342,7 +346,7 @@ impl Core {
             }
             (Some(first), _) => {
                 let na = NameAddr::parse_bracketed(first).ok()?;
-                self.locate_uri(now, &na.uri)?
+                self.locate_uri(now, &na.uri, msg)?
             }
             // Behind NAT: reached where its REGISTER came from (the Contact stays the
             // Request-URI).
@@ -350,7 +354,7 @@ impl Core {
                 nat = Some(addr);
                 Ok((Destination::new(protocol, addr), Vec::new()))
             }
-            (None, _) => self.locate_uri(now, &contact)?,
+            (None, _) => self.locate_uri(now, &contact, msg)?,
         };
         let (dest, alternatives) = match located {
             Ok(d) => d,

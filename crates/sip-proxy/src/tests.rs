@@ -141,16 +141,17 @@ pub(crate) fn names(lookups: &[crate::Lookup]) -> Vec<&str> {
 /// their defaults), as the IO layer does when no SRV record exists.
 pub(crate) fn answer_dns(core: &Core, now: Instant, lookup: &crate::Lookup, ips: &[&str]) {
     let (protocol, port) = lookup.fallback(&lookup.plan());
-    let found = ips
-        .iter()
-        .map(|ip| {
-            (
-                protocol,
-                std::net::SocketAddr::new(ip.parse().expect("ip"), port),
-            )
-        })
-        .collect();
-    core.dns_answer(now, lookup, found, Duration::from_secs(60));
+    let found = crate::Found {
+        protocol,
+        rank: 0,
+        priority: 0,
+        weight: 0,
+        addrs: ips
+            .iter()
+            .map(|ip| std::net::SocketAddr::new(ip.parse().expect("ip"), port))
+            .collect(),
+    };
+    core.dns_answer(now, lookup, vec![found], Duration::from_secs(60));
 }
 
 /// Handles a message and completes the binding writes it asks for.
