@@ -2,7 +2,8 @@
 //! (`support/browser.rs`): JsSIP over WS and SIP.js over WSS register, get a MESSAGE from
 //! sipp on UDP, are called by sipp with a WebRTC offer and call a sipp answering with a
 //! WebRTC answer (signalling only: no media flows), and when their WebSocket drops connect
-//! again and register again, their binding replaced and reached over the new connection.
+//! again and register again, their binding replaced and reached over the new connection; a
+//! request of a call whose connection dropped gets 430 Flow Failed.
 //! `scripts/test.sh` installs Chromium and sipp; these tests fail, not skip, without them.
 
 mod support;
@@ -110,6 +111,24 @@ fn a_browser_registers_calls_is_called_and_reconnects(page: &str, scheme: &str) 
         "one binding after the reconnection: {after:?}"
     );
     message_reaches(&s, &b, "after the reconnection");
+    // sipp calls her again; her WebSocket drops during the call: sipp's BYE, for the
+    // connection that is gone, gets 430 Flow Failed.
+    let caller = spawn(sipp(
+        Some(&s),
+        "uac_webrtc_flow_failed.xml",
+        "alice",
+        free_port(),
+        &[],
+    ));
+    b.expect("incoming-call");
+    b.expect("call-confirmed");
+    b.command("reconnect");
+    b.expect("disconnected");
+    assert!(
+        finish(caller),
+        "sipp's BYE got 430; events: {:#?}",
+        b.events()
+    );
 }
 
 #[test]
