@@ -80,8 +80,10 @@ async fn locate_within(resolver: &TokioResolver, lookup: &Lookup) -> (Vec<Found>
     // to the host's own addresses (RFC 2782).
     let mut served = false;
     for ((protocol, name), rank) in names.into_iter().take(MAX_SERVICES).zip(0..) {
-        let records = srv(resolver, &name, &mut valid).await;
+        let mut records = srv(resolver, &name, &mut valid).await;
         served |= !records.is_empty();
+        // The best priorities first, before the caps take their share.
+        records.sort_by_key(|r| r.priority);
         let targets = records.into_iter().filter(|r| r.target != ".");
         for r in targets.take(MAX_TARGETS) {
             if count >= MAX_FOUND {

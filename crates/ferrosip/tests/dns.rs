@@ -212,7 +212,9 @@ fn server_with(dir: &std::path::Path, dns: &Dns, more: &str) -> Server {
 #[test]
 fn a_target_that_is_down_hands_over_to_the_backup_within_the_transaction() {
     let backup = Answering::start();
-    let down = support::free_port();
+    // Down: a socket that takes requests and never answers.
+    let silent = Ua::new();
+    let down = silent.port;
     let dns = Dns::start(&[
         format!("--srv-host=_sip._udp.seed.test,sip1.seed.test,{down},0,0"),
         format!(
@@ -226,10 +228,18 @@ fn a_target_that_is_down_hands_over_to_the_backup_within_the_transaction() {
     // T1 = 50 ms: timer B (64·T1) gives up on the silent target after 3.2 s.
     let s = server_with(dir.path(), &dns, "[timers]\nt1 = 50\nt2 = 400\n");
     let ua = Ua::new();
+    let started = std::time::Instant::now();
     call(&ua, &s, "sip:bob@seed.test", "down-1");
     let answer = final_status(&ua, "down-1", Duration::from_secs(8));
     assert_eq!(answer, Some(200), "answered within the transaction");
     assert_eq!(backup.answered(), 1);
+    // The priority-0 target was tried first, and given up on at timer B.
+    let (first, _) = silent
+        .recv_timeout(Duration::from_millis(100))
+        .expect("the priority-0 target got the INVITE first");
+    assert_eq!(first.call_id().ok(), Some("down-1"));
+    assert!(started.elapsed() >= Duration::from_secs(3), "after timer B");
+    while silent.recv_timeout(Duration::from_millis(50)).is_some() {}
     // The next ones go to the backup at once.
     for n in 2..=5 {
         let call_id = format!("down-{n}");
@@ -238,6 +248,10 @@ fn a_target_that_is_down_hands_over_to_the_backup_within_the_transaction() {
         assert_eq!(answer, Some(200), "at once");
     }
     assert_eq!(backup.answered(), 5);
+    assert!(
+        silent.recv_timeout(Duration::from_millis(100)).is_none(),
+        "nothing more for the target that failed"
+    );
 }
 
 /// Two targets of one priority, weights 1 and 3: over 1000 calls each gets its share.

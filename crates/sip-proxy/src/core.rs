@@ -390,7 +390,10 @@ impl Core {
             // In order for this request (the weights' choice follows its Call-ID), those
             // we have an interface for, lately failed ones last (RFC 3263 §4.3).
             Answer::Known(found) => {
-                let seed = crate::forward::fnv(&[msg.call_id().unwrap_or_default().as_bytes()]);
+                // Keyed: a caller cannot pick Call-IDs that all land on one target.
+                let mut h = siphasher::sip::SipHasher24::new_with_key(&self.cfg.route_secret.0);
+                std::hash::Hasher::write(&mut h, msg.call_id().unwrap_or_default().as_bytes());
+                let seed = std::hash::Hasher::finish(&h);
                 let usable = sip_dns::order(&found, draws(seed))
                     .into_iter()
                     .filter(|&(p, a)| self.cfg.advertised_for(p, a).is_some())
@@ -431,16 +434,15 @@ impl Core {
         if !protocol.is_websocket() {
             return Vec::new();
         }
-        let Some(aor) = self.ws_registered.closed(remote) else {
-            return Vec::new();
-        };
         let source = format!("{protocol}:{remote}");
+        let now_unix = self.unix(now);
         let changes: Vec<registrar::Change> = self
-            .location
-            .lookup(&aor, self.unix(now))
+            .ws_registered
+            .closed(remote)
             .iter()
+            .flat_map(|aor| self.location.lookup(aor, now_unix))
             .filter(|b| b.source == source)
-            .filter_map(|b| self.location.remove_binding(b))
+            .filter_map(|b| self.location.remove_binding(&b))
             .collect();
         if changes.is_empty() {
             return Vec::new();

@@ -20,11 +20,14 @@ use crate::route_key::RouteSecret;
 /// connections a server allows): past it, all are forgotten.
 const MAX_REGISTERED: usize = 65_536;
 
-/// The address-of-record each WebSocket connection registered, so that its bindings go
+/// Most addresses-of-record remembered per connection (a browser registers one or two).
+const MAX_AORS: usize = 8;
+
+/// The addresses-of-record each WebSocket connection registered, so that their bindings go
 /// when it closes: a browser that is gone is not called (it gets a new binding when it
 /// connects again).
 #[derive(Debug, Default)]
-pub(crate) struct Registered(Mutex<HashMap<SocketAddr, String>>);
+pub(crate) struct Registered(Mutex<HashMap<SocketAddr, Vec<String>>>);
 
 impl Registered {
     /// The connection from `remote` registered `aor`.
@@ -33,15 +36,19 @@ impl Registered {
         if map.len() >= MAX_REGISTERED && !map.contains_key(&remote) {
             map.clear();
         }
-        map.insert(remote, aor.to_owned());
+        let aors = map.entry(remote).or_default();
+        if !aors.iter().any(|a| a == aor) && aors.len() < MAX_AORS {
+            aors.push(aor.to_owned());
+        }
     }
 
-    /// The connection from `remote` closed: the address-of-record it registered, if any.
-    pub(crate) fn closed(&self, remote: SocketAddr) -> Option<String> {
+    /// The connection from `remote` closed: the addresses-of-record it registered.
+    pub(crate) fn closed(&self, remote: SocketAddr) -> Vec<String> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&remote)
+            .unwrap_or_default()
     }
 }
 

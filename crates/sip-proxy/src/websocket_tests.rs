@@ -260,16 +260,38 @@ fn a_browsers_binding_goes_when_its_connection_closes() {
     let (core, location) = ws_core();
     let now = Instant::now();
     register(&core, BROWSER, CONTACT, 1);
+    // A second address-of-record over the same connection.
+    let carol = msg(&format!(
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKcarol\n\
+From: <sip:carol@example.com>;tag=r\nTo: <sip:carol@example.com>\nCall-ID: ws-carol\nCSeq: 1 REGISTER\n\
+Contact: <sip:c4@df7jal23ls0d.invalid;transport=ws>;expires=600\nContent-Length: 0\n\n"
+    ));
+    assert_eq!(
+        sent(handle(&core, now, carol, flow(BROWSER)))[0].1.status(),
+        Some(200)
+    );
+    assert_eq!(location.all(0).len(), 2);
     let addr = BROWSER.parse().expect("addr");
     // Another connection closing changes nothing.
     let other = "198.51.100.9:51999".parse().expect("addr");
     assert!(core.connection_closed(now, Protocol::Ws, other).is_empty());
     let cmds = core.connection_closed(now, Protocol::Ws, addr);
-    let removed = cmds.iter().any(|c| {
-        matches!(c, crate::Command::Persist { changes, then: None }
-            if matches!(&changes[..], [registrar::Change::Remove { contact, .. }] if contact == CONTACT))
-    });
-    assert!(removed, "{cmds:?}");
+    let removed: Vec<&str> = cmds
+        .iter()
+        .flat_map(|c| match c {
+            crate::Command::Persist {
+                changes,
+                then: None,
+            } => changes.iter().collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .filter_map(|c| match c {
+            registrar::Change::Remove { contact, .. } => Some(contact.as_str()),
+            registrar::Change::Upsert(_) => None,
+        })
+        .collect();
+    assert_eq!(removed.len(), 2, "{cmds:?}");
+    assert!(removed.contains(&CONTACT));
     assert!(location.all(0).is_empty());
     assert!(
         core.connection_closed(now, Protocol::Ws, addr).is_empty(),
