@@ -261,11 +261,11 @@ fn a_browsers_binding_goes_when_its_connection_closes() {
     let now = Instant::now();
     register(&core, BROWSER, CONTACT, 1);
     // A second address-of-record over the same connection.
-    let carol = msg(&format!(
+    let carol = msg(
         "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKcarol\n\
 From: <sip:carol@example.com>;tag=r\nTo: <sip:carol@example.com>\nCall-ID: ws-carol\nCSeq: 1 REGISTER\n\
-Contact: <sip:c4@df7jal23ls0d.invalid;transport=ws>;expires=600\nContent-Length: 0\n\n"
-    ));
+Contact: <sip:c4@df7jal23ls0d.invalid;transport=ws>;expires=600\nContent-Length: 0\n\n",
+    );
     assert_eq!(
         sent(handle(&core, now, carol, flow(BROWSER)))[0].1.status(),
         Some(200)
