@@ -301,3 +301,34 @@ Max-Forwards: 70\nContent-Type: text/plain\nContent-Length: 5\n\nhello",
     carol.answer(&m, 200, "c4r");
     assert_eq!(bob.recv().status(), Some(200));
 }
+
+/// A restart closes every WebSocket connection: the bindings made over them do not come
+/// back with the others (a new call finds none, rather than a flow that is gone).
+#[test]
+fn websocket_bindings_do_not_outlive_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (port, ws_port) = (free_port(), free_port());
+    let listens = [
+        format!("udp:127.0.0.1:{port}"),
+        format!("ws:127.0.0.1:{ws_port}"),
+    ];
+    let s = Server::start_listens(dir.path(), port, &listens, &[]);
+    let mut alice = WsPhone::connect(SocketAddr::from(([127, 0, 0, 1], ws_port)), "r1.invalid");
+    assert_eq!(alice.register("alice", "k3l", "ws", 1).status(), Some(200));
+    // bob on UDP registers too: his binding comes back.
+    let bob = Ua::new();
+    bob.send(s.addr(), &bob.register(port, "bob", "bob-reg", 1, ""));
+    assert_eq!(bob.recv().status(), Some(200));
+    // (Her connection stays open until the server stops.)
+    assert!(s.terminate(), "stopped cleanly");
+    drop(alice);
+    let s = Server::start_listens(dir.path(), port, &listens, &[]);
+    let carol = Ua::new();
+    carol.send(s.addr(), &invite(&carol, "alice", "after-restart"));
+    assert_eq!(answer_to(&carol, "after-restart").status(), Some(404));
+    carol.send(s.addr(), &invite(&carol, "bob", "bob-after-restart"));
+    let (to_bob, _) = bob
+        .recv_timeout(Duration::from_secs(5))
+        .expect("bob is called");
+    assert_eq!(to_bob.method(), Some(Method::Invite));
+}

@@ -512,15 +512,33 @@ async fn serve_with(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    // A WebSocket client's binding is reached over its connection only, which a restart
+    // has closed: it goes (the client registers again when it reconnects).
+    let mut flows_gone = Vec::new();
     store
         .for_each_binding(|b| {
-            if b.expires_at > now {
+            if b.source_is_websocket() {
+                flows_gone.push(registrar::Change::Remove {
+                    aor: b.aor,
+                    contact: b.contact,
+                });
+            } else if b.expires_at > now {
                 location.load([b]);
             }
         })
         .await
         .context("loading bindings")?;
-    tracing::info!(bindings = location.len(), "location table loaded");
+    if !flows_gone.is_empty() {
+        store
+            .apply(&flows_gone)
+            .await
+            .context("removing the bindings of closed WebSocket connections")?;
+    }
+    tracing::info!(
+        bindings = location.len(),
+        websocket_gone = flows_gone.len(),
+        "location table loaded"
+    );
 
     let checkpoints = {
         let store = store.clone();
