@@ -17,7 +17,8 @@ use sip_message::Protocol;
 use crate::target::Lookup;
 pub use sip_dns::Found;
 
-/// Most names kept; past it, expired answers are dropped first, then everything.
+/// Most lookups kept; past it, expired answers are dropped first, then the half that
+/// expires soonest (not all: whoever makes us look up many names cannot flush the rest).
 const MAX_ENTRIES: usize = 4096;
 /// Shortest time an answer is kept: a request handed back right after its lookup must find it.
 pub(crate) const MIN_TTL: Duration = Duration::from_secs(5);
@@ -59,7 +60,8 @@ impl DnsCache {
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, e| e.until > now);
             if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+                let cut = soonest_half(entries.values().map(|e| e.until));
+                entries.retain(|_, e| e.until > cut);
             }
         }
         let until = now + ttl.max(MIN_TTL);
@@ -67,7 +69,8 @@ impl DnsCache {
     }
 }
 
-/// Most next hops remembered as failed; past it, the oldest go first, then all.
+/// Most next hops remembered as failed; past it, those forgotten already go first, then
+/// the half noted longest ago.
 const MAX_FAILED: usize = 1024;
 /// How long a next hop that failed (no answer, a transport error, 503) is tried last.
 pub(crate) const FAILED_FOR: Duration = Duration::from_secs(30);
@@ -86,7 +89,8 @@ impl Failed {
         if until.len() >= MAX_FAILED {
             until.retain(|_, u| *u > now);
             if until.len() >= MAX_FAILED {
-                until.clear();
+                let cut = soonest_half(until.values().copied());
+                until.retain(|_, u| *u > cut);
             }
         }
         until.insert(hop, now + FAILED_FOR);
@@ -107,6 +111,15 @@ impl Failed {
             .partition(|h| until.get(h).is_some_and(|u| *u > now));
         fine.into_iter().chain(failed).collect()
     }
+}
+
+/// The time at or before which the half of `times` that comes soonest falls (a table
+/// full of live entries drops that half).
+fn soonest_half(times: impl Iterator<Item = Instant>) -> Instant {
+    let mut times: Vec<Instant> = times.collect();
+    let middle = times.len() / 2;
+    let (_, cut, _) = times.select_nth_unstable(middle);
+    *cut
 }
 
 #[cfg(test)]
@@ -169,13 +182,16 @@ mod tests {
     }
 
     #[test]
-    fn bounded() {
+    fn bounded_and_a_flood_keeps_what_lives_longest() {
         let c = DnsCache::default();
         let t = Instant::now();
-        for i in 0..MAX_ENTRIES + 10 {
+        // A name that lives an hour, then a flood of short-lived ones.
+        c.insert(t, &name("kept.example"), vec![], Duration::from_secs(3600));
+        for i in 0..MAX_ENTRIES * 3 {
             let n = name(&format!("h{i}.example"));
             c.insert(t, &n, vec![], Duration::from_secs(60));
+            assert!(c.entries.read().unwrap().len() <= MAX_ENTRIES);
         }
-        assert!(c.entries.read().unwrap().len() <= MAX_ENTRIES);
+        assert_eq!(c.get(t, &name("kept.example")), Answer::Known(vec![]));
     }
 }
