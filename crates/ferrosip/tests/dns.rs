@@ -87,11 +87,7 @@ fn naptr_srv_and_addresses_lead_to_the_next_hop() {
         ),
     ]);
     let dir = tempfile::tempdir().expect("dir");
-    let config = format!(
-        "[auth]\ntrusted = [\"127.0.0.1/32\"]\n[dns]\nservers = [\"127.0.0.1:{}\"]\n",
-        dns.port
-    );
-    let s = Server::start_with_config(dir.path(), &config);
+    let s = server_with(dir.path(), &dns, "");
     let ua = Ua::new();
     message(&ua, &s, "sip:bob@example.test", "naptr");
     arrives(&naptr_peer, "naptr");
@@ -123,11 +119,7 @@ fn a_target_that_answers_503_hands_the_request_to_the_next() {
         "--host-record=up.failover.test,127.0.0.1".into(),
     ]);
     let dir = tempfile::tempdir().expect("dir");
-    let config = format!(
-        "[auth]\ntrusted = [\"127.0.0.1/32\"]\n[dns]\nservers = [\"127.0.0.1:{}\"]\n",
-        dns.port
-    );
-    let s = Server::start_with_config(dir.path(), &config);
+    let s = server_with(dir.path(), &dns, "");
     let ua = Ua::new();
     message(&ua, &s, "sip:bob@failover.test", "fo-1");
     respond(&down, arrives(&down, "fo-1"), 503);

@@ -27,16 +27,7 @@ fn connect(
     to: SocketAddr,
     ca: CertificateDer<'static>,
 ) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca).expect("root");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    connect_with(to, config)
+    connect_with(to, support::ca::client_config(ca))
 }
 
 /// A TLS client of the server at `to` with `config`, its handshake done.

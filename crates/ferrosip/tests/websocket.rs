@@ -162,12 +162,7 @@ Max-Forwards: 70\nContent-Length: 0\n\n",
 #[test]
 fn a_websocket_client_is_called_over_its_connection_until_it_is_gone() {
     let dir = tempfile::tempdir().expect("dir");
-    let (port, ws_port) = (free_port(), free_port());
-    let listens = [
-        format!("udp:127.0.0.1:{port}"),
-        format!("ws:127.0.0.1:{ws_port}"),
-    ];
-    let s = Server::start_listens(dir.path(), port, &listens, &[]);
+    let (s, _, ws_port) = ws_server(dir.path());
     let ws_addr = SocketAddr::from(([127, 0, 0, 1], ws_port));
     let mut alice = WsPhone::connect(ws_addr, "df7jal23ls0d.invalid");
     let ok = alice.register("alice", "k3l", "ws", 1);
@@ -243,6 +238,18 @@ fn a_websocket_client_is_called_over_its_connection_until_it_is_gone() {
     assert_eq!(gone.status(), Some(404), "{gone:?}");
 }
 
+/// The server on UDP and WS, its database in `dir`: it, its listen addresses (to start it
+/// again) and its WS port.
+fn ws_server(dir: &Path) -> (Server, [String; 2], u16) {
+    let (port, ws_port) = (free_port(), free_port());
+    let listens = [
+        format!("udp:127.0.0.1:{port}"),
+        format!("ws:127.0.0.1:{ws_port}"),
+    ];
+    let s = Server::start_listens(dir, port, &listens, &[]);
+    (s, listens, ws_port)
+}
+
 /// The server on UDP and WSS, its certificate signed by a test CA; the WSS port and CA.
 fn wss_server(dir: &Path) -> (Server, u16, Ca) {
     let ca = Ca::new(dir, "server");
@@ -265,15 +272,7 @@ fn a_secure_websocket_client_registers_and_gets_a_message_from_udp() {
     let dir = tempfile::tempdir().expect("dir");
     let (s, wss_port, ca) = wss_server(dir.path());
     let to = SocketAddr::from(([127, 0, 0, 1], wss_port));
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.der()).expect("root");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = support::ca::client_config(ca.der());
     let name = ServerName::IpAddress(to.ip().into());
     let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
     let tcp = TcpStream::connect(to).expect("connect");
@@ -307,22 +306,18 @@ Max-Forwards: 70\nContent-Type: text/plain\nContent-Length: 5\n\nhello",
 #[test]
 fn websocket_bindings_do_not_outlive_a_restart() {
     let dir = tempfile::tempdir().expect("dir");
-    let (port, ws_port) = (free_port(), free_port());
-    let listens = [
-        format!("udp:127.0.0.1:{port}"),
-        format!("ws:127.0.0.1:{ws_port}"),
-    ];
-    let s = Server::start_listens(dir.path(), port, &listens, &[]);
+    let (s, listens, ws_port) = ws_server(dir.path());
     let mut alice = WsPhone::connect(SocketAddr::from(([127, 0, 0, 1], ws_port)), "r1.invalid");
     assert_eq!(alice.register("alice", "k3l", "ws", 1).status(), Some(200));
     // bob on UDP registers too: his binding comes back.
     let bob = Ua::new();
-    bob.send(s.addr(), &bob.register(port, "bob", "bob-reg", 1, ""));
+    let s_port = s.port;
+    bob.send(s.addr(), &bob.register(s_port, "bob", "bob-reg", 1, ""));
     assert_eq!(bob.recv().status(), Some(200));
     // (Her connection stays open until the server stops.)
     assert!(s.terminate(), "stopped cleanly");
     drop(alice);
-    let s = Server::start_listens(dir.path(), port, &listens, &[]);
+    let s = Server::start_listens(dir.path(), s_port, &listens, &[]);
     let carol = Ua::new();
     carol.send(s.addr(), &invite(&carol, "alice", "after-restart"));
     assert_eq!(answer_to(&carol, "after-restart").status(), Some(404));

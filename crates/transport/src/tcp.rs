@@ -239,14 +239,7 @@ impl TcpConnections {
         };
         let _ = stream.set_nodelay(true);
         if self.tls.is_none() && !self.protocol.is_websocket() {
-            let (reader, writer) = tokio::io::split(stream);
-            self.run(
-                StreamReader::new(reader),
-                StreamWriter(writer),
-                remote,
-                local,
-                slot,
-            );
+            self.run_stream(stream, remote, local, slot);
             return;
         }
         let this = self.clone();
@@ -275,14 +268,7 @@ impl TcpConnections {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         if !self.protocol.is_websocket() {
-            let (reader, writer) = tokio::io::split(stream);
-            self.run(
-                StreamReader::new(reader),
-                StreamWriter(writer),
-                remote,
-                local,
-                slot,
-            );
+            self.run_stream(stream, remote, local, slot);
             return;
         }
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, ws::accept(stream)).await {
@@ -354,16 +340,7 @@ impl TcpConnections {
                 let local = stream.local_addr()?;
                 let _ = stream.set_nodelay(true);
                 match &self.tls {
-                    None => {
-                        let (reader, writer) = tokio::io::split(stream);
-                        self.run(
-                            StreamReader::new(reader),
-                            StreamWriter(writer),
-                            addr,
-                            local,
-                            slot,
-                        )
-                    }
+                    None => self.run_stream(stream, addr, local, slot),
                     Some(tls) => {
                         let domain = self
                             .domains
@@ -376,14 +353,7 @@ impl TcpConnections {
                         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
                             .await
                             .map_err(|_| timed_out("TLS handshake timed out"))??;
-                        let (reader, writer) = tokio::io::split(stream);
-                        self.run(
-                            StreamReader::new(reader),
-                            StreamWriter(writer),
-                            addr,
-                            local,
-                            slot,
-                        )
+                        self.run_stream(stream, addr, local, slot)
                     }
                 }
             }
@@ -397,6 +367,21 @@ impl TcpConnections {
         if conns.get(&remote).is_some_and(|q| q.tx.same_channel(tx)) {
             conns.remove(&remote);
         }
+    }
+
+    /// Runs a byte stream (TCP, or TLS once decrypted), cut into messages by the decoder.
+    fn run_stream<S>(&self, stream: S, remote: SocketAddr, local: SocketAddr, slot: Slot) -> Queue
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (reader, writer) = tokio::io::split(stream);
+        self.run(
+            StreamReader::new(reader),
+            StreamWriter(writer),
+            remote,
+            local,
+            slot,
+        )
     }
 
     /// Registers the connection and spawns its reader and writer; its slot is given back

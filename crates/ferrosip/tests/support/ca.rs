@@ -49,3 +49,16 @@ impl Ca {
         leaf.der().clone()
     }
 }
+
+/// A TLS client's configuration trusting `ca` alone.
+pub fn client_config(ca: CertificateDer<'static>) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).expect("root");
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth()
+}
