@@ -91,7 +91,12 @@ pub(crate) fn available() -> bool {
         // Dropping `u` ends the receive (see Drop), before `a` closes.
         Ok(went && came)
     };
-    probe().unwrap_or(false)
+    // On a thread of its own: the kernel ends the ring's requests with work queued to the
+    // thread that made them, which interrupts that thread's next blocking call (EINTR on a
+    // socket with a timeout) — the caller's must not be.
+    std::thread::spawn(move || probe().unwrap_or(false))
+        .join()
+        .unwrap_or(false)
 }
 
 /// The kernel's ring of free receive buffers, and the buffers: memory the kernel writes,

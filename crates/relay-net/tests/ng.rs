@@ -9,7 +9,12 @@ use relay_net::{serve_ng, MediaRelay, RelayConfig};
 fn ask(sock: &UdpSocket, text: &[u8]) -> String {
     sock.send(text).expect("send");
     let mut buf = vec![0u8; 65535];
-    let n = sock.recv(&mut buf).expect("a reply within 2 s");
+    let n = loop {
+        match sock.recv(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r.expect("a reply within 2 s"),
+        }
+    };
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
