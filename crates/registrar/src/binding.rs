@@ -23,7 +23,8 @@ pub struct Binding {
     pub user_agent: Option<String>,
     /// The `+sip.instance` Contact parameter, unquoted (RFC 5626).
     pub instance: Option<String>,
-    /// The `reg-id` Contact parameter (RFC 5626).
+    /// The `reg-id` Contact parameter (RFC 5626), kept only with an instance. With the
+    /// contact, it keys the binding within its AOR: an instance's flows share a Contact.
     pub reg_id: Option<u32>,
 }
 
@@ -46,6 +47,20 @@ impl Binding {
         self.source.starts_with("ws")
     }
 
+    /// The change that removes it.
+    pub fn removal(&self) -> Change {
+        Change::Remove {
+            aor: self.aor.clone(),
+            contact: self.contact.clone(),
+            reg_id: self.reg_id,
+        }
+    }
+
+    /// True when `change` is about this binding (the same AOR, contact and reg-id).
+    pub fn is_changed_by(&self, change: &Change) -> bool {
+        change.key() == (self.aor.as_str(), self.contact.as_str(), self.reg_id)
+    }
+
     /// Seconds left before expiry.
     pub fn remaining(&self, now: u64) -> u64 {
         self.expires_at.saturating_sub(now)
@@ -55,14 +70,16 @@ impl Binding {
 /// A change to persist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Insert or replace the binding of (aor, contact).
+    /// Insert or replace the binding of (aor, contact, reg-id).
     Upsert(Binding),
-    /// Delete the binding of (aor, contact).
+    /// Delete the binding of (aor, contact, reg-id).
     Remove {
         /// The address-of-record.
         aor: String,
         /// The contact URI as stored.
         contact: String,
+        /// Its flow's reg-id, if it has one.
+        reg_id: Option<u32>,
     },
 }
 
@@ -77,9 +94,18 @@ impl Change {
 
     /// The contact whose binding it changes.
     pub fn contact(&self) -> &str {
+        self.key().1
+    }
+
+    /// The key of the binding it changes: AOR, contact and reg-id.
+    pub fn key(&self) -> (&str, &str, Option<u32>) {
         match self {
-            Change::Upsert(b) => &b.contact,
-            Change::Remove { contact, .. } => contact,
+            Change::Upsert(b) => (&b.aor, &b.contact, b.reg_id),
+            Change::Remove {
+                aor,
+                contact,
+                reg_id,
+            } => (aor, contact, *reg_id),
         }
     }
 }

@@ -126,8 +126,7 @@ impl Location {
         let mut list = shard.bindings.remove(aor).unwrap_or_default();
         let held = list.clone();
         for change in changes {
-            let contact = change.contact();
-            let now = list.iter().position(|b| b.contact == contact);
+            let now = list.iter().position(|b| b.is_changed_by(change));
             let untouched = match (change, now) {
                 (Change::Upsert(made), Some(i)) => list[i] == *made,
                 (Change::Remove { .. }, None) => true,
@@ -136,8 +135,8 @@ impl Location {
             if !untouched {
                 continue;
             }
-            list.retain(|b| b.contact != contact);
-            list.extend(before.iter().filter(|b| b.contact == contact).cloned());
+            list.retain(|b| !b.is_changed_by(change));
+            list.extend(before.iter().filter(|b| b.is_changed_by(change)).cloned());
         }
         list.sort_by_key(|b| std::cmp::Reverse(b.q));
         self.counts.apply(&held, &list);
@@ -151,13 +150,10 @@ impl Location {
         for b in bindings {
             let mut shard = self.shard(&b.aor);
             let list = shard.bindings.entry(b.aor.clone()).or_default();
-            let old: Vec<Binding> = list
-                .iter()
-                .filter(|x| x.contact == b.contact)
-                .cloned()
-                .collect();
+            let same = |x: &Binding| x.contact == b.contact && x.reg_id == b.reg_id;
+            let old: Vec<Binding> = list.iter().filter(|x| same(x)).cloned().collect();
             self.counts.apply(&old, std::slice::from_ref(&b));
-            list.retain(|x| x.contact != b.contact);
+            list.retain(|x| !same(x));
             // Exactly as large as needed, as a registration makes it: most AORs hold one.
             list.reserve_exact(1);
             list.push(b);
@@ -178,12 +174,7 @@ impl Location {
     pub fn remove_aor(&self, aor: &str) -> Vec<Change> {
         let gone = self.shard(aor).bindings.remove(aor).unwrap_or_default();
         self.counts.apply(&gone, &[]);
-        gone.into_iter()
-            .map(|b| Change::Remove {
-                aor: b.aor,
-                contact: b.contact,
-            })
-            .collect()
+        gone.iter().map(Binding::removal).collect()
     }
 
     /// Drops expired bindings; returns their removals.
@@ -200,10 +191,7 @@ impl Location {
                     let live = b.expires_at > now;
                     if !live {
                         self.counts.apply(std::slice::from_ref(b), &[]);
-                        out.push(Change::Remove {
-                            aor: b.aor.clone(),
-                            contact: b.contact.clone(),
-                        });
+                        out.push(b.removal());
                     }
                     live
                 });
@@ -240,10 +228,7 @@ impl Location {
             shard.bindings.remove(&b.aor);
         }
         self.counts.apply(std::slice::from_ref(&gone), &[]);
-        Some(Change::Remove {
-            aor: gone.aor,
-            contact: gone.contact,
-        })
+        Some(gone.removal())
     }
 
     /// Every unexpired binding.

@@ -6,6 +6,9 @@ use sip_message::{HeaderName, Message};
 use crate::aor::{aor_of, uri_equal};
 use crate::binding::{Binding, Change};
 
+/// The largest reg-id (RFC 5626 §13: 1 to 2^31-1).
+const MAX_REG_ID: u32 = 0x7fff_ffff;
+
 /// Registrar policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegistrarConfig {
@@ -141,10 +144,7 @@ pub(crate) fn process_for(
         if bindings.iter().any(|b| stale(b) || repeat(b)) {
             return Err(reject(500, "Out of order CSeq"));
         }
-        changes.extend(bindings.drain(..).map(|b| Change::Remove {
-            aor: b.aor,
-            contact: b.contact,
-        }));
+        changes.extend(bindings.drain(..).map(|b| b.removal()));
         return Ok(Registered {
             aor,
             changes,
@@ -181,21 +181,26 @@ pub(crate) fn process_for(
             .find("+sip.instance")
             .and_then(|p| p.unquoted())
             .map(|v| v.into_owned());
-        // A reg-id means nothing without an instance (RFC 5626 §6): ignored.
+        // A reg-id means nothing without an instance (RFC 5626 §6), or outside 1 to
+        // 2^31-1 (§13): ignored.
         let reg_id = addr
             .params
             .get("reg-id")
             .flatten()
             .and_then(|v| v.parse::<u32>().ok())
-            .filter(|_| instance.is_some());
+            .filter(|v| (1..=MAX_REG_ID).contains(v) && instance.is_some());
         // RFC 5626 §6: a binding of an instance and reg-id is that pair's, whatever its
         // Contact (a client that reconnects may come with another); else the Contact's.
-        let same_flow = |b: &Binding| {
-            instance.is_some() && reg_id.is_some() && b.instance == instance && b.reg_id == reg_id
-        };
-        let by_uri = |bs: &[Binding]| bs.iter().position(|b| uri_equal(&b.contact, contact));
-        let by_flow = bindings.iter().position(same_flow);
-        let mut existing = by_flow.or_else(|| by_uri(&bindings));
+        // The flows of one instance may share a Contact; anyone else's binding of the
+        // Contact clashes with this one.
+        let flow = reg_id.is_some();
+        let same_flow = |b: &Binding| flow && b.instance == instance && b.reg_id == reg_id;
+        let sibling = |b: &Binding| flow && b.instance == instance && b.reg_id.is_some();
+        let clashes = |b: &Binding| !sibling(b) && uri_equal(&b.contact, contact);
+        let mut existing = bindings
+            .iter()
+            .position(same_flow)
+            .or_else(|| bindings.iter().position(clashes));
         if let Some(i) = existing {
             if stale(&bindings[i]) {
                 return Err(reject(500, "Out of order CSeq"));
@@ -216,41 +221,44 @@ pub(crate) fn process_for(
                 continue;
             }
         }
-        // (Only a binding found by its flow can have another's Contact.)
-        if let (Some(f), Some(u)) = (by_flow, by_flow.and_then(|_| by_uri(&bindings))) {
-            if f != u && expires != 0 {
-                // The Contact another binding had is this flow's now: that one goes.
-                let b = bindings.remove(u);
-                changes.push(Change::Remove {
-                    aor: b.aor,
-                    contact: b.contact,
-                });
-                existing = bindings.iter().position(same_flow);
-            }
+        // The Contact is this binding's now, or (without a flow) removed: the others that
+        // clash go.
+        let others = |(i, b): (usize, &Binding)| Some(i) != existing && clashes(b);
+        if (expires != 0 || !flow) && bindings.iter().enumerate().any(others) {
+            let key = existing.map(|i| (bindings[i].contact.clone(), bindings[i].reg_id));
+            let mut i = 0;
+            bindings.retain(|b| {
+                let goes = others((i, b));
+                i += 1;
+                if goes {
+                    changes.push(b.removal());
+                }
+                !goes
+            });
+            existing = key.and_then(|(c, r)| {
+                bindings
+                    .iter()
+                    .position(|b| b.contact == c && b.reg_id == r)
+            });
         }
         match (existing, expires) {
             (None, 0) => {}
-            (Some(i), 0) => {
-                let b = bindings.remove(i);
-                changes.push(Change::Remove {
-                    aor: b.aor,
-                    contact: b.contact,
-                });
-            }
+            (Some(i), 0) => changes.push(bindings.remove(i).removal()),
             (existing, _) => {
                 // The Contact as first stored while it stays the same URI.
                 let kept = existing
                     .map(|i| &bindings[i].contact)
                     .filter(|c| uri_equal(c, contact));
-                if let (Some(i), None) = (existing, kept) {
-                    changes.push(Change::Remove {
-                        aor: aor.clone(),
-                        contact: bindings[i].contact.clone(),
-                    });
+                let contact = kept.map_or_else(|| contact.to_owned(), Clone::clone);
+                // A new key (another Contact, or a flow now): the old row goes.
+                if let Some(b) = existing.map(|i| &bindings[i]) {
+                    if b.contact != contact || b.reg_id != reg_id {
+                        changes.push(b.removal());
+                    }
                 }
                 let binding = Binding {
                     aor: aor.clone(),
-                    contact: kept.map_or_else(|| contact.to_owned(), Clone::clone),
+                    contact,
                     q: addr.q().unwrap_or(1000),
                     expires_at: now + u64::from(expires),
                     call_id: call_id.to_owned(),

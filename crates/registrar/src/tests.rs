@@ -529,3 +529,74 @@ fn an_instance_and_reg_id_key_a_binding_whatever_its_contact() {
     let ok = Message::parse(ok_response(&req, SRC, &r, NOW, "t", Some(90))).unwrap();
     assert!(ok.header(sip_message::HeaderName::Require).is_none());
 }
+
+/// RFC 5626 §4.2: an instance registers the same Contact over two flows (reg-id 1 and 2):
+/// two bindings. Each refreshes and ends alone; another's binding of the Contact (a plain
+/// one, another instance's) clashes and goes; a Contact without reg-id ends them all.
+#[test]
+fn flows_of_one_instance_share_a_contact() {
+    let loc = Location::new();
+    let flow = |instance: &str, reg_id: u32| {
+        format!("<sip:a@192.0.2.1;ob>;+sip.instance=\"<urn:uuid:{instance}>\";reg-id={reg_id}")
+    };
+    let keys = |r: &Registered| {
+        let mut k: Vec<_> = r.bindings.iter().map(|b| (b.reg_id, b.cseq)).collect();
+        k.sort_unstable();
+        k
+    };
+    run(&loc, &register("f1", 1, &[&flow("1", 1)], "")).unwrap();
+    let r = run(&loc, &register("f2", 1, &[&flow("1", 2)], "")).unwrap();
+    assert_eq!(keys(&r), [(Some(1), 1), (Some(2), 1)]);
+    assert!(matches!(&r.changes[..], [Change::Upsert(b)] if b.reg_id == Some(2)));
+    // A refresh of flow 1 leaves flow 2 alone.
+    let r = run(&loc, &register("f1", 2, &[&flow("1", 1)], "")).unwrap();
+    assert_eq!(keys(&r), [(Some(1), 2), (Some(2), 1)]);
+    // Flow 2 ends alone, its key in the removal.
+    let end = format!("{};expires=0", flow("1", 2));
+    let r = run(&loc, &register("f2", 2, &[&end], "")).unwrap();
+    assert_eq!(keys(&r), [(Some(1), 2)]);
+    assert_eq!(
+        r.changes,
+        [Change::Remove {
+            aor: "sip:alice@example.com".into(),
+            contact: "sip:a@192.0.2.1;ob".into(),
+            reg_id: Some(2),
+        }]
+    );
+    // Another instance takes the Contact: flow 1 of the first is replaced (the same key).
+    let r = run(&loc, &register("g1", 1, &[&flow("2", 1)], "")).unwrap();
+    assert_eq!(r.bindings.len(), 1);
+    assert_eq!(r.bindings[0].instance.as_deref(), Some("<urn:uuid:2>"));
+    assert!(matches!(&r.changes[..], [Change::Upsert(b)] if b.reg_id == Some(1)));
+    // A reg-id outside 1 to 2^31-1 means nothing: the Contact decides.
+    let r = run(&loc, &register("g1", 2, &[&flow("2", 0x8000_0000)], "")).unwrap();
+    assert_eq!(keys(&r), [(None, 2)]);
+    run(&loc, &register("g2", 1, &[&flow("2", 2)], "")).unwrap();
+    run(&loc, &register("g3", 1, &[&flow("2", 3)], "")).unwrap();
+    assert_eq!(loc.lookup("sip:alice@example.com", NOW).len(), 2);
+    // The Contact without reg-id, expires 0: every binding of it ends.
+    let r = run(
+        &loc,
+        &register("h", 1, &["<sip:a@192.0.2.1;ob>;expires=0"], ""),
+    )
+    .unwrap();
+    assert!(r.bindings.is_empty());
+    assert_eq!(r.changes.len(), 2);
+    assert!(loc.is_empty());
+}
+
+/// A flow that could not be stored is undone alone: its sibling of the same Contact stays.
+#[test]
+fn an_undone_flow_leaves_its_sibling() {
+    let loc = Location::new();
+    let flow = |reg_id: u32| {
+        format!("<sip:a@192.0.2.1;ob>;+sip.instance=\"<urn:uuid:1>\";reg-id={reg_id}")
+    };
+    run(&loc, &register("f1", 1, &[&flow(1)], "")).unwrap();
+    let failed = run(&loc, &register("f2", 1, &[&flow(2)], "")).unwrap();
+    loc.undo(&failed.previous, &failed.changes);
+    let left = loc.lookup("sip:alice@example.com", NOW);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].reg_id, Some(1));
+    assert_eq!(loc.len(), 1);
+}

@@ -67,9 +67,10 @@ fn place_of(index: usize) -> (usize, usize) {
 }
 
 /// Statuses after which a branch tries the next address of its target (RFC 3263 §4.3):
-/// 503, and our own 408 (no answer) and 503 (a transport error).
+/// 503, and our own 408 (no answer) and 503 (a transport error); and 430 Flow Failed, after
+/// which it tries the instance's next flow (RFC 5626 §5.3).
 fn fails_over(status: u16) -> bool {
-    matches!(status, 408 | 503)
+    matches!(status, 408 | 430 | 503)
 }
 
 /// A UDP alternative to a branch's request.
@@ -733,7 +734,7 @@ impl Context {
         out: &mut Vec<Command>,
     ) {
         let Some(code) = resp.status() else { return };
-        if code == 503 && self.fail_over(now, cfg, i, code) {
+        if matches!(code, 430 | 503) && self.fail_over(now, cfg, i, code) {
             return;
         }
         match code {

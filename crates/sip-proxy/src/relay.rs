@@ -333,6 +333,26 @@ impl Core {
         b: &Binding,
         msg: &Message,
     ) -> Option<Result<Target, Lookup>> {
+        let mut target = self.flow_target(now, b, msg)?;
+        if let (Ok(t), Some(_)) = (&mut target, b.reg_id) {
+            // RFC 5626 §5.3: the instance's other flows, should this one fail.
+            let all = self.location.lookup(&b.aor, self.unix(now));
+            let others = registrar::other_flows(&all, b).into_iter();
+            let dests = others.filter_map(|o| Some(self.flow_target(now, o, msg)?.ok()?.dest));
+            let mut alternatives = t.alternatives.take().map_or_else(Vec::new, |a| *a);
+            alternatives.extend(dests);
+            t.alternatives = boxed(alternatives);
+        }
+        Some(target)
+    }
+
+    /// [`Self::binding_target`] for the binding alone (none of its instance's other flows).
+    fn flow_target(
+        &self,
+        now: std::time::Instant,
+        b: &Binding,
+        msg: &Message,
+    ) -> Option<Result<Target, Lookup>> {
         let contact = Uri::parse(&b.contact).ok()?;
         let mut nat = None;
         let flow = match b.source_is_websocket() {

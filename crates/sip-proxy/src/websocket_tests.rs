@@ -29,10 +29,21 @@ fn flow(addr: &str) -> Destination {
 
 /// A browser's REGISTER (as JsSIP writes it) over the connection from `from`.
 fn register(core: &Core, from: &str, contact: &str, cseq: u32) -> Vec<(Destination, Message)> {
+    register_flow(core, from, contact, 1, cseq)
+}
+
+/// [`register`] for flow `reg_id` of the browser's instance (each flow its own Call-ID).
+fn register_flow(
+    core: &Core,
+    from: &str,
+    contact: &str,
+    reg_id: u32,
+    cseq: u32,
+) -> Vec<(Destination, Message)> {
     let reg = msg(&format!(
-        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKws{cseq}\n\
-From: <sip:alice@example.com>;tag=r\nTo: <sip:alice@example.com>\nCall-ID: ws-reg\nCSeq: {cseq} REGISTER\n\
-Contact: <{contact}>;+sip.ice;reg-id=1;+sip.instance=\"<urn:uuid:5e1c>\";expires=600\n\
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKws{reg_id}{cseq}\n\
+From: <sip:alice@example.com>;tag=r\nTo: <sip:alice@example.com>\nCall-ID: ws-reg-{reg_id}\nCSeq: {cseq} REGISTER\n\
+Contact: <{contact}>;+sip.ice;reg-id={reg_id};+sip.instance=\"<urn:uuid:5e1c>\";expires=600\n\
 Supported: path,outbound,gruu\nMax-Forwards: 69\nContent-Length: 0\n\n"
     ));
     sent(handle(core, Instant::now(), reg, flow(from)))
@@ -171,6 +182,40 @@ fn a_request_for_a_connection_that_is_gone_gets_430_flow_failed() {
     assert_eq!(*to, udp(CALLER));
     assert_eq!(resp.status(), Some(430));
     assert_eq!(resp.reason(), Some("Flow Failed"));
+}
+
+/// RFC 5626 §5.3: an instance with two flows (the same Contact, reg-id 1 and 2) is called
+/// over one, the last registered; when that one fails, over the other, in the same
+/// transaction.
+#[test]
+fn an_instance_is_called_over_one_flow_and_then_its_other() {
+    let (core, location) = ws_core();
+    let now = Instant::now();
+    let second = "198.51.100.9:51001";
+    register_flow(&core, BROWSER, CONTACT, 1, 1);
+    let ok = register_flow(&core, second, CONTACT, 2, 1);
+    assert_eq!(ok[0].1.status(), Some(200));
+    assert_eq!(location.all(0).len(), 2, "two flows, one Contact");
+    let cmds = core.handle_message(now, invite("alice", ""), udp(CALLER));
+    let sends: Vec<_> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            crate::Command::Send { dest, data } => Some((*dest, data.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sends.len(), 1, "one flow per instance: {sends:?}");
+    let (dest, data) = sends[0].clone();
+    assert_eq!(dest, flow(second), "the flow registered last");
+    let out = sent(core.send_failed(now, dest, data));
+    assert_eq!(out.len(), 1, "{out:?}");
+    let (to, again) = &out[0];
+    assert_eq!(*to, flow(BROWSER), "the other flow, instead of 430");
+    assert_eq!(again.method(), Some(sip_message::Method::Invite));
+    // Both gone: the caller gets 430.
+    let out = sent(core.send_failed(now, *to, again.to_bytes()));
+    let (to, resp) = out.last().expect("an answer upstream");
+    assert_eq!((*to, resp.status()), (udp(CALLER), Some(430)));
 }
 
 #[test]

@@ -19,9 +19,9 @@ use crate::{Store, StoreError};
 /// The SQLite migrations.
 pub(crate) static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// The PostgreSQL migrations.
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+pub(crate) static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// The MariaDB/MySQL migrations.
-static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
+pub(crate) static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
 
 /// The connections to one of the databases.
 #[derive(Debug, Clone)]
@@ -236,8 +236,6 @@ pub(crate) trait Columns {
     fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error>;
     /// An integer column.
     fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
-    /// An integer column that may be NULL.
-    fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
 }
 
 macro_rules! columns {
@@ -252,9 +250,6 @@ macro_rules! columns {
                 self.try_get_unchecked(i)
             }
             fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
-                self.try_get(i)
-            }
-            fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
                 self.try_get(i)
             }
         }

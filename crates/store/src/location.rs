@@ -16,8 +16,12 @@ const ROWS_PER_STATEMENT: usize = 200;
 const COLUMNS: &str =
     "aor, contact, q, expires_at, call_id, cseq, path, source, user_agent, instance, reg_id";
 
+/// A row's key: a binding's AOR, contact and reg-id (0 for none: the column is part of
+/// the key, so never NULL).
+const KEY: &str = "aor, contact, reg_id";
+
 /// What an upsert overwrites: all but the key.
-const UPDATED: [&str; 9] = [
+const UPDATED: [&str; 8] = [
     "q",
     "expires_at",
     "call_id",
@@ -26,7 +30,6 @@ const UPDATED: [&str; 9] = [
     "source",
     "user_agent",
     "instance",
-    "reg_id",
 ];
 
 impl Store {
@@ -36,19 +39,15 @@ impl Store {
         &self,
         changes: impl IntoIterator<Item = &'c Change>,
     ) -> Result<(), StoreError> {
-        let mut last: HashMap<(&str, &str), &Change> = HashMap::new();
+        let mut last: HashMap<(&str, &str, Option<u32>), &Change> = HashMap::new();
         for c in changes {
-            let key = match c {
-                Change::Upsert(b) => (b.aor.as_str(), b.contact.as_str()),
-                Change::Remove { aor, contact } => (aor.as_str(), contact.as_str()),
-            };
-            last.insert(key, c);
+            last.insert(c.key(), c);
         }
         let (mut upserts, mut removes) = (Vec::new(), Vec::new());
-        for c in last.into_values() {
+        for (key, c) in last {
             match c {
                 Change::Upsert(b) => upserts.push(b),
-                Change::Remove { aor, contact } => removes.push((aor, contact)),
+                Change::Remove { .. } => removes.push(key),
             }
         }
         if upserts.is_empty() && removes.is_empty() {
@@ -59,7 +58,9 @@ impl Store {
         // lock them in the same order.
         macro_rules! in_transaction {
             ($pool:expr, $dialect:expr) => {{
-                upserts.sort_unstable_by(|a, b| (&a.aor, &a.contact).cmp(&(&b.aor, &b.contact)));
+                upserts.sort_unstable_by(|a, b| {
+                    (&a.aor, &a.contact, a.reg_id).cmp(&(&b.aor, &b.contact, b.reg_id))
+                });
                 removes.sort_unstable();
                 let mut tx = $pool.begin().await?;
                 for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
@@ -68,9 +69,12 @@ impl Store {
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in removes.chunks(ROWS_PER_STATEMENT) {
-                    let mut q = QueryBuilder::new("DELETE FROM location WHERE (aor, contact) IN ");
-                    q.push_tuples(chunk, |mut row, (aor, contact)| {
-                        row.push_bind(aor.as_str()).push_bind(contact.as_str());
+                    let mut q =
+                        QueryBuilder::new(format!("DELETE FROM location WHERE ({KEY}) IN "));
+                    q.push_tuples(chunk, |mut row, &(aor, contact, reg_id)| {
+                        row.push_bind(aor)
+                            .push_bind(contact)
+                            .push_bind(reg_id_column(reg_id));
                     });
                     q.build().execute(&mut *tx).await?;
                 }
@@ -88,9 +92,11 @@ impl Store {
                     q.push(";");
                 }
                 for chunk in removes.chunks(ROWS_PER_STATEMENT) {
-                    q.push("DELETE FROM location WHERE (aor, contact) IN (");
-                    q.push_values(chunk, |mut row, (aor, contact)| {
-                        row.push_bind(*aor).push_bind(*contact);
+                    q.push(format_args!("DELETE FROM location WHERE ({KEY}) IN ("));
+                    q.push_values(chunk, |mut row, &(aor, contact, reg_id)| {
+                        row.push_bind(aor)
+                            .push_bind(contact)
+                            .push_bind(reg_id_column(reg_id));
                     });
                     q.push(");");
                 }
@@ -136,7 +142,6 @@ fn push_insert<'a, DB: Database>(
     Option<&'a str>: Encode<'a, DB> + Type<DB>,
     String: Encode<'a, DB> + Type<DB>,
     i64: Encode<'a, DB> + Type<DB>,
-    Option<i64>: Encode<'a, DB> + Type<DB>,
 {
     q.push(format_args!("INSERT INTO location ({COLUMNS}) "));
     q.push_values(rows, |mut row, b| {
@@ -150,9 +155,14 @@ fn push_insert<'a, DB: Database>(
             .push_bind(b.source.as_str())
             .push_bind(b.user_agent.as_deref())
             .push_bind(b.instance.as_deref())
-            .push_bind(b.reg_id.map(i64::from));
+            .push_bind(reg_id_column(b.reg_id));
     });
-    dialect.push_upsert(q, "aor, contact", &UPDATED);
+    dialect.push_upsert(q, KEY, &UPDATED);
+}
+
+/// The `reg_id` column's value for a binding's reg-id.
+fn reg_id_column(reg_id: Option<u32>) -> i64 {
+    reg_id.map_or(0, i64::from)
 }
 
 /// Reads a row of [`COLUMNS`].
@@ -173,6 +183,6 @@ fn binding(r: &dyn Columns) -> Result<Binding, sqlx::Error> {
         source: r.text(7)?,
         user_agent: r.opt_text(8)?,
         instance: r.opt_text(9)?,
-        reg_id: r.opt_int(10)?.and_then(|v| u32::try_from(v).ok()),
+        reg_id: u32::try_from(r.int(10)?).ok().filter(|&v| v != 0),
     })
 }

@@ -518,10 +518,7 @@ async fn serve_with(
     store
         .for_each_binding(|b| {
             if b.source_is_websocket() {
-                flows_gone.push(registrar::Change::Remove {
-                    aor: b.aor,
-                    contact: b.contact,
-                });
+                flows_gone.push(b.removal());
             } else if b.expires_at > now {
                 location.load([b]);
             }

@@ -281,10 +281,7 @@ async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpErro
                     .await?
                     .into_iter()
                     .filter(|b| b.aor == aor)
-                    .map(|b| Change::Remove {
-                        aor: b.aor,
-                        contact: b.contact,
-                    })
+                    .map(|b| b.removal())
                     .collect(),
             };
             if changes.is_empty() {

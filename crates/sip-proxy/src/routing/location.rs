@@ -27,7 +27,10 @@ fn lookup(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     else {
         return -1;
     };
-    let mut bindings = c.core.lookup(c.now, &aor).into_iter();
+    let mut bindings = c.core.lookup(c.now, &aor);
+    // One flow per instance (RFC 5626 §5.3); its branch falls back to the others.
+    registrar::one_flow_per_instance(&mut bindings);
+    let mut bindings = bindings.into_iter();
     let Some(first) = bindings.next() else {
         return -1;
     };

@@ -3,7 +3,7 @@
 use auth::Secrets;
 use registrar::{Binding, Change};
 
-use super::{run_as_is, TestDb};
+use super::{before_flows, run_as_is, TestDb};
 use crate::{Alias, Store, Subscriber};
 
 pub(super) fn binding(contact: &str, expires_at: u64) -> Binding {
@@ -23,10 +23,7 @@ pub(super) fn binding(contact: &str, expires_at: u64) -> Binding {
 }
 
 fn remove(b: &Binding) -> Change {
-    Change::Remove {
-        aor: b.aor.clone(),
-        contact: b.contact.clone(),
-    }
+    b.removal()
 }
 
 /// The stored bindings, by contact.
@@ -64,7 +61,6 @@ pub(super) async fn bindings_upsert_remove_and_reload(db: &TestDb) {
     let mut refreshed = a.clone();
     refreshed.expires_at = 300;
     refreshed.instance = Some("<urn:uuid:1>".into());
-    refreshed.reg_id = None;
     refreshed.path.clear();
     store
         .apply(&[Change::Upsert(refreshed.clone()), remove(&b)])
@@ -372,4 +368,54 @@ pub(super) async fn secrets(db: &TestDb) {
         db.open().await.secret("rr", "third").await.unwrap(),
         "first"
     );
+}
+
+/// RFC 5626: the flows of an instance (reg-id 1 and 2) share a Contact, and are two
+/// bindings. A database of the release before (one binding per Contact) gains the key.
+pub(super) async fn flows_of_one_instance_share_a_contact(db: &TestDb) {
+    before_flows(
+        db,
+        "INSERT INTO location VALUES ('sip:alice@example.com', 'sip:a@h', 500, 100, 'c', 7, \
+         '', 'udp:192.0.2.1:5060', NULL, NULL, 1); \
+         INSERT INTO location VALUES ('sip:alice@example.com', 'sip:b@h', 500, 100, 'c', 7, \
+         '', 'tcp:192.0.2.1:5060', NULL, '<urn:uuid:1>', 2)",
+    )
+    .await;
+    let store = db.open().await;
+    let old = bindings(&store).await;
+    let reg_ids: Vec<_> = old.iter().map(|b| (b.contact.as_str(), b.reg_id)).collect();
+    assert_eq!(
+        reg_ids,
+        [("sip:a@h", None), ("sip:b@h", Some(2))],
+        "a reg-id without an instance meant nothing"
+    );
+    let mut second = old[1].clone();
+    second.reg_id = Some(3);
+    second.source = "tcp:192.0.2.1:5062".into();
+    let mut plain = second.clone();
+    (plain.reg_id, plain.instance) = (None, None);
+    store
+        .apply(&[
+            Change::Upsert(second.clone()),
+            Change::Upsert(plain.clone()),
+        ])
+        .await
+        .unwrap();
+    let mut all = bindings(&store).await;
+    all.sort_by_key(|b| b.reg_id);
+    assert_eq!(
+        all,
+        [
+            old[0].clone(),
+            plain.clone(),
+            old[1].clone(),
+            second.clone()
+        ]
+    );
+    store
+        .apply(&[remove(&old[1]), remove(&plain)])
+        .await
+        .unwrap();
+    drop(store);
+    assert_eq!(bindings(&db.open().await).await, [old[0].clone(), second]);
 }

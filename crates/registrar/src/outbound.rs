@@ -1,0 +1,96 @@
+//! Reaching an instance that registered several flows (RFC 5626 §5.3): one at a time.
+
+use crate::binding::Binding;
+
+/// True when `a` and `b` are flows of one instance.
+fn siblings(a: &Binding, b: &Binding) -> bool {
+    a.reg_id.is_some() && b.reg_id.is_some() && a.instance == b.instance
+}
+
+/// Keeps, of each instance's flows, the one registered last (the furthest expiry): the
+/// target set holds one contact per instance. The others are its fallbacks
+/// ([`other_flows`]).
+pub fn one_flow_per_instance(bindings: &mut Vec<Binding>) {
+    if bindings
+        .iter()
+        .filter(|b| b.reg_id.is_some())
+        .nth(1)
+        .is_none()
+    {
+        return; // the common case: no instance with two flows
+    }
+    let mut i = 0;
+    while i < bindings.len() {
+        let b = &bindings[i];
+        let better = bindings
+            .iter()
+            .enumerate()
+            .any(|(j, o)| j != i && siblings(b, o) && (o.expires_at, j) > (b.expires_at, i));
+        if better {
+            bindings.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// The other flows of `b`'s instance that the same request reaches (the same Contact and
+/// Path: only where it goes differs), registered last first: where a request goes when
+/// `b`'s flow failed (430 Flow Failed).
+pub fn other_flows<'a>(all: &'a [Binding], b: &Binding) -> Vec<&'a Binding> {
+    let mut others: Vec<&Binding> = all
+        .iter()
+        .filter(|o| {
+            siblings(o, b) && o.reg_id != b.reg_id && o.contact == b.contact && o.path == b.path
+        })
+        .collect();
+    others.sort_by_key(|o| std::cmp::Reverse(o.expires_at));
+    others
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(instance: &str, reg_id: Option<u32>, expires_at: u64) -> Binding {
+        Binding {
+            aor: "sip:a@h".into(),
+            contact: "sip:a@192.0.2.1;ob".into(),
+            q: 1000,
+            expires_at,
+            call_id: "c".into(),
+            cseq: 1,
+            path: Vec::new(),
+            source: format!("tcp:192.0.2.1:{expires_at}"),
+            user_agent: None,
+            instance: Some(instance.into()),
+            reg_id,
+        }
+    }
+
+    #[test]
+    fn one_flow_of_each_instance_is_tried_the_others_after() {
+        let (a1, a2, a3) = (
+            flow("a", Some(1), 10),
+            flow("a", Some(2), 30),
+            flow("a", Some(3), 20),
+        );
+        let (b1, plain) = (flow("b", Some(1), 5), flow("a", None, 1));
+        let all = vec![
+            a1.clone(),
+            a2.clone(),
+            b1.clone(),
+            a3.clone(),
+            plain.clone(),
+        ];
+        let mut set = all.clone();
+        one_flow_per_instance(&mut set);
+        assert_eq!(set, [a2.clone(), b1.clone(), plain]);
+        assert_eq!(other_flows(&all, &a2), [&a3, &a1]);
+        assert!(other_flows(&all, &b1).is_empty());
+        // Another Path: the same request would not reach it.
+        let mut via_edge = a1.clone();
+        via_edge.path = vec!["<sip:edge;lr>".into()];
+        assert_eq!(other_flows(&[via_edge, a3.clone()], &a2), [&a3]);
+    }
+}
