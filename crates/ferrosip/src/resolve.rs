@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sip_message::Protocol;
 use sip_proxy::{Command, Core, Lookup, Resume};
 
 /// Most lookups at once; more are refused (a flood of requests to names nobody serves
@@ -38,15 +37,13 @@ impl Lookups {
     }
 
     /// Looks `hosts` up (each once, whoever else waits for it) and calls `done` with the
-    /// commands of the core once the last of them is known, after `found` with each host
-    /// name and the addresses it led to. Lookups are spawned on `runtime`; those over the
+    /// commands of the core once the last of them is known. Lookups are spawned on `runtime`; those over the
     /// cap are refused at once.
     pub(crate) fn resolve(
         self: &Arc<Self>,
         core: &Arc<Core>,
         (hosts, then): (Vec<Lookup>, Resume),
         runtime: &tokio::runtime::Handle,
-        found: impl Fn(&str, &[(Protocol, SocketAddr)]) + Clone + Send + 'static,
         done: impl Fn(Vec<Command>) + Clone + Send + 'static,
     ) {
         let waiter = Arc::new(Waiter {
@@ -68,26 +65,15 @@ impl Lookups {
             waiting.insert(host.clone(), vec![waiter.clone()]);
             drop(waiting);
             let (this, core, done) = (self.clone(), core.clone(), done.clone());
-            let found = found.clone();
-            runtime.spawn(async move { this.look_up(&core, host, found, done).await });
+            runtime.spawn(async move { this.look_up(&core, host, done).await });
         }
         if refused > 0 && waiter.remaining.fetch_sub(refused, Ordering::AcqRel) == refused {
             done(core.resume(Instant::now(), waiter.then));
         }
     }
 
-    async fn look_up(
-        &self,
-        core: &Core,
-        host: Lookup,
-        named: impl Fn(&str, &[(Protocol, SocketAddr)]),
-        done: impl Fn(Vec<Command>),
-    ) {
+    async fn look_up(&self, core: &Core, host: Lookup, done: impl Fn(Vec<Command>)) {
         let (found, ttl) = crate::locate::locate(&self.resolver, &host).await;
-        for f in &found {
-            let hops: Vec<_> = f.addrs.iter().map(|&a| (f.protocol, a)).collect();
-            named(&host.host, &hops);
-        }
         core.dns_answer(Instant::now(), &host, found, ttl);
         let waiters = self
             .waiting
@@ -190,7 +176,7 @@ CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         for n in 0..3 {
             let then = waiting_request(&core, n);
             let hosts = vec![name("localhost")];
-            lookups.resolve(&core, (hosts, then), rt.handle(), |_, _| {}, done.clone());
+            lookups.resolve(&core, (hosts, then), rt.handle(), done.clone());
         }
         assert_eq!(lookups.waiting.lock().unwrap()[&name("localhost")].len(), 3);
         // With the cap full, a new name is refused and its request goes on at once.
@@ -203,7 +189,7 @@ CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         }
         let then = waiting_request(&core, 9);
         let other = vec![name("other.example")];
-        lookups.resolve(&core, (other, then), rt.handle(), |_, _| {}, done.clone());
+        lookups.resolve(&core, (other, then), rt.handle(), done.clone());
         assert_eq!(calls.load(Ordering::SeqCst), 1, "refused, resumed at once");
         // The three are resumed once the lookup ends.
         rt.block_on(async {

@@ -341,10 +341,11 @@ fn linphonec_on_tls_is_called_from_a_phone_on_udp_over_its_connection() {
     alice.expect("ended");
 }
 
-/// A TLS server of the test's own with `cert` (its key beside it) that answers the first
-/// request it reads with 200; what it saw: the name the client asked for (SNI) and the
-/// request's Call-ID. Nothing when no client completes a handshake within 5 s.
-fn peer(dir: &Path, cert: &str) -> (u16, std::sync::mpsc::Receiver<(Option<String>, String)>) {
+/// A TLS server of the test's own with `cert` (its key beside it) that answers each
+/// request it reads with 200 and keeps its connections open; what it saw of each: the
+/// connection's number (from 0), the name the client asked for (SNI) and the Call-ID.
+type Seen = std::sync::mpsc::Receiver<(usize, Option<String>, String)>;
+fn peer(dir: &Path, cert: &str) -> (u16, Seen) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::PrivateKeyDer;
     let chain = CertificateDer::pem_file_iter(dir.join(format!("{cert}.pem")))
@@ -365,21 +366,24 @@ fn peer(dir: &Path, cert: &str) -> (u16, std::sync::mpsc::Receiver<(Option<Strin
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let config = Arc::new(config);
-        for stream in listener.incoming() {
+        for (n, stream) in listener.incoming().enumerate() {
             let Ok(tcp) = stream else { return };
-            tcp.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            // Ends with the connection: the client's idle timeout, or the test's end.
+            tcp.set_read_timeout(Some(Duration::from_secs(30))).ok();
             let conn = rustls::ServerConnection::new(config.clone()).expect("connection");
-            let mut tls = rustls::StreamOwned::new(conn, tcp);
-            let mut buf = Vec::new();
-            // A client that refuses our certificate ends here; the next may come.
-            let Some(req) = read_request(&mut tls, &mut buf) else {
-                continue;
-            };
-            let sni = tls.conn.server_name().map(str::to_owned);
-            let ok = sip_message::ResponseBuilder::for_request(&req, 200, "OK", Some("p")).build();
-            let _ = tls.write_all(&ok);
-            let _ = tls.flush();
-            let _ = tx.send((sni, req.call_id().unwrap_or_default().to_owned()));
+            let (mut tls, tx) = (rustls::StreamOwned::new(conn, tcp), tx.clone());
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                // A client that refuses our certificate ends here.
+                while let Some(req) = read_request(&mut tls, &mut buf) {
+                    let sni = tls.conn.server_name().map(str::to_owned);
+                    let ok = sip_message::ResponseBuilder::for_request(&req, 200, "OK", Some("p"))
+                        .build();
+                    let _ = tls.write_all(&ok);
+                    let _ = tls.flush();
+                    let _ = tx.send((n, sni, req.call_id().unwrap_or_default().to_owned()));
+                }
+            });
         }
     });
     (port, rx)
@@ -401,16 +405,19 @@ fn read_request(s: &mut impl Read, buf: &mut Vec<u8>) -> Option<Message> {
 }
 
 /// RFC 5922: a TLS connection the server opens to a next hop found by name asks for that
-/// name and checks the certificate against it, not against the address.
+/// name and checks the certificate against it, not against the address; and it carries
+/// requests for that name only (§4): another name at the address gets a connection of its
+/// own, an impostor (a name the certificate does not show) none, though one is open there.
 #[test]
 fn a_next_hop_over_tls_is_checked_against_the_name_it_was_found_by() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = Ca::new(dir.path(), "server");
     ca.sign("server");
-    ca.sign_for("peer", &["peer.test"]);
+    ca.sign_for("peer", &["peer.test", "other.test"]);
     let (peer_port, seen) = peer(dir.path(), "peer");
     let dns = support::dns::Dns::start(&[
         "--host-record=peer.test,127.0.0.1".into(),
+        "--host-record=other.test,127.0.0.1".into(),
         "--host-record=impostor.test,127.0.0.1".into(),
     ]);
     let more = format!(
@@ -428,17 +435,30 @@ Max-Forwards: 70\nContent-Length: 0\n\n",
             p = ua.port
         )
     };
-    ua.send(s.addr(), &options("peer.test", "by-name"));
-    let (sni, call_id) = seen
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the peer got the request");
+    let ask = |host: &str, call_id: &str| {
+        ua.send(s.addr(), &options(host, call_id));
+        let got = seen
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the peer got the request");
+        assert_eq!(ua.recv().status(), Some(200), "{call_id}");
+        (got.0, got.1.unwrap_or_default(), got.2)
+    };
+    let first = ask("peer.test", "by-name");
     assert_eq!(
-        (sni.as_deref(), call_id.as_str()),
-        (Some("peer.test"), "by-name")
+        (first.1.as_str(), first.2.as_str()),
+        ("peer.test", "by-name")
     );
-    assert_eq!(ua.recv().status(), Some(200));
+    let other = ask("other.test", "other-name");
+    assert_eq!(other.1, "other.test");
+    assert_ne!(other.0, first.0, "a connection of its own for another name");
+    assert_eq!(
+        ask("peer.test", "again").0,
+        first.0,
+        "its connection reused"
+    );
     // The same address found by another name: its certificate does not say that name, so
-    // no request goes there; the caller gets an error.
+    // no request goes there, though connections to the address are open; the caller gets
+    // an error.
     ua.send(s.addr(), &options("impostor.test", "impostor"));
     let answer = ua.recv();
     assert!(answer.status().is_some_and(|c| c >= 500), "{answer:?}");

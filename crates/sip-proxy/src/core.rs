@@ -38,6 +38,8 @@ pub struct Core {
     dns: DnsCache,
     /// Next hops that failed lately.
     failed: Failed,
+    /// The names TLS next hops were found by.
+    names: crate::names::Names,
     script: ArcSwap<ProxyScript>,
     /// Digest challenges and checks (nonces under a secret of this process).
     pub(crate) auth: auth::Authenticator,
@@ -102,6 +104,7 @@ pub(crate) fn upstream_by(via: &sip_message::header::Via<'_>, src: Destination) 
             protocol: src.protocol,
             addr: via_port,
             connection: Some(src.addr),
+            name: None,
         };
     }
     match via.rport() {
@@ -153,6 +156,7 @@ impl Core {
             shards,
             dns: DnsCache::default(),
             failed: Failed::default(),
+            names: crate::names::Names::default(),
             script: ArcSwap::new(script),
             auth,
             subscribers: ArcSwap::default(),
@@ -398,17 +402,29 @@ impl Core {
                     .into_iter()
                     .filter(|&(p, a)| self.cfg.advertised_for(p, a).is_some())
                     .collect();
-                let mut hops = self
-                    .failed
-                    .order(now, usable)
-                    .into_iter()
-                    .map(|(p, a)| Destination::new(p, a));
+                // Over TLS, the name the certificate must show: the domain looked up.
+                let name = found.iter().any(|f| f.protocol.is_secure());
+                let name = name.then(|| self.names.intern(&lookup.host));
+                let mut hops = self.failed.order(now, usable).into_iter().map(|(p, a)| {
+                    let name = name.filter(|_| p.is_secure());
+                    Destination {
+                        name,
+                        ..Destination::new(p, a)
+                    }
+                });
                 match hops.next() {
                     Some(first) => Located::Ready(first, hops.collect()),
                     None => Located::Unreachable,
                 }
             }
         }
+    }
+
+    /// The name a TLS connection to `dest` must check the certificate against: the name
+    /// it was found by. `None` when it has none (an address, or not TLS), or when that name
+    /// is no longer kept: with [`Destination::name`] set, the send must then fail.
+    pub fn name_of(&self, dest: &Destination) -> Option<Arc<str>> {
+        self.names.get(dest.name?)
     }
 
     /// A next hop failed (no answer, a transport error, 503): lookups give it last for a

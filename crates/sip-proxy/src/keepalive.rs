@@ -96,6 +96,7 @@ impl Core {
                 protocol,
                 addr,
                 connection,
+                name: None,
             };
             out.push(Command::Send {
                 dest,

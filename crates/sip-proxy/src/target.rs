@@ -7,6 +7,7 @@ use sip_message::{Host, Protocol, SipUri, Uri};
 pub use sip_dns::Target as Lookup;
 
 use crate::config::ProxyConfig;
+use crate::names::NameId;
 
 /// A next hop: protocol and socket address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,6 +19,9 @@ pub struct Destination {
     /// An open connection to prefer when it still exists (the one a TCP client registered
     /// over); `addr` is the way when it is gone.
     pub connection: Option<SocketAddr>,
+    /// The name it was found by, which a TLS connection to it checks (see
+    /// [`Core::name_of`](crate::Core::name_of)).
+    pub name: Option<NameId>,
 }
 
 impl Destination {
@@ -27,6 +31,7 @@ impl Destination {
             protocol,
             addr,
             connection: None,
+            name: None,
         }
     }
 
@@ -36,6 +41,7 @@ impl Destination {
             protocol,
             addr,
             connection: Some(addr),
+            name: None,
         }
     }
 }

@@ -1197,6 +1197,7 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
         protocol: Protocol::Tcp,
         addr: std::net::SocketAddr::new(conn.ip(), port),
         connection: Some(conn),
+        name: None,
     };
     let now = Instant::now();
     let out = sent(core.handle_message(now, from_tcp("bob", "client.example.net:5070;rport"), tcp));

@@ -204,11 +204,14 @@ impl Transports {
     /// Sends `data` to `addr` over `protocol`. UDP goes out of a socket of the same address
     /// family; TCP and TLS use the open connection `connection` when given and still there,
     /// else one to `addr`, opening it if needed; WebSocket only ever an open connection.
+    /// With `name` (`addr` was found by looking it up), TLS goes only over a connection
+    /// that checked the server's certificate against that name (RFC 5922 §4).
     pub async fn send(
         &self,
         protocol: Protocol,
         addr: SocketAddr,
         connection: Option<SocketAddr>,
+        name: Option<&str>,
         data: Bytes,
     ) -> Result<(), TransportError> {
         match protocol {
@@ -232,7 +235,7 @@ impl Transports {
                     .filter(|c| conns.has_connection(*c))
                     .unwrap_or(addr);
                 conns
-                    .send(to, data)
+                    .send(to, name, data)
                     .await
                     .map_err(|cause| TransportError::Send {
                         protocol,
@@ -266,14 +269,6 @@ impl Transports {
             .iter()
             .find(|(local, _)| local.is_ipv4() == to.is_ipv4())
             .map(|(_, s)| s)
-    }
-
-    /// `addr` was found by looking up `domain`: a TLS connection opened there asks for that
-    /// name and checks the server's certificate against it (RFC 5922 §4).
-    pub fn set_domain(&self, addr: SocketAddr, domain: &str) {
-        if let Some(tls) = &self.inner.tls {
-            tls.set_domain(addr, domain);
-        }
     }
 
     /// True when a connection to `addr` is open (so a request can reuse it).

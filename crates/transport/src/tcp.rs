@@ -96,6 +96,9 @@ struct Queue {
     tx: mpsc::Sender<Bytes>,
     /// Bytes queued and not yet written.
     bytes: Arc<AtomicUsize>,
+    /// The name a TLS connection we opened checked the server's certificate against
+    /// (lower case); none for the others.
+    name: Option<Arc<str>>,
 }
 
 impl Queue {
@@ -127,20 +130,23 @@ pub struct TcpConnections {
     /// TCP, TLS (with `tls`), WS, or WSS (with `tls`).
     protocol: Protocol,
     tls: Option<Tls>,
-    conns: Arc<Mutex<HashMap<SocketAddr, Queue>>>,
+    conns: Arc<Mutex<Conns>>,
     open: Arc<Mutex<Open>>,
     handler: Arc<dyn Handler>,
     idle: Duration,
     write_timeout: Duration,
     limits: TcpLimits,
-    /// The domain each address was looked up for, which a TLS connection we open there
-    /// checks the certificate against.
-    domains: Arc<Mutex<HashMap<SocketAddr, Arc<str>>>>,
 }
 
-/// Most addresses whose domain is kept; past it, all are forgotten (a connection to an
-/// address without one checks the certificate against the address).
-const MAX_DOMAINS: usize = 4096;
+/// The open connections: by peer address (the last one to each), and the TLS ones we
+/// opened also by the name they checked, for requests to that name alone (RFC 5922 §4: a
+/// connection is reused for the identity it verified, not for any name leading to its
+/// address).
+#[derive(Default)]
+struct Conns {
+    by_addr: HashMap<SocketAddr, Queue>,
+    by_name: HashMap<(SocketAddr, Arc<str>), Queue>,
+}
 
 impl std::fmt::Debug for TcpConnections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -165,18 +171,7 @@ impl TcpConnections {
             idle,
             write_timeout: WRITE_TIMEOUT,
             limits,
-            domains: Arc::default(),
         }
-    }
-
-    /// `addr` was found by looking up `domain`: a TLS connection opened there checks the
-    /// server's certificate against that name (RFC 5922 §4).
-    pub fn set_domain(&self, addr: SocketAddr, domain: &str) {
-        let mut domains = self.domains.lock().unwrap_or_else(|p| p.into_inner());
-        if domains.len() >= MAX_DOMAINS && !domains.contains_key(&addr) {
-            domains.clear();
-        }
-        domains.insert(addr, domain.into());
     }
 
     /// A table of TLS connections with `tls`'s certificates and roots, counted in the
@@ -239,7 +234,7 @@ impl TcpConnections {
         };
         let _ = stream.set_nodelay(true);
         if self.tls.is_none() && !self.protocol.is_websocket() {
-            self.run_stream(stream, remote, local, slot);
+            self.run_stream(stream, remote, local, slot, None);
             return;
         }
         let this = self.clone();
@@ -268,12 +263,12 @@ impl TcpConnections {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         if !self.protocol.is_websocket() {
-            self.run_stream(stream, remote, local, slot);
+            self.run_stream(stream, remote, local, slot, None);
             return;
         }
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, ws::accept(stream)).await {
             Ok(Ok((reader, writer))) => {
-                self.run(reader, writer, remote, local, slot);
+                self.run(reader, writer, remote, local, slot, None);
             }
             Ok(Err(e)) => tracing::debug!(%remote, error = %e, "WebSocket handshake failed"),
             Err(_) => tracing::debug!(%remote, "WebSocket handshake timed out"),
@@ -312,17 +307,33 @@ impl TcpConnections {
 
     /// True when a connection to `addr` is open.
     pub fn has_connection(&self, addr: SocketAddr) -> bool {
-        self.lock().contains_key(&addr)
+        self.lock().by_addr.contains_key(&addr)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Queue>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Conns> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sends over the open connection to `addr`, or connects first (never over WebSocket:
-    /// without a connection the peer is out of reach, `NotConnected`).
-    pub async fn send(&self, addr: SocketAddr, data: Bytes) -> std::io::Result<()> {
-        let existing = self.lock().get(&addr).cloned();
+    /// without a connection the peer is out of reach, `NotConnected`). With `name` (over
+    /// TLS: `addr` was found by looking it up), only over a connection that checked the
+    /// server's certificate against that name.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        name: Option<&str>,
+        data: Bytes,
+    ) -> std::io::Result<()> {
+        let name: Option<Arc<str>> = name
+            .filter(|_| self.tls.is_some())
+            .map(|n| n.to_ascii_lowercase().into());
+        let existing = {
+            let conns = self.lock();
+            match &name {
+                Some(n) => conns.by_name.get(&(addr, n.clone())).cloned(),
+                None => conns.by_addr.get(&addr).cloned(),
+            }
+        };
         let queue = match existing {
             Some(queue) => queue,
             None if self.protocol.is_websocket() => {
@@ -340,20 +351,14 @@ impl TcpConnections {
                 let local = stream.local_addr()?;
                 let _ = stream.set_nodelay(true);
                 match &self.tls {
-                    None => self.run_stream(stream, addr, local, slot),
+                    None => self.run_stream(stream, addr, local, slot, None),
                     Some(tls) => {
-                        let domain = self
-                            .domains
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .get(&addr)
-                            .cloned();
-                        let name = tls::server_name(addr.ip(), domain.as_deref());
-                        let handshake = tls.connector().connect(name, stream);
+                        let server = tls::server_name(addr.ip(), name.as_deref());
+                        let handshake = tls.connector().connect(server, stream);
                         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
                             .await
                             .map_err(|_| timed_out("TLS handshake timed out"))??;
-                        self.run_stream(stream, addr, local, slot)
+                        self.run_stream(stream, addr, local, slot, name)
                     }
                 }
             }
@@ -361,31 +366,41 @@ impl TcpConnections {
         queue.push(data)
     }
 
-    /// Forgets the connection to `remote` if `tx` is still its queue.
-    fn forget(&self, remote: SocketAddr, tx: &mpsc::Sender<Bytes>) {
+    /// Forgets the connection to `remote` (that checked `name`) wherever `tx` is still its
+    /// queue's.
+    fn forget(&self, remote: SocketAddr, tx: &mpsc::Sender<Bytes>, name: Option<&Arc<str>>) {
         let mut conns = self.lock();
-        if conns.get(&remote).is_some_and(|q| q.tx.same_channel(tx)) {
-            conns.remove(&remote);
+        let ours = |q: &Queue| q.tx.same_channel(tx);
+        if conns.by_addr.get(&remote).is_some_and(ours) {
+            conns.by_addr.remove(&remote);
+        }
+        if let Some(key) = name.map(|n| (remote, n.clone())) {
+            if conns.by_name.get(&key).is_some_and(ours) {
+                conns.by_name.remove(&key);
+            }
         }
     }
 
     /// Runs a byte stream (TCP, or TLS once decrypted), cut into messages by the decoder.
-    fn run_stream<S>(&self, stream: S, remote: SocketAddr, local: SocketAddr, slot: Slot) -> Queue
+    fn run_stream<S>(
+        &self,
+        stream: S,
+        remote: SocketAddr,
+        local: SocketAddr,
+        slot: Slot,
+        name: Option<Arc<str>>,
+    ) -> Queue
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let (reader, writer) = tokio::io::split(stream);
-        self.run(
-            StreamReader::new(reader),
-            StreamWriter(writer),
-            remote,
-            local,
-            slot,
-        )
+        let (reader, writer) = (StreamReader::new(reader), StreamWriter(writer));
+        self.run(reader, writer, remote, local, slot, name)
     }
 
-    /// Registers the connection and spawns its reader and writer; its slot is given back
-    /// when both have ended (the socket is closed).
+    /// Registers the connection (that checked `name`, see [`Queue::name`]) and spawns its
+    /// reader and writer; its slot is given back when both have ended (the socket is
+    /// closed).
     fn run<R: Reader, W: Writer>(
         &self,
         mut reader: R,
@@ -393,13 +408,21 @@ impl TcpConnections {
         remote: SocketAddr,
         local: SocketAddr,
         slot: Slot,
+        name: Option<Arc<str>>,
     ) -> Queue {
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
         let queue = Queue {
             tx: tx.clone(),
             bytes: Arc::default(),
+            name,
         };
-        self.lock().insert(remote, queue.clone());
+        {
+            let mut conns = self.lock();
+            conns.by_addr.insert(remote, queue.clone());
+            if let Some(n) = queue.name.clone() {
+                conns.by_name.insert((remote, n), queue.clone());
+            }
+        }
         let slot = Arc::new(slot);
         let writer_slot = slot.clone();
         let this = self.clone();
@@ -435,7 +458,7 @@ impl TcpConnections {
                     Incoming::Closed => break,
                 }
             }
-            this.forget(remote, &our_queue.tx);
+            this.forget(remote, &our_queue.tx, our_queue.name.as_ref());
             drop(our_queue); // the writer sends what is queued, then closes its side
             if answered {
                 reader.drain().await;
@@ -446,6 +469,7 @@ impl TcpConnections {
         // A peer that stops reading is cut off: its queue is not kept waiting.
         // Weak: the queue closes (and this task ends) once nobody else can send to it.
         let (this, our_tx, limit) = (self.clone(), tx.downgrade(), self.write_timeout);
+        let name = queue.name.clone();
         let queued = queue.bytes.clone();
         // A WebSocket quiet for a third of the idle timeout is pinged: its answer keeps it.
         let ping_every = self
@@ -474,7 +498,7 @@ impl TcpConnections {
                 if !matches!(written, Ok(Ok(()))) {
                     tracing::debug!(%remote, "peer not reading: connection closed");
                     if let Some(tx) = our_tx.upgrade() {
-                        this.forget(remote, &tx);
+                        this.forget(remote, &tx, name.as_ref());
                     }
                     reading.abort();
                     this.handler.on_closed(src);
@@ -614,13 +638,13 @@ Content-Length: 0\r\n\r\n";
             let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let peer_addr = peer.local_addr().unwrap();
             let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
-            tcp.send(peer_addr, chunk.clone()).await.unwrap();
+            tcp.send(peer_addr, None, chunk.clone()).await.unwrap();
             let (_silent, _) = peer.accept().await.unwrap();
             // Socket buffers hold some megabytes; then the queue fills (1 MiB: 16 of these,
             // not 1024), and sends fail at once instead of waiting or queueing without end.
             let mut sent = 1;
             let full = loop {
-                match tcp.send(peer_addr, chunk.clone()).await {
+                match tcp.send(peer_addr, None, chunk.clone()).await {
                     Ok(()) => sent += 1,
                     Err(e) => break e,
                 }
@@ -651,7 +675,7 @@ Content-Length: 0\r\n\r\n";
             let (tcp, addr, handler, mut rx) = start(limits).await;
             let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let peer_addr = peer.local_addr().unwrap();
-            tcp.send(peer_addr, Bytes::from_static(OPTIONS))
+            tcp.send(peer_addr, None, Bytes::from_static(OPTIONS))
                 .await
                 .unwrap();
             let (_ours, _) = peer.accept().await.unwrap();
@@ -661,11 +685,15 @@ Content-Length: 0\r\n\r\n";
             assert_eq!(handler.refused.load(Ordering::Relaxed), 1);
             let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let refused = tcp
-                .send(other.local_addr().unwrap(), Bytes::from_static(OPTIONS))
+                .send(
+                    other.local_addr().unwrap(),
+                    None,
+                    Bytes::from_static(OPTIONS),
+                )
                 .await;
             assert!(refused.is_err(), "nor is one of ours opened");
             assert!(
-                tcp.send(peer_addr, Bytes::from_static(OPTIONS))
+                tcp.send(peer_addr, None, Bytes::from_static(OPTIONS))
                     .await
                     .is_ok(),
                 "an open one is used"

@@ -387,7 +387,11 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(line, "OPTIONS sip:127.0.0.1 SIP/2.0");
         assert_eq!(src.protocol, sip_message::Protocol::Tls);
         server
-            .send(src.remote, Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"))
+            .send(
+                src.remote,
+                None,
+                Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"),
+            )
             .await
             .expect("send back");
         let mut got = [0u8; 18];
@@ -400,7 +404,7 @@ Content-Length: 0\r\n\r\n";
         let trusting = TcpConnections::new(handler.clone(), idle, TcpLimits::default())
             .with_tls(Tls::load(&ours.files()).expect("TLS"));
         trusting
-            .send(at, Bytes::from_static(OPTIONS))
+            .send(at, None, Bytes::from_static(OPTIONS))
             .await
             .expect("a server our CA signed");
         let (line, _) = rx.recv().await.expect("message");
@@ -409,11 +413,46 @@ Content-Length: 0\r\n\r\n";
             .with_tls(Tls::load(&theirs.files()).expect("TLS"));
         assert!(
             stranger
-                .send(at, Bytes::from_static(OPTIONS))
+                .send(at, None, Bytes::from_static(OPTIONS))
                 .await
                 .is_err(),
             "a certificate from a CA it does not trust"
         );
+    }
+
+    /// RFC 5922 §4: a connection we open for a name checked that name, and only a request
+    /// for that name reuses it: another name at the same address gets a connection of its
+    /// own, and one whose certificate the server cannot show gets none.
+    #[tokio::test]
+    async fn a_connection_is_reused_for_the_name_it_checked_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = Ca::new(dir.path(), "ca");
+        let mut files = ca.files();
+        files.domains = vec![
+            ("a.example.com".into(), ca.sign(&["a.example.com"])),
+            ("b.example.com".into(), ca.sign(&["b.example.com"])),
+        ];
+        let (_server, at, mut rx) = server(Tls::load(&files).expect("TLS")).await;
+        let (tx, _) = unbounded_channel();
+        let idle = Duration::from_secs(60);
+        let client = TcpConnections::new(Arc::new(Collect(tx)), idle, TcpLimits::default())
+            .with_tls(Tls::load(&ca.files()).expect("TLS"));
+        // The connection (its port, as the server saw it) a message for `name` came over.
+        let mut from = async |name: Option<&str>| {
+            client
+                .send(at, name, Bytes::from_static(OPTIONS))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(rx.recv().await.expect("message").1.remote)
+        };
+        let a = from(Some("a.example.com")).await.expect("a");
+        let b = from(Some("B.example.com")).await.expect("b");
+        assert_ne!(a, b, "a connection of its own for another name");
+        assert_eq!(from(Some("a.example.com")).await, Ok(a), "reused");
+        let c = from(Some("c.example.com")).await;
+        assert!(c.is_err(), "no certificate for c.example.com: {c:?}");
+        // Without a name (a response, a hop given by address): any connection there.
+        assert!([a, b].contains(&from(None).await.expect("by address")));
     }
 
     #[tokio::test]

@@ -225,9 +225,13 @@ To: <sip:127.0.0.1>\r\nCall-ID: ws\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r
             assert_eq!(msg.call_id().unwrap(), "ws");
             assert_eq!(src.protocol, Protocol::Ws);
             assert!(ws.has_connection(src.remote));
-            ws.send(src.remote, Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"))
-                .await
-                .unwrap();
+            ws.send(
+                src.remote,
+                None,
+                Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"),
+            )
+            .await
+            .unwrap();
             assert_eq!(text(&mut c).await, "SIP/2.0 200 OK\r\n\r\n");
             // A keep-alive gets its pong; garbage its answer, and the connection goes on.
             c.send(tungstenite::Message::text("\r\n\r\n"))
@@ -243,7 +247,7 @@ To: <sip:127.0.0.1>\r\nCall-ID: ws\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r
             // Once it is gone, nothing reaches it: no connection is made to a browser.
             drop(c);
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let gone = ws.send(src.remote, Bytes::from_static(b"x")).await;
+            let gone = ws.send(src.remote, None, Bytes::from_static(b"x")).await;
             assert_eq!(gone.unwrap_err().kind(), std::io::ErrorKind::NotConnected);
         };
         tokio::time::timeout(Duration::from_secs(10), test)

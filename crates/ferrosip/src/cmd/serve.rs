@@ -240,18 +240,8 @@ impl Server {
                     };
                     let server = self.clone();
                     let done = move |commands| server.execute(commands);
-                    // A TLS connection to what a name led to checks that name.
-                    let transports = self.transports.get().cloned();
-                    let found = move |host: &str, found: &[(sip_message::Protocol, SocketAddr)]| {
-                        let secure = found.iter().filter(|(p, _)| p.is_secure());
-                        for (_, addr) in secure {
-                            if let Some(t) = &transports {
-                                t.set_domain(*addr, host);
-                            }
-                        }
-                    };
                     let wait = (hosts, then);
-                    self.lookups.resolve(core, wait, &self.runtime, found, done);
+                    self.lookups.resolve(core, wait, &self.runtime, done);
                 }
                 Command::Media { request, then } => self.media(request, then),
             }
@@ -292,9 +282,18 @@ impl Server {
             let Some(transports) = server.transports.get() else {
                 return;
             };
-            let sent = transports
-                .send(dest.protocol, dest.addr, dest.connection, data.clone())
-                .await;
+            // Over TLS to a hop found by name, a connection that checked that name; none
+            // when the name is no longer kept.
+            let name = server.core.get().and_then(|core| core.name_of(&dest));
+            let sent = match (dest.name, &name) {
+                (Some(_), None) => Err("the name the hop was found by is no longer kept".into()),
+                _ => {
+                    let (protocol, addr, connection) = (dest.protocol, dest.addr, dest.connection);
+                    let data = data.clone();
+                    let sent = transports.send(protocol, addr, connection, name.as_deref(), data);
+                    sent.await.map_err(|e| e.to_string())
+                }
+            };
             if let Err(e) = sent {
                 tracing::debug!(error = %e, "send failed");
                 if let Some(core) = server.core.get() {
