@@ -42,6 +42,12 @@ impl Registered {
         }
     }
 
+    /// True while the connection from `remote`, which registered, is open.
+    pub(crate) fn is_open(&self, remote: SocketAddr) -> bool {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.contains_key(&remote)
+    }
+
     /// The connection from `remote` closed: the addresses-of-record it registered.
     pub(crate) fn closed(&self, remote: SocketAddr) -> Vec<String> {
         self.0

@@ -214,6 +214,24 @@ impl Core {
             }
             Written::Failed(changes) => {
                 self.location.undo(&previous, changes);
+                // A browser's binding put back whose connection closed meanwhile goes again
+                // (its close found the binding another connection had made then).
+                let closed = |b: &&registrar::Binding| {
+                    b.source_addr()
+                        .is_some_and(|(p, a)| p.is_websocket() && !self.ws_registered.is_open(a))
+                };
+                let gone: Vec<registrar::Change> = previous
+                    .iter()
+                    .filter(|b| changes.iter().any(|c| b.is_changed_by(c)))
+                    .filter(closed)
+                    .filter_map(|b| self.location.remove_binding(b))
+                    .collect();
+                if !gone.is_empty() {
+                    out.push(Command::Persist {
+                        changes: gone,
+                        then: None,
+                    });
+                }
                 let why = "Server Internal Error (bindings not stored)";
                 if let Some(error) = ctx.own_reply(cfg, 500, why, &[("Retry-After", "5")]) {
                     ctx.answer(now, cfg, 500, error, &mut out);

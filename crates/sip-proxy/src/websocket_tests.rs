@@ -40,13 +40,18 @@ fn register_flow(
     reg_id: u32,
     cseq: u32,
 ) -> Vec<(Destination, Message)> {
-    let reg = msg(&format!(
+    let reg = register_message(contact, reg_id, cseq);
+    sent(handle(core, Instant::now(), reg, flow(from)))
+}
+
+/// The REGISTER of [`register_flow`].
+fn register_message(contact: &str, reg_id: u32, cseq: u32) -> Message {
+    msg(&format!(
         "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKws{reg_id}{cseq}\n\
 From: <sip:alice@example.com>;tag=r\nTo: <sip:alice@example.com>\nCall-ID: ws-reg-{reg_id}\nCSeq: {cseq} REGISTER\n\
 Contact: <{contact}>;+sip.ice;reg-id={reg_id};+sip.instance=\"<urn:uuid:5e1c>\";expires=600\n\
 Supported: path,outbound,gruu\nMax-Forwards: 69\nContent-Length: 0\n\n"
-    ));
-    sent(handle(core, Instant::now(), reg, flow(from)))
+    ))
 }
 
 #[test]
@@ -235,6 +240,27 @@ fn a_reconnected_browser_replaces_its_binding() {
     assert_eq!(bindings[0].source, format!("ws:{again}"));
     let out = sent(core.handle_message(Instant::now(), invite("alice", ""), udp(CALLER)));
     assert_eq!(out[0].0, flow(again));
+}
+
+/// A reconnect's REGISTER replaced the binding of the old connection, which then closed
+/// (its close found no binding of its own), and the write failed: the binding put back
+/// goes again, rather than point at a closed connection.
+#[test]
+fn a_binding_put_back_after_a_failed_write_goes_if_its_connection_closed() {
+    let (core, location) = ws_core();
+    let now = Instant::now();
+    register(&core, BROWSER, CONTACT, 1);
+    let again = "198.51.100.9:51007";
+    let pending = core.handle_message(now, register_message(CONTACT, 1, 2), flow(again));
+    let old = BROWSER.parse().expect("addr");
+    assert!(core.connection_closed(now, Protocol::Ws, old).is_empty());
+    let out = crate::tests::written(&core, now, pending, false);
+    assert!(location.all(0).is_empty(), "{:?}", location.all(0));
+    let removed = out.iter().any(|c| {
+        matches!(c, crate::Command::Persist { changes, then: None }
+            if matches!(&changes[..], [registrar::Change::Remove { contact, .. }] if contact == CONTACT))
+    });
+    assert!(removed, "{out:?}");
 }
 
 /// A flow token names its connection in its own dialog only: a caller that learnt the

@@ -432,11 +432,19 @@ impl TcpConnections {
             local,
         };
         let our_queue = queue.clone();
-        let reading = tokio::spawn(async move {
+        // Ends the reader when the writer ends (dropped): the reader alone tells the handler
+        // that the connection closed, so that it hears of no message after that.
+        let (writing, mut writer_gone) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
             let _slot = slot;
             let mut answered = false;
             loop {
-                let Ok(incoming) = tokio::time::timeout(this.idle, reader.next()).await else {
+                let next = tokio::select! {
+                    biased;
+                    _ = &mut writer_gone => break,
+                    next = tokio::time::timeout(this.idle, reader.next()) => next,
+                };
+                let Ok(incoming) = next else {
                     break;
                 };
                 match incoming {
@@ -477,7 +485,7 @@ impl TcpConnections {
             .is_websocket()
             .then(|| (self.idle / 3).min(Duration::from_secs(60)));
         tokio::spawn(async move {
-            let _slot = writer_slot;
+            let (_slot, _writing) = (writer_slot, writing);
             loop {
                 let written = match ping_every {
                     Some(every) => match tokio::time::timeout(every, rx.recv()).await {
@@ -500,9 +508,7 @@ impl TcpConnections {
                     if let Some(tx) = our_tx.upgrade() {
                         this.forget(remote, &tx, name.as_ref());
                     }
-                    reading.abort();
-                    this.handler.on_closed(src);
-                    return;
+                    return; // the reader ends, and says so
                 }
             }
             // The peer sees the end of the stream while the reader may still drain what it
@@ -537,10 +543,12 @@ mod tests {
 From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: lim\r\nCSeq: 1 OPTIONS\r\n\
 Content-Length: 0\r\n\r\n";
 
-    /// Counts what the transport reports: the peers of messages, and refusals.
+    /// Counts what the transport reports: the peers of messages, refusals and closed
+    /// connections.
     struct Collect {
         messages: UnboundedSender<SocketAddr>,
         refused: AtomicUsize,
+        closed: AtomicUsize,
     }
 
     impl Handler for Collect {
@@ -549,6 +557,9 @@ Content-Length: 0\r\n\r\n";
         }
         fn on_refused(&self, _src: Source) {
             self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        fn on_closed(&self, _src: Source) {
+            self.closed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -564,6 +575,7 @@ Content-Length: 0\r\n\r\n";
         let handler = Arc::new(Collect {
             messages,
             refused: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
         });
         let tcp = TcpConnections::new(handler.clone(), Duration::from_secs(60), limits);
         let addr = tcp.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -633,7 +645,7 @@ Content-Length: 0\r\n\r\n";
     #[tokio::test]
     async fn a_peer_that_does_not_read_fills_a_bounded_queue_and_is_cut_off() {
         let test = async {
-            let (mut tcp, _addr, _handler, _rx) = start(TcpLimits::default()).await;
+            let (mut tcp, _addr, handler, _rx) = start(TcpLimits::default()).await;
             tcp.write_timeout = Duration::from_millis(300);
             let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let peer_addr = peer.local_addr().unwrap();
@@ -659,6 +671,8 @@ Content-Length: 0\r\n\r\n";
             // Past the write timeout the connection is dropped.
             tokio::time::sleep(Duration::from_millis(600)).await;
             assert!(!tcp.has_connection(peer_addr), "cut off");
+            // Its reader ends too, and tells of the close, once.
+            assert_eq!(handler.closed.load(Ordering::Relaxed), 1);
         };
         tokio::time::timeout(Duration::from_secs(10), test)
             .await
