@@ -316,6 +316,18 @@ Content-Length: 0\n\n"
         "a trusted gateway: looked up, not challenged"
     );
     assert_eq!(from("192.0.2.99:5060", "t2"), Some(407), "anyone else");
+    // A browser from the trusted network is a user all the same.
+    let ws = crate::Destination::flow(
+        sip_message::Protocol::Ws,
+        "192.0.2.10:51000".parse().unwrap(),
+    );
+    let out = sent(crate::tests::handle(
+        &core,
+        Instant::now(),
+        options("t3"),
+        ws,
+    ));
+    assert_eq!(out[0].1.status(), Some(407), "over WebSocket");
     let keepalive = msg("OPTIONS sip:example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKka\n\
 From: <sip:alice@example.com>;tag=o\nTo: <sip:example.com>\nCall-ID: ka\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
     let out = sent(crate::tests::handle(

@@ -454,7 +454,7 @@ impl Core {
         let now_unix = self.unix(now);
         let changes: Vec<registrar::Change> = self
             .ws_registered
-            .closed(remote)
+            .closed(protocol, remote)
             .iter()
             .flat_map(|aor| self.location.lookup(aor, now_unix))
             .filter(|b| b.source == source)

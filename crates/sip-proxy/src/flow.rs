@@ -27,33 +27,34 @@ const MAX_AORS: usize = 8;
 /// when it closes: a browser that is gone is not called (it gets a new binding when it
 /// connects again).
 #[derive(Debug, Default)]
-pub(crate) struct Registered(Mutex<HashMap<SocketAddr, Vec<String>>>);
+pub(crate) struct Registered(Mutex<HashMap<(Protocol, SocketAddr), Vec<String>>>);
 
 impl Registered {
-    /// The connection from `remote` registered `aor`.
-    pub(crate) fn note(&self, remote: SocketAddr, aor: &str) {
+    /// The connection over `protocol` from `remote` registered `aor`.
+    pub(crate) fn note(&self, protocol: Protocol, remote: SocketAddr, aor: &str) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_REGISTERED && !map.contains_key(&remote) {
+        if map.len() >= MAX_REGISTERED && !map.contains_key(&(protocol, remote)) {
             map.clear();
         }
-        let aors = map.entry(remote).or_default();
+        let aors = map.entry((protocol, remote)).or_default();
         if !aors.iter().any(|a| a == aor) && aors.len() < MAX_AORS {
             aors.push(aor.to_owned());
         }
     }
 
-    /// True while the connection from `remote`, which registered, is open.
-    pub(crate) fn is_open(&self, remote: SocketAddr) -> bool {
+    /// True while the connection over `protocol` from `remote`, which registered, is open.
+    pub(crate) fn is_open(&self, protocol: Protocol, remote: SocketAddr) -> bool {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.contains_key(&remote)
+        map.contains_key(&(protocol, remote))
     }
 
-    /// The connection from `remote` closed: the addresses-of-record it registered.
-    pub(crate) fn closed(&self, remote: SocketAddr) -> Vec<String> {
+    /// The connection over `protocol` from `remote` closed: the addresses-of-record it
+    /// registered.
+    pub(crate) fn closed(&self, protocol: Protocol, remote: SocketAddr) -> Vec<String> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&remote)
+            .remove(&(protocol, remote))
             .unwrap_or_default()
     }
 }

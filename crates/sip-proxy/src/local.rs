@@ -84,7 +84,7 @@ impl Core {
         {
             Ok(reg) => {
                 if src.protocol.is_websocket() {
-                    self.ws_registered.note(src.addr, &reg.aor);
+                    self.ws_registered.note(src.protocol, src.addr, &reg.aor);
                 }
                 // Outbound flows are connections here (UDP keep-alives are the NAT module's).
                 let flow_timer = src

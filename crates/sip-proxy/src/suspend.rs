@@ -218,7 +218,7 @@ impl Core {
                 // (its close found the binding another connection had made then).
                 let closed = |b: &&registrar::Binding| {
                     b.source_addr()
-                        .is_some_and(|(p, a)| p.is_websocket() && !self.ws_registered.is_open(a))
+                        .is_some_and(|(p, a)| p.is_websocket() && !self.ws_registered.is_open(p, a))
                 };
                 let gone: Vec<registrar::Change> = previous
                     .iter()

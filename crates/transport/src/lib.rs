@@ -204,8 +204,8 @@ impl Transports {
     /// Sends `data` to `addr` over `protocol`. UDP goes out of a socket of the same address
     /// family; TCP and TLS use the open connection `connection` when given and still there,
     /// else one to `addr`, opening it if needed; WebSocket only ever an open connection.
-    /// With `name` (`addr` was found by looking it up), TLS goes only over a connection
-    /// that checked the server's certificate against that name (RFC 5922 §4).
+    /// With `name` (`addr` was found by looking it up), TLS goes only over `connection` or
+    /// a connection that checked the server's certificate against that name (RFC 5922 §4).
     pub async fn send(
         &self,
         protocol: Protocol,
@@ -231,9 +231,12 @@ impl Transports {
                 let conns = self
                     .connections(protocol)
                     .ok_or(TransportError::NoTransport(protocol, addr))?;
-                let to = connection
-                    .filter(|c| conns.has_connection(*c))
-                    .unwrap_or(addr);
+                // The client's own connection, whatever name its Contact has (it was
+                // accepted, so it checked none); else one that checked the name.
+                let (to, name) = match connection.filter(|c| conns.has_connection(*c)) {
+                    Some(c) => (c, None),
+                    None => (addr, name),
+                };
                 conns
                     .send(to, name, data)
                     .await

@@ -1,8 +1,8 @@
 //! Connections over TCP: plain, TLS, WebSocket and secure WebSocket. Listeners, a reader and
 //! a writer task per connection, and a table of open connections by peer address so
 //! responses and requests reuse them. How many are open is limited, in total and per remote
-//! IP, over all four together; a connection counts from its first byte, before its TLS or
-//! WebSocket handshake.
+//! IP (ours in the total only), over all four together; a connection counts from its first
+//! byte, before its TLS or WebSocket handshake.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -73,18 +73,19 @@ struct Open {
 /// A connection's place among the open ones, given back when it is dropped.
 struct Slot {
     open: Arc<Mutex<Open>>,
-    /// The remote source of the connection.
-    source: IpAddr,
+    /// The remote source of an accepted connection (ours count in the total only).
+    source: Option<IpAddr>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.total -= 1;
-        if let Some(n) = open.per_ip.get_mut(&self.source) {
+        let Some(source) = self.source else { return };
+        if let Some(n) = open.per_ip.get_mut(&source) {
             *n -= 1;
             if *n == 0 {
-                open.per_ip.remove(&self.source);
+                open.per_ip.remove(&source);
             }
         }
     }
@@ -131,12 +132,20 @@ pub struct TcpConnections {
     protocol: Protocol,
     tls: Option<Tls>,
     conns: Arc<Mutex<Conns>>,
+    /// The connections being opened, each shared by the sends that wait for it.
+    connecting: Arc<Mutex<HashMap<ConnectKey, Arc<Connecting>>>>,
     open: Arc<Mutex<Open>>,
     handler: Arc<dyn Handler>,
     idle: Duration,
     write_timeout: Duration,
     limits: TcpLimits,
 }
+
+/// A connection being opened: to this address, checking this name.
+type ConnectKey = (SocketAddr, Option<Arc<str>>);
+
+/// How the opening of a connection ended, for every send that waited for it.
+type Connecting = tokio::sync::OnceCell<Result<Queue, (std::io::ErrorKind, String)>>;
 
 /// The open connections: by peer address (the last one to each), and the TLS ones we
 /// opened also by the name they checked, for requests to that name alone (RFC 5922 §4: a
@@ -166,6 +175,7 @@ impl TcpConnections {
             protocol: Protocol::Tcp,
             tls: None,
             conns: Arc::default(),
+            connecting: Arc::default(),
             open: Arc::default(),
             handler,
             idle,
@@ -195,23 +205,27 @@ impl TcpConnections {
             protocol,
             tls,
             conns: Arc::default(),
+            connecting: Arc::default(),
             ..self.clone()
         }
     }
 
-    /// A place for one more connection with remote `source` (accepted or ours); `None`
-    /// when that would exceed a limit.
-    fn slot(&self, source: IpAddr) -> Option<Slot> {
+    /// A place for one more connection, accepted from `source` or (`None`) ours; `None`
+    /// when that would exceed a limit. Ours count in the total only: the limit per IP is
+    /// for those who connect to us, and is not ours to fill for them.
+    fn slot(&self, source: Option<IpAddr>) -> Option<Slot> {
         let over = |n: usize, limit: usize| limit > 0 && n >= limit;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if over(open.total, self.limits.total) {
             return None;
         }
-        let n = open.per_ip.entry(source).or_default();
-        if over(*n, self.limits.per_ip) {
-            return None;
+        if let Some(source) = source {
+            let n = open.per_ip.entry(source).or_default();
+            if over(*n, self.limits.per_ip) {
+                return None;
+            }
+            *n += 1;
         }
-        *n += 1;
         open.total += 1;
         Some(Slot {
             open: self.open.clone(),
@@ -222,7 +236,7 @@ impl TcpConnections {
     /// Takes an accepted connection into the table (a TLS or WebSocket one once its
     /// handshakes are done), or closes it at once when it is over a limit.
     fn accepted(&self, stream: TcpStream, remote: SocketAddr, local: SocketAddr) {
-        let Some(slot) = self.slot(source_of(remote.ip())) else {
+        let Some(slot) = self.slot(Some(source_of(remote.ip()))) else {
             drop(stream);
             tracing::debug!(%remote, protocol = %self.protocol, "too many connections: closed");
             let src = Source {
@@ -340,30 +354,61 @@ impl TcpConnections {
                 let gone = "no WebSocket connection from that address";
                 return Err(std::io::Error::new(std::io::ErrorKind::NotConnected, gone));
             }
-            None => {
-                let slot = self
-                    .slot(source_of(addr.ip()))
-                    .ok_or_else(|| std::io::Error::other("too many tcp connections open"))?;
-                let timed_out = |what| std::io::Error::new(std::io::ErrorKind::TimedOut, what);
-                let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-                    .await
-                    .map_err(|_| timed_out("connect timed out"))??;
-                let local = stream.local_addr()?;
-                let _ = stream.set_nodelay(true);
-                match &self.tls {
-                    None => self.run_stream(stream, addr, local, slot, None),
-                    Some(tls) => {
-                        let server = tls::server_name(addr.ip(), name.as_deref());
-                        let handshake = tls.connector().connect(server, stream);
-                        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
-                            .await
-                            .map_err(|_| timed_out("TLS handshake timed out"))??;
-                        self.run_stream(stream, addr, local, slot, name)
-                    }
-                }
-            }
+            None => self.connect_once(addr, name).await?,
         };
         queue.push(data)
+    }
+
+    /// [`Self::connect`], once for all the sends to `addr` (and `name`) that need it at the
+    /// same time: a burst of requests to a new hop shares one connection, or one failure.
+    async fn connect_once(
+        &self,
+        addr: SocketAddr,
+        name: Option<Arc<str>>,
+    ) -> std::io::Result<Queue> {
+        let key = (addr, name.clone());
+        let attempt = {
+            let mut connecting = self.connecting.lock().unwrap_or_else(|p| p.into_inner());
+            connecting.entry(key.clone()).or_default().clone()
+        };
+        let result = attempt
+            .get_or_init(|| async {
+                let result = self.connect(addr, name).await;
+                let mut connecting = self.connecting.lock().unwrap_or_else(|p| p.into_inner());
+                connecting.remove(&key);
+                result.map_err(|e| (e.kind(), e.to_string()))
+            })
+            .await;
+        result
+            .clone()
+            .map_err(|(kind, why)| std::io::Error::new(kind, why))
+    }
+
+    /// Opens a connection to `addr`, over TLS checking `name` (else the address).
+    async fn connect(&self, addr: SocketAddr, name: Option<Arc<str>>) -> std::io::Result<Queue> {
+        let server = match &self.tls {
+            Some(_) => Some(tls::server_name(addr.ip(), name.as_deref())?),
+            None => None,
+        };
+        let slot = self
+            .slot(None)
+            .ok_or_else(|| std::io::Error::other("too many tcp connections open"))?;
+        let timed_out = |what| std::io::Error::new(std::io::ErrorKind::TimedOut, what);
+        let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+            .await
+            .map_err(|_| timed_out("connect timed out"))??;
+        let local = stream.local_addr()?;
+        let _ = stream.set_nodelay(true);
+        match (&self.tls, server) {
+            (Some(tls), Some(server)) => {
+                let handshake = tls.connector().connect(server, stream);
+                let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| timed_out("TLS handshake timed out"))??;
+                Ok(self.run_stream(stream, addr, local, slot, name))
+            }
+            _ => Ok(self.run_stream(stream, addr, local, slot, None)),
+        }
     }
 
     /// Forgets the connection to `remote` (that checked `name`) wherever `tx` is still its
@@ -673,6 +718,35 @@ Content-Length: 0\r\n\r\n";
             assert!(!tcp.has_connection(peer_addr), "cut off");
             // Its reader ends too, and tells of the close, once.
             assert_eq!(handler.closed.load(Ordering::Relaxed), 1);
+        };
+        tokio::time::timeout(Duration::from_secs(10), test)
+            .await
+            .expect("within 10 s");
+    }
+
+    /// A burst of sends to a hop without a connection opens one, not one each; and ours
+    /// leave the limit per IP to those who connect to us.
+    #[tokio::test]
+    async fn a_burst_of_sends_shares_one_new_connection() {
+        let limits = TcpLimits {
+            total: 100,
+            per_ip: 1,
+        };
+        let test = async {
+            let (tcp, addr, _handler, mut rx) = start(limits).await;
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let peer_addr = peer.local_addr().unwrap();
+            let sends = (0..10).map(|_| tcp.send(peer_addr, None, Bytes::from_static(OPTIONS)));
+            for sent in futures_util::future::join_all(sends).await {
+                sent.expect("sent");
+            }
+            let (mut first, _) = peer.accept().await.unwrap();
+            let again = tokio::time::timeout(Duration::from_millis(300), peer.accept()).await;
+            assert!(again.is_err(), "a second connection");
+            let mut got = vec![0u8; 10 * OPTIONS.len()];
+            first.read_exact(&mut got).await.expect("all ten over it");
+            // 127.0.0.1 may still connect to us once.
+            let _served = served(addr, &mut rx).await;
         };
         tokio::time::timeout(Duration::from_secs(10), test)
             .await

@@ -218,10 +218,17 @@ pub(crate) fn bad_certificate(e: &std::io::Error) -> bool {
 
 /// The name a connection we open to `ip` asks for (SNI) and checks the server's
 /// certificate against (RFC 5922 §4): the domain whose lookup led there, else the address.
-pub(crate) fn server_name(ip: IpAddr, domain: Option<&str>) -> ServerName<'static> {
-    domain
-        .and_then(|d| ServerName::try_from(d.to_owned()).ok())
-        .unwrap_or(ServerName::IpAddress(ip.into()))
+/// A domain that is no DNS name is an error, not a check of the address instead.
+pub(crate) fn server_name(
+    ip: IpAddr,
+    domain: Option<&str>,
+) -> std::io::Result<ServerName<'static>> {
+    match domain {
+        None => Ok(ServerName::IpAddress(ip.into())),
+        Some(d) => ServerName::try_from(d.to_owned()).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{d}: {e}"))
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -358,7 +365,7 @@ Content-Length: 0\r\n\r\n";
         };
         let name = match sni {
             Some(n) => ServerName::try_from(n.to_owned()).expect("name"),
-            None => server_name(to.ip(), None),
+            None => server_name(to.ip(), None).expect("an address"),
         };
         let tcp = tokio::net::TcpStream::connect(to).await?;
         let mut c = TlsConnector::from(Arc::new(config))

@@ -169,9 +169,11 @@ fn has_subscribers(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
     }
 }
 
-/// 1 when the request comes from a trusted peer (`[auth] trusted`).
+/// 1 when the request comes from a trusted peer (`[auth] trusted`). Never over WebSocket:
+/// a browser is a user, whatever its address (a page in a trusted network, or a local
+/// WebSocket front, must not lend its visitors the network's trust).
 fn allow_trusted(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
-    if c.core.config().is_trusted(c.src.addr.ip()) {
+    if !c.src.protocol.is_websocket() && c.core.config().is_trusted(c.src.addr.ip()) {
         1
     } else {
         -1
