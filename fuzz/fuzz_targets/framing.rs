@@ -7,7 +7,7 @@ use sip_message::{Frame, StreamDecoder};
 
 /// Decodes `chunks` in order; returns each frame's bytes and whether decoding ended in error.
 fn frames(chunks: &[&[u8]]) -> (Vec<Vec<u8>>, bool) {
-    let decoder = StreamDecoder::default();
+    let mut decoder = StreamDecoder::default();
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for c in chunks {

@@ -95,9 +95,15 @@ fn resolver(servers: &[SocketAddr]) -> hickory_resolver::TokioResolver {
     use hickory_resolver::config::{NameServerConfig, ResolverConfig};
     use hickory_resolver::name_server::TokioConnectionProvider;
     use hickory_resolver::proto::xfer::Protocol;
+    // Both families (hickory's default asks for AAAA only without A): the core keeps those
+    // it has an interface for, and a dual-stack peer is reached over either.
+    let both = |mut b: hickory_resolver::ResolverBuilder<TokioConnectionProvider>| {
+        b.options_mut().ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
+        b.build()
+    };
     let config = if servers.is_empty() {
         match hickory_resolver::TokioResolver::builder_tokio() {
-            Ok(b) => return b.build(),
+            Ok(b) => return both(b),
             Err(e) => {
                 tracing::warn!(error = %e, "no system DNS configuration: only /etc/hosts resolves");
                 ResolverConfig::new()
@@ -112,8 +118,10 @@ fn resolver(servers: &[SocketAddr]) -> hickory_resolver::TokioResolver {
         }
         config
     };
-    hickory_resolver::TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
-        .build()
+    both(hickory_resolver::TokioResolver::builder_with_config(
+        config,
+        TokioConnectionProvider::default(),
+    ))
 }
 
 #[cfg(test)]

@@ -280,3 +280,44 @@ fn weights_share_the_load_as_the_zone_says() {
         "weight 1 got {l}, weight 3 got {h}"
     );
 }
+
+/// A name with both A and AAAA records yields both families (hickory asks for AAAA only
+/// without A by default): a peer on IPv6 alone is reached, here after its IPv4 address
+/// (where nothing answers) is given up at timer B, or at once.
+#[test]
+fn a_dual_stack_name_leads_to_its_ipv6_address_too() {
+    let Ok(peer) = std::net::UdpSocket::bind("[::1]:0") else {
+        return; // no IPv6 on this machine
+    };
+    let peer_port = peer.local_addr().expect("addr").port();
+    let dns = Dns::start(&[
+        format!("--srv-host=_sip._udp.dual.test,both.dual.test,{peer_port},0,0"),
+        "--host-record=both.dual.test,127.0.0.1,::1".into(),
+    ]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("ferrosip.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\ntrusted = [\"127.0.0.1/32\"]\n[dns]\nservers = [\"127.0.0.1:{}\"]\n\
+             [timers]\nt1 = 50\nt2 = 400\n",
+            dns.port
+        ),
+    )
+    .expect("write");
+    let port = support::free_port();
+    let listens = [format!("udp:127.0.0.1:{port}"), format!("udp:[::1]:{port}")];
+    let config = config.to_str().expect("utf-8 path");
+    let s = Server::start_listens(dir.path(), port, &listens, &["--config", config]);
+    let ua = Ua::new();
+    message(&ua, &s, "sip:bob@dual.test", "dual");
+    peer.set_read_timeout(Some(Duration::from_secs(8)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    let (n, from) = peer
+        .recv_from(&mut buf)
+        .expect("the IPv6 peer got the MESSAGE");
+    let got = sip_message::Message::parse(bytes::Bytes::copy_from_slice(&buf[..n])).expect("SIP");
+    assert_eq!(got.call_id().ok(), Some("dual"));
+    assert!(from.is_ipv6(), "{from}");
+}

@@ -5,7 +5,7 @@ use bytes::{Buf, BytesMut};
 
 use crate::error::{ErrorKind, ParseError};
 use crate::limits::Limits;
-use crate::message::{parse_head, ContentLength, Message};
+use crate::message::{parse_head, ContentLength, Head, Message};
 
 /// What the decoder found at the front of the stream buffer.
 // A frame is matched as soon as it is returned; boxing the message would cost an allocation.
@@ -21,21 +21,51 @@ pub enum Frame {
 /// The RFC 5626 keep-alive ping.
 const PING: &[u8] = b"\r\n\r\n";
 
-/// Splits a byte stream into messages.
+/// Splits a byte stream into messages. It remembers how far it looked for the end of the
+/// header and the header it parsed while the body comes in: a message that arrives a few
+/// bytes at a time costs its length once, not once per read.
 #[derive(Debug, Clone, Default)]
 pub struct StreamDecoder {
     limits: Limits,
+    /// Bytes at the front of the buffer known to hold no end of header.
+    scanned: usize,
+    /// The message whose header is parsed and whose body is awaited.
+    pending: Option<Pending>,
+}
+
+/// A parsed header waiting for its body.
+#[derive(Debug, Clone)]
+struct Pending {
+    head: Head,
+    head_end: usize,
+    body_len: usize,
 }
 
 impl StreamDecoder {
     /// A decoder enforcing `limits`.
     pub fn new(limits: Limits) -> Self {
-        StreamDecoder { limits }
+        StreamDecoder {
+            limits,
+            ..StreamDecoder::default()
+        }
     }
 
-    /// Takes the next frame off the front of `buf`. `Ok(None)` means more bytes are needed.
-    /// After an error the stream cannot be resynchronised and should be closed.
-    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ParseError> {
+    /// Takes the next frame off the front of `buf`, to which bytes are only ever appended
+    /// between calls. `Ok(None)` means more bytes are needed. After an error the stream
+    /// cannot be resynchronised and should be closed.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ParseError> {
+        let frame = self.next_frame(buf);
+        if frame.is_err() {
+            // Nothing of that stream is worth remembering.
+            (self.scanned, self.pending) = (0, None);
+        }
+        frame
+    }
+
+    fn next_frame(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ParseError> {
+        if let Some(p) = self.pending.take() {
+            return Ok(self.complete(buf, p));
+        }
         // Line ends before a start line are skipped one byte at a time, except a CRLF CRLF
         // ping; the decision never depends on how the bytes were split into reads.
         loop {
@@ -51,7 +81,9 @@ impl StreamDecoder {
             }
             buf.advance(1);
         }
-        let Some(head_end) = find_head_end(buf) else {
+        // The end marker is at most 3 bytes: it may have begun in the bytes seen already.
+        let Some(head_end) = find_head_end(buf, self.scanned.saturating_sub(2)) else {
+            self.scanned = buf.len();
             if buf.len() > self.limits.max_message_size {
                 return Err(ParseError::new(
                     ErrorKind::TooLarge,
@@ -60,6 +92,7 @@ impl StreamDecoder {
             }
             return Ok(None);
         };
+        self.scanned = 0;
         if head_end > self.limits.max_message_size {
             return Err(ParseError::new(
                 ErrorKind::TooLarge,
@@ -82,18 +115,33 @@ impl StreamDecoder {
             .ok_or(ParseError::new(ErrorKind::TooLarge, head_end))?;
         if buf.len() < total {
             buf.reserve(total - buf.len());
-            return Ok(None);
         }
-        let bytes = buf.split_to(total).freeze();
-        Ok(Some(Frame::Message(Message::from_parts(
-            bytes, 0, head, body_len,
-        ))))
+        let p = Pending {
+            head,
+            head_end,
+            body_len,
+        };
+        Ok(self.complete(buf, p))
+    }
+
+    /// The message of `p` once its body is in `buf`; else it waits.
+    fn complete(&mut self, buf: &mut BytesMut, p: Pending) -> Option<Frame> {
+        if buf.len() < p.head_end + p.body_len {
+            self.pending = Some(p);
+            return None;
+        }
+        let bytes = buf.split_to(p.head_end + p.body_len).freeze();
+        Some(Frame::Message(Message::from_parts(
+            bytes, 0, p.head, p.body_len,
+        )))
     }
 }
 
-/// Offset just past the empty line that ends the header section (CRLF or bare LF line ends).
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    for lf in memchr::memchr_iter(b'\n', buf) {
+/// Offset just past the empty line that ends the header section (CRLF or bare LF line
+/// ends), looking from `from` on.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let from = from.min(buf.len());
+    for lf in memchr::memchr_iter(b'\n', &buf[from..]).map(|i| i + from) {
         match buf.get(lf + 1) {
             Some(b'\n') => return Some(lf + 2),
             Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
@@ -110,7 +158,7 @@ mod tests {
     const REQ: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 5\r\n\r\nhello";
 
     fn decode_all(chunks: &[&[u8]]) -> Vec<String> {
-        let d = StreamDecoder::default();
+        let mut d = StreamDecoder::default();
         let mut buf = BytesMut::new();
         let mut out = vec![];
         for c in chunks {
@@ -150,7 +198,7 @@ mod tests {
 
     #[test]
     fn stream_errors() {
-        let d = StreamDecoder::default();
+        let mut d = StreamDecoder::default();
         let mut buf = BytesMut::from(&b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n\r\n"[..]);
         assert_eq!(
             d.decode(&mut buf).unwrap_err().kind,
@@ -161,7 +209,7 @@ mod tests {
             d.decode(&mut buf).unwrap_err().kind,
             ErrorKind::ConflictingContentLength
         );
-        let small = StreamDecoder::new(Limits {
+        let mut small = StreamDecoder::new(Limits {
             max_message_size: 100,
             ..Limits::default()
         });

@@ -385,6 +385,12 @@ impl Context {
             && self.parked.is_none()
     }
 
+    /// True when the request belongs to a dialog (its To has a tag).
+    fn in_dialog(&self) -> bool {
+        let r = self.request.as_deref();
+        r.is_some_and(|r| r.to().is_ok_and(|t| t.tag().is_some()))
+    }
+
     fn is_invite(&self) -> bool {
         self.invite
     }
@@ -734,7 +740,16 @@ impl Context {
         out: &mut Vec<Command>,
     ) {
         let Some(code) = resp.status() else { return };
-        if matches!(code, 430 | 503) && self.fail_over(now, cfg, i, code) {
+        // A 503 from the callee itself moves on to another address of a name, not to
+        // another flow of the same client (RFC 5626 §5.3: after 430 or a transport error
+        // only); a flow is a connection.
+        let next_is_flow = self.branches[i]
+            .alternatives
+            .as_ref()
+            .and_then(|a| a.last())
+            .is_some_and(|(d, _)| d.connection.is_some());
+        let moves_on = code == 430 || (code == 503 && !next_is_flow);
+        if moves_on && self.fail_over(now, cfg, i, code) {
             return;
         }
         match code {
@@ -1083,6 +1098,10 @@ impl Context {
         let (code, data) = match self.best.take() {
             // §16.7: a 503 from downstream becomes 500 upstream.
             Some((503, _)) => (500, self.own_response(cfg, 500)),
+            // 430 tells a proxy that a flow failed (RFC 5626 §5.3); for a new request,
+            // every flow of the callee failed, and its caller hears it is unavailable. A
+            // request of a dialog whose flow is gone keeps its 430.
+            Some((430, _)) if !self.in_dialog() => (480, self.own_response(cfg, 480)),
             Some((code, data)) => (code, Some(data)),
             None if self.cancelled => (487, self.own_response(cfg, 487)),
             None if self.invite => (408, self.own_response(cfg, 408)),

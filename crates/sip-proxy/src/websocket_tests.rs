@@ -168,8 +168,10 @@ Call-ID: call-1\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
     );
 }
 
+/// A new request for a browser whose connection is gone: its caller hears 480 (430 is
+/// for proxies, RFC 5626 §5.3; a request of a dialog gets it, see the first test).
 #[test]
-fn a_request_for_a_connection_that_is_gone_gets_430_flow_failed() {
+fn a_call_for_a_connection_that_is_gone_gets_480() {
     let (core, _) = ws_core();
     let now = Instant::now();
     register(&core, BROWSER, CONTACT, 1);
@@ -185,8 +187,7 @@ fn a_request_for_a_connection_that_is_gone_gets_430_flow_failed() {
     let up = sent(core.send_failed(now, dest, data));
     let (to, resp) = up.last().expect("an answer upstream");
     assert_eq!(*to, udp(CALLER));
-    assert_eq!(resp.status(), Some(430));
-    assert_eq!(resp.reason(), Some("Flow Failed"));
+    assert_eq!(resp.status(), Some(480));
 }
 
 /// RFC 5626 §5.3: an instance with two flows (the same Contact, reg-id 1 and 2) is called
@@ -217,10 +218,29 @@ fn an_instance_is_called_over_one_flow_and_then_its_other() {
     let (to, again) = &out[0];
     assert_eq!(*to, flow(BROWSER), "the other flow, instead of 430");
     assert_eq!(again.method(), Some(sip_message::Method::Invite));
-    // Both gone: the caller gets 430.
+    // Both gone: the caller hears the callee is unavailable.
     let out = sent(core.send_failed(now, *to, again.to_bytes()));
     let (to, resp) = out.last().expect("an answer upstream");
-    assert_eq!((*to, resp.status()), (udp(CALLER), Some(430)));
+    assert_eq!((*to, resp.status()), (udp(CALLER), Some(480)));
+}
+
+/// A 503 from the client itself is its answer: the request does not go to its other flow
+/// (RFC 5626 §5.3 moves on after 430 or a transport error only).
+#[test]
+fn a_503_from_the_client_is_not_tried_on_its_other_flow() {
+    let (core, _) = ws_core();
+    let now = Instant::now();
+    let second = "198.51.100.9:51001";
+    register_flow(&core, BROWSER, CONTACT, 1, 1);
+    register_flow(&core, second, CONTACT, 2, 1);
+    let out = sent(core.handle_message(now, invite("alice", ""), udp(CALLER)));
+    let (dest, fwd) = &out[0];
+    assert_eq!(*dest, flow(second));
+    let busy = ResponseBuilder::for_request(fwd, 503, "Service Unavailable", Some("b")).build();
+    let out = sent(core.handle_message(now, Message::parse(busy).unwrap(), flow(second)));
+    assert!(out.iter().all(|(d, _)| *d != flow(BROWSER)), "{out:?}");
+    let (to, resp) = out.last().expect("an answer upstream");
+    assert_eq!((*to, resp.status()), (udp(CALLER), Some(500)));
 }
 
 #[test]
