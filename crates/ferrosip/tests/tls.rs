@@ -141,20 +141,51 @@ Contact: <sip:bob@127.0.0.1:{p}>\nMax-Forwards: 70\nContent-Length: 0\n\n",
         rr.iter().any(|r| r.contains(";transport=tls")),
         "the TLS side of the Record-Route: {rr:?}"
     );
-    // Her 180 goes back to bob over UDP.
-    let mut ringing = String::from("SIP/2.0 180 Ringing\n");
-    for h in invite.headers() {
-        let name = h.name.as_str();
-        if ["Via", "From", "Call-ID", "CSeq", "Record-Route"].contains(&name) {
-            ringing.push_str(&format!("{name}: {}\n", h.value));
+    // Her 180 and 200 go back to bob over UDP.
+    let answer = |status: &str| {
+        let mut answer = format!("SIP/2.0 {status}\n");
+        for h in invite.headers() {
+            let name = h.name.as_str();
+            if ["Via", "From", "Call-ID", "CSeq", "Record-Route"].contains(&name) {
+                answer.push_str(&format!("{name}: {}\n", h.value));
+            }
+            if name == "To" {
+                answer.push_str(&format!("To: {};tag=a1\n", h.value));
+            }
         }
-        if name == "To" {
-            ringing.push_str(&format!("To: {};tag=a1\n", h.value));
-        }
-    }
-    ringing.push_str("Content-Length: 0\n\n");
-    alice.write_all(&crlf(&ringing)).expect("write");
+        answer.push_str("Contact: <sip:alice@127.0.0.1:1;transport=tls>\nContent-Length: 0\n\n");
+        crlf(&answer)
+    };
+    alice.write_all(&answer("180 Ringing")).expect("write");
     assert_eq!(bob.recv().status(), Some(180));
+    alice.write_all(&answer("200 OK")).expect("write");
+    let ok = bob.recv();
+    assert_eq!(ok.status(), Some(200));
+    // bob's ACK and BYE reach her over her connection, though her Contact names a port
+    // where she does not listen (and an address no certificate of hers shows).
+    let mut route: Vec<String> = ok
+        .headers_named(sip_message::HeaderName::RecordRoute)
+        .flat_map(|h| h.values().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    route.reverse();
+    for (method, cseq) in [("ACK", 1), ("BYE", 2)] {
+        bob.send(
+            s.addr(),
+            &format!(
+                "{method} sip:alice@127.0.0.1:1;transport=tls SIP/2.0\n\
+Via: SIP/2.0/UDP 127.0.0.1:{p};rport;branch=z9hG4bKtls{method}\nRoute: {}\n\
+From: <sip:bob@127.0.0.1>;tag=b1\nTo: <sip:alice@127.0.0.1>;tag=a1\nCall-ID: tls-call\n\
+CSeq: {cseq} {method}\nMax-Forwards: 70\nContent-Length: 0\n\n",
+                route.join(", "),
+                p = bob.port
+            ),
+        );
+        let got = read_message(&mut alice, &mut buf);
+        assert_eq!(
+            got.method().map(|m| m.as_str().to_owned()).as_deref(),
+            Some(method)
+        );
+    }
     // She calls bob (registered on UDP): over UDP to him.
     bob.send(s.addr(), &bob.register(s.port, "bob", "tls-bob", 1, ""));
     assert_eq!(bob.recv().status(), Some(200));

@@ -73,6 +73,15 @@ pub enum Command {
         /// What waits for them.
         then: Resume,
     },
+    /// Keep the connection open however quiet for `time` (zero: only while not idle): a
+    /// client registered over it (a TCP or TLS one, which may send no keep-alives), and
+    /// requests for it take that way.
+    KeepOpen {
+        /// The connection, by protocol and remote address.
+        dest: Destination,
+        /// How long.
+        time: std::time::Duration,
+    },
     /// Give this to the media relay, then (when `then` is given: a message waits for it)
     /// its answer to [`Core::media_done`].
     Media {

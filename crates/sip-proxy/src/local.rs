@@ -85,6 +85,14 @@ impl Core {
             Ok(reg) => {
                 if src.protocol.is_websocket() {
                     self.ws_registered.note(src.protocol, src.addr, &reg.aor);
+                } else if src.protocol.is_reliable() {
+                    // Open while its bindings last (a WebSocket's pings keep it).
+                    let mine = reg.bindings.iter().filter(|b| b.source == source);
+                    let left = mine.map(|b| b.remaining(now_unix)).max().unwrap_or(0);
+                    c.out.push(Command::KeepOpen {
+                        dest: src,
+                        time: std::time::Duration::from_secs(left),
+                    });
                 }
                 // Outbound flows are connections here (UDP keep-alives are the NAT module's).
                 let flow_timer = src

@@ -231,19 +231,13 @@ impl Core {
                         })
                     })
             }
-            // Towards a WebSocket client: over its connection, whatever its Contact says.
-            (None, None) if c.edits.route.flow.is_some() => {
-                c.edits.route.flow.as_deref().map(|&(protocol, addr)| {
-                    Ok(Target {
-                        uri: c.set.ruri.clone(),
-                        path: Vec::new(),
-                        dest: Destination::flow(protocol, addr),
-                        alternatives: None,
-                        udp_only: false,
-                        nat: None,
-                    })
-                })
-            }
+            // Towards a client on a connection, named by a flow token.
+            (None, None) if c.edits.route.flow.is_some() => c
+                .edits
+                .route
+                .flow
+                .as_deref()
+                .and_then(|&(protocol, addr)| self.token_target(c, protocol, addr)),
             (None, None) => c.ruri().and_then(|u| self.uri_target(c, u, &[])),
         };
         let q = c.set.binding.as_ref().map_or(1000, |b| b.q);
@@ -285,6 +279,37 @@ impl Core {
             last_q = Some(q);
         }
         Ok(groups)
+    }
+
+    /// The target of an in-dialog request that follows a flow token to the client's
+    /// connection from `addr`: over WebSocket, the connection alone; over TCP or TLS, where
+    /// the Request-URI leads, over the connection while it is open (a phone's Contact may
+    /// name a port it does not listen on, or an address its certificate does not show).
+    fn token_target(
+        &self,
+        c: &RouteCtx<'_>,
+        protocol: Protocol,
+        addr: SocketAddr,
+    ) -> Option<Result<Target, Lookup>> {
+        let flow = Target {
+            uri: c.set.ruri.clone(),
+            path: Vec::new(),
+            dest: Destination::flow(protocol, addr),
+            alternatives: None,
+            udp_only: false,
+            nat: None,
+        };
+        if protocol.is_websocket() {
+            return Some(Ok(flow));
+        }
+        match c.ruri().and_then(|u| self.uri_target(c, u, &[])) {
+            Some(Ok(mut t)) if t.dest.protocol == protocol => {
+                t.dest.connection = Some(addr);
+                Some(Ok(t))
+            }
+            Some(Err(lookup)) => Some(Err(lookup)),
+            _ => Some(Ok(flow)),
+        }
     }
 
     /// A target reached through `next` (a URI: `$du` or the Request-URI), with the
@@ -558,8 +583,10 @@ impl Core {
         let key = issued.as_ref().map(Issued::as_str);
         let secret = &self.config().route_secret;
         let call_id = msg.call_id().unwrap_or_default();
+        // The entry facing a client on a connection names it: its dialog's requests reach
+        // it over the connection, whatever its Contact says.
         let flow_in = record_route
-            .filter(|(p, _)| p.is_websocket() && src.protocol == *p)
+            .filter(|(p, _)| p.is_reliable() && src.protocol == *p)
             .map(|(p, _)| crate::flow::token(secret, p, src.addr, call_id));
         let build = |dest: Destination| {
             let local = self.config().advertised_for(dest.protocol, dest.addr)?;
@@ -576,18 +603,20 @@ impl Core {
             ] {
                 via.push_str(part);
             }
-            let flow_out = dest.protocol.is_websocket().then(|| {
-                let to = dest.connection.unwrap_or(dest.addr);
-                crate::flow::token(secret, dest.protocol, to, call_id)
-            });
+            // Towards a WebSocket client, or a client reached over its own connection.
+            let to = match dest.protocol {
+                Protocol::Ws | Protocol::Wss => Some(dest.connection.unwrap_or(dest.addr)),
+                Protocol::Udp => None,
+                _ => dest.connection,
+            };
+            let flow_out = to.map(|to| crate::flow::token(secret, dest.protocol, to, call_id));
             let rr = record_route.map(|_| {
                 let entry = (key, flow_out.as_deref());
                 self::record_route(dest.protocol, &local_text, entry, media)
             });
             let rr_in = record_route
-                .filter(|&inbound| {
-                    inbound != (dest.protocol, local) || (flow_in.is_some() && flow_out.is_some())
-                })
+                // Another interface, or a client's connection to name in an entry its own.
+                .filter(|&inbound| inbound != (dest.protocol, local) || flow_in.is_some())
                 .map(|(protocol, addr)| {
                     let entry = (key, flow_in.as_deref());
                     self::record_route(protocol, &self.local_text(addr), entry, media)

@@ -30,9 +30,9 @@ pub(crate) struct RouteEdit {
     pub(crate) key: Option<u64>,
     /// That entry marks a dialog whose media goes through the relay.
     pub(crate) media: bool,
-    /// The WebSocket connection the last entry taken off names ([`crate::flow`]), for an
+    /// The client's connection the last entry taken off names ([`crate::flow`]), for an
     /// in-dialog request with our key: the next hop, unless the request came over it.
-    /// (Boxed: the edits are copied along with every request, a flow is rare.)
+    /// (Boxed: the edits are copied along with every request, most have none.)
     pub(crate) flow: Option<Box<(Protocol, SocketAddr)>>,
 }
 
@@ -121,13 +121,13 @@ fn flow_of(
     uri: &sip_message::Uri<'_>,
     msg: &Message,
 ) -> Option<(Protocol, SocketAddr)> {
-    // Only a server with WebSocket listeners makes flow tokens.
-    if !cfg.advertised.iter().any(|(p, _)| p.is_websocket()) {
+    // Only a server with connection listeners makes flow tokens.
+    if !cfg.advertised.iter().any(|(p, _)| p.is_reliable()) {
         return None;
     }
     let sip = uri.as_sip()?;
     let token = sip.params.get(crate::flow::PARAM).flatten()?;
-    let protocol = Protocol::from_token(sip.transport()?).filter(|p| p.is_websocket())?;
+    let protocol = Protocol::from_token(sip.transport()?).filter(|p| p.is_reliable())?;
     let call_id = msg.call_id().ok()?;
     let addr = crate::flow::verify(&cfg.route_secret, protocol, token, call_id)?;
     Some((protocol, addr))

@@ -413,6 +413,7 @@ CSeq: 1 REGISTER\nContact: <sip:{user}@{addr}>;q={q}\nContent-Length: 0\n\n"
                 Command::Persist { then: None, .. } => {}
                 Command::Resolve { hosts, .. } => panic!("no names to resolve here: {hosts:?}"),
                 Command::Media { request, .. } => panic!("no media relay here: {request:?}"),
+                Command::KeepOpen { dest, .. } => panic!("no connections here: {dest:?}"),
             }
         }
     }

@@ -119,7 +119,10 @@ pub(crate) fn sent(cmds: Vec<Command>) -> Vec<(Destination, Message)> {
                 dest,
                 Message::parse(data).expect("we send parsable messages"),
             )),
-            Command::Persist { .. } | Command::Resolve { .. } | Command::Media { .. } => None,
+            Command::Persist { .. }
+            | Command::Resolve { .. }
+            | Command::Media { .. }
+            | Command::KeepOpen { .. } => None,
         })
         .collect()
 }
@@ -802,7 +805,8 @@ Call-ID: call-1\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
 
 /// RFC 5658: a call that comes in over TCP and leaves over UDP is record-routed twice, the
 /// UDP entry (the callee's first hop) on top; each side's in-dialog requests come back
-/// over its own transport and leave with both entries taken off.
+/// over its own transport and leave with both entries taken off; the TCP entry names the
+/// caller's connection, over which the callee's requests reach it.
 #[test]
 fn a_call_changing_transport_is_record_routed_on_both_sides() {
     let core = core();
@@ -822,11 +826,14 @@ Contact: <sip:caller@192.0.2.10:5060;transport=tcp>\nMax-Forwards: 70\nContent-L
         .map(|r| r.unwrap().uri.as_str().to_owned())
         .collect();
     let key = rk_callee("call-1", "c", "sip:caller@192.0.2.10:5060");
+    // The caller's entry names its connection (its dialog's requests go over it).
+    let caller = CALLER.parse().expect("addr");
+    let ft = crate::flow::token(&config().route_secret, Protocol::Tcp, caller, "call-1");
     assert_eq!(
         rr,
         [
             format!("sip:192.0.2.1:5060;lr{key}"),
-            format!("sip:192.0.2.1:5060;transport=tcp;lr{key}")
+            format!("sip:192.0.2.1:5060;transport=tcp;lr{key};ft={ft}")
         ]
     );
     // Bob's 200 echoes the Record-Routes; the caller's copy gets a key for Bob's Contact.
@@ -854,7 +861,7 @@ Contact: <sip:caller@192.0.2.10:5060;transport=tcp>\nMax-Forwards: 70\nContent-L
         rr,
         [
             format!("sip:192.0.2.1:5060;lr{key2}"),
-            format!("sip:192.0.2.1:5060;transport=tcp;lr{key2}")
+            format!("sip:192.0.2.1:5060;transport=tcp;lr{key2};ft={ft}")
         ]
     );
     // Over one transport: one entry.
@@ -864,18 +871,25 @@ Contact: <sip:caller@192.0.2.10:5060;transport=tcp>\nMax-Forwards: 70\nContent-L
     // says TCP.
     let bye = msg(&format!(
         "BYE sip:caller@192.0.2.10:5060;transport=tcp SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKbye2\n\
-Route: <sip:192.0.2.1:5060;lr{key}>\nRoute: <sip:192.0.2.1:5060;transport=tcp;lr{key}>\nFrom: <sip:bob@example.com>;tag=b\n\
+Route: <sip:192.0.2.1:5060;lr{key}>\nRoute: <sip:192.0.2.1:5060;transport=tcp;lr{key};ft={ft}>\nFrom: <sip:bob@example.com>;tag=b\n\
 To: <sip:caller@example.net>;tag=c\nCall-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
     ));
     let out = sent(core.handle_message(now, bye, udp("192.0.2.20:5060")));
     let (dest, fwd) = &out[0];
-    assert_eq!(*dest, tcp);
+    let over_its_connection = Destination {
+        connection: Some(caller),
+        ..tcp
+    };
+    assert_eq!(
+        *dest, over_its_connection,
+        "to its Contact, over its connection"
+    );
     assert_eq!(fwd.routes().count(), 0, "both of our entries are taken off");
     assert_eq!(fwd.vias().next().unwrap().unwrap().transport, "TCP");
     // The caller's ACK (over TCP) goes on over UDP.
     let ack = msg(&format!(
         "ACK sip:bob@192.0.2.20:5060;transport=udp SIP/2.0\nVia: SIP/2.0/TCP {CALLER};branch=z9hG4bKack2\n\
-Route: <sip:192.0.2.1:5060;transport=tcp;lr{key2}>\nRoute: <sip:192.0.2.1:5060;lr{key2}>\nFrom: <sip:caller@example.net>;tag=c\n\
+Route: <sip:192.0.2.1:5060;transport=tcp;lr{key2};ft={ft}>\nRoute: <sip:192.0.2.1:5060;lr{key2}>\nFrom: <sip:caller@example.net>;tag=c\n\
 To: <sip:bob@example.com>;tag=b\nCall-ID: call-1\nCSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n"
     ));
     let out = sent(core.handle_message(now, ack, tcp));
@@ -1247,4 +1261,27 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
             "{via}: ACK of our own 403 relayed downstream: {relayed:?}"
         );
     }
+}
+
+/// A client registered over TCP keeps its connection open while its binding lasts (it may
+/// send no keep-alives, and is called over it); its deregistration lets the connection go
+/// idle again.
+#[test]
+fn a_registration_over_tcp_keeps_its_connection_open_while_it_lasts() {
+    let core = core();
+    let conn = Destination::new(Protocol::Tcp, "192.0.2.40:40123".parse().expect("addr"));
+    let register = |cseq: u32, expires: u32| {
+        let req = msg(&format!(
+            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP 192.0.2.40:5060;branch=z9hG4bKkeep{cseq}\n\
+From: <sip:dora@example.com>;tag=r\nTo: <sip:dora@example.com>\nCall-ID: keep\nCSeq: {cseq} REGISTER\n\
+Contact: <sip:dora@192.0.2.40:5060;transport=tcp>;expires={expires}\nContent-Length: 0\n\n"
+        ));
+        let cmds = core.handle_message(Instant::now(), req, conn);
+        cmds.into_iter().find_map(|c| match c {
+            Command::KeepOpen { dest, time } => Some((dest, time.as_secs())),
+            _ => None,
+        })
+    };
+    assert_eq!(register(1, 600), Some((conn, 600)));
+    assert_eq!(register(2, 0), Some((conn, 0)));
 }

@@ -274,6 +274,14 @@ impl Transports {
             .map(|(_, s)| s)
     }
 
+    /// Keeps the connection over `protocol` from `remote` open for `time` however quiet
+    /// (a client registered over it), or (zero) only while not idle.
+    pub fn keep_open(&self, protocol: Protocol, remote: SocketAddr, time: std::time::Duration) {
+        if let Some(c) = self.connections(protocol) {
+            c.keep_open(remote, time);
+        }
+    }
+
     /// True when a connection to `addr` is open (so a request can reuse it).
     pub fn has_connection(&self, addr: SocketAddr) -> bool {
         Protocol::ALL

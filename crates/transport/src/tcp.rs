@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,11 +95,30 @@ impl Drop for Slot {
 #[derive(Clone)]
 struct Queue {
     tx: mpsc::Sender<Bytes>,
-    /// Bytes queued and not yet written.
-    bytes: Arc<AtomicUsize>,
+    state: Arc<QueueState>,
     /// The name a TLS connection we opened checked the server's certificate against
     /// (lower case); none for the others.
     name: Option<Arc<str>>,
+}
+
+/// What the senders, the reader and the writer of a connection share.
+#[derive(Default)]
+struct QueueState {
+    /// Bytes queued and not yet written.
+    bytes: AtomicUsize,
+    /// Until when the connection stays open however quiet ([`since_start`] milliseconds):
+    /// it carries a registration.
+    keep_until: AtomicU64,
+}
+
+/// Milliseconds since the first call (a clock for [`QueueState::keep_until`]).
+fn since_start() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let ms = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 impl Queue {
@@ -107,6 +126,7 @@ impl Queue {
     fn push(&self, data: Bytes) -> std::io::Result<()> {
         let len = data.len();
         let taken = self
+            .state
             .bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 (held == 0 || held + len <= QUEUE_BYTES).then_some(held + len)
@@ -114,7 +134,7 @@ impl Queue {
         let full = || std::io::Error::new(std::io::ErrorKind::WouldBlock, "tcp send queue full");
         taken.map_err(|_| full())?;
         self.tx.try_send(data).map_err(|e| {
-            self.bytes.fetch_sub(len, Ordering::AcqRel);
+            self.state.bytes.fetch_sub(len, Ordering::AcqRel);
             match e {
                 mpsc::error::TrySendError::Full(_) => full(),
                 mpsc::error::TrySendError::Closed(_) => {
@@ -319,6 +339,17 @@ impl TcpConnections {
         Ok(local)
     }
 
+    /// Keeps the connection from `remote` open for `time` however quiet it is (a client
+    /// registered over it: requests for it come this way, RFC 5626 §5.2), or again only
+    /// while it is not idle (`time` zero).
+    pub fn keep_open(&self, remote: SocketAddr, time: Duration) {
+        if let Some(q) = self.lock().by_addr.get(&remote) {
+            let ms = u64::try_from(time.as_millis()).unwrap_or(u64::MAX);
+            let until = since_start().saturating_add(ms);
+            q.state.keep_until.store(until, Ordering::Relaxed);
+        }
+    }
+
     /// True when a connection to `addr` is open.
     pub fn has_connection(&self, addr: SocketAddr) -> bool {
         self.lock().by_addr.contains_key(&addr)
@@ -458,7 +489,7 @@ impl TcpConnections {
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
         let queue = Queue {
             tx: tx.clone(),
-            bytes: Arc::default(),
+            state: Arc::default(),
             name,
         };
         {
@@ -490,6 +521,9 @@ impl TcpConnections {
                     next = tokio::time::timeout(this.idle, reader.next()) => next,
                 };
                 let Ok(incoming) = next else {
+                    if our_queue.state.keep_until.load(Ordering::Relaxed) > since_start() {
+                        continue; // quiet, but a client's registration is on it
+                    }
                     break;
                 };
                 match incoming {
@@ -523,7 +557,7 @@ impl TcpConnections {
         // Weak: the queue closes (and this task ends) once nobody else can send to it.
         let (this, our_tx, limit) = (self.clone(), tx.downgrade(), self.write_timeout);
         let name = queue.name.clone();
-        let queued = queue.bytes.clone();
+        let queued = queue.state.clone();
         // A WebSocket quiet for a third of the idle timeout is pinged: its answer keeps it.
         let ping_every = self
             .protocol
@@ -544,7 +578,7 @@ impl TcpConnections {
                     Some(None) => tokio::time::timeout(limit, writer.ping()).await,
                     Some(Some(data)) => {
                         let written = tokio::time::timeout(limit, writer.write(&data)).await;
-                        queued.fetch_sub(data.len(), Ordering::AcqRel);
+                        queued.bytes.fetch_sub(data.len(), Ordering::AcqRel);
                         written
                     }
                 };
@@ -747,6 +781,33 @@ Content-Length: 0\r\n\r\n";
             first.read_exact(&mut got).await.expect("all ten over it");
             // 127.0.0.1 may still connect to us once.
             let _served = served(addr, &mut rx).await;
+        };
+        tokio::time::timeout(Duration::from_secs(10), test)
+            .await
+            .expect("within 10 s");
+    }
+
+    /// A quiet connection closes after the idle time, unless a registration keeps it.
+    #[tokio::test]
+    async fn a_kept_connection_outlives_the_idle_time_until_its_time_is_up() {
+        let test = async {
+            let (messages, mut rx) = unbounded_channel();
+            let handler = Arc::new(Collect {
+                messages,
+                refused: AtomicUsize::new(0),
+                closed: AtomicUsize::new(0),
+            });
+            let idle = Duration::from_millis(200);
+            let tcp = TcpConnections::new(handler.clone(), idle, TcpLimits::default());
+            let addr = tcp.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let mut quiet = served(addr, &mut rx).await;
+            let mut kept = served(addr, &mut rx).await;
+            tcp.keep_open(kept.local_addr().unwrap(), Duration::from_millis(900));
+            assert!(closed(&mut quiet).await, "idle: closed");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(tcp.has_connection(kept.local_addr().unwrap()), "kept");
+            assert!(closed(&mut kept).await, "closed once its time is up");
+            assert_eq!(handler.closed.load(Ordering::Relaxed), 2);
         };
         tokio::time::timeout(Duration::from_secs(10), test)
             .await

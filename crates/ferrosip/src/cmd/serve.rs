@@ -244,6 +244,11 @@ impl Server {
                     self.lookups.resolve(core, wait, &self.runtime, done);
                 }
                 Command::Media { request, then } => self.media(request, then),
+                Command::KeepOpen { dest, time } => {
+                    if let Some(t) = self.transports.get() {
+                        t.keep_open(dest.protocol, dest.addr, time);
+                    }
+                }
             }
         }
     }
