@@ -9,10 +9,11 @@ use crate::register::Registered;
 
 /// The 200 OK listing every binding with its remaining time (and q when not 1.0, and its
 /// `+sip.instance` and `reg-id`, RFC 5626 §6); Path is echoed when the request supports it
-/// (RFC 3327). A client that asks for outbound with an instance and a reg-id, over a flow
-/// we keep (`flow_timer`: a connection; no Path, or one marked `;ob`), is told so with
-/// `Require: outbound` and the seconds between its keep-alives (RFC 5626 §6, §5.4). The top
-/// Via names `src`, where the REGISTER came from (`received`, `rport`).
+/// (RFC 3327). A client that asks for outbound with an instance and a reg-id is told it has
+/// it with `Require: outbound` (RFC 5626 §6) when its flow is kept: by us, when it came
+/// over a connection without Path (`flow_timer`: with the seconds between its keep-alives,
+/// §5.4), or by the edge proxy whose Path entry is marked `ob`. The top Via names `src`,
+/// where the REGISTER came from (`received`, `rport`).
 pub fn ok_response(
     req: &Message,
     src: SocketAddr,
@@ -41,10 +42,16 @@ pub fn ok_response(
         }
         b = b.header("Contact", &contact);
     }
-    if let Some(seconds) = flow_timer.filter(|_| claims_outbound(req, reg)) {
-        b = b
-            .header("Require", "outbound")
-            .header("Flow-Timer", &seconds.to_string());
+    if claims_outbound(req, reg) {
+        match (req.header(HeaderName::Path), flow_timer) {
+            (None, Some(seconds)) => {
+                b = b
+                    .header("Require", "outbound")
+                    .header("Flow-Timer", &seconds.to_string());
+            }
+            (Some(_), _) if first_path_ob(req) => b = b.header("Require", "outbound"),
+            _ => {}
+        }
     }
     if req
         .tokens(HeaderName::Supported)
@@ -58,18 +65,28 @@ pub fn ok_response(
     b.build()
 }
 
-/// True when a REGISTER asks for outbound (RFC 5626 §6): `Supported: outbound`, a Contact
-/// with an instance and a reg-id, and no Path but one whose first hop keeps the flow
-/// (`;ob`).
+/// True when the first Path entry (the edge proxy next to the client) has the `ob` URI
+/// parameter: that proxy keeps the flow (RFC 5626 §5.1).
+fn first_path_ob(req: &Message) -> bool {
+    let first = req
+        .headers_named(HeaderName::Path)
+        .flat_map(|h| h.values().map(str::to_owned).collect::<Vec<_>>())
+        .next();
+    first.is_some_and(|v| {
+        sip_message::header::NameAddr::parse_bracketed(&v)
+            .ok()
+            .and_then(|na| na.uri.as_sip().map(|s| s.params.get("ob").is_some()))
+            .unwrap_or(false)
+    })
+}
+
+/// True when a REGISTER asks for outbound (RFC 5626 §6): `Supported: outbound` and a
+/// Contact with an instance and a reg-id.
 fn claims_outbound(req: &Message, reg: &Registered) -> bool {
     let flows = reg
         .bindings
         .iter()
         .any(|b| b.reg_id.is_some() && b.instance.is_some());
-    let first_path_ob = || match req.header(HeaderName::Path) {
-        None => true,
-        Some(p) => p.value.contains(";ob"),
-    };
     let supported = || {
         req.tokens(HeaderName::Supported)
             .filter_map(Result::ok)
@@ -83,5 +100,5 @@ fn claims_outbound(req: &Message, reg: &Registered) -> bool {
             sip_message::header::Contact::Star => false,
         })
     };
-    flows && first_path_ob() && supported() && asked()
+    flows && supported() && asked()
 }

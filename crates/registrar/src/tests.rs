@@ -600,3 +600,27 @@ fn an_undone_flow_leaves_its_sibling() {
     assert_eq!(left[0].reg_id, Some(1));
     assert_eq!(loc.len(), 1);
 }
+
+/// RFC 5626 §6: behind an edge proxy whose Path entry has `ob` (it keeps the flow, over
+/// whatever transport it forwards on), the client has outbound: `Require: outbound`, and no
+/// Flow-Timer (the edge's keep-alives are not ours to set). A parameter merely starting
+/// with "ob" is no `ob`.
+#[test]
+fn an_edge_proxy_marked_ob_grants_outbound() {
+    let contact = "<sip:a@192.0.2.1;ob>;+sip.instance=\"<urn:uuid:1>\";reg-id=1";
+    let answer = |path: &str| {
+        let loc = Location::new();
+        let extra = format!("Supported: outbound, path\r\nPath: {path}\r\n");
+        let req = register("e1", 1, &[contact], &extra);
+        let r = run(&loc, &req).unwrap();
+        Message::parse(ok_response(&req, SRC, &r, NOW, "t", None)).unwrap()
+    };
+    let ok = answer("<sip:edge.example.com;lr;ob>");
+    assert_eq!(
+        ok.header(sip_message::HeaderName::Require).map(|h| h.value),
+        Some("outbound")
+    );
+    assert!(!ok.headers().any(|h| h.raw_name == "Flow-Timer"));
+    let ok = answer("<sip:edge.example.com;lr;obx=1>");
+    assert!(ok.header(sip_message::HeaderName::Require).is_none());
+}

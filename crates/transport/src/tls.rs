@@ -135,6 +135,25 @@ impl ResolvesServerCert for ByDomain {
     }
 }
 
+/// The server's certificate, shown by the connections it opens when the peer asks for one
+/// (mutual TLS between servers, RFC 3261 §26.3.2.2).
+#[derive(Debug)]
+struct OwnCertificate(Arc<CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for OwnCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// The server's and the client's settings from `files`.
 fn configs(files: &TlsFiles) -> Result<(rustls::ServerConfig, rustls::ClientConfig), TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -142,8 +161,9 @@ fn configs(files: &TlsFiles) -> Result<(rustls::ServerConfig, rustls::ClientConf
     for (name, pair) in &files.domains {
         domains.insert(name.to_ascii_lowercase(), certified(pair, &provider)?);
     }
+    let default = certified(&files.default, &provider)?;
     let resolver = Arc::new(ByDomain {
-        default: certified(&files.default, &provider)?,
+        default: default.clone(),
         domains,
     });
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
@@ -173,7 +193,7 @@ fn configs(files: &TlsFiles) -> Result<(rustls::ServerConfig, rustls::ClientConf
     let client = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(trusted)
-        .with_no_client_auth();
+        .with_client_cert_resolver(Arc::new(OwnCertificate(default)));
     Ok((server, client))
 }
 
@@ -535,6 +555,20 @@ Content-Length: 0\r\n\r\n";
                 .is_err(),
             "nothing from a client without a good certificate"
         );
+        // Another server of ours opens a connection to it: it shows its own certificate
+        // (here one the peers' CA signed), as mutual TLS between servers asks.
+        let mut ours = peers.files();
+        ours.ca = Some(ca.path());
+        let (tx, _) = unbounded_channel();
+        let idle = Duration::from_secs(60);
+        let client = TcpConnections::new(Arc::new(Collect(tx)), idle, TcpLimits::default())
+            .with_tls(Tls::load(&ours).expect("TLS"));
+        client
+            .send(at, None, Bytes::from_static(OPTIONS))
+            .await
+            .expect("sent");
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert!(matches!(got, Ok(Some(_))), "our certificate let us in");
     }
 
     #[test]
