@@ -74,6 +74,9 @@ async fn locate_within(resolver: &TokioResolver, lookup: &Lookup) -> (Vec<Found>
             }
         }
     };
+    // Without SRV records, the host's addresses with the transport NAPTR chose, if it did
+    // (RFC 3263 §4.2).
+    let fallback = lookup.fallback(&plan, &names);
     let mut found: Vec<Found> = Vec::new();
     let mut count = 0;
     // An SRV answer, even one that says "no such service" (`.`), rules out the fallback
@@ -102,7 +105,7 @@ async fn locate_within(resolver: &TokioResolver, lookup: &Lookup) -> (Vec<Found>
     }
     found.retain(|f| !f.addrs.is_empty());
     if found.is_empty() && !served {
-        let (protocol, port) = lookup.fallback(&plan);
+        let (protocol, port) = fallback;
         let addrs = addresses(resolver, &lookup.host, port, &mut valid).await;
         if !addrs.is_empty() {
             found.push(Found {

@@ -77,12 +77,16 @@ impl Target {
     }
 
     /// Where the host's addresses lead: with the plan's port, or when no SRV record exists
-    /// the default port of the transport the plan had first (UDP, or TLS for `sips:`).
-    pub fn fallback(&self, plan: &Plan) -> (Protocol, u16) {
+    /// the default port of the transport the plan had first, or NAPTR's first `services`
+    /// (RFC 3263 §4.2; without any, UDP, or TLS for `sips:`).
+    pub fn fallback(&self, plan: &Plan, services: &[(Protocol, String)]) -> (Protocol, u16) {
+        let first = |names: &[(Protocol, String)]| {
+            names.first().map_or(self.protocol_for(None), |(p, _)| *p)
+        };
         let protocol = match plan {
             Plan::Addresses { protocol, port } => return (*protocol, *port),
-            Plan::Srv(names) => names.first().map_or(self.protocol_for(None), |(p, _)| *p),
-            Plan::Naptr => self.protocol_for(None),
+            Plan::Srv(names) => first(names),
+            Plan::Naptr => first(services),
         };
         (protocol, protocol.default_port())
     }

@@ -59,10 +59,13 @@ fn without_naptr_the_srv_names_of_our_transports_and_then_the_default_port() {
         s.srv_names(&ALL),
         [(Protocol::Tls, "_sips._tcp.example.com".to_owned())]
     );
-    assert_eq!(t.fallback(&Plan::Naptr), (Protocol::Udp, 5060));
-    assert_eq!(s.fallback(&Plan::Naptr), (Protocol::Tls, 5061));
+    assert_eq!(t.fallback(&Plan::Naptr, &[]), (Protocol::Udp, 5060));
+    assert_eq!(s.fallback(&Plan::Naptr, &[]), (Protocol::Tls, 5061));
+    // NAPTR chose TCP, and no SRV record exists: the host's addresses over TCP (§4.2).
+    let chosen = [(Protocol::Tcp, "_sip._tcp.example.com".to_owned())];
+    assert_eq!(t.fallback(&Plan::Naptr, &chosen), (Protocol::Tcp, 5060));
     let tcp = target(None, Some(Protocol::Tcp), false);
-    assert_eq!(tcp.fallback(&tcp.plan()), (Protocol::Tcp, 5060));
+    assert_eq!(tcp.fallback(&tcp.plan(), &[]), (Protocol::Tcp, 5060));
 }
 
 fn naptr(order: u16, preference: u16, flags: &str, service: &str, to: &str) -> Naptr {

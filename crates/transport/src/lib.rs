@@ -137,7 +137,7 @@ impl Transports {
     ) -> Result<Transports, TransportError> {
         let tcp = TcpConnections::new(handler.clone(), tcp_idle, tcp_limits);
         let ws = tcp.websocket(None);
-        let wss = tls.as_ref().map(|t| tcp.websocket(Some(t.clone())));
+        let wss = tls.as_ref().map(|t| tcp.websocket(Some(t.for_browsers())));
         let tls = tls.map(|t| tcp.with_tls(t));
         let mut udp = Vec::new();
         let mut bound = Vec::new();

@@ -72,6 +72,7 @@ pub enum TlsError {
 #[derive(Clone)]
 pub struct Tls {
     server: Arc<ArcSwap<rustls::ServerConfig>>,
+    browsers: Arc<ArcSwap<rustls::ServerConfig>>,
     client: Arc<ArcSwap<rustls::ClientConfig>>,
 }
 
@@ -154,8 +155,16 @@ impl rustls::client::ResolvesClientCert for OwnCertificate {
     }
 }
 
-/// The server's and the client's settings from `files`.
-fn configs(files: &TlsFiles) -> Result<(rustls::ServerConfig, rustls::ClientConfig), TlsError> {
+/// The settings from `files`: the server's, the server's for browsers (WSS: never asked
+/// for a client certificate, which no browser has), and the client's.
+type Configs = (
+    rustls::ServerConfig,
+    rustls::ServerConfig,
+    rustls::ClientConfig,
+);
+
+/// The settings from `files`.
+fn configs(files: &TlsFiles) -> Result<Configs, TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut domains = HashMap::new();
     for (name, pair) in &files.domains {
@@ -166,8 +175,14 @@ fn configs(files: &TlsFiles) -> Result<(rustls::ServerConfig, rustls::ClientConf
         default: default.clone(),
         domains,
     });
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
+    let server_builder = || {
+        rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+    };
+    let browsers = server_builder()?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver.clone());
+    let builder = server_builder()?;
     let builder = match &files.clients {
         ClientCertificates::No => builder.with_no_client_auth(),
         ClientCertificates::Optional(ca) | ClientCertificates::Required(ca) => {
@@ -194,24 +209,35 @@ fn configs(files: &TlsFiles) -> Result<(rustls::ServerConfig, rustls::ClientConf
         .with_safe_default_protocol_versions()?
         .with_root_certificates(trusted)
         .with_client_cert_resolver(Arc::new(OwnCertificate(default)));
-    Ok((server, client))
+    Ok((server, browsers, client))
 }
 
 impl Tls {
     /// Reads `files`.
     pub fn load(files: &TlsFiles) -> Result<Tls, TlsError> {
-        let (server, client) = configs(files)?;
+        let (server, browsers, client) = configs(files)?;
         Ok(Tls {
             server: Arc::new(ArcSwap::from_pointee(server)),
+            browsers: Arc::new(ArcSwap::from_pointee(browsers)),
             client: Arc::new(ArcSwap::from_pointee(client)),
         })
+    }
+
+    /// The same settings for a listener of browsers (WSS): they are never asked for a
+    /// client certificate, whatever `verify_clients` says for phones and servers.
+    pub fn for_browsers(&self) -> Tls {
+        Tls {
+            server: self.browsers.clone(),
+            ..self.clone()
+        }
     }
 
     /// Reads `files` again (a certificate renewed on disk): the connections that follow
     /// use them, those open go on. On an error nothing changes.
     pub fn reload(&self, files: &TlsFiles) -> Result<(), TlsError> {
-        let (server, client) = configs(files)?;
+        let (server, browsers, client) = configs(files)?;
         self.server.store(Arc::new(server));
+        self.browsers.store(Arc::new(browsers));
         self.client.store(Arc::new(client));
         Ok(())
     }
@@ -569,6 +595,13 @@ Content-Length: 0\r\n\r\n";
             .expect("sent");
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
         assert!(matches!(got, Ok(Some(_))), "our certificate let us in");
+        // A browsers' listener (WSS) with the same settings asks none of them.
+        let tls = Tls::load(&files).expect("TLS").for_browsers();
+        let (_browsers, at, mut rx) = server(tls).await;
+        handshake(at, None, &ca, None)
+            .await
+            .expect("no certificate asked");
+        assert!(rx.recv().await.is_some(), "its message arrives");
     }
 
     #[test]
