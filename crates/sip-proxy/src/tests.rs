@@ -143,7 +143,7 @@ pub(crate) fn names(lookups: &[crate::Lookup]) -> Vec<&str> {
 /// Answers `lookup` with these IPs, at the port and over the transport its URI says (or
 /// their defaults), as the IO layer does when no SRV record exists.
 pub(crate) fn answer_dns(core: &Core, now: Instant, lookup: &crate::Lookup, ips: &[&str]) {
-    let (protocol, port) = lookup.fallback(&lookup.plan());
+    let (protocol, port) = lookup.fallback(&lookup.plan(), &[]);
     let found = crate::Found {
         protocol,
         rank: 0,
