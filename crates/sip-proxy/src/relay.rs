@@ -579,7 +579,11 @@ impl Core {
             issued,
             src,
         } = recording;
-        let media = fwd.relay_media;
+        // (Only a TLS entry can be SIPS: the question is asked for those alone.)
+        let tls = |p: Protocol| p == Protocol::Tls;
+        let any_tls = tls(dest.protocol) || record_route.is_some_and(|(p, _)| tls(p));
+        let sips = record_route.is_some() && any_tls && sips_request(msg, &fwd);
+        let marks = (fwd.relay_media, sips);
         let key = issued.as_ref().map(Issued::as_str);
         let secret = &self.config().route_secret;
         let call_id = msg.call_id().unwrap_or_default();
@@ -612,14 +616,14 @@ impl Core {
             let flow_out = to.map(|to| crate::flow::token(secret, dest.protocol, to, call_id));
             let rr = record_route.map(|_| {
                 let entry = (key, flow_out.as_deref());
-                self::record_route(dest.protocol, &local_text, entry, media)
+                self::record_route(dest.protocol, &local_text, entry, marks)
             });
             let rr_in = record_route
                 // Another interface, or a client's connection to name in an entry its own.
                 .filter(|&inbound| inbound != (dest.protocol, local) || flow_in.is_some())
                 .map(|(protocol, addr)| {
                     let entry = (key, flow_in.as_deref());
-                    self::record_route(protocol, &self.local_text(addr), entry, media)
+                    self::record_route(protocol, &self.local_text(addr), entry, marks)
                 });
             let request = forward_request(
                 msg,
@@ -684,6 +688,25 @@ impl Core {
         }
         c.out.append(&mut cancelled);
     }
+}
+
+/// True when the request as forwarded has a SIPS Request-URI or first Route.
+fn sips_request(msg: &Message, fwd: &Forward<'_>) -> bool {
+    let sips = |uri: &str| {
+        uri.get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+    };
+    let ruri = fwd.request_uri.or_else(|| msg.request_uri_str());
+    let route = match fwd.push_routes.first() {
+        Some(r) => Some(crate::route_key::route_uri(r).to_owned()),
+        None if fwd.drop_routes => None,
+        None => msg
+            .routes()
+            .filter_map(Result::ok)
+            .nth(fwd.pop_routes)
+            .map(|r| r.uri.as_str().to_owned()),
+    };
+    ruri.is_some_and(sips) || route.as_deref().is_some_and(sips)
 }
 
 /// Where a binding's REGISTER came from, when its Contact (`contact`, parsed) says it is
@@ -791,14 +814,21 @@ fn record_route(
     protocol: Protocol,
     local: &str,
     (key, flow): (Option<&str>, Option<&str>),
-    media: bool,
+    (media, sips): (bool, bool),
 ) -> String {
     let mut rr = String::with_capacity(72);
-    rr.push_str("<sip:");
-    rr.push_str(local);
-    if protocol != Protocol::Udp {
-        rr.push_str(";transport=");
-        rr.push_str(protocol.name());
+    // A SIPS request is record-routed with a SIPS URI (RFC 3261 §16.6 step 4) where its
+    // hop is TLS; such a URI's transport is TLS without saying so.
+    if sips && protocol == Protocol::Tls {
+        rr.push_str("<sips:");
+        rr.push_str(local);
+    } else {
+        rr.push_str("<sip:");
+        rr.push_str(local);
+        if protocol != Protocol::Udp {
+            rr.push_str(";transport=");
+            rr.push_str(protocol.name());
+        }
     }
     rr.push_str(";lr");
     if media {

@@ -127,7 +127,13 @@ fn flow_of(
     }
     let sip = uri.as_sip()?;
     let token = sip.params.get(crate::flow::PARAM).flatten()?;
-    let protocol = Protocol::from_token(sip.transport()?).filter(|p| p.is_reliable())?;
+    // A SIPS entry of ours says no transport (or TCP): it is TLS.
+    let protocol = match (sip.secure, sip.transport()) {
+        (true, None) => Protocol::Tls,
+        (true, Some(t)) if t.eq_ignore_ascii_case("tcp") => Protocol::Tls,
+        (_, t) => Protocol::from_token(t?)?,
+    };
+    let protocol = Some(protocol).filter(|p| p.is_reliable())?;
     let call_id = msg.call_id().ok()?;
     let addr = crate::flow::verify(&cfg.route_secret, protocol, token, call_id)?;
     Some((protocol, addr))

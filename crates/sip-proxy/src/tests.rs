@@ -1285,3 +1285,51 @@ Contact: <sip:dora@192.0.2.40:5060;transport=tcp>;expires={expires}\nContent-Len
     assert_eq!(register(1, 600), Some((conn, 600)));
     assert_eq!(register(2, 0), Some((conn, 0)));
 }
+
+/// RFC 3261 §16.6 step 4: a SIPS request is record-routed with SIPS URIs (TLS, without a
+/// transport parameter), and the dialog's requests come back through them, reaching the
+/// caller over its connection.
+#[test]
+fn a_sips_call_is_record_routed_with_sips_uris() {
+    let mut cfg = config();
+    cfg.advertised
+        .push((Protocol::Tls, "192.0.2.1:5061".parse().expect("addr")));
+    let core = Core::new(cfg, Arc::new(Location::new()));
+    let now = Instant::now();
+    let tls = |a: &str| Destination::new(Protocol::Tls, a.parse().expect("addr"));
+    let (bob, caller) = (tls("192.0.2.20:40000"), tls("192.0.2.10:41000"));
+    let reg = msg(
+        "REGISTER sips:example.com SIP/2.0\nVia: SIP/2.0/TLS 192.0.2.20:5061;branch=z9hG4bKsreg\n\
+From: <sips:bob@example.com>;tag=r\nTo: <sips:bob@example.com>\nCall-ID: sreg\nCSeq: 1 REGISTER\n\
+Contact: <sips:bob@192.0.2.20:5061>\nContent-Length: 0\n\n",
+    );
+    handle(&core, now, reg, bob);
+    let invite = msg("INVITE sips:bob@example.com SIP/2.0\nVia: SIP/2.0/TLS 192.0.2.10:5061;branch=z9hG4bKsinv\n\
+From: <sips:carol@example.com>;tag=c\nTo: <sips:bob@example.com>\nCall-ID: scall\nCSeq: 1 INVITE\n\
+Contact: <sips:carol@192.0.2.10:5061>\nMax-Forwards: 70\nContent-Length: 0\n\n");
+    let out = sent(core.handle_message(now, invite, caller));
+    let (dest, fwd) = &out[0];
+    assert_eq!(dest.connection, Some(bob.addr), "over bob's connection");
+    let rr: Vec<String> = fwd
+        .headers_named(sip_message::HeaderName::RecordRoute)
+        .flat_map(|h| h.values().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(rr.len(), 2, "each side's connection in an entry: {rr:?}");
+    assert!(
+        rr.iter()
+            .all(|r| r.starts_with("<sips:192.0.2.1:5061;lr") && !r.contains("transport")),
+        "{rr:?}"
+    );
+    // bob's BYE through the route set as he got it reaches the caller over its connection.
+    let route: String = rr.iter().map(|r| format!("Route: {r}\n")).collect();
+    let bye = msg(&format!(
+        "BYE sips:carol@192.0.2.10:5061 SIP/2.0\nVia: SIP/2.0/TLS 192.0.2.20:5061;branch=z9hG4bKsbye\n\
+{route}From: <sips:bob@example.com>;tag=b\nTo: <sips:carol@example.com>;tag=c\nCall-ID: scall\n\
+CSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, bye, bob));
+    let (dest, fwd) = &out[0];
+    assert_eq!(fwd.method(), Some(sip_message::Method::Bye));
+    assert_eq!(dest.connection, Some(caller.addr), "{dest:?}");
+    assert_eq!(fwd.routes().count(), 0);
+}
