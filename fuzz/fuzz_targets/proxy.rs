@@ -89,7 +89,7 @@ fn check(commands: Vec<Command>) {
                 Command::Resolve { hosts, then } => {
                     let now = Instant::now();
                     for h in hosts {
-                        let (protocol, port) = h.fallback(&h.plan());
+                        let (protocol, port) = h.fallback(&h.plan(), &[]);
                         let found = sip_proxy::Found {
                             protocol,
                             rank: 0,
