@@ -112,6 +112,7 @@ fn check(commands: Vec<Command>) {
                         next.extend(core().media_done(Instant::now(), then, Ok(request.sdp)));
                     }
                 }
+                Command::KeepOpen { .. } => {}
             }
         }
         pending = next;
