@@ -16,8 +16,8 @@ use sip_proxy::Lookup;
 /// WebSocket).
 const SUPPORT: [Protocol; 3] = [Protocol::Udp, Protocol::Tcp, Protocol::Tls];
 
-/// Most addresses kept for one lookup, and for one target: enough to fail over, not a list
-/// a zone can grow.
+/// Most addresses kept for one lookup, and for one target of each address family: enough
+/// to fail over, not a list a zone can grow.
 const MAX_FOUND: usize = 16;
 const MAX_ADDRESSES: usize = 4;
 /// Most NAPTR services, and SRV targets per service, followed for one lookup: a zone
@@ -174,10 +174,13 @@ async fn addresses(
         return Vec::new();
     };
     valid.meet(ips.valid_until());
+    // Each family has its share: the core keeps those it has an interface for, which one
+    // family answering first must not crowd out.
     let mut addrs: Vec<SocketAddr> = Vec::new();
     for ip in ips.iter() {
         let a = SocketAddr::new(ip, port);
-        if addrs.len() < MAX_ADDRESSES && !addrs.contains(&a) {
+        let of_family = addrs.iter().filter(|x| x.is_ipv4() == a.is_ipv4()).count();
+        if of_family < MAX_ADDRESSES && !addrs.contains(&a) {
             addrs.push(a);
         }
     }

@@ -95,8 +95,9 @@ fn resolver(servers: &[SocketAddr]) -> hickory_resolver::TokioResolver {
     use hickory_resolver::config::{NameServerConfig, ResolverConfig};
     use hickory_resolver::name_server::TokioConnectionProvider;
     use hickory_resolver::proto::xfer::Protocol;
-    // Both families (hickory's default asks for AAAA only without A): the core keeps those
-    // it has an interface for, and a dual-stack peer is reached over either.
+    // Both families (hickory's default, IPv4 then IPv6, asks for AAAA only without A): the
+    // core keeps those it has an interface for, and a dual-stack peer is reached over
+    // either.
     let both = |mut b: hickory_resolver::ResolverBuilder<TokioConnectionProvider>| {
         b.options_mut().ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
         b.build()

@@ -7,9 +7,10 @@ fn siblings(a: &Binding, b: &Binding) -> bool {
     a.reg_id.is_some() && b.reg_id.is_some() && a.instance == b.instance
 }
 
-/// Keeps, of each instance's flows, the one registered last (the furthest expiry): the
-/// target set holds one contact per instance. The others are its fallbacks
-/// ([`other_flows`]).
+/// Keeps, of each instance's flows that the same request reaches (one Contact and Path),
+/// the one registered last (the furthest expiry): the target set holds one of them, and
+/// the others are its fallbacks ([`other_flows`]). Flows through different edge proxies
+/// (another Path) stay in the set, which has no other way to reach them.
 pub fn one_flow_per_instance(bindings: &mut Vec<Binding>) {
     if bindings
         .iter()
@@ -25,7 +26,7 @@ pub fn one_flow_per_instance(bindings: &mut Vec<Binding>) {
         let better = bindings
             .iter()
             .enumerate()
-            .any(|(j, o)| j != i && siblings(b, o) && (o.expires_at, j) > (b.expires_at, i));
+            .any(|(j, o)| j != i && same_request(b, o) && (o.expires_at, j) > (b.expires_at, i));
         if better {
             bindings.remove(i);
         } else {
@@ -34,15 +35,18 @@ pub fn one_flow_per_instance(bindings: &mut Vec<Binding>) {
     }
 }
 
-/// The other flows of `b`'s instance that the same request reaches (the same Contact and
-/// Path: only where it goes differs), registered last first: where a request goes when
-/// `b`'s flow failed (430 Flow Failed).
+/// True when `a` and `b` are flows of one instance that the same request reaches (the
+/// same Contact and Path: only where it goes differs).
+fn same_request(a: &Binding, b: &Binding) -> bool {
+    siblings(a, b) && a.contact == b.contact && a.path == b.path
+}
+
+/// The other flows of `b`'s instance that the same request reaches, registered last
+/// first: where a request goes when `b`'s flow failed (430 Flow Failed).
 pub fn other_flows<'a>(all: &'a [Binding], b: &Binding) -> Vec<&'a Binding> {
     let mut others: Vec<&Binding> = all
         .iter()
-        .filter(|o| {
-            siblings(o, b) && o.reg_id != b.reg_id && o.contact == b.contact && o.path == b.path
-        })
+        .filter(|o| o.reg_id != b.reg_id && same_request(o, b))
         .collect();
     others.sort_by_key(|o| std::cmp::Reverse(o.expires_at));
     others
@@ -88,9 +92,13 @@ mod tests {
         assert_eq!(set, [a2.clone(), b1.clone(), plain]);
         assert_eq!(other_flows(&all, &a2), [&a3, &a1]);
         assert!(other_flows(&all, &b1).is_empty());
-        // Another Path: the same request would not reach it.
+        // Another Path: the same request would not reach it, so it is no fallback, and
+        // stays in the set.
         let mut via_edge = a1.clone();
         via_edge.path = vec!["<sip:edge;lr>".into()];
-        assert_eq!(other_flows(&[via_edge, a3.clone()], &a2), [&a3]);
+        assert_eq!(other_flows(&[via_edge.clone(), a3.clone()], &a2), [&a3]);
+        let mut set = vec![via_edge.clone(), a2.clone(), a3.clone()];
+        one_flow_per_instance(&mut set);
+        assert_eq!(set, [via_edge, a2.clone()]);
     }
 }

@@ -877,7 +877,10 @@ impl Context {
         if !fails_over(status) || self.cancelled || self.answered || b.status.is_some() || settled {
             return false;
         }
-        self.noted.push(Noted::Failed(b.dest));
+        // A 430 says a flow failed, not the hop that said so (an edge proxy).
+        if status != 430 {
+            self.noted.push(Noted::Failed(b.dest));
+        }
         let timer_c = self.is_invite().then(|| now + cfg.timer_c);
         let b = &mut self.branches[i];
         let Some((dest, request)) = b.alternatives.as_mut().and_then(|a| a.pop()) else {

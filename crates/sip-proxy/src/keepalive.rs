@@ -20,12 +20,13 @@ pub(crate) const PING: &str = "z9hG4bKka-";
 /// The bindings pinged.
 pub(crate) type Pinged = Mutex<Option<nat::Keepalives<Key>>>;
 
-/// A binding as registered: its address-of-record, contact and the CSeq of the REGISTER
-/// that made it (a refresh is a sign of life: its clock starts again).
-pub(crate) type Key = (String, String, u32);
+/// A binding as registered: its address-of-record, contact and reg-id (flows of one
+/// instance share a Contact), and the CSeq of the REGISTER that made it (a refresh is a
+/// sign of life: its clock starts again).
+pub(crate) type Key = (String, String, Option<u32>, u32);
 
 fn key_of(b: &Binding) -> Key {
-    (b.aor.clone(), b.contact.clone(), b.cseq)
+    (b.aor.clone(), b.contact.clone(), b.reg_id, b.cseq)
 }
 
 /// True for a binding behind NAT reached directly (no Path): the server keeps it alive, and

@@ -94,6 +94,15 @@ impl Core {
                         time: std::time::Duration::from_secs(left),
                     });
                 }
+                // A connection the AOR's bindings came over before and come over no more
+                // (a client that reconnected) is let go when idle.
+                let elsewhere = moved_away(&reg.previous, &reg.bindings, &source);
+                for gone in elsewhere {
+                    c.out.push(Command::KeepOpen {
+                        dest: gone,
+                        time: std::time::Duration::ZERO,
+                    });
+                }
                 // Outbound flows are connections here (UDP keep-alives are the NAT module's).
                 let flow_timer = src
                     .protocol
@@ -164,4 +173,21 @@ impl Core {
             Phase::Reply | Phase::Branch => false,
         }
     }
+}
+
+/// The TCP and TLS connections bindings of `before` came over that none of `after` does,
+/// but for the one the registration came over (`source`).
+fn moved_away(before: &[Binding], after: &[Binding], source: &str) -> Vec<Destination> {
+    let mut gone: Vec<Destination> = Vec::new();
+    for b in before.iter().filter(|b| b.source != source) {
+        let Some((protocol, addr)) = b.source_addr() else {
+            continue;
+        };
+        let stream = protocol.is_reliable() && !protocol.is_websocket();
+        let dest = Destination::new(protocol, addr);
+        if stream && !after.iter().any(|a| a.source == b.source) && !gone.contains(&dest) {
+            gone.push(dest);
+        }
+    }
+    gone
 }

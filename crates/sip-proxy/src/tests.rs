@@ -1264,26 +1264,29 @@ Max-Forwards: 70\nContent-Length: 0\n\n"
 }
 
 /// A client registered over TCP keeps its connection open while its binding lasts (it may
-/// send no keep-alives, and is called over it); its deregistration lets the connection go
-/// idle again.
+/// send no keep-alives, and is called over it); when it registers over another connection,
+/// or ends its registration, the connection is let go when idle again.
 #[test]
 fn a_registration_over_tcp_keeps_its_connection_open_while_it_lasts() {
     let core = core();
-    let conn = Destination::new(Protocol::Tcp, "192.0.2.40:40123".parse().expect("addr"));
-    let register = |cseq: u32, expires: u32| {
+    let tcp = |a: &str| Destination::new(Protocol::Tcp, a.parse().expect("addr"));
+    let (first, conn) = (tcp("192.0.2.40:40100"), tcp("192.0.2.40:40123"));
+    let register = |cseq: u32, expires: u32, conn: Destination| {
         let req = msg(&format!(
             "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/TCP 192.0.2.40:5060;branch=z9hG4bKkeep{cseq}\n\
 From: <sip:dora@example.com>;tag=r\nTo: <sip:dora@example.com>\nCall-ID: keep\nCSeq: {cseq} REGISTER\n\
 Contact: <sip:dora@192.0.2.40:5060;transport=tcp>;expires={expires}\nContent-Length: 0\n\n"
         ));
-        let cmds = core.handle_message(Instant::now(), req, conn);
-        cmds.into_iter().find_map(|c| match c {
+        let cmds = handle(&core, Instant::now(), req, conn);
+        let kept = cmds.into_iter().filter_map(|c| match c {
             Command::KeepOpen { dest, time } => Some((dest, time.as_secs())),
             _ => None,
-        })
+        });
+        kept.collect::<Vec<_>>()
     };
-    assert_eq!(register(1, 600), Some((conn, 600)));
-    assert_eq!(register(2, 0), Some((conn, 0)));
+    assert_eq!(register(1, 600, first), [(first, 600)]);
+    assert_eq!(register(2, 600, conn), [(conn, 600), (first, 0)], "moved");
+    assert_eq!(register(3, 0, conn), [(conn, 0)]);
 }
 
 /// RFC 3261 §16.6 step 4: a SIPS request is record-routed with SIPS URIs (TLS, without a

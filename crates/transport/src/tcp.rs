@@ -1,8 +1,8 @@
 //! Connections over TCP: plain, TLS, WebSocket and secure WebSocket. Listeners, a reader and
 //! a writer task per connection, and a table of open connections by peer address so
 //! responses and requests reuse them. How many are open is limited, in total and per remote
-//! IP (ours in the total only), over all four together; a connection counts from its first
-//! byte, before its TLS or WebSocket handshake.
+//! IP (those accepted and ours apart), over all four together; a connection counts from its
+//! first byte, before its TLS or WebSocket handshake.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -67,26 +67,42 @@ fn source_of(ip: IpAddr) -> IpAddr {
 #[derive(Debug, Default)]
 struct Open {
     total: usize,
+    /// Accepted, by remote source.
     per_ip: HashMap<IpAddr, usize>,
+    /// Ours, by remote destination.
+    ours_per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Open {
+    /// The count of `source`'s connections, accepted or ours.
+    fn of(&mut self, source: IpAddr, ours: bool) -> &mut usize {
+        match ours {
+            false => self.per_ip.entry(source).or_default(),
+            true => self.ours_per_ip.entry(source).or_default(),
+        }
+    }
 }
 
 /// A connection's place among the open ones, given back when it is dropped.
 struct Slot {
     open: Arc<Mutex<Open>>,
-    /// The remote source of an accepted connection (ours count in the total only).
-    source: Option<IpAddr>,
+    /// The remote end of the connection.
+    source: IpAddr,
+    /// We opened it.
+    ours: bool,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.total -= 1;
-        let Some(source) = self.source else { return };
-        if let Some(n) = open.per_ip.get_mut(&source) {
-            *n -= 1;
-            if *n == 0 {
-                open.per_ip.remove(&source);
-            }
+        let n = open.of(self.source, self.ours);
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            match self.ours {
+                false => open.per_ip.remove(&self.source),
+                true => open.ours_per_ip.remove(&self.source),
+            };
         }
     }
 }
@@ -230,33 +246,33 @@ impl TcpConnections {
         }
     }
 
-    /// A place for one more connection, accepted from `source` or (`None`) ours; `None`
-    /// when that would exceed a limit. Ours count in the total only: the limit per IP is
-    /// for those who connect to us, and is not ours to fill for them.
-    fn slot(&self, source: Option<IpAddr>) -> Option<Slot> {
+    /// A place for one more connection with `source`, accepted or `ours`; `None` when that
+    /// would exceed a limit. The limit per IP counts those accepted from an address and
+    /// those we opened to it apart: ours do not take the places of those who connect to us.
+    fn slot(&self, source: IpAddr, ours: bool) -> Option<Slot> {
         let over = |n: usize, limit: usize| limit > 0 && n >= limit;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if over(open.total, self.limits.total) {
             return None;
         }
-        if let Some(source) = source {
-            let n = open.per_ip.entry(source).or_default();
-            if over(*n, self.limits.per_ip) {
-                return None;
-            }
-            *n += 1;
+        let per_ip = self.limits.per_ip;
+        let n = open.of(source, ours);
+        if over(*n, per_ip) {
+            return None;
         }
+        *n += 1;
         open.total += 1;
         Some(Slot {
             open: self.open.clone(),
             source,
+            ours,
         })
     }
 
     /// Takes an accepted connection into the table (a TLS or WebSocket one once its
     /// handshakes are done), or closes it at once when it is over a limit.
     fn accepted(&self, stream: TcpStream, remote: SocketAddr, local: SocketAddr) {
-        let Some(slot) = self.slot(Some(source_of(remote.ip()))) else {
+        let Some(slot) = self.slot(source_of(remote.ip()), false) else {
             drop(stream);
             tracing::debug!(%remote, protocol = %self.protocol, "too many connections: closed");
             let src = Source {
@@ -422,7 +438,7 @@ impl TcpConnections {
             None => None,
         };
         let slot = self
-            .slot(None)
+            .slot(source_of(addr.ip()), true)
             .ok_or_else(|| std::io::Error::other("too many tcp connections open"))?;
         let timed_out = |what| std::io::Error::new(std::io::ErrorKind::TimedOut, what);
         let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
@@ -449,6 +465,16 @@ impl TcpConnections {
         let ours = |q: &Queue| q.tx.same_channel(tx);
         if conns.by_addr.get(&remote).is_some_and(ours) {
             conns.by_addr.remove(&remote);
+            // Another connection we opened there (for another name) answers for the
+            // address now.
+            let other = conns
+                .by_name
+                .iter()
+                .find(|((a, _), q)| *a == remote && !ours(q))
+                .map(|(_, q)| q.clone());
+            if let Some(q) = other {
+                conns.by_addr.insert(remote, q);
+            }
         }
         if let Some(key) = name.map(|n| (remote, n.clone())) {
             if conns.by_name.get(&key).is_some_and(ours) {

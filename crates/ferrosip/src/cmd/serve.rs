@@ -570,6 +570,18 @@ async fn serve_with(
         Some(files) => Some((transport::Tls::load(&files).context("[tls]")?, files)),
         None => None,
     };
+    let wss = cfg
+        .listens()
+        .iter()
+        .any(|l| l.protocol == transport::Protocol::Wss);
+    if wss
+        && matches!(&tls, Some((_, f)) if matches!(f.clients, transport::ClientCertificates::Required(_)))
+    {
+        tracing::warn!(
+            "tls.verify_clients = \"required\" leaves wss: listeners open to clients without a \
+             certificate (browsers have none); only tls: listeners require one"
+        );
+    }
     let transports = Transports::start(
         &cfg.listens(),
         handler,
