@@ -1,0 +1,87 @@
+//! One call: the INVITE that began it and the dialogs its answers made.
+
+/// A call: the Call-ID and From tag of its INVITE, which every dialog it makes shares (one
+/// dialog per To tag: a forked call may make several).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CallKey {
+    /// The Call-ID.
+    pub call_id: String,
+    /// The caller's tag (the INVITE's From tag).
+    pub from_tag: String,
+}
+
+/// What an initial INVITE (no To tag) says of its call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// Which call.
+    pub key: CallKey,
+    /// The caller: the From URI.
+    pub caller: String,
+    /// The callee as dialled: the To URI.
+    pub dialled: String,
+}
+
+/// Where a dialog is (RFC 3261 §12; RFC 4235's states but for `trying`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogState {
+    /// A provisional response with a To tag made it.
+    Early,
+    /// A 2xx answered it.
+    Confirmed,
+    /// A BYE, a failure, another branch's answer or the server ended it.
+    Terminated,
+}
+
+/// A dialog of a call.
+#[derive(Debug, Clone)]
+pub(crate) struct Dialog {
+    pub(crate) to_tag: String,
+    pub(crate) state: DialogState,
+    pub(crate) answered_ms: Option<u64>,
+    /// The answer's Contact: the callee as reached.
+    pub(crate) reached: Option<String>,
+}
+
+/// A call being set up or talking.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub(crate) invite: Invite,
+    pub(crate) started_ms: u64,
+    /// Its dialogs (a handful at most: one per branch that answered something).
+    pub(crate) dialogs: Vec<Dialog>,
+    /// A 2xx or a final failure went to the caller: the INVITE's transaction is over.
+    pub(crate) settled: bool,
+}
+
+impl Call {
+    /// The dialog of `to_tag`, made early when new (but not on a call already over).
+    pub(crate) fn dialog(&mut self, to_tag: &str) -> Option<&mut Dialog> {
+        if let Some(i) = self.dialogs.iter().position(|d| d.to_tag == to_tag) {
+            return Some(&mut self.dialogs[i]);
+        }
+        if self.settled && !self.answered() {
+            return None;
+        }
+        self.dialogs.push(Dialog {
+            to_tag: to_tag.to_owned(),
+            state: DialogState::Early,
+            answered_ms: None,
+            reached: None,
+        });
+        self.dialogs.last_mut()
+    }
+
+    /// True when one of its dialogs was answered.
+    pub(crate) fn answered(&self) -> bool {
+        self.dialogs.iter().any(|d| d.answered_ms.is_some())
+    }
+
+    /// True when nothing of it goes on: settled, and every dialog ended.
+    pub(crate) fn over(&self) -> bool {
+        self.settled
+            && self
+                .dialogs
+                .iter()
+                .all(|d| d.state == DialogState::Terminated)
+    }
+}

@@ -1,0 +1,391 @@
+//! The table of calls: what the proxy relays goes in, records and calls to end come out.
+
+use std::collections::HashMap;
+
+use crate::call::{Call, CallKey, Dialog, DialogState, Invite};
+use crate::cdr::{Cdr, Ending};
+
+/// Bounds on what the table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most calls tracked at once; past it a new call is not tracked.
+    pub max_calls: usize,
+    /// Dialogs answered longer ago than this are ended by the server (none: no limit).
+    pub max_duration_ms: Option<u64>,
+    /// A call still unanswered and unsettled after this is dropped (a proxy settles every
+    /// INVITE within timer C; this is a floor under lost events).
+    pub max_setup_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_calls: 100_000,
+            max_duration_ms: None,
+            max_setup_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+/// The calls a proxy relays, and the records of those that ended. Events for calls it does
+/// not know (never tracked, or over) change nothing: retransmissions and late answers
+/// never make a second record.
+#[derive(Debug)]
+pub struct Calls {
+    calls: HashMap<CallKey, Call, ahash::RandomState>,
+    limits: Limits,
+    records: Vec<Cdr>,
+}
+
+impl Calls {
+    /// An empty table.
+    pub fn new(limits: Limits) -> Calls {
+        Calls {
+            calls: HashMap::default(),
+            limits,
+            records: Vec::new(),
+        }
+    }
+
+    /// An initial INVITE relayed at `now_ms` (milliseconds since the Unix epoch). A second
+    /// one for a call already tracked changes nothing. False when the table is full.
+    pub fn invite(&mut self, now_ms: u64, invite: Invite) -> bool {
+        if self.calls.contains_key(&invite.key) {
+            return true;
+        }
+        if self.calls.len() >= self.limits.max_calls {
+            return false;
+        }
+        let call = Call {
+            started_ms: now_ms,
+            dialogs: Vec::new(),
+            settled: false,
+            invite,
+        };
+        self.calls.insert(call.invite.key.clone(), call);
+        true
+    }
+
+    /// A response to the INVITE of `key` relayed to the caller: a provisional one with a To
+    /// tag makes that dialog early; a 2xx confirms it (the first 2xx of a dialog is its
+    /// answer, and ends the other early dialogs); a final failure ends the call's early
+    /// dialogs, and when none was answered records a call nobody answered.
+    pub fn response(
+        &mut self,
+        now_ms: u64,
+        key: &CallKey,
+        to_tag: Option<&str>,
+        status: u16,
+        contact: Option<&str>,
+    ) {
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
+        match status {
+            // A provisional response makes its dialog early, before the call is settled
+            // (and never takes a dialog back).
+            101..=199 if !call.settled => {
+                if let Some(tag) = to_tag {
+                    call.dialog(tag);
+                }
+            }
+            200..=299 => {
+                let Some(tag) = to_tag else { return };
+                let Some(d) = call.dialog(tag) else { return };
+                if d.answered_ms.is_some() || d.state == DialogState::Terminated {
+                    return; // a retransmission, or too late
+                }
+                d.state = DialogState::Confirmed;
+                d.answered_ms = Some(now_ms);
+                d.reached = contact.map(str::to_owned);
+                call.settled = true;
+                for other in call.dialogs.iter_mut().filter(|o| o.to_tag != tag) {
+                    if other.state == DialogState::Early {
+                        other.state = DialogState::Terminated;
+                    }
+                }
+            }
+            300.. => {
+                if call.settled {
+                    return;
+                }
+                call.settled = true;
+                for d in call.dialogs.iter_mut() {
+                    if d.state == DialogState::Early {
+                        d.state = DialogState::Terminated;
+                    }
+                }
+                if !call.answered() {
+                    let record = unanswered(call, now_ms, status);
+                    self.records.push(record);
+                }
+                self.forget_if_over(key);
+            }
+            _ => {}
+        }
+    }
+
+    /// A BYE relayed, with the tags of its From and To: ends that dialog, recording it,
+    /// and tells who hung up by whose tag is in From.
+    pub fn bye(&mut self, now_ms: u64, call_id: &str, from_tag: &str, to_tag: &str) {
+        let key_of = |tag: &str| CallKey {
+            call_id: call_id.to_owned(),
+            from_tag: tag.to_owned(),
+        };
+        let (key, dialog_tag, ending) = if self.calls.contains_key(&key_of(from_tag)) {
+            (key_of(from_tag), to_tag, Ending::CallerHungUp)
+        } else {
+            (key_of(to_tag), from_tag, Ending::CalleeHungUp)
+        };
+        self.end(now_ms, &key, dialog_tag, ending);
+    }
+
+    /// Ends the dialogs answered longer ago than the longest duration, recording them as
+    /// ended by the server; drops calls unsettled for longer than `max_setup_ms`. The
+    /// dialogs ended, for the proxy to send BYE to both sides of each.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<(CallKey, String)> {
+        let mut due = Vec::new();
+        let mut stale = Vec::new();
+        for (key, call) in &self.calls {
+            if !call.settled && now_ms.saturating_sub(call.started_ms) > self.limits.max_setup_ms {
+                stale.push(key.clone());
+            }
+            let Some(max) = self.limits.max_duration_ms else {
+                continue;
+            };
+            let talking = call
+                .dialogs
+                .iter()
+                .filter(|d| d.state == DialogState::Confirmed);
+            for d in talking {
+                if d.answered_ms
+                    .is_some_and(|a| now_ms.saturating_sub(a) >= max)
+                {
+                    due.push((key.clone(), d.to_tag.clone()));
+                }
+            }
+        }
+        for key in stale {
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.settled = true;
+                for d in call.dialogs.iter_mut() {
+                    d.state = DialogState::Terminated;
+                }
+                if !call.answered() {
+                    let record = unanswered(call, now_ms, 408);
+                    self.records.push(record);
+                }
+            }
+            self.forget_if_over(&key);
+        }
+        for (key, tag) in &due {
+            self.end(now_ms, key, tag, Ending::EndedByServer);
+        }
+        due
+    }
+
+    /// The state of the dialog of `key` with `to_tag`, while its call is tracked.
+    pub fn state(&self, key: &CallKey, to_tag: &str) -> Option<DialogState> {
+        let call = self.calls.get(key)?;
+        call.dialogs
+            .iter()
+            .find(|d| d.to_tag == to_tag)
+            .map(|d| d.state)
+    }
+
+    /// The records made since the last time they were taken.
+    pub fn take_records(&mut self) -> Vec<Cdr> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// Calls tracked.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// True when no call is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Ends the confirmed dialog `to_tag` of `key` the way `ending` says, recording it.
+    fn end(&mut self, now_ms: u64, key: &CallKey, to_tag: &str, ending: Ending) {
+        let Some(call) = self.calls.get_mut(key) else {
+            return;
+        };
+        let Some(d) = call.dialogs.iter_mut().find(|d| d.to_tag == to_tag) else {
+            return;
+        };
+        if d.state == DialogState::Terminated {
+            return; // a retransmission, or the other side's BYE after ours
+        }
+        d.state = DialogState::Terminated;
+        if d.answered_ms.is_some() {
+            let record = answered(call, to_tag, now_ms, ending);
+            self.records.push(record);
+        }
+        self.forget_if_over(key);
+    }
+
+    fn forget_if_over(&mut self, key: &CallKey) {
+        if self.calls.get(key).is_some_and(Call::over) {
+            self.calls.remove(key);
+        }
+    }
+}
+
+/// The record of a call nobody answered.
+fn unanswered(call: &Call, now_ms: u64, status: u16) -> Cdr {
+    Cdr {
+        call_id: call.invite.key.call_id.clone(),
+        caller: call.invite.caller.clone(),
+        dialled: call.invite.dialled.clone(),
+        reached: None,
+        started_ms: call.started_ms,
+        answered_ms: None,
+        ended_ms: now_ms.max(call.started_ms),
+        status,
+        ending: Ending::NotAnswered,
+    }
+}
+
+/// The record of the answered dialog `to_tag` of `call`, ended at `now_ms`.
+fn answered(call: &Call, to_tag: &str, now_ms: u64, ending: Ending) -> Cdr {
+    let d: Option<&Dialog> = call.dialogs.iter().find(|d| d.to_tag == to_tag);
+    let answered_ms = d.and_then(|d| d.answered_ms);
+    Cdr {
+        call_id: call.invite.key.call_id.clone(),
+        caller: call.invite.caller.clone(),
+        dialled: call.invite.dialled.clone(),
+        reached: d.and_then(|d| d.reached.clone()),
+        started_ms: call.started_ms,
+        answered_ms,
+        ended_ms: now_ms.max(answered_ms.unwrap_or(call.started_ms)),
+        status: 200,
+        ending,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(call: &str) -> CallKey {
+        CallKey {
+            call_id: call.into(),
+            from_tag: "caller".into(),
+        }
+    }
+
+    fn calls(call: &str, at: u64) -> Calls {
+        let mut c = Calls::new(Limits {
+            max_duration_ms: Some(3_600_000),
+            ..Limits::default()
+        });
+        assert!(c.invite(
+            at,
+            Invite {
+                key: key(call),
+                caller: "sip:alice@example.com".into(),
+                dialled: "sip:bob@example.com".into(),
+            }
+        ));
+        c
+    }
+
+    #[test]
+    fn an_answered_call_is_recorded_once_when_it_ends() {
+        let mut c = calls("c1", 1_000);
+        let k = key("c1");
+        c.response(1_100, &k, Some("b"), 180, None);
+        assert_eq!(c.state(&k, "b"), Some(DialogState::Early));
+        c.response(5_000, &k, Some("b"), 200, Some("sip:bob@192.0.2.20"));
+        c.response(5_300, &k, Some("b"), 200, Some("sip:bob@192.0.2.20"));
+        assert_eq!(c.state(&k, "b"), Some(DialogState::Confirmed));
+        // The callee hangs up (its From tag is the dialog's To tag); the BYE comes twice.
+        c.bye(65_000, "c1", "b", "caller");
+        c.bye(65_400, "c1", "b", "caller");
+        let records = c.take_records();
+        assert_eq!(records.len(), 1, "{records:?}");
+        let r = &records[0];
+        assert_eq!(
+            (r.duration_ms(), r.ending, r.status),
+            (60_000, Ending::CalleeHungUp, 200)
+        );
+        assert_eq!(r.reached.as_deref(), Some("sip:bob@192.0.2.20"));
+        assert!(!r.missed());
+        assert!(c.is_empty(), "forgotten once over");
+    }
+
+    #[test]
+    fn a_cancelled_call_is_a_missed_call_of_the_callee() {
+        let mut c = calls("c2", 1_000);
+        let k = key("c2");
+        c.response(1_200, &k, Some("b"), 180, None);
+        c.response(9_000, &k, Some("b"), 487, None);
+        c.response(9_100, &k, Some("b"), 487, None);
+        let records = c.take_records();
+        assert_eq!(records.len(), 1);
+        assert!(records[0].missed());
+        assert_eq!(
+            (records[0].status, records[0].ending),
+            (487, Ending::NotAnswered)
+        );
+        assert_eq!(records[0].ended_ms, 9_000);
+        assert!(c.is_empty());
+    }
+
+    /// Forked: two branches ring, the second answers; one record, of that branch, and the
+    /// first branch's early dialog ends.
+    #[test]
+    fn a_forked_call_answered_on_its_second_branch_gives_one_record() {
+        let mut c = calls("c3", 0);
+        let k = key("c3");
+        c.response(100, &k, Some("b1"), 180, None);
+        c.response(150, &k, Some("b2"), 183, None);
+        c.response(2_000, &k, Some("b2"), 200, Some("sip:bob@desk"));
+        assert_eq!(c.state(&k, "b1"), Some(DialogState::Terminated));
+        // The caller hangs up.
+        c.bye(12_000, "c3", "caller", "b2");
+        let records = c.take_records();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].reached.as_deref(), Some("sip:bob@desk"));
+        assert_eq!(records[0].ending, Ending::CallerHungUp);
+        assert_eq!(records[0].duration_ms(), 10_000);
+    }
+
+    #[test]
+    fn the_longest_duration_ends_a_call_from_the_server() {
+        let mut c = calls("c4", 0);
+        let k = key("c4");
+        c.response(1_000, &k, Some("b"), 200, None);
+        assert!(c.expire(3_600_999).is_empty());
+        assert_eq!(c.expire(3_601_000), [(k.clone(), "b".to_owned())]);
+        let records = c.take_records();
+        assert_eq!(records[0].ending, Ending::EndedByServer);
+        assert_eq!(records[0].duration_ms(), 3_600_000);
+        // Its BYEs coming back change nothing.
+        c.bye(3_601_100, "c4", "caller", "b");
+        assert!(c.take_records().is_empty());
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_lost_calls_are_dropped() {
+        let mut c = Calls::new(Limits {
+            max_calls: 1,
+            max_duration_ms: None,
+            max_setup_ms: 1_000,
+        });
+        let invite = |call: &str| Invite {
+            key: key(call),
+            caller: "a".into(),
+            dialled: "b".into(),
+        };
+        assert!(c.invite(0, invite("x")));
+        assert!(!c.invite(0, invite("y")), "full");
+        assert!(c.invite(0, invite("x")), "the same call again");
+        c.expire(2_000);
+        assert!(c.is_empty());
+        assert_eq!(c.take_records()[0].status, 408);
+    }
+}
