@@ -115,3 +115,75 @@ fn call_over_tcp() {
     );
     assert!(finish(uas), "UAS over TCP");
 }
+
+/// With `dlg_manage()` in the script, each call leaves a record in the log when it ends:
+/// an answered call with its talk time and who hung up, a cancelled one as a missed call.
+#[test]
+fn followed_calls_leave_a_record_each() {
+    let dir = tmp();
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../ferrosip.cfg"))
+            .expect("default script")
+            .replacen(
+                "        record_route();\n",
+                "        record_route();\n        dlg_manage();\n",
+                1,
+            );
+    assert!(script.contains("dlg_manage();"));
+    std::fs::write(dir.path().join("dlg.cfg"), script).expect("write");
+    let config = dir.path().join("ferrosip.toml");
+    std::fs::write(&config, "[routing]\nscript = \"dlg.cfg\"\n").expect("write");
+    let config = config.to_str().expect("path");
+    let filter = "warn,ferrosip::cdr=info";
+    let s = Server::start_logging(dir.path(), &["--config", config], filter);
+    let uas_port = free_port();
+    assert!(register(&s, "bob", uas_port, "1.0", "600", "200"));
+    let uas = spawn(sipp(None, "uas.xml", "bob", uas_port, &[]));
+    assert!(
+        run(sipp(Some(&s), "uac.xml", "bob", free_port(), &[])),
+        "call failed"
+    );
+    assert!(finish(uas));
+    let ring_port = free_port();
+    assert!(register(&s, "carol", ring_port, "1.0", "600", "200"));
+    let uas = spawn(sipp(None, "uas_ring.xml", "carol", ring_port, &[]));
+    assert!(run(sipp(
+        Some(&s),
+        "uac_cancel.xml",
+        "carol",
+        free_port(),
+        &[]
+    )));
+    assert!(finish(uas));
+    // Records go to the log once a second.
+    let records = |s: &Server| {
+        s.log()
+            .lines()
+            .filter(|l| l.contains("call record"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while records(&s).len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = records(&s);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let answered = got
+        .iter()
+        .find(|l| l.contains("sip:bob@"))
+        .expect("bob's call");
+    assert!(
+        answered.contains("status=200") && answered.contains("missed=false"),
+        "{answered}"
+    );
+    assert!(answered.contains("HungUp"), "{answered}");
+    let missed = got
+        .iter()
+        .find(|l| l.contains("sip:carol@"))
+        .expect("carol's call");
+    assert!(
+        missed.contains("status=487") && missed.contains("missed=true"),
+        "{missed}"
+    );
+}

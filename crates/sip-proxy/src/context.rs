@@ -51,6 +51,8 @@ pub(crate) enum Noted {
     Pair((u64, u64)),
     /// A next hop failed.
     Failed(Destination),
+    /// A response of a followed call went to the caller ([`crate::dialogs`]).
+    Relayed(Bytes),
 }
 
 /// Where a branch index keeps the attempt: the bits above the branch's place.
@@ -159,6 +161,9 @@ pub(crate) struct Context {
     pub(crate) refresh_key: Option<u64>,
     /// What the core has yet to take ([`Noted`]).
     pub(crate) noted: Vec<Noted>,
+    /// `dlg_manage()`: the responses that go to the caller are noted for the call's
+    /// dialogs.
+    pub(crate) dialog: bool,
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
     /// §17.2.1 allows 200 ms): a callee that rings at once saves the message.
     trying_at: Option<Instant>,
@@ -223,6 +228,7 @@ impl Context {
             cancelled: false,
             refresh_key: None,
             noted: Vec::new(),
+            dialog: false,
             request: Some(request),
             routing: None,
             failure_due: false,
@@ -398,7 +404,15 @@ impl Context {
     /// Sends a response upstream through the server transaction.
     fn respond(&mut self, now: Instant, code: u16, data: Bytes) {
         self.trying_at = None;
+        self.note_relayed(code, &data);
         self.server.send_response(now, code, data);
+    }
+
+    /// A response of a followed call goes to the caller: noted for its dialogs.
+    fn note_relayed(&mut self, code: u16, data: &Bytes) {
+        if self.dialog && code > 100 {
+            self.noted.push(Noted::Relayed(data.clone()));
+        }
     }
 
     /// Sends the 100 Trying now if it is still owed.
@@ -856,6 +870,7 @@ impl Context {
             ServerState::Completed | ServerState::Confirmed | ServerState::Terminated
                 if self.invite || std::mem::take(&mut self.unanswered) =>
             {
+                self.note_relayed(code, &data);
                 out.push(Command::Send {
                     dest: self.upstream,
                     data,

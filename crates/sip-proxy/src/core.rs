@@ -40,6 +40,8 @@ pub struct Core {
     failed: Failed,
     /// The names TLS next hops were found by.
     names: crate::names::Names,
+    /// The calls followed (`dlg_manage()`).
+    pub(crate) dialogs: crate::dialogs::Dialogs,
     script: ArcSwap<ProxyScript>,
     /// Digest challenges and checks (nonces under a secret of this process).
     pub(crate) auth: auth::Authenticator,
@@ -157,6 +159,7 @@ impl Core {
             dns: DnsCache::default(),
             failed: Failed::default(),
             names: crate::names::Names::default(),
+            dialogs: crate::dialogs::Dialogs::default(),
             script: ArcSwap::new(script),
             auth,
             subscribers: ArcSwap::default(),
@@ -485,8 +488,19 @@ impl Core {
 
     /// Unix time in seconds at `now`.
     pub(crate) fn unix(&self, now: Instant) -> u64 {
+        self.unix_ms(now) / 1000
+    }
+
+    /// Unix time in milliseconds at `now`.
+    pub(crate) fn unix_ms(&self, now: Instant) -> u64 {
         let ms = self.wall_ms.load(Ordering::Relaxed) + self.since_epoch_ms(now);
-        u64::try_from(ms / 1000).unwrap_or(0)
+        u64::try_from(ms).unwrap_or(0)
+    }
+
+    /// The call detail records of the followed calls (`dlg_manage()`) that ended by `now`
+    /// since the last time.
+    pub fn take_call_records(&self, now: Instant) -> Vec<dialog::Cdr> {
+        self.dialogs.take_records(self.unix_ms(now))
     }
 
     fn since_epoch_ms(&self, now: Instant) -> i64 {

@@ -251,6 +251,7 @@ impl Core {
             match n {
                 Noted::Pair((a, b)) => self.refreshed.pair(a, b),
                 Noted::Failed(hop) => self.hop_failed(now, hop),
+                Noted::Relayed(data) => self.dialogs.response(self.unix_ms(now), &data),
             }
         }
     }

@@ -10,6 +10,7 @@ mod checks;
 mod config;
 mod context;
 mod core;
+mod dialogs;
 mod dispatch;
 mod dns;
 mod flow;

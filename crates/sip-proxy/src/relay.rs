@@ -144,6 +144,10 @@ impl Core {
         groups: VecDeque<Vec<Target>>,
         stateful: bool,
     ) -> bool {
+        // A BYE ends its dialog, if a followed call's.
+        if c.msg.method() == Some(sip_message::Method::Bye) {
+            self.dialogs.bye(self.unix_ms(c.now), c.msg);
+        }
         if !stateful {
             let Some(t) = groups.front().and_then(|g| g.first()) else {
                 return false;
@@ -166,8 +170,11 @@ impl Core {
         });
         let (msg, source, authenticated) = (c.msg, c.src.addr.ip(), c.auth_user.is_some());
         let media = c.edits.media;
+        // `dlg_manage()`: the call is followed from its INVITE.
+        let dialog = c.edits.dialog && self.dialogs.invite(self.unix_ms(c.now), msg);
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let started = self.with_ctx(id, |ctx| {
+            ctx.dialog = dialog;
             // The mark `media_first` gave it while its SDP was with the relay, or one now.
             ctx.media = match media {
                 true => ctx.media.take().or_else(|| {

@@ -1336,3 +1336,82 @@ CSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
     assert_eq!(dest.connection, Some(caller.addr), "{dest:?}");
     assert_eq!(fwd.routes().count(), 0);
 }
+
+/// A script that follows calls (`dlg_manage()`): a call answered and hung up gives one
+/// record, with who hung up and the callee as reached; the 200's retransmission and a
+/// repeated BYE change nothing; a call nobody answers is a missed call.
+#[test]
+fn a_followed_call_gives_one_record_when_it_ends() {
+    let core = with_script(
+        "request_route {\n\
+         if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+         if (has_totag()) { if (loose_route()) { t_relay(); } exit; }\n\
+         if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+         record_route();\n\
+         dlg_manage();\n\
+         t_relay(); }",
+    );
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let bob = udp("192.0.2.20:5060");
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let (_, fwd) = &out[0];
+    let answer = |code: u16, reason: &str| {
+        let mut r = sip_message::ResponseBuilder::for_request(fwd, code, reason, Some("b"))
+            .header("Contact", "<sip:bob@192.0.2.20:5060>");
+        for h in fwd.headers_named(sip_message::HeaderName::RecordRoute) {
+            r = r.header("Record-Route", h.value);
+        }
+        Message::parse(r.build()).expect("response")
+    };
+    sent(core.handle_message(now, answer(180, "Ringing"), bob));
+    let up = sent(core.handle_message(now, answer(200, "OK"), bob));
+    sent(core.handle_message(now, answer(200, "OK"), bob));
+    assert!(core.take_call_records(now).is_empty(), "still talking");
+    // The caller hangs up, through the route set its 200 gave it.
+    let mut route: Vec<String> = up[0]
+        .1
+        .headers_named(sip_message::HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .collect();
+    route.reverse();
+    let bye = |branch: &str| {
+        msg(&format!(
+            "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{branch}\n\
+Route: {}\nFrom: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>;tag=b\n\
+Call-ID: call-1\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            route.join(", ")
+        ))
+    };
+    let out = sent(core.handle_message(now, bye("bye1"), udp(CALLER)));
+    assert_eq!(out[0].1.method(), Some(sip_message::Method::Bye));
+    sent(core.handle_message(now, bye("bye2"), udp(CALLER)));
+    let records = core.take_call_records(now);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r.ending, dialog::Ending::CallerHungUp);
+    assert_eq!(
+        (r.caller.as_str(), r.dialled.as_str(), r.reached.as_deref()),
+        (
+            "sip:caller@example.net",
+            "sip:bob@example.com",
+            Some("sip:bob@192.0.2.20:5060")
+        )
+    );
+    // Another call, declined: a missed call of bob's.
+    let declined = msg(&format!(
+        "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKmiss\n\
+From: <sip:caller@example.net>;tag=m\nTo: <sip:bob@example.com>\nCall-ID: call-miss\nCSeq: 1 INVITE\n\
+Contact: <sip:caller@192.0.2.10:5060>\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, declined, udp(CALLER)));
+    let busy = sip_message::ResponseBuilder::for_request(&out[0].1, 486, "Busy Here", Some("x"));
+    sent(core.handle_message(now, Message::parse(busy.build()).unwrap(), bob));
+    let records = core.take_call_records(now);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].missed());
+    assert_eq!(
+        (records[0].status, records[0].call_id.as_str()),
+        (486, "call-miss")
+    );
+}

@@ -628,6 +628,7 @@ async fn serve_with(
         tokio::spawn(async move {
             let mut last_purge = Instant::now();
             let mut last_keepalive = Instant::now();
+            let mut last_records = Instant::now();
             loop {
                 // Idle, it wakes every 100 ms (or T1, if shorter): a timer started meanwhile is
                 // at least T1 away, so it is still served on time.
@@ -644,6 +645,12 @@ async fn serve_with(
                         last_keepalive = Instant::now();
                         server.execute(core.keepalive(last_keepalive, timeout));
                     }
+                }
+                if last_records.elapsed() >= Duration::from_secs(1) {
+                    last_records = Instant::now();
+                    core.take_call_records(last_records)
+                        .iter()
+                        .for_each(log_record);
                 }
                 if last_purge.elapsed() > Duration::from_secs(10) {
                     last_purge = Instant::now();
@@ -730,4 +737,23 @@ pub(crate) async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// A call detail record, as a log line of its own (`ferrosip::cdr`).
+fn log_record(r: &dialog::Cdr) {
+    tracing::info!(
+        target: "ferrosip::cdr",
+        call_id = %r.call_id,
+        caller = %r.caller,
+        dialled = %r.dialled,
+        reached = r.reached.as_deref().unwrap_or(""),
+        started_ms = r.started_ms,
+        answered_ms = r.answered_ms.unwrap_or(0),
+        ended_ms = r.ended_ms,
+        duration_ms = r.duration_ms(),
+        status = r.status,
+        ending = ?r.ending,
+        missed = r.missed(),
+        "call record"
+    );
 }

@@ -2,6 +2,7 @@
 //! functions and variables the proxy's modules register (sl, tm, rr, registrar, textops).
 
 mod auth;
+mod dialog;
 mod location;
 mod nathelper;
 mod rr;
@@ -53,6 +54,7 @@ fn registry() -> &'static Registry<ProxyEnv> {
         rr::register(&mut r);
         location::register(&mut r);
         nathelper::register(&mut r);
+        dialog::register(&mut r);
         textops::register(&mut r);
         r
     })
@@ -115,6 +117,8 @@ pub(crate) struct Edits {
     pub(crate) contact: Option<SocketAddr>,
     /// `rtp_relay()`: the transaction's SDP goes through the media relay.
     pub(crate) media: bool,
+    /// `dlg_manage()`: the call's dialogs are followed, and recorded when it ends.
+    pub(crate) dialog: bool,
     /// The body the media relay gave back, for the request.
     pub(crate) body: Option<bytes::Bytes>,
 }

@@ -1,0 +1,121 @@
+//! The calls the script asked to follow (`dlg_manage()`), fed with what the proxy relays:
+//! their INVITE, the responses that go to the caller and their BYEs ([`dialog::Calls`],
+//! sharded by Call-ID), and the call detail records of those that ended.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use dialog::{CallKey, Calls, Cdr, Invite, Limits};
+use sip_message::{HeaderName, Message, Method};
+
+const SHARDS: usize = 16;
+
+/// The calls followed.
+#[derive(Debug)]
+pub(crate) struct Dialogs {
+    shards: Vec<Mutex<Calls>>,
+    /// Spreads Call-IDs over the shards, with a random key.
+    hasher: ahash::RandomState,
+    /// A call was ever followed: until then a BYE is not looked for (a script without
+    /// `dlg_manage()` pays nothing).
+    used: AtomicBool,
+}
+
+impl Default for Dialogs {
+    fn default() -> Self {
+        let limits = Limits {
+            max_calls: Limits::default().max_calls / SHARDS,
+            ..Limits::default()
+        };
+        Dialogs {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Calls::new(limits)))
+                .collect(),
+            hasher: ahash::RandomState::new(),
+            used: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Dialogs {
+    fn shard(&self, call_id: &str) -> MutexGuard<'_, Calls> {
+        self.shards[self.hasher.hash_one(call_id) as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An initial INVITE relayed at `now_ms` (Unix milliseconds); false when it cannot be
+    /// followed (no tags, or the table full).
+    pub(crate) fn invite(&self, now_ms: u64, msg: &Message) -> bool {
+        let (Ok(call_id), Ok(from), Ok(to)) = (msg.call_id(), msg.from(), msg.to()) else {
+            return false;
+        };
+        let Some(from_tag) = from.tag() else {
+            return false;
+        };
+        let invite = Invite {
+            key: CallKey {
+                call_id: call_id.to_owned(),
+                from_tag: from_tag.to_owned(),
+            },
+            caller: from.uri.as_str().to_owned(),
+            dialled: to.uri.as_str().to_owned(),
+        };
+        self.used.store(true, Ordering::Relaxed);
+        self.shard(call_id).invite(now_ms, invite)
+    }
+
+    /// A response to a followed INVITE relayed to the caller.
+    pub(crate) fn response(&self, now_ms: u64, data: &Bytes) {
+        let Ok(msg) = Message::parse(data.clone()) else {
+            return;
+        };
+        let (Some(status), Ok(cseq), Ok(call_id)) = (msg.status(), msg.cseq(), msg.call_id())
+        else {
+            return;
+        };
+        let (Ok(from), Ok(to)) = (msg.from(), msg.to()) else {
+            return;
+        };
+        if cseq.method != Method::Invite {
+            return;
+        }
+        let Some(from_tag) = from.tag() else { return };
+        let key = CallKey {
+            call_id: call_id.to_owned(),
+            from_tag: from_tag.to_owned(),
+        };
+        let contact = msg
+            .header(HeaderName::Contact)
+            .and_then(|h| sip_message::header::NameAddr::parse_bracketed(h.value).ok())
+            .map(|na| na.uri.as_str().to_owned());
+        let mut calls = self.shard(call_id);
+        calls.response(now_ms, &key, to.tag(), status, contact.as_deref());
+    }
+
+    /// A BYE relayed: the end of its dialog, if followed.
+    pub(crate) fn bye(&self, now_ms: u64, msg: &Message) {
+        if !self.used.load(Ordering::Relaxed) {
+            return;
+        }
+        let (Ok(call_id), Ok(from), Ok(to)) = (msg.call_id(), msg.from(), msg.to()) else {
+            return;
+        };
+        if let (Some(from_tag), Some(to_tag)) = (from.tag(), to.tag()) {
+            self.shard(call_id).bye(now_ms, call_id, from_tag, to_tag);
+        }
+    }
+
+    /// The records of the calls that ended since the last time, after dropping the calls
+    /// that never settled (lost events: they are recorded unanswered, 408).
+    pub(crate) fn take_records(&self, now_ms: u64) -> Vec<Cdr> {
+        let mut all = Vec::new();
+        for s in &self.shards {
+            let mut calls = s.lock().unwrap_or_else(|p| p.into_inner());
+            calls.expire(now_ms);
+            all.append(&mut calls.take_records());
+        }
+        all
+    }
+}
