@@ -4,6 +4,8 @@
 //!
 //! `cargo build --release -p sip-proxy --example call_loop`
 //! `valgrind --tool=callgrind target/release/examples/call_loop 2000`
+//! `valgrind --tool=callgrind target/release/examples/call_loop 2000 dialogs`: the default
+//! script with `dlg_manage()` for every call (each then leaves a call record).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,7 +144,19 @@ fn main() {
         nonce_secret: sip_proxy::NonceSecret([8; 32]),
         media_optional: false,
     };
-    let core = Core::new(cfg, Arc::new(Location::new()));
+    let dialogs = std::env::args().nth(2).as_deref() == Some("dialogs");
+    let core = match dialogs {
+        false => Core::new(cfg, Arc::new(Location::new())),
+        true => {
+            let text = include_str!("../../../ferrosip.cfg").replacen(
+                "        record_route();\n",
+                "        record_route();\n        dlg_manage();\n",
+                1,
+            );
+            let script = sip_proxy::compile("ferrosip.cfg", &text).expect("script");
+            Core::with_script(cfg, Arc::new(Location::new()), Arc::new(script))
+        }
+    };
     for u in 0..n {
         register(&core, &format!("u{u}"), "192.0.2.30:5060");
     }
@@ -152,7 +166,8 @@ fn main() {
     let later = Instant::now() + Duration::from_secs(64);
     core.handle_timeouts(later);
     println!(
-        "{completed} of {n} calls completed, {} contexts left",
-        core.active_transactions()
+        "{completed} of {n} calls completed, {} contexts left, {} call records",
+        core.active_transactions(),
+        core.take_call_records(later).len()
     );
 }

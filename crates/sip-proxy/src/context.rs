@@ -51,8 +51,9 @@ pub(crate) enum Noted {
     Pair((u64, u64)),
     /// A next hop failed.
     Failed(Destination),
-    /// A response of a followed call went to the caller ([`crate::dialogs`]).
-    Relayed(Bytes),
+    /// A response of a followed call went to the caller ([`crate::dialogs`]): its
+    /// status, To tag and (a 2xx's) Contact URI.
+    Relayed(u16, Option<String>, Option<String>),
 }
 
 /// Where a branch index keeps the attempt: the bits above the branch's place.
@@ -161,9 +162,9 @@ pub(crate) struct Context {
     pub(crate) refresh_key: Option<u64>,
     /// What the core has yet to take ([`Noted`]).
     pub(crate) noted: Vec<Noted>,
-    /// `dlg_manage()`: the responses that go to the caller are noted for the call's
-    /// dialogs.
-    pub(crate) dialog: bool,
+    /// `dlg_manage()`: the call followed, whose responses that go to the caller are noted
+    /// for its dialogs.
+    pub(crate) dialog: Option<Box<dialog::CallKey>>,
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
     /// §17.2.1 allows 200 ms): a callee that rings at once saves the message.
     trying_at: Option<Instant>,
@@ -228,7 +229,7 @@ impl Context {
             cancelled: false,
             refresh_key: None,
             noted: Vec::new(),
-            dialog: false,
+            dialog: None,
             request: Some(request),
             routing: None,
             failure_due: false,
@@ -404,15 +405,31 @@ impl Context {
     /// Sends a response upstream through the server transaction.
     fn respond(&mut self, now: Instant, code: u16, data: Bytes) {
         self.trying_at = None;
-        self.note_relayed(code, &data);
+        self.note_failure(code);
         self.server.send_response(now, code, data);
     }
 
-    /// A response of a followed call goes to the caller: noted for its dialogs.
-    fn note_relayed(&mut self, code: u16, data: &Bytes) {
-        if self.dialog && code > 100 {
-            self.noted.push(Noted::Relayed(data.clone()));
+    /// A final failure of a followed call goes to the caller (relayed, or ours): noted for
+    /// its dialogs.
+    fn note_failure(&mut self, code: u16) {
+        if self.dialog.is_some() && code >= 300 {
+            self.noted.push(Noted::Relayed(code, None, None));
         }
+    }
+
+    /// A provisional or 2xx response of a followed call is relayed: noted for its dialogs,
+    /// read off the response as it came.
+    fn note_answer(&mut self, code: u16, resp: &Message) {
+        if self.dialog.is_none() {
+            return;
+        }
+        let to_tag = resp.to().ok().and_then(|t| t.tag().map(str::to_owned));
+        let contact = (code >= 200)
+            .then(|| resp.header(sip_message::HeaderName::Contact))
+            .flatten()
+            .and_then(|h| sip_message::header::NameAddr::parse_bracketed(h.value).ok())
+            .map(|na| na.uri.as_str().to_owned());
+        self.noted.push(Noted::Relayed(code, to_tag, contact));
     }
 
     /// Sends the 100 Trying now if it is still owed.
@@ -780,6 +797,7 @@ impl Context {
                     self.cancel_branch(now, cfg, i);
                 }
                 if code > 100 && !self.answered {
+                    self.note_answer(code, &resp);
                     let issued = self.branches[i].issued.as_ref();
                     let (data, pair) = route_key::for_caller(&resp, issued, self.branches[i].nat);
                     self.noted.extend(pair.map(Noted::Pair));
@@ -788,6 +806,7 @@ impl Context {
                 }
             }
             200..=299 => {
+                self.note_answer(code, &resp);
                 self.branches[i].status = Some(code);
                 self.answered = true;
                 let b = &self.branches[i];
@@ -870,7 +889,6 @@ impl Context {
             ServerState::Completed | ServerState::Confirmed | ServerState::Terminated
                 if self.invite || std::mem::take(&mut self.unanswered) =>
             {
-                self.note_relayed(code, &data);
                 out.push(Command::Send {
                     dest: self.upstream,
                     data,

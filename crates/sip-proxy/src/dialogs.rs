@@ -5,9 +5,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use bytes::Bytes;
 use dialog::{CallKey, Calls, Cdr, Invite, Limits};
-use sip_message::{HeaderName, Message, Method};
+use sip_message::Message;
 
 const SHARDS: usize = 16;
 
@@ -45,15 +44,13 @@ impl Dialogs {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An initial INVITE relayed at `now_ms` (Unix milliseconds); false when it cannot be
-    /// followed (no tags, or the table full).
-    pub(crate) fn invite(&self, now_ms: u64, msg: &Message) -> bool {
+    /// An initial INVITE relayed at `now_ms` (Unix milliseconds): its call's key, or none
+    /// when it cannot be followed (no From tag, or the table full).
+    pub(crate) fn invite(&self, now_ms: u64, msg: &Message) -> Option<CallKey> {
         let (Ok(call_id), Ok(from), Ok(to)) = (msg.call_id(), msg.from(), msg.to()) else {
-            return false;
+            return None;
         };
-        let Some(from_tag) = from.tag() else {
-            return false;
-        };
+        let from_tag = from.tag()?;
         let invite = Invite {
             key: CallKey {
                 call_id: call_id.to_owned(),
@@ -63,35 +60,22 @@ impl Dialogs {
             dialled: to.uri.as_str().to_owned(),
         };
         self.used.store(true, Ordering::Relaxed);
-        self.shard(call_id).invite(now_ms, invite)
+        let key = invite.key.clone();
+        self.shard(call_id).invite(now_ms, invite).then_some(key)
     }
 
-    /// A response to a followed INVITE relayed to the caller.
-    pub(crate) fn response(&self, now_ms: u64, data: &Bytes) {
-        let Ok(msg) = Message::parse(data.clone()) else {
-            return;
-        };
-        let (Some(status), Ok(cseq), Ok(call_id)) = (msg.status(), msg.cseq(), msg.call_id())
-        else {
-            return;
-        };
-        let (Ok(from), Ok(to)) = (msg.from(), msg.to()) else {
-            return;
-        };
-        if cseq.method != Method::Invite {
-            return;
-        }
-        let Some(from_tag) = from.tag() else { return };
-        let key = CallKey {
-            call_id: call_id.to_owned(),
-            from_tag: from_tag.to_owned(),
-        };
-        let contact = msg
-            .header(HeaderName::Contact)
-            .and_then(|h| sip_message::header::NameAddr::parse_bracketed(h.value).ok())
-            .map(|na| na.uri.as_str().to_owned());
-        let mut calls = self.shard(call_id);
-        calls.response(now_ms, &key, to.tag(), status, contact.as_deref());
+    /// A response of the followed call `key` relayed to the caller: its status, To tag and
+    /// (a 2xx's) Contact URI.
+    pub(crate) fn response(
+        &self,
+        now_ms: u64,
+        key: &CallKey,
+        status: u16,
+        to_tag: Option<&str>,
+        contact: Option<&str>,
+    ) {
+        let mut calls = self.shard(&key.call_id);
+        calls.response(now_ms, key, to_tag, status, contact);
     }
 
     /// A BYE relayed: the end of its dialog, if followed.

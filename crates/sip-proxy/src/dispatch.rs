@@ -251,7 +251,13 @@ impl Core {
             match n {
                 Noted::Pair((a, b)) => self.refreshed.pair(a, b),
                 Noted::Failed(hop) => self.hop_failed(now, hop),
-                Noted::Relayed(data) => self.dialogs.response(self.unix_ms(now), &data),
+                Noted::Relayed(code, to_tag, contact) => {
+                    if let Some(key) = ctx.dialog.as_deref() {
+                        let at = self.unix_ms(now);
+                        self.dialogs
+                            .response(at, key, code, to_tag.as_deref(), contact.as_deref());
+                    }
+                }
             }
         }
     }

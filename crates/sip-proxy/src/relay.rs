@@ -171,7 +171,10 @@ impl Core {
         let (msg, source, authenticated) = (c.msg, c.src.addr.ip(), c.auth_user.is_some());
         let media = c.edits.media;
         // `dlg_manage()`: the call is followed from its INVITE.
-        let dialog = c.edits.dialog && self.dialogs.invite(self.unix_ms(c.now), msg);
+        let dialog = match c.edits.dialog {
+            true => self.dialogs.invite(self.unix_ms(c.now), msg).map(Box::new),
+            false => None,
+        };
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let started = self.with_ctx(id, |ctx| {
             ctx.dialog = dialog;
