@@ -93,7 +93,8 @@ impl Core {
             Some(None) => {
                 let cfg = self.config();
                 self.with_ctx(id, |ctx| {
-                    ctx.media_answered(now, cfg, result.ok(), &mut out)
+                    ctx.media_answered(now, cfg, result.ok(), &mut out);
+                    self.take_noted(now, ctx);
                 });
             }
             None => {}

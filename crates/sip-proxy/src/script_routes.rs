@@ -82,7 +82,8 @@ impl Core {
             let (mut routing, request, status) = due;
             let Some(route) = routing.tx.on_failure.take() else {
                 self.with_ctx(id, |ctx| {
-                    ctx.after_failure(now, cfg, routing, Default::default(), out)
+                    ctx.after_failure(now, cfg, routing, Default::default(), out);
+                    self.take_noted(now, ctx);
                 });
                 return;
             };
@@ -115,7 +116,10 @@ impl Core {
             if let Some((hosts, state)) = effects.parked.take() {
                 out.push(self.park(now, Some(id), hosts, Parked::FailureRelay(state)));
             }
-            self.with_ctx(id, |ctx| ctx.after_failure(now, cfg, routing, effects, out));
+            self.with_ctx(id, |ctx| {
+                ctx.after_failure(now, cfg, routing, effects, out);
+                self.take_noted(now, ctx);
+            });
         }
     }
 }

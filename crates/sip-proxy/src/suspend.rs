@@ -184,7 +184,10 @@ impl Core {
         let groups = std::mem::take(&mut c.effects.groups);
         drop(c);
         let cfg = self.config();
-        self.with_ctx(id, |ctx| ctx.resume_failure(now, cfg, groups, out));
+        self.with_ctx(id, |ctx| {
+            ctx.resume_failure(now, cfg, groups, out);
+            self.take_noted(now, ctx);
+        });
         self.run_failure_routes(now, id, out);
     }
 

@@ -1415,3 +1415,29 @@ Contact: <sip:caller@192.0.2.10:5060>\nMax-Forwards: 70\nContent-Length: 0\n\n"
         (486, "call-miss")
     );
 }
+
+/// A call whose failure route runs (it answers nothing of its own) is recorded missed all
+/// the same: the failure goes to the caller after the route, and is noted then.
+#[test]
+fn a_followed_call_through_a_failure_route_is_recorded() {
+    let core = with_script(
+        "request_route {\n\
+         if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+         if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+         record_route();\n\
+         dlg_manage();\n\
+         t_on_failure(\"MISSED\");\n\
+         t_relay(); }\n\
+         failure_route[MISSED] { xlog(\"L_INFO\", \"missed\"); }",
+    );
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let busy = sip_message::ResponseBuilder::for_request(&out[0].1, 486, "Busy Here", Some("x"));
+    let bob = udp("192.0.2.20:5060");
+    let up = sent(core.handle_message(now, Message::parse(busy.build()).unwrap(), bob));
+    assert!(up.iter().any(|(_, m)| m.status() == Some(486)), "{up:?}");
+    let records = core.take_call_records(now);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!((records[0].status, records[0].missed()), (486, true));
+}
