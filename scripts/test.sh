@@ -71,6 +71,13 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The protocol crates stay without IO: none of them may depend on tokio.
+for crate in sip-message sip-transaction registrar auth nat sdp relay ng sip-dns dialog stun script sip-proxy; do
+  if cargo tree -q -p "$crate" -e normal | grep -q '^.*tokio v'; then
+    echo "$crate depends on tokio: protocol crates are sans-IO" >&2
+    exit 1
+  fi
+done
 cargo test --workspace
 # Fuzz targets build with cargo-fuzz on nightly; checking them here keeps them compiling.
 cargo check --manifest-path fuzz/Cargo.toml
