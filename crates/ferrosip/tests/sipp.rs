@@ -186,4 +186,26 @@ fn followed_calls_leave_a_record_each() {
         missed.contains("status=487") && missed.contains("missed=true"),
         "{missed}"
     );
+    // And in the database: carol's missed call among her calls.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = format!("sqlite:{}", dir.path().join("ferrosip.db").display());
+    let stored = rt.block_on(async {
+        let store = store::Store::open(&url).await.expect("database");
+        for _ in 0..50 {
+            let all = store.cdrs(None, 0, 10).await.expect("records");
+            if all.len() == 2 {
+                return store
+                    .cdrs(Some("sip:carol@127.0.0.1"), 0, 10)
+                    .await
+                    .expect("records");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the records are not stored");
+    });
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].missed() && stored[0].status == 487, "{stored:?}");
 }

@@ -50,6 +50,7 @@ macro_rules! dispatch {
         }
     };
 }
+pub(crate) use dispatch;
 
 /// How long a query waits for a connection of a PostgreSQL or MySQL pool.
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -236,6 +237,8 @@ pub(crate) trait Columns {
     fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error>;
     /// An integer column.
     fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
+    /// An integer column that may be NULL.
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
 }
 
 macro_rules! columns {
@@ -250,6 +253,9 @@ macro_rules! columns {
                 self.try_get_unchecked(i)
             }
             fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+                self.try_get(i)
+            }
+            fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
                 self.try_get(i)
             }
         }

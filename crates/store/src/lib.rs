@@ -7,6 +7,7 @@
 //! migrations (`migrations/<backend>/`) that make the same tables.
 
 mod backend;
+mod cdr;
 mod dialect;
 mod domains;
 mod location;

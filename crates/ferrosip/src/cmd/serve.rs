@@ -618,7 +618,7 @@ async fn serve_with(
     let _ = server.transports.set(transports);
 
     let timers = {
-        let (server, core) = (server.clone(), core.clone());
+        let (server, core, records_store) = (server.clone(), core.clone(), store.clone());
         let keepalive = (cfg.nat.keepalive_interval > 0).then(|| {
             (
                 Duration::from_secs(cfg.nat.keepalive_interval),
@@ -648,9 +648,17 @@ async fn serve_with(
                 }
                 if last_records.elapsed() >= Duration::from_secs(1) {
                     last_records = Instant::now();
-                    core.take_call_records(last_records)
-                        .iter()
-                        .for_each(log_record);
+                    let records = core.take_call_records(last_records);
+                    records.iter().for_each(log_record);
+                    if !records.is_empty() {
+                        let store = records_store.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = store.add_cdrs(&records).await {
+                                let n = records.len();
+                                tracing::error!(error = %e, records = n, "call records not stored");
+                            }
+                        });
+                    }
                 }
                 if last_purge.elapsed() > Duration::from_secs(10) {
                     last_purge = Instant::now();

@@ -122,6 +122,7 @@ on_every_backend!(
     secrets,
     reopening_keeps_everything,
     flows_of_one_instance_share_a_contact,
+    call_records,
 );
 
 #[tokio::test]

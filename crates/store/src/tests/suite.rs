@@ -419,3 +419,74 @@ pub(super) async fn flows_of_one_instance_share_a_contact(db: &TestDb) {
     drop(store);
     assert_eq!(bindings(&db.open().await).await, [old[0].clone(), second]);
 }
+
+fn record(
+    call_id: &str,
+    caller: &str,
+    dialled: &str,
+    started_ms: u64,
+    answered: bool,
+) -> dialog::Cdr {
+    dialog::Cdr {
+        call_id: call_id.into(),
+        caller: caller.into(),
+        dialled: dialled.into(),
+        reached: answered.then(|| "sip:bob@192.0.2.20:5060".to_owned()),
+        started_ms,
+        answered_ms: answered.then_some(started_ms + 2_000),
+        ended_ms: started_ms + 62_000,
+        status: if answered { 200 } else { 487 },
+        ending: if answered {
+            dialog::Ending::CalleeHungUp
+        } else {
+            dialog::Ending::NotAnswered
+        },
+    }
+}
+
+/// Call detail records: stored as given, listed newest first, by user (made or got, the
+/// user named by its address-of-record whatever the URI's form), since a time.
+pub(super) async fn call_records(db: &TestDb) {
+    let store = db.open().await;
+    let a = record(
+        "c1",
+        "sip:alice@example.com",
+        "sip:bob@example.com",
+        1_000,
+        true,
+    );
+    let b = record(
+        "c2",
+        "<sip:carol@example.com>",
+        "sip:%61lice@Example.COM;user=phone",
+        5_000,
+        false,
+    );
+    let long = "x".repeat(2000);
+    let c = record(
+        &long,
+        "sip:dave@example.com",
+        "sip:erin@example.com",
+        9_000,
+        true,
+    );
+    store
+        .add_cdrs(&[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    store.add_cdrs(&[]).await.unwrap();
+    let all = store.cdrs(None, 0, 10).await.unwrap();
+    let ids: Vec<usize> = all.iter().map(|r| r.call_id.len()).collect();
+    assert_eq!(ids, [512, 2, 2], "newest first, long text cut");
+    assert_eq!(all[2], a);
+    assert_eq!(all[1], b, "a missed call, read back as missed");
+    let alices = store
+        .cdrs(Some("sip:alice@example.com"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(alices, [b.clone(), a.clone()], "made and got");
+    assert_eq!(store.cdrs(None, 4_000, 10).await.unwrap().len(), 2);
+    assert_eq!(store.cdrs(None, 0, 1).await.unwrap().len(), 1);
+    drop(store);
+    assert_eq!(db.open().await.cdrs(None, 0, 10).await.unwrap().len(), 3);
+}
