@@ -45,6 +45,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
             "/api/locations/{aor}",
             get(location_one).delete(location_rm),
         )
+        .route("/api/cdrs", get(cdr_list))
         .route("/api/reload", post(reload))
         .route("/api/relay", get(relay_sessions))
         .route("/metrics", get(metrics))
@@ -187,6 +188,25 @@ async fn alias_add(State(s): Shared, Json(a): Json<NewAlias>) -> Response {
 
 async fn alias_rm(State(s): Shared, Path(alias): Path<String>) -> Response {
     run(&s, Op::AliasRm { alias }, false).await
+}
+
+/// `GET /api/cdrs?user=&since=&limit=`: call records, newest first.
+#[derive(Deserialize)]
+struct CdrFilter {
+    user: Option<String>,
+    #[serde(default)]
+    since: u64,
+    limit: Option<usize>,
+}
+
+async fn cdr_list(State(s): Shared, Query(q): Query<CdrFilter>) -> Response {
+    let limit = q.limit.unwrap_or(crate::cmd::manage::CDR_LIMIT).min(10_000);
+    let op = Op::CdrList {
+        user: q.user,
+        since: q.since,
+        limit,
+    };
+    run(&s, op, false).await
 }
 
 async fn location_all(State(s): Shared) -> Response {

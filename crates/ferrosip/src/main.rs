@@ -101,6 +101,13 @@ enum Command {
         #[command(subcommand)]
         action: cmd::manage::LocationAction,
     },
+    /// Call detail records of the calls the routing script follows (`dlg_manage()`).
+    Cdr {
+        #[command(flatten)]
+        target: cmd::target::Target,
+        #[command(subcommand)]
+        action: cmd::manage::CdrAction,
+    },
     /// Print the running server's counters (from its API's /metrics).
     Stats {
         #[command(flatten)]
@@ -180,6 +187,10 @@ fn main() -> ExitCode {
         }
         Command::Location { target, action } => {
             target.run(Ok(action.op())).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Cdr { target, action } => {
+            let (op, json) = action.op();
+            target.run_as(op, json).map(|()| ExitCode::SUCCESS)
         }
         Command::Stats { target, all } => target
             .client()

@@ -162,6 +162,13 @@ fn the_api_serves_the_cli_and_metrics_and_applies_changes_at_once() {
     let users: serde_json::Value = serde_json::from_str(&get("/api/aliases")).expect("json");
     assert_eq!(users[0]["alias"], "2000@open.test");
 
+    // Call records (none here: the default script follows no call yet).
+    let records: serde_json::Value =
+        serde_json::from_str(&get("/api/cdrs?user=bob@open.test&since=0")).expect("json");
+    assert_eq!(records, serde_json::json!([]));
+    let (ok, out) = cli(&["cdr", "list", "--json"], "");
+    assert!(ok && out.contains("no call records"), "{out}");
+
     // A subscriber added through the API is challenged at once.
     let (ok, out) = cli(
         &["user", "add", "alice@secure.test", "--password-stdin"],

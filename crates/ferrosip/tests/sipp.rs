@@ -208,4 +208,25 @@ fn followed_calls_leave_a_record_each() {
     });
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert!(stored[0].missed() && stored[0].status == 487, "{stored:?}");
+    // `ferrosip cdr list` on the database.
+    let lines = support::cli(&["cdr", "list", "--db", &url, "--json"], "");
+    assert!(lines.ok, "{}", lines.stderr);
+    let json: Vec<serde_json::Value> = lines
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(json.len(), 2, "{}", lines.stdout);
+    assert_eq!(json[0]["missed"], true, "newest first: carol's");
+    assert_eq!(json[1]["status"], 200);
+    let carol = support::cli(
+        &["cdr", "list", "--db", &url, "--user", "carol@127.0.0.1"],
+        "",
+    );
+    assert!(
+        carol.ok && carol.stdout.lines().count() == 1,
+        "{}",
+        carol.stdout
+    );
+    assert!(carol.stdout.contains("missed"), "{}", carol.stdout);
 }

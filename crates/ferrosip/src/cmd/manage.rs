@@ -80,6 +80,44 @@ pub(crate) enum LocationAction {
     },
 }
 
+/// Call records.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CdrAction {
+    /// List the call records, newest first: one line each (start, caller -> callee, status,
+    /// talk time or "missed", who hung up, Call-ID), or JSON lines with --json.
+    List {
+        /// Only the calls this user made or got (`user@domain` or `sip:user@domain`).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only the calls started at or after this time (Unix seconds).
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = CDR_LIMIT)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Call records listed at most, unless asked for more.
+pub(crate) const CDR_LIMIT: usize = 1000;
+
+impl CdrAction {
+    /// The operation, and whether its answer is printed as JSON lines.
+    pub(crate) fn op(self) -> (Op, bool) {
+        match self {
+            CdrAction::List {
+                user,
+                since,
+                limit,
+                json,
+            } => (Op::CdrList { user, since, limit }, json),
+        }
+    }
+}
+
 /// The password from a prompt (twice, without echo) or the first line of standard input.
 fn password(from_stdin: bool) -> anyhow::Result<String> {
     let password = if from_stdin {

@@ -49,7 +49,11 @@ impl Target {
     /// Carries out `op` where the target says, and prints the answer (what was not found
     /// on standard error).
     pub(crate) fn run(&self, op: anyhow::Result<Op>) -> anyhow::Result<()> {
-        let op = op?;
+        self.run_as(op?, false)
+    }
+
+    /// [`Self::run`], printing the answer as JSON lines when `json`.
+    pub(crate) fn run_as(&self, op: Op, json: bool) -> anyhow::Result<()> {
         let none = op.none_found();
         let (cfg, file) = self.config()?;
         let reply = if self.api {
@@ -66,10 +70,10 @@ impl Target {
             };
             database.execute(op)?
         };
-        if reply.is_empty() {
-            eprintln!("{none}");
-        } else {
-            reply.print();
+        match (reply.is_empty(), json) {
+            (true, _) => eprintln!("{none}"),
+            (false, true) => reply.print_json_lines(),
+            (false, false) => reply.print(),
         }
         Ok(())
     }

@@ -111,6 +111,13 @@ impl Client {
                 None,
             ),
             Op::LocationRm { aor } => ("DELETE", format!("/api/locations/{}", segment(aor)), None),
+            Op::CdrList { user, since, limit } => {
+                let user = user
+                    .as_deref()
+                    .map_or(String::new(), |u| format!("&user={}", segment(u)));
+                let path = format!("/api/cdrs?since={since}&limit={limit}{user}");
+                ("GET", path, None)
+            }
         };
         let answer = self.call(method, &path, body)?;
         serde_json::from_value(answer).context("the API's answer has an unexpected shape")

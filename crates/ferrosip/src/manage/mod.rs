@@ -14,19 +14,53 @@ use serde::{Deserialize, Serialize};
 /// One operation, as the CLI and the API name it.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
-    UserAdd { address: String, password: String },
-    UserPasswd { address: String, password: String },
-    UserRm { address: String },
-    UserList { domain: Option<String> },
-    UserShow { address: String },
-    DomainAdd { domain: String },
-    DomainRm { domain: String },
+    UserAdd {
+        address: String,
+        password: String,
+    },
+    UserPasswd {
+        address: String,
+        password: String,
+    },
+    UserRm {
+        address: String,
+    },
+    UserList {
+        domain: Option<String>,
+    },
+    UserShow {
+        address: String,
+    },
+    DomainAdd {
+        domain: String,
+    },
+    DomainRm {
+        domain: String,
+    },
     DomainList,
-    AliasAdd { alias: String, target: String },
-    AliasRm { alias: String },
-    AliasList { domain: Option<String> },
-    LocationShow { aor: Option<String> },
-    LocationRm { aor: String },
+    AliasAdd {
+        alias: String,
+        target: String,
+    },
+    AliasRm {
+        alias: String,
+    },
+    AliasList {
+        domain: Option<String>,
+    },
+    LocationShow {
+        aor: Option<String>,
+    },
+    LocationRm {
+        aor: String,
+    },
+    /// Call records: of calls `user` made or got (or all), started at or after `since`
+    /// (Unix seconds), newest first, `limit` at most.
+    CdrList {
+        user: Option<String>,
+        since: u64,
+        limit: usize,
+    },
 }
 
 impl Op {
@@ -51,6 +85,7 @@ impl Op {
             Op::AliasList { domain } => format!("no aliases{}", within(domain)),
             Op::LocationShow { aor: Some(aor) } => format!("no contacts for {aor}"),
             Op::LocationShow { aor: None } => "no contacts".into(),
+            Op::CdrList { .. } => "no call records".into(),
             _ => "nothing found".into(),
         }
     }
@@ -82,6 +117,47 @@ pub(crate) struct ContactInfo {
     pub(crate) user_agent: Option<String>,
 }
 
+/// A call detail record as shown (times in Unix milliseconds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CdrInfo {
+    pub(crate) call_id: String,
+    pub(crate) caller: String,
+    pub(crate) dialled: String,
+    pub(crate) reached: Option<String>,
+    pub(crate) started_ms: u64,
+    pub(crate) answered_ms: Option<u64>,
+    pub(crate) ended_ms: u64,
+    pub(crate) duration_ms: u64,
+    pub(crate) status: u16,
+    /// `caller`, `callee` or `server` (who hung up), or `unanswered`.
+    pub(crate) ending: String,
+    pub(crate) missed: bool,
+}
+
+impl From<dialog::Cdr> for CdrInfo {
+    fn from(r: dialog::Cdr) -> CdrInfo {
+        let ending = match r.ending {
+            dialog::Ending::CallerHungUp => "caller",
+            dialog::Ending::CalleeHungUp => "callee",
+            dialog::Ending::EndedByServer => "server",
+            dialog::Ending::NotAnswered => "unanswered",
+        };
+        CdrInfo {
+            duration_ms: r.duration_ms(),
+            missed: r.missed(),
+            ending: ending.into(),
+            call_id: r.call_id,
+            caller: r.caller,
+            dialled: r.dialled,
+            reached: r.reached,
+            started_ms: r.started_ms,
+            answered_ms: r.answered_ms,
+            ended_ms: r.ended_ms,
+            status: r.status,
+        }
+    }
+}
+
 /// What an operation returns (as JSON, each shape its own). The client reads the JSON back
 /// trying the variants in order: lists first, since serde also reads a struct from an array.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +167,7 @@ pub(crate) enum Reply {
     Users(Vec<UserInfo>),
     Aliases(Vec<AliasInfo>),
     Contacts(Vec<ContactInfo>),
+    Cdrs(Vec<CdrInfo>),
     Done { message: String },
     User(UserInfo),
 }
@@ -146,13 +223,44 @@ impl Reply {
             Reply::Users(l) => l.is_empty(),
             Reply::Aliases(l) => l.is_empty(),
             Reply::Contacts(l) => l.is_empty(),
+            Reply::Cdrs(l) => l.is_empty(),
             Reply::Done { .. } | Reply::User(_) => false,
+        }
+    }
+
+    /// Prints the reply as JSON lines (a list: one line per item).
+    pub(crate) fn print_json_lines(&self) {
+        let items = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Array(items)) => items,
+            Ok(one) => vec![one],
+            Err(_) => Vec::new(),
+        };
+        for item in items {
+            println!("{item}");
         }
     }
 
     /// Prints the reply as the CLI shows it.
     pub(crate) fn print(&self) {
         match self {
+            Reply::Cdrs(records) => {
+                for r in records {
+                    let talk = match r.answered_ms {
+                        Some(_) => format!("{}.{:03} s", r.duration_ms / 1000, r.duration_ms % 1000),
+                        None => "missed".into(),
+                    };
+                    println!(
+                        "{}	{} -> {}	{}	{}	{}	{}",
+                        r.started_ms / 1000,
+                        r.caller,
+                        r.dialled,
+                        r.status,
+                        talk,
+                        r.ending,
+                        r.call_id
+                    );
+                }
+            }
             Reply::Done { message } => println!("{message}"),
             Reply::User(u) => println!(
                 "user:       {}\ndomain:     {}\nalgorithms: SHA-256, MD5 (HA1 stored, not the password)",

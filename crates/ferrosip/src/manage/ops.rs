@@ -6,7 +6,7 @@ use registrar::{Binding, Change};
 use sip_message::Uri;
 use store::{Alias, Store, Subscriber};
 
-use super::{AliasInfo, ContactInfo, ErrorKind, Live, Op, OpError, Reply, UserInfo};
+use super::{AliasInfo, CdrInfo, ContactInfo, ErrorKind, Live, Op, OpError, Reply, UserInfo};
 
 /// `user@domain`, both parts non-empty and without spaces; the domain in its canonical
 /// form (lower case, no trailing dot, IPv6 without brackets).
@@ -118,6 +118,7 @@ pub(crate) async fn execute(store: &Store, live: Option<&Live>, op: Op) -> Resul
             | Op::AliasList { .. }
             | Op::LocationShow { .. }
             | Op::LocationRm { .. }
+            | Op::CdrList { .. }
     );
     let reply = run(store, live, op).await?;
     if let (true, Some(live)) = (changes_directory, live) {
@@ -128,6 +129,14 @@ pub(crate) async fn execute(store: &Store, live: Option<&Live>, op: Op) -> Resul
 
 async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpError> {
     match op {
+        Op::CdrList { user, since, limit } => {
+            let user = user.as_deref().map(canonical).transpose()?;
+            let since_ms = since.saturating_mul(1000);
+            let records = store.cdrs(user.as_deref(), since_ms, limit).await?;
+            Ok(Reply::Cdrs(
+                records.into_iter().map(CdrInfo::from).collect(),
+            ))
+        }
         Op::UserAdd { address, password } => {
             let (user, domain) = split_new(&address)?;
             let s = Subscriber {
