@@ -44,6 +44,9 @@ pub(crate) struct Metrics {
     tcp_refused: Counter,
     /// Script reloads: succeeded, refused.
     reloads: [Counter; 2],
+    /// Call records made: answered, missed; and those the database refused.
+    calls: [Counter; 2],
+    calls_not_stored: Counter,
     auth_failures: Counter,
     transactions: Gauge,
     contacts: Gauge,
@@ -186,6 +189,13 @@ impl Metrics {
                 .collect(),
             tcp_refused: counter("ferrosip_tcp_connections_refused_total", Vec::new()),
             reloads: [reload("ok"), reload("error")],
+            calls: ["answered", "missed"].map(|outcome| {
+                counter(
+                    "ferrosip_call_records_total",
+                    vec![Label::new("outcome", outcome)],
+                )
+            }),
+            calls_not_stored: counter("ferrosip_call_records_not_stored_total", Vec::new()),
             auth_failures: counter("ferrosip_auth_failures_total", Vec::new()),
             transactions: gauge("ferrosip_transactions_active"),
             contacts: gauge("ferrosip_contacts_registered"),
@@ -229,6 +239,16 @@ impl Metrics {
     /// Counts a TCP connection closed for being over a limit.
     pub(crate) fn tcp_refused(&self) {
         self.tcp_refused.increment(1);
+    }
+
+    /// Counts a call record made, of a call answered or missed.
+    pub(crate) fn call_recorded(&self, missed: bool) {
+        self.calls[usize::from(missed)].increment(1);
+    }
+
+    /// Counts call records the database refused.
+    pub(crate) fn calls_not_stored(&self, n: usize) {
+        self.calls_not_stored.increment(n as u64);
     }
 
     /// Counts a script reload that succeeded or was refused.
@@ -315,6 +335,10 @@ mod tests {
         m.malformed(Protocol::Udp);
         m.reloaded(false);
         m.tcp_refused();
+        m.call_recorded(true);
+        m.call_recorded(false);
+        m.call_recorded(true);
+        m.calls_not_stored(2);
         let text = m.render(Snapshot {
             auth_failures: 3,
             transactions: 2,
@@ -330,6 +354,15 @@ mod tests {
             }),
         });
         let v = |s: &str| value(&text, s);
+        assert_eq!(
+            v("ferrosip_call_records_total{outcome=\"missed\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            v("ferrosip_call_records_total{outcome=\"answered\"}"),
+            Some(1.0)
+        );
+        assert_eq!(v("ferrosip_call_records_not_stored_total"), Some(2.0));
         assert_eq!(v("ferrosip_relay_sessions"), Some(4.0));
         assert_eq!(v("ferrosip_relay_ports_free"), Some(100.0));
         assert_eq!(v("ferrosip_relay_packets_total"), Some(1000.0));

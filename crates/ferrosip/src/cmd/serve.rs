@@ -649,12 +649,16 @@ async fn serve_with(
                 if last_records.elapsed() >= Duration::from_secs(1) {
                     last_records = Instant::now();
                     let records = core.take_call_records(last_records);
-                    records.iter().for_each(log_record);
+                    for r in &records {
+                        log_record(r);
+                        server.metrics.call_recorded(r.missed());
+                    }
                     if !records.is_empty() {
-                        let store = records_store.clone();
+                        let (store, server) = (records_store.clone(), server.clone());
                         tokio::spawn(async move {
                             if let Err(e) = store.add_cdrs(&records).await {
                                 let n = records.len();
+                                server.metrics.calls_not_stored(n);
                                 tracing::error!(error = %e, records = n, "call records not stored");
                             }
                         });
