@@ -23,6 +23,16 @@ pub(crate) struct Config {
     pub(crate) relay: Relay,
     pub(crate) tls: Tls,
     pub(crate) dns: Dns,
+    pub(crate) accounting: Accounting,
+}
+
+/// `[accounting]`: where call records go besides the database and the log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Accounting {
+    /// A file each call record is appended to, one JSON object per line (relative to the
+    /// configuration file); none by default.
+    pub(crate) json_lines: Option<PathBuf>,
 }
 
 /// `[dns]`: where next hops' names are looked up (RFC 3263: NAPTR, SRV, A and AAAA).
@@ -550,6 +560,11 @@ impl Config {
         }
         if cfg.api.token_file.is_relative() {
             cfg.api.token_file = dir.join(&cfg.api.token_file);
+        }
+        if let Some(file) = &mut cfg.accounting.json_lines {
+            if file.is_relative() {
+                *file = dir.join(&*file);
+            }
         }
         let t = &mut cfg.tls;
         let named = [

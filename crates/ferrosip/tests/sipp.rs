@@ -132,7 +132,12 @@ fn followed_calls_leave_a_record_each() {
     assert!(script.contains("dlg_manage();"));
     std::fs::write(dir.path().join("dlg.cfg"), script).expect("write");
     let config = dir.path().join("ferrosip.toml");
-    std::fs::write(&config, "[routing]\nscript = \"dlg.cfg\"\n").expect("write");
+    let accounting = "[accounting]\njson_lines = \"cdr.jsonl\"\n";
+    std::fs::write(
+        &config,
+        format!("[routing]\nscript = \"dlg.cfg\"\n{accounting}"),
+    )
+    .expect("write");
     let config = config.to_str().expect("path");
     let filter = "warn,ferrosip::cdr=info";
     let s = Server::start_logging(dir.path(), &["--config", config], filter);
@@ -219,6 +224,12 @@ fn followed_calls_leave_a_record_each() {
     assert_eq!(json.len(), 2, "{}", lines.stdout);
     assert_eq!(json[0]["missed"], true, "newest first: carol's");
     assert_eq!(json[1]["status"], 200);
+    // And as JSON lines in the file the configuration names.
+    let file = std::fs::read_to_string(dir.path().join("cdr.jsonl")).expect("cdr.jsonl");
+    assert_eq!(file.lines().count(), 2, "{file}");
+    assert!(file
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
     let carol = support::cli(
         &["cdr", "list", "--db", &url, "--user", "carol@127.0.0.1"],
         "",

@@ -617,6 +617,19 @@ async fn serve_with(
     let _ = server.core.set(core.clone());
     let _ = server.transports.set(transports);
 
+    // Call records as JSON lines, appended to a file of the operator's.
+    let mut json_lines = match &cfg.accounting.json_lines {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| {
+                    format!("accounting.json_lines: cannot open {}", path.display())
+                })?,
+        ),
+        None => None,
+    };
     let timers = {
         let (server, core, records_store) = (server.clone(), core.clone(), store.clone());
         let keepalive = (cfg.nat.keepalive_interval > 0).then(|| {
@@ -652,6 +665,9 @@ async fn serve_with(
                     for r in &records {
                         log_record(r);
                         server.metrics.call_recorded(r.missed());
+                    }
+                    if let Some(file) = json_lines.as_mut().filter(|_| !records.is_empty()) {
+                        append_json_lines(file, &records);
                     }
                     if !records.is_empty() {
                         let (store, server) = (records_store.clone(), server.clone());
@@ -768,4 +784,21 @@ fn log_record(r: &dialog::Cdr) {
         missed = r.missed(),
         "call record"
     );
+}
+
+/// Appends call records to `file`, one JSON object per line (as `ferrosip cdr list --json`
+/// prints them).
+fn append_json_lines(file: &mut std::fs::File, records: &[dialog::Cdr]) {
+    use std::io::Write;
+    let mut text = String::new();
+    for r in records {
+        let info = crate::manage::CdrInfo::from(r.clone());
+        if let Ok(line) = serde_json::to_string(&info) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    if let Err(e) = file.write_all(text.as_bytes()) {
+        tracing::error!(error = %e, "call records not written to accounting.json_lines");
+    }
 }
