@@ -32,11 +32,17 @@ pub enum DialogState {
     Terminated,
 }
 
+/// Most dialogs one call makes (a callee cannot grow the list without end).
+const MAX_DIALOGS: usize = 16;
+
 /// A dialog of a call.
 #[derive(Debug, Clone)]
 pub(crate) struct Dialog {
     pub(crate) to_tag: String,
     pub(crate) state: DialogState,
+    /// Ended early by another branch's answer: its own 2xx, should it come too, still
+    /// confirms it (RFC 3261 §13.2.2.4: each 2xx is a dialog).
+    pub(crate) superseded: bool,
     pub(crate) answered_ms: Option<u64>,
     /// The answer's Contact: the callee as reached.
     pub(crate) reached: Option<String>,
@@ -59,12 +65,13 @@ impl Call {
         if let Some(i) = self.dialogs.iter().position(|d| d.to_tag == to_tag) {
             return Some(&mut self.dialogs[i]);
         }
-        if self.settled && !self.answered() {
+        if (self.settled && !self.answered()) || self.dialogs.len() >= MAX_DIALOGS {
             return None;
         }
         self.dialogs.push(Dialog {
             to_tag: to_tag.to_owned(),
             state: DialogState::Early,
+            superseded: false,
             answered_ms: None,
             reached: None,
         });

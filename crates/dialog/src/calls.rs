@@ -15,6 +15,9 @@ pub struct Limits {
     /// A call still unanswered and unsettled after this is dropped (a proxy settles every
     /// INVITE within timer C; this is a floor under lost events).
     pub max_setup_ms: u64,
+    /// A dialog still confirmed this long after its answer has its record closed as
+    /// [`Ending::Expired`] and is forgotten (its BYE went another way, or never came).
+    pub max_followed_ms: u64,
 }
 
 impl Default for Limits {
@@ -23,6 +26,7 @@ impl Default for Limits {
             max_calls: 100_000,
             max_duration_ms: None,
             max_setup_ms: 10 * 60 * 1000,
+            max_followed_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -47,11 +51,13 @@ impl Calls {
         }
     }
 
-    /// An initial INVITE relayed at `now_ms` (milliseconds since the Unix epoch). A second
-    /// one for a call already tracked changes nothing. False when the table is full.
+    /// An initial INVITE relayed at `now_ms` (milliseconds since the Unix epoch): true
+    /// when it starts a call followed from now on. False for a call already followed (the
+    /// same INVITE again, or one that spirals back through the proxy: its first pass alone
+    /// follows it) and when the table is full.
     pub fn invite(&mut self, now_ms: u64, invite: Invite) -> bool {
         if self.calls.contains_key(&invite.key) {
-            return true;
+            return false;
         }
         if self.calls.len() >= self.limits.max_calls {
             return false;
@@ -92,7 +98,8 @@ impl Calls {
             200..=299 => {
                 let Some(tag) = to_tag else { return };
                 let Some(d) = call.dialog(tag) else { return };
-                if d.answered_ms.is_some() || d.state == DialogState::Terminated {
+                let ended = d.state == DialogState::Terminated && !d.superseded;
+                if d.answered_ms.is_some() || ended {
                     return; // a retransmission, or too late
                 }
                 d.state = DialogState::Confirmed;
@@ -102,6 +109,7 @@ impl Calls {
                 for other in call.dialogs.iter_mut().filter(|o| o.to_tag != tag) {
                     if other.state == DialogState::Early {
                         other.state = DialogState::Terminated;
+                        other.superseded = true;
                     }
                 }
             }
@@ -115,7 +123,10 @@ impl Calls {
                         d.state = DialogState::Terminated;
                     }
                 }
-                if !call.answered() {
+                // A redirect or a challenge is no missed call: the caller goes on with a
+                // new INVITE, which is a call of its own.
+                let goes_on = matches!(status, 300..=399 | 401 | 407);
+                if !call.answered() && !goes_on {
                     let record = unanswered(call, now_ms, status);
                     self.records.push(record);
                 }
@@ -146,10 +157,22 @@ impl Calls {
     pub fn expire(&mut self, now_ms: u64) -> Vec<(CallKey, String)> {
         let mut due = Vec::new();
         let mut stale = Vec::new();
+        let mut lost = Vec::new();
         for (key, call) in &self.calls {
             if !call.settled && now_ms.saturating_sub(call.started_ms) > self.limits.max_setup_ms {
                 stale.push(key.clone());
             }
+            let long = |d: &&Dialog| {
+                d.state == DialogState::Confirmed
+                    && d.answered_ms
+                        .is_some_and(|a| now_ms.saturating_sub(a) >= self.limits.max_followed_ms)
+            };
+            lost.extend(
+                call.dialogs
+                    .iter()
+                    .filter(long)
+                    .map(|d| (key.clone(), d.to_tag.clone())),
+            );
             let Some(max) = self.limits.max_duration_ms else {
                 continue;
             };
@@ -181,6 +204,9 @@ impl Calls {
         for (key, tag) in &due {
             self.end(now_ms, key, tag, Ending::EndedByServer);
         }
+        for (key, tag) in &lost {
+            self.end(now_ms, key, tag, Ending::Expired);
+        }
         due
     }
 
@@ -196,6 +222,11 @@ impl Calls {
     /// The records made since the last time they were taken.
     pub fn take_records(&mut self) -> Vec<Cdr> {
         std::mem::take(&mut self.records)
+    }
+
+    /// True when no new call can be tracked.
+    pub fn is_full(&self) -> bool {
+        self.calls.len() >= self.limits.max_calls
     }
 
     /// Calls tracked.
@@ -369,12 +400,45 @@ mod tests {
         assert!(c.take_records().is_empty());
     }
 
+    /// Both phones of a ring-all group answer: each 200 is a dialog (RFC 3261 §13.2.2.4),
+    /// and each its record, whether it rang first or not.
+    #[test]
+    fn two_answers_of_a_forked_call_are_two_dialogs() {
+        let mut c = calls("c5", 0);
+        let k = key("c5");
+        c.response(100, &k, Some("b1"), 180, None);
+        c.response(100, &k, Some("b2"), 180, None);
+        c.response(1_000, &k, Some("b1"), 200, Some("sip:b@one"));
+        c.response(1_010, &k, Some("b2"), 200, Some("sip:b@two"));
+        assert_eq!(c.state(&k, "b2"), Some(DialogState::Confirmed));
+        c.bye(1_100, "c5", "caller", "b2");
+        c.bye(9_000, "c5", "caller", "b1");
+        let mut reached: Vec<_> = c.take_records().into_iter().map(|r| r.reached).collect();
+        reached.sort();
+        assert_eq!(
+            reached,
+            [Some("sip:b@one".into()), Some("sip:b@two".into())]
+        );
+    }
+
+    /// A challenge or a redirect is no missed call: the caller's next INVITE is the call.
+    #[test]
+    fn a_challenge_or_redirect_is_no_missed_call() {
+        for status in [302, 401, 407] {
+            let mut c = calls("c6", 0);
+            c.response(10, &key("c6"), Some("x"), status, None);
+            assert!(c.take_records().is_empty(), "{status}");
+            assert!(c.is_empty(), "{status}: forgotten");
+        }
+    }
+
     #[test]
     fn the_table_is_bounded_and_lost_calls_are_dropped() {
         let mut c = Calls::new(Limits {
             max_calls: 1,
             max_duration_ms: None,
             max_setup_ms: 1_000,
+            max_followed_ms: 5_000,
         });
         let invite = |call: &str| Invite {
             key: key(call),
@@ -383,9 +447,24 @@ mod tests {
         };
         assert!(c.invite(0, invite("x")));
         assert!(!c.invite(0, invite("y")), "full");
-        assert!(c.invite(0, invite("x")), "the same call again");
+        assert!(
+            !c.invite(0, invite("x")),
+            "the same call again: followed once"
+        );
         c.expire(2_000);
         assert!(c.is_empty());
         assert_eq!(c.take_records()[0].status, 408);
+        // Answered, and no BYE ever seen: closed as expired after the longest time.
+        assert!(c.invite(10_000, invite("z")));
+        c.response(10_500, &key("z"), Some("b"), 200, None);
+        assert!(c.expire(15_400).is_empty());
+        assert!(c.take_records().is_empty());
+        assert!(
+            c.expire(15_500).is_empty(),
+            "no BYE to send: the call may go on"
+        );
+        let records = c.take_records();
+        assert_eq!((records.len(), records[0].ending), (1, Ending::Expired));
+        assert!(c.is_empty());
     }
 }

@@ -9,6 +9,9 @@ pub enum Ending {
     CalleeHungUp,
     /// The server ended it (its longest duration, or an operator).
     EndedByServer,
+    /// Still talking, as far as the server knows, after the longest time a call is followed:
+    /// its record is closed (its BYE went another way, or a party vanished).
+    Expired,
     /// Nobody answered: the final status says why (487 when the caller gave up).
     NotAnswered,
 }

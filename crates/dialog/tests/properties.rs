@@ -44,6 +44,7 @@ proptest! {
             max_calls: 10,
             max_duration_ms: Some(5_000),
             max_setup_ms: 20_000,
+            max_followed_ms: 30_000,
         });
         let mut records = Vec::new();
         for (i, e) in events.iter().enumerate() {

@@ -2,7 +2,7 @@
 //! their INVITE, the responses that go to the caller and their BYEs ([`dialog::Calls`],
 //! sharded by Call-ID), and the call detail records of those that ended.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use dialog::{CallKey, Calls, Cdr, Invite, Limits};
@@ -19,6 +19,8 @@ pub(crate) struct Dialogs {
     /// A call was ever followed: until then a BYE is not looked for (a script without
     /// `dlg_manage()` pays nothing).
     used: AtomicBool,
+    /// When a full table was last logged (Unix seconds): once a minute at most.
+    full_logged: AtomicU64,
 }
 
 impl Default for Dialogs {
@@ -33,6 +35,7 @@ impl Default for Dialogs {
                 .collect(),
             hasher: ahash::RandomState::new(),
             used: AtomicBool::new(false),
+            full_logged: AtomicU64::new(0),
         }
     }
 }
@@ -45,7 +48,8 @@ impl Dialogs {
     }
 
     /// An initial INVITE relayed at `now_ms` (Unix milliseconds): its call's key, or none
-    /// when it cannot be followed (no From tag, or the table full).
+    /// when it is not followed (no From tag, followed already: a spiral, or the table
+    /// full, which is logged).
     pub(crate) fn invite(&self, now_ms: u64, msg: &Message) -> Option<CallKey> {
         let (Ok(call_id), Ok(from), Ok(to)) = (msg.call_id(), msg.from(), msg.to()) else {
             return None;
@@ -61,7 +65,15 @@ impl Dialogs {
         };
         self.used.store(true, Ordering::Relaxed);
         let key = invite.key.clone();
-        self.shard(call_id).invite(now_ms, invite).then_some(key)
+        let mut calls = self.shard(call_id);
+        let full = calls.is_full();
+        let followed = calls.invite(now_ms, invite).then_some(key);
+        drop(calls);
+        let minute = now_ms / 60_000;
+        if full && self.full_logged.swap(minute, Ordering::Relaxed) != minute {
+            tracing::warn!("too many calls followed at once: new calls go without records");
+        }
+        followed
     }
 
     /// A response of the followed call `key` relayed to the caller: its status, To tag and

@@ -170,14 +170,9 @@ impl Core {
         });
         let (msg, source, authenticated) = (c.msg, c.src.addr.ip(), c.auth_user.is_some());
         let media = c.edits.media;
-        // `dlg_manage()`: the call is followed from its INVITE.
-        let dialog = match c.edits.dialog {
-            true => self.dialogs.invite(self.unix_ms(c.now), msg).map(Box::new),
-            false => None,
-        };
+        let (follow, now_ms) = (c.edits.dialog, self.unix_ms(c.now));
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let started = self.with_ctx(id, |ctx| {
-            ctx.dialog = dialog;
             // The mark `media_first` gave it while its SDP was with the relay, or one now.
             ctx.media = match media {
                 true => ctx.media.take().or_else(|| {
@@ -185,7 +180,12 @@ impl Core {
                 }),
                 false => None,
             };
-            ctx.start(now, cfg, groups, routing, refresh_key, out)
+            let started = ctx.start(now, cfg, groups, routing, refresh_key, out);
+            // `dlg_manage()`: the call is followed from its INVITE, once it is relayed.
+            if started && follow {
+                ctx.dialog = self.dialogs.invite(now_ms, msg).map(Box::new);
+            }
+            started
         });
         c.stateful = true;
         started == Some(true)

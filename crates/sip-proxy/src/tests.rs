@@ -1441,3 +1441,50 @@ fn a_followed_call_through_a_failure_route_is_recorded() {
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!((records[0].status, records[0].missed()), (486, true));
 }
+
+/// A call that passes the proxy twice (a spiral: the same Call-ID and From tag in a second
+/// transaction) is followed by its first pass alone: the inner pass's failure is no missed
+/// call, and the answer the first pass gets is the record.
+#[test]
+fn a_spiralling_call_is_followed_once() {
+    let core = with_script(
+        "request_route {\n\
+         if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+         if (has_totag()) { if (loose_route()) { t_relay(); } exit; }\n\
+         if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+         record_route();\n\
+         dlg_manage();\n\
+         t_relay(); }",
+    );
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let bob = udp("192.0.2.20:5060");
+    let outer = sent(core.handle_message(now, invite_on("outer", "bob", ""), udp(CALLER)));
+    let inner = sent(core.handle_message(now, invite_on("inner", "bob", ""), udp(CALLER)));
+    let answer = |fwd: &Message, code: u16| {
+        let r = sip_message::ResponseBuilder::for_request(fwd, code, "X", Some("b"))
+            .header("Contact", "<sip:bob@192.0.2.20:5060>");
+        Message::parse(r.build()).expect("response")
+    };
+    sent(core.handle_message(now, answer(&inner[0].1, 486), bob));
+    assert!(
+        core.take_call_records(now).is_empty(),
+        "the inner pass records nothing"
+    );
+    sent(core.handle_message(now, answer(&outer[0].1, 200), bob));
+    let route: Vec<String> = outer[0]
+        .1
+        .headers_named(sip_message::HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .collect();
+    let bye = msg(&format!(
+        "BYE sip:caller@192.0.2.10:5060 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKsbye\n\
+Route: {}\nFrom: <sip:bob@example.com>;tag=b\nTo: <sip:caller@example.net>;tag=c\n\
+Call-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        route.join(", ")
+    ));
+    sent(core.handle_message(now, bye, bob));
+    let records = core.take_call_records(now);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].ending, dialog::Ending::CalleeHungUp);
+}

@@ -98,6 +98,7 @@ fn ending_name(e: Ending) -> &'static str {
         Ending::CallerHungUp => "caller",
         Ending::CalleeHungUp => "callee",
         Ending::EndedByServer => "server",
+        Ending::Expired => "expired",
         Ending::NotAnswered => "unanswered",
     }
 }
@@ -107,6 +108,7 @@ fn ending_of(name: &str) -> Ending {
         "caller" => Ending::CallerHungUp,
         "callee" => Ending::CalleeHungUp,
         "server" => Ending::EndedByServer,
+        "expired" => Ending::Expired,
         _ => Ending::NotAnswered,
     }
 }

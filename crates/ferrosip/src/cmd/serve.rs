@@ -702,6 +702,12 @@ async fn serve_with(
     }
     tracing::info!("shutting down");
     timers.abort();
+    // The call records made since the timers last took them.
+    let last = core.take_call_records(Instant::now());
+    last.iter().for_each(log_record);
+    if let Err(e) = store.add_cdrs(&last).await {
+        tracing::error!(error = %e, records = last.len(), "call records not stored");
+    }
     // Every acknowledged REGISTER is already written; wait for those still queued.
     let (written, done) = tokio::sync::oneshot::channel();
     let flush = Job {

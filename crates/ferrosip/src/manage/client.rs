@@ -112,9 +112,10 @@ impl Client {
             ),
             Op::LocationRm { aor } => ("DELETE", format!("/api/locations/{}", segment(aor)), None),
             Op::CdrList { user, since, limit } => {
-                let user = user
-                    .as_deref()
-                    .map_or(String::new(), |u| format!("&user={}", segment(u)));
+                // (In a query, `+` reads as a space.)
+                let user = user.as_deref().map_or(String::new(), |u| {
+                    format!("&user={}", segment(u).replace('+', "%2B"))
+                });
                 let path = format!("/api/cdrs?since={since}&limit={limit}{user}");
                 ("GET", path, None)
             }

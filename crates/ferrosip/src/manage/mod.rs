@@ -129,7 +129,8 @@ pub(crate) struct CdrInfo {
     pub(crate) ended_ms: u64,
     pub(crate) duration_ms: u64,
     pub(crate) status: u16,
-    /// `caller`, `callee` or `server` (who hung up), or `unanswered`.
+    /// `caller`, `callee` or `server` (who hung up), `expired` (no BYE seen within the
+    /// longest time a call is followed), or `unanswered`.
     pub(crate) ending: String,
     pub(crate) missed: bool,
 }
@@ -140,6 +141,7 @@ impl From<dialog::Cdr> for CdrInfo {
             dialog::Ending::CallerHungUp => "caller",
             dialog::Ending::CalleeHungUp => "callee",
             dialog::Ending::EndedByServer => "server",
+            dialog::Ending::Expired => "expired",
             dialog::Ending::NotAnswered => "unanswered",
         };
         CdrInfo {
