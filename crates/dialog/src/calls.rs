@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::call::{Call, CallKey, Dialog, DialogState, Invite};
-use crate::cdr::{Cdr, Ending};
+use crate::cdr::{ActiveCall, Cdr, Ending};
 
 /// Bounds on what the table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +224,29 @@ impl Calls {
         std::mem::take(&mut self.records)
     }
 
+    /// The calls in progress: ringing, or talking in a dialog not ended yet.
+    pub fn active(&self) -> Vec<ActiveCall> {
+        let live = |c: &&Call| !c.over();
+        let talking = |c: &Call| {
+            c.dialogs
+                .iter()
+                .filter(|d| d.state == DialogState::Confirmed)
+                .filter_map(|d| d.answered_ms)
+                .min()
+        };
+        self.calls
+            .values()
+            .filter(live)
+            .map(|c| ActiveCall {
+                call_id: c.invite.key.call_id.clone(),
+                caller: c.invite.caller.clone(),
+                dialled: c.invite.dialled.clone(),
+                started_ms: c.started_ms,
+                answered_ms: talking(c),
+            })
+            .collect()
+    }
+
     /// True when no new call can be tracked.
     pub fn is_full(&self) -> bool {
         self.calls.len() >= self.limits.max_calls
@@ -333,11 +356,14 @@ mod tests {
         c.response(5_000, &k, Some("b"), 200, Some("sip:bob@192.0.2.20"));
         c.response(5_300, &k, Some("b"), 200, Some("sip:bob@192.0.2.20"));
         assert_eq!(c.state(&k, "b"), Some(DialogState::Confirmed));
+        let active = c.active();
+        assert_eq!((active.len(), active[0].answered_ms), (1, Some(5_000)));
         // The callee hangs up (its From tag is the dialog's To tag); the BYE comes twice.
         c.bye(65_000, "c1", "b", "caller");
         c.bye(65_400, "c1", "b", "caller");
         let records = c.take_records();
         assert_eq!(records.len(), 1, "{records:?}");
+        assert!(c.active().is_empty());
         let r = &records[0];
         assert_eq!(
             (r.duration_ms(), r.ending, r.status),

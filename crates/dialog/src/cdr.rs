@@ -16,6 +16,21 @@ pub enum Ending {
     NotAnswered,
 }
 
+/// A call in progress, as shown to an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveCall {
+    /// The INVITE's Call-ID.
+    pub call_id: String,
+    /// The caller (the INVITE's From URI).
+    pub caller: String,
+    /// The callee as dialled (the To URI).
+    pub dialled: String,
+    /// When the INVITE came (milliseconds since the Unix epoch).
+    pub started_ms: u64,
+    /// When it was answered, if it was.
+    pub answered_ms: Option<u64>,
+}
+
 /// One call detail record: an answered dialog, or a call nobody answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cdr {

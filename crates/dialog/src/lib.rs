@@ -9,4 +9,4 @@ mod cdr;
 
 pub use call::{CallKey, DialogState, Invite};
 pub use calls::{Calls, Limits};
-pub use cdr::{Cdr, Ending};
+pub use cdr::{ActiveCall, Cdr, Ending};

@@ -46,6 +46,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
             get(location_one).delete(location_rm),
         )
         .route("/api/cdrs", get(cdr_list))
+        .route("/api/calls", get(calls))
         .route("/api/reload", post(reload))
         .route("/api/relay", get(relay_sessions))
         .route("/metrics", get(metrics))
@@ -207,6 +208,11 @@ async fn cdr_list(State(s): Shared, Query(q): Query<CdrFilter>) -> Response {
         limit,
     };
     run(&s, op, false).await
+}
+
+/// `GET /api/calls`: the calls in progress the script follows.
+async fn calls(State(s): Shared) -> Response {
+    run(&s, Op::Calls, false).await
 }
 
 async fn location_all(State(s): Shared) -> Response {

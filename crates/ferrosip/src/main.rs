@@ -101,6 +101,15 @@ enum Command {
         #[command(subcommand)]
         action: cmd::manage::LocationAction,
     },
+    /// The running server's calls in progress that its script follows (`dlg_manage()`):
+    /// start, caller -> callee, ringing or talking since, Call-ID.
+    Calls {
+        #[command(flatten)]
+        target: cmd::target::Target,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Call detail records of the calls the routing script follows (`dlg_manage()`).
     Cdr {
         #[command(flatten)]
@@ -188,6 +197,9 @@ fn main() -> ExitCode {
         Command::Location { target, action } => {
             target.run(Ok(action.op())).map(|()| ExitCode::SUCCESS)
         }
+        Command::Calls { target, json } => target
+            .run_as(manage::Op::Calls, json)
+            .map(|()| ExitCode::SUCCESS),
         Command::Cdr { target, action } => {
             let (op, json) = action.op();
             target.run_as(op, json).map(|()| ExitCode::SUCCESS)

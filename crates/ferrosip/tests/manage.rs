@@ -168,6 +168,16 @@ fn the_api_serves_the_cli_and_metrics_and_applies_changes_at_once() {
     assert_eq!(records, serde_json::json!([]));
     let (ok, out) = cli(&["cdr", "list", "--json"], "");
     assert!(ok && out.contains("no call records"), "{out}");
+    let calls: serde_json::Value = serde_json::from_str(&get("/api/calls")).expect("json");
+    assert_eq!(calls, serde_json::json!([]));
+    let (ok, out) = cli(&["calls"], "");
+    assert!(ok && out.contains("no calls in progress"), "{out}");
+    let db = dir.path().join("ferrosip.db");
+    let (ok, out) = ferrosip(&["calls", "--db", db.to_str().expect("path")], "");
+    assert!(
+        !ok && out.contains("--api"),
+        "the database has no calls in progress: {out}"
+    );
 
     // A subscriber added through the API is challenged at once.
     let (ok, out) = cli(

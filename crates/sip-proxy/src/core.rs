@@ -497,6 +497,11 @@ impl Core {
         u64::try_from(ms).unwrap_or(0)
     }
 
+    /// The followed calls (`dlg_manage()`) in progress, oldest first.
+    pub fn active_calls(&self) -> Vec<dialog::ActiveCall> {
+        self.dialogs.active()
+    }
+
     /// The call detail records of the followed calls (`dlg_manage()`) that ended by `now`
     /// since the last time.
     pub fn take_call_records(&self, now: Instant) -> Vec<dialog::Cdr> {

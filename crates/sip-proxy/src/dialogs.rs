@@ -103,6 +103,16 @@ impl Dialogs {
         }
     }
 
+    /// The calls in progress, oldest first.
+    pub(crate) fn active(&self) -> Vec<dialog::ActiveCall> {
+        let mut all = Vec::new();
+        for s in &self.shards {
+            all.extend(s.lock().unwrap_or_else(|p| p.into_inner()).active());
+        }
+        all.sort_by_key(|c| c.started_ms);
+        all
+    }
+
     /// The records of the calls that ended since the last time, after dropping the calls
     /// that never settled (lost events: they are recorded unanswered, 408).
     pub(crate) fn take_records(&self, now_ms: u64) -> Vec<Cdr> {

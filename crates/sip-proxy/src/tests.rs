@@ -1368,6 +1368,9 @@ fn a_followed_call_gives_one_record_when_it_ends() {
     let up = sent(core.handle_message(now, answer(200, "OK"), bob));
     sent(core.handle_message(now, answer(200, "OK"), bob));
     assert!(core.take_call_records(now).is_empty(), "still talking");
+    let active = core.active_calls();
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert!(active[0].answered_ms.is_some());
     // The caller hangs up, through the route set its 200 gave it.
     let mut route: Vec<String> = up[0]
         .1
@@ -1388,6 +1391,7 @@ Call-ID: call-1\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
     sent(core.handle_message(now, bye("bye2"), udp(CALLER)));
     let records = core.take_call_records(now);
     assert_eq!(records.len(), 1, "{records:?}");
+    assert!(core.active_calls().is_empty(), "over");
     let r = &records[0];
     assert_eq!(r.ending, dialog::Ending::CallerHungUp);
     assert_eq!(

@@ -111,6 +111,7 @@ impl Client {
                 None,
             ),
             Op::LocationRm { aor } => ("DELETE", format!("/api/locations/{}", segment(aor)), None),
+            Op::Calls => ("GET", "/api/calls".to_owned(), None),
             Op::CdrList { user, since, limit } => {
                 // (In a query, `+` reads as a space.)
                 let user = user.as_deref().map_or(String::new(), |u| {

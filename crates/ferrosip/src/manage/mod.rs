@@ -61,6 +61,8 @@ pub(crate) enum Op {
         since: u64,
         limit: usize,
     },
+    /// The running server's calls in progress (those its script follows).
+    Calls,
 }
 
 impl Op {
@@ -86,6 +88,7 @@ impl Op {
             Op::LocationShow { aor: Some(aor) } => format!("no contacts for {aor}"),
             Op::LocationShow { aor: None } => "no contacts".into(),
             Op::CdrList { .. } => "no call records".into(),
+            Op::Calls => "no calls in progress".into(),
             _ => "nothing found".into(),
         }
     }
@@ -160,6 +163,29 @@ impl From<dialog::Cdr> for CdrInfo {
     }
 }
 
+/// A call in progress as shown (times in Unix milliseconds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CallInfo {
+    pub(crate) call_id: String,
+    pub(crate) caller: String,
+    pub(crate) dialled: String,
+    pub(crate) started_ms: u64,
+    /// When answered; none while it rings.
+    pub(crate) answered_ms: Option<u64>,
+}
+
+impl From<dialog::ActiveCall> for CallInfo {
+    fn from(c: dialog::ActiveCall) -> CallInfo {
+        CallInfo {
+            call_id: c.call_id,
+            caller: c.caller,
+            dialled: c.dialled,
+            started_ms: c.started_ms,
+            answered_ms: c.answered_ms,
+        }
+    }
+}
+
 /// What an operation returns (as JSON, each shape its own). The client reads the JSON back
 /// trying the variants in order: lists first, since serde also reads a struct from an array.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,6 +196,7 @@ pub(crate) enum Reply {
     Aliases(Vec<AliasInfo>),
     Contacts(Vec<ContactInfo>),
     Cdrs(Vec<CdrInfo>),
+    Calls(Vec<CallInfo>),
     Done { message: String },
     User(UserInfo),
 }
@@ -226,6 +253,7 @@ impl Reply {
             Reply::Aliases(l) => l.is_empty(),
             Reply::Contacts(l) => l.is_empty(),
             Reply::Cdrs(l) => l.is_empty(),
+            Reply::Calls(l) => l.is_empty(),
             Reply::Done { .. } | Reply::User(_) => false,
         }
     }
@@ -245,6 +273,16 @@ impl Reply {
     /// Prints the reply as the CLI shows it.
     pub(crate) fn print(&self) {
         match self {
+            Reply::Calls(calls) => {
+                for c in calls {
+                    let state = match c.answered_ms {
+                        Some(a) => format!("talking since {}", a / 1000),
+                        None => "ringing".into(),
+                    };
+                    let started = c.started_ms / 1000;
+                    println!("{started}\t{} -> {}\t{state}\t{}", c.caller, c.dialled, c.call_id);
+                }
+            }
             Reply::Cdrs(records) => {
                 for r in records {
                     let talk = match r.answered_ms {

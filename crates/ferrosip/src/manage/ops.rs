@@ -6,7 +6,9 @@ use registrar::{Binding, Change};
 use sip_message::Uri;
 use store::{Alias, Store, Subscriber};
 
-use super::{AliasInfo, CdrInfo, ContactInfo, ErrorKind, Live, Op, OpError, Reply, UserInfo};
+use super::{
+    AliasInfo, CallInfo, CdrInfo, ContactInfo, ErrorKind, Live, Op, OpError, Reply, UserInfo,
+};
 
 /// `user@domain`, both parts non-empty and without spaces; the domain in its canonical
 /// form (lower case, no trailing dot, IPv6 without brackets).
@@ -119,6 +121,7 @@ pub(crate) async fn execute(store: &Store, live: Option<&Live>, op: Op) -> Resul
             | Op::LocationShow { .. }
             | Op::LocationRm { .. }
             | Op::CdrList { .. }
+            | Op::Calls
     );
     let reply = run(store, live, op).await?;
     if let (true, Some(live)) = (changes_directory, live) {
@@ -129,6 +132,19 @@ pub(crate) async fn execute(store: &Store, live: Option<&Live>, op: Op) -> Resul
 
 async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpError> {
     match op {
+        Op::Calls => match live {
+            Some(l) => Ok(Reply::Calls(
+                l.core
+                    .active_calls()
+                    .into_iter()
+                    .map(CallInfo::from)
+                    .collect(),
+            )),
+            None => Err(OpError::new(
+                ErrorKind::Invalid,
+                "the calls in progress are the running server's: ask it with --api",
+            )),
+        },
         Op::CdrList { user, since, limit } => {
             let user = user.as_deref().map(canonical).transpose()?;
             let since_ms = since.saturating_mul(1000);
