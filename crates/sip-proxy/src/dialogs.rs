@@ -19,7 +19,7 @@ pub(crate) struct Dialogs {
     /// A call was ever followed: until then a BYE is not looked for (a script without
     /// `dlg_manage()` pays nothing).
     used: AtomicBool,
-    /// When a full table was last logged (Unix seconds): once a minute at most.
+    /// When a full table was last logged (the Unix minute): once a minute at most.
     full_logged: AtomicU64,
 }
 
