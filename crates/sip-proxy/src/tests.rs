@@ -1337,12 +1337,9 @@ CSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
     assert_eq!(fwd.routes().count(), 0);
 }
 
-/// A script that follows calls (`dlg_manage()`): a call answered and hung up gives one
-/// record, with who hung up and the callee as reached; the 200's retransmission and a
-/// repeated BYE change nothing; a call nobody answers is a missed call.
-#[test]
-fn a_followed_call_gives_one_record_when_it_ends() {
-    let core = with_script(
+/// A core whose script follows every call it relays (`dlg_manage()`).
+fn following_core() -> Core {
+    with_script(
         "request_route {\n\
          if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
          if (has_totag()) { if (loose_route()) { t_relay(); } exit; }\n\
@@ -1350,7 +1347,15 @@ fn a_followed_call_gives_one_record_when_it_ends() {
          record_route();\n\
          dlg_manage();\n\
          t_relay(); }",
-    );
+    )
+}
+
+/// A script that follows calls (`dlg_manage()`): a call answered and hung up gives one
+/// record, with who hung up and the callee as reached; the 200's retransmission and a
+/// repeated BYE change nothing; a call nobody answers is a missed call.
+#[test]
+fn a_followed_call_gives_one_record_when_it_ends() {
+    let core = following_core();
     register(&core, "bob", "192.0.2.20:5060", "1.0");
     let now = Instant::now();
     let bob = udp("192.0.2.20:5060");
@@ -1451,15 +1456,7 @@ fn a_followed_call_through_a_failure_route_is_recorded() {
 /// call, and the answer the first pass gets is the record.
 #[test]
 fn a_spiralling_call_is_followed_once() {
-    let core = with_script(
-        "request_route {\n\
-         if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
-         if (has_totag()) { if (loose_route()) { t_relay(); } exit; }\n\
-         if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
-         record_route();\n\
-         dlg_manage();\n\
-         t_relay(); }",
-    );
+    let core = following_core();
     register(&core, "bob", "192.0.2.20:5060", "1.0");
     let now = Instant::now();
     let bob = udp("192.0.2.20:5060");
