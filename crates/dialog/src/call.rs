@@ -19,6 +19,21 @@ pub struct Invite {
     pub caller: String,
     /// The callee as dialled: the To URI.
     pub dialled: String,
+    /// How the server reaches the caller (its CSeq: the INVITE's).
+    pub caller_leg: Leg,
+}
+
+/// One side of a dialog as the server reaches it with a request of its own (a BYE).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leg {
+    /// Its Contact URI: the Request-URI of requests to it.
+    pub contact: String,
+    /// The route set towards it: Route header values, nearest first ("" for none).
+    pub route: String,
+    /// Where requests to it go first, as the proxy writes a next hop.
+    pub hop: String,
+    /// The highest CSeq number it has sent in the dialog (0: none yet).
+    pub cseq: u32,
 }
 
 /// Where a dialog is (RFC 3261 §12; RFC 4235's states but for `trying`).
@@ -44,8 +59,18 @@ pub(crate) struct Dialog {
     /// confirms it (RFC 3261 §13.2.2.4: each 2xx is a dialog).
     pub(crate) superseded: bool,
     pub(crate) answered_ms: Option<u64>,
-    /// The answer's Contact: the callee as reached.
-    pub(crate) reached: Option<String>,
+    /// The caller's highest CSeq in this dialog.
+    pub(crate) caller_cseq: u32,
+    /// How the callee is reached, from the answer (its Contact: the callee as reached).
+    pub(crate) callee: Option<Leg>,
+}
+
+impl Dialog {
+    /// The callee as reached: the answer's Contact.
+    pub(crate) fn reached(&self) -> Option<String> {
+        let contact = &self.callee.as_ref()?.contact;
+        (!contact.is_empty()).then(|| contact.clone())
+    }
 }
 
 /// A call being set up or talking.
@@ -73,7 +98,8 @@ impl Call {
             state: DialogState::Early,
             superseded: false,
             answered_ms: None,
-            reached: None,
+            caller_cseq: self.invite.caller_leg.cseq,
+            callee: None,
         });
         self.dialogs.last_mut()
     }

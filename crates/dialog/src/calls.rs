@@ -2,8 +2,10 @@
 
 use std::collections::HashMap;
 
-use crate::call::{Call, CallKey, Dialog, DialogState, Invite};
+use crate::bye::Bye;
+use crate::call::{Call, CallKey, Dialog, DialogState, Invite, Leg};
 use crate::cdr::{ActiveCall, Cdr, Ending};
+use crate::saved::Change;
 
 /// Bounds on what the table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +33,31 @@ impl Default for Limits {
     }
 }
 
+/// A request inside a dialog, as [`Calls::request`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct InDialog<'a> {
+    /// Its Call-ID.
+    pub call_id: &'a str,
+    /// Its From tag (the sender's).
+    pub from_tag: &'a str,
+    /// Its To tag.
+    pub to_tag: &'a str,
+    /// Its CSeq number.
+    pub cseq: u32,
+    /// It is a BYE.
+    pub bye: bool,
+}
+
 /// The calls a proxy relays, and the records of those that ended. Events for calls it does
 /// not know (never tracked, or over) change nothing: retransmissions and late answers
 /// never make a second record.
 #[derive(Debug)]
 pub struct Calls {
-    calls: HashMap<CallKey, Call, ahash::RandomState>,
-    limits: Limits,
+    pub(crate) calls: HashMap<CallKey, Call, ahash::RandomState>,
+    pub(crate) limits: Limits,
     records: Vec<Cdr>,
+    /// What the store must learn: dialogs answered or changed, and ended.
+    pub(crate) changes: Vec<Change>,
 }
 
 impl Calls {
@@ -48,6 +67,7 @@ impl Calls {
             calls: HashMap::default(),
             limits,
             records: Vec::new(),
+            changes: Vec::new(),
         }
     }
 
@@ -74,15 +94,16 @@ impl Calls {
 
     /// A response to the INVITE of `key` relayed to the caller: a provisional one with a To
     /// tag makes that dialog early; a 2xx confirms it (the first 2xx of a dialog is its
-    /// answer, and ends the other early dialogs); a final failure ends the call's early
-    /// dialogs, and when none was answered records a call nobody answered.
+    /// answer, and ends the other early dialogs) and tells how the callee is reached; a
+    /// final failure ends the call's early dialogs, and when none was answered records a
+    /// call nobody answered.
     pub fn response(
         &mut self,
         now_ms: u64,
         key: &CallKey,
         to_tag: Option<&str>,
         status: u16,
-        contact: Option<&str>,
+        callee: Option<Leg>,
     ) {
         let Some(call) = self.calls.get_mut(key) else {
             return;
@@ -104,7 +125,9 @@ impl Calls {
                 }
                 d.state = DialogState::Confirmed;
                 d.answered_ms = Some(now_ms);
-                d.reached = contact.map(str::to_owned);
+                d.callee = callee;
+                let saved = crate::saved::saved(call, tag);
+                self.changes.extend(saved.map(Change::Saved));
                 call.settled = true;
                 for other in call.dialogs.iter_mut().filter(|o| o.to_tag != tag) {
                     if other.state == DialogState::Early {
@@ -136,25 +159,52 @@ impl Calls {
         }
     }
 
-    /// A BYE relayed, with the tags of its From and To: ends that dialog, recording it,
-    /// and tells who hung up by whose tag is in From.
-    pub fn bye(&mut self, now_ms: u64, call_id: &str, from_tag: &str, to_tag: &str) {
+    /// A request inside a dialog relayed, with the tags of its From and To and its CSeq
+    /// number: the sender's CSeq is noted (the server's own BYE must be higher), and a BYE
+    /// ends the dialog, recording it, and tells who hung up by whose tag is in From.
+    pub fn request(&mut self, now_ms: u64, sent: InDialog<'_>) {
         let key_of = |tag: &str| CallKey {
-            call_id: call_id.to_owned(),
+            call_id: sent.call_id.to_owned(),
             from_tag: tag.to_owned(),
         };
-        let (key, dialog_tag, ending) = if self.calls.contains_key(&key_of(from_tag)) {
-            (key_of(from_tag), to_tag, Ending::CallerHungUp)
-        } else {
-            (key_of(to_tag), from_tag, Ending::CalleeHungUp)
+        let by_caller = self.calls.contains_key(&key_of(sent.from_tag));
+        let (key, dialog_tag) = match by_caller {
+            true => (key_of(sent.from_tag), sent.to_tag),
+            false => (key_of(sent.to_tag), sent.from_tag),
         };
-        self.end(now_ms, &key, dialog_tag, ending);
+        if sent.bye {
+            let ending = match by_caller {
+                true => Ending::CallerHungUp,
+                false => Ending::CalleeHungUp,
+            };
+            return self.end(now_ms, &key, dialog_tag, ending);
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(d) = call.dialogs.iter_mut().find(|d| d.to_tag == dialog_tag) else {
+            return;
+        };
+        let seen = match by_caller {
+            true => &mut d.caller_cseq,
+            false => match d.callee.as_mut() {
+                Some(leg) => &mut leg.cseq,
+                None => return,
+            },
+        };
+        if sent.cseq > *seen {
+            *seen = sent.cseq;
+            if d.state == DialogState::Confirmed {
+                let saved = crate::saved::saved(call, dialog_tag);
+                self.changes.extend(saved.map(Change::Saved));
+            }
+        }
     }
 
     /// Ends the dialogs answered longer ago than the longest duration, recording them as
     /// ended by the server; drops calls unsettled for longer than `max_setup_ms`. The
-    /// dialogs ended, for the proxy to send BYE to both sides of each.
-    pub fn expire(&mut self, now_ms: u64) -> Vec<(CallKey, String)> {
+    /// BYEs the proxy sends to both sides of each dialog ended.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<Bye> {
         let mut due = Vec::new();
         let mut stale = Vec::new();
         let mut lost = Vec::new();
@@ -201,13 +251,51 @@ impl Calls {
             }
             self.forget_if_over(&key);
         }
+        let mut byes = Vec::new();
         for (key, tag) in &due {
-            self.end(now_ms, key, tag, Ending::EndedByServer);
+            byes.extend(self.end_by_server(now_ms, key, tag));
         }
         for (key, tag) in &lost {
             self.end(now_ms, key, tag, Ending::Expired);
         }
-        due
+        byes
+    }
+
+    /// Ends every answered dialog of the calls of `call_id` (an operator's `calls end`),
+    /// recording them as ended by the server: the BYEs to send to both sides of each.
+    pub fn end_call(&mut self, now_ms: u64, call_id: &str) -> Vec<Bye> {
+        let talking: Vec<(CallKey, String)> = self
+            .calls
+            .iter()
+            .filter(|(k, _)| k.call_id == call_id)
+            .flat_map(|(k, c)| {
+                c.dialogs
+                    .iter()
+                    .filter(|d| d.state == DialogState::Confirmed)
+                    .map(|d| (k.clone(), d.to_tag.clone()))
+            })
+            .collect();
+        let mut byes = Vec::new();
+        for (key, tag) in &talking {
+            byes.extend(self.end_by_server(now_ms, key, tag));
+        }
+        byes
+    }
+
+    /// The changes the store has not been told yet, in order.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Ends the confirmed dialog `to_tag` of `key` from the server: its BYEs.
+    fn end_by_server(&mut self, now_ms: u64, key: &CallKey, to_tag: &str) -> Vec<Bye> {
+        let byes = self
+            .calls
+            .get(key)
+            .map(|c| crate::bye::byes(c, to_tag))
+            .unwrap_or_default();
+        self.end(now_ms, key, to_tag, Ending::EndedByServer);
+        byes
     }
 
     /// The state of the dialog of `key` with `to_tag`, while its call is tracked.
@@ -277,11 +365,15 @@ impl Calls {
         if d.answered_ms.is_some() {
             let record = answered(call, to_tag, now_ms, ending);
             self.records.push(record);
+            self.changes.push(Change::Ended {
+                key: key.clone(),
+                to_tag: to_tag.to_owned(),
+            });
         }
         self.forget_if_over(key);
     }
 
-    fn forget_if_over(&mut self, key: &CallKey) {
+    pub(crate) fn forget_if_over(&mut self, key: &CallKey) {
         if self.calls.get(key).is_some_and(Call::over) {
             self.calls.remove(key);
         }
@@ -311,7 +403,7 @@ fn answered(call: &Call, to_tag: &str, now_ms: u64, ending: Ending) -> Cdr {
         call_id: call.invite.key.call_id.clone(),
         caller: call.invite.caller.clone(),
         dialled: call.invite.dialled.clone(),
-        reached: d.and_then(|d| d.reached.clone()),
+        reached: d.and_then(Dialog::reached),
         started_ms: call.started_ms,
         answered_ms,
         ended_ms: now_ms.max(answered_ms.unwrap_or(call.started_ms)),
@@ -331,6 +423,35 @@ mod tests {
         }
     }
 
+    fn caller_leg() -> Leg {
+        Leg {
+            contact: "sip:alice@192.0.2.10".into(),
+            route: String::new(),
+            hop: "udp:192.0.2.10:5060".into(),
+            cseq: 1,
+        }
+    }
+
+    fn callee(contact: &str) -> Option<Leg> {
+        Some(Leg {
+            contact: contact.into(),
+            route: "<sip:edge.example.net;lr>".into(),
+            hop: "udp:192.0.2.30:5060".into(),
+            cseq: 0,
+        })
+    }
+
+    fn bye(c: &mut Calls, now_ms: u64, call_id: &str, from_tag: &str, to_tag: &str) {
+        let sent = InDialog {
+            call_id,
+            from_tag,
+            to_tag,
+            cseq: 9,
+            bye: true,
+        };
+        c.request(now_ms, sent);
+    }
+
     fn calls(call: &str, at: u64) -> Calls {
         let mut c = Calls::new(Limits {
             max_duration_ms: Some(3_600_000),
@@ -342,6 +463,7 @@ mod tests {
                 key: key(call),
                 caller: "sip:alice@example.com".into(),
                 dialled: "sip:bob@example.com".into(),
+                caller_leg: caller_leg(),
             }
         ));
         c
@@ -353,14 +475,14 @@ mod tests {
         let k = key("c1");
         c.response(1_100, &k, Some("b"), 180, None);
         assert_eq!(c.state(&k, "b"), Some(DialogState::Early));
-        c.response(5_000, &k, Some("b"), 200, Some("sip:bob@192.0.2.20"));
-        c.response(5_300, &k, Some("b"), 200, Some("sip:bob@192.0.2.20"));
+        c.response(5_000, &k, Some("b"), 200, callee("sip:bob@192.0.2.20"));
+        c.response(5_300, &k, Some("b"), 200, callee("sip:bob@192.0.2.20"));
         assert_eq!(c.state(&k, "b"), Some(DialogState::Confirmed));
         let active = c.active();
         assert_eq!((active.len(), active[0].answered_ms), (1, Some(5_000)));
         // The callee hangs up (its From tag is the dialog's To tag); the BYE comes twice.
-        c.bye(65_000, "c1", "b", "caller");
-        c.bye(65_400, "c1", "b", "caller");
+        bye(&mut c, 65_000, "c1", "b", "caller");
+        bye(&mut c, 65_400, "c1", "b", "caller");
         let records = c.take_records();
         assert_eq!(records.len(), 1, "{records:?}");
         assert!(c.active().is_empty());
@@ -400,10 +522,10 @@ mod tests {
         let k = key("c3");
         c.response(100, &k, Some("b1"), 180, None);
         c.response(150, &k, Some("b2"), 183, None);
-        c.response(2_000, &k, Some("b2"), 200, Some("sip:bob@desk"));
+        c.response(2_000, &k, Some("b2"), 200, callee("sip:bob@desk"));
         assert_eq!(c.state(&k, "b1"), Some(DialogState::Terminated));
         // The caller hangs up.
-        c.bye(12_000, "c3", "caller", "b2");
+        bye(&mut c, 12_000, "c3", "caller", "b2");
         let records = c.take_records();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].reached.as_deref(), Some("sip:bob@desk"));
@@ -415,14 +537,38 @@ mod tests {
     fn the_longest_duration_ends_a_call_from_the_server() {
         let mut c = calls("c4", 0);
         let k = key("c4");
-        c.response(1_000, &k, Some("b"), 200, None);
+        c.response(1_000, &k, Some("b"), 200, callee("sip:bob@desk"));
+        // The caller's re-INVITE (CSeq 7) and the callee's (CSeq 3) went through.
+        for (from_tag, to_tag, cseq) in [("caller", "b", 7), ("b", "caller", 3)] {
+            let sent = InDialog {
+                call_id: "c4",
+                from_tag,
+                to_tag,
+                cseq,
+                bye: false,
+            };
+            c.request(2_000, sent);
+        }
         assert!(c.expire(3_600_999).is_empty());
-        assert_eq!(c.expire(3_601_000), [(k.clone(), "b".to_owned())]);
+        let byes = c.expire(3_601_000);
+        assert_eq!(byes.len(), 2, "one to each side: {byes:?}");
+        let (to_callee, to_caller) = (&byes[0], &byes[1]);
+        assert_eq!(to_callee.leg.contact, "sip:bob@desk");
+        assert_eq!(to_callee.leg.route, "<sip:edge.example.net;lr>");
+        assert_eq!(
+            to_callee.from,
+            ("sip:alice@example.com".into(), "caller".into())
+        );
+        assert_eq!(to_callee.to, ("sip:bob@example.com".into(), "b".into()));
+        assert_eq!(to_callee.cseq, 8, "past the caller's highest");
+        assert_eq!(to_caller.leg.contact, "sip:alice@192.0.2.10");
+        assert_eq!(to_caller.from, ("sip:bob@example.com".into(), "b".into()));
+        assert_eq!(to_caller.cseq, 4, "past the callee's highest");
         let records = c.take_records();
         assert_eq!(records[0].ending, Ending::EndedByServer);
         assert_eq!(records[0].duration_ms(), 3_600_000);
         // Its BYEs coming back change nothing.
-        c.bye(3_601_100, "c4", "caller", "b");
+        bye(&mut c, 3_601_100, "c4", "caller", "b");
         assert!(c.take_records().is_empty());
     }
 
@@ -434,11 +580,11 @@ mod tests {
         let k = key("c5");
         c.response(100, &k, Some("b1"), 180, None);
         c.response(100, &k, Some("b2"), 180, None);
-        c.response(1_000, &k, Some("b1"), 200, Some("sip:b@one"));
-        c.response(1_010, &k, Some("b2"), 200, Some("sip:b@two"));
+        c.response(1_000, &k, Some("b1"), 200, callee("sip:b@one"));
+        c.response(1_010, &k, Some("b2"), 200, callee("sip:b@two"));
         assert_eq!(c.state(&k, "b2"), Some(DialogState::Confirmed));
-        c.bye(1_100, "c5", "caller", "b2");
-        c.bye(9_000, "c5", "caller", "b1");
+        bye(&mut c, 1_100, "c5", "caller", "b2");
+        bye(&mut c, 9_000, "c5", "caller", "b1");
         let mut reached: Vec<_> = c.take_records().into_iter().map(|r| r.reached).collect();
         reached.sort();
         assert_eq!(
@@ -470,6 +616,7 @@ mod tests {
             key: key(call),
             caller: "a".into(),
             dialled: "b".into(),
+            caller_leg: caller_leg(),
         };
         assert!(c.invite(0, invite("x")));
         assert!(!c.invite(0, invite("y")), "full");

@@ -1,12 +1,18 @@
 //! The calls a proxy record-routes, as their dialogs go (RFC 3261 §12): early, confirmed,
-//! ended, across forking; and a call detail record for each answered dialog and each call
-//! nobody answered (a missed call of the callee). No IO: the proxy tells [`Calls`] what it
-//! relays, with the time, and takes the records and the calls to end.
+//! ended, across forking; a call detail record for each answered dialog and each call
+//! nobody answered (a missed call of the callee); the BYEs that end a call from the server;
+//! and what the store keeps so that a restart loses no call. No IO: the proxy tells
+//! [`Calls`] what it relays, with the time, and takes the records, the changes to store and
+//! the BYEs to send.
 
+mod bye;
 mod call;
 mod calls;
 mod cdr;
+mod saved;
 
-pub use call::{CallKey, DialogState, Invite};
-pub use calls::{Calls, Limits};
+pub use bye::Bye;
+pub use call::{CallKey, DialogState, Invite, Leg};
+pub use calls::{Calls, InDialog, Limits};
 pub use cdr::{ActiveCall, Cdr, Ending};
+pub use saved::{Change, Saved};

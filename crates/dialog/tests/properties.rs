@@ -1,7 +1,7 @@
 //! Whatever the proxy relays, in any order and repeated: at most one record per answered
 //! dialog and one per unanswered call, never both for one call, and times that add up.
 
-use dialog::{CallKey, Calls, Invite, Limits};
+use dialog::{CallKey, Calls, Change, InDialog, Invite, Leg, Limits};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -47,6 +47,7 @@ proptest! {
             max_followed_ms: 30_000,
         });
         let mut records = Vec::new();
+        let mut changes = Vec::new();
         for (i, e) in events.iter().enumerate() {
             let now = 1_000 * i as u64;
             match e {
@@ -55,25 +56,59 @@ proptest! {
                         key: key(*call),
                         caller: "sip:a@h".into(),
                         dialled: "sip:b@h".into(),
+                        caller_leg: Leg::default(),
                     };
                     calls.invite(now, invite);
                 }
                 Event::Response { call, tag, status } => {
                     let tag = format!("t{tag}");
-                    calls.response(now, &key(*call), Some(&tag), *status, Some("sip:b@x"));
+                    let callee = Leg {
+                        contact: "sip:b@x".into(),
+                        ..Leg::default()
+                    };
+                    calls.response(now, &key(*call), Some(&tag), *status, Some(callee));
                 }
                 Event::Bye { call, tag, by_caller } => {
                     let (call_id, tag) = (format!("call-{call}"), format!("t{tag}"));
-                    match by_caller {
-                        true => calls.bye(now, &call_id, "caller", &tag),
-                        false => calls.bye(now, &call_id, &tag, "caller"),
-                    }
+                    let (from_tag, to_tag) = match by_caller {
+                        true => ("caller", tag.as_str()),
+                        false => (tag.as_str(), "caller"),
+                    };
+                    let sent = InDialog {
+                        call_id: &call_id,
+                        from_tag,
+                        to_tag,
+                        cseq: 2,
+                        bye: true,
+                    };
+                    calls.request(now, sent);
                 }
                 Event::Expire => {
                     calls.expire(now);
                 }
             }
             records.extend(calls.take_records());
+            changes.extend(calls.take_changes());
+        }
+        // The store ends up holding exactly the dialogs still answered and not ended.
+        let mut stored: Vec<(CallKey, String)> = Vec::new();
+        for c in &changes {
+            match c {
+                Change::Saved(s) => {
+                    let id = (s.key.clone(), s.to_tag.clone());
+                    if !stored.contains(&id) {
+                        stored.push(id);
+                    }
+                }
+                Change::Ended { key, to_tag } => {
+                    stored.retain(|(k, t)| (k, t) != (key, to_tag));
+                }
+            }
+        }
+        let talking = calls.active().iter().filter(|a| a.answered_ms.is_some()).count();
+        prop_assert!(stored.len() >= talking, "{stored:?}");
+        for (key, tag) in &stored {
+            prop_assert_eq!(calls.state(key, tag), Some(dialog::DialogState::Confirmed));
         }
         for r in &records {
             prop_assert!(r.started_ms <= r.answered_ms.unwrap_or(r.started_ms));

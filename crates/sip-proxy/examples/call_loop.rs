@@ -143,6 +143,7 @@ fn main() {
         route_secret: sip_proxy::RouteSecret([5; 16]),
         nonce_secret: sip_proxy::NonceSecret([8; 32]),
         media_optional: false,
+        calls: dialog::Limits::default(),
     };
     let dialogs = std::env::args().nth(2).as_deref() == Some("dialogs");
     let core = match dialogs {
@@ -168,6 +169,6 @@ fn main() {
     println!(
         "{completed} of {n} calls completed, {} contexts left, {} call records",
         core.active_transactions(),
-        core.take_call_records(later).len()
+        core.tick_calls(later).records.len()
     );
 }

@@ -61,6 +61,8 @@ pub struct ProxyConfig {
     /// A call whose media the relay cannot take (no ports left, no answer) proceeds with
     /// its own SDP instead of getting 503.
     pub media_optional: bool,
+    /// Bounds on the calls `dlg_manage()` follows (how many, how long).
+    pub calls: dialog::Limits,
 }
 
 /// The key of our digest nonces, given by the IO layer; never printed.

@@ -52,8 +52,8 @@ pub(crate) enum Noted {
     /// A next hop failed.
     Failed(Destination),
     /// A response of a followed call went to the caller ([`crate::dialogs`]): its
-    /// status, To tag and (a 2xx's) Contact URI.
-    Relayed(u16, Option<String>, Option<String>),
+    /// status, To tag and (a 2xx's) callee.
+    Relayed(u16, Option<String>, Option<Box<dialog::Leg>>),
 }
 
 /// Where a branch index keeps the attempt: the bits above the branch's place.
@@ -417,19 +417,19 @@ impl Context {
         }
     }
 
-    /// A provisional or 2xx response of a followed call is relayed: noted for its dialogs,
-    /// read off the response as it came.
-    fn note_answer(&mut self, code: u16, resp: &Message) {
+    /// A provisional or 2xx response of branch `i` of a followed call is relayed: noted
+    /// for its dialogs, read off the response as it came.
+    fn note_answer(&mut self, code: u16, resp: &Message, i: usize) {
         if self.dialog.is_none() {
             return;
         }
         let to_tag = resp.to().ok().and_then(|t| t.tag().map(str::to_owned));
-        let contact = (code >= 200)
-            .then(|| resp.header(sip_message::HeaderName::Contact))
-            .flatten()
-            .and_then(|h| sip_message::header::NameAddr::parse_bracketed(h.value).ok())
-            .map(|na| na.uri.as_str().to_owned());
-        self.noted.push(Noted::Relayed(code, to_tag, contact));
+        let b = &self.branches[i];
+        let callee = (code >= 200).then(|| {
+            let ours = b.issued.as_ref().map(crate::route_key::Issued::text);
+            Box::new(crate::dialogs::callee_leg(resp, ours, b.dest))
+        });
+        self.noted.push(Noted::Relayed(code, to_tag, callee));
     }
 
     /// Sends the 100 Trying now if it is still owed.
@@ -797,7 +797,7 @@ impl Context {
                     self.cancel_branch(now, cfg, i);
                 }
                 if code > 100 && !self.answered {
-                    self.note_answer(code, &resp);
+                    self.note_answer(code, &resp, i);
                     let issued = self.branches[i].issued.as_ref();
                     let (data, pair) = route_key::for_caller(&resp, issued, self.branches[i].nat);
                     self.noted.extend(pair.map(Noted::Pair));
@@ -806,7 +806,7 @@ impl Context {
                 }
             }
             200..=299 => {
-                self.note_answer(code, &resp);
+                self.note_answer(code, &resp, i);
                 self.branches[i].status = Some(code);
                 self.answered = true;
                 let b = &self.branches[i];

@@ -151,6 +151,7 @@ impl Core {
             .map(|&(_, a)| (a, crate::relay::sock_text(a)))
             .collect();
         local_texts.dedup();
+        let dialogs = crate::dialogs::Dialogs::new(cfg.calls);
         Core {
             guard: Guard::new(cfg.guard),
             cfg,
@@ -159,7 +160,7 @@ impl Core {
             dns: DnsCache::default(),
             failed: Failed::default(),
             names: crate::names::Names::default(),
-            dialogs: crate::dialogs::Dialogs::default(),
+            dialogs,
             script: ArcSwap::new(script),
             auth,
             subscribers: ArcSwap::default(),
@@ -495,17 +496,6 @@ impl Core {
     pub(crate) fn unix_ms(&self, now: Instant) -> u64 {
         let ms = self.wall_ms.load(Ordering::Relaxed) + self.since_epoch_ms(now);
         u64::try_from(ms).unwrap_or(0)
-    }
-
-    /// The followed calls (`dlg_manage()`) in progress, oldest first.
-    pub fn active_calls(&self) -> Vec<dialog::ActiveCall> {
-        self.dialogs.active()
-    }
-
-    /// The call detail records of the followed calls (`dlg_manage()`) that ended by `now`
-    /// since the last time.
-    pub fn take_call_records(&self, now: Instant) -> Vec<dialog::Cdr> {
-        self.dialogs.take_records(self.unix_ms(now))
     }
 
     fn since_epoch_ms(&self, now: Instant) -> i64 {

@@ -5,8 +5,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use dialog::{CallKey, Calls, Cdr, Invite, Limits};
-use sip_message::Message;
+use dialog::{Bye, CallKey, Calls, Cdr, Change, InDialog, Invite, Leg, Limits, Saved};
+use sip_message::header::NameAddr;
+use sip_message::{HeaderName, Message, Method};
+
+use crate::target::Destination;
 
 const SHARDS: usize = 16;
 
@@ -23,11 +26,12 @@ pub(crate) struct Dialogs {
     full_logged: AtomicU64,
 }
 
-impl Default for Dialogs {
-    fn default() -> Self {
+impl Dialogs {
+    /// An empty table within `limits` (its calls spread over the shards).
+    pub(crate) fn new(limits: Limits) -> Dialogs {
         let limits = Limits {
-            max_calls: Limits::default().max_calls / SHARDS,
-            ..Limits::default()
+            max_calls: limits.max_calls.div_ceil(SHARDS),
+            ..limits
         };
         Dialogs {
             shards: (0..SHARDS)
@@ -38,23 +42,35 @@ impl Default for Dialogs {
             full_logged: AtomicU64::new(0),
         }
     }
-}
 
-impl Dialogs {
     fn shard(&self, call_id: &str) -> MutexGuard<'_, Calls> {
         self.shards[self.hasher.hash_one(call_id) as usize % SHARDS]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An initial INVITE relayed at `now_ms` (Unix milliseconds): its call's key, or none
-    /// when it is not followed (no From tag, followed already: a spiral, or the table
-    /// full, which is logged).
-    pub(crate) fn invite(&self, now_ms: u64, msg: &Message) -> Option<CallKey> {
-        let (Ok(call_id), Ok(from), Ok(to)) = (msg.call_id(), msg.from(), msg.to()) else {
+    /// An initial INVITE relayed at `now_ms` (Unix milliseconds), which came from
+    /// `upstream` (the caller, or the proxy before us): its call's key, or none when it is
+    /// not followed (no From tag, followed already: a spiral, or the table full, which is
+    /// logged).
+    pub(crate) fn invite(
+        &self,
+        now_ms: u64,
+        msg: &Message,
+        upstream: Destination,
+    ) -> Option<CallKey> {
+        let (Ok(call_id), Ok(from), Ok(to), Ok(cseq)) =
+            (msg.call_id(), msg.from(), msg.to(), msg.cseq())
+        else {
             return None;
         };
         let from_tag = from.tag()?;
+        // Towards the caller: the proxies that record-routed the INVITE before us, nearest
+        // first, as it lists them.
+        let route: Vec<&str> = msg
+            .headers_named(HeaderName::RecordRoute)
+            .flat_map(|h| h.values())
+            .collect();
         let invite = Invite {
             key: CallKey {
                 call_id: call_id.to_owned(),
@@ -62,6 +78,12 @@ impl Dialogs {
             },
             caller: from.uri.as_str().to_owned(),
             dialled: to.uri.as_str().to_owned(),
+            caller_leg: Leg {
+                contact: contact_of(msg).unwrap_or_default(),
+                route: route.join(", "),
+                hop: upstream.to_text(),
+                cseq: cseq.seq,
+            },
         };
         self.used.store(true, Ordering::Relaxed);
         let key = invite.key.clone();
@@ -77,30 +99,58 @@ impl Dialogs {
     }
 
     /// A response of the followed call `key` relayed to the caller: its status, To tag and
-    /// (a 2xx's) Contact URI.
+    /// (a 2xx's) callee.
     pub(crate) fn response(
         &self,
         now_ms: u64,
         key: &CallKey,
         status: u16,
         to_tag: Option<&str>,
-        contact: Option<&str>,
+        callee: Option<Leg>,
     ) {
         let mut calls = self.shard(&key.call_id);
-        calls.response(now_ms, key, to_tag, status, contact);
+        calls.response(now_ms, key, to_tag, status, callee);
     }
 
-    /// A BYE relayed: the end of its dialog, if followed.
-    pub(crate) fn bye(&self, now_ms: u64, msg: &Message) {
+    /// A request inside a dialog relayed (at the time `now_ms` reads, once a call was
+    /// ever followed): its CSeq noted, and a BYE ends its dialog, if followed.
+    pub(crate) fn request(&self, now_ms: impl FnOnce() -> u64, msg: &Message) {
         if !self.used.load(Ordering::Relaxed) {
             return;
         }
-        let (Ok(call_id), Ok(from), Ok(to)) = (msg.call_id(), msg.from(), msg.to()) else {
+        let now_ms = now_ms();
+        let (Ok(call_id), Ok(from), Ok(to), Ok(cseq)) =
+            (msg.call_id(), msg.from(), msg.to(), msg.cseq())
+        else {
             return;
         };
         if let (Some(from_tag), Some(to_tag)) = (from.tag(), to.tag()) {
-            self.shard(call_id).bye(now_ms, call_id, from_tag, to_tag);
+            let sent = InDialog {
+                call_id,
+                from_tag,
+                to_tag,
+                cseq: cseq.seq,
+                bye: msg.method() == Some(Method::Bye),
+            };
+            self.shard(call_id).request(now_ms, sent);
         }
+    }
+
+    /// Ends the answered dialogs of the calls of `call_id` from the server: the BYEs to
+    /// send.
+    pub(crate) fn end_call(&self, now_ms: u64, call_id: &str) -> Vec<Bye> {
+        self.shard(call_id).end_call(now_ms, call_id)
+    }
+
+    /// Follows again dialogs kept from before a restart; how many the table took.
+    pub(crate) fn restore(&self, saved: Vec<Saved>) -> usize {
+        if !saved.is_empty() {
+            self.used.store(true, Ordering::Relaxed);
+        }
+        saved
+            .into_iter()
+            .filter(|s| self.shard(&s.key.call_id).restore(s.clone()))
+            .count()
     }
 
     /// The calls in progress, oldest first.
@@ -113,15 +163,63 @@ impl Dialogs {
         all
     }
 
-    /// The records of the calls that ended since the last time, after dropping the calls
-    /// that never settled (lost events: they are recorded unanswered, 408).
-    pub(crate) fn take_records(&self, now_ms: u64) -> Vec<Cdr> {
-        let mut all = Vec::new();
+    /// What happened since the last time: the calls past their longest duration ended
+    /// and the calls that never settled dropped (lost events: recorded unanswered, 408)
+    /// first.
+    pub(crate) fn tick(&self, now_ms: u64) -> Tick {
+        let mut t = Tick::default();
         for s in &self.shards {
             let mut calls = s.lock().unwrap_or_else(|p| p.into_inner());
-            calls.expire(now_ms);
-            all.append(&mut calls.take_records());
+            t.byes.append(&mut calls.expire(now_ms));
+            t.records.append(&mut calls.take_records());
+            t.changes.append(&mut calls.take_changes());
         }
-        all
+        t
     }
+}
+
+/// What [`Dialogs::tick`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Tick {
+    /// The records of the calls that ended.
+    pub(crate) records: Vec<Cdr>,
+    /// What the store must learn of the dialogs in progress.
+    pub(crate) changes: Vec<Change>,
+    /// BYEs of the server's own to send.
+    pub(crate) byes: Vec<Bye>,
+}
+
+/// How the callee of a 2xx is reached: its Contact, through `hop` (where the INVITE went)
+/// and the proxies that record-routed after us (the entries above `ours`, nearest first).
+pub(crate) fn callee_leg(resp: &Message, ours: Option<&[u8]>, hop: Destination) -> Leg {
+    let mut above: Vec<&str> = Vec::new();
+    let values = resp
+        .headers_named(HeaderName::RecordRoute)
+        .flat_map(|h| h.values());
+    let mut found = false;
+    for v in values {
+        if ours.is_some_and(|k| memchr::memmem::find(v.as_bytes(), k).is_some()) {
+            found = true;
+            break;
+        }
+        above.push(v);
+    }
+    // Without our entry, nothing tells which entries are past us.
+    if !found {
+        above.clear();
+    }
+    above.reverse();
+    Leg {
+        contact: contact_of(resp).unwrap_or_default(),
+        route: above.join(", "),
+        hop: hop.to_text(),
+        cseq: 0,
+    }
+}
+
+/// The URI of a message's first Contact.
+fn contact_of(msg: &Message) -> Option<String> {
+    let h = msg.header(HeaderName::Contact)?;
+    let na = NameAddr::parse_bracketed(h.value).ok()?;
+    Some(na.uri.as_str().to_owned())
 }

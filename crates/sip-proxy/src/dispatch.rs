@@ -251,11 +251,12 @@ impl Core {
             match n {
                 Noted::Pair((a, b)) => self.refreshed.pair(a, b),
                 Noted::Failed(hop) => self.hop_failed(now, hop),
-                Noted::Relayed(code, to_tag, contact) => {
+                Noted::Relayed(code, to_tag, callee) => {
                     if let Some(key) = ctx.dialog.as_deref() {
                         let at = self.unix_ms(now);
+                        let callee = callee.map(|c| *c);
                         self.dialogs
-                            .response(at, key, code, to_tag.as_deref(), contact.as_deref());
+                            .response(at, key, code, to_tag.as_deref(), callee);
                     }
                 }
             }

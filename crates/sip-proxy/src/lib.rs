@@ -6,6 +6,7 @@
 //! [`Core::handle_timeouts`] when [`Core::next_timeout`] says.
 
 mod branch;
+mod calls;
 mod checks;
 mod config;
 mod context;
@@ -37,6 +38,7 @@ use bytes::Bytes;
 
 pub use crate::core::Core;
 pub use branch::BranchSecret;
+pub use calls::CallsTick;
 pub use config::{HostedDomains, NonceSecret, ProxyConfig};
 pub use dns::Found;
 pub use guard::GuardConfig;
@@ -97,6 +99,8 @@ pub enum Command {
 mod attack_tests;
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod calls_tests;
 #[cfg(test)]
 mod context_tests;
 #[cfg(test)]

@@ -144,10 +144,9 @@ impl Core {
         groups: VecDeque<Vec<Target>>,
         stateful: bool,
     ) -> bool {
-        // A BYE ends its dialog, if a followed call's.
-        if c.msg.method() == Some(sip_message::Method::Bye) {
-            self.dialogs.bye(self.unix_ms(c.now), c.msg);
-        }
+        // A request of a followed call's dialog: its CSeq noted, and a BYE ends it.
+        let now = c.now;
+        self.dialogs.request(|| self.unix_ms(now), c.msg);
         if !stateful {
             let Some(t) = groups.front().and_then(|g| g.first()) else {
                 return false;
@@ -168,7 +167,8 @@ impl Core {
                 .method()
                 .is_some_and(crate::route_key::refreshes_target)
         });
-        let (msg, source, authenticated) = (c.msg, c.src.addr.ip(), c.auth_user.is_some());
+        let (msg, src, authenticated) = (c.msg, c.src, c.auth_user.is_some());
+        let source = src.addr.ip();
         let media = c.edits.media;
         let (follow, now_ms) = (c.edits.dialog, self.unix_ms(c.now));
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
@@ -183,7 +183,8 @@ impl Core {
             let started = ctx.start(now, cfg, groups, routing, refresh_key, out);
             // `dlg_manage()`: the call is followed from its INVITE, once it is relayed.
             if started && follow {
-                ctx.dialog = self.dialogs.invite(now_ms, msg).map(Box::new);
+                let upstream = crate::core::upstream_of(msg, src);
+                ctx.dialog = self.dialogs.invite(now_ms, msg, upstream).map(Box::new);
             }
             started
         });

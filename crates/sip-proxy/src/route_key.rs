@@ -127,6 +127,13 @@ pub(crate) struct Issued {
     dialog: SipHasher24,
 }
 
+impl Issued {
+    /// The key as our Record-Route entries carry it.
+    pub(crate) fn text(&self) -> &[u8] {
+        &self.text
+    }
+}
+
 impl std::fmt::Debug for Issued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Issued(..)")

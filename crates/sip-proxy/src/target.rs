@@ -44,6 +44,37 @@ impl Destination {
             name: None,
         }
     }
+
+    /// As text that [`Destination::from_text`] reads back (`tcp:192.0.2.1:5060`, and
+    /// `;via=ADDR` for a preferred connection): how a stored dialog keeps its next hops.
+    /// The name a TLS hop was found by is not kept.
+    pub fn to_text(&self) -> String {
+        let mut text = format!(
+            "{}:{}",
+            self.protocol.name(),
+            crate::relay::sock_text(self.addr)
+        );
+        if let Some(c) = self.connection {
+            text.push_str(";via=");
+            text.push_str(&crate::relay::sock_text(c));
+        }
+        text
+    }
+
+    /// Reads [`Destination::to_text`].
+    pub fn from_text(text: &str) -> Option<Destination> {
+        let (hop, via) = match text.split_once(";via=") {
+            Some((hop, via)) => (hop, Some(via.parse().ok()?)),
+            None => (text, None),
+        };
+        let (protocol, addr) = hop.split_once(':')?;
+        Some(Destination {
+            protocol: Protocol::from_token(protocol)?,
+            addr: addr.parse().ok()?,
+            connection: via,
+            name: None,
+        })
+    }
 }
 
 /// Where a SIP URI leads.
@@ -191,5 +222,33 @@ mod tests {
         assert_eq!(n("sips:a@192.0.2.9;transport=udp"), None);
         assert_eq!(n("sip:a@192.0.2.9:8080;transport=ws"), None);
         assert_eq!(n("sip:a@df7jal23ls0d.invalid;transport=wss"), None);
+    }
+
+    #[test]
+    fn a_hop_reads_back_from_its_text() {
+        let flow = Destination::flow(Protocol::Ws, "[2001:db8::1]:40000".parse().unwrap());
+        let tcp = Destination {
+            connection: Some("192.0.2.7:41000".parse().unwrap()),
+            ..Destination::new(Protocol::Tcp, "192.0.2.7:5060".parse().unwrap())
+        };
+        let udp = Destination::new(Protocol::Udp, "192.0.2.8:5062".parse().unwrap());
+        for d in [flow, tcp, udp] {
+            assert_eq!(
+                Destination::from_text(&d.to_text()),
+                Some(d),
+                "{}",
+                d.to_text()
+            );
+        }
+        assert_eq!(udp.to_text(), "udp:192.0.2.8:5062");
+        for bad in [
+            "",
+            "udp",
+            "sctp:192.0.2.1:5060",
+            "udp:host:5060",
+            "tcp:192.0.2.1:1;via=x",
+        ] {
+            assert_eq!(Destination::from_text(bad), None, "{bad}");
+        }
     }
 }

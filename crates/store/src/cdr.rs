@@ -7,38 +7,20 @@ use crate::backend::{Backend, Columns};
 use crate::{Store, StoreError};
 
 /// The columns, in the order of [`record`].
-const COLUMNS: &str = "call_id, caller, caller_aor, dialled, callee_aor, reached, started_ms, \
+pub(crate) const COLUMNS: &str =
+    "call_id, caller, caller_aor, dialled, callee_aor, reached, started_ms, \
                        answered_ms, ended_ms, status, ending";
 
 /// Most characters of a text stored (a stranger writes the From and To it records).
 const MAX_TEXT: usize = 512;
 
 /// Rows per INSERT statement.
-const ROWS_PER_STATEMENT: usize = 200;
+pub(crate) const ROWS_PER_STATEMENT: usize = 200;
 
 impl Store {
     /// Stores call detail records.
     pub async fn add_cdrs(&self, records: &[Cdr]) -> Result<(), StoreError> {
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            crate::backend::dispatch!(&self.backend, pool => {
-                let mut q = QueryBuilder::new(format!("INSERT INTO cdr ({COLUMNS}) "));
-                q.push_values(chunk, |mut row, r| {
-                    row.push_bind(cap(&r.call_id))
-                        .push_bind(cap(&r.caller))
-                        .push_bind(aor(&r.caller))
-                        .push_bind(cap(&r.dialled))
-                        .push_bind(aor(&r.dialled))
-                        .push_bind(r.reached.as_deref().map(cap))
-                        .push_bind(ms(r.started_ms))
-                        .push_bind(r.answered_ms.map(ms))
-                        .push_bind(ms(r.ended_ms))
-                        .push_bind(i64::from(r.status))
-                        .push_bind(ending_name(r.ending));
-                });
-                q.build().execute(pool).await?;
-            });
-        }
-        Ok(())
+        self.record_calls(records, &[]).await
     }
 
     /// The records of the calls `user` (an address-of-record, `sip:user@domain`) made or
@@ -72,7 +54,7 @@ impl Store {
 }
 
 /// `s`, cut to [`MAX_TEXT`] characters.
-fn cap(s: &str) -> &str {
+pub(crate) fn cap(s: &str) -> &str {
     match s.char_indices().nth(MAX_TEXT) {
         Some((i, _)) => &s[..i],
         None => s,
@@ -81,7 +63,7 @@ fn cap(s: &str) -> &str {
 
 /// The address-of-record a URI names (`sip:user@domain`, canonical), or the URI itself
 /// (cut) when it names none.
-fn aor(uri: &str) -> String {
+pub(crate) fn aor(uri: &str) -> String {
     sip_message::Uri::parse(uri)
         .ok()
         .and_then(|u| registrar::aor_of(&u))
@@ -89,11 +71,11 @@ fn aor(uri: &str) -> String {
 }
 
 /// Milliseconds as the database holds them.
-fn ms(v: u64) -> i64 {
+pub(crate) fn ms(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn ending_name(e: Ending) -> &'static str {
+pub(crate) fn ending_name(e: Ending) -> &'static str {
     match e {
         Ending::CallerHungUp => "caller",
         Ending::CalleeHungUp => "callee",

@@ -9,6 +9,7 @@
 mod backend;
 mod cdr;
 mod dialect;
+mod dialogs;
 mod domains;
 mod location;
 mod secrets;

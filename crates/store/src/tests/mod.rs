@@ -123,6 +123,7 @@ on_every_backend!(
     reopening_keeps_everything,
     flows_of_one_instance_share_a_contact,
     call_records,
+    dialogs_in_progress,
 );
 
 #[tokio::test]

@@ -490,3 +490,82 @@ pub(super) async fn call_records(db: &TestDb) {
     drop(store);
     assert_eq!(db.open().await.cdrs(None, 0, 10).await.unwrap().len(), 3);
 }
+
+fn dialog_saved(call_id: &str, to_tag: &str, caller_cseq: u32) -> dialog::Saved {
+    let leg = |contact: &str, route: &str, hop: &str, cseq| dialog::Leg {
+        contact: contact.into(),
+        route: route.into(),
+        hop: hop.into(),
+        cseq,
+    };
+    dialog::Saved {
+        key: dialog::CallKey {
+            call_id: call_id.into(),
+            from_tag: "ftag".into(),
+        },
+        to_tag: to_tag.into(),
+        caller: "sip:alice@example.com".into(),
+        dialled: "sip:bob@example.com".into(),
+        started_ms: 1_700_000_000_000,
+        answered_ms: 1_700_000_004_000,
+        caller_leg: leg(
+            "sip:alice@192.0.2.1:5060;ob",
+            "<sip:edge.example.net;lr>, <sip:p2;lr>",
+            "udp:192.0.2.1:5060",
+            caller_cseq,
+        ),
+        callee_leg: leg(
+            "sip:bob@192.0.2.2",
+            "",
+            "tcp:192.0.2.2:5060;via=192.0.2.2:40001",
+            0,
+        ),
+    }
+}
+
+/// The dialogs of calls in progress: the last change of each stays (saved again with a new
+/// CSeq, or removed when it ended), written with the records of the calls that ended, and
+/// read back after a reopening as they were.
+pub(super) async fn dialogs_in_progress(db: &TestDb) {
+    use dialog::Change;
+    let store = db.open().await;
+    let (a, b) = (dialog_saved("c1", "t1", 1), dialog_saved("c2", "t2", 1));
+    let a2 = dialog_saved("c1", "t1", 5);
+    let changes = [
+        Change::Saved(Box::new(a.clone())),
+        Change::Saved(Box::new(b.clone())),
+        Change::Saved(Box::new(a2.clone())),
+    ];
+    store.record_calls(&[], &changes).await.unwrap();
+    let mut stored = store.dialogs().await.unwrap();
+    stored.sort_by(|x, y| x.key.call_id.cmp(&y.key.call_id));
+    assert_eq!(stored, [a2.clone(), b.clone()]);
+    // b ends: its record and its removal go together.
+    let ended = Change::Ended {
+        key: b.key.clone(),
+        to_tag: b.to_tag.clone(),
+    };
+    let r = record(
+        "c2",
+        "sip:alice@example.com",
+        "sip:bob@example.com",
+        5_000,
+        true,
+    );
+    store.record_calls(&[r], &[ended]).await.unwrap();
+    drop(store);
+    let store = db.open().await;
+    assert_eq!(store.dialogs().await.unwrap(), [a2]);
+    assert_eq!(store.cdrs(None, 0, 10).await.unwrap().len(), 1);
+    // Saved and ended in one batch: nothing stays.
+    let c = dialog_saved("c3", "t3", 1);
+    let changes = [
+        Change::Saved(Box::new(c.clone())),
+        Change::Ended {
+            key: c.key.clone(),
+            to_tag: c.to_tag.clone(),
+        },
+    ];
+    store.record_calls(&[], &changes).await.unwrap();
+    assert_eq!(store.dialogs().await.unwrap().len(), 1);
+}

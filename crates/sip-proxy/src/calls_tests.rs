@@ -1,0 +1,272 @@
+//! Followed calls (`dlg_manage()`) in memory: their records, the BYEs of the server's own
+//! that end them, and what the store learns so that a restart loses none.
+
+use std::time::{Duration, Instant};
+
+use sip_message::{HeaderName, Message, Method, ResponseBuilder};
+
+use crate::tests::{invite, invite_on, msg, register, sent, udp, with_script, CALLER};
+use crate::Core;
+
+/// A core whose script follows every call it relays (`dlg_manage()`).
+fn following_core() -> Core {
+    with_script(
+        "request_route {\n\
+         if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+         if (has_totag()) { if (loose_route()) { t_relay(); } exit; }\n\
+         if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+         record_route();\n\
+         dlg_manage();\n\
+         t_relay(); }",
+    )
+}
+
+/// A script that follows calls (`dlg_manage()`): a call answered and hung up gives one
+/// record, with who hung up and the callee as reached; the 200's retransmission and a
+/// repeated BYE change nothing; a call nobody answers is a missed call.
+#[test]
+fn a_followed_call_gives_one_record_when_it_ends() {
+    let core = following_core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let bob = udp("192.0.2.20:5060");
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let (_, fwd) = &out[0];
+    let answer = |code: u16, reason: &str| {
+        let mut r = ResponseBuilder::for_request(fwd, code, reason, Some("b"))
+            .header("Contact", "<sip:bob@192.0.2.20:5060>");
+        for h in fwd.headers_named(HeaderName::RecordRoute) {
+            r = r.header("Record-Route", h.value);
+        }
+        Message::parse(r.build()).expect("response")
+    };
+    sent(core.handle_message(now, answer(180, "Ringing"), bob));
+    let up = sent(core.handle_message(now, answer(200, "OK"), bob));
+    sent(core.handle_message(now, answer(200, "OK"), bob));
+    assert!(core.tick_calls(now).records.is_empty(), "still talking");
+    let active = core.active_calls();
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert!(active[0].answered_ms.is_some());
+    // The caller hangs up, through the route set its 200 gave it.
+    let mut route: Vec<String> = up[0]
+        .1
+        .headers_named(HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .collect();
+    route.reverse();
+    let bye = |branch: &str| {
+        msg(&format!(
+            "BYE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{branch}\n\
+Route: {}\nFrom: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>;tag=b\n\
+Call-ID: call-1\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            route.join(", ")
+        ))
+    };
+    let out = sent(core.handle_message(now, bye("bye1"), udp(CALLER)));
+    assert_eq!(out[0].1.method(), Some(Method::Bye));
+    sent(core.handle_message(now, bye("bye2"), udp(CALLER)));
+    let records = core.tick_calls(now).records;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(core.active_calls().is_empty(), "over");
+    let r = &records[0];
+    assert_eq!(r.ending, dialog::Ending::CallerHungUp);
+    assert_eq!(
+        (r.caller.as_str(), r.dialled.as_str(), r.reached.as_deref()),
+        (
+            "sip:caller@example.net",
+            "sip:bob@example.com",
+            Some("sip:bob@192.0.2.20:5060")
+        )
+    );
+    // Another call, declined: a missed call of bob's.
+    let declined = msg(&format!(
+        "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKmiss\n\
+From: <sip:caller@example.net>;tag=m\nTo: <sip:bob@example.com>\nCall-ID: call-miss\nCSeq: 1 INVITE\n\
+Contact: <sip:caller@192.0.2.10:5060>\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    let out = sent(core.handle_message(now, declined, udp(CALLER)));
+    let busy = ResponseBuilder::for_request(&out[0].1, 486, "Busy Here", Some("x"));
+    sent(core.handle_message(now, Message::parse(busy.build()).unwrap(), bob));
+    let records = core.tick_calls(now).records;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].missed());
+    assert_eq!(
+        (records[0].status, records[0].call_id.as_str()),
+        (486, "call-miss")
+    );
+}
+
+/// A call whose failure route runs (it answers nothing of its own) is recorded missed all
+/// the same: the failure goes to the caller after the route, and is noted then.
+#[test]
+fn a_followed_call_through_a_failure_route_is_recorded() {
+    let core = with_script(
+        "request_route {\n\
+         if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+         if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+         record_route();\n\
+         dlg_manage();\n\
+         t_on_failure(\"MISSED\");\n\
+         t_relay(); }\n\
+         failure_route[MISSED] { xlog(\"L_INFO\", \"missed\"); }",
+    );
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let busy = ResponseBuilder::for_request(&out[0].1, 486, "Busy Here", Some("x"));
+    let bob = udp("192.0.2.20:5060");
+    let up = sent(core.handle_message(now, Message::parse(busy.build()).unwrap(), bob));
+    assert!(up.iter().any(|(_, m)| m.status() == Some(486)), "{up:?}");
+    let records = core.tick_calls(now).records;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!((records[0].status, records[0].missed()), (486, true));
+}
+
+/// A call that passes the proxy twice (a spiral: the same Call-ID and From tag in a second
+/// transaction) is followed by its first pass alone: the inner pass's failure is no missed
+/// call, and the answer the first pass gets is the record.
+#[test]
+fn a_spiralling_call_is_followed_once() {
+    let core = following_core();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let bob = udp("192.0.2.20:5060");
+    let outer = sent(core.handle_message(now, invite_on("outer", "bob", ""), udp(CALLER)));
+    let inner = sent(core.handle_message(now, invite_on("inner", "bob", ""), udp(CALLER)));
+    let answer = |fwd: &Message, code: u16| {
+        let r = ResponseBuilder::for_request(fwd, code, "X", Some("b"))
+            .header("Contact", "<sip:bob@192.0.2.20:5060>");
+        Message::parse(r.build()).expect("response")
+    };
+    sent(core.handle_message(now, answer(&inner[0].1, 486), bob));
+    assert!(
+        core.tick_calls(now).records.is_empty(),
+        "the inner pass records nothing"
+    );
+    sent(core.handle_message(now, answer(&outer[0].1, 200), bob));
+    let route: Vec<String> = outer[0]
+        .1
+        .headers_named(HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .collect();
+    let bye = msg(&format!(
+        "BYE sip:caller@192.0.2.10:5060 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKsbye\n\
+Route: {}\nFrom: <sip:bob@example.com>;tag=b\nTo: <sip:caller@example.net>;tag=c\n\
+Call-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        route.join(", ")
+    ));
+    sent(core.handle_message(now, bye, bob));
+    let records = core.tick_calls(now).records;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].ending, dialog::Ending::CalleeHungUp);
+}
+
+/// A call through `core` from CALLER (behind the proxy `edge`) to bob, who answers behind
+/// the proxy `far`: the INVITE as bob got it.
+fn answered_call(core: &Core, now: Instant) -> Message {
+    core.set_wall_clock(now, Duration::from_secs(1_700_000_000));
+    register(core, "bob", "192.0.2.20:5060", "1.0");
+    let edge = "Record-Route: <sip:192.0.2.50;lr>\n";
+    let out = sent(core.handle_message(now, invite("bob", edge), udp(CALLER)));
+    let fwd = &out[0].1;
+    let mut ok = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
+        .header("Contact", "<sip:bob@192.0.2.20:5060>")
+        .header("Record-Route", "<sip:far.example.org;lr>");
+    for h in fwd.headers_named(HeaderName::RecordRoute) {
+        ok = ok.header("Record-Route", h.value);
+    }
+    let ok = Message::parse(ok.build()).expect("200");
+    let up = sent(core.handle_message(now, ok, udp("192.0.2.20:5060")));
+    assert_eq!(up[0].1.status(), Some(200));
+    fwd.clone()
+}
+
+/// `calls end`: a BYE to each side in the other's name, along the route set each side
+/// has, past each side's CSeq; the record says the server ended it.
+#[test]
+fn an_operator_ends_a_call_with_a_bye_to_each_side() {
+    let core = following_core();
+    let now = Instant::now();
+    let fwd = answered_call(&core, now);
+    // bob sends an INFO in the dialog (his CSeq 7), through us.
+    let route: Vec<&str> = fwd
+        .headers_named(HeaderName::RecordRoute)
+        .map(|h| h.value)
+        .collect();
+    let info = msg(&format!(
+        "INFO sip:caller@192.0.2.10:5060 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bKinfo\n\
+Route: {}\nFrom: <sip:bob@example.com>;tag=b\nTo: <sip:caller@example.net>;tag=c\n\
+Call-ID: call-1\nCSeq: 7 INFO\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        route.join(", ")
+    ));
+    let relayed = sent(core.handle_message(now, info, udp("192.0.2.20:5060")));
+    assert_eq!(relayed[0].1.method(), Some(Method::Info), "{relayed:?}");
+    assert!(core.end_call(now, "no-such-call").is_none());
+    let byes = sent(core.end_call(now, "call-1").expect("talking"));
+    assert_eq!(byes.len(), 2, "{byes:?}");
+    let (to_bob, to_caller) = (&byes[0], &byes[1]);
+    assert_eq!(to_bob.0, udp("192.0.2.20:5060"));
+    assert_eq!(to_bob.1.method(), Some(Method::Bye));
+    assert_eq!(
+        to_bob.1.request_uri_str().unwrap(),
+        "sip:bob@192.0.2.20:5060"
+    );
+    let route = |m: &Message| {
+        m.routes()
+            .map(|r| r.unwrap().uri.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(route(&to_bob.1), ["sip:far.example.org;lr"]);
+    assert_eq!(to_bob.1.from().unwrap().tag(), Some("c"));
+    assert_eq!(to_bob.1.to().unwrap().tag(), Some("b"));
+    assert_eq!(to_bob.1.cseq().unwrap().seq, 2, "past the caller's INVITE");
+    assert_eq!(to_caller.0, udp(CALLER));
+    assert_eq!(
+        to_caller.1.request_uri_str().unwrap(),
+        "sip:caller@192.0.2.10:5060"
+    );
+    assert_eq!(route(&to_caller.1), ["sip:192.0.2.50;lr"]);
+    assert_eq!(to_caller.1.from().unwrap().tag(), Some("b"));
+    assert_eq!(to_caller.1.cseq().unwrap().seq, 8, "past bob's INFO");
+    for (_, bye) in &byes {
+        assert!(bye.top_via().is_ok(), "our Via");
+    }
+    let tick = core.tick_calls(now);
+    assert_eq!(tick.records.len(), 1);
+    assert_eq!(tick.records[0].ending, dialog::Ending::EndedByServer);
+    assert!(core.end_call(now, "call-1").is_none(), "ended once");
+}
+
+/// What the store learns (the answer, then the end) brings a call back after a restart:
+/// its BYE then makes its record, with the times from before.
+#[test]
+fn a_call_saved_before_a_restart_is_recorded_when_it_ends() {
+    let core = following_core();
+    let now = Instant::now();
+    answered_call(&core, now);
+    let changes = core.tick_calls(now).changes;
+    let saved: Vec<dialog::Saved> = changes
+        .into_iter()
+        .filter_map(|c| match c {
+            dialog::Change::Saved(s) => Some(*s),
+            dialog::Change::Ended { .. } => None,
+        })
+        .collect();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].caller_leg.hop, "udp:192.0.2.10:5060");
+    let restarted = following_core();
+    let later = now + Duration::from_secs(30);
+    restarted.set_wall_clock(later, Duration::from_secs(1_700_000_030));
+    assert_eq!(restarted.restore_calls(saved), 1);
+    assert_eq!(restarted.active_calls().len(), 1);
+    let byes = sent(restarted.end_call(later, "call-1").expect("restored"));
+    assert_eq!(byes[0].0, udp("192.0.2.20:5060"));
+    let tick = restarted.tick_calls(later);
+    assert_eq!(tick.records.len(), 1);
+    let r = &tick.records[0];
+    assert!(
+        r.duration_ms() >= 29_000,
+        "answered before the restart: {r:?}"
+    );
+    assert!(matches!(&tick.changes[..], [dialog::Change::Ended { .. }]));
+}
