@@ -47,6 +47,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/api/cdrs", get(cdr_list))
         .route("/api/calls", get(calls))
+        .route("/api/calls/end", post(call_end))
         .route("/api/reload", post(reload))
         .route("/api/relay", get(relay_sessions))
         .route("/metrics", get(metrics))
@@ -213,6 +214,16 @@ async fn cdr_list(State(s): Shared, Query(q): Query<CdrFilter>) -> Response {
 /// `GET /api/calls`: the calls in progress the script follows.
 async fn calls(State(s): Shared) -> Response {
     run(&s, Op::Calls, false).await
+}
+
+#[derive(Deserialize)]
+struct CallId {
+    call_id: String,
+}
+
+/// `POST /api/calls/end`: ends an answered call (a BYE to each side).
+async fn call_end(State(s): Shared, Json(c): Json<CallId>) -> Response {
+    run(&s, Op::CallEnd { call_id: c.call_id }, false).await
 }
 
 async fn location_all(State(s): Shared) -> Response {

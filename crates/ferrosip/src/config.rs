@@ -24,6 +24,45 @@ pub(crate) struct Config {
     pub(crate) tls: Tls,
     pub(crate) dns: Dns,
     pub(crate) accounting: Accounting,
+    pub(crate) calls: Calls,
+}
+
+/// `[calls]`: bounds on the calls `dlg_manage()` follows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Calls {
+    /// Seconds an answered call may last before the server ends it with a BYE to each side
+    /// (0: no limit).
+    pub(crate) max_duration: u64,
+    /// Most calls followed at once; past it new calls go without records (logged).
+    pub(crate) max_active: usize,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Calls {
+            max_duration: 0,
+            max_active: dialog::Limits::default().max_calls,
+        }
+    }
+}
+
+impl Calls {
+    /// The limits the proxy follows calls within.
+    pub(crate) fn limits(&self) -> dialog::Limits {
+        let default = dialog::Limits::default();
+        let max_duration_ms =
+            (self.max_duration > 0).then(|| self.max_duration.saturating_mul(1000));
+        dialog::Limits {
+            max_calls: self.max_active,
+            max_duration_ms,
+            // A call is followed at least an hour past its longest duration.
+            max_followed_ms: max_duration_ms
+                .map_or(0, |d| d.saturating_add(3_600_000))
+                .max(default.max_followed_ms),
+            ..default
+        }
+    }
 }
 
 /// `[accounting]`: where call records go besides the database and the log.

@@ -102,13 +102,15 @@ enum Command {
         action: cmd::manage::LocationAction,
     },
     /// The running server's calls in progress that its script follows (`dlg_manage()`):
-    /// start, caller -> callee, ringing or talking since, Call-ID.
+    /// start, caller -> callee, ringing or talking since, Call-ID; or `end CALL-ID`.
     Calls {
         #[command(flatten)]
         target: cmd::target::Target,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        action: Option<cmd::manage::CallsAction>,
     },
     /// Call detail records of the calls the routing script follows (`dlg_manage()`).
     Cdr {
@@ -197,9 +199,17 @@ fn main() -> ExitCode {
         Command::Location { target, action } => {
             target.run(Ok(action.op())).map(|()| ExitCode::SUCCESS)
         }
-        Command::Calls { target, json } => target
-            .run_as(manage::Op::Calls, json)
-            .map(|()| ExitCode::SUCCESS),
+        Command::Calls {
+            target,
+            json,
+            action,
+        } => {
+            let op = match action {
+                Some(cmd::manage::CallsAction::End { call_id }) => manage::Op::CallEnd { call_id },
+                None => manage::Op::Calls,
+            };
+            target.run_as(op, json).map(|()| ExitCode::SUCCESS)
+        }
         Command::Cdr { target, action } => {
             let (op, json) = action.op();
             target.run_as(op, json).map(|()| ExitCode::SUCCESS)

@@ -80,6 +80,16 @@ pub(crate) enum LocationAction {
     },
 }
 
+/// What else `ferrosip calls` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CallsAction {
+    /// End an answered call from the server: a BYE to each side (its record says so).
+    End {
+        /// Its Call-ID, as `ferrosip calls` shows it.
+        call_id: String,
+    },
+}
+
 /// Call records.
 #[derive(Debug, Subcommand)]
 pub(crate) enum CdrAction {

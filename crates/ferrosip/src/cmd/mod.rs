@@ -1,5 +1,6 @@
 //! Subcommands.
 
+mod accounting;
 mod database;
 pub(crate) mod manage;
 pub(crate) mod parse;

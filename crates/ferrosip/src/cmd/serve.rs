@@ -14,6 +14,7 @@ use store::Store;
 use transport::{Handler, Listen, Source, Transports};
 
 use crate::api::{self, ApiState};
+use crate::cmd::accounting::Accounting;
 use crate::config::Config;
 use crate::manage::{load_directory, Live};
 use crate::metrics::Metrics;
@@ -187,6 +188,7 @@ pub(crate) fn proxy_config(
             || cfg.relay.when_exhausted == crate::config::WhenExhausted::Proceed,
         // Replaced by the database's at start (see `route_secret`).
         route_secret: sip_proxy::RouteSecret(route_secret),
+        calls: cfg.calls.limits(),
     })
 }
 
@@ -603,6 +605,10 @@ async fn serve_with(
     let live = Live {
         core: core.clone(),
         location,
+        execute: {
+            let server = server.clone();
+            Arc::new(move |commands| server.execute(commands))
+        },
     };
     let reloader = || Reloader {
         live: live.clone(),
@@ -617,21 +623,10 @@ async fn serve_with(
     let _ = server.core.set(core.clone());
     let _ = server.transports.set(transports);
 
-    // Call records as JSON lines, appended to a file of the operator's.
-    let mut json_lines = match &cfg.accounting.json_lines {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| {
-                    format!("accounting.json_lines: cannot open {}", path.display())
-                })?,
-        ),
-        None => None,
-    };
+    crate::cmd::accounting::restore(&core, store).await?;
+    let calls = calls_each_second(&cfg, store, &server, &core)?;
     let timers = {
-        let (server, core, records_store) = (server.clone(), core.clone(), store.clone());
+        let (server, core) = (server.clone(), core.clone());
         let keepalive = (cfg.nat.keepalive_interval > 0).then(|| {
             (
                 Duration::from_secs(cfg.nat.keepalive_interval),
@@ -641,7 +636,6 @@ async fn serve_with(
         tokio::spawn(async move {
             let mut last_purge = Instant::now();
             let mut last_keepalive = Instant::now();
-            let mut last_records = Instant::now();
             loop {
                 // Idle, it wakes every 100 ms (or T1, if shorter): a timer started meanwhile is
                 // at least T1 away, so it is still served on time.
@@ -657,27 +651,6 @@ async fn serve_with(
                     if last_keepalive.elapsed() >= every {
                         last_keepalive = Instant::now();
                         server.execute(core.keepalive(last_keepalive, timeout));
-                    }
-                }
-                if last_records.elapsed() >= Duration::from_secs(1) {
-                    last_records = Instant::now();
-                    let records = core.take_call_records(last_records);
-                    for r in &records {
-                        log_record(r);
-                        server.metrics.call_recorded(r.missed());
-                    }
-                    if let Some(file) = json_lines.as_mut().filter(|_| !records.is_empty()) {
-                        append_json_lines(file, &records);
-                    }
-                    if !records.is_empty() {
-                        let (store, server) = (records_store.clone(), server.clone());
-                        tokio::spawn(async move {
-                            if let Err(e) = store.add_cdrs(&records).await {
-                                let n = records.len();
-                                server.metrics.calls_not_stored(n);
-                                tracing::error!(error = %e, records = n, "call records not stored");
-                            }
-                        });
                     }
                 }
                 if last_purge.elapsed() > Duration::from_secs(10) {
@@ -702,11 +675,9 @@ async fn serve_with(
     }
     tracing::info!("shutting down");
     timers.abort();
-    // The call records made since the timers last took them.
-    let last = core.take_call_records(Instant::now());
-    last.iter().for_each(log_record);
-    if let Err(e) = store.add_cdrs(&last).await {
-        tracing::error!(error = %e, records = last.len(), "call records not stored");
+    let _ = calls.0.send(());
+    if let Ok(accounting) = calls.1.await {
+        accounting.finish(&core).await;
     }
     // Every acknowledged REGISTER is already written; wait for those still queued.
     let (written, done) = tokio::sync::oneshot::channel();
@@ -773,38 +744,35 @@ pub(crate) async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// A call detail record, as a log line of its own (`ferrosip::cdr`).
-fn log_record(r: &dialog::Cdr) {
-    tracing::info!(
-        target: "ferrosip::cdr",
-        call_id = %r.call_id,
-        caller = %r.caller,
-        dialled = %r.dialled,
-        reached = r.reached.as_deref().unwrap_or(""),
-        started_ms = r.started_ms,
-        answered_ms = r.answered_ms.unwrap_or(0),
-        ended_ms = r.ended_ms,
-        duration_ms = r.duration_ms(),
-        status = r.status,
-        ending = ?r.ending,
-        missed = r.missed(),
-        "call record"
-    );
-}
-
-/// Appends call records to `file`, one JSON object per line (as `ferrosip cdr list --json`
-/// prints them).
-fn append_json_lines(file: &mut std::fs::File, records: &[dialog::Cdr]) {
-    use std::io::Write;
-    let mut text = String::new();
-    for r in records {
-        let info = crate::manage::CdrInfo::from(r.clone());
-        if let Ok(line) = serde_json::to_string(&info) {
-            text.push_str(&line);
-            text.push('\n');
+/// Each second, the followed calls' records and changes go to [`Accounting`], and the BYEs
+/// of the calls past their longest duration are sent; until told to stop (then it gives
+/// its [`Accounting`] back, for the last records).
+fn calls_each_second(
+    cfg: &Config,
+    store: &Store,
+    server: &Arc<Server>,
+    core: &Arc<Core>,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Accounting>,
+)> {
+    let json_lines = cfg.accounting.json_lines.as_deref();
+    let mut accounting = Accounting::start(json_lines, store, server.metrics.clone())?;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let (server, core) = (server.clone(), core.clone());
+    let task = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = &mut stopped => break,
+            }
+            let mut tick = core.tick_calls(Instant::now());
+            server.execute(std::mem::take(&mut tick.commands));
+            accounting.take(tick);
         }
-    }
-    if let Err(e) = file.write_all(text.as_bytes()) {
-        tracing::error!(error = %e, "call records not written to accounting.json_lines");
-    }
+        accounting
+    });
+    Ok((stop, task))
 }

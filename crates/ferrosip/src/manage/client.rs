@@ -112,6 +112,11 @@ impl Client {
             ),
             Op::LocationRm { aor } => ("DELETE", format!("/api/locations/{}", segment(aor)), None),
             Op::Calls => ("GET", "/api/calls".to_owned(), None),
+            Op::CallEnd { call_id } => (
+                "POST",
+                "/api/calls/end".to_owned(),
+                Some(json!({ "call_id": call_id })),
+            ),
             Op::CdrList { user, since, limit } => {
                 // (In a query, `+` reads as a space.)
                 let user = user.as_deref().map_or(String::new(), |u| {

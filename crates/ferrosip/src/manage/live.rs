@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use registrar::Location;
-use sip_proxy::Core;
+use sip_proxy::{Command, Core};
 use store::{Store, StoreError};
 
 use super::OpError;
@@ -13,6 +13,8 @@ use super::OpError;
 pub(crate) struct Live {
     pub(crate) core: Arc<Core>,
     pub(crate) location: Arc<Location>,
+    /// Carries out what the core asks for (the BYEs that end a call).
+    pub(crate) execute: Arc<dyn Fn(Vec<Command>) + Send + Sync>,
 }
 
 impl Live {

@@ -63,6 +63,10 @@ pub(crate) enum Op {
     },
     /// The running server's calls in progress (those its script follows).
     Calls,
+    /// Ends the running server's answered call of this Call-ID: a BYE to each side.
+    CallEnd {
+        call_id: String,
+    },
 }
 
 impl Op {

@@ -122,6 +122,7 @@ pub(crate) async fn execute(store: &Store, live: Option<&Live>, op: Op) -> Resul
             | Op::LocationRm { .. }
             | Op::CdrList { .. }
             | Op::Calls
+            | Op::CallEnd { .. }
     );
     let reply = run(store, live, op).await?;
     if let (true, Some(live)) = (changes_directory, live) {
@@ -145,6 +146,24 @@ async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpErro
                 "the calls in progress are the running server's: ask it with --api",
             )),
         },
+        Op::CallEnd { call_id } => {
+            let Some(l) = live else {
+                return Err(OpError::new(
+                    ErrorKind::Invalid,
+                    "a call is ended by the running server: ask it with --api",
+                ));
+            };
+            match l.core.end_call(std::time::Instant::now(), &call_id) {
+                Some(byes) => {
+                    (l.execute)(byes);
+                    done(format!("ended call {call_id}: a BYE to each side"))
+                }
+                None => Err(OpError::new(
+                    ErrorKind::NotFound,
+                    format!("no answered call in progress has Call-ID {call_id:?}"),
+                )),
+            }
+        }
         Op::CdrList { user, since, limit } => {
             let user = user.as_deref().map(canonical).transpose()?;
             let since_ms = since.saturating_mul(1000);
