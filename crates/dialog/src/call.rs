@@ -63,6 +63,10 @@ pub(crate) struct Dialog {
     pub(crate) caller_cseq: u32,
     /// How the callee is reached, from the answer (its Contact: the callee as reached).
     pub(crate) callee: Option<Leg>,
+    /// The store holds it.
+    pub(crate) stored: bool,
+    /// Answered or changed since the store last learnt of it.
+    pub(crate) dirty: bool,
 }
 
 impl Dialog {
@@ -100,6 +104,8 @@ impl Call {
             answered_ms: None,
             caller_cseq: self.invite.caller_leg.cseq,
             callee: None,
+            stored: false,
+            dirty: false,
         });
         self.dialogs.last_mut()
     }

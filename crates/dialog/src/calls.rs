@@ -56,8 +56,11 @@ pub struct Calls {
     pub(crate) calls: HashMap<CallKey, Call, ahash::RandomState>,
     pub(crate) limits: Limits,
     records: Vec<Cdr>,
-    /// What the store must learn: dialogs answered or changed, and ended.
-    pub(crate) changes: Vec<Change>,
+    /// Dialogs the store holds that ended since it last learnt.
+    ended: Vec<Change>,
+    /// Calls with a dialog answered or changed since then (saved when taken, unless
+    /// ended by then: a short call never reaches the store).
+    dirty: Vec<CallKey>,
 }
 
 impl Calls {
@@ -67,7 +70,8 @@ impl Calls {
             calls: HashMap::default(),
             limits,
             records: Vec::new(),
-            changes: Vec::new(),
+            ended: Vec::new(),
+            dirty: Vec::new(),
         }
     }
 
@@ -126,8 +130,8 @@ impl Calls {
                 d.state = DialogState::Confirmed;
                 d.answered_ms = Some(now_ms);
                 d.callee = callee;
-                let saved = crate::saved::saved(call, tag);
-                self.changes.extend(saved.map(Change::Saved));
+                d.dirty = true;
+                self.dirty.push(key.clone());
                 call.settled = true;
                 for other in call.dialogs.iter_mut().filter(|o| o.to_tag != tag) {
                     if other.state == DialogState::Early {
@@ -194,9 +198,9 @@ impl Calls {
         };
         if sent.cseq > *seen {
             *seen = sent.cseq;
-            if d.state == DialogState::Confirmed {
-                let saved = crate::saved::saved(call, dialog_tag);
-                self.changes.extend(saved.map(Change::Saved));
+            if d.state == DialogState::Confirmed && !d.dirty {
+                d.dirty = true;
+                self.dirty.push(key);
             }
         }
     }
@@ -282,9 +286,26 @@ impl Calls {
         byes
     }
 
-    /// The changes the store has not been told yet, in order.
+    /// What the store has not been told yet: the dialogs it holds that ended, then the
+    /// dialogs answered or changed since (a dialog answered and ended in between is in
+    /// neither).
     pub fn take_changes(&mut self) -> Vec<Change> {
-        std::mem::take(&mut self.changes)
+        let mut changes = std::mem::take(&mut self.ended);
+        for key in std::mem::take(&mut self.dirty) {
+            let Some(call) = self.calls.get_mut(&key) else {
+                continue;
+            };
+            for i in 0..call.dialogs.len() {
+                let d = &mut call.dialogs[i];
+                if !std::mem::take(&mut d.dirty) || d.state != DialogState::Confirmed {
+                    continue;
+                }
+                d.stored = true;
+                let tag = d.to_tag.clone();
+                changes.extend(crate::saved::saved(call, &tag).map(Change::Saved));
+            }
+        }
+        changes
     }
 
     /// Ends the confirmed dialog `to_tag` of `key` from the server: its BYEs.
@@ -362,10 +383,14 @@ impl Calls {
             return; // a retransmission, or the other side's BYE after ours
         }
         d.state = DialogState::Terminated;
-        if d.answered_ms.is_some() {
+        d.dirty = false;
+        let (was_answered, stored) = (d.answered_ms.is_some(), std::mem::take(&mut d.stored));
+        if was_answered {
             let record = answered(call, to_tag, now_ms, ending);
             self.records.push(record);
-            self.changes.push(Change::Ended {
+        }
+        if stored {
+            self.ended.push(Change::Ended {
                 key: key.clone(),
                 to_tag: to_tag.to_owned(),
             });

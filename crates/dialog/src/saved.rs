@@ -70,6 +70,8 @@ impl Calls {
             answered_ms: Some(s.answered_ms),
             caller_cseq: s.caller_leg.cseq,
             callee: Some(s.callee_leg),
+            stored: true,
+            dirty: false,
         };
         if let Some(call) = self.calls.get_mut(&s.key) {
             if call.dialogs.iter().all(|d| d.to_tag != dialog.to_tag) {
@@ -169,6 +171,15 @@ mod tests {
             to_tag: "b".into(),
         };
         assert_eq!(c.take_changes(), [ended]);
+    }
+
+    /// A call answered and ended between two takes never reaches the store.
+    #[test]
+    fn a_short_call_is_never_stored() {
+        let mut c = answered();
+        c.request(3_500, sent("a", "b", 2, true));
+        assert_eq!(c.take_records().len(), 1);
+        assert!(c.take_changes().is_empty());
     }
 
     /// After a restart, the saved dialog's BYE makes its record with the real times, and the

@@ -10,20 +10,10 @@ use std::time::{Duration, Instant};
 use support::sipp::{finish, register, sipp, spawn, tmp};
 use support::{free_port, Server};
 
-/// The default script with `dlg_manage()`, and a config naming it (`extra` appended):
-/// the config's path.
+/// A config with the default script (which follows every call) and `extra`: its path.
 fn following_config(dir: &Path, extra: &str) -> String {
-    let script = std::fs::read_to_string(support::data("../../ferrosip.cfg"))
-        .expect("default script")
-        .replacen(
-            "        record_route();\n",
-            "        record_route();\n        dlg_manage();\n",
-            1,
-        );
-    assert!(script.contains("dlg_manage();"));
-    std::fs::write(dir.join("dlg.cfg"), script).expect("write");
     let config = dir.join("ferrosip.toml");
-    std::fs::write(&config, format!("[routing]\nscript = \"dlg.cfg\"\n{extra}")).expect("write");
+    std::fs::write(&config, extra).expect("write");
     config.to_str().expect("path").to_owned()
 }
 

@@ -423,7 +423,8 @@ impl Context {
         if self.dialog.is_none() {
             return;
         }
-        let to_tag = resp.to().ok().and_then(|t| t.tag().map(str::to_owned));
+        let to = resp.header(sip_message::HeaderName::To);
+        let to_tag = to.and_then(|t| crate::route_key::scanned_tag(t.value).map(str::to_owned));
         let b = &self.branches[i];
         let callee = (code >= 200).then(|| {
             let ours = b.issued.as_ref().map(crate::route_key::Issued::text);

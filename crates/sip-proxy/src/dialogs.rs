@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use dialog::{Bye, CallKey, Calls, Cdr, Change, InDialog, Invite, Leg, Limits, Saved};
-use sip_message::header::NameAddr;
 use sip_message::{HeaderName, Message, Method};
 
+use crate::route_key::{addr_uri, scanned_tag};
 use crate::target::Destination;
 
 const SHARDS: usize = 16;
@@ -59,12 +59,16 @@ impl Dialogs {
         msg: &Message,
         upstream: Destination,
     ) -> Option<CallKey> {
-        let (Ok(call_id), Ok(from), Ok(to), Ok(cseq)) =
-            (msg.call_id(), msg.from(), msg.to(), msg.cseq())
-        else {
+        // Read by scans: the message was checked whole when it came.
+        let (Ok(call_id), Some(from), Some(to), Ok(cseq)) = (
+            msg.call_id(),
+            msg.header(HeaderName::From),
+            msg.header(HeaderName::To),
+            msg.cseq(),
+        ) else {
             return None;
         };
-        let from_tag = from.tag()?;
+        let from_tag = scanned_tag(from.value)?;
         // Towards the caller: the proxies that record-routed the INVITE before us, nearest
         // first, as it lists them.
         let route: Vec<&str> = msg
@@ -76,10 +80,10 @@ impl Dialogs {
                 call_id: call_id.to_owned(),
                 from_tag: from_tag.to_owned(),
             },
-            caller: from.uri.as_str().to_owned(),
-            dialled: to.uri.as_str().to_owned(),
+            caller: addr_uri(from.value)?.to_owned(),
+            dialled: addr_uri(to.value)?.to_owned(),
             caller_leg: Leg {
-                contact: contact_of(msg).unwrap_or_default(),
+                contact: contact_of(msg).unwrap_or_default().to_owned(),
                 route: route.join(", "),
                 hop: upstream.to_text(),
                 cseq: cseq.seq,
@@ -118,21 +122,28 @@ impl Dialogs {
         if !self.used.load(Ordering::Relaxed) {
             return;
         }
-        let now_ms = now_ms();
-        let (Ok(call_id), Ok(from), Ok(to), Ok(cseq)) =
-            (msg.call_id(), msg.from(), msg.to(), msg.cseq())
-        else {
+        // An ACK changes nothing: its CSeq is its INVITE's.
+        let method = msg.method();
+        if method == Some(Method::Ack) {
+            return;
+        }
+        let (Ok(call_id), Some(from), Some(to), Ok(cseq)) = (
+            msg.call_id(),
+            msg.header(HeaderName::From),
+            msg.header(HeaderName::To),
+            msg.cseq(),
+        ) else {
             return;
         };
-        if let (Some(from_tag), Some(to_tag)) = (from.tag(), to.tag()) {
+        if let (Some(from_tag), Some(to_tag)) = (scanned_tag(from.value), scanned_tag(to.value)) {
             let sent = InDialog {
                 call_id,
                 from_tag,
                 to_tag,
                 cseq: cseq.seq,
-                bye: msg.method() == Some(Method::Bye),
+                bye: method == Some(Method::Bye),
             };
-            self.shard(call_id).request(now_ms, sent);
+            self.shard(call_id).request(now_ms(), sent);
         }
     }
 
@@ -210,7 +221,7 @@ pub(crate) fn callee_leg(resp: &Message, ours: Option<&[u8]>, hop: Destination) 
     }
     above.reverse();
     Leg {
-        contact: contact_of(resp).unwrap_or_default(),
+        contact: contact_of(resp).unwrap_or_default().to_owned(),
         route: above.join(", "),
         hop: hop.to_text(),
         cseq: 0,
@@ -218,8 +229,6 @@ pub(crate) fn callee_leg(resp: &Message, ours: Option<&[u8]>, hop: Destination) 
 }
 
 /// The URI of a message's first Contact.
-fn contact_of(msg: &Message) -> Option<String> {
-    let h = msg.header(HeaderName::Contact)?;
-    let na = NameAddr::parse_bracketed(h.value).ok()?;
-    Some(na.uri.as_str().to_owned())
+pub(crate) fn contact_of(msg: &Message) -> Option<&str> {
+    addr_uri(msg.header(HeaderName::Contact)?.value)
 }

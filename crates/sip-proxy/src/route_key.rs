@@ -95,6 +95,18 @@ pub(crate) fn route_uri(value: &str) -> &str {
     }
 }
 
+/// The URI of a From, To or (first) Contact value, found by a scan: inside `<>`, or up to
+/// the first `;` or `,` of an addr-spec.
+pub(crate) fn addr_uri(value: &str) -> Option<&str> {
+    // A quoted display name may hold any of `<;,`.
+    let v = skip_display_name(value.trim_start())?;
+    Some(match v.find(['<', ';', ',']) {
+        Some(i) if v.as_bytes()[i] == b'<' => v[i + 1..].split('>').next()?,
+        Some(i) => v[..i].trim_end(),
+        None => v.trim_end(),
+    })
+}
+
 /// `value` after its quoted display name, if it starts with one.
 fn skip_display_name(value: &str) -> Option<&str> {
     let Some(q) = value.strip_prefix('"') else {
@@ -242,14 +254,7 @@ impl<'a> Target<'a> {
     /// the parser may be made to disagree, and then the key covers whatever the scan read,
     /// which fails that dialog alone, whose party named its Contact anyway.
     pub(crate) fn contact_of(msg: &'a Message) -> Option<Target<'a>> {
-        let v = msg.header(HeaderName::Contact)?.value.trim_start();
-        // A quoted display name may hold any of `<;,`.
-        let v = skip_display_name(v)?;
-        let uri = match v.find(['<', ';', ',']) {
-            Some(i) if v.as_bytes()[i] == b'<' => v[i + 1..].split('>').next()?,
-            Some(i) => v[..i].trim_end(),
-            None => v.trim_end(),
-        };
+        let uri = addr_uri(msg.header(HeaderName::Contact)?.value)?;
         let (scheme, rest) = uri.split_once(':')?;
         let scheme = scheme.trim();
         if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
@@ -299,7 +304,7 @@ pub(crate) fn token(
 /// disagree, and a wrong tag here fails the check (whoever could make it pass with another
 /// tag holds a key for that tag anyway). Whether a request is in-dialog is never decided by
 /// it.
-fn scanned_tag(value: &str) -> Option<&str> {
+pub(crate) fn scanned_tag(value: &str) -> Option<&str> {
     let start = memchr::memrchr(b'>', value.as_bytes()).map_or(0, |i| i + 1);
     let mut rest = &value[start..];
     // What comes before the first `;` is the URI (or nothing).
