@@ -28,6 +28,7 @@ request_route {
     if ($fU == "auth" && !proxy_authorize("")) { auth_challenge(""); exit; }
     if (!lookup("location")) { t_reply(404, "Not Found " + $ci); exit; }
     record_route();
+    dlg_manage();
     t_on_failure("F");
     t_on_branch("B");
     t_on_reply("R");
@@ -63,6 +64,7 @@ fn core() -> &'static Core {
             route_secret: sip_proxy::RouteSecret([0; 16]),
             max_pending_writes: usize::MAX,
             max_transactions: 100_000,
+            calls: dialog::Limits { max_calls: 1000, ..Default::default() },
         };
         let script = sip_proxy::compile("fuzz.cfg", SCRIPT).expect("the fuzz script compiles");
         let core = Core::with_script(cfg, Arc::new(Location::new()), Arc::new(script));
@@ -123,6 +125,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(msg) = Message::parse(data.to_vec()) else { return };
     let core = core();
     let now = Instant::now();
+    let call_id = msg.call_id().ok().map(str::to_owned);
     check(core.handle_message(now, msg, Destination::new(Protocol::Udp, "192.0.2.10:5060".parse().expect("addr"))));
+    // The server's own BYEs of a call the input answered, and what each second leaves.
+    if let Some(ended) = call_id.and_then(|id| core.end_call(now, &id)) {
+        check(ended);
+    }
+    check(core.tick_calls(now).commands);
     check(core.handle_timeouts(now + Duration::from_secs(40)));
 });

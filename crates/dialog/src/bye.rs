@@ -17,8 +17,8 @@ pub struct Bye {
     pub leg: Leg,
 }
 
-/// The two BYEs that end the dialog `to_tag` of `call` (none while the answer has not told
-/// how its callee is reached).
+/// The two BYEs that end the dialog `to_tag` of `call` (none when the INVITE or the answer
+/// did not tell how to reach its side).
 pub(crate) fn byes(call: &Call, to_tag: &str) -> Vec<Bye> {
     let Some(d) = call.dialogs.iter().find(|d| d.to_tag == to_tag) else {
         return Vec::new();
@@ -27,6 +27,9 @@ pub(crate) fn byes(call: &Call, to_tag: &str) -> Vec<Bye> {
         return Vec::new();
     };
     let invite = &call.invite;
+    if invite.caller_leg.contact.is_empty() {
+        return Vec::new();
+    }
     let caller_side = (invite.caller.clone(), invite.key.from_tag.clone());
     let callee_side = (invite.dialled.clone(), to_tag.to_owned());
     vec![
@@ -41,7 +44,7 @@ pub(crate) fn byes(call: &Call, to_tag: &str) -> Vec<Bye> {
             call_id: invite.key.call_id.clone(),
             from: callee_side,
             to: caller_side,
-            cseq: callee.cseq.saturating_add(1),
+            cseq: d.callee_cseq.saturating_add(1),
             leg: invite.caller_leg.clone(),
         },
     ]

@@ -49,6 +49,8 @@ pub enum DialogState {
 
 /// Most dialogs one call makes (a callee cannot grow the list without end).
 const MAX_DIALOGS: usize = 16;
+/// Most of them answered (each keeps how its callee is reached).
+pub(crate) const MAX_ANSWERED: usize = 4;
 
 /// A dialog of a call.
 #[derive(Debug, Clone)]
@@ -61,6 +63,8 @@ pub(crate) struct Dialog {
     pub(crate) answered_ms: Option<u64>,
     /// The caller's highest CSeq in this dialog.
     pub(crate) caller_cseq: u32,
+    /// The callee's highest CSeq in this dialog (0: none yet).
+    pub(crate) callee_cseq: u32,
     /// How the callee is reached, from the answer (its Contact: the callee as reached).
     pub(crate) callee: Option<Leg>,
     /// The store holds it.
@@ -103,6 +107,7 @@ impl Call {
             superseded: false,
             answered_ms: None,
             caller_cseq: self.invite.caller_leg.cseq,
+            callee_cseq: 0,
             callee: None,
             stored: false,
             dirty: false,

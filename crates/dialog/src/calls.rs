@@ -122,6 +122,10 @@ impl Calls {
             }
             200..=299 => {
                 let Some(tag) = to_tag else { return };
+                let answered = call.dialogs.iter().filter(|d| d.answered_ms.is_some());
+                if answered.count() >= crate::call::MAX_ANSWERED {
+                    return;
+                }
                 let Some(d) = call.dialog(tag) else { return };
                 let ended = d.state == DialogState::Terminated && !d.superseded;
                 if d.answered_ms.is_some() || ended {
@@ -191,10 +195,7 @@ impl Calls {
         };
         let seen = match by_caller {
             true => &mut d.caller_cseq,
-            false => match d.callee.as_mut() {
-                Some(leg) => &mut leg.cseq,
-                None => return,
-            },
+            false => &mut d.callee_cseq,
         };
         if sent.cseq > *seen {
             *seen = sent.cseq;
@@ -308,14 +309,17 @@ impl Calls {
         changes
     }
 
-    /// Ends the confirmed dialog `to_tag` of `key` from the server: its BYEs.
+    /// Ends the confirmed dialog `to_tag` of `key` from the server: its BYEs. One whose
+    /// sides cannot be reached (their messages said too little) goes on.
     fn end_by_server(&mut self, now_ms: u64, key: &CallKey, to_tag: &str) -> Vec<Bye> {
         let byes = self
             .calls
             .get(key)
             .map(|c| crate::bye::byes(c, to_tag))
             .unwrap_or_default();
-        self.end(now_ms, key, to_tag, Ending::EndedByServer);
+        if !byes.is_empty() {
+            self.end(now_ms, key, to_tag, Ending::EndedByServer);
+        }
         byes
     }
 

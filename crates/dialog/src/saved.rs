@@ -55,7 +55,10 @@ pub(crate) fn saved(call: &Call, to_tag: &str) -> Option<Box<Saved>> {
             cseq: d.caller_cseq,
             ..invite.caller_leg.clone()
         },
-        callee_leg: d.callee.clone().unwrap_or_default(),
+        callee_leg: Leg {
+            cseq: d.callee_cseq,
+            ..d.callee.clone().unwrap_or_default()
+        },
     }))
 }
 
@@ -69,6 +72,7 @@ impl Calls {
             superseded: false,
             answered_ms: Some(s.answered_ms),
             caller_cseq: s.caller_leg.cseq,
+            callee_cseq: s.callee_leg.cseq,
             callee: Some(s.callee_leg),
             stored: true,
             dirty: false,

@@ -270,3 +270,57 @@ fn a_call_saved_before_a_restart_is_recorded_when_it_ends() {
     );
     assert!(matches!(&tick.changes[..], [dialog::Change::Ended { .. }]));
 }
+
+/// A quoted parameter that holds `>;tag=` cannot make the tracker read another tag than
+/// the parser does: the call is followed under its real From tag, and the server's BYE
+/// carries it.
+#[test]
+fn quoted_parameters_do_not_mislead_the_tags() {
+    let core = following_core();
+    let now = Instant::now();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let text = format!(
+        "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKq\n\
+From: <sip:caller@example.net>;tag=c;x=\">;tag=evil\"\nTo: <sip:bob@example.com>\n\
+Call-ID: call-1\nCSeq: 1 INVITE\nContact: <sip:caller@192.0.2.10:5060>\nMax-Forwards: 70\n\
+Content-Length: 0\n\n"
+    );
+    let out = sent(core.handle_message(now, msg(&text), udp(CALLER)));
+    let fwd = &out[0].1;
+    let mut ok = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
+        .header("Contact", "<sip:bob@192.0.2.20:5060>");
+    for h in fwd.headers_named(HeaderName::RecordRoute) {
+        ok = ok.header("Record-Route", h.value);
+    }
+    let ok = Message::parse(ok.build()).expect("200");
+    sent(core.handle_message(now, ok, udp("192.0.2.20:5060")));
+    let byes = sent(core.end_call(now, "call-1").expect("followed"));
+    assert_eq!(byes[0].1.from().unwrap().tag(), Some("c"));
+    assert_eq!(byes[1].1.to().unwrap().tag(), Some("c"));
+}
+
+/// A 200 whose Contact holds a control character: the call is followed and recorded, but
+/// its callee is not kept (nor stored), so the server cannot end it and says so.
+#[test]
+fn a_callee_that_cannot_be_kept_is_not_ended_by_the_server() {
+    let core = following_core();
+    let now = Instant::now();
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let fwd = &out[0].1;
+    let mut ok = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
+        .header("Contact", "<sip:bob@192.0.2.20:5060;x=\u{1}>");
+    for h in fwd.headers_named(HeaderName::RecordRoute) {
+        ok = ok.header("Record-Route", h.value);
+    }
+    let ok = Message::parse(ok.build()).expect("a response is not checked whole");
+    sent(core.handle_message(now, ok, udp("192.0.2.20:5060")));
+    assert_eq!(core.active_calls().len(), 1, "followed");
+    assert!(core.end_call(now, "call-1").is_none(), "no BYE can be sent");
+    assert_eq!(core.active_calls().len(), 1, "and it goes on");
+    let saved = core.tick_calls(now).changes;
+    let Some(dialog::Change::Saved(s)) = saved.first() else {
+        panic!("{saved:?}")
+    };
+    assert_eq!(s.callee_leg.contact, "", "nothing of the callee kept");
+}

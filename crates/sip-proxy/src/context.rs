@@ -424,7 +424,9 @@ impl Context {
             return;
         }
         let to = resp.header(sip_message::HeaderName::To);
-        let to_tag = to.and_then(|t| crate::route_key::scanned_tag(t.value).map(str::to_owned));
+        let to_tag = to
+            .and_then(|t| crate::dialogs::uri_and_tag(t.value))
+            .and_then(|(_, tag)| tag.map(str::to_owned));
         let b = &self.branches[i];
         let callee = (code >= 200).then(|| {
             let ours = b.issued.as_ref().map(crate::route_key::Issued::text);

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use dialog::{Bye, CallKey, Calls, Cdr, Change, InDialog, Invite, Leg, Limits, Saved};
+use sip_message::header::NameAddr;
 use sip_message::{HeaderName, Message, Method};
 
 use crate::route_key::{addr_uri, scanned_tag};
@@ -59,7 +60,6 @@ impl Dialogs {
         msg: &Message,
         upstream: Destination,
     ) -> Option<CallKey> {
-        // Read by scans: the message was checked whole when it came.
         let (Ok(call_id), Some(from), Some(to), Ok(cseq)) = (
             msg.call_id(),
             msg.header(HeaderName::From),
@@ -68,7 +68,8 @@ impl Dialogs {
         ) else {
             return None;
         };
-        let from_tag = scanned_tag(from.value)?;
+        let (caller, from_tag) = uri_and_tag(from.value)?;
+        let (dialled, _) = uri_and_tag(to.value)?;
         // Towards the caller: the proxies that record-routed the INVITE before us, nearest
         // first, as it lists them.
         let route: Vec<&str> = msg
@@ -78,16 +79,11 @@ impl Dialogs {
         let invite = Invite {
             key: CallKey {
                 call_id: call_id.to_owned(),
-                from_tag: from_tag.to_owned(),
+                from_tag: from_tag?.to_owned(),
             },
-            caller: addr_uri(from.value)?.to_owned(),
-            dialled: addr_uri(to.value)?.to_owned(),
-            caller_leg: Leg {
-                contact: contact_of(msg).unwrap_or_default().to_owned(),
-                route: route.join(", "),
-                hop: upstream.to_text(),
-                cseq: cseq.seq,
-            },
+            caller: caller.to_owned(),
+            dialled: dialled.to_owned(),
+            caller_leg: leg(contact_of(msg), &route, upstream, cseq.seq),
         };
         self.used.store(true, Ordering::Relaxed);
         let key = invite.key.clone();
@@ -135,7 +131,12 @@ impl Dialogs {
         ) else {
             return;
         };
-        if let (Some(from_tag), Some(to_tag)) = (scanned_tag(from.value), scanned_tag(to.value)) {
+        let (Some((_, from_tag)), Some((_, to_tag))) =
+            (uri_and_tag(from.value), uri_and_tag(to.value))
+        else {
+            return;
+        };
+        if let (Some(from_tag), Some(to_tag)) = (from_tag, to_tag) {
             let sent = InDialog {
                 call_id,
                 from_tag,
@@ -220,15 +221,67 @@ pub(crate) fn callee_leg(resp: &Message, ours: Option<&[u8]>, hop: Destination) 
         above.clear();
     }
     above.reverse();
+    leg(contact_of(resp), &above, hop, 0)
+}
+
+/// Most bytes of a Contact URI, and of a route set, a followed call keeps for each side:
+/// past them (or with a control character, or a Contact that is no SIP URI) the side is
+/// not kept, and the server cannot end the call itself.
+const MAX_CONTACT: usize = 512;
+const MAX_ROUTE: usize = 2048;
+
+/// How a side is reached, when what its message says can be kept (see [`MAX_CONTACT`]).
+fn leg(contact: Option<&str>, route: &[&str], hop: Destination, cseq: u32) -> Leg {
+    let route = route.join(", ");
+    let contact = contact.unwrap_or_default();
+    let sip = contact
+        .get(..4)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
+        || contact
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
+    if !sip
+        || contact.len() > MAX_CONTACT
+        || route.len() > MAX_ROUTE
+        || !plain(contact)
+        || !plain(&route)
+    {
+        return Leg::default();
+    }
     Leg {
-        contact: contact_of(resp).unwrap_or_default().to_owned(),
-        route: above.join(", "),
+        contact: contact.to_owned(),
+        route,
         hop: hop.to_text(),
-        cseq: 0,
+        cseq,
     }
 }
 
-/// The URI of a message's first Contact.
-pub(crate) fn contact_of(msg: &Message) -> Option<&str> {
-    addr_uri(msg.header(HeaderName::Contact)?.value)
+/// No control characters (a response is not checked whole when it comes).
+fn plain(s: &str) -> bool {
+    !s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
+/// A From or To value's URI and tag: found by scans, or by the parser when the value holds
+/// a quoted string (in one, `>`, `;` and `,` mean nothing, and a scan could take them).
+pub(crate) fn uri_and_tag(value: &str) -> Option<(&str, Option<&str>)> {
+    let (uri, tag) = match value.contains('"') {
+        true => {
+            let na = NameAddr::parse(value).ok()?;
+            (na.uri.as_str(), na.tag())
+        }
+        false => (addr_uri(value)?, scanned_tag(value)),
+    };
+    Some((uri, tag.filter(|t| plain(t))))
+}
+
+/// The URI of a message's first Contact (parsed when it holds a quoted string).
+fn contact_of(msg: &Message) -> Option<&str> {
+    let value = msg.header(HeaderName::Contact)?.value;
+    if !value.contains('"') {
+        return addr_uri(value);
+    }
+    match msg.contacts().next()?.ok()? {
+        sip_message::header::Contact::Address(na) => Some(na.uri.as_str()),
+        sip_message::header::Contact::Star => None,
+    }
 }

@@ -183,7 +183,12 @@ impl Core {
             let started = ctx.start(now, cfg, groups, routing, refresh_key, out);
             // `dlg_manage()`: the call is followed from its INVITE, once it is relayed.
             if started && follow {
-                let upstream = crate::core::upstream_of(msg, src);
+                // Over UDP the caller is where its INVITE came from (behind NAT, its Via
+                // may name a private port); a stream client over its connection.
+                let upstream = match src.protocol.is_reliable() {
+                    true => crate::core::upstream_of(msg, src),
+                    false => src,
+                };
                 ctx.dialog = self.dialogs.invite(now_ms, msg, upstream).map(Box::new);
             }
             started

@@ -602,6 +602,8 @@ async fn serve_with(
         .await
         .context("loading subscribers, domains and aliases")?;
     log_directory(&core, &directory, "directory loaded");
+    // The calls in progress before the restart, followed again before any BYE can come.
+    crate::cmd::accounting::restore(&core, store).await?;
     let live = Live {
         core: core.clone(),
         location,
@@ -622,8 +624,6 @@ async fn serve_with(
     tracing::info!(domains = ?core.config().domains, "serving");
     let _ = server.core.set(core.clone());
     let _ = server.transports.set(transports);
-
-    crate::cmd::accounting::restore(&core, store).await?;
     let calls = calls_each_second(&cfg, store, &server, &core)?;
     let timers = {
         let (server, core) = (server.clone(), core.clone());
