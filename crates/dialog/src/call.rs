@@ -21,6 +21,17 @@ pub struct Invite {
     pub dialled: String,
     /// How the server reaches the caller (its CSeq: the INVITE's).
     pub caller_leg: Leg,
+    /// The profiles it counts under (a user, a domain: see [`crate::Calls::profile_size`]).
+    pub profiles: Vec<String>,
+}
+
+/// What a 2xx to an INVITE says of its dialog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// How the callee is reached.
+    pub callee: Leg,
+    /// Its Session-Expires (RFC 4028), in seconds.
+    pub session_s: Option<u32>,
 }
 
 /// One side of a dialog as the server reaches it with a request of its own (a BYE).
@@ -67,6 +78,10 @@ pub(crate) struct Dialog {
     pub(crate) callee_cseq: u32,
     /// How the callee is reached, from the answer (its Contact: the callee as reached).
     pub(crate) callee: Option<Leg>,
+    /// The session interval (RFC 4028) the answer or a refresh set, in milliseconds.
+    pub(crate) session_ms: Option<u64>,
+    /// When the session was last refreshed: answered, or a re-INVITE or UPDATE.
+    pub(crate) refreshed_ms: u64,
     /// The store holds it.
     pub(crate) stored: bool,
     /// Answered or changed since the store last learnt of it.
@@ -109,6 +124,8 @@ impl Call {
             caller_cseq: self.invite.caller_leg.cseq,
             callee_cseq: 0,
             callee: None,
+            session_ms: None,
+            refreshed_ms: 0,
             stored: false,
             dirty: false,
         });

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::bye::Bye;
-use crate::call::{Call, CallKey, Dialog, DialogState, Invite, Leg};
+use crate::call::{Answer, Call, CallKey, Dialog, DialogState, Invite};
 use crate::cdr::{ActiveCall, Cdr, Ending};
 use crate::saved::Change;
 
@@ -46,6 +46,10 @@ pub struct InDialog<'a> {
     pub cseq: u32,
     /// It is a BYE.
     pub bye: bool,
+    /// It refreshes the session (a re-INVITE or an UPDATE, RFC 4028).
+    pub refresh: bool,
+    /// Its Session-Expires, in seconds.
+    pub session_s: Option<u32>,
 }
 
 /// The calls a proxy relays, and the records of those that ended. Events for calls it does
@@ -61,6 +65,8 @@ pub struct Calls {
     /// Calls with a dialog answered or changed since then (saved when taken, unless
     /// ended by then: a short call never reaches the store).
     dirty: Vec<CallKey>,
+    /// Calls in progress per profile.
+    pub(crate) profiles: HashMap<String, u32, ahash::RandomState>,
 }
 
 impl Calls {
@@ -72,6 +78,7 @@ impl Calls {
             records: Vec::new(),
             ended: Vec::new(),
             dirty: Vec::new(),
+            profiles: HashMap::default(),
         }
     }
 
@@ -92,6 +99,7 @@ impl Calls {
             settled: false,
             invite,
         };
+        self.count(&call.invite.profiles, true);
         self.calls.insert(call.invite.key.clone(), call);
         true
     }
@@ -107,7 +115,7 @@ impl Calls {
         key: &CallKey,
         to_tag: Option<&str>,
         status: u16,
-        callee: Option<Leg>,
+        answer: Option<Answer>,
     ) {
         let Some(call) = self.calls.get_mut(key) else {
             return;
@@ -133,7 +141,9 @@ impl Calls {
                 }
                 d.state = DialogState::Confirmed;
                 d.answered_ms = Some(now_ms);
-                d.callee = callee;
+                d.refreshed_ms = now_ms;
+                d.session_ms = answer.as_ref().and_then(|a| a.session_s).map(ms_of);
+                d.callee = answer.map(|a| a.callee);
                 d.dirty = true;
                 self.dirty.push(key.clone());
                 call.settled = true;
@@ -197,12 +207,16 @@ impl Calls {
             true => &mut d.caller_cseq,
             false => &mut d.callee_cseq,
         };
-        if sent.cseq > *seen {
-            *seen = sent.cseq;
-            if d.state == DialogState::Confirmed && !d.dirty {
-                d.dirty = true;
-                self.dirty.push(key);
-            }
+        let mut changed = sent.cseq > *seen;
+        *seen = sent.cseq.max(*seen);
+        if sent.refresh && d.state == DialogState::Confirmed {
+            d.refreshed_ms = now_ms;
+            d.session_ms = sent.session_s.map(ms_of).or(d.session_ms);
+            changed = true;
+        }
+        if changed && d.state == DialogState::Confirmed && !d.dirty {
+            d.dirty = true;
+            self.dirty.push(key);
         }
     }
 
@@ -259,6 +273,15 @@ impl Calls {
         let mut byes = Vec::new();
         for (key, tag) in &due {
             byes.extend(self.end_by_server(now_ms, key, tag));
+        }
+        for (key, tag, at) in self.sessions_over(now_ms) {
+            byes.extend(
+                self.calls
+                    .get(&key)
+                    .map(|c| crate::bye::byes(c, &tag))
+                    .unwrap_or_default(),
+            );
+            self.end(at, &key, &tag, Ending::Expired);
         }
         for (key, tag) in &lost {
             self.end(now_ms, key, tag, Ending::Expired);
@@ -404,9 +427,16 @@ impl Calls {
 
     pub(crate) fn forget_if_over(&mut self, key: &CallKey) {
         if self.calls.get(key).is_some_and(Call::over) {
-            self.calls.remove(key);
+            if let Some(call) = self.calls.remove(key) {
+                self.count(&call.invite.profiles, false);
+            }
         }
     }
+}
+
+/// Seconds as milliseconds.
+fn ms_of(s: u32) -> u64 {
+    u64::from(s) * 1000
 }
 
 /// The record of a call nobody answered.
@@ -444,6 +474,7 @@ fn answered(call: &Call, to_tag: &str, now_ms: u64, ending: Ending) -> Cdr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Leg;
 
     fn key(call: &str) -> CallKey {
         CallKey {
@@ -461,12 +492,16 @@ mod tests {
         }
     }
 
-    fn callee(contact: &str) -> Option<Leg> {
-        Some(Leg {
+    fn callee(contact: &str) -> Option<Answer> {
+        let callee = Leg {
             contact: contact.into(),
             route: "<sip:edge.example.net;lr>".into(),
             hop: "udp:192.0.2.30:5060".into(),
             cseq: 0,
+        };
+        Some(Answer {
+            callee,
+            session_s: None,
         })
     }
 
@@ -477,6 +512,8 @@ mod tests {
             to_tag,
             cseq: 9,
             bye: true,
+            refresh: false,
+            session_s: None,
         };
         c.request(now_ms, sent);
     }
@@ -493,6 +530,7 @@ mod tests {
                 caller: "sip:alice@example.com".into(),
                 dialled: "sip:bob@example.com".into(),
                 caller_leg: caller_leg(),
+                profiles: Vec::new(),
             }
         ));
         c
@@ -575,6 +613,8 @@ mod tests {
                 to_tag,
                 cseq,
                 bye: false,
+                refresh: false,
+                session_s: None,
             };
             c.request(2_000, sent);
         }
@@ -646,6 +686,7 @@ mod tests {
             caller: "a".into(),
             dialled: "b".into(),
             caller_leg: caller_leg(),
+            profiles: Vec::new(),
         };
         assert!(c.invite(0, invite("x")));
         assert!(!c.invite(0, invite("y")), "full");

@@ -24,6 +24,12 @@ pub struct Saved {
     pub caller_leg: Leg,
     /// How the callee is reached (its Contact: the callee as reached).
     pub callee_leg: Leg,
+    /// Its session interval (RFC 4028), in milliseconds.
+    pub session_ms: Option<u64>,
+    /// When its session was last refreshed.
+    pub refreshed_ms: u64,
+    /// The profiles its call counts under.
+    pub profiles: Vec<String>,
 }
 
 /// A change the store must learn, in the order they happened.
@@ -59,6 +65,9 @@ pub(crate) fn saved(call: &Call, to_tag: &str) -> Option<Box<Saved>> {
             cseq: d.callee_cseq,
             ..d.callee.clone().unwrap_or_default()
         },
+        session_ms: d.session_ms,
+        refreshed_ms: d.refreshed_ms,
+        profiles: invite.profiles.clone(),
     }))
 }
 
@@ -74,6 +83,8 @@ impl Calls {
             caller_cseq: s.caller_leg.cseq,
             callee_cseq: s.callee_leg.cseq,
             callee: Some(s.callee_leg),
+            session_ms: s.session_ms,
+            refreshed_ms: s.refreshed_ms,
             stored: true,
             dirty: false,
         };
@@ -92,11 +103,13 @@ impl Calls {
                 caller: s.caller,
                 dialled: s.dialled,
                 caller_leg: s.caller_leg,
+                profiles: s.profiles,
             },
             started_ms: s.started_ms,
             dialogs: vec![dialog],
             settled: true,
         };
+        self.count(&call.invite.profiles, true);
         self.calls.insert(s.key, call);
         true
     }
@@ -130,10 +143,15 @@ mod tests {
             caller: "sip:alice@example.com".into(),
             dialled: "sip:bob@example.com".into(),
             caller_leg: leg("sip:alice@192.0.2.1", 1),
+            profiles: Vec::new(),
         };
         assert!(c.invite(1_000, invite));
         let callee = leg("sip:bob@192.0.2.2", 0);
-        c.response(3_000, &key(), Some("b"), 200, Some(callee));
+        let answer = crate::Answer {
+            callee,
+            session_s: None,
+        };
+        c.response(3_000, &key(), Some("b"), 200, Some(answer));
         c
     }
 
@@ -149,6 +167,8 @@ mod tests {
             to_tag,
             cseq,
             bye,
+            refresh: false,
+            session_s: None,
         }
     }
 
@@ -225,6 +245,7 @@ mod tests {
             caller: "sip:alice@example.com".into(),
             dialled: "sip:bob@example.com".into(),
             caller_leg: leg("sip:alice@192.0.2.1", 1),
+            profiles: Vec::new(),
         };
         c.invite(1_000, invite);
         c.response(1_100, &key(), Some("b"), 180, None);

@@ -1,7 +1,7 @@
 //! Whatever the proxy relays, in any order and repeated: at most one record per answered
 //! dialog and one per unanswered call, never both for one call, and times that add up.
 
-use dialog::{CallKey, Calls, Change, InDialog, Invite, Leg, Limits};
+use dialog::{Answer, CallKey, Calls, Change, InDialog, Invite, Leg, Limits};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -57,6 +57,7 @@ proptest! {
                         caller: "sip:a@h".into(),
                         dialled: "sip:b@h".into(),
                         caller_leg: Leg::default(),
+                        profiles: Vec::new(),
                     };
                     calls.invite(now, invite);
                 }
@@ -66,7 +67,7 @@ proptest! {
                         contact: "sip:b@x".into(),
                         ..Leg::default()
                     };
-                    calls.response(now, &key(*call), Some(&tag), *status, Some(callee));
+                    calls.response(now, &key(*call), Some(&tag), *status, Some(Answer { callee, session_s: Some(20) }));
                 }
                 Event::Bye { call, tag, by_caller } => {
                     let (call_id, tag) = (format!("call-{call}"), format!("t{tag}"));
@@ -80,6 +81,8 @@ proptest! {
                         to_tag,
                         cseq: 2,
                         bye: true,
+                        refresh: false,
+                        session_s: None,
                     };
                     calls.request(now, sent);
                 }

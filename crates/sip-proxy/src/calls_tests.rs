@@ -324,3 +324,88 @@ fn a_callee_that_cannot_be_kept_is_not_ended_by_the_server() {
     };
     assert_eq!(s.callee_leg.contact, "", "nothing of the callee kept");
 }
+
+/// Session timers (RFC 4028): the 200 sets a 90 s session; a re-INVITE refreshes it;
+/// unrefreshed after that, the server ends the call 32 s past its end, with a BYE to each
+/// side, and records its real end.
+#[test]
+fn a_session_nobody_refreshes_is_ended_when_it_expired() {
+    let core = following_core();
+    let now = Instant::now();
+    core.set_wall_clock(now, Duration::from_secs(1_700_000_000));
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
+    let fwd = &out[0].1;
+    let mut ok = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
+        .header("Contact", "<sip:bob@192.0.2.20:5060>")
+        .header("Session-Expires", "90;refresher=uac");
+    for h in fwd.headers_named(HeaderName::RecordRoute) {
+        ok = ok.header("Record-Route", h.value);
+    }
+    let ok = Message::parse(ok.build()).expect("200");
+    let up = sent(core.handle_message(now, ok, udp("192.0.2.20:5060")));
+    let mut route: Vec<String> = up[0]
+        .1
+        .headers_named(HeaderName::RecordRoute)
+        .map(|h| h.value.to_owned())
+        .collect();
+    route.reverse();
+    // The caller refreshes at 60 s.
+    let at = |s: u64| now + Duration::from_secs(s);
+    let reinvite = msg(&format!(
+        "INVITE sip:bob@192.0.2.20:5060 SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKre\n\
+Route: {}\nFrom: <sip:caller@example.net>;tag=c\nTo: <sip:bob@example.com>;tag=b\n\
+Call-ID: call-1\nCSeq: 2 INVITE\nContact: <sip:caller@192.0.2.10:5060>\nSession-Expires: 90\n\
+Max-Forwards: 70\nContent-Length: 0\n\n",
+        route.join(", ")
+    ));
+    let relayed = sent(core.handle_message(at(60), reinvite, udp(CALLER)));
+    assert_eq!(relayed[0].1.method(), Some(Method::Invite), "{relayed:?}");
+    assert!(
+        core.tick_calls(at(150 + 31)).commands.is_empty(),
+        "refreshed at 60 s"
+    );
+    let tick = core.tick_calls(at(150 + 32));
+    let byes = sent(tick.commands);
+    assert_eq!(byes.len(), 2, "a BYE to each side: {byes:?}");
+    assert!(byes.iter().all(|(_, m)| m.method() == Some(Method::Bye)));
+    let r = &tick.records[0];
+    assert_eq!(r.ending, dialog::Ending::Expired);
+    assert_eq!(r.ended_ms, 1_700_000_150_000, "when the session ended");
+}
+
+/// `dlg_limit()`: a caller with a call in progress gets no second one; once it is over,
+/// it may call again.
+#[test]
+fn a_call_limit_lets_one_call_through_at_a_time() {
+    let core = with_script(
+        "request_route {\n\
+         if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+         if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+         record_route();\n\
+         if (!dlg_limit(\"$fU@$fd\", 1)) { sl_send_reply(486, \"Too Many Calls\"); exit; }\n\
+         t_relay(); }",
+    );
+    register(&core, "bob", "192.0.2.20:5060", "1.0");
+    let now = Instant::now();
+    let call = |id: &str| {
+        msg(&format!(
+            "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{id}\n\
+From: <sip:caller@example.net>;tag=t{id}\nTo: <sip:bob@example.com>\nCall-ID: {id}\n\
+CSeq: 1 INVITE\nContact: <sip:caller@192.0.2.10:5060>\nMax-Forwards: 70\nContent-Length: 0\n\n"
+        ))
+    };
+    let first = sent(core.handle_message(now, call("one"), udp(CALLER)));
+    assert_eq!(first[0].1.method(), Some(Method::Invite));
+    let second = sent(core.handle_message(now, call("two"), udp(CALLER)));
+    assert_eq!(second[0].1.status(), Some(486), "{second:?}");
+    // The first call is declined: over, it counts no more.
+    let busy = ResponseBuilder::for_request(&first[0].1, 486, "Busy Here", Some("x"));
+    sent(core.handle_message(
+        now,
+        Message::parse(busy.build()).unwrap(),
+        udp("192.0.2.20:5060"),
+    ));
+    let third = sent(core.handle_message(now, call("three"), udp(CALLER)));
+    assert_eq!(third[0].1.method(), Some(Method::Invite), "{third:?}");
+}

@@ -53,7 +53,7 @@ pub(crate) enum Noted {
     Failed(Destination),
     /// A response of a followed call went to the caller ([`crate::dialogs`]): its
     /// status, To tag and (a 2xx's) callee.
-    Relayed(u16, Option<String>, Option<Box<dialog::Leg>>),
+    Relayed(u16, Option<String>, Option<Box<dialog::Answer>>),
 }
 
 /// Where a branch index keeps the attempt: the bits above the branch's place.
@@ -428,11 +428,11 @@ impl Context {
             .and_then(|t| crate::dialogs::uri_and_tag(t.value))
             .and_then(|(_, tag)| tag.map(str::to_owned));
         let b = &self.branches[i];
-        let callee = (code >= 200).then(|| {
+        let answer = (code >= 200).then(|| {
             let ours = b.issued.as_ref().map(crate::route_key::Issued::text);
-            Box::new(crate::dialogs::callee_leg(resp, ours, b.dest))
+            Box::new(crate::dialogs::answer(resp, ours, b.dest))
         });
-        self.noted.push(Noted::Relayed(code, to_tag, callee));
+        self.noted.push(Noted::Relayed(code, to_tag, answer));
     }
 
     /// Sends the 100 Trying now if it is still owed.

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use dialog::{Bye, CallKey, Calls, Cdr, Change, InDialog, Invite, Leg, Limits, Saved};
+use dialog::{Answer, Bye, CallKey, Calls, Cdr, Change, InDialog, Invite, Leg, Limits, Saved};
 use sip_message::header::NameAddr;
 use sip_message::{HeaderName, Message, Method};
 
@@ -51,14 +51,15 @@ impl Dialogs {
     }
 
     /// An initial INVITE relayed at `now_ms` (Unix milliseconds), which came from
-    /// `upstream` (the caller, or the proxy before us): its call's key, or none when it is
-    /// not followed (no From tag, followed already: a spiral, or the table full, which is
-    /// logged).
+    /// `upstream` (the caller, or the proxy before us), counting under `profiles`: its
+    /// call's key, or none when it is not followed (no From tag, followed already: a
+    /// spiral, or the table full, which is logged).
     pub(crate) fn invite(
         &self,
         now_ms: u64,
         msg: &Message,
         upstream: Destination,
+        profiles: Vec<String>,
     ) -> Option<CallKey> {
         let (Ok(call_id), Some(from), Some(to), Ok(cseq)) = (
             msg.call_id(),
@@ -84,6 +85,7 @@ impl Dialogs {
             caller: caller.to_owned(),
             dialled: dialled.to_owned(),
             caller_leg: leg(contact_of(msg), &route, upstream, cseq.seq),
+            profiles,
         };
         self.used.store(true, Ordering::Relaxed);
         let key = invite.key.clone();
@@ -106,14 +108,30 @@ impl Dialogs {
         key: &CallKey,
         status: u16,
         to_tag: Option<&str>,
-        callee: Option<Leg>,
+        answer: Option<Answer>,
     ) {
         let mut calls = self.shard(&key.call_id);
-        calls.response(now_ms, key, to_tag, status, callee);
+        calls.response(now_ms, key, to_tag, status, answer);
+    }
+
+    /// Calls in progress counted under `profile` (`dlg_limit()`).
+    pub(crate) fn profile_size(&self, profile: &str) -> u32 {
+        if !self.used.load(Ordering::Relaxed) {
+            return 0;
+        }
+        self.shards
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .profile_size(profile)
+            })
+            .sum()
     }
 
     /// A request inside a dialog relayed (at the time `now_ms` reads, once a call was
-    /// ever followed): its CSeq noted, and a BYE ends its dialog, if followed.
+    /// ever followed): its CSeq noted, a re-INVITE or UPDATE refreshes its session, and a
+    /// BYE ends its dialog, if followed.
     pub(crate) fn request(&self, now_ms: impl FnOnce() -> u64, msg: &Message) {
         if !self.used.load(Ordering::Relaxed) {
             return;
@@ -143,6 +161,8 @@ impl Dialogs {
                 to_tag,
                 cseq: cseq.seq,
                 bye: method == Some(Method::Bye),
+                refresh: matches!(method, Some(Method::Invite | Method::Update)),
+                session_s: session_expires(msg),
             };
             self.shard(call_id).request(now_ms(), sent);
         }
@@ -201,9 +221,25 @@ pub(crate) struct Tick {
     pub(crate) byes: Vec<Bye>,
 }
 
+/// What a 2xx to an INVITE says of its dialog: how its callee is reached ([`callee_leg`])
+/// and its session interval.
+pub(crate) fn answer(resp: &Message, ours: Option<&[u8]>, hop: Destination) -> Answer {
+    Answer {
+        callee: callee_leg(resp, ours, hop),
+        session_s: session_expires(resp),
+    }
+}
+
+/// A message's Session-Expires (RFC 4028), in seconds.
+fn session_expires(msg: &Message) -> Option<u32> {
+    let value = msg.header(HeaderName::SessionExpires)?.value;
+    let delta = value.split(';').next().unwrap_or_default();
+    sip_message::header::parse_delta_seconds(delta).filter(|&s| s > 0)
+}
+
 /// How the callee of a 2xx is reached: its Contact, through `hop` (where the INVITE went)
 /// and the proxies that record-routed after us (the entries above `ours`, nearest first).
-pub(crate) fn callee_leg(resp: &Message, ours: Option<&[u8]>, hop: Destination) -> Leg {
+fn callee_leg(resp: &Message, ours: Option<&[u8]>, hop: Destination) -> Leg {
     let mut above: Vec<&str> = Vec::new();
     let values = resp
         .headers_named(HeaderName::RecordRoute)

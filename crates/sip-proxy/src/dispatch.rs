@@ -251,12 +251,12 @@ impl Core {
             match n {
                 Noted::Pair((a, b)) => self.refreshed.pair(a, b),
                 Noted::Failed(hop) => self.hop_failed(now, hop),
-                Noted::Relayed(code, to_tag, callee) => {
+                Noted::Relayed(code, to_tag, answer) => {
                     if let Some(key) = ctx.dialog.as_deref() {
                         let at = self.unix_ms(now);
-                        let callee = callee.map(|c| *c);
+                        let answer = answer.map(|a| *a);
                         self.dialogs
-                            .response(at, key, code, to_tag.as_deref(), callee);
+                            .response(at, key, code, to_tag.as_deref(), answer);
                     }
                 }
             }

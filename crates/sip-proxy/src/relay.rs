@@ -171,6 +171,7 @@ impl Core {
         let source = src.addr.ip();
         let media = c.edits.media;
         let (follow, now_ms) = (c.edits.dialog, self.unix_ms(c.now));
+        let profiles = std::mem::take(&mut c.edits.profiles);
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
         let started = self.with_ctx(id, |ctx| {
             // The mark `media_first` gave it while its SDP was with the relay, or one now.
@@ -189,7 +190,8 @@ impl Core {
                     true => crate::core::upstream_of(msg, src),
                     false => src,
                 };
-                ctx.dialog = self.dialogs.invite(now_ms, msg, upstream).map(Box::new);
+                let followed = self.dialogs.invite(now_ms, msg, upstream, profiles);
+                ctx.dialog = followed.map(Box::new);
             }
             started
         });

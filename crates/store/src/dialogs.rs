@@ -13,7 +13,8 @@ use crate::{Store, StoreError};
 /// The columns, in the order of [`saved`].
 const COLUMNS: &str = "call_id, from_tag, to_tag, caller, dialled, started_ms, answered_ms, \
                        caller_contact, caller_route, caller_hop, caller_cseq, \
-                       callee_contact, callee_route, callee_hop, callee_cseq";
+                       callee_contact, callee_route, callee_hop, callee_cseq, \
+                       session_ms, refreshed_ms, profiles";
 
 impl Store {
     /// Stores what the calls left since the last time, in one transaction: the records of
@@ -59,6 +60,9 @@ impl Store {
                             .push_bind(leg.hop.as_str())
                             .push_bind(i64::from(leg.cseq));
                     }
+                    row.push_bind(s.session_ms.map(ms))
+                        .push_bind(ms(s.refreshed_ms))
+                        .push_bind(s.profiles.join("\n"));
                 });
                 q.build().execute(&mut *tx).await?;
             }
@@ -122,5 +126,13 @@ fn saved(r: &dyn Columns) -> Result<Saved, sqlx::Error> {
         answered_ms: ms(r.int(6)?),
         caller_leg: leg(7)?,
         callee_leg: leg(11)?,
+        session_ms: r.opt_int(15)?.map(ms),
+        refreshed_ms: ms(r.int(16)?),
+        profiles: r
+            .text(17)?
+            .split('\n')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }

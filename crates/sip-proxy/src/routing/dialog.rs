@@ -1,19 +1,51 @@
-//! Following calls: `dlg_manage()`.
+//! Following calls: `dlg_manage()`, and call limits per profile: `dlg_limit()`.
 
-use script::{Function, Registry, RouteMask, Value};
+use script::{ArgType, Function, Registry, RouteMask, Value};
 use sip_message::Method;
 
 use super::{ProxyEnv, RouteCtx};
+
+/// Most profiles one call counts under, and the longest name of one.
+const MAX_PROFILES: usize = 4;
+const MAX_PROFILE_LEN: usize = 256;
+
+/// True for an initial INVITE (no To tag).
+fn initial_invite(c: &RouteCtx<'_>) -> bool {
+    c.msg.method() == Some(Method::Invite) && c.msg.to().is_ok_and(|t| t.tag().is_none())
+}
 
 /// `dlg_manage()`, for an initial INVITE: once relayed, its call's dialogs are followed
 /// (early, confirmed, ended) and a call detail record made when it ends. -1 for any other
 /// request.
 fn dlg_manage(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
-    let initial = c.msg.to().is_ok_and(|t| t.tag().is_none());
-    if c.msg.method() != Some(Method::Invite) || !initial {
+    if !initial_invite(c) {
         return -1;
     }
     c.edits.dialog = true;
+    1
+}
+
+/// `dlg_limit(profile, max)`, for an initial INVITE: -1 when `max` calls counted under
+/// `profile` (any text: a user, a domain) are in progress already; else the call is
+/// followed and counts under it from now until it is over, and 1. -2 for any other
+/// request, an empty or too long profile, or a call with too many profiles.
+fn dlg_limit(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
+    let profile = args[0].as_str();
+    let max = args[1].as_int();
+    if !initial_invite(c)
+        || profile.is_empty()
+        || profile.len() > MAX_PROFILE_LEN
+        || profile.chars().any(char::is_control)
+        || c.edits.profiles.len() >= MAX_PROFILES
+    {
+        return -2;
+    }
+    let in_progress = i64::from(c.core.dialogs.profile_size(&profile));
+    if in_progress >= max {
+        return -1;
+    }
+    c.edits.dialog = true;
+    c.edits.profiles.push(profile.into_owned());
     1
 }
 
@@ -24,5 +56,12 @@ pub(super) fn register(r: &mut Registry<ProxyEnv>) {
         required: 0,
         routes: RouteMask::REQUEST,
         call: dlg_manage,
+    });
+    r.function(Function {
+        name: "dlg_limit",
+        args: &[ArgType::Str, ArgType::Int],
+        required: 2,
+        routes: RouteMask::REQUEST,
+        call: dlg_limit,
     });
 }

@@ -119,6 +119,8 @@ pub(crate) struct Edits {
     pub(crate) media: bool,
     /// `dlg_manage()`: the call's dialogs are followed, and recorded when it ends.
     pub(crate) dialog: bool,
+    /// `dlg_limit()`: the profiles the call counts under.
+    pub(crate) profiles: Vec<String>,
     /// The body the media relay gave back, for the request.
     pub(crate) body: Option<bytes::Bytes>,
 }

@@ -1,7 +1,9 @@
 -- The answered dialogs of the calls in progress (`dlg_manage()`): written when answered or
 -- changed, removed when they end, read back at start so that a restart or a crash loses
 -- no call record. Each side: its Contact, the route set towards it, its next hop and its
--- highest CSeq (for the server's own BYE). Times in milliseconds since the Unix epoch.
+-- highest CSeq (for the server's own BYE); its session timer (RFC 4028) and the profiles
+-- its call counts under (`dlg_limit()`, one per line). Times in milliseconds since the Unix
+-- epoch.
 CREATE TABLE dialog (
     call_id        TEXT    NOT NULL,
     from_tag       TEXT    NOT NULL,
@@ -17,6 +19,9 @@ CREATE TABLE dialog (
     callee_contact TEXT    NOT NULL,
     callee_route   TEXT    NOT NULL,
     callee_hop     TEXT    NOT NULL,
-    callee_cseq    INTEGER NOT NULL
+    callee_cseq    INTEGER NOT NULL,
+    session_ms     INTEGER,
+    refreshed_ms   INTEGER NOT NULL,
+    profiles       TEXT NOT NULL
 );
 CREATE INDEX dialog_call ON dialog (call_id);

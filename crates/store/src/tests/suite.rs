@@ -520,6 +520,9 @@ fn dialog_saved(call_id: &str, to_tag: &str, caller_cseq: u32) -> dialog::Saved 
             "tcp:192.0.2.2:5060;via=192.0.2.2:40001",
             0,
         ),
+        session_ms: (caller_cseq > 1).then_some(1_800_000),
+        refreshed_ms: 1_700_000_004_000,
+        profiles: vec!["alice@example.com".into(), "example.com".into()],
     }
 }
 
