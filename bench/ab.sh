@@ -2,7 +2,9 @@
 # Two builds of ferrosip side by side, under the same sipp load at the same time: for a
 # regression check between two trees on a noisy machine, where runs one after the other
 # differ by more than the change being measured (both servers see the same noise here).
-#   bench/ab.sh OLD NEW [register|call] [RATE] [COUNT] [RUNS]
+#   bench/ab.sh OLD NEW [register|call|talk] [RATE] [COUNT] [RUNS]
+# (`talk`: calls that last TALK_MS milliseconds, 2000 unless set: with TALK_MS past
+# `[calls] save_after`, each call is also written to the database and removed.)
 # OLD and NEW are ferrosip binaries. The two swap ports and start order every run, so that
 # neither keeps the better slot. Prints each run's server CPU ticks and NEW/OLD, then the
 # mean of the ratios.
@@ -13,12 +15,13 @@ work=$(mktemp -d)
 pids=()
 # (set -e holds in the trap too: every command in it must succeed, or the rest is skipped.)
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-sub() { sed "s/\[q\]/1.0/; s/\[expires\]/3600/; s/\[status\]/200/; s/\[domain\]/127.0.0.1/g" "tests/sipp/$1" > "$work/$1"; }
+sub() { sed "s/\[q\]/1.0/; s/\[expires\]/3600/; s/\[status\]/200/; s/\[pause\]/${TALK_MS:-2000}/; s/\[domain\]/127.0.0.1/g" "tests/sipp/$1" > "$work/$1"; }
 sub register.xml
 sub uac.xml
+sub uac_talk.xml
 cp "$work/register.xml" "$work/register-one.xml"
 sed -i 's/\[service\]@/[service][call_number]@/g' "$work/register.xml"
-common=(-i 127.0.0.1 -nostdin -timeout 600 -recv_timeout 10000)
+common=(-i 127.0.0.1 -nostdin -timeout 600 -recv_timeout 30000)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 base=$((20000 + RANDOM % 20000))
 
@@ -36,6 +39,7 @@ start() {
 load() {
   local scenario=(-sf "$work/register.xml" -s u)
   [ "$mode" = call ] && scenario=(-sf "$work/uac.xml" -s bob)
+  [ "$mode" = talk ] && scenario=(-sf "$work/uac_talk.xml" -s bob)
   sipp "127.0.0.1:$1" "${scenario[@]}" -p $(($1 + 2)) -r "$rate" -m "$count" "${common[@]}" >/dev/null 2>&1 &
 }
 
@@ -52,7 +56,7 @@ for run in $(seq 1 "$runs"); do
   pids=("$s1" "$s2")
   sleep 1
   uas=()
-  if [ "$mode" = call ]; then
+  if [ "$mode" != register ]; then
     for p in $p1 $p2; do
       sipp "127.0.0.1:$p" -sf "$work/register-one.xml" -s bob -p $((p + 1)) -m 1 "${common[@]}" >/dev/null 2>&1
       sipp -sf tests/sipp/uas.xml -s bob -p $((p + 1)) "${common[@]}" >/dev/null 2>&1 &

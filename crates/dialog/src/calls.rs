@@ -20,6 +20,9 @@ pub struct Limits {
     /// A dialog still confirmed this long after its answer has its record closed as
     /// [`Ending::Expired`] and is forgotten (its BYE went another way, or never came).
     pub max_followed_ms: u64,
+    /// An answered dialog is stored once it has lasted this long: a crash loses the calls
+    /// answered within it, and calls shorter than it never reach the store.
+    pub save_after_ms: u64,
 }
 
 impl Default for Limits {
@@ -29,6 +32,7 @@ impl Default for Limits {
             max_duration_ms: None,
             max_setup_ms: 10 * 60 * 1000,
             max_followed_ms: 24 * 3600 * 1000,
+            save_after_ms: 10_000,
         }
     }
 }
@@ -310,25 +314,43 @@ impl Calls {
         byes
     }
 
-    /// What the store has not been told yet: the dialogs it holds that ended, then the
-    /// dialogs answered or changed since (a dialog answered and ended in between is in
-    /// neither).
-    pub fn take_changes(&mut self) -> Vec<Change> {
+    /// What the store has not been told yet by `now_ms`: the dialogs it holds that ended,
+    /// then the dialogs answered at least `save_after_ms` ago, or changed since they were
+    /// stored (a dialog answered and ended in between is in neither).
+    pub fn take_changes(&mut self, now_ms: u64) -> Vec<Change> {
         let mut changes = std::mem::take(&mut self.ended);
+        let mut later = Vec::new();
         for key in std::mem::take(&mut self.dirty) {
             let Some(call) = self.calls.get_mut(&key) else {
                 continue;
             };
+            let mut wait = false;
             for i in 0..call.dialogs.len() {
                 let d = &mut call.dialogs[i];
-                if !std::mem::take(&mut d.dirty) || d.state != DialogState::Confirmed {
+                if !d.dirty || d.state != DialogState::Confirmed {
+                    d.dirty = false;
                     continue;
                 }
-                d.stored = true;
+                let young = d
+                    .answered_ms
+                    .is_some_and(|a| now_ms.saturating_sub(a) < self.limits.save_after_ms);
+                if !d.stored && young {
+                    wait = true;
+                    continue;
+                }
+                d.dirty = false;
+                let change = match std::mem::replace(&mut d.stored, true) {
+                    true => Change::Saved,
+                    false => Change::Added,
+                };
                 let tag = d.to_tag.clone();
-                changes.extend(crate::saved::saved(call, &tag).map(Change::Saved));
+                changes.extend(crate::saved::saved(call, &tag).map(change));
+            }
+            if wait {
+                later.push(key);
             }
         }
+        self.dirty = later;
         changes
     }
 
@@ -680,6 +702,7 @@ mod tests {
             max_duration_ms: None,
             max_setup_ms: 1_000,
             max_followed_ms: 5_000,
+            save_after_ms: 0,
         });
         let invite = |call: &str| Invite {
             key: key(call),

@@ -35,7 +35,10 @@ pub struct Saved {
 /// A change the store must learn, in the order they happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// A dialog answered, or its CSeq moved: stored (replacing what was).
+    /// A dialog answered (and lasted long enough): stored.
+    Added(Box<Saved>),
+    /// A stored dialog changed (its CSeq moved, its session was refreshed): stored again,
+    /// replacing what was.
     Saved(Box<Saved>),
     /// A dialog ended (its record made): removed.
     Ended {
@@ -176,15 +179,15 @@ mod tests {
     #[test]
     fn the_store_follows_a_dialog_from_answer_to_end() {
         let mut c = answered();
-        let changes = c.take_changes();
-        let Some(Change::Saved(s)) = changes.first() else {
+        let changes = c.take_changes(u64::MAX);
+        let Some(Change::Added(s)) = changes.first() else {
             panic!("{changes:?}")
         };
         assert_eq!((s.answered_ms, s.to_tag.as_str()), (3_000, "b"));
         assert_eq!(s.callee_leg.contact, "sip:bob@192.0.2.2");
         c.request(4_000, sent("a", "b", 2, false));
         c.request(4_001, sent("a", "b", 2, false));
-        let changes = c.take_changes();
+        let changes = c.take_changes(u64::MAX);
         assert!(
             matches!(&changes[..], [Change::Saved(s)] if s.caller_leg.cseq == 2),
             "once per CSeq: {changes:?}"
@@ -194,7 +197,7 @@ mod tests {
             key: key(),
             to_tag: "b".into(),
         };
-        assert_eq!(c.take_changes(), [ended]);
+        assert_eq!(c.take_changes(u64::MAX), [ended]);
     }
 
     /// A call answered and ended between two takes never reaches the store.
@@ -203,7 +206,7 @@ mod tests {
         let mut c = answered();
         c.request(3_500, sent("a", "b", 2, true));
         assert_eq!(c.take_records().len(), 1);
-        assert!(c.take_changes().is_empty());
+        assert!(c.take_changes(u64::MAX).is_empty());
     }
 
     /// After a restart, the saved dialog's BYE makes its record with the real times, and the
@@ -212,7 +215,7 @@ mod tests {
     fn a_restored_dialog_ends_as_if_never_lost() {
         let mut c = answered();
         c.request(4_000, sent("b", "a", 5, false));
-        let Some(Change::Saved(s)) = c.take_changes().pop() else {
+        let Some(Change::Added(s)) = c.take_changes(u64::MAX).pop() else {
             panic!("saved")
         };
         let mut restarted = Calls::new(Limits::default());

@@ -45,6 +45,7 @@ proptest! {
             max_duration_ms: Some(5_000),
             max_setup_ms: 20_000,
             max_followed_ms: 30_000,
+            save_after_ms: 2_000,
         });
         let mut records = Vec::new();
         let mut changes = Vec::new();
@@ -91,13 +92,15 @@ proptest! {
                 }
             }
             records.extend(calls.take_records());
-            changes.extend(calls.take_changes());
+            changes.extend(calls.take_changes(now));
         }
-        // The store ends up holding exactly the dialogs still answered and not ended.
+        // Once every answered dialog is old enough to be saved, the store holds exactly
+        // the dialogs still answered and not ended.
+        changes.extend(calls.take_changes(u64::MAX));
         let mut stored: Vec<(CallKey, String)> = Vec::new();
         for c in &changes {
             match c {
-                Change::Saved(s) => {
+                Change::Added(s) | Change::Saved(s) => {
                     let id = (s.key.clone(), s.to_tag.clone());
                     if !stored.contains(&id) {
                         stored.push(id);

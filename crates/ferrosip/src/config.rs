@@ -36,6 +36,9 @@ pub(crate) struct Calls {
     pub(crate) max_duration: u64,
     /// Most calls followed at once; past it new calls go without records (logged).
     pub(crate) max_active: usize,
+    /// Seconds an answered call lasts before it is written to the database (a restart or
+    /// a crash loses no call written; shorter calls cost no write).
+    pub(crate) save_after: u64,
 }
 
 impl Default for Calls {
@@ -43,6 +46,7 @@ impl Default for Calls {
         Calls {
             max_duration: 0,
             max_active: dialog::Limits::default().max_calls,
+            save_after: dialog::Limits::default().save_after_ms / 1000,
         }
     }
 }
@@ -57,6 +61,7 @@ impl Calls {
             max_calls: self.max_active,
             max_duration_ms,
             // A call is followed at least an hour past its longest duration.
+            save_after_ms: self.save_after.saturating_mul(1000),
             max_followed_ms: max_duration_ms
                 .map_or(0, |d| d.saturating_add(3_600_000))
                 .max(default.max_followed_ms),
@@ -72,6 +77,9 @@ pub(crate) struct Accounting {
     /// A file each call record is appended to, one JSON object per line (relative to the
     /// configuration file); none by default.
     pub(crate) json_lines: Option<PathBuf>,
+    /// Each call record also as a log line (`ferrosip::cdr`, "call record"): for syslog or
+    /// journald, where the log goes. Off by default (the database has them).
+    pub(crate) log: bool,
 }
 
 /// `[dns]`: where next hops' names are looked up (RFC 3263: NAPTR, SRV, A and AAAA).

@@ -43,7 +43,7 @@ fn stored_records(dir: &Path, n: usize) -> Vec<dialog::Cdr> {
 #[test]
 fn a_call_across_kill_9_gets_its_record_with_its_real_end() {
     let dir = tmp();
-    let config = following_config(dir.path(), "");
+    let config = following_config(dir.path(), "[calls]\nsave_after = 0\n");
     let s = Server::start(dir.path(), &["--config", &config]);
     let uas_port = free_port();
     assert!(register(&s, "bob", uas_port, "1.0", "600", "200"));
@@ -56,7 +56,7 @@ fn a_call_across_kill_9_gets_its_record_with_its_real_end() {
         free_port(),
         &[("pause", "5000")],
     ));
-    // The answer is stored within a second of the call being answered.
+    // The answer is stored within a second of the call being answered (`save_after = 0`).
     std::thread::sleep(Duration::from_millis(1500));
     let (dir_path, port) = s.kill9();
     let s = Server::start_on(&dir_path, port, &["--config", &config]);

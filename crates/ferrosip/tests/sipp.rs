@@ -123,7 +123,8 @@ fn call_over_tcp() {
 fn followed_calls_leave_a_record_each() {
     let dir = tmp();
     let config = dir.path().join("ferrosip.toml");
-    std::fs::write(&config, "[accounting]\njson_lines = \"cdr.jsonl\"\n").expect("write");
+    let accounting = "[accounting]\njson_lines = \"cdr.jsonl\"\nlog = true\n";
+    std::fs::write(&config, accounting).expect("write");
     let config = config.to_str().expect("path");
     let filter = "warn,ferrosip::cdr=info";
     let s = Server::start_logging(dir.path(), &["--config", config], filter);

@@ -204,7 +204,7 @@ impl Dialogs {
             let mut calls = s.lock().unwrap_or_else(|p| p.into_inner());
             t.byes.append(&mut calls.expire(now_ms));
             t.records.append(&mut calls.take_records());
-            t.changes.append(&mut calls.take_changes());
+            t.changes.append(&mut calls.take_changes(now_ms));
         }
         t
     }

@@ -25,23 +25,36 @@ impl Store {
         records: &[Cdr],
         changes: &[Change],
     ) -> Result<(), StoreError> {
-        let mut last: HashMap<(&CallKey, &str), Option<&Saved>> = HashMap::new();
+        // Each dialog's last change: what to store, and whether a row may be there already.
+        let mut last: HashMap<(&CallKey, &str), (Option<&Saved>, bool)> = HashMap::new();
         for c in changes {
-            match c {
-                Change::Saved(s) => last.insert((&s.key, &s.to_tag), Some(s)),
-                Change::Ended { key, to_tag } => last.insert((key, to_tag), None),
+            let (key, to_tag, change) = match c {
+                Change::Added(s) => (&s.key, s.to_tag.as_str(), (Some(&**s), false)),
+                Change::Saved(s) => (&s.key, s.to_tag.as_str(), (Some(&**s), true)),
+                Change::Ended { key, to_tag } => (key, to_tag.as_str(), (None, true)),
             };
+            last.insert((key, to_tag), change);
         }
-        let kept: Vec<&Saved> = last.values().filter_map(|s| *s).collect();
+        let kept: Vec<&Saved> = last.values().filter_map(|(s, _)| *s).collect();
+        let touched: Vec<(&CallKey, &str)> = last
+            .iter()
+            .filter(|(_, (_, replaces))| *replaces)
+            .map(|(k, _)| *k)
+            .collect();
         crate::backend::dispatch!(&self.backend, pool => {
             let mut tx = pool.begin().await?;
-            for (key, to_tag) in last.keys() {
-                let mut q = QueryBuilder::new("DELETE FROM dialog WHERE call_id = ");
-                q.push_bind(key.call_id.as_str())
-                    .push(" AND from_tag = ")
-                    .push_bind(key.from_tag.as_str())
-                    .push(" AND to_tag = ")
-                    .push_bind(*to_tag);
+            // One statement per chunk of dialogs (a second's worth, usually).
+            for chunk in touched.chunks(ROWS_PER_STATEMENT) {
+                let mut q = QueryBuilder::new("DELETE FROM dialog WHERE ");
+                for (i, (key, to_tag)) in chunk.iter().enumerate() {
+                    q.push(if i == 0 { "(call_id = " } else { " OR (call_id = " })
+                        .push_bind(key.call_id.as_str())
+                        .push(" AND from_tag = ")
+                        .push_bind(key.from_tag.as_str())
+                        .push(" AND to_tag = ")
+                        .push_bind(*to_tag)
+                        .push(")");
+                }
                 q.build().execute(&mut *tx).await?;
             }
             for chunk in kept.chunks(ROWS_PER_STATEMENT) {

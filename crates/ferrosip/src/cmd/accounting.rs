@@ -28,6 +28,8 @@ struct Batch {
 /// Where the records of the followed calls go.
 pub(crate) struct Accounting {
     json_lines: Option<std::fs::File>,
+    /// Records are logged too.
+    log: bool,
     metrics: Arc<Metrics>,
     writer: UnboundedSender<Batch>,
     written: tokio::task::JoinHandle<()>,
@@ -36,11 +38,11 @@ pub(crate) struct Accounting {
 impl Accounting {
     /// Opens the JSON lines file, if one is configured, and starts the writer.
     pub(crate) fn start(
-        json_lines: Option<&std::path::Path>,
+        cfg: &crate::config::Accounting,
         store: &Store,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Accounting> {
-        let json_lines = match json_lines {
+        let json_lines = match cfg.json_lines.as_deref() {
             Some(path) => Some(
                 std::fs::OpenOptions::new()
                     .create(true)
@@ -56,6 +58,7 @@ impl Accounting {
         let written = tokio::spawn(write(store.clone(), metrics.clone(), batches));
         Ok(Accounting {
             json_lines,
+            log: cfg.log,
             metrics,
             writer,
             written,
@@ -69,7 +72,9 @@ impl Accounting {
             records, changes, ..
         } = tick;
         for r in &records {
-            log_record(r);
+            if self.log {
+                log_record(r);
+            }
             self.metrics.call_recorded(r.missed());
         }
         if let Some(file) = self.json_lines.as_mut().filter(|_| !records.is_empty()) {

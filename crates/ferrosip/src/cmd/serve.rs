@@ -756,8 +756,7 @@ fn calls_each_second(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Accounting>,
 )> {
-    let json_lines = cfg.accounting.json_lines.as_deref();
-    let mut accounting = Accounting::start(json_lines, store, server.metrics.clone())?;
+    let mut accounting = Accounting::start(&cfg.accounting, store, server.metrics.clone())?;
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     let (server, core) = (server.clone(), core.clone());
     let task = tokio::spawn(async move {

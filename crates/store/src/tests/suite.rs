@@ -535,8 +535,8 @@ pub(super) async fn dialogs_in_progress(db: &TestDb) {
     let (a, b) = (dialog_saved("c1", "t1", 1), dialog_saved("c2", "t2", 1));
     let a2 = dialog_saved("c1", "t1", 5);
     let changes = [
-        Change::Saved(Box::new(a.clone())),
-        Change::Saved(Box::new(b.clone())),
+        Change::Added(Box::new(a.clone())),
+        Change::Added(Box::new(b.clone())),
         Change::Saved(Box::new(a2.clone())),
     ];
     store.record_calls(&[], &changes).await.unwrap();
@@ -563,7 +563,7 @@ pub(super) async fn dialogs_in_progress(db: &TestDb) {
     // Saved and ended in one batch: nothing stays.
     let c = dialog_saved("c3", "t3", 1);
     let changes = [
-        Change::Saved(Box::new(c.clone())),
+        Change::Added(Box::new(c.clone())),
         Change::Ended {
             key: c.key.clone(),
             to_tag: c.to_tag.clone(),
