@@ -146,7 +146,7 @@ impl Calls {
                 d.state = DialogState::Confirmed;
                 d.answered_ms = Some(now_ms);
                 d.refreshed_ms = now_ms;
-                d.session_ms = answer.as_ref().and_then(|a| a.session_s).map(ms_of);
+                d.session_ms = session_ms(answer.as_ref().and_then(|a| a.session_s));
                 d.callee = answer.map(|a| a.callee);
                 d.dirty = true;
                 self.dirty.push(key.clone());
@@ -168,9 +168,9 @@ impl Calls {
                         d.state = DialogState::Terminated;
                     }
                 }
-                // A redirect or a challenge is no missed call: the caller goes on with a
-                // new INVITE, which is a call of its own.
-                let goes_on = matches!(status, 300..=399 | 401 | 407);
+                // A redirect, a challenge or a session interval too small (RFC 4028) is
+                // no missed call: the caller goes on with a new INVITE, a call of its own.
+                let goes_on = matches!(status, 300..=399 | 401 | 407 | 422);
                 if !call.answered() && !goes_on {
                     let record = unanswered(call, now_ms, status);
                     self.records.push(record);
@@ -211,12 +211,14 @@ impl Calls {
             true => &mut d.caller_cseq,
             false => &mut d.callee_cseq,
         };
-        let mut changed = sent.cseq > *seen;
+        let changed = sent.cseq > *seen;
         *seen = sent.cseq.max(*seen);
-        if sent.refresh && d.state == DialogState::Confirmed {
+        // A new refresh (not a retransmission or a stale one) restarts the session, with
+        // the interval it asks for, or none: a refresh without Session-Expires turns the
+        // timer off (RFC 4028 §7.4), which never ends a call early.
+        if changed && sent.refresh && d.state == DialogState::Confirmed {
             d.refreshed_ms = now_ms;
-            d.session_ms = sent.session_s.map(ms_of).or(d.session_ms);
-            changed = true;
+            d.session_ms = session_ms(sent.session_s);
         }
         if changed && d.state == DialogState::Confirmed && !d.dirty {
             d.dirty = true;
@@ -235,8 +237,10 @@ impl Calls {
             if !call.settled && now_ms.saturating_sub(call.started_ms) > self.limits.max_setup_ms {
                 stale.push(key.clone());
             }
+            // (A session timer ends its dialog first, however long it is refreshed.)
             let long = |d: &&Dialog| {
                 d.state == DialogState::Confirmed
+                    && d.session_ms.is_none()
                     && d.answered_ms
                         .is_some_and(|a| now_ms.saturating_sub(a) >= self.limits.max_followed_ms)
             };
@@ -278,13 +282,9 @@ impl Calls {
         for (key, tag) in &due {
             byes.extend(self.end_by_server(now_ms, key, tag));
         }
+        // A session that expired is over (its parties send their own BYE; a proxy must
+        // not, RFC 4028 §8.3): recorded, and forgotten.
         for (key, tag, at) in self.sessions_over(now_ms) {
-            byes.extend(
-                self.calls
-                    .get(&key)
-                    .map(|c| crate::bye::byes(c, &tag))
-                    .unwrap_or_default(),
-            );
             self.end(at, &key, &tag, Ending::Expired);
         }
         for (key, tag) in &lost {
@@ -405,6 +405,11 @@ impl Calls {
             .collect()
     }
 
+    /// True when the call `key` is followed.
+    pub fn is_followed(&self, key: &CallKey) -> bool {
+        self.calls.contains_key(key)
+    }
+
     /// True when no new call can be tracked.
     pub fn is_full(&self) -> bool {
         self.calls.len() >= self.limits.max_calls
@@ -456,9 +461,10 @@ impl Calls {
     }
 }
 
-/// Seconds as milliseconds.
-fn ms_of(s: u32) -> u64 {
-    u64::from(s) * 1000
+/// A session interval in milliseconds: none below RFC 4028's floor of 90 s (a party asking
+/// for less cannot have the server end its call sooner).
+fn session_ms(s: Option<u32>) -> Option<u64> {
+    s.filter(|&s| s >= 90).map(|s| u64::from(s) * 1000)
 }
 
 /// The record of a call nobody answered.

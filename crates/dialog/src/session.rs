@@ -1,7 +1,7 @@
 //! Session timers (RFC 4028): a dialog whose answer set a session interval, and that no
 //! re-INVITE or UPDATE refreshed within it, is over. It is recorded as expired, ending when
-//! its session did (a call whose parties vanished gets its real end), and the server sends
-//! a BYE to each side.
+//! its session did (a call whose parties vanished gets its real end), and forgotten: its
+//! parties send their own BYE (a proxy must not, §8.3).
 
 use crate::call::{CallKey, DialogState};
 use crate::calls::Calls;
@@ -64,12 +64,12 @@ mod tests {
         c
     }
 
-    fn refresh(c: &mut Calls, now_ms: u64, session_s: Option<u32>) {
+    fn refresh(c: &mut Calls, now_ms: u64, cseq: u32, session_s: Option<u32>) {
         let sent = InDialog {
             call_id: "s1",
             from_tag: "a",
             to_tag: "b",
-            cseq: 2,
+            cseq,
             bye: false,
             refresh: true,
             session_s,
@@ -78,13 +78,13 @@ mod tests {
     }
 
     /// Unrefreshed, a 90 s session is over 90 s after the answer: ended then (not when
-    /// noticed), recorded as expired, with a BYE to each side.
+    /// noticed), recorded as expired, without a BYE of the server's.
     #[test]
     fn an_unrefreshed_session_ends_when_it_expired() {
         let mut c = answered(Some(90));
-        assert!(c.expire(91_000 + 31_000).is_empty(), "grace");
-        let byes = c.expire(91_000 + 32_000);
-        assert_eq!(byes.len(), 2);
+        c.expire(91_000 + 31_000);
+        assert!(c.take_records().is_empty(), "grace");
+        assert!(c.expire(91_000 + 32_000).is_empty(), "no BYE");
         let r = &c.take_records()[0];
         assert_eq!(
             (r.ending, r.ended_ms, r.duration_ms()),
@@ -93,16 +93,35 @@ mod tests {
         assert!(c.is_empty());
     }
 
-    /// Each refresh starts the interval again, and may change it.
+    /// Each new refresh starts the interval again, with what it asks for; a retransmitted
+    /// or stale one changes nothing.
     #[test]
     fn a_refresh_keeps_the_session() {
         let mut c = answered(Some(90));
-        refresh(&mut c, 60_000, None);
-        assert!(c.expire(91_000 + 32_000).is_empty());
-        refresh(&mut c, 140_000, Some(1800));
-        assert!(c.expire(140_000 + 90_000 + 32_000).is_empty(), "now 1800 s");
-        assert_eq!(c.expire(140_000 + 1_800_000 + 32_000).len(), 2);
+        refresh(&mut c, 60_000, 2, Some(90));
+        refresh(&mut c, 100_000, 2, Some(90));
+        c.expire(60_000 + 90_000 + 31_000);
+        assert!(c.take_records().is_empty(), "refreshed at 60 s");
+        refresh(&mut c, 140_000, 3, Some(1800));
+        c.expire(140_000 + 90_000 + 32_000);
+        assert!(c.take_records().is_empty(), "now 1800 s");
+        c.expire(140_000 + 1_800_000 + 32_000);
         assert_eq!(c.take_records()[0].ended_ms, 1_940_000);
+    }
+
+    /// An interval under RFC 4028's 90 s, or a refresh without one, cannot end a call
+    /// early: the timer is off.
+    #[test]
+    fn a_tiny_interval_or_none_turns_the_timer_off() {
+        let mut c = answered(Some(90));
+        refresh(&mut c, 10_000, 2, Some(1));
+        c.expire(3_600_000);
+        assert!(c.take_records().is_empty());
+        let mut c = answered(Some(90));
+        refresh(&mut c, 10_000, 2, None);
+        c.expire(3_600_000);
+        assert!(c.take_records().is_empty());
+        assert_eq!(c.active().len(), 1);
     }
 
     /// Without Session-Expires, a call goes on however quiet.

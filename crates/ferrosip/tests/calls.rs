@@ -75,6 +75,39 @@ fn a_call_across_kill_9_gets_its_record_with_its_real_end() {
     drop(s);
 }
 
+/// A clean restart (SIGTERM) keeps the calls in progress however young (`save_after` is
+/// for crashes): the caller's BYE after it still makes the record.
+#[test]
+fn a_call_across_a_clean_restart_gets_its_record() {
+    let dir = tmp();
+    let config = following_config(dir.path(), "");
+    let s = Server::start(dir.path(), &["--config", &config]);
+    let port = s.port;
+    let uas_port = free_port();
+    assert!(register(&s, "bob", uas_port, "1.0", "600", "200"));
+    let uas = spawn(sipp(None, "uas.xml", "bob", uas_port, &[]));
+    let uac = spawn(sipp(
+        Some(&s),
+        "uac_talk.xml",
+        "bob",
+        free_port(),
+        &[("pause", "4000")],
+    ));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(s.terminate(), "a clean stop");
+    let s = Server::start_on(dir.path(), port, &["--config", &config]);
+    assert!(finish(uac), "the caller's BYE went through the new process");
+    assert!(finish(uas), "and reached the callee");
+    let records = stored_records(dir.path(), 1);
+    assert_eq!(
+        records[0].ending,
+        dialog::Ending::CallerHungUp,
+        "{records:?}"
+    );
+    assert!(records[0].duration_ms() >= 3_000, "{records:?}");
+    drop(s);
+}
+
 /// `[calls] max_duration`: the server ends a call at its longest duration with a BYE to
 /// each side, and its record says so.
 #[test]

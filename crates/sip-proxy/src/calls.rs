@@ -30,7 +30,17 @@ impl Core {
     /// What the followed calls left to do by `now` since the last time: their records,
     /// the changes to store, and the BYEs of the calls that reached their longest duration.
     pub fn tick_calls(&self, now: Instant) -> CallsTick {
-        let t = self.dialogs.tick(self.unix_ms(now));
+        self.calls_tick(now, false)
+    }
+
+    /// [`Core::tick_calls`] at exit: every answered call goes to the store, however young,
+    /// so that a restart loses none.
+    pub fn last_calls(&self, now: Instant) -> CallsTick {
+        self.calls_tick(now, true)
+    }
+
+    fn calls_tick(&self, now: Instant, last: bool) -> CallsTick {
+        let t = self.dialogs.tick(self.unix_ms(now), last);
         CallsTick {
             records: t.records,
             changes: t.changes,

@@ -57,7 +57,7 @@ impl Core {
 
     /// §16.3 step 4: a request carrying a Via of ours whose branch has the hash this request
     /// has now came back unchanged (a spiral changes the Request-URI, and so the hash).
-    fn looped(&self, msg: &Message) -> bool {
+    pub(crate) fn looped(&self, msg: &Message) -> bool {
         // Only a request that went through a stateful branch of ours can loop: most carry
         // none, and need no Via parsed.
         let ours_before = msg

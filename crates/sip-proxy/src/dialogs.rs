@@ -114,6 +114,18 @@ impl Dialogs {
         calls.response(now_ms, key, to_tag, status, answer);
     }
 
+    /// True when the call of this INVITE (its Call-ID and From tag) is followed already.
+    pub(crate) fn is_followed(&self, msg: &Message) -> Option<bool> {
+        let (Ok(call_id), Some(from)) = (msg.call_id(), msg.header(HeaderName::From)) else {
+            return None;
+        };
+        let key = CallKey {
+            call_id: call_id.to_owned(),
+            from_tag: uri_and_tag(from.value)?.1?.to_owned(),
+        };
+        Some(self.used.load(Ordering::Relaxed) && self.shard(call_id).is_followed(&key))
+    }
+
     /// Calls in progress counted under `profile` (`dlg_limit()`).
     pub(crate) fn profile_size(&self, profile: &str) -> u32 {
         if !self.used.load(Ordering::Relaxed) {
@@ -198,13 +210,15 @@ impl Dialogs {
     /// What happened since the last time: the calls past their longest duration ended
     /// and the calls that never settled dropped (lost events: recorded unanswered, 408)
     /// first.
-    pub(crate) fn tick(&self, now_ms: u64) -> Tick {
+    /// At exit (`last`), every answered dialog goes to the store, however young.
+    pub(crate) fn tick(&self, now_ms: u64, last: bool) -> Tick {
         let mut t = Tick::default();
         for s in &self.shards {
             let mut calls = s.lock().unwrap_or_else(|p| p.into_inner());
             t.byes.append(&mut calls.expire(now_ms));
             t.records.append(&mut calls.take_records());
-            t.changes.append(&mut calls.take_changes(now_ms));
+            let saved_by = if last { u64::MAX } else { now_ms };
+            t.changes.append(&mut calls.take_changes(saved_by));
         }
         t
     }

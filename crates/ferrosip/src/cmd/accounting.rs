@@ -90,7 +90,7 @@ impl Accounting {
 
     /// Takes the last records and waits (5 s at most) for the writer to store them all.
     pub(crate) async fn finish(mut self, core: &Core) {
-        let mut last = core.tick_calls(Instant::now());
+        let mut last = core.last_calls(Instant::now());
         last.commands.clear();
         self.take(last);
         drop(self.writer);

@@ -26,9 +26,11 @@ fn dlg_manage(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
 }
 
 /// `dlg_limit(profile, max)`, for an initial INVITE: -1 when `max` calls counted under
-/// `profile` (any text: a user, a domain) are in progress already; else the call is
-/// followed and counts under it from now until it is over, and 1. -2 for any other
-/// request, an empty or too long profile, or a call with too many profiles.
+/// `profile` (any text: a user, a domain) are in progress already, or when its call (its
+/// Call-ID and From tag) is followed already but for a spiral of it, which its first pass
+/// counts; else the call is followed and counts under it from now until it is over, and 1.
+/// -2 for any other request, one without a From tag, an empty or too long profile, or a
+/// call with too many profiles.
 fn dlg_limit(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
     let profile = args[0].as_str();
     let max = args[1].as_int();
@@ -39,6 +41,16 @@ fn dlg_limit(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
         || c.edits.profiles.len() >= MAX_PROFILES
     {
         return -2;
+    }
+    if c.edits.profiles.iter().any(|p| *p == profile) {
+        return 1;
+    }
+    // The same call again, in a new transaction, would go uncounted.
+    match c.core.dialogs.is_followed(c.msg) {
+        None => return -2,
+        Some(true) if c.core.looped(c.msg) => return 1,
+        Some(true) => return -1,
+        Some(false) => {}
     }
     let in_progress = i64::from(c.core.dialogs.profile_size(&profile));
     if in_progress >= max {
