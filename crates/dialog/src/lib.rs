@@ -9,6 +9,8 @@
 mod bye;
 mod call;
 mod calls;
+#[cfg(test)]
+mod calls_tests;
 mod cdr;
 mod profiles;
 mod saved;

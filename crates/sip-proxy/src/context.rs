@@ -425,12 +425,12 @@ impl Context {
         }
         let to = resp.header(sip_message::HeaderName::To);
         let to_tag = to
-            .and_then(|t| crate::dialogs::uri_and_tag(t.value))
+            .and_then(|t| crate::dialog_read::uri_and_tag(t.value))
             .and_then(|(_, tag)| tag.map(str::to_owned));
         let b = &self.branches[i];
         let answer = (code >= 200).then(|| {
             let ours = b.issued.as_ref().map(crate::route_key::Issued::text);
-            Box::new(crate::dialogs::answer(resp, ours, b.dest))
+            Box::new(crate::dialog_read::answer(resp, ours, b.dest))
         });
         self.noted.push(Noted::Relayed(code, to_tag, answer));
     }

@@ -11,6 +11,7 @@ mod checks;
 mod config;
 mod context;
 mod core;
+mod dialog_read;
 mod dialogs;
 mod dispatch;
 mod dns;
