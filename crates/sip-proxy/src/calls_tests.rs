@@ -161,6 +161,19 @@ Call-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
     assert_eq!(records[0].ending, dialog::Ending::CalleeHungUp);
 }
 
+/// bob's 200 to the INVITE as he got it (`fwd`), with these headers before the Record-Route
+/// entries it echoes.
+fn ok_from_bob(fwd: &Message, headers: &[(&str, &str)]) -> Message {
+    let mut ok = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"));
+    for (name, value) in headers {
+        ok = ok.header(name, value);
+    }
+    for h in fwd.headers_named(HeaderName::RecordRoute) {
+        ok = ok.header("Record-Route", h.value);
+    }
+    Message::parse(ok.build()).expect("a response is not checked whole")
+}
+
 /// A call through `core` from CALLER (behind the proxy `edge`) to bob, who answers behind
 /// the proxy `far`: the INVITE as bob got it.
 fn answered_call(core: &Core, now: Instant) -> Message {
@@ -169,13 +182,13 @@ fn answered_call(core: &Core, now: Instant) -> Message {
     let edge = "Record-Route: <sip:192.0.2.50;lr>\n";
     let out = sent(core.handle_message(now, invite("bob", edge), udp(CALLER)));
     let fwd = &out[0].1;
-    let mut ok = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
-        .header("Contact", "<sip:bob@192.0.2.20:5060>")
-        .header("Record-Route", "<sip:far.example.org;lr>");
-    for h in fwd.headers_named(HeaderName::RecordRoute) {
-        ok = ok.header("Record-Route", h.value);
-    }
-    let ok = Message::parse(ok.build()).expect("200");
+    let ok = ok_from_bob(
+        fwd,
+        &[
+            ("Contact", "<sip:bob@192.0.2.20:5060>"),
+            ("Record-Route", "<sip:far.example.org;lr>"),
+        ],
+    );
     let up = sent(core.handle_message(now, ok, udp("192.0.2.20:5060")));
     assert_eq!(up[0].1.status(), Some(200));
     fwd.clone()
@@ -291,12 +304,7 @@ Content-Length: 0\n\n"
     );
     let out = sent(core.handle_message(now, msg(&text), udp(CALLER)));
     let fwd = &out[0].1;
-    let mut ok = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
-        .header("Contact", "<sip:bob@192.0.2.20:5060>");
-    for h in fwd.headers_named(HeaderName::RecordRoute) {
-        ok = ok.header("Record-Route", h.value);
-    }
-    let ok = Message::parse(ok.build()).expect("200");
+    let ok = ok_from_bob(fwd, &[("Contact", "<sip:bob@192.0.2.20:5060>")]);
     sent(core.handle_message(now, ok, udp("192.0.2.20:5060")));
     let byes = sent(core.end_call(now, "call-1").expect("followed"));
     assert_eq!(byes[0].1.from().unwrap().tag(), Some("c"));
@@ -312,12 +320,7 @@ fn a_callee_that_cannot_be_kept_is_not_ended_by_the_server() {
     register(&core, "bob", "192.0.2.20:5060", "1.0");
     let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
     let fwd = &out[0].1;
-    let mut ok = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
-        .header("Contact", "<sip:bob@192.0.2.20:5060;x=\u{1}>");
-    for h in fwd.headers_named(HeaderName::RecordRoute) {
-        ok = ok.header("Record-Route", h.value);
-    }
-    let ok = Message::parse(ok.build()).expect("a response is not checked whole");
+    let ok = ok_from_bob(fwd, &[("Contact", "<sip:bob@192.0.2.20:5060;x=\u{1}>")]);
     sent(core.handle_message(now, ok, udp("192.0.2.20:5060")));
     assert_eq!(core.active_calls().len(), 1, "followed");
     assert!(core.end_call(now, "call-1").is_none(), "no BYE can be sent");
@@ -340,13 +343,13 @@ fn a_session_nobody_refreshes_is_ended_when_it_expired() {
     register(&core, "bob", "192.0.2.20:5060", "1.0");
     let out = sent(core.handle_message(now, invite("bob", ""), udp(CALLER)));
     let fwd = &out[0].1;
-    let mut ok = ResponseBuilder::for_request(fwd, 200, "OK", Some("b"))
-        .header("Contact", "<sip:bob@192.0.2.20:5060>")
-        .header("Session-Expires", "90;refresher=uac");
-    for h in fwd.headers_named(HeaderName::RecordRoute) {
-        ok = ok.header("Record-Route", h.value);
-    }
-    let ok = Message::parse(ok.build()).expect("200");
+    let ok = ok_from_bob(
+        fwd,
+        &[
+            ("Contact", "<sip:bob@192.0.2.20:5060>"),
+            ("Session-Expires", "90;refresher=uac"),
+        ],
+    );
     let up = sent(core.handle_message(now, ok, udp("192.0.2.20:5060")));
     let mut route: Vec<String> = up[0]
         .1

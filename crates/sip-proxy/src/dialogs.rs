@@ -62,16 +62,9 @@ impl Dialogs {
         upstream: Destination,
         profiles: Vec<String>,
     ) -> Option<CallKey> {
-        let (Ok(call_id), Some(from), Some(to), Ok(cseq)) = (
-            msg.call_id(),
-            msg.header(HeaderName::From),
-            msg.header(HeaderName::To),
-            msg.cseq(),
-        ) else {
-            return None;
-        };
-        let (caller, from_tag) = uri_and_tag(from.value)?;
-        let (dialled, _) = uri_and_tag(to.value)?;
+        let (call_id, from, to, cseq) = ids(msg)?;
+        let (caller, from_tag) = uri_and_tag(from)?;
+        let (dialled, _) = uri_and_tag(to)?;
         // Towards the caller: the proxies that record-routed the INVITE before us, nearest
         // first, as it lists them.
         let route: Vec<&str> = msg
@@ -85,7 +78,7 @@ impl Dialogs {
             },
             caller: caller.to_owned(),
             dialled: dialled.to_owned(),
-            caller_leg: leg(contact_of(msg), &route, upstream, cseq.seq),
+            caller_leg: leg(contact_of(msg), &route, upstream, cseq),
             profiles,
         };
         self.used.store(true, Ordering::Relaxed);
@@ -154,17 +147,10 @@ impl Dialogs {
         if method == Some(Method::Ack) {
             return;
         }
-        let (Ok(call_id), Some(from), Some(to), Ok(cseq)) = (
-            msg.call_id(),
-            msg.header(HeaderName::From),
-            msg.header(HeaderName::To),
-            msg.cseq(),
-        ) else {
+        let Some((call_id, from, to, cseq)) = ids(msg) else {
             return;
         };
-        let (Some((_, from_tag)), Some((_, to_tag))) =
-            (uri_and_tag(from.value), uri_and_tag(to.value))
-        else {
+        let (Some((_, from_tag)), Some((_, to_tag))) = (uri_and_tag(from), uri_and_tag(to)) else {
             return;
         };
         if let (Some(from_tag), Some(to_tag)) = (from_tag, to_tag) {
@@ -172,7 +158,7 @@ impl Dialogs {
                 call_id,
                 from_tag,
                 to_tag,
-                cseq: cseq.seq,
+                cseq,
                 bye: method == Some(Method::Bye),
                 refresh: matches!(method, Some(Method::Invite | Method::Update)),
                 session_s: session_expires(msg),
@@ -223,6 +209,13 @@ impl Dialogs {
         }
         t
     }
+}
+
+/// A request's Call-ID, From and To values, and CSeq number.
+fn ids(msg: &Message) -> Option<(&str, &str, &str, u32)> {
+    let from = msg.header(HeaderName::From)?.value;
+    let to = msg.header(HeaderName::To)?.value;
+    Some((msg.call_id().ok()?, from, to, msg.cseq().ok()?.seq))
 }
 
 /// What [`Dialogs::tick`] found.
