@@ -82,6 +82,9 @@ pub(crate) struct Dialog {
     pub(crate) session_ms: Option<u64>,
     /// When the session was last refreshed: answered, or a re-INVITE or UPDATE.
     pub(crate) refreshed_ms: u64,
+    /// A BYE went through, when and whose, and waits for its answer: the dialog ends once
+    /// the other side takes it.
+    pub(crate) ending: Option<(u64, crate::Ending)>,
     /// The store holds it.
     pub(crate) stored: bool,
     /// Answered or changed since the store last learnt of it.
@@ -126,6 +129,7 @@ impl Call {
             callee: None,
             session_ms: None,
             refreshed_ms: 0,
+            ending: None,
             stored: false,
             dirty: false,
         });

@@ -37,6 +37,10 @@ impl Default for Limits {
     }
 }
 
+/// How long a BYE's answer is waited for (a transaction's time, 64·T1): past it the BYE
+/// counts as taken (it was relayed without state, or its answer went another way).
+const BYE_WAIT_MS: u64 = 32_000;
+
 /// A request inside a dialog, as [`Calls::request`] reads it.
 #[derive(Debug, Clone, Copy)]
 pub struct InDialog<'a> {
@@ -182,30 +186,35 @@ impl Calls {
     }
 
     /// A request inside a dialog relayed, with the tags of its From and To and its CSeq
-    /// number: the sender's CSeq is noted (the server's own BYE must be higher), and a BYE
-    /// ends the dialog, recording it, and tells who hung up by whose tag is in From.
-    pub fn request(&mut self, now_ms: u64, sent: InDialog<'_>) {
-        let key_of = |tag: &str| CallKey {
-            call_id: sent.call_id.to_owned(),
-            from_tag: tag.to_owned(),
-        };
-        let by_caller = self.calls.contains_key(&key_of(sent.from_tag));
-        let (key, dialog_tag) = match by_caller {
-            true => (key_of(sent.from_tag), sent.to_tag),
-            false => (key_of(sent.to_tag), sent.from_tag),
-        };
+    /// number: the sender's CSeq is noted (the server's own BYE must be higher). A BYE of
+    /// a talking dialog is noted, with who hung up (whose tag is in From), until its answer
+    /// ([`Calls::bye_answered`]); true for it.
+    pub fn request(&mut self, now_ms: u64, sent: InDialog<'_>) -> bool {
+        let (key, dialog_tag, by_caller) = self.which(&sent);
         if sent.bye {
             let ending = match by_caller {
                 true => Ending::CallerHungUp,
                 false => Ending::CalleeHungUp,
             };
-            return self.end(now_ms, &key, dialog_tag, ending);
+            let d = self
+                .calls
+                .get_mut(&key)
+                .and_then(|c| c.dialogs.iter_mut().find(|d| d.to_tag == dialog_tag));
+            match d {
+                Some(d) if d.state == DialogState::Confirmed => {
+                    d.ending.get_or_insert((now_ms, ending));
+                    return true;
+                }
+                Some(_) => self.end(now_ms, &key, dialog_tag, ending),
+                None => {}
+            }
+            return false;
         }
         let Some(call) = self.calls.get_mut(&key) else {
-            return;
+            return false;
         };
         let Some(d) = call.dialogs.iter_mut().find(|d| d.to_tag == dialog_tag) else {
-            return;
+            return false;
         };
         let seen = match by_caller {
             true => &mut d.caller_cseq,
@@ -224,6 +233,39 @@ impl Calls {
             d.dirty = true;
             self.dirty.push(key);
         }
+        false
+    }
+
+    /// The final answer to a BYE that [`Calls::request`] noted: a 2xx, 481 (no such dialog
+    /// over there) or 408 (nobody answered) ends the dialog when the BYE came; another
+    /// refusal leaves the call going (a BYE the other side refused hung nothing up).
+    pub fn bye_answered(&mut self, sent: InDialog<'_>, status: u16) {
+        let (key, dialog_tag, _) = self.which(&sent);
+        let d = self
+            .calls
+            .get_mut(&key)
+            .and_then(|c| c.dialogs.iter_mut().find(|d| d.to_tag == dialog_tag));
+        let Some(d) = d else { return };
+        let Some((at, ending)) = d.ending else { return };
+        match status {
+            200..=299 | 408 | 481 => self.end(at, &key, dialog_tag, ending),
+            300.. => d.ending = None,
+            _ => {}
+        }
+    }
+
+    /// The call a request inside a dialog belongs to, its dialog's To tag, and whether the
+    /// caller sent it.
+    fn which<'a>(&self, sent: &InDialog<'a>) -> (CallKey, &'a str, bool) {
+        let key_of = |tag: &str| CallKey {
+            call_id: sent.call_id.to_owned(),
+            from_tag: tag.to_owned(),
+        };
+        let caller = key_of(sent.from_tag);
+        match self.calls.contains_key(&caller) {
+            true => (caller, sent.to_tag, true),
+            false => (key_of(sent.to_tag), sent.from_tag, false),
+        }
     }
 
     /// Ends the dialogs answered longer ago than the longest duration, recording them as
@@ -233,6 +275,7 @@ impl Calls {
         let mut due = Vec::new();
         let mut stale = Vec::new();
         let mut lost = Vec::new();
+        let mut unanswered_byes = Vec::new();
         for (key, call) in &self.calls {
             if !call.settled && now_ms.saturating_sub(call.started_ms) > self.limits.max_setup_ms {
                 stale.push(key.clone());
@@ -250,6 +293,14 @@ impl Calls {
                     .filter(long)
                     .map(|d| (key.clone(), d.to_tag.clone())),
             );
+            // A BYE whose answer never came through us: taken as answered.
+            for d in &call.dialogs {
+                if let Some((at, ending)) = d.ending {
+                    if now_ms.saturating_sub(at) >= BYE_WAIT_MS {
+                        unanswered_byes.push((key.clone(), d.to_tag.clone(), at, ending));
+                    }
+                }
+            }
             let Some(max) = self.limits.max_duration_ms else {
                 continue;
             };
@@ -286,6 +337,9 @@ impl Calls {
         // not, RFC 4028 §8.3): recorded, and forgotten.
         for (key, tag, at) in self.sessions_over(now_ms) {
             self.end(at, &key, &tag, Ending::Expired);
+        }
+        for (key, tag, at, ending) in &unanswered_byes {
+            self.end(*at, key, tag, *ending);
         }
         for (key, tag) in &lost {
             self.end(now_ms, key, tag, Ending::Expired);

@@ -43,6 +43,7 @@ fn bye(c: &mut Calls, now_ms: u64, call_id: &str, from_tag: &str, to_tag: &str) 
         session_s: None,
     };
     c.request(now_ms, sent);
+    c.bye_answered(sent, 200);
 }
 
 fn calls(call: &str, at: u64) -> Calls {
@@ -236,5 +237,34 @@ fn the_table_is_bounded_and_lost_calls_are_dropped() {
     );
     let records = c.take_records();
     assert_eq!((records.len(), records[0].ending), (1, Ending::Expired));
+    assert!(c.is_empty());
+}
+
+/// A BYE the other side refuses hangs nothing up: the call goes on, and its record waits
+/// for a BYE that is taken; one whose answer never comes counts after 32 s, from its time.
+#[test]
+fn a_refused_bye_ends_nothing() {
+    let mut c = calls("c7", 0);
+    let k = key("c7");
+    c.response(1_000, &k, Some("b"), 200, callee("sip:bob@desk"));
+    let bye = |cseq| InDialog {
+        call_id: "c7",
+        from_tag: "caller",
+        to_tag: "b",
+        cseq,
+        bye: true,
+        refresh: false,
+        session_s: None,
+    };
+    assert!(c.request(5_000, bye(2)));
+    c.bye_answered(bye(2), 500);
+    assert!(c.take_records().is_empty());
+    assert_eq!(c.active().len(), 1, "still talking");
+    assert!(c.request(9_000, bye(3)));
+    c.expire(9_000 + 31_999);
+    assert!(c.take_records().is_empty(), "its answer may still come");
+    c.expire(9_000 + 32_000);
+    let r = &c.take_records()[0];
+    assert_eq!((r.ended_ms, r.ending), (9_000, Ending::CallerHungUp));
     assert!(c.is_empty());
 }

@@ -88,6 +88,7 @@ impl Calls {
             callee: Some(s.callee_leg),
             session_ms: s.session_ms,
             refreshed_ms: s.refreshed_ms,
+            ending: None,
             stored: true,
             dirty: false,
         };
@@ -193,6 +194,7 @@ mod tests {
             "once per CSeq: {changes:?}"
         );
         c.request(9_000, sent("b", "a", 1, true));
+        c.bye_answered(sent("b", "a", 1, true), 200);
         let ended = Change::Ended {
             key: key(),
             to_tag: "b".into(),
@@ -205,6 +207,7 @@ mod tests {
     fn a_short_call_is_never_stored() {
         let mut c = answered();
         c.request(3_500, sent("a", "b", 2, true));
+        c.bye_answered(sent("a", "b", 2, true), 200);
         assert_eq!(c.take_records().len(), 1);
         assert!(c.take_changes(u64::MAX).is_empty());
     }
@@ -236,6 +239,7 @@ mod tests {
         assert_eq!(r.reached.as_deref(), Some("sip:bob@192.0.2.2"));
         assert!(restarted.is_empty());
         restarted.request(63_100, sent("a", "b", 2, true));
+        restarted.bye_answered(sent("a", "b", 2, true), 200);
         assert!(restarted.take_records().is_empty(), "its BYEs come back");
     }
 

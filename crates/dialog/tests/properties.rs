@@ -7,13 +7,24 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Event {
     Invite(u8),
-    Response { call: u8, tag: u8, status: u16 },
-    Bye { call: u8, tag: u8, by_caller: bool },
+    Response {
+        call: u8,
+        tag: u8,
+        status: u16,
+    },
+    /// A BYE, and the final status of its answer (none: never comes).
+    Bye {
+        call: u8,
+        tag: u8,
+        by_caller: bool,
+        answer: Option<u16>,
+    },
     Expire,
 }
 
 fn event() -> impl Strategy<Value = Event> {
     let status = prop::sample::select(vec![180u16, 183, 200, 486, 487, 503]);
+    let answer = prop::option::of(prop::sample::select(vec![200u16, 408, 481, 500]));
     prop_oneof![
         (0u8..2).prop_map(Event::Invite),
         (0u8..2, 0u8..2, status).prop_map(|(call, tag, status)| Event::Response {
@@ -21,10 +32,13 @@ fn event() -> impl Strategy<Value = Event> {
             tag,
             status
         }),
-        (0u8..2, 0u8..2, any::<bool>()).prop_map(|(call, tag, by_caller)| Event::Bye {
-            call,
-            tag,
-            by_caller
+        (0u8..2, 0u8..2, any::<bool>(), answer).prop_map(|(call, tag, by_caller, answer)| {
+            Event::Bye {
+                call,
+                tag,
+                by_caller,
+                answer,
+            }
         }),
         Just(Event::Expire),
     ]
@@ -70,7 +84,7 @@ proptest! {
                     };
                     calls.response(now, &key(*call), Some(&tag), *status, Some(Answer { callee, session_s: Some(20) }));
                 }
-                Event::Bye { call, tag, by_caller } => {
+                Event::Bye { call, tag, by_caller, answer } => {
                     let (call_id, tag) = (format!("call-{call}"), format!("t{tag}"));
                     let (from_tag, to_tag) = match by_caller {
                         true => ("caller", tag.as_str()),
@@ -86,6 +100,9 @@ proptest! {
                         session_s: None,
                     };
                     calls.request(now, sent);
+                    if let Some(status) = answer {
+                        calls.bye_answered(sent, *status);
+                    }
                 }
                 Event::Expire => {
                     calls.expire(now);

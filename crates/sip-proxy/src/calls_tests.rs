@@ -62,9 +62,20 @@ Call-ID: call-1\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
             route.join(", ")
         ))
     };
+    let answer_bye = |fwd: &Message, code: u16| {
+        let r = ResponseBuilder::for_request(fwd, code, "X", None);
+        sent(core.handle_message(now, Message::parse(r.build()).unwrap(), bob));
+    };
+    // bob refuses the first BYE: it hangs nothing up.
     let out = sent(core.handle_message(now, bye("bye1"), udp(CALLER)));
     assert_eq!(out[0].1.method(), Some(Method::Bye));
+    answer_bye(&out[0].1, 500);
+    assert!(core.tick_calls(now).records.is_empty(), "a refused BYE");
+    assert_eq!(core.active_calls().len(), 1, "still talking");
+    // He takes the second; its retransmission changes nothing.
+    let out = sent(core.handle_message(now, bye("bye2"), udp(CALLER)));
     sent(core.handle_message(now, bye("bye2"), udp(CALLER)));
+    answer_bye(&out[0].1, 200);
     let records = core.tick_calls(now).records;
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(core.active_calls().is_empty(), "over");
@@ -155,7 +166,9 @@ Route: {}\nFrom: <sip:bob@example.com>;tag=b\nTo: <sip:caller@example.net>;tag=c
 Call-ID: call-1\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
         route.join(", ")
     ));
-    sent(core.handle_message(now, bye, bob));
+    let out = sent(core.handle_message(now, bye, bob));
+    let ok = ResponseBuilder::for_request(&out[0].1, 200, "OK", None);
+    sent(core.handle_message(now, Message::parse(ok.build()).unwrap(), udp(CALLER)));
     let records = core.tick_calls(now).records;
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].ending, dialog::Ending::CalleeHungUp);

@@ -56,6 +56,15 @@ pub(crate) enum Noted {
     Relayed(u16, Option<String>, Option<Box<dialog::Answer>>),
 }
 
+/// What a context's request is to the calls followed ([`crate::dialogs`]).
+#[derive(Debug)]
+pub(crate) enum Followed {
+    /// The INVITE of a followed call.
+    Invite(dialog::CallKey),
+    /// A BYE of a followed call's dialog.
+    Bye(crate::dialogs::ByeOf),
+}
+
 /// Where a branch index keeps the attempt: the bits above the branch's place.
 const ATTEMPT_SHIFT: u32 = 20;
 
@@ -163,8 +172,8 @@ pub(crate) struct Context {
     /// What the core has yet to take ([`Noted`]).
     pub(crate) noted: Vec<Noted>,
     /// `dlg_manage()`: the call followed, whose responses that go to the caller are noted
-    /// for its dialogs.
-    pub(crate) dialog: Option<Box<dialog::CallKey>>,
+    /// for its dialogs; or a BYE of one, whose answer ends its dialog.
+    pub(crate) dialog: Option<Box<Followed>>,
     /// When a 100 Trying goes upstream unless another response went first (RFC 3261
     /// §17.2.1 allows 200 ms): a callee that rings at once saves the message.
     trying_at: Option<Instant>,
@@ -428,7 +437,7 @@ impl Context {
             .and_then(|t| crate::dialog_read::uri_and_tag(t.value))
             .and_then(|(_, tag)| tag.map(str::to_owned));
         let b = &self.branches[i];
-        let answer = (code >= 200).then(|| {
+        let answer = (code >= 200 && self.invite).then(|| {
             let ours = b.issued.as_ref().map(crate::route_key::Issued::text);
             Box::new(crate::dialog_read::answer(resp, ours, b.dest))
         });

@@ -137,34 +137,38 @@ impl Dialogs {
 
     /// A request inside a dialog relayed (at the time `now_ms` reads, once a call was
     /// ever followed): its CSeq noted, a re-INVITE or UPDATE refreshes its session, and a
-    /// BYE ends its dialog, if followed.
-    pub(crate) fn request(&self, now_ms: impl FnOnce() -> u64, msg: &Message) {
+    /// BYE of a followed dialog is noted until its answer: its dialog then.
+    pub(crate) fn request(&self, now_ms: impl FnOnce() -> u64, msg: &Message) -> Option<ByeOf> {
         if !self.used.load(Ordering::Relaxed) {
-            return;
+            return None;
         }
         // An ACK changes nothing: its CSeq is its INVITE's.
         let method = msg.method();
         if method == Some(Method::Ack) {
-            return;
+            return None;
         }
-        let Some((call_id, from, to, cseq)) = ids(msg) else {
-            return;
+        let sent = in_dialog(msg)?;
+        let bye = self.shard(sent.call_id).request(now_ms(), sent);
+        bye.then(|| ByeOf {
+            call_id: sent.call_id.to_owned(),
+            from_tag: sent.from_tag.to_owned(),
+            to_tag: sent.to_tag.to_owned(),
+        })
+    }
+
+    /// The final answer to a BYE [`Dialogs::request`] noted: its dialog ends when the BYE
+    /// came if the other side took it (2xx, 481, 408).
+    pub(crate) fn bye_answered(&self, bye: &ByeOf, status: u16) {
+        let sent = InDialog {
+            call_id: &bye.call_id,
+            from_tag: &bye.from_tag,
+            to_tag: &bye.to_tag,
+            cseq: 0,
+            bye: true,
+            refresh: false,
+            session_s: None,
         };
-        let (Some((_, from_tag)), Some((_, to_tag))) = (uri_and_tag(from), uri_and_tag(to)) else {
-            return;
-        };
-        if let (Some(from_tag), Some(to_tag)) = (from_tag, to_tag) {
-            let sent = InDialog {
-                call_id,
-                from_tag,
-                to_tag,
-                cseq,
-                bye: method == Some(Method::Bye),
-                refresh: matches!(method, Some(Method::Invite | Method::Update)),
-                session_s: session_expires(msg),
-            };
-            self.shard(call_id).request(now_ms(), sent);
-        }
+        self.shard(&bye.call_id).bye_answered(sent, status);
     }
 
     /// Ends the answered dialogs of the calls of `call_id` from the server: the BYEs to
@@ -209,6 +213,29 @@ impl Dialogs {
         }
         t
     }
+}
+
+/// A BYE that waits for its answer to end its dialog ([`Dialogs::bye_answered`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ByeOf {
+    call_id: String,
+    from_tag: String,
+    to_tag: String,
+}
+
+/// A request inside a dialog as the tracker reads it.
+fn in_dialog(msg: &Message) -> Option<InDialog<'_>> {
+    let method = msg.method();
+    let (call_id, from, to, cseq) = ids(msg)?;
+    Some(InDialog {
+        call_id,
+        from_tag: uri_and_tag(from)?.1?,
+        to_tag: uri_and_tag(to)?.1?,
+        cseq,
+        bye: method == Some(Method::Bye),
+        refresh: matches!(method, Some(Method::Invite | Method::Update)),
+        session_s: session_expires(msg),
+    })
 }
 
 /// A request's Call-ID, From and To values, and CSeq number.

@@ -10,7 +10,7 @@ use sip_message::{HeaderName, Message, Method};
 use sip_transaction::{Role, TransactionKey};
 
 use crate::branch::{stateful_branch, upstream_ok, Upstream};
-use crate::context::{Context, Noted, Received};
+use crate::context::{Context, Followed, Noted, Received};
 use crate::core::{response_destination, upstream_by, Core, STATEFUL, STATELESS};
 use crate::forward::strip_top_via;
 use crate::route_key;
@@ -251,14 +251,18 @@ impl Core {
             match n {
                 Noted::Pair((a, b)) => self.refreshed.pair(a, b),
                 Noted::Failed(hop) => self.hop_failed(now, hop),
-                Noted::Relayed(code, to_tag, answer) => {
-                    if let Some(key) = ctx.dialog.as_deref() {
+                Noted::Relayed(code, to_tag, answer) => match ctx.dialog.as_deref() {
+                    Some(Followed::Invite(key)) => {
                         let at = self.unix_ms(now);
                         let answer = answer.map(|a| *a);
                         self.dialogs
                             .response(at, key, code, to_tag.as_deref(), answer);
                     }
-                }
+                    Some(Followed::Bye(bye)) if code >= 200 => {
+                        self.dialogs.bye_answered(bye, code);
+                    }
+                    _ => {}
+                },
             }
         }
     }

@@ -12,7 +12,7 @@ use sip_transaction::TransactionKey;
 
 use crate::branch::{new_stateful_branch, new_stateless_branch, Upstream};
 use crate::checks::loop_hash;
-use crate::context::{Prepared, Rare};
+use crate::context::{Followed, Prepared, Rare};
 use crate::core::{Core, Located};
 use crate::forward::{fnv, forward_request, Forward};
 use crate::reply::reason;
@@ -144,9 +144,10 @@ impl Core {
         groups: VecDeque<Vec<Target>>,
         stateful: bool,
     ) -> bool {
-        // A request of a followed call's dialog: its CSeq noted, and a BYE ends it.
+        // A request of a followed call's dialog: its CSeq noted, and a BYE ends it once
+        // answered (relayed without state, once its answer is no longer awaited).
         let now = c.now;
-        self.dialogs.request(|| self.unix_ms(now), c.msg);
+        let bye = self.dialogs.request(|| self.unix_ms(now), c.msg);
         if !stateful {
             let Some(t) = groups.front().and_then(|g| g.first()) else {
                 return false;
@@ -191,7 +192,10 @@ impl Core {
                     false => src,
                 };
                 let followed = self.dialogs.invite(now_ms, msg, upstream, profiles);
-                ctx.dialog = followed.map(Box::new);
+                ctx.dialog = followed.map(|k| Box::new(Followed::Invite(k)));
+            }
+            if let Some(bye) = bye.filter(|_| started) {
+                ctx.dialog = Some(Box::new(Followed::Bye(bye)));
             }
             started
         });
