@@ -434,8 +434,8 @@ impl Context {
         }
         let to = resp.header(sip_message::HeaderName::To);
         let to_tag = to
-            .and_then(|t| crate::dialog_read::uri_and_tag(t.value))
-            .and_then(|(_, tag)| tag.map(str::to_owned));
+            .and_then(|t| crate::dialog_read::tag_of(t.value))
+            .map(str::to_owned);
         let b = &self.branches[i];
         let answer = (code >= 200 && self.invite).then(|| {
             let ours = b.issued.as_ref().map(crate::route_key::Issued::text);

@@ -98,6 +98,15 @@ pub(crate) fn uri_and_tag(value: &str) -> Option<(&str, Option<&str>)> {
     Some((uri, tag.filter(|t| plain(t))))
 }
 
+/// A From or To value's tag alone, read as [`uri_and_tag`] reads it.
+pub(crate) fn tag_of(value: &str) -> Option<&str> {
+    let tag = match value.contains('"') {
+        true => NameAddr::parse(value).ok()?.tag(),
+        false => scanned_tag(value),
+    };
+    tag.filter(|t| plain(t))
+}
+
 /// The URI of a message's first Contact (parsed when it holds a quoted string).
 pub(crate) fn contact_of(msg: &Message) -> Option<&str> {
     let value = msg.header(HeaderName::Contact)?.value;

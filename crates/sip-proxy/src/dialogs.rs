@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use dialog::{Answer, Bye, CallKey, Calls, Cdr, Change, InDialog, Invite, Limits, Saved};
 use sip_message::{HeaderName, Message, Method};
 
-use crate::dialog_read::{contact_of, leg, session_expires, uri_and_tag};
+use crate::dialog_read::{contact_of, leg, session_expires, tag_of, uri_and_tag};
 use crate::target::Destination;
 
 const SHARDS: usize = 16;
@@ -115,7 +115,7 @@ impl Dialogs {
         };
         let key = CallKey {
             call_id: call_id.to_owned(),
-            from_tag: uri_and_tag(from.value)?.1?.to_owned(),
+            from_tag: tag_of(from.value)?.to_owned(),
         };
         Some(self.used.load(Ordering::Relaxed) && self.shard(call_id).is_followed(&key))
     }
@@ -227,14 +227,15 @@ pub(crate) struct ByeOf {
 fn in_dialog(msg: &Message) -> Option<InDialog<'_>> {
     let method = msg.method();
     let (call_id, from, to, cseq) = ids(msg)?;
+    let refresh = matches!(method, Some(Method::Invite | Method::Update));
     Some(InDialog {
         call_id,
-        from_tag: uri_and_tag(from)?.1?,
-        to_tag: uri_and_tag(to)?.1?,
+        from_tag: tag_of(from)?,
+        to_tag: tag_of(to)?,
         cseq,
         bye: method == Some(Method::Bye),
-        refresh: matches!(method, Some(Method::Invite | Method::Update)),
-        session_s: session_expires(msg),
+        refresh,
+        session_s: refresh.then(|| session_expires(msg)).flatten(),
     })
 }
 
