@@ -1,8 +1,8 @@
 //! The followed calls (`dlg_manage()`) in the server: each second their records go to the
-//! log, the metrics, the JSON lines file and the store, together with the changes to the
-//! dialogs in progress (written in order by one writer, retried when the database fails);
-//! at start the dialogs the store kept are followed again, so that a restart or a crash
-//! loses no call.
+//! metrics, the JSON lines file, the log when asked, and the store, together with the
+//! changes to the dialogs in progress (written in order by one writer, retried when the
+//! database fails); at start the dialogs the store kept are followed again, so that a
+//! restart or a crash loses no call.
 
 use std::sync::Arc;
 use std::time::Instant;
