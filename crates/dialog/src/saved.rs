@@ -140,7 +140,8 @@ mod tests {
         }
     }
 
-    fn answered() -> Calls {
+    /// alice's call to bob, ringing since 1 s.
+    fn invited() -> Calls {
         let mut c = Calls::new(Limits::default());
         let invite = Invite {
             key: key(),
@@ -150,6 +151,11 @@ mod tests {
             profiles: Vec::new(),
         };
         assert!(c.invite(1_000, invite));
+        c
+    }
+
+    fn answered() -> Calls {
+        let mut c = invited();
         let callee = leg("sip:bob@192.0.2.2", 0);
         let answer = crate::Answer {
             callee,
@@ -246,15 +252,7 @@ mod tests {
     /// `calls end` ends answered dialogs only: a call still ringing has no BYE to get.
     #[test]
     fn ending_a_call_that_rings_sends_nothing() {
-        let mut c = Calls::new(Limits::default());
-        let invite = Invite {
-            key: key(),
-            caller: "sip:alice@example.com".into(),
-            dialled: "sip:bob@example.com".into(),
-            caller_leg: leg("sip:alice@192.0.2.1", 1),
-            profiles: Vec::new(),
-        };
-        c.invite(1_000, invite);
+        let mut c = invited();
         c.response(1_100, &key(), Some("b"), 180, None);
         assert!(c.end_call(2_000, "c1").is_empty());
         assert!(c.end_call(2_000, "unknown").is_empty());

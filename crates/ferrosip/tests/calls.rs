@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::sipp::{finish, register, sipp, spawn, tmp};
+use support::sipp::{finish, registered_uas, sipp, spawn, tmp};
 use support::{free_port, Server};
 
 /// A config with the default script (which follows every call) and `extra`: its path.
@@ -45,9 +45,7 @@ fn a_call_across_kill_9_gets_its_record_with_its_real_end() {
     let dir = tmp();
     let config = following_config(dir.path(), "[calls]\nsave_after = 0\n");
     let s = Server::start(dir.path(), &["--config", &config]);
-    let uas_port = free_port();
-    assert!(register(&s, "bob", uas_port, "1.0", "600", "200"));
-    let uas = spawn(sipp(None, "uas.xml", "bob", uas_port, &[]));
+    let uas = registered_uas(&s, "bob", "uas.xml");
     let began = Instant::now();
     let uac = spawn(sipp(
         Some(&s),
@@ -83,9 +81,7 @@ fn a_call_across_a_clean_restart_gets_its_record() {
     let config = following_config(dir.path(), "");
     let s = Server::start(dir.path(), &["--config", &config]);
     let port = s.port;
-    let uas_port = free_port();
-    assert!(register(&s, "bob", uas_port, "1.0", "600", "200"));
-    let uas = spawn(sipp(None, "uas.xml", "bob", uas_port, &[]));
+    let uas = registered_uas(&s, "bob", "uas.xml");
     let uac = spawn(sipp(
         Some(&s),
         "uac_talk.xml",
@@ -115,9 +111,7 @@ fn the_longest_duration_ends_a_call_with_a_bye_to_each_side() {
     let dir = tmp();
     let config = following_config(dir.path(), "[calls]\nmax_duration = 2\n");
     let s = Server::start(dir.path(), &["--config", &config]);
-    let uas_port = free_port();
-    assert!(register(&s, "bob", uas_port, "1.0", "600", "200"));
-    let uas = spawn(sipp(None, "uas.xml", "bob", uas_port, &[]));
+    let uas = registered_uas(&s, "bob", "uas.xml");
     let uac = spawn(sipp(Some(&s), "uac_hung_up.xml", "bob", free_port(), &[]));
     assert!(finish(uac), "the caller got the server's BYE");
     assert!(finish(uas), "the callee got the server's BYE");
@@ -138,9 +132,7 @@ fn an_operator_ends_a_call() {
     let api = format!("127.0.0.1:{}", free_port());
     let config = following_config(dir.path(), &format!("[api]\nlisten = \"{api}\"\n"));
     let s = Server::start(dir.path(), &["--config", &config, "--api", &api]);
-    let uas_port = free_port();
-    assert!(register(&s, "bob", uas_port, "1.0", "600", "200"));
-    let uas = spawn(sipp(None, "uas.xml", "bob", uas_port, &[]));
+    let uas = registered_uas(&s, "bob", "uas.xml");
     let uac = spawn(sipp(Some(&s), "uac_hung_up.xml", "bob", free_port(), &[]));
     let cli = |args: &[&str]| support::cli(&[args, &["--api", "--config", &config]].concat(), "");
     let deadline = Instant::now() + Duration::from_secs(10);

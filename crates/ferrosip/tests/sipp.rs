@@ -6,16 +6,14 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::sipp::{finish, register, run, sipp, spawn, tmp};
+use support::sipp::{finish, register, registered_uas, run, sipp, spawn, tmp};
 use support::{free_port, Server};
 
 #[test]
 fn register_call_and_hang_up() {
     let dir = tmp();
     let s = Server::start(dir.path(), &[]);
-    let uas_port = free_port();
-    assert!(register(&s, "bob", uas_port, "1.0", "600", "200"));
-    let uas = spawn(sipp(None, "uas.xml", "bob", uas_port, &[]));
+    let uas = registered_uas(&s, "bob", "uas.xml");
     assert!(
         run(sipp(Some(&s), "uac.xml", "bob", free_port(), &[])),
         "call failed"
@@ -27,9 +25,7 @@ fn register_call_and_hang_up() {
 fn cancel_of_a_ringing_call_gives_487() {
     let dir = tmp();
     let s = Server::start(dir.path(), &[]);
-    let uas_port = free_port();
-    assert!(register(&s, "carol", uas_port, "1.0", "600", "200"));
-    let uas = spawn(sipp(None, "uas_ring.xml", "carol", uas_port, &[]));
+    let uas = registered_uas(&s, "carol", "uas_ring.xml");
     assert!(run(sipp(
         Some(&s),
         "uac_cancel.xml",
@@ -128,17 +124,13 @@ fn followed_calls_leave_a_record_each() {
     let config = config.to_str().expect("path");
     let filter = "warn,ferrosip::cdr=info";
     let s = Server::start_logging(dir.path(), &["--config", config], filter);
-    let uas_port = free_port();
-    assert!(register(&s, "bob", uas_port, "1.0", "600", "200"));
-    let uas = spawn(sipp(None, "uas.xml", "bob", uas_port, &[]));
+    let uas = registered_uas(&s, "bob", "uas.xml");
     assert!(
         run(sipp(Some(&s), "uac.xml", "bob", free_port(), &[])),
         "call failed"
     );
     assert!(finish(uas));
-    let ring_port = free_port();
-    assert!(register(&s, "carol", ring_port, "1.0", "600", "200"));
-    let uas = spawn(sipp(None, "uas_ring.xml", "carol", ring_port, &[]));
+    let uas = registered_uas(&s, "carol", "uas_ring.xml");
     assert!(run(sipp(
         Some(&s),
         "uac_cancel.xml",

@@ -62,9 +62,9 @@ impl Dialogs {
         upstream: Destination,
         profiles: Vec<String>,
     ) -> Option<CallKey> {
-        let (call_id, from, to, cseq) = ids(msg)?;
+        let (call_id, from, cseq) = ids(msg)?;
         let (caller, from_tag) = uri_and_tag(from)?;
-        let (dialled, _) = uri_and_tag(to)?;
+        let (dialled, _) = uri_and_tag(msg.header(HeaderName::To)?.value)?;
         // Towards the caller: the proxies that record-routed the INVITE before us, nearest
         // first, as it lists them.
         let route: Vec<&str> = msg
@@ -135,19 +135,22 @@ impl Dialogs {
             .sum()
     }
 
-    /// A request inside a dialog relayed (at the time `now_ms` reads, once a call was
-    /// ever followed): its CSeq noted, a re-INVITE or UPDATE refreshes its session, and a
+    /// A request inside a dialog relayed (its To tag as the script read it; at the time
+    /// `now_ms` reads, once a call was ever followed): its CSeq noted, a re-INVITE or UPDATE refreshes its session, and a
     /// BYE of a followed dialog is noted until its answer: its dialog then.
-    pub(crate) fn request(&self, now_ms: impl FnOnce() -> u64, msg: &Message) -> Option<ByeOf> {
-        if !self.used.load(Ordering::Relaxed) {
+    pub(crate) fn request(
+        &self,
+        now_ms: impl FnOnce() -> u64,
+        msg: &Message,
+        to_tag: Option<&str>,
+    ) -> Option<ByeOf> {
+        // Not inside a dialog (no To tag), or an ACK, which changes nothing (its CSeq is its
+        // INVITE's).
+        let to_tag = to_tag?;
+        if !self.used.load(Ordering::Relaxed) || msg.method() == Some(Method::Ack) {
             return None;
         }
-        // An ACK changes nothing: its CSeq is its INVITE's.
-        let method = msg.method();
-        if method == Some(Method::Ack) {
-            return None;
-        }
-        let sent = in_dialog(msg)?;
+        let sent = in_dialog(msg, to_tag)?;
         let bye = self.shard(sent.call_id).request(now_ms(), sent);
         bye.then(|| ByeOf {
             call_id: sent.call_id.to_owned(),
@@ -224,14 +227,14 @@ pub(crate) struct ByeOf {
 }
 
 /// A request inside a dialog as the tracker reads it.
-fn in_dialog(msg: &Message) -> Option<InDialog<'_>> {
+fn in_dialog<'a>(msg: &'a Message, to_tag: &'a str) -> Option<InDialog<'a>> {
     let method = msg.method();
-    let (call_id, from, to, cseq) = ids(msg)?;
+    let (call_id, from, cseq) = ids(msg)?;
     let refresh = matches!(method, Some(Method::Invite | Method::Update));
     Some(InDialog {
         call_id,
         from_tag: tag_of(from)?,
-        to_tag: tag_of(to)?,
+        to_tag,
         cseq,
         bye: method == Some(Method::Bye),
         refresh,
@@ -239,11 +242,10 @@ fn in_dialog(msg: &Message) -> Option<InDialog<'_>> {
     })
 }
 
-/// A request's Call-ID, From and To values, and CSeq number.
-fn ids(msg: &Message) -> Option<(&str, &str, &str, u32)> {
+/// A request's Call-ID, From value and CSeq number.
+fn ids(msg: &Message) -> Option<(&str, &str, u32)> {
     let from = msg.header(HeaderName::From)?.value;
-    let to = msg.header(HeaderName::To)?.value;
-    Some((msg.call_id().ok()?, from, to, msg.cseq().ok()?.seq))
+    Some((msg.call_id().ok()?, from, msg.cseq().ok()?.seq))
 }
 
 /// What [`Dialogs::tick`] found.

@@ -147,7 +147,9 @@ impl Core {
         // A request of a followed call's dialog: its CSeq noted, and a BYE ends it once
         // answered (relayed without state, once its answer is no longer awaited).
         let now = c.now;
-        let bye = self.dialogs.request(|| self.unix_ms(now), c.msg);
+        let bye = self
+            .dialogs
+            .request(|| self.unix_ms(now), c.msg, c.to_tag());
         if !stateful {
             let Some(t) = groups.front().and_then(|g| g.first()) else {
                 return false;
@@ -821,11 +823,47 @@ fn via_fixes(msg: &Message, src: Destination) -> Option<ViaFixes<'_>> {
     })
 }
 
+/// `a` as Via, Record-Route and stored next hops write it: `192.0.2.1:5060`,
+/// `[2001:db8::1]:5060`.
 pub(crate) fn sock_text(a: SocketAddr) -> String {
-    match a {
-        SocketAddr::V4(v) => v.to_string(),
-        SocketAddr::V6(v) => format!("[{}]:{}", v.ip(), v.port()),
+    let mut text = String::with_capacity(24);
+    push_addr(&mut text, a);
+    text
+}
+
+/// Appends [`sock_text`] of `a` (IPv4 without `fmt`: every followed call writes two).
+pub(crate) fn push_addr(out: &mut String, a: SocketAddr) {
+    let v4 = match a {
+        SocketAddr::V4(v4) => v4,
+        SocketAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "[{}]:{}", v6.ip(), v6.port());
+            return;
+        }
+    };
+    for (k, octet) in v4.ip().octets().into_iter().enumerate() {
+        if k > 0 {
+            out.push('.');
+        }
+        push_decimal(out, u32::from(octet));
     }
+    out.push(':');
+    push_decimal(out, u32::from(v4.port()));
+}
+
+/// Appends `n` in decimal (at most 5 digits: a port or an octet).
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&b| char::from(b)));
 }
 
 /// Our Record-Route entry for an interface (`local`, as [`sock_text`] writes it), with the

@@ -52,10 +52,10 @@ impl Destination {
         let mut text = String::with_capacity(48);
         text.push_str(self.protocol.name());
         text.push(':');
-        push_addr(&mut text, self.addr);
+        crate::relay::push_addr(&mut text, self.addr);
         if let Some(c) = self.connection {
             text.push_str(";via=");
-            push_addr(&mut text, c);
+            crate::relay::push_addr(&mut text, c);
         }
         text
     }
@@ -74,38 +74,6 @@ impl Destination {
             name: None,
         })
     }
-}
-
-/// Appends `a` as [`crate::relay::sock_text`] writes it (IPv4 without `fmt`: every followed
-/// call writes two).
-fn push_addr(out: &mut String, a: SocketAddr) {
-    let SocketAddr::V4(v4) = a else {
-        out.push_str(&crate::relay::sock_text(a));
-        return;
-    };
-    for (k, octet) in v4.ip().octets().into_iter().enumerate() {
-        if k > 0 {
-            out.push('.');
-        }
-        push_decimal(out, u32::from(octet));
-    }
-    out.push(':');
-    push_decimal(out, u32::from(v4.port()));
-}
-
-/// Appends `n` in decimal (at most 5 digits: a port or an octet).
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut buf = [0u8; 5];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.extend(buf[i..].iter().map(|&b| char::from(b)));
 }
 
 /// Where a SIP URI leads.

@@ -87,6 +87,16 @@ pub fn register(s: &Server, user: &str, port: u16, q: &str, expires: &str, statu
     ))
 }
 
+/// `user` registered at a port of its own where the UAS `scenario` runs, in the background.
+pub fn registered_uas(s: &Server, user: &str, scenario: &str) -> Child {
+    let port = super::free_port();
+    assert!(
+        register(s, user, port, "1.0", "600", "200"),
+        "{user} registers"
+    );
+    spawn(sipp(None, scenario, user, port, &[]))
+}
+
 pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }

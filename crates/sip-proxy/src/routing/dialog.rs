@@ -11,7 +11,7 @@ const MAX_PROFILE_LEN: usize = 256;
 
 /// True for an initial INVITE (no To tag).
 fn initial_invite(c: &RouteCtx<'_>) -> bool {
-    c.msg.method() == Some(Method::Invite) && c.msg.to().is_ok_and(|t| t.tag().is_none())
+    c.msg.method() == Some(Method::Invite) && c.to_tag().is_none()
 }
 
 /// `dlg_manage()`, for an initial INVITE: once relayed, its call's dialogs are followed
