@@ -108,6 +108,8 @@ pub(crate) struct Call {
     pub(crate) dialogs: Vec<Dialog>,
     /// A 2xx or a final failure went to the caller: the INVITE's transaction is over.
     pub(crate) settled: bool,
+    /// How far it has gone, as busy lamps show it.
+    pub(crate) phase: crate::Phase,
 }
 
 impl Call {

@@ -75,6 +75,8 @@ pub struct Calls {
     dirty: Vec<CallKey>,
     /// Calls in progress per profile.
     pub(crate) profiles: HashMap<String, u32, ahash::RandomState>,
+    /// The calls' progress, when noted ([`Calls::note_progress`]).
+    pub(crate) progress: Option<Vec<crate::Progress>>,
 }
 
 impl Calls {
@@ -87,6 +89,7 @@ impl Calls {
             ended: Vec::new(),
             dirty: Vec::new(),
             profiles: HashMap::default(),
+            progress: None,
         }
     }
 
@@ -105,10 +108,15 @@ impl Calls {
             started_ms: now_ms,
             dialogs: Vec::new(),
             settled: false,
+            phase: crate::Phase::Trying,
             invite,
         };
         self.count(&call.invite.profiles, true);
-        self.calls.insert(call.invite.key.clone(), call);
+        let key = call.invite.key.clone();
+        if let Some(progress) = self.progress.as_mut() {
+            progress.push(crate::progress::of(&call, crate::Phase::Trying, None));
+        }
+        self.calls.insert(key, call);
         true
     }
 
@@ -133,7 +141,9 @@ impl Calls {
             // (and never takes a dialog back).
             101..=199 if !call.settled => {
                 if let Some(tag) = to_tag {
-                    call.dialog(tag);
+                    if call.dialog(tag).is_some() {
+                        self.progressed(key, crate::Phase::Early, Some(tag));
+                    }
                 }
             }
             200..=299 => {
@@ -161,6 +171,7 @@ impl Calls {
                         other.superseded = true;
                     }
                 }
+                self.progressed(key, crate::Phase::Confirmed, Some(tag));
             }
             300.. => {
                 if call.settled {
@@ -510,6 +521,7 @@ impl Calls {
         if self.calls.get(key).is_some_and(Call::over) {
             if let Some(call) = self.calls.remove(key) {
                 self.count(&call.invite.profiles, false);
+                self.gone(&call);
             }
         }
     }

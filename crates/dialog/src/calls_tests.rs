@@ -268,3 +268,46 @@ fn a_refused_bye_ends_nothing() {
     assert_eq!((r.ended_ms, r.ending), (9_000, Ending::CallerHungUp));
     assert!(c.is_empty());
 }
+
+#[test]
+fn progress_is_noted_once_per_phase_in_order() {
+    use crate::Phase;
+    let invite = |c: &mut Calls, call: &str| {
+        let fresh = calls(call, 0);
+        let i = fresh.calls.values().next().unwrap().invite.clone();
+        c.invite(0, i);
+    };
+    let mut c = Calls::new(Limits::default());
+    invite(&mut c, "c1");
+    assert!(!c.has_progress(), "not noted unless asked");
+    c.note_progress();
+    invite(&mut c, "c2");
+    let k2 = key("c2");
+    c.response(1, &k2, Some("t1"), 180, None);
+    c.response(2, &k2, Some("t1"), 183, None);
+    c.response(3, &k2, Some("t1"), 200, callee("sip:bob@192.0.2.30"));
+    c.response(4, &k2, Some("t1"), 200, callee("sip:bob@192.0.2.30"));
+    bye(&mut c, 5, "c2", "caller", "t1");
+    let seen: Vec<(Phase, Option<String>)> = c
+        .take_progress()
+        .into_iter()
+        .map(|p| (p.phase, p.callee_tag))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Phase::Trying, None),
+            (Phase::Early, Some("t1".into())),
+            (Phase::Confirmed, Some("t1".into())),
+            (Phase::Terminated, Some("t1".into())),
+        ]
+    );
+    // A call nobody answered ends from early.
+    invite(&mut c, "c3");
+    let k3 = key("c3");
+    c.response(11, &k3, Some("t9"), 180, None);
+    c.response(12, &k3, Some("t9"), 486, None);
+    let phases: Vec<Phase> = c.take_progress().into_iter().map(|p| p.phase).collect();
+    assert_eq!(phases, [Phase::Trying, Phase::Early, Phase::Terminated]);
+    assert!(!c.has_progress());
+}

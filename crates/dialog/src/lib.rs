@@ -13,6 +13,7 @@ mod calls;
 mod calls_tests;
 mod cdr;
 mod profiles;
+mod progress;
 mod saved;
 mod session;
 
@@ -20,4 +21,5 @@ pub use bye::Bye;
 pub use call::{Answer, CallKey, DialogState, Invite, Leg};
 pub use calls::{Calls, InDialog, Limits};
 pub use cdr::{ActiveCall, Cdr, Ending};
+pub use progress::{Phase, Progress};
 pub use saved::{Change, Saved};

@@ -112,6 +112,7 @@ impl Calls {
             started_ms: s.started_ms,
             dialogs: vec![dialog],
             settled: true,
+            phase: crate::Phase::Confirmed,
         };
         self.count(&call.invite.profiles, true);
         self.calls.insert(s.key, call);

@@ -48,6 +48,8 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/api/cdrs", get(cdr_list))
         .route("/api/calls", get(calls))
         .route("/api/calls/end", post(call_end))
+        .route("/api/presence/rules", post(presence_rule))
+        .route("/api/presence/rules/{owner}", get(presence_rules))
         .route("/api/reload", post(reload))
         .route("/api/relay", get(relay_sessions))
         .route("/metrics", get(metrics))
@@ -224,6 +226,30 @@ struct CallId {
 /// `POST /api/calls/end`: ends an answered call (a BYE to each side).
 async fn call_end(State(s): Shared, Json(c): Json<CallId>) -> Response {
     run(&s, Op::CallEnd { call_id: c.call_id }, false).await
+}
+
+#[derive(Deserialize)]
+struct RuleSet {
+    owner: String,
+    watcher: String,
+    /// `allow`, `block`, or null to forget the rule.
+    rule: Option<String>,
+}
+
+/// `POST /api/presence/rules`: a user allows or blocks a watcher of its presence (or its
+/// rule is forgotten): stored, and the watcher's subscriptions follow at once.
+async fn presence_rule(State(s): Shared, Json(r): Json<RuleSet>) -> Response {
+    let op = Op::PresenceRule {
+        owner: r.owner,
+        watcher: r.watcher,
+        rule: r.rule,
+    };
+    run(&s, op, false).await
+}
+
+/// `GET /api/presence/rules/{owner}`: a user's presence rules.
+async fn presence_rules(State(s): Shared, Path(owner): Path<String>) -> Response {
+    run(&s, Op::PresenceRules { owner }, false).await
 }
 
 async fn location_all(State(s): Shared) -> Response {

@@ -25,6 +25,47 @@ pub(crate) struct Config {
     pub(crate) dns: Dns,
     pub(crate) accounting: Accounting,
     pub(crate) calls: Calls,
+    pub(crate) presence: Presence,
+}
+
+/// `[presence]`: the presence server (`handle_subscribe()`, `handle_publish()`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Presence {
+    /// Shortest time in seconds between two NOTIFYs of a user's presence (RFC 3856 §6.10:
+    /// five); the changes in between make one NOTIFY with the latest state. 0: every change.
+    pub(crate) notify_interval: u64,
+    /// Most subscriptions held at once (SUBSCRIBEs past it get 503).
+    pub(crate) max_subscriptions: usize,
+    /// Most subscriptions of one watcher.
+    pub(crate) max_per_watcher: usize,
+    /// Most watchers of one user.
+    pub(crate) max_watchers: usize,
+}
+
+impl Default for Presence {
+    fn default() -> Self {
+        let d = presence::Config::default();
+        Presence {
+            notify_interval: d.presence_interval_ms / 1000,
+            max_subscriptions: d.max_subscriptions,
+            max_per_watcher: d.max_per_watcher,
+            max_watchers: d.max_per_presentity,
+        }
+    }
+}
+
+impl Presence {
+    /// The presence server's limits.
+    pub(crate) fn limits(&self) -> presence::Config {
+        presence::Config {
+            presence_interval_ms: self.notify_interval.saturating_mul(1000),
+            max_subscriptions: self.max_subscriptions,
+            max_per_watcher: self.max_per_watcher,
+            max_per_presentity: self.max_watchers,
+            ..presence::Config::default()
+        }
+    }
 }
 
 /// `[calls]`: bounds on the calls `dlg_manage()` follows.

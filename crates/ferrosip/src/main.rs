@@ -112,6 +112,14 @@ enum Command {
         #[command(subcommand)]
         action: Option<cmd::manage::CallsAction>,
     },
+    /// Who may watch a user's presence: `allow`, `block` or `forget` a watcher, list the
+    /// `rules` (with --api the running server applies them at once).
+    Presence {
+        #[command(flatten)]
+        target: cmd::target::Target,
+        #[command(subcommand)]
+        action: cmd::manage::PresenceAction,
+    },
     /// Call detail records of the calls the routing script follows (`dlg_manage()`).
     Cdr {
         #[command(flatten)]
@@ -209,6 +217,9 @@ fn main() -> ExitCode {
                 None => manage::Op::Calls,
             };
             target.run_as(op, json).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Presence { target, action } => {
+            target.run(Ok(action.op())).map(|()| ExitCode::SUCCESS)
         }
         Command::Cdr { target, action } => {
             let (op, json) = action.op();

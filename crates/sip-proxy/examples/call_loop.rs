@@ -144,6 +144,7 @@ fn main() {
         nonce_secret: sip_proxy::NonceSecret([8; 32]),
         media_optional: false,
         calls: dialog::Limits::default(),
+        presence: presence::Config::default(),
     };
     let plain = std::env::args().nth(2).as_deref() == Some("plain");
     let core = match plain {

@@ -63,6 +63,8 @@ pub struct ProxyConfig {
     pub media_optional: bool,
     /// Bounds on the calls `dlg_manage()` follows (how many, how long).
     pub calls: dialog::Limits,
+    /// Limits and intervals of the presence server.
+    pub presence: presence::Config,
 }
 
 /// The key of our digest nonces, given by the IO layer; never printed.

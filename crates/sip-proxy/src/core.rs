@@ -42,6 +42,8 @@ pub struct Core {
     names: crate::names::Names,
     /// The calls followed (`dlg_manage()`).
     pub(crate) dialogs: crate::dialogs::Dialogs,
+    /// The presence server (`handle_subscribe()`, `handle_publish()`).
+    pub(crate) presence: crate::presences::Presences,
     script: ArcSwap<ProxyScript>,
     /// Digest challenges and checks (nonces under a secret of this process).
     pub(crate) auth: auth::Authenticator,
@@ -152,6 +154,7 @@ impl Core {
             .collect();
         local_texts.dedup();
         let dialogs = crate::dialogs::Dialogs::new(cfg.calls);
+        let presence = crate::presences::Presences::new(cfg.presence);
         Core {
             guard: Guard::new(cfg.guard),
             cfg,
@@ -161,6 +164,7 @@ impl Core {
             failed: Failed::default(),
             names: crate::names::Names::default(),
             dialogs,
+            presence,
             script: ArcSwap::new(script),
             auth,
             subscribers: ArcSwap::default(),
@@ -467,10 +471,12 @@ impl Core {
         if changes.is_empty() {
             return Vec::new();
         }
-        vec![crate::Command::Persist {
+        let mut out = self.presence_location(now, &changes);
+        out.push(crate::Command::Persist {
             changes,
             then: None,
-        }]
+        });
+        out
     }
 
     /// Purges the bindings expired at `now`; returns the changes to persist.

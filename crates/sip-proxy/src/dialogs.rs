@@ -26,6 +26,37 @@ pub(crate) struct Dialogs {
     used: AtomicBool,
     /// When a full table was last logged (the Unix minute): once a minute at most.
     full_logged: AtomicU64,
+    /// The calls' progress is noted (someone watches users' calls or presence).
+    noting: AtomicBool,
+    /// Progress waits in a shard.
+    pending: AtomicBool,
+}
+
+/// A shard, locked: on release, tells whether progress waits in it.
+pub(crate) struct Shard<'a> {
+    calls: MutexGuard<'a, Calls>,
+    pending: &'a AtomicBool,
+}
+
+impl std::ops::Deref for Shard<'_> {
+    type Target = Calls;
+    fn deref(&self) -> &Calls {
+        &self.calls
+    }
+}
+
+impl std::ops::DerefMut for Shard<'_> {
+    fn deref_mut(&mut self) -> &mut Calls {
+        &mut self.calls
+    }
+}
+
+impl Drop for Shard<'_> {
+    fn drop(&mut self) {
+        if self.calls.has_progress() {
+            self.pending.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Dialogs {
@@ -42,13 +73,47 @@ impl Dialogs {
             hasher: ahash::RandomState::new(),
             used: AtomicBool::new(false),
             full_logged: AtomicU64::new(0),
+            noting: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
         }
     }
 
-    fn shard(&self, call_id: &str) -> MutexGuard<'_, Calls> {
-        self.shards[self.hasher.hash_one(call_id) as usize % SHARDS]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    fn shard(&self, call_id: &str) -> Shard<'_> {
+        self.lock(self.hasher.hash_one(call_id) as usize % SHARDS)
+    }
+
+    fn lock(&self, i: usize) -> Shard<'_> {
+        Shard {
+            calls: self.shards[i].lock().unwrap_or_else(|p| p.into_inner()),
+            pending: &self.pending,
+        }
+    }
+
+    /// Notes the calls' progress from now on ([`Dialogs::take_progress`]).
+    pub(crate) fn note_progress(&self) {
+        if !self.noting.swap(true, Ordering::Relaxed) {
+            for i in 0..SHARDS {
+                self.lock(i).note_progress();
+            }
+        }
+    }
+
+    /// Whether progress waits to be taken.
+    pub(crate) fn progress_pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// The calls' progress since the last time (in order per call).
+    pub(crate) fn take_progress(&self) -> Vec<dialog::Progress> {
+        if !self.pending.swap(false, Ordering::Relaxed) {
+            return Vec::new();
+        }
+        let mut all = Vec::new();
+        for i in 0..SHARDS {
+            let mut shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
+            all.append(&mut shard.take_progress());
+        }
+        all
     }
 
     /// An initial INVITE relayed at `now_ms` (Unix milliseconds), which came from
@@ -125,13 +190,8 @@ impl Dialogs {
         if !self.used.load(Ordering::Relaxed) {
             return 0;
         }
-        self.shards
-            .iter()
-            .map(|s| {
-                s.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .profile_size(profile)
-            })
+        (0..SHARDS)
+            .map(|i| self.lock(i).profile_size(profile))
             .sum()
     }
 
@@ -194,8 +254,8 @@ impl Dialogs {
     /// The calls in progress, oldest first.
     pub(crate) fn active(&self) -> Vec<dialog::ActiveCall> {
         let mut all = Vec::new();
-        for s in &self.shards {
-            all.extend(s.lock().unwrap_or_else(|p| p.into_inner()).active());
+        for i in 0..SHARDS {
+            all.extend(self.lock(i).active());
         }
         all.sort_by_key(|c| c.started_ms);
         all
@@ -207,8 +267,8 @@ impl Dialogs {
     /// At exit (`last`), every answered dialog goes to the store, however young.
     pub(crate) fn tick(&self, now_ms: u64, last: bool) -> Tick {
         let mut t = Tick::default();
-        for s in &self.shards {
-            let mut calls = s.lock().unwrap_or_else(|p| p.into_inner());
+        for i in 0..SHARDS {
+            let mut calls = self.lock(i);
             t.byes.append(&mut calls.expire(now_ms));
             t.records.append(&mut calls.take_records());
             let saved_by = if last { u64::MAX } else { now_ms };

@@ -60,6 +60,9 @@ impl Core {
         } else {
             self.handle_response(now, msg, src, local, &mut out);
         }
+        if self.dialogs.progress_pending() {
+            out.extend(self.call_progress(now));
+        }
         out
     }
 
@@ -372,6 +375,9 @@ impl Core {
         }
         if self.writes_stall_at().is_some_and(|t| t <= now) {
             self.writes_stalled(now, &mut out);
+        }
+        if self.dialogs.progress_pending() {
+            out.extend(self.call_progress(now));
         }
         out
     }

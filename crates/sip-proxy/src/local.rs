@@ -110,6 +110,8 @@ impl Core {
                     .then_some(cfg.registrar.flow_timer);
                 let ok =
                     registrar::ok_response(msg, src.addr, &reg, now_unix, &to_tag(msg), flow_timer);
+                let watchers = self.presence_location(c.now, &reg.changes);
+                c.out.extend(watchers);
                 let previous = reg.previous;
                 self.with_ctx(id, |ctx| {
                     ctx.parked = Some(Parked::Persist { ok, previous })

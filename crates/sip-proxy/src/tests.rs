@@ -33,6 +33,7 @@ pub(crate) fn config() -> ProxyConfig {
         nonce_secret: crate::NonceSecret([9; 32]),
         media_optional: false,
         calls: dialog::Limits::default(),
+        presence: presence::Config::default(),
         route_secret: crate::RouteSecret(*b"ferrosip-routeky"),
     }
 }

@@ -12,6 +12,7 @@ mod dialect;
 mod dialogs;
 mod domains;
 mod location;
+mod presence;
 mod secrets;
 mod subscribers;
 #[cfg(test)]

@@ -80,6 +80,35 @@ pub(crate) enum LocationAction {
     },
 }
 
+/// Who may watch a user's presence.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PresenceAction {
+    /// OWNER (user@domain) lets WATCHER (user@domain) see its presence and calls.
+    Allow { owner: String, watcher: String },
+    /// OWNER blocks WATCHER: its subscriptions end and new ones get no state.
+    Block { owner: String, watcher: String },
+    /// Forgets OWNER's rule for WATCHER (the default again: its domain sees, others wait).
+    Forget { owner: String, watcher: String },
+    /// OWNER's rules: watcher and rule, one per line.
+    Rules { owner: String },
+}
+
+impl PresenceAction {
+    pub(crate) fn op(self) -> Op {
+        let rule = |owner, watcher, rule: Option<&str>| Op::PresenceRule {
+            owner,
+            watcher,
+            rule: rule.map(str::to_owned),
+        };
+        match self {
+            PresenceAction::Allow { owner, watcher } => rule(owner, watcher, Some("allow")),
+            PresenceAction::Block { owner, watcher } => rule(owner, watcher, Some("block")),
+            PresenceAction::Forget { owner, watcher } => rule(owner, watcher, None),
+            PresenceAction::Rules { owner } => Op::PresenceRules { owner },
+        }
+    }
+}
+
 /// What else `ferrosip calls` does.
 #[derive(Debug, Subcommand)]
 pub(crate) enum CallsAction {

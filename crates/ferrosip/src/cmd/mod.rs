@@ -6,6 +6,7 @@ pub(crate) mod manage;
 pub(crate) mod parse;
 mod parse_json;
 pub(crate) mod ping;
+mod presence_state;
 pub(crate) mod relay;
 pub(crate) mod serve;
 pub(crate) mod stats;

@@ -15,6 +15,7 @@ use transport::{Handler, Listen, Source, Transports};
 
 use crate::api::{self, ApiState};
 use crate::cmd::accounting::Accounting;
+use crate::cmd::presence_state::PresenceWriter;
 use crate::config::Config;
 use crate::manage::{load_directory, Live};
 use crate::metrics::Metrics;
@@ -189,6 +190,7 @@ pub(crate) fn proxy_config(
         // Replaced by the database's at start (see `route_secret`).
         route_secret: sip_proxy::RouteSecret(route_secret),
         calls: cfg.calls.limits(),
+        presence: cfg.presence.limits(),
     })
 }
 
@@ -604,6 +606,8 @@ async fn serve_with(
     log_directory(&core, &directory, "directory loaded");
     // The calls in progress before the restart, followed again before any BYE can come.
     crate::cmd::accounting::restore(&core, store).await?;
+    // The presence server's subscriptions and publications, before a refresh can come.
+    crate::cmd::presence_state::restore(&core, store).await?;
     let live = Live {
         core: core.clone(),
         location,
@@ -657,6 +661,7 @@ async fn serve_with(
                     last_purge = Instant::now();
                     tell_time(&core);
                     let changes = core.purge_expired(Instant::now());
+                    server.execute(core.presence_location(Instant::now(), &changes));
                     if !changes.is_empty() {
                         server.execute(vec![Command::Persist {
                             changes,
@@ -676,8 +681,9 @@ async fn serve_with(
     tracing::info!("shutting down");
     timers.abort();
     let _ = calls.0.send(());
-    if let Ok(accounting) = calls.1.await {
+    if let Ok((accounting, presence)) = calls.1.await {
         accounting.finish(&core).await;
+        presence.finish(&core).await;
     }
     // Every acknowledged REGISTER is already written; wait for those still queued.
     let (written, done) = tokio::sync::oneshot::channel();
@@ -744,19 +750,21 @@ pub(crate) async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The task of [`calls_each_second`]: its writers, when it stops.
+type EachSecond = tokio::task::JoinHandle<(Accounting, PresenceWriter)>;
+
 /// Each second, the followed calls' records and changes go to [`Accounting`], and the BYEs
-/// of the calls past their longest duration are sent; until told to stop (then it gives
-/// its [`Accounting`] back, for the last records).
+/// of the calls past their longest duration are sent; the presence server's NOTIFYs of
+/// the second are sent and its changes go to the store; until told to stop (then it gives
+/// its writers back, for the last records).
 fn calls_each_second(
     cfg: &Config,
     store: &Store,
     server: &Arc<Server>,
     core: &Arc<Core>,
-) -> anyhow::Result<(
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Accounting>,
-)> {
+) -> anyhow::Result<(tokio::sync::oneshot::Sender<()>, EachSecond)> {
     let mut accounting = Accounting::start(&cfg.accounting, store, server.metrics.clone())?;
+    let presence = PresenceWriter::start(store);
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     let (server, core) = (server.clone(), core.clone());
     let task = tokio::spawn(async move {
@@ -770,8 +778,11 @@ fn calls_each_second(
             let mut tick = core.tick_calls(Instant::now());
             server.execute(std::mem::take(&mut tick.commands));
             accounting.take(tick);
+            let mut tick = core.tick_presence(Instant::now());
+            server.execute(std::mem::take(&mut tick.commands));
+            presence.take(tick.changes);
         }
-        accounting
+        (accounting, presence)
     });
     Ok((stop, task))
 }

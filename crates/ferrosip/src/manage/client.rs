@@ -112,6 +112,20 @@ impl Client {
             ),
             Op::LocationRm { aor } => ("DELETE", format!("/api/locations/{}", segment(aor)), None),
             Op::Calls => ("GET", "/api/calls".to_owned(), None),
+            Op::PresenceRule {
+                owner,
+                watcher,
+                rule,
+            } => (
+                "POST",
+                "/api/presence/rules".to_owned(),
+                Some(json!({ "owner": owner, "watcher": watcher, "rule": rule })),
+            ),
+            Op::PresenceRules { owner } => (
+                "GET",
+                format!("/api/presence/rules/{}", segment(owner)),
+                None,
+            ),
             Op::CallEnd { call_id } => (
                 "POST",
                 "/api/calls/end".to_owned(),

@@ -67,6 +67,16 @@ pub(crate) enum Op {
     CallEnd {
         call_id: String,
     },
+    /// Sets `owner`'s presence rule for `watcher` (`allow`, `block`; none: forgets it).
+    PresenceRule {
+        owner: String,
+        watcher: String,
+        rule: Option<String>,
+    },
+    /// `owner`'s presence rules.
+    PresenceRules {
+        owner: String,
+    },
 }
 
 impl Op {
@@ -190,6 +200,15 @@ impl From<dialog::ActiveCall> for CallInfo {
     }
 }
 
+/// A user's presence rule for a watcher, as shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RuleInfo {
+    pub(crate) owner: String,
+    pub(crate) watcher: String,
+    /// `allow` or `block`.
+    pub(crate) rule: String,
+}
+
 /// What an operation returns (as JSON, each shape its own). The client reads the JSON back
 /// trying the variants in order: lists first, since serde also reads a struct from an array.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -201,6 +220,7 @@ pub(crate) enum Reply {
     Contacts(Vec<ContactInfo>),
     Cdrs(Vec<CdrInfo>),
     Calls(Vec<CallInfo>),
+    Rules(Vec<RuleInfo>),
     Done { message: String },
     User(UserInfo),
 }
@@ -258,6 +278,7 @@ impl Reply {
             Reply::Contacts(l) => l.is_empty(),
             Reply::Cdrs(l) => l.is_empty(),
             Reply::Calls(l) => l.is_empty(),
+            Reply::Rules(l) => l.is_empty(),
             Reply::Done { .. } | Reply::User(_) => false,
         }
     }
@@ -277,6 +298,11 @@ impl Reply {
     /// Prints the reply as the CLI shows it.
     pub(crate) fn print(&self) {
         match self {
+            Reply::Rules(rules) => {
+                for r in rules {
+                    println!("{}\t{}\t{}", r.owner, r.watcher, r.rule);
+                }
+            }
             Reply::Calls(calls) => {
                 for c in calls {
                     let state = match c.answered_ms {

@@ -7,7 +7,8 @@ use sip_message::Uri;
 use store::{Alias, Store, Subscriber};
 
 use super::{
-    AliasInfo, CallInfo, CdrInfo, ContactInfo, ErrorKind, Live, Op, OpError, Reply, UserInfo,
+    AliasInfo, CallInfo, CdrInfo, ContactInfo, ErrorKind, Live, Op, OpError, Reply, RuleInfo,
+    UserInfo,
 };
 
 /// `user@domain`, both parts non-empty and without spaces; the domain in its canonical
@@ -123,6 +124,8 @@ pub(crate) async fn execute(store: &Store, live: Option<&Live>, op: Op) -> Resul
             | Op::CdrList { .. }
             | Op::Calls
             | Op::CallEnd { .. }
+            | Op::PresenceRule { .. }
+            | Op::PresenceRules { .. }
     );
     let reply = run(store, live, op).await?;
     if let (true, Some(live)) = (changes_directory, live) {
@@ -133,6 +136,49 @@ pub(crate) async fn execute(store: &Store, live: Option<&Live>, op: Op) -> Resul
 
 async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpError> {
     match op {
+        Op::PresenceRule {
+            owner,
+            watcher,
+            rule,
+        } => {
+            let (owner, watcher) = (canonical(&owner)?, canonical(&watcher)?);
+            let parsed = match rule.as_deref() {
+                Some("allow") => Some(presence::Rule::Allow),
+                Some("block") => Some(presence::Rule::Block),
+                None => None,
+                Some(other) => {
+                    return Err(OpError::new(
+                        ErrorKind::Invalid,
+                        format!("{other:?} is no rule: allow or block"),
+                    ))
+                }
+            };
+            store.set_presence_rule(&owner, &watcher, parsed).await?;
+            if let Some(l) = live {
+                let now = std::time::Instant::now();
+                (l.execute)(l.core.set_presence_rule(now, &owner, &watcher, parsed));
+            }
+            let what = rule.map_or("forgets".to_owned(), |r| format!("{r}s"));
+            done(format!("{owner} {what} {watcher}"))
+        }
+        Op::PresenceRules { owner } => {
+            let owner = canonical(&owner)?;
+            let rules = store.presence_rules().await?;
+            Ok(Reply::Rules(
+                rules
+                    .into_iter()
+                    .filter(|(o, _, _)| *o == owner)
+                    .map(|(owner, watcher, rule)| RuleInfo {
+                        owner,
+                        watcher,
+                        rule: match rule {
+                            presence::Rule::Allow => "allow".into(),
+                            presence::Rule::Block => "block".into(),
+                        },
+                    })
+                    .collect(),
+            ))
+        }
         Op::Calls => match live {
             Some(l) => Ok(Reply::Calls(
                 l.core

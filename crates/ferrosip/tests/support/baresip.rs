@@ -30,7 +30,30 @@ impl Baresip {
         let local = SocketAddr::new(ip, listen_port(ip));
         let source =
             format!("audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n{config}");
-        Baresip::launch(None, local, account, peer, &source)
+        Baresip::launch(None, local, account, &format!("<{peer}>"), &source, "")
+    }
+
+    /// Starts baresip with its presence module, watching `peer`'s presence (it subscribes
+    /// to it), and waits until it has registered.
+    pub fn start_watching(account: &Account, peer: &str) -> Baresip {
+        let ip = account.proxy.ip();
+        let local = SocketAddr::new(ip, listen_port(ip));
+        let contact = format!("<{peer}>;presence=p2p");
+        let source = "audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n";
+        Baresip::launch(
+            None,
+            local,
+            account,
+            &contact,
+            source,
+            "module_app presence.so\n",
+        )
+    }
+
+    /// Types `line` every 300 ms until `needle` appears (`/contacts` until a contact's
+    /// presence shows).
+    pub fn poll(&mut self, line: &str, needle: &str) -> String {
+        self.console.poll(line, needle, STEP)
     }
 
     /// Starts baresip in network namespace `ns`, listening on `local`, with the WAV file
@@ -46,15 +69,16 @@ impl Baresip {
             "audio_source aufile,{}\nausrc_srate 8000\nausrc_channels 1\n",
             wav.display()
         );
-        Baresip::launch(Some(ns), local, account, peer, &source)
+        Baresip::launch(Some(ns), local, account, &format!("<{peer}>"), &source, "")
     }
 
     fn launch(
         ns: Option<&str>,
         local: SocketAddr,
         account: &Account,
-        peer: &str,
+        contact: &str,
         source: &str,
+        apps: &str,
     ) -> Baresip {
         let dir = tempfile::tempdir().expect("tempdir");
         let ip = local.ip();
@@ -71,7 +95,8 @@ impl Baresip {
              module aufile.so\n\
              module_tmp account.so\n\
              module_app menu.so\n\
-             module_app contact.so\n"
+             module_app contact.so\n\
+             {apps}"
         );
         let Account {
             user,
@@ -87,7 +112,7 @@ impl Baresip {
         for (name, text) in [
             ("config", config),
             ("accounts", accounts),
-            ("contacts", format!("<{peer}>\n")),
+            ("contacts", format!("{contact}\n")),
         ] {
             std::fs::write(dir.path().join(name), text).expect("write baresip configuration");
         }

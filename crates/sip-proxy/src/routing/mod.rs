@@ -7,6 +7,7 @@ mod location;
 mod nathelper;
 mod rr;
 mod sl;
+mod subscribe;
 mod textops;
 mod tm;
 mod vars;
@@ -55,6 +56,7 @@ fn registry() -> &'static Registry<ProxyEnv> {
         location::register(&mut r);
         nathelper::register(&mut r);
         dialog::register(&mut r);
+        subscribe::register(&mut r);
         textops::register(&mut r);
         r
     })

@@ -124,6 +124,7 @@ on_every_backend!(
     flows_of_one_instance_share_a_contact,
     call_records,
     dialogs_in_progress,
+    presence_state,
 );
 
 #[tokio::test]

@@ -572,3 +572,93 @@ pub(super) async fn dialogs_in_progress(db: &TestDb) {
     store.record_calls(&[], &changes).await.unwrap();
     assert_eq!(store.dialogs().await.unwrap().len(), 1);
 }
+
+fn presence_sub(call_id: &str, cseq: u32) -> presence::Subscription {
+    presence::Subscription {
+        key: presence::SubKey {
+            call_id: call_id.into(),
+            from_tag: "wt".into(),
+            package: presence::Package::Dialog,
+            id: "7".into(),
+        },
+        our_tag: "ours".into(),
+        presentity: "sip:alice@example.com".into(),
+        presentity_uri: "sip:alice@example.com".into(),
+        watcher: "sip:bob@example.com".into(),
+        watcher_uri: "sip:bob@example.com;user=phone".into(),
+        peer: presence::Peer {
+            contact: "sip:bob@192.0.2.9:5060".into(),
+            route: "<sip:p1;lr>".into(),
+            hop: "udp:192.0.2.9:5060".into(),
+        },
+        expires_ms: 1_700_000_600_000,
+        cseq,
+        remote_cseq: 3,
+        status: presence::Status::Pending,
+    }
+}
+
+/// The presence server's subscriptions, publications and rules: the last change of each
+/// stays, and all is read back after a reopening as it was.
+pub(super) async fn presence_state(db: &TestDb) {
+    use presence::{Change, Package, Rule, StoredPublication};
+    let store = db.open().await;
+    let (a, b) = (presence_sub("c1", 1), presence_sub("c2", 1));
+    let a2 = presence_sub("c1", 600);
+    let doc = StoredPublication {
+        presentity: "sip:alice@example.com".into(),
+        presentity_uri: "sip:alice@example.com".into(),
+        package: Package::Presence,
+        etag: "e1".into(),
+        expires_ms: 1_700_000_300_000,
+        body: "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\"/>".into(),
+    };
+    let changes = [
+        Change::Subscription(Box::new(a.clone())),
+        Change::Subscription(Box::new(b.clone())),
+        Change::Subscription(Box::new(a2.clone())),
+        Change::SubscriptionGone(b.key.clone()),
+        Change::Publication(Box::new(doc.clone())),
+    ];
+    store.record_presence(&changes).await.unwrap();
+    store
+        .set_presence_rule(
+            "sip:alice@example.com",
+            "sip:eve@example.org",
+            Some(Rule::Block),
+        )
+        .await
+        .unwrap();
+    store
+        .set_presence_rule(
+            "sip:alice@example.com",
+            "sip:carol@example.org",
+            Some(Rule::Allow),
+        )
+        .await
+        .unwrap();
+    store
+        .set_presence_rule("sip:alice@example.com", "sip:carol@example.org", None)
+        .await
+        .unwrap();
+    drop(store);
+    let store = db.open().await;
+    let (subs, pubs) = store.presence().await.unwrap();
+    assert_eq!(subs, [a2]);
+    assert_eq!(pubs, std::slice::from_ref(&doc));
+    let rules = store.presence_rules().await.unwrap();
+    assert_eq!(
+        rules,
+        [(
+            "sip:alice@example.com".to_owned(),
+            "sip:eve@example.org".to_owned(),
+            Rule::Block
+        )]
+    );
+    let gone = Change::PublicationGone {
+        presentity: doc.presentity.clone(),
+        etag: doc.etag.clone(),
+    };
+    store.record_presence(&[gone]).await.unwrap();
+    assert!(store.presence().await.unwrap().1.is_empty());
+}
