@@ -98,9 +98,7 @@ impl Watcher {
     fn notify(&self, wait: Duration) -> Option<Message> {
         let deadline = Instant::now() + wait;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Some((m, from)) = self.ua.recv_timeout(left) else {
-                return None;
-            };
+            let (m, from) = self.ua.recv_timeout(left)?;
             if m.method().map(|x| x.as_str()) == Some("NOTIFY") {
                 self.answer(&m, from);
                 return Some(m);
