@@ -26,6 +26,47 @@ pub(crate) struct Config {
     pub(crate) accounting: Accounting,
     pub(crate) calls: Calls,
     pub(crate) presence: Presence,
+    pub(crate) messages: Messages,
+}
+
+/// `[messages]`: messages kept for users who are offline (`m_store()`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Messages {
+    /// Most messages kept for one user (more get 486).
+    pub(crate) per_user: usize,
+    /// Most messages kept in all (more get 503).
+    pub(crate) max: usize,
+    /// Largest message kept, in bytes of body (larger get 413).
+    pub(crate) max_size: usize,
+    /// Days a message is kept undelivered.
+    pub(crate) keep_days: u64,
+}
+
+impl Default for Messages {
+    fn default() -> Self {
+        let d = message_store::Limits::default();
+        Messages {
+            per_user: d.per_user,
+            max: d.total,
+            max_size: d.max_body,
+            keep_days: d.keep_ms / 86_400_000,
+        }
+    }
+}
+
+impl Messages {
+    /// The bounds of the message store.
+    pub(crate) fn limits(&self) -> message_store::Limits {
+        let d = message_store::Limits::default();
+        message_store::Limits {
+            per_user: self.per_user,
+            per_user_bytes: d.per_user_bytes.max(self.max_size),
+            max_body: self.max_size,
+            total: self.max,
+            keep_ms: self.keep_days.saturating_mul(86_400_000),
+        }
+    }
 }
 
 /// `[presence]`: the presence server (`handle_subscribe()`, `handle_publish()`).

@@ -1,8 +1,9 @@
-//! Presence with real phones against the default configuration with subscribers: baresip
-//! watching another's presence (its presence module subscribes; the server notifies from
-//! registrations and calls, since baresip publishes nothing by default), and a watcher its
-//! presentity blocked. `scripts/test.sh` installs baresip; these tests fail, not skip,
-//! without it.
+//! Presence and instant messages with real phones against the default configuration with
+//! subscribers: baresip watching another's presence (its presence module subscribes; the
+//! server notifies from registrations and calls, since baresip publishes nothing by
+//! default), a watcher its presentity blocked, and messages to a user who is offline,
+//! delivered when it registers. `scripts/test.sh` installs baresip; these tests fail, not
+//! skip, without it.
 
 mod support;
 
@@ -104,4 +105,36 @@ fn a_blocked_watcher_gets_no_state() {
         rules.stdout,
         "sip:bob@127.0.0.1\tsip:dave@127.0.0.1\tblock\n"
     );
+}
+
+/// alice writes to bob while he is offline: each message is kept (202) and reaches him in
+/// order once he registers; a restart of the server in between loses none.
+#[test]
+fn messages_to_an_offline_user_reach_it_when_it_registers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, config) = server(dir.path(), &["alice", "bob"]);
+    let (pa, pb) = (password("alice"), password("bob"));
+    let mut alice = Baresip::start(&account(&s, "alice", &pa), "sip:bob@127.0.0.1");
+    alice.message("first, while you were out");
+    alice.expect("202 Accepted");
+    alice.message("second");
+    alice.expect("202 Accepted");
+    // A clean restart keeps them (the store has them).
+    let port = s.port;
+    assert!(s.terminate(), "a clean stop");
+    let listens = [
+        format!("udp:127.0.0.1:{port}"),
+        format!("tcp:127.0.0.1:{port}"),
+    ];
+    let extra = ["--config", config.as_str()];
+    let s = Server::start_listens(dir.path(), port, &listens, &extra);
+    let mut bob = Baresip::start(&account(&s, "bob", &pb), "sip:alice@127.0.0.1");
+    let first = bob.expect("\"first, while you were out\"");
+    assert!(first.contains("sip:alice@127.0.0.1"), "from alice: {first}");
+    bob.expect("\"second\"");
+    // Delivered once: a new registration brings nothing again.
+    drop(bob);
+    let bob = Baresip::start(&account(&s, "bob", &pb), "sip:alice@127.0.0.1");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(!bob.output().contains("second"), "{}", bob.output());
 }

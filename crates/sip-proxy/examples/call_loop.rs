@@ -145,6 +145,7 @@ fn main() {
         media_optional: false,
         calls: dialog::Limits::default(),
         presence: presence::Config::default(),
+        messages: message_store::Limits::default(),
     };
     let plain = std::env::args().nth(2).as_deref() == Some("plain");
     let core = match plain {

@@ -65,6 +65,8 @@ pub struct ProxyConfig {
     pub calls: dialog::Limits,
     /// Limits and intervals of the presence server.
     pub presence: presence::Config,
+    /// Bounds on the messages kept for users who are offline (`m_store()`).
+    pub messages: message_store::Limits,
 }
 
 /// The key of our digest nonces, given by the IO layer; never printed.

@@ -44,6 +44,8 @@ pub struct Core {
     pub(crate) dialogs: crate::dialogs::Dialogs,
     /// The presence server (`handle_subscribe()`, `handle_publish()`).
     pub(crate) presence: crate::presences::Presences,
+    /// Messages kept for users who are offline (`m_store()`).
+    pub(crate) offline: crate::offline::Offline,
     script: ArcSwap<ProxyScript>,
     /// Digest challenges and checks (nonces under a secret of this process).
     pub(crate) auth: auth::Authenticator,
@@ -155,6 +157,7 @@ impl Core {
         local_texts.dedup();
         let dialogs = crate::dialogs::Dialogs::new(cfg.calls);
         let presence = crate::presences::Presences::new(cfg.presence);
+        let offline = crate::offline::Offline::new(cfg.messages);
         Core {
             guard: Guard::new(cfg.guard),
             cfg,
@@ -165,6 +168,7 @@ impl Core {
             names: crate::names::Names::default(),
             dialogs,
             presence,
+            offline,
             script: ArcSwap::new(script),
             auth,
             subscribers: ArcSwap::default(),
@@ -179,6 +183,19 @@ impl Core {
             keepalives: Default::default(),
             ws_registered: Default::default(),
         }
+    }
+
+    /// Whether `aor` (`sip:user@domain`) is a user of ours: one of our domains, and a
+    /// subscriber once the server has any (until then its domains are open).
+    pub(crate) fn is_user(&self, aor: &str) -> bool {
+        let Some((user, domain)) = aor.split_once(':').and_then(|(_, a)| a.rsplit_once('@')) else {
+            return false;
+        };
+        if !self.cfg.is_local_domain(domain) {
+            return false;
+        }
+        let subscribers = self.subscribers.load();
+        subscribers.is_empty() || subscribers.get(user, domain).is_some()
     }
 
     /// Replaces the subscribers that `www_authorize` and `proxy_authorize` know.

@@ -22,6 +22,7 @@ mod keepalive;
 mod local;
 mod media;
 mod names;
+mod offline;
 mod originate;
 mod presences;
 mod refresh;
@@ -45,6 +46,7 @@ pub use config::{HostedDomains, NonceSecret, ProxyConfig};
 pub use dns::Found;
 pub use guard::GuardConfig;
 pub use names::NameId;
+pub use offline::MessageWrite;
 pub use originate::{Answer, OnAnswer};
 pub use presences::PresenceTick;
 pub use route_key::RouteSecret;
@@ -96,6 +98,8 @@ pub enum Command {
         /// What waits for the rewritten SDP.
         then: Option<Resume>,
     },
+    /// Keep or remove messages for users who are offline, in order.
+    Messages(MessageWrite),
 }
 
 #[cfg(test)]

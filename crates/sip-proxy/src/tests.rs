@@ -34,6 +34,7 @@ pub(crate) fn config() -> ProxyConfig {
         media_optional: false,
         calls: dialog::Limits::default(),
         presence: presence::Config::default(),
+        messages: message_store::Limits::default(),
         route_secret: crate::RouteSecret(*b"ferrosip-routeky"),
     }
 }
@@ -124,7 +125,8 @@ pub(crate) fn sent(cmds: Vec<Command>) -> Vec<(Destination, Message)> {
             Command::Persist { .. }
             | Command::Resolve { .. }
             | Command::Media { .. }
-            | Command::KeepOpen { .. } => None,
+            | Command::KeepOpen { .. }
+            | Command::Messages(_) => None,
         })
         .collect()
 }

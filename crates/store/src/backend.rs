@@ -239,6 +239,8 @@ pub(crate) trait Columns {
     fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
     /// An integer column that may be NULL.
     fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
+    /// A binary column.
+    fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error>;
 }
 
 macro_rules! columns {
@@ -257,6 +259,9 @@ macro_rules! columns {
             }
             fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
                 self.try_get(i)
+            }
+            fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error> {
+                self.try_get_unchecked(i)
             }
         }
     )*};

@@ -12,6 +12,7 @@ mod dialect;
 mod dialogs;
 mod domains;
 mod location;
+mod messages;
 mod presence;
 mod secrets;
 mod subscribers;

@@ -3,6 +3,7 @@
 mod accounting;
 mod database;
 pub(crate) mod manage;
+mod offline;
 pub(crate) mod parse;
 mod parse_json;
 pub(crate) mod ping;

@@ -191,6 +191,7 @@ pub(crate) fn proxy_config(
         route_secret: sip_proxy::RouteSecret(route_secret),
         calls: cfg.calls.limits(),
         presence: cfg.presence.limits(),
+        messages: cfg.messages.limits(),
     })
 }
 
@@ -207,6 +208,8 @@ struct Server {
     core: std::sync::OnceLock<Arc<Core>>,
     transports: std::sync::OnceLock<Transports>,
     persist: tokio::sync::mpsc::UnboundedSender<Job>,
+    /// Writes of messages kept for users offline, in order.
+    messages: tokio::sync::mpsc::UnboundedSender<sip_proxy::MessageWrite>,
     lookups: Arc<Lookups>,
     metrics: Arc<Metrics>,
     /// The main runtime: UDP messages are handled on receive threads outside it, and what
@@ -248,6 +251,11 @@ impl Server {
                     self.lookups.resolve(core, wait, &self.runtime, done);
                 }
                 Command::Media { request, then } => self.media(request, then),
+                Command::Messages(write) => {
+                    if self.messages.send(write).is_err() {
+                        tracing::error!("the message writer has stopped");
+                    }
+                }
                 Command::KeepOpen { dest, time } => {
                     if let Some(t) = self.transports.get() {
                         t.keep_open(dest.protocol, dest.addr, time);
@@ -558,10 +566,13 @@ async fn serve_with(
         })
     };
     let (persist, jobs) = tokio::sync::mpsc::unbounded_channel();
+    let (messages, message_writes) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(crate::cmd::offline::writer(store.clone(), message_writes));
     let server = Arc::new(Server {
         core: Default::default(),
         transports: Default::default(),
         persist,
+        messages,
         lookups: Arc::new(Lookups::new(&cfg.dns.addresses().unwrap_or_default())),
         metrics: Arc::new(Metrics::new()),
         runtime: tokio::runtime::Handle::current(),
@@ -608,6 +619,7 @@ async fn serve_with(
     crate::cmd::accounting::restore(&core, store).await?;
     // The presence server's subscriptions and publications, before a refresh can come.
     crate::cmd::presence_state::restore(&core, store).await?;
+    crate::cmd::offline::restore(&core, store).await?;
     let live = Live {
         core: core.clone(),
         location,
@@ -781,6 +793,7 @@ fn calls_each_second(
             let mut tick = core.tick_presence(Instant::now());
             server.execute(std::mem::take(&mut tick.commands));
             presence.take(tick.changes);
+            server.execute(core.deliver_messages(Instant::now()));
         }
         (accounting, presence)
     });

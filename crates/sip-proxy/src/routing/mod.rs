@@ -4,6 +4,7 @@
 mod auth;
 mod dialog;
 mod location;
+mod messages;
 mod nathelper;
 mod rr;
 mod sl;
@@ -54,6 +55,7 @@ fn registry() -> &'static Registry<ProxyEnv> {
         tm::register(&mut r);
         rr::register(&mut r);
         location::register(&mut r);
+        messages::register(&mut r);
         nathelper::register(&mut r);
         dialog::register(&mut r);
         subscribe::register(&mut r);

@@ -196,11 +196,10 @@ fn ours(c: &RouteCtx<'_>, uri: Option<Uri<'_>>) -> Result<(String, String), Refu
         reason: "Not Found",
         min_expires: None,
     })?;
-    let domain = aor.rsplit_once('@').map_or("", |(_, d)| d);
-    if !c.core.config().is_local_domain(domain) {
+    if !c.core.is_user(&aor) {
         return Err(Refused {
             code: 404,
-            reason: "Not Found (not a domain of ours)",
+            reason: "Not Found",
             min_expires: None,
         });
     }

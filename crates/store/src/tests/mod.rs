@@ -125,6 +125,7 @@ on_every_backend!(
     call_records,
     dialogs_in_progress,
     presence_state,
+    offline_messages,
 );
 
 #[tokio::test]
