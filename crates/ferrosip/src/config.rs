@@ -153,15 +153,31 @@ impl Calls {
 }
 
 /// `[accounting]`: where call records go besides the database and the log.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Accounting {
+    /// Each call record also to syslog, as one JSON object, with this facility (`local0`…
+    /// `local7`, `user`, `daemon`); none by default.
+    pub(crate) syslog: Option<String>,
+    /// The syslog socket.
+    pub(crate) syslog_socket: PathBuf,
     /// A file each call record is appended to, one JSON object per line (relative to the
     /// configuration file); none by default.
     pub(crate) json_lines: Option<PathBuf>,
     /// Each call record also as a log line (`ferrosip::cdr`, "call record"): for syslog or
     /// journald, where the log goes. Off by default (the database has them).
     pub(crate) log: bool,
+}
+
+impl Default for Accounting {
+    fn default() -> Self {
+        Accounting {
+            syslog: None,
+            syslog_socket: "/dev/log".into(),
+            json_lines: None,
+            log: false,
+        }
+    }
 }
 
 /// `[dns]`: where next hops' names are looked up (RFC 3263: NAPTR, SRV, A and AAAA).

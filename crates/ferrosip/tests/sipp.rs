@@ -119,7 +119,14 @@ fn call_over_tcp() {
 fn followed_calls_leave_a_record_each() {
     let dir = tmp();
     let config = dir.path().join("ferrosip.toml");
-    let accounting = "[accounting]\njson_lines = \"cdr.jsonl\"\nlog = true\n";
+    // A syslog socket of the test's own.
+    let socket = dir.path().join("syslog.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&socket).expect("bind");
+    let accounting = format!(
+        "[accounting]\njson_lines = \"cdr.jsonl\"\nlog = true\nsyslog = \"local3\"\n\
+         syslog_socket = \"{}\"\n",
+        socket.display()
+    );
     std::fs::write(&config, accounting).expect("write");
     let config = config.to_str().expect("path");
     let filter = "warn,ferrosip::cdr=info";
@@ -219,4 +226,17 @@ fn followed_calls_leave_a_record_each() {
         carol.stdout
     );
     assert!(carol.stdout.contains("missed"), "{}", carol.stdout);
+    // And to syslog: local3 (19), info (6), one JSON object each.
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    for _ in 0..2 {
+        let n = syslog.recv(&mut buf).expect("a syslog line");
+        let line = String::from_utf8_lossy(&buf[..n]);
+        assert!(line.starts_with("<158>"), "{line}");
+        let json = &line[line.find('{').expect("a JSON object")..];
+        let v: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON");
+        assert!(v["call_id"].is_string(), "{line}");
+    }
 }

@@ -25,9 +25,14 @@ struct Batch {
     changes: Vec<Change>,
 }
 
+/// A syslog connection (RFC 3164 over a local socket).
+type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
 /// Where the records of the followed calls go.
 pub(crate) struct Accounting {
     json_lines: Option<std::fs::File>,
+    /// Each record also to syslog, as a JSON object.
+    syslog: Option<Syslog>,
     /// Records are logged too.
     log: bool,
     metrics: Arc<Metrics>,
@@ -54,10 +59,15 @@ impl Accounting {
             ),
             None => None,
         };
+        let syslog = match &cfg.syslog {
+            Some(facility) => Some(open_syslog(facility, &cfg.syslog_socket)?),
+            None => None,
+        };
         let (writer, batches) = unbounded_channel();
         let written = tokio::spawn(write(store.clone(), metrics.clone(), batches));
         Ok(Accounting {
             json_lines,
+            syslog,
             log: cfg.log,
             metrics,
             writer,
@@ -79,6 +89,13 @@ impl Accounting {
         }
         if let Some(file) = self.json_lines.as_mut().filter(|_| !records.is_empty()) {
             append_json_lines(file, &records);
+        }
+        if let Some(syslog) = self.syslog.as_mut() {
+            for r in &records {
+                if let Err(e) = syslog.info(json(r)) {
+                    tracing::error!(error = %e, "a call record not sent to syslog");
+                }
+            }
         }
         if records.is_empty() && changes.is_empty() {
             return;
@@ -173,17 +190,41 @@ fn log_record(r: &Cdr) {
     );
 }
 
-/// Appends call records to `file`, one JSON object per line (as `ferrosip cdr list --json`
-/// prints them).
+/// Connects to the syslog socket `path` with `facility` (`local0`…); the error names the
+/// setting.
+fn open_syslog(facility: &str, path: &std::path::Path) -> anyhow::Result<Syslog> {
+    let facility = facility.parse().map_err(|()| {
+        anyhow::anyhow!(
+            "accounting.syslog: {facility:?} is no syslog facility (local0..local7, user, daemon…)"
+        )
+    })?;
+    let formatter = syslog::Formatter3164 {
+        facility,
+        hostname: None,
+        process: "ferrosip".into(),
+        pid: std::process::id(),
+    };
+    syslog::unix_custom(formatter, path).map_err(|e| {
+        anyhow::anyhow!(
+            "accounting.syslog: cannot reach syslog at {}: {e}",
+            path.display()
+        )
+    })
+}
+
+/// A call record as one JSON object (as `ferrosip cdr list --json` prints it).
+fn json(r: &Cdr) -> String {
+    let info = crate::manage::CdrInfo::from(r.clone());
+    serde_json::to_string(&info).unwrap_or_default()
+}
+
+/// Appends call records to `file`, one JSON object per line.
 fn append_json_lines(file: &mut std::fs::File, records: &[Cdr]) {
     use std::io::Write;
     let mut text = String::new();
     for r in records {
-        let info = crate::manage::CdrInfo::from(r.clone());
-        if let Ok(line) = serde_json::to_string(&info) {
-            text.push_str(&line);
-            text.push('\n');
-        }
+        text.push_str(&json(r));
+        text.push('\n');
     }
     if let Err(e) = file.write_all(text.as_bytes()) {
         tracing::error!(error = %e, "call records not written to accounting.json_lines");
