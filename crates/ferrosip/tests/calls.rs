@@ -1,13 +1,15 @@
-//! Followed calls (`dlg_manage()`) end to end, with sipp: a call that goes on across a
-//! `kill -9` and a restart still gets its record with its real end, an operator ends a call
-//! (`ferrosip calls end`), and the longest duration ends one, each with a BYE to both sides.
+//! Followed calls (`dlg_manage()`) end to end, with sipp: a forked call answered on its
+//! second branch gets one record with its talk time to within a second, a call that goes on
+//! across a `kill -9` and a restart still gets its record with its real end, an operator
+//! ends a call (`ferrosip calls end`), and the longest duration ends one, each with a BYE to
+//! both sides.
 
 mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::sipp::{finish, registered_uas, sipp, spawn, tmp};
+use support::sipp::{finish, register, registered_uas, run, sipp, spawn, tmp};
 use support::{free_port, Server};
 
 /// A config with the default script (which follows every call) and `extra`: its path.
@@ -166,4 +168,29 @@ fn an_operator_ends_a_call() {
     let records = stored_records(dir.path(), 1);
     assert_eq!(records[0].ending, dialog::Ending::EndedByServer);
     drop(s);
+}
+
+/// bob has two phones: the first (q 1.0) is busy, the second (q 0.5) answers. The call
+/// gives one record, answered, with the 2 s it talked to within a second.
+#[test]
+fn a_forked_call_answered_on_its_second_branch_gives_one_record() {
+    let dir = tmp();
+    let config = following_config(dir.path(), "");
+    let s = Server::start(dir.path(), &["--config", &config]);
+    let (busy_port, answer_port) = (free_port(), free_port());
+    assert!(register(&s, "bob", busy_port, "1.0", "600", "200"));
+    assert!(register(&s, "bob", answer_port, "0.5", "600", "200"));
+    let busy = spawn(sipp(None, "uas_busy.xml", "bob", busy_port, &[]));
+    let answers = spawn(sipp(None, "uas.xml", "bob", answer_port, &[]));
+    let keys = [("pause", "2000")];
+    assert!(run(sipp(Some(&s), "uac_talk.xml", "bob", free_port(), &keys)));
+    assert!(finish(busy) && finish(answers));
+    std::thread::sleep(Duration::from_millis(1500));
+    let records = stored_records(dir.path(), 1);
+    assert_eq!(records.len(), 1, "one record for the call: {records:?}");
+    let r = &records[0];
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.reached.as_deref().is_some_and(|c| c.contains(&answer_port.to_string())), "{r:?}");
+    let talked = r.duration_ms();
+    assert!((1_000..=3_000).contains(&talked), "talked 2 s, recorded {talked} ms: {r:?}");
 }
