@@ -1,5 +1,5 @@
-//! Any datagram into the proxy core (registrar, routing, transactions, timers): no panic, and
-//! everything it sends parses.
+//! Any datagram into the proxy core (registrar, routing, transactions, timers, presence,
+//! messages kept for users offline): no panic, and everything it sends parses.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -22,11 +22,17 @@ request_route {
     $avp(u) = $rU;
     if (loose_route()) { t_relay(); exit; }
     if (uri != myself) { $rU = $tU; t_relay(); exit; }
-    if (is_method("REGISTER")) { save("location"); exit; }
+    if (is_method("REGISTER")) { if (save("location")) { m_dump(); } exit; }
+    if (is_method("SUBSCRIBE")) { handle_subscribe(); exit; }
+    if (is_method("PUBLISH")) { handle_publish(); exit; }
     if ($rd == "redirect.example.com") { lookup("location"); redirect(); exit; }
     if ($rU =~ "^9") { $du = "sip:" + $rU + "@192.0.2.40"; }
     if ($fU == "auth" && !proxy_authorize("")) { auth_challenge(""); exit; }
-    if (!lookup("location")) { t_reply(404, "Not Found " + $ci); exit; }
+    if (!lookup("location")) {
+        if (is_method("MESSAGE") && m_store()) { t_reply(202, "Accepted"); exit; }
+        t_reply(404, "Not Found " + $ci);
+        exit;
+    }
     record_route();
     dlg_manage();
     t_on_failure("F");
@@ -65,6 +71,8 @@ fn core() -> &'static Core {
             max_pending_writes: usize::MAX,
             max_transactions: 100_000,
             calls: dialog::Limits { max_calls: 1000, ..Default::default() },
+            presence: presence::Config::default(),
+            messages: message_store::Limits::default(),
         };
         let script = sip_proxy::compile("fuzz.cfg", SCRIPT).expect("the fuzz script compiles");
         let core = Core::with_script(cfg, Arc::new(Location::new()), Arc::new(script));
@@ -114,7 +122,7 @@ fn check(commands: Vec<Command>) {
                         next.extend(core().media_done(Instant::now(), then, Ok(request.sdp)));
                     }
                 }
-                Command::KeepOpen { .. } => {}
+                Command::KeepOpen { .. } | Command::Messages(_) => {}
             }
         }
         pending = next;
@@ -132,5 +140,7 @@ fuzz_target!(|data: &[u8]| {
         check(ended);
     }
     check(core.tick_calls(now).commands);
+    check(core.tick_presence(now + Duration::from_secs(6)).commands);
+    check(core.deliver_messages(now));
     check(core.handle_timeouts(now + Duration::from_secs(40)));
 });

@@ -183,14 +183,28 @@ fn a_forked_call_answered_on_its_second_branch_gives_one_record() {
     let busy = spawn(sipp(None, "uas_busy.xml", "bob", busy_port, &[]));
     let answers = spawn(sipp(None, "uas.xml", "bob", answer_port, &[]));
     let keys = [("pause", "2000")];
-    assert!(run(sipp(Some(&s), "uac_talk.xml", "bob", free_port(), &keys)));
+    assert!(run(sipp(
+        Some(&s),
+        "uac_talk.xml",
+        "bob",
+        free_port(),
+        &keys
+    )));
     assert!(finish(busy) && finish(answers));
     std::thread::sleep(Duration::from_millis(1500));
     let records = stored_records(dir.path(), 1);
     assert_eq!(records.len(), 1, "one record for the call: {records:?}");
     let r = &records[0];
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(r.reached.as_deref().is_some_and(|c| c.contains(&answer_port.to_string())), "{r:?}");
+    assert!(
+        r.reached
+            .as_deref()
+            .is_some_and(|c| c.contains(&answer_port.to_string())),
+        "{r:?}"
+    );
     let talked = r.duration_ms();
-    assert!((1_000..=3_000).contains(&talked), "talked 2 s, recorded {talked} ms: {r:?}");
+    assert!(
+        (1_000..=3_000).contains(&talked),
+        "talked 2 s, recorded {talked} ms: {r:?}"
+    );
 }

@@ -209,3 +209,50 @@ proptest! {
         }
     }
 }
+
+/// A body: bytes, or a PIDF document with arbitrary elements and text in it.
+fn published() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..300),
+        (
+            "(x:)?[a-z]{1,8}",
+            "[ -%'-;=-~]{0,40}",
+            prop_oneof![Just(String::new()), "id=\"[a-z0-9]{1,5}\"", "[a-z:=\" ]{0,20}"],
+        )
+            .prop_map(|(name, text, attrs)| {
+            format!(
+                "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" xmlns:x=\"urn:x\" {attrs}><{name}>{text}</{name}><tuple id=\"t\"/></presence>"
+            )
+            .into_bytes()
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+    /// Whatever a phone publishes, nothing panics, and the document the watchers get of a
+    /// publication taken is one the server would take again.
+    #[test]
+    fn what_is_notified_of_a_publication_reads_again(body in published()) {
+        let mut n = Notifier::new(Config { presence_interval_ms: 0, ..Config::default() }, 1);
+        let mut out = Vec::new();
+        n.subscribe(0, subscribe("c", Package::Presence, true), &mut out).unwrap();
+        let first = out.pop().unwrap();
+        n.answered(1, &first.key, Some(200), &mut out);
+        let req = |body| PublishRequest {
+            presentity: "a@x.org",
+            presentity_uri: "sip:a@x.org",
+            package: Package::Presence,
+            if_match: None,
+            expires_s: Some(600),
+            body: Some(("application/pidf+xml", body)),
+            registered: true,
+        };
+        if n.publish(2, req(&body), &mut out).is_ok() {
+            let notified = out.pop().expect("a NOTIFY of the change");
+            let (_, doc) = notified.body.expect("a document");
+            let mut again = Notifier::new(Config::default(), 2);
+            prop_assert!(again.publish(0, req(doc.as_bytes()), &mut Vec::new()).is_ok(), "{}", doc);
+        }
+    }
+}
