@@ -17,8 +17,9 @@ struct Watcher {
     ua: Ua,
     call_id: String,
     cseq: u32,
-    /// The server's tag, from its 200.
+    /// The server's tag and Contact, from its 200.
     to_tag: Option<String>,
+    contact: Option<String>,
 }
 
 impl Watcher {
@@ -28,18 +29,24 @@ impl Watcher {
             call_id: call_id.into(),
             cseq: 0,
             to_tag: None,
+            contact: None,
         }
     }
 
-    /// Subscribes to `user`'s `event` (or refreshes): the 200's Expires.
+    /// Subscribes to `user`'s `event` (or refreshes, to the Contact of the server's 200):
+    /// the 200's Expires.
     fn subscribe(&mut self, s: &Server, user: &str, event: &str, expires: u32) -> u32 {
         self.cseq += 1;
         let to_tag = self
             .to_tag
             .as_ref()
             .map_or(String::new(), |t| format!(";tag={t}"));
+        let target = self
+            .contact
+            .clone()
+            .unwrap_or_else(|| format!("sip:{user}@127.0.0.1"));
         let text = format!(
-            "SUBSCRIBE sip:{user}@127.0.0.1 SIP/2.0\n\
+            "SUBSCRIBE {target} SIP/2.0\n\
              Via: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKsub{c}{n};rport\n\
              From: <sip:watcher@127.0.0.1>;tag=w1\nTo: <sip:{user}@127.0.0.1>{to_tag}\n\
              Call-ID: {c}\nCSeq: {n} SUBSCRIBE\nContact: <sip:watcher@127.0.0.1:{p}>\n\
@@ -182,6 +189,13 @@ fn a_busy_lamp_sees_early_confirmed_terminated_and_outlives_a_kill() {
         .collect();
     assert_eq!(states, wanted, "in order, none back");
 
+    // A refresh, to the server's Contact, as phones send it: a NOTIFY follows.
+    assert_eq!(w.subscribe(&s, "bob", "dialog", 300), 300);
+    let refreshed = w
+        .notify(Duration::from_secs(5))
+        .expect("a NOTIFY after the refresh");
+    assert!(cseq(&refreshed) > sent);
+    let sent = cseq(&refreshed);
     // The subscription is stored within a second; a kill -9 and a restart keep it, and
     // the next NOTIFYs' CSeqs are past those sent before.
     std::thread::sleep(Duration::from_millis(1500));

@@ -39,12 +39,12 @@ pub struct PresenceTick {
 }
 
 impl Presences {
-    /// Notifiers within `cfg` (its totals spread over the shards).
+    /// Notifiers within `cfg` (its totals spread over the shards; a watcher's limit holds
+    /// in each, as its subscriptions spread unevenly).
     pub(crate) fn new(cfg: presence::Config) -> Presences {
         let share = presence::Config {
             max_subscriptions: cfg.max_subscriptions.div_ceil(SHARDS),
             max_publications: cfg.max_publications.div_ceil(SHARDS),
-            max_per_watcher: cfg.max_per_watcher.div_ceil(SHARDS),
             ..cfg
         };
         let hasher = ahash::RandomState::new();
