@@ -339,6 +339,10 @@ async fn metrics(State(s): Shared) -> Response {
         transactions: core.active_transactions(),
         contacts: s.live.location.len(),
         subscribers: core.subscriber_count(),
+        presence: {
+            let (subs, pubs) = core.presence_counts();
+            [subs, pubs, core.messages_kept()]
+        },
         relay,
     });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

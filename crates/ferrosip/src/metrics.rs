@@ -51,6 +51,9 @@ pub(crate) struct Metrics {
     transactions: Gauge,
     contacts: Gauge,
     subscribers: Gauge,
+    /// The presence server's subscriptions and publications; messages kept for users
+    /// offline.
+    presence: [Gauge; 3],
     /// The media relay's: sessions, free port pairs; packets, bytes, dropped, lost.
     relay_gauges: [Gauge; 2],
     relay_counters: [Counter; 4],
@@ -159,6 +162,18 @@ impl Metrics {
             ),
             ("ferrosip_subscribers", "Subscribers who can authenticate"),
             (
+                "ferrosip_presence_subscriptions",
+                "Subscriptions the presence server holds (handle_subscribe)",
+            ),
+            (
+                "ferrosip_presence_publications",
+                "Publications the presence server holds (handle_publish)",
+            ),
+            (
+                "ferrosip_messages_kept",
+                "Messages kept for users who are offline (m_store)",
+            ),
+            (
                 "ferrosip_relay_sessions",
                 "Calls whose media goes through the relay",
             ),
@@ -200,6 +215,12 @@ impl Metrics {
             transactions: gauge("ferrosip_transactions_active"),
             contacts: gauge("ferrosip_contacts_registered"),
             subscribers: gauge("ferrosip_subscribers"),
+            presence: [
+                "ferrosip_presence_subscriptions",
+                "ferrosip_presence_publications",
+                "ferrosip_messages_kept",
+            ]
+            .map(gauge),
             relay_gauges: ["ferrosip_relay_sessions", "ferrosip_relay_ports_free"].map(gauge),
             relay_counters: [
                 "ferrosip_relay_packets_total",
@@ -262,6 +283,9 @@ impl Metrics {
         self.transactions.set(now.transactions as f64);
         self.contacts.set(now.contacts as f64);
         self.subscribers.set(now.subscribers as f64);
+        for (g, v) in self.presence.iter().zip(now.presence) {
+            g.set(v as f64);
+        }
         if let Some(r) = now.relay {
             self.relay_gauges[0].set(r.sessions as f64);
             self.relay_gauges[1].set(r.ports_free as f64);
@@ -284,6 +308,8 @@ pub(crate) struct Snapshot {
     pub(crate) transactions: usize,
     pub(crate) contacts: usize,
     pub(crate) subscribers: usize,
+    /// Subscriptions, publications, messages kept.
+    pub(crate) presence: [usize; 3],
     /// The media relay's counters, when it runs.
     pub(crate) relay: Option<relay::Totals>,
 }
@@ -344,6 +370,7 @@ mod tests {
             transactions: 2,
             contacts: 5,
             subscribers: 1,
+            presence: [10, 2, 3],
             relay: Some(relay::Totals {
                 sessions: 4,
                 ports_free: 100,
@@ -364,6 +391,9 @@ mod tests {
         );
         assert_eq!(v("ferrosip_call_records_not_stored_total"), Some(2.0));
         assert_eq!(v("ferrosip_relay_sessions"), Some(4.0));
+        assert_eq!(v("ferrosip_presence_subscriptions"), Some(10.0));
+        assert_eq!(v("ferrosip_presence_publications"), Some(2.0));
+        assert_eq!(v("ferrosip_messages_kept"), Some(3.0));
         assert_eq!(v("ferrosip_relay_ports_free"), Some(100.0));
         assert_eq!(v("ferrosip_relay_packets_total"), Some(1000.0));
         assert_eq!(v("ferrosip_relay_bytes_total"), Some(172_000.0));

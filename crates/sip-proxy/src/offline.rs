@@ -86,6 +86,11 @@ impl Core {
         out
     }
 
+    /// How many messages are kept for users offline.
+    pub fn messages_kept(&self) -> usize {
+        self.offline.lock().len()
+    }
+
     /// Takes back the messages the store kept; how many.
     pub fn restore_messages(&self, stored: Vec<Stored>) -> usize {
         self.offline.lock().restore(stored)
