@@ -11,7 +11,7 @@ use std::path::Path;
 
 use support::baresip::Baresip;
 use support::phone::Account;
-use support::{free_port, Server};
+use support::{free_port, Server, Ua};
 
 fn password(user: &str) -> String {
     format!("{user}-secret")
@@ -137,4 +137,27 @@ fn messages_to_an_offline_user_reach_it_when_it_registers() {
     let bob = Baresip::start(&account(&s, "bob", &pb), "sip:alice@127.0.0.1");
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert!(!bob.output().contains("second"), "{}", bob.output());
+}
+
+/// Subscribers' authentication applies: a SUBSCRIBE or PUBLISH in a subscriber's name
+/// without credentials is challenged.
+#[test]
+fn presence_requests_are_authenticated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, _) = server(dir.path(), &["alice", "bob"]);
+    let ua = Ua::new();
+    let request = |method: &str, to: &str, n: u32| {
+        format!(
+            "{method} sip:{to}@127.0.0.1 SIP/2.0\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKauth{n}\n\
+             From: <sip:alice@127.0.0.1>;tag=a{n}\nTo: <sip:{to}@127.0.0.1>\n\
+             Call-ID: auth-{n}\nCSeq: 1 {method}\nContact: <sip:alice@127.0.0.1:{p}>\n\
+             Event: presence\nExpires: 600\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            p = ua.port
+        )
+    };
+    ua.send(s.addr(), &request("SUBSCRIBE", "bob", 1));
+    assert_eq!(ua.recv().status(), Some(407));
+    ua.send(s.addr(), &request("PUBLISH", "alice", 2));
+    assert_eq!(ua.recv().status(), Some(407));
 }
