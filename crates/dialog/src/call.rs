@@ -19,6 +19,9 @@ pub struct Invite {
     pub caller: String,
     /// The callee as dialled: the To URI.
     pub dialled: String,
+    /// The Request-URI as it came: the callee's address-of-record (or an alias of it),
+    /// which a trunk's To may not name.
+    pub target: String,
     /// How the server reaches the caller (its CSeq: the INVITE's).
     pub caller_leg: Leg,
     /// The profiles it counts under (a user, a domain: see [`crate::Calls::profile_size`]).

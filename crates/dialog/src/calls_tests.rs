@@ -57,6 +57,7 @@ fn calls(call: &str, at: u64) -> Calls {
             key: key(call),
             caller: "sip:alice@example.com".into(),
             dialled: "sip:bob@example.com".into(),
+            target: "sip:bob@example.com".into(),
             caller_leg: caller_leg(),
             profiles: Vec::new(),
         }
@@ -214,6 +215,7 @@ fn the_table_is_bounded_and_lost_calls_are_dropped() {
         key: key(call),
         caller: "a".into(),
         dialled: "b".into(),
+        target: "sip:bob@example.com".into(),
         caller_leg: caller_leg(),
         profiles: Vec::new(),
     };

@@ -40,6 +40,7 @@ mod tests {
             },
             caller: "sip:alice@example.com".into(),
             dialled: "sip:bob@example.com".into(),
+            target: "sip:bob@example.com".into(),
             caller_leg: Leg::default(),
             profiles: profiles.iter().map(|p| p.to_string()).collect(),
         }

@@ -30,6 +30,8 @@ pub struct Progress {
     pub caller: String,
     /// The callee as dialled: the To URI.
     pub dialled: String,
+    /// The Request-URI the INVITE came with.
+    pub target: String,
     /// Where it is now.
     pub phase: Phase,
 }
@@ -86,6 +88,7 @@ pub(crate) fn of(call: &Call, phase: Phase, callee_tag: Option<&str>) -> Progres
         callee_tag: callee_tag.map(str::to_owned),
         caller: call.invite.caller.clone(),
         dialled: call.invite.dialled.clone(),
+        target: call.invite.target.clone(),
         phase,
     }
 }

@@ -105,6 +105,7 @@ impl Calls {
             invite: Invite {
                 key: s.key.clone(),
                 caller: s.caller,
+                target: s.dialled.clone(),
                 dialled: s.dialled,
                 caller_leg: s.caller_leg,
                 profiles: s.profiles,
@@ -148,6 +149,7 @@ mod tests {
             key: key(),
             caller: "sip:alice@example.com".into(),
             dialled: "sip:bob@example.com".into(),
+            target: "sip:bob@example.com".into(),
             caller_leg: leg("sip:alice@192.0.2.1", 1),
             profiles: Vec::new(),
         };

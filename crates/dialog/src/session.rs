@@ -52,6 +52,7 @@ mod tests {
             key: key(),
             caller: "sip:alice@example.com".into(),
             dialled: "sip:bob@example.com".into(),
+            target: "sip:bob@example.com".into(),
             caller_leg: leg("sip:alice@192.0.2.1"),
             profiles: Vec::new(),
         };

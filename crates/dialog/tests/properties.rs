@@ -71,6 +71,7 @@ proptest! {
                         key: key(*call),
                         caller: "sip:a@h".into(),
                         dialled: "sip:b@h".into(),
+                        target: "sip:bob@example.com".into(),
                         caller_leg: Leg::default(),
                         profiles: Vec::new(),
                     };

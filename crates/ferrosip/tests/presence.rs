@@ -140,17 +140,19 @@ fn messages_to_an_offline_user_reach_it_when_it_registers() {
 }
 
 /// Subscribers' authentication applies: a SUBSCRIBE or PUBLISH in a subscriber's name
-/// without credentials is challenged.
+/// without credentials is challenged, a PUBLISH with a To tag too (it is no request inside
+/// a dialog).
 #[test]
 fn presence_requests_are_authenticated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (s, _) = server(dir.path(), &["alice", "bob"]);
     let ua = Ua::new();
     let request = |method: &str, to: &str, n: u32| {
+        let tag = if n > 2 { ";tag=forged" } else { "" };
         format!(
             "{method} sip:{to}@127.0.0.1 SIP/2.0\n\
              Via: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bKauth{n}\n\
-             From: <sip:alice@127.0.0.1>;tag=a{n}\nTo: <sip:{to}@127.0.0.1>\n\
+             From: <sip:alice@127.0.0.1>;tag=a{n}\nTo: <sip:{to}@127.0.0.1>{tag}\n\
              Call-ID: auth-{n}\nCSeq: 1 {method}\nContact: <sip:alice@127.0.0.1:{p}>\n\
              Event: presence\nExpires: 600\nMax-Forwards: 70\nContent-Length: 0\n\n",
             p = ua.port
@@ -159,5 +161,7 @@ fn presence_requests_are_authenticated() {
     ua.send(s.addr(), &request("SUBSCRIBE", "bob", 1));
     assert_eq!(ua.recv().status(), Some(407));
     ua.send(s.addr(), &request("PUBLISH", "alice", 2));
+    assert_eq!(ua.recv().status(), Some(407));
+    ua.send(s.addr(), &request("PUBLISH", "alice", 3));
     assert_eq!(ua.recv().status(), Some(407));
 }

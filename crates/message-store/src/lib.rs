@@ -8,7 +8,7 @@
 
 mod mailbox;
 
-pub use mailbox::{Change, Limits, Mailboxes, NewMessage, Refused, Stored};
+pub use mailbox::{Change, Delivery, Limits, Mailboxes, NewMessage, Refused, Stored};
 
 #[cfg(test)]
 mod tests;

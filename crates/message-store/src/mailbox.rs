@@ -76,6 +76,30 @@ impl Default for Limits {
     }
 }
 
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The device took it (2xx): removed, and the next may go.
+    Taken,
+    /// The device refuses it for good (a final 4xx–6xx but 408 and 480: a type it does
+    /// not take, too large…): dropped, lest it block the mailbox; the next may go.
+    Refused,
+    /// No answer, or unavailable: it stays, and the rest wait for the next registration.
+    Failed,
+}
+
+impl Delivery {
+    /// How a delivery that got `status` (none: no answer) ended.
+    pub fn of(status: Option<u16>) -> Delivery {
+        match status {
+            Some(200..=299) => Delivery::Taken,
+            Some(408 | 480) | None => Delivery::Failed,
+            Some(400..) => Delivery::Refused,
+            Some(_) => Delivery::Failed,
+        }
+    }
+}
+
 /// A change the store must learn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -192,20 +216,20 @@ impl Mailboxes {
         Some(first)
     }
 
-    /// How the delivery of `id` to `recipient` ended: taken (a 2xx) it is removed and the
-    /// next may go; else it stays, and the rest wait for the next registration.
-    pub fn delivered(&mut self, recipient: &str, id: u64, taken: bool) {
+    /// How the delivery of `id` to `recipient` ended (see [`Delivery`]).
+    pub fn delivered(&mut self, recipient: &str, id: u64, outcome: Delivery) {
         let Some(b) = self.boxes.get_mut(recipient) else {
             return;
         };
         if b.in_flight == Some(id) {
             b.in_flight = None;
         }
-        if taken {
-            self.remove(recipient, id);
-            self.changes.push(Change::Removed(id));
-        } else {
-            b.wanted = false;
+        match outcome {
+            Delivery::Taken | Delivery::Refused => {
+                self.remove(recipient, id);
+                self.changes.push(Change::Removed(id));
+            }
+            Delivery::Failed => b.wanted = false,
         }
     }
 

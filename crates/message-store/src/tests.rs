@@ -26,16 +26,16 @@ fn messages_go_out_in_order_one_at_a_time_once_the_user_registers() {
     let first = m.next("sip:bob@x.org").unwrap();
     assert_eq!(first.body, b"one");
     assert_eq!(m.next("sip:bob@x.org"), None, "one at a time");
-    m.delivered("sip:bob@x.org", first.id, true);
+    m.delivered("sip:bob@x.org", first.id, Delivery::Taken);
     let second = m.next("sip:bob@x.org").unwrap();
     assert_eq!(second.body, b"two");
     // Not taken: it stays, and waits for the next registration.
-    m.delivered("sip:bob@x.org", second.id, false);
+    m.delivered("sip:bob@x.org", second.id, Delivery::Failed);
     assert_eq!(m.next("sip:bob@x.org"), None);
     assert_eq!(m.len(), 1);
     m.wake("sip:bob@x.org");
     let again = m.next("sip:bob@x.org").unwrap();
-    m.delivered("sip:bob@x.org", again.id, true);
+    m.delivered("sip:bob@x.org", again.id, Delivery::Taken);
     assert!(m.is_empty());
     assert_eq!(
         m.take_changes(),
@@ -113,4 +113,20 @@ fn a_restart_takes_them_back_in_order() {
     let new = back.keep(9, msg("sip:bob@x.org", b"new")).unwrap();
     assert!(new.id > kept[2].id, "numbers go on past the stored ones");
     assert_eq!(back.len(), 4);
+}
+
+#[test]
+fn a_message_a_device_refuses_for_good_does_not_block_the_rest() {
+    let mut m = Mailboxes::new(Limits::default(), 0);
+    let bad = m.keep(1, msg("sip:bob@x.org", b"unwanted")).unwrap();
+    m.keep(2, msg("sip:bob@x.org", b"fine")).unwrap();
+    m.wake("sip:bob@x.org");
+    let first = m.next("sip:bob@x.org").unwrap();
+    assert_eq!(first.id, bad.id);
+    m.delivered("sip:bob@x.org", first.id, Delivery::of(Some(415)));
+    assert_eq!(m.next("sip:bob@x.org").unwrap().body, b"fine");
+    assert_eq!(Delivery::of(Some(480)), Delivery::Failed);
+    assert_eq!(Delivery::of(None), Delivery::Failed);
+    assert_eq!(Delivery::of(Some(202)), Delivery::Taken);
+    assert_eq!(Delivery::of(Some(603)), Delivery::Refused);
 }

@@ -25,6 +25,11 @@ pub struct Config {
     pub max_per_presentity: usize,
     /// Most subscriptions of one watcher.
     pub max_per_watcher: usize,
+    /// Most subscriptions waiting for their presentity's word (watchers of other domains,
+    /// who need not authenticate), in all.
+    pub max_pending: usize,
+    /// Most of them for one presentity.
+    pub max_pending_per_presentity: usize,
     /// Most publications held.
     pub max_publications: usize,
     /// Most publications of one presentity per package (its devices): a new one drops
@@ -46,6 +51,8 @@ impl Default for Config {
             max_subscriptions: 100_000,
             max_per_presentity: 256,
             max_per_watcher: 256,
+            max_pending: 4096,
+            max_pending_per_presentity: 16,
             max_publications: 100_000,
             max_devices: 8,
             max_body: 8192,
@@ -65,8 +72,8 @@ pub(crate) struct Entry {
     in_flight: bool,
     /// Changed while a NOTIFY was in flight.
     stale: bool,
-    /// Version of the documents it was sent (watcher and dialog information).
-    version: u32,
+    /// The NOTIFY in flight says it is over.
+    ending: bool,
     /// The store holds it, with this CSeq.
     stored: Option<u32>,
 }
@@ -77,8 +84,10 @@ pub struct Notifier {
     pub(crate) cfg: Config,
     pub(crate) presentities: HashMap<String, Presentity, ahash::RandomState>,
     pub(crate) subs: HashMap<SubKey, Entry, ahash::RandomState>,
-    rules: Rules,
+    pub(crate) rules: Rules,
     per_watcher: HashMap<String, usize, ahash::RandomState>,
+    /// Subscriptions pending.
+    pending: usize,
     pub(crate) publications: usize,
     pub(crate) changes: Vec<Change>,
     /// Makes entity tags unique to this notifier and process.
@@ -100,6 +109,7 @@ impl Notifier {
             subs: HashMap::default(),
             rules: Rules::default(),
             per_watcher: HashMap::default(),
+            pending: 0,
             publications: 0,
             changes: Vec::new(),
             etag_seed,
@@ -148,10 +158,31 @@ impl Notifier {
         {
             return Err(Refused::new(503, "Service Unavailable"));
         }
+        if too_long(&req) {
+            return Err(Refused::new(400, "Bad Request (too long)"));
+        }
         let decision = match owner_only {
             true => Decision::Active,
             false => self.rules.decide(&req.presentity, &req.watcher),
         };
+        // Strangers waiting for a word are few: they cannot take the watchers' places.
+        if decision == Decision::Pending {
+            let of_presentity = self.presentities.get(&req.presentity).map_or(0, |p| {
+                p.subs
+                    .iter()
+                    .filter(|k| {
+                        self.subs
+                            .get(k)
+                            .is_some_and(|e| e.sub.status == Status::Pending)
+                    })
+                    .count()
+            });
+            if self.pending >= self.cfg.max_pending
+                || of_presentity >= self.cfg.max_pending_per_presentity
+            {
+                return Err(Refused::new(503, "Service Unavailable"));
+            }
+        }
         let status = match (decision, expires) {
             (Decision::Rejected, _) => Status::Terminated("rejected"),
             (_, 0) => Status::Terminated("timeout"),
@@ -200,10 +231,12 @@ impl Notifier {
             return Err(Refused::new(500, "Server Internal Error"));
         }
         e.sub.remote_cseq = req.cseq;
-        e.sub.peer = req.peer;
+        // A refresh may move the watcher's target, never its route set (RFC 3261 §12.2).
+        e.sub.peer.contact = req.peer.contact;
+        e.sub.peer.hop = req.peer.hop;
         e.sub.expires_ms = now_ms + u64::from(expires) * 1000;
         if expires == 0 {
-            e.sub.status = Status::Terminated("timeout");
+            self.set_status(&req.key, Status::Terminated("timeout"));
         }
         self.save(&req.key);
         self.send(now_ms, &req.key, out);
@@ -224,13 +257,14 @@ impl Notifier {
             .or_insert_with(|| Presentity::new(&sub.presentity_uri, facts));
         p.subs.push(sub.key.clone());
         *self.per_watcher.entry(sub.watcher.clone()).or_default() += 1;
+        self.pending += usize::from(sub.status == Status::Pending);
         let key = sub.key.clone();
         let entry = Entry {
             sub,
             allowed,
             in_flight: false,
             stale: false,
-            version: 0,
+            ending: false,
             stored,
         };
         self.subs.insert(key, entry);
@@ -254,7 +288,9 @@ impl Notifier {
             None => true,
             Some(s) => (400..500).contains(&s) && s != 491 || s >= 600,
         };
-        if failed || matches!(e.sub.status, Status::Terminated(_)) {
+        // Over once the NOTIFY that said so is answered (an end that came while another
+        // was in flight goes out first).
+        if failed || (e.ending && !e.stale) {
             let presentity = e.sub.presentity.clone();
             self.forget(key);
             if key.package == Package::Presence {
@@ -290,13 +326,11 @@ impl Notifier {
             Status::Pending => format!("pending;expires={remaining}"),
             Status::Terminated(why) => format!("terminated;reason={why}"),
         };
-        if carries {
-            e.version += 1;
-        }
-        let version = e.version.saturating_sub(1);
+        e.ending = matches!(e.sub.status, Status::Terminated(_));
         let sub = &self.subs[key].sub;
+        // (A document's version is its NOTIFY's CSeq: it rises, also across restarts.)
         let body = match carries {
-            true => body(&mut self.presentities, &self.subs, sub, version),
+            true => body(&mut self.presentities, &self.subs, sub, cseq),
             false => None,
         };
         let event = match sub.key.id.is_empty() {
@@ -320,11 +354,21 @@ impl Notifier {
         }
     }
 
+    /// Sets how the subscription `key` stands (counting those pending).
+    fn set_status(&mut self, key: &SubKey, status: Status) {
+        if let Some(e) = self.subs.get_mut(key) {
+            let was = e.sub.status == Status::Pending;
+            e.sub.status = status;
+            self.pending = self.pending + usize::from(status == Status::Pending) - usize::from(was);
+        }
+    }
+
     /// Forgets the subscription `key`, without a NOTIFY.
     pub(crate) fn forget(&mut self, key: &SubKey) {
         let Some(e) = self.subs.remove(key) else {
             return;
         };
+        self.pending -= usize::from(e.sub.status == Status::Pending);
         if let Some(n) = self.per_watcher.get_mut(&e.sub.watcher) {
             *n -= 1;
             if *n == 0 {
@@ -500,8 +544,8 @@ impl Notifier {
             if matches!(e.sub.status, Status::Terminated(_)) || e.sub.status == status {
                 continue;
             }
-            e.sub.status = status;
             e.allowed = decision == Decision::Active;
+            self.set_status(&key, status);
             self.save(&key);
             self.send(now_ms, &key, out);
         }
@@ -526,9 +570,7 @@ impl Notifier {
             .map(|(k, _)| k.clone())
             .collect();
         for key in over {
-            if let Some(e) = self.subs.get_mut(&key) {
-                e.sub.status = Status::Terminated("timeout");
-            }
+            self.set_status(&key, Status::Terminated("timeout"));
             self.save(&key);
             self.send(now_ms, &key, out);
         }
@@ -583,9 +625,16 @@ fn body(
     Some((package.content_type(), text))
 }
 
-/// The watchers of a presentity's presence, for its watcher information.
+/// Most watchers one watcher information document lists (those waiting first): it must
+/// fit a datagram.
+const MAX_LISTED: usize = 32;
+
+/// The watchers of a presentity's presence, for its watcher information: an opaque id of
+/// each subscription (not its dialog's identifiers), those waiting for the user first.
 fn watchers(subs: &HashMap<SubKey, Entry, ahash::RandomState>, p: &Presentity) -> Vec<WatcherView> {
-    p.subs
+    use std::hash::{Hash, Hasher};
+    let mut listed: Vec<WatcherView> = p
+        .subs
         .iter()
         .filter(|k| k.package == Package::Presence)
         .filter_map(|k| subs.get(k))
@@ -595,12 +644,36 @@ fn watchers(subs: &HashMap<SubKey, Entry, ahash::RandomState>, p: &Presentity) -
                 Status::Pending => ("pending", "subscribe"),
                 Status::Terminated(_) => return None,
             };
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            e.sub.key.hash(&mut h);
             Some(WatcherView {
-                id: format!("{}-{}", e.sub.key.call_id, e.sub.key.from_tag),
+                id: format!("w{:016x}", h.finish()),
                 uri: e.sub.watcher_uri.clone(),
                 status,
                 event,
             })
         })
-        .collect()
+        .collect();
+    listed.sort_by_key(|w| w.status != "pending");
+    listed.truncate(MAX_LISTED);
+    listed
+}
+
+/// Longest values of a subscription's identifiers kept (its Contact and route set are
+/// bounded where they are read).
+const MAX_ID: usize = 256;
+
+/// A SUBSCRIBE whose identifiers are longer than the server keeps.
+fn too_long(req: &SubscribeRequest) -> bool {
+    [
+        &req.key.call_id,
+        &req.key.from_tag,
+        &req.our_tag,
+        &req.presentity_uri,
+        &req.watcher_uri,
+        &req.presentity,
+        &req.watcher,
+    ]
+    .iter()
+    .any(|v| v.len() > MAX_ID)
 }

@@ -167,6 +167,14 @@ impl Notifier {
         if !content_type.eq_ignore_ascii_case(package.content_type()) {
             return Err(Refused::new(415, "Unsupported Media Type"));
         }
+        // (No NUL nor other control character: XML has none, a database text column
+        // refuses some.)
+        if body
+            .iter()
+            .any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f)
+        {
+            return Err(Refused::new(400, "Bad Request (control characters)"));
+        }
         match package {
             Package::Presence => {
                 let doc =

@@ -4,6 +4,7 @@
 use crate::notifier::{Notifier, CSEQ_STEP};
 use crate::pidf::{self, Facts};
 use crate::presentity::Publication;
+use crate::rules::Decision;
 use crate::subscription::{Status, SubKey, Subscription};
 use crate::Package;
 
@@ -44,8 +45,9 @@ pub struct StoredPublication {
 
 impl Notifier {
     /// Takes back a subscription stored before a restart (with what the server knows of
-    /// its presentity): its next NOTIFY's CSeq is past any sent before. False when it is
-    /// over, or no longer fits.
+    /// its presentity), as the rules (restored first) stand now: its next NOTIFY's CSeq is
+    /// past any sent before, and the store learns it. False when it is over, blocked
+    /// meanwhile (the store forgets it), or no longer fits.
     pub fn restore_subscription(&mut self, mut sub: Subscription, facts: Facts) -> bool {
         if self.subs.contains_key(&sub.key)
             || self.subs.len() >= self.cfg.max_subscriptions
@@ -53,10 +55,21 @@ impl Notifier {
         {
             return false;
         }
+        if matches!(sub.key.package, Package::Presence | Package::Dialog) {
+            sub.status = match self.rules.decide(&sub.presentity, &sub.watcher) {
+                Decision::Active => Status::Active,
+                Decision::Pending => Status::Pending,
+                Decision::Rejected => {
+                    self.changes.push(Change::SubscriptionGone(sub.key));
+                    return false;
+                }
+            };
+        }
         sub.cseq = sub.cseq.saturating_add(CSEQ_STEP);
         let allowed = sub.status == Status::Active;
-        let cseq = sub.cseq;
-        self.insert(sub, allowed, Some(cseq), facts);
+        let key = sub.key.clone();
+        self.insert(sub, allowed, None, facts);
+        self.save(&key);
         true
     }
 

@@ -389,6 +389,19 @@ fn bad_publications_are_refused() {
         ..publish("a@x.org", None, None)
     };
     assert_eq!(code(&mut n, wrong_type), 415);
+    assert_eq!(
+        code(
+            &mut n,
+            publish(
+                "a@x.org",
+                None,
+                Some(
+                    b"<presence xmlns=\"urn:ietf:params:xml:ns:pidf\"><note>a\0b</note></presence>"
+                )
+            )
+        ),
+        400
+    );
     let big = vec![b' '; 9000];
     assert_eq!(code(&mut n, publish("a@x.org", None, Some(&big))), 413);
     let dialog = PublishRequest {
@@ -541,7 +554,13 @@ fn what_the_store_learns_brings_it_all_back() {
         }
     }
     assert_eq!(back.counts(), (1, 1));
-    assert!(back.take_changes().is_empty());
+    // The store learns the CSeq the restored subscription goes on from (so that a second
+    // restart skips past it too); the publication it has already.
+    let learnt = back.take_changes();
+    assert!(
+        matches!(&learnt[..], [Change::Subscription(s)] if s.cseq >= 512),
+        "{learnt:?}"
+    );
     // The next NOTIFY's CSeq is past any sent before the restart.
     out.clear();
     back.set_registered(20, "a@x.org", false, &mut out);
@@ -620,4 +639,110 @@ fn limits_hold() {
         .code,
         503
     );
+}
+
+#[test]
+fn an_end_while_a_notify_is_in_flight_still_goes_out() {
+    let mut n = notifier(0);
+    let mut out = Vec::new();
+    n.subscribe(
+        0,
+        request("c1", "b@x.org", "a@x.org", Package::Presence),
+        &mut out,
+    )
+    .unwrap();
+    let k = out.pop().unwrap().key;
+    let mut end = request("c1", "b@x.org", "a@x.org", Package::Presence);
+    end.to_tag = Some("ours".into());
+    end.cseq = 2;
+    end.expires_s = Some(0);
+    n.subscribe(1, end, &mut out).unwrap();
+    assert!(out.is_empty(), "the first NOTIFY is still in flight");
+    n.answered(2, &k, Some(200), &mut out);
+    assert_eq!(out[0].state, "terminated;reason=timeout");
+    assert_eq!(n.counts().0, 1, "kept until that NOTIFY is answered");
+    n.answered(3, &k, Some(200), &mut out);
+    assert_eq!(n.counts().0, 0);
+}
+
+#[test]
+fn a_refresh_keeps_the_route_set() {
+    let mut n = notifier(0);
+    let mut out = Vec::new();
+    let mut first = request("c1", "b@x.org", "a@x.org", Package::Presence);
+    first.peer.route = "<sip:edge.x.org;lr>".into();
+    n.subscribe(0, first, &mut out).unwrap();
+    let k = out.pop().unwrap().key;
+    n.answered(1, &k, Some(200), &mut out);
+    let mut refresh = request("c1", "b@x.org", "a@x.org", Package::Presence);
+    refresh.to_tag = Some("ours".into());
+    refresh.cseq = 2;
+    refresh.peer.contact = "sip:w@192.0.2.7:5060".into();
+    n.subscribe(2, refresh, &mut out).unwrap();
+    assert_eq!(out[0].peer.route, "<sip:edge.x.org;lr>");
+    assert_eq!(out[0].peer.contact, "sip:w@192.0.2.7:5060");
+}
+
+#[test]
+fn strangers_waiting_are_few_and_long_identifiers_are_refused() {
+    let mut n = notifier(0);
+    let mut out = Vec::new();
+    for i in 0..16 {
+        let r = request(
+            &format!("s{i}"),
+            &format!("s{i}@y.org"),
+            "a@x.org",
+            Package::Presence,
+        );
+        n.subscribe(0, r, &mut out).unwrap();
+    }
+    let r = request("s16", "s16@y.org", "a@x.org", Package::Presence);
+    assert_eq!(n.subscribe(0, r, &mut out).unwrap_err().code, 503);
+    // The presentity's own domain still gets in.
+    let r = request("d", "d@x.org", "a@x.org", Package::Presence);
+    assert!(n.subscribe(0, r, &mut out).is_ok());
+    let mut r = request("long", "d@x.org", "a@x.org", Package::Presence);
+    r.key.call_id = "c".repeat(300);
+    assert_eq!(n.subscribe(0, r, &mut out).unwrap_err().code, 400);
+}
+
+#[test]
+fn a_restart_applies_the_rules_as_they_are() {
+    let mut n = notifier(0);
+    let mut out = Vec::new();
+    n.subscribe(
+        0,
+        request("c1", "e@y.org", "a@x.org", Package::Presence),
+        &mut out,
+    )
+    .unwrap();
+    n.set_rule(1, "a@x.org", "e@y.org", Some(Rule::Allow), &mut out);
+    let saved: Vec<Subscription> = n.subscriptions();
+    assert_eq!(saved[0].status, Status::Active);
+    // Blocked while the server was down.
+    let mut back = notifier(0);
+    back.set_rule(2, "a@x.org", "e@y.org", Some(Rule::Block), &mut out);
+    let facts = Facts {
+        registered: true,
+        in_call: false,
+    };
+    assert!(!back.restore_subscription(saved[0].clone(), facts));
+    assert_eq!(
+        back.take_changes(),
+        [Change::SubscriptionGone(saved[0].key.clone())]
+    );
+}
+
+#[test]
+fn document_versions_are_the_notify_cseqs() {
+    let mut n = notifier(0);
+    let mut out = Vec::new();
+    n.subscribe(
+        0,
+        request("d", "b@x.org", "a@x.org", Package::Dialog),
+        &mut out,
+    )
+    .unwrap();
+    let first = out.pop().unwrap();
+    assert!(body(&first).contains(&format!("version=\"{}\"", first.cseq)));
 }

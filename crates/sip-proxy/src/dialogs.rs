@@ -143,6 +143,7 @@ impl Dialogs {
             },
             caller: caller.to_owned(),
             dialled: dialled.to_owned(),
+            target: msg.request_uri_str().unwrap_or(dialled).to_owned(),
             caller_leg: leg(contact_of(msg), &route, upstream, cseq),
             profiles,
         };

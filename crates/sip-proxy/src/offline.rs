@@ -5,7 +5,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use message_store::{Mailboxes, NewMessage, Refused, Stored};
+use message_store::{Delivery, Mailboxes, NewMessage, Refused, Stored};
 use sip_message::{HeaderName, Message, Uri};
 
 use crate::originate::{Answer, OnAnswer};
@@ -117,15 +117,18 @@ impl Core {
         let binding = self.lookup(now, aor).into_iter().next();
         let request = binding.as_ref().and_then(|b| delivery(&m, b));
         let Some((request, dest)) = request else {
-            self.offline.lock().delivered(aor, m.id, false);
+            self.offline.lock().delivered(aor, m.id, Delivery::Failed);
             return;
         };
         let (aor, id) = (aor.to_owned(), m.id);
         let on_answer: OnAnswer = Box::new(move |core: &Core, now, answer, out| {
-            let taken =
-                matches!(&answer, Answer::Response(r) if r.status().is_some_and(|s| s < 300));
-            core.offline.lock().delivered(&aor, id, taken);
-            if taken {
+            let status = match &answer {
+                Answer::Response(r) => r.status(),
+                Answer::Timeout | Answer::Unreachable => None,
+            };
+            let outcome = Delivery::of(status);
+            core.offline.lock().delivered(&aor, id, outcome);
+            if outcome != Delivery::Failed {
                 core.deliver_next(now, &aor, out);
             }
             core.message_removals(out);

@@ -14,6 +14,7 @@ use presence::{
 use sip_message::{Message, Uri};
 
 use crate::originate::{Answer, OnAnswer};
+use crate::routing::presence_aor;
 use crate::{Command, Core, Destination};
 
 const SHARDS: usize = 16;
@@ -182,7 +183,7 @@ impl Core {
                 dialog::Phase::Confirmed => Phase::Confirmed,
                 dialog::Phase::Terminated => Phase::Terminated,
             };
-            let aor = |uri: &str| Uri::parse(uri).ok().and_then(|u| registrar::aor_of(&u));
+            let aor = |uri: &str| Uri::parse(uri).ok().and_then(|u| presence_aor(&u));
             if let Some(caller) = aor(&p.caller) {
                 let view = CallView {
                     call_id: p.call_id.clone(),
@@ -196,7 +197,12 @@ impl Core {
                     .of(&caller)
                     .call(now_ms, &caller, view, &mut notifies);
             }
-            if let Some(callee) = aor(&p.dialled) {
+            // The callee: the user the Request-URI named (an alias: the user it stands for),
+            // which a trunk's To may not.
+            let callee = aor(&p.target)
+                .map(|a| self.unalias(&a))
+                .or_else(|| aor(&p.dialled));
+            if let Some(callee) = callee {
                 let view = CallView {
                     call_id: p.call_id,
                     local_tag: p.callee_tag,
@@ -211,6 +217,16 @@ impl Core {
             }
         }
         self.send_notifies(now, notifies)
+    }
+
+    /// The user an alias `aor` stands for (`aor` itself when none).
+    fn unalias(&self, aor: &str) -> String {
+        let aliases = self.aliases();
+        let target = aor.split_once(':').and_then(|(_, addr)| aliases.get(addr));
+        match target {
+            Some(t) => format!("sip:{t}"),
+            None => aor.to_owned(),
+        }
     }
 
     /// What the presence server knows of `aor` beside its publications.

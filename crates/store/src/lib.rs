@@ -81,6 +81,14 @@ impl Store {
         self.backend.close().await;
     }
 
+    /// Whether the database answers (a write it refused was refused for what it held).
+    pub async fn ping(&self) -> bool {
+        let answered = crate::backend::dispatch!(&self.backend, pool => {
+            sqlx::query("SELECT 1").execute(pool).await.is_ok()
+        });
+        answered
+    }
+
     /// On SQLite, copies the write-ahead log into the database file as far as it can without
     /// waiting for the writer (a PASSIVE checkpoint); call it every few seconds. Nothing to
     /// do on the other databases.

@@ -28,11 +28,37 @@ struct Batch {
 /// A syslog connection (RFC 3164 over a local socket).
 type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
+/// Sends lines to syslog from a thread of its own (a slow syslog daemon holds up nothing
+/// else), connecting again once when a send fails (the daemon restarted).
+fn syslog_thread(
+    mut logger: Syslog,
+    facility: String,
+    path: std::path::PathBuf,
+) -> std::sync::mpsc::Sender<String> {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in rx {
+            if logger.info(&line).is_ok() {
+                continue;
+            }
+            let again = open_syslog(&facility, &path).and_then(|mut l| {
+                l.info(&line).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(l)
+            });
+            match again {
+                Ok(l) => logger = l,
+                Err(e) => tracing::error!(error = %e, "a call record not sent to syslog"),
+            }
+        }
+    });
+    tx
+}
+
 /// Where the records of the followed calls go.
 pub(crate) struct Accounting {
     json_lines: Option<std::fs::File>,
-    /// Each record also to syslog, as a JSON object.
-    syslog: Option<Syslog>,
+    /// Each record also to syslog, as a JSON object (through [`syslog_thread`]).
+    syslog: Option<std::sync::mpsc::Sender<String>>,
     /// Records are logged too.
     log: bool,
     metrics: Arc<Metrics>,
@@ -60,7 +86,11 @@ impl Accounting {
             None => None,
         };
         let syslog = match &cfg.syslog {
-            Some(facility) => Some(open_syslog(facility, &cfg.syslog_socket)?),
+            Some(facility) => {
+                let logger = open_syslog(facility, &cfg.syslog_socket)?;
+                let path = cfg.syslog_socket.clone();
+                Some(syslog_thread(logger, facility.clone(), path))
+            }
             None => None,
         };
         let (writer, batches) = unbounded_channel();
@@ -90,11 +120,9 @@ impl Accounting {
         if let Some(file) = self.json_lines.as_mut().filter(|_| !records.is_empty()) {
             append_json_lines(file, &records);
         }
-        if let Some(syslog) = self.syslog.as_mut() {
+        if let Some(syslog) = &self.syslog {
             for r in &records {
-                if let Err(e) = syslog.info(json(r)) {
-                    tracing::error!(error = %e, "a call record not sent to syslog");
-                }
+                let _ = syslog.send(json(r));
             }
         }
         if records.is_empty() && changes.is_empty() {

@@ -85,6 +85,21 @@ async fn write(store: Store, mut batches: UnboundedReceiver<Vec<Change>>) {
             Ok(()) => pending.clear(),
             Err(e) => {
                 tracing::error!(error = %e, changes = pending.len(), "presence changes not stored yet");
+                // One change the database refuses must not hold back the rest: each alone,
+                // and one that fails alone is dropped (a database that is down keeps all).
+                let mut kept = Vec::new();
+                let mut refused = 0;
+                for c in pending.drain(..) {
+                    match store.record_presence(std::slice::from_ref(&c)).await {
+                        Ok(()) => {}
+                        Err(_) if store.ping().await => refused += 1,
+                        Err(_) => kept.push(c),
+                    }
+                }
+                if refused > 0 {
+                    tracing::error!(refused, "presence changes the database refuses, dropped");
+                }
+                pending = kept;
                 if pending.len() > MAX_UNWRITTEN {
                     let over = pending.len() - MAX_UNWRITTEN;
                     pending.drain(..over);

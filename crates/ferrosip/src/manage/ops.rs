@@ -76,6 +76,16 @@ fn canonical(aor: &str) -> Result<String, OpError> {
         .ok_or_else(not_aor)
 }
 
+/// The address-of-record presence rules are kept under: `sip:user@domain`, whatever the
+/// scheme given.
+fn presence_aor(aor: &str) -> Result<String, OpError> {
+    let aor = canonical(aor)?;
+    Ok(match aor.strip_prefix("sips:") {
+        Some(rest) => format!("sip:{rest}"),
+        None => aor,
+    })
+}
+
 fn not_found(what: &str) -> OpError {
     OpError::new(ErrorKind::NotFound, what)
 }
@@ -141,7 +151,7 @@ async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpErro
             watcher,
             rule,
         } => {
-            let (owner, watcher) = (canonical(&owner)?, canonical(&watcher)?);
+            let (owner, watcher) = (presence_aor(&owner)?, presence_aor(&watcher)?);
             let parsed = match rule.as_deref() {
                 Some("allow") => Some(presence::Rule::Allow),
                 Some("block") => Some(presence::Rule::Block),
@@ -162,7 +172,7 @@ async fn run(store: &Store, live: Option<&Live>, op: Op) -> Result<Reply, OpErro
             done(format!("{owner} {what} {watcher}"))
         }
         Op::PresenceRules { owner } => {
-            let owner = canonical(&owner)?;
+            let owner = presence_aor(&owner)?;
             let rules = store.presence_rules().await?;
             Ok(Reply::Rules(
                 rules

@@ -9,6 +9,8 @@ mod nathelper;
 mod rr;
 mod sl;
 mod subscribe;
+
+pub(crate) use subscribe::presence_aor;
 mod textops;
 mod tm;
 mod vars;

@@ -13,9 +13,10 @@ const ALLOW_EVENTS: &str = "presence, presence.winfo, dialog, message-summary";
 
 /// `handle_subscribe()`: answers a SUBSCRIBE to a user of our domains (its To), new or
 /// refreshing, and sends the NOTIFYs that follow. 1 when it was taken, -1 when refused
-/// (answered with why), -2 for another request.
+/// (answered with why), -2 for another request or an event the server does not serve
+/// (unanswered: the user's device may).
 fn handle_subscribe(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
-    if c.msg.method() != Some(Method::Subscribe) {
+    if c.msg.method() != Some(Method::Subscribe) || event(c.msg).is_err() {
         return -2;
     }
     let req = match read_subscribe(c) {
@@ -56,7 +57,7 @@ fn read_subscribe(c: &RouteCtx<'_>) -> Result<SubscribeRequest, Refused> {
     let (presentity, presentity_uri) = ours(c, msg.to().ok().map(|t| t.uri))?;
     let from = msg.from().map_err(|_| bad("bad From"))?;
     let from_tag = from.tag().ok_or(bad("no From tag"))?.to_owned();
-    let watcher = registrar::aor_of(&from.uri).ok_or(bad("bad From"))?;
+    let watcher = presence_aor(&from.uri).ok_or(bad("bad From"))?;
     let call_id = msg.call_id().map_err(|_| bad("bad Call-ID"))?.to_owned();
     let cseq = msg.cseq().map_err(|_| bad("bad CSeq"))?.seq;
     let expires = msg.expires().map_err(|_| bad("bad Expires"))?;
@@ -104,14 +105,19 @@ fn handle_publish(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
         return -2;
     }
     let msg = c.msg;
+    // A PUBLISH is no request inside a dialog (RFC 3903 §4): one with a To tag would pass
+    // a script's authentication of initial requests.
+    if c.to_tag().is_some() {
+        return refuse(c, bad("Bad Request (a PUBLISH has no To tag)"));
+    }
     let read = event(msg).and_then(|(package, _)| {
         let (presentity, uri) = ours(c, msg.request_uri())?;
         let publisher = msg
             .from()
             .ok()
-            .and_then(|f| registrar::aor_of(&f.uri))
+            .and_then(|f| presence_aor(&f.uri))
             .ok_or(bad("bad From"))?;
-        let trusted = c.core.config().is_trusted(c.src.addr.ip());
+        let trusted = !c.src.protocol.is_websocket() && c.core.config().is_trusted(c.src.addr.ip());
         if publisher != presentity && !trusted {
             return Err(Refused {
                 code: 403,
@@ -191,7 +197,7 @@ fn event(msg: &Message) -> Result<(Package, String), Refused> {
 /// The address-of-record and URI of one of our users named by `uri`.
 fn ours(c: &RouteCtx<'_>, uri: Option<Uri<'_>>) -> Result<(String, String), Refused> {
     let uri = uri.ok_or(bad("bad URI"))?;
-    let aor = registrar::aor_of(&uri).ok_or(Refused {
+    let aor = presence_aor(&uri).ok_or(Refused {
         code: 404,
         reason: "Not Found",
         min_expires: None,
@@ -204,6 +210,17 @@ fn ours(c: &RouteCtx<'_>, uri: Option<Uri<'_>>) -> Result<(String, String), Refu
         });
     }
     Ok((aor.clone(), aor))
+}
+
+/// The address-of-record a presence rule, a subscription or a publication is kept under:
+/// `sip:user@domain` whatever the scheme (`sips:` names the same user, and must not pass a
+/// rule made for `sip:`).
+pub(crate) fn presence_aor(uri: &Uri<'_>) -> Option<String> {
+    let aor = registrar::aor_of(uri)?;
+    Some(match aor.strip_prefix("sips:") {
+        Some(rest) => format!("sip:{rest}"),
+        None => aor,
+    })
 }
 
 fn bad(reason: &'static str) -> Refused {
@@ -258,4 +275,23 @@ pub(super) fn register(r: &mut Registry<ProxyEnv>) {
         routes: RouteMask::REQUEST,
         call: handle_publish,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use sip_message::Uri;
+
+    #[test]
+    fn sips_names_the_same_user_as_sip() {
+        let aor = |u: &str| super::presence_aor(&Uri::parse(u).unwrap());
+        assert_eq!(
+            aor("sips:Eve@Example.COM:5061;transport=tls"),
+            Some("sip:Eve@example.com".into())
+        );
+        assert_eq!(
+            aor("sip:eve@example.com"),
+            Some("sip:eve@example.com".into())
+        );
+        assert_eq!(aor("sip:example.com"), None);
+    }
 }
