@@ -27,7 +27,7 @@ const EXPECTED: &[(&str, &[u16])] = &[
     ("rfc4475/dblreq.dat", &[200]),
     ("rfc4475/semiuri.dat", &[404]),
     ("rfc4475/transports.dat", &[404]),
-    ("rfc4475/mpart01.dat", &[404]),
+    ("rfc4475/mpart01.dat", &[202]),
     ("rfc4475/unreason.dat", &[]),
     ("rfc4475/noreason.dat", &[]),
     ("rfc4475/badinv01.dat", &[400]),
