@@ -20,7 +20,7 @@ pub struct Invite {
     /// The callee as dialled: the To URI.
     pub dialled: String,
     /// The Request-URI as it came: the callee's address-of-record (or an alias of it),
-    /// which a trunk's To may not name.
+    /// which a trunk's To may not name ("" when nobody watches calls).
     pub target: String,
     /// How the server reaches the caller (its CSeq: the INVITE's).
     pub caller_leg: Leg,

@@ -143,7 +143,11 @@ impl Dialogs {
             },
             caller: caller.to_owned(),
             dialled: dialled.to_owned(),
-            target: msg.request_uri_str().unwrap_or(dialled).to_owned(),
+            // (For busy lamps alone: kept while someone watches.)
+            target: match self.noting.load(Ordering::Relaxed) {
+                true => msg.request_uri_str().unwrap_or(dialled).to_owned(),
+                false => String::new(),
+            },
             caller_leg: leg(contact_of(msg), &route, upstream, cseq),
             profiles,
         };

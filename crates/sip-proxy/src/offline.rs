@@ -2,7 +2,8 @@
 //! store ([`Command::Messages`]), delivered one at a time, oldest first, once their
 //! recipient registers, as requests of the core's own.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use message_store::{Delivery, Mailboxes, NewMessage, Refused, Stored};
@@ -20,17 +21,28 @@ pub enum MessageWrite {
     Remove(Vec<u64>),
 }
 
-/// The mailboxes, behind one lock (only messages for users offline reach them).
+/// The mailboxes, behind one lock (only messages for users offline reach them), and how
+/// many messages they hold, read without it (a REGISTER asks).
 #[derive(Debug)]
-pub(crate) struct Offline(Mutex<Mailboxes>);
+pub(crate) struct Offline {
+    boxes: Mutex<Mailboxes>,
+    kept: AtomicUsize,
+}
 
 impl Offline {
     pub(crate) fn new(limits: message_store::Limits) -> Offline {
-        Offline(Mutex::new(Mailboxes::new(limits, 0)))
+        Offline {
+            boxes: Mutex::new(Mailboxes::new(limits, 0)),
+            kept: AtomicUsize::new(0),
+        }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Mailboxes> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the mailboxes.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Mailboxes) -> R) -> R {
+        let mut boxes = self.boxes.lock().unwrap_or_else(|p| p.into_inner());
+        let r = f(&mut boxes);
+        self.kept.store(boxes.len(), Ordering::Relaxed);
+        r
     }
 }
 
@@ -60,14 +72,14 @@ impl Core {
             body: &body,
             auto_submitted: msg.header_str("Auto-Submitted").map(|h| h.value),
         };
-        let kept = self.offline.lock().keep(self.unix_ms(now), m)?;
+        let kept = self.offline.with(|b| b.keep(self.unix_ms(now), m))?;
         Ok(Command::Messages(MessageWrite::Keep(Box::new(kept))))
     }
 
     /// `m_dump()` for a REGISTER: its user's kept messages go to it (each second, see
     /// [`Core::deliver_messages`]).
     pub(crate) fn wake_mailbox(&self, aor: &str) {
-        self.offline.lock().wake(aor);
+        self.offline.with(|b| b.wake(aor));
     }
 
     /// Sends the next kept message of each user that registered, and drops those past
@@ -75,9 +87,10 @@ impl Core {
     pub fn deliver_messages(&self, now: Instant) -> Vec<Command> {
         let mut out = Vec::new();
         let due = {
-            let mut boxes = self.offline.lock();
-            boxes.expire(self.unix_ms(now));
-            boxes.due()
+            self.offline.with(|b| {
+                b.expire(self.unix_ms(now));
+                b.due()
+            })
         };
         for aor in due {
             self.deliver_next(now, &aor, &mut out);
@@ -88,19 +101,18 @@ impl Core {
 
     /// How many messages are kept for users offline.
     pub fn messages_kept(&self) -> usize {
-        self.offline.lock().len()
+        self.offline.kept.load(Ordering::Relaxed)
     }
 
     /// Takes back the messages the store kept; how many.
     pub fn restore_messages(&self, stored: Vec<Stored>) -> usize {
-        self.offline.lock().restore(stored)
+        self.offline.with(|b| b.restore(stored))
     }
 
     fn message_removals(&self, out: &mut Vec<Command>) {
         let removed: Vec<u64> = self
             .offline
-            .lock()
-            .take_changes()
+            .with(Mailboxes::take_changes)
             .into_iter()
             .map(|message_store::Change::Removed(id)| id)
             .collect();
@@ -111,13 +123,14 @@ impl Core {
 
     /// Sends `aor`'s next message to its best device, if one is registered.
     fn deliver_next(&self, now: Instant, aor: &str, out: &mut Vec<Command>) {
-        let Some(m) = self.offline.lock().next(aor) else {
+        let Some(m) = self.offline.with(|b| b.next(aor)) else {
             return;
         };
         let binding = self.lookup(now, aor).into_iter().next();
         let request = binding.as_ref().and_then(|b| delivery(&m, b));
         let Some((request, dest)) = request else {
-            self.offline.lock().delivered(aor, m.id, Delivery::Failed);
+            self.offline
+                .with(|b| b.delivered(aor, m.id, Delivery::Failed));
             return;
         };
         let (aor, id) = (aor.to_owned(), m.id);
@@ -127,7 +140,7 @@ impl Core {
                 Answer::Timeout | Answer::Unreachable => None,
             };
             let outcome = Delivery::of(status);
-            core.offline.lock().delivered(&aor, id, outcome);
+            core.offline.with(|b| b.delivered(&aor, id, outcome));
             if outcome != Delivery::Failed {
                 core.deliver_next(now, &aor, out);
             }

@@ -195,6 +195,14 @@ impl Message {
         }
     }
 
+    /// The method token as written (methods are case-sensitive); `None` for a response.
+    pub fn method_token(&self) -> Option<&str> {
+        match self.head.start_line {
+            StartLine::Request { method, .. } => Some(self.text(method)),
+            StartLine::Response { .. } => None,
+        }
+    }
+
     /// The Request-URI as written; `None` for a response.
     pub fn request_uri_str(&self) -> Option<&str> {
         match self.head.start_line {

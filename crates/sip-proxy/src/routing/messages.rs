@@ -37,6 +37,10 @@ fn m_dump(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     if c.msg.method() != Some(Method::Register) {
         return -1;
     }
+    // (A REGISTER reads nothing more while no message waits.)
+    if c.core.messages_kept() == 0 {
+        return 1;
+    }
     let aor = c.msg.to().ok().and_then(|t| registrar::aor_of(&t.uri));
     match aor {
         Some(aor) => {

@@ -68,8 +68,8 @@ fn has_totag(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
 
 fn is_method(c: &mut RouteCtx<'_>, args: &[Value<'_>]) -> i64 {
     let list = args.first().map(Value::as_str).unwrap_or_default();
-    let method = match c.msg.method() {
-        Some(m) => m.as_str(),
+    let method = match c.msg.method_token() {
+        Some(m) => m,
         None => match c.msg.cseq() {
             Ok(s) => s.method.as_str(),
             Err(_) => return -1,
