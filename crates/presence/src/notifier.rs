@@ -117,6 +117,21 @@ impl Notifier {
         }
     }
 
+    /// The Expires granted for `asked` (none: the longest): at most the longest; 0 stays
+    /// (an end); below the shortest, 423 with Min-Expires.
+    pub(crate) fn granted(&self, asked: Option<u32>) -> Result<u32, Refused> {
+        let expires = asked
+            .unwrap_or(self.cfg.max_expires_s)
+            .min(self.cfg.max_expires_s);
+        if expires != 0 && expires < self.cfg.min_expires_s {
+            return Err(Refused {
+                min_expires: Some(self.cfg.min_expires_s),
+                ..Refused::new(423, "Interval Too Brief")
+            });
+        }
+        Ok(expires)
+    }
+
     /// A SUBSCRIBE at `now_ms` (Unix milliseconds): the Expires granted, and the NOTIFY
     /// that follows it in `out`; or why it is refused (400–500: answer with that).
     pub fn subscribe(
@@ -126,16 +141,7 @@ impl Notifier {
         out: &mut Vec<Notify>,
     ) -> Result<u32, Refused> {
         let package = req.key.package;
-        let expires = req
-            .expires_s
-            .unwrap_or(self.cfg.max_expires_s)
-            .min(self.cfg.max_expires_s);
-        if expires != 0 && expires < self.cfg.min_expires_s {
-            return Err(Refused {
-                min_expires: Some(self.cfg.min_expires_s),
-                ..Refused::new(423, "Interval Too Brief")
-            });
-        }
+        let expires = self.granted(req.expires_s)?;
         let owner_only = matches!(package, Package::Winfo | Package::MessageSummary);
         if owner_only && req.watcher != req.presentity {
             return Err(Refused::new(403, "Forbidden"));

@@ -50,16 +50,7 @@ impl Notifier {
         if !req.package.publishable() {
             return Err(Refused::new(489, "Bad Event"));
         }
-        let expires = req
-            .expires_s
-            .unwrap_or(self.cfg.max_expires_s)
-            .min(self.cfg.max_expires_s);
-        if expires != 0 && expires < self.cfg.min_expires_s {
-            return Err(Refused {
-                min_expires: Some(self.cfg.min_expires_s),
-                ..Refused::new(423, "Interval Too Brief")
-            });
-        }
+        let expires = self.granted(req.expires_s)?;
         let body = match req.body {
             Some(b) => Some(self.read_body(req.package, b)?),
             None => None,
