@@ -319,7 +319,7 @@ impl Notifier {
         }
         e.in_flight = true;
         e.stale = false;
-        e.sub.cseq += 1;
+        e.sub.cseq = e.sub.cseq.saturating_add(1);
         let (cseq, stored) = (e.sub.cseq, e.stored);
         let carries = match e.sub.status {
             Status::Active => true,
