@@ -1,5 +1,5 @@
-//! Any body: the SDP reader never panics, and a rewrite of what it reads parses again with
-//! the same streams.
+//! Any body: the SDP reader (WebRTC attributes too) never panics, and a rewrite of what it
+//! reads parses again with the same streams.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -7,6 +7,8 @@ use sdp::{MediaRewrite, Rewrite, Session};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = Session::parse(data) else { return };
+    assert_eq!(s.webrtc().len(), s.media.len());
+    let _ = s.bundle();
     let to = MediaRewrite {
         address: "203.0.113.5".parse().expect("address"),
         port: 30000,

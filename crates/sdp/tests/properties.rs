@@ -66,6 +66,8 @@ proptest! {
     #[test]
     fn no_body_makes_it_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         if let Ok(s) = Session::parse(&bytes) {
+            prop_assert_eq!(s.webrtc().len(), s.media.len());
+            let _ = s.bundle();
             let media = vec![Some(MediaRewrite { address: "192.0.2.1".parse().unwrap(), port: 1, rtcp_port: None }); s.media.len()];
             let out = s.rewrite(&Rewrite { media, origin: Some("::1".parse().unwrap()), strip_ice: true });
             let again = Session::parse(&out).expect("a rewrite parses");
