@@ -602,7 +602,7 @@ fn registrations() -> impl Strategy<Value = Registrations> {
 
 /// UAC `k`'s REGISTER: bob from even UACs, alice from odd ones, each its own contact.
 fn register_from(k: usize) -> Message {
-    let user = if k % 2 == 0 { "bob" } else { "alice" };
+    let user = if k.is_multiple_of(2) { "bob" } else { "alice" };
     let addr = Node::Uac(k).addr();
     msg(&format!(
         "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKr{k}\n\
