@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use presence::{Config, Facts, Notifier, Package, Peer, PublishRequest, SubKey, SubscribeRequest};
+use presence::{Config, Notifier, Package, Peer, PublishRequest, SubKey, SubscribeRequest};
 
 fuzz_target!(|data: &[u8]| {
     let mut n = Notifier::new(Config::default(), 1);
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         peer: Peer::default(),
         cseq: 1,
         expires_s: Some(600),
-        facts: Facts { registered: true, in_call: true },
+        registered: true,
     };
     for package in [Package::Presence, Package::MessageSummary] {
         n.subscribe(0, watch(package), &mut out).expect("a subscription");

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 
 use crate::bodies::{self, CallView, WatcherView};
-use crate::pidf::Facts;
 use crate::presentity::Presentity;
 use crate::rules::{Decision, Rule, Rules};
 use crate::saved::Change;
@@ -208,7 +207,7 @@ impl Notifier {
             remote_cseq: req.cseq,
             status,
         };
-        self.insert(sub, decision == Decision::Active, None, req.facts);
+        self.insert(sub, decision == Decision::Active, None, req.registered);
         self.save(&req.key);
         self.send(now_ms, &req.key, out);
         if package == Package::Presence {
@@ -249,18 +248,18 @@ impl Notifier {
         Ok(expires)
     }
 
-    /// Adds a subscription (and its presentity, which `facts` describe when new).
+    /// Adds a subscription (and its presentity, registered or not, when new).
     pub(crate) fn insert(
         &mut self,
         sub: Subscription,
         allowed: bool,
         stored: Option<u32>,
-        facts: Facts,
+        registered: bool,
     ) {
         let p = self
             .presentities
             .entry(sub.presentity.clone())
-            .or_insert_with(|| Presentity::new(&sub.presentity_uri, facts));
+            .or_insert_with(|| Presentity::new(&sub.presentity_uri, registered));
         p.subs.push(sub.key.clone());
         *self.per_watcher.entry(sub.watcher.clone()).or_default() += 1;
         self.pending += usize::from(sub.status == Status::Pending);
@@ -486,8 +485,8 @@ impl Notifier {
         let Some(p) = self.presentities.get_mut(aor) else {
             return;
         };
-        if p.facts.registered != registered {
-            p.facts.registered = registered;
+        if p.registered != registered {
+            p.registered = registered;
             self.changed(now_ms, aor, Package::Presence, out);
         }
     }
@@ -504,7 +503,6 @@ impl Notifier {
             return;
         }
         let now_talking = p.talking();
-        p.facts.in_call = now_talking;
         self.changed(now_ms, aor, Package::Dialog, out);
         if talking != now_talking {
             self.changed(now_ms, aor, Package::Presence, out);
@@ -556,11 +554,6 @@ impl Notifier {
             self.send(now_ms, &key, out);
         }
         self.winfo_changed(now_ms, owner, out);
-    }
-
-    /// `owner`'s rules, by watcher.
-    pub fn rules(&self, owner: &str) -> Vec<(String, Rule)> {
-        self.rules.of(owner)
     }
 
     /// What time did by `now_ms`: subscriptions past their end get their last NOTIFY,

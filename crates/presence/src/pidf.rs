@@ -100,11 +100,11 @@ fn root(e: &quick_xml::events::BytesStart<'_>) -> Result<Vec<(String, String)>, 
 
 /// What the server knows of a presentity beside its publications.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// A device of it is registered.
-    pub registered: bool,
+    pub(crate) registered: bool,
     /// It is in an answered call.
-    pub in_call: bool,
+    pub(crate) in_call: bool,
 }
 
 /// The presence document of `entity` (its URI): the publications, newest last, composed,

@@ -31,7 +31,8 @@ pub(crate) struct Presentity {
     pub(crate) subs: Vec<SubKey>,
     /// Newest last.
     pub(crate) pubs: Vec<Publication>,
-    pub(crate) facts: Facts,
+    /// A device of it is registered.
+    pub(crate) registered: bool,
     /// Its calls, and when each ended.
     pub(crate) calls: Vec<(CallView, Option<u64>)>,
     /// Its presence document, while nothing changed.
@@ -43,10 +44,10 @@ pub(crate) struct Presentity {
 }
 
 impl Presentity {
-    pub(crate) fn new(uri: &str, facts: Facts) -> Presentity {
+    pub(crate) fn new(uri: &str, registered: bool) -> Presentity {
         Presentity {
             uri: uri.to_owned(),
-            facts,
+            registered,
             ..Presentity::default()
         }
     }
@@ -63,7 +64,11 @@ impl Presentity {
 
     /// Its presence document, as composed now.
     pub(crate) fn presence_doc(&mut self) -> &str {
-        let (uri, pubs, facts) = (&self.uri, &self.pubs, self.facts);
+        let facts = Facts {
+            registered: self.registered,
+            in_call: self.talking(),
+        };
+        let (uri, pubs) = (&self.uri, &self.pubs);
         self.doc.get_or_insert_with(|| {
             let docs: Vec<&pidf::Document> = pubs.iter().filter_map(|p| p.doc.as_ref()).collect();
             pidf::compose(uri, &docs, facts)

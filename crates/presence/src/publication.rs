@@ -186,15 +186,11 @@ impl Notifier {
         registered: bool,
         publication: Publication,
     ) {
-        let facts = pidf::Facts {
-            registered,
-            in_call: false,
-        };
         let max_devices = self.cfg.max_devices;
         let p = self
             .presentities
             .entry(presentity.to_owned())
-            .or_insert_with(|| Presentity::new(uri, facts));
+            .or_insert_with(|| Presentity::new(uri, registered));
         let same = p
             .pubs
             .iter()

@@ -2,7 +2,7 @@
 //! change in order, and what a restart loads back.
 
 use crate::notifier::{Notifier, CSEQ_STEP};
-use crate::pidf::{self, Facts};
+use crate::pidf;
 use crate::presentity::Publication;
 use crate::rules::Decision;
 use crate::subscription::{Status, SubKey, Subscription};
@@ -45,10 +45,10 @@ pub struct StoredPublication {
 
 impl Notifier {
     /// Takes back a subscription stored before a restart (with what the server knows of
-    /// its presentity), as the rules (restored first) stand now: its next NOTIFY's CSeq is
+    /// its presentity: whether a device of it is registered), as the rules (restored first) stand now: its next NOTIFY's CSeq is
     /// past any sent before, and the store learns it. False when it is over, blocked
     /// meanwhile (the store forgets it), or no longer fits.
-    pub fn restore_subscription(&mut self, mut sub: Subscription, facts: Facts) -> bool {
+    pub fn restore_subscription(&mut self, mut sub: Subscription, registered: bool) -> bool {
         if self.subs.contains_key(&sub.key)
             || self.subs.len() >= self.cfg.max_subscriptions
             || matches!(sub.status, Status::Terminated(_))
@@ -68,7 +68,7 @@ impl Notifier {
         sub.cseq = sub.cseq.saturating_add(CSEQ_STEP);
         let allowed = sub.status == Status::Active;
         let key = sub.key.clone();
-        self.insert(sub, allowed, None, facts);
+        self.insert(sub, allowed, None, registered);
         self.save(&key);
         true
     }

@@ -112,8 +112,8 @@ pub struct SubscribeRequest {
     pub cseq: u32,
     /// Its Expires (none: the package's default).
     pub expires_s: Option<u32>,
-    /// What the server knows of the presentity (used when nobody watched it yet).
-    pub facts: crate::Facts,
+    /// Whether a device of the presentity is registered (used when nobody watched it yet).
+    pub registered: bool,
 }
 
 /// A request the notifier refuses: the status and reason to answer with.

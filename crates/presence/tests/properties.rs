@@ -60,10 +60,7 @@ fn subscribe(call_id: &str, package: Package, registered: bool) -> SubscribeRequ
         peer: Peer::default(),
         cseq: 1,
         expires_s: Some(3600),
-        facts: Facts {
-            registered,
-            in_call: false,
-        },
+        registered,
     }
 }
 

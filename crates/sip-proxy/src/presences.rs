@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use presence::{
-    CallView, Change, Facts, Notifier, Notify, Phase, Rule, StoredPublication, Subscription,
-};
+use presence::{CallView, Change, Notifier, Notify, Phase, Rule, StoredPublication, Subscription};
 use sip_message::{Message, Uri};
 
 use crate::originate::{Answer, OnAnswer};
@@ -61,7 +59,10 @@ impl Presences {
 
     /// The notifier of `presentity` (`sip:user@domain`).
     pub(crate) fn of(&self, presentity: &str) -> MutexGuard<'_, Notifier> {
-        self.used.store(true, Ordering::Relaxed);
+        // (Read first: no write to a shared line on every NOTIFY answered.)
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
+        }
         self.lock(self.hasher.hash_one(presentity) as usize % SHARDS)
     }
 
@@ -229,12 +230,9 @@ impl Core {
         }
     }
 
-    /// What the presence server knows of `aor` beside its publications.
-    pub(crate) fn facts(&self, now: Instant, aor: &str) -> Facts {
-        Facts {
-            registered: !self.location.lookup(aor, self.unix(now)).is_empty(),
-            in_call: false,
-        }
+    /// Whether a device of `aor` is registered.
+    pub(crate) fn registered(&self, now: Instant, aor: &str) -> bool {
+        !self.location.lookup(aor, self.unix(now)).is_empty()
     }
 
     /// What time did to the subscriptions and publications by `now`: the NOTIFYs to send
@@ -278,16 +276,16 @@ impl Core {
         let subs = subscriptions
             .into_iter()
             .filter(|s| {
-                let facts = self.facts(now, &s.presentity);
+                let registered = self.registered(now, &s.presentity);
                 self.presence
                     .of(&s.presentity)
-                    .restore_subscription(s.clone(), facts)
+                    .restore_subscription(s.clone(), registered)
             })
             .count();
         let pubs = publications
             .into_iter()
             .filter(|p| {
-                let registered = self.facts(now, &p.presentity).registered;
+                let registered = self.registered(now, &p.presentity);
                 self.presence
                     .of(&p.presentity)
                     .restore_publication(p.clone(), registered)
@@ -310,18 +308,6 @@ impl Core {
             .of(owner)
             .set_rule(self.unix_ms(now), owner, watcher, rule, &mut notifies);
         self.send_notifies(now, notifies)
-    }
-
-    /// `owner`'s presence rules, by watcher.
-    pub fn presence_rules(&self, owner: &str) -> Vec<(String, Rule)> {
-        self.presence.of(owner).rules(owner)
-    }
-
-    /// The subscriptions held.
-    pub fn subscriptions(&self) -> Vec<Subscription> {
-        let mut all = Vec::new();
-        self.presence.each(|n| all.extend(n.subscriptions()));
-        all
     }
 
     /// How many subscriptions and publications are held.

@@ -79,11 +79,7 @@ fn canonical(aor: &str) -> Result<String, OpError> {
 /// The address-of-record presence rules are kept under: `sip:user@domain`, whatever the
 /// scheme given.
 fn presence_aor(aor: &str) -> Result<String, OpError> {
-    let aor = canonical(aor)?;
-    Ok(match aor.strip_prefix("sips:") {
-        Some(rest) => format!("sip:{rest}"),
-        None => aor,
-    })
+    canonical(aor).map(presence::key_of)
 }
 
 fn not_found(what: &str) -> OpError {

@@ -82,7 +82,7 @@ fn read_subscribe(c: &RouteCtx<'_>) -> Result<SubscribeRequest, Refused> {
         },
         to_tag: c.to_tag().map(str::to_owned),
         our_tag: crate::reply::to_tag(msg),
-        facts: c.core.facts(c.now, &presentity),
+        registered: c.core.registered(c.now, &presentity),
         presentity,
         presentity_uri,
         watcher,
@@ -141,7 +141,7 @@ fn handle_publish(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
         .header_str("SIP-If-Match")
         .map(|h| h.value.trim().to_owned());
     let (now, core) = (c.now, c.core);
-    let registered = core.facts(now, &presentity).registered;
+    let registered = core.registered(now, &presentity);
     let req = PublishRequest {
         presentity: &presentity,
         presentity_uri: &uri,
@@ -216,11 +216,7 @@ fn ours(c: &RouteCtx<'_>, uri: Option<Uri<'_>>) -> Result<(String, String), Refu
 /// `sip:user@domain` whatever the scheme (`sips:` names the same user, and must not pass a
 /// rule made for `sip:`).
 pub(crate) fn presence_aor(uri: &Uri<'_>) -> Option<String> {
-    let aor = registrar::aor_of(uri)?;
-    Some(match aor.strip_prefix("sips:") {
-        Some(rest) => format!("sip:{rest}"),
-        None => aor,
-    })
+    registrar::aor_of(uri).map(presence::key_of)
 }
 
 fn bad(reason: &'static str) -> Refused {
