@@ -1,8 +1,20 @@
 //! The media relay's WebRTC side, sans-IO: what it takes to bridge a browser's media
-//! (ICE-lite, DTLS-SRTP, rtcp-mux, BUNDLE) to a phone's plain RTP. So far the SRTP layer:
-//! [`Srtp`] protects and unprotects a leg's packets with the keys its DTLS handshake (or
-//! `a=crypto`) gave, and counts what it refuses.
+//! (ICE-lite, DTLS-SRTP, rtcp-mux, BUNDLE) to a phone's plain RTP.
+//! - [`Identity`]: the relay's DTLS certificate and its fingerprint;
+//! - [`Leg`]: one browser-facing leg: it answers connectivity checks (ICE-lite, `is`),
+//!   handshakes (DTLS, `dimpl`) with the peer whose SDP's fingerprint the certificate must
+//!   match, and turns SRTP into RTP and back;
+//! - [`Srtp`]: SRTP and SRTCP contexts (`rtc-srtp`), which count what they refuse.
 
+mod demux;
+mod identity;
+mod leg;
 mod srtp;
 
+pub use demux::{kind, Kind};
+pub use identity::{fingerprint_value, Identity, IdentityError};
+pub use leg::{Leg, LegStats, Received, Refusal, Remote, Transmit};
 pub use srtp::{Profile, Refusals, Srtp, SrtpError};
+
+#[cfg(test)]
+mod tests;
