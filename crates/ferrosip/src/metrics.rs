@@ -54,9 +54,9 @@ pub(crate) struct Metrics {
     /// The presence server's subscriptions and publications; messages kept for users
     /// offline.
     presence: [Gauge; 3],
-    /// The media relay's: sessions, free port pairs; packets, bytes, dropped, lost.
+    /// The media relay's: sessions, free port pairs; packets, bytes, dropped, lost, SRTP refused.
     relay_gauges: [Gauge; 2],
-    relay_counters: [Counter; 4],
+    relay_counters: [Counter; 5],
 }
 
 static META: Metadata<'static> =
@@ -148,6 +148,10 @@ impl Metrics {
                 "ferrosip_relay_lost_total",
                 "RTP packets missing from the sequence numbers the media relay saw",
             ),
+            (
+                "ferrosip_relay_srtp_refused_total",
+                "SRTP packets from browsers the media relay refused: a wrong authentication tag, a replay, or before the handshake",
+            ),
         ] {
             recorder.describe_counter(name.into(), None, help.into());
         }
@@ -227,6 +231,7 @@ impl Metrics {
                 "ferrosip_relay_bytes_total",
                 "ferrosip_relay_dropped_total",
                 "ferrosip_relay_lost_total",
+                "ferrosip_relay_srtp_refused_total",
             ]
             .map(|name| counter(name, Vec::new())),
             handle,
@@ -292,7 +297,7 @@ impl Metrics {
             for (c, v) in self
                 .relay_counters
                 .iter()
-                .zip([r.packets, r.bytes, r.dropped, r.lost])
+                .zip([r.packets, r.bytes, r.dropped, r.lost, r.refused])
             {
                 c.absolute(v);
             }
@@ -378,6 +383,7 @@ mod tests {
                 bytes: 172_000,
                 dropped: 7,
                 lost: 2,
+                refused: 3,
             }),
         });
         let v = |s: &str| value(&text, s);
@@ -399,6 +405,7 @@ mod tests {
         assert_eq!(v("ferrosip_relay_bytes_total"), Some(172_000.0));
         assert_eq!(v("ferrosip_relay_dropped_total"), Some(7.0));
         assert_eq!(v("ferrosip_relay_lost_total"), Some(2.0));
+        assert_eq!(v("ferrosip_relay_srtp_refused_total"), Some(3.0));
         assert_eq!(
             v("ferrosip_requests_total{direction=\"in\",method=\"INVITE\"}"),
             Some(1.0),

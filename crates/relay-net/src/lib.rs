@@ -317,7 +317,7 @@ impl MediaRelay {
             (true, Some(v6)) => v6,
             _ => self.announce,
         };
-        Ok(relay::relayed_sdp(&session, side, &ports, announce))
+        Ok(relay::relayed_sdp(&session, side, &ports, announce, Vec::new()))
     }
 
     /// The counters of every shard, added.

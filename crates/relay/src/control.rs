@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use sdp::{MediaRewrite, Rewrite, Session};
+use sdp::{MediaRewrite, Rewrite, Session, Transport};
 
 use crate::session::{SessionPorts, Side};
 
@@ -143,24 +143,35 @@ pub fn declined_streams(s: &Session<'_>) -> Vec<usize> {
 /// A copy of `s`, sent by `sender`, in which each relayed stream names `announce` and the
 /// relay's port facing the receiver (RTCP on the next port, or on the same one with
 /// `a=rtcp-mux`), the origin names `announce`, and ICE is gone (its candidates would lead
-/// around the relay). With no stream relayed, it is the SDP as it came.
+/// around the relay). A stream with a `transports` entry is written for a receiver that
+/// speaks that instead (a browser: the relay's leg's ICE and DTLS; a phone: plain RTP).
+/// With no stream relayed, it is the SDP as it came.
 pub fn relayed_sdp(
     s: &Session<'_>,
     sender: Side,
     ports: &SessionPorts,
     announce: IpAddr,
+    transports: Vec<Option<Transport>>,
 ) -> Vec<u8> {
     let media = s
         .media
         .iter()
         .zip(ports)
-        .map(|(m, p)| {
+        .enumerate()
+        .map(|(i, (m, p))| {
             let p = (*p)?;
             let port = match sender {
                 Side::Offerer => p.for_answerer,
                 Side::Answerer => p.for_offerer,
             };
             let rtcp_port = match (m.rtcp_mux, m.rtcp_port) {
+                // A browser's rtcp-mux is the relay's leg's, not the phone's.
+                _ if transports
+                    .get(i)
+                    .is_some_and(|t| t == &Some(Transport::Plain)) =>
+                {
+                    None
+                }
                 (true, _) => Some(port),
                 (false, Some(_)) => Some(port + 1),
                 (false, None) => None,
@@ -178,5 +189,6 @@ pub fn relayed_sdp(
         media,
         origin: relayed.then_some(announce),
         strip_ice: relayed,
+        transports,
     })
 }

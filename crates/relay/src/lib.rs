@@ -14,11 +14,13 @@
 //! [`MediaRequest`] is what a SIP proxy asks of a relay (as rtpengine's ng protocol has it);
 //! [`media_addresses`] and [`relayed_sdp`] read and write the SDP for it.
 
+mod bridge;
 mod control;
 mod pool;
 mod rtp;
 mod session;
 
+pub use bridge::WebRtcStream;
 pub use control::{
     declined_streams, holds, media_addresses, raw_streams, relayed_sdp, Carrier, MediaError,
     MediaOp, MediaRequest,

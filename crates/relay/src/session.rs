@@ -1,6 +1,6 @@
 //! Sessions, their streams and the packets between their sides.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -44,11 +44,44 @@ pub struct Stats {
     pub rtcp_bytes: u64,
     /// RTP packets missing from the sequence numbers seen.
     pub lost: u64,
-    /// Packets dropped: from another address than the one latched.
+    /// Packets dropped: from another address than the one latched (on a WebRTC leg: one
+    /// that passed no connectivity check).
     pub dropped: u64,
+    /// SRTP refused on a WebRTC leg: a wrong authentication tag, a replay, too short.
+    pub refused: u64,
     /// When the last packet came.
     pub last: Option<Instant>,
     last_seq: Option<u16>,
+}
+
+impl Stats {
+    /// Counts a packet relayed, which came on the RTP port or the RTCP one (`rtcp_port`);
+    /// gives the RTP packets found missing before it (none for a fax's, `raw`).
+    pub(crate) fn count(&mut self, now: Instant, packet: &[u8], rtcp_port: bool, raw: bool) -> u64 {
+        self.packets += 1;
+        self.bytes += packet.len() as u64;
+        self.last = Some(now);
+        if raw {
+            // Not RTP: no sequence numbers to count losses in.
+        } else if rtp::is_rtcp(packet) {
+            self.rtcp_packets += 1;
+            self.rtcp_bytes += packet.len() as u64;
+        } else if !rtcp_port {
+            if let Some(seq) = rtp::sequence(packet) {
+                match self.last_seq {
+                    Some(last) if !rtp::ahead(last, seq) => {}
+                    Some(last) => {
+                        self.last_seq = Some(seq);
+                        let gap = rtp::gap(last, seq);
+                        self.lost += gap;
+                        return gap;
+                    }
+                    None => self.last_seq = Some(seq),
+                }
+            }
+        }
+        0
+    }
 }
 
 /// What the relay did since it started, over every session (ended ones too).
@@ -66,6 +99,8 @@ pub struct Totals {
     pub dropped: u64,
     /// RTP packets missing from the sequence numbers seen.
     pub lost: u64,
+    /// SRTP packets WebRTC legs refused (a wrong authentication tag, a replay).
+    pub refused: u64,
 }
 
 impl std::ops::AddAssign for Totals {
@@ -76,6 +111,7 @@ impl std::ops::AddAssign for Totals {
         self.bytes += o.bytes;
         self.dropped += o.dropped;
         self.lost += o.lost;
+        self.refused += o.refused;
     }
 }
 
@@ -100,6 +136,12 @@ pub enum Dropped {
     NoDestination,
     /// Not media: RTP, RTCP (version 2), DTLS or ZRTP.
     NotRtp,
+    /// ICE or DTLS on a WebRTC leg: taken by the leg, whose answers wait in
+    /// [`Relay::poll_transmit`].
+    Taken,
+    /// Refused by a WebRTC leg: SRTP whose tag is wrong, a replay, media before the leg
+    /// is keyed, or the leg failed (counted in its side's `refused`).
+    Refused,
 }
 
 /// The relay's ports of one stream in the SDP each side gets: the answerer is told
@@ -114,9 +156,9 @@ pub struct StreamPorts {
 
 /// One side of one stream.
 #[derive(Debug)]
-struct Endpoint {
+pub(crate) struct Endpoint {
     /// Our RTP port this side sends to (RTCP on the next one).
-    port: u16,
+    pub(crate) port: u16,
     /// Its RTP address as its SDP gives it.
     expected: Option<SocketAddr>,
     /// The address its signalling came from (behind NAT, its media comes from there too).
@@ -127,7 +169,10 @@ struct Endpoint {
     /// Where its RTP and RTCP really come from, and when each last came.
     latched: [Option<SocketAddr>; 2],
     heard: [Option<Instant>; 2],
-    stats: Stats,
+    pub(crate) stats: Stats,
+    /// This side is a browser: the relay's WebRTC leg facing it (ICE-lite, DTLS-SRTP,
+    /// rtcp-mux on the RTP port).
+    pub(crate) leg: Option<Box<webrtc::Leg>>,
 }
 
 /// How long a side's latched source may be silent before a packet from where its SDP or
@@ -148,6 +193,7 @@ impl Endpoint {
             latched: [None; 2],
             heard: [None; 2],
             stats: Stats::default(),
+            leg: None,
         }
     }
 
@@ -159,6 +205,33 @@ impl Endpoint {
         self.via_trusted
             || self.expected.is_some_and(|e| e.ip().to_canonical() == ip)
             || self.signalled.is_some_and(|s| s.to_canonical() == ip)
+    }
+
+    /// Takes a packet from `src` on the RTP or RTCP port (`rtcp`), latching to it if this
+    /// side may (it was `told` our port, and `src` is where its SDP or signalling says);
+    /// from anyone else it is dropped and counted.
+    pub(crate) fn accept(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        rtcp: bool,
+        told: bool,
+    ) -> Result<(), Dropped> {
+        let c = usize::from(rtcp);
+        match self.latched[c] {
+            Some(a) if a == src => {}
+            // Not latched yet, or silent so long that its NAT may have moved it.
+            None if told && self.may_latch(src) => self.latched[c] = Some(src),
+            Some(_) if self.silent(c, now) && self.may_latch(src) => {
+                self.latched[c] = Some(src);
+            }
+            _ => {
+                self.stats.dropped += 1;
+                return Err(Dropped::WrongSource);
+            }
+        }
+        self.heard[c] = Some(now);
+        Ok(())
     }
 
     /// True when the source latched for channel `c` (RTP 0, RTCP 1) sent nothing for
@@ -182,7 +255,7 @@ impl Endpoint {
     /// from a public one (not a trusted peer's) is behind NAT: until it latches, its NAT's
     /// address if of its family (its early media reaches it, and a stranger's SDP leads
     /// nowhere into our networks), else nowhere.
-    fn destination(&self, rtcp: bool) -> Option<SocketAddr> {
+    pub(crate) fn destination(&self, rtcp: bool) -> Option<SocketAddr> {
         self.latched[usize::from(rtcp)].or_else(|| {
             let mut a = self.expected?;
             let public = self
@@ -207,19 +280,21 @@ impl Endpoint {
 }
 
 #[derive(Debug)]
-struct Stream {
-    offerer: Endpoint,
-    answerer: Endpoint,
+pub(crate) struct Stream {
+    pub(crate) offerer: Endpoint,
+    pub(crate) answerer: Endpoint,
     /// A fax's UDPTL (T.38), relayed as it comes: not RTP.
     raw: bool,
+    /// An SDP said what each side speaks (WebRTC or plain): later ones keep it unless told.
+    pub(crate) kinds_known: bool,
 }
 
 #[derive(Debug)]
-struct Session {
+pub(crate) struct Session {
     id: SessionId,
-    streams: Vec<Option<Stream>>,
+    pub(crate) streams: Vec<Option<Stream>>,
     /// When it was made, last offered or answered, or last saw a packet.
-    last: Instant,
+    pub(crate) last: Instant,
     /// The tag of the party whose answer it holds.
     answerer: Option<String>,
     /// An answer came: the media timeout applies (before, the call may ring a while).
@@ -291,8 +366,8 @@ pub struct Relay {
     pool: PortPool,
     /// The maps a packet looks in hash fast: their keys are ours, not a stranger's
     /// (Call-IDs and tags, in `ids`, keep std's hash).
-    sessions: HashMap<u64, Session, ahash::RandomState>,
-    ids: HashMap<SessionId, u64>,
+    pub(crate) sessions: HashMap<u64, Session, ahash::RandomState>,
+    pub(crate) ids: HashMap<SessionId, u64>,
     /// Each RTP port handed out: its session, stream and the side that sends to it.
     by_port: HashMap<u16, (u64, usize, Side), ahash::RandomState>,
     next: u64,
@@ -306,7 +381,17 @@ pub struct Relay {
     strangers_limit: usize,
     exempt: Vec<ipnet::IpNet>,
     /// Counters since start (the gauges are filled in by [`Relay::totals`]).
-    totals: Totals,
+    pub(crate) totals: Totals,
+    /// What WebRTC legs need: the relay's DTLS identity and the address its candidates
+    /// name (`None`: no WebRTC, every side plain).
+    pub(crate) webrtc: Option<crate::bridge::WebRtc>,
+    /// The sessions with WebRTC legs (whose timers [`Relay::handle_timeouts`] runs).
+    pub(crate) with_legs: HashSet<u64, ahash::RandomState>,
+    /// Datagrams legs send out of our ports (ICE answers, DTLS records).
+    pub(crate) out: VecDeque<(u16, webrtc::Transmit)>,
+    /// The last packet [`Relay::on_packet`] relayed, when it is not the one that came
+    /// (SRTP made plain, or plain made SRTP).
+    pub(crate) rewritten: Option<Vec<u8>>,
 }
 
 impl Relay {
@@ -323,6 +408,10 @@ impl Relay {
             strangers_limit: usize::MAX,
             exempt: Vec::new(),
             totals: Totals::default(),
+            webrtc: None,
+            with_legs: HashSet::default(),
+            out: VecDeque::new(),
+            rewritten: None,
         }
     }
 
@@ -642,6 +731,7 @@ impl Relay {
             offerer: Endpoint::new(a),
             answerer: Endpoint::new(b),
             raw: false,
+            kinds_known: false,
         });
         Some(())
     }
@@ -710,6 +800,7 @@ impl Relay {
         let Some(key) = self.ids.remove(id) else {
             return false;
         };
+        self.with_legs.remove(&key);
         if let Some(session) = self.sessions.remove(&key) {
             for s in session.streams.into_iter().flatten() {
                 for port in [s.offerer.port, s.answerer.port] {
@@ -749,16 +840,26 @@ impl Relay {
         src: SocketAddr,
         packet: &[u8],
     ) -> Result<Forward, Dropped> {
+        if self.rewritten.is_some() {
+            self.rewritten = None;
+        }
         let forward = self.relay_packet(now, port, src, packet);
         match forward {
             Ok(_) => {
                 self.totals.packets += 1;
                 self.totals.bytes += packet.len() as u64;
             }
-            Err(Dropped::NoDestination) => {}
+            Err(Dropped::NoDestination | Dropped::Taken) => {}
+            Err(Dropped::Refused) => self.totals.refused += 1,
             Err(_) => self.totals.dropped += 1,
         }
         forward
+    }
+
+    /// What to send for the packet the last [`Relay::on_packet`] relayed, when it is not
+    /// the packet that came: SRTP from a browser made plain, or plain RTP made SRTP for one.
+    pub fn rewritten(&self) -> Option<&[u8]> {
+        self.rewritten.as_deref()
     }
 
     fn relay_packet(
@@ -774,54 +875,36 @@ impl Relay {
         // The offerer learns its ports from the answer: before, a packet is a guess.
         let told = side == Side::Answerer || session.answer_sent;
         let stream = session.streams[i].as_mut().ok_or(Dropped::UnknownPort)?;
+        let raw = stream.raw;
+        let (from, to) = match side {
+            Side::Offerer => (&mut stream.offerer, &mut stream.answerer),
+            Side::Answerer => (&mut stream.answerer, &mut stream.offerer),
+        };
+        if from.leg.is_some() || to.leg.is_some() {
+            let arrival = crate::bridge::Arrival {
+                now,
+                src,
+                data: packet,
+                rtcp_port: rtcp,
+                told,
+            };
+            let f = crate::bridge::relay(&arrival, from, to, &mut self.out, &mut self.totals);
+            if f.is_ok() || f == Err(Dropped::Taken) {
+                session.last = now;
+            }
+            return f.map(|(forward, data)| {
+                self.rewritten = data;
+                forward
+            });
+        }
         // Only media (RTP, RTCP, DTLS, ZRTP; a fax's UDPTL on its stream) is relayed: the
         // relay is no path for anything else.
-        let raw = stream.raw;
         if !raw && !rtp::is_media(packet) {
             return Err(Dropped::NotRtp);
         }
-        let (from, to) = match side {
-            Side::Offerer => (&mut stream.offerer, &stream.answerer),
-            Side::Answerer => (&mut stream.answerer, &stream.offerer),
-        };
-        let c = usize::from(rtcp);
-        match from.latched[c] {
-            Some(a) if a == src => {}
-            // Not latched yet, or silent so long that its NAT may have moved it.
-            None if told && from.may_latch(src) => from.latched[c] = Some(src),
-            Some(_) if from.silent(c, now) && from.may_latch(src) => {
-                from.latched[c] = Some(src);
-            }
-            _ => {
-                from.stats.dropped += 1;
-                return Err(Dropped::WrongSource);
-            }
-        }
-        from.heard[c] = Some(now);
+        from.accept(now, src, rtcp, told)?;
         let dest = to.destination(rtcp).ok_or(Dropped::NoDestination)?;
-        let stats = &mut from.stats;
-        stats.packets += 1;
-        stats.bytes += packet.len() as u64;
-        stats.last = Some(now);
-        if raw {
-            // Not RTP: no sequence numbers to count losses in.
-        } else if rtp::is_rtcp(packet) {
-            stats.rtcp_packets += 1;
-            stats.rtcp_bytes += packet.len() as u64;
-        } else if !rtcp {
-            if let Some(seq) = rtp::sequence(packet) {
-                match stats.last_seq {
-                    Some(last) if !rtp::ahead(last, seq) => {}
-                    Some(last) => {
-                        let gap = rtp::gap(last, seq);
-                        stats.lost += gap;
-                        self.totals.lost += gap;
-                        stats.last_seq = Some(seq);
-                    }
-                    None => stats.last_seq = Some(seq),
-                }
-            }
-        }
+        self.totals.lost += from.stats.count(now, packet, rtcp, raw);
         session.last = now;
         Ok(Forward {
             from: to.port + u16::from(rtcp),

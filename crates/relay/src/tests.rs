@@ -489,14 +489,14 @@ m=audio 4002 RTP/AVP 0\r\na=rtcp-mux\r\n";
             for_answerer: 30006,
         }),
     ];
-    let out = relayed_sdp(&s, Side::Offerer, &ports, ip("192.0.2.80"));
+    let out = relayed_sdp(&s, Side::Offerer, &ports, ip("192.0.2.80"), vec![]);
     let out = String::from_utf8(out).expect("utf-8");
     assert_eq!(
         out,
         "v=0\r\no=- 1 1 IN IP4 192.0.2.80\r\ns=-\r\nc=IN IP4 192.0.2.80\r\nt=0 0\r\n\
 m=audio 30002 RTP/AVP 0\r\na=rtcp:30003\r\nm=audio 30006 RTP/AVP 0\r\na=rtcp-mux\r\n"
     );
-    let back = relayed_sdp(&s, Side::Answerer, &ports, ip("192.0.2.80"));
+    let back = relayed_sdp(&s, Side::Answerer, &ports, ip("192.0.2.80"), vec![]);
     let back = String::from_utf8(back).expect("utf-8");
     assert!(
         back.contains("m=audio 30000 RTP/AVP 0\r\na=rtcp:30001\r\n"),

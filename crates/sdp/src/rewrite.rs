@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::parse::{Session, ICE};
+use crate::transport::Transport;
 
 /// Where one stream goes after the rewrite: the relay's address and ports for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +27,13 @@ pub struct Rewrite {
     pub origin: Option<IpAddr>,
     /// Remove the ICE attributes (towards a peer that does plain RTP).
     pub strip_ice: bool,
+    /// Per `m=` section, what its receiver speaks when the relay bridges the stream to
+    /// another transport (`None`, or a missing entry: what the sender does).
+    pub transports: Vec<Option<Transport>>,
 }
 
 /// What becomes of one line.
-enum Edit {
+pub(crate) enum Edit {
     Replace(String),
     Remove,
 }
@@ -50,7 +54,7 @@ impl Session<'_> {
     pub fn rewrite(&self, rw: &Rewrite) -> Vec<u8> {
         let mut edits: HashMap<usize, Edit> = HashMap::new();
         // Lines to add after a line: a stream that needs a `c=` of its own.
-        let mut inserts: HashMap<usize, String> = HashMap::new();
+        let mut inserts: HashMap<usize, Vec<String>> = HashMap::new();
         // The session's c= takes the first rewritten stream's address (streams without a
         // c= of their own that go elsewhere get one).
         let session_to = self
@@ -67,21 +71,31 @@ impl Session<'_> {
                 for (i, m) in self.media.iter().enumerate() {
                     let relayed = rw.media.get(i).copied().flatten().is_some();
                     if !relayed && m.port != 0 && m.connection.is_none() {
-                        inserts.insert(self.connection_slot(m), kept.clone());
+                        inserts
+                            .entry(self.connection_slot(m))
+                            .or_default()
+                            .push(kept.clone());
                     }
                 }
             }
         }
-        for (m, r) in self.media.iter().zip(&rw.media) {
+        for (i, (m, r)) in self.media.iter().zip(&rw.media).enumerate() {
             let Some(r) = r.filter(|_| m.port != 0) else {
                 continue;
             };
             let line = self.text(m.line);
-            let mut parts: Vec<&str> = line.splitn(3, ' ').collect();
+            let mut parts: Vec<&str> = line.splitn(4, ' ').collect();
             // The relay has one port (pair) for the stream: a "/count" of layered ports
             // (RFC 4566 §5.14) would send the others to ports that are not the stream's.
             let port = r.port.to_string();
             parts[1] = &port;
+            let transport = rw.transports.get(i).and_then(Option::as_ref);
+            let formats;
+            if let (Some(t), 4) = (transport, parts.len()) {
+                parts[2] = t.proto();
+                formats = t.formats(parts[3]);
+                parts[3] = &formats;
+            }
             edits.insert(m.line, Edit::Replace(parts.join(" ")));
             match m.connection {
                 Some(c) if c.address.is_unspecified() => {}
@@ -89,11 +103,14 @@ impl Session<'_> {
                     edits.insert(c.line, Edit::Replace(connection_line(r.address)));
                 }
                 None if Some(r.address) != session_to || self.connection.is_none() => {
-                    inserts.insert(self.connection_slot(m), connection_line(r.address));
+                    inserts
+                        .entry(self.connection_slot(m))
+                        .or_default()
+                        .push(connection_line(r.address));
                 }
                 None => {}
             }
-            if let Some(i) = m.rtcp_line {
+            if let Some(i) = m.rtcp_line.filter(|_| transport.is_none()) {
                 let rtcp = match (m.rtcp_mux, r.rtcp_port) {
                     (true, _) => r.port,
                     (false, Some(p)) => p,
@@ -127,6 +144,7 @@ impl Session<'_> {
                 }
             }
         }
+        self.retransport(rw, &mut edits, &mut inserts);
         self.write(&edits, &inserts)
     }
 
@@ -140,7 +158,11 @@ impl Session<'_> {
     }
 
     /// The body with `edits` and `inserts` applied; every other byte as it was.
-    fn write(&self, edits: &HashMap<usize, Edit>, inserts: &HashMap<usize, String>) -> Vec<u8> {
+    fn write(
+        &self,
+        edits: &HashMap<usize, Edit>,
+        inserts: &HashMap<usize, Vec<String>>,
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.body.len() + 64);
         for (i, line) in self.lines.iter().enumerate() {
             let end = &self.body[line.end.clone()];
@@ -154,12 +176,18 @@ impl Session<'_> {
                     out.extend_from_slice(&self.body.as_bytes()[line.text.start..line.end.end]);
                 }
             }
-            if let Some(text) = inserts.get(&i) {
-                if end.is_empty() {
-                    out.extend_from_slice(b"\r\n");
+            // Removed or not, a line's inserts follow its place, each a line of its own.
+            let removed = matches!(edits.get(&i), Some(Edit::Remove));
+            for text in inserts.get(&i).into_iter().flatten() {
+                match end.is_empty() {
+                    // After the last line, which has no ending (nor has the last insert):
+                    // a line break before each, but in the place of that line if removed.
+                    true if removed && out.ends_with(b"\n") => {}
+                    true => out.extend_from_slice(b"\r\n"),
+                    false => {}
                 }
                 out.extend_from_slice(text.as_bytes());
-                out.extend_from_slice(if end.is_empty() { b"" } else { end.as_bytes() });
+                out.extend_from_slice(end.as_bytes());
             }
         }
         out

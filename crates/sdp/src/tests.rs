@@ -206,6 +206,7 @@ fn ice_is_removed_towards_plain_rtp_and_origin_rewritten_when_asked() {
         media: vec![relay(30000)],
         origin: Some(RELAY.parse().expect("ip")),
         strip_ice: true,
+        ..Default::default()
     });
     let out = String::from_utf8(out).expect("utf-8");
     assert!(!out.contains("ice-") && !out.contains("candidate"), "{out}");
@@ -268,4 +269,155 @@ m=video 4002 RTP/AVP 96
         out.ends_with("m=audio 30000 RTP/AVP 0\nm=video 4002 RTP/AVP 96\nc=IN IP4 10.0.0.1\n"),
         "{out}"
     );
+}
+
+/// A browser's audio offer (Chrome's shape, gathered: its candidates in the SDP).
+const BROWSER: &str = "v=0
+o=- 4611731400430051336 2 IN IP4 127.0.0.1
+s=-
+t=0 0
+a=group:BUNDLE 0
+a=extmap-allow-mixed
+a=msid-semantic: WMS stream
+m=audio 54321 UDP/TLS/RTP/SAVPF 111 63 9 0 8 126
+c=IN IP4 198.51.100.7
+a=rtcp:9 IN IP4 0.0.0.0
+a=candidate:2 1 udp 1686052607 198.51.100.7 54321 typ srflx raddr 192.168.1.20 rport 54321
+a=ice-ufrag:Kx9F
+a=ice-pwd:bPq1hT4yUwv8Z2dA7eRtYs0c
+a=ice-options:trickle
+a=fingerprint:sha-256 6B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08
+a=setup:actpass
+a=mid:0
+a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level
+a=sendrecv
+a=msid:stream track
+a=rtcp-mux
+a=rtcp-rsize
+a=rtpmap:111 opus/48000/2
+a=rtcp-fb:111 transport-cc
+a=rtpmap:126 telephone-event/8000
+a=ssrc:3735928559 cname:abc
+";
+
+fn retransport(sdp: &str, port: u16, t: Transport) -> String {
+    let body = sdp.replace('\n', "\r\n");
+    let s = Session::parse(body.as_bytes()).expect("sdp");
+    let out = s.rewrite(&Rewrite {
+        media: vec![relay(port)],
+        origin: Some(RELAY.parse().expect("ip")),
+        strip_ice: true,
+        transports: vec![Some(t)],
+    });
+    let out = String::from_utf8(out).expect("utf-8");
+    assert!(!out.contains("\n\n") && !out.contains("\r\r"), "{out}");
+    out.replace("\r\n", "\n")
+}
+
+fn leg() -> Transport {
+    Transport::WebRtc(WebRtcLeg {
+        ice: IceCredentials {
+            ufrag: "relayufrag".to_owned(),
+            pwd: "relaypasswordrelaypassword".to_owned(),
+        },
+        fingerprint: "sha-256 AA:BB".to_owned(),
+        setup: Setup::ActPass,
+    })
+}
+
+#[test]
+fn a_browsers_offer_becomes_plain_rtp_for_a_phone_with_g711_first() {
+    let out = retransport(BROWSER, 30000, Transport::Plain);
+    let s = Session::parse(out.as_bytes()).expect("sdp");
+    assert!(
+        out.contains("m=audio 30000 RTP/AVP 0 8 111 63 9 126\n"),
+        "{out}"
+    );
+    assert!(out.contains("c=IN IP4 203.0.113.5\n"));
+    for gone in [
+        "a=group",
+        "a=candidate",
+        "a=ice-",
+        "a=fingerprint",
+        "a=setup",
+        "a=mid",
+        "a=rtcp-mux",
+        "a=rtcp:",
+        "a=rtcp-fb",
+        "a=extmap",
+        "a=rtcp-rsize",
+        "a=msid-semantic",
+    ] {
+        assert!(!out.contains(gone), "{gone} in {out}");
+    }
+    for kept in [
+        "a=rtpmap:126 telephone-event/8000",
+        "a=sendrecv",
+        "a=ssrc:3735928559",
+        "a=msid:stream",
+    ] {
+        assert!(out.contains(kept), "{kept} missing");
+    }
+    assert!(!s.webrtc()[0].is_webrtc());
+    assert!(!s.media[0].rtcp_mux);
+}
+
+#[test]
+fn a_phones_offer_becomes_webrtc_for_a_browser_bundled_with_the_relay_as_candidate() {
+    let out = retransport(AUDIO, 30002, leg());
+    assert!(
+        out.contains("m=audio 30002 UDP/TLS/RTP/SAVPF 0 8 101\n"),
+        "{out}"
+    );
+    let s = Session::parse(out.as_bytes()).expect("sdp");
+    let w = &s.webrtc()[0];
+    assert!(w.is_webrtc() && w.ice_lite, "{out}");
+    assert_eq!(w.ice.as_ref().map(|i| i.ufrag.as_str()), Some("relayufrag"));
+    assert_eq!(w.setup, Some(Setup::ActPass));
+    assert_eq!(w.mid.as_deref(), Some("0"));
+    assert_eq!(w.candidates, 1);
+    assert_eq!(s.bundle(), ["0"]);
+    assert!(s.media[0].rtcp_mux);
+    assert!(out.contains("a=candidate:1 1 UDP 2130706431 203.0.113.5 30002 typ host\n"));
+    // Session-level lines come before the first m=.
+    let lite = out.find("a=ice-lite").expect("ice-lite");
+    assert!(lite < out.find("m=audio").expect("m="));
+}
+
+#[test]
+fn a_browsers_offer_answered_by_the_relay_for_another_browser_keeps_its_mid() {
+    let out = retransport(BROWSER, 30004, leg());
+    let s = Session::parse(out.as_bytes()).expect("sdp");
+    let w = &s.webrtc()[0];
+    assert_eq!(w.mid.as_deref(), Some("0"));
+    assert_eq!(
+        w.ice.as_ref().map(|i| i.pwd.as_str()),
+        Some("relaypasswordrelaypassword")
+    );
+    assert_eq!(
+        w.fingerprint.as_ref().map(|f| f.hash.as_str()),
+        Some("sha-256")
+    );
+    assert_eq!(w.candidates, 1, "only the relay's: {out}");
+    assert_eq!(out.matches("a=fingerprint").count(), 1);
+    assert_eq!(out.matches("a=group:BUNDLE").count(), 1);
+    assert!(
+        out.contains("a=rtcp-fb:111 transport-cc"),
+        "feedback kept for a browser"
+    );
+}
+
+#[test]
+fn without_a_final_line_break_the_added_lines_are_lines_still() {
+    let body = AUDIO.trim_end().replace('\n', "\r\n");
+    let s = Session::parse(body.as_bytes()).expect("sdp");
+    let out = s.rewrite(&Rewrite {
+        media: vec![relay(30006)],
+        transports: vec![Some(leg())],
+        ..Rewrite::default()
+    });
+    let out = String::from_utf8(out).expect("utf-8");
+    assert!(out.contains("a=ptime:20\r\na=mid:0\r\n"), "{out}");
+    assert!(out.ends_with("a=end-of-candidates"), "{out}");
+    assert!(Session::parse(out.as_bytes()).expect("sdp").webrtc()[0].is_webrtc());
 }

@@ -58,7 +58,7 @@ proptest! {
         for l in &video { body += l; body += "\r\n"; }
         let s = Session::parse(body.as_bytes()).expect("sdp");
         let to = |port| Some(MediaRewrite { address: "203.0.113.5".parse().unwrap(), port, rtcp_port: None });
-        let out = s.rewrite(&Rewrite { media: vec![to(port), to(port.wrapping_add(2))], origin: None, strip_ice: true });
+        let out = s.rewrite(&Rewrite { media: vec![to(port), to(port.wrapping_add(2))], origin: None, strip_ice: true, transports: vec![] });
         let out = String::from_utf8(out).expect("utf-8");
         prop_assert_eq!(untouched(&out), untouched(&body));
     }
@@ -69,7 +69,7 @@ proptest! {
             prop_assert_eq!(s.webrtc().len(), s.media.len());
             let _ = s.bundle();
             let media = vec![Some(MediaRewrite { address: "192.0.2.1".parse().unwrap(), port: 1, rtcp_port: None }); s.media.len()];
-            let out = s.rewrite(&Rewrite { media, origin: Some("::1".parse().unwrap()), strip_ice: true });
+            let out = s.rewrite(&Rewrite { media, origin: Some("::1".parse().unwrap()), strip_ice: true, transports: vec![] });
             let again = Session::parse(&out).expect("a rewrite parses");
             prop_assert_eq!(again.media.len(), s.media.len());
         }

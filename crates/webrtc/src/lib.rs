@@ -10,6 +10,8 @@ mod demux;
 mod identity;
 mod leg;
 mod srtp;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use demux::{kind, Kind};
 pub use identity::{fingerprint_value, Identity, IdentityError};

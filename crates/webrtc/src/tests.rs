@@ -2,16 +2,13 @@
 //! client (`dimpl`) with a certificate of its own, and SRTP keyed from its handshake.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dimpl::{Dtls, Output};
-use is::stun::{StunMessage, StunPacket};
-use is::{Candidate, IceAgent, IceAgentEvent, IceCreds, Protocol};
-use sdp::{Fingerprint, IceCredentials, Setup};
-use sha2::Digest;
+use is::{Candidate, IceAgent, IceCreds};
+use sdp::Setup;
 
-use crate::{kind, Identity, Kind, Leg, Received, Refusal, Remote, Srtp};
+use crate::testing::Browser;
+use crate::{Identity, Leg, Received, Refusal};
 
 const RELAY: &str = "192.0.2.1:40000";
 const BROWSER: &str = "198.51.100.7:51000";
@@ -31,125 +28,6 @@ fn rtp(seq: u16) -> Vec<u8> {
 /// A receiver report from SSRC 0x1234, no blocks.
 fn rtcp() -> Vec<u8> {
     vec![0x80, 201, 0, 1, 0, 0, 0x12, 0x34]
-}
-
-/// The browser's side: ICE agent, DTLS client and, once keyed, SRTP (in, out).
-struct Browser {
-    addr: SocketAddr,
-    ice: IceAgent,
-    dtls: Dtls,
-    fingerprint: Fingerprint,
-    creds: IceCreds,
-    srtp: Option<(Srtp, Srtp)>,
-    connected: bool,
-    /// DTLS starts as soon as ICE has a working pair (before nomination, often).
-    dtls_started: bool,
-    out: Vec<(SocketAddr, Vec<u8>)>,
-    buf: Vec<u8>,
-}
-
-impl Browser {
-    fn new(now: Instant, relay: &Leg) -> Browser {
-        let creds = IceCreds {
-            ufrag: "brws".to_owned(),
-            pass: "browserpasswordbrowserpassword".to_owned(),
-        };
-        let mut ice = IceAgent::new(creds.clone());
-        ice.set_controlling(true);
-        let a = addr(BROWSER);
-        ice.add_local_candidate(Candidate::host(a, "udp").expect("candidate"));
-        ice.add_remote_candidate(Candidate::host(relay.local(), "udp").expect("candidate"));
-        let ours = relay.credentials();
-        ice.set_remote_credentials(IceCreds {
-            ufrag: ours.ufrag,
-            pass: ours.pwd,
-        });
-        let cert = dimpl::certificate::generate_self_signed_certificate().expect("cert");
-        let fingerprint = Fingerprint {
-            hash: "sha-256".to_owned(),
-            digest: sha2::Sha256::digest(&cert.certificate).to_vec(),
-        };
-        let mut dtls = Dtls::new_12(Arc::new(dimpl::Config::default()), cert, now);
-        dtls.set_active(true);
-        Browser {
-            addr: a,
-            ice,
-            dtls,
-            fingerprint,
-            creds,
-            srtp: None,
-            connected: false,
-            dtls_started: false,
-            out: Vec::new(),
-            buf: vec![0; 2048],
-        }
-    }
-
-    /// What the browser's SDP says to the relay.
-    fn remote(&self) -> Remote {
-        Remote {
-            ice: IceCredentials {
-                ufrag: self.creds.ufrag.clone(),
-                pwd: self.creds.pass.clone(),
-            },
-            fingerprint: self.fingerprint.clone(),
-            setup: Some(Setup::Active),
-        }
-    }
-
-    fn tick(&mut self, now: Instant, to: SocketAddr) {
-        self.ice.handle_timeout(now);
-        while let Some(e) = self.ice.poll_event() {
-            if matches!(e, IceAgentEvent::NominatedSend { .. }) {
-                self.dtls_started = true;
-            }
-        }
-        while let Some(t) = self.ice.poll_transmit() {
-            self.out.push((t.destination, t.contents.to_vec()));
-        }
-        if self.dtls_started {
-            let _ = self.dtls.handle_timeout(now);
-            self.drain(to);
-        }
-    }
-
-    fn drain(&mut self, to: SocketAddr) {
-        loop {
-            match self.dtls.poll_output(&mut self.buf) {
-                Output::Packet(p) => self.out.push((to, p.to_vec())),
-                Output::Timeout(_) => break,
-                Output::Connected => self.connected = true,
-                Output::KeyingMaterial(km, profile) => {
-                    self.srtp = Some(crate::leg::keyed(&km, profile, true).expect("keys"));
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
-        match kind(data) {
-            Kind::Stun => {
-                let message = StunMessage::parse(data).expect("stun");
-                let packet = StunPacket {
-                    proto: Protocol::Udp,
-                    source: from,
-                    destination: self.addr,
-                    message,
-                };
-                self.ice.handle_packet(now, packet);
-                None
-            }
-            Kind::Dtls => {
-                self.dtls.handle_packet(data).expect("dtls");
-                self.drain(from);
-                None
-            }
-            Kind::Rtp => self.srtp.as_mut()?.0.unprotect_rtp(data),
-            Kind::Rtcp => self.srtp.as_mut()?.0.unprotect_rtcp(data),
-            Kind::Other => None,
-        }
-    }
 }
 
 /// Runs the two for `steps` of 10 ms; packets cross at once. Gives the time reached.
@@ -173,7 +51,8 @@ fn setup() -> (Instant, Leg, Browser) {
     let now = Instant::now();
     let identity = Identity::generate().expect("identity");
     let leg = Leg::new(&identity, addr(RELAY), now);
-    let browser = Browser::new(now, &leg);
+    let mut browser = Browser::new(now, addr(BROWSER));
+    browser.peer(leg.local(), &leg.credentials());
     (now, leg, browser)
 }
 
