@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use relay::{MediaOp, MediaRequest};
+use relay::{MediaOp, MediaRequest, Peer};
 use serde_bencode::value::Value;
 
 use crate::{bytes, join, split, text, texts, Dict, NgError};
@@ -44,7 +44,8 @@ pub struct Flags {
     pub trust_address: bool,
     /// `ICE: remove` (candidates are always removed: they would lead around the relay).
     pub ice_remove: bool,
-    /// `transport-protocol`, when asked (`RTP/AVP`); only the SDP's own is supported.
+    /// `transport-protocol`, when asked: `UDP/TLS/RTP/SAVPF` for a browser, `RTP/AVP` for a
+    /// phone (the relay bridges them), or the SDP's own.
     pub transport_protocol: Option<String>,
     /// Everything else given in `flags`, `replace`, `rtcp-mux` and `direction`, as it came
     /// (accepted; the relay has one interface, latches symmetrically and leaves rtcp-mux
@@ -103,6 +104,7 @@ impl Request {
                 if m.op != MediaOp::Delete {
                     d.insert(b"sdp".to_vec(), bytes(m.sdp.clone()));
                     encode_flags(&mut d, flags, m.source);
+                    encode_receiver(&mut d, m.receiver, flags);
                     if m.receiver_ipv6 {
                         d.insert(b"address family".to_vec(), bytes("IP6"));
                     }
@@ -156,8 +158,23 @@ fn media(d: &Dict, op: MediaOp) -> Result<Command, NgError> {
             _ => flags.other.push(format!("replace-{r}")),
         }
     }
-    flags.ice_remove = text(d, "ICE").as_deref() == Some("remove");
+    let ice = text(d, "ICE");
+    flags.ice_remove = ice.as_deref() == Some("remove");
     flags.transport_protocol = text(d, "transport-protocol");
+    // Who the SDP goes to: the transport it is to have says, else ICE's flag (`force`:
+    // a browser, `remove`: a phone), else it speaks what the sender does.
+    let receiver = match (flags.transport_protocol.as_deref(), ice.as_deref()) {
+        (Some(p), _) if p.to_ascii_uppercase().starts_with("UDP/TLS/RTP/SAVP") => Peer::WebRtc,
+        (Some("RTP/AVP" | "RTP/AVPF"), _) => Peer::Plain,
+        (None, Some("force" | "force-relay")) => Peer::WebRtc,
+        (None, Some("remove")) => Peer::Plain,
+        _ => Peer::AsSender,
+    };
+    for key in ["DTLS", "SDES"] {
+        if let Some(v) = text(d, key) {
+            flags.other.push(format!("{key}={v}"));
+        }
+    }
     for m in texts(d, "rtcp-mux") {
         flags.other.push(format!("rtcp-mux-{m}"));
     }
@@ -172,12 +189,31 @@ fn media(d: &Dict, op: MediaOp) -> Result<Command, NgError> {
         sdp,
         source,
         receiver_ipv6: text(d, "address family").as_deref() == Some("IP6"),
+        receiver,
         // ng does not say: an answer is taken as the call's.
         carrier: None,
         caller: None,
         authenticated: false,
     };
     Ok(Command::Media(request, flags))
+}
+
+/// Who the SDP goes to, as rtpengine's flags say it (unless the flags say it already).
+fn encode_receiver(d: &mut Dict, receiver: Peer, flags: &Flags) {
+    if flags.transport_protocol.is_some() {
+        return;
+    }
+    let (protocol, ice, mux) = match receiver {
+        Peer::AsSender => return,
+        Peer::WebRtc => ("UDP/TLS/RTP/SAVPF", "force", "offer"),
+        Peer::Plain => ("RTP/AVP", "remove", "demux"),
+    };
+    d.insert(b"transport-protocol".to_vec(), bytes(protocol));
+    d.insert(b"ICE".to_vec(), bytes(ice));
+    d.insert(b"rtcp-mux".to_vec(), Value::List(vec![bytes(mux)]));
+    if receiver == Peer::WebRtc {
+        d.insert(b"DTLS".to_vec(), bytes("passive"));
+    }
 }
 
 fn encode_flags(d: &mut Dict, flags: &Flags, source: Option<IpAddr>) {

@@ -111,12 +111,14 @@ proptest! {
         v6 in any::<bool>(),
     ) {
         let sdp = if op == MediaOp::Delete { Vec::new() } else { sdp };
-        let m = MediaRequest { op, call_id, from_tag, to_tag, sdp, source: Some("192.0.2.1".parse().expect("ip")), receiver_ipv6: v6 && op != MediaOp::Delete, carrier: None, caller: None, authenticated: false };
+        let m = MediaRequest { op, call_id, from_tag, to_tag, sdp, source: Some("192.0.2.1".parse().expect("ip")), receiver_ipv6: v6 && op != MediaOp::Delete, receiver: relay::Peer::AsSender, carrier: None, caller: None, authenticated: false };
         let source = if op == MediaOp::Delete { None } else { m.source };
         let flags = Flags { replace_origin: origin && op != MediaOp::Delete, ice_remove: op != MediaOp::Delete, ..Flags::default() };
         let r = Request { cookie: cookie.into_bytes(), command: Command::Media(m.clone(), flags.clone()) };
         let back = Request::parse(&r.encode()).expect("parses");
-        let want = MediaRequest { source, ..m };
+        // `ICE: remove` is a phone's.
+        let receiver = if op == MediaOp::Delete { relay::Peer::AsSender } else { relay::Peer::Plain };
+        let want = MediaRequest { source, receiver, ..m };
         let mut want_flags = flags;
         if op != MediaOp::Delete {
             want_flags.other.push("replace-session-connection".into());
@@ -157,4 +159,54 @@ fn a_cookie_is_read_even_from_a_request_that_is_not() {
         "too long"
     );
     assert!(Request::parse(b"abc").is_err());
+}
+
+/// Kamailio's WebRTC gateway flags (rtpengine's names) say who the SDP goes to, and what a
+/// proxy asks that way reads back the same.
+#[test]
+fn webrtc_flags_name_the_receiver() {
+    let offer = |extra: &str| {
+        let body = format!("d7:command5:offer7:call-id1:c8:from-tag1:a3:sdp3:v=0{extra}e");
+        match Request::parse(format!("k {body}").as_bytes())
+            .expect("request")
+            .command
+        {
+            Command::Media(m, _) => m.receiver,
+            other => panic!("{other:?}"),
+        }
+    };
+    use relay::Peer;
+    assert_eq!(
+        offer("18:transport-protocol17:UDP/TLS/RTP/SAVPF3:ICE5:force4:DTLS7:passive"),
+        Peer::WebRtc
+    );
+    assert_eq!(
+        offer("18:transport-protocol7:RTP/AVP3:ICE6:remove"),
+        Peer::Plain
+    );
+    assert_eq!(offer("3:ICE5:force"), Peer::WebRtc);
+    assert_eq!(offer(""), Peer::AsSender);
+    for receiver in [Peer::WebRtc, Peer::Plain] {
+        let m = MediaRequest {
+            op: MediaOp::Offer,
+            call_id: "c".into(),
+            from_tag: "a".into(),
+            to_tag: String::new(),
+            sdp: b"v=0".to_vec(),
+            source: None,
+            receiver_ipv6: false,
+            receiver,
+            carrier: None,
+            caller: None,
+            authenticated: false,
+        };
+        let r = Request {
+            cookie: b"k".to_vec(),
+            command: Command::Media(m, Flags::default()),
+        };
+        match Request::parse(&r.encode()).expect("request").command {
+            Command::Media(back, _) => assert_eq!(back.receiver, receiver),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -293,6 +293,7 @@ async fn main() {
             sdp: sdp(sock.local_addr().expect("addr").port()),
             source: Some("127.0.0.1".parse().expect("ip")),
             receiver_ipv6: false,
+            receiver: relay::Peer::AsSender,
             carrier: None,
             caller: None,
             authenticated: false,

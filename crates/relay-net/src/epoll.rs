@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,12 @@ impl Sockets for TaskSockets {
         // A stopped task is gone: its socket closes with our last reference.
         self.closing.retain(|(_, _, task)| !task.is_finished());
     }
+
+    fn send_now(&mut self, port: u16, data: &[u8], to: SocketAddr) {
+        if let Some((sock, _)) = self.open.get(&port) {
+            let _ = sock.try_send_to(data, to);
+        }
+    }
 }
 
 type State = Rc<RefCell<Shard<TaskSockets>>>;
@@ -81,6 +87,8 @@ pub(crate) fn run(
             TaskSockets::default(),
         )));
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut legs = tokio::time::interval(shard::LEG_TICK);
+        legs.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
@@ -91,6 +99,12 @@ pub(crate) fn run(
                     None => break,
                 },
                 _ = tick.tick() => state.borrow_mut().tick(),
+                _ = legs.tick() => {
+                    let s = &mut *state.borrow_mut();
+                    if s.has_legs() {
+                        s.timers(Instant::now());
+                    }
+                }
             }
         }
     });

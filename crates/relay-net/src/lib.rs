@@ -15,13 +15,17 @@ mod uring;
 pub use ng_server::serve_ng;
 
 use std::hash::BuildHasher;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay::{Carrier, MediaError, MediaOp, MediaRequest, Origin, SessionId, SessionStats, Totals};
+use relay::{
+    Carrier, MediaError, MediaOp, MediaRequest, Origin, Peer, SessionId, SessionStats, Totals,
+    WebRtcStream,
+};
+use sdp::Transport;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::destination::Destinations;
@@ -66,6 +70,8 @@ pub struct MediaRelay {
     by_call: std::collections::hash_map::RandomState,
     /// The relay moves packets with io_uring.
     uring: bool,
+    /// The relay bridges browsers (it has a DTLS certificate).
+    webrtc: bool,
     announce: IpAddr,
     announce6: Option<IpAddr>,
     /// Where media may be relayed to.
@@ -127,8 +133,13 @@ impl ShardHandle {
 }
 
 /// Starts shard `i` of `cfg`'s, moving packets with io_uring if `uring` and its ring can
-/// be made; says whether it could.
-fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(ShardHandle, bool)> {
+/// be made, facing browsers with `identity` if given; says whether it could.
+fn spawn_shard(
+    cfg: &RelayConfig,
+    i: usize,
+    uring: bool,
+    identity: Option<&webrtc::Identity>,
+) -> std::io::Result<(ShardHandle, bool)> {
     let n = cfg.threads.max(1);
     let (tx, rx) = mpsc::unbounded_channel();
     let ports = shard::ports_of(&cfg.ports, i, n);
@@ -143,6 +154,7 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
             (max, n) => max.div_ceil(n).max(2 * MAX_STREAMS),
         },
         exempt: cfg.trusted.clone(),
+        webrtc: identity.map(|id| (id.clone(), cfg.announce)),
     };
     let bind = cfg.bind;
     let priority = cfg.realtime_priority;
@@ -194,6 +206,15 @@ fn spawn_shard(cfg: &RelayConfig, i: usize, uring: bool) -> std::io::Result<(Sha
     }
 }
 
+/// What a browser's SDP says of one stream to its leg (`None`: no browser's).
+fn remote_of(w: &sdp::WebRtcMedia) -> Option<webrtc::Remote> {
+    Some(webrtc::Remote {
+        ice: w.ice.clone().filter(|_| w.is_webrtc())?,
+        fingerprint: w.fingerprint.clone()?,
+        setup: w.setup,
+    })
+}
+
 /// Streams an SDP may have for the relay to take it (each takes two port pairs).
 const MAX_STREAMS: usize = 8;
 
@@ -203,9 +224,18 @@ impl MediaRelay {
         let n = cfg.threads.max(1);
         raise_open_files_limit();
         let mut rings = cfg.io_uring && uring::available();
+        // One certificate for the relay's life: its fingerprint goes in every SDP to a
+        // browser.
+        let identity = match webrtc::Identity::generate() {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "media relay: no DTLS certificate; browsers' media is not bridged");
+                None
+            }
+        };
         let mut shards = Vec::with_capacity(n);
         for i in 0..n {
-            let (shard, ring) = spawn_shard(cfg, i, rings)?;
+            let (shard, ring) = spawn_shard(cfg, i, rings, identity.as_ref())?;
             rings &= ring;
             shards.push(shard);
         }
@@ -213,6 +243,7 @@ impl MediaRelay {
             shards,
             by_call: std::collections::hash_map::RandomState::new(),
             uring: rings,
+            webrtc: identity.is_some(),
             announce: cfg.announce,
             announce6: cfg.announce6,
             destinations: Destinations::of_relay(cfg),
@@ -269,12 +300,40 @@ impl MediaRelay {
         {
             return Err(MediaError::BadSdp);
         }
+        let browser = match &session {
+            Some(s) if self.webrtc => s.webrtc(),
+            _ => Vec::new(),
+        };
+        let is_browser = |i: usize| browser.get(i).is_some_and(|w| w.is_webrtc());
         let media: Vec<_> = session.as_ref().map_or(Vec::new(), |s| {
             relay::media_addresses(s)
                 .into_iter()
-                .map(|m| self.destinations.of(m?))
+                .enumerate()
+                .map(|(i, m)| match m {
+                    // A browser's media comes from where its checks do, whatever its
+                    // SDP's address (often 0.0.0.0, port 9): its leg learns it.
+                    _ if is_browser(i) && s.media[i].port != 0 => {
+                        let ip = req.source.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                        Some(SocketAddr::new(ip, s.media[i].port))
+                    }
+                    m => self.destinations.of(m?),
+                })
                 .collect()
         });
+        let receiver = match req.receiver {
+            Peer::AsSender => None,
+            Peer::WebRtc => Some(true),
+            Peer::Plain => Some(false),
+        };
+        let webrtc: Vec<WebRtcStream> = match self.webrtc {
+            false => Vec::new(),
+            true => (0..media.len())
+                .map(|i| WebRtcStream {
+                    sender: browser.get(i).and_then(remote_of),
+                    receiver,
+                })
+                .collect(),
+        };
         let marks = session.as_ref().map(shard::Marks::of);
         // An offer in a request inside a dialog (a re-INVITE) that makes a session (the
         // call's ended on a long silence) is an answered call's. (Over ng an offer with a
@@ -305,11 +364,12 @@ impl MediaRelay {
                 origin,
                 create,
                 carrier: req.carrier,
+                webrtc,
                 reply,
             })
             .await
             .ok_or(MediaError::Unavailable)?;
-        let (side, ports) = updated?;
+        let (side, ports, legs) = updated?;
         let Some(session) = session else {
             return Ok(Vec::new());
         };
@@ -317,7 +377,17 @@ impl MediaRelay {
             (true, Some(v6)) => v6,
             _ => self.announce,
         };
-        Ok(relay::relayed_sdp(&session, side, &ports, announce, Vec::new()))
+        // Each stream as its receiver speaks it: a browser through the relay's leg, a
+        // phone plain (also when the sender is a browser).
+        let transports = (0..session.media.len())
+            .map(|i| match legs.get(i).cloned().flatten() {
+                Some(leg) => Some(Transport::WebRtc(leg)),
+                None => is_browser(i).then_some(Transport::Plain),
+            })
+            .collect();
+        Ok(relay::relayed_sdp(
+            &session, side, &ports, announce, transports,
+        ))
     }
 
     /// The counters of every shard, added.

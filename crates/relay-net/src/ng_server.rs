@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ng::{Command, Reply, Request, Totals};
+use relay::Peer;
 use tokio::net::UdpSocket;
 
 use crate::MediaRelay;
@@ -112,7 +113,12 @@ async fn answer(relay: &MediaRelay, command: &Command) -> Reply {
     match command {
         Command::Ping => Reply::Pong,
         Command::Media(m, flags) => {
-            if let Some(p) = &flags.transport_protocol {
+            // A browser's or a phone's the relay bridges; anything else only as offered.
+            if let Some(p) = flags
+                .transport_protocol
+                .as_ref()
+                .filter(|_| m.receiver == Peer::AsSender)
+            {
                 let sdp = String::from_utf8_lossy(&m.sdp);
                 let offered = sdp
                     .lines()

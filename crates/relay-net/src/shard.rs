@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use relay::{
     Carrier, MediaError, Origin, PortPool, Relay, SessionId, SessionPorts, SessionStats, Side,
-    StreamPorts, Totals,
+    StreamPorts, Totals, WebRtcStream,
 };
+use sdp::WebRtcLeg;
 use tokio::sync::oneshot;
 
 /// What an SDP says of its streams besides their addresses.
@@ -48,7 +49,9 @@ pub(crate) enum Control {
         create: bool,
         /// The message the SDP came in (`None`: not known, over ng).
         carrier: Option<Carrier>,
-        reply: oneshot::Sender<Result<(Side, SessionPorts), MediaError>>,
+        /// What the SDP says of WebRTC, per stream.
+        webrtc: Vec<WebRtcStream>,
+        reply: oneshot::Sender<Result<Updated, MediaError>>,
     },
     /// Ends the session of the dialog between the parties with these tags.
     Delete {
@@ -63,6 +66,10 @@ pub(crate) enum Control {
         reply: oneshot::Sender<Vec<(SessionId, SessionStats)>>,
     },
 }
+
+/// What an SDP's update gives: the sender's side, the ports per stream and, per stream,
+/// the relay's WebRTC leg facing a browser receiver.
+pub(crate) type Updated = (Side, SessionPorts, Vec<Option<WebRtcLeg>>);
 
 /// Shard `i` of `n`'s ports: the pairs whose RTP port over 2 is `i` modulo `n`, in a
 /// random order (a stranger cannot tell which port the next call gets, to spray it first).
@@ -87,6 +94,8 @@ pub(crate) trait Sockets {
     fn open(&mut self, bind: IpAddr, port: u16) -> std::io::Result<()>;
     /// Closes the sockets of the ports `keep` refuses.
     fn retain(&mut self, keep: impl Fn(u16) -> bool);
+    /// Sends `data` from `port`'s socket to `to` at once (a full send buffer drops it).
+    fn send_now(&mut self, port: u16, data: &[u8], to: SocketAddr);
 }
 
 /// What a shard's sessions may do.
@@ -98,6 +107,9 @@ pub(crate) struct Limits {
     /// in `exempt`.
     pub(crate) ringing_per_source: usize,
     pub(crate) exempt: Vec<ipnet::IpNet>,
+    /// The relay's DTLS identity and the address its candidates name: its sessions may
+    /// face browsers (`None`: plain RTP only).
+    pub(crate) webrtc: Option<(webrtc::Identity, IpAddr)>,
 }
 
 /// A shard: its relay (the sessions) and the sockets of their ports.
@@ -111,9 +123,13 @@ pub(crate) struct Shard<S> {
 
 impl<S: Sockets> Shard<S> {
     pub(crate) fn new(bind: IpAddr, ports: Vec<u16>, limits: Limits, sockets: S) -> Self {
+        let relay = Relay::new(PortPool::from_ports(ports), limits.timeout)
+            .with_ringing_limit(limits.ringing_per_source, limits.exempt);
         Shard {
-            relay: Relay::new(PortPool::from_ports(ports), limits.timeout)
-                .with_ringing_limit(limits.ringing_per_source, limits.exempt),
+            relay: match limits.webrtc {
+                Some((identity, announce)) => relay.with_webrtc(identity, announce),
+                None => relay,
+            },
             bind,
             sockets,
             last_refusal: None,
@@ -121,7 +137,8 @@ impl<S: Sockets> Shard<S> {
     }
 
     /// A packet that reached `port` from `src`: the port to send it from and where to, or
-    /// `None` when it is not relayed.
+    /// `None` when it is not relayed as it came (dropped; or taken by a WebRTC leg, or
+    /// rewritten by one and sent here).
     pub(crate) fn forward(
         &mut self,
         now: Instant,
@@ -129,15 +146,44 @@ impl<S: Sockets> Shard<S> {
         src: SocketAddr,
         packet: &[u8],
     ) -> Option<(u16, SocketAddr)> {
-        let f = self.relay.on_packet(now, port, src, packet).ok()?;
-        // An IPv4 party is reached from a dual-stack socket at its mapped address.
-        let to = match (self.bind, f.to) {
+        let f = self.relay.on_packet(now, port, src, packet);
+        self.flush();
+        let f = f.ok()?;
+        let to = self.reach(f.to);
+        if let Some(data) = self.relay.rewritten() {
+            self.sockets.send_now(f.from, data, to);
+            return None;
+        }
+        Some((f.from, to))
+    }
+
+    /// An IPv4 party is reached from a dual-stack socket at its mapped address.
+    fn reach(&self, to: SocketAddr) -> SocketAddr {
+        match (self.bind, to) {
             (IpAddr::V6(_), SocketAddr::V4(v4)) => {
                 SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
             }
             (_, to) => to,
-        };
-        Some((f.from, to))
+        }
+    }
+
+    /// Sends what WebRTC legs have to send (ICE answers, DTLS records).
+    fn flush(&mut self) {
+        while let Some((port, t)) = self.relay.poll_transmit() {
+            let to = self.reach(t.to);
+            self.sockets.send_now(port, &t.data, to);
+        }
+    }
+
+    /// True when WebRTC legs have timers: [`Shard::timers`] is due every [`LEG_TICK`].
+    pub(crate) fn has_legs(&self) -> bool {
+        self.relay.has_legs()
+    }
+
+    /// WebRTC legs' timers: DTLS flights resent.
+    pub(crate) fn timers(&mut self, now: Instant) {
+        self.relay.handle_timeouts(now);
+        self.flush();
     }
 
     /// Once a second: ends the sessions whose media stopped, and closes their sockets.
@@ -166,6 +212,7 @@ impl<S: Sockets> Shard<S> {
                 origin,
                 create,
                 carrier,
+                webrtc,
                 reply,
             } => {
                 let (id, side) = match self.relay.side_of(&call_id, &sender, &other) {
@@ -229,6 +276,17 @@ impl<S: Sockets> Shard<S> {
                     self.relay.set_held(&id, m.held);
                     self.relay.set_raw(&id, &m.raw);
                 }
+                let updated = updated.map(|(side, ports)| {
+                    let legs = match (crossed, marks.is_some()) {
+                        (false, true) => {
+                            self.relay
+                                .set_webrtc(Instant::now(), &id, side, &webrtc, create)
+                        }
+                        _ => vec![None; ports.len()],
+                    };
+                    (side, ports, legs)
+                });
+                self.flush();
                 let _ = reply.send(updated);
             }
             Control::Delete {
@@ -335,6 +393,10 @@ enum Unbound {
     /// Another failure, which another port would not cure.
     Failed,
 }
+
+/// How often WebRTC legs' timers are looked at (a DTLS flight is resent after a second at
+/// first).
+pub(crate) const LEG_TICK: Duration = Duration::from_millis(50);
 
 /// The largest packet relayed (bigger ones are dropped, by both backends).
 pub(crate) const MAX_PACKET: usize = 2048;

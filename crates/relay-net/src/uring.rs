@@ -482,6 +482,13 @@ impl Sockets for UringSockets {
         Ok(())
     }
 
+    fn send_now(&mut self, port: u16, data: &[u8], to: SocketAddr) {
+        if let Some((sock, _)) = self.open.get(&port) {
+            // Non-blocking: a full send buffer drops it, as the network would.
+            let _ = sock.sock.send_to(data, to);
+        }
+    }
+
     fn retain(&mut self, keep: impl Fn(u16) -> bool) {
         let unused: Vec<u16> = self.open.keys().copied().filter(|&p| !keep(p)).collect();
         for port in unused {
@@ -567,8 +574,10 @@ pub(crate) fn run(
     let mut woken = false;
     let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(8 * usize::from(BUFFERS));
     let mut next_tick = Instant::now() + Duration::from_secs(1);
+    let mut next_legs = Instant::now() + shard::LEG_TICK;
     let mut troubled = false;
     loop {
+        let legs = shard.has_legs();
         let u = &mut shard.sockets;
         if !wake_armed {
             let entry = opcode::Recv::new(types::Fd(wake.as_raw_fd()), u.wake_buf.as_mut_ptr(), 64)
@@ -578,7 +587,12 @@ pub(crate) fn run(
         }
         u.bufs.commit();
         u.feed_starved();
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        // WebRTC legs' timers, when there are legs.
+        let next = match legs {
+            true => next_tick.min(next_legs),
+            false => next_tick,
+        };
+        let wait = next.saturating_duration_since(Instant::now());
         let ts = types::Timespec::from(wait);
         // A batch is what came while the last one was relayed, or, when few came, what
         // comes within BATCH_WAIT_US (Linux 6.12): at 20 000 packets/s, packets that each
@@ -654,6 +668,12 @@ pub(crate) fn run(
             if !control(&mut shard, &mut rx) {
                 return;
             }
+        }
+        if now >= next_legs {
+            if shard.has_legs() {
+                shard.timers(now);
+            }
+            next_legs = now + shard::LEG_TICK;
         }
         if now >= next_tick {
             // Also how the shard learns that the relay is gone (no wake-up says so).

@@ -111,6 +111,7 @@ fn request(op: MediaOp, from_tag: &str, to_tag: &str, sdp: Vec<u8>) -> MediaRequ
         sdp,
         source: None,
         receiver_ipv6: false,
+        receiver: relay::Peer::AsSender,
         carrier: None,
         caller: None,
         authenticated: false,

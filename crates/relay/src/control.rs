@@ -33,6 +33,18 @@ pub enum Carrier {
     Final,
 }
 
+/// What the party an SDP goes to speaks (rtpengine's `transport-protocol`, `ICE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Peer {
+    /// What the sender does, or in a stream the call has, what the receiver did.
+    #[default]
+    AsSender,
+    /// A browser: ICE, DTLS-SRTP, rtcp-mux (`UDP/TLS/RTP/SAVPF`).
+    WebRtc,
+    /// A phone: plain RTP/AVP, no ICE.
+    Plain,
+}
+
 /// One request to a media relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaRequest {
@@ -57,6 +69,8 @@ pub struct MediaRequest {
     /// The party the SDP goes to is on IPv6: the relay names its IPv6 address to it
     /// (rtpengine's `address family: IP6`), bridging the families.
     pub receiver_ipv6: bool,
+    /// What the party the SDP goes to speaks: the relay bridges a browser and a phone.
+    pub receiver: Peer,
     /// The message the SDP came in; `None` where it is not known (over ng). Only a 2xx
     /// response (or an answer over ng) answers a call: till then its streams count against
     /// its caller's limit of ringing ones.

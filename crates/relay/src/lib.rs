@@ -23,7 +23,7 @@ mod session;
 pub use bridge::WebRtcStream;
 pub use control::{
     declined_streams, holds, media_addresses, raw_streams, relayed_sdp, Carrier, MediaError,
-    MediaOp, MediaRequest,
+    MediaOp, MediaRequest, Peer,
 };
 pub use pool::{pairs, PortPool};
 pub use session::{

@@ -41,6 +41,9 @@ pub(crate) struct MediaCall {
     caller: IpAddr,
     /// The request's sender authenticated (`$au` is set).
     authenticated: bool,
+    /// The request came over WebSocket: its sender is a browser, which its responses'
+    /// SDP reaches as WebRTC.
+    from_browser: bool,
 }
 
 /// A response on its way upstream (its transaction has taken it already), waiting for the
@@ -104,13 +107,6 @@ pub(crate) fn sdp_body(msg: &Message) -> Option<Bytes> {
     (sdp && !body.is_empty()).then_some(body)
 }
 
-/// True when a message's SDP uses ICE (`a=ice-ufrag`, as WebRTC's does): its parties find
-/// their own way through NAT, and the relay, no ICE agent, would only break it.
-pub(crate) fn uses_ice(msg: &Message) -> bool {
-    const ICE: &[u8] = b"a=ice-ufrag:";
-    sdp_body(msg).is_some_and(|b| b.windows(ICE.len()).any(|w| w == ICE))
-}
-
 fn tags(msg: &Message) -> Option<(String, String)> {
     let from = msg.from().ok()?.tag()?.to_owned();
     let to = msg.to().ok()?.tag().unwrap_or_default().to_owned();
@@ -118,9 +114,14 @@ fn tags(msg: &Message) -> Option<(String, String)> {
 }
 
 impl MediaMark {
-    /// The mark of request `msg` from `source`, who `authenticated` or not (`None` without
-    /// a Call-ID and From tag).
-    pub(crate) fn of(msg: &Message, source: IpAddr, authenticated: bool) -> Option<MediaMark> {
+    /// The mark of request `msg` from `source` (over WebSocket: `from_browser`), who
+    /// `authenticated` or not (`None` without a Call-ID and From tag).
+    pub(crate) fn of(
+        msg: &Message,
+        source: IpAddr,
+        authenticated: bool,
+        from_browser: bool,
+    ) -> Option<MediaMark> {
         let (from_tag, to_tag) = tags(msg)?;
         let method = msg.method()?;
         let call = MediaCall {
@@ -133,6 +134,7 @@ impl MediaMark {
             offer_in_request: !msg.body().is_empty() && offers(method),
             caller: source,
             authenticated,
+            from_browser,
         };
         Some(MediaMark {
             call,
@@ -155,6 +157,7 @@ impl MediaCall {
             caller: None,
             authenticated: false,
             receiver_ipv6: false,
+            receiver: relay::Peer::AsSender,
             carrier: None,
         })
     }
@@ -165,14 +168,21 @@ fn offers(method: Method) -> bool {
     !matches!(method, Method::Ack | Method::Prack)
 }
 
-/// What request `msg` (from `source`, who `authenticated` or not, to a party on IPv6 when
-/// `to_ipv6`) asks of the relay: its SDP as an offer or an answer, or the end of the call
-/// (BYE); `None` when it has no business there.
+/// Where a request goes, as the relay needs to know it: a party on IPv6, and what it speaks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NextHop {
+    pub(crate) ipv6: bool,
+    pub(crate) peer: relay::Peer,
+}
+
+/// What request `msg` (from `source`, who `authenticated` or not, to `next`) asks of the
+/// relay: its SDP as an offer or an answer, or the end of the call (BYE); `None` when it
+/// has no business there.
 pub(crate) fn for_request(
     msg: &Message,
     source: IpAddr,
     authenticated: bool,
-    to_ipv6: bool,
+    next: NextHop,
 ) -> Option<MediaRequest> {
     let method = msg.method()?;
     let (from_tag, to_tag) = tags(msg)?;
@@ -203,7 +213,8 @@ pub(crate) fn for_request(
         source: Some(source),
         caller: None,
         authenticated,
-        receiver_ipv6: to_ipv6,
+        receiver_ipv6: next.ipv6,
+        receiver: next.peer,
         carrier: Some(Carrier::Request),
     })
 }
@@ -242,6 +253,10 @@ fn for_response(
         caller: Some(mark.caller),
         authenticated: mark.authenticated,
         receiver_ipv6: mark.caller.to_canonical().is_ipv6(),
+        receiver: match mark.from_browser {
+            true => relay::Peer::WebRtc,
+            false => relay::Peer::Plain,
+        },
         carrier: Some(match answers {
             true => Carrier::Final,
             false => Carrier::Provisional,

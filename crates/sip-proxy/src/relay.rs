@@ -180,7 +180,8 @@ impl Core {
             // The mark `media_first` gave it while its SDP was with the relay, or one now.
             ctx.media = match media {
                 true => ctx.media.take().or_else(|| {
-                    crate::media::MediaMark::of(msg, source, authenticated).map(Box::new)
+                    let browser = src.protocol.is_websocket();
+                    crate::media::MediaMark::of(msg, source, authenticated, browser).map(Box::new)
                 }),
                 false => None,
             };

@@ -22,14 +22,9 @@ impl Core {
         if !c.edits.media || c.media_asked {
             return None;
         }
-        if crate::media::uses_ice(c.msg) {
-            // A WebRTC offer: left alone, and so is its dialog.
-            c.edits.media = false;
-            return None;
-        }
         let authenticated = c.auth_user.is_some();
         let request =
-            crate::media::for_request(c.msg, c.src.addr.ip(), authenticated, next_hop_ipv6(c))?;
+            crate::media::for_request(c.msg, c.src.addr.ip(), authenticated, next_hop(c))?;
         if request.op == MediaOp::Delete {
             c.out.push(Command::Media {
                 request,
@@ -49,8 +44,9 @@ impl Core {
         let state = Box::new(RelayState::of(c, stateful));
         if let Some(id) = c.txn {
             // Its failure from here on (no ports, a CANCEL, no route) ends the session.
-            let mark =
-                crate::media::MediaMark::of(c.msg, c.src.addr.ip(), authenticated).map(Box::new);
+            let browser = c.src.protocol.is_websocket();
+            let mark = crate::media::MediaMark::of(c.msg, c.src.addr.ip(), authenticated, browser)
+                .map(Box::new);
             self.with_ctx(id, |ctx| ctx.media = mark);
         }
         let then = self.park_context(c.now, c.txn, Parked::Media(state));
@@ -129,15 +125,36 @@ impl Core {
     }
 }
 
-/// True when the request goes to a party on IPv6: the binding `lookup` chose registered
-/// over IPv6, or the Request-URI names an IPv6 address.
-fn next_hop_ipv6(c: &RouteCtx<'_>) -> bool {
-    if let Some((_, addr)) = c.set.binding.as_ref().and_then(|b| b.source_addr()) {
-        return addr.ip().to_canonical().is_ipv6();
+/// Where the request goes: a party on IPv6 (the binding `lookup` chose was registered over
+/// IPv6, or the Request-URI names an IPv6 address), and what it speaks: a browser when that
+/// binding came over WebSocket or the Request-URI says `transport=ws`/`wss`, a phone for
+/// any other binding or new call; inside a dialog without either, what it spoke so far.
+fn next_hop(c: &RouteCtx<'_>) -> crate::media::NextHop {
+    use ::relay::Peer;
+    if let Some(b) = c.set.binding.as_ref() {
+        return crate::media::NextHop {
+            ipv6: b
+                .source_addr()
+                .is_some_and(|(_, a)| a.ip().to_canonical().is_ipv6()),
+            peer: match b.source_is_websocket() {
+                true => Peer::WebRtc,
+                false => Peer::Plain,
+            },
+        };
     }
     let uri = c.set.ruri.as_deref().or(c.msg.request_uri_str());
-    let ip = uri
-        .and_then(|u| sip_message::Uri::parse(u).ok())
-        .and_then(|u| nat::uri_address(&u));
-    ip.is_some_and(|a| a.ip().to_canonical().is_ipv6())
+    let uri = uri.and_then(|u| sip_message::Uri::parse(u).ok());
+    let ip = uri.as_ref().and_then(nat::uri_address);
+    let transport = uri.as_ref().and_then(|u| u.as_sip()?.transport());
+    let websocket =
+        transport.is_some_and(|t| t.eq_ignore_ascii_case("ws") || t.eq_ignore_ascii_case("wss"));
+    let in_dialog = c.msg.to().ok().and_then(|t| t.tag()).is_some();
+    crate::media::NextHop {
+        ipv6: ip.is_some_and(|a| a.ip().to_canonical().is_ipv6()),
+        peer: match (websocket, in_dialog) {
+            (true, _) => Peer::WebRtc,
+            (false, false) => Peer::Plain,
+            (false, true) => Peer::AsSender,
+        },
+    }
 }

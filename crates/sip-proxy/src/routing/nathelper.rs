@@ -137,6 +137,27 @@ fn dst_other_family(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
     }
 }
 
+/// `dst_websocket()`: 1 when the request goes to a browser: a binding `lookup` chose (any,
+/// when it forks) was registered over WebSocket, or the Request-URI says `transport=ws` or
+/// `wss`; else -1. The relay bridges such a call's WebRTC media to a phone's plain RTP.
+fn dst_websocket(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
+    let set = &c.set;
+    let mut bindings = set.binding.iter().chain(&set.branches).peekable();
+    let browser = match bindings.peek() {
+        Some(_) => bindings.any(|b| b.source_is_websocket()),
+        None => c
+            .ruri()
+            .and_then(|u| sip_message::Uri::parse(u).ok())
+            .and_then(|u| u.as_sip().and_then(|s| s.transport()))
+            .is_some_and(|t| t.eq_ignore_ascii_case("ws") || t.eq_ignore_ascii_case("wss")),
+    };
+    if browser {
+        1
+    } else {
+        -1
+    }
+}
+
 /// `rtp_relay()`: the media of this transaction goes through the media relay: the SDP of
 /// the request and of its replies (offers and answers, early media included) is rewritten
 /// to name the relay, a BYE ends the call's session, and so do a CANCEL and a failure of
@@ -171,6 +192,13 @@ pub(super) fn register(r: &mut Registry<ProxyEnv>) {
         required: 0,
         routes: RouteMask::REQUEST,
         call: dst_other_family,
+    });
+    r.function(Function {
+        name: "dst_websocket",
+        args: &[],
+        required: 0,
+        routes: RouteMask::REQUEST,
+        call: dst_websocket,
     });
     r.function(Function {
         name: "rtp_relay",

@@ -1,0 +1,184 @@
+//! A browser's media through the relay on loopback, both backends: the relay's leg answers
+//! its checks and handshakes over real sockets (its DTLS flights on the shard's timers), and
+//! its SRTP reaches a phone as plain RTP, and the phone's RTP reaches it as SRTP.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use relay::{MediaOp, MediaRequest, Peer};
+use relay_net::{MediaRelay, RelayConfig};
+use webrtc::testing::Browser;
+
+fn socket() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_millis(5)))
+        .expect("timeout");
+    s
+}
+
+fn config(base: u16, io_uring: bool) -> RelayConfig {
+    RelayConfig {
+        bind: "127.0.0.1".parse().expect("ip"),
+        announce: "127.0.0.1".parse().expect("ip"),
+        announce6: None,
+        ports: base..=base + 19,
+        timeout: Duration::from_secs(60),
+        threads: 1,
+        io_uring,
+        realtime_priority: 0,
+        max_ringing_per_source: 0,
+        trusted: Vec::new(),
+    }
+}
+
+fn request(op: MediaOp, to_tag: &str, sdp: Vec<u8>, receiver: Peer) -> MediaRequest {
+    MediaRequest {
+        op,
+        call_id: "webrtc".into(),
+        from_tag: "a".into(),
+        to_tag: to_tag.into(),
+        sdp,
+        source: Some("127.0.0.1".parse().expect("ip")),
+        receiver_ipv6: false,
+        receiver,
+        carrier: None,
+        caller: None,
+        authenticated: false,
+    }
+}
+
+/// The browser's offer: Chrome's shape, its real credentials and fingerprint, no
+/// candidates gathered yet (`0.0.0.0`, port 9).
+fn browser_offer(b: &Browser) -> Vec<u8> {
+    let r = b.remote();
+    let fingerprint = webrtc::fingerprint_value(&r.fingerprint);
+    format!(
+        "v=0\r\no=- 46 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 126\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{fingerprint}\r\na=setup:actpass\r\na=mid:0\r\n\
+a=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:126 telephone-event/8000\r\n",
+        r.ice.ufrag, r.ice.pwd
+    )
+    .into_bytes()
+}
+
+/// A phone's SDP: audio at its socket.
+fn phone_sdp(s: &UdpSocket) -> Vec<u8> {
+    let a = s.local_addr().expect("addr");
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8\r\n",
+        ip = a.ip(),
+        port = a.port()
+    )
+    .into_bytes()
+}
+
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 160, 0, 0, 0x12, 0x34];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p.extend(std::iter::repeat_n(0xd5, 160));
+    p
+}
+
+/// Runs the browser on its socket for `d`: its checks and flights go out, what comes back
+/// goes in; media it gets is kept.
+fn pump(b: &mut Browser, sock: &UdpSocket, relay: SocketAddr, d: Duration) -> Vec<Vec<u8>> {
+    let until = Instant::now() + d;
+    let mut media = Vec::new();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < until {
+        b.tick(Instant::now(), relay);
+        for (to, data) in std::mem::take(&mut b.out) {
+            sock.send_to(&data, to).expect("send");
+        }
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            if let Some(plain) = b.receive(Instant::now(), from, &buf[..n]) {
+                media.push(plain);
+            }
+        }
+    }
+    media
+}
+
+fn a_browser_talks_to_a_phone(io_uring: bool, base: u16) {
+    let relay = MediaRelay::start(&config(base, io_uring)).expect("relay");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let (bs, phone) = (socket(), socket());
+    let mut b = Browser::new(Instant::now(), bs.local_addr().expect("addr"));
+    let offer = request(MediaOp::Offer, "", browser_offer(&b), Peer::Plain);
+    let to_phone = rt.block_on(relay.apply(&offer)).expect("offer");
+    let to_phone = sdp::Session::parse(&to_phone).expect("sdp");
+    assert_eq!(to_phone.media[0].proto, "RTP/AVP");
+    assert!(!to_phone.webrtc()[0].is_webrtc());
+    let phone_side = SocketAddr::new("127.0.0.1".parse().expect("ip"), to_phone.media[0].port);
+    let answer = request(MediaOp::Answer, "b", phone_sdp(&phone), Peer::WebRtc);
+    let to_browser = rt.block_on(relay.apply(&answer)).expect("answer");
+    let to_browser = sdp::Session::parse(&to_browser).expect("sdp");
+    let leg = &to_browser.webrtc()[0];
+    assert!(leg.is_webrtc() && leg.ice_lite, "{to_browser:?}");
+    assert_eq!(leg.setup, Some(sdp::Setup::Passive));
+    assert_eq!(to_browser.bundle(), ["0"]);
+    let browser_side = SocketAddr::new("127.0.0.1".parse().expect("ip"), to_browser.media[0].port);
+    b.peer(browser_side, leg.ice.as_ref().expect("ice"));
+    pump(&mut b, &bs, browser_side, Duration::from_secs(3));
+    assert!(b.connected, "DTLS over the relay's sockets");
+
+    // Browser to phone.
+    for seq in 0..5 {
+        let srtp = b.protect(&rtp(seq)).expect("keyed");
+        bs.send_to(&srtp, browser_side).expect("send");
+    }
+    let mut buf = [0u8; 2048];
+    let mut heard = Vec::new();
+    let until = Instant::now() + Duration::from_secs(2);
+    while heard.len() < 5 && Instant::now() < until {
+        if let Ok((n, from)) = phone.recv_from(&mut buf) {
+            assert_eq!(from, phone_side);
+            heard.push(buf[..n].to_vec());
+        }
+    }
+    assert_eq!(
+        heard,
+        (0..5).map(rtp).collect::<Vec<_>>(),
+        "plain RTP at the phone"
+    );
+
+    // Phone to browser (the phone latched by its first packet).
+    for seq in 10..15 {
+        phone.send_to(&rtp(seq), phone_side).expect("send");
+    }
+    let got = pump(&mut b, &bs, browser_side, Duration::from_millis(500));
+    assert_eq!(
+        got,
+        (10..15).map(rtp).collect::<Vec<_>>(),
+        "SRTP at the browser"
+    );
+
+    // A forged packet is refused and counted.
+    let mut bad = b.protect(&rtp(20)).expect("keyed");
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    bs.send_to(&bad, browser_side).expect("send");
+    let until = Instant::now() + Duration::from_secs(2);
+    while rt.block_on(relay.totals()).refused == 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(rt.block_on(relay.totals()).refused, 1);
+    assert!(
+        phone.recv_from(&mut buf).is_err(),
+        "nothing reached the phone"
+    );
+}
+
+#[test]
+fn a_browser_talks_to_a_phone_through_io_uring() {
+    a_browser_talks_to_a_phone(true, 20000 + (std::process::id() % 500) as u16 * 40);
+}
+
+#[test]
+fn a_browser_talks_to_a_phone_through_tasks() {
+    a_browser_talks_to_a_phone(false, 20020 + (std::process::id() % 500) as u16 * 40);
+}
