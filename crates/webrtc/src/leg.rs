@@ -283,8 +283,10 @@ impl Leg {
         s
     }
 
-    /// A datagram from `src` reached the leg's port.
+    /// A datagram from `src` reached the leg's port (an IPv4 source as a dual-stack socket
+    /// gives it, IPv4-mapped, is taken as IPv4: the family of our candidate).
     pub fn receive(&mut self, now: Instant, src: SocketAddr, packet: &[u8]) -> Received {
+        let src = SocketAddr::new(src.ip().to_canonical(), src.port());
         match kind(packet) {
             Kind::Stun => self.stun(now, src, packet),
             Kind::Dtls => self.dtls(now, src, packet),

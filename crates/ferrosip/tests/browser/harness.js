@@ -63,6 +63,36 @@ const H = (() => {
     }
   }
 
+  /** `stats IN OUT LEVEL`: the audio RTP packets `pc` received and sent, and the highest
+   *  audio level heard (0–1) over the inbound stream's life so far. */
+  async function stats(pc) {
+    let [inbound, outbound, level] = [0, 0, 0];
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+        inbound += r.packetsReceived || 0;
+        level = Math.max(level, r.audioLevel || 0);
+      }
+      if (r.type === 'outbound-rtp' && r.kind === 'audio') outbound += r.packetsSent || 0;
+    });
+    return `stats ${inbound} ${outbound} ${level.toFixed(3)}`;
+  }
+
+  /** Plays the audio `pc` receives, as a page that is a phone does (Chromium measures the
+   *  level of what it plays out): its tracks now, or when they come. */
+  function play(pc) {
+    const start = (stream) => {
+      const audio = new Audio();
+      audio.srcObject = stream;
+      audio.play().catch((err) => log(`play: ${err}`));
+    };
+    const tracks = pc.getReceivers().map((r) => r.track).filter((t) => t && t.kind === 'audio');
+    if (tracks.length) {
+      start(new MediaStream(tracks));
+    } else {
+      pc.addEventListener('track', (e) => start(e.streams[0] || new MediaStream([e.track])));
+    }
+  }
+
   // The console (JsSIP logs there with `debug`: '%c' styles dropped) goes to the log too.
   for (const level of ['debug', 'log', 'info', 'warn', 'error']) {
     const original = console[level].bind(console);
@@ -73,5 +103,5 @@ const H = (() => {
   }
   window.addEventListener('error', (e) => event(`error ${e.message}`));
   window.addEventListener('unhandledrejection', (e) => event(`error ${e.reason}`));
-  return { params, event, log, commands, media, sleep };
+  return { params, event, log, commands, media, sleep, stats, play };
 })();

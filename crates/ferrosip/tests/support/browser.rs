@@ -2,20 +2,25 @@
 //! tests. A tiny HTTP server on 127.0.0.1 (std threads) serves the pages, takes the page's
 //! events (`POST /event`, a line each, kept in order) and log (`POST /log`), and hands it the
 //! test's commands (`GET /command`, long-polled: one line, or 204 after 20 s). Chromium runs
-//! with a fake microphone in a profile of its own, which is removed on drop after Chromium's
-//! whole process group is killed. `scripts/test.sh` installs Chromium; a test using this
-//! fails, not skips, without it.
+//! with a fake microphone (a 440 Hz tone) in a profile of its own, which is removed on drop
+//! after Chromium's whole process group is killed; the pages play the audio they receive.
+//! `scripts/test.sh` installs Chromium; a test using this fails, not skips, without it.
 //!
 //! The pages' query: `ws` (`ws://…` or `wss://…`), `uri` (`sip:alice@127.0.0.1`), `user` and
-//! `password` for digest authentication (may be empty), `debug=1` for a verbose log. Their
-//! events: `loaded LIBRARY VERSION`, `connected`, `disconnected [CODE]`, `registered`,
+//! `password` for digest authentication (may be empty), `debug=1` for a verbose log,
+//! `bundle=max-bundle` for that BUNDLE policy.
+//!
+//! Their events: `loaded LIBRARY VERSION`, `connected`, `disconnected [CODE]`, `registered`,
 //! `registration-failed CAUSE`, `unregistered`, `registration-lost` (JsSIP: the connection
 //! went), `incoming-call FROM-URI` (answered at once, audio only), `call-confirmed`,
-//! `call-ended local|remote [CAUSE]`, `call-failed [ORIGINATOR] CAUSE`, `message BODY`,
-//! `message-sent`, `message-failed CAUSE`, `pong [ARG]`, `command-failed COMMAND ERROR`,
-//! `error TEXT`. Commands: `call URI`, `hangup`, `message URI TEXT`, `reconnect` (closes the
-//! WebSocket under the library, which connects and registers again), `unregister`,
-//! `ping [ARG]`.
+//! `call-ended local|remote [CAUSE]`, `call-failed [ORIGINATOR] CAUSE`, `held`, `resumed`,
+//! `dtmf-sent DIGITS`, `stats IN OUT LEVEL` (audio RTP packets received and sent, the
+//! loudest audio level heard, 0–1), `message BODY`, `message-sent`, `message-failed CAUSE`,
+//! `pong [ARG]`, `command-failed COMMAND ERROR`, `error TEXT`.
+//!
+//! Commands: `call URI`, `hangup`, `hold`, `unhold`, `dtmf DIGITS` (RFC 4733), `stats`,
+//! `message URI TEXT`, `reconnect` (closes the WebSocket under the library, which connects
+//! and registers again), `unregister`, `ping [ARG]`.
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different part
 
@@ -96,6 +101,9 @@ impl Browser {
         let tmp = dir.path().join("tmp");
         std::fs::create_dir(&tmp).expect("mkdir");
         let out = std::fs::File::create(dir.path().join("chromium.log")).expect("log file");
+        // The fake microphone plays a 440 Hz tone (looped): audio a peer hears as such.
+        let tone = dir.path().join("tone.wav");
+        std::fs::write(&tone, super::phone::tone_wav(4)).expect("tone");
         let query: Vec<String> = query
             .iter()
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
@@ -108,6 +116,7 @@ impl Browser {
                 "--disable-gpu",
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
+                "--autoplay-policy=no-user-gesture-required",
                 "--ignore-certificate-errors",
                 "--remote-debugging-port=0",
                 // Nothing but the page on the network; no mDNS names for host candidates.
@@ -121,6 +130,10 @@ impl Browser {
             .arg(format!(
                 "--user-data-dir={}",
                 dir.path().join("profile").display()
+            ))
+            .arg(format!(
+                "--use-file-for-fake-audio-capture={}",
+                tone.display()
             ))
             .arg(&url)
             // Its temporary files (the profile's lock socket) go with the folder.
