@@ -2,7 +2,7 @@
 //! no input panics.
 
 use proptest::prelude::*;
-use sdp::{MediaRewrite, Rewrite, Session};
+use sdp::{IceCredentials, MediaRewrite, Rewrite, Session, Setup, Transport, WebRtcLeg};
 
 /// Lines a relay never touches.
 fn other_line() -> impl Strategy<Value = String> {
@@ -69,9 +69,26 @@ proptest! {
             prop_assert_eq!(s.webrtc().len(), s.media.len());
             let _ = s.bundle();
             let media = vec![Some(MediaRewrite { address: "192.0.2.1".parse().unwrap(), port: 1, rtcp_port: None }); s.media.len()];
-            let out = s.rewrite(&Rewrite { media, origin: Some("::1".parse().unwrap()), strip_ice: true, transports: vec![] });
-            let again = Session::parse(&out).expect("a rewrite parses");
-            prop_assert_eq!(again.media.len(), s.media.len());
+            let browser = Transport::WebRtc(WebRtcLeg {
+                ice: IceCredentials { ufrag: "relay".into(), pwd: "relaypasswordrelaypassword".into() },
+                fingerprint: "sha-256 AA:BB".into(),
+                setup: Setup::ActPass,
+            });
+            // For a receiver of the same transport, a browser, a phone.
+            for t in [None, Some(browser), Some(Transport::Plain)] {
+                let transports = vec![t.clone(); s.media.len()];
+                let rw = Rewrite { media: media.clone(), origin: Some("::1".parse().unwrap()), strip_ice: true, transports };
+                let out = s.rewrite(&rw);
+                let again = Session::parse(&out).expect("a rewrite parses");
+                prop_assert_eq!(again.media.len(), s.media.len());
+                if t.is_some() {
+                    // Once rewritten, a stream says what its receiver speaks, whatever it said.
+                    let webrtc = again.webrtc();
+                    for (i, _) in again.media.iter().enumerate().filter(|(_, m)| m.port != 0) {
+                        prop_assert_eq!(webrtc[i].is_webrtc(), t != Some(Transport::Plain), "{}", String::from_utf8_lossy(&out));
+                    }
+                }
+            }
         }
     }
 }
