@@ -4,7 +4,9 @@
 //! the other (baresip's RTP counters; the browser's `getStats()`: packets received and an
 //! audio level), hold and resume keep the audio, the browser's DTMF (RFC 4733) reaches
 //! baresip, a page with `bundlePolicy: 'max-bundle'` works too, and a hang-up from either
-//! side ends the relay's session. `scripts/test.sh` installs Chromium and baresip.
+//! side ends the relay's session. Two browsers call each other through the relay too (each
+//! leg its own ICE and DTLS), and a browser's ICE restart is followed. `scripts/test.sh`
+//! installs Chromium and baresip.
 
 mod support;
 
@@ -70,37 +72,61 @@ fn wait_sessions(s: &Server, n: u64) {
     assert_eq!(relay_sessions(s), n, "relay sessions");
 }
 
-/// The browser's audio so far: packets received, sent, the loudest level heard.
-fn stats(b: &Browser) -> (u64, u64, f64) {
+/// A browser's audio so far: RTP packets received and sent, and the energy and duration
+/// of the audio it played.
+#[derive(Debug, Clone, Copy, Default)]
+struct Audio {
+    received: u64,
+    sent: u64,
+    energy: f64,
+    seconds: f64,
+}
+
+impl Audio {
+    /// The RMS level (0–1) of what was played since `before`.
+    fn level_since(&self, before: &Audio) -> f64 {
+        let seconds = self.seconds - before.seconds;
+        match seconds > 0.0 {
+            true => ((self.energy - before.energy) / seconds).max(0.0).sqrt(),
+            false => 0.0,
+        }
+    }
+}
+
+fn stats(b: &Browser) -> Audio {
     b.command("stats");
     let line = b.expect("stats ");
     let v: Vec<&str> = line.split(' ').collect();
     let n = |i: usize| v.get(i).and_then(|x| x.parse().ok()).unwrap_or(0);
-    let level = v.get(3).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    (n(1), n(2), level)
+    let f = |i: usize| v.get(i).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    Audio {
+        received: n(1),
+        sent: n(2),
+        energy: f(3),
+        seconds: f(4),
+    }
 }
 
-/// Both heard each other since `before` (the browser's and the phone's counts then): 50
-/// packets at least each way (a second of 20 ms packets), and the browser a tone.
-fn talked(
-    b: &Browser,
-    bob: &mut Baresip,
-    before: ((u64, u64, f64), Rtp),
-) -> ((u64, u64, f64), Rtp) {
+/// `who` heard the other since `before`: 50 packets at least each way (a second of 20 ms
+/// packets), and a tone (an RMS level over 0.01; silence is 0).
+fn heard(who: &str, now: &Audio, before: &Audio) {
+    assert!(
+        now.received >= before.received + 50 && now.sent >= before.sent + 50,
+        "{who}: {now:?}, before {before:?}"
+    );
+    let level = now.level_since(before);
+    assert!(
+        level > 0.01,
+        "{who} heard silence ({level}): {now:?}, before {before:?}"
+    );
+}
+
+/// Both heard each other since `before` (the browser's and the phone's counts then).
+fn talked(b: &Browser, bob: &mut Baresip, before: (Audio, Rtp)) -> (Audio, Rtp) {
     std::thread::sleep(Duration::from_secs(2));
     let (browser, phone) = (stats(b), bob.rtp());
+    heard("the browser", &browser, &before.0);
     let p0 = before.1;
-    assert!(
-        browser.0 >= before.0 .0 + 50,
-        "the browser received {browser:?}, before {:?}; {}",
-        before.0,
-        b.log()
-    );
-    assert!(
-        browser.1 >= before.0 .1 + 50,
-        "the browser sent {browser:?}"
-    );
-    assert!(browser.2 > 0.01, "the browser heard silence: {browser:?}");
     assert!(
         phone.received >= p0.received + 50,
         "the phone received {phone:?}, before {p0:?}"
@@ -144,7 +170,7 @@ fn a_browser_and_a_phone_call_each_other(page: &str, bundle: &str) {
         sent: 0,
         received: 0,
     };
-    talked(&b, &mut bob, ((0, 0, 0.0), zero));
+    talked(&b, &mut bob, (Audio::default(), zero));
 
     // Hold and resume: the same ports, credentials and keys; audio again after.
     b.command("hold");
@@ -175,7 +201,7 @@ fn a_browser_and_a_phone_call_each_other(page: &str, bundle: &str) {
         sent: 0,
         received: 0,
     };
-    talked(&b, &mut bob, ((0, 0, 0.0), zero));
+    talked(&b, &mut bob, (Audio::default(), zero));
     bob.send("/hangup");
     b.expect("call-ended remote");
     wait_sessions(&server, 0);
@@ -189,4 +215,48 @@ fn jssip_and_baresip_call_each_other_through_the_relay() {
 #[test]
 fn sipjs_with_max_bundle_and_baresip_call_each_other_through_the_relay() {
     a_browser_and_a_phone_call_each_other("sipjs.html", "max-bundle");
+}
+
+/// A browser's page for `user`.
+fn page(page: &str, ws: &str, user: &str) -> Browser {
+    let uri = format!("sip:{user}@127.0.0.1");
+    let query = [
+        ("ws", ws),
+        ("uri", uri.as_str()),
+        ("user", ""),
+        ("password", ""),
+    ];
+    let b = Browser::open(page, &query);
+    b.expect("registered");
+    b
+}
+
+/// Both browsers heard the other since `before` (their stats then).
+fn heard_each_other(a: &Browser, b: &Browser, before: [Audio; 2]) -> [Audio; 2] {
+    std::thread::sleep(Duration::from_secs(2));
+    let now = [stats(a), stats(b)];
+    heard("alice", &now[0], &before[0]);
+    heard("carol", &now[1], &before[1]);
+    now
+}
+
+#[test]
+fn two_browsers_call_each_other_through_the_relay_and_ice_restarts_are_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, ws) = server(dir.path());
+    let alice = page("jssip.html", &ws, "alice");
+    let carol = page("sipjs.html", &ws, "carol");
+    alice.command("call sip:carol@127.0.0.1");
+    carol.expect("incoming-call");
+    alice.expect("call-confirmed");
+    carol.expect("call-confirmed");
+    wait_sessions(&server, 1);
+    let now = heard_each_other(&alice, &carol, [Audio::default(); 2]);
+    // alice restarts ICE: the relay's leg takes new credentials, its DTLS session stays.
+    alice.command("ice-restart");
+    alice.expect("renegotiated");
+    heard_each_other(&alice, &carol, now);
+    alice.command("hangup");
+    carol.expect("call-ended remote");
+    wait_sessions(&server, 0);
 }

@@ -63,18 +63,20 @@ const H = (() => {
     }
   }
 
-  /** `stats IN OUT LEVEL`: the audio RTP packets `pc` received and sent, and the highest
-   *  audio level heard (0–1) over the inbound stream's life so far. */
+  /** `stats IN OUT ENERGY SECONDS`: the audio RTP packets `pc` received and sent, and the
+   *  total energy and duration of the audio it played out (their ratio's root: the RMS
+   *  level, 0–1, over any interval). */
   async function stats(pc) {
-    let [inbound, outbound, level] = [0, 0, 0];
+    let [inbound, outbound, energy, seconds] = [0, 0, 0, 0];
     (await pc.getStats()).forEach((r) => {
       if (r.type === 'inbound-rtp' && r.kind === 'audio') {
         inbound += r.packetsReceived || 0;
-        level = Math.max(level, r.audioLevel || 0);
+        energy += r.totalAudioEnergy || 0;
+        seconds += r.totalSamplesDuration || 0;
       }
       if (r.type === 'outbound-rtp' && r.kind === 'audio') outbound += r.packetsSent || 0;
     });
-    return `stats ${inbound} ${outbound} ${level.toFixed(3)}`;
+    return `stats ${inbound} ${outbound} ${energy} ${seconds}`;
   }
 
   /** Plays the audio `pc` receives, as a page that is a phone does (Chromium measures the

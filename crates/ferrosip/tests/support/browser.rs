@@ -14,11 +14,13 @@
 //! `registration-failed CAUSE`, `unregistered`, `registration-lost` (JsSIP: the connection
 //! went), `incoming-call FROM-URI` (answered at once, audio only), `call-confirmed`,
 //! `call-ended local|remote [CAUSE]`, `call-failed [ORIGINATOR] CAUSE`, `held`, `resumed`,
-//! `dtmf-sent DIGITS`, `stats IN OUT LEVEL` (audio RTP packets received and sent, the
-//! loudest audio level heard, 0–1), `message BODY`, `message-sent`, `message-failed CAUSE`,
+//! `renegotiated` (JsSIP),
+//! `dtmf-sent DIGITS`, `stats IN OUT ENERGY SECONDS` (audio RTP packets received and sent,
+//! the total energy and duration of the audio played out), `message BODY`, `message-sent`, `message-failed CAUSE`,
 //! `pong [ARG]`, `command-failed COMMAND ERROR`, `error TEXT`.
 //!
-//! Commands: `call URI`, `hangup`, `hold`, `unhold`, `dtmf DIGITS` (RFC 4733), `stats`,
+//! Commands: `call URI`, `hangup`, `hold`, `unhold`, `ice-restart` (JsSIP: a re-INVITE with
+//! new ICE credentials), `dtmf DIGITS` (RFC 4733), `stats`,
 //! `message URI TEXT`, `reconnect` (closes the WebSocket under the library, which connects
 //! and registers again), `unregister`, `ping [ARG]`.
 
@@ -117,6 +119,8 @@ impl Browser {
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
                 "--autoplay-policy=no-user-gesture-required",
+                // No sound card here: a fake output that still plays (and measures) audio.
+                "--disable-audio-output",
                 "--ignore-certificate-errors",
                 "--remote-debugging-port=0",
                 // Nothing but the page on the network; no mDNS names for host candidates.
