@@ -5,17 +5,21 @@
 //! audio level), hold and resume keep the audio, the browser's DTMF (RFC 4733) reaches
 //! baresip, a page with `bundlePolicy: 'max-bundle'` works too, and a hang-up from either
 //! side ends the relay's session. Two browsers call each other through the relay too (each
-//! leg its own ICE and DTLS), and a browser's ICE restart is followed. `scripts/test.sh`
-//! installs Chromium and baresip.
+//! leg its own ICE and DTLS), and a browser's ICE restart is followed. The same with the
+//! browser behind a NAT of the NAT tests (network namespaces, nftables masquerade) and the
+//! phone on the internet. `scripts/test.sh` installs Chromium, baresip and nftables.
 
 mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use support::baresip::Baresip;
 use support::browser::Browser;
-use support::phone::{Account, Rtp};
+use support::netns::{Mapping, Net, SERVER_IP};
+use support::phone::{tone_wav, Account, Rtp};
 use support::{free_port, Server};
 
 /// The server on UDP and WebSocket, its relay on loopback (Chromium checks from the host's
@@ -259,4 +263,64 @@ fn two_browsers_call_each_other_through_the_relay_and_ice_restarts_are_followed(
     alice.command("hangup");
     carol.expect("call-ended remote");
     wait_sessions(&server, 0);
+}
+
+/// A browser behind a home router's NAT (port-preserving, flows forgotten after 30 s idle)
+/// calls a phone on the internet through the server's default configuration, and the phone
+/// calls it back: each hears the other, the relay being the browser's one candidate.
+#[test]
+fn a_browser_behind_nat_and_a_phone_call_each_other() {
+    let mut net = Net::new();
+    let lan = net.natted_lan(1, Mapping::PortPreserving, 30);
+    let outside = net.public_host(50);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = format!(
+        "[server]\nlisten = [\"udp:{SERVER_IP}:5060\", \"ws:{SERVER_IP}:8080\"]\n[api]\nlisten = \"\"\n"
+    );
+    let _server = Server::start_in(&net.internet(), dir.path(), &toml);
+    let ws = format!("ws://{SERVER_IP}:8080");
+    let uri = format!("sip:alice@{SERVER_IP}");
+    let query = [
+        ("ws", ws.as_str()),
+        ("uri", uri.as_str()),
+        ("user", ""),
+        ("password", ""),
+    ];
+    let b = Browser::open_in(&lan, &net.internet(), SERVER_IP, "jssip.html", &query);
+    b.expect("registered");
+    let wav = dir.path().join("tone.wav");
+    std::fs::write(&wav, tone_wav(60)).expect("write the tone");
+    let account = Account {
+        user: "bob",
+        domain: SERVER_IP,
+        password: "unused",
+        proxy: SocketAddr::new(SERVER_IP.parse().expect("ip"), 5060),
+        transport: "udp",
+    };
+    let local = SocketAddr::new("203.0.113.50".parse().expect("ip"), 5070);
+    let mut bob = Baresip::start_in(&outside, local, &account, &uri, &wav);
+
+    b.command(&format!("call sip:bob@{SERVER_IP}"));
+    bob.accept();
+    b.expect("call-confirmed");
+    bob.expect("Call established");
+    let zero = Rtp {
+        sent: 0,
+        received: 0,
+    };
+    talked(&b, &mut bob, (Audio::default(), zero));
+    b.command("hangup");
+    bob.expect("session closed");
+
+    bob.dial(&uri);
+    b.expect("incoming-call");
+    b.expect("call-confirmed");
+    bob.expect("Call established");
+    let zero = Rtp {
+        sent: 0,
+        received: 0,
+    };
+    talked(&b, &mut bob, (Audio::default(), zero));
+    bob.send("/hangup");
+    b.expect("call-ended remote");
 }

@@ -54,6 +54,8 @@ pub struct Browser {
     server: Option<JoinHandle<()>>,
     /// Chromium's profile, its temporary files and its output (`chromium.log`).
     dir: tempfile::TempDir,
+    /// The network namespace of the HTTP server, when not this one.
+    http_ns: Option<String>,
 }
 
 /// What the HTTP server's threads and the test share.
@@ -85,11 +87,39 @@ impl Browser {
     /// Serves `tests/browser` and opens `page` there (`jssip.html`, `sipjs.html`) with
     /// `query` as its query string.
     pub fn open(page: &str, query: &[(&str, &str)]) -> Browser {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the pages' HTTP server");
+        Browser::launch(None, listener, page, query)
+    }
+
+    /// The same with Chromium in network namespace `ns` (behind a NAT of `support::netns`),
+    /// the pages served at `http_ip` in namespace `http_ns` (the internet's), which `ns`
+    /// reaches.
+    pub fn open_in(
+        ns: &str,
+        http_ns: &str,
+        http_ip: &str,
+        page: &str,
+        query: &[(&str, &str)],
+    ) -> Browser {
+        let ip = http_ip.to_owned();
+        let listener = in_netns(Some(http_ns), move || {
+            TcpListener::bind((ip.as_str(), 0)).expect("bind the pages' HTTP server")
+        });
+        let mut b = Browser::launch(Some(ns), listener, page, query);
+        b.http_ns = Some(http_ns.to_owned());
+        b
+    }
+
+    fn launch(
+        ns: Option<&str>,
+        listener: TcpListener,
+        page: &str,
+        query: &[(&str, &str)],
+    ) -> Browser {
         assert!(
             Path::new(CHROMIUM).exists(),
             "{CHROMIUM} is missing: apt-get install chromium (scripts/test.sh installs it)"
         );
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the pages' HTTP server");
         let http = listener.local_addr().expect("addr");
         let shared = Arc::new(Shared::default());
         let server = {
@@ -111,7 +141,15 @@ impl Browser {
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect();
         let url = format!("http://{http}/{page}?{}", query.join("&"));
-        let child = Command::new(CHROMIUM)
+        let mut command = match ns {
+            None => Command::new(CHROMIUM),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, CHROMIUM]);
+                c
+            }
+        };
+        let child = command
             .args([
                 "--headless=new",
                 "--no-sandbox",
@@ -139,6 +177,10 @@ impl Browser {
                 "--use-file-for-fake-audio-capture={}",
                 tone.display()
             ))
+            // Pages not on loopback are a secure context only so (getUserMedia needs one).
+            .arg(format!(
+                "--unsafely-treat-insecure-origin-as-secure=http://{http}"
+            ))
             .arg(&url)
             // Its temporary files (the profile's lock socket) go with the folder.
             .env("TMPDIR", &tmp)
@@ -154,6 +196,7 @@ impl Browser {
             http,
             server: Some(server),
             dir,
+            http_ns: None,
         }
     }
 
@@ -269,11 +312,32 @@ impl Drop for Browser {
         // The HTTP server: its accept loop woken up by one last connection.
         self.shared.stop.store(true, Ordering::SeqCst);
         self.shared.changed.notify_all();
-        let _ = TcpStream::connect_timeout(&self.http, Duration::from_secs(1));
+        let http = self.http;
+        in_netns(self.http_ns.as_deref(), move || {
+            let _ = TcpStream::connect_timeout(&http, Duration::from_secs(1));
+        });
         if let Some(server) = self.server.take() {
             let _ = server.join();
         }
     }
+}
+
+/// `f`'s result, run on a thread in network namespace `ns` (`None`: this one): a socket
+/// belongs to the namespace of the thread that makes it.
+fn in_netns<T: Send + 'static>(ns: Option<&str>, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.map(str::to_owned);
+    std::thread::spawn(move || {
+        if let Some(ns) = ns {
+            let netns = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns");
+            // SAFETY: setns changes this short-lived thread's network namespace alone.
+            let entered =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&netns), libc::CLONE_NEWNET) };
+            assert_eq!(entered, 0, "setns {ns}");
+        }
+        f()
+    })
+    .join()
+    .expect("thread")
 }
 
 /// Percent-encodes all but unreserved characters (RFC 3986).
