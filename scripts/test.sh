@@ -33,6 +33,8 @@ declare -A missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing[${needs[$cmd]}]=1
 done
+# Kamailio's WebSocket module, for Kamailio as a WebRTC gateway over our relay.
+compgen -G "/usr/lib/*/kamailio/modules/websocket.so" >/dev/null || missing[kamailio-websocket-modules]=1
 if ((${#missing[@]})); then
   echo "installing: ${!missing[*]}"
   $sudo_cmd apt-get update -qq

@@ -1,7 +1,10 @@
 //! rtpengine's ng protocol with the real peers, both ways: Kamailio (Debian's, with its
 //! rtpengine module) drives `ferrosip relay` in place of rtpengine, and ferrosip drives
 //! Debian's rtpengine (userspace forwarding); a baresip call through each gets audio both
-//! ways through the relay. `scripts/test.sh` installs kamailio and rtpengine-daemon.
+//! ways through the relay. Kamailio as a WebRTC gateway (the reference configuration, its
+//! WebRTC flags) uses `ferrosip relay` for a browser's call to a baresip phone, audio both
+//! ways, a `max-bundle` page included. `scripts/test.sh` installs kamailio (with its
+//! WebSocket module), rtpengine-daemon, baresip and Chromium.
 
 mod support;
 
@@ -10,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use support::baresip::{call_and_talk, hang_up_having_heard, Baresip};
+use support::browser::Browser;
 use support::phone::Account;
 
 /// A process stopped when dropped (its output printed if the test failed): SIGTERM first,
@@ -60,12 +64,9 @@ fn ng(port: u16, request: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-#[test]
-fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (sip, ng_port) = (support::free_port(), support::free_port());
-    let base = 44000 + (std::process::id() % 200) as u16 * 20;
-    let config = dir.path().join("relay.toml");
+/// `ferrosip relay` on loopback over 20 ports from `base`, its ng port answering.
+fn ferrosip_relay(dir: &std::path::Path, ng_port: u16, base: u16) -> Daemon {
+    let config = dir.join("relay.toml");
     std::fs::write(
         &config,
         format!(
@@ -74,20 +75,29 @@ fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
         ),
     )
     .expect("write");
-    let _relay = spawn(
+    let relay = spawn(
         "ferrosip relay",
         Command::new(env!("CARGO_BIN_EXE_ferrosip"))
             .args(["relay", "--config"])
             .arg(&config)
             .arg("--ng")
             .arg(format!("127.0.0.1:{ng_port}")),
-        dir.path().join("relay.log"),
+        dir.join("relay.log"),
     );
     let up = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         ng(ng_port, b"p d7:command4:pinge").is_some_and(|r| r.contains("pong"))
     });
     assert!(up, "ferrosip relay answers ping");
+    relay
+}
+
+#[test]
+fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sip, ng_port) = (support::free_port(), support::free_port());
+    let base = 44000 + (std::process::id() % 200) as u16 * 20;
+    let _relay = ferrosip_relay(dir.path(), ng_port, base);
 
     let cfg = std::fs::read_to_string(support::data("kamailio-rtpengine.cfg"))
         .expect("kamailio config")
@@ -186,4 +196,109 @@ fn ferrosip_drives_rtpengine_and_a_baresip_call_through_it_has_audio_both_ways()
         assert!(port, "{phone}'s SDP names rtpengine's port");
     }
     hang_up_having_heard(&mut alice, &mut bob, counts);
+}
+
+/// Kamailio as a WebRTC gateway (its reference configuration, `tests/data/kamailio-webrtc.cfg`)
+/// with `ferrosip relay` as its media relay: a browser on Kamailio's WebSocket calls a
+/// baresip phone on its UDP port, and the phone calls the browser; both hear each other.
+fn kamailio_uses_ferrosip_relay_as_its_webrtc_gateway(page: &str, bundle: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sip, ws, ng_port) = (
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    );
+    let base = 45000 + (std::process::id() % 200) as u16 * 20;
+    let _relay = ferrosip_relay(dir.path(), ng_port, base);
+    let _kamailio = spawn(
+        "kamailio",
+        Command::new("kamailio")
+            .arg("-f")
+            .arg(support::data("kamailio-webrtc.cfg"))
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-Y"])
+            .arg(dir.path())
+            .arg("-P")
+            .arg(dir.path().join("kamailio.pid"))
+            .args([
+                "-A",
+                &format!("SIP_PORT={sip}"),
+                "-A",
+                &format!("WS_PORT={ws}"),
+            ])
+            .args(["-A", &format!("RTPE_SOCK=\"udp:127.0.0.1:{ng_port}\"")]),
+        dir.path().join("kamailio.log"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let ws = format!("ws://127.0.0.1:{ws}");
+    let query = [
+        ("ws", ws.as_str()),
+        ("uri", "sip:alice@127.0.0.1"),
+        ("user", ""),
+        ("password", ""),
+        ("bundle", bundle),
+    ];
+    let b = Browser::open(page, &query);
+    b.expect("registered");
+    let account = Account {
+        user: "bob",
+        domain: "127.0.0.1",
+        password: "unused",
+        proxy: SocketAddr::from(([127, 0, 0, 1], sip)),
+        transport: "udp",
+    };
+    let mut bob = Baresip::start(&account, "sip:alice@127.0.0.1");
+    for browser_calls in [true, false] {
+        match browser_calls {
+            true => {
+                b.command("call sip:bob@127.0.0.1");
+                bob.accept();
+            }
+            false => {
+                bob.dial("sip:alice@127.0.0.1");
+                b.expect("incoming-call");
+            }
+        }
+        b.expect("call-confirmed");
+        bob.expect("Call established");
+        std::thread::sleep(Duration::from_secs(2));
+        b.command("stats");
+        let stats = b.expect("stats ");
+        let n: Vec<u64> = stats
+            .split(' ')
+            .skip(1)
+            .take(2)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        assert!(
+            n.len() == 2 && n[0] >= 50 && n[1] >= 50,
+            "the browser: {stats}"
+        );
+        let rtp = bob.rtp();
+        assert!(rtp.received >= 50 && rtp.sent >= 50, "the phone: {rtp:?}");
+        bob.send("/hangup");
+        b.expect("call-ended remote");
+    }
+    // Both calls went through the relay.
+    let stats = ng(ng_port, b"s d7:command10:statisticse").expect("statistics");
+    let packets = stats
+        .split("7:packetsi")
+        .nth(1)
+        .and_then(|r| r.split('e').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        packets >= 400,
+        "the relay forwarded {packets} packets: {stats}"
+    );
+}
+
+#[test]
+fn kamailio_uses_ferrosip_relay_as_its_webrtc_gateway_for_jssip() {
+    kamailio_uses_ferrosip_relay_as_its_webrtc_gateway("jssip.html", "balanced");
+}
+
+/// rtpengine 10.5's answer carries no BUNDLE group and Chrome refuses it; ferrosip's does.
+#[test]
+fn kamailio_uses_ferrosip_relay_as_its_webrtc_gateway_for_a_max_bundle_page() {
+    kamailio_uses_ferrosip_relay_as_its_webrtc_gateway("sipjs.html", "max-bundle");
 }

@@ -104,7 +104,7 @@ impl Request {
                 if m.op != MediaOp::Delete {
                     d.insert(b"sdp".to_vec(), bytes(m.sdp.clone()));
                     encode_flags(&mut d, flags, m.source);
-                    encode_receiver(&mut d, m.receiver, flags);
+                    encode_receiver(&mut d, m, flags);
                     if m.receiver_ipv6 {
                         d.insert(b"address family".to_vec(), bytes("IP6"));
                     }
@@ -198,21 +198,38 @@ fn media(d: &Dict, op: MediaOp) -> Result<Command, NgError> {
     Ok(Command::Media(request, flags))
 }
 
-/// Who the SDP goes to, as rtpengine's flags say it (unless the flags say it already).
-fn encode_receiver(d: &mut Dict, receiver: Peer, flags: &Flags) {
+/// Who the SDP goes to, as rtpengine's flags say it (unless the flags say it already), as
+/// Kamailio's WebRTC gateway configuration does.
+fn encode_receiver(d: &mut Dict, m: &MediaRequest, flags: &Flags) {
     if flags.transport_protocol.is_some() {
         return;
     }
-    let (protocol, ice, mux) = match receiver {
+    let (protocol, ice, mux) = match m.receiver {
         Peer::AsSender => return,
         Peer::WebRtc => ("UDP/TLS/RTP/SAVPF", "force", "offer"),
         Peer::Plain => ("RTP/AVP", "remove", "demux"),
     };
     d.insert(b"transport-protocol".to_vec(), bytes(protocol));
     d.insert(b"ICE".to_vec(), bytes(ice));
+    let mux = match (m.receiver, m.op) {
+        (Peer::WebRtc, MediaOp::Answer) => "accept",
+        _ => mux,
+    };
     d.insert(b"rtcp-mux".to_vec(), Value::List(vec![bytes(mux)]));
-    if receiver == Peer::WebRtc {
-        d.insert(b"DTLS".to_vec(), bytes("passive"));
+    // Not DTLS=passive: rtpengine may have finished ICE with a browser before the answer
+    // and started DTLS as the client, and passive would leave both ends clients.
+    if m.receiver == Peer::Plain {
+        d.insert(b"DTLS".to_vec(), bytes("off"));
+    }
+    d.insert(b"SDES".to_vec(), Value::List(vec![bytes("off")]));
+    if m.receiver == Peer::WebRtc {
+        match d
+            .entry(b"flags".to_vec())
+            .or_insert_with(|| Value::List(Vec::new()))
+        {
+            Value::List(list) => list.push(bytes("generate-mid")),
+            other => *other = Value::List(vec![bytes("generate-mid")]),
+        }
     }
 }
 
