@@ -389,3 +389,33 @@ Contact: <sip:c4@df7jal23ls0d.invalid;transport=ws>;expires=600\nContent-Length:
         "once"
     );
 }
+
+/// A phone's call to a browser goes through the relay, which is told the SDP goes to a
+/// browser (WebRTC); the browser's answer goes back to a phone (plain RTP).
+#[test]
+fn a_call_to_a_browser_has_its_media_bridged_for_it() {
+    let (core, _) = ws_core();
+    let now = Instant::now();
+    register(&core, BROWSER, CONTACT, 1);
+    let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let invite = msg(&format!(
+        "INVITE sip:alice@example.com SIP/2.0\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKwebrtc\n\
+From: <sip:caller@example.net>;tag=c\nTo: <sip:alice@example.com>\nCall-ID: webrtc-1\nCSeq: 1 INVITE\n\
+Contact: <sip:caller@192.0.2.10:5060>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {}\n\n{sdp}",
+        sdp.len()
+    ));
+    let cmds = handle(&core, now, invite, udp(CALLER));
+    let asked: Vec<_> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            crate::Command::Media { request, .. } => Some(request.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "{cmds:?}");
+    assert_eq!(
+        asked[0].receiver,
+        relay::Peer::WebRtc,
+        "alice registered over WebSocket"
+    );
+}
