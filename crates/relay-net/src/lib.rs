@@ -325,12 +325,22 @@ impl MediaRelay {
             Peer::WebRtc => Some(true),
             Peer::Plain => Some(false),
         };
+        // A phone's SRTP keyed in its SDP (SDES: `RTP/SAVP` with `a=crypto`) the relay
+        // cannot read: such a stream goes on as it came, which a browser refuses.
+        let sdes = |i: usize| {
+            session.as_ref().is_some_and(|s| {
+                s.media[i]
+                    .proto
+                    .to_ascii_uppercase()
+                    .starts_with("RTP/SAVP")
+            })
+        };
         let webrtc: Vec<WebRtcStream> = match self.webrtc {
             false => Vec::new(),
             true => (0..media.len())
                 .map(|i| WebRtcStream {
                     sender: browser.get(i).and_then(remote_of),
-                    receiver,
+                    receiver: if sdes(i) { Some(false) } else { receiver },
                 })
                 .collect(),
         };

@@ -182,3 +182,25 @@ fn a_browser_talks_to_a_phone_through_io_uring() {
 fn a_browser_talks_to_a_phone_through_tasks() {
     a_browser_talks_to_a_phone(false, 20020 + (std::process::id() % 500) as u16 * 40);
 }
+
+/// A phone's SDES-SRTP offer (keys in its SDP) to a browser is not bridged: the relay could
+/// not read its packets; it goes on as it came (relayed, not rewritten for WebRTC).
+#[test]
+fn a_phones_sdes_offer_is_not_bridged() {
+    let relay = MediaRelay::start(&config(
+        21000 + (std::process::id() % 500) as u16 * 40,
+        false,
+    ))
+    .expect("relay");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+    let offer = request(MediaOp::Offer, "", sdp.to_vec(), Peer::WebRtc);
+    let out = rt.block_on(relay.apply(&offer)).expect("offer");
+    let out = sdp::Session::parse(&out).expect("sdp");
+    assert_eq!(out.media[0].proto, "RTP/SAVP");
+    assert!(!out.webrtc()[0].is_webrtc());
+}
