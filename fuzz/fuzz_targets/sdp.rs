@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         },
         fingerprint: "sha-256 AA:BB".into(),
         setup: Setup::ActPass,
+        mid: None,
     });
     for transport in [None, Some(browser), Some(Transport::Plain)] {
         let out = s.rewrite(&Rewrite {

@@ -31,7 +31,9 @@ fuzz_target!(|data: &[u8]| {
                 digest: vec![0; 32],
             },
             setup: Some(Setup::Active),
+            mid: None,
         },
+        true,
     );
     let sources: [SocketAddr; 2] = [
         "198.51.100.7:51000".parse().expect("addr"),
@@ -49,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!matches!(got, Received::Rtp(_) | Received::Rtcp(_)), "media from no handshake");
         leg.handle_timeout(now);
         while leg.poll_transmit().is_some() {}
-        let _ = leg.protect(packet);
+        let _ = leg.protect(now, packet);
         i += 1;
     }
 });

@@ -165,6 +165,8 @@ fn media(d: &Dict, op: MediaOp) -> Result<Command, NgError> {
     // a browser, `remove`: a phone), else it speaks what the sender does.
     let receiver = match (flags.transport_protocol.as_deref(), ice.as_deref()) {
         (Some(p), _) if p.to_ascii_uppercase().starts_with("UDP/TLS/RTP/SAVP") => Peer::WebRtc,
+        // Older guides' `RTP/SAVPF` with `ICE=force`: a browser too.
+        (Some("RTP/SAVPF" | "RTP/SAVP"), Some("force" | "force-relay")) => Peer::WebRtc,
         (Some("RTP/AVP" | "RTP/AVPF"), _) => Peer::Plain,
         (None, Some("force" | "force-relay")) => Peer::WebRtc,
         (None, Some("remove")) => Peer::Plain,

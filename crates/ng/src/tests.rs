@@ -185,6 +185,10 @@ fn webrtc_flags_name_the_receiver() {
         Peer::Plain
     );
     assert_eq!(offer("3:ICE5:force"), Peer::WebRtc);
+    assert_eq!(
+        offer("18:transport-protocol9:RTP/SAVPF3:ICE5:force"),
+        Peer::WebRtc
+    );
     assert_eq!(offer(""), Peer::AsSender);
     for receiver in [Peer::WebRtc, Peer::Plain] {
         let m = MediaRequest {

@@ -212,6 +212,7 @@ fn remote_of(w: &sdp::WebRtcMedia) -> Option<webrtc::Remote> {
         ice: w.ice.clone().filter(|_| w.is_webrtc())?,
         fingerprint: w.fingerprint.clone()?,
         setup: w.setup,
+        mid: w.mid.clone(),
     })
 }
 

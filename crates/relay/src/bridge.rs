@@ -87,7 +87,7 @@ impl Relay {
             match &ws.sender {
                 Some(remote) => {
                     let leg = mine.leg.get_or_insert_with(|| w.leg(mine.port, now));
-                    leg.set_remote(now, remote.clone());
+                    leg.set_remote(now, remote.clone(), offer);
                     drain(leg, mine.port, &mut self.out);
                 }
                 None => mine.leg = None,
@@ -100,10 +100,16 @@ impl Relay {
                 theirs.leg = None;
             } else {
                 let leg = theirs.leg.get_or_insert_with(|| w.leg(theirs.port, now));
+                // Our answer to the browser's offer goes: what it restarted is taken.
+                if !offer {
+                    leg.commit(now);
+                    drain(leg, theirs.port, &mut self.out);
+                }
                 legs[i] = Some(WebRtcLeg {
                     ice: leg.credentials(),
                     fingerprint: w.fingerprint.clone(),
                     setup: leg.setup(offer),
+                    mid: leg.mid().map(str::to_owned),
                 });
             }
             any |= mine.leg.is_some() || theirs.leg.is_some();
@@ -206,7 +212,7 @@ pub(crate) fn relay(
     };
     let forward = match to.leg.as_mut() {
         Some(leg) => {
-            let t = leg.protect(data).ok_or(Dropped::NoDestination)?;
+            let t = leg.protect(a.now, data).ok_or(Dropped::NoDestination)?;
             let f = Forward {
                 from: to.port,
                 to: t.to,

@@ -284,3 +284,47 @@ fn two_browsers_are_bridged_each_with_its_own_keys() {
     assert_ne!(sent, srtp, "under b's keys");
     assert_eq!(b.receive(now, b.addr, &sent), Some(rtp(7)));
 }
+
+#[test]
+fn a_browsers_ice_restart_is_answered_with_new_credentials_and_followed() {
+    let (mut now, mut r) = (Instant::now(), relay());
+    let mut b = Browser::new(now, addr(BROWSER));
+    let p = browser_calls_phone(&mut now, &mut r, &mut b);
+    let before = r.set_webrtc(
+        now,
+        &id(),
+        Side::Answerer,
+        &[WebRtcStream::default()],
+        false,
+    );
+    let before = before[0].clone().expect("leg");
+    // The browser's re-offer with new ICE credentials; the phone answers it.
+    b.ice.ice_restart(
+        is::IceCreds {
+            ufrag: "rstr".into(),
+            pass: "restartedpasswordrestartedpass".into(),
+        },
+        true,
+    );
+    b.creds = b.ice.local_credentials().clone();
+    r.offer(now, &id(), &[Some(b.addr)], Some(b.addr.ip()));
+    let again = WebRtcStream {
+        sender: Some(b.remote()),
+        receiver: None,
+    };
+    r.set_webrtc(now, &id(), Side::Offerer, &[again], true);
+    let answer = r.set_webrtc(
+        now,
+        &id(),
+        Side::Answerer,
+        &[WebRtcStream::default()],
+        false,
+    );
+    let after = answer[0].clone().expect("leg");
+    assert_ne!(after.ice, before.ice, "new credentials in the answer");
+    assert_eq!(after.fingerprint, before.fingerprint);
+    b.peer(SocketAddr::new(ip(ANNOUNCE), p.for_offerer), &after.ice);
+    run(&mut now, &mut r, &mut b, p.for_offerer, 100);
+    let srtp = b.protect(&rtp(9)).expect("same keys");
+    assert!(r.on_packet(now, p.for_offerer, b.addr, &srtp).is_ok());
+}

@@ -63,8 +63,11 @@ impl Session<'_> {
             .zip(&rw.media)
             .find_map(|(m, r)| r.filter(|_| m.port != 0 && m.connection.is_none()))
             .map(|r| r.address);
+        // A browser's zero address means no candidates gathered, not hold: a stream that
+        // changes transport names the relay whatever its sender's says.
+        let retransported = rw.transports.iter().any(Option::is_some);
         if let (Some(c), Some(to)) = (self.connection, session_to) {
-            if !c.address.is_unspecified() {
+            if !c.address.is_unspecified() || retransported {
                 edits.insert(c.line, Edit::Replace(connection_line(to)));
                 // A stream left as it was keeps the session's first address, now its own.
                 let kept = self.text(c.line).to_owned();
@@ -98,7 +101,7 @@ impl Session<'_> {
             }
             edits.insert(m.line, Edit::Replace(parts.join(" ")));
             match m.connection {
-                Some(c) if c.address.is_unspecified() => {}
+                Some(c) if c.address.is_unspecified() && transport.is_none() => {}
                 Some(c) => {
                     edits.insert(c.line, Edit::Replace(connection_line(r.address)));
                 }

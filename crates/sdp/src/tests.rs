@@ -322,6 +322,7 @@ fn leg() -> Transport {
         },
         fingerprint: "sha-256 AA:BB".to_owned(),
         setup: Setup::ActPass,
+        mid: None,
     })
 }
 
@@ -420,4 +421,14 @@ fn without_a_final_line_break_the_added_lines_are_lines_still() {
     assert!(out.contains("a=ptime:20\r\na=mid:0\r\n"), "{out}");
     assert!(out.ends_with("a=end-of-candidates"), "{out}");
     assert!(Session::parse(out.as_bytes()).expect("sdp").webrtc()[0].is_webrtc());
+}
+
+#[test]
+fn a_browsers_offer_without_candidates_names_the_relay_to_the_phone() {
+    let gathering = BROWSER
+        .replace("m=audio 54321", "m=audio 9")
+        .replace("c=IN IP4 198.51.100.7", "c=IN IP4 0.0.0.0");
+    let out = retransport(&gathering, 30000, Transport::Plain);
+    assert!(out.contains("c=IN IP4 203.0.113.5\n"), "{out}");
+    assert!(!out.contains("0.0.0.0"), "{out}");
 }

@@ -27,6 +27,9 @@ pub struct WebRtcLeg {
     pub fingerprint: String,
     /// The leg's DTLS role.
     pub setup: Setup,
+    /// The browser's own `a=mid` for the stream, when it said one (else the sender's, else
+    /// the stream's index).
+    pub mid: Option<String>,
 }
 
 /// Attributes of DTLS-SRTP, SDES and stream identification that belong to one transport:
@@ -81,7 +84,7 @@ impl Session<'_> {
     /// The edits `rw.transports` ask for: each stream whose receiver speaks another
     /// transport loses its sender's transport attributes and gets the receiver's; the
     /// session-level ones go, and towards a browser the session says `a=ice-lite` and
-    /// bundles its one stream.
+    /// bundles its first stream.
     pub(crate) fn retransport(
         &self,
         rw: &Rewrite,
@@ -111,7 +114,9 @@ impl Session<'_> {
             let Some(to) = rw.media.get(i).copied().flatten() else {
                 continue;
             };
-            let mid = mids[i].mid.clone().unwrap_or_else(|| i.to_string());
+            let mid = (leg.mid.clone())
+                .or_else(|| mids[i].mid.clone())
+                .unwrap_or_else(|| i.to_string());
             let setup = match leg.setup {
                 Setup::Active => "active",
                 Setup::Passive => "passive",
@@ -144,13 +149,13 @@ impl Session<'_> {
             }
         }
         if !bundle.is_empty() && first > 0 {
-            let mut lines = vec!["a=ice-lite".to_owned()];
-            // Streams bundled on one port would all reach the first one's: the relay
-            // bundles a lone stream (what a page with `max-bundle` needs), and leaves
-            // several on their own ports.
-            if bundle.len() == 1 {
-                lines.push(format!("a=group:BUNDLE {}", bundle[0]));
-            }
+            // One stream in the group: a page with `max-bundle` needs a group, and streams
+            // bundled on one port would all reach the first one's (the others keep their
+            // own ports, which a `balanced` page takes).
+            let lines = vec![
+                "a=ice-lite".to_owned(),
+                format!("a=group:BUNDLE {}", bundle[0]),
+            ];
             inserts.entry(first - 1).or_default().extend(lines);
         }
     }

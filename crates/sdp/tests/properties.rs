@@ -73,6 +73,7 @@ proptest! {
                 ice: IceCredentials { ufrag: "relay".into(), pwd: "relaypasswordrelaypassword".into() },
                 fingerprint: "sha-256 AA:BB".into(),
                 setup: Setup::ActPass,
+                mid: None,
             });
             // For a receiver of the same transport, a browser, a phone.
             for t in [None, Some(browser), Some(Transport::Plain)] {

@@ -253,9 +253,13 @@ fn for_response(
         caller: Some(mark.caller),
         authenticated: mark.authenticated,
         receiver_ipv6: mark.caller.to_canonical().is_ipv6(),
-        receiver: match mark.from_browser {
-            true => relay::Peer::WebRtc,
-            false => relay::Peer::Plain,
+        // Back to the caller: a browser (over WebSocket), or, for an answer, whatever its
+        // offer spoke (a phone doing DTLS-SRTP over UDP gets it back); an offer in a
+        // response to a phone's INVITE without SDP is plain.
+        receiver: match (mark.from_browser, op) {
+            (true, _) => relay::Peer::WebRtc,
+            (false, MediaOp::Offer) => relay::Peer::Plain,
+            (false, _) => relay::Peer::AsSender,
         },
         carrier: Some(match answers {
             true => Carrier::Final,

@@ -2,14 +2,16 @@
 //! answers the browser's connectivity checks on its one port, a DTLS endpoint (`dimpl`)
 //! whose peer must present the certificate its SDP's fingerprint names, and the SRTP
 //! contexts the handshake keys. Media in comes out as plain RTP and RTCP; plain media out
-//! goes in as SRTP, to the address the browser nominated.
+//! goes in as SRTP, to the browser.
 //!
 //! Nothing is sent to, nor taken from, an address that has not passed a connectivity check
-//! with our password: a stranger's DTLS or SRTP sprayed at the port is refused unread.
+//! with our password, and media stops going to one that has not checked for
+//! [`CONSENT`] (RFC 7675's timeout): a stranger's DTLS or SRTP sprayed at the port is
+//! refused unread, and a browser that went away is not sent to for long.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dimpl::{Dtls, Output, SrtpProfile};
 use is::stun::{StunMessage, StunPacket};
@@ -24,8 +26,16 @@ use crate::srtp::{Profile, Refusals, Srtp};
 /// from); an older one makes room for a new one.
 const CHECKED: usize = 8;
 
+/// Sources a leg answers checks from (per ICE session): a browser checks from a few; each
+/// new one is a candidate and a pair in the agent.
+const MAX_SOURCES: usize = 16;
+
 /// Candidate pairs an agent keeps: a browser checks from a few addresses at most.
 const MAX_PAIRS: usize = 16;
+
+/// How long media goes to an address after its last check (RFC 7675 §5.1: 30 s; browsers
+/// check every few seconds).
+pub const CONSENT: Duration = Duration::from_secs(30);
 
 /// A datagram a leg sends out of its port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +62,8 @@ pub enum Received {
 /// Why a datagram was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// From an address that passed no connectivity check (or a check that failed).
+    /// From an address that passed no connectivity check (or a check that failed), or a
+    /// check from one source too many.
     Unchecked,
     /// Media before the handshake keyed SRTP and the peer's certificate was verified.
     NotKeyed,
@@ -60,8 +71,7 @@ pub enum Refusal {
     Srtp,
     /// Neither STUN, DTLS nor (S)RTP.
     NotMedia,
-    /// The leg failed: the peer's certificate is not the one its SDP names, or the
-    /// handshake broke.
+    /// The leg failed: the peer's certificate is not the one its SDP names.
     Failed,
 }
 
@@ -85,6 +95,8 @@ pub struct Remote {
     pub fingerprint: Fingerprint,
     /// Its DTLS role (`None`: not said, taken as `actpass`).
     pub setup: Option<Setup>,
+    /// Its `a=mid`, which SDP towards it keeps.
+    pub mid: Option<String>,
 }
 
 /// Where the DTLS handshake stands.
@@ -94,7 +106,7 @@ enum State {
     Handshake,
     /// Keyed, the peer's certificate checked: media flows.
     Keyed,
-    /// Broken for good; a new fingerprint (a new DTLS session) starts again.
+    /// The peer's certificate is not its SDP's; a new fingerprint starts again.
     Failed,
 }
 
@@ -108,15 +120,22 @@ pub struct Leg {
     active: bool,
     state: State,
     remote: Option<Remote>,
+    /// A browser's offer that restarts ICE or DTLS, and our new credentials for it: taken
+    /// when our answer goes ([`Leg::commit`]); a refused offer leaves the leg as it was.
+    pending: Option<(Remote, IceCreds)>,
     /// The peer's certificate, held till its fingerprint is known.
     peer_cert: Option<Vec<u8>>,
     /// SRTP keys, held till the certificate is checked.
     keys: Option<(Vec<u8>, SrtpProfile)>,
     /// (inbound, outbound).
     srtp: Option<(Srtp, Srtp)>,
-    /// Addresses that passed a check, the latest last.
-    checked: VecDeque<SocketAddr>,
+    /// Addresses that passed a check, with when they last did; the latest last.
+    checked: VecDeque<(SocketAddr, Instant)>,
+    /// Sources whose checks were taken in this ICE session.
+    sources: Vec<SocketAddr>,
     nominated: Option<SocketAddr>,
+    /// Where the last authenticated SRTP came from: media goes back there.
+    media_from: Option<SocketAddr>,
     /// Where the peer's DTLS came from.
     dtls_peer: Option<SocketAddr>,
     dtls_timeout: Option<Instant>,
@@ -172,11 +191,14 @@ impl Leg {
             active: false,
             state: State::Handshake,
             remote: None,
+            pending: None,
             peer_cert: None,
             keys: None,
             srtp: None,
             checked: VecDeque::new(),
+            sources: Vec::new(),
             nominated: None,
+            media_from: None,
             dtls_peer: None,
             dtls_timeout: None,
             out: VecDeque::new(),
@@ -186,13 +208,21 @@ impl Leg {
     }
 
     /// Our ICE credentials, for the SDP: the same for the call's life, new only when the
-    /// peer restarts ICE.
+    /// peer restarts ICE (the new ones from the offer that does, till it is answered).
     pub fn credentials(&self) -> IceCredentials {
-        let c = self.ice.local_credentials();
+        let c = match &self.pending {
+            Some((_, local)) => local,
+            None => self.ice.local_credentials(),
+        };
         IceCredentials {
             ufrag: c.ufrag.clone(),
             pwd: c.pass.clone(),
         }
+    }
+
+    /// The peer's `a=mid`, if it said one.
+    pub fn mid(&self) -> Option<&str> {
+        self.remote.as_ref()?.mid.as_deref()
     }
 
     /// Our candidate's address.
@@ -210,52 +240,92 @@ impl Leg {
         }
     }
 
-    /// The peer's parameters, from an SDP it sent (an offer or an answer); checks that came
-    /// before (a browser answering our offer checks at once) wait for them. A new ufrag is
-    /// an ICE restart: we take new credentials too (RFC 8839 §4.4.1.1.1), and keep the
-    /// DTLS session. A new fingerprint is a new DTLS session. The same again changes
-    /// nothing (a re-INVITE for hold keeps everything).
-    pub fn set_remote(&mut self, now: Instant, remote: Remote) {
-        let old = self.remote.take();
-        match &old {
-            None => self.ice.set_remote_credentials(creds(&remote.ice)),
-            Some(o) if o.ice.ufrag != remote.ice.ufrag || o.ice.pwd != remote.ice.pwd => {
-                self.ice.ice_restart(credentials(), true);
-                self.ice.set_remote_credentials(creds(&remote.ice));
-                self.checked.clear();
-                self.nominated = None;
+    /// The peer's parameters, from an SDP it sent (`offer`, or an answer); checks that came
+    /// before (a browser answering our offer checks at once) wait for them. The same again
+    /// changes nothing (a re-INVITE for hold keeps everything). In an offer, a new ufrag is
+    /// an ICE restart (we take new credentials too, RFC 8839 §4.4.1.1.1, and keep the DTLS
+    /// session) and a new fingerprint a new DTLS session: both wait for our answer
+    /// ([`Leg::commit`]). An answer with others (another fork's) is taken as it is.
+    pub fn set_remote(&mut self, now: Instant, remote: Remote, offer: bool) {
+        let Some(old) = &self.remote else {
+            self.ice.set_remote_credentials(creds(&remote.ice));
+            self.active = remote.setup == Some(Setup::Passive);
+            self.dtls.set_active(self.active);
+            self.remote = Some(remote);
+            self.pending = None;
+            self.settled(now);
+            return;
+        };
+        let same_ice = old.ice == remote.ice;
+        let same_cert = old.fingerprint == remote.fingerprint;
+        if same_ice && same_cert {
+            self.pending = None;
+            if let Some(r) = self.remote.as_mut() {
+                r.mid = remote.mid;
             }
-            Some(_) => {}
+            return;
         }
-        let new_session = old
-            .as_ref()
-            .is_some_and(|o| o.fingerprint != remote.fingerprint);
-        if new_session {
+        match offer {
+            true => self.pending = Some((remote, credentials())),
+            false => self.apply(now, remote, None),
+        }
+    }
+
+    /// Takes the peer's offer that restarted ICE or DTLS, now that our answer (with
+    /// [`Leg::credentials`]) goes to it.
+    pub fn commit(&mut self, now: Instant) {
+        if let Some((remote, local)) = self.pending.take() {
+            self.apply(now, remote, Some(local));
+        }
+    }
+
+    /// New remote parameters (and our new credentials, for an ICE restart).
+    fn apply(&mut self, now: Instant, remote: Remote, local: Option<IceCreds>) {
+        let Some(old) = self.remote.take() else {
+            return;
+        };
+        if old.ice != remote.ice {
+            match local {
+                Some(local) => self.ice.ice_restart(local, true),
+                None => self
+                    .ice
+                    .ice_restart(self.ice.local_credentials().clone(), true),
+            }
+            self.ice.set_remote_credentials(creds(&remote.ice));
+            self.checked.clear();
+            self.sources.clear();
+            self.nominated = None;
+            self.media_from = None;
+        }
+        if old.fingerprint != remote.fingerprint {
+            self.active = remote.setup == Some(Setup::Passive);
             self.restart_dtls(now);
         }
-        // The peer waits (passive): we connect. Only before the handshake started.
-        let active = remote.setup == Some(Setup::Passive);
-        if active != self.active && (old.is_none() || new_session) {
-            self.active = active;
-            self.dtls.set_active(active);
-            self.drain_dtls();
-        }
         self.remote = Some(remote);
-        // Checks that came before the SDP are answered now.
+        self.settled(now);
+    }
+
+    /// After new remote parameters: checks that waited are answered, and the certificate
+    /// checked if it came.
+    fn settled(&mut self, now: Instant) {
         self.drain_ice(now);
+        if self.active {
+            self.drain_dtls(now);
+        }
         if self.state == State::Handshake {
             self.check_peer();
         }
     }
 
-    /// A new DTLS session (the peer's certificate changed).
+    /// A new DTLS session in the role taken (the peer's certificate changed, or it ended
+    /// the last one).
     fn restart_dtls(&mut self, now: Instant) {
         self.dtls = Dtls::new_12(
             self.identity.config.clone(),
             self.identity.certificate.clone(),
             now,
         );
-        self.active = false;
+        self.dtls.set_active(self.active);
         self.state = State::Handshake;
         self.peer_cert = None;
         self.keys = None;
@@ -268,10 +338,26 @@ impl Leg {
         self.state == State::Keyed
     }
 
-    /// Where media for the peer goes: the address it nominated, else the last one that
-    /// passed a check.
-    pub fn destination(&self) -> Option<SocketAddr> {
-        self.nominated.or_else(|| self.checked.back().copied())
+    /// When `addr` last passed a check.
+    fn checked_at(&self, addr: SocketAddr) -> Option<Instant> {
+        self.checked
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|&(_, t)| t)
+    }
+
+    /// Where media for the peer goes at `now`: where its authenticated media comes from,
+    /// else the address it nominated, else the last one that passed a check; none that
+    /// has not checked for [`CONSENT`].
+    pub fn destination(&self, now: Instant) -> Option<SocketAddr> {
+        let fresh = |a: &SocketAddr| {
+            self.checked_at(*a)
+                .is_some_and(|t| now.saturating_duration_since(t) < CONSENT)
+        };
+        self.media_from
+            .filter(fresh)
+            .or(self.nominated.filter(fresh))
+            .or_else(|| self.checked.back().map(|&(a, _)| a).filter(fresh))
     }
 
     /// What it counted.
@@ -287,10 +373,11 @@ impl Leg {
     /// gives it, IPv4-mapped, is taken as IPv4: the family of our candidate).
     pub fn receive(&mut self, now: Instant, src: SocketAddr, packet: &[u8]) -> Received {
         let src = SocketAddr::new(src.ip().to_canonical(), src.port());
+        let checked = |l: &Leg| l.media_from == Some(src) || l.checked_at(src).is_some();
         match kind(packet) {
             Kind::Stun => self.stun(now, src, packet),
             Kind::Dtls => self.dtls(now, src, packet),
-            Kind::Rtp | Kind::Rtcp if !self.checked.contains(&src) => self.unchecked(),
+            Kind::Rtp | Kind::Rtcp if !checked(self) => self.unchecked(),
             Kind::Rtp | Kind::Rtcp if self.state == State::Failed => {
                 Received::Refused(Refusal::Failed)
             }
@@ -298,8 +385,8 @@ impl Leg {
                 self.stats.not_keyed += 1;
                 Received::Refused(Refusal::NotKeyed)
             }
-            Kind::Rtp => self.unprotect(packet, false),
-            Kind::Rtcp => self.unprotect(packet, true),
+            Kind::Rtp => self.unprotect(src, packet, false),
+            Kind::Rtcp => self.unprotect(src, packet, true),
             Kind::Other => Received::Refused(Refusal::NotMedia),
         }
     }
@@ -309,7 +396,7 @@ impl Leg {
         Received::Refused(Refusal::Unchecked)
     }
 
-    fn unprotect(&mut self, packet: &[u8], rtcp: bool) -> Received {
+    fn unprotect(&mut self, src: SocketAddr, packet: &[u8], rtcp: bool) -> Received {
         let Some((inbound, _)) = self.srtp.as_mut() else {
             return Received::Refused(Refusal::NotKeyed);
         };
@@ -317,13 +404,19 @@ impl Leg {
             false => inbound.unprotect_rtp(packet).map(Received::Rtp),
             true => inbound.unprotect_rtcp(packet).map(Received::Rtcp),
         };
-        plain.unwrap_or(Received::Refused(Refusal::Srtp))
+        match plain {
+            Some(p) => {
+                self.media_from = Some(src);
+                p
+            }
+            None => Received::Refused(Refusal::Srtp),
+        }
     }
 
-    /// Plain RTP or RTCP for the peer: protected, and where it goes; `None` while the leg
-    /// is not keyed or knows no address of the peer.
-    pub fn protect(&mut self, packet: &[u8]) -> Option<Transmit> {
-        let to = self.destination()?;
+    /// Plain RTP or RTCP for the peer at `now`: protected, and where it goes; `None` while
+    /// the leg is not keyed or knows no address of the peer that consents.
+    pub fn protect(&mut self, now: Instant, packet: &[u8]) -> Option<Transmit> {
+        let to = self.destination(now)?;
         let (_, outbound) = self.srtp.as_mut()?;
         let data = match kind(packet) {
             Kind::Rtcp => outbound.protect_rtcp(packet)?,
@@ -337,11 +430,18 @@ impl Leg {
         let Ok(message) = StunMessage::parse(packet) else {
             return Received::Refused(Refusal::NotMedia);
         };
-        // A request without USERNAME is no check of ours (and `is` wants one).
-        if message.is_binding_request() && message.split_username().is_none() {
+        let request = message.is_binding_request();
+        // A request without USERNAME is no check of ours (and `is` wants one); a check
+        // with our password from one source too many is refused before the agent makes
+        // a candidate of it.
+        if request && message.split_username().is_none() {
             return self.unchecked();
         }
-        let request = message.is_binding_request();
+        let new_source = request && !self.sources.contains(&src);
+        if new_source && (self.sources.len() >= MAX_SOURCES || !self.ice.accepts_message(&message))
+        {
+            return self.unchecked();
+        }
         let packet = StunPacket {
             proto: Protocol::Udp,
             source: src,
@@ -353,16 +453,19 @@ impl Leg {
             return self.unchecked();
         }
         if request {
-            self.checked.retain(|a| *a != src);
+            if new_source {
+                self.sources.push(src);
+            }
+            self.checked.retain(|(a, _)| *a != src);
             if self.checked.len() == CHECKED {
                 self.checked.pop_front();
             }
-            self.checked.push_back(src);
+            self.checked.push_back((src, now));
         }
         self.drain_ice(now);
         // A DTLS client waits for an address to send its hello to.
         if self.active {
-            self.drain_dtls();
+            self.drain_dtls(now);
         }
         Received::Handled
     }
@@ -383,7 +486,7 @@ impl Leg {
     }
 
     fn dtls(&mut self, now: Instant, src: SocketAddr, packet: &[u8]) -> Received {
-        if !self.checked.contains(&src) {
+        if self.checked_at(src).is_none() {
             return self.unchecked();
         }
         if self.state == State::Failed {
@@ -395,28 +498,31 @@ impl Leg {
             .handle_timeout(now)
             .and_then(|()| self.dtls.handle_packet(packet));
         if let Err(e) = fed {
-            tracing::debug!(error = %e, "WebRTC leg: DTLS failed");
-            self.state = State::Failed;
-            return Received::Refused(Refusal::Failed);
+            // A fatal error (a forged alert, a flood of fragments): a handshake starts
+            // over; keyed media goes on with its keys.
+            tracing::debug!(error = %e, "WebRTC leg: DTLS error");
+            if self.state == State::Handshake {
+                self.restart_dtls(now);
+            }
+            return Received::Handled;
         }
-        self.drain_dtls();
+        self.drain_dtls(now);
         Received::Handled
     }
 
     /// Takes what the DTLS endpoint has for us: records to send, the peer's certificate,
-    /// the keys, its next timer.
-    fn drain_dtls(&mut self) {
-        let to = self.dtls_peer.or_else(|| self.destination());
+    /// the keys, its next timer. Nothing is taken while there is nowhere to send to (a
+    /// client's hello waits for the browser's first check).
+    fn drain_dtls(&mut self, now: Instant) {
+        let Some(to) = self.dtls_peer.or_else(|| self.destination(now)) else {
+            return;
+        };
         loop {
             match self.dtls.poll_output(&mut self.buf) {
-                Output::Packet(p) => {
-                    if let Some(to) = to {
-                        self.out.push_back(Transmit {
-                            to,
-                            data: p.to_vec(),
-                        });
-                    }
-                }
+                Output::Packet(p) => self.out.push_back(Transmit {
+                    to,
+                    data: p.to_vec(),
+                }),
                 Output::BufferTooSmall { needed } => self.buf.resize(needed, 0),
                 Output::Timeout(t) => {
                     self.dtls_timeout = Some(t);
@@ -425,9 +531,10 @@ impl Leg {
                 Output::PeerCert(der) => self.peer_cert = Some(der.to_vec()),
                 Output::KeyingMaterial(km, profile) => self.keys = Some((km.to_vec(), profile)),
                 Output::CloseNotify => {
-                    // The peer ended the session: media stops until a new one.
-                    self.srtp = None;
-                    self.state = State::Handshake;
+                    // The peer ended the session: media stops, its keys forgotten, until a
+                    // new handshake.
+                    self.restart_dtls(now);
+                    return;
                 }
                 _ => {}
             }
@@ -451,12 +558,9 @@ impl Leg {
         let Some((km, profile)) = &self.keys else {
             return;
         };
-        match keyed(km, *profile, self.active) {
-            Some(srtp) => {
-                self.srtp = Some(srtp);
-                self.state = State::Keyed;
-            }
-            None => self.state = State::Failed,
+        if let Some(srtp) = keyed(km, *profile, self.active) {
+            self.srtp = Some(srtp);
+            self.state = State::Keyed;
         }
     }
 
@@ -470,7 +574,7 @@ impl Leg {
         self.dtls_timeout.filter(|_| self.state == State::Handshake)
     }
 
-    /// Time passed: DTLS retransmits a flight, or gives up.
+    /// Time passed: DTLS retransmits a flight, or starts over when it gives up.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state != State::Handshake {
             return;
@@ -479,10 +583,10 @@ impl Leg {
             self.dtls_timeout = None;
             if let Err(e) = self.dtls.handle_timeout(now) {
                 tracing::debug!(error = %e, "WebRTC leg: DTLS handshake timed out");
-                self.state = State::Failed;
+                self.restart_dtls(now);
                 return;
             }
-            self.drain_dtls();
+            self.drain_dtls(now);
         }
     }
 }

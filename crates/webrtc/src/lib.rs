@@ -15,8 +15,8 @@ pub mod testing;
 
 pub use demux::{kind, Kind};
 pub use identity::{fingerprint_value, Identity, IdentityError};
-pub use leg::{Leg, LegStats, Received, Refusal, Remote, Transmit};
-pub use srtp::{Profile, Refusals, Srtp, SrtpError};
+pub use leg::{Leg, LegStats, Received, Refusal, Remote, Transmit, CONSENT};
+pub use srtp::{Profile, Refusals, Srtp, SrtpError, MAX_SSRCS};
 
 #[cfg(test)]
 mod tests;

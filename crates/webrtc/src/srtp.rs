@@ -1,6 +1,8 @@
 //! SRTP and SRTCP (RFC 3711, AEAD RFC 7714) for one direction of one leg, over `rtc-srtp`:
 //! no cryptography of our own. A packet that fails its authentication tag, or comes again,
-//! is refused and counted, never passed on.
+//! is refused and counted, never passed on; so is SRTCP that says it is not encrypted
+//! (`rtc-srtp` would take it without checking its tag), and a packet of an SSRC past the
+//! [`MAX_SSRCS`] a context keeps state for.
 
 use rtc_shared::error::Error;
 use rtc_srtp::context::Context;
@@ -9,6 +11,10 @@ use rtc_srtp::protection_profile::ProtectionProfile;
 
 /// Packets a replay window remembers (RFC 3711 §3.3.2: at least 64).
 const REPLAY_WINDOW: usize = 128;
+
+/// SSRCs a context keeps state for (`rtc-srtp` makes it for a packet's SSRC before it
+/// checks the tag): a browser sends a few (audio, video, their retransmissions).
+pub const MAX_SSRCS: usize = 64;
 
 /// An SRTP protection profile (RFC 5764 §4.1.2, RFC 7714 §14.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +73,9 @@ pub struct Refusals {
 /// it) under one master key and salt.
 pub struct Srtp {
     ctx: Context,
+    profile: Profile,
+    /// The SSRCs given to `ctx` so far.
+    ssrcs: Vec<u32>,
     refused: Refusals,
 }
 
@@ -95,30 +104,87 @@ impl Srtp {
         .map_err(|e| SrtpError(e.to_string()))?;
         Ok(Srtp {
             ctx,
+            profile,
+            ssrcs: Vec::new(),
             refused: Refusals::default(),
         })
     }
 
+    /// True when the context may take a packet of the SSRC at `at` in `packet`: one it
+    /// has state for, or a new one while it has room.
+    fn room_for(&mut self, packet: &[u8], at: usize) -> bool {
+        let Some(b) = packet.get(at..at + 4) else {
+            self.refused.malformed += 1;
+            return false;
+        };
+        let ssrc = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        if self.ssrcs.contains(&ssrc) {
+            return true;
+        }
+        if self.ssrcs.len() >= MAX_SSRCS {
+            self.refused.malformed += 1;
+            return false;
+        }
+        self.ssrcs.push(ssrc);
+        true
+    }
+
     /// An RTP packet protected for the peer; none when it is no RTP packet.
     pub fn protect_rtp(&mut self, rtp: &[u8]) -> Option<Vec<u8>> {
+        if !self.room_for(rtp, 8) {
+            return None;
+        }
         let out = self.ctx.encrypt_rtp(rtp);
         self.taken(out)
     }
 
     /// An SRTP packet from the peer, unprotected; none (counted) when refused.
     pub fn unprotect_rtp(&mut self, srtp: &[u8]) -> Option<Vec<u8>> {
+        if !self.room_for(srtp, 8) {
+            return None;
+        }
         let out = self.ctx.decrypt_rtp(srtp);
         self.taken(out)
     }
 
     /// An RTCP packet protected for the peer.
     pub fn protect_rtcp(&mut self, rtcp: &[u8]) -> Option<Vec<u8>> {
+        if !self.room_for(rtcp, 4) {
+            return None;
+        }
         let out = self.ctx.encrypt_rtcp(rtcp);
         self.taken(out)
     }
 
-    /// An SRTCP packet from the peer, unprotected; none (counted) when refused.
+    /// An SRTCP packet from the peer, unprotected; none (counted) when refused, also when
+    /// its E flag says it is not encrypted (a browser encrypts all its SRTCP).
     pub fn unprotect_rtcp(&mut self, srtcp: &[u8]) -> Option<Vec<u8>> {
+        // E and the SRTCP index: before the tag (AES-CM, RFC 3711 §3.4), or last (AEAD,
+        // RFC 7714 §9.1).
+        let after = match self.profile {
+            Profile::AesCm128HmacSha1_80 => 10,
+            Profile::AesCm128HmacSha1_32 => 4,
+            Profile::AeadAes128Gcm | Profile::AeadAes256Gcm => 0,
+        };
+        let e = srtcp
+            .len()
+            .checked_sub(after + 4)
+            .filter(|&i| i >= 8)
+            .map(|i| srtcp[i] & 0x80 != 0);
+        match e {
+            Some(true) => {}
+            Some(false) => {
+                self.refused.auth += 1;
+                return None;
+            }
+            None => {
+                self.refused.malformed += 1;
+                return None;
+            }
+        }
+        if !self.room_for(srtcp, 4) {
+            return None;
+        }
         let out = self.ctx.decrypt_rtcp(srtcp);
         self.taken(out)
     }
@@ -234,6 +300,51 @@ mod tests {
         let mut other = Srtp::new(Profile::AesCm128HmacSha1_80, &vec![9; k], &vec![9; s]).unwrap();
         assert_eq!(other.unprotect_rtp(&tx.protect_rtp(&rtp(8)).unwrap()), None);
         assert_eq!(other.refused().auth, 1);
+    }
+
+    #[test]
+    fn srtcp_that_says_it_is_not_encrypted_is_refused_whatever_its_tag() {
+        for profile in [Profile::AesCm128HmacSha1_80, Profile::AeadAes128Gcm] {
+            let (mut tx, mut rx) = pair(profile);
+            let mut srtcp = tx.protect_rtcp(&rtcp()).unwrap();
+            let tag = if profile == Profile::AesCm128HmacSha1_80 {
+                10
+            } else {
+                0
+            };
+            let e = srtcp.len() - tag - 4;
+            assert_ne!(srtcp[e] & 0x80, 0, "{profile:?}: E set by the sender");
+            srtcp[e] &= 0x7f;
+            assert_eq!(rx.unprotect_rtcp(&srtcp), None, "{profile:?}");
+            assert_eq!(rx.refused().auth, 1, "{profile:?}");
+        }
+    }
+
+    #[test]
+    fn state_is_kept_for_so_many_ssrcs_and_no_more() {
+        let (mut tx, _) = pair(Profile::AesCm128HmacSha1_80);
+        for ssrc in 0..MAX_SSRCS as u32 {
+            let mut p = rtp(1);
+            p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+            assert!(tx.protect_rtp(&p).is_some());
+        }
+        let mut p = rtp(1);
+        p[8..12].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+        assert_eq!(tx.protect_rtp(&p), None, "one SSRC too many");
+        // Forged packets of new SSRCs fill the receiver's room; the known one still passes.
+        let good = tx.protect_rtp(&rtp(2));
+        assert!(good.is_none(), "0x11223344 was not among the first");
+        let (mut tx, mut rx2) = pair(Profile::AesCm128HmacSha1_80);
+        let first = tx.protect_rtp(&rtp(3)).unwrap();
+        assert!(rx2.unprotect_rtp(&first).is_some());
+        for ssrc in 0..MAX_SSRCS as u32 {
+            let mut forged = first.clone();
+            forged[8..12].copy_from_slice(&ssrc.to_be_bytes());
+            assert_eq!(rx2.unprotect_rtp(&forged), None);
+        }
+        assert!(rx2
+            .unprotect_rtp(&tx.protect_rtp(&rtp(4)).unwrap())
+            .is_some());
     }
 
     #[test]

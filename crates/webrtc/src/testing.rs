@@ -88,6 +88,7 @@ impl Browser {
             },
             fingerprint: self.fingerprint.clone(),
             setup: Some(Setup::Active),
+            mid: Some("0".to_owned()),
         }
     }
 

@@ -8,7 +8,7 @@ use is::{Candidate, IceAgent, IceCreds};
 use sdp::Setup;
 
 use crate::testing::Browser;
-use crate::{Identity, Leg, Received, Refusal};
+use crate::{Identity, Leg, Received, Refusal, CONSENT};
 
 const RELAY: &str = "192.0.2.1:40000";
 const BROWSER: &str = "198.51.100.7:51000";
@@ -59,12 +59,12 @@ fn setup() -> (Instant, Leg, Browser) {
 #[test]
 fn a_browser_checks_handshakes_and_media_flows_both_ways() {
     let (mut now, mut leg, mut b) = setup();
-    leg.set_remote(now, b.remote());
+    leg.set_remote(now, b.remote(), true);
     assert_eq!(leg.setup(false), Setup::Passive);
     run(&mut now, &mut leg, &mut b, 200);
     assert!(b.connected, "DTLS connected");
     assert!(leg.keyed());
-    assert_eq!(leg.destination(), Some(b.addr));
+    assert_eq!(leg.destination(now), Some(b.addr));
 
     // Browser to relay: SRTP in, plain RTP out.
     let sent = rtp(7);
@@ -87,10 +87,10 @@ fn a_browser_checks_handshakes_and_media_flows_both_ways() {
     assert_eq!(leg.receive(now, b.addr, &report), Received::Rtcp(rtcp()));
 
     // Relay to browser: plain RTP in, SRTP to the nominated address.
-    let t = leg.protect(&rtp(9)).expect("protected");
+    let t = leg.protect(now, &rtp(9)).expect("protected");
     assert_eq!(t.to, b.addr);
     assert_eq!(b.receive(now, leg.local(), &t.data), Some(rtp(9)));
-    let t = leg.protect(&rtcp()).expect("protected");
+    let t = leg.protect(now, &rtcp()).expect("protected");
     assert_eq!(b.receive(now, leg.local(), &t.data), Some(rtcp()));
 }
 
@@ -102,7 +102,7 @@ fn checks_before_the_browsers_sdp_are_answered_once_it_comes() {
     run(&mut now, &mut leg, &mut b, 30);
     assert!(!b.connected, "no answer without the peer's credentials");
     assert!(!b.dtls_started);
-    leg.set_remote(now, b.remote());
+    leg.set_remote(now, b.remote(), true);
     run(&mut now, &mut leg, &mut b, 200);
     assert!(b.connected);
     assert!(leg.keyed());
@@ -121,10 +121,10 @@ fn a_certificate_other_than_the_sdps_fails_the_leg() {
     let (mut now, mut leg, mut b) = setup();
     let mut remote = b.remote();
     remote.fingerprint.digest[0] ^= 1;
-    leg.set_remote(now, remote);
+    leg.set_remote(now, remote, true);
     run(&mut now, &mut leg, &mut b, 200);
     assert!(!leg.keyed());
-    assert!(leg.protect(&rtp(1)).is_none());
+    assert!(leg.protect(now, &rtp(1)).is_none());
     if let Some((_, out)) = b.srtp.as_mut() {
         let srtp = out.protect_rtp(&rtp(1)).expect("srtp");
         assert_eq!(
@@ -137,7 +137,7 @@ fn a_certificate_other_than_the_sdps_fails_the_leg() {
 #[test]
 fn a_bad_tag_is_dropped_and_counted() {
     let (mut now, mut leg, mut b) = setup();
-    leg.set_remote(now, b.remote());
+    leg.set_remote(now, b.remote(), true);
     run(&mut now, &mut leg, &mut b, 200);
     let mut srtp = b
         .srtp
@@ -167,7 +167,7 @@ fn a_bad_tag_is_dropped_and_counted() {
 #[test]
 fn nothing_from_an_address_that_passed_no_check() {
     let (mut now, mut leg, mut b) = setup();
-    leg.set_remote(now, b.remote());
+    leg.set_remote(now, b.remote(), true);
     run(&mut now, &mut leg, &mut b, 200);
     let stranger = addr("203.0.113.9:4000");
     let srtp = b
@@ -212,7 +212,7 @@ fn nothing_from_an_address_that_passed_no_check() {
     }
     assert!(leg.poll_transmit().is_none());
     assert_eq!(
-        leg.destination(),
+        leg.destination(now),
         Some(b.addr),
         "media still goes to the browser"
     );
@@ -222,11 +222,11 @@ fn nothing_from_an_address_that_passed_no_check() {
 #[test]
 fn the_same_sdp_again_keeps_credentials_and_keys_and_an_ice_restart_is_followed() {
     let (mut now, mut leg, mut b) = setup();
-    leg.set_remote(now, b.remote());
+    leg.set_remote(now, b.remote(), true);
     run(&mut now, &mut leg, &mut b, 200);
     let creds = leg.credentials();
     // A re-INVITE (hold, resume): same parameters.
-    leg.set_remote(now, b.remote());
+    leg.set_remote(now, b.remote(), true);
     assert_eq!(leg.credentials(), creds);
     assert!(leg.keyed());
     let srtp = b
@@ -243,9 +243,15 @@ fn the_same_sdp_again_keeps_credentials_and_keys_and_an_ice_restart_is_followed(
         ufrag: "brw2".to_owned(),
         pass: "anotherbrowserpasswordanother".to_owned(),
     };
-    leg.set_remote(now, b.remote());
+    let restart = b.remote();
+    leg.set_remote(now, restart.clone(), true);
     let fresh = leg.credentials();
     assert_ne!(fresh.ufrag, creds.ufrag, "new credentials for a restart");
+    // Till our answer goes, the old session is the one: a refused re-offer changes nothing.
+    let srtp = b.protect(&rtp(12)).expect("srtp");
+    assert_eq!(leg.receive(now, b.addr, &srtp), Received::Rtp(rtp(12)));
+    leg.commit(now);
+    assert_eq!(leg.credentials(), fresh);
     assert!(leg.keyed(), "the DTLS session stays");
     b.ice.ice_restart(b.creds.clone(), true);
     b.ice
@@ -255,7 +261,7 @@ fn the_same_sdp_again_keeps_credentials_and_keys_and_an_ice_restart_is_followed(
         pass: fresh.pwd,
     });
     run(&mut now, &mut leg, &mut b, 200);
-    assert_eq!(leg.destination(), Some(b.addr));
+    assert_eq!(leg.destination(now), Some(b.addr));
     let srtp = b
         .srtp
         .as_mut()
@@ -272,7 +278,7 @@ fn an_offer_says_actpass_and_the_role_follows_the_answer() {
     assert_eq!(leg.setup(true), Setup::ActPass);
     let mut remote = b.remote();
     remote.setup = Some(Setup::Passive);
-    leg.set_remote(now, remote);
+    leg.set_remote(now, remote, true);
     assert_eq!(leg.setup(true), Setup::Active);
 }
 
@@ -285,7 +291,7 @@ proptest::proptest! {
         first in proptest::collection::vec(0u8..=3, 20),
     ) {
         let (mut now, mut leg, mut b) = setup();
-        leg.set_remote(now, b.remote());
+        leg.set_remote(now, b.remote(), true);
         run(&mut now, &mut leg, &mut b, 100);
         for (i, mut p) in packets.into_iter().enumerate() {
             // Half of them look like STUN, DTLS or RTP by their first byte.
@@ -302,4 +308,81 @@ proptest::proptest! {
             proptest::prop_assert!(!matches!(got, Received::Rtp(_) | Received::Rtcp(_)));
         }
     }
+}
+
+#[test]
+fn a_refused_restart_leaves_the_leg_as_it_was() {
+    let (mut now, mut leg, mut b) = setup();
+    leg.set_remote(now, b.remote(), true);
+    run(&mut now, &mut leg, &mut b, 200);
+    let creds = leg.credentials();
+    let mut restart = b.remote();
+    restart.ice.ufrag = "brw3".to_owned();
+    leg.set_remote(now, restart, true);
+    assert_ne!(leg.credentials(), creds);
+    // The offer was refused (488): the browser's next SDP is its old one.
+    leg.set_remote(now, b.remote(), true);
+    leg.commit(now);
+    assert_eq!(leg.credentials(), creds);
+    run(&mut now, &mut leg, &mut b, 50);
+    assert_eq!(leg.destination(now), Some(b.addr), "its checks still pass");
+}
+
+#[test]
+fn another_forks_answer_is_taken_without_new_credentials_of_ours() {
+    let (mut now, mut leg, mut b) = setup();
+    let ours = leg.credentials();
+    let mut first = b.remote();
+    first.ice.ufrag = "fork1".to_owned();
+    leg.set_remote(now, first, false);
+    // The fork that answers for good is another browser.
+    leg.set_remote(now, b.remote(), false);
+    assert_eq!(
+        leg.credentials(),
+        ours,
+        "our offer's credentials are the ones it has"
+    );
+    run(&mut now, &mut leg, &mut b, 200);
+    assert!(leg.keyed());
+}
+
+#[test]
+fn media_stops_going_to_a_browser_that_stopped_checking() {
+    let (mut now, mut leg, mut b) = setup();
+    leg.set_remote(now, b.remote(), true);
+    run(&mut now, &mut leg, &mut b, 200);
+    assert!(leg.protect(now, &rtp(1)).is_some());
+    now += CONSENT;
+    assert_eq!(leg.destination(now), None, "no check for 30 s");
+    assert!(leg.protect(now, &rtp(2)).is_none());
+    // Its next check brings it back.
+    run(&mut now, &mut leg, &mut b, 300);
+    assert_eq!(leg.destination(now), Some(b.addr));
+}
+
+#[test]
+fn checks_from_too_many_sources_are_refused() {
+    let (mut now, mut leg, b) = setup();
+    leg.set_remote(now, b.remote(), true);
+    let ours = leg.credentials();
+    let mut taken = 0;
+    for port in 0..40u16 {
+        let src = SocketAddr::new("198.51.100.7".parse().expect("ip"), 40000 + port);
+        let mut a = IceAgent::new(b.creds.clone());
+        a.set_controlling(true);
+        a.add_local_candidate(Candidate::host(src, "udp").expect("candidate"));
+        a.add_remote_candidate(Candidate::host(leg.local(), "udp").expect("candidate"));
+        a.set_remote_credentials(IceCreds {
+            ufrag: ours.ufrag.clone(),
+            pass: ours.pwd.clone(),
+        });
+        now += Duration::from_millis(50);
+        a.handle_timeout(now);
+        if let Some(t) = a.poll_transmit() {
+            if leg.receive(now, src, &t.contents) == Received::Handled {
+                taken += 1;
+            }
+        }
+    }
+    assert_eq!(taken, 16, "one candidate per source, 16 at most");
 }
