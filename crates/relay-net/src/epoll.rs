@@ -138,7 +138,8 @@ async fn receive(state: State, sock: Rc<UdpSocket>, port: u16) {
         if let Some((from, to)) = s.forward(Instant::now(), port, src, &buf[..n]) {
             if let Some((out, _)) = s.sockets.open.get(&from) {
                 // UDP: a full send buffer drops the packet, as the network would.
-                let _ = out.try_send_to(&buf[..n], to);
+                let data = s.relay.rewritten().unwrap_or(&buf[..n]);
+                let _ = out.try_send_to(data, to);
             }
         }
     }

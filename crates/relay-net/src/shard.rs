@@ -137,8 +137,9 @@ impl<S: Sockets> Shard<S> {
     }
 
     /// A packet that reached `port` from `src`: the port to send it from and where to, or
-    /// `None` when it is not relayed as it came (dropped; or taken by a WebRTC leg, or
-    /// rewritten by one and sent here).
+    /// `None` when it is not relayed (dropped, or taken by a WebRTC leg). What to send is
+    /// the packet as it came, or what `relay.rewritten()` gives (a WebRTC leg's SRTP made
+    /// plain, or plain made SRTP).
     pub(crate) fn forward(
         &mut self,
         now: Instant,
@@ -149,12 +150,7 @@ impl<S: Sockets> Shard<S> {
         let f = self.relay.on_packet(now, port, src, packet);
         self.flush();
         let f = f.ok()?;
-        let to = self.reach(f.to);
-        if let Some(data) = self.relay.rewritten() {
-            self.sockets.send_now(f.from, data, to);
-            return None;
-        }
-        Some((f.from, to))
+        Some((f.from, self.reach(f.to)))
     }
 
     /// An IPv4 party is reached from a dual-stack socket at its mapped address.

@@ -169,6 +169,22 @@ impl Buffers {
         }
     }
 
+    /// Buffer `bid` (not in the ring: one the kernel filled, whose packet was read) holding
+    /// `data` instead, for a send from it; `None` when it does not fit.
+    fn put<'a>(&mut self, bid: u16, data: &[u8]) -> Option<&'a [u8]> {
+        if data.len() > BUF_SIZE {
+            return None;
+        }
+        let at = usize::from(bid % BUFFERS) * BUF_SIZE;
+        // SAFETY: within the buffers' allocation, which outlives every packet in it; the
+        // buffer is ours until given back, and `data` is not in it (a copy the relay made).
+        unsafe {
+            let dst = self.data.add(at);
+            std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len());
+            Some(std::slice::from_raw_parts(dst, data.len()))
+        }
+    }
+
     /// The first `len` bytes of buffer `bid`, which the kernel filled and does not touch
     /// until it is given back.
     fn get<'a>(&self, bid: u16, len: usize) -> &'a [u8] {
@@ -715,8 +731,16 @@ fn packet(shard: &mut Shard<UringSockets>, now: Instant, port: u16, bid: u16, le
     let Some((src, payload)) = parsed.filter(|(_, p)| p.len() <= shard::MAX_PACKET) else {
         return shard.sockets.bufs.give_back(bid);
     };
-    match shard.forward(now, port, src, payload) {
-        Some((from, to)) if shard.sockets.send(bid, payload, from, to) => {}
+    let Some((from, to)) = shard.forward(now, port, src, payload) else {
+        return shard.sockets.bufs.give_back(bid);
+    };
+    // A WebRTC leg's rewrite goes out of the same buffer, through the ring too.
+    let data = match shard.relay.rewritten() {
+        Some(data) => shard.sockets.bufs.put(bid, data),
+        None => Some(payload),
+    };
+    match data {
+        Some(data) if shard.sockets.send(bid, data, from, to) => {}
         _ => shard.sockets.bufs.give_back(bid),
     }
 }
