@@ -10,7 +10,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use sip_message::{HeaderName, Message};
-use support::{Server, Ua};
+use support::{api, Server, Ua};
 
 fn sdp(rtp: &UdpSocket) -> String {
     let port = rtp.local_addr().expect("addr").port();
@@ -53,16 +53,6 @@ fn stream(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, n: u16) -> usize {
         got += 1;
     }
     got
-}
-
-fn api(s: &Server, path: &str) -> String {
-    let token = std::fs::read_to_string(s.dir.join("ferrosip.token")).expect("token");
-    ureq::get(&format!("http://127.0.0.1:{}{path}", s.api_port))
-        .set("Authorization", &format!("Bearer {}", token.trim()))
-        .call()
-        .expect("API")
-        .into_string()
-        .expect("text")
 }
 
 /// The two phones of a call and their media sockets.

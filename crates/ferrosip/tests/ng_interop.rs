@@ -54,6 +54,18 @@ fn spawn(name: &'static str, cmd: &mut Command, log: std::path::PathBuf) -> Daem
     Daemon { child, name, log }
 }
 
+/// The packets the relay on ng port `port` forwarded, from its `statistics`, and those.
+fn relayed_packets(port: u16) -> (u64, String) {
+    let stats = ng(port, b"s d7:command10:statisticse").expect("statistics");
+    let packets = stats
+        .split("7:packetsi")
+        .nth(1)
+        .and_then(|r| r.split('e').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    (packets, stats)
+}
+
 /// Asks the relay's ng port; its reply.
 fn ng(port: u16, request: &[u8]) -> Option<String> {
     let s = UdpSocket::bind("127.0.0.1:0").ok()?;
@@ -136,13 +148,7 @@ fn kamailio_drives_ferrosip_relay_and_a_call_through_it_has_audio_both_ways() {
         assert!(port, "{phone}'s SDP names the relay's port");
     }
     hang_up_having_heard(&mut alice, &mut bob, counts);
-    let stats = ng(ng_port, b"s d7:command10:statisticse").expect("statistics");
-    let packets = stats
-        .split("7:packetsi")
-        .nth(1)
-        .and_then(|r| r.split('e').next())
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
+    let (packets, stats) = relayed_packets(ng_port);
     assert!(
         packets >= 200,
         "the relay forwarded {packets} packets: {stats}"
@@ -230,15 +236,7 @@ fn kamailio_uses_ferrosip_relay_as_its_webrtc_gateway(page: &str, bundle: &str) 
     );
     std::thread::sleep(Duration::from_millis(500));
     let ws = format!("ws://127.0.0.1:{ws}");
-    let query = [
-        ("ws", ws.as_str()),
-        ("uri", "sip:alice@127.0.0.1"),
-        ("user", ""),
-        ("password", ""),
-        ("bundle", bundle),
-    ];
-    let b = Browser::open(page, &query);
-    b.expect("registered");
+    let b = Browser::registered(page, &ws, "sip:alice@127.0.0.1", bundle);
     let account = Account {
         user: "bob",
         domain: "127.0.0.1",
@@ -279,13 +277,7 @@ fn kamailio_uses_ferrosip_relay_as_its_webrtc_gateway(page: &str, bundle: &str) 
         b.expect("call-ended remote");
     }
     // Both calls went through the relay.
-    let stats = ng(ng_port, b"s d7:command10:statisticse").expect("statistics");
-    let packets = stats
-        .split("7:packetsi")
-        .nth(1)
-        .and_then(|r| r.split('e').next())
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
+    let (packets, stats) = relayed_packets(ng_port);
     assert!(
         packets >= 400,
         "the relay forwarded {packets} packets: {stats}"

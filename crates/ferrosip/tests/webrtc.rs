@@ -20,7 +20,7 @@ use support::baresip::Baresip;
 use support::browser::Browser;
 use support::netns::{Mapping, Net, SERVER_IP};
 use support::phone::{tone_wav, Account, Rtp};
-use support::{free_port, Server};
+use support::{api, free_port, Server};
 
 /// The server on UDP and WebSocket, its relay on loopback (Chromium checks from the host's
 /// own address, and the answers must come from the address it checked); the page's URL.
@@ -40,16 +40,6 @@ fn server(dir: &Path) -> (Server, String) {
     let config = config.to_str().expect("utf-8 path");
     let s = Server::start_listens(dir, port, &listens, &["--config", config]);
     (s, format!("ws://127.0.0.1:{ws_port}"))
-}
-
-fn api(s: &Server, path: &str) -> String {
-    let token = std::fs::read_to_string(s.dir.join("ferrosip.token")).expect("token");
-    ureq::get(&format!("http://127.0.0.1:{}{path}", s.api_port))
-        .set("Authorization", &format!("Bearer {}", token.trim()))
-        .call()
-        .expect("API")
-        .into_string()
-        .expect("text")
 }
 
 /// The relay's sessions now, from `/metrics`.
@@ -153,15 +143,7 @@ fn account(server: &Server) -> Account<'static> {
 fn a_browser_and_a_phone_call_each_other(page: &str, bundle: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, ws) = server(dir.path());
-    let query = [
-        ("ws", ws.as_str()),
-        ("uri", "sip:alice@127.0.0.1"),
-        ("user", ""),
-        ("password", ""),
-        ("bundle", bundle),
-    ];
-    let b = Browser::open(page, &query);
-    b.expect("registered");
+    let b = Browser::registered(page, &ws, "sip:alice@127.0.0.1", bundle);
     let mut bob = Baresip::start(&account(&server), "sip:alice@127.0.0.1");
 
     // The browser calls the phone.
@@ -221,20 +203,6 @@ fn sipjs_with_max_bundle_and_baresip_call_each_other_through_the_relay() {
     a_browser_and_a_phone_call_each_other("sipjs.html", "max-bundle");
 }
 
-/// A browser's page for `user`.
-fn page(page: &str, ws: &str, user: &str) -> Browser {
-    let uri = format!("sip:{user}@127.0.0.1");
-    let query = [
-        ("ws", ws),
-        ("uri", uri.as_str()),
-        ("user", ""),
-        ("password", ""),
-    ];
-    let b = Browser::open(page, &query);
-    b.expect("registered");
-    b
-}
-
 /// Both browsers heard the other since `before` (their stats then).
 fn heard_each_other(a: &Browser, b: &Browser, before: [Audio; 2]) -> [Audio; 2] {
     std::thread::sleep(Duration::from_secs(2));
@@ -248,8 +216,8 @@ fn heard_each_other(a: &Browser, b: &Browser, before: [Audio; 2]) -> [Audio; 2] 
 fn two_browsers_call_each_other_through_the_relay_and_ice_restarts_are_followed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, ws) = server(dir.path());
-    let alice = page("jssip.html", &ws, "alice");
-    let carol = page("sipjs.html", &ws, "carol");
+    let alice = Browser::registered("jssip.html", &ws, "sip:alice@127.0.0.1", "balanced");
+    let carol = Browser::registered("sipjs.html", &ws, "sip:carol@127.0.0.1", "balanced");
     alice.command("call sip:carol@127.0.0.1");
     carol.expect("incoming-call");
     alice.expect("call-confirmed");

@@ -21,17 +21,18 @@
 
 #![allow(missing_docs)]
 
-use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+mod load;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ng::{Command, Flags, Reply, Request};
 use relay::{MediaOp, MediaRequest, Peer};
+use tokio::net::UdpSocket;
 use webrtc::testing::Browser;
 use webrtc::{kind, Kind, Srtp};
 
-use tokio::net::UdpSocket;
+use load::{ask, cpu, epoll_of, media_of, now_us, recv_stamped, stamped_socket, PTIME};
 
 struct Args {
     ng: SocketAddr,
@@ -79,48 +80,6 @@ fn value<T: std::str::FromStr>(it: &mut impl Iterator<Item = String>, k: &str) -
         .unwrap_or_else(|_| panic!("{k}: {v:?} is no valid value"))
 }
 
-/// The relay process's user+system CPU time so far (clock ticks of 10 ms).
-fn cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields
-        .get(11..13)
-        .map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
-    Duration::from_millis(ticks * 10)
-}
-
-/// The browser's offer, Chrome's shape with its real credentials and fingerprint: as
-/// JsSIP sends it once ICE gathering is done (its socket as the one host candidate, and as
-/// the default address), or with `--no-candidates` as it is before any is gathered
-/// (`0.0.0.0`, port 9, which a browser with only mDNS host candidates sends too).
-fn browser_offer(b: &Browser, gathered: bool) -> Vec<u8> {
-    let r = b.remote();
-    let fingerprint = webrtc::fingerprint_value(&r.fingerprint);
-    let (ip, port) = (b.addr.ip(), b.addr.port());
-    let (default, candidate) = match gathered {
-        true => (
-            format!(
-                "{port} UDP/TLS/RTP/SAVPF 111 0 8 126\r\nc=IN IP4 {ip}\r\na=rtcp:9 IN IP4 0.0.0.0"
-            ),
-            format!("a=candidate:1 1 udp 2122260223 {ip} {port} typ host generation 0\r\n"),
-        ),
-        false => (
-            "9 UDP/TLS/RTP/SAVPF 111 0 8 126\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0"
-                .to_owned(),
-            String::new(),
-        ),
-    };
-    format!(
-        "v=0\r\no=- 46 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
-m=audio {default}\r\n{candidate}\
-a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{fingerprint}\r\na=setup:actpass\r\na=mid:0\r\n\
-a=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:126 telephone-event/8000\r\n",
-        r.ice.ufrag, r.ice.pwd
-    )
-    .into_bytes()
-}
-
 /// A phone's SDP: G.711 at `port`.
 fn phone_sdp(port: u16) -> Vec<u8> {
     format!(
@@ -130,191 +89,11 @@ fn phone_sdp(port: u16) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The address and port an SDP names for audio.
-fn media_of(sdp: &[u8]) -> Option<SocketAddr> {
-    let text = std::str::from_utf8(sdp).ok()?;
-    let ip: IpAddr = text
-        .lines()
-        .find_map(|l| l.strip_prefix("c=IN IP4 "))?
-        .trim()
-        .parse()
-        .ok()?;
-    let m = text.lines().find_map(|l| l.strip_prefix("m=audio "))?;
-    Some(SocketAddr::new(ip, m.split(' ').next()?.parse().ok()?))
-}
-
-/// A flag's value in an ng dictionary: a string, or a list of them.
-enum Value {
-    Text(&'static str),
-    List(&'static [&'static str]),
-}
-
-/// A bencoded string.
-fn bstr(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(format!("{}:{s}", s.len()).as_bytes());
-}
-
-/// The ng datagram Kamailio's rtpengine module sends for `m` with the flags of a WebRTC
-/// gateway: towards the phone `ICE=remove RTP/AVP rtcp-mux-demux DTLS=off SDES-off`,
-/// towards the browser `ICE=force UDP/TLS/RTP/SAVPF SDES-off rtcp-mux-accept
-/// rtcp-mux-require generate-mid`, and `DTLS=passive`: the in-memory browser is always the
-/// DTLS client (it checks only once it has the answer, so rtpengine cannot have started
-/// DTLS as the client before, the race Kamailio's configuration avoids). `ng` writes the call, the SDP, `replace`,
-/// `received-from` and `transport-protocol`; the other flags (ng does not encode
-/// `Flags::other`) go at the end of its dictionary (rtpengine's and ng's decoders take the
-/// keys in any order).
-fn encode(cookie: String, m: MediaRequest) -> Vec<u8> {
-    let receiver = m.receiver;
-    let flags = Flags {
-        replace_origin: true,
-        ice_remove: receiver == Peer::Plain,
-        transport_protocol: match receiver {
-            Peer::Plain => Some("RTP/AVP".to_owned()),
-            Peer::WebRtc => Some("UDP/TLS/RTP/SAVPF".to_owned()),
-            Peer::AsSender => None,
-        },
-        ..Flags::default()
-    };
-    let op = m.op;
-    let mut out = Request {
-        cookie: cookie.into_bytes(),
-        command: Command::Media(m, flags),
-    }
-    .encode();
-    let extra: &[(&str, Value)] = match (op, receiver) {
-        (MediaOp::Delete, _) | (_, Peer::AsSender) => return out,
-        (_, Peer::Plain) => &[
-            ("DTLS", Value::Text("off")),
-            ("rtcp-mux", Value::List(&["demux"])),
-            ("SDES", Value::List(&["off"])),
-        ],
-        (_, Peer::WebRtc) => &[
-            ("ICE", Value::Text("force")),
-            ("DTLS", Value::Text("passive")),
-            ("rtcp-mux", Value::List(&["accept", "require"])),
-            ("SDES", Value::List(&["off"])),
-            ("flags", Value::List(&["generate-mid"])),
-        ],
-    };
-    // The dictionary's closing `e` comes last.
-    out.pop();
-    for (k, v) in extra {
-        bstr(&mut out, k);
-        match v {
-            Value::Text(t) => bstr(&mut out, t),
-            Value::List(l) => {
-                out.push(b'l');
-                for t in *l {
-                    bstr(&mut out, t);
-                }
-                out.push(b'e');
-            }
-        }
-    }
-    out.push(b'e');
-    out
-}
-
-/// Sends `m` over ng; gives the SDP of the reply (none for a delete).
-async fn ask(ctl: &UdpSocket, ng: SocketAddr, n: usize, m: MediaRequest) -> Option<Vec<u8>> {
-    let cookie = format!("wload{n}");
-    ctl.send_to(&encode(cookie.clone(), m), ng)
-        .await
-        .expect("send");
-    let mut buf = vec![0u8; 65535];
-    loop {
-        let got = tokio::time::timeout(Duration::from_secs(2), ctl.recv(&mut buf)).await;
-        let n = got.expect("the relay answers within 2 s").expect("recv");
-        match Reply::parse(&buf[..n]) {
-            Ok((c, Reply::Ok { sdp })) if c == cookie.as_bytes() => return sdp,
-            Ok((_, Reply::Error(e))) => panic!("the relay refused: {e}"),
-            _ => {}
-        }
-    }
-}
-
-/// The packet interval of G.711 at 20 ms per packet.
-const PTIME: Duration = Duration::from_millis(20);
-
 /// An RTP packet's size: 12 bytes of header, 160 of G.711.
 const PACKET: usize = 172;
 
 /// Its payload after the send time (bytes 12..20): PCMU's silence.
 const FILL: u8 = 0xd5;
-
-/// Microseconds since 1970 (the clock of the kernel's receive timestamps).
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// A socket on loopback that has the kernel stamp each packet's arrival (SO_TIMESTAMPNS):
-/// the latency measured then leaves out how late this busy tool gets to read it.
-fn stamped_socket() -> std::net::UdpSocket {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_nonblocking(true).expect("nonblocking");
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket and option value of the size given.
-    let r = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            std::ptr::from_ref(&on).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "SO_TIMESTAMPNS");
-    s
-}
-
-/// Receives a packet into `buf`: its length and the kernel's arrival time (µs since 1970).
-fn recv_stamped(
-    sock: &std::net::UdpSocket,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, Option<u64>)> {
-    let mut control = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: all-zero is a valid msghdr; its pointers are set to live buffers below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: msg points at buffers that live through the call.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // The control messages: (length: usize, level: i32, type: i32, data), 8-byte aligned.
-    let bytes: Vec<u8> = control.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    let bytes = &bytes[..msg.msg_controllen.min(bytes.len())];
-    let mut at = 0;
-    let mut stamp = None;
-    while at + 16 <= bytes.len() {
-        let word = |i: usize| {
-            bytes[i..i + 8]
-                .try_into()
-                .map(u64::from_ne_bytes)
-                .unwrap_or(0)
-        };
-        let len = word(at) as usize;
-        let level = i32::from_ne_bytes(bytes[at + 8..at + 12].try_into().unwrap_or([0; 4]));
-        let kind = i32::from_ne_bytes(bytes[at + 12..at + 16].try_into().unwrap_or([0; 4]));
-        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS && at + 32 <= bytes.len() {
-            stamp = Some(word(at + 16) * 1_000_000 + word(at + 24) / 1000);
-        }
-        if len < 16 {
-            break;
-        }
-        at += (len + 7) & !7;
-    }
-    Ok((n as usize, stamp))
-}
 
 /// One call: a browser and a phone, each on its socket, and where each sends to.
 struct Call {
@@ -374,12 +153,7 @@ async fn set_up(
             caller: None,
             authenticated: false,
         };
-        let offer = request(
-            MediaOp::Offer,
-            "",
-            browser_offer(&browser, a.gathered),
-            Peer::Plain,
-        );
+        let offer = request(MediaOp::Offer, "", browser.offer(a.gathered), Peer::Plain);
         let offer = ask(ctl, a.ng, 3 * i, offer).await.unwrap_or_default();
         let port = phone.local_addr().expect("addr").port();
         let answer = request(MediaOp::Answer, "phone", phone_sdp(port), Peer::WebRtc);
@@ -434,7 +208,7 @@ async fn set_up(
             delete: request(MediaOp::Delete, "phone", Vec::new(), Peer::AsSender),
         };
         c.browser
-            .peer(to_browser_side, leg.ice.as_ref().expect("ICE"));
+            .peer(to_browser_side, leg.ice.as_ref().expect("ICE"), leg.setup);
         calls.push(c);
     }
     let until = Instant::now() + timeout;
@@ -502,19 +276,8 @@ fn receive_all(
     mut receiving: Vec<Receiving>,
     until: Instant,
 ) -> Seen {
-    // SAFETY: plain system calls on descriptors that live through them.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    assert!(ep >= 0, "epoll_create1");
     // Phones are 0..n, browsers n..2n.
-    for (i, s) in phones.iter().chain(browsers).enumerate() {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: i as u64,
-        };
-        // SAFETY: as above.
-        let r = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
-        assert_eq!(r, 0, "epoll_ctl");
-    }
+    let ep = epoll_of(phones.iter().chain(browsers).map(|s| &**s));
     let mut seen = Seen::default();
     let mut buf = [0u8; 2048];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];

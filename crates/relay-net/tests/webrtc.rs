@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use relay::{MediaOp, MediaRequest, Peer};
 use relay_net::{MediaRelay, RelayConfig};
-use webrtc::testing::Browser;
+use webrtc::testing::{rtp, Browser};
 
 fn socket() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -47,21 +47,6 @@ fn request(op: MediaOp, to_tag: &str, sdp: Vec<u8>, receiver: Peer) -> MediaRequ
     }
 }
 
-/// The browser's offer: Chrome's shape, its real credentials and fingerprint, no
-/// candidates gathered yet (`0.0.0.0`, port 9).
-fn browser_offer(b: &Browser) -> Vec<u8> {
-    let r = b.remote();
-    let fingerprint = webrtc::fingerprint_value(&r.fingerprint);
-    format!(
-        "v=0\r\no=- 46 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
-m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 126\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
-a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{fingerprint}\r\na=setup:actpass\r\na=mid:0\r\n\
-a=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:126 telephone-event/8000\r\n",
-        r.ice.ufrag, r.ice.pwd
-    )
-    .into_bytes()
-}
-
 /// A phone's SDP: audio at its socket.
 fn phone_sdp(s: &UdpSocket) -> Vec<u8> {
     let a = s.local_addr().expect("addr");
@@ -71,13 +56,6 @@ fn phone_sdp(s: &UdpSocket) -> Vec<u8> {
         port = a.port()
     )
     .into_bytes()
-}
-
-fn rtp(seq: u16) -> Vec<u8> {
-    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 160, 0, 0, 0x12, 0x34];
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    p.extend(std::iter::repeat_n(0xd5, 160));
-    p
 }
 
 /// Runs the browser on its socket for `d`: its checks and flights go out, what comes back
@@ -108,7 +86,7 @@ fn a_browser_talks_to_a_phone(io_uring: bool, base: u16) {
         .expect("rt");
     let (bs, phone) = (socket(), socket());
     let mut b = Browser::new(Instant::now(), bs.local_addr().expect("addr"));
-    let offer = request(MediaOp::Offer, "", browser_offer(&b), Peer::Plain);
+    let offer = request(MediaOp::Offer, "", b.offer(false), Peer::Plain);
     let to_phone = rt.block_on(relay.apply(&offer)).expect("offer");
     let to_phone = sdp::Session::parse(&to_phone).expect("sdp");
     assert_eq!(to_phone.media[0].proto, "RTP/AVP");
@@ -122,7 +100,7 @@ fn a_browser_talks_to_a_phone(io_uring: bool, base: u16) {
     assert_eq!(leg.setup, Some(sdp::Setup::Passive));
     assert_eq!(to_browser.bundle(), ["0"]);
     let browser_side = SocketAddr::new("127.0.0.1".parse().expect("ip"), to_browser.media[0].port);
-    b.peer(browser_side, leg.ice.as_ref().expect("ice"));
+    b.peer(browser_side, leg.ice.as_ref().expect("ice"), leg.setup);
     pump(&mut b, &bs, browser_side, Duration::from_secs(3));
     assert!(b.connected, "DTLS over the relay's sockets");
 

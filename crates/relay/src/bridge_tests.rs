@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use sdp::{Setup, WebRtcLeg};
-use webrtc::testing::Browser;
+use webrtc::testing::{rtcp, rtp, Browser};
 use webrtc::Identity;
 
 use crate::{Dropped, Forward, PortPool, Relay, SessionId, Side, StreamPorts, WebRtcStream};
@@ -28,19 +28,6 @@ fn id() -> SessionId {
         call_id: "c".into(),
         from_tag: "a".into(),
     }
-}
-
-/// An RTP packet: PCMU, sequence `seq`.
-fn rtp(seq: u16) -> Vec<u8> {
-    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 160, 0, 0, 0x12, 0x34];
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    p.extend(std::iter::repeat_n(0xd5, 160));
-    p
-}
-
-/// A receiver report.
-fn rtcp() -> Vec<u8> {
-    vec![0x80, 201, 0, 1, 0, 0, 0x12, 0x34]
 }
 
 fn relay() -> Relay {
@@ -93,7 +80,11 @@ fn browser_calls_phone(now: &mut Instant, r: &mut Relay, b: &mut Browser) -> Str
     );
     let leg: &WebRtcLeg = back[0].as_ref().expect("the browser's leg");
     assert_eq!(leg.setup, Setup::Passive, "the browser said active");
-    b.peer(SocketAddr::new(ip(ANNOUNCE), p.for_offerer), &leg.ice);
+    b.peer(
+        SocketAddr::new(ip(ANNOUNCE), p.for_offerer),
+        &leg.ice,
+        Some(leg.setup),
+    );
     run(now, r, b, p.for_offerer, 200);
     assert!(b.connected);
     p
@@ -224,7 +215,11 @@ fn a_phone_calls_a_browser_which_answers() {
     let leg = legs[0].as_ref().expect("a leg towards the browser");
     assert_eq!(leg.setup, Setup::ActPass);
     assert!(leg.fingerprint.starts_with("sha-256 "));
-    b.peer(SocketAddr::new(ip(ANNOUNCE), p.for_answerer), &leg.ice);
+    b.peer(
+        SocketAddr::new(ip(ANNOUNCE), p.for_answerer),
+        &leg.ice,
+        Some(leg.setup),
+    );
     r.answer(now, &id(), &[Some(b.addr)], Some(b.addr.ip()), "b", false);
     let answer = WebRtcStream {
         sender: Some(b.remote()),
@@ -263,7 +258,11 @@ fn two_browsers_are_bridged_each_with_its_own_keys() {
     };
     let to_b = r.set_webrtc(now, &id(), Side::Offerer, &[offer], true);
     let to_b = to_b[0].as_ref().expect("as the sender: a browser");
-    b.peer(SocketAddr::new(ip(ANNOUNCE), p.for_answerer), &to_b.ice);
+    b.peer(
+        SocketAddr::new(ip(ANNOUNCE), p.for_answerer),
+        &to_b.ice,
+        Some(to_b.setup),
+    );
     r.answer(now, &id(), &[Some(b.addr)], Some(b.addr.ip()), "b", false);
     let answer = WebRtcStream {
         sender: Some(b.remote()),
@@ -272,7 +271,11 @@ fn two_browsers_are_bridged_each_with_its_own_keys() {
     let to_a = r.set_webrtc(now, &id(), Side::Answerer, &[answer], false);
     let to_a = to_a[0].as_ref().expect("a's leg");
     assert_ne!(to_a.ice, to_b.ice);
-    a.peer(SocketAddr::new(ip(ANNOUNCE), p.for_offerer), &to_a.ice);
+    a.peer(
+        SocketAddr::new(ip(ANNOUNCE), p.for_offerer),
+        &to_a.ice,
+        Some(to_a.setup),
+    );
     run(&mut now, &mut r, &mut b, p.for_answerer, 200);
     run(&mut now, &mut r, &mut a, p.for_offerer, 200);
     let srtp = a.protect(&rtp(7)).expect("srtp");
@@ -323,7 +326,11 @@ fn a_browsers_ice_restart_is_answered_with_new_credentials_and_followed() {
     let after = answer[0].clone().expect("leg");
     assert_ne!(after.ice, before.ice, "new credentials in the answer");
     assert_eq!(after.fingerprint, before.fingerprint);
-    b.peer(SocketAddr::new(ip(ANNOUNCE), p.for_offerer), &after.ice);
+    b.peer(
+        SocketAddr::new(ip(ANNOUNCE), p.for_offerer),
+        &after.ice,
+        Some(after.setup),
+    );
     run(&mut now, &mut r, &mut b, p.for_offerer, 100);
     let srtp = b.protect(&rtp(9)).expect("same keys");
     assert!(r.on_packet(now, p.for_offerer, b.addr, &srtp).is_ok());

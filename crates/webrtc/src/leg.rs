@@ -22,10 +22,6 @@ use crate::demux::{kind, Kind};
 use crate::identity::{matches, Identity};
 use crate::srtp::{Profile, Refusals, Srtp};
 
-/// Addresses that passed a check a leg remembers (the browser's candidates it checked
-/// from); an older one makes room for a new one.
-const CHECKED: usize = 8;
-
 /// Sources a leg answers checks from (per ICE session): a browser checks from a few; each
 /// new one is a candidate and a pair in the agent.
 const MAX_SOURCES: usize = 16;
@@ -129,10 +125,9 @@ pub struct Leg {
     keys: Option<(Vec<u8>, SrtpProfile)>,
     /// (inbound, outbound).
     srtp: Option<(Srtp, Srtp)>,
-    /// Addresses that passed a check, with when they last did; the latest last.
-    checked: VecDeque<(SocketAddr, Instant)>,
-    /// Sources whose checks were taken in this ICE session.
-    sources: Vec<SocketAddr>,
+    /// The addresses whose checks were taken in this ICE session ([`MAX_SOURCES`] at
+    /// most), with when each last checked.
+    checked: Vec<(SocketAddr, Instant)>,
     nominated: Option<SocketAddr>,
     /// Where the last authenticated SRTP came from: media goes back there.
     media_from: Option<SocketAddr>,
@@ -195,8 +190,7 @@ impl Leg {
             peer_cert: None,
             keys: None,
             srtp: None,
-            checked: VecDeque::new(),
-            sources: Vec::new(),
+            checked: Vec::new(),
             nominated: None,
             media_from: None,
             dtls_peer: None,
@@ -293,7 +287,6 @@ impl Leg {
             }
             self.ice.set_remote_credentials(creds(&remote.ice));
             self.checked.clear();
-            self.sources.clear();
             self.nominated = None;
             self.media_from = None;
         }
@@ -357,7 +350,10 @@ impl Leg {
         self.media_from
             .filter(fresh)
             .or(self.nominated.filter(fresh))
-            .or_else(|| self.checked.back().map(|&(a, _)| a).filter(fresh))
+            .or_else(|| {
+                let latest = self.checked.iter().max_by_key(|(_, t)| *t);
+                latest.map(|&(a, _)| a).filter(fresh)
+            })
     }
 
     /// What it counted.
@@ -437,8 +433,8 @@ impl Leg {
         if request && message.split_username().is_none() {
             return self.unchecked();
         }
-        let new_source = request && !self.sources.contains(&src);
-        if new_source && (self.sources.len() >= MAX_SOURCES || !self.ice.accepts_message(&message))
+        let new_source = request && self.checked_at(src).is_none();
+        if new_source && (self.checked.len() >= MAX_SOURCES || !self.ice.accepts_message(&message))
         {
             return self.unchecked();
         }
@@ -453,14 +449,10 @@ impl Leg {
             return self.unchecked();
         }
         if request {
-            if new_source {
-                self.sources.push(src);
+            match self.checked.iter_mut().find(|(a, _)| *a == src) {
+                Some((_, t)) => *t = now,
+                None => self.checked.push((src, now)),
             }
-            self.checked.retain(|(a, _)| *a != src);
-            if self.checked.len() == CHECKED {
-                self.checked.pop_front();
-            }
-            self.checked.push_back((src, now));
         }
         self.drain_ice(now);
         // A DTLS client waits for an address to send its hello to.

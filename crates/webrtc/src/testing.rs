@@ -68,8 +68,12 @@ impl Browser {
         }
     }
 
-    /// Its peer, from the SDP it got: the candidate `relay`, with credentials `theirs`.
-    pub fn peer(&mut self, relay: SocketAddr, theirs: &IceCredentials) {
+    /// Its peer, from the SDP it got: the candidate `relay`, with credentials `theirs`
+    /// and DTLS role `setup` (`active`: the browser is the DTLS server; else its client).
+    pub fn peer(&mut self, relay: SocketAddr, theirs: &IceCredentials, setup: Option<Setup>) {
+        if setup == Some(Setup::Active) {
+            self.dtls.set_active(false);
+        }
         self.ice
             .add_remote_candidate(Candidate::host(relay, "udp").expect("candidate"));
         self.ice.set_remote_credentials(IceCreds {
@@ -90,6 +94,37 @@ impl Browser {
             setup: Some(Setup::Active),
             mid: Some("0".to_owned()),
         }
+    }
+
+    /// The browser's offer, Chrome's shape with its real credentials and fingerprint: as
+    /// JsSIP sends it once ICE gathering is done (its socket as the one host candidate, and as
+    /// the default address), or (`gathered` false) as it is before any is gathered
+    /// (`0.0.0.0`, port 9, which a browser with only mDNS host candidates sends too).
+    pub fn offer(&self, gathered: bool) -> Vec<u8> {
+        let r = self.remote();
+        let fingerprint = crate::fingerprint_value(&r.fingerprint);
+        let (ip, port) = (self.addr.ip(), self.addr.port());
+        let (default, candidate) = match gathered {
+            true => (
+                format!(
+                    "{port} UDP/TLS/RTP/SAVPF 111 0 8 126\r\nc=IN IP4 {ip}\r\na=rtcp:9 IN IP4 0.0.0.0"
+                ),
+                format!("a=candidate:1 1 udp 2122260223 {ip} {port} typ host generation 0\r\n"),
+            ),
+            false => (
+                "9 UDP/TLS/RTP/SAVPF 111 0 8 126\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0"
+                    .to_owned(),
+                String::new(),
+            ),
+        };
+        format!(
+            "v=0\r\no=- 46 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+m=audio {default}\r\n{candidate}\
+a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{fingerprint}\r\na=setup:actpass\r\na=mid:0\r\n\
+a=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:126 telephone-event/8000\r\n",
+            r.ice.ufrag, r.ice.pwd
+        )
+        .into_bytes()
     }
 
     /// Time passed: its checks, and once a pair is nominated its DTLS flights to `to`.
@@ -116,7 +151,8 @@ impl Browser {
                 Output::Timeout(_) => break,
                 Output::Connected => self.connected = true,
                 Output::KeyingMaterial(km, profile) => {
-                    self.srtp = Some(crate::leg::keyed(&km, profile, true).expect("keys"));
+                    self.srtp =
+                        Some(crate::leg::keyed(&km, profile, self.dtls.is_active()).expect("keys"));
                 }
                 _ => {}
             }
@@ -156,4 +192,17 @@ impl Browser {
             _ => out.protect_rtp(packet),
         }
     }
+}
+
+/// An RTP packet: PCMU, sequence `seq`, SSRC 0x1234, 160 bytes of payload.
+pub fn rtp(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 160, 0, 0, 0x12, 0x34];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p.extend(std::iter::repeat_n(0xd5, 160));
+    p
+}
+
+/// A receiver report from SSRC 0x1234, no blocks.
+pub fn rtcp() -> Vec<u8> {
+    vec![0x80, 201, 0, 1, 0, 0, 0x12, 0x34]
 }

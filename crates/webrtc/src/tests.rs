@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use is::{Candidate, IceAgent, IceCreds};
 use sdp::Setup;
 
-use crate::testing::Browser;
+use crate::testing::{rtcp, rtp, Browser};
 use crate::{Identity, Leg, Received, Refusal, CONSENT};
 
 const RELAY: &str = "192.0.2.1:40000";
@@ -15,19 +15,6 @@ const BROWSER: &str = "198.51.100.7:51000";
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
-}
-
-/// An RTP packet: version 2, PCMU, sequence `seq`, SSRC 0x1234, 160 bytes of payload.
-fn rtp(seq: u16) -> Vec<u8> {
-    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 160, 0, 0, 0x12, 0x34];
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    p.extend(std::iter::repeat_n(0xd5, 160));
-    p
-}
-
-/// A receiver report from SSRC 0x1234, no blocks.
-fn rtcp() -> Vec<u8> {
-    vec![0x80, 201, 0, 1, 0, 0, 0x12, 0x34]
 }
 
 /// Runs the two for `steps` of 10 ms; packets cross at once. Gives the time reached.
@@ -52,7 +39,7 @@ fn setup() -> (Instant, Leg, Browser) {
     let identity = Identity::generate().expect("identity");
     let leg = Leg::new(&identity, addr(RELAY), now);
     let mut browser = Browser::new(now, addr(BROWSER));
-    browser.peer(leg.local(), &leg.credentials());
+    browser.peer(leg.local(), &leg.credentials(), Some(leg.setup(false)));
     (now, leg, browser)
 }
 

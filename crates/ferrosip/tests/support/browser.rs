@@ -91,7 +91,22 @@ impl Browser {
         Browser::launch(None, listener, page, query)
     }
 
-    /// The same with Chromium in network namespace `ns` (behind a NAT of `support::netns`),
+    /// `page` as `uri` (no credentials) on the server at `ws`, with BUNDLE policy `bundle`,
+    /// once it registered.
+    pub fn registered(page: &str, ws: &str, uri: &str, bundle: &str) -> Browser {
+        let query = [
+            ("ws", ws),
+            ("uri", uri),
+            ("user", ""),
+            ("password", ""),
+            ("bundle", bundle),
+        ];
+        let b = Browser::open(page, &query);
+        b.expect("registered");
+        b
+    }
+
+    /// The same as [`Browser::open`] with Chromium in network namespace `ns` (behind a NAT of `support::netns`),
     /// the pages served at `http_ip` in namespace `http_ns` (the internet's), which `ns`
     /// reaches.
     pub fn open_in(

@@ -390,3 +390,14 @@ pub fn data(path: &str) -> PathBuf {
         .iter()
         .collect()
 }
+
+/// `GET path` on the server's HTTP API, with its token: the body.
+pub fn api(s: &Server, path: &str) -> String {
+    let token = std::fs::read_to_string(s.dir.join("ferrosip.token")).expect("token");
+    ureq::get(&format!("http://127.0.0.1:{}{path}", s.api_port))
+        .set("Authorization", &format!("Bearer {}", token.trim()))
+        .call()
+        .expect("API")
+        .into_string()
+        .expect("text")
+}
