@@ -56,6 +56,11 @@ impl<'a> Params<'a> {
         Ok(Params { raw })
     }
 
+    /// Wraps a list that [`parse`](Self::parse) accepted before.
+    pub(crate) fn checked(raw: &'a str) -> Params<'a> {
+        Params { raw }
+    }
+
     /// The list as written, leading `;` included.
     pub fn as_str(&self) -> &'a str {
         self.raw

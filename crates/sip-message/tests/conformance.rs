@@ -42,6 +42,13 @@ fn classify(bytes: Vec<u8>) -> Result<Result<(), ErrorKind>, ErrorKind> {
         m.reason(),
         m.body(),
     );
+    // What the message kept from parsing is what parsing the text again gives.
+    let again = m
+        .request_uri_str()
+        .map(|u| sip_message::Uri::parse(u).expect("checked"));
+    assert_eq!(m.request_uri(), again);
+    let top = m.vias().next().expect("a Via").map_err(|e| e.kind);
+    assert_eq!(m.top_via().map_err(|e| e.kind), top);
     for v in m.vias() {
         v.map_err(|e| e.kind)?;
     }

@@ -234,3 +234,62 @@ proptest! {
         prop_assert_eq!(ours, std);
     }
 }
+
+/// A Request-URI of any scheme we read, and a sent-by for a Via.
+fn uri_and_sent_by() -> impl Strategy<Value = (String, String)> {
+    let host = prop_oneof![
+        host(),
+        Just("[2001:db8::10]".to_string()),
+        Just("[::ffff:192.0.2.1]".to_string()),
+    ];
+    let port = proptest::option::of(1u16..);
+    let uri = (
+        prop_oneof![Just("sip"), Just("SIPS")],
+        proptest::option::of("[a-zA-Z0-9][a-zA-Z0-9.!*_+~-]{0,12}"),
+        proptest::option::of("[a-z0-9]{1,6}"),
+        host.clone(),
+        port.clone(),
+        "(;[a-z]{1,5}(=[a-z0-9]{1,5})?){0,3}",
+        proptest::option::of("[a-z]{1,4}=[a-z0-9]{1,4}"),
+    )
+        .prop_map(|(scheme, user, password, host, port, params, headers)| {
+            let userinfo = match (user, password) {
+                (Some(u), Some(p)) => format!("{u}:{p}@"),
+                (Some(u), None) => format!("{u}@"),
+                _ => String::new(),
+            };
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let headers = headers.map(|h| format!("?{h}")).unwrap_or_default();
+            format!("{scheme}:{userinfo}{host}{port}{params}{headers}")
+        });
+    let uri = prop_oneof![
+        4 => uri,
+        1 => "\\+[0-9]{1,10}(;phone-context=[a-z]{1,5})?".prop_map(|n| format!("tel:{n}")),
+        1 => "[a-z]{1,6}@[a-z]{1,6}".prop_map(|r| format!("mailto:{r}")),
+    ];
+    let sent_by = (host, port).prop_map(|(h, p)| match p {
+        Some(p) => format!("{h}:{p}"),
+        None => h,
+    });
+    (uri, sent_by)
+}
+
+proptest! {
+    /// The Request-URI and top Via a message keeps from parsing are what parsing their text
+    /// again gives.
+    #[test]
+    fn kept_values_are_the_parsed_ones((uri, sent_by) in uri_and_sent_by(), params in "(;[a-z]{1,5}(=[a-z0-9]{1,5})?){0,3}") {
+        let text = format!(
+            "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by}{params} ;branch=z9hG4bK1, SIP/2.0/TCP h\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        );
+        let m = Message::parse(text.clone().into_bytes()).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+        let again = sip_message::Uri::parse(m.request_uri_str().expect("request")).expect("checked");
+        prop_assert_eq!(m.request_uri(), Some(again));
+        let first = m.header(HeaderName::Via).expect("via").value.split(',').next().expect("value");
+        let via = sip_message::header::Via::parse(first.trim()).map_err(|e| TestCaseError::fail(format!("{e:?}: {text}")))?;
+        prop_assert_eq!(m.top_via().expect("via"), via);
+        m.validate().map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+        prop_assert_eq!(m.top_via().expect("via"), via);
+    }
+}

@@ -307,14 +307,11 @@ impl Core {
         &self.cfg
     }
 
-    /// `x == myself` in a script: a URI (or bare host) that designates this server.
-    pub(crate) fn is_myself(&self, uri: &str) -> bool {
-        match Uri::parse(uri) {
-            Ok(u) => u
-                .as_sip()
-                .is_some_and(|s| self.cfg.is_local_target(s.host_raw, s.port)),
-            Err(_) => self.cfg.is_local_domain(uri),
-        }
+    /// `x == myself` in a script, for a URI: it designates this server (a bare host is
+    /// asked of the configuration's domains).
+    pub(crate) fn is_myself_uri(&self, uri: &Uri<'_>) -> bool {
+        uri.as_sip()
+            .is_some_and(|s| self.cfg.is_local_target(s.host_raw, s.port))
     }
 
     pub(crate) fn shards(&self) -> &Shards {

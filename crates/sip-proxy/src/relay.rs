@@ -345,7 +345,7 @@ impl Core {
         next: &str,
         path: &[String],
     ) -> Option<Result<Target, Lookup>> {
-        let uri = Uri::parse(next).ok()?;
+        let uri = c.uri(next)?;
         Some(
             self.locate_uri(c.now, &uri, c.msg)?
                 .map(|(dest, alternatives)| Target {

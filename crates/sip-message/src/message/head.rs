@@ -32,8 +32,16 @@ impl Span {
 /// The first line of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StartLine {
-    Request { method: Span, uri: Span },
-    Response { code: u16, reason: Span },
+    Request {
+        method: Span,
+        uri: Span,
+        /// The Request-URI as parsed.
+        parsed: super::kept::UriAt,
+    },
+    Response {
+        code: u16,
+        reason: Span,
+    },
 }
 
 /// Where one header field lies in the buffer.
@@ -244,10 +252,12 @@ fn parse_start_line(buf: &[u8], start: usize, end: usize) -> Result<StartLine, P
         return Err(bad("white space in Request-URI"));
     }
     let uri_text = std::str::from_utf8(uri).map_err(|_| err(ErrorKind::Utf8, start + sp1 + 1))?;
-    Uri::parse(uri_text).map_err(|e| err(ErrorKind::StartLine(e.0), start + sp1 + 1))?;
+    let parsed =
+        Uri::parse(uri_text).map_err(|e| err(ErrorKind::StartLine(e.0), start + sp1 + 1))?;
     Ok(StartLine::Request {
         method: Span::new(start, start + sp1),
         uri: Span::new(start + sp1 + 1, start + sp2),
+        parsed: super::kept::UriAt::keep(buf, &parsed),
     })
 }
 

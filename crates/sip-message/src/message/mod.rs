@@ -1,6 +1,7 @@
 //! The parsed message: one shared buffer and an index of byte ranges into it.
 
 mod head;
+mod kept;
 mod typed;
 mod validate;
 
@@ -25,6 +26,8 @@ pub struct Message {
     start: usize,
     head: Head,
     body: Span,
+    /// The top Via, parsed when first asked for.
+    top_via: std::cell::OnceCell<Result<kept::ViaAt, ParseError>>,
 }
 
 /// One header field as it appears in the message.
@@ -115,6 +118,7 @@ impl Message {
             start,
             head,
             body,
+            top_via: Default::default(),
         })
     }
 
@@ -126,6 +130,7 @@ impl Message {
             start,
             head,
             body,
+            top_via: Default::default(),
         }
     }
 
@@ -211,9 +216,12 @@ impl Message {
         }
     }
 
-    /// The Request-URI (checked when the message was parsed); `None` for a response.
+    /// The Request-URI (parsed with the message); `None` for a response.
     pub fn request_uri(&self) -> Option<Uri<'_>> {
-        self.request_uri_str().and_then(|u| Uri::parse(u).ok())
+        match self.head.start_line {
+            StartLine::Request { parsed, .. } => Some(parsed.get(self)),
+            StartLine::Response { .. } => None,
+        }
     }
 
     /// The status code; `None` for a request.

@@ -45,11 +45,16 @@ impl Message {
             .map(move |v| parse(v).map_err(|e| self.header_error(name, v, e)))
     }
 
-    /// The topmost Via value.
+    /// The topmost Via value (parsed once, when first asked for).
     pub fn top_via(&self) -> Result<Via<'_>, ParseError> {
-        let h = self.required(HeaderName::Via)?;
-        let first = ListIter::new(h.value).next().unwrap_or_default();
-        Via::parse(first).map_err(|e| self.header_error(HeaderName::Via, first, e))
+        let kept = self.top_via.get_or_init(|| {
+            let h = self.required(HeaderName::Via)?;
+            let first = ListIter::new(h.value).next().unwrap_or_default();
+            let via =
+                Via::parse(first).map_err(|e| self.header_error(HeaderName::Via, first, e))?;
+            Ok(super::kept::ViaAt::keep(&self.buf, &via))
+        });
+        kept.map(|v| v.get(self))
     }
 
     /// All Via values, top first.

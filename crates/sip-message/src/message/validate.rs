@@ -51,12 +51,18 @@ impl Message {
     /// request method. A message that fails is malformed: answer 400 (a request) or drop it
     /// (a response).
     pub fn validate(&self) -> Result<(), ParseError> {
+        // The top Via is checked by parsing it once for all (the proxy reads it again).
+        let mut top_via = true;
         for h in self.headers() {
             let Some((check, is_list)) = checker(h.name) else {
                 continue;
             };
             if is_list && !(h.name == HeaderName::Supported && h.value.is_empty()) {
                 for v in ListIter::new(h.value) {
+                    if h.name == HeaderName::Via && std::mem::take(&mut top_via) {
+                        self.top_via()?;
+                        continue;
+                    }
                     check(v).map_err(|e| self.header_error(h.name, v, e))?;
                 }
             } else {

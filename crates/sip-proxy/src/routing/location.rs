@@ -1,7 +1,7 @@
 //! The registrar and the location service: `save("location")`, `lookup("location")`.
 
 use script::{ArgType, Function, Registry, RouteMask, Value};
-use sip_message::{Method, Uri};
+use sip_message::Method;
 
 use super::{ProxyEnv, RouteCtx};
 
@@ -21,10 +21,7 @@ fn save(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
 }
 
 fn lookup(c: &mut RouteCtx<'_>, _: &[Value<'_>]) -> i64 {
-    let Some(aor) = c
-        .ruri()
-        .and_then(|u| registrar::aor_of(&Uri::parse(u).ok()?))
-    else {
+    let Some(aor) = c.ruri_parsed().and_then(|u| registrar::aor_of(&u)) else {
         return -1;
     };
     let mut bindings = c.core.lookup(c.now, &aor);

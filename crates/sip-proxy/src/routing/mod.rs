@@ -283,6 +283,20 @@ impl<'a> RouteCtx<'a> {
         }
     }
 
+    /// `uri` parsed; the Request-URI the message was parsed with when `uri` is its text
+    /// (the script hands it back as a string), so it is not parsed again.
+    pub(crate) fn uri<'s>(&'s self, uri: &'s str) -> Option<sip_message::Uri<'s>> {
+        match self.request() {
+            Some(m) if m.request_uri_str().is_some_and(|r| std::ptr::eq(r, uri)) => m.request_uri(),
+            _ => sip_message::Uri::parse(uri).ok(),
+        }
+    }
+
+    /// The Request-URI as the script sees it now, parsed.
+    pub(crate) fn ruri_parsed(&self) -> Option<sip_message::Uri<'_>> {
+        self.ruri().and_then(|u| self.uri(u))
+    }
+
     /// The transaction's routing state to keep with it, when anything needs it later.
     pub(crate) fn tx_routing(&self) -> Option<Box<TxRouting>> {
         let t = &self.tx;
@@ -321,6 +335,9 @@ impl Host for RouteCtx<'_> {
     }
 
     fn is_myself(&self, uri: &str) -> bool {
-        self.core.is_myself(uri)
+        match self.uri(uri) {
+            Some(u) => self.core.is_myself_uri(&u),
+            None => self.core.config().is_local_domain(uri),
+        }
     }
 }

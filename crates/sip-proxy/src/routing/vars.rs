@@ -19,6 +19,14 @@ fn sip(uri: &str) -> Option<SipUri<'_>> {
     Uri::parse(uri).ok()?.as_sip().copied()
 }
 
+/// A part of the Request-URI (parsed once with the message).
+fn ruri_part<'b>(c: &'b RouteCtx<'_>, f: fn(&SipUri<'b>) -> Value<'b>) -> Value<'b> {
+    match c.ruri_parsed() {
+        Some(Uri::Sip(u)) => f(&u),
+        _ => Value::Null,
+    }
+}
+
 /// A part of a URI-valued header's SIP URI.
 fn part<'b>(uri: Option<&'b str>, f: fn(&SipUri<'b>) -> Value<'b>) -> Value<'b> {
     uri.and_then(sip).map_or(Value::Null, |u| f(&u))
@@ -49,15 +57,15 @@ fn get_ru<'b>(c: &'b RouteCtx<'_>, _: &str) -> Value<'b> {
 }
 
 fn get_ruser<'b>(c: &'b RouteCtx<'_>, _: &str) -> Value<'b> {
-    part(c.ruri(), user)
+    ruri_part(c, user)
 }
 
 fn get_rhost<'b>(c: &'b RouteCtx<'_>, _: &str) -> Value<'b> {
-    part(c.ruri(), host)
+    ruri_part(c, host)
 }
 
 fn get_rport<'b>(c: &'b RouteCtx<'_>, _: &str) -> Value<'b> {
-    part(c.ruri(), port)
+    ruri_part(c, port)
 }
 
 /// The byte range of `part` (a slice of `whole`) within `whole`.
