@@ -4,8 +4,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::header::{HeaderName, ListIter, Via};
-use crate::message::Message;
+use crate::header::{HeaderName, ListIter};
+use crate::message::{Header, Message};
 
 /// Writes the header lines and body shared by both builders.
 #[derive(Debug)]
@@ -93,9 +93,20 @@ impl ResponseBuilder {
     /// Starts `SIP/2.0 code reason`.
     pub fn new(code: u16, reason: &str) -> Self {
         let mut parts = Parts::new();
-        parts
-            .out
-            .put_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());
+        let out = &mut parts.out;
+        out.put_slice(b"SIP/2.0 ");
+        // Status codes have three digits (a builder given another writes it in full).
+        match code {
+            100..=999 => out.put_slice(&[
+                b'0' + (code / 100) as u8,
+                b'0' + (code / 10 % 10) as u8,
+                b'0' + (code % 10) as u8,
+            ]),
+            _ => out.put_slice(code.to_string().as_bytes()),
+        }
+        out.put_u8(b' ');
+        out.put_slice(reason.as_bytes());
+        out.put_slice(b"\r\n");
         ResponseBuilder { parts }
     }
 
@@ -129,7 +140,8 @@ impl ResponseBuilder {
         for h in request.headers() {
             let copy = match h.name {
                 HeaderName::Via => {
-                    match src.take().and_then(|s| stamped_via(&h.value_unfolded(), s)) {
+                    let stamp = src.take().and_then(|s| stamped_via(request, &h, s));
+                    match stamp {
                         Some(value) => {
                             b.parts.header("Via", &value);
                             false
@@ -176,15 +188,15 @@ impl ResponseBuilder {
     }
 }
 
-/// A Via header value whose first entry is stamped for `src` ([`Via::stamped`]); `None` when
-/// it stays as it is.
-fn stamped_via(value: &str, src: SocketAddr) -> Option<String> {
-    let mut values = ListIter::new(value);
-    let top = values.next()?;
+/// The first Via header of `request`, `via`, with its first entry (the top Via) stamped for
+/// `src` ([`Via::stamped`](crate::header::Via::stamped)); `None` when it stays as it is.
+fn stamped_via(request: &Message, via: &Header<'_>, src: SocketAddr) -> Option<String> {
+    let value = via.value_unfolded();
+    let top = ListIter::new(&value).next()?;
     if needs_no_stamp(top, src) {
         return None;
     }
-    let stamped = Via::parse(top).ok()?.stamped(src)?;
+    let stamped = request.top_via().ok()?.stamped(src)?;
     let rest = &value[top.as_ptr() as usize - value.as_ptr() as usize + top.len()..];
     Some(stamped + rest)
 }

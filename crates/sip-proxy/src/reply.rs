@@ -16,14 +16,16 @@ pub(crate) fn to_tag(req: &Message) -> String {
         .ok()
         .and_then(|v| v.branch())
         .unwrap_or_default();
-    format!(
-        "{:016x}",
-        fnv(&[
-            part(HeaderName::CallId),
-            part(HeaderName::From),
-            branch.as_bytes()
-        ])
-    )
+    let hash = fnv(&[
+        part(HeaderName::CallId),
+        part(HeaderName::From),
+        branch.as_bytes(),
+    ]);
+    // 16 hex digits (as `{:016x}` writes them, without the formatter: every REGISTER's 200).
+    (0..16)
+        .rev()
+        .map(|i| char::from(b"0123456789abcdef"[(hash >> (4 * i)) as usize & 15]))
+        .collect()
 }
 
 /// Builds a response to `req`, received from `src`, with our Server header and any `extra`
@@ -69,5 +71,22 @@ pub(crate) fn reason(code: u16) -> &'static str {
         503 => "Service Unavailable",
         505 => "Version Not Supported",
         _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_tag_is_the_hash_in_sixteen_hex_digits() {
+        let req = Message::parse(
+            &b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\r\n\
+From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\r\n"[..],
+        )
+        .expect("request");
+        let hash = fnv(&[b"c", b"<sip:a@example.com>;tag=1", b"z9hG4bKa"]);
+        assert_eq!(to_tag(&req), format!("{hash:016x}"));
+        assert_eq!(to_tag(&req), to_tag(&req.clone()));
     }
 }
