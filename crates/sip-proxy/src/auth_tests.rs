@@ -425,3 +425,23 @@ fn the_default_script_answers_400_to_credentials_for_another_uri_and_counts_no_f
     );
     assert_eq!(sent(out)[0].1.status(), Some(200));
 }
+
+#[test]
+fn a_challenged_register_keeps_no_transaction_and_its_retransmission_is_challenged_again() {
+    let core = core();
+    let first = answer(&core, register("alice", "example.com", "x1", None));
+    assert_eq!(first.status(), Some(401));
+    // No context stays for timer J: memory does not grow with the rate of challenges.
+    assert_eq!(core.active_transactions(), 0);
+    let again = answer(&core, register("alice", "example.com", "x1", None));
+    assert_eq!(again.status(), Some(401));
+    assert_eq!(core.active_transactions(), 0);
+    // A 401 to another request (an INVITE) keeps its transaction, for the ACK.
+    let invite = msg(
+        "INVITE sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKi1\n\
+From: <sip:alice@example.com>;tag=a\nTo: <sip:bob@example.com>\nCall-ID: inv-1\nCSeq: 1 INVITE\n\
+Contact: <sip:alice@192.0.2.10:5060>\nContent-Length: 0\n\n",
+    );
+    assert_eq!(answer(&core, invite).status(), Some(407));
+    assert_eq!(core.active_transactions(), 1);
+}
