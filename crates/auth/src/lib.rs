@@ -15,7 +15,7 @@ mod subscribers;
 mod verify;
 
 pub use algorithm::{ha1, Algorithm};
-pub use credentials::{CredentialError, Credentials};
+pub use credentials::{CredentialError, Credentials, QopAuth};
 pub use nonce::{NonceKey, NonceState};
 pub use replay::NonceCounts;
 pub use subscribers::{Secrets, Subscribers};
