@@ -122,10 +122,11 @@ struct Branch {
     /// Timer C cancelled this ringing branch: its 487 counts as 408 (no answer).
     timer_c_fired: bool,
     cancel_wanted: bool,
-    cancel: Option<ClientTransaction>,
+    /// Boxed, as `fallback`: rare, and a branch is kept for 32 s after its answer.
+    cancel: Option<Box<ClientTransaction>>,
     /// 64·T1 after our CANCEL: the INVITE counts as ended if still unanswered (§9.1).
     give_up: Option<Instant>,
-    fallback: Option<UdpFallback>,
+    fallback: Option<Box<UdpFallback>>,
     /// The key of our Record-Route entries in its request, rewritten for the caller in the
     /// responses that come back ([`crate::route_key::for_caller`]).
     issued: Option<Issued>,
@@ -482,6 +483,9 @@ impl Context {
         let Some(group) = self.pending.pop_front() else {
             return;
         };
+        // Room for this group's branches only: a branch is large, and a Vec's first growth
+        // would make room for four (most requests have one branch, held for 32 s).
+        self.branches.reserve_exact(group.len());
         for p in group {
             let (invite, reliable) = (self.invite, reliability(p.dest));
             let client = ClientTransaction::for_bytes(now, invite, p.request, reliable, cfg.timers);
@@ -496,7 +500,7 @@ impl Context {
                 cancel_wanted: false,
                 cancel: None,
                 give_up: None,
-                fallback: p.fallback,
+                fallback: p.fallback.map(Box::new),
                 issued: p.issued,
                 nat: p.nat,
                 alternatives: p.alternatives.map(|mut a| {
@@ -591,7 +595,7 @@ impl Context {
         if b.dest != dest || b.status.is_some() {
             return;
         }
-        if let Some((udp, request)) = b.fallback.take() {
+        if let Some((udp, request)) = b.fallback.take().map(|f| *f) {
             if let Ok(msg) = Message::parse(request) {
                 b.client = ClientTransaction::new(now, msg, reliability(udp), cfg.timers);
                 b.dest = udp;
@@ -638,12 +642,12 @@ impl Context {
             return;
         };
         if let Ok(m) = Message::parse(build_cancel(&invite)) {
-            b.cancel = Some(ClientTransaction::new(
+            b.cancel = Some(Box::new(ClientTransaction::new(
                 now,
                 m,
                 reliability(b.dest),
                 cfg.timers,
-            ));
+            )));
             b.give_up = Some(now + cfg.timers.timeout());
         }
     }
@@ -706,7 +710,9 @@ impl Context {
                 b.client.poll_timeout(),
                 b.timer_c.filter(|_| b.status.is_none()),
                 b.give_up.filter(|_| b.status.is_none()),
-                b.cancel.as_ref().and_then(ClientTransaction::poll_timeout),
+                b.cancel
+                    .as_deref()
+                    .and_then(ClientTransaction::poll_timeout),
             ]
         });
         [self.server.poll_timeout(), self.trying_at, self.park_until]
