@@ -722,6 +722,11 @@ impl Context {
             .min()
     }
 
+    /// True once the request has its final answer upstream.
+    pub(crate) fn is_answered(&self) -> bool {
+        self.answered
+    }
+
     /// True when every transaction of the context has ended.
     pub(crate) fn is_done(&self) -> bool {
         self.server.state() == ServerState::Terminated

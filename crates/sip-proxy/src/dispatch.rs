@@ -268,6 +268,10 @@ impl Core {
                 },
             }
         }
+        if ctx.is_answered() {
+            // Little more to note: the room is not held while the context lingers (32 s).
+            ctx.noted = Vec::new();
+        }
     }
 
     /// A response without a context (a stateless branch, or a late 2xx after its context

@@ -81,7 +81,7 @@ impl ClientTransaction {
             out: Outputs::new(),
             request: Some(bytes.clone()),
         };
-        t.out.push_back(Output::Transmit(bytes));
+        t.out.push(Output::Transmit(bytes));
         t
     }
 
@@ -111,37 +111,37 @@ impl ClientTransaction {
                     self.retransmit = None;
                     self.deadline = None;
                 }
-                self.out.push_back(Output::Response(Box::new(response)));
+                self.out.push(Output::Response(Box::new(response)));
             }
             (Calling | Proceeding, 200..=299) if self.invite => {
                 self.state = Accepted;
                 self.retransmit = None;
                 self.request = None;
                 self.deadline = Some(now + self.timers.timeout());
-                self.out.push_back(Output::Response(Box::new(response)));
+                self.out.push(Output::Response(Box::new(response)));
             }
-            (Accepted, 200..=299) => self.out.push_back(Output::Response(Box::new(response))),
+            (Accepted, 200..=299) => self.out.push(Output::Response(Box::new(response))),
             (Calling | Proceeding, _) if self.invite => {
                 if let Some(invite) = self.request() {
                     let ack = build_ack(&invite, &response);
-                    self.out.push_back(Output::Transmit(ack.clone()));
+                    self.out.push(Output::Transmit(ack.clone()));
                     self.ack = Some(ack);
                 }
                 self.complete(now, self.timers.timer_d(self.reliability.is_reliable()));
-                self.out.push_back(Output::Response(Box::new(response)));
+                self.out.push(Output::Response(Box::new(response)));
             }
             (Trying | Proceeding, _) => {
                 self.complete(now, self.timers.linger(self.reliability.is_reliable()));
-                self.out.push_back(Output::Response(Box::new(response)));
+                self.out.push(Output::Response(Box::new(response)));
             }
             // A 2xx after a non-2xx is no retransmission: not ours to ACK, the user's to
             // forward (RFC 6026).
             (Completed, 200..=299) if self.invite => {
-                self.out.push_back(Output::Response(Box::new(response)));
+                self.out.push(Output::Response(Box::new(response)));
             }
             (Completed, 300..=699) => {
                 if let Some(ack) = &self.ack {
-                    self.out.push_back(Output::Transmit(ack.clone()));
+                    self.out.push(Output::Transmit(ack.clone()));
                 }
             }
             _ => {}
@@ -164,7 +164,7 @@ impl ClientTransaction {
         match self.state {
             Terminated => {}
             Calling | Trying | Proceeding => {
-                self.out.push_back(Output::Timeout);
+                self.out.push(Output::Timeout);
                 self.terminate();
             }
             Completed | Accepted => self.terminate(),
@@ -198,13 +198,13 @@ impl ClientTransaction {
             };
             r.backoff(now, cap);
             if let Some(request) = &self.request {
-                self.out.push_back(Output::Transmit(request.clone()));
+                self.out.push(Output::Transmit(request.clone()));
             }
         }
         if due(self.deadline, now) {
             match self.state {
                 ClientState::Calling | ClientState::Trying | ClientState::Proceeding => {
-                    self.out.push_back(Output::Timeout);
+                    self.out.push(Output::Timeout);
                 }
                 _ => {}
             }
@@ -223,12 +223,12 @@ impl ClientTransaction {
         self.retransmit = None;
         self.request = None;
         self.deadline = None;
-        self.out.push_back(Output::Terminated);
+        self.out.push(Output::Terminated);
     }
 
     /// The next output, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        crate::next_output(&mut self.out)
     }
 }
 

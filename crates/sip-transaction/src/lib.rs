@@ -54,4 +54,12 @@ impl Reliability {
 }
 
 /// The output queue every transaction keeps.
-type Outputs = std::collections::VecDeque<Output>;
+/// A transaction's outputs until its user takes them: rarely more than two at a time, so
+/// kept inline (a queue on the heap cost an allocation per transaction, held while it
+/// lingers for 32 s).
+type Outputs = smallvec::SmallVec<[Output; 2]>;
+
+/// Takes the oldest output of `out`.
+fn next_output(out: &mut Outputs) -> Option<Output> {
+    (!out.is_empty()).then(|| out.remove(0))
+}

@@ -92,7 +92,7 @@ impl ServerTransaction {
             (ServerState::Accepted, true) => false,
             (ServerState::Proceeding | ServerState::Completed, false) => {
                 if let Some(r) = &self.last_response {
-                    self.out.push_back(Output::Transmit(r.clone()));
+                    self.out.push(Output::Transmit(r.clone()));
                 }
                 true
             }
@@ -113,6 +113,9 @@ impl ServerTransaction {
             (Proceeding, 200..=299) if self.invite => {
                 self.state = Accepted;
                 self.deadline = Some(now + self.timers.timeout());
+                // Retransmitted INVITEs are absorbed in Accepted: the provisional response
+                // is not sent again, and need not be kept for the 32 s.
+                self.last_response = None;
             }
             // RFC 6026: 2xx retransmissions from the user pass through in Accepted.
             (Accepted, 200..=299) => {}
@@ -135,7 +138,7 @@ impl ServerTransaction {
             }
             _ => return,
         }
-        self.out.push_back(Output::Transmit(response));
+        self.out.push(Output::Transmit(response));
         self.terminate_if_due(now);
     }
 
@@ -159,7 +162,7 @@ impl ServerTransaction {
         let reliable = self.reliability.is_reliable() && !(self.invite && status >= 300);
         self.deadline = Some(now + self.timers.linger(reliable));
         self.local = true;
-        self.out.push_back(Output::Transmit(response));
+        self.out.push(Output::Transmit(response));
         self.terminate_if_due(now);
     }
 
@@ -194,13 +197,13 @@ impl ServerTransaction {
         if let Some(r) = self.retransmit.as_mut().filter(|r| r.at <= now) {
             r.backoff(now, Some(self.timers.t2));
             if let Some(resp) = &self.last_response {
-                self.out.push_back(Output::Transmit(resp.clone()));
+                self.out.push(Output::Transmit(resp.clone()));
             }
         }
         if due(self.deadline, now) {
             if self.state == ServerState::Completed && self.invite && !self.local {
                 // Timer H: the ACK never came.
-                self.out.push_back(Output::Timeout);
+                self.out.push(Output::Timeout);
             }
             self.terminate();
         }
@@ -216,12 +219,12 @@ impl ServerTransaction {
         self.state = ServerState::Terminated;
         self.retransmit = None;
         self.deadline = None;
-        self.out.push_back(Output::Terminated);
+        self.out.push(Output::Terminated);
     }
 
     /// The next output, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        crate::next_output(&mut self.out)
     }
 }
 
@@ -276,6 +279,24 @@ mod tests {
         );
         t.handle_timeout(t0 + Duration::from_secs(15));
         assert_eq!(drain(&mut t), ["terminated"]);
+    }
+
+    #[test]
+    fn an_accepted_invite_absorbs_retransmissions_and_keeps_no_response() {
+        let t0 = Instant::now();
+        let inv = request("INVITE");
+        let mut t = ServerTransaction::new(&inv, Reliability::Unreliable, TimerConfig::default());
+        t.send_response(t0, 180, Bytes::from_static(b"180"));
+        assert_eq!(drain(&mut t), ["send 180"]);
+        t.send_response(t0, 200, Bytes::from_static(b"200"));
+        assert_eq!(drain(&mut t), ["send 200"]);
+        assert_eq!(t.state(), ServerState::Accepted);
+        assert!(
+            t.last_response().is_none(),
+            "the 180 is not kept for the 32 s"
+        );
+        assert!(t.on_request(t0, &inv), "a retransmitted INVITE is absorbed");
+        assert!(drain(&mut t).is_empty(), "and answered with nothing");
     }
 
     #[test]
