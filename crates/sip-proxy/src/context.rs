@@ -722,6 +722,11 @@ impl Context {
             .min()
     }
 
+    /// True when the request went to a next hop (or waits to).
+    pub(crate) fn has_branches(&self) -> bool {
+        !self.branches.is_empty() || !self.pending.is_empty()
+    }
+
     /// True once the request has its final answer upstream.
     pub(crate) fn is_answered(&self) -> bool {
         self.answered

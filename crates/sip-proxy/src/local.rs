@@ -58,9 +58,12 @@ impl Core {
         // does (see `persisted`): a retransmission is processed again and answered alike (a
         // 401 with a fresh nonce). Kept for timer J, each challenge would hold its context
         // for 32 s: memory that grows with the rate of authenticated registrations.
-        let forget = code >= 200 && c.msg.method() == Some(Method::Register);
+        let is_register = c.msg.method() == Some(Method::Register);
         let mut shard = self.shards().lock(Shards::of(id));
-        let sent = (shard.contexts.get_mut(&id)).map(|ctx| ctx.answer(now, cfg, code, data, out));
+        let ctx = shard.contexts.get_mut(&id);
+        // (One relayed elsewhere keeps its transaction: its branches have their own.)
+        let forget = code >= 200 && is_register && ctx.as_ref().is_some_and(|c| !c.has_branches());
+        let sent = ctx.map(|ctx| ctx.answer(now, cfg, code, data, out));
         match forget {
             true => shard.remove(id),
             false => shard.settle(id),
