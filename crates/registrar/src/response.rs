@@ -23,22 +23,32 @@ pub fn ok_response(
     flow_timer: Option<u32>,
 ) -> Bytes {
     let mut b = ResponseBuilder::for_request_from(req, src, 200, "OK", Some(to_tag));
+    // One Contact value written in place per binding (every REGISTER's 200: no formatter).
+    let mut contact = String::with_capacity(128);
     for binding in &reg.bindings {
-        let q = match binding.q {
-            1000 => String::new(),
-            q => format!(";q={}.{:03}", q / 1000, q % 1000),
-        };
-        let mut contact = format!(
-            "<{}>;expires={}{q}",
-            binding.contact,
-            binding.remaining(now)
-        );
+        contact.clear();
+        contact.push('<');
+        contact.push_str(&binding.contact);
+        contact.push_str(">;expires=");
+        push_decimal(&mut contact, binding.remaining(now));
+        if binding.q != 1000 {
+            contact.push_str(";q=");
+            push_decimal(&mut contact, u64::from(binding.q / 1000));
+            contact.push('.');
+            let thousandths = binding.q % 1000;
+            for digit in [thousandths / 100, thousandths / 10 % 10, thousandths % 10] {
+                contact.push(char::from(b'0' + digit as u8));
+            }
+        }
         if let Some(instance) = &binding.instance {
             let quoted = instance.replace('\\', "\\\\").replace('"', "\\\"");
-            contact.push_str(&format!(";+sip.instance=\"{quoted}\""));
+            contact.push_str(";+sip.instance=\"");
+            contact.push_str(&quoted);
+            contact.push('"');
         }
         if let Some(id) = binding.reg_id {
-            contact.push_str(&format!(";reg-id={id}"));
+            contact.push_str(";reg-id=");
+            push_decimal(&mut contact, u64::from(id));
         }
         b = b.header("Contact", &contact);
     }
@@ -63,6 +73,23 @@ pub fn ok_response(
         }
     }
     b.build()
+}
+
+/// Writes `n` in decimal.
+fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Digits are ASCII.
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// True when the first Path entry (the edge proxy next to the client) has the `ob` URI

@@ -624,3 +624,32 @@ fn an_edge_proxy_marked_ob_grants_outbound() {
     let ok = answer("<sip:edge.example.com;lr;obx=1>");
     assert!(ok.header(sip_message::HeaderName::Require).is_none());
 }
+
+#[test]
+fn the_200_lists_each_binding_with_its_expiry_q_instance_and_reg_id() {
+    let loc = Location::new();
+    let req = register(
+        "c1",
+        1,
+        &[
+            "<sip:a@192.0.2.1>;q=0.05;expires=600",
+            "<sip:a@192.0.2.2>;expires=70",
+            "<sip:a@192.0.2.3;ob>;+sip.instance=\"<urn:uuid:1\\\"2>\";reg-id=12;q=1",
+        ],
+        "Supported: outbound\r\n",
+    );
+    let reg = run(&loc, &req).unwrap();
+    let ok = Message::parse(ok_response(&req, SRC, &reg, NOW, "t", None)).unwrap();
+    let contacts: Vec<&str> = ok
+        .headers_named(sip_message::HeaderName::Contact)
+        .map(|h| h.value)
+        .collect();
+    assert_eq!(
+        contacts,
+        [
+            "<sip:a@192.0.2.2>;expires=70",
+            "<sip:a@192.0.2.3;ob>;expires=3600;+sip.instance=\"<urn:uuid:1\\\"2>\";reg-id=12",
+            "<sip:a@192.0.2.1>;expires=600;q=0.050",
+        ]
+    );
+}
