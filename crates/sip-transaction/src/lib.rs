@@ -53,7 +53,6 @@ impl Reliability {
     }
 }
 
-/// The output queue every transaction keeps.
 /// A transaction's outputs until its user takes them: rarely more than two at a time, so
 /// kept inline (a queue on the heap cost an allocation per transaction, held while it
 /// lingers for 32 s).
