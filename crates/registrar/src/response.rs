@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use sip_message::{HeaderName, Message, ResponseBuilder};
+use sip_message::{push_decimal, HeaderName, Message, ResponseBuilder};
 
 use crate::register::Registered;
 
@@ -73,23 +73,6 @@ pub fn ok_response(
         }
     }
     b.build()
-}
-
-/// Writes `n` in decimal.
-fn push_decimal(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Digits are ASCII.
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// True when the first Path entry (the edge proxy next to the client) has the `ob` URI

@@ -83,6 +83,23 @@ impl RequestBuilder {
     }
 }
 
+/// Appends `n` in decimal, without the formatter (ports, counts, seconds in headers we
+/// write on every message).
+pub fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 /// Builds a response line by line.
 #[derive(Debug)]
 pub struct ResponseBuilder {
@@ -270,6 +287,15 @@ pub fn response_to_unparsable(raw: &[u8], code: u16, reason: &str) -> Option<Byt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_as_the_formatter_writes_them() {
+        for n in [0, 7, 10, 5060, 65535, 4_294_967_296, u64::MAX] {
+            let mut s = "x".to_owned();
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 
     #[test]
     fn request_and_response() {

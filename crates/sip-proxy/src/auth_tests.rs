@@ -445,3 +445,26 @@ Contact: <sip:alice@192.0.2.10:5060>\nContent-Length: 0\n\n",
     assert_eq!(answer(&core, invite).status(), Some(407));
     assert_eq!(core.active_transactions(), 1);
 }
+
+#[test]
+fn a_register_relayed_to_another_registrar_keeps_its_transaction() {
+    let core = crate::tests::with_script("request_route { t_relay(); }");
+    let req = msg(
+        "REGISTER sip:192.0.2.99 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKr1\n\
+From: <sip:alice@192.0.2.99>;tag=r\nTo: <sip:alice@192.0.2.99>\nCall-ID: reg-relayed\nCSeq: 1 REGISTER\n\
+Contact: <sip:alice@192.0.2.10:5060>\nContent-Length: 0\n\n",
+    );
+    let out = sent(crate::tests::handle(
+        &core,
+        Instant::now(),
+        req,
+        udp(CALLER),
+    ));
+    assert_eq!(out.len(), 1, "relayed: {out:?}");
+    assert!(out[0].1.is_request());
+    assert_eq!(
+        core.active_transactions(),
+        1,
+        "its branch waits for the answer"
+    );
+}

@@ -195,7 +195,7 @@ fn upstream_tag(secret: &BranchSecret, seed: u64, up: &Upstream) -> u64 {
 }
 
 /// Appends `n` in lower-case hex, with at least `width` digits.
-fn push_hex(s: &mut String, n: u64, width: usize) {
+pub(crate) fn push_hex(s: &mut String, n: u64, width: usize) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digits = (16 - n.leading_zeros() as usize / 4).max(width);
     let mut text = [0u8; 16];

@@ -152,6 +152,9 @@ pub(crate) struct Context {
     invite: bool,
     /// The request is a CANCEL (its answer keeps timer J).
     of_cancel: bool,
+    /// The request is a REGISTER: answered here, its transaction ends with its final answer
+    /// ([`Self::is_done`]).
+    register: bool,
     server: ServerTransaction,
     upstream: Destination,
     branches: Vec<Branch>,
@@ -222,9 +225,10 @@ impl Context {
         } = received;
         let server = ServerTransaction::new(&request, reliability(upstream), cfg.timers);
         let method = request.method();
-        let (invite, of_cancel) = (
+        let (invite, of_cancel, register) = (
             method == Some(Method::Invite),
             method == Some(Method::Cancel),
+            method == Some(Method::Register),
         );
         Box::new(Context {
             key,
@@ -245,6 +249,7 @@ impl Context {
             failure_due: false,
             invite,
             of_cancel,
+            register,
             trying_at: invite.then(|| now + TRYING_DELAY),
             parked: None,
             park_until: None,
@@ -732,8 +737,15 @@ impl Context {
         self.answered
     }
 
-    /// True when every transaction of the context has ended.
+    /// True when every transaction of the context has ended. A REGISTER answered here (no
+    /// branch) ends with its final answer, a challenge or the 200 after its write alike: a
+    /// retransmission is processed again and answered alike (a 401 with a fresh nonce), as
+    /// Kamailio's stateless answers are. Kept for timer J, each would hold its context for
+    /// 32 s on the busiest path of a registrar.
     pub(crate) fn is_done(&self) -> bool {
+        if self.register && self.answered && !self.has_branches() {
+            return true;
+        }
         self.server.state() == ServerState::Terminated
             && self.branches.iter().all(|b| {
                 b.client.state() == ClientState::Terminated

@@ -8,7 +8,6 @@ use sip_message::{Message, Method};
 use crate::core::{upstream_of, Core};
 use crate::reply::{response, to_tag};
 use crate::routing::{Phase, RouteCtx};
-use crate::shard::Shards;
 use crate::suspend::{Parked, Resume};
 use crate::target::Destination;
 use crate::Command;
@@ -54,21 +53,7 @@ impl Core {
         };
         let data = response(c.msg, c.src.addr, code, reason, &self.config().agent, extra);
         let (now, cfg, out) = (c.now, self.config(), &mut *c.out);
-        // A REGISTER's final answer ends its transaction at once, as its 200 after the write
-        // does (see `persisted`): a retransmission is processed again and answered alike (a
-        // 401 with a fresh nonce). Kept for timer J, each challenge would hold its context
-        // for 32 s: memory that grows with the rate of authenticated registrations.
-        let is_register = c.msg.method() == Some(Method::Register);
-        let mut shard = self.shards().lock(Shards::of(id));
-        let ctx = shard.contexts.get_mut(&id);
-        // (One relayed elsewhere keeps its transaction: its branches have their own.)
-        let forget = code >= 200 && is_register && ctx.as_ref().is_some_and(|c| !c.has_branches());
-        let sent = ctx.map(|ctx| ctx.answer(now, cfg, code, data, out));
-        match forget {
-            true => shard.remove(id),
-            false => shard.settle(id),
-        }
-        drop(shard);
+        let sent = self.with_ctx(id, |ctx| ctx.answer(now, cfg, code, data, out));
         if code >= 200 {
             c.stateful = true;
         }

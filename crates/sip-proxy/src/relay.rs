@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use registrar::Binding;
 use sip_message::header::NameAddr;
-use sip_message::{Message, Method, Protocol, Uri};
+use sip_message::{push_decimal, Message, Method, Protocol, Uri};
 use sip_transaction::TransactionKey;
 
 use crate::branch::{new_stateful_branch, new_stateless_branch, Upstream};
@@ -846,25 +846,10 @@ pub(crate) fn push_addr(out: &mut String, a: SocketAddr) {
         if k > 0 {
             out.push('.');
         }
-        push_decimal(out, u32::from(octet));
+        push_decimal(out, u64::from(octet));
     }
     out.push(':');
-    push_decimal(out, u32::from(v4.port()));
-}
-
-/// Appends `n` in decimal (at most 5 digits: a port or an octet).
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut buf = [0u8; 5];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.extend(buf[i..].iter().map(|&b| char::from(b)));
+    push_decimal(out, u64::from(v4.port()));
 }
 
 /// Our Record-Route entry for an interface (`local`, as [`sock_text`] writes it), with the

@@ -22,10 +22,9 @@ pub(crate) fn to_tag(req: &Message) -> String {
         branch.as_bytes(),
     ]);
     // 16 hex digits (as `{:016x}` writes them, without the formatter: every REGISTER's 200).
-    (0..16)
-        .rev()
-        .map(|i| char::from(b"0123456789abcdef"[(hash >> (4 * i)) as usize & 15]))
-        .collect()
+    let mut tag = String::with_capacity(16);
+    crate::branch::push_hex(&mut tag, hash, 16);
+    tag
 }
 
 /// Builds a response to `req`, received from `src`, with our Server header and any `extra`

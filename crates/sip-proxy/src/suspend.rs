@@ -195,10 +195,10 @@ impl Core {
     /// REGISTER that waited is answered 200, or (its changes taken back) 500 with
     /// Retry-After. Several that failed together are reported newest first.
     ///
-    /// A REGISTER answered 200 is forgotten at once: a retransmission is routed again, and
-    /// gets the same answer (the registrar changes nothing for the same Call-ID and CSeq,
-    /// the authenticator accepts the same credentials again in the same request). Kept, each
-    /// would cost a timer and its memory for T4 on the busiest path of a registrar.
+    /// A REGISTER answered is forgotten at once ([`Context::is_done`]): a retransmission is
+    /// routed again, and gets the same answer (the registrar changes nothing for the same
+    /// Call-ID and CSeq, the authenticator accepts the same credentials again in the same
+    /// request).
     pub fn persisted(&self, now: Instant, then: Resume, written: Written<'_>) -> Vec<Command> {
         self.writes_done(now);
         let mut out = Vec::new();
@@ -213,7 +213,7 @@ impl Core {
         match written {
             Written::Stored => {
                 ctx.answer(now, cfg, 200, ok, &mut out);
-                shard.remove(id);
+                shard.settle(id);
             }
             Written::Failed(changes) => {
                 self.location.undo(&previous, changes);

@@ -1,7 +1,7 @@
 //! Matching requests and responses to transactions (RFC 3261 §17.1.3, §17.2.3, §9.2).
 
 use sip_message::header::Via;
-use sip_message::{Message, Method, ParseError};
+use sip_message::{push_decimal, Message, Method, ParseError};
 
 /// Identifies a transaction. For RFC 3261 branches (`z9hG4bK…`): the branch, the sent-by of
 /// the top Via (server side) and the method, with ACK folded into INVITE (§17.2.3), and the
@@ -79,11 +79,11 @@ impl TransactionKey {
             for part in [branch, "|", sent_by, ":"] {
                 key.push_str(part);
             }
-            push_decimal(&mut key, port);
+            push_decimal(&mut key, u64::from(port));
             for part in ["|", method, "|"] {
                 key.push_str(part);
             }
-            push_decimal(&mut key, seq);
+            push_decimal(&mut key, u64::from(seq));
             key.push('|');
             key.push_str(call_id);
             return Ok(TransactionKey(key.into()));
@@ -102,24 +102,6 @@ impl TransactionKey {
     }
 }
 
-/// Appends `n` in decimal.
-fn push_decimal(s: &mut String, n: impl Into<u32>) {
-    let mut n: u32 = n.into();
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        s.push(char::from(d));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,15 +112,6 @@ mod tests {
 
     const INVITE: &str = "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP a.example.com:5060;branch=z9hG4bK1\r\n\
 From: <sip:a@h>;tag=f\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
-
-    #[test]
-    fn decimal_ports() {
-        for n in [0u16, 7, 10, 5060, 65535] {
-            let mut s = String::new();
-            push_decimal(&mut s, n);
-            assert_eq!(s, n.to_string());
-        }
-    }
 
     #[test]
     fn ack_and_cancel_match_the_invite() {
