@@ -9,6 +9,12 @@ use std::time::Duration;
 use relay::{Carrier, MediaError, MediaOp, MediaRequest, SessionId};
 use relay_net::{MediaRelay, RelayConfig};
 
+mod support;
+use support::{base, config, phone_sdp};
+
+/// The relay's announced address in these tests (a documentation address: no one there).
+const ANNOUNCE: &str = "192.0.2.80";
+
 fn phone() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
     s.set_read_timeout(Some(Duration::from_millis(500)))
@@ -36,12 +42,6 @@ fn exchange(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, n: u16) -> Vec<Soc
     got
 }
 
-/// The first of 20 ports for test `slot` (0–19) of this process: apart from every other
-/// test's, and from the same test's in another process most of the time.
-fn base(slot: u16) -> u16 {
-    20000 + ((std::process::id() % 50) as u16 * 20 + slot) * 20
-}
-
 /// A relay with `cfg`'s settings, moving packets with io_uring or not; with io_uring on a
 /// kernel that has it, it must be used.
 fn start_with(cfg: RelayConfig) -> MediaRelay {
@@ -61,26 +61,10 @@ fn start_with(cfg: RelayConfig) -> MediaRelay {
     relay
 }
 
-/// A relay on loopback over `size` ports from `base`, announcing 192.0.2.80, one thread.
-fn config(base: u16, size: u16, io_uring: bool) -> RelayConfig {
-    RelayConfig {
-        bind: "127.0.0.1".parse().expect("ip"),
-        announce: "192.0.2.80".parse().expect("ip"),
-        announce6: None,
-        ports: base..=base + size - 1,
-        timeout: Duration::from_secs(60),
-        threads: 1,
-        io_uring,
-        realtime_priority: 0,
-        max_ringing_per_source: 0,
-        trusted: Vec::new(),
-    }
-}
-
 fn start(base: u16, size: u16, threads: usize, io_uring: bool) -> MediaRelay {
     start_with(RelayConfig {
         threads,
-        ..config(base, size, io_uring)
+        ..config(base, size, ANNOUNCE, io_uring)
     })
 }
 
@@ -89,17 +73,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("rt")
-}
-
-/// A phone's SDP: audio at its socket's address.
-fn sdp_of(s: &UdpSocket) -> Vec<u8> {
-    let a = s.local_addr().expect("addr");
-    format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
-        ip = a.ip(),
-        port = a.port()
-    )
-    .into_bytes()
 }
 
 fn request(op: MediaOp, from_tag: &str, to_tag: &str, sdp: Vec<u8>) -> MediaRequest {
@@ -149,10 +122,10 @@ fn two_phones_hear_each_other_and_no_one_else_with(io_uring: bool, base: u16) {
 fn two_phones_hear_each_other_and_no_one_else_through(relay: &MediaRelay) {
     let rt = runtime();
     let (a, b, intruder) = (phone(), phone(), phone());
-    let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
+    let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", phone_sdp(&a))));
     // b sends to the port in the offer it got; a to the one in the answer.
     let to_b_side = relay_port(&offer.expect("offered"));
-    let answer = rt.block_on(relay.apply(&request(MediaOp::Answer, "a", "b", sdp_of(&b))));
+    let answer = rt.block_on(relay.apply(&request(MediaOp::Answer, "a", "b", phone_sdp(&b))));
     let to_a_side = relay_port(&answer.expect("answered"));
     assert_ne!(to_a_side, to_b_side);
     let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
@@ -181,9 +154,9 @@ fn two_phones_hear_each_other_and_no_one_else_through(relay: &MediaRelay) {
     assert_eq!(offerer.dropped, 5, "the intruder's");
     // The callee's re-INVITE (its tag is the From tag now) keeps the ports: its SDP goes
     // to the caller with the port the caller sends to.
-    let reinvite = rt.block_on(relay.apply(&request(MediaOp::Offer, "b", "a", sdp_of(&b))));
+    let reinvite = rt.block_on(relay.apply(&request(MediaOp::Offer, "b", "a", phone_sdp(&b))));
     assert_eq!(relay_port(&reinvite.expect("re-offer")), to_a_side);
-    let ok = rt.block_on(relay.apply(&request(MediaOp::Answer, "b", "a", sdp_of(&a))));
+    let ok = rt.block_on(relay.apply(&request(MediaOp::Answer, "b", "a", phone_sdp(&a))));
     assert_eq!(relay_port(&ok.expect("re-answer")), to_b_side);
     // A BYE from either side ends it.
     rt.block_on(relay.apply(&request(MediaOp::Delete, "b", "a", Vec::new())))
@@ -194,7 +167,7 @@ fn two_phones_hear_each_other_and_no_one_else_through(relay: &MediaRelay) {
         "nothing relayed after the delete"
     );
     // An answer without an offer is refused, and so is SDP the relay cannot read.
-    let orphan = rt.block_on(relay.apply(&request(MediaOp::Answer, "x", "y", sdp_of(&b))));
+    let orphan = rt.block_on(relay.apply(&request(MediaOp::Answer, "x", "y", phone_sdp(&b))));
     assert_eq!(orphan, Err(MediaError::NoSession));
     let bad = rt.block_on(relay.apply(&request(MediaOp::Offer, "x", "", b"hello".to_vec())));
     assert_eq!(bad, Err(MediaError::BadSdp));
@@ -241,7 +214,7 @@ fn packet_threads_run_at_the_real_time_priority_asked_for() {
     for (io_uring, slot) in [(true, 15), (false, 16)] {
         let relay = start_with(RelayConfig {
             realtime_priority: 7,
-            ..config(base(slot), 20, io_uring)
+            ..config(base(slot), 20, ANNOUNCE, io_uring)
         });
         // SCHED_FIFO (1) at 7 where this process may (root with CAP_SYS_NICE, or an
         // RLIMIT_RTPRIO); else normal scheduling, and the relay works all the same.
@@ -266,19 +239,19 @@ fn a_port_another_program_holds_is_skipped_and_exhaustion_is_reported_with(
     let _squatter = UdpSocket::bind(("127.0.0.1", base + 1)).expect("squat");
     let relay = start(base, 10, 1, io_uring);
     let a = phone();
-    let offered = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
+    let offered = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", phone_sdp(&a))));
     let port = relay_port(&offered.expect("offered"));
     assert!(port > base + 1, "{port} is not the squatted pair");
     // Five pairs, one squatted, two per call (a port facing each side): a second call
     // takes the two others left, a third gets none.
-    let mut second = request(MediaOp::Offer, "c", "", sdp_of(&a));
+    let mut second = request(MediaOp::Offer, "c", "", phone_sdp(&a));
     second.call_id = "second".into();
     let mut third = second.clone();
     third.call_id = "third".into();
     rt.block_on(relay.apply(&second)).expect("second call");
     assert_eq!(rt.block_on(relay.apply(&third)), Err(MediaError::NoPorts));
     // One call cannot take every port: more than 8 streams are refused.
-    let mut many = String::from_utf8(sdp_of(&a)).expect("utf-8");
+    let mut many = String::from_utf8(phone_sdp(&a)).expect("utf-8");
     many.push_str(&"m=audio 4000 RTP/AVP 0\r\n".repeat(8));
     let mut greedy = request(MediaOp::Offer, "g", "", many.into_bytes());
     greedy.call_id = "greedy".into();
@@ -298,7 +271,7 @@ fn media_is_not_relayed_to_loopback_multicast_or_wildcards_off_loopback_with(
     let rt = runtime();
     let relay = start_with(RelayConfig {
         bind: "0.0.0.0".parse().expect("ip"),
-        ..config(base, 8, io_uring)
+        ..config(base, 8, ANNOUNCE, io_uring)
     });
     for target in ["127.0.0.1", "224.0.0.1", "0.0.0.0", "255.255.255.255"] {
         let sdp = format!("v=0\r\no=- 1 1 IN IP4 {target}\r\ns=-\r\nc=IN IP4 {target}\r\nt=0 0\r\nm=audio 5060 RTP/AVP 0\r\n");
@@ -325,7 +298,7 @@ fn a_relay_on_both_families_bridges_ipv4_and_ipv6_with(io_uring: bool, base: u16
         bind: "::".parse().expect("ip"),
         announce: "127.0.0.1".parse().expect("ip"),
         announce6: Some("::1".parse().expect("ip")),
-        ..config(base, 10, io_uring)
+        ..config(base, 10, ANNOUNCE, io_uring)
     });
     let a = phone();
     let b = UdpSocket::bind("[::1]:0").expect("bind");
@@ -336,7 +309,7 @@ fn a_relay_on_both_families_bridges_ipv4_and_ipv6_with(io_uring: bool, base: u16
         format!("v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n")
     };
     // a (IPv4) offers to b (IPv6): b is told the relay's IPv6 address, and a its IPv4 one.
-    let mut offer = request(MediaOp::Offer, "a", "", sdp_of(&a));
+    let mut offer = request(MediaOp::Offer, "a", "", phone_sdp(&a));
     offer.call_id = "bridge".into();
     offer.receiver_ipv6 = true;
     let to_b = String::from_utf8(rt.block_on(relay.apply(&offer)).expect("offer")).expect("utf-8");
@@ -368,15 +341,15 @@ fn ports_serve_again_with(io_uring: bool, base: u16) {
     let rt = runtime();
     let relay = start_with(RelayConfig {
         timeout: Duration::from_secs(1),
-        ..config(base, 4, io_uring)
+        ..config(base, 4, ANNOUNCE, io_uring)
     });
     let (a, b) = (phone(), phone());
     let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
     for call in 0..6 {
-        let mut offer = request(MediaOp::Offer, "a", "", sdp_of(&a));
+        let mut offer = request(MediaOp::Offer, "a", "", phone_sdp(&a));
         offer.call_id = format!("again-{call}");
         let to_b_side = relay_port(&rt.block_on(relay.apply(&offer)).expect("offer"));
-        let mut answer = request(MediaOp::Answer, "a", "b", sdp_of(&b));
+        let mut answer = request(MediaOp::Answer, "a", "b", phone_sdp(&b));
         answer.call_id = offer.call_id.clone();
         let to_a_side = relay_port(&rt.block_on(relay.apply(&answer)).expect("answer"));
         let heard = exchange(&a, at(to_a_side), &b, 10);
@@ -396,17 +369,17 @@ fn ports_serve_again_with(io_uring: bool, base: u16) {
         rt.block_on(relay.apply(&bye)).expect("deleted");
     }
     // A call whose media never comes ends after the timeout (checked once a second).
-    let mut offer = request(MediaOp::Offer, "a", "", sdp_of(&a));
+    let mut offer = request(MediaOp::Offer, "a", "", phone_sdp(&a));
     offer.call_id = "silent".into();
     rt.block_on(relay.apply(&offer)).expect("offer");
-    let mut answer = request(MediaOp::Answer, "a", "b", sdp_of(&b));
+    let mut answer = request(MediaOp::Answer, "a", "b", phone_sdp(&b));
     answer.call_id = "silent".into();
     rt.block_on(relay.apply(&answer)).expect("answer");
     assert_eq!(rt.block_on(relay.sessions()).len(), 1);
     std::thread::sleep(Duration::from_millis(2500));
     assert!(rt.block_on(relay.sessions()).is_empty(), "timed out");
     // A relay dropped lets go of its threads and ports (within a tick).
-    let mut last = request(MediaOp::Offer, "a", "", sdp_of(&a));
+    let mut last = request(MediaOp::Offer, "a", "", phone_sdp(&a));
     last.call_id = "last".into();
     let port = relay_port(&rt.block_on(relay.apply(&last)).expect("offer"));
     drop(relay);
@@ -424,9 +397,9 @@ fn oversize_with(io_uring: bool, base: u16) {
     let rt = runtime();
     let relay = start(base, 4, 1, io_uring);
     let (a, b) = (phone(), phone());
-    let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", sdp_of(&a))));
+    let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", phone_sdp(&a))));
     relay_port(&offer.expect("offer"));
-    let answer = rt.block_on(relay.apply(&request(MediaOp::Answer, "a", "b", sdp_of(&b))));
+    let answer = rt.block_on(relay.apply(&request(MediaOp::Answer, "a", "b", phone_sdp(&b))));
     let to_a_side = relay_port(&answer.expect("answer"));
     let mut buf = [0u8; 4096];
     for (size, relayed) in [(172, true), (2048, true), (2049, false), (3000, false)] {
@@ -447,11 +420,11 @@ fn one_source_may_hold_only_so_many_ringing_streams() {
     let relay = start_with(RelayConfig {
         max_ringing_per_source: 2,
         // The next slot's ports too (20 pairs): strangers' half of them is no limit here.
-        ..config(base(12), 40, true)
+        ..config(base(12), 40, ANNOUNCE, true)
     });
     let a = phone();
     let offer = |call: &str, source: &str| {
-        let mut r = request(MediaOp::Offer, "a", "", sdp_of(&a));
+        let mut r = request(MediaOp::Offer, "a", "", phone_sdp(&a));
         r.call_id = call.into();
         r.source = Some(source.parse().expect("ip"));
         rt.block_on(relay.apply(&r))
@@ -467,7 +440,7 @@ fn one_source_may_hold_only_so_many_ringing_streams() {
             MediaOp::Offer => ("b", "a"),
             _ => ("a", "b"),
         };
-        let mut r = request(op, from_tag, to_tag, sdp_of(&b));
+        let mut r = request(op, from_tag, to_tag, phone_sdp(&b));
         r.call_id = "r1".into();
         r.source = Some("203.0.113.66".parse().expect("ip"));
         r.carrier = carrier;
@@ -507,7 +480,7 @@ fn one_source_may_hold_only_so_many_ringing_streams() {
     assert_eq!(rt.block_on(relay.apply(&ok)), Ok(Vec::new()));
     assert!(offer("r3", "203.0.113.66").is_ok(), "r1 answered");
     // A 2xx with SDP answers a call likewise.
-    let mut answer = request(MediaOp::Answer, "a", "b", sdp_of(&b));
+    let mut answer = request(MediaOp::Answer, "a", "b", phone_sdp(&b));
     answer.call_id = "r2".into();
     answer.carrier = Some(Carrier::Final);
     assert!(rt.block_on(relay.apply(&answer)).is_ok());
@@ -520,7 +493,7 @@ fn one_source_may_hold_only_so_many_ringing_streams() {
         rt.block_on(relay.apply(&bye)).expect("deleted");
     }
     for call in ["late1", "late2", "late3"] {
-        let mut r = request(MediaOp::Offer, "b", "a", sdp_of(&b));
+        let mut r = request(MediaOp::Offer, "b", "a", phone_sdp(&b));
         r.call_id = call.into();
         r.source = Some("198.51.100.7".parse().expect("ip"));
         r.carrier = Some(Carrier::Final);
@@ -538,7 +511,7 @@ fn one_source_may_hold_only_so_many_ringing_streams() {
         ("ng3", "203.0.113.81", None, false),
     ];
     for (call, source, carrier, ok) in in_dialog {
-        let mut r = request(MediaOp::Offer, "a", "b", sdp_of(&a));
+        let mut r = request(MediaOp::Offer, "a", "b", phone_sdp(&a));
         r.call_id = call.into();
         r.source = Some(source.parse().expect("ip"));
         r.carrier = carrier;
@@ -549,10 +522,10 @@ fn one_source_may_hold_only_so_many_ringing_streams() {
 #[test]
 fn a_stream_the_answer_declines_gives_its_ports_back() {
     let rt = runtime();
-    let relay = start_with(config(base(14), 20, true));
+    let relay = start_with(config(base(14), 20, ANNOUNCE, true));
     let (a, b) = (phone(), phone());
     let two = |s: &UdpSocket, video: u16| {
-        let mut sdp = String::from_utf8(sdp_of(s)).expect("utf-8");
+        let mut sdp = String::from_utf8(phone_sdp(s)).expect("utf-8");
         sdp.push_str(&format!(
             "m=video {video} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
         ));
@@ -589,13 +562,13 @@ fn a_stream_the_answer_declines_gives_its_ports_back() {
 #[test]
 fn a_second_forks_2xx_leaves_the_call_with_the_first() {
     let rt = runtime();
-    let relay = start_with(config(base(17), 20, true));
+    let relay = start_with(config(base(17), 20, ANNOUNCE, true));
     let (a, b1, b2) = (phone(), phone(), phone());
-    let mut offer = request(MediaOp::Offer, "a", "", sdp_of(&a));
+    let mut offer = request(MediaOp::Offer, "a", "", phone_sdp(&a));
     offer.carrier = Some(Carrier::Request);
     rt.block_on(relay.apply(&offer)).expect("offer");
     let answer = |tag: &str, phone: &UdpSocket| {
-        let mut r = request(MediaOp::Answer, "a", tag, sdp_of(phone));
+        let mut r = request(MediaOp::Answer, "a", tag, phone_sdp(phone));
         r.carrier = Some(Carrier::Final);
         rt.block_on(relay.apply(&r)).expect("answer")
     };

@@ -4,7 +4,10 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use relay_net::{serve_ng, MediaRelay, RelayConfig};
+use relay_net::{serve_ng, MediaRelay};
+
+mod support;
+use support::{base, config};
 
 fn ask(sock: &UdpSocket, text: &[u8]) -> String {
     sock.send(text).expect("send");
@@ -30,20 +33,7 @@ fn offer(cookie: &str, command: &str, tags: &str, port: u16) -> Vec<u8> {
 
 #[test]
 fn kamailios_requests_are_answered() {
-    let base = 43000 + (std::process::id() % 400) as u16 * 20;
-    let relay = MediaRelay::start(&RelayConfig {
-        bind: "127.0.0.1".parse().expect("ip"),
-        announce: "192.0.2.80".parse().expect("ip"),
-        announce6: None,
-        ports: base..=base + 19,
-        timeout: Duration::from_secs(60),
-        threads: 1,
-        io_uring: true,
-        realtime_priority: 0,
-        max_ringing_per_source: 0,
-        trusted: Vec::new(),
-    })
-    .expect("relay");
+    let relay = MediaRelay::start(&config(base(0), 20, "192.0.2.80", true)).expect("relay");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -6,29 +6,17 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use relay::{MediaOp, MediaRequest, Peer};
-use relay_net::{MediaRelay, RelayConfig};
+use relay_net::MediaRelay;
 use webrtc::testing::{rtp, Browser};
+
+mod support;
+use support::{base, config, phone_sdp};
 
 fn socket() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
     s.set_read_timeout(Some(Duration::from_millis(5)))
         .expect("timeout");
     s
-}
-
-fn config(base: u16, io_uring: bool) -> RelayConfig {
-    RelayConfig {
-        bind: "127.0.0.1".parse().expect("ip"),
-        announce: "127.0.0.1".parse().expect("ip"),
-        announce6: None,
-        ports: base..=base + 19,
-        timeout: Duration::from_secs(60),
-        threads: 1,
-        io_uring,
-        realtime_priority: 0,
-        max_ringing_per_source: 0,
-        trusted: Vec::new(),
-    }
 }
 
 fn request(op: MediaOp, to_tag: &str, sdp: Vec<u8>, receiver: Peer) -> MediaRequest {
@@ -45,17 +33,6 @@ fn request(op: MediaOp, to_tag: &str, sdp: Vec<u8>, receiver: Peer) -> MediaRequ
         caller: None,
         authenticated: false,
     }
-}
-
-/// A phone's SDP: audio at its socket.
-fn phone_sdp(s: &UdpSocket) -> Vec<u8> {
-    let a = s.local_addr().expect("addr");
-    format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8\r\n",
-        ip = a.ip(),
-        port = a.port()
-    )
-    .into_bytes()
 }
 
 /// Runs the browser on its socket for `d`: its checks and flights go out, what comes back
@@ -79,7 +56,7 @@ fn pump(b: &mut Browser, sock: &UdpSocket, relay: SocketAddr, d: Duration) -> Ve
 }
 
 fn a_browser_talks_to_a_phone(io_uring: bool, base: u16) {
-    let relay = MediaRelay::start(&config(base, io_uring)).expect("relay");
+    let relay = MediaRelay::start(&config(base, 20, "127.0.0.1", io_uring)).expect("relay");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -153,23 +130,19 @@ fn a_browser_talks_to_a_phone(io_uring: bool, base: u16) {
 
 #[test]
 fn a_browser_talks_to_a_phone_through_io_uring() {
-    a_browser_talks_to_a_phone(true, 20000 + (std::process::id() % 500) as u16 * 40);
+    a_browser_talks_to_a_phone(true, base(0));
 }
 
 #[test]
 fn a_browser_talks_to_a_phone_through_tasks() {
-    a_browser_talks_to_a_phone(false, 20020 + (std::process::id() % 500) as u16 * 40);
+    a_browser_talks_to_a_phone(false, base(1));
 }
 
 /// A phone's SDES-SRTP offer (keys in its SDP) to a browser is not bridged: the relay could
 /// not read its packets; it goes on as it came (relayed, not rewritten for WebRTC).
 #[test]
 fn a_phones_sdes_offer_is_not_bridged() {
-    let relay = MediaRelay::start(&config(
-        21000 + (std::process::id() % 500) as u16 * 40,
-        false,
-    ))
-    .expect("relay");
+    let relay = MediaRelay::start(&config(base(2), 20, "127.0.0.1", false)).expect("relay");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
