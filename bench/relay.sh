@@ -22,43 +22,15 @@ streams=("${@:-200 1000}")
 [ $# -eq 0 ] && streams=(200 1000)
 rounds=${ROUNDS:-3}
 priority=${PRIORITY:-10}
-rtpengine_sched=()
-[ "$priority" -gt 0 ] && rtpengine_sched=(--scheduling=fifo --priority="$priority")
-cargo build --release -q -p ferrosip -p relay-net --bins --examples
-dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
-cores=$(nproc)
-relay_cpu=() load_cpu=()
-if [ "$cores" -ge 2 ]; then
-  relay_cpu=(taskset -c $((cores - 1)))
-  load_cpu=(taskset -c 0-$((cores - 2)))
-fi
-cat > "$dir/relay.toml" <<TOML
-[relay]
-bind = "127.0.0.1"
-ports = "30000-39999"
-realtime_priority = $priority
-TOML
-load=("${load_cpu[@]}" target/release/examples/relay_load)
+source bench/relays.sh
+load=("${load_cpu[@]}" "$target/release/examples/relay_load")
 # One measurement on a relay started for it (a relay that served a run before can behave
 # differently: rtpengine loses most packets of a second run).
 measure() {
   local relay=$1 n=$2 pid port
-  case $relay in
-    ferrosip)
-      port=22301
-      "${relay_cpu[@]}" target/release/ferrosip relay --config "$dir/relay.toml" --ng 127.0.0.1:$port \
-        2>>"$dir/ferrosip.log" &
-      ;;
-    rtpengine)
-      port=22302
-      "${relay_cpu[@]}" rtpengine --interface=127.0.0.1 --listen-ng=127.0.0.1:$port --port-min=40000 \
-        --port-max=49999 --foreground --log-stderr --log-level=4 --table=-1 \
-        --pidfile="$dir/rtpengine.pid" "${rtpengine_sched[@]}" 2>>"$dir/rtpengine.log" &
-      ;;
-  esac
-  pid=$!
-  sleep 1
+  port=$([ "$relay" = ferrosip ] && echo 22301 || echo 22302)
+  start_relay "$relay" "$port"
+  pid=$relay_pid
   printf '%-9s ' "$relay"
   "${load[@]}" --ng "127.0.0.1:$port" --streams "$n" --seconds "$seconds" --pid "$pid" |
     sed "s/^/$relay /" | tee -a "$dir/results" | cut -d' ' -f2-
