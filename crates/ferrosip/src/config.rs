@@ -584,6 +584,9 @@ pub(crate) struct Server {
     /// Threads receiving on each UDP address (SO_REUSEPORT); 0: one per CPU core. One
     /// handles thousands of calls a second, and costs less CPU per message than two.
     pub(crate) udp_workers: usize,
+    /// Microseconds a busy UDP receive thread gathers datagrams before it takes them (once
+    /// two or more come per window), instead of waking for each; 0: wake for each.
+    pub(crate) udp_coalesce_us: u64,
 }
 
 /// `[proxy]`
@@ -619,11 +622,15 @@ pub(crate) struct Timers {
 }
 
 impl Server {
-    /// The number of UDP receive threads per address, `udp_workers` or one per core.
-    pub(crate) fn udp_threads(&self) -> usize {
-        match self.udp_workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
+    /// How UDP addresses are received: `udp_workers` threads each (or one per core), and
+    /// `udp_coalesce_us`.
+    pub(crate) fn udp_receive(&self) -> transport::UdpReceive {
+        transport::UdpReceive {
+            threads: match self.udp_workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
+            coalesce: std::time::Duration::from_micros(self.udp_coalesce_us),
         }
     }
 }
@@ -643,6 +650,7 @@ impl Default for Server {
             tcp_max_connections: transport::TcpLimits::default().total,
             tcp_max_connections_per_ip: transport::TcpLimits::default().per_ip,
             udp_workers: 1,
+            udp_coalesce_us: 2000,
         }
     }
 }

@@ -120,9 +120,19 @@ struct Inner {
     listens: Vec<(Listen, SocketAddr)>,
 }
 
+/// How each UDP address is received.
+#[derive(Debug, Clone, Copy)]
+pub struct UdpReceive {
+    /// Sockets (SO_REUSEPORT), each with a receive thread.
+    pub threads: usize,
+    /// Under load, a thread takes what arrived once per this time instead of waking for
+    /// each datagram (zero: for each datagram).
+    pub coalesce: std::time::Duration,
+}
+
 impl Transports {
     /// Binds every listen address and starts receiving; messages go to `handler`. Each UDP
-    /// address is served by `udp_threads` sockets (SO_REUSEPORT), each with a thread of its
+    /// address is served by `udp.threads` sockets (SO_REUSEPORT), each with a thread of its
     /// own on which the handler runs; TCP, TLS, WS and WSS (TLS and WSS with `tls`) run on
     /// the calling runtime,
     /// their connections closed after `tcp_idle` without traffic and at most `tcp_limits`
@@ -132,9 +142,13 @@ impl Transports {
         handler: Arc<dyn Handler>,
         tcp_idle: std::time::Duration,
         tcp_limits: TcpLimits,
-        udp_threads: usize,
+        udp_receive: UdpReceive,
         tls: Option<Tls>,
     ) -> Result<Transports, TransportError> {
+        let UdpReceive {
+            threads: udp_threads,
+            coalesce,
+        } = udp_receive;
         let tcp = TcpConnections::new(handler.clone(), tcp_idle, tcp_limits);
         let ws = tcp.websocket(None);
         let wss = tls.as_ref().map(|t| tcp.websocket(Some(t.for_browsers())));
@@ -155,11 +169,11 @@ impl Transports {
                     let local = first.local_addr().map_err(bind_err)?;
                     udp.push((local, first.try_clone().map_err(bind_err)?));
                     let name = |i| format!("ferrosip-udp-{}-{i}", local.port());
-                    udp::spawn_receiver(name(0), first, local, handler.clone())
+                    udp::spawn_receiver(name(0), first, local, handler.clone(), coalesce)
                         .map_err(bind_err)?;
                     for i in 1..udp_threads {
                         let extra = udp::bind(local, shared).map_err(bind_err)?;
-                        udp::spawn_receiver(name(i), extra, local, handler.clone())
+                        udp::spawn_receiver(name(i), extra, local, handler.clone(), coalesce)
                             .map_err(bind_err)?;
                     }
                     local

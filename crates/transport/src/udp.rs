@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sip_message::Message;
@@ -33,52 +34,261 @@ pub(crate) fn bind(addr: SocketAddr, shared: bool) -> std::io::Result<UdpSocket>
 }
 
 /// Receives on `sock` on a thread of its own until the process ends; the handler runs on
-/// that thread.
+/// that thread. Under load it wakes once per `coalesce` (see [`Pace`]); zero: per datagram.
 pub(crate) fn spawn_receiver(
     name: String,
     sock: UdpSocket,
     local: SocketAddr,
     handler: Arc<dyn Handler>,
+    coalesce: Duration,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name(name)
-        .spawn(move || receive(&sock, local, &*handler))?;
+        .spawn(move || Receiver::new(sock, local, coalesce).run(&*handler))?;
     Ok(())
 }
 
-fn receive(sock: &UdpSocket, local: SocketAddr, handler: &dyn Handler) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut stun_limit = ::stun::AnswerLimit::new(std::time::Instant::now());
-    loop {
-        let (n, remote) = match sock.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e) => {
-                // ICMP errors surface here on some systems; keep receiving.
-                tracing::debug!(%local, error = %e, "udp receive error");
+/// When a receive thread sleeps out a window instead of waiting for each datagram: once
+/// datagrams come two or more per window on average, the thread takes what arrived every
+/// `window`, as a network card coalesces its interrupts. Each wake-up costs more CPU than
+/// handling a REGISTER; this adds up to a window of latency under load, and none to the
+/// first datagram after a quiet moment.
+#[derive(Debug)]
+struct Pace {
+    window: Duration,
+    /// The mean gap between datagrams (an exponential average, 1/8 per datagram).
+    gap: Duration,
+    last: Instant,
+}
+
+impl Pace {
+    fn new(window: Duration, now: Instant) -> Self {
+        Pace {
+            window,
+            gap: Self::longest(window),
+            last: now,
+        }
+    }
+
+    /// The longest gap counted: a silence weighs as four windows, so that a score of
+    /// datagrams close together makes the thread busy again.
+    fn longest(window: Duration) -> Duration {
+        window.saturating_mul(4)
+    }
+
+    /// Notes a datagram taken at `now`.
+    fn arrived(&mut self, now: Instant) {
+        let gap = now
+            .saturating_duration_since(self.last)
+            .min(Self::longest(self.window));
+        self.gap = self.gap - self.gap / 8 + gap / 8;
+        self.last = now;
+    }
+
+    /// A window went by with nothing: wait for each datagram again.
+    fn quiet(&mut self) {
+        self.gap = Self::longest(self.window);
+    }
+
+    /// True when the next datagrams are better taken after a window's sleep.
+    fn busy(&self) -> bool {
+        !self.window.is_zero() && self.gap.saturating_mul(2) <= self.window
+    }
+}
+
+/// A socket's receive loop.
+struct Receiver {
+    sock: UdpSocket,
+    local: SocketAddr,
+    buf: Vec<u8>,
+    stun_limit: ::stun::AnswerLimit,
+    pace: Pace,
+}
+
+impl Receiver {
+    fn new(sock: UdpSocket, local: SocketAddr, coalesce: Duration) -> Self {
+        let now = Instant::now();
+        Receiver {
+            sock,
+            local,
+            buf: vec![0u8; MAX_DATAGRAM],
+            stun_limit: ::stun::AnswerLimit::new(now),
+            pace: Pace::new(coalesce, now),
+        }
+    }
+
+    fn run(mut self, handler: &dyn Handler) {
+        loop {
+            // Quiet: sleep in the socket until a datagram comes, and take it at once.
+            self.take(handler);
+            if !self.pace.busy() {
                 continue;
             }
+            // Busy: take what arrived in each window, until a window brings nothing.
+            if self.sock.set_nonblocking(true).is_err() {
+                continue;
+            }
+            while self.pace.busy() {
+                std::thread::sleep(self.pace.window);
+                let mut taken = 0;
+                while self.take(handler) {
+                    taken += 1;
+                }
+                if taken == 0 {
+                    self.pace.quiet();
+                }
+            }
+            // A failure leaves the socket non-blocking: the loop above then polls.
+            let _ = self.sock.set_nonblocking(false);
+        }
+    }
+
+    /// Receives one datagram (waiting for it if the socket blocks) and hands it on; false
+    /// when none was waiting on a non-blocking socket.
+    fn take(&mut self, handler: &dyn Handler) -> bool {
+        let (n, remote) = match self.sock.recv_from(&mut self.buf) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) => {
+                // ICMP errors surface here on some systems; keep receiving.
+                tracing::debug!(local = %self.local, error = %e, "udp receive error");
+                return true;
+            }
         };
-        if crate::stun::absorb(sock, &mut stun_limit, &buf[..n], remote) {
-            continue;
+        self.pace.arrived(Instant::now());
+        self.handle(n, remote, handler);
+        true
+    }
+
+    /// Answers a STUN request, or parses the datagram of `n` bytes in the buffer and hands
+    /// it to `handler`.
+    fn handle(&mut self, n: usize, remote: SocketAddr, handler: &dyn Handler) {
+        let datagram = &self.buf[..n];
+        if crate::stun::absorb(&self.sock, &mut self.stun_limit, datagram, remote) {
+            return;
+        }
+        if datagram.iter().all(|&b| b == b'\r' || b == b'\n') {
+            return; // keep-alive
         }
         // Each message gets its own right-sized buffer: a transaction may keep it for
         // half a minute, and must not pin a large shared receive buffer meanwhile.
-        let data = Bytes::copy_from_slice(&buf[..n]);
+        let data = Bytes::copy_from_slice(datagram);
         let src = Source {
             protocol: Protocol::Udp,
             remote,
-            local,
+            local: self.local,
         };
-        if data.iter().all(|&b| b == b'\r' || b == b'\n') {
-            continue; // keep-alive
-        }
         match Message::parse(data.clone()) {
             Ok(msg) => crate::deliver(handler, msg, src),
             Err(e) => {
                 if let Some(answer) = handler.on_malformed(&data, e, src) {
-                    let _ = sock.send_to(&answer, remote);
+                    let _ = self.sock.send_to(&answer, remote);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::Mutex;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Passes on the Call-ID of each message.
+    struct Collect(Mutex<Sender<String>>);
+
+    impl Handler for Collect {
+        fn on_message(&self, msg: Message, _src: Source) {
+            let id = msg.call_id().unwrap_or_default().to_string();
+            let _ = self.0.lock().unwrap().send(id);
+        }
+    }
+
+    fn options(i: usize) -> String {
+        format!(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK{i}\r\n\
+             From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: c{i}\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    #[test]
+    fn a_receive_thread_takes_every_datagram_gathered_or_alone() {
+        let sock = bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let local = sock.local_addr().unwrap();
+        let (tx, rx) = channel();
+        let handler = Arc::new(Collect(Mutex::new(tx)));
+        spawn_receiver("test-udp".into(), sock, local, handler, MS * 5).unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // A burst, far more than one per window: taken in gathered windows, in order.
+        for i in 0..200 {
+            peer.send_to(options(i).as_bytes(), local).unwrap();
+            if i % 20 == 0 {
+                std::thread::sleep(MS);
+            }
+        }
+        for i in 0..200 {
+            let id = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(id, format!("c{i}"));
+        }
+        // Quiet for a while (the thread waits in its socket again), then one datagram.
+        std::thread::sleep(MS * 50);
+        peer.send_to(options(200).as_bytes(), local).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "c200");
+    }
+
+    /// A pace of 1 ms windows fed a datagram every `gap`, `n` times from `start`.
+    fn fed(pace: &mut Pace, start: Instant, gap: Duration, n: u32) -> Instant {
+        let mut at = start;
+        for _ in 0..n {
+            at += gap;
+            pace.arrived(at);
+        }
+        at
+    }
+
+    #[test]
+    fn waits_for_each_datagram_when_they_come_apart() {
+        let start = Instant::now();
+        let mut pace = Pace::new(MS, start);
+        assert!(!pace.busy());
+        // One datagram per window or fewer: waking for each is cheaper than a sleep each.
+        fed(&mut pace, start, MS, 100);
+        assert!(!pace.busy());
+        fed(&mut pace, start, MS * 5, 100);
+        assert!(!pace.busy());
+    }
+
+    #[test]
+    fn gathers_when_two_or_more_come_per_window() {
+        let start = Instant::now();
+        let mut pace = Pace::new(MS, start);
+        let at = fed(&mut pace, start, MS / 4, 40);
+        assert!(pace.busy());
+        // A window with nothing: back to waiting for each datagram, until the rate is
+        // seen again.
+        pace.quiet();
+        assert!(!pace.busy());
+        fed(&mut pace, at, MS / 10, 20);
+        assert!(pace.busy());
+    }
+
+    #[test]
+    fn a_zero_window_never_gathers() {
+        let start = Instant::now();
+        let mut pace = Pace::new(Duration::ZERO, start);
+        fed(&mut pace, start, Duration::from_micros(1), 100);
+        assert!(!pace.busy());
+    }
+
+    #[test]
+    fn a_long_silence_does_not_overflow() {
+        let start = Instant::now();
+        let mut pace = Pace::new(MS, start);
+        pace.arrived(start + Duration::from_secs(1 << 40));
+        assert!(!pace.busy());
     }
 }

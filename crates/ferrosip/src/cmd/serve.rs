@@ -602,7 +602,7 @@ async fn serve_with(
         handler,
         Duration::from_secs(cfg.server.tcp_idle_timeout),
         cfg.tcp_limits(),
-        cfg.server.udp_threads(),
+        cfg.server.udp_receive(),
         tls.as_ref().map(|(t, _)| t.clone()),
     )
     .await?;
