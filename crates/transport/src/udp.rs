@@ -1,5 +1,6 @@
 //! UDP: sockets per listen address, each with a receive thread that parses each datagram.
 
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,32 +122,44 @@ impl Receiver {
         loop {
             // Quiet: sleep in the socket until a datagram comes, and take it at once.
             self.take(handler);
-            if !self.pace.busy() {
-                continue;
-            }
             // Busy: take what arrived in each window, until a window brings nothing.
-            if self.sock.set_nonblocking(true).is_err() {
-                continue;
-            }
             while self.pace.busy() {
                 std::thread::sleep(self.pace.window);
                 let mut taken = 0;
-                while self.take(handler) {
+                while self.take_waiting(handler) {
                     taken += 1;
                 }
                 if taken == 0 {
                     self.pace.quiet();
                 }
             }
-            // A failure leaves the socket non-blocking: the loop above then polls.
-            let _ = self.sock.set_nonblocking(false);
         }
     }
 
-    /// Receives one datagram (waiting for it if the socket blocks) and hands it on; false
-    /// when none was waiting on a non-blocking socket.
-    fn take(&mut self, handler: &dyn Handler) -> bool {
-        let (n, remote) = match self.sock.recv_from(&mut self.buf) {
+    /// Waits for a datagram and hands it on.
+    fn take(&mut self, handler: &dyn Handler) {
+        let got = self.sock.recv_from(&mut self.buf);
+        self.took(got, handler);
+    }
+
+    /// Hands on a datagram already waiting; false when none is. The socket stays blocking:
+    /// the socket we send from shares its flags.
+    fn take_waiting(&mut self, handler: &dyn Handler) -> bool {
+        // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have one layout, and the kernel writes
+        // only initialised bytes into the buffer.
+        let buf = unsafe { &mut *(self.buf.as_mut_slice() as *mut [u8] as *mut [MaybeUninit<u8>]) };
+        let got = socket2::SockRef::from(&self.sock)
+            .recv_from_with_flags(buf, libc::MSG_DONTWAIT)
+            .and_then(|(n, from)| match from.as_socket() {
+                Some(from) => Ok((n, from)),
+                None => Err(std::io::Error::other("a datagram from a non-IP address")),
+            });
+        self.took(got, handler)
+    }
+
+    /// Hands on a received datagram; false when none was waiting.
+    fn took(&mut self, got: std::io::Result<(usize, SocketAddr)>, handler: &dyn Handler) -> bool {
+        let (n, remote) = match got {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
             Err(e) => {
@@ -256,9 +269,9 @@ mod tests {
         let mut pace = Pace::new(MS, start);
         assert!(!pace.busy());
         // One datagram per window or fewer: waking for each is cheaper than a sleep each.
-        fed(&mut pace, start, MS, 100);
+        let at = fed(&mut pace, start, MS, 100);
         assert!(!pace.busy());
-        fed(&mut pace, start, MS * 5, 100);
+        fed(&mut pace, at, MS * 5, 100);
         assert!(!pace.busy());
     }
 

@@ -720,13 +720,14 @@ async fn start_api(
     let Some(addr) = cfg.api.address() else {
         return Ok(None);
     };
+    // The token file is there before anyone can connect.
+    let token = api::token(cfg.api.token.as_deref(), &cfg.api.token_file)?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {addr} for the management API: {e} (another address in [api] \
              listen or --api ADDR, or none: --api off or [api] listen = \"\")"
         )
     })?;
-    let token = api::token(cfg.api.token.as_deref(), &cfg.api.token_file)?;
     let state = Arc::new(ApiState {
         store: reloader.store.clone(),
         live: reloader.live.clone(),

@@ -115,6 +115,17 @@ impl Server {
             api_port,
         };
         server.wait_ready();
+        // SIP answers before the API listens: wait for it too (its token file comes first).
+        let api = match extra.iter().position(|a| *a == "--api") {
+            Some(i) => extra.get(i + 1).and_then(|a| a.parse::<SocketAddr>().ok()),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], api_port))),
+        };
+        if let Some(api) = api {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(api).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         server
     }
 
