@@ -1,15 +1,6 @@
 //! What the relays' load tools (`relay_load`, `webrtc_load`) share: the relay's CPU time,
 //! sockets stamped by the kernel (`stamp`, which the SIP load tool shares), and ng requests.
 
-mod stamp;
-
-pub(crate) use stamp::{now_us, recv_stamped};
-
-/// A socket on loopback stamped by the kernel (see `stamp`).
-pub(crate) fn stamped_socket() -> std::net::UdpSocket {
-    stamp::stamped_socket_on(std::net::Ipv4Addr::LOCALHOST.into()).expect("a stamped socket")
-}
-
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -17,6 +8,10 @@ use std::time::Duration;
 use ng::{Command, Flags, Reply, Request};
 use relay::MediaRequest;
 use tokio::net::UdpSocket;
+
+mod stamp;
+
+pub(crate) use stamp::{now_us, recv_stamped};
 
 /// The relay process's user+system CPU time so far (clock ticks of 10 ms).
 pub(crate) fn cpu(pid: u32) -> Duration {
@@ -27,6 +22,11 @@ pub(crate) fn cpu(pid: u32) -> Duration {
         .get(11..13)
         .map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
     Duration::from_millis(ticks * 10)
+}
+
+/// A socket on loopback stamped by the kernel (see `stamp`).
+pub(crate) fn stamped_socket() -> std::net::UdpSocket {
+    stamp::stamped_socket_on(std::net::Ipv4Addr::LOCALHOST.into()).expect("a stamped socket")
 }
 
 /// The address and port an SDP names for audio.
