@@ -7,10 +7,17 @@ use sip_message::{canonical_domain, domain_in_uri, percent_decode, Uri};
 /// per domain whatever port the request named). `None` for non-SIP URIs and URIs without user.
 pub fn aor_of(uri: &Uri<'_>) -> Option<String> {
     let sip = uri.as_sip()?;
-    let user = String::from_utf8_lossy(&percent_decode(sip.user?)).into_owned();
-    let scheme = if sip.secure { "sips" } else { "sip" };
+    let user = percent_decode(sip.user?);
+    let user = String::from_utf8_lossy(&user);
+    let scheme = if sip.secure { "sips:" } else { "sip:" };
     let domain = canonical_domain(sip.host_raw);
-    Some(format!("{scheme}:{user}@{}", domain_in_uri(&domain)))
+    let domain = domain_in_uri(&domain);
+    // Written in place, not formatted: every REGISTER's To.
+    let mut aor = String::with_capacity(scheme.len() + user.len() + 1 + domain.len());
+    for part in [scheme, &user, "@", &domain] {
+        aor.push_str(part);
+    }
+    Some(aor)
 }
 
 /// RFC 3261 §19.1.4 equality of two SIP URIs given as text; other schemes compare as text.

@@ -58,6 +58,10 @@ impl Default for Counts {
 /// to `new`. Usually one source or two.
 fn deltas(old: &[Binding], new: &[Binding]) -> Vec<(SourceKey, isize)> {
     let mut out: Vec<(SourceKey, isize)> = Vec::new();
+    // A refresh from where the bindings came before (most REGISTERs): no source to read.
+    if old.len() == new.len() && old.iter().zip(new).all(|(o, n)| o.source == n.source) {
+        return out;
+    }
     let changes = old
         .iter()
         .map(|b| (b, -1))
@@ -207,5 +211,15 @@ mod tests {
         c.apply(&more, &a[..1]);
         assert_eq!(c.total(), 2);
         assert_eq!(c.admit(&a[..1], &a, 0, Some(3)), Ok(()), "room again");
+        // A refresh from the same source, even from another port, counts nothing.
+        let refreshed: Vec<Binding> = a
+            .iter()
+            .map(|b| binding(&b.contact, "udp:192.0.2.1:7"))
+            .collect();
+        assert_eq!(deltas(&a, &a), vec![]);
+        assert_eq!(deltas(&a, &refreshed), vec![]);
+        assert_eq!(c.admit(&a, &a, 0, Some(3)), Ok(()));
+        assert_eq!(c.total(), 4);
+        assert_eq!(c.admit(&[], &other, 0, Some(1)), Err(Limit::Source));
     }
 }

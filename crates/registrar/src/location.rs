@@ -2,7 +2,7 @@
 //! is global.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use sip_message::Message;
 
@@ -18,10 +18,14 @@ const SHARDS: usize = 64;
 /// retransmissions last (64·T1, 32 s by default).
 const REMEMBER_REMOVED: u64 = 64;
 
+/// The bindings of one AOR, shared with the registration that made them (and the one
+/// after, to put them back if its changes cannot be stored): copied only to be changed.
+type Bindings = Arc<Vec<Binding>>;
+
 /// The AORs of one shard (a stranger's text: hashed with a random key, ahash).
 #[derive(Debug, Default)]
 struct Shard {
-    bindings: HashMap<String, Vec<Binding>, ahash::RandomState>,
+    bindings: HashMap<String, Bindings, ahash::RandomState>,
     /// Contacts removed lately, by AOR.
     removed: HashMap<String, Vec<Removed>, ahash::RandomState>,
 }
@@ -78,18 +82,17 @@ impl Location {
             return Err(reject(403, "Forbidden (not a domain served here)"));
         }
         let mut shard = self.shard(&aor);
-        let held = shard.bindings.get(&aor).map_or(&[][..], Vec::as_slice);
-        let current: Vec<Binding> = held
-            .iter()
-            .filter(|b| b.expires_at > now)
-            .cloned()
-            .collect();
+        let held = shard.bindings.get(&aor).cloned().unwrap_or_default();
+        let current = match held.iter().all(|b| b.expires_at > now) {
+            true => Arc::clone(&held),
+            false => Arc::new(unexpired(&held, now)),
+        };
         let removed = shard.removed.get(&aor).map_or(&[][..], Vec::as_slice);
         let mut reg = process_for(cfg, now, req, aor, source, &current, removed)?;
         let per_source = (!source_exempt).then_some(cfg.max_bindings_per_source);
         match self
             .counts
-            .admit(held, &reg.bindings, cfg.max_bindings, per_source)
+            .admit(&held, &reg.bindings, cfg.max_bindings, per_source)
         {
             Ok(()) => {}
             Err(limit) => {
@@ -104,10 +107,11 @@ impl Location {
             }
         }
         remember_removed(&mut shard.removed, now, req, &reg);
-        if reg.bindings.is_empty() {
-            shard.bindings.remove(&reg.aor);
-        } else {
-            shard.bindings.insert(reg.aor.clone(), reg.bindings.clone());
+        let list = Arc::clone(&reg.bindings);
+        match shard.bindings.get_mut(&reg.aor) {
+            _ if list.is_empty() => drop(shard.bindings.remove(&reg.aor)),
+            Some(slot) => *slot = list,
+            None => drop(shard.bindings.insert(reg.aor.clone(), list)),
         }
         reg.previous = current;
         Ok(reg)
@@ -123,8 +127,8 @@ impl Location {
             return;
         };
         let mut shard = self.shard(aor);
-        let mut list = shard.bindings.remove(aor).unwrap_or_default();
-        let held = list.clone();
+        let held = shard.bindings.remove(aor).unwrap_or_default();
+        let mut list = Vec::clone(&held);
         for change in changes {
             let now = list.iter().position(|b| b.is_changed_by(change));
             let untouched = match (change, now) {
@@ -141,7 +145,7 @@ impl Location {
         list.sort_by_key(|b| std::cmp::Reverse(b.q));
         self.counts.apply(&held, &list);
         if !list.is_empty() {
-            shard.bindings.insert(aor.to_owned(), list);
+            shard.bindings.insert(aor.to_owned(), Arc::new(list));
         }
     }
 
@@ -149,7 +153,7 @@ impl Location {
     pub fn load(&self, bindings: impl IntoIterator<Item = Binding>) {
         for b in bindings {
             let mut shard = self.shard(&b.aor);
-            let list = shard.bindings.entry(b.aor.clone()).or_default();
+            let list = Arc::make_mut(shard.bindings.entry(b.aor.clone()).or_default());
             let same = |x: &Binding| x.contact == b.contact && x.reg_id == b.reg_id;
             let old: Vec<Binding> = list.iter().filter(|x| same(x)).cloned().collect();
             self.counts.apply(&old, std::slice::from_ref(&b));
@@ -166,7 +170,7 @@ impl Location {
         self.shard(aor)
             .bindings
             .get(aor)
-            .map(|v| v.iter().filter(|b| b.expires_at > now).cloned().collect())
+            .map(|v| unexpired(v, now))
             .unwrap_or_default()
     }
 
@@ -187,6 +191,10 @@ impl Location {
                 !gone.is_empty()
             });
             shard.bindings.retain(|_, list| {
+                if list.iter().all(|b| b.expires_at > now) {
+                    return true;
+                }
+                let list = Arc::make_mut(list);
                 list.retain(|b| {
                     let live = b.expires_at > now;
                     if !live {
@@ -210,7 +218,7 @@ impl Location {
                     .unwrap_or_else(|p| p.into_inner())
                     .bindings
                     .values()
-                    .flatten()
+                    .flat_map(|list| list.iter())
                     .filter(|b| b.expires_at > now && keep(b))
                     .cloned()
                     .collect::<Vec<_>>()
@@ -223,7 +231,7 @@ impl Location {
         let mut shard = self.shard(&b.aor);
         let list = shard.bindings.get_mut(&b.aor)?;
         let i = list.iter().position(|x| x == b)?;
-        let gone = list.remove(i);
+        let gone = Arc::make_mut(list).remove(i);
         if list.is_empty() {
             shard.bindings.remove(&b.aor);
         }
@@ -240,7 +248,7 @@ impl Location {
                     .unwrap_or_else(|p| p.into_inner())
                     .bindings
                     .values()
-                    .flatten()
+                    .flat_map(|list| list.iter())
                     .filter(|b| b.expires_at > now)
                     .cloned()
                     .collect::<Vec<_>>()
@@ -257,6 +265,11 @@ impl Location {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The unexpired bindings of `list`.
+fn unexpired(list: &[Binding], now: u64) -> Vec<Binding> {
+    list.iter().filter(|b| b.expires_at > now).cloned().collect()
 }
 
 /// Remembers the contacts a registration removed, with its Call-ID and CSeq; a contact it

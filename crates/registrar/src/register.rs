@@ -3,6 +3,8 @@
 use sip_message::header::Contact;
 use sip_message::{HeaderName, Message};
 
+use std::sync::Arc;
+
 use crate::aor::{aor_of, uri_equal};
 use crate::binding::{Binding, Change};
 
@@ -73,10 +75,11 @@ pub struct Registered {
     pub aor: String,
     /// Changes to persist.
     pub changes: Vec<Change>,
-    /// The AOR's bindings after the request, by q descending.
-    pub bindings: Vec<Binding>,
+    /// The AOR's bindings after the request, by q descending (shared with the location
+    /// table).
+    pub bindings: Arc<Vec<Binding>>,
     /// Its unexpired bindings before, to put back if the changes cannot be stored.
-    pub previous: Vec<Binding>,
+    pub previous: Arc<Vec<Binding>>,
 }
 
 /// Processes a REGISTER against the AOR's current, unexpired bindings. All or nothing: a
@@ -89,7 +92,7 @@ pub fn process_register(
     current: &[Binding],
 ) -> Result<Registered, Rejection> {
     let mut reg = process_for(cfg, now, req, aor_from_to(req)?, source, current, &[])?;
-    reg.previous = current.to_vec();
+    reg.previous = Arc::new(current.to_vec());
     Ok(reg)
 }
 
@@ -148,8 +151,8 @@ pub(crate) fn process_for(
         return Ok(Registered {
             aor,
             changes,
-            bindings,
-            previous: Vec::new(),
+            bindings: Arc::new(bindings),
+            previous: Arc::default(),
         });
     }
 
@@ -284,7 +287,7 @@ pub(crate) fn process_for(
     Ok(Registered {
         aor,
         changes,
-        bindings,
-        previous: Vec::new(),
+        bindings: Arc::new(bindings),
+        previous: Arc::default(),
     })
 }

@@ -25,7 +25,7 @@ pub fn ok_response(
     let mut b = ResponseBuilder::for_request_from(req, src, 200, "OK", Some(to_tag));
     // One Contact value written in place per binding (every REGISTER's 200: no formatter).
     let mut contact = String::with_capacity(128);
-    for binding in &reg.bindings {
+    for binding in reg.bindings.iter() {
         contact.clear();
         contact.push('<');
         contact.push_str(&binding.contact);

@@ -325,7 +325,7 @@ fn an_undo_leaves_a_contact_a_later_registration_changed() {
     loc.undo(&failed.previous, &failed.changes);
     assert_eq!(
         loc.lookup("sip:alice@example.com", NOW),
-        stored.bindings,
+        *stored.bindings,
         "the refresh that was stored stays"
     );
 }

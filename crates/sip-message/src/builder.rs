@@ -100,6 +100,36 @@ pub fn push_decimal(out: &mut String, n: u64) {
     out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
+/// Appends an IP address as `Display` writes it (IPv4 without the formatter: the source
+/// address of every REGISTER).
+pub fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends a socket address as `Display` writes it: `192.0.2.1:5060`, `[2001:db8::1]:5060`.
+pub fn push_socket_addr(out: &mut String, addr: SocketAddr) {
+    let v6 = addr.is_ipv6();
+    if v6 {
+        out.push('[');
+    }
+    push_ip(out, addr.ip());
+    out.push_str(if v6 { "]:" } else { ":" });
+    push_decimal(out, u64::from(addr.port()));
+}
+
 /// Builds a response line by line.
 #[derive(Debug)]
 pub struct ResponseBuilder {
@@ -172,7 +202,11 @@ impl ResponseBuilder {
                     let value = h.value_unfolded();
                     match to_tag {
                         Some(tag) if request.to().is_ok_and(|t| t.tag().is_none()) => {
-                            b.parts.header("To", &format!("{value};tag={tag}"));
+                            let mut tagged = String::with_capacity(value.len() + 5 + tag.len());
+                            tagged.push_str(&value);
+                            tagged.push_str(";tag=");
+                            tagged.push_str(tag);
+                            b.parts.header("To", &tagged);
                         }
                         _ => b.parts.header("To", &value),
                     }

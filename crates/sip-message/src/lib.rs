@@ -29,7 +29,10 @@ mod protocol;
 mod syntax;
 mod uri;
 
-pub use builder::{push_decimal, response_to_unparsable, RequestBuilder, ResponseBuilder};
+pub use builder::{
+    push_decimal, push_ip, push_socket_addr, response_to_unparsable, RequestBuilder,
+    ResponseBuilder,
+};
 pub use edit::Editor;
 pub use error::{ErrorKind, ParseError, SyntaxError};
 pub use framing::{Frame, StreamDecoder};

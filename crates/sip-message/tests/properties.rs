@@ -293,3 +293,19 @@ proptest! {
         prop_assert_eq!(m.top_via().expect("via"), via);
     }
 }
+
+proptest! {
+    /// The formatter-free writers write addresses as `Display` does.
+    #[test]
+    fn addresses_written_as_display_writes_them(v4 in any::<u32>(), v6 in any::<u128>(), port in any::<u16>()) {
+        for addr in [
+            std::net::SocketAddr::from((std::net::Ipv4Addr::from(v4), port)),
+            std::net::SocketAddr::from((std::net::Ipv6Addr::from(v6), port)),
+            std::net::SocketAddr::from((std::net::Ipv4Addr::from(v4).to_ipv6_mapped(), port)),
+        ] {
+            let mut out = String::from("x");
+            sip_message::push_socket_addr(&mut out, addr);
+            prop_assert_eq!(out, format!("x{addr}"));
+        }
+    }
+}

@@ -74,7 +74,10 @@ impl Core {
             self.respond(c, 503, why, &[("Retry-After", "5")]);
             return false;
         }
-        let source = format!("{}:{}", src.protocol, src.addr);
+        let mut source = String::with_capacity(56);
+        source.push_str(src.protocol.name());
+        source.push(':');
+        sip_message::push_socket_addr(&mut source, src.addr);
         let now_unix = self.unix(c.now);
         let exempt = cfg.is_trusted(src.addr.ip());
         let served = |domain: &str| cfg.is_local_domain(domain);

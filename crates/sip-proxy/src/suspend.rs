@@ -36,7 +36,10 @@ pub(crate) enum Parked {
     Media(Box<RelayState>),
     /// A REGISTER's 200 OK, waiting for its bindings to be written; the AOR's bindings
     /// before, put back if they cannot be.
-    Persist { ok: Bytes, previous: Vec<Binding> },
+    Persist {
+        ok: Bytes,
+        previous: std::sync::Arc<Vec<Binding>>,
+    },
 }
 
 /// What became of the changes a [`Command::Persist`] carried.

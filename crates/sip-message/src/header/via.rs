@@ -120,12 +120,14 @@ impl<'a> Via<'a> {
         if !add_received {
             return None;
         }
-        let mut out = format!(
-            "{}/{}/{} {}",
-            self.protocol, self.version, self.transport, self.host_raw
-        );
+        let mut out = String::with_capacity(self.params.as_str().len() + 96);
+        for part in [self.protocol, "/", self.version, "/", self.transport, " "] {
+            out.push_str(part);
+        }
+        out.push_str(self.host_raw);
         if let Some(port) = self.port {
-            out.push_str(&format!(":{port}"));
+            out.push(':');
+            crate::push_decimal(&mut out, u64::from(port));
         }
         for p in self.params.iter() {
             if p.name.eq_ignore_ascii_case("received") || p.name.eq_ignore_ascii_case("rport") {
@@ -138,9 +140,11 @@ impl<'a> Via<'a> {
                 out.push_str(v);
             }
         }
-        out.push_str(&format!(";received={}", src.ip()));
+        out.push_str(";received=");
+        crate::push_ip(&mut out, src.ip());
         if with_rport {
-            out.push_str(&format!(";rport={}", src.port()));
+            out.push_str(";rport=");
+            crate::push_decimal(&mut out, u64::from(src.port()));
         }
         Some(out)
     }
