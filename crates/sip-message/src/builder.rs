@@ -119,15 +119,20 @@ pub fn push_ip(out: &mut String, ip: IpAddr) {
     }
 }
 
-/// Appends a socket address as `Display` writes it: `192.0.2.1:5060`, `[2001:db8::1]:5060`.
+/// Appends a socket address as `Display` writes it: `192.0.2.1:5060`, `[2001:db8::1]:5060`,
+/// `[fe80::1%2]:5060` (an IPv6 address, rarer, through the formatter, scope id and all).
 pub fn push_socket_addr(out: &mut String, addr: SocketAddr) {
-    let v6 = addr.is_ipv6();
-    if v6 {
-        out.push('[');
+    match addr {
+        SocketAddr::V4(v4) => {
+            push_ip(out, IpAddr::V4(*v4.ip()));
+            out.push(':');
+            push_decimal(out, u64::from(v4.port()));
+        }
+        SocketAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
     }
-    push_ip(out, addr.ip());
-    out.push_str(if v6 { "]:" } else { ":" });
-    push_decimal(out, u64::from(addr.port()));
 }
 
 /// Builds a response line by line.

@@ -297,10 +297,12 @@ proptest! {
 proptest! {
     /// The formatter-free writers write addresses as `Display` does.
     #[test]
-    fn addresses_written_as_display_writes_them(v4 in any::<u32>(), v6 in any::<u128>(), port in any::<u16>()) {
+    fn addresses_written_as_display_writes_them(v4 in any::<u32>(), v6 in any::<u128>(), port in any::<u16>(), scope in any::<u32>()) {
+        let link = std::net::SocketAddrV6::new(std::net::Ipv6Addr::from(v6), port, 0, scope);
         for addr in [
             std::net::SocketAddr::from((std::net::Ipv4Addr::from(v4), port)),
             std::net::SocketAddr::from((std::net::Ipv6Addr::from(v6), port)),
+            std::net::SocketAddr::V6(link),
             std::net::SocketAddr::from((std::net::Ipv4Addr::from(v4).to_ipv6_mapped(), port)),
         ] {
             let mut out = String::from("x");
