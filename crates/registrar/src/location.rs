@@ -269,7 +269,10 @@ impl Location {
 
 /// The unexpired bindings of `list`.
 fn unexpired(list: &[Binding], now: u64) -> Vec<Binding> {
-    list.iter().filter(|b| b.expires_at > now).cloned().collect()
+    list.iter()
+        .filter(|b| b.expires_at > now)
+        .cloned()
+        .collect()
 }
 
 /// Remembers the contacts a registration removed, with its Call-ID and CSeq; a contact it

@@ -132,7 +132,10 @@ pub(crate) fn process_for(
         .contacts()
         .collect::<Result<_, _>>()
         .map_err(|_| reject(400, "Invalid Contact"))?;
-    let mut bindings: Vec<Binding> = current.to_vec();
+    // Sized for the contacts this request may add: most AORs hold one binding, and a Vec
+    // left to grow would hold room for four.
+    let mut bindings: Vec<Binding> = Vec::with_capacity(current.len() + contacts.len());
+    bindings.extend_from_slice(current);
     let mut changes = Vec::new();
     // RFC 3261 §10.3 refuses a CSeq not above the binding's. An equal one on the same Call-ID
     // is the same REGISTER again (a retransmission, since the registrar answers without a
@@ -284,6 +287,8 @@ pub(crate) fn process_for(
         }
     }
     bindings.sort_by_key(|b| std::cmp::Reverse(b.q));
+    // Kept as long as the registration lasts: no spare room.
+    bindings.shrink_to_fit();
     Ok(Registered {
         aor,
         changes,
