@@ -45,6 +45,8 @@ fn new_binding_then_refresh_then_remove() {
     .unwrap();
     assert_eq!(r.aor, "sip:alice@example.com");
     assert_eq!(r.bindings.len(), 1);
+    // The list the table keeps holds no spare room (a pushed Vec would hold four).
+    assert_eq!(r.bindings.capacity(), 1);
     assert_eq!(r.bindings[0].expires_at, NOW + 600);
     assert!(matches!(r.changes[..], [Change::Upsert(_)]));
     let r = run(
@@ -53,6 +55,7 @@ fn new_binding_then_refresh_then_remove() {
     )
     .unwrap();
     assert_eq!(r.bindings[0].expires_at, NOW + 120);
+    assert_eq!(r.bindings.capacity(), 1, "a refresh keeps the list exact");
     let r = run(
         &loc,
         &register("c1", 3, &["<sip:alice@192.0.2.1>;expires=0"], ""),
