@@ -1,9 +1,9 @@
 //! Processing a REGISTER (RFC 3261 §10.3 steps 5–8, RFC 3327 Path).
 
+use std::sync::Arc;
+
 use sip_message::header::Contact;
 use sip_message::{HeaderName, Message};
-
-use std::sync::Arc;
 
 use crate::aor::{aor_of, uri_equal};
 use crate::binding::{Binding, Change};
