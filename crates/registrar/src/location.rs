@@ -88,7 +88,7 @@ impl Location {
             false => Arc::new(unexpired(&held, now)),
         };
         let removed = shard.removed.get(&aor).map_or(&[][..], Vec::as_slice);
-        let mut reg = process_for(cfg, now, req, aor, source, &current, removed)?;
+        let reg = process_for(cfg, now, req, aor, source, current, removed)?;
         let per_source = (!source_exempt).then_some(cfg.max_bindings_per_source);
         match self
             .counts
@@ -113,7 +113,6 @@ impl Location {
             Some(slot) => *slot = list,
             None => drop(shard.bindings.insert(reg.aor.clone(), list)),
         }
-        reg.previous = current;
         Ok(reg)
     }
 

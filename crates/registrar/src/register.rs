@@ -91,9 +91,8 @@ pub fn process_register(
     source: &str,
     current: &[Binding],
 ) -> Result<Registered, Rejection> {
-    let mut reg = process_for(cfg, now, req, aor_from_to(req)?, source, current, &[])?;
-    reg.previous = Arc::new(current.to_vec());
-    Ok(reg)
+    let current = Arc::new(current.to_vec());
+    process_for(cfg, now, req, aor_from_to(req)?, source, current, &[])
 }
 
 /// The AOR of a REGISTER's To header, or why there is none.
@@ -115,14 +114,14 @@ pub(crate) struct Removed {
 }
 
 /// [`process_register`] for an AOR already taken from the To header, which lately lost the
-/// contacts `removed`.
+/// contacts `removed`; `current` becomes the registration's `previous`.
 pub(crate) fn process_for(
     cfg: &RegistrarConfig,
     now: u64,
     req: &Message,
     aor: String,
     source: &str,
-    current: &[Binding],
+    current: Arc<Vec<Binding>>,
     removed: &[Removed],
 ) -> Result<Registered, Rejection> {
     let call_id = req.call_id().map_err(|_| reject(400, "Invalid Call-ID"))?;
@@ -135,7 +134,7 @@ pub(crate) fn process_for(
     // Sized for the contacts this request may add: most AORs hold one binding, and a Vec
     // left to grow would hold room for four.
     let mut bindings: Vec<Binding> = Vec::with_capacity(current.len() + contacts.len());
-    bindings.extend_from_slice(current);
+    bindings.extend_from_slice(&current);
     let mut changes = Vec::new();
     // RFC 3261 §10.3 refuses a CSeq not above the binding's. An equal one on the same Call-ID
     // is the same REGISTER again (a retransmission, since the registrar answers without a
@@ -155,7 +154,7 @@ pub(crate) fn process_for(
             aor,
             changes,
             bindings: Arc::new(bindings),
-            previous: Arc::default(),
+            previous: current,
         });
     }
 
@@ -293,6 +292,6 @@ pub(crate) fn process_for(
         aor,
         changes,
         bindings: Arc::new(bindings),
-        previous: Arc::default(),
+        previous: current,
     })
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use registrar::Binding;
 use sip_message::header::NameAddr;
-use sip_message::{push_decimal, Message, Method, Protocol, Uri};
+use sip_message::{push_socket_addr, Message, Method, Protocol, Uri};
 use sip_transaction::TransactionKey;
 
 use crate::branch::{new_stateful_branch, new_stateless_branch, Upstream};
@@ -832,24 +832,16 @@ pub(crate) fn sock_text(a: SocketAddr) -> String {
     text
 }
 
-/// Appends [`sock_text`] of `a` (IPv4 without `fmt`: every followed call writes two).
+/// Appends [`sock_text`] of `a` (IPv4 without `fmt`: every followed call writes two). An
+/// IPv6 address goes without its scope id, which a SIP URI cannot carry.
 pub(crate) fn push_addr(out: &mut String, a: SocketAddr) {
-    let v4 = match a {
-        SocketAddr::V4(v4) => v4,
+    match a {
+        SocketAddr::V4(_) => push_socket_addr(out, a),
         SocketAddr::V6(v6) => {
             use std::fmt::Write;
             let _ = write!(out, "[{}]:{}", v6.ip(), v6.port());
-            return;
         }
-    };
-    for (k, octet) in v4.ip().octets().into_iter().enumerate() {
-        if k > 0 {
-            out.push('.');
-        }
-        push_decimal(out, u64::from(octet));
     }
-    out.push(':');
-    push_decimal(out, u64::from(v4.port()));
 }
 
 /// Our Record-Route entry for an interface (`local`, as [`sock_text`] writes it), with the
