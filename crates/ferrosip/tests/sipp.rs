@@ -21,6 +21,34 @@ fn register_call_and_hang_up() {
     assert!(finish(uas), "UAS side failed");
 }
 
+/// A third-party registration from the callee's own host (one sipp registers another that
+/// listens on its own port, as `sipbench.py` does): the REGISTER's Via names where it came
+/// from, so the callee is reached at its Contact, not taken for a phone behind NAT.
+#[test]
+fn a_callee_registered_from_another_port_of_its_host_is_reached_at_its_contact() {
+    let dir = tmp();
+    let s = Server::start(dir.path(), &[]);
+    let uas_port = free_port();
+    let contact = format!("127.0.0.1:{uas_port}");
+    let keys = [("contact", contact.as_str())];
+    assert!(
+        run(sipp(
+            Some(&s),
+            "register_other.xml",
+            "bob",
+            free_port(),
+            &keys
+        )),
+        "bob registered"
+    );
+    let uas = spawn(sipp(None, "uas.xml", "bob", uas_port, &[]));
+    assert!(
+        run(sipp(Some(&s), "uac.xml", "bob", free_port(), &[])),
+        "call failed"
+    );
+    assert!(finish(uas), "UAS side failed");
+}
+
 #[test]
 fn cancel_of_a_ringing_call_gives_487() {
     let dir = tmp();

@@ -40,17 +40,18 @@ pub fn uri_address(uri: &Uri<'_>) -> Option<SocketAddr> {
 }
 
 /// True when a client whose Contact is `contact` and whose packets come from `source` sits
-/// behind NAT: the Contact is an address, and not the source — its address, and for a
-/// datagram its port too (over a connection (`stream`) the source port is the client's
-/// ephemeral one, whatever NAT). A Contact with a host name is taken at its word.
-pub fn contact_behind_nat(contact: &Uri<'_>, source: SocketAddr, stream: bool) -> bool {
-    uri_address(contact).is_some_and(|a| address_behind_nat(a, source, stream))
+/// behind NAT: the Contact is an address, and not the source — its address, and unless
+/// `any_port` its port too. `any_port` is for a source port that tells nothing: over a
+/// connection it is the client's ephemeral one, whatever NAT, and a client whose Via named
+/// its source listens where its Contact says. A Contact with a host name is taken at its word.
+pub fn contact_behind_nat(contact: &Uri<'_>, source: SocketAddr, any_port: bool) -> bool {
+    uri_address(contact).is_some_and(|a| address_behind_nat(a, source, any_port))
 }
 
 /// [`contact_behind_nat`] for a Contact already read as an address.
-pub fn address_behind_nat(contact: SocketAddr, source: SocketAddr, stream: bool) -> bool {
+pub fn address_behind_nat(contact: SocketAddr, source: SocketAddr, any_port: bool) -> bool {
     contact.ip().to_canonical() != source.ip().to_canonical()
-        || (!stream && contact.port() != source.port())
+        || (!any_port && contact.port() != source.port())
 }
 
 #[cfg(test)]

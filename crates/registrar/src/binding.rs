@@ -19,6 +19,10 @@ pub struct Binding {
     pub path: Vec<String>,
     /// Where the REGISTER came from: `udp:192.0.2.1:5060`, `tcp:[2001:db8::1]:5061`.
     pub source: String,
+    /// The REGISTER's top Via named `source`'s address and port: its client knows where it
+    /// sends from, so a Contact on another port of that address is where it listens (a
+    /// third-party registration), not a port a NAT made up.
+    pub via_at_source: bool,
     /// The registering User-Agent.
     pub user_agent: Option<String>,
     /// The `+sip.instance` Contact parameter, unquoted (RFC 5626).

@@ -164,6 +164,7 @@ mod tests {
             cseq: 1,
             path: Vec::new(),
             source: source.into(),
+            via_at_source: false,
             user_agent: None,
             instance: None,
             reg_id: None,

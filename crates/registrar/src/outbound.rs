@@ -66,6 +66,7 @@ mod tests {
             cseq: 1,
             path: Vec::new(),
             source: format!("tcp:192.0.2.1:{expires_at}"),
+            via_at_source: false,
             user_agent: None,
             instance: Some(instance.into()),
             reg_id,

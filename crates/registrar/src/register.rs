@@ -1,5 +1,6 @@
 //! Processing a REGISTER (RFC 3261 §10.3 steps 5–8, RFC 3327 Path).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sip_message::header::Contact;
@@ -101,6 +102,27 @@ pub(crate) fn aor_from_to(req: &Message) -> Result<String, Rejection> {
     aor_of(&to.uri).ok_or(reject(404, "Not Found"))
 }
 
+/// True when the request's top Via names the address and port of `source` (as a binding
+/// writes it: `udp:192.0.2.1:5060`); a host name or another address does not.
+fn via_names(req: &Message, source: &str) -> bool {
+    let Some(from) = source
+        .split_once(':')
+        .and_then(|(_, a)| a.parse::<SocketAddr>().ok())
+    else {
+        return false;
+    };
+    req.top_via().is_ok_and(|v| {
+        let port = v
+            .port
+            .unwrap_or(match v.transport.eq_ignore_ascii_case("TLS") {
+                true => 5061,
+                false => 5060,
+            });
+        let ip = v.host.ip().map(|ip| ip.to_canonical());
+        ip == Some(from.ip().to_canonical()) && port == from.port()
+    })
+}
+
 /// A contact a REGISTER removed lately, and that REGISTER's Call-ID and CSeq: a copy of an
 /// older one arriving late (reordered, or a retransmission whose transaction is gone) must
 /// not bring it back.
@@ -165,6 +187,7 @@ pub(crate) fn process_for(
     let user_agent = req
         .header(HeaderName::UserAgent)
         .map(|h| h.value_unfolded().into_owned());
+    let via_at_source = via_names(req, source);
     for c in &contacts {
         let Contact::Address(addr) = c else { continue };
         let expires = addr
@@ -270,6 +293,7 @@ pub(crate) fn process_for(
                     cseq,
                     path: path.clone(),
                     source: source.to_owned(),
+                    via_at_source,
                     user_agent: user_agent.clone(),
                     instance,
                     reg_id,

@@ -68,6 +68,39 @@ fn new_binding_then_refresh_then_remove() {
     assert!(loc.lookup("sip:alice@example.com", NOW).is_empty());
 }
 
+/// A binding records whether its REGISTER's top Via named the address and port it came
+/// from: a host name, another address or
+/// another port does not; TLS's port is 5061 unless written.
+#[test]
+fn a_binding_records_whether_the_via_named_its_source() {
+    let cases = [
+        ("udp:192.0.2.1:5060", "SIP/2.0/UDP 192.0.2.1:5060", true),
+        ("udp:192.0.2.1:5060", "SIP/2.0/UDP 192.0.2.1", true),
+        ("udp:192.0.2.1:5062", "SIP/2.0/UDP 192.0.2.1:5060", false),
+        ("udp:192.0.2.7:5060", "SIP/2.0/UDP 192.0.2.1:5060", false),
+        ("udp:192.0.2.1:5060", "SIP/2.0/UDP phone.example.com", false),
+        ("tls:192.0.2.1:5061", "SIP/2.0/TLS 192.0.2.1", true),
+        ("tls:192.0.2.1:5060", "SIP/2.0/TLS 192.0.2.1", false),
+        ("udp:[2001:db8::1]:5060", "SIP/2.0/UDP [2001:db8::1]", true),
+        (
+            "udp:[::ffff:192.0.2.1]:5060",
+            "SIP/2.0/UDP 192.0.2.1:5060",
+            true,
+        ),
+    ];
+    for (source, via, expected) in cases {
+        let req = Message::parse(format!(
+            "REGISTER sip:example.com SIP/2.0\r\nVia: {via};branch=z9hG4bKv\r\n\
+To: <sip:alice@example.com>\r\nFrom: <sip:alice@example.com>;tag=1\r\nCall-ID: v\r\n\
+CSeq: 1 REGISTER\r\nContact: <sip:alice@192.0.2.1:5070>\r\nContent-Length: 0\r\n\r\n"
+        ))
+        .expect("REGISTER");
+        let cfg = RegistrarConfig::default();
+        let r = process_register(&cfg, NOW, &req, source, &[]).expect("registered");
+        assert_eq!(r.bindings[0].via_at_source, expected, "{source} / {via}");
+    }
+}
+
 #[test]
 fn star_removes_all_and_needs_expires_zero() {
     let loc = Location::new();
@@ -269,6 +302,7 @@ fn expiry_purge_load_and_threads() {
         cseq: 1,
         path: vec![],
         source: "udp:1.2.3.4:5060".into(),
+        via_at_source: false,
         user_agent: None,
         instance: None,
         reg_id: None,

@@ -188,6 +188,7 @@ Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
             cseq: 1,
             path: Vec::new(),
             source: source.into(),
+            via_at_source: false,
             user_agent: None,
             instance: None,
             reg_id: None,
@@ -217,6 +218,14 @@ Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
             !super::behind_nat(&tcp),
             "TCP from its address: its ephemeral port is no NAT"
         );
+        // Its Via named its source: another port of that address is where it listens; another
+        // address is still NAT.
+        let told = |contact| registrar::Binding {
+            via_at_source: true,
+            ..b(contact, "udp:1.2.3.4:5062")
+        };
+        assert!(!super::behind_nat(&told("sip:x@1.2.3.4:5070")));
+        assert!(super::behind_nat(&told("sip:x@10.0.0.1:5070")));
         let mut path = b("sip:x@10.0.0.1:5060", "udp:1.2.3.4:5060");
         path.path.push("<sip:edge.example;lr>".into());
         assert!(!super::behind_nat(&path), "an edge proxy reaches it");

@@ -735,10 +735,14 @@ fn sips_request(msg: &Message, fwd: &Forward<'_>) -> bool {
 }
 
 /// Where a binding's REGISTER came from, when its Contact (`contact`, parsed) says it is
-/// behind NAT there.
+/// behind NAT there: another address, or over UDP another port, unless the REGISTER's Via
+/// named its source (a client that sends from one port and listens on another, as a
+/// third-party registration does; Kamailio's default `nat_uac_test("19")` takes it at its
+/// word too).
 pub(crate) fn nat_source(b: &Binding, contact: &Uri<'_>) -> Option<(Protocol, SocketAddr)> {
     let (protocol, addr) = b.source_addr()?;
-    nat::contact_behind_nat(contact, addr, protocol.is_reliable()).then_some((protocol, addr))
+    let any_port = protocol.is_reliable() || b.via_at_source;
+    nat::contact_behind_nat(contact, addr, any_port).then_some((protocol, addr))
 }
 
 /// The changes for one target: the script's edits, the target's Request-URI and Path, and

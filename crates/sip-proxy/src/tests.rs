@@ -276,6 +276,30 @@ Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
     );
 }
 
+/// A REGISTER whose Via names where it came from, for a Contact on another port of that
+/// address (a third-party registration from the callee's host, as sipp's benchmark does),
+/// is taken at its word; one whose Via names another port is a NAT's mapping.
+#[test]
+fn a_contact_on_another_port_of_a_via_that_names_the_source_is_no_nat() {
+    let now = Instant::now();
+    const FROM: &str = "198.51.100.7:5062";
+    for (user, via, reached) in [
+        ("bob", FROM, "198.51.100.7:5070"),
+        ("carol", "198.51.100.7:5060", FROM),
+    ] {
+        let core = core();
+        let reg = msg(&format!(
+            "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP {via};branch=z9hG4bK{user}\n\
+From: <sip:{user}@example.com>;tag=r\nTo: <sip:{user}@example.com>\nCall-ID: {user}\n\
+CSeq: 1 REGISTER\nContact: <sip:{user}@198.51.100.7:5070>\nContent-Length: 0\n\n"
+        ));
+        let ok = sent(handle(&core, now, reg, udp(FROM)));
+        assert_eq!(ok[0].1.status(), Some(200));
+        let out = sent(core.handle_message(now, invite(user, ""), udp(CALLER)));
+        assert_eq!(out[0].0, udp(reached), "{user}");
+    }
+}
+
 /// A callee behind NAT answers with its private Contact: the caller gets the address we
 /// reach it at, and a Record-Route key for that, so its ACK and BYE reach the callee.
 #[test]

@@ -9,19 +9,20 @@ use crate::backend::{Backend, Columns};
 use crate::dialect::Dialect;
 use crate::{Store, StoreError};
 
-/// Rows per INSERT or DELETE statement (11 parameters each, far below every database's limit).
+/// Rows per INSERT or DELETE statement (12 parameters each, far below every database's limit).
 const ROWS_PER_STATEMENT: usize = 200;
 
 /// The columns, key first, in the order of [`binding`].
 const COLUMNS: &str =
-    "aor, contact, q, expires_at, call_id, cseq, path, source, user_agent, instance, reg_id";
+    "aor, contact, q, expires_at, call_id, cseq, path, source, user_agent, instance, reg_id, \
+     via_at_source";
 
 /// A row's key: a binding's AOR, contact and reg-id (0 for none: the column is part of
 /// the key, so never NULL).
 const KEY: &str = "aor, contact, reg_id";
 
 /// What an upsert overwrites: all but the key.
-const UPDATED: [&str; 8] = [
+const UPDATED: [&str; 9] = [
     "q",
     "expires_at",
     "call_id",
@@ -30,6 +31,7 @@ const UPDATED: [&str; 8] = [
     "source",
     "user_agent",
     "instance",
+    "via_at_source",
 ];
 
 impl Store {
@@ -155,7 +157,8 @@ fn push_insert<'a, DB: Database>(
             .push_bind(b.source.as_str())
             .push_bind(b.user_agent.as_deref())
             .push_bind(b.instance.as_deref())
-            .push_bind(reg_id_column(b.reg_id));
+            .push_bind(reg_id_column(b.reg_id))
+            .push_bind(i64::from(b.via_at_source));
     });
     dialect.push_upsert(q, KEY, &UPDATED);
 }
@@ -184,5 +187,6 @@ fn binding(r: &dyn Columns) -> Result<Binding, sqlx::Error> {
         user_agent: r.opt_text(8)?,
         instance: r.opt_text(9)?,
         reg_id: u32::try_from(r.int(10)?).ok().filter(|&v| v != 0),
+        via_at_source: r.int(11)? != 0,
     })
 }

@@ -16,6 +16,7 @@ pub(super) fn binding(contact: &str, expires_at: u64) -> Binding {
         cseq: 7,
         path: vec!["<sip:p1;lr>".into(), "<sip:p2;lr>".into()],
         source: "udp:192.0.2.1:5060".into(),
+        via_at_source: true,
         user_agent: Some("Phone".into()),
         instance: None,
         reg_id: Some(1),
