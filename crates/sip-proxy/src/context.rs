@@ -13,6 +13,7 @@ use sip_transaction::{
 };
 
 use crate::config::ProxyConfig;
+use crate::linger::Linger;
 use crate::media::{Held, Hold, MediaMark};
 use crate::reply::{reason, response};
 use crate::route_key::{self, Issued};
@@ -753,6 +754,53 @@ impl Context {
                         .as_ref()
                         .is_none_or(|c| c.state() == ClientState::Terminated)
             })
+    }
+
+    /// What stays of it once only its last timers run ([`Linger`]): an INVITE whose 2xx went
+    /// upstream and whose branches all have their final answer (2xx, or ended); a
+    /// non-INVITE answered whose branches all have theirs. `None` while anything else may
+    /// still happen here: a branch to ACK again, a reply route or a relayed call's media
+    /// to apply to a retransmitted 2xx, a target refresh to note, a NAT to fix a callee's
+    /// Contact for, or anything waiting.
+    pub(crate) fn linger(&self) -> Option<Linger> {
+        let state = self.server.state();
+        let accepted = self.invite && state == ServerState::Accepted;
+        if !(accepted || (!self.invite && state == ServerState::Completed)) {
+            return None;
+        }
+        // A non-INVITE transaction that completed only absorbs its final response again,
+        // as the linger drops it; an INVITE's that completed ACKs it again: not yet.
+        let ended = |c: &ClientTransaction, invite: bool| match c.state() {
+            ClientState::Terminated => true,
+            ClientState::Completed => !invite,
+            ClientState::Accepted => accepted,
+            _ => false,
+        };
+        let settled = self.branches.iter().all(|b| {
+            let cancel = b.cancel.as_deref().is_none_or(|c| ended(c, false));
+            ended(&b.client, self.invite) && cancel && b.status.is_some() && b.nat.is_none()
+        });
+        let on_reply = self
+            .routing
+            .as_ref()
+            .is_some_and(|r| r.tx.on_reply.is_some());
+        let waiting = self.parked.is_some() || self.trying_at.is_some() || self.failure_due;
+        if !settled
+            || on_reply
+            || waiting
+            || !self.pending.is_empty()
+            || !self.noted.is_empty()
+            || self.media.is_some()
+            || self.refresh_key.is_some()
+        {
+            return None;
+        }
+        let until = self.server.poll_timeout()?;
+        if accepted {
+            return Some(Linger::accepted(self.key, until));
+        }
+        let data = self.server.last_response()?.clone();
+        Some(Linger::completed(self.key, until, self.upstream, data))
     }
 
     /// Moves every queued transaction output to `out` and reacts to responses.

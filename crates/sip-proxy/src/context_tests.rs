@@ -343,3 +343,77 @@ fn a_late_2xx_to_a_non_invite_answers_it_while_later_targets_are_tried() {
     );
     assert_eq!(core.active_transactions(), 0);
 }
+
+/// What the core sent, as sent: destination and bytes.
+fn raw(cmds: Vec<crate::Command>) -> Vec<(Destination, bytes::Bytes)> {
+    cmds.into_iter()
+        .filter_map(|c| match c {
+            crate::Command::Send { dest, data } => Some((dest, data)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An INVITE answered 2xx keeps its key alone while timers L and M run (RFC 6026): a
+/// retransmitted INVITE is absorbed, a CANCEL still finds it, the callee's 2xx sent again
+/// goes upstream as the first went (the same bytes, Record-Route key included), anything
+/// else from the callee is dropped; after 64·T1 nothing is left.
+#[test]
+fn an_invite_answered_2xx_lingers_as_its_key_alone() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    let mut ok = sip_message::ResponseBuilder::for_request(&fwd, 200, "OK", Some("b"))
+        .header("Contact", "<sip:bob@192.0.2.20:5060>");
+    for h in fwd.headers_named(sip_message::HeaderName::RecordRoute) {
+        ok = ok.header("Record-Route", h.value);
+    }
+    let ok = Message::parse(ok.build()).expect("200");
+    let first = raw(core.handle_message(t0, ok.clone(), udp(BOB)));
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].0, udp(CALLER));
+    assert_eq!(core.shards().lingering(), 1, "the context became its key");
+    assert_eq!(core.active_transactions(), 1, "and still counts");
+    let t = t0 + Duration::from_secs(1);
+    assert!(
+        raw(core.handle_message(t, invite("bob", ""), udp(CALLER))).is_empty(),
+        "a retransmitted INVITE is absorbed"
+    );
+    let again = raw(core.handle_message(t, ok.clone(), udp(BOB)));
+    assert_eq!(again, first, "the 2xx again, as it went the first time");
+    let ringing = answer(&fwd, 180);
+    assert!(raw(core.handle_message(t, ringing, udp(BOB))).is_empty());
+    let out = sent(core.handle_message(t, from_caller("CANCEL"), udp(CALLER)));
+    assert_eq!(upstream(&out), [200], "a CANCEL finds the transaction");
+    // (The CANCEL's own transaction lingers for timer J from then.)
+    run_timers(&core, t, t + T1 * 65, |_| false);
+    assert_eq!(core.active_transactions(), 0);
+    assert_eq!(core.shards().lingering(), 0);
+    assert_eq!(core.next_timeout(), None);
+}
+
+/// A non-INVITE answered lingers as its key and its answer: a retransmission gets the
+/// same answer again, and a late copy of the callee's answer is dropped (as its branch's
+/// transaction absorbed it for timer K, and §16.7 step 5 after); timer J ends it.
+#[test]
+fn a_non_invite_answered_lingers_as_its_key_and_its_answer() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let options = from_caller("OPTIONS");
+    let fwd = sent(core.handle_message(t0, options.clone(), udp(CALLER)));
+    assert_eq!(fwd[0].0, udp(BOB), "OPTIONS forwarded to bob");
+    let ok = answer(&fwd[0].1, 200);
+    let first = raw(core.handle_message(t0, ok.clone(), udp(BOB)));
+    assert_eq!(first.len(), 1);
+    assert_eq!(core.shards().lingering(), 1);
+    for t in [t0, t0 + Duration::from_secs(6)] {
+        let again = raw(core.handle_message(t, options.clone(), udp(CALLER)));
+        assert_eq!(again, first, "the answer again for a retransmission");
+        assert!(raw(core.handle_message(t, ok.clone(), udp(BOB))).is_empty());
+    }
+    let t = t0 + Duration::from_secs(6);
+    run_timers(&core, t, t0 + T1 * 65, |_| false);
+    assert_eq!(core.active_transactions(), 0);
+}

@@ -109,10 +109,13 @@ impl Core {
         let shard_i = Shards::for_digest(key);
         let mut shard = self.shards().lock(shard_i);
         if let Some(&id) = shard.by_key.get(&key) {
-            let absorbed = shard
-                .contexts
-                .get_mut(&id)
-                .is_some_and(|ctx| ctx.on_request(now, self.config(), msg, out));
+            let absorbed = match shard.contexts.get_mut(&id) {
+                Some(ctx) => ctx.on_request(now, self.config(), msg, out),
+                None => shard
+                    .lingering
+                    .get(&id)
+                    .is_some_and(|l| l.on_request(msg, out)),
+            };
             shard.settle(id);
             if absorbed {
                 return Seen::Absorbed;
@@ -163,8 +166,15 @@ impl Core {
                 .to_context(now, (id, index), resp, src, local, out)
                 .and_then(|resp| self.outgoing_response(now, id, resp, out));
             if let Some(resp) = unmatched {
-                // Its context ended (a 2xx after timer C or a forwarded failure): on,
-                // statelessly (§16.7), if its branch vouches for the next Via.
+                let shard = self.shards().lock(Shards::of(id));
+                let dropped = shard.lingering.get(&id).is_some_and(|l| !l.passes(&resp));
+                drop(shard);
+                if dropped {
+                    return;
+                }
+                // Its context ended or lingers (a 2xx after timer C, after a forwarded
+                // failure, or again): on, statelessly (§16.7), if its branch vouches for
+                // the next Via.
                 self.forward_response(now, resp, src, local, out);
             }
         } else if branch.starts_with(STATEFUL) {

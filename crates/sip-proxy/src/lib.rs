@@ -19,6 +19,7 @@ mod flow;
 mod forward;
 mod guard;
 mod keepalive;
+mod linger;
 mod local;
 mod media;
 mod names;

@@ -704,7 +704,8 @@ impl Core {
             if let Some(id) = found {
                 shard.settle(id);
             }
-            found.is_some()
+            // Answered and lingering: nothing to cancel, but a transaction it matched.
+            found.is_some() || id.is_some_and(|id| shard.lingering.contains_key(&id))
         };
         if found {
             self.respond(c, 200, reason(200), &[]);

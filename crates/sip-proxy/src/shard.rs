@@ -14,6 +14,7 @@ use sip_transaction::TransactionKey;
 use siphasher::sip128::Hasher128;
 
 use crate::context::Context;
+use crate::linger::Linger;
 use crate::originate::Outgoing;
 
 /// Number of shards (a power of two).
@@ -67,6 +68,8 @@ pub(crate) struct Shard {
     pub(crate) contexts: ById<Box<Context>>,
     /// Contexts by the digest of their transaction key.
     pub(crate) by_key: ByDigest,
+    /// What stays of contexts whose work is done, by id, while their last timers run.
+    pub(crate) lingering: ById<Linger>,
     /// Requests of our own, by id (the same ids as contexts).
     pub(crate) outgoing: ById<Outgoing>,
     /// `(deadline, id)`: the `armed` deadline of a context or request of our own, one each.
@@ -254,6 +257,12 @@ impl Shards {
         (0..SHARDS).map(|i| self.lock(i).timers.len()).sum()
     }
 
+    /// Contexts lingering as their key alone, in all shards.
+    #[cfg(test)]
+    pub(crate) fn lingering(&self) -> usize {
+        (0..SHARDS).map(|i| self.lock(i).lingering.len()).sum()
+    }
+
     /// Shards locked right now (by anyone, this thread included).
     #[cfg(test)]
     pub(crate) fn locked(&self) -> usize {
@@ -270,9 +279,9 @@ impl Shards {
 }
 
 impl Shard {
-    /// Contexts and requests of our own.
+    /// Contexts (lingering ones too) and requests of our own.
     fn len(&self) -> usize {
-        self.contexts.len() + self.outgoing.len()
+        self.contexts.len() + self.lingering.len() + self.outgoing.len()
     }
 
     /// Adds a context, matched by its key unless `by_key` is false.
@@ -288,6 +297,10 @@ impl Shard {
     /// After a context (or request of our own) changed: its timer follows its next
     /// deadline, and it is removed once done.
     pub(crate) fn settle(&mut self, id: u64) {
+        let ctx = self.contexts.get(&id).filter(|c| !c.is_done());
+        if let Some(linger) = ctx.and_then(|c| c.linger()) {
+            return self.linger(id, linger);
+        }
         let (armed, deadline) = if let Some(ctx) = self.contexts.get_mut(&id) {
             let (deadline, done) = (ctx.next_deadline(), ctx.is_done());
             (if done { None } else { Some(&mut ctx.armed) }, deadline)
@@ -313,6 +326,16 @@ impl Shard {
         }
     }
 
+    /// Puts what stays of context `id` in its place, with its timer.
+    fn linger(&mut self, id: u64, linger: Linger) {
+        if let Some(t) = self.contexts.remove(&id).and_then(|c| c.armed) {
+            self.timers.remove(&(t, id));
+        }
+        self.timers.insert((linger.until, id));
+        self.timers_moved = true;
+        self.lingering.insert(id, linger);
+    }
+
     /// Adds a request of our own.
     pub(crate) fn insert_outgoing(&mut self, id: u64, own: Outgoing) {
         self.outgoing.insert(id, own);
@@ -322,10 +345,11 @@ impl Shard {
     /// Forgets a context (or request of our own) and its timer.
     pub(crate) fn remove(&mut self, id: u64) {
         let armed = if let Some(ctx) = self.contexts.remove(&id) {
-            if self.by_key.get(&ctx.key) == Some(&id) {
-                self.by_key.remove(&ctx.key);
-            }
+            self.forget_key(ctx.key, id);
             ctx.armed
+        } else if let Some(linger) = self.lingering.remove(&id) {
+            self.forget_key(linger.key, id);
+            Some(linger.until)
         } else {
             self.outgoing.remove(&id).and_then(|o| o.armed)
         };
@@ -335,7 +359,15 @@ impl Shard {
         }
     }
 
-    /// Takes the next context whose deadline is at or before `now` off the timer set.
+    /// Drops `key` from the index unless it now leads to another id.
+    fn forget_key(&mut self, key: Digest, id: u64) {
+        if self.by_key.get(&key) == Some(&id) {
+            self.by_key.remove(&key);
+        }
+    }
+
+    /// Takes the next context whose deadline is at or before `now` off the timer set (a
+    /// lingering one ends there).
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<u64> {
         let &(t, id) = self.timers.first().filter(|(t, _)| *t <= now)?;
         self.timers.remove(&(t, id));
@@ -344,6 +376,8 @@ impl Shard {
             ctx.armed = None;
         } else if let Some(own) = self.outgoing.get_mut(&id) {
             own.armed = None;
+        } else if let Some(linger) = self.lingering.remove(&id) {
+            self.forget_key(linger.key, id);
         }
         Some(id)
     }
