@@ -43,9 +43,15 @@ pub fn uri_address(uri: &Uri<'_>) -> Option<SocketAddr> {
 /// behind NAT: the Contact is an address, and not the source — its address, and unless
 /// `any_port` its port too. `any_port` is for a source port that tells nothing: over a
 /// connection it is the client's ephemeral one, whatever NAT, and a client whose Via named
-/// its source listens where its Contact says. A Contact with a host name is taken at its word.
+/// its source listens where its Contact says. A Contact with a host name is taken at its
+/// word; one with a `maddr` never is.
 pub fn contact_behind_nat(contact: &Uri<'_>, source: SocketAddr, any_port: bool) -> bool {
-    uri_address(contact).is_some_and(|a| address_behind_nat(a, source, any_port))
+    // A `maddr` sends requests elsewhere than the host (RFC 3261 §19.1.1): from a client,
+    // anywhere it likes. Reached at its source instead.
+    let maddr = contact
+        .as_sip()
+        .is_some_and(|s| s.params.get("maddr").is_some());
+    maddr || uri_address(contact).is_some_and(|a| address_behind_nat(a, source, any_port))
 }
 
 /// [`contact_behind_nat`] for a Contact already read as an address.
@@ -60,6 +66,18 @@ mod tests {
 
     fn uri(s: &str) -> Uri<'_> {
         Uri::parse(s).expect("uri")
+    }
+
+    #[test]
+    fn a_contact_with_maddr_is_reached_at_its_source() {
+        let src = "198.51.100.7:5060".parse().expect("addr");
+        let c = uri("sip:bob@198.51.100.7:5060;maddr=203.0.113.66");
+        assert!(contact_behind_nat(&c, src, true));
+        assert!(!contact_behind_nat(
+            &uri("sip:bob@198.51.100.7:5060"),
+            src,
+            true
+        ));
     }
 
     #[test]

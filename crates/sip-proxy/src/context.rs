@@ -13,7 +13,7 @@ use sip_transaction::{
 };
 
 use crate::config::ProxyConfig;
-use crate::linger::Linger;
+use crate::linger::{Accepted, Linger};
 use crate::media::{Held, Hold, MediaMark};
 use crate::reply::{reason, response};
 use crate::route_key::{self, Issued};
@@ -757,11 +757,10 @@ impl Context {
     }
 
     /// What stays of it once only its last timers run ([`Linger`]): an INVITE whose 2xx went
-    /// upstream and whose branches all have their final answer (2xx, or ended); a
-    /// non-INVITE answered whose branches all have theirs. `None` while anything else may
-    /// still happen here: a branch to ACK again, a reply route or a relayed call's media
-    /// to apply to a retransmitted 2xx, a target refresh to note, a NAT to fix a callee's
-    /// Contact for, or anything waiting.
+    /// upstream through its one branch; a non-INVITE answered whose branches all have
+    /// their final answer. `None` while anything else may still happen here: a branch to
+    /// ACK again, a reply route or a relayed call's media to apply to a 2xx, a target
+    /// refresh to note, a NAT to fix a callee's Contact for, or anything waiting.
     pub(crate) fn linger(&self) -> Option<Linger> {
         let state = self.server.state();
         let accepted = self.invite && state == ServerState::Accepted;
@@ -780,13 +779,18 @@ impl Context {
             let cancel = b.cancel.as_deref().is_none_or(|c| ended(c, false));
             ended(&b.client, self.invite) && cancel && b.status.is_some() && b.nat.is_none()
         });
-        let on_reply = self
+        // A reply route (the script's, or the transaction's) runs for each reply, with the
+        // transaction's state: the context stays.
+        let replies = self
             .routing
             .as_ref()
-            .is_some_and(|r| r.tx.on_reply.is_some());
+            .is_some_and(|r| r.tx.on_reply.is_some() || r.script.has_reply_route());
         let waiting = self.parked.is_some() || self.trying_at.is_some() || self.failure_due;
+        // An INVITE forked: which branch a later 2xx comes from is the context's to tell.
+        let forked = self.invite && self.branches.len() != 1;
         if !settled
-            || on_reply
+            || forked
+            || replies
             || waiting
             || !self.pending.is_empty()
             || !self.noted.is_empty()
@@ -797,7 +801,18 @@ impl Context {
         }
         let until = self.server.poll_timeout()?;
         if accepted {
-            return Some(Linger::accepted(self.key, until));
+            let b = self.branches.first()?;
+            let call = match self.dialog.as_deref() {
+                Some(Followed::Invite(key)) => Some(key.clone()),
+                _ => None,
+            };
+            let accepted = Accepted {
+                upstream: self.upstream,
+                hop: b.dest,
+                issued: b.issued,
+                call,
+            };
+            return Some(Linger::accepted(self.key, until, accepted));
         }
         let data = self.server.last_response()?.clone();
         Some(Linger::completed(self.key, until, self.upstream, data))

@@ -155,6 +155,28 @@ fn a_cancel_goes_downstream_at_once_after_a_100_trying() {
     assert_eq!(upstream(&out), [487]);
 }
 
+/// The callee's 200 to our CANCEL (which carries our Via alone) ends our CANCEL's
+/// transaction: it is not sent again.
+#[test]
+fn a_cancel_answered_downstream_is_not_retransmitted() {
+    let core = core(Duration::from_secs(180));
+    let t0 = Instant::now();
+    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
+        .remove(0)
+        .1;
+    sent(core.handle_message(t0, answer(&fwd, 180), udp(BOB)));
+    let out = sent(core.handle_message(t0, from_caller("CANCEL"), udp(CALLER)));
+    let (_, cancel) = out
+        .iter()
+        .find(|(_, m)| is_method(m, "CANCEL"))
+        .expect("CANCEL downstream");
+    assert_eq!(cancel.vias().count(), 1, "our Via alone");
+    assert!(sent(core.handle_message(t0, answer(cancel, 200), udp(BOB))).is_empty());
+    let (_, later) = run_timers(&core, t0, t0 + T1 * 20, |_| false);
+    let again = later.iter().filter(|(_, m)| is_method(m, "CANCEL")).count();
+    assert_eq!(again, 0, "no CANCEL after its 200");
+}
+
 #[test]
 fn a_cancel_that_waits_for_a_provisional_goes_on_a_100() {
     let core = core(Duration::from_secs(180));
@@ -360,11 +382,36 @@ fn raw(cmds: Vec<crate::Command>) -> Vec<(Destination, bytes::Bytes)> {
 /// else from the callee is dropped; after 64·T1 nothing is left.
 #[test]
 fn an_invite_answered_2xx_lingers_as_its_key_alone() {
+    // Over UDP, and from a TCP caller whose Via names no port of its connection (its 2xx
+    // goes back on that connection, the second as the first).
+    let tcp = Destination {
+        connection: Some("192.0.2.10:40000".parse().expect("addr")),
+        ..Destination::new(
+            sip_message::Protocol::Tcp,
+            "192.0.2.10:40000".parse().expect("addr"),
+        )
+    };
+    for caller in [udp(CALLER), tcp] {
+        lingers_as_its_key_alone(caller);
+    }
+}
+
+fn lingers_as_its_key_alone(caller: Destination) {
     let core = core(Duration::from_secs(180));
     let t0 = Instant::now();
-    let fwd = sent(core.handle_message(t0, invite("bob", ""), udp(CALLER)))
-        .remove(0)
-        .1;
+    let invite = || {
+        let text = invite("bob", "").to_bytes();
+        let text = String::from_utf8_lossy(&text).replace(
+            "SIP/2.0/UDP",
+            if caller.protocol == sip_message::Protocol::Tcp {
+                "SIP/2.0/TCP"
+            } else {
+                "SIP/2.0/UDP"
+            },
+        );
+        Message::parse(text.into_bytes()).expect("INVITE")
+    };
+    let fwd = sent(core.handle_message(t0, invite(), caller)).remove(0).1;
     let mut ok = sip_message::ResponseBuilder::for_request(&fwd, 200, "OK", Some("b"))
         .header("Contact", "<sip:bob@192.0.2.20:5060>");
     for h in fwd.headers_named(sip_message::HeaderName::RecordRoute) {
@@ -373,20 +420,23 @@ fn an_invite_answered_2xx_lingers_as_its_key_alone() {
     let ok = Message::parse(ok.build()).expect("200");
     let first = raw(core.handle_message(t0, ok.clone(), udp(BOB)));
     assert_eq!(first.len(), 1);
-    assert_eq!(first[0].0, udp(CALLER));
+    assert_eq!(first[0].0.addr.ip(), caller.addr.ip());
+    assert_eq!(first[0].0.connection, caller.connection);
     assert_eq!(core.shards().lingering(), 1, "the context became its key");
     assert_eq!(core.active_transactions(), 1, "and still counts");
     let t = t0 + Duration::from_secs(1);
     assert!(
-        raw(core.handle_message(t, invite("bob", ""), udp(CALLER))).is_empty(),
+        raw(core.handle_message(t, invite(), caller)).is_empty(),
         "a retransmitted INVITE is absorbed"
     );
     let again = raw(core.handle_message(t, ok.clone(), udp(BOB)));
     assert_eq!(again, first, "the 2xx again, as it went the first time");
     let ringing = answer(&fwd, 180);
     assert!(raw(core.handle_message(t, ringing, udp(BOB))).is_empty());
-    let out = sent(core.handle_message(t, from_caller("CANCEL"), udp(CALLER)));
-    assert_eq!(upstream(&out), [200], "a CANCEL finds the transaction");
+    if caller.protocol == sip_message::Protocol::Udp {
+        let out = sent(core.handle_message(t, from_caller("CANCEL"), udp(CALLER)));
+        assert_eq!(upstream(&out), [200], "a CANCEL finds the transaction");
+    }
     // (The CANCEL's own transaction lingers for timer J from then.)
     run_timers(&core, t, t + T1 * 65, |_| false);
     assert_eq!(core.active_transactions(), 0);

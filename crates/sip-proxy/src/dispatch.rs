@@ -157,6 +157,22 @@ impl Core {
             < 2;
         let secret = &self.config().branch_secret;
         if let Some((id, index)) = stateful_branch(secret, branch) {
+            let mut slot = Some(resp);
+            if for_us
+                && slot
+                    .as_ref()
+                    .is_some_and(|r| r.cseq().is_ok_and(|c| c.method == Method::Cancel))
+            {
+                // Our CANCEL of a branch carries our Via alone: its answer ends the
+                // branch's CANCEL transaction (no reply route runs for it). Without a
+                // context, it answers a CANCEL of a request of our own.
+                let cfg = self.config();
+                self.with_ctx(id, |ctx| {
+                    let resp = slot.take();
+                    resp.map(|r| ctx.on_response(now, cfg, index, r, out))
+                });
+            }
+            let Some(resp) = slot else { return };
             if for_us {
                 // Not one of ours: dropped.
                 let _ = self.outgoing_response(now, id, resp, out);
@@ -165,16 +181,10 @@ impl Core {
             let unmatched = self
                 .to_context(now, (id, index), resp, src, local, out)
                 .and_then(|resp| self.outgoing_response(now, id, resp, out));
+            let unmatched = unmatched.and_then(|resp| self.to_linger(now, id, resp, out));
             if let Some(resp) = unmatched {
-                let shard = self.shards().lock(Shards::of(id));
-                let dropped = shard.lingering.get(&id).is_some_and(|l| !l.passes(&resp));
-                drop(shard);
-                if dropped {
-                    return;
-                }
-                // Its context ended or lingers (a 2xx after timer C, after a forwarded
-                // failure, or again): on, statelessly (§16.7), if its branch vouches for
-                // the next Via.
+                // Its context ended (a 2xx after timer C or a forwarded failure): on,
+                // statelessly (§16.7), if its branch vouches for the next Via.
                 self.forward_response(now, resp, src, local, out);
             }
         } else if branch.starts_with(STATEFUL) {

@@ -40,8 +40,15 @@ pub(crate) fn behind_nat(b: &Binding) -> bool {
     let written = b.source.split_once(':').map(|(_, a)| a);
     let names_source = written.is_some_and(|a| {
         b.contact.split_once('@').is_some_and(|(_, host)| {
-            host.strip_prefix(a)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([';', '?']))
+            host.strip_prefix(a).is_some_and(|rest| {
+                // (A `maddr` sends elsewhere: told by the parse.)
+                let maddr = || {
+                    rest.as_bytes()
+                        .windows(5)
+                        .any(|w| w.eq_ignore_ascii_case(b"maddr"))
+                };
+                rest.is_empty() || (rest.starts_with([';', '?']) && !maddr())
+            })
         })
     });
     if names_source {
@@ -226,6 +233,17 @@ Contact: <sip:bob@192.168.1.20:5060>\nContent-Length: 0\n\n",
         };
         assert!(!super::behind_nat(&told("sip:x@1.2.3.4:5070")));
         assert!(super::behind_nat(&told("sip:x@10.0.0.1:5070")));
+        let flow = registrar::Binding {
+            instance: Some("<urn:uuid:1>".into()),
+            reg_id: Some(1),
+            ..told("sip:x@1.2.3.4:5070;ob")
+        };
+        assert!(super::behind_nat(&flow), "a flow goes where it came from");
+        let maddr = b("sip:x@1.2.3.4:5060;MADDR=203.0.113.66", "udp:1.2.3.4:5060");
+        assert!(
+            super::behind_nat(&maddr),
+            "a maddr is not taken at its word"
+        );
         let mut path = b("sip:x@10.0.0.1:5060", "udp:1.2.3.4:5060");
         path.path.push("<sip:edge.example;lr>".into());
         assert!(!super::behind_nat(&path), "an edge proxy reaches it");

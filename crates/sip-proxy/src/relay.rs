@@ -739,10 +739,10 @@ fn sips_request(msg: &Message, fwd: &Forward<'_>) -> bool {
 /// behind NAT there: another address, or over UDP another port, unless the REGISTER's Via
 /// named its source (a client that sends from one port and listens on another, as a
 /// third-party registration does; Kamailio's default `nat_uac_test("19")` takes it at its
-/// word too).
+/// word too). An RFC 5626 flow (a `reg-id`) is always reached where it came from.
 pub(crate) fn nat_source(b: &Binding, contact: &Uri<'_>) -> Option<(Protocol, SocketAddr)> {
     let (protocol, addr) = b.source_addr()?;
-    let any_port = protocol.is_reliable() || b.via_at_source;
+    let any_port = protocol.is_reliable() || (b.via_at_source && b.reg_id.is_none());
     nat::contact_behind_nat(contact, addr, any_port).then_some((protocol, addr))
 }
 
