@@ -280,9 +280,16 @@ impl Core {
     ) -> Option<Message> {
         let mut slot = Some(resp);
         let timer_c = self.config().timer_c;
+        let to_cancel = slot
+            .as_ref()
+            .is_some_and(|r| r.cseq().is_ok_and(|c| c.method == Method::Cancel));
         let done = self.with_outgoing(id, |o| {
-            let (client, resp) = (o.client.as_mut()?, slot.take()?);
-            client.on_response(now, resp);
+            // The answer to our CANCEL ends that transaction, not the INVITE's.
+            let client = match to_cancel {
+                true => o.cancel.as_mut()?,
+                false => o.client.as_mut()?,
+            };
+            client.on_response(now, slot.take()?);
             o.pump(now, timer_c, out)
         });
         if let Some(Some((on_answer, answer))) = done {

@@ -220,7 +220,20 @@ fn a_cancelled_invite_of_our_own_reports_its_487() {
         .iter()
         .all(|(_, m)| m.method().map(|m| m.as_str()) != Some("CANCEL")));
     let t = later + timer_c;
-    run_until(&core, t);
+    let cancels = run_until(&core, t);
+    let (_, cancel) = cancels
+        .iter()
+        .find(|(_, m)| m.method().map(|m| m.as_str()) == Some("CANCEL"))
+        .expect("timer C sends a CANCEL");
+    // The phone answers the CANCEL first: that 200 is the CANCEL's, not the call's, and
+    // ends its retransmissions.
+    sent(core.handle_message(t, answer(cancel, 200), udp(PHONE)));
+    let t = t + Duration::from_secs(2);
+    let again = run_until(&core, t);
+    assert!(again
+        .iter()
+        .all(|(_, m)| m.method().map(|m| m.as_str()) != Some("CANCEL")));
+    assert!(log.lock().unwrap().is_empty(), "the call is not answered");
     sent(core.handle_message(t, answer(&sent_invite, 487), udp(PHONE)));
     assert_eq!(*log.lock().unwrap(), ["487"]);
 }
