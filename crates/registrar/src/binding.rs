@@ -32,12 +32,17 @@ pub struct Binding {
     pub reg_id: Option<u32>,
 }
 
+/// A binding's `source` (`udp:192.0.2.1:5060`) read back: its transport and address.
+pub(crate) fn parse_source(source: &str) -> Option<(sip_message::Protocol, std::net::SocketAddr)> {
+    let (protocol, addr) = source.split_once(':')?;
+    let protocol = sip_message::Protocol::from_token(protocol)?;
+    Some((protocol, addr.parse().ok()?))
+}
+
 impl Binding {
     /// Where its REGISTER came from, as `source` says.
     pub fn source_addr(&self) -> Option<(sip_message::Protocol, std::net::SocketAddr)> {
-        let (protocol, addr) = self.source.split_once(':')?;
-        let protocol = sip_message::Protocol::from_token(protocol)?;
-        Some((protocol, addr.parse().ok()?))
+        parse_source(&self.source)
     }
 
     /// True when its REGISTER came over IPv6 (read without parsing the address: `source`

@@ -1,13 +1,12 @@
 //! Processing a REGISTER (RFC 3261 §10.3 steps 5–8, RFC 3327 Path).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sip_message::header::Contact;
 use sip_message::{HeaderName, Message};
 
 use crate::aor::{aor_of, uri_equal};
-use crate::binding::{Binding, Change};
+use crate::binding::{parse_source, Binding, Change};
 
 /// The largest reg-id (RFC 5626 §13: 1 to 2^31-1).
 const MAX_REG_ID: u32 = 0x7fff_ffff;
@@ -103,22 +102,15 @@ pub(crate) fn aor_from_to(req: &Message) -> Result<String, Rejection> {
 }
 
 /// True when the request's top Via names the address and port of `source` (as a binding
-/// writes it: `udp:192.0.2.1:5060`); a host name or another address does not.
+/// writes it: `udp:192.0.2.1:5060`; without a port, the transport's default); a host name
+/// or another address does not.
 fn via_names(req: &Message, source: &str) -> bool {
-    let Some(from) = source
-        .split_once(':')
-        .and_then(|(_, a)| a.parse::<SocketAddr>().ok())
-    else {
+    let Some((protocol, from)) = parse_source(source) else {
         return false;
     };
     req.top_via().is_ok_and(|v| {
-        let port = v
-            .port
-            .unwrap_or(match v.transport.eq_ignore_ascii_case("TLS") {
-                true => 5061,
-                false => 5060,
-            });
         let ip = v.host.ip().map(|ip| ip.to_canonical());
+        let port = v.port.unwrap_or(protocol.default_port());
         ip == Some(from.ip().to_canonical()) && port == from.port()
     })
 }

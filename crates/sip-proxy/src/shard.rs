@@ -297,12 +297,13 @@ impl Shard {
     /// After a context (or request of our own) changed: its timer follows its next
     /// deadline, and it is removed once done.
     pub(crate) fn settle(&mut self, id: u64) {
-        let ctx = self.contexts.get(&id).filter(|c| !c.is_done());
-        if let Some(linger) = ctx.and_then(|c| c.linger()) {
-            return self.linger(id, linger);
-        }
         let (armed, deadline) = if let Some(ctx) = self.contexts.get_mut(&id) {
-            let (deadline, done) = (ctx.next_deadline(), ctx.is_done());
+            let done = ctx.is_done();
+            // Its work done, only its last timers left: what stays of it takes its place.
+            if let Some(linger) = (!done).then(|| ctx.linger()).flatten() {
+                return self.linger(id, linger);
+            }
+            let deadline = ctx.next_deadline();
             (if done { None } else { Some(&mut ctx.armed) }, deadline)
         } else if let Some(own) = self.outgoing.get_mut(&id) {
             let (deadline, done) = (own.next_deadline(), own.is_done());
