@@ -16,6 +16,7 @@
 
 mod bridge;
 mod control;
+mod offload;
 mod pool;
 mod rtp;
 mod session;
@@ -25,11 +26,14 @@ pub use control::{
     declined_streams, holds, media_addresses, raw_streams, relayed_sdp, Carrier, MediaError,
     MediaOp, MediaRequest, Peer,
 };
+pub use offload::{Flow, Forwarded, Offload};
 pub use pool::{pairs, PortPool};
 pub use session::{
     Dropped, Forward, Origin, Relay, SessionId, SessionPorts, SessionStats, Side, Stats,
     StreamPorts, Totals, UNANSWERED,
 };
 
+#[cfg(test)]
+mod offload_tests;
 #[cfg(test)]
 mod tests;

@@ -51,7 +51,7 @@ pub struct Stats {
     pub refused: u64,
     /// When the last packet came.
     pub last: Option<Instant>,
-    last_seq: Option<u16>,
+    pub(crate) last_seq: Option<u16>,
 }
 
 impl Stats {
@@ -167,8 +167,10 @@ pub(crate) struct Endpoint {
     /// from anywhere, and is latched from its first packet.
     via_trusted: bool,
     /// Where its RTP and RTCP really come from, and when each last came.
-    latched: [Option<SocketAddr>; 2],
-    heard: [Option<Instant>; 2],
+    pub(crate) latched: [Option<SocketAddr>; 2],
+    pub(crate) heard: [Option<Instant>; 2],
+    /// The source each channel's flow was installed in the kernel for (`None`: not).
+    pub(crate) offloaded: [Option<SocketAddr>; 2],
     pub(crate) stats: Stats,
     /// This side is a browser: the relay's WebRTC leg facing it (ICE-lite, DTLS-SRTP,
     /// rtcp-mux on the RTP port).
@@ -192,6 +194,7 @@ impl Endpoint {
             via_trusted: false,
             latched: [None; 2],
             heard: [None; 2],
+            offloaded: [None; 2],
             stats: Stats::default(),
             leg: None,
         }
@@ -369,7 +372,7 @@ pub struct Relay {
     pub(crate) sessions: HashMap<u64, Session, ahash::RandomState>,
     pub(crate) ids: HashMap<SessionId, u64>,
     /// Each RTP port handed out: its session, stream and the side that sends to it.
-    by_port: HashMap<u16, (u64, usize, Side), ahash::RandomState>,
+    pub(crate) by_port: HashMap<u16, (u64, usize, Side), ahash::RandomState>,
     next: u64,
     timeout: Duration,
     /// Most streams one source may hold in sessions not answered yet (0: no limit), and
@@ -392,6 +395,9 @@ pub struct Relay {
     /// The last packet [`Relay::on_packet`] relayed, when it is not the one that came
     /// (SRTP made plain, or plain made SRTP).
     pub(crate) rewritten: Option<Vec<u8>>,
+    /// Latched flows go to the kernel ([`Relay::with_offload`]), and the changes wait here.
+    pub(crate) offload: bool,
+    pub(crate) offloads: VecDeque<crate::Offload>,
 }
 
 impl Relay {
@@ -412,6 +418,8 @@ impl Relay {
             with_legs: HashSet::default(),
             out: VecDeque::new(),
             rewritten: None,
+            offload: false,
+            offloads: VecDeque::new(),
         }
     }
 
@@ -486,6 +494,7 @@ impl Relay {
         let session = self.sessions.get_mut(&key)?;
         for (stream, addr) in session.streams.iter_mut().zip(media) {
             if let (Some(s), Some(addr)) = (stream.as_mut(), addr) {
+                s.unload(&mut self.offloads);
                 s.offerer.update(*addr, from, via_trusted);
             }
         }
@@ -525,6 +534,7 @@ impl Relay {
             }
             let session = self.sessions.get_mut(&key)?;
             if let Some(s) = session.streams[i].as_mut() {
+                s.unload(&mut self.offloads);
                 s.answerer.update(*addr, from, via_trusted);
             }
         }
@@ -802,7 +812,8 @@ impl Relay {
         };
         self.with_legs.remove(&key);
         if let Some(session) = self.sessions.remove(&key) {
-            for s in session.streams.into_iter().flatten() {
+            for mut s in session.streams.into_iter().flatten() {
+                s.unload(&mut self.offloads);
                 for port in [s.offerer.port, s.answerer.port] {
                     self.by_port.remove(&port);
                     self.pool.give(port);
@@ -902,14 +913,23 @@ impl Relay {
         if !raw && !rtp::is_media(packet) {
             return Err(Dropped::NotRtp);
         }
+        let before = from.latched[usize::from(rtcp)];
         from.accept(now, src, rtcp, told)?;
         let dest = to.destination(rtcp).ok_or(Dropped::NoDestination)?;
-        self.totals.lost += from.stats.count(now, packet, rtcp, raw);
-        session.last = now;
-        Ok(Forward {
+        let forward = Forward {
             from: to.port + u16::from(rtcp),
             to: dest,
-        })
+        };
+        if self.offload && !raw {
+            stream.offload(side, before, usize::from(rtcp), &mut self.offloads);
+        }
+        let from = match side {
+            Side::Offerer => &mut stream.offerer,
+            Side::Answerer => &mut stream.answerer,
+        };
+        self.totals.lost += from.stats.count(now, packet, rtcp, raw);
+        session.last = now;
+        Ok(forward)
     }
 
     /// What each side of each stream of a session sent: (offerer, answerer) per stream.
@@ -960,7 +980,8 @@ impl Relay {
         }
         let mut freed = false;
         for &i in streams {
-            if let Some(s) = session.streams.get_mut(i).and_then(Option::take) {
+            if let Some(mut s) = session.streams.get_mut(i).and_then(Option::take) {
+                s.unload(&mut self.offloads);
                 for port in [s.offerer.port, s.answerer.port] {
                     self.by_port.remove(&port);
                     self.pool.give(port);
