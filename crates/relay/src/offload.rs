@@ -89,11 +89,11 @@ impl Stream {
         c: usize,
         q: &mut VecDeque<Offload>,
     ) {
-        let (from, to) = match side {
-            Side::Offerer => (&self.offerer, &self.answerer),
-            Side::Answerer => (&self.answerer, &self.offerer),
+        let now = match side {
+            Side::Offerer => self.offerer.latched[c],
+            Side::Answerer => self.answerer.latched[c],
         };
-        if before.is_some() && before != from.latched[c] {
+        if before.is_some() && before != now {
             self.unload(q);
         }
         let (from, to) = match side {
