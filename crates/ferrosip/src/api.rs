@@ -323,6 +323,7 @@ async fn relay_sessions(State(s): Shared) -> Response {
         "bytes": t.bytes,
         "dropped": t.dropped,
         "lost": t.lost,
+        "kernel_packets": t.kernel_packets,
         "calls": sessions,
     }))
     .into_response()

@@ -116,6 +116,7 @@ pub(crate) fn start(
         realtime_priority: r.realtime_priority,
         max_ringing_per_source: r.max_ringing_per_source,
         trusted: cfg.auth.trusted.clone(),
+        kernel: r.kernel_forwarding,
     })?;
     let io_uring = relay.uses_io_uring();
     tracing::info!(%bind, %announce, ?announce6, ports = ?ports, threads, io_uring, "media relay started");

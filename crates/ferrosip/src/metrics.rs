@@ -56,7 +56,7 @@ pub(crate) struct Metrics {
     presence: [Gauge; 3],
     /// The media relay's: sessions, free port pairs; packets, bytes, dropped, lost, SRTP refused.
     relay_gauges: [Gauge; 2],
-    relay_counters: [Counter; 5],
+    relay_counters: [Counter; 6],
 }
 
 static META: Metadata<'static> =
@@ -149,6 +149,10 @@ impl Metrics {
                 "RTP packets missing from the sequence numbers the media relay saw",
             ),
             (
+                "ferrosip_relay_kernel_packets_total",
+                "Of the packets the media relay forwarded, those the kernel forwarded by itself",
+            ),
+            (
                 "ferrosip_relay_srtp_refused_total",
                 "SRTP packets from browsers the media relay refused: a wrong authentication tag, a replay, or before the handshake",
             ),
@@ -232,6 +236,7 @@ impl Metrics {
                 "ferrosip_relay_dropped_total",
                 "ferrosip_relay_lost_total",
                 "ferrosip_relay_srtp_refused_total",
+                "ferrosip_relay_kernel_packets_total",
             ]
             .map(|name| counter(name, Vec::new())),
             handle,
@@ -294,11 +299,14 @@ impl Metrics {
         if let Some(r) = now.relay {
             self.relay_gauges[0].set(r.sessions as f64);
             self.relay_gauges[1].set(r.ports_free as f64);
-            for (c, v) in self
-                .relay_counters
-                .iter()
-                .zip([r.packets, r.bytes, r.dropped, r.lost, r.refused])
-            {
+            for (c, v) in self.relay_counters.iter().zip([
+                r.packets,
+                r.bytes,
+                r.dropped,
+                r.lost,
+                r.refused,
+                r.kernel_packets,
+            ]) {
                 c.absolute(v);
             }
         }
@@ -384,6 +392,7 @@ mod tests {
                 dropped: 7,
                 lost: 2,
                 refused: 3,
+                kernel_packets: 600,
             }),
         });
         let v = |s: &str| value(&text, s);
@@ -406,6 +415,7 @@ mod tests {
         assert_eq!(v("ferrosip_relay_dropped_total"), Some(7.0));
         assert_eq!(v("ferrosip_relay_lost_total"), Some(2.0));
         assert_eq!(v("ferrosip_relay_srtp_refused_total"), Some(3.0));
+        assert_eq!(v("ferrosip_relay_kernel_packets_total"), Some(600.0));
         assert_eq!(
             v("ferrosip_requests_total{direction=\"in\",method=\"INVITE\"}"),
             Some(1.0),

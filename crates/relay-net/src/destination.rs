@@ -96,6 +96,7 @@ mod tests {
             realtime_priority: 0,
             max_ringing_per_source: 0,
             trusted: Vec::new(),
+            kernel: false,
         };
         let d = Destinations::of_relay(&cfg);
         let host: Vec<IpAddr> = if_addrs::get_if_addrs()

@@ -8,6 +8,7 @@
 
 mod destination;
 mod epoll;
+mod kernel;
 mod ng_server;
 mod shard;
 mod uring;
@@ -59,6 +60,9 @@ pub struct RelayConfig {
     pub max_ringing_per_source: usize,
     /// Sources without that limit: trusted peers (a carrier's trunk rings many calls).
     pub trusted: Vec<ipnet::IpNet>,
+    /// Latched IPv4 streams are forwarded in the kernel ([`relay_kernel`]) where it
+    /// allows it (root, Linux 6.6); else, or when false, every packet by the threads.
+    pub kernel: bool,
 }
 
 /// A running relay; cheap to clone, and usable from any thread or runtime.
@@ -139,6 +143,7 @@ fn spawn_shard(
     i: usize,
     uring: bool,
     identity: Option<&webrtc::Identity>,
+    kernel: Option<&Arc<relay_kernel::KernelPath>>,
 ) -> std::io::Result<(ShardHandle, bool)> {
     let n = cfg.threads.max(1);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -155,6 +160,7 @@ fn spawn_shard(
         },
         exempt: cfg.trusted.clone(),
         webrtc: identity.map(|id| (id.clone(), cfg.announce)),
+        kernel: kernel.cloned(),
     };
     let bind = cfg.bind;
     let priority = cfg.realtime_priority;
@@ -216,6 +222,23 @@ fn remote_of(w: &sdp::WebRtcMedia) -> Option<webrtc::Remote> {
     })
 }
 
+/// The kernel's forwarding path, or a warning saying why not.
+fn start_kernel() -> Option<Arc<relay_kernel::KernelPath>> {
+    match relay_kernel::KernelPath::start() {
+        Ok((path, interfaces)) => {
+            tracing::info!(
+                ?interfaces,
+                "media relay: latched IPv4 streams are forwarded in the kernel"
+            );
+            Some(Arc::new(path))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "media relay: no forwarding in the kernel; every packet through the relay's threads");
+            None
+        }
+    }
+}
+
 /// Streams an SDP may have for the relay to take it (each takes two port pairs).
 const MAX_STREAMS: usize = 8;
 
@@ -234,9 +257,10 @@ impl MediaRelay {
                 None
             }
         };
+        let kernel = cfg.kernel.then(start_kernel).flatten();
         let mut shards = Vec::with_capacity(n);
         for i in 0..n {
-            let (shard, ring) = spawn_shard(cfg, i, rings, identity.as_ref())?;
+            let (shard, ring) = spawn_shard(cfg, i, rings, identity.as_ref(), kernel.as_ref())?;
             rings &= ring;
             shards.push(shard);
         }

@@ -12,6 +12,8 @@ use relay::{
 use sdp::WebRtcLeg;
 use tokio::sync::oneshot;
 
+use crate::kernel::Offloaded;
+
 /// What an SDP says of its streams besides their addresses.
 #[derive(Debug)]
 pub(crate) struct Marks {
@@ -110,6 +112,9 @@ pub(crate) struct Limits {
     /// The relay's DTLS identity and the address its candidates name: its sessions may
     /// face browsers (`None`: plain RTP only).
     pub(crate) webrtc: Option<(webrtc::Identity, IpAddr)>,
+    /// The kernel's forwarding path, which takes the streams once latched (`None`: all
+    /// packets through the relay's sockets).
+    pub(crate) kernel: Option<std::sync::Arc<relay_kernel::KernelPath>>,
 }
 
 /// A shard: its relay (the sessions) and the sockets of their ports.
@@ -119,12 +124,17 @@ pub(crate) struct Shard<S> {
     pub(crate) sockets: S,
     /// When a refused offer was last logged.
     last_refusal: Option<Instant>,
+    /// The shard's flows in the kernel's forwarding path.
+    kernel: Option<Offloaded>,
 }
 
 impl<S: Sockets> Shard<S> {
     pub(crate) fn new(bind: IpAddr, ports: Vec<u16>, limits: Limits, sockets: S) -> Self {
-        let relay = Relay::new(PortPool::from_ports(ports), limits.timeout)
+        let mut relay = Relay::new(PortPool::from_ports(ports), limits.timeout)
             .with_ringing_limit(limits.ringing_per_source, limits.exempt);
+        if limits.kernel.is_some() {
+            relay = relay.with_offload();
+        }
         Shard {
             relay: match limits.webrtc {
                 Some((identity, announce)) => relay.with_webrtc(identity, announce),
@@ -133,6 +143,7 @@ impl<S: Sockets> Shard<S> {
             bind,
             sockets,
             last_refusal: None,
+            kernel: limits.kernel.map(Offloaded::new),
         }
     }
 
@@ -149,6 +160,9 @@ impl<S: Sockets> Shard<S> {
     ) -> Option<(u16, SocketAddr)> {
         let f = self.relay.on_packet(now, port, src, packet);
         self.flush();
+        if let Some(k) = &mut self.kernel {
+            k.apply(&mut self.relay);
+        }
         let f = f.ok()?;
         Some((f.from, self.reach(f.to)))
     }
@@ -184,14 +198,22 @@ impl<S: Sockets> Shard<S> {
 
     /// Once a second: ends the sessions whose media stopped, and closes their sockets.
     pub(crate) fn tick(&mut self) {
-        for id in self.relay.expire(Instant::now()) {
+        let now = Instant::now();
+        if let Some(k) = &mut self.kernel {
+            k.sync(&mut self.relay, now);
+        }
+        for id in self.relay.expire(now) {
             tracing::info!(call_id = %id.call_id, "media timeout: relay session ended");
         }
         self.close_unused();
     }
 
-    /// Closes the sockets of ports no session holds any more.
+    /// Closes the sockets of ports no session holds any more (their flows leave the
+    /// kernel first).
     fn close_unused(&mut self) {
+        if let Some(k) = &mut self.kernel {
+            k.apply(&mut self.relay);
+        }
         let relay = &self.relay;
         self.sockets.retain(|port| relay.holds_port(port & !1));
     }
@@ -283,6 +305,9 @@ impl<S: Sockets> Shard<S> {
                     (side, ports, legs)
                 });
                 self.flush();
+                if let Some(k) = &mut self.kernel {
+                    k.apply(&mut self.relay);
+                }
                 let _ = reply.send(updated);
             }
             Control::Delete {

@@ -159,6 +159,7 @@ impl Relay {
         stats.last = stats.last.max(Some(f.last));
         session.last = session.last.max(f.last);
         self.totals.packets += f.packets;
+        self.totals.kernel_packets += f.packets;
         self.totals.bytes += f.bytes;
     }
 }

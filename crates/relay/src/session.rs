@@ -101,6 +101,8 @@ pub struct Totals {
     pub lost: u64,
     /// SRTP packets WebRTC legs refused (a wrong authentication tag, a replay).
     pub refused: u64,
+    /// Of `packets`, those the kernel forwarded by itself ([`Relay::with_offload`]).
+    pub kernel_packets: u64,
 }
 
 impl std::ops::AddAssign for Totals {
@@ -112,6 +114,7 @@ impl std::ops::AddAssign for Totals {
         self.dropped += o.dropped;
         self.lost += o.lost;
         self.refused += o.refused;
+        self.kernel_packets += o.kernel_packets;
     }
 }
 

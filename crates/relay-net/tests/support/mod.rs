@@ -27,6 +27,7 @@ pub(crate) fn config(base: u16, size: u16, announce: &str, io_uring: bool) -> Re
         realtime_priority: 0,
         max_ringing_per_source: 0,
         trusted: Vec::new(),
+        kernel: false,
     }
 }
 
