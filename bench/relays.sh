@@ -1,7 +1,7 @@
 # What bench/relay.sh and bench/webrtc.sh share, sourced once they have set `priority`: the
 # release build, a work folder removed at exit, the cores (with two or more, the relays on
 # the last and the load tool on the others), ferrosip's relay configuration, and
-# `start_relay NAME PORT`, which starts ferrosip or rtpengine with ng on 127.0.0.1:PORT (its
+# `start_relay NAME PORT`, which starts ferrosip (ferrosip-kernel: with its kernel path) or rtpengine with ng on 127.0.0.1:PORT (its
 # pid in `relay_pid`). CARGO_TARGET_DIR is followed.
 rtpengine_sched=()
 [ "$priority" -gt 0 ] && rtpengine_sched=(--scheduling=fifo --priority="$priority")
@@ -21,11 +21,14 @@ bind = "127.0.0.1"
 ports = "30000-39999"
 realtime_priority = $priority
 TOML
+{ cat "$dir/relay.toml"; echo "kernel_forwarding = true"; } > "$dir/relay-kernel.toml"
 
 start_relay() {
   case $1 in
-    ferrosip)
-      "${relay_cpu[@]}" "$target/release/ferrosip" relay --config "$dir/relay.toml" \
+    ferrosip | ferrosip-kernel)
+      local toml=$dir/relay.toml
+      [ "$1" = ferrosip-kernel ] && toml=$dir/relay-kernel.toml
+      "${relay_cpu[@]}" "$target/release/ferrosip" relay --config "$toml" \
         --ng "127.0.0.1:$2" 2>>"$dir/ferrosip.log" &
       ;;
     rtpengine)

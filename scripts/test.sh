@@ -20,12 +20,13 @@ wait_for() {
 # System packages the tests need: command name -> Debian package (baresip-core: baresip
 # without the GUI and video modules its metapackage recommends; iproute2, nftables and
 # procps for the NAT tests' network namespaces; rtpengine and kamailio for the ng tests;
-# chromium for the browser tests; dnsmasq for the DNS tests).
+# chromium for the browser tests; dnsmasq for the DNS tests; clang and libbpf-dev build the
+# relay's eBPF program, ethtool turns checksum offload off in its test).
 declare -A needs=([cc]=gcc [make]=make [pkg-config]=pkg-config [sipp]=sip-tester [sipsak]=sipsak [stun]=stun-client
   [baresip]=baresip-core [linphonec]=linphone-cli [dpkg-deb]=dpkg [systemd-analyze]=systemd
   [adduser]=adduser [ip]=iproute2 [nft]=nftables [sysctl]=procps
   [rtpengine]=rtpengine-daemon [kamailio]=kamailio
-  [chromium]=chromium [dnsmasq]=dnsmasq-base)
+  [chromium]=chromium [dnsmasq]=dnsmasq-base [clang]=clang [ethtool]=ethtool)
 # The store's tests also run on PostgreSQL and MariaDB: installed where none answers.
 answers 5432 || needs+=([psql]=postgresql [pg_ctlcluster]=postgresql)
 answers 3306 || needs+=([mariadb]=mariadb-server [mariadbd]=mariadb-server)
@@ -35,6 +36,7 @@ for cmd in "${!needs[@]}"; do
 done
 # Kamailio's WebSocket module, for Kamailio as a WebRTC gateway over our relay.
 compgen -G "/usr/lib/*/kamailio/modules/websocket.so" >/dev/null || missing[kamailio-websocket-modules]=1
+[ -e /usr/include/bpf/bpf_helpers.h ] || missing[libbpf-dev]=1
 if ((${#missing[@]})); then
   echo "installing: ${!missing[*]}"
   $sudo_cmd apt-get update -qq

@@ -83,8 +83,9 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fo
 static OBJECT: &[u8] = &[];
 
 impl KernelPath {
-    /// Loads the program and attaches it to every interface there is now (an interface
-    /// added later is not covered: its packets go to the relay). Gives the interfaces.
+    /// Loads the program and attaches it to every Ethernet interface there is now, and to
+    /// loopback (an interface added later is not covered, nor one without Ethernet
+    /// headers, a tunnel's: their packets go to the relay). Gives the interfaces.
     pub fn start() -> Result<(KernelPath, Vec<String>), Error> {
         if OBJECT.is_empty() {
             return Err(Error::NotBuilt);
@@ -100,7 +101,7 @@ impl KernelPath {
         std::fs::write("/proc/sys/net/ipv4/conf/lo/forwarding", "1")
             .map_err(|e| load(&format!("net.ipv4.conf.lo.forwarding: {e}")))?;
         let mut attached = Vec::new();
-        for name in interfaces() {
+        for name in interfaces().into_iter().filter(|n| ethernet(n)) {
             let order = TcAttachOptions::TcxOrder(LinkOrder::default());
             match prog.attach_with_options(&name, TcAttachType::Ingress, order) {
                 Ok(_) => attached.push(name),
@@ -192,6 +193,33 @@ fn interfaces() -> Vec<String> {
         libc::if_freenameindex(list);
     }
     names
+}
+
+/// True for an interface whose packets carry an Ethernet header, as the program reads them:
+/// Ethernet's, and loopback's (not a tunnel's, WireGuard's, whose packets start with IP).
+fn ethernet(name: &str) -> bool {
+    const ARPHRD_ETHER: u16 = 1;
+    const ARPHRD_LOOPBACK: u16 = 772;
+    // SAFETY: an ifreq zeroed, then named, for SIOCGIFHWADDR on a socket of our own.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        if name.len() >= req.ifr_name.len() {
+            return false;
+        }
+        for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return false;
+        }
+        let ok = libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) == 0;
+        libc::close(fd);
+        ok && matches!(
+            req.ifr_ifru.ifru_hwaddr.sa_family,
+            ARPHRD_ETHER | ARPHRD_LOOPBACK
+        )
+    }
 }
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of [`Counters::last_ns`] (and of

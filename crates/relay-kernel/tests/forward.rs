@@ -18,6 +18,7 @@ fn run(cmd: &str, args: &[&str]) {
         .arg(ns)
         .arg(cmd)
         .args(args)
+        .stdout(std::process::Stdio::null())
         .status()
         .expect("nsenter");
     assert!(ok.success(), "{cmd} {args:?}");
@@ -116,6 +117,8 @@ fn a_flow_to_another_host_leaves_by_its_route_with_checksums_right() {
             ],
         );
         run("ip", &["addr", "add", "10.9.0.1/24", "dev", "r0"]);
+        // A tunnel (no Ethernet header): left alone.
+        run("ip", &["tuntap", "add", "t0", "mode", "tun"]);
         run("ip", &["link", "set", "r0", "up"]);
         let phones = |args: &[&str]| {
             let mut cmd = vec!["netns", "exec", &name];

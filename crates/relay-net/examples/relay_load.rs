@@ -2,10 +2,11 @@
 //! rtpengine): makes `--streams` calls over ng, then sends G.711-sized RTP (172 bytes, every
 //! 20 ms, the streams' packets spread evenly over the 20 ms) both ways through each for
 //! `--seconds`, and prints what arrived, what was lost, the latency (p50, p99, p99.9, max:
-//! from the send to the kernel's arrival stamp at the receiver) and, with `--pid`, the relay's CPU time per relayed packet (from
-//! /proc). `--direct` sends the same streams from phone to phone without a relay: the
-//! latency of the kernel's own path and of a late send on a busy machine, to subtract. `bench/relay.sh` runs it
-//! against both relays.
+//! from the send to the kernel's arrival stamp at the receiver), with `--pid` the relay's
+//! CPU time per relayed packet (from /proc), and the whole machine's busy CPU time per
+//! packet (the kernel bills forwarding in the kernel to the sender, not to the relay).
+//! `--direct` sends the same streams from phone to phone without a relay: the latency and
+//! CPU of the kernel's own path, to subtract. `bench/relay.sh` runs it against both relays.
 //!
 //! `cargo run --release -p relay-net --example relay_load -- --ng 127.0.0.1:2223 --streams 200
 //! --seconds 10 --pid 1234`
@@ -21,7 +22,9 @@ use std::time::{Duration, Instant};
 use relay::{MediaOp, MediaRequest};
 use tokio::net::UdpSocket;
 
-use load::{ask, cpu, epoll_of, media_of, now_us, recv_stamped, stamped_socket, PTIME};
+use load::{
+    ask, cpu, epoll_of, media_of, now_us, recv_stamped, stamped_socket, system_busy, PTIME,
+};
 
 struct Args {
     ng: SocketAddr,
@@ -181,6 +184,7 @@ async fn main() {
         pairs.push((x, to_x, y, to_y));
     }
     let before = a.pid.map(cpu);
+    let busy = system_busy();
     let now = Instant::now();
     let until = now + Duration::from_secs(a.seconds);
     let mut socks = Vec::new();
@@ -195,6 +199,7 @@ async fn main() {
         .expect("receiver");
     all.sent = sender.join().expect("sender");
     let cpu = a.pid.zip(before).map(|(pid, b)| cpu(pid).saturating_sub(b));
+    let busy = system_busy().saturating_sub(busy);
     // The calls end, and their ports are free for the next run.
     for (i, call) in calls.into_iter().enumerate() {
         ask(&ctl, a.ng, 2 * a.streams + i, call).await;
@@ -224,5 +229,9 @@ async fn main() {
             cpu.as_millis()
         );
     }
-    println!();
+    let per = busy.as_micros() as f64 / all.received.max(1) as f64;
+    println!(
+        " system_cpu_ms={} system_us_per_packet={per:.2}",
+        busy.as_millis()
+    );
 }
