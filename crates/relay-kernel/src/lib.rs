@@ -7,7 +7,7 @@
 //! `CAP_NET_ADMIN`), and turns on forwarding on loopback alone, whose routes the program
 //! looks up (the host routes nothing else because of it).
 
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddrV4};
 use std::sync::Mutex;
 
 use aya::maps::{HashMap, MapData};
@@ -85,8 +85,10 @@ static OBJECT: &[u8] = &[];
 impl KernelPath {
     /// Loads the program and attaches it to every Ethernet interface there is now, and to
     /// loopback (an interface added later is not covered, nor one without Ethernet
-    /// headers, a tunnel's: their packets go to the relay). Gives the interfaces.
-    pub fn start() -> Result<(KernelPath, Vec<String>), Error> {
+    /// headers, a tunnel's: their packets go to the relay). It takes packets to `bind`
+    /// only, or, bound to a wildcard, to the host's IPv4 addresses now. Gives the
+    /// interfaces.
+    pub fn start(bind: IpAddr) -> Result<(KernelPath, Vec<String>), Error> {
         if OBJECT.is_empty() {
             return Err(Error::NotBuilt);
         }
@@ -110,6 +112,14 @@ impl KernelPath {
                     tracing::warn!(interface = %name, error = %e, "media relay: the kernel's path does not cover this interface")
                 }
             }
+        }
+        let map = bpf
+            .take_map("locals")
+            .ok_or_else(|| load(&"no address table"))?;
+        let mut locals: HashMap<MapData, [u8; 4], u8> =
+            HashMap::try_from(map).map_err(|e| load(&e))?;
+        for ip in addresses(bind) {
+            locals.insert(ip, 1, 0).map_err(|e| load(&e))?;
         }
         let map = bpf
             .take_map("flows")
@@ -193,6 +203,22 @@ fn interfaces() -> Vec<String> {
         libc::if_freenameindex(list);
     }
     names
+}
+
+/// The IPv4 addresses packets to the relay come to: `bind`, or, for a wildcard, the host's.
+fn addresses(bind: IpAddr) -> Vec<[u8; 4]> {
+    match bind.to_canonical() {
+        IpAddr::V4(ip) if !ip.is_unspecified() => vec![ip.octets()],
+        IpAddr::V6(ip) if !ip.is_unspecified() => Vec::new(),
+        _ => if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| match i.ip() {
+                IpAddr::V4(v4) => Some(v4.octets()),
+                IpAddr::V6(_) => None,
+            })
+            .collect(),
+    }
 }
 
 /// True for an interface whose packets carry an Ethernet header, as the program reads them:

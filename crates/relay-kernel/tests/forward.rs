@@ -46,6 +46,10 @@ fn receiver(addr: &str) -> UdpSocket {
     s
 }
 
+fn any() -> std::net::IpAddr {
+    std::net::Ipv4Addr::UNSPECIFIED.into()
+}
+
 fn v4(s: &str) -> SocketAddrV4 {
     s.parse().expect("address")
 }
@@ -54,7 +58,8 @@ fn v4(s: &str) -> SocketAddrV4 {
 fn a_flow_is_forwarded_on_this_host_and_nothing_else() {
     std::thread::spawn(|| {
         own_namespace();
-        let (path, interfaces) = KernelPath::start().expect("kernel path");
+        let bind = "127.0.0.1".parse().expect("ip");
+        let (path, interfaces) = KernelPath::start(bind).expect("kernel path");
         assert_eq!(interfaces, ["lo"]);
         let a = UdpSocket::bind("127.0.0.1:4000").expect("bind");
         let b = receiver("127.0.0.1:6000");
@@ -84,6 +89,10 @@ fn a_flow_is_forwarded_on_this_host_and_nothing_else() {
             relay.recv_from(&mut buf).expect("to the relay").1.port(),
             4001
         );
+        // To an address the relay does not take packets at: left alone.
+        let elsewhere = receiver("127.0.0.2:5000");
+        a.send_to(&rtp(8), "127.0.0.2:5000").expect("send");
+        assert_eq!(elsewhere.recv_from(&mut buf).expect("not taken").0, 12);
         // Removed: to the relay again.
         path.remove(5000, v4("127.0.0.1:4000"));
         a.send_to(&rtp(4), "127.0.0.1:5000").expect("send");
@@ -138,7 +147,7 @@ fn a_flow_to_another_host_leaves_by_its_route_with_checksums_right() {
         // Checksums in full, both ways.
         phones(&["ethtool", "-K", "p0", "tx", "off", "rx", "off"]);
         run("ethtool", &["-K", "r0", "tx", "off", "rx", "off"]);
-        let (path, interfaces) = KernelPath::start().expect("kernel path");
+        let (path, interfaces) = KernelPath::start(any()).expect("kernel path");
         assert_eq!(interfaces, ["lo", "r0"]);
         // The phones' sockets, made in their namespace.
         let ns = std::fs::File::open(format!("/run/netns/{name}")).expect("netns");

@@ -32,7 +32,9 @@ use tokio::net::UdpSocket;
 use webrtc::testing::Browser;
 use webrtc::{kind, Kind, Srtp};
 
-use load::{ask, cpu, epoll_of, media_of, now_us, recv_stamped, stamped_socket, PTIME};
+use load::{
+    ask, cpu, epoll_of, media_of, now_us, recv_stamped, stamped_socket, system_busy, PTIME,
+};
 
 struct Args {
     ng: SocketAddr,
@@ -440,6 +442,7 @@ async fn main() {
         browsers.push(c.browser_sock);
     }
     let before = a.pid.map(cpu);
+    let busy = system_busy();
     let now = Instant::now();
     let until = now + Duration::from_secs(a.seconds);
     let sender = std::thread::spawn(move || send_all(&mut sending, now, until));
@@ -449,6 +452,7 @@ async fn main() {
             .expect("receiver");
     (all.sent_to_phone, all.sent_to_browser) = sender.join().expect("sender");
     let cpu = a.pid.zip(before).map(|(pid, b)| cpu(pid).saturating_sub(b));
+    let busy = system_busy().saturating_sub(busy);
     // The calls end, and their ports are free for the next run.
     for (i, call) in deletes.into_iter().enumerate() {
         ask(&ctl, a.ng, 3 * i + 2, call).await;
@@ -495,7 +499,11 @@ async fn main() {
             cpu.as_millis()
         );
     }
-    println!();
+    let per = busy.as_micros() as f64 / received.max(1) as f64;
+    println!(
+        " system_cpu_ms={} system_us_per_packet={per:.2}",
+        busy.as_millis()
+    );
     if keyed < a.streams {
         // The figures are of fewer calls than asked for.
         std::process::exit(2);

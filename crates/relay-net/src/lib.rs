@@ -223,8 +223,8 @@ fn remote_of(w: &sdp::WebRtcMedia) -> Option<webrtc::Remote> {
 }
 
 /// The kernel's forwarding path, or a warning saying why not.
-fn start_kernel() -> Option<Arc<relay_kernel::KernelPath>> {
-    match relay_kernel::KernelPath::start() {
+fn start_kernel(bind: IpAddr) -> Option<Arc<relay_kernel::KernelPath>> {
+    match relay_kernel::KernelPath::start(bind) {
         Ok((path, interfaces)) => {
             tracing::info!(
                 ?interfaces,
@@ -257,7 +257,7 @@ impl MediaRelay {
                 None
             }
         };
-        let kernel = cfg.kernel.then(start_kernel).flatten();
+        let kernel = cfg.kernel.then(|| start_kernel(cfg.bind)).flatten();
         let mut shards = Vec::with_capacity(n);
         for i in 0..n {
             let (shard, ring) = spawn_shard(cfg, i, rings, identity.as_ref(), kernel.as_ref())?;

@@ -77,6 +77,8 @@ impl Relay {
             let Some(Some(stream)) = session.streams.get_mut(i) else {
                 continue;
             };
+            // A leg added or dropped: the kernel forwards none of the stream's packets.
+            stream.unload(&mut self.offloads);
             // Untold, the receiver speaks what it did, or, in a new stream, what the
             // sender does.
             let known = std::mem::replace(&mut stream.kinds_known, true);

@@ -102,6 +102,9 @@ impl Stream {
         };
         if let Some(flow) = from.flow_to(to, c) {
             from.offloaded[c] = Some(flow.src);
+            if c == 0 {
+                from.stats.last_seq = None;
+            }
             q.push_back(Offload::Install(flow));
         }
     }

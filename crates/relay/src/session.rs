@@ -776,7 +776,8 @@ impl Relay {
     fn give_back(&mut self, key: u64, streams: &[usize]) {
         if let Some(session) = self.sessions.get_mut(&key) {
             for &i in streams {
-                if let Some(s) = session.streams[i].take() {
+                if let Some(mut s) = session.streams[i].take() {
+                    s.unload(&mut self.offloads);
                     for port in [s.offerer.port, s.answerer.port] {
                         self.by_port.remove(&port);
                         self.pool.give(port);
@@ -930,7 +931,10 @@ impl Relay {
             Side::Offerer => &mut stream.offerer,
             Side::Answerer => &mut stream.answerer,
         };
-        self.totals.lost += from.stats.count(now, packet, rtcp, raw);
+        // While the kernel forwards its RTP, a packet that still comes here (its neighbour
+        // not resolved yet, too big) is not compared with the sequence.
+        let kernel = from.offloaded[0].is_some() && !rtcp;
+        self.totals.lost += from.stats.count(now, packet, rtcp, raw || kernel);
         session.last = now;
         Ok(forward)
     }
