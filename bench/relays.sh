@@ -40,5 +40,5 @@ start_relay() {
       ;;
   esac
   relay_pid=$!
-  sleep 1
+  sleep 2
 }
