@@ -308,10 +308,9 @@ pub(crate) struct Relay {
     /// wait for them, not the packets for the kernel's threads. 0: normal scheduling.
     /// Needs root, CAP_SYS_NICE or `LimitRTPRIO` (systemd).
     pub(crate) realtime_priority: u8,
-    /// Forward latched IPv4 streams in the kernel (an eBPF program at each interface's
-    /// ingress, as rtpengine's kernel module): no system call nor thread per packet. Needs
-    /// root (or CAP_BPF and CAP_NET_ADMIN) and Linux 6.6; turns on forwarding on loopback
-    /// alone. Where it cannot, a warning, and every packet through the relay's threads.
+    /// Forward latched streams in the kernel (an eBPF program at each interface's ingress,
+    /// as rtpengine's kernel module): no system call nor thread per packet. Needs root (or
+    /// CAP_BPF and CAP_NET_ADMIN) and Linux 6.6; turns on forwarding on loopback alone. Where it cannot, a warning, and every packet through the relay's threads.
     pub(crate) kernel_forwarding: bool,
     /// Most streams one source (an IPv4 address, an IPv6 /64) may hold in calls not
     /// answered yet: strangers may call subscribers without authenticating, and a ringing

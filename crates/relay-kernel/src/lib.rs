@@ -3,11 +3,12 @@
 //! packets from a latched source to one of its ports, rewritten as the relay would send them
 //! and sent out at once, without a trip through the relay's socket, thread and system
 //! calls. Packets of no flow go to the relay as before. The program counts what it
-//! forwarded per flow, for the relay to read back. IPv4 only. Needs root (or `CAP_BPF` and
-//! `CAP_NET_ADMIN`), and turns on forwarding on loopback alone, whose routes the program
-//! looks up (the host routes nothing else because of it).
+//! forwarded per flow, for the relay to read back. IPv4 and IPv6, each flow within one
+//! family. Needs root (or `CAP_BPF` and `CAP_NET_ADMIN`), and turns on forwarding on
+//! loopback alone, whose routes the program looks up (the host routes nothing else because
+//! of it).
 
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 use aya::maps::{HashMap, MapData};
@@ -23,7 +24,8 @@ pub enum Error {
     /// Loading or attaching the program failed (no privilege, a kernel before 6.6).
     #[error("{0} (needs root or CAP_BPF and CAP_NET_ADMIN, and Linux 6.6 or later)")]
     Load(String),
-    /// The table of flows refused one (full: 65536 flows).
+    /// The table of flows refused one (full: 65536 flows), or its addresses are of two
+    /// families.
     #[error("flow table: {0}")]
     Table(String),
 }
@@ -32,7 +34,7 @@ pub enum Error {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    saddr: [u8; 4],
+    saddr: [u8; 16],
     sport: u16,
     dport: u16,
 }
@@ -41,9 +43,10 @@ struct Key {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 struct Value {
-    daddr: [u8; 4],
+    daddr: [u8; 16],
     sport: u16,
     dport: u16,
+    pad: u32,
     packets: u64,
     bytes: u64,
     last_ns: u64,
@@ -86,7 +89,7 @@ impl KernelPath {
     /// Loads the program and attaches it to every Ethernet interface there is now, and to
     /// loopback (an interface added later is not covered, nor one without Ethernet
     /// headers, a tunnel's: their packets go to the relay). It takes packets to `bind`
-    /// only, or, bound to a wildcard, to the host's IPv4 addresses now. Gives the
+    /// only, or, bound to a wildcard, to the host's addresses now. Gives the
     /// interfaces.
     pub fn start(bind: IpAddr) -> Result<(KernelPath, Vec<String>), Error> {
         if OBJECT.is_empty() {
@@ -100,8 +103,7 @@ impl KernelPath {
             .try_into()
             .map_err(|e| load(&e))?;
         prog.load().map_err(|e| load(&e))?;
-        std::fs::write("/proc/sys/net/ipv4/conf/lo/forwarding", "1")
-            .map_err(|e| load(&format!("net.ipv4.conf.lo.forwarding: {e}")))?;
+        lookups().map_err(|e| load(&e))?;
         let mut attached = Vec::new();
         for name in interfaces().into_iter().filter(|n| ethernet(n)) {
             let order = TcAttachOptions::TcxOrder(LinkOrder::default());
@@ -116,7 +118,7 @@ impl KernelPath {
         let map = bpf
             .take_map("locals")
             .ok_or_else(|| load(&"no address table"))?;
-        let mut locals: HashMap<MapData, [u8; 4], u8> =
+        let mut locals: HashMap<MapData, [u8; 16], u8> =
             HashMap::try_from(map).map_err(|e| load(&e))?;
         for ip in addresses(bind) {
             locals.insert(ip, 1, 0).map_err(|e| load(&e))?;
@@ -129,18 +131,36 @@ impl KernelPath {
         Ok((KernelPath { inner }, attached))
     }
 
+    /// Turns forwarding on loopback on again if something turned it off (`sysctl
+    /// --system`, a container manager writing `ip_forward`): without it the program's
+    /// route lookups fail, and every packet goes through the relay's threads. Says so,
+    /// once, when it had to.
+    pub fn keep_lookups(&self) -> Result<(), String> {
+        let _one = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if looking_up() {
+            return Ok(());
+        }
+        lookups()?;
+        tracing::warn!("media relay: net.ipv4.conf.lo.forwarding was turned off; turned on again for the kernel's path");
+        Ok(())
+    }
+
     /// Forwards packets from `src` to our `port` to `to`, from our port `from`.
     pub fn install(
         &self,
         port: u16,
-        src: SocketAddrV4,
+        src: SocketAddr,
         from: u16,
-        to: SocketAddrV4,
+        to: SocketAddr,
     ) -> Result<(), Error> {
+        if src.ip().to_canonical().is_ipv4() != to.ip().to_canonical().is_ipv4() {
+            return Err(Error::Table(format!("{src} and {to} are of two families")));
+        }
         let value = Value {
-            daddr: to.ip().octets(),
+            daddr: octets(to.ip()),
             sport: from.to_be(),
             dport: to.port().to_be(),
+            pad: 0,
             packets: 0,
             bytes: 0,
             last_ns: 0,
@@ -153,14 +173,14 @@ impl KernelPath {
     }
 
     /// Stops forwarding packets from `src` to our `port`.
-    pub fn remove(&self, port: u16, src: SocketAddrV4) {
+    pub fn remove(&self, port: u16, src: SocketAddr) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         // Absent already: nothing to do.
         let _ = inner.flows.remove(&key(port, src));
     }
 
     /// What the kernel forwarded of the flow from `src` to our `port`.
-    pub fn counters(&self, port: u16, src: SocketAddrV4) -> Option<Counters> {
+    pub fn counters(&self, port: u16, src: SocketAddr) -> Option<Counters> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let v = inner.flows.get(&key(port, src), 0).ok()?;
         Some(Counters {
@@ -177,9 +197,9 @@ impl std::fmt::Debug for KernelPath {
     }
 }
 
-fn key(port: u16, src: SocketAddrV4) -> Key {
+fn key(port: u16, src: SocketAddr) -> Key {
     Key {
-        saddr: src.ip().octets(),
+        saddr: octets(src.ip()),
         sport: src.port().to_be(),
         dport: port.to_be(),
     }
@@ -205,20 +225,47 @@ fn interfaces() -> Vec<String> {
     names
 }
 
-/// The IPv4 addresses packets to the relay come to: `bind`, or, for a wildcard, the host's.
-fn addresses(bind: IpAddr) -> Vec<[u8; 4]> {
-    match bind.to_canonical() {
-        IpAddr::V4(ip) if !ip.is_unspecified() => vec![ip.octets()],
-        IpAddr::V6(ip) if !ip.is_unspecified() => Vec::new(),
-        _ => if_addrs::get_if_addrs()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|i| match i.ip() {
-                IpAddr::V4(v4) => Some(v4.octets()),
-                IpAddr::V6(_) => None,
-            })
-            .collect(),
+const LO_FORWARDING: &str = "/proc/sys/net/ipv4/conf/lo/forwarding";
+const LO_FORWARDING6: &str = "/proc/sys/net/ipv6/conf/lo/forwarding";
+
+/// Turns forwarding on for loopback, whose routes the program looks up (IPv6's where the
+/// host has IPv6).
+fn lookups() -> Result<(), String> {
+    std::fs::write(LO_FORWARDING, "1").map_err(|e| format!("net.ipv4.conf.lo.forwarding: {e}"))?;
+    if std::path::Path::new(LO_FORWARDING6).exists() {
+        std::fs::write(LO_FORWARDING6, "1")
+            .map_err(|e| format!("net.ipv6.conf.lo.forwarding: {e}"))?;
     }
+    Ok(())
+}
+
+/// True when forwarding is on for loopback, in both families the host has.
+fn looking_up() -> bool {
+    let on = |p: &str| std::fs::read_to_string(p).is_ok_and(|v| v.trim() == "1");
+    on(LO_FORWARDING) && (on(LO_FORWARDING6) || !std::path::Path::new(LO_FORWARDING6).exists())
+}
+
+/// An address as the program's tables hold it: IPv6, IPv4 mapped into it.
+fn octets(ip: IpAddr) -> [u8; 16] {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// The addresses packets to the relay come to: `bind`, or, for a wildcard, the host's (of
+/// IPv4 for 0.0.0.0, of both families for `::`).
+fn addresses(bind: IpAddr) -> Vec<[u8; 16]> {
+    if !bind.is_unspecified() {
+        return vec![octets(bind)];
+    }
+    if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| bind.is_ipv6() || ip.is_ipv4())
+        .map(octets)
+        .collect()
 }
 
 /// True for an interface whose packets carry an Ethernet header, as the program reads them:

@@ -3,7 +3,7 @@
 //! veth pair whose checksums are computed in full (no offload), so that a wrong checksum
 //! fix-up would drop the packets.
 
-use std::net::{SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
@@ -46,11 +46,7 @@ fn receiver(addr: &str) -> UdpSocket {
     s
 }
 
-fn any() -> std::net::IpAddr {
-    std::net::Ipv4Addr::UNSPECIFIED.into()
-}
-
-fn v4(s: &str) -> SocketAddrV4 {
+fn sa(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
@@ -64,7 +60,7 @@ fn a_flow_is_forwarded_on_this_host_and_nothing_else() {
         let a = UdpSocket::bind("127.0.0.1:4000").expect("bind");
         let b = receiver("127.0.0.1:6000");
         let mut buf = [0u8; 64];
-        path.install(5000, v4("127.0.0.1:4000"), 5002, v4("127.0.0.1:6000"))
+        path.install(5000, sa("127.0.0.1:4000"), 5002, sa("127.0.0.1:6000"))
             .expect("installed");
         for i in 0..3 {
             a.send_to(&rtp(i), "127.0.0.1:5000").expect("send");
@@ -76,7 +72,7 @@ fn a_flow_is_forwarded_on_this_host_and_nothing_else() {
                 (&rtp(i)[..], "127.0.0.1:5002")
             );
         }
-        let c = path.counters(5000, v4("127.0.0.1:4000")).expect("flow");
+        let c = path.counters(5000, sa("127.0.0.1:4000")).expect("flow");
         assert_eq!((c.packets, c.bytes), (3, 36));
         assert!(c.last_ns > 0 && c.last_ns <= relay_kernel::monotonic_ns());
         // Not media (STUN's first byte), another source, another port: to the relay.
@@ -93,15 +89,49 @@ fn a_flow_is_forwarded_on_this_host_and_nothing_else() {
         let elsewhere = receiver("127.0.0.2:5000");
         a.send_to(&rtp(8), "127.0.0.2:5000").expect("send");
         assert_eq!(elsewhere.recv_from(&mut buf).expect("not taken").0, 12);
+        // Without forwarding on loopback the program cannot look routes up: to the relay,
+        // until it is turned on again.
+        let sysctl = "/proc/sys/net/ipv4/conf/lo/forwarding";
+        std::fs::write(sysctl, "0").expect("sysctl");
+        a.send_to(&rtp(5), "127.0.0.1:5000").expect("send");
+        assert_eq!(
+            relay.recv_from(&mut buf).expect("to the relay").1.port(),
+            4000
+        );
+        path.keep_lookups().expect("turned on");
+        assert_eq!(std::fs::read_to_string(sysctl).expect("sysctl").trim(), "1");
+        a.send_to(&rtp(6), "127.0.0.1:5000").expect("send");
+        assert_eq!(b.recv_from(&mut buf).expect("forwarded").0, 12);
         // Removed: to the relay again.
-        path.remove(5000, v4("127.0.0.1:4000"));
+        path.remove(5000, sa("127.0.0.1:4000"));
         a.send_to(&rtp(4), "127.0.0.1:5000").expect("send");
         assert_eq!(
             relay.recv_from(&mut buf).expect("to the relay").1.port(),
             4000
         );
         assert!(b.recv_from(&mut buf).is_err(), "nothing more forwarded");
-        assert_eq!(path.counters(5000, v4("127.0.0.1:4000")), None);
+        assert_eq!(path.counters(5000, sa("127.0.0.1:4000")), None);
+    })
+    .join()
+    .expect("thread");
+}
+
+#[test]
+fn an_ipv6_flow_is_forwarded_on_this_host() {
+    std::thread::spawn(|| {
+        own_namespace();
+        let (path, _) = KernelPath::start("::".parse().expect("ip")).expect("kernel path");
+        let a = UdpSocket::bind("[::1]:4000").expect("bind");
+        let b = receiver("[::1]:6000");
+        path.install(5000, sa("[::1]:4000"), 5002, sa("[::1]:6000"))
+            .expect("installed");
+        a.send_to(&rtp(1), "[::1]:5000").expect("send");
+        let mut buf = [0u8; 64];
+        let (n, from) = b.recv_from(&mut buf).expect("forwarded");
+        assert_eq!((&buf[..n], from), (&rtp(1)[..], sa("[::1]:5002")));
+        // Not across families.
+        let mixed = path.install(5000, sa("[::1]:4001"), 5002, sa("127.0.0.1:6000"));
+        assert!(mixed.is_err());
     })
     .join()
     .expect("thread");
@@ -126,6 +156,10 @@ fn a_flow_to_another_host_leaves_by_its_route_with_checksums_right() {
             ],
         );
         run("ip", &["addr", "add", "10.9.0.1/24", "dev", "r0"]);
+        run(
+            "ip",
+            &["addr", "add", "2001:db8:9::1/64", "dev", "r0", "nodad"],
+        );
         // A tunnel (no Ethernet header): left alone.
         run("ip", &["tuntap", "add", "t0", "mode", "tun"]);
         run("ip", &["link", "set", "r0", "up"]);
@@ -143,56 +177,74 @@ fn a_flow_to_another_host_leaves_by_its_route_with_checksums_right() {
         };
         phones(&["ip", "addr", "add", "10.9.0.2/24", "dev", "p0"]);
         phones(&["ip", "addr", "add", "10.9.0.3/24", "dev", "p0"]);
+        phones(&[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:9::2/64",
+            "dev",
+            "p0",
+            "nodad",
+        ]);
+        phones(&[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:9::3/64",
+            "dev",
+            "p0",
+            "nodad",
+        ]);
         phones(&["ip", "link", "set", "p0", "up"]);
         // Checksums in full, both ways.
         phones(&["ethtool", "-K", "p0", "tx", "off", "rx", "off"]);
         run("ethtool", &["-K", "r0", "tx", "off", "rx", "off"]);
-        let (path, interfaces) = KernelPath::start(any()).expect("kernel path");
+        // Bound to `::`: both families.
+        let bind = "::".parse().expect("ip");
+        let (path, interfaces) = KernelPath::start(bind).expect("kernel path");
         assert_eq!(interfaces, ["lo", "r0"]);
-        // The phones' sockets, made in their namespace.
         let ns = std::fs::File::open(format!("/run/netns/{name}")).expect("netns");
-        let (a, b) = std::thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns moves this thread alone.
-            assert_eq!(
-                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0
-            );
-            (
-                UdpSocket::bind("10.9.0.2:4000").expect("a"),
-                receiver("10.9.0.3:6000"),
-            )
-        })
-        .join()
-        .expect("thread");
-        // The relay reaches b once from its socket (as before a flow is installed): its
-        // neighbour entry is learnt.
-        let relay = UdpSocket::bind("10.9.0.1:5002").expect("bind");
-        relay.send_to(&rtp(0), "10.9.0.3:6000").expect("send");
-        let mut buf = [0u8; 64];
-        b.recv_from(&mut buf).expect("from the relay");
-        path.install(5000, v4("10.9.0.2:4000"), 5002, v4("10.9.0.3:6000"))
-            .expect("installed");
-        for i in 1..=3 {
-            a.send_to(&rtp(i), "10.9.0.1:5000").expect("send");
-            let (n, from) = b.recv_from(&mut buf).expect("forwarded");
-            assert_eq!(
-                (&buf[..n], from.to_string().as_str()),
-                (&rtp(i)[..], "10.9.0.1:5002")
-            );
+        for (relay, a, b) in [
+            ("10.9.0.1", "10.9.0.2", "10.9.0.3"),
+            ("2001:db8:9::1", "2001:db8:9::2", "2001:db8:9::3"),
+        ] {
+            let at = |ip: &str, port: u16| SocketAddr::new(ip.parse().expect("ip"), port);
+            // The phones' sockets, made in their namespace.
+            let ns = ns.try_clone().expect("fd");
+            let (pa, pb) = (at(a, 4000), at(b, 6000));
+            let (a, b) = std::thread::spawn(move || {
+                use std::os::fd::AsRawFd;
+                // SAFETY: setns moves this thread alone.
+                let moved = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(moved, 0);
+                (UdpSocket::bind(pa).expect("a"), receiver(&pb.to_string()))
+            })
+            .join()
+            .expect("thread");
+            // The relay reaches b once from its socket (as before a flow is installed): its
+            // neighbour entry is learnt.
+            let sock = UdpSocket::bind(at(relay, 5002)).expect("bind");
+            let mut buf = [0u8; 64];
+            let reached = (0..10).any(|_| {
+                sock.send_to(&rtp(0), pb).expect("send");
+                b.recv_from(&mut buf).is_ok()
+            });
+            assert!(reached, "{relay} reaches {pb}");
+            // The first tries, queued while the neighbour was learnt, come late.
+            while b.recv_from(&mut buf).is_ok_and(|(n, _)| buf[..n] == rtp(0)) {}
+            path.install(5000, pa, 5002, pb).expect("installed");
+            for i in 1..=3 {
+                a.send_to(&rtp(i), at(relay, 5000)).expect("send");
+                let (n, from) = b.recv_from(&mut buf).expect("forwarded");
+                assert_eq!((&buf[..n], from), (&rtp(i)[..], at(relay, 5002)));
+            }
+            assert_eq!(path.counters(5000, pa).expect("flow").packets, 3);
         }
-        assert_eq!(
-            path.counters(5000, v4("10.9.0.2:4000"))
-                .expect("flow")
-                .packets,
-            3
-        );
-        let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/conf/r0/forwarding");
-        assert_eq!(
-            forwarding.expect("sysctl").trim(),
-            "0",
-            "the host routes nothing else"
-        );
+        for family in ["ipv4", "ipv6"] {
+            let forwarding = format!("/proc/sys/net/{family}/conf/r0/forwarding");
+            let forwarding = std::fs::read_to_string(forwarding).expect("sysctl");
+            assert_eq!(forwarding.trim(), "0", "the host routes nothing else");
+        }
     })
     .join()
     .expect("thread");

@@ -60,7 +60,7 @@ pub struct RelayConfig {
     pub max_ringing_per_source: usize,
     /// Sources without that limit: trusted peers (a carrier's trunk rings many calls).
     pub trusted: Vec<ipnet::IpNet>,
-    /// Latched IPv4 streams are forwarded in the kernel ([`relay_kernel`]) where it
+    /// Latched streams are forwarded in the kernel ([`relay_kernel`]) where it
     /// allows it (root, Linux 6.6); else, or when false, every packet by the threads.
     pub kernel: bool,
 }
@@ -228,7 +228,7 @@ fn start_kernel(bind: IpAddr) -> Option<Arc<relay_kernel::KernelPath>> {
         Ok((path, interfaces)) => {
             tracing::info!(
                 ?interfaces,
-                "media relay: latched IPv4 streams are forwarded in the kernel"
+                "media relay: latched streams are forwarded in the kernel"
             );
             Some(Arc::new(path))
         }

@@ -47,13 +47,20 @@ pub struct Forwarded {
 }
 
 impl Endpoint {
-    /// The flow this side sends on channel `c` once both sides latched to IPv4 addresses
-    /// (the kernel's path takes IPv4), `None` before or when installed already.
+    /// The flow this side sends on channel `c` once both sides latched, to addresses of
+    /// one family (the kernel's path does not bridge IPv4 and IPv6) and not IPv6
+    /// link-local ones (whose interface it would not know); `None` before, or when
+    /// installed already.
     pub(crate) fn flow_to(&self, to: &Endpoint, c: usize) -> Option<Flow> {
         let (src, dest) = (self.latched[c]?, to.latched[c]?);
-        let v4 = |a: SocketAddr| a.ip().to_canonical().is_ipv4();
+        let family = |a: SocketAddr| match a.ip().to_canonical() {
+            std::net::IpAddr::V4(_) => Some(4),
+            std::net::IpAddr::V6(v6) if v6.is_unicast_link_local() => None,
+            std::net::IpAddr::V6(_) => Some(6),
+        };
         let plain = self.leg.is_none() && to.leg.is_none();
-        (self.offloaded[c].is_none() && plain && v4(src) && v4(dest)).then_some(Flow {
+        let one_family = family(src).is_some() && family(src) == family(dest);
+        (self.offloaded[c].is_none() && plain && one_family).then_some(Flow {
             port: self.port + c as u16,
             src,
             from: to.port + c as u16,
@@ -129,11 +136,17 @@ impl Relay {
         self.offloads.pop_front()
     }
 
-    /// What the kernel forwarded of the flow from `src` to our port `port`: counted as the
-    /// relay's own packets, and as heard from its side (it is not silent: no one else may
-    /// latch its stream, and the session does not time out). Ignored for a flow no longer
-    /// installed.
+    /// What the kernel forwarded of the flow from `src` to our `port`: counted as the
+    /// relay's own packets, its stream's too while it lasts. While the flow is installed,
+    /// its side is heard (no one else may latch its stream, and the session does not time
+    /// out); the last counts of a flow read as it is removed only count.
     pub fn forwarded(&mut self, port: u16, src: SocketAddr, f: Forwarded) {
+        if f.packets == 0 {
+            return;
+        }
+        self.totals.packets += f.packets;
+        self.totals.kernel_packets += f.packets;
+        self.totals.bytes += f.bytes;
         let Some(&(key, i, side)) = self.by_port.get(&(port & !1)) else {
             return;
         };
@@ -148,10 +161,10 @@ impl Relay {
             Side::Answerer => &mut stream.answerer,
         };
         let c = usize::from(port % 2 == 1);
-        if from.offloaded[c] != Some(src) || f.packets == 0 {
-            return;
+        if from.offloaded[c] == Some(src) {
+            from.heard[c] = from.heard[c].max(Some(f.last));
+            session.last = session.last.max(f.last);
         }
-        from.heard[c] = from.heard[c].max(Some(f.last));
         let stats = &mut from.stats;
         stats.packets += f.packets;
         stats.bytes += f.bytes;
@@ -160,9 +173,5 @@ impl Relay {
             stats.rtcp_bytes += f.bytes;
         }
         stats.last = stats.last.max(Some(f.last));
-        session.last = session.last.max(f.last);
-        self.totals.packets += f.packets;
-        self.totals.kernel_packets += f.packets;
-        self.totals.bytes += f.bytes;
     }
 }

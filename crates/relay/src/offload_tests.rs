@@ -119,8 +119,6 @@ fn what_the_kernel_forwarded_counts_and_keeps_the_side_heard() {
         last: late,
     };
     r.forwarded(p.for_offerer, addr(A), f);
-    // Not counted for a source the flow was not installed for.
-    r.forwarded(p.for_offerer, addr("192.0.2.1:1"), f);
     let (offerer, _) = r.stats(&id()).expect("stats")[0].expect("stream");
     assert_eq!((offerer.packets, offerer.last), (4501, Some(late)));
     assert_eq!(
@@ -162,6 +160,22 @@ fn what_the_kernel_forwarded_counts_and_keeps_the_side_heard() {
     // No gap counted across the kernel's packets.
     let (offerer, _) = r.stats(&id()).expect("stats")[0].expect("stream");
     assert_eq!(offerer.lost, 0);
+    // The old flow's last counts, read as it went: counted, but they make no one heard
+    // (nor keep the session).
+    let stale = Forwarded {
+        packets: 10,
+        bytes: 1600,
+        last: later + RELEARN * 10,
+    };
+    r.forwarded(p.for_offerer, addr(A), stale);
+    let (offerer, _) = r.stats(&id()).expect("stats")[0].expect("stream");
+    assert_eq!(offerer.packets, 4501 + 1 + 10);
+    assert_eq!(r.totals().kernel_packets, 4510);
+    assert_eq!(
+        r.expire(later + Duration::from_secs(60)),
+        [id()],
+        "heard last at `later`"
+    );
 }
 
 #[test]
@@ -210,7 +224,7 @@ fn a_new_sdp_an_ended_call_and_a_declined_stream_remove_their_flows() {
 }
 
 #[test]
-fn ipv6_fax_and_a_relay_that_does_not_offload_stay_in_userspace() {
+fn bridged_families_link_local_fax_and_a_relay_that_does_not_offload_stay_in_userspace() {
     let now = Instant::now();
     let both = |r: &mut Relay, p: StreamPorts, a: &str, b: &str| {
         r.on_packet(now, p.for_answerer, addr(b), &rtp(1))
@@ -221,9 +235,17 @@ fn ipv6_fax_and_a_relay_that_does_not_offload_stay_in_userspace() {
             .expect("relayed");
         drain(r)
     };
+    // IPv6 to IPv4 (the relay bridges them), and link-local IPv6: the relay's.
     let v6 = "[2001:db8::7]:4000";
     let (mut r, p) = call(now, v6, B);
     assert_eq!(both(&mut r, p, v6, B), []);
+    let (link, link2) = ("[fe80::7]:4000", "[fe80::8]:5000");
+    let (mut r, p) = call(now, link, link2);
+    assert_eq!(both(&mut r, p, link, link2), []);
+    // IPv6 both sides: the kernel's.
+    let v6b = "[2001:db8::9]:5000";
+    let (mut r, p) = call(now, v6, v6b);
+    assert_eq!(both(&mut r, p, v6, v6b).len(), 2);
     // IPv4 behind a dual-stack socket, mapped: taken.
     let mapped = "[::ffff:203.0.113.7]:4000";
     let (mut r, p) = call(now, mapped, B);
