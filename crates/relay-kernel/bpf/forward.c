@@ -111,8 +111,8 @@ static __always_inline int forward4(struct __sk_buff *skb)
 	// Whole: the IP length within the frame (an Ethernet frame may be padded), UDP's the
 	// rest of it.
 	__u32 tot_len = bpf_ntohs(ip->tot_len);
-	if (tot_len > skb->len - ETH_HLEN || bpf_ntohs(udp->len) != tot_len - sizeof(struct iphdr) ||
-	    !media(*first))
+	if (tot_len > skb->len - ETH_HLEN || tot_len < sizeof(struct iphdr) + sizeof(struct udphdr) + 1 ||
+	    bpf_ntohs(udp->len) != tot_len - sizeof(struct iphdr) || !media(*first))
 		return PASS;
 	struct key k = { .sport = udp->source, .dport = udp->dest };
 	mapped(k.saddr, ip->saddr);
@@ -138,8 +138,10 @@ static __always_inline int forward4(struct __sk_buff *skb)
 	};
 	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	int local = rc == BPF_FIB_LKUP_RET_NOT_FWDED && skb->ingress_ifindex == LOOPBACK;
-	// A loopback address goes no further than this host.
-	if (!local && (rc != BPF_FIB_LKUP_RET_SUCCESS || (bpf_ntohl(saddr) >> 24) == 127))
+	// A loopback address goes to loopback addresses only.
+	if ((bpf_ntohl(saddr) >> 24) == 127 && (bpf_ntohl(daddr) >> 24) != 127)
+		return PASS;
+	if (!local && rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return PASS;
 	// One hop less (two relays latched to each other do not pass a packet round forever).
 	__u16 old_ttl = *(__u16 *)&ip->ttl;
@@ -172,8 +174,10 @@ static __always_inline int forward6(struct __sk_buff *skb)
 		return PASS;
 	if (ip->version != 6 || ip->nexthdr != IPPROTO_UDP || ip->hop_limit <= 1)
 		return PASS;
+	// Whole, with a checksum (IPv6 requires one, RFC 8200 §8.1).
 	__u32 plen = bpf_ntohs(ip->payload_len);
-	if (plen > skb->len - ETH_HLEN - sizeof(struct ipv6hdr) || bpf_ntohs(udp->len) != plen ||
+	if (plen > skb->len - ETH_HLEN - sizeof(struct ipv6hdr) ||
+	    plen < sizeof(struct udphdr) + 1 || bpf_ntohs(udp->len) != plen || !udp->check ||
 	    !media(*first))
 		return PASS;
 	struct key k = { .sport = udp->source, .dport = udp->dest };
@@ -187,6 +191,9 @@ static __always_inline int forward6(struct __sk_buff *skb)
 	__builtin_memcpy(addrs[0] + 4, &ip->daddr, 16);
 	__builtin_memcpy(addrs[1], &ip->daddr, 16);
 	__builtin_memcpy(addrs[1] + 4, f->daddr, 16);
+	// An IPv4 address mapped into IPv6 on the wire is no IPv4 flow's.
+	if (!(addrs[0][0] | addrs[0][1]) && addrs[0][2] == bpf_htonl(0xffff))
+		return PASS;
 	if (!bpf_map_lookup_elem(&locals, addrs[1]))
 		return PASS;
 	__u16 sport = f->sport, dport = f->dport, old_sport = udp->source, old_dport = udp->dest;
@@ -198,11 +205,14 @@ static __always_inline int forward6(struct __sk_buff *skb)
 	};
 	__builtin_memcpy(fib.ipv6_src, addrs[1], 16);
 	__builtin_memcpy(fib.ipv6_dst, addrs[1] + 4, 16);
+	// ::1 goes to ::1 only.
+	int from_lo = !(addrs[1][0] | addrs[1][1] | addrs[1][2]) && addrs[1][3] == bpf_htonl(1);
+	int to_lo = !(addrs[1][4] | addrs[1][5] | addrs[1][6]) && addrs[1][7] == bpf_htonl(1);
+	if (from_lo != to_lo)
+		return PASS;
 	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	int local = rc == BPF_FIB_LKUP_RET_NOT_FWDED && skb->ingress_ifindex == LOOPBACK;
-	// ::1 goes no further than this host.
-	int loopback = !(addrs[1][0] | addrs[1][1] | addrs[1][2]) && addrs[1][3] == bpf_htonl(1);
-	if (!local && (rc != BPF_FIB_LKUP_RET_SUCCESS || loopback))
+	if (!local && rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return PASS;
 	__u8 hops = ip->hop_limit - 1;
 	__u32 csum = UDP6_OFF + offsetof(struct udphdr, check);
@@ -210,8 +220,12 @@ static __always_inline int forward6(struct __sk_buff *skb)
 	bpf_l4_csum_replace(skb, csum, 0, diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0);
 	bpf_l4_csum_replace(skb, csum, old_sport, sport, PORT);
 	bpf_l4_csum_replace(skb, csum, old_dport, dport, PORT);
-	bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct ipv6hdr, hop_limit), &hops, 1, 0);
-	bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct ipv6hdr, saddr), addrs[1], 32, 0);
+	// No header checksum takes these changes back: the packet's sum (CHECKSUM_COMPLETE)
+	// follows them.
+	bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct ipv6hdr, hop_limit), &hops, 1,
+			    BPF_F_RECOMPUTE_CSUM);
+	bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct ipv6hdr, saddr), addrs[1], 32,
+			    BPF_F_RECOMPUTE_CSUM);
 	bpf_skb_store_bytes(skb, UDP6_OFF + offsetof(struct udphdr, source), &sport, 2, 0);
 	bpf_skb_store_bytes(skb, UDP6_OFF + offsetof(struct udphdr, dest), &dport, 2, 0);
 	count(f, plen - sizeof(struct udphdr));

@@ -141,7 +141,7 @@ impl KernelPath {
             return Ok(());
         }
         lookups()?;
-        tracing::warn!("media relay: net.ipv4.conf.lo.forwarding was turned off; turned on again for the kernel's path");
+        tracing::warn!("media relay: forwarding on loopback (net.ipv4/ipv6.conf.lo.forwarding) was turned off; turned on again for the kernel's path");
         Ok(())
     }
 
@@ -231,12 +231,11 @@ const LO_FORWARDING6: &str = "/proc/sys/net/ipv6/conf/lo/forwarding";
 /// Turns forwarding on for loopback, whose routes the program looks up (IPv6's where the
 /// host has IPv6).
 fn lookups() -> Result<(), String> {
-    std::fs::write(LO_FORWARDING, "1").map_err(|e| format!("net.ipv4.conf.lo.forwarding: {e}"))?;
     if std::path::Path::new(LO_FORWARDING6).exists() {
         std::fs::write(LO_FORWARDING6, "1")
             .map_err(|e| format!("net.ipv6.conf.lo.forwarding: {e}"))?;
     }
-    Ok(())
+    std::fs::write(LO_FORWARDING, "1").map_err(|e| format!("net.ipv4.conf.lo.forwarding: {e}"))
 }
 
 /// True when forwarding is on for loopback, in both families the host has.

@@ -132,6 +132,16 @@ fn an_ipv6_flow_is_forwarded_on_this_host() {
         // Not across families.
         let mixed = path.install(5000, sa("[::1]:4001"), 5002, sa("127.0.0.1:6000"));
         assert!(mixed.is_err());
+        // ::1 goes to ::1 only: to the relay.
+        let relay = receiver("[::]:5000");
+        path.install(5000, sa("[::1]:4002"), 5002, sa("[2001:db8::1]:6000"))
+            .expect("installed");
+        let c = UdpSocket::bind("[::1]:4002").expect("bind");
+        c.send_to(&rtp(2), "[::1]:5000").expect("send");
+        assert_eq!(
+            relay.recv_from(&mut buf).expect("to the relay").1,
+            sa("[::1]:4002")
+        );
     })
     .join()
     .expect("thread");

@@ -17,6 +17,8 @@ pub(crate) struct Offloaded {
     flows: HashMap<(u16, SocketAddr), Counters>,
     /// The table refused a flow (full): said once.
     warned: bool,
+    /// Forwarding on loopback could not be turned on again: said once.
+    lookups_lost: bool,
 }
 
 impl Offloaded {
@@ -25,6 +27,7 @@ impl Offloaded {
             path,
             flows: HashMap::new(),
             warned: false,
+            lookups_lost: false,
         }
     }
 
@@ -58,8 +61,13 @@ impl Offloaded {
 
     /// Gives the relay what the kernel forwarded since the last time.
     pub(crate) fn sync(&mut self, relay: &mut Relay, now: Instant) {
-        if let Err(e) = self.path.keep_lookups() {
-            tracing::warn!(error = %e, "media relay: the kernel's path cannot look routes up; packets go through the threads");
+        match self.path.keep_lookups() {
+            Err(e) if !self.lookups_lost => {
+                self.lookups_lost = true;
+                tracing::warn!(error = %e, "media relay: the kernel's path cannot look routes up; packets go through the threads");
+            }
+            Err(_) => {}
+            Ok(()) => self.lookups_lost = false,
         }
         let mono = relay_kernel::monotonic_ns();
         for (&(port, src), seen) in &mut self.flows {
