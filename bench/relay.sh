@@ -3,10 +3,11 @@
 # load tool (crates/relay-net/examples/relay_load.rs) in one run: for each stream count,
 # packets sent and lost, the latency the relay adds (p50/p99, from the send to the kernel's
 # arrival stamp at the receiver), the relay process's CPU time per relayed packet, and the
-# whole machine's busy CPU per packet beyond the same streams phone to phone with no relay
-# ("direct": the kernel's own path), measured first. The last is the one to compare:
-# forwarding in the kernel (ferrosip-kernel, `[relay] kernel_forwarding`) runs in the
-# sender's time, which the relay process's figure does not see. RELAYS (default
+# CPU per packet of the packets' whole path (the load tool, the relay, the kernel's softirq
+# threads) beyond the same streams phone to phone with no relay ("direct": the kernel's own
+# path), measured first in each round. The last is the one to compare: forwarding in the
+# kernel (ferrosip-kernel, `[relay] kernel_forwarding`) runs in the sender's time, which the
+# relay process's figure does not see. RELAYS (default
 # "ferrosip ferrosip-kernel rtpengine") says which to measure. With two cores or
 # more, the relays run on the last core and the load tool on the others, so that the
 # latency is the relay's, not the wait for a core the load tool holds. ROUNDS (default 3)
@@ -54,17 +55,17 @@ for n in "${streams[@]}"; do
     for relay in "${order[@]}"; do measure "$relay" "$n"; done
   done
 done
-echo "medians of $rounds rounds (CPU per packet in µs: the relay process's, and the machine's beyond direct's; latency in µs; loss in %):"
+echo "medians of $rounds rounds (CPU per packet in µs: the relay process's, and the whole path's beyond direct's; latency in µs; loss in %):"
 for n in "${streams[@]}"; do
   for relay in "${relays[@]}"; do
     awk -v r="$relay" -v n="$n" '
       function med(a, k,  i,j,t) { for(i=1;i<=k;i++) for(j=i+1;j<=k;j++) if(a[j]<a[i]){t=a[i];a[i]=a[j];a[j]=t}; return a[int((k+1)/2)] }
       { delete f; for (i = 2; i <= NF; i++) if (split($i, kv, "=") == 2) f[kv[1]] = kv[2] }
-      $1 == "direct" && f["streams"] == n { d[++nd] = f["system_us_per_packet"] }
+      $1 == "direct" && f["streams"] == n { d[++nd] = f["path_us_per_packet"] }
       $1 == r && f["streams"] == n {
-        k++; cpu[k] = f["cpu_us_per_packet"]; sys[k] = f["system_us_per_packet"]
+        k++; cpu[k] = f["cpu_us_per_packet"]; sys[k] = f["path_us_per_packet"]
         p50[k] = f["p50"]; p99[k] = f["p99"]; loss[k] = f["lost"] * 100 / f["sent"]
       }
-      END { base = med(d, nd); printf "%-15s streams=%-5s cpu_us_per_packet=%s system_us_per_packet_beyond_direct=%.2f p50=%s p99=%s lost=%.3f\n", r, n, med(cpu, k), med(sys, k) - base, med(p50, k), med(p99, k), med(loss, k) }' "$dir/results"
+      END { base = med(d, nd); printf "%-15s streams=%-5s cpu_us_per_packet=%s path_us_per_packet_beyond_direct=%.2f p50=%s p99=%s lost=%.3f\n", r, n, med(cpu, k), med(sys, k) - base, med(p50, k), med(p99, k), med(loss, k) }' "$dir/results"
   done
 done

@@ -8,7 +8,9 @@ rtpengine_sched=()
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p ferrosip -p relay-net --bins --examples
 dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+# On failure, the relays' last words first.
+trap 'rc=$?; kill $(jobs -p) 2>/dev/null || true
+  [ "$rc" -ne 0 ] && tail -n 20 "$dir"/*.log >&2; rm -rf "$dir"' EXIT
 cores=$(nproc)
 relay_cpu=() load_cpu=()
 if [ "$cores" -ge 2 ]; then

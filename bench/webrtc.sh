@@ -38,7 +38,7 @@ measure() {
   # Its notes (handshakes, failures) go to the summary, by relay.
   "${load[@]}" --ng "127.0.0.1:$port" --streams "$n" --seconds "$seconds" --pid "$pid" \
     2> >(sed "s/^/$relay streams=$n: /" >>"$dir/load.log") | sed "s/^/$relay /" |
-    sed "s/ system_cpu_ms=.*//" | tee -a "$dir/results" | cut -d' ' -f2- ||
+    sed "s/ path_cpu_ms=.*//" | tee -a "$dir/results" | cut -d' ' -f2- ||
     echo "  (the load tool failed or not all handshakes completed: its notes follow the runs)"
   kill "$pid"
   wait "$pid" 2>/dev/null || true

@@ -3,8 +3,9 @@
 //! 20 ms, the streams' packets spread evenly over the 20 ms) both ways through each for
 //! `--seconds`, and prints what arrived, what was lost, the latency (p50, p99, p99.9, max:
 //! from the send to the kernel's arrival stamp at the receiver), with `--pid` the relay's
-//! CPU time per relayed packet (from /proc), and the whole machine's busy CPU time per
-//! packet (the kernel bills forwarding in the kernel to the sender, not to the relay).
+//! CPU time per relayed packet (from /proc), and that of the packets' whole path: the
+//! load tool's, the relay's and the kernel's softirq threads' (the kernel bills forwarding
+//! in the kernel to the sender, not to the relay).
 //! `--direct` sends the same streams from phone to phone without a relay: the latency and
 //! CPU of the kernel's own path, to subtract. `bench/relay.sh` runs it against both relays.
 //!
@@ -22,9 +23,7 @@ use std::time::{Duration, Instant};
 use relay::{MediaOp, MediaRequest};
 use tokio::net::UdpSocket;
 
-use load::{
-    ask, cpu, epoll_of, media_of, now_us, recv_stamped, stamped_socket, system_busy, PTIME,
-};
+use load::{ask, cpu, epoll_of, media_of, now_us, path_cpu, recv_stamped, stamped_socket, PTIME};
 
 struct Args {
     ng: SocketAddr,
@@ -184,7 +183,7 @@ async fn main() {
         pairs.push((x, to_x, y, to_y));
     }
     let before = a.pid.map(cpu);
-    let busy = system_busy();
+    let path = path_cpu(a.pid);
     let now = Instant::now();
     let until = now + Duration::from_secs(a.seconds);
     let mut socks = Vec::new();
@@ -199,7 +198,7 @@ async fn main() {
         .expect("receiver");
     all.sent = sender.join().expect("sender");
     let cpu = a.pid.zip(before).map(|(pid, b)| cpu(pid).saturating_sub(b));
-    let busy = system_busy().saturating_sub(busy);
+    let path = path_cpu(a.pid).saturating_sub(path);
     // The calls end, and their ports are free for the next run.
     for (i, call) in calls.into_iter().enumerate() {
         ask(&ctl, a.ng, 2 * a.streams + i, call).await;
@@ -229,9 +228,9 @@ async fn main() {
             cpu.as_millis()
         );
     }
-    let per = busy.as_micros() as f64 / all.received.max(1) as f64;
+    let per = path.as_micros() as f64 / all.received.max(1) as f64;
     println!(
-        " system_cpu_ms={} system_us_per_packet={per:.2}",
-        busy.as_millis()
+        " path_cpu_ms={} path_us_per_packet={per:.2}",
+        path.as_millis()
     );
 }

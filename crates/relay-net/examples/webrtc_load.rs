@@ -32,9 +32,7 @@ use tokio::net::UdpSocket;
 use webrtc::testing::Browser;
 use webrtc::{kind, Kind, Srtp};
 
-use load::{
-    ask, cpu, epoll_of, media_of, now_us, recv_stamped, stamped_socket, system_busy, PTIME,
-};
+use load::{ask, cpu, epoll_of, media_of, now_us, path_cpu, recv_stamped, stamped_socket, PTIME};
 
 struct Args {
     ng: SocketAddr,
@@ -442,7 +440,7 @@ async fn main() {
         browsers.push(c.browser_sock);
     }
     let before = a.pid.map(cpu);
-    let busy = system_busy();
+    let path = path_cpu(a.pid);
     let now = Instant::now();
     let until = now + Duration::from_secs(a.seconds);
     let sender = std::thread::spawn(move || send_all(&mut sending, now, until));
@@ -452,7 +450,7 @@ async fn main() {
             .expect("receiver");
     (all.sent_to_phone, all.sent_to_browser) = sender.join().expect("sender");
     let cpu = a.pid.zip(before).map(|(pid, b)| cpu(pid).saturating_sub(b));
-    let busy = system_busy().saturating_sub(busy);
+    let path = path_cpu(a.pid).saturating_sub(path);
     // The calls end, and their ports are free for the next run.
     for (i, call) in deletes.into_iter().enumerate() {
         ask(&ctl, a.ng, 3 * i + 2, call).await;
@@ -499,10 +497,10 @@ async fn main() {
             cpu.as_millis()
         );
     }
-    let per = busy.as_micros() as f64 / received.max(1) as f64;
+    let per = path.as_micros() as f64 / received.max(1) as f64;
     println!(
-        " system_cpu_ms={} system_us_per_packet={per:.2}",
-        busy.as_millis()
+        " path_cpu_ms={} path_us_per_packet={per:.2}",
+        path.as_millis()
     );
     if keyed < a.streams {
         // The figures are of fewer calls than asked for.

@@ -24,23 +24,24 @@ pub(crate) fn cpu(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// The CPU time every core spent busy so far (user, system, interrupts; not idle nor
-/// waiting for IO), from /proc/stat in ticks of 10 ms: what a relay costs wherever the
-/// kernel bills it (forwarding in the kernel runs in the sender's time, not the relay's).
-pub(crate) fn system_busy() -> Duration {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let line = stat.lines().next().unwrap_or("");
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy: u64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| ticks.get(i))
+/// The CPU time of the packets' whole path so far: this load tool's (on loopback its sends
+/// run the kernel's delivery, and forwarding in the kernel with it), the relay's (`pid`)
+/// and the kernel's softirq threads' (deliveries deferred to them). What a relay costs
+/// wherever the kernel bills it, without the machine's unrelated work (writeback, timers)
+/// that /proc/stat's totals would add.
+pub(crate) fn path_cpu(pid: Option<u32>) -> Duration {
+    let softirq: Duration = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.starts_with("ksoftirqd/"))
+        })
+        .map(cpu)
         .sum();
-    Duration::from_millis(busy * 10)
+    cpu(std::process::id()) + pid.map_or(Duration::ZERO, cpu) + softirq
 }
 
 /// A socket on loopback stamped by the kernel (see `stamp`).
