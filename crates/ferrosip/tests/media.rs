@@ -1,8 +1,10 @@
 //! The media relay in the real server, on loopback: a call from a phone behind NAT (its
 //! Contact a private address) gets its SDP rewritten to the relay, RTP flows both ways
 //! through it, a third address's packets are dropped once the phones are latched, the
-//! counters show in `/api/relay` and `/metrics`, and the BYE ends the session; and the same
-//! through Debian's rtpengine, driven over ng, with failover from a relay that is down.
+//! counters show in `/api/relay` and `/metrics`, and the BYE ends the session; the same with
+//! the kernel forwarding the latched streams (in a network namespace of the test's own); and
+//! the same through Debian's rtpengine, driven over ng, with failover from a relay that is
+//! down.
 
 mod support;
 
@@ -186,6 +188,73 @@ fn a_call_from_behind_nat_goes_through_the_relay() {
     std::thread::sleep(Duration::from_millis(200));
     let json: serde_json::Value = serde_json::from_str(&api(&server, "/api/relay")).expect("JSON");
     assert_eq!(json["sessions"], 0, "{json}");
+}
+
+#[test]
+fn with_kernel_forwarding_a_calls_latched_streams_go_through_the_kernel() {
+    // In a network namespace of its own (as root; scripts/test.sh runs it so): the server,
+    // made from this thread, starts there, and so do the phones' sockets.
+    std::thread::spawn(|| {
+        // SAFETY: unshare changes this thread's network namespace alone.
+        assert_eq!(
+            unsafe { libc::unshare(libc::CLONE_NEWNET) },
+            0,
+            "unshare (root?)"
+        );
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let ns = format!("--net=/proc/{}/task/{tid}/ns/net", std::process::id());
+        let up = std::process::Command::new("nsenter")
+            .args([ns.as_str(), "ip", "link", "set", "lo", "up"])
+            .status();
+        assert!(up.expect("nsenter").success());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = Server::start_with_config(
+            dir.path(),
+            "[relay]\nbind = \"127.0.0.1\"\nports = \"46000-46019\"\nkernel_forwarding = true\n",
+        );
+        let phones = Phones::new(&server);
+        let (to_alice_side, to_bob_side, route) = phones.call(&server, "kernel-call");
+        for _ in 0..3 {
+            phones.talk(to_alice_side, to_bob_side);
+        }
+        let intruder = rtp_socket();
+        assert_eq!(
+            stream(&intruder, relay(to_alice_side), &phones.bob_rtp, 10),
+            0
+        );
+        // Within a second the relay reads what the kernel forwarded: all but the packets
+        // before both sides latched (alice's first 50).
+        let mut json = serde_json::Value::Null;
+        for _ in 0..30 {
+            json = serde_json::from_str(&api(&server, "/api/relay")).expect("JSON");
+            if json["kernel_packets"].as_u64() >= Some(200) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(json["kernel_packets"].as_u64() >= Some(200), "{json}");
+        assert!(json["packets"].as_u64() >= Some(280), "{json}");
+        assert_eq!(json["dropped"], 10, "{json}");
+        let metrics = api(&server, "/metrics");
+        assert!(
+            metrics.contains("ferrosip_relay_kernel_packets_total"),
+            "{metrics}"
+        );
+        // The BYE ends the session, and the kernel forwards nothing more.
+        phones.hang_up(&server, "kernel-call", &route);
+        std::thread::sleep(Duration::from_millis(200));
+        let json: serde_json::Value =
+            serde_json::from_str(&api(&server, "/api/relay")).expect("JSON");
+        assert_eq!(json["sessions"], 0, "{json}");
+        assert_eq!(
+            stream(&phones.alice_rtp, relay(to_alice_side), &phones.bob_rtp, 10),
+            0,
+            "forwarded after the BYE"
+        );
+    })
+    .join()
+    .expect("thread");
 }
 
 /// A process killed when dropped.
