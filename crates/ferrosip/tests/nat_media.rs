@@ -4,7 +4,8 @@
 //! and hear each other through the media relay (each receives at least 90% of what the
 //! other sent); hold and resume keep audio; the server's keepalives keep a binding past
 //! the NAT's UDP timeout, and a dead phone's binding goes; a STUN client behind the NAT
-//! learns the NAT's public address from the server.
+//! learns the NAT's public address from the server. With `[relay] kernel_forwarding`, the
+//! kernel forwards their streams, out of the server's bridge to the other NAT.
 
 mod support;
 
@@ -148,6 +149,49 @@ fn phones_behind_port_preserving_nats_hear_each_other() {
 #[test]
 fn phones_behind_random_port_nats_hear_each_other() {
     phones_behind_nat(Mapping::Random);
+}
+
+#[test]
+fn phones_behind_nats_hear_each_other_through_the_kernel() {
+    let mut net = Net::new();
+    let lan1 = net.natted_lan(1, Mapping::Random, 30);
+    let lan2 = net.natted_lan(2, Mapping::Random, 30);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let api = format!("{SERVER_IP}:8080");
+    let toml = format!(
+        "[server]\nlisten = [\"udp:{SERVER_IP}:5060\"]\n[api]\nlisten = \"{api}\"\n\
+         [relay]\nkernel_forwarding = true\n"
+    );
+    let server = Server::start_in(&net.internet(), dir.path(), &toml);
+    assert!(
+        server.log().contains("forwarded in the kernel"),
+        "{}",
+        server.log()
+    );
+    let wav = dir.path().join("tone.wav");
+    std::fs::write(&wav, tone_wav(60)).expect("write the tone");
+    let mut alice = phone(&lan1, "10.0.1.2", "alice", "bob", &wav);
+    let mut bob = phone(&lan2, "10.0.2.2", "bob", "alice", &wav);
+    call(&mut alice, &mut bob, "bob");
+    both_hear(&mut alice, &mut bob, 3);
+    // The relay's counters, read from inside the server's namespace.
+    let token = std::fs::read_to_string(dir.path().join("ferrosip.token")).expect("token");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &net.internet(), "curl", "-s", "-H"])
+        .arg(format!("Authorization: Bearer {}", token.trim()))
+        .arg(format!("http://{api}/api/relay"))
+        .output()
+        .expect("curl");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (kernel, all) = (json["kernel_packets"].as_u64(), json["packets"].as_u64());
+    assert!(
+        kernel
+            .zip(all)
+            .is_some_and(|(k, a)| a >= 200 && k * 10 >= a * 8),
+        "most packets through the kernel: {json}"
+    );
+    hang_up(&mut alice, &mut bob);
+    drop(server);
 }
 
 #[test]
