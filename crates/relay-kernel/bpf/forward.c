@@ -39,6 +39,8 @@ struct flow {
 	__u64 packets;
 	__u64 bytes;
 	__u64 last_ns;
+	__u64 rtcp_packets;
+	__u64 rtcp_bytes;
 };
 
 struct {
@@ -79,11 +81,23 @@ static __always_inline void mapped(__u8 *out, __u32 a)
 	__builtin_memcpy(out + 12, &a, 4);
 }
 
+// True for RTCP (RFC 5761 §4: version 2, packet types 192–223), which rtcp-mux sends to
+// the RTP port: counted apart, as the relay does.
+static __always_inline int rtcp(__u8 *first, void *end)
+{
+	return (void *)(first + 2) <= end && (first[0] >> 6) == 2 && first[1] >= 192 &&
+	       first[1] <= 223;
+}
+
 // Counts the packet (`len` bytes of payload) for its flow.
-static __always_inline void count(struct flow *f, __u32 len)
+static __always_inline void count(struct flow *f, __u32 len, int is_rtcp)
 {
 	__sync_fetch_and_add(&f->packets, 1);
 	__sync_fetch_and_add(&f->bytes, len);
+	if (is_rtcp) {
+		__sync_fetch_and_add(&f->rtcp_packets, 1);
+		__sync_fetch_and_add(&f->rtcp_bytes, len);
+	}
 	f->last_ns = bpf_ktime_get_ns();
 }
 
@@ -114,6 +128,7 @@ static __always_inline int forward4(struct __sk_buff *skb)
 	if (tot_len > skb->len - ETH_HLEN || tot_len < sizeof(struct iphdr) + sizeof(struct udphdr) + 1 ||
 	    bpf_ntohs(udp->len) != tot_len - sizeof(struct iphdr) || !media(*first))
 		return PASS;
+	int is_rtcp = rtcp(first, end);
 	struct key k = { .sport = udp->source, .dport = udp->dest };
 	mapped(k.saddr, ip->saddr);
 	struct flow *f = bpf_map_lookup_elem(&flows, &k);
@@ -160,7 +175,7 @@ static __always_inline int forward4(struct __sk_buff *skb)
 	bpf_skb_store_bytes(skb, IP_OFF + offsetof(struct iphdr, daddr), &daddr, 4, 0);
 	bpf_skb_store_bytes(skb, UDP4_OFF + offsetof(struct udphdr, source), &sport, 2, 0);
 	bpf_skb_store_bytes(skb, UDP4_OFF + offsetof(struct udphdr, dest), &dport, 2, 0);
-	count(f, tot_len - sizeof(struct iphdr) - sizeof(struct udphdr));
+	count(f, tot_len - sizeof(struct iphdr) - sizeof(struct udphdr), is_rtcp);
 	return send(skb, &fib, local);
 }
 
@@ -180,6 +195,7 @@ static __always_inline int forward6(struct __sk_buff *skb)
 	    plen < sizeof(struct udphdr) + 1 || bpf_ntohs(udp->len) != plen || !udp->check ||
 	    !media(*first))
 		return PASS;
+	int is_rtcp = rtcp(first, end);
 	struct key k = { .sport = udp->source, .dport = udp->dest };
 	__builtin_memcpy(k.saddr, &ip->saddr, 16);
 	struct flow *f = bpf_map_lookup_elem(&flows, &k);
@@ -228,7 +244,7 @@ static __always_inline int forward6(struct __sk_buff *skb)
 			    BPF_F_RECOMPUTE_CSUM);
 	bpf_skb_store_bytes(skb, UDP6_OFF + offsetof(struct udphdr, source), &sport, 2, 0);
 	bpf_skb_store_bytes(skb, UDP6_OFF + offsetof(struct udphdr, dest), &dport, 2, 0);
-	count(f, plen - sizeof(struct udphdr));
+	count(f, plen - sizeof(struct udphdr), is_rtcp);
 	return send(skb, &fib, local);
 }
 

@@ -50,6 +50,8 @@ struct Value {
     packets: u64,
     bytes: u64,
     last_ns: u64,
+    rtcp_packets: u64,
+    rtcp_bytes: u64,
 }
 
 // SAFETY: plain `repr(C)` data without padding, as the program's `struct key` and `struct flow`.
@@ -66,6 +68,11 @@ pub struct Counters {
     pub bytes: u64,
     /// When the last came, in `CLOCK_MONOTONIC` nanoseconds ([`monotonic_ns`]).
     pub last_ns: u64,
+    /// Of those, RTCP's packets and bytes (on the RTCP port, or on the RTP port with
+    /// rtcp-mux).
+    pub rtcp_packets: u64,
+    /// (See `rtcp_packets`.)
+    pub rtcp_bytes: u64,
 }
 
 /// The program, attached, and its table of flows; shared by the relay's threads (a flow
@@ -164,6 +171,8 @@ impl KernelPath {
             packets: 0,
             bytes: 0,
             last_ns: 0,
+            rtcp_packets: 0,
+            rtcp_bytes: 0,
         };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner
@@ -187,6 +196,8 @@ impl KernelPath {
             packets: v.packets,
             bytes: v.bytes,
             last_ns: v.last_ns,
+            rtcp_packets: v.rtcp_packets,
+            rtcp_bytes: v.rtcp_bytes,
         })
     }
 }

@@ -72,8 +72,13 @@ fn a_flow_is_forwarded_on_this_host_and_nothing_else() {
                 (&rtp(i)[..], "127.0.0.1:5002")
             );
         }
+        // And an RTCP sender report (rtcp-mux: on the RTP port), counted apart.
+        let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0];
+        a.send_to(&rtcp, "127.0.0.1:5000").expect("send");
+        assert_eq!(b.recv_from(&mut buf).expect("forwarded").0, 12);
         let c = path.counters(5000, sa("127.0.0.1:4000")).expect("flow");
-        assert_eq!((c.packets, c.bytes), (3, 36));
+        assert_eq!((c.packets, c.bytes), (4, 48));
+        assert_eq!((c.rtcp_packets, c.rtcp_bytes), (1, 12));
         assert!(c.last_ns > 0 && c.last_ns <= relay_kernel::monotonic_ns());
         // Not media (STUN's first byte), another source, another port: to the relay.
         let relay = receiver("127.0.0.1:5000");

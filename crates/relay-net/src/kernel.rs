@@ -88,6 +88,8 @@ fn since(seen: Counters, c: Counters, now: Instant, mono: u64) -> Forwarded {
     Forwarded {
         packets: c.packets.saturating_sub(seen.packets),
         bytes: c.bytes.saturating_sub(seen.bytes),
+        rtcp_packets: c.rtcp_packets.saturating_sub(seen.rtcp_packets),
+        rtcp_bytes: c.rtcp_bytes.saturating_sub(seen.rtcp_bytes),
         last: now.checked_sub(ago).unwrap_or(now),
     }
 }

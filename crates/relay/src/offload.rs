@@ -42,6 +42,10 @@ pub struct Forwarded {
     pub packets: u64,
     /// Bytes of payload.
     pub bytes: u64,
+    /// Of those, RTCP's packets and bytes.
+    pub rtcp_packets: u64,
+    /// (See `rtcp_packets`.)
+    pub rtcp_bytes: u64,
     /// When the last one came.
     pub last: Instant,
 }
@@ -168,10 +172,8 @@ impl Relay {
         let stats = &mut from.stats;
         stats.packets += f.packets;
         stats.bytes += f.bytes;
-        if c == 1 {
-            stats.rtcp_packets += f.packets;
-            stats.rtcp_bytes += f.bytes;
-        }
+        stats.rtcp_packets += f.rtcp_packets;
+        stats.rtcp_bytes += f.rtcp_bytes;
         stats.last = stats.last.max(Some(f.last));
     }
 }

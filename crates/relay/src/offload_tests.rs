@@ -116,11 +116,14 @@ fn what_the_kernel_forwarded_counts_and_keeps_the_side_heard() {
     let f = Forwarded {
         packets: 4500,
         bytes: 4500 * 160,
+        rtcp_packets: 18,
+        rtcp_bytes: 18 * 52,
         last: late,
     };
     r.forwarded(p.for_offerer, addr(A), f);
     let (offerer, _) = r.stats(&id()).expect("stats")[0].expect("stream");
     assert_eq!((offerer.packets, offerer.last), (4501, Some(late)));
+    assert_eq!((offerer.rtcp_packets, offerer.rtcp_bytes), (18, 18 * 52));
     assert_eq!(
         (r.totals().packets, r.totals().kernel_packets),
         (4503, 4500)
@@ -165,6 +168,8 @@ fn what_the_kernel_forwarded_counts_and_keeps_the_side_heard() {
     let stale = Forwarded {
         packets: 10,
         bytes: 1600,
+        rtcp_packets: 0,
+        rtcp_bytes: 0,
         last: later + RELEARN * 10,
     };
     r.forwarded(p.for_offerer, addr(A), stale);
