@@ -1,8 +1,9 @@
 # What bench/relay.sh and bench/webrtc.sh share, sourced once they have set `priority`: the
 # release build, a work folder removed at exit, the cores (with two or more, the relays on
 # the last and the load tool on the others), ferrosip's relay configuration, and
-# `start_relay NAME PORT`, which starts ferrosip (ferrosip-kernel: with its kernel path) or rtpengine with ng on 127.0.0.1:PORT (its
-# pid in `relay_pid`). CARGO_TARGET_DIR is followed.
+# `start_relay NAME PORT`, which starts ferrosip (ferrosip-kernel: with its kernel path) or
+# rtpengine with ng on 127.0.0.1:PORT (its pid in `relay_pid`). CARGO_TARGET_DIR is
+# followed.
 rtpengine_sched=()
 [ "$priority" -gt 0 ] && rtpengine_sched=(--scheduling=fifo --priority="$priority")
 target=${CARGO_TARGET_DIR:-target}
