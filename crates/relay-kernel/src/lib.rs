@@ -8,8 +8,12 @@
 //! loopback alone, whose routes the program looks up (the host routes nothing else because
 //! of it).
 
+mod host;
+
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use aya::maps::{HashMap, MapData};
 use aya::programs::{tc::TcAttachOptions, LinkOrder, SchedClassifier, TcAttachType};
@@ -83,8 +87,15 @@ pub struct KernelPath {
 
 struct Inner {
     flows: HashMap<MapData, Key, Value>,
+    /// The addresses the relay takes packets at, and the bind address they come from.
+    locals: HashMap<MapData, [u8; 16], u8>,
+    bind: IpAddr,
+    /// The interfaces the program is attached to, by index.
+    attached: HashSet<u32>,
+    /// When the host was last looked at ([`KernelPath::keep_up`]).
+    checked: Instant,
     /// Holds the program and its links: dropped, they detach.
-    _bpf: Ebpf,
+    bpf: Ebpf,
 }
 
 #[cfg(bpf_built)]
@@ -93,11 +104,10 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fo
 static OBJECT: &[u8] = &[];
 
 impl KernelPath {
-    /// Loads the program and attaches it to every Ethernet interface there is now, and to
-    /// loopback (an interface added later is not covered, nor one without Ethernet
-    /// headers, a tunnel's: their packets go to the relay). It takes packets to `bind`
-    /// only, or, bound to a wildcard, to the host's addresses now. Gives the
-    /// interfaces.
+    /// Loads the program and attaches it to every Ethernet interface, and to loopback (not
+    /// to a tunnel's, without Ethernet headers: their packets go to the relay). It takes
+    /// packets to `bind` only, or, bound to a wildcard, to the host's addresses. Gives the
+    /// interfaces. [`KernelPath::keep_up`] follows what changes on the host.
     pub fn start(bind: IpAddr) -> Result<(KernelPath, Vec<String>), Error> {
         if OBJECT.is_empty() {
             return Err(Error::NotBuilt);
@@ -110,44 +120,52 @@ impl KernelPath {
             .try_into()
             .map_err(|e| load(&e))?;
         prog.load().map_err(|e| load(&e))?;
-        lookups().map_err(|e| load(&e))?;
-        let mut attached = Vec::new();
-        for name in interfaces().into_iter().filter(|n| ethernet(n)) {
-            let order = TcAttachOptions::TcxOrder(LinkOrder::default());
-            match prog.attach_with_options(&name, TcAttachType::Ingress, order) {
-                Ok(_) => attached.push(name),
-                Err(e) if name == "lo" => return Err(load(&format!("attach to lo: {e}"))),
-                Err(e) => {
-                    tracing::warn!(interface = %name, error = %e, "media relay: the kernel's path does not cover this interface")
-                }
-            }
-        }
+        host::lookups().map_err(|e| load(&e))?;
         let map = bpf
             .take_map("locals")
             .ok_or_else(|| load(&"no address table"))?;
-        let mut locals: HashMap<MapData, [u8; 16], u8> =
-            HashMap::try_from(map).map_err(|e| load(&e))?;
-        for ip in addresses(bind) {
-            locals.insert(ip, 1, 0).map_err(|e| load(&e))?;
-        }
+        let locals = HashMap::try_from(map).map_err(|e| load(&e))?;
         let map = bpf
             .take_map("flows")
             .ok_or_else(|| load(&"no flow table"))?;
         let flows = HashMap::try_from(map).map_err(|e| load(&e))?;
-        let inner = Mutex::new(Inner { flows, _bpf: bpf });
+        let mut inner = Inner {
+            flows,
+            locals,
+            bind,
+            attached: HashSet::new(),
+            checked: Instant::now(),
+            bpf,
+        };
+        inner.follow_addresses();
+        let attached = inner.attach_new().map_err(|e| load(&e))?;
+        if !attached.iter().any(|n| n == "lo") {
+            return Err(load(&"cannot attach to lo"));
+        }
+        let inner = Mutex::new(inner);
         Ok((KernelPath { inner }, attached))
     }
 
-    /// Turns forwarding on loopback on again if something turned it off (`sysctl
-    /// --system`, a container manager writing `ip_forward`): without it the program's
-    /// route lookups fail, and every packet goes through the relay's threads. Says so,
-    /// once, when it had to.
-    pub fn keep_lookups(&self) -> Result<(), String> {
-        let _one = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if looking_up() {
+    /// Once a second at most, follows the host: attaches to interfaces that came since
+    /// (a VLAN, a bridge, one recreated), takes the addresses that came and leaves those
+    /// that went (bound to a wildcard), and turns forwarding on loopback on again if
+    /// something turned it off (`sysctl --system`, a container manager writing
+    /// `ip_forward`: without it the program's route lookups fail, and every packet goes
+    /// through the relay's threads). An error says the lookups cannot be had.
+    pub fn keep_up(&self) -> Result<(), String> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.checked.elapsed() < Duration::from_secs(1) {
             return Ok(());
         }
-        lookups()?;
+        inner.checked = Instant::now();
+        inner.follow_addresses();
+        for name in inner.attach_new().unwrap_or_default() {
+            tracing::info!(interface = %name, "media relay: the kernel's path covers a new interface");
+        }
+        if host::looking_up() {
+            return Ok(());
+        }
+        host::lookups()?;
         tracing::warn!("media relay: forwarding on loopback (net.ipv4/ipv6.conf.lo.forwarding) was turned off; turned on again for the kernel's path");
         Ok(())
     }
@@ -164,7 +182,7 @@ impl KernelPath {
             return Err(Error::Table(format!("{src} and {to} are of two families")));
         }
         let value = Value {
-            daddr: octets(to.ip()),
+            daddr: host::octets(to.ip()),
             sport: from.to_be(),
             dport: to.port().to_be(),
             pad: 0,
@@ -202,6 +220,50 @@ impl KernelPath {
     }
 }
 
+impl Inner {
+    /// Attaches the program to the Ethernet interfaces (and loopback) it is not attached to
+    /// yet; gives their names.
+    fn attach_new(&mut self) -> Result<Vec<String>, String> {
+        let prog: &mut SchedClassifier = self
+            .bpf
+            .program_mut("forward")
+            .ok_or("no program")?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        let mut names = Vec::new();
+        for (index, name) in host::interfaces() {
+            if self.attached.contains(&index) || !host::ethernet(&name) {
+                continue;
+            }
+            let order = TcAttachOptions::TcxOrder(LinkOrder::default());
+            match prog.attach_with_options(&name, TcAttachType::Ingress, order) {
+                Ok(_) => {
+                    self.attached.insert(index);
+                    names.push(name);
+                }
+                Err(e) => {
+                    tracing::warn!(interface = %name, error = %e, "media relay: the kernel's path does not cover this interface")
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// Makes the table of the relay's addresses what the host has now.
+    fn follow_addresses(&mut self) {
+        let now: HashSet<[u8; 16]> = host::addresses(self.bind).into_iter().collect();
+        let held: Vec<[u8; 16]> = self.locals.keys().flatten().collect();
+        for gone in held.iter().filter(|a| !now.contains(*a)) {
+            let _ = self.locals.remove(gone);
+        }
+        for new in now.iter().filter(|a| !held.contains(a)) {
+            if let Err(e) = self.locals.insert(new, 1, 0) {
+                tracing::warn!(error = %e, "media relay: the kernel's path does not take an address of the host");
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for KernelPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KernelPath").finish_non_exhaustive()
@@ -210,98 +272,9 @@ impl std::fmt::Debug for KernelPath {
 
 fn key(port: u16, src: SocketAddr) -> Key {
     Key {
-        saddr: octets(src.ip()),
+        saddr: host::octets(src.ip()),
         sport: src.port().to_be(),
         dport: port.to_be(),
-    }
-}
-
-/// The interfaces of this thread's network namespace.
-fn interfaces() -> Vec<String> {
-    let mut names = Vec::new();
-    // SAFETY: if_nameindex gives an array ended by a zero index, freed below.
-    unsafe {
-        let list = libc::if_nameindex();
-        if list.is_null() {
-            return names;
-        }
-        let mut i = list;
-        while (*i).if_index != 0 {
-            let name = std::ffi::CStr::from_ptr((*i).if_name);
-            names.push(name.to_string_lossy().into_owned());
-            i = i.add(1);
-        }
-        libc::if_freenameindex(list);
-    }
-    names
-}
-
-const LO_FORWARDING: &str = "/proc/sys/net/ipv4/conf/lo/forwarding";
-const LO_FORWARDING6: &str = "/proc/sys/net/ipv6/conf/lo/forwarding";
-
-/// Turns forwarding on for loopback, whose routes the program looks up (IPv6's where the
-/// host has IPv6).
-fn lookups() -> Result<(), String> {
-    if std::path::Path::new(LO_FORWARDING6).exists() {
-        std::fs::write(LO_FORWARDING6, "1")
-            .map_err(|e| format!("net.ipv6.conf.lo.forwarding: {e}"))?;
-    }
-    std::fs::write(LO_FORWARDING, "1").map_err(|e| format!("net.ipv4.conf.lo.forwarding: {e}"))
-}
-
-/// True when forwarding is on for loopback, in both families the host has.
-fn looking_up() -> bool {
-    let on = |p: &str| std::fs::read_to_string(p).is_ok_and(|v| v.trim() == "1");
-    on(LO_FORWARDING) && (on(LO_FORWARDING6) || !std::path::Path::new(LO_FORWARDING6).exists())
-}
-
-/// An address as the program's tables hold it: IPv6, IPv4 mapped into it.
-fn octets(ip: IpAddr) -> [u8; 16] {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
-    }
-}
-
-/// The addresses packets to the relay come to: `bind`, or, for a wildcard, the host's (of
-/// IPv4 for 0.0.0.0, of both families for `::`).
-fn addresses(bind: IpAddr) -> Vec<[u8; 16]> {
-    if !bind.is_unspecified() {
-        return vec![octets(bind)];
-    }
-    if_addrs::get_if_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| i.ip())
-        .filter(|ip| bind.is_ipv6() || ip.is_ipv4())
-        .map(octets)
-        .collect()
-}
-
-/// True for an interface whose packets carry an Ethernet header, as the program reads them:
-/// Ethernet's, and loopback's (not a tunnel's, WireGuard's, whose packets start with IP).
-fn ethernet(name: &str) -> bool {
-    const ARPHRD_ETHER: u16 = 1;
-    const ARPHRD_LOOPBACK: u16 = 772;
-    // SAFETY: an ifreq zeroed, then named, for SIOCGIFHWADDR on a socket of our own.
-    unsafe {
-        let mut req: libc::ifreq = std::mem::zeroed();
-        if name.len() >= req.ifr_name.len() {
-            return false;
-        }
-        for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
-            *d = s as libc::c_char;
-        }
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return false;
-        }
-        let ok = libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) == 0;
-        libc::close(fd);
-        ok && matches!(
-            req.ifr_ifru.ifru_hwaddr.sa_family,
-            ARPHRD_ETHER | ARPHRD_LOOPBACK
-        )
     }
 }
 

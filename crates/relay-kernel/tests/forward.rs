@@ -103,7 +103,8 @@ fn a_flow_is_forwarded_on_this_host_and_nothing_else() {
             relay.recv_from(&mut buf).expect("to the relay").1.port(),
             4000
         );
-        path.keep_lookups().expect("turned on");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        path.keep_up().expect("turned on");
         assert_eq!(std::fs::read_to_string(sysctl).expect("sysctl").trim(), "1");
         a.send_to(&rtp(6), "127.0.0.1:5000").expect("send");
         assert_eq!(b.recv_from(&mut buf).expect("forwarded").0, 12);
@@ -146,6 +147,27 @@ fn an_ipv6_flow_is_forwarded_on_this_host() {
         assert_eq!(
             relay.recv_from(&mut buf).expect("to the relay").1,
             sa("[::1]:4002")
+        );
+        // An address the host takes after start is the relay's once looked at again.
+        run(
+            "ip",
+            &["addr", "add", "2001:db8:77::1/128", "dev", "lo", "nodad"],
+        );
+        let (src, dst) = (sa("[2001:db8:77::1]:4004"), sa("[2001:db8:77::1]:6000"));
+        let (c, d) = (
+            UdpSocket::bind(src).expect("bind"),
+            receiver(&dst.to_string()),
+        );
+        path.install(5000, src, 5002, dst).expect("installed");
+        c.send_to(&rtp(7), "[2001:db8:77::1]:5000").expect("send");
+        assert_eq!(relay.recv_from(&mut buf).expect("to the relay").1, src);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        path.keep_up().expect("kept up");
+        c.send_to(&rtp(8), "[2001:db8:77::1]:5000").expect("send");
+        let (n, from) = d.recv_from(&mut buf).expect("forwarded");
+        assert_eq!(
+            (&buf[..n], from),
+            (&rtp(8)[..], sa("[2001:db8:77::1]:5002"))
         );
     })
     .join()

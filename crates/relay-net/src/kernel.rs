@@ -61,7 +61,7 @@ impl Offloaded {
 
     /// Gives the relay what the kernel forwarded since the last time.
     pub(crate) fn sync(&mut self, relay: &mut Relay, now: Instant) {
-        match self.path.keep_lookups() {
+        match self.path.keep_up() {
             Err(e) if !self.lookups_lost => {
                 self.lookups_lost = true;
                 tracing::warn!(error = %e, "media relay: the kernel's path cannot look routes up; packets go through the threads");
