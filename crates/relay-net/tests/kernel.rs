@@ -7,18 +7,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use relay::{MediaOp, MediaRequest};
+use relay::MediaOp;
 use relay_net::{MediaRelay, RelayConfig};
 
 mod support;
-use support::{config, phone_sdp};
-
-fn phone() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
-    s
-}
+use support::{audio_port, config, phone, phone_sdp, request};
 
 /// Sends `n` RTP packets from `from` to `to`; gives the sources of those `at` receives.
 fn exchange(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, n: u16) -> Vec<SocketAddr> {
@@ -36,32 +29,9 @@ fn exchange(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, n: u16) -> Vec<Soc
     got
 }
 
-fn request(op: MediaOp, to_tag: &str, sdp: Vec<u8>) -> MediaRequest {
-    MediaRequest {
-        op,
-        call_id: "kernel".into(),
-        from_tag: "a".into(),
-        to_tag: to_tag.into(),
-        sdp,
-        source: None,
-        receiver_ipv6: false,
-        receiver: relay::Peer::AsSender,
-        carrier: None,
-        caller: None,
-        authenticated: false,
-    }
-}
-
-fn port_of(sdp: &[u8]) -> u16 {
-    let text = std::str::from_utf8(sdp).expect("utf-8");
-    let m = text
-        .lines()
-        .find(|l| l.starts_with("m=audio "))
-        .expect("m=");
-    m.split(' ')
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("port")
+/// The audio port an SDP the relay rewrote names.
+fn port_of(sdp: Vec<u8>) -> u16 {
+    audio_port(&String::from_utf8(sdp).expect("utf-8"))
 }
 
 #[test]
@@ -91,10 +61,10 @@ fn latched_streams_go_through_the_kernel_until_the_call_ends() {
             .build()
             .expect("rt");
         let (a, b, intruder) = (phone(), phone(), phone());
-        let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "", phone_sdp(&a))));
-        let to_b_side = port_of(&offer.expect("offered"));
-        let answer = rt.block_on(relay.apply(&request(MediaOp::Answer, "b", phone_sdp(&b))));
-        let to_a_side = port_of(&answer.expect("answered"));
+        let offer = rt.block_on(relay.apply(&request(MediaOp::Offer, "a", "", phone_sdp(&a))));
+        let to_b_side = port_of(offer.expect("offered"));
+        let answer = rt.block_on(relay.apply(&request(MediaOp::Answer, "a", "b", phone_sdp(&b))));
+        let to_a_side = port_of(answer.expect("answered"));
         let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
         for _ in 0..3 {
             let heard = exchange(&a, at(to_a_side), &b, 50);
@@ -122,7 +92,7 @@ fn latched_streams_go_through_the_kernel_until_the_call_ends() {
         assert_eq!(totals.packets, 300, "{totals:?}");
         assert_eq!(totals.kernel_packets, 248, "{totals:?}");
         assert_eq!(totals.dropped, 5, "the intruder's");
-        rt.block_on(relay.apply(&request(MediaOp::Delete, "b", Vec::new())))
+        rt.block_on(relay.apply(&request(MediaOp::Delete, "a", "b", Vec::new())))
             .expect("deleted");
         assert!(
             exchange(&a, at(to_a_side), &b, 5).is_empty(),

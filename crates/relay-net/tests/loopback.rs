@@ -6,21 +6,14 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use relay::{Carrier, MediaError, MediaOp, MediaRequest, SessionId};
+use relay::{Carrier, MediaError, MediaOp, SessionId};
 use relay_net::{MediaRelay, RelayConfig};
 
 mod support;
-use support::{base, config, phone_sdp};
+use support::{audio_port, base, config, phone, phone_sdp, request};
 
 /// The relay's announced address in these tests (a documentation address: no one there).
 const ANNOUNCE: &str = "192.0.2.80";
-
-fn phone() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    s
-}
 
 /// Packets `from` sends to `to`, and those `at` receives, with where they came from.
 fn exchange(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, n: u16) -> Vec<SocketAddr> {
@@ -75,37 +68,12 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("rt")
 }
 
-fn request(op: MediaOp, from_tag: &str, to_tag: &str, sdp: Vec<u8>) -> MediaRequest {
-    MediaRequest {
-        op,
-        call_id: "loopback".into(),
-        from_tag: from_tag.into(),
-        to_tag: to_tag.into(),
-        sdp,
-        source: None,
-        receiver_ipv6: false,
-        receiver: relay::Peer::AsSender,
-        carrier: None,
-        caller: None,
-        authenticated: false,
-    }
-}
-
 /// The relay's address and audio port in a rewritten SDP.
 fn relay_port(sdp: &[u8]) -> u16 {
     let text = std::str::from_utf8(sdp).expect("utf-8");
     assert!(text.contains("c=IN IP4 192.0.2.80\r\n"), "{text}");
     assert!(text.contains("o=- 1 1 IN IP4 192.0.2.80\r\n"), "{text}");
     audio_port(text)
-}
-
-/// The port of an SDP's audio stream.
-fn audio_port(sdp: &str) -> u16 {
-    let m = sdp.lines().find(|l| l.starts_with("m=audio ")).expect("m=");
-    m.split(' ')
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("port")
 }
 
 #[test]

@@ -6,6 +6,7 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
+use relay::{MediaOp, MediaRequest};
 use relay_net::RelayConfig;
 
 /// The first of 20 ports for test `slot` (0–19) of this process: apart from every other
@@ -40,4 +41,38 @@ pub(crate) fn phone_sdp(s: &UdpSocket) -> Vec<u8> {
         port = a.port()
     )
     .into_bytes()
+}
+
+/// A phone's media socket on loopback, waiting half a second at most for a packet.
+pub(crate) fn phone() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    s
+}
+
+/// What a proxy asks of the relay for call "loopback", from the party with `from_tag`.
+pub(crate) fn request(op: MediaOp, from_tag: &str, to_tag: &str, sdp: Vec<u8>) -> MediaRequest {
+    MediaRequest {
+        op,
+        call_id: "loopback".into(),
+        from_tag: from_tag.into(),
+        to_tag: to_tag.into(),
+        sdp,
+        source: None,
+        receiver_ipv6: false,
+        receiver: relay::Peer::AsSender,
+        carrier: None,
+        caller: None,
+        authenticated: false,
+    }
+}
+
+/// The port of an SDP's audio stream.
+pub(crate) fn audio_port(sdp: &str) -> u16 {
+    let m = sdp.lines().find(|l| l.starts_with("m=audio ")).expect("m=");
+    m.split(' ')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("port")
 }
