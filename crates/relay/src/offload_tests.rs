@@ -44,6 +44,18 @@ fn drain(r: &mut Relay) -> Vec<Offload> {
     std::iter::from_fn(|| r.poll_offload()).collect()
 }
 
+/// The answerer `b` sends, then the offerer `a`, then `b` again (both sides latched, both
+/// flows offered to the kernel); gives the changes.
+fn both_ways(r: &mut Relay, now: Instant, p: StreamPorts, a: &str, b: &str) -> Vec<Offload> {
+    r.on_packet(now, p.for_answerer, addr(b), &rtp(1))
+        .expect("relayed");
+    r.on_packet(now, p.for_offerer, addr(a), &rtp(1))
+        .expect("relayed");
+    r.on_packet(now, p.for_answerer, addr(b), &rtp(2))
+        .expect("relayed");
+    drain(r)
+}
+
 #[test]
 fn a_flow_goes_to_the_kernel_once_both_sides_latched() {
     let now = Instant::now();
@@ -104,13 +116,7 @@ fn a_flow_goes_to_the_kernel_once_both_sides_latched() {
 fn what_the_kernel_forwarded_counts_and_keeps_the_side_heard() {
     let t0 = Instant::now();
     let (mut r, p) = call(t0, A, B);
-    r.on_packet(t0, p.for_answerer, addr(B), &rtp(1))
-        .expect("relayed");
-    r.on_packet(t0, p.for_offerer, addr(A), &rtp(1))
-        .expect("relayed");
-    r.on_packet(t0, p.for_answerer, addr(B), &rtp(2))
-        .expect("relayed");
-    assert_eq!(drain(&mut r).len(), 2);
+    assert_eq!(both_ways(&mut r, t0, p, A, B).len(), 2);
     // The kernel forwarded the offerer's packets for a minute and a half.
     let late = t0 + Duration::from_secs(90);
     let f = Forwarded {
@@ -186,15 +192,7 @@ fn what_the_kernel_forwarded_counts_and_keeps_the_side_heard() {
 #[test]
 fn a_new_sdp_an_ended_call_and_a_declined_stream_remove_their_flows() {
     let now = Instant::now();
-    let latched = |r: &mut Relay, p: StreamPorts| {
-        r.on_packet(now, p.for_answerer, addr(B), &rtp(1))
-            .expect("relayed");
-        r.on_packet(now, p.for_offerer, addr(A), &rtp(1))
-            .expect("relayed");
-        r.on_packet(now, p.for_answerer, addr(B), &rtp(2))
-            .expect("relayed");
-        assert_eq!(drain(r).len(), 2);
-    };
+    let latched = |r: &mut Relay, p: StreamPorts| assert_eq!(both_ways(r, now, p, A, B).len(), 2);
     let both = |p: StreamPorts| {
         [
             Offload::Remove {
@@ -231,15 +229,7 @@ fn a_new_sdp_an_ended_call_and_a_declined_stream_remove_their_flows() {
 #[test]
 fn bridged_families_link_local_fax_and_a_relay_that_does_not_offload_stay_in_userspace() {
     let now = Instant::now();
-    let both = |r: &mut Relay, p: StreamPorts, a: &str, b: &str| {
-        r.on_packet(now, p.for_answerer, addr(b), &rtp(1))
-            .expect("relayed");
-        r.on_packet(now, p.for_offerer, addr(a), &rtp(1))
-            .expect("relayed");
-        r.on_packet(now, p.for_answerer, addr(b), &rtp(2))
-            .expect("relayed");
-        drain(r)
-    };
+    let both = |r: &mut Relay, p: StreamPorts, a: &str, b: &str| both_ways(r, now, p, a, b);
     // IPv6 to IPv4 (the relay bridges them), and link-local IPv6: the relay's.
     let v6 = "[2001:db8::7]:4000";
     let (mut r, p) = call(now, v6, B);
