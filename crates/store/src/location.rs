@@ -87,8 +87,16 @@ impl Store {
             Backend::Sqlite { pool, .. } => {
                 // The whole transaction is one query (sqlx binds the parameters of each
                 // statement in turn): one round trip to the connection's worker thread
-                // instead of one per statement.
-                let mut q = QueryBuilder::<Sqlite>::new("BEGIN IMMEDIATE;");
+                // instead of one per statement. A batch of one statement (REGISTERs
+                // only, the usual batch) is a transaction of its own: no BEGIN and COMMIT,
+                // whose results would each wake this task.
+                let statements = upserts.len().div_ceil(ROWS_PER_STATEMENT)
+                    + removes.len().div_ceil(ROWS_PER_STATEMENT);
+                let mut q = QueryBuilder::<Sqlite>::new(if statements > 1 {
+                    "BEGIN IMMEDIATE;"
+                } else {
+                    ""
+                });
                 for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
                     push_insert(&mut q, chunk, Dialect::Sqlite);
                     q.push(";");
@@ -102,11 +110,15 @@ impl Store {
                     });
                     q.push(");");
                 }
-                q.push("COMMIT;");
+                if statements > 1 {
+                    q.push("COMMIT;");
+                }
                 let mut conn = pool.acquire().await?;
                 if let Err(e) = q.build().execute(&mut *conn).await {
-                    // A statement failed before COMMIT: end the transaction it left open.
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    if statements > 1 {
+                        // A statement failed before COMMIT: end the transaction it left open.
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    }
                     return Err(e.into());
                 }
             }
