@@ -400,8 +400,14 @@ async fn location_writer(
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
 ) {
     let mut batch = Vec::new();
-    let mut backlog = false;
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let (mut backlog, mut busy) = (false, false);
+    loop {
+        // Quiet, the first job wakes the writer; busy (the last window brought some), it
+        // only wakes at the end of each window: a wake-up per job's arrival costs more
+        // than the window's sleep.
+        if !busy && jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
         // Group commit: the REGISTERs of the next moment share one transaction. With a
         // backlog there is no need to wait for more.
         if !window.is_zero() && !backlog && batch.len() < MAX_BATCH {
@@ -412,6 +418,10 @@ async fn location_writer(
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        busy = !batch.is_empty() && !window.is_zero();
+        if batch.is_empty() {
+            continue;
         }
         backlog = !jobs.is_empty();
         // A failed transaction (a database restarting, a deadlock with another server) is
