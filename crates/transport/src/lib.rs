@@ -125,8 +125,8 @@ struct Inner {
 pub struct UdpReceive {
     /// Sockets (SO_REUSEPORT), each with a receive thread.
     pub threads: usize,
-    /// Under load, a thread takes what arrived once per this time instead of waking for
-    /// each datagram (zero: for each datagram).
+    /// Under load, a thread takes what arrived once per this time at most instead of waking
+    /// for each datagram, sooner as the rate grows (zero: for each datagram).
     pub coalesce: std::time::Duration,
 }
 

@@ -50,22 +50,34 @@ pub(crate) fn spawn_receiver(
 }
 
 /// When a receive thread sleeps out a window instead of waiting for each datagram: once
-/// datagrams come two or more per window on average, the thread takes what arrived every
-/// `window`, as a network card coalesces its interrupts. Each wake-up costs more CPU than
-/// handling a REGISTER; this adds up to a window of latency under load, and none to the
-/// first datagram after a quiet moment.
+/// datagrams come two or more per longest window on average, the thread takes what arrived
+/// at the end of each window, as a network card coalesces its interrupts. Each wake-up costs
+/// more CPU than handling a REGISTER; this adds up to a window of latency under load, and
+/// none to the first datagram after a quiet moment. The window shortens as the rate grows,
+/// so that a window gathers about [`PER_WINDOW`] datagrams: what waits in the socket's
+/// buffer stays bounded, and so does the wait.
 #[derive(Debug)]
 struct Pace {
+    /// The longest window.
     window: Duration,
-    /// The mean gap between datagrams (an exponential average, 1/8 per datagram).
+    /// The next window.
+    next: Duration,
+    /// The mean gap between datagrams taken (an exponential average, 1/8 per datagram).
     gap: Duration,
     last: Instant,
 }
+
+/// The datagrams a window aims to gather.
+const PER_WINDOW: u32 = 32;
+
+/// The shortest window: past `PER_WINDOW` datagrams per 100 µs, a window takes more.
+const SHORTEST: Duration = Duration::from_micros(100);
 
 impl Pace {
     fn new(window: Duration, now: Instant) -> Self {
         Pace {
             window,
+            next: window,
             gap: Self::longest(window),
             last: now,
         }
@@ -86,9 +98,21 @@ impl Pace {
         self.last = now;
     }
 
-    /// A window went by with nothing: wait for each datagram again.
-    fn quiet(&mut self) {
-        self.gap = Self::longest(self.window);
+    /// A window gathered `taken` datagrams: the next one is sized to gather
+    /// [`PER_WINDOW`] at that rate. None: wait for each datagram again.
+    fn gathered(&mut self, taken: u32) {
+        if taken == 0 {
+            self.gap = Self::longest(self.window);
+            self.next = self.window;
+            return;
+        }
+        let next = self.next.saturating_mul(PER_WINDOW) / taken;
+        self.next = next.clamp(SHORTEST.min(self.window), self.window);
+    }
+
+    /// The window to sleep out next.
+    fn next_window(&self) -> Duration {
+        self.next
     }
 
     /// True when the next datagrams are better taken after a window's sleep.
@@ -124,14 +148,12 @@ impl Receiver {
             self.take(handler);
             // Busy: take what arrived in each window, until a window brings nothing.
             while self.pace.busy() {
-                std::thread::sleep(self.pace.window);
+                std::thread::sleep(self.pace.next_window());
                 let mut taken = 0;
                 while self.take_waiting(handler) {
                     taken += 1;
                 }
-                if taken == 0 {
-                    self.pace.quiet();
-                }
+                self.pace.gathered(taken);
             }
         }
     }
@@ -283,10 +305,33 @@ mod tests {
         assert!(pace.busy());
         // A window with nothing: back to waiting for each datagram, until the rate is
         // seen again.
-        pace.quiet();
+        pace.gathered(0);
         assert!(!pace.busy());
         fed(&mut pace, at, MS / 10, 20);
         assert!(pace.busy());
+    }
+
+    #[test]
+    fn windows_shorten_as_the_rate_grows_and_lengthen_back() {
+        let mut pace = Pace::new(MS * 10, Instant::now());
+        assert_eq!(pace.next_window(), MS * 10);
+        // Four times what a window should gather: a quarter of the window next.
+        pace.gathered(PER_WINDOW * 4);
+        assert_eq!(pace.next_window(), MS * 10 / 4);
+        // Never below the shortest window, however many came.
+        pace.gathered(PER_WINDOW * 1000);
+        assert_eq!(pace.next_window(), SHORTEST);
+        // Fewer than it should gather: longer, up to the longest window.
+        pace.gathered(PER_WINDOW / 2);
+        assert_eq!(pace.next_window(), SHORTEST * 2);
+        pace.gathered(1);
+        assert_eq!(pace.next_window(), SHORTEST * 2 * PER_WINDOW);
+        pace.gathered(1);
+        assert_eq!(pace.next_window(), MS * 10);
+        // A window with nothing starts again from the longest one.
+        pace.gathered(PER_WINDOW * 2);
+        pace.gathered(0);
+        assert_eq!(pace.next_window(), MS * 10);
     }
 
     #[test]
