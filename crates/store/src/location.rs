@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use registrar::{Binding, Change};
-use sqlx::{Database, Encode, QueryBuilder, Sqlite, Type};
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Encode, QueryBuilder, Sqlite, SqliteConnection, Type};
 
 use crate::backend::{Backend, Columns};
 use crate::dialect::Dialect;
@@ -113,14 +114,9 @@ impl Store {
                 if statements > 1 {
                     q.push("COMMIT;");
                 }
-                let mut conn = pool.acquire().await?;
-                if let Err(e) = q.build().execute(&mut *conn).await {
-                    if statements > 1 {
-                        // A statement failed before COMMIT: end the transaction it left open.
-                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    }
-                    return Err(e.into());
-                }
+                let mut conn = CloseUnlessDone(Some(pool.acquire().await?));
+                q.build().execute(conn.connection()).await?;
+                conn.done();
             }
             Backend::Postgres(pool) => in_transaction!(pool, Dialect::Postgres),
             Backend::MySql(pool) => in_transaction!(pool, Dialect::MySql),
@@ -143,6 +139,33 @@ impl Store {
             Ok(())
         })
         .await
+    }
+}
+
+/// The writer's connection while a batch runs on it. A batch that fails, or whose caller
+/// stops waiting (a timeout), may leave it inside its transaction (SQLite's worker runs no
+/// statement after the one whose result nobody takes): then it is closed, which rolls back
+/// what it left open, rather than handed to the next batch, which would run inside that
+/// transaction and never be committed.
+struct CloseUnlessDone(Option<PoolConnection<Sqlite>>);
+
+impl CloseUnlessDone {
+    /// The connection to run on.
+    fn connection(&mut self) -> &mut SqliteConnection {
+        self.0.as_deref_mut().expect("held until done")
+    }
+
+    /// The batch ended: the connection goes back to the pool.
+    fn done(mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for CloseUnlessDone {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! migrations.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use registrar::Change;
 use sqlx::migrate::Migrator;
@@ -41,6 +42,40 @@ async fn checkpoint_copies_the_log_into_the_file() {
         .unwrap();
     assert!(logged > 0, "the batch went through the log");
     assert_eq!(logged, done, "everything copied");
+}
+
+#[tokio::test]
+async fn a_batch_given_up_on_leaves_no_transaction_open() {
+    let db = TestDb::sqlite().await;
+    let store = db.open().await;
+    // Another connection holds the write lock: a batch of two statements (an upsert and a
+    // removal) waits in its BEGIN, and its caller gives up on it.
+    let path = crate::sqlite_file(&db.url).unwrap();
+    let other = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
+        .await
+        .unwrap();
+    let lock = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let two = [
+        Change::Upsert(binding("sip:a@h", 10)),
+        binding("sip:b@h", 10).removal(),
+    ];
+    let given_up = tokio::time::timeout(Duration::from_millis(200), store.apply(&two)).await;
+    assert!(given_up.is_err(), "the batch waits for the lock");
+    // The lock goes while SQLite's worker still waits in that BEGIN: the BEGIN then
+    // succeeds, and the statements after it are never run.
+    lock.commit().await.unwrap();
+    // The next batch, one statement, is committed: another connection sees it.
+    store
+        .apply(&[Change::Upsert(binding("sip:c@h", 10))])
+        .await
+        .unwrap();
+    let seen: Vec<String> = sqlx::query_scalar("SELECT contact FROM location")
+        .fetch_all(&other)
+        .await
+        .unwrap();
+    assert_eq!(seen, ["sip:c@h"]);
 }
 
 #[tokio::test]
