@@ -704,6 +704,9 @@ fn moved_hint(message: &str) -> &'static str {
     }
 }
 
+/// The longest UDP coalescing window, in microseconds.
+const MAX_UDP_COALESCE_US: u64 = 50_000;
+
 impl Config {
     /// Reads and checks a file; errors name the file, line and key.
     pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
@@ -812,6 +815,14 @@ impl Config {
                 )
             })?;
         }
+        if self.server.udp_coalesce_us > MAX_UDP_COALESCE_US {
+            return Err(format!(
+                "{}server.udp_coalesce_us: {} is over {MAX_UDP_COALESCE_US} (50 ms: a window \
+                 must stay far below T1, when clients send again)",
+                line_of("udp_coalesce_us"),
+                self.server.udp_coalesce_us
+            ));
+        }
         if !self.api.listen.is_empty() && self.api.address().is_none() {
             let start = text.lines().position(|l| l.trim() == "[api]").unwrap_or(0);
             let line = text
@@ -897,6 +908,17 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_coalescing_window_past_50_ms_is_refused() {
+        let e = Config::parse("[server]\nudp_coalesce_us = 50001\n").unwrap_err();
+        assert!(
+            e.starts_with("line 2: server.udp_coalesce_us: 50001 is over 50000"),
+            "{e}"
+        );
+        let c = Config::parse("[server]\nudp_coalesce_us = 50000\n").unwrap();
+        assert_eq!(c.server.udp_receive().coalesce.as_millis(), 50);
+    }
 
     #[test]
     fn a_tls_listen_address_needs_a_certificate_and_a_key() {

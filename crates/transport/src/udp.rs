@@ -27,15 +27,46 @@ pub(crate) fn bind(addr: SocketAddr, shared: bool) -> std::io::Result<UdpSocket>
     if shared {
         sock.set_reuse_port(true)?;
     }
-    // Larger buffers absorb bursts; the kernel clamps them to its limits.
-    let _ = sock.set_recv_buffer_size(4 << 20);
+    // Larger buffers absorb bursts (and what comes during a coalescing window). The kernel
+    // clamps them to net.core.rmem_max (208 KiB on a stock Debian) unless the process may
+    // exceed it (CAP_NET_ADMIN: SO_RCVBUFFORCE).
+    if force_recv_buffer(&sock, RECV_BUFFER).is_err() {
+        let _ = sock.set_recv_buffer_size(RECV_BUFFER);
+    }
     let _ = sock.set_send_buffer_size(4 << 20);
     sock.bind(&addr.into())?;
     Ok(sock.into())
 }
 
+/// The receive buffer asked for: about 3000 datagrams of a kilobyte.
+const RECV_BUFFER: usize = 4 << 20;
+
+/// Sets the receive buffer past net.core.rmem_max (SO_RCVBUFFORCE, which needs
+/// CAP_NET_ADMIN).
+fn force_recv_buffer(sock: &Socket, size: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the descriptor is open for the call, and the option's value is a c_int whose
+    // address and size are passed.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Receives on `sock` on a thread of its own until the process ends; the handler runs on
-/// that thread. Under load it wakes once per `coalesce` (see [`Pace`]); zero: per datagram.
+/// that thread. Under load it wakes at most once per `coalesce`, more often as the rate grows
+/// (see [`Pace`]); zero: per datagram.
 pub(crate) fn spawn_receiver(
     name: String,
     sock: UdpSocket,
@@ -53,9 +84,10 @@ pub(crate) fn spawn_receiver(
 /// datagrams come two or more per longest window on average, the thread takes what arrived
 /// at the end of each window, as a network card coalesces its interrupts. Each wake-up costs
 /// more CPU than handling a REGISTER; this adds up to a window of latency under load, and
-/// none to the first datagram after a quiet moment. The window shortens as the rate grows,
-/// so that a window gathers about [`PER_WINDOW`] datagrams: what waits in the socket's
-/// buffer stays bounded, and so does the wait.
+/// none to the first datagram after a quiet moment. A busy spell starts with a short window
+/// ([`FIRST`]); each next one is sized to gather about [`PER_WINDOW`] datagrams at the rate
+/// the last one saw, at most twice as long as the last: windows shorten at once as the rate
+/// grows and lengthen step by step, so that a burst finds a short window.
 #[derive(Debug)]
 struct Pace {
     /// The longest window.
@@ -73,11 +105,14 @@ const PER_WINDOW: u32 = 32;
 /// The shortest window: past `PER_WINDOW` datagrams per 100 µs, a window takes more.
 const SHORTEST: Duration = Duration::from_micros(100);
 
+/// The first window of a busy spell (or the longest, if shorter).
+const FIRST: Duration = Duration::from_millis(2);
+
 impl Pace {
     fn new(window: Duration, now: Instant) -> Self {
         Pace {
             window,
-            next: window,
+            next: FIRST.min(window),
             gap: Self::longest(window),
             last: now,
         }
@@ -98,16 +133,19 @@ impl Pace {
         self.last = now;
     }
 
-    /// A window gathered `taken` datagrams: the next one is sized to gather
-    /// [`PER_WINDOW`] at that rate. None: wait for each datagram again.
-    fn gathered(&mut self, taken: u32) {
+    /// A window that lasted `elapsed` (its sleep and the taking before it) gathered `taken`
+    /// datagrams: the next one is sized to gather [`PER_WINDOW`] at that rate. None: wait for
+    /// each datagram again.
+    fn gathered(&mut self, taken: u32, elapsed: Duration) {
         if taken == 0 {
             self.gap = Self::longest(self.window);
-            self.next = self.window;
+            self.next = FIRST.min(self.window);
             return;
         }
-        let next = self.next.saturating_mul(PER_WINDOW) / taken;
-        self.next = next.clamp(SHORTEST.min(self.window), self.window);
+        let at_rate = elapsed.saturating_mul(PER_WINDOW) / taken;
+        self.next = at_rate
+            .min(self.next.saturating_mul(2))
+            .clamp(SHORTEST.min(self.window), self.window);
     }
 
     /// The window to sleep out next.
@@ -147,13 +185,17 @@ impl Receiver {
             // Quiet: sleep in the socket until a datagram comes, and take it at once.
             self.take(handler);
             // Busy: take what arrived in each window, until a window brings nothing.
+            let mut began = Instant::now();
             while self.pace.busy() {
                 std::thread::sleep(self.pace.next_window());
-                let mut taken = 0;
+                let mut taken = 0u32;
                 while self.take_waiting(handler) {
-                    taken += 1;
+                    taken = taken.saturating_add(1);
                 }
-                self.pace.gathered(taken);
+                let now = Instant::now();
+                self.pace
+                    .gathered(taken, now.saturating_duration_since(began));
+                began = now;
             }
         }
     }
@@ -305,33 +347,45 @@ mod tests {
         assert!(pace.busy());
         // A window with nothing: back to waiting for each datagram, until the rate is
         // seen again.
-        pace.gathered(0);
+        pace.gathered(0, MS);
         assert!(!pace.busy());
         fed(&mut pace, at, MS / 10, 20);
         assert!(pace.busy());
     }
 
     #[test]
-    fn windows_shorten_as_the_rate_grows_and_lengthen_back() {
+    fn windows_shorten_at_once_and_lengthen_step_by_step() {
         let mut pace = Pace::new(MS * 10, Instant::now());
+        // A busy spell starts short.
+        assert_eq!(pace.next_window(), FIRST);
+        // A quarter of what a 2 ms window should gather: at most twice as long next, then
+        // up to the longest window.
+        pace.gathered(PER_WINDOW / 4, MS * 2);
+        assert_eq!(pace.next_window(), MS * 4);
+        pace.gathered(PER_WINDOW / 4, MS * 4);
+        assert_eq!(pace.next_window(), MS * 8);
+        pace.gathered(PER_WINDOW / 4, MS * 8);
         assert_eq!(pace.next_window(), MS * 10);
-        // Four times what a window should gather: a quarter of the window next.
-        pace.gathered(PER_WINDOW * 4);
+        // Four times what it should gather: a quarter of the window it took.
+        pace.gathered(PER_WINDOW * 4, MS * 10);
         assert_eq!(pace.next_window(), MS * 10 / 4);
         // Never below the shortest window, however many came.
-        pace.gathered(PER_WINDOW * 1000);
+        pace.gathered(PER_WINDOW * 1000, MS);
         assert_eq!(pace.next_window(), SHORTEST);
-        // Fewer than it should gather: longer, up to the longest window.
-        pace.gathered(PER_WINDOW / 2);
-        assert_eq!(pace.next_window(), SHORTEST * 2);
-        pace.gathered(1);
-        assert_eq!(pace.next_window(), SHORTEST * 2 * PER_WINDOW);
-        pace.gathered(1);
-        assert_eq!(pace.next_window(), MS * 10);
-        // A window with nothing starts again from the longest one.
-        pace.gathered(PER_WINDOW * 2);
-        pace.gathered(0);
-        assert_eq!(pace.next_window(), MS * 10);
+        // A window with nothing: the next busy spell starts short again.
+        pace.gathered(0, MS);
+        assert_eq!(pace.next_window(), FIRST);
+        // Extreme counts and durations neither overflow nor panic.
+        pace.gathered(u32::MAX, Duration::MAX);
+        assert_eq!(pace.next_window(), MS * 4);
+    }
+
+    #[test]
+    fn a_window_shorter_than_the_first_is_kept() {
+        let mut pace = Pace::new(MS, Instant::now());
+        assert_eq!(pace.next_window(), MS);
+        pace.gathered(1, MS);
+        assert_eq!(pace.next_window(), MS);
     }
 
     #[test]

@@ -409,8 +409,9 @@ async fn location_writer(
             break;
         }
         // Group commit: the REGISTERs of the next moment share one transaction. With a
-        // backlog there is no need to wait for more.
-        if !window.is_zero() && !backlog && batch.len() < MAX_BATCH {
+        // backlog, or a full batch waiting, there is no need to wait for more.
+        let waiting = batch.len() + jobs.len();
+        if !window.is_zero() && !backlog && waiting < MAX_BATCH {
             tokio::time::sleep(window).await;
         }
         while batch.len() < MAX_BATCH {
