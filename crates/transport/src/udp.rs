@@ -87,7 +87,8 @@ pub(crate) fn spawn_receiver(
 /// none to the first datagram after a quiet moment. A busy spell starts with a short window
 /// ([`FIRST`]); each next one is sized to gather about [`PER_WINDOW`] datagrams at the rate
 /// the last one saw, at most twice as long as the last: windows shorten at once as the rate
-/// grows and lengthen step by step, so that a burst finds a short window.
+/// grows, which bounds what waits in the socket's buffer at a steady rate, and lengthen step
+/// by step.
 #[derive(Debug)]
 struct Pace {
     /// The longest window.
