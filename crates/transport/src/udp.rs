@@ -149,11 +149,6 @@ impl Pace {
             .clamp(SHORTEST.min(self.window), self.window);
     }
 
-    /// The window to sleep out next.
-    fn next_window(&self) -> Duration {
-        self.next
-    }
-
     /// True when the next datagrams are better taken after a window's sleep.
     fn busy(&self) -> bool {
         !self.window.is_zero() && self.gap.saturating_mul(2) <= self.window
@@ -188,7 +183,7 @@ impl Receiver {
             // Busy: take what arrived in each window, until a window brings nothing.
             let mut began = Instant::now();
             while self.pace.busy() {
-                std::thread::sleep(self.pace.next_window());
+                std::thread::sleep(self.pace.next);
                 let mut taken = 0u32;
                 while self.take_waiting(handler) {
                     taken = taken.saturating_add(1);
@@ -358,35 +353,35 @@ mod tests {
     fn windows_shorten_at_once_and_lengthen_step_by_step() {
         let mut pace = Pace::new(MS * 10, Instant::now());
         // A busy spell starts short.
-        assert_eq!(pace.next_window(), FIRST);
+        assert_eq!(pace.next, FIRST);
         // A quarter of what a 2 ms window should gather: at most twice as long next, then
         // up to the longest window.
         pace.gathered(PER_WINDOW / 4, MS * 2);
-        assert_eq!(pace.next_window(), MS * 4);
+        assert_eq!(pace.next, MS * 4);
         pace.gathered(PER_WINDOW / 4, MS * 4);
-        assert_eq!(pace.next_window(), MS * 8);
+        assert_eq!(pace.next, MS * 8);
         pace.gathered(PER_WINDOW / 4, MS * 8);
-        assert_eq!(pace.next_window(), MS * 10);
+        assert_eq!(pace.next, MS * 10);
         // Four times what it should gather: a quarter of the window it took.
         pace.gathered(PER_WINDOW * 4, MS * 10);
-        assert_eq!(pace.next_window(), MS * 10 / 4);
+        assert_eq!(pace.next, MS * 10 / 4);
         // Never below the shortest window, however many came.
         pace.gathered(PER_WINDOW * 1000, MS);
-        assert_eq!(pace.next_window(), SHORTEST);
+        assert_eq!(pace.next, SHORTEST);
         // A window with nothing: the next busy spell starts short again.
         pace.gathered(0, MS);
-        assert_eq!(pace.next_window(), FIRST);
+        assert_eq!(pace.next, FIRST);
         // Extreme counts and durations neither overflow nor panic.
         pace.gathered(u32::MAX, Duration::MAX);
-        assert_eq!(pace.next_window(), MS * 4);
+        assert_eq!(pace.next, MS * 4);
     }
 
     #[test]
     fn a_window_shorter_than_the_first_is_kept() {
         let mut pace = Pace::new(MS, Instant::now());
-        assert_eq!(pace.next_window(), MS);
+        assert_eq!(pace.next, MS);
         pace.gathered(1, MS);
-        assert_eq!(pace.next_window(), MS);
+        assert_eq!(pace.next, MS);
     }
 
     #[test]
