@@ -3,15 +3,18 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlPoolOptions, MySqlRow};
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::Connection;
-use sqlx::{MySqlPool, PgPool, Row, SqlitePool};
+use sqlx::{MySqlPool, PgPool, Row, Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::Mutex;
 
 use crate::dialect::Dialect;
 use crate::{Store, StoreError};
@@ -26,12 +29,15 @@ pub(crate) static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysq
 /// The connections to one of the databases.
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
-    /// An SQLite file: one connection writes (its page cache stays warm), another checkpoints.
+    /// An SQLite file: one connection writes the bindings, one everything else (each page
+    /// cache stays warm), another checkpoints.
     Sqlite {
-        /// The writer (and reader).
+        /// The writer (and reader) of all but the bindings.
         pool: SqlitePool,
         /// The checkpointer.
         checkpointer: SqlitePool,
+        /// The bindings' writer.
+        location: LocationConnection,
     },
     /// PostgreSQL.
     Postgres(PgPool),
@@ -70,10 +76,15 @@ impl Backend {
                 .map_err(open_err)?;
             SQLITE_MIGRATIONS.run(&pool).await?;
             let checkpointer = one_connection()
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await
                 .map_err(open_err)?;
-            return Ok(Backend::Sqlite { pool, checkpointer });
+            let location = LocationConnection::new(options);
+            return Ok(Backend::Sqlite {
+                pool,
+                checkpointer,
+                location,
+            });
         }
         let (scheme, rest) = url.split_once("://").unwrap_or_default();
         match scheme {
@@ -121,7 +132,12 @@ impl Backend {
     /// close copies the write-ahead log into the file and removes it (and `-shm`).
     pub(crate) async fn close(&self) {
         match self {
-            Backend::Sqlite { pool, checkpointer } => {
+            Backend::Sqlite {
+                pool,
+                checkpointer,
+                location,
+            } => {
+                location.close().await;
                 for pool in [checkpointer, pool] {
                     // Each pool has one connection. `Pool::close` alone can miss it while a
                     // task is handing it back (sqlx 0.8), leaving it open at exit: take it
@@ -158,6 +174,44 @@ fn sqlite_options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
         // Commits never checkpoint (the fsync would hold up every waiting 200 OK);
         // `checkpoint` does it beside them.
         .pragma("wal_autocheckpoint", "0"))
+}
+
+/// The SQLite connection that writes the bindings, opened when first needed. It is not
+/// pooled: a pool pings each connection handed back, a round trip to the connection's
+/// worker thread (two thread wake-ups) per batch of REGISTERs.
+#[derive(Debug, Clone)]
+pub(crate) struct LocationConnection(Arc<(SqliteConnectOptions, Mutex<Option<SqliteConnection>>)>);
+
+impl LocationConnection {
+    fn new(options: SqliteConnectOptions) -> Self {
+        LocationConnection(Arc::new((options, Mutex::default())))
+    }
+
+    /// Runs `query` on the connection, opening it if needed. A query that fails or is
+    /// given up on (its future dropped) may leave the connection inside its transaction
+    /// (the worker runs no statement after the one whose result nobody takes): the
+    /// connection is then closed, which rolls back what it left open, and the next query
+    /// opens another.
+    pub(crate) async fn execute<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+    ) -> Result<(), sqlx::Error> {
+        let (options, conn) = &*self.0;
+        let mut slot = conn.lock().await;
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => SqliteConnection::connect_with(options).await?,
+        };
+        query.execute(&mut conn).await?;
+        *slot = Some(conn);
+        Ok(())
+    }
+
+    async fn close(&self) {
+        if let Some(conn) = self.0 .1.lock().await.take() {
+            let _ = conn.close().await;
+        }
+    }
 }
 
 /// A pool of one SQLite connection.

@@ -66,7 +66,8 @@ impl Store {
     /// Opens the database and applies the migrations it lacks. `url` is one of:
     /// - `sqlite:PATH`, `sqlite://PATH` or a bare path: an SQLite file, created if needed, in
     ///   WAL mode with `synchronous = NORMAL` (every committed write survives a process
-    ///   crash), written through one connection;
+    ///   crash): the bindings written through a connection of their own, all else through
+    ///   another;
     /// - `postgres://…` or `postgresql://…`: PostgreSQL;
     /// - `mysql://…` or `mariadb://…`: MariaDB or MySQL.
     pub async fn open(url: &str) -> Result<Store, StoreError> {

@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 
 use registrar::{Binding, Change};
-use sqlx::pool::PoolConnection;
-use sqlx::{Database, Encode, QueryBuilder, Sqlite, SqliteConnection, Type};
+use sqlx::{Database, Encode, QueryBuilder, Sqlite, Type};
 
 use crate::backend::{Backend, Columns};
 use crate::dialect::Dialect;
@@ -42,7 +41,10 @@ impl Store {
         &self,
         changes: impl IntoIterator<Item = &'c Change>,
     ) -> Result<(), StoreError> {
-        let mut last: HashMap<(&str, &str, Option<u32>), &Change> = HashMap::new();
+        // ahash, as the registrar's maps of the same keys: cheaper than SipHash, still
+        // seeded per process.
+        let mut last: HashMap<(&str, &str, Option<u32>), &Change, ahash::RandomState> =
+            HashMap::default();
         for c in changes {
             last.insert(c.key(), c);
         }
@@ -85,7 +87,7 @@ impl Store {
             }};
         }
         match &self.backend {
-            Backend::Sqlite { pool, .. } => {
+            Backend::Sqlite { location, .. } => {
                 // The whole transaction is one query (sqlx binds the parameters of each
                 // statement in turn): one round trip to the connection's worker thread
                 // instead of one per statement. A batch of one statement (REGISTERs
@@ -114,9 +116,7 @@ impl Store {
                 if statements > 1 {
                     q.push("COMMIT;");
                 }
-                let mut conn = CloseUnlessDone(Some(pool.acquire().await?));
-                q.build().execute(conn.connection()).await?;
-                conn.done();
+                location.execute(q.build()).await?;
             }
             Backend::Postgres(pool) => in_transaction!(pool, Dialect::Postgres),
             Backend::MySql(pool) => in_transaction!(pool, Dialect::MySql),
@@ -139,33 +139,6 @@ impl Store {
             Ok(())
         })
         .await
-    }
-}
-
-/// The writer's connection while a batch runs on it. A batch that fails, or whose caller
-/// stops waiting (a timeout), may leave it inside its transaction (SQLite's worker runs no
-/// statement after the one whose result nobody takes): then it is closed, which rolls back
-/// what it left open, rather than handed to the next batch, which would run inside that
-/// transaction and never be committed.
-struct CloseUnlessDone(Option<PoolConnection<Sqlite>>);
-
-impl CloseUnlessDone {
-    /// The connection to run on.
-    fn connection(&mut self) -> &mut SqliteConnection {
-        self.0.as_deref_mut().expect("held until done")
-    }
-
-    /// The batch ended: the connection goes back to the pool.
-    fn done(mut self) {
-        self.0.take();
-    }
-}
-
-impl Drop for CloseUnlessDone {
-    fn drop(&mut self) {
-        if let Some(conn) = self.0.as_mut() {
-            conn.close_on_drop();
-        }
     }
 }
 
