@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Connection;
 use sqlx::{MySqlPool, PgPool, Row, Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::dialect::Dialect;
 use crate::{Store, StoreError};
@@ -176,9 +176,9 @@ fn sqlite_options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
         .pragma("wal_autocheckpoint", "0"))
 }
 
-/// The SQLite connection that writes the bindings, opened when first needed. It is not
-/// pooled: a pool pings each connection handed back, a round trip to the connection's
-/// worker thread (two thread wake-ups) per batch of REGISTERs.
+/// The SQLite connection that writes the bindings (and reads them at start), opened when
+/// first needed. It is not pooled: a pool pings each connection handed back, a round trip
+/// to the connection's worker thread (two thread wake-ups) per batch of REGISTERs.
 #[derive(Debug, Clone)]
 pub(crate) struct LocationConnection(Arc<(SqliteConnectOptions, Mutex<Option<SqliteConnection>>)>);
 
@@ -187,24 +187,50 @@ impl LocationConnection {
         LocationConnection(Arc::new((options, Mutex::default())))
     }
 
-    /// Runs `query` on the connection, opening it if needed. A query that fails or is
-    /// given up on (its future dropped) may leave the connection inside its transaction
-    /// (the worker runs no statement after the one whose result nobody takes): the
-    /// connection is then closed, which rolls back what it left open, and the next query
-    /// opens another.
+    /// Runs `query` on the connection.
     pub(crate) async fn execute<'q>(
         &self,
         query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
     ) -> Result<(), sqlx::Error> {
-        let (options, conn) = &*self.0;
-        let mut slot = conn.lock().await;
-        let mut conn = match slot.take() {
-            Some(conn) => conn,
-            None => SqliteConnection::connect_with(options).await?,
-        };
+        let (mut slot, mut conn) = self.checkout().await?;
         query.execute(&mut conn).await?;
         *slot = Some(conn);
         Ok(())
+    }
+
+    /// Hands each row of `sql` to `each`. The bindings loaded at start leave their pages in
+    /// the page cache of the connection that goes on writing them, not in another's.
+    pub(crate) async fn for_each_row(
+        &self,
+        sql: &str,
+        mut each: impl FnMut(&dyn Columns) -> Result<(), sqlx::Error>,
+    ) -> Result<(), sqlx::Error> {
+        use futures_util::TryStreamExt;
+        let (mut slot, mut conn) = self.checkout().await?;
+        let mut rows = sqlx::query(sql).fetch(&mut conn);
+        while let Some(r) = rows.try_next().await? {
+            each(&r)?;
+        }
+        drop(rows);
+        *slot = Some(conn);
+        Ok(())
+    }
+
+    /// The connection, taken out of its slot (opened if there is none) while the slot stays
+    /// locked. A query that fails or is given up on (its future dropped) may leave the
+    /// connection inside its transaction (the worker runs no statement after the one whose
+    /// result nobody takes): the connection is then not put back but closed, which rolls
+    /// back what it left open, and the next query opens another.
+    async fn checkout(
+        &self,
+    ) -> Result<(MutexGuard<'_, Option<SqliteConnection>>, SqliteConnection), sqlx::Error> {
+        let (options, slot) = &*self.0;
+        let mut slot = slot.lock().await;
+        let conn = match slot.take() {
+            Some(conn) => conn,
+            None => SqliteConnection::connect_with(options).await?,
+        };
+        Ok((slot, conn))
     }
 
     async fn close(&self) {

@@ -134,11 +134,14 @@ impl Store {
     /// (loading it at start leaves no peak behind).
     pub async fn for_each_binding(&self, mut each: impl FnMut(Binding)) -> Result<(), StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM location");
-        self.for_each_row(&sql, |r| {
+        let read = |r: &dyn Columns| {
             each(binding(r)?);
             Ok(())
-        })
-        .await
+        };
+        match &self.backend {
+            Backend::Sqlite { location, .. } => Ok(location.for_each_row(&sql, read).await?),
+            _ => self.for_each_row(&sql, read).await,
+        }
     }
 }
 
