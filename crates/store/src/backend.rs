@@ -1,5 +1,5 @@
 //! The three databases behind a [`Store`]: their connections, their migrations, and the few
-//! helpers through which every query but the location batch runs.
+//! helpers through which every query runs but the server's own reads and writes of bindings.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -29,10 +29,10 @@ pub(crate) static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysq
 /// The connections to one of the databases.
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
-    /// An SQLite file: one connection writes the bindings, one everything else (each page
-    /// cache stays warm), another checkpoints.
+    /// An SQLite file: one connection writes the bindings (and reads them at start), one
+    /// does everything else (each page cache stays warm), another checkpoints.
     Sqlite {
-        /// The writer (and reader) of all but the bindings.
+        /// Everything else: subscribers, calls, presence, the CLI's reads of bindings.
         pool: SqlitePool,
         /// The checkpointer.
         checkpointer: SqlitePool,
@@ -180,7 +180,26 @@ fn sqlite_options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
 /// first needed. It is not pooled: a pool pings each connection handed back, a round trip
 /// to the connection's worker thread (two thread wake-ups) per batch of REGISTERs.
 #[derive(Debug, Clone)]
-pub(crate) struct LocationConnection(Arc<(SqliteConnectOptions, Mutex<Option<SqliteConnection>>)>);
+pub(crate) struct LocationConnection(Arc<(SqliteConnectOptions, Mutex<Slot>)>);
+
+/// Where the connection stands.
+#[derive(Debug, Default)]
+enum Slot {
+    /// None open: the next query opens one.
+    #[default]
+    Empty,
+    /// Open, between queries.
+    Open(SqliteConnection),
+    /// A query failed or was given up on: its connection is closing, which rolls back what
+    /// it left open once the statement its worker still runs ends.
+    Closing(tokio::task::JoinHandle<()>),
+    /// The store is closed: no query runs (a new connection would keep the log open).
+    Closed,
+}
+
+/// How long a query waits for the connection of a failed one to close: its worker ends the
+/// statement it runs first, which may wait `busy_timeout` (5 s) for the lock.
+const CLOSING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl LocationConnection {
     fn new(options: SqliteConnectOptions) -> Self {
@@ -192,9 +211,9 @@ impl LocationConnection {
         &self,
         query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
     ) -> Result<(), sqlx::Error> {
-        let (mut slot, mut conn) = self.checkout().await?;
-        query.execute(&mut conn).await?;
-        *slot = Some(conn);
+        let mut conn = self.checkout().await?;
+        query.execute(conn.connection()).await?;
+        conn.done();
         Ok(())
     }
 
@@ -206,36 +225,83 @@ impl LocationConnection {
         mut each: impl FnMut(&dyn Columns) -> Result<(), sqlx::Error>,
     ) -> Result<(), sqlx::Error> {
         use futures_util::TryStreamExt;
-        let (mut slot, mut conn) = self.checkout().await?;
-        let mut rows = sqlx::query(sql).fetch(&mut conn);
+        let mut conn = self.checkout().await?;
+        let mut rows = sqlx::query(sql).fetch(conn.connection());
         while let Some(r) = rows.try_next().await? {
             each(&r)?;
         }
         drop(rows);
-        *slot = Some(conn);
+        conn.done();
         Ok(())
     }
 
-    /// The connection, taken out of its slot (opened if there is none) while the slot stays
-    /// locked. A query that fails or is given up on (its future dropped) may leave the
-    /// connection inside its transaction (the worker runs no statement after the one whose
-    /// result nobody takes): the connection is then not put back but closed, which rolls
-    /// back what it left open, and the next query opens another.
-    async fn checkout(
-        &self,
-    ) -> Result<(MutexGuard<'_, Option<SqliteConnection>>, SqliteConnection), sqlx::Error> {
+    /// The connection, opened if none is, for one query; the slot stays locked meanwhile,
+    /// so queries run one after the other, each after the last one's connection closed.
+    async fn checkout(&self) -> Result<CloseUnlessDone<'_>, sqlx::Error> {
         let (options, slot) = &*self.0;
         let mut slot = slot.lock().await;
-        let conn = match slot.take() {
-            Some(conn) => conn,
-            None => SqliteConnection::connect_with(options).await?,
+        if let Slot::Closing(closing) = &mut *slot {
+            let _ = tokio::time::timeout(CLOSING_WAIT, closing).await;
+            *slot = Slot::Empty;
+        }
+        let conn = match std::mem::take(&mut *slot) {
+            Slot::Open(conn) => conn,
+            Slot::Empty | Slot::Closing(_) => SqliteConnection::connect_with(options).await?,
+            Slot::Closed => {
+                *slot = Slot::Closed;
+                return Err(sqlx::Error::PoolClosed);
+            }
         };
-        Ok((slot, conn))
+        Ok(CloseUnlessDone {
+            slot,
+            conn: Some(conn),
+        })
     }
 
+    /// Closes the connection (after a query under way); no query runs after.
     async fn close(&self) {
-        if let Some(conn) = self.0 .1.lock().await.take() {
-            let _ = conn.close().await;
+        let mut slot = self.0 .1.lock().await;
+        match std::mem::replace(&mut *slot, Slot::Closed) {
+            Slot::Open(conn) => drop(conn.close().await),
+            Slot::Closing(closing) => drop(tokio::time::timeout(CLOSING_WAIT, closing).await),
+            Slot::Empty | Slot::Closed => {}
+        }
+    }
+}
+
+/// The connection while a query runs on it. A query that fails or is given up on (its
+/// future dropped) may leave the connection inside its transaction (SQLite's worker runs no
+/// statement after the one whose result nobody takes): then it is closed, which rolls back
+/// what it left open, rather than used again, which would run the next batch inside that
+/// transaction and never commit it.
+struct CloseUnlessDone<'a> {
+    slot: MutexGuard<'a, Slot>,
+    conn: Option<SqliteConnection>,
+}
+
+impl CloseUnlessDone<'_> {
+    fn connection(&mut self) -> &mut SqliteConnection {
+        self.conn.as_mut().expect("held until done")
+    }
+
+    /// The query ended: the connection goes back for the next.
+    fn done(mut self) {
+        if let Some(conn) = self.conn.take() {
+            *self.slot = Slot::Open(conn);
+        }
+    }
+}
+
+impl Drop for CloseUnlessDone<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        // Closing queues behind the statement the worker still runs; the next query waits
+        // for it, so that statement cannot land after a later batch.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let closing = runtime.spawn(async move { drop(conn.close().await) });
+            *self.slot = Slot::Closing(closing);
         }
     }
 }

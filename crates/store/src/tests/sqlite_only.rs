@@ -13,7 +13,7 @@ use super::TestDb;
 use crate::backend::{Backend, SQLITE_MIGRATIONS};
 use crate::Store;
 
-/// The writer's connection.
+/// The pool's connection (all but the bindings).
 fn writer(store: &Store) -> &SqlitePool {
     match &store.backend {
         Backend::Sqlite { pool, .. } => pool,
@@ -34,6 +34,18 @@ async fn checkpoint_copies_the_log_into_the_file() {
         .await
         .unwrap();
     assert_eq!(auto, 0, "commits do not checkpoint");
+    let Backend::Sqlite { location, .. } = &store.backend else {
+        unreachable!("an SQLite store")
+    };
+    let mut bindings_auto = None;
+    location
+        .for_each_row("PRAGMA wal_autocheckpoint", |r| {
+            bindings_auto = Some(r.int(0)?);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(bindings_auto, Some(0), "nor do the bindings' commits");
     store.checkpoint().await.unwrap();
     // (busy, frames in the log, frames checkpointed)
     let (_, logged, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
@@ -54,6 +66,15 @@ async fn a_batch_given_up_on_leaves_no_transaction_open() {
     let other = sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
+        .await
+        .unwrap();
+    // The bindings' connection is open before: the batch waits for the lock, not to open.
+    store
+        .apply(&[Change::Upsert(binding("sip:z@h", 10))])
+        .await
+        .unwrap();
+    store
+        .apply(&[binding("sip:z@h", 10).removal()])
         .await
         .unwrap();
     let lock = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
@@ -129,6 +150,21 @@ async fn close_leaves_no_log_beside_the_file() {
     let again = Store::open(path.to_str().unwrap()).await.unwrap();
     assert_eq!(again.domains().await.unwrap(), ["example.com"]);
     again.close().await;
+}
+
+/// A batch that comes after the store closed (REGISTERs still arriving at shutdown) fails:
+/// a connection opened for it would keep the log beside the file.
+#[tokio::test]
+async fn no_binding_is_written_after_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    let a = [Change::Upsert(binding("sip:a@h", 10))];
+    store.apply(&a).await.unwrap();
+    store.close().await;
+    assert!(store.apply(&a).await.is_err(), "closed");
+    let beside = |suffix: &str| dir.path().join(format!("c.db{suffix}")).exists();
+    assert!(!beside("-wal") && !beside("-shm"), "log and index removed");
 }
 
 /// The first migrations moved to `migrations/sqlite/` unchanged: sqlx refuses a database
