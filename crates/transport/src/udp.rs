@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use nix::sys::socket::{setsockopt, sockopt::RcvBufForce};
 use sip_message::Message;
 use socket2::{Domain, Socket, Type};
 use std::net::UdpSocket;
@@ -30,7 +31,7 @@ pub(crate) fn bind(addr: SocketAddr, shared: bool) -> std::io::Result<UdpSocket>
     // Larger buffers absorb bursts (and what comes during a coalescing window). The kernel
     // clamps them to net.core.rmem_max (208 KiB on a stock Debian) unless the process may
     // exceed it (CAP_NET_ADMIN: SO_RCVBUFFORCE).
-    if force_recv_buffer(&sock, RECV_BUFFER).is_err() {
+    if setsockopt(&sock, RcvBufForce, &RECV_BUFFER).is_err() {
         let _ = sock.set_recv_buffer_size(RECV_BUFFER);
     }
     let _ = sock.set_send_buffer_size(4 << 20);
@@ -40,29 +41,6 @@ pub(crate) fn bind(addr: SocketAddr, shared: bool) -> std::io::Result<UdpSocket>
 
 /// The receive buffer asked for: about 3000 datagrams of a kilobyte.
 const RECV_BUFFER: usize = 4 << 20;
-
-/// Sets the receive buffer past net.core.rmem_max (SO_RCVBUFFORCE, which needs
-/// CAP_NET_ADMIN).
-fn force_recv_buffer(sock: &Socket, size: usize) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-    // SAFETY: the descriptor is open for the call, and the option's value is a c_int whose
-    // address and size are passed.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
 
 /// Receives on `sock` on a thread of its own until the process ends; the handler runs on
 /// that thread. Under load it wakes at most once per `coalesce`, more often as the rate grows
