@@ -18,13 +18,14 @@ ACK, BYE, 200 to a registered callee that answers at once).
 
 Servers: `kamailio[:OPT,...]` runs bench/kamailio.cfg (register, call; with dialog and acc for
 calls) or bench/kamailio-auth.cfg (auth), 2 UDP children; OPTs `qm`, `fm`, `tlsf` choose its
-memory manager; its shared memory is --kamailio-shm (1024 MB: its default of 64 MB runs out
+memory manager, `db` writes its bindings through to SQLite as each REGISTER is answered
+(usrloc db_mode 1, as ferrosip persists them); its shared memory is --kamailio-shm (1024 MB: its default of 64 MB runs out
 below the rates measured here, and only the part it touches counts in its PSS). `ferrosip=PATH` runs that binary with its default script and configuration,
 persistence on (bindings, calls and CDRs in SQLite), but for bench/bench.toml's lifted
 per-source limits (the load comes from one address). Needs taskset (util-linux), kamailio
 and kamailio-sqlite-modules for the Kamailio lines. Stdlib Python.
 """
-import argparse, importlib.util, os, shutil, subprocess, sys, tempfile, time
+import argparse, importlib.util, os, shutil, sqlite3, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -54,12 +55,17 @@ def start(server, mode, port, work, users, shm):
                      "-DD", "-E", "-w", work, "-Y", work, "-m", str(shm)]
         if mode == "call":
             cmd += ["-A", "WITH_CALLS"]
-        if mode == "auth":
+        if mode == "auth" or "db" in opts:
             db = os.path.join(work, "kamailio.db")
-            ab.kamailio_db(schema_dir(), db, creds)
+            ab.kamailio_db(schema_dir(), db, creds if mode == "auth" else [])
             cmd += ["-A", f'DBURL="sqlite:///{db}"']
+        if "db" in opts:
+            with sqlite3.connect(db) as c:
+                c.executescript(open(os.path.join(schema_dir(), "usrloc-create.sql")).read())
+            cmd += ["-A", "WITH_DB", "-A", f'DBWAL="{db}=WAL"']
         for o in opts:
-            cmd += ["-x", o]
+            if o != "db":
+                cmd += ["-x", o]
     elif name == "ferrosip":
         binary = os.path.abspath(rest)
         db = os.path.join(work, "ferrosip.db")
