@@ -59,27 +59,6 @@ impl<'a> Method<'a> {
         }
     }
 
-    /// The method, borrowing nothing; `None` for an extension.
-    pub(crate) fn known(self) -> Option<Method<'static>> {
-        Some(match self {
-            Method::Invite => Method::Invite,
-            Method::Ack => Method::Ack,
-            Method::Bye => Method::Bye,
-            Method::Cancel => Method::Cancel,
-            Method::Options => Method::Options,
-            Method::Register => Method::Register,
-            Method::Prack => Method::Prack,
-            Method::Subscribe => Method::Subscribe,
-            Method::Notify => Method::Notify,
-            Method::Publish => Method::Publish,
-            Method::Info => Method::Info,
-            Method::Refer => Method::Refer,
-            Method::Message => Method::Message,
-            Method::Update => Method::Update,
-            Method::Extension(_) => return None,
-        })
-    }
-
     /// The method token.
     pub fn as_str(&self) -> &'a str {
         match self {

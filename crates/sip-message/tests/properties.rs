@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use sip_message::header::{parse_call_id, CSeq, Contact, NameAddr};
 use sip_message::{HeaderName, Message};
 
 /// A generated request, and the text it is written as.
@@ -275,79 +274,23 @@ fn uri_and_sent_by() -> impl Strategy<Value = (String, String)> {
     (uri, sent_by)
 }
 
-/// A display name, quoted or not.
-fn display() -> impl Strategy<Value = Option<String>> {
-    proptest::option::of(prop_oneof![
-        "\"[a-zA-Z ,;<>]{0,8}\" ".prop_map(String::from),
-        "[a-zA-Z]{1,8} ".prop_map(String::from),
-    ])
-}
-
-/// A request method: a known one or an extension.
-fn method() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("OPTIONS".to_string()),
-        Just("INVITE".to_string()),
-        Just("REGISTER".to_string()),
-        "[A-Z]{1,9}",
-    ]
-}
-
 proptest! {
-    /// The Request-URI, top Via, From, To, Call-ID, CSeq and Contacts a message keeps from
-    /// parsing are what parsing their text again gives, before and after `validate` (which
-    /// keeps them).
+    /// The Request-URI and top Via a message keeps from parsing are what parsing their text
+    /// again gives.
     #[test]
-    fn kept_values_are_the_parsed_ones(
-        (uri, sent_by) in uri_and_sent_by(),
-        params in "(;[a-z]{1,5}(=[a-z0-9]{1,5})?){0,3}",
-        header_params in "(;x[a-z]{0,4}(=[a-z0-9]{1,5})?){0,3}",
-        display in display(),
-        method in method(),
-        seq in any::<u32>(),
-        call_id in "[a-zA-Z0-9.!%*_+`'~()<>:\\\"/?{}-]{1,10}(@[a-z0-9]{1,5})?",
-        contacts in 0usize..5,
-    ) {
-        let display = display.unwrap_or_default();
-        let contact = match contacts {
-            0 => String::new(),
-            1 => "Contact: *\r\n".to_string(),
-            n => format!("m: {display}<{uri}>{header_params}\r\nContact: <sip:x@y>;q=0.5{}\r\n", ", <sip:z@w>".repeat(n - 2)),
-        };
+    fn kept_values_are_the_parsed_ones((uri, sent_by) in uri_and_sent_by(), params in "(;[a-z]{1,5}(=[a-z0-9]{1,5})?){0,3}") {
         let text = format!(
-            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by}{params} ;branch=z9hG4bK1, SIP/2.0/TCP h\r\n\
-             From: {display}<{uri}>;tag=1{header_params}\r\nt: sip:c@d{header_params}\r\nCall-ID:  {call_id} \r\n\
-             CSeq: {seq}  {method}\r\n{contact}\r\n"
+            "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by}{params} ;branch=z9hG4bK1, SIP/2.0/TCP h\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
         );
         let m = Message::parse(text.clone().into_bytes()).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
         let again = sip_message::Uri::parse(m.request_uri_str().expect("request")).expect("checked");
         prop_assert_eq!(m.request_uri(), Some(again));
         let first = m.header(HeaderName::Via).expect("via").value.split(',').next().expect("value");
         let via = sip_message::header::Via::parse(first.trim()).map_err(|e| TestCaseError::fail(format!("{e:?}: {text}")))?;
-        let value = |name| m.header(name).expect("header").value;
-        let from = NameAddr::parse(value(HeaderName::From)).map_err(|e| TestCaseError::fail(format!("{e:?}: {text}")))?;
-        let to = NameAddr::parse(value(HeaderName::To)).expect("to");
-        let id = parse_call_id(value(HeaderName::CallId)).expect("call-id");
-        let cseq = CSeq::parse(value(HeaderName::CSeq)).expect("cseq");
-        let parsed_contacts: Vec<Contact> = m
-            .headers()
-            .filter(|h| h.name == HeaderName::Contact)
-            .flat_map(|h| h.values())
-            .map(|v| Contact::parse(v).expect("contact"))
-            .collect();
-        prop_assert_eq!(parsed_contacts.len(), contacts);
-        for validated in [false, true] {
-            prop_assert_eq!(m.top_via().expect("via"), via);
-            prop_assert_eq!(m.from().expect("from"), from);
-            prop_assert_eq!(m.to().expect("to"), to);
-            prop_assert_eq!(m.call_id().expect("call-id"), id);
-            prop_assert_eq!(m.cseq().expect("cseq"), cseq);
-            let kept: Vec<Contact> = m.contacts().map(|c| c.expect("contact")).collect();
-            prop_assert_eq!(&kept, &parsed_contacts);
-            if !validated {
-                m.validate().map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
-            }
-        }
+        prop_assert_eq!(m.top_via().expect("via"), via);
+        m.validate().map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+        prop_assert_eq!(m.top_via().expect("via"), via);
     }
 }
 

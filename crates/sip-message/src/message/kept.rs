@@ -1,16 +1,13 @@
 //! What parsing found, kept with the message as byte ranges of its buffer: the Request-URI
-//! (parsed with the start line), the top Via, From, To, Call-ID and CSeq (parsed when first
-//! asked for). A proxy reads them several times per message; each read rebuilds the
-//! borrowed value from the ranges instead of parsing the text again.
+//! (parsed with the start line) and the top Via (parsed when first asked for). A proxy reads
+//! both several times per message; each read rebuilds the borrowed value from the ranges
+//! instead of parsing the text again.
 
-use std::cell::OnceCell;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{Message, Span};
-use crate::error::ParseError;
-use crate::header::{CSeq, NameAddr, Via};
+use crate::header::Via;
 use crate::host::Host;
-use crate::method::Method;
 use crate::params::Params;
 use crate::uri::{OtherUri, SipUri, TelUri, Uri};
 
@@ -185,79 +182,4 @@ impl ViaAt {
             params: Params::checked(m.text(self.params)),
         }
     }
-}
-
-/// A parsed [`NameAddr`] kept (From, To).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct NameAddrAt {
-    display: Option<Span>,
-    uri: UriAt,
-    bracketed: bool,
-    params: Span,
-}
-
-impl NameAddrAt {
-    /// Keeps `na`, parsed from a slice of `base`.
-    pub(crate) fn keep(base: &[u8], na: &NameAddr<'_>) -> NameAddrAt {
-        NameAddrAt {
-            display: na.display.map(|d| span(base, d)),
-            uri: UriAt::keep(base, &na.uri),
-            bracketed: na.bracketed,
-            params: span(base, na.params.as_str()),
-        }
-    }
-
-    /// The value again, borrowing from `m`.
-    pub(crate) fn get(self, m: &Message) -> NameAddr<'_> {
-        NameAddr {
-            display: self.display.map(|d| m.text(d)),
-            uri: self.uri.get(m),
-            bracketed: self.bracketed,
-            params: Params::checked(m.text(self.params)),
-        }
-    }
-}
-
-/// A parsed [`CSeq`] kept: a known method as it is, another by its span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CSeqAt {
-    seq: u32,
-    method: Result<Method<'static>, Span>,
-}
-
-impl CSeqAt {
-    /// Keeps `cseq`, parsed from a slice of `base`.
-    pub(crate) fn keep(base: &[u8], cseq: &CSeq<'_>) -> CSeqAt {
-        CSeqAt {
-            seq: cseq.seq,
-            method: cseq
-                .method
-                .known()
-                .ok_or_else(|| span(base, cseq.method.as_str())),
-        }
-    }
-
-    /// The value again, borrowing from `m`.
-    pub(crate) fn get(self, m: &Message) -> CSeq<'_> {
-        CSeq {
-            seq: self.seq,
-            method: self.method.unwrap_or_else(|s| Method::Extension(m.text(s))),
-        }
-    }
-}
-
-/// What was parsed of the headers a proxy reads several times per message, each when first
-/// asked for (or when [`Message::validate`] checked it).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Kept {
-    pub(crate) top_via: OnceCell<Result<ViaAt, ParseError>>,
-    pub(crate) from: OnceCell<Result<NameAddrAt, ParseError>>,
-    pub(crate) to: OnceCell<Result<NameAddrAt, ParseError>>,
-    pub(crate) call_id: OnceCell<Result<Span, ParseError>>,
-    pub(crate) cseq: OnceCell<Result<CSeqAt, ParseError>>,
-}
-
-/// Keeps a Call-ID, a slice of `base`.
-pub(crate) fn keep_call_id(base: &[u8], call_id: &str) -> Span {
-    span(base, call_id)
 }

@@ -26,8 +26,8 @@ pub struct Message {
     start: usize,
     head: Head,
     body: Span,
-    /// Headers parsed when first asked for.
-    kept: kept::Kept,
+    /// The top Via, parsed when first asked for.
+    top_via: std::cell::OnceCell<Result<kept::ViaAt, ParseError>>,
 }
 
 /// One header field as it appears in the message.
@@ -118,7 +118,7 @@ impl Message {
             start,
             head,
             body,
-            kept: Default::default(),
+            top_via: Default::default(),
         })
     }
 
@@ -130,7 +130,7 @@ impl Message {
             start,
             head,
             body,
-            kept: Default::default(),
+            top_via: Default::default(),
         }
     }
 

@@ -1,6 +1,5 @@
 //! Typed access to the headers a proxy and registrar decide on.
 
-use super::kept::{keep_call_id, CSeqAt, NameAddrAt};
 use super::{Header, Message};
 use crate::error::{ErrorKind, ParseError, SyntaxError};
 use crate::header::{
@@ -48,7 +47,7 @@ impl Message {
 
     /// The topmost Via value (parsed once, when first asked for).
     pub fn top_via(&self) -> Result<Via<'_>, ParseError> {
-        let kept = self.kept.top_via.get_or_init(|| {
+        let kept = self.top_via.get_or_init(|| {
             let h = self.required(HeaderName::Via)?;
             let first = ListIter::new(h.value).next().unwrap_or_default();
             let via =
@@ -63,40 +62,24 @@ impl Message {
         self.list(HeaderName::Via, Via::parse)
     }
 
-    /// The From header (parsed once, when first asked for).
+    /// The From header.
     pub fn from(&self) -> Result<NameAddr<'_>, ParseError> {
-        let kept = self.kept.from.get_or_init(|| {
-            let na = self.single(HeaderName::From, NameAddr::parse)?;
-            Ok(NameAddrAt::keep(&self.buf, &na))
-        });
-        kept.map(|na| na.get(self))
+        self.single(HeaderName::From, NameAddr::parse)
     }
 
-    /// The To header (parsed once, when first asked for).
+    /// The To header.
     pub fn to(&self) -> Result<NameAddr<'_>, ParseError> {
-        let kept = self.kept.to.get_or_init(|| {
-            let na = self.single(HeaderName::To, NameAddr::parse)?;
-            Ok(NameAddrAt::keep(&self.buf, &na))
-        });
-        kept.map(|na| na.get(self))
+        self.single(HeaderName::To, NameAddr::parse)
     }
 
-    /// The Call-ID (checked once, when first asked for).
+    /// The Call-ID.
     pub fn call_id(&self) -> Result<&str, ParseError> {
-        let kept = self.kept.call_id.get_or_init(|| {
-            let id = self.single(HeaderName::CallId, parse_call_id)?;
-            Ok(keep_call_id(&self.buf, id))
-        });
-        kept.map(|s| self.text(s))
+        self.single(HeaderName::CallId, parse_call_id)
     }
 
-    /// The CSeq header (parsed once, when first asked for).
+    /// The CSeq header.
     pub fn cseq(&self) -> Result<CSeq<'_>, ParseError> {
-        let kept = self.kept.cseq.get_or_init(|| {
-            let cseq = self.single(HeaderName::CSeq, CSeq::parse)?;
-            Ok(CSeqAt::keep(&self.buf, &cseq))
-        });
-        kept.map(|c| c.get(self))
+        self.single(HeaderName::CSeq, CSeq::parse)
     }
 
     /// Max-Forwards, if present.

@@ -38,20 +38,6 @@ fn checker(name: HeaderName) -> Option<(Check, bool)> {
     })
 }
 
-/// Parses, and keeps with the message, the first value of a header.
-type Keep = fn(&Message) -> Result<(), ParseError>;
-
-/// The accessor that parses, and keeps, the first value of a header the proxy reads again.
-fn kept(name: HeaderName) -> Option<Keep> {
-    Some(match name {
-        HeaderName::From => |m| m.from().map(drop),
-        HeaderName::To => |m| m.to().map(drop),
-        HeaderName::CallId => |m| m.call_id().map(drop),
-        HeaderName::CSeq => |m| m.cseq().map(drop),
-        _ => return None,
-    })
-}
-
 fn check_token(v: &str) -> Result<(), SyntaxError> {
     if is_token(v) {
         Ok(())
@@ -65,22 +51,12 @@ impl Message {
     /// request method. A message that fails is malformed: answer 400 (a request) or drop it
     /// (a response).
     pub fn validate(&self) -> Result<(), ParseError> {
-        // The top Via and the first From, To, Call-ID and CSeq are checked by parsing them
-        // once for all (the proxy reads them again).
+        // The top Via is checked by parsing it once for all (the proxy reads it again).
         let mut top_via = true;
         for h in self.headers() {
             let Some((check, is_list)) = checker(h.name) else {
                 continue;
             };
-            if let Some(parse) = kept(h.name) {
-                if self
-                    .header(h.name)
-                    .is_some_and(|first| first.index == h.index)
-                {
-                    parse(self)?;
-                    continue;
-                }
-            }
             if is_list && !(h.name == HeaderName::Supported && h.value.is_empty()) {
                 for v in ListIter::new(h.value) {
                     if h.name == HeaderName::Via && std::mem::take(&mut top_via) {
@@ -93,12 +69,16 @@ impl Message {
                 check(h.value).map_err(|e| self.header_error(h.name, h.value, e))?;
             }
         }
-        if let (Some(method), Some(h)) = (self.method(), self.header(HeaderName::CSeq)) {
-            if self.cseq()?.method != method {
-                return Err(ParseError::new(
-                    ErrorKind::CSeqMismatch,
-                    self.offset_of(h.value),
-                ));
+        if let Some(method) = self.method() {
+            if let Some(h) = self.header(HeaderName::CSeq) {
+                let cseq = crate::header::CSeq::parse(h.value)
+                    .map_err(|e| self.header_error(HeaderName::CSeq, h.value, e))?;
+                if cseq.method != method {
+                    return Err(ParseError::new(
+                        ErrorKind::CSeqMismatch,
+                        self.offset_of(h.value),
+                    ));
+                }
             }
         }
         Ok(())
