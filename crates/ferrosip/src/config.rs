@@ -567,8 +567,9 @@ pub(crate) struct Server {
     /// The database: an SQLite file (`ferrosip.db`, `sqlite:/var/lib/ferrosip.db`), or
     /// `postgres://user:pass@host/db`, or `mysql://user:pass@host/db` (MariaDB too).
     pub(crate) database: String,
-    /// Milliseconds the binding writer waits to commit REGISTERs together (group commit);
-    /// their 200 OKs wait as long. 0 commits each batch at once.
+    /// Milliseconds the binding writer waits to commit REGISTERs together (group commit),
+    /// while they come two or more per window; their 200 OKs wait as long. Fewer, each is
+    /// committed as it comes. 0 commits each batch at once.
     pub(crate) commit_window_ms: u64,
     /// Most REGISTERs waiting for their bindings to be written; past it (a database too
     /// slow for the load) REGISTERs are answered 503 with Retry-After.

@@ -2,6 +2,7 @@
 
 mod accounting;
 mod database;
+mod group_commit;
 pub(crate) mod manage;
 mod offline;
 pub(crate) mod parse;

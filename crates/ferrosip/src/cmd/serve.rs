@@ -15,6 +15,7 @@ use transport::{Handler, Listen, Source, Transports};
 
 use crate::api::{self, ApiState};
 use crate::cmd::accounting::Accounting;
+use crate::cmd::group_commit::GroupCommit;
 use crate::cmd::presence_state::PresenceWriter;
 use crate::config::Config;
 use crate::manage::{load_directory, Live};
@@ -400,18 +401,18 @@ async fn location_writer(
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
 ) {
     let mut batch = Vec::new();
-    let (mut backlog, mut busy) = (false, false);
+    let mut backlog = false;
+    let mut pace = GroupCommit::new(window);
     loop {
-        // Quiet, the first job wakes the writer; busy (the last window brought some), it
-        // only wakes at the end of each window: a wake-up per job's arrival costs more
-        // than the window's sleep.
-        if !busy && jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            break;
-        }
-        // Group commit: the REGISTERs of the next moment share one transaction. With a
-        // backlog, or a full batch waiting, there is no need to wait for more.
-        let waiting = batch.len() + jobs.len();
-        if !window.is_zero() && !backlog && waiting < MAX_BATCH {
+        // Quiet, the first job wakes the writer and is committed at once. Busy, it only
+        // wakes at the end of each window, and the REGISTERs of the window share one
+        // transaction: a wake-up per job's arrival costs more than the window's sleep. With
+        // a backlog, or a full batch waiting, there is no need to wait for more.
+        if !pace.busy() {
+            if jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                break;
+            }
+        } else if !backlog && jobs.len() < MAX_BATCH {
             tokio::time::sleep(window).await;
         }
         while batch.len() < MAX_BATCH {
@@ -420,7 +421,7 @@ async fn location_writer(
                 Err(_) => break,
             }
         }
-        busy = !batch.is_empty() && !window.is_zero();
+        pace.taken(batch.len(), Instant::now());
         if batch.is_empty() {
             continue;
         }
