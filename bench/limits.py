@@ -18,12 +18,14 @@ ACK, BYE, 200 to a registered callee that answers at once).
 
 Servers: `kamailio[:OPT,...]` runs bench/kamailio.cfg (register, call; with dialog and acc for
 calls) or bench/kamailio-auth.cfg (auth), 2 UDP children; OPTs `qm`, `fm`, `tlsf` choose its
-memory manager, `db` writes its bindings through to SQLite as each REGISTER is answered
-(usrloc db_mode 1, as ferrosip persists them); its shared memory is --kamailio-shm (1024 MB: its default of 64 MB runs out
-below the rates measured here, and only the part it touches counts in its PSS). `ferrosip=PATH` runs that binary with its default script and configuration,
-persistence on (bindings, calls and CDRs in SQLite), but for bench/bench.toml's lifted
-per-source limits (the load comes from one address). Needs taskset (util-linux), kamailio
-and kamailio-sqlite-modules for the Kamailio lines. Stdlib Python.
+memory manager, `db` writes its bindings through to SQLite (WAL mode) before each REGISTER
+is answered (usrloc db_mode 1, as ferrosip persists them); its shared memory is
+--kamailio-shm (1024 MB: its default of 64 MB runs out below the rates measured here, and
+only the part it touches counts in its PSS). `ferrosip=PATH` runs that binary with its
+default script and configuration, persistence on (bindings, calls and CDRs in SQLite), but
+for bench/bench.toml's lifted per-source limits (the load comes from one address). Needs
+taskset (util-linux), kamailio and kamailio-sqlite-modules for the Kamailio lines. Stdlib
+Python.
 """
 import argparse, importlib.util, os, shutil, sqlite3, subprocess, sys, tempfile, time
 
