@@ -82,12 +82,14 @@ def main():
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.5)
         before = threads(server.pid)
-        subprocess.run(
+        load = subprocess.run(
             ["sipp", "127.0.0.1:5090", "-sf", scenario, "-s", "u-", "-i", "127.0.0.1", "-p", "25070",
              "-r", str(args.rate), "-m", str(args.count), "-nostdin", "-trace_err",
              "-error_file", os.path.join(tmp, "err.log")],
             check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
         after = threads(server.pid)
+        if load.returncode != 0:
+            print(f"sipp exited with {load.returncode}: some REGISTERs failed", file=sys.stderr)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)
         rows = collections.defaultdict(lambda: [0, 0, 0, 0])
