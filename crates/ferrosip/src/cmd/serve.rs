@@ -15,7 +15,7 @@ use transport::{Handler, Listen, Source, Transports};
 
 use crate::api::{self, ApiState};
 use crate::cmd::accounting::Accounting;
-use crate::cmd::group_commit::GroupCommit;
+use crate::cmd::group_commit::{GroupCommit, Next, MAX_BATCH};
 use crate::cmd::presence_state::PresenceWriter;
 use crate::config::Config;
 use crate::manage::{load_directory, Live};
@@ -387,11 +387,6 @@ const TIMER_TICK: Duration = Duration::from_millis(10);
 /// 64·T1 a REGISTER waits for its write (a hung database connection must not hold them).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most jobs in one transaction. It also bounds the burst of 200 OKs released by one
-/// commit: a client behind one socket (a registrar front end, a load generator) must not
-/// have its receive buffer overrun by them.
-const MAX_BATCH: usize = 64;
-
 /// Writes registrar changes in batches: every job waiting is committed in one transaction,
 /// then the responses that waited for it are sent.
 async fn location_writer(
@@ -406,14 +401,15 @@ async fn location_writer(
     loop {
         // Quiet, the first job wakes the writer and is committed at once. Busy, it only
         // wakes at the end of each window, and the REGISTERs of the window share one
-        // transaction: a wake-up per job's arrival costs more than the window's sleep. With
-        // a backlog, or a full batch waiting, there is no need to wait for more.
-        if !pace.busy() {
-            if jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                break;
+        // transaction: a wake-up per job's arrival costs more than the window's sleep.
+        match pace.next(jobs.len(), backlog) {
+            Next::Wait => {
+                if jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                    break;
+                }
             }
-        } else if !backlog && jobs.len() < MAX_BATCH {
-            tokio::time::sleep(window).await;
+            Next::Gather => tokio::time::sleep(window).await,
+            Next::Take => {}
         }
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
