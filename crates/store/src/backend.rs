@@ -240,13 +240,13 @@ impl LocationConnection {
     async fn checkout(&self) -> Result<CloseUnlessDone<'_>, sqlx::Error> {
         let (options, slot) = &*self.0;
         let mut slot = slot.lock().await;
-        if let Slot::Closing(closing) = &mut *slot {
-            let _ = tokio::time::timeout(CLOSING_WAIT, closing).await;
-            *slot = Slot::Empty;
-        }
         let conn = match std::mem::take(&mut *slot) {
             Slot::Open(conn) => conn,
-            Slot::Empty | Slot::Closing(_) => SqliteConnection::connect_with(options).await?,
+            Slot::Empty => SqliteConnection::connect_with(options).await?,
+            Slot::Closing(closing) => {
+                let _ = tokio::time::timeout(CLOSING_WAIT, closing).await;
+                SqliteConnection::connect_with(options).await?
+            }
             Slot::Closed => {
                 *slot = Slot::Closed;
                 return Err(sqlx::Error::PoolClosed);
